@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs lint, type checks and the whole test suite (slow tests too).
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+cd "$root"
+.venv/bin/ruff check src tests bench api
+.venv/bin/mypy
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -1,0 +1,99 @@
+"""Options, output and error handling shared by every ``twin`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from twin.errors import (
+    FeatureNotFoundError,
+    InputDataError,
+    LayerNotFoundError,
+    TwinError,
+    TwinExistsError,
+    TwinNotFoundError,
+    UsageError,
+)
+
+# One table: which error gives which exit code (first match wins).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (UsageError, 2),
+    (TwinNotFoundError, 2),
+    (TwinExistsError, 2),
+    (LayerNotFoundError, 2),
+    (FeatureNotFoundError, 2),
+    (InputDataError, 3),
+    (TwinError, 1),
+)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class State:
+    """Global options given before the command (``twin -v import …``)."""
+
+    verbosity = 0
+
+
+TwinArg = Annotated[
+    Path, typer.Argument(help="The twin file (a GeoPackage), e.g. chengdu.twin.gpkg.", show_default=False)
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON, for scripts.")
+]
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code of a domain error (1 for anything unexpected)."""
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON on standard output (UTF-8, not ASCII-escaped)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def progress_callback(enabled: bool, delay_s: float = 2.0) -> tuple[Callable[[str, float], None], Callable[[], None]]:
+    """A ``progress(stage, fraction)`` callback that shows a bar once work outlasts ``delay_s``.
+
+    Returns the callback and a function that closes the bar.
+    """
+    started = time.monotonic()
+    bar: dict[str, Any] = {}
+
+    def update(stage: str, fraction: float) -> None:
+        if not enabled:
+            return
+        if "progress" not in bar and time.monotonic() - started >= delay_s:
+            progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                console=err, transient=True,
+            )
+            progress.start()
+            bar["progress"] = progress
+            bar["task"] = progress.add_task(stage, total=1.0)
+        if "progress" in bar:
+            bar["progress"].update(bar["task"], description=stage, completed=fraction)
+
+    def close() -> None:
+        if "progress" in bar:
+            bar["progress"].stop()
+
+    return update, close
+
+
+def show_progress(json_output: bool) -> bool:
+    """Progress bars go to a terminal only, never with ``--json`` or ``-q``."""
+    return err.is_terminal and not json_output and State.verbosity >= 0

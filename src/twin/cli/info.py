@@ -1,0 +1,45 @@
+"""``twin info``: what the twin holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.model import Twin
+
+
+def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
+    """Show the twin's CRS and its layers: kind, CIM category, classification, count, extent.
+
+    Example: [bold]twin info chengdu.twin.gpkg --json[/bold]
+    """
+    city = Twin.open(twin_path)
+    infos = city.layer_infos()
+    last = city.imports().groupby("layer").tail(1).set_index("layer") if infos else None
+    if json_output:
+        layers = []
+        for item in infos:
+            entry = asdict(item)
+            if last is not None and item.name in last.index:
+                entry["last_import_time"] = last.loc[item.name, "time"]
+            layers.append(entry)
+        print_json({"path": str(city.path), "name": city.meta["name"], "crs": city.crs_text,
+                    "size_bytes": city.path.stat().st_size, "layers": layers})
+        return
+    out.print(f"[bold]{city.meta['name']}[/bold]  {city.path}  CRS {city.crs_text}")
+    table = Table(show_lines=False)
+    for column in ("layer", "kind", "category", "class", "features", "geometry", "extent", "last import"):
+        table.add_column(column, justify="right" if column == "features" else "left")
+    for item in infos:
+        extent = "" if item.extent is None else " ".join(f"{v:.0f}" for v in item.extent)
+        when = "" if last is None or item.name not in last.index else str(last.loc[item.name, "time"])
+        table.add_row(item.name, item.kind, f"{item.category_zh} {item.category}", item.classification,
+                      f"{item.feature_count:,}", item.geometry_type or "", extent, when)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)

@@ -1,0 +1,327 @@
+"""The import pipeline: read, map, validate, identify, reproject.
+
+:func:`prepare_import` turns one source into features ready for the twin and
+an :class:`ImportReport`; :class:`twin.Twin` then compares them with the layer
+already stored and commits the change set atomically (:mod:`twin.history`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from twin.crs import auto_crs_for, resolve_crs
+from twin.errors import CRSError, RejectedFeaturesError, SchemaError
+from twin.io import SourceData, checksum, read_source
+from twin.kinds import RESTRICTED_SENSOR_TYPES, Classification, LayerKind, get_kind
+from twin.mapping import ImportSpec, check_layer_name
+from twin.validate import check_geometries, convert_fields, new_reasons, note
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+RESERVED_COLUMNS = ("uid", "valid_from", "valid_to", "change", "import_id", "fid")
+_DEFAULT_ID_FIELDS = {"osm": "osm_id", "epanet": "id"}
+_UID_HASH_KEY = "citytwin-uid-v01"  # 16 bytes: SipHash key for geometry-derived uids
+MAX_STORED_REJECTIONS = 10_000
+
+
+@dataclass
+class Rejection:
+    """One source feature that was not imported, and why."""
+
+    row: int  # 1-based position in the source
+    source_id: str | None
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import read, repaired, rejected and changed."""
+
+    layer: str
+    kind: str
+    source: str
+    source_format: str = ""
+    checksum: str = ""
+    src_crs: str | None = None
+    crs: str | None = None
+    classification: str = ""
+    read: int = 0
+    imported: int = 0
+    repaired: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    import_id: int | None = None
+    time: str | None = None
+    seconds: float = 0.0
+    rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self, *, max_rejections: int | None = None) -> dict[str, Any]:
+        """The report as a JSON-ready dict (``rejections`` capped if asked)."""
+        data = asdict(self)
+        if max_rejections is not None and len(self.rejections) > max_rejections:
+            data["rejections"] = data["rejections"][:max_rejections]
+            data["rejections_truncated"] = len(self.rejections) - max_rejections
+        return data
+
+    def summary(self) -> str:
+        """One line: the counts an analyst checks first."""
+        return (
+            f"{self.layer}: read {self.read}, imported {self.imported}, "
+            f"repaired {self.repaired}, rejected {self.rejected} "
+            f"(added {self.added}, changed {self.changed}, removed {self.removed})"
+        )
+
+
+@dataclass
+class PreparedImport:
+    """Features ready to store, in the twin CRS, with their report."""
+
+    frame: gpd.GeoDataFrame  # columns: uid, fields…, geometry
+    kind: LayerKind
+    crs: pyproj.CRS
+    report: ImportReport
+    spec: ImportSpec
+
+
+def prepare_import(
+    spec: ImportSpec, twin_crs: pyproj.CRS | None, progress: Progress | None = None
+) -> PreparedImport:
+    """Read and check one source; nothing is written.
+
+    Raises
+    ------
+    SourceError, SchemaError, CRSError
+        When the source cannot be imported at all.
+    RejectedFeaturesError
+        When ``spec.strict`` and any feature had to be rejected.
+    """
+    started = time.perf_counter()
+    step = progress or (lambda stage, fraction: None)
+    kind = get_kind(spec.kind)
+    check_layer_name(spec.layer)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest: Future[str] = pool.submit(checksum, spec.source)
+        step("reading", 0.0)
+        data = read_source(
+            spec.source, kind=kind.name, source_layer=spec.source_layer,
+            encoding=spec.encoding, where=spec.where, x=spec.x, y=spec.y, wkt=spec.wkt,
+        )
+        report = ImportReport(
+            layer=spec.layer, kind=kind.name, source=str(spec.source),
+            source_format=data.format, read=len(data.frame),
+        )
+        step("validating", 0.3)
+        frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
+        src_crs = _source_crs(data, spec, report)
+        step("reprojecting", 0.5)
+        frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons)
+        report.checksum = digest.result()
+    report.src_crs, report.crs = src_crs.to_string(), crs.to_string()
+    kept = pd.isna(reasons)
+    _record_rejections(report, frame, reasons, spec, data)
+    report.repaired = int((repaired & kept).sum())
+    frame = frame.loc[kept].reset_index(drop=True)
+    report.imported = len(frame)
+    report.classification = _classification(spec, kind, frame, report)
+    report.seconds = time.perf_counter() - started
+    if spec.strict and report.rejected:
+        first = report.rejections[0]
+        raise RejectedFeaturesError(
+            f"strict import of {spec.layer}: {report.rejected} of {report.read} features "
+            f"rejected (first: row {first.row}: {first.reason}); nothing was written",
+            report,
+        )
+    return PreparedImport(frame, kind, crs, report, spec)
+
+
+def _map_and_validate(
+    data: SourceData, spec: ImportSpec, kind: LayerKind, report: ImportReport
+) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
+    frame = data.frame
+    id_field = spec.id or _DEFAULT_ID_FIELDS.get(data.format)
+    if id_field is not None and id_field not in frame.columns:
+        raise SchemaError(
+            f"id field {id_field!r} is not in {spec.source.name}; its fields are: "
+            f"{_field_list(frame)}"
+        )
+    spec.id = id_field
+    frame = _apply_mapping(frame, spec, kind, report)
+    reasons = new_reasons(len(frame))
+    geoms, repaired = check_geometries(frame.geometry, kind, reasons)
+    frame = convert_fields(frame, kind, reasons)
+    frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
+    if id_field is not None:
+        _check_ids(frame[id_field], reasons, report)
+    return frame, reasons, repaired
+
+
+def _apply_mapping(
+    frame: gpd.GeoDataFrame, spec: ImportSpec, kind: LayerKind, report: ImportReport
+) -> gpd.GeoDataFrame:
+    missing = [src for src in spec.fields if src not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"field {missing[0]!r} (mapped to {spec.fields[missing[0]]}) is not in "
+            f"{spec.source.name}; its fields are: {_field_list(frame)}"
+        )
+    geometry_name = frame.geometry.name
+    frame = frame.rename(columns=spec.fields)
+    if geometry_name != "geometry":
+        frame = frame.rename_geometry("geometry")
+    clashes = [c for c in RESERVED_COLUMNS if c in frame.columns and c != spec.id]
+    if clashes:
+        frame = frame.rename(columns={c: f"src_{c}" for c in clashes})
+        report.warnings.append(f"source fields {clashes} renamed src_<name>: twin reserves them")
+    for name, value in spec.set.items():
+        frame[name] = value
+    for spec_field in kind.fields:
+        if spec_field.name not in frame.columns and spec_field.default is not None:
+            frame[spec_field.name] = spec_field.default
+            report.warnings.append(
+                f"no {spec_field.name} field: every feature set to {spec_field.default!r}"
+            )
+    absent = [name for name in kind.required_fields if name not in frame.columns]
+    if absent:
+        raise SchemaError(
+            f"kind {kind.name} needs field {absent[0]!r}: map a source field to it with "
+            f"--map SOURCE_FIELD={absent[0]} or give a constant with --set {absent[0]}=VALUE "
+            f"(source fields: {_field_list(frame)})"
+        )
+    for group in kind.require_one_of:
+        if not any(name in frame.columns for name in group):
+            report.warnings.append(
+                f"none of {', '.join(group)} present: map one with --map SOURCE_FIELD={group[0]}"
+            )
+    return frame
+
+
+def _check_ids(ids: pd.Series, reasons: np.ndarray, report: ImportReport) -> None:
+    text = ids.astype(str).str.strip()
+    blank = (ids.isna() | text.isin(["", "nan", "None"])).to_numpy()
+    note(reasons, blank, f"empty id in field {ids.name}")
+    candidates = pd.Series(np.where(pd.isna(reasons), text, None), index=ids.index)
+    dup = candidates.notna() & candidates.duplicated(keep="first")
+    report.duplicates = int(dup.sum())
+    if report.duplicates:
+        first_row = {v: i for i, v in reversed(list(enumerate(candidates.tolist())))}
+        for i in np.flatnonzero(dup.to_numpy()):
+            value = candidates.iloc[i]
+            reasons[i] = f"duplicate id {value!r} (first at row {first_row[value] + 1})"
+
+
+def _source_crs(data: SourceData, spec: ImportSpec, report: ImportReport) -> pyproj.CRS:
+    if spec.src_crs is not None:
+        given = resolve_crs(spec.src_crs)
+        if data.crs is not None and not given.equals(data.crs):
+            report.warnings.append(
+                f"--src-crs {spec.src_crs} overrides the source's own CRS {data.crs.to_string()}"
+            )
+        return given
+    if data.crs is None:
+        raise CRSError(
+            f"{spec.source.name} declares no CRS: say which with --src-crs "
+            "(e.g. --src-crs EPSG:4490 for CGCS2000 lon/lat, EPSG:4326 for WGS 84)"
+        )
+    return data.crs
+
+
+def _to_twin_crs(
+    frame: gpd.GeoDataFrame,
+    src_crs: pyproj.CRS,
+    spec: ImportSpec,
+    twin_crs: pyproj.CRS | None,
+    reasons: np.ndarray,
+) -> tuple[gpd.GeoDataFrame, pyproj.CRS]:
+    frame = frame.set_crs(src_crs, allow_override=True)
+    if spec.coords:
+        if not src_crs.is_geographic:
+            raise CRSError(
+                f"--coords {spec.coords} converts web-map lon/lat, but the source CRS "
+                f"{src_crs.to_string()} is projected: drop --coords or fix --src-crs"
+            )
+        from twin.webcoords import geometries_to_wgs84
+
+        frame = frame.set_geometry(geometries_to_wgs84(frame.geometry, spec.coords))
+    if twin_crs is None:
+        twin_crs = auto_crs_for(frame.geometry[pd.isna(reasons)], src_crs)
+    uid_source = frame.geometry
+    if not src_crs.equals(twin_crs):
+        frame = frame.to_crs(twin_crs)
+    bad = ~np.isfinite(shapely.bounds(np.asarray(frame.geometry.array))).all(axis=1)
+    note(reasons, bad & ~shapely.is_missing(np.asarray(frame.geometry.array)),
+         f"coordinates cannot be projected to {twin_crs.to_string()}")
+    frame.insert(0, "uid", _uids(frame, spec, uid_source))
+    return frame, twin_crs
+
+
+def _uids(frame: gpd.GeoDataFrame, spec: ImportSpec, source_geoms: gpd.GeoSeries) -> np.ndarray:
+    """``<layer>.<source id>``; without an id field, a hash of the source geometry."""
+    if spec.id is not None:
+        ids = frame[spec.id]
+        if pd.api.types.is_float_dtype(ids) and (ids.dropna() == ids.dropna().round()).all():
+            ids = ids.astype("Int64")
+        return (spec.layer + "." + ids.astype(str).str.strip()).to_numpy(dtype=object)
+    wkb = shapely.to_wkb(np.asarray(source_geoms.array), hex=True)
+    wkb = np.where(pd.isna(wkb), "", wkb).astype(object)
+    hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY)
+    base = pd.Series([f"{spec.layer}.g{h:016x}" for h in hashes.tolist()])
+    occurrence = base.groupby(base).cumcount()
+    suffix = np.where(occurrence > 0, "-" + (occurrence + 1).astype(str), "")
+    return (base + suffix).to_numpy(dtype=object)
+
+
+def _record_rejections(
+    report: ImportReport,
+    frame: gpd.GeoDataFrame,
+    reasons: np.ndarray,
+    spec: ImportSpec,
+    data: SourceData,
+) -> None:
+    rows = np.flatnonzero(~pd.isna(reasons))
+    report.rejected = len(rows)
+    ids = frame[spec.id].to_numpy(dtype=object) if spec.id is not None else None
+    report.rejections = [
+        Rejection(int(i) + 1, None if ids is None or pd.isna(ids[i]) else str(ids[i]),
+                  str(reasons[i]))
+        for i in rows
+    ]
+    if rows.size:
+        log.info("%s: %d of %d features rejected", spec.layer, rows.size, len(frame))
+
+
+def _classification(
+    spec: ImportSpec, kind: LayerKind, frame: gpd.GeoDataFrame, report: ImportReport
+) -> str:
+    if spec.classification is not None:
+        return Classification(spec.classification).value
+    if kind.name == "sensor" and "sensor_type" in frame.columns:
+        types = set(frame["sensor_type"].dropna().astype(str).str.lower())
+        cameras = types & set(RESTRICTED_SENSOR_TYPES)
+        if cameras:
+            report.warnings.append(
+                f"layer holds {', '.join(sorted(cameras))} locations: classified restricted"
+            )
+            return Classification.RESTRICTED.value
+    return kind.classification.value
+
+
+def _field_list(frame: pd.DataFrame) -> str:
+    names = [str(c) for c in frame.columns if c != frame.geometry.name]
+    return ", ".join(names) if names else "(none)"

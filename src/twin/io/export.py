@@ -1,0 +1,93 @@
+"""Writing a layer to the formats analysts hand on."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import shapely
+
+from twin.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+_DRIVERS = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".shp": "ESRI Shapefile",
+    ".fgb": "FlatGeobuf",
+}
+EXPORT_SUFFIXES = (*_DRIVERS, ".parquet", ".csv")
+
+
+def write_layer(
+    frame: gpd.GeoDataFrame, path: Path, *, layer: str, encoding: str | None = None
+) -> Path:
+    """Write ``frame`` to ``path``; the suffix picks the format.
+
+    Parameters
+    ----------
+    frame : GeoDataFrame
+        Features with a ``uid`` column.
+    path : Path
+        ``.gpkg``, ``.geojson``, ``.shp``, ``.fgb``, ``.parquet`` (GeoParquet)
+        or ``.csv`` (geometry as WKT).
+    layer : str
+        Layer name inside a GeoPackage.
+    encoding : str, optional
+        Shapefile text encoding (default UTF-8, with a ``.cpg``); ``GBK`` for
+        legacy Chinese desktop GIS.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise UsageError(
+            f"cannot export to {path.name}: use one of {', '.join(EXPORT_SUFFIXES)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = _plain_types(frame)
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    elif suffix == ".csv":
+        table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        table["wkt"] = shapely.to_wkt(frame.geometry.array, rounding_precision=-1)
+        table.to_csv(path, index=False, encoding="utf-8-sig")
+    else:
+        kwargs = {}
+        if suffix == ".shp":
+            kwargs["encoding"] = encoding or "UTF-8"
+        elif encoding:
+            raise UsageError("--encoding applies to Shapefile exports only")
+        with warnings.catch_warnings():
+            # Shapefile field names are cut to 10 characters; GDAL says so per field.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            pyogrio.write_dataframe(
+                frame, path, layer=layer if suffix == ".gpkg" else None,
+                driver=_DRIVERS[suffix], promote_to_multi=_has_multi(frame) or None, **kwargs,
+            )
+    log.info("wrote %d features to %s", len(frame), path)
+    return path
+
+
+def _has_multi(frame: gpd.GeoDataFrame) -> bool:
+    return bool(frame.geom_type.dropna().str.startswith("Multi").any())
+
+
+def _plain_types(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Nullable pandas dtypes become types every writer knows."""
+    out = frame.copy()
+    for name in out.columns:
+        dtype = out[name].dtype
+        if isinstance(dtype, pd.BooleanDtype):
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
+        elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(
+            dtype
+        ):
+            out[name] = out[name].astype("float64") if out[name].isna().any() else out[name].astype(
+                "int64"
+            )
+    return out

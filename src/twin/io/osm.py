@@ -1,0 +1,331 @@
+"""Read OpenStreetMap PBF extracts as twin layers.
+
+The file is read by GDAL's OSM driver (through pyogrio): its ``points``,
+``lines`` and ``multipolygons`` layers carry a few tags as columns and the rest
+in ``other_tags`` (``"k"=>"v","k2"=>"v2"``), which :func:`parse_other_tags`
+decodes. Each kind selects its features by tag and derives the kind's fields
+from the tags. Rows whose geometry GDAL could not build keep a ``None``
+geometry so that the import pipeline counts them as rejected.
+
+Examples
+--------
+>>> from twin.io.osm import read_osm
+>>> roads = read_osm("Helsinki.osm.pbf", "road")  # doctest: +SKIP
+>>> roads.crs.to_epsg()  # doctest: +SKIP
+4326
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pyogrio.errors
+
+from twin.errors import SourceError, UsageError
+
+__all__ = ["OSM_KINDS", "parse_other_tags", "read_osm"]
+
+log = logging.getLogger(__name__)
+
+Tags = dict[str, str]
+
+POI_KEYS = (
+    "amenity", "shop", "tourism", "leisure", "office", "healthcare", "emergency",
+    "public_transport",
+)
+MPH_KMH = 1.609344
+FT_M = 0.3048
+# GDAL columns that are not OSM tags.
+_NOT_TAGS = frozenset({"osm_id", "osm_way_id", "other_tags", "all_tags", "z_order", "geometry"})
+_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"\s*=>\s*"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+_HEIGHT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(m|meters?|metres?|ft|feet|')?\s*$", re.IGNORECASE)
+_FEET_INCHES = re.compile(r"^\s*(\d+)\s*'\s*(\d+(?:\.\d+)?)\s*\"\s*$")
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph)?\s*$", re.IGNORECASE)
+_TRUE = ("yes", "true", "1")
+_FALSE = ("no", "false", "0")
+
+
+def parse_other_tags(text: str | None) -> Tags:
+    """Decode GDAL's ``other_tags`` hstore text into a dict.
+
+    Parameters
+    ----------
+    text : str or None
+        ``"key"=>"value","key2"=>"value2"``, where ``"`` and ``\\`` inside keys
+        and values are escaped with a backslash. None or NaN gives ``{}``.
+
+    Returns
+    -------
+    dict of str to str
+        The tags; pairs that cannot be decoded are skipped.
+
+    Examples
+    --------
+    >>> parse_other_tags('"height"=>"12 m","name"=>"The \\\\"Tower\\\\""')
+    {'height': '12 m', 'name': 'The "Tower"'}
+    """
+    if not isinstance(text, str) or not text:
+        return {}
+    return {_unescape(k): _unescape(v) for k, v in _PAIR.findall(text)}
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPE.sub(r"\1", text) if "\\" in text else text
+
+
+# --------------------------------------------------------------------------- value parsers
+
+
+def _int(value: str | None) -> int | None:
+    """An integer written as one (``"3"``, ``" 12 "``), else None."""
+    return int(value) if value is not None and _INT.match(value) else None
+
+
+def _height_m(value: str | None) -> float | None:
+    """Metres from ``12``, ``12 m``, ``12.5m``, ``12,5``, ``40 ft`` or ``40'6"``; else None."""
+    if value is None:
+        return None
+    match = _HEIGHT.match(value)
+    if match:
+        number = float(match.group(1).replace(",", "."))
+        unit = (match.group(2) or "m").lower()
+        return number * FT_M if unit in ("ft", "feet", "'") else number
+    match = _FEET_INCHES.match(value)
+    if match:
+        return (float(match.group(1)) + float(match.group(2)) / 12.0) * FT_M
+    return None
+
+
+def _speed_kmh(value: str | None) -> float | None:
+    """km/h from ``50``, ``50 km/h`` or ``30 mph``; None for ``none``, ``walk``, zone codes."""
+    match = _SPEED.match(value) if value is not None else None
+    if match is None:
+        return None
+    speed = float(match.group(1))
+    return speed * MPH_KMH if (match.group(2) or "").lower() == "mph" else speed
+
+
+def _oneway(tags: Tags) -> int:
+    """1 (digitised direction only), -1 (against it) or 0 (both ways) from a way's tags.
+
+    Without an ``oneway`` tag, motorways, motorway links and roundabouts are
+    one-way, as OSM's conventions imply; other values (``alternating``,
+    ``reversible``) are treated as two-way.
+    """
+    value = tags.get("oneway")
+    if value is None:
+        implied = tags.get("highway") in ("motorway", "motorway_link") or tags.get(
+            "junction"
+        ) in ("roundabout", "circular")
+        return 1 if implied else 0
+    value = value.strip().lower()
+    if value in _TRUE:
+        return 1
+    if value in ("-1", "reverse"):
+        return -1
+    return 0
+
+
+def _flag(value: str | None) -> bool:
+    """True for any value but a negative one (``bridge=viaduct``, ``tunnel=building_passage``)."""
+    return value is not None and value.strip().lower() not in (*_FALSE, "")
+
+
+def _address(tags: Tags) -> str | None:
+    parts = [tags.get("addr:street") or tags.get("addr:place"), tags.get("addr:housenumber")]
+    text = " ".join(p.strip() for p in parts if p and p.strip())
+    return text or None
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class _Kind:
+    layer: str
+    keep: Callable[[Tags], bool]
+    columns: Callable[[list[Tags]], dict[str, pd.Series]]
+
+
+def _building_columns(tags: list[Tags]) -> dict[str, pd.Series]:
+    return {
+        "floors": pd.Series([_int(t.get("building:levels")) for t in tags], dtype="Int64"),
+        "height_m": pd.Series([_height_m(t.get("height")) for t in tags], dtype="float64"),
+        "name": _strings(t.get("name") for t in tags),
+        "use": _strings(t.get("building") for t in tags),
+        "address": _strings(_address(t) for t in tags),
+    }
+
+
+def _road_columns(tags: list[Tags]) -> dict[str, pd.Series]:
+    return {
+        "road_class": _strings(t.get("highway") for t in tags),
+        "name": _strings(t.get("name") for t in tags),
+        "oneway": pd.Series([_oneway(t) for t in tags], dtype="int64"),
+        "lanes": pd.Series([_int(t.get("lanes")) for t in tags], dtype="Int64"),
+        "speed_kmh": pd.Series([_speed_kmh(t.get("maxspeed")) for t in tags], dtype="float64"),
+        "level": pd.Series([_int(t.get("layer")) or 0 for t in tags], dtype="int64"),
+        "bridge": pd.Series([_flag(t.get("bridge")) for t in tags], dtype="bool"),
+        "tunnel": pd.Series([_flag(t.get("tunnel")) for t in tags], dtype="bool"),
+    }
+
+
+def _poi_type(tags: Tags) -> str | None:
+    for key in POI_KEYS:
+        if key in tags:
+            return f"{key}={tags[key]}"
+    return None
+
+
+def _poi_columns(tags: list[Tags]) -> dict[str, pd.Series]:
+    return {
+        "poi_type": _strings(_poi_type(t) for t in tags),
+        "name": _strings(t.get("name") for t in tags),
+        "address": _strings(_address(t) for t in tags),
+    }
+
+
+def _parcel_columns(tags: list[Tags]) -> dict[str, pd.Series]:
+    return {
+        "land_use": _strings(t.get("landuse") for t in tags),
+        "name": _strings(t.get("name") for t in tags),
+    }
+
+
+def _district_columns(tags: list[Tags]) -> dict[str, pd.Series]:
+    return {
+        "name": _strings(t.get("name") for t in tags),
+        "district_code": _strings(t.get("ref") for t in tags),
+        "admin_level": pd.Series([_int(t.get("admin_level")) for t in tags], dtype="Int64"),
+    }
+
+
+def _strings(values: object) -> pd.Series:
+    return pd.Series(list(values), dtype="object")  # type: ignore[call-overload]
+
+
+_KINDS: dict[str, _Kind] = {
+    "building": _Kind("multipolygons", lambda t: "building" in t, _building_columns),
+    "road": _Kind("lines", lambda t: "highway" in t, _road_columns),
+    "poi": _Kind("points", lambda t: any(k in t for k in POI_KEYS), _poi_columns),
+    "parcel": _Kind("multipolygons", lambda t: "landuse" in t, _parcel_columns),
+    "district": _Kind(
+        "multipolygons", lambda t: t.get("boundary") == "administrative", _district_columns
+    ),
+}
+OSM_KINDS = tuple(_KINDS)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_osm(path: str | os.PathLike[str], kind: str) -> gpd.GeoDataFrame:
+    """Read one kind of feature from an OSM PBF (or .osm XML) file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The OSM file, read with GDAL's OSM driver.
+    kind : str
+        ``building`` (polygons tagged ``building``), ``road`` (lines tagged
+        ``highway``), ``poi`` (nodes tagged amenity, shop, tourism, leisure,
+        office, healthcare, emergency or public_transport), ``parcel``
+        (polygons tagged ``landuse``) or ``district`` (polygons tagged
+        ``boundary=administrative``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        In EPSG:4326, with the source id in ``osm_id`` (``"n123"`` nodes,
+        ``"w123"`` ways, ``"r123"`` relations), the kind's fields and a
+        ``geometry`` that is None where GDAL could not build it.
+
+    Raises
+    ------
+    UsageError
+        When ``kind`` is not one of :data:`OSM_KINDS`.
+    SourceError
+        When GDAL cannot open or read the file.
+
+    Examples
+    --------
+    >>> buildings = read_osm("Helsinki.osm.pbf", "building")  # doctest: +SKIP
+    >>> buildings.columns.tolist()  # doctest: +SKIP
+    ['osm_id', 'floors', 'height_m', 'name', 'use', 'address', 'geometry']
+    """
+    spec = _KINDS.get(kind)
+    if spec is None:
+        raise UsageError(f"OSM files hold no {kind!r} layer: use one of {', '.join(OSM_KINDS)}")
+    frame = _read_layer(os.fspath(path), spec.layer)
+    ids = _osm_ids(frame, spec.layer)
+    tags = _row_tags(frame)
+    keep = [spec.keep(t) for t in tags]
+    kept_tags = [t for t, k in zip(tags, keep, strict=True) if k]
+    columns = {"osm_id": _strings(i for i, k in zip(ids, keep, strict=True) if k)}
+    columns.update(spec.columns(kept_tags))
+    geometry = gpd.GeoSeries(frame.geometry.to_numpy()[keep], crs="EPSG:4326")
+    return gpd.GeoDataFrame(pd.DataFrame(columns), geometry=geometry, crs="EPSG:4326")
+
+
+def _read_layer(path: str, layer: str) -> gpd.GeoDataFrame:
+    if not os.path.exists(path):
+        raise SourceError(f"{path}: no such file")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            frame = pyogrio.read_dataframe(path, layer=layer, on_invalid="ignore")
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise SourceError(f"{path}: cannot read OSM layer {layer!r}: {exc}") from None
+    for warning in caught:  # GDAL's notes on rings it could not close
+        log.debug("%s (%s): %s", path, layer, warning.message)
+    return frame
+
+
+def _osm_ids(frame: pd.DataFrame, layer: str) -> list[str]:
+    osm_id = _column(frame, "osm_id")
+    if layer == "points":
+        return [f"n{i}" for i in osm_id]
+    if layer == "lines":
+        return [f"w{i}" for i in osm_id]
+    way_id = _column(frame, "osm_way_id")
+    return [f"w{w}" if w is not None else f"r{r}" for r, w in zip(osm_id, way_id, strict=True)]
+
+
+def _column(frame: pd.DataFrame, name: str) -> list[str | None]:
+    """The values of a text column as str or None (missing column: all None)."""
+    if name not in frame.columns:
+        return [None] * len(frame)
+    return [_text(v) for v in frame[name].to_numpy(dtype=object)]
+
+
+def _text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+def _row_tags(frame: pd.DataFrame) -> list[Tags]:
+    """Every row's tags: GDAL's tag columns merged with its decoded ``other_tags``."""
+    names = [c for c in frame.columns if c not in _NOT_TAGS and c != frame.geometry.name]
+    columns: Sequence[list[str | None]] = [_column(frame, c) for c in names]
+    other = _column(frame, "other_tags")
+    tags = []
+    for row, extra in enumerate(other):
+        row_tags = parse_other_tags(extra)
+        for name, values in zip(names, columns, strict=True):
+            value = values[row]
+            if value is not None:
+                row_tags[name] = value
+        tags.append(row_tags)
+    return tags

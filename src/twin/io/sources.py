@@ -1,0 +1,235 @@
+"""Format detection and reading of one source into a GeoDataFrame."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pyogrio
+import pyproj
+
+from twin.errors import SourceError, UsageError
+
+log = logging.getLogger(__name__)
+
+# Suffix -> format name. Directories ending in .gdb are FileGDB.
+_SUFFIXES = {
+    ".gpkg": "gpkg",
+    ".shp": "shapefile",
+    ".zip": "shapefile-zip",
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".fgb": "flatgeobuf",
+    ".parquet": "geoparquet",
+    ".geoparquet": "geoparquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".pbf": "osm",
+    ".inp": "epanet",
+}
+FORMATS = (*sorted(set(_SUFFIXES.values())), "filegdb")
+_GDAL_FORMATS = {"gpkg", "shapefile", "shapefile-zip", "geojson", "flatgeobuf", "filegdb"}
+_MULTI_LAYER = {"gpkg", "filegdb", "shapefile-zip"}
+
+
+@dataclass
+class SourceData:
+    """A source as read: its features, CRS (None when it declares none) and format."""
+
+    frame: gpd.GeoDataFrame
+    crs: pyproj.CRS | None
+    format: str
+    source_layer: str | None = None
+    encoding: str | None = None
+
+
+def detect_format(path: Path) -> str:
+    """Return the format name of ``path`` from its suffix (``.gdb`` folders are FileGDB)."""
+    if path.suffix.lower() == ".gdb":
+        return "filegdb"
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise SourceError(
+            f"{path.name}: unknown format {path.suffix!r}; twin reads "
+            ".gpkg, .shp, .zip (zipped Shapefile), .geojson, .gdb, .fgb, .parquet, .csv, "
+            ".osm.pbf and .inp"
+        )
+    return fmt
+
+
+def read_source(
+    path: str | os.PathLike[str],
+    *,
+    kind: str,
+    source_layer: str | None = None,
+    encoding: str | None = None,
+    where: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    wkt: str | None = None,
+) -> SourceData:
+    """Read one source file into a GeoDataFrame, fields and CRS as the source has them.
+
+    Parameters
+    ----------
+    path : path-like
+        The source: a file, a zipped Shapefile or a ``.gdb`` folder.
+    kind : str
+        The layer kind; OSM and EPANET sources hold several kinds and use it to
+        pick which features to read.
+    source_layer : str, optional
+        The layer inside a GeoPackage, FileGDB or zip holding several.
+    encoding : str, optional
+        Text encoding of a Shapefile or CSV (``GBK`` for many Chinese deliveries).
+    where : str, optional
+        An OGR SQL attribute filter (GDAL formats only).
+    x, y, wkt : str, optional
+        Coordinate columns of a CSV (auto-detected when not given).
+
+    Returns
+    -------
+    SourceData
+
+    Examples
+    --------
+    >>> data = read_source("data/samples/networks.gpkg", kind="valve", source_layer="valves")
+    >>> data.format, data.crs.to_epsg()
+    ('gpkg', 4544)
+    """
+    src = Path(path)
+    if not src.exists():
+        raise SourceError(f"source {src} does not exist")
+    fmt = detect_format(src)
+    if where and fmt not in _GDAL_FORMATS:
+        raise UsageError(f"--where works on GDAL formats (GeoPackage, Shapefile, …), not {fmt}")
+    if fmt in _GDAL_FORMATS:
+        return _read_gdal(src, fmt, source_layer, encoding, where)
+    if fmt == "geoparquet":
+        return _read_parquet(src)
+    if fmt == "csv":
+        from twin.io.table import read_table
+
+        frame = read_table(src, x=x, y=y, wkt=wkt, encoding=encoding)
+        return SourceData(frame, None, fmt, encoding=encoding)
+    if fmt == "osm":
+        from twin.io.osm import read_osm
+
+        frame = read_osm(src, kind)
+        return SourceData(frame, pyproj.CRS.from_epsg(4326), fmt)
+    from twin.io.epanet import read_epanet
+
+    return SourceData(read_epanet(src, kind), None, fmt)
+
+
+def _read_gdal(
+    src: Path, fmt: str, source_layer: str | None, encoding: str | None, where: str | None
+) -> SourceData:
+    dataset = f"/vsizip/{src}" if fmt == "shapefile-zip" else str(src)
+    layer = _pick_layer(dataset, src, fmt, source_layer)
+    if fmt == "shapefile" and encoding is None:
+        encoding = sniff_dbf_encoding(src)
+    kwargs: dict[str, Any] = {"layer": layer, "use_arrow": True, "on_invalid": "ignore"}
+    if encoding:
+        kwargs["encoding"] = encoding
+    if where:
+        kwargs["where"] = where
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frame = pyogrio.read_dataframe(dataset, **kwargs)
+    except pyogrio.errors.DataSourceError as exc:
+        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
+    except pyogrio.errors.DataLayerError as exc:
+        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
+    crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
+    return SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+
+
+def _pick_layer(dataset: str, src: Path, fmt: str, source_layer: str | None) -> str | None:
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(dataset)]
+    except pyogrio.errors.DataSourceError as exc:
+        raise SourceError(f"cannot open {src.name}: {_first_line(exc)}") from None
+    if source_layer is not None:
+        if source_layer not in layers:
+            raise UsageError(
+                f"{src.name} has no layer {source_layer!r}; its layers are: {', '.join(layers)}"
+            )
+        return source_layer
+    if len(layers) == 1 or fmt not in _MULTI_LAYER:
+        return layers[0] if layers else None
+    raise UsageError(
+        f"{src.name} holds {len(layers)} layers ({', '.join(layers)}): "
+        "say which with --source-layer"
+    )
+
+
+def _read_parquet(src: Path) -> SourceData:
+    try:
+        frame = gpd.read_parquet(src)
+    except (ValueError, OSError) as exc:
+        raise SourceError(f"cannot read {src.name} as GeoParquet: {_first_line(exc)}") from None
+    crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
+    return SourceData(frame, crs, "geoparquet")
+
+
+def sniff_dbf_encoding(shp: Path) -> str | None:
+    """Guess the encoding of a Shapefile that has no ``.cpg`` and no DBF code page.
+
+    GDAL reads such files as ISO-8859-1, which garbles Chinese text. When the
+    DBF bytes are not ASCII, try UTF-8, then GB18030 (a superset of GBK).
+
+    Returns
+    -------
+    str or None
+        The encoding to pass to GDAL, or None to let GDAL decide.
+    """
+    if any(shp.with_suffix(s).exists() for s in (".cpg", ".CPG")):
+        return None
+    dbf = next((p for p in (shp.with_suffix(".dbf"), shp.with_suffix(".DBF")) if p.exists()), None)
+    if dbf is None:
+        return None
+    raw = dbf.read_bytes()[: 1 << 20]
+    if len(raw) > 29 and raw[29] != 0:
+        return None  # the DBF declares its code page (LDID): GDAL honours it
+    if raw.isascii():
+        return None
+    for candidate in ("utf-8", "gb18030"):
+        try:
+            raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        log.warning("%s has no .cpg; its text looks like %s", shp.name, candidate.upper())
+        return candidate.upper()
+    return None
+
+
+def checksum(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a source: the file, or every file of a Shapefile set or ``.gdb`` folder."""
+    src = Path(path)
+    if src.is_dir():
+        parts = sorted(p for p in src.rglob("*") if p.is_file())
+    elif src.suffix.lower() == ".shp":
+        parts = sorted(p for p in src.parent.glob(src.stem + ".*") if p.is_file())
+    else:
+        parts = [src]
+    digest = hashlib.sha256()
+    for part in parts:
+        with open(part, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

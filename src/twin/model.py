@@ -1,0 +1,551 @@
+"""The twin: named layers in one projected CRS, with provenance and history."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+
+from twin import history
+from twin.crs import require_projected, resolve_crs
+from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
+from twin.imports import MAX_STORED_REJECTIONS, PreparedImport, Progress, prepare_import
+from twin.kinds import Category, get_kind
+from twin.mapping import ImportSpec, read_mapping
+from twin.store import schema
+from twin.store.gpkg import GpkgStore, create_file, history_table, write_table
+
+__all__ = ["LayerInfo", "Twin"]
+
+DateLike = str | date | datetime | pd.Timestamp
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """Metadata of one layer."""
+
+    name: str
+    kind: str
+    category: str
+    classification: str
+    feature_count: int
+    extent: tuple[float, float, float, float] | None
+    geometry_type: str | None
+    id_field: str | None
+    source: str | None
+    created: str
+    updated: str
+    last_import: int | None
+
+    @property
+    def category_zh(self) -> str:
+        return Category(self.category).label_zh
+
+
+class Twin:
+    """A city information model stored in one GeoPackage.
+
+    Examples
+    --------
+    >>> import twin
+    >>> city = twin.Twin.create(tmp_path / "city.gpkg", crs="EPSG:4544")
+    >>> report = city.import_layer("data/samples/networks.gpkg", layer="valves",
+    ...                            kind="valve", source_layer="valves", id="valve_id")
+    >>> city.layers
+    ['valves']
+    >>> city.layer("valves").crs.to_epsg()
+    4544
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.store = GpkgStore(path)
+        self.store.require()
+
+    # -- creating and opening -------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        crs: Any = "auto",
+        name: str | None = None,
+        overwrite: bool = False,
+    ) -> Twin:
+        """Create an empty twin file.
+
+        Parameters
+        ----------
+        path : path-like
+            Where to write the GeoPackage.
+        crs : str, int or pyproj.CRS, default "auto"
+            The twin's one projected CRS. ``"auto"`` picks it at the first
+            import: the CGCS2000 3-degree Gauss-Krüger zone for data in China,
+            the UTM zone elsewhere.
+        name : str, optional
+            A title for the twin (defaults to the file name).
+        overwrite : bool, default False
+            Replace an existing file.
+        """
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise TwinExistsError(f"{target} exists: pass overwrite=True (--overwrite) to replace it")
+        crs_text = "auto"
+        if not (isinstance(crs, str) and crs.lower() == "auto"):
+            resolved = resolve_crs(crs)
+            require_projected(resolved, "a twin")
+            crs_text = _crs_text(resolved)
+        meta = {
+            "name": name or target.stem,
+            "crs": crs_text,
+            "created": schema.now_utc(),
+            "schema_version": schema.SCHEMA_VERSION,
+            "generator": "citytwin",
+        }
+        store = GpkgStore(target)
+        with store.transaction() as work:
+            work.unlink(missing_ok=True)
+            create_file(work, meta)
+        return cls(target)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Twin:
+        """Open an existing twin file."""
+        return cls(path)
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def __repr__(self) -> str:
+        return f"<Twin {self.path.name}: {len(self.layers)} layers, {self.crs_text}>"
+
+    # -- metadata ---------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, str]:
+        """The twin's settings (``twin_meta``)."""
+        rows = self.store.query("SELECT key, value FROM twin_meta")
+        return dict(zip(rows["key"], rows["value"], strict=True))
+
+    @property
+    def crs_text(self) -> str:
+        return self.meta["crs"]
+
+    @property
+    def crs(self) -> pyproj.CRS | None:
+        """The twin CRS, or None while it is ``auto`` and no layer was imported."""
+        text = self.crs_text
+        return None if text == "auto" else pyproj.CRS.from_user_input(text)
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names, in the order they were first imported."""
+        return list(self.store.query("SELECT name FROM twin_layers ORDER BY created")["name"])
+
+    def info(self, layer: str) -> LayerInfo:
+        """Metadata of ``layer``: kind, category, classification, count, extent…"""
+        rows = self.store.query("SELECT * FROM twin_layers WHERE name=?", (layer,))
+        if rows.empty:
+            raise self._no_layer(layer)
+        return _layer_info(rows.iloc[0])
+
+    def layer_infos(self) -> list[LayerInfo]:
+        """Metadata of every layer."""
+        rows = self.store.query("SELECT * FROM twin_layers ORDER BY created")
+        return [_layer_info(row) for _, row in rows.iterrows()]
+
+    # -- reading layers ---------------------------------------------------
+    def layer(
+        self,
+        name: str,
+        *,
+        as_of: DateLike | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        columns: list[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """The layer as a GeoDataFrame indexed by ``uid``, in the twin CRS.
+
+        Parameters
+        ----------
+        name : str
+            Layer name.
+        as_of : str, date or datetime, optional
+            Return the layer as it was at that moment (UTC when no time zone is
+            given): replaced and removed versions come back from the history.
+        bbox : tuple, optional
+            ``(minx, miny, maxx, maxy)`` in the twin CRS.
+        columns : list of str, optional
+            Read only these attribute columns.
+        """
+        info = self.info(name)
+        kwargs: dict[str, Any] = {"bbox": bbox}
+        if columns is not None:
+            kwargs["columns"] = list(dict.fromkeys(["uid", "valid_from", *columns]))
+        if as_of is None:
+            frame = self.store.read_table(name, **kwargs)
+        else:
+            frame = self._as_of(name, _timestamp(as_of), kwargs)
+        return _restore_types(frame, info.kind).set_index("uid")
+
+    def _as_of(self, name: str, moment: pd.Timestamp, kwargs: dict[str, Any]) -> gpd.GeoDataFrame:
+        stamp = _sql_time(moment)
+        current = self.store.read_table(name, where=f"valid_from <= '{stamp}'", **kwargs)
+        parts = [current]
+        if history_table(name) in self.store.tables():
+            hist_kwargs = dict(kwargs)
+            if "columns" in hist_kwargs:
+                hist_kwargs["columns"] = [*hist_kwargs["columns"], "valid_to"]
+            old = self.store.read_table(
+                history_table(name),
+                where=f"valid_from <= '{stamp}' AND valid_to > '{stamp}'",
+                **hist_kwargs,
+            )
+            parts.append(old.drop(columns=["change", "import_id"], errors="ignore"))
+        frames = [p for p in parts if len(p)]
+        if not frames:
+            return current
+        return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=current.crs)
+
+    def feature(self, layer: str, uid: str) -> pd.Series:
+        """One feature of ``layer`` by its uid."""
+        frame = self.store.read_table(layer, where=f"uid = '{uid.replace(chr(39), chr(39) * 2)}'")
+        if frame.empty:
+            raise FeatureNotFoundError(f"layer {layer} has no feature {uid!r}")
+        return _restore_types(frame, self.info(layer).kind).set_index("uid").iloc[0]
+
+    # -- importing ---------------------------------------------------------
+    def import_layer(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        layer: str,
+        kind: str,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> Any:
+        """Import one source into ``layer``; a re-import records a change set.
+
+        Parameters
+        ----------
+        source : path-like
+            The delivery: GeoPackage, Shapefile (or zip), GeoJSON, FileGDB,
+            GeoParquet, CSV, OSM PBF or EPANET INP.
+        layer : str
+            The twin layer to create or update.
+        kind : str
+            The layer kind (see :data:`twin.kinds.KINDS`).
+        progress : callable, optional
+            Called as ``progress(stage, fraction)`` while the import runs.
+        **options
+            Any field of :class:`twin.mapping.ImportSpec`: ``id``, ``fields``,
+            ``set``, ``source_layer``, ``encoding``, ``where``, ``src_crs``,
+            ``coords``, ``x``, ``y``, ``wkt``, ``classification``, ``strict``.
+
+        Returns
+        -------
+        ImportReport
+        """
+        spec = ImportSpec(source=Path(source), layer=layer, kind=kind, **options)
+        return self.import_spec(spec, progress=progress)
+
+    def import_spec(self, spec: ImportSpec, *, progress: Progress | None = None) -> Any:
+        """Import as described by an :class:`~twin.mapping.ImportSpec`."""
+        self._check_kind(spec)
+        prepared = prepare_import(spec, self.crs, progress)
+        if progress:
+            progress("writing", 0.7)
+        self._commit(prepared)
+        if progress:
+            progress("done", 1.0)
+        return prepared.report
+
+    def import_mapping(
+        self,
+        mapping: str | os.PathLike[str],
+        *,
+        layers: Iterable[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[Any]:
+        """Import every layer of a mapping file (or the ones named in ``layers``)."""
+        specs = read_mapping(mapping)
+        wanted = list(layers) if layers is not None else list(specs)
+        unknown = [name for name in wanted if name not in specs]
+        if unknown:
+            raise UsageError(
+                f"mapping file has no layer {unknown[0]!r}; it has: {', '.join(specs)}"
+            )
+        return [self.import_spec(specs[name], progress=progress) for name in wanted]
+
+    def _check_kind(self, spec: ImportSpec) -> None:
+        get_kind(spec.kind)
+        existing = self.store.query("SELECT kind FROM twin_layers WHERE name=?", (spec.layer,))
+        if not existing.empty and existing["kind"].iloc[0] != spec.kind:
+            raise UsageError(
+                f"layer {spec.layer} holds kind {existing['kind'].iloc[0]}: import it with "
+                f"--kind {existing['kind'].iloc[0]}, or choose another layer name"
+            )
+
+    def _commit(self, prepared: PreparedImport) -> None:
+        report, spec = prepared.report, prepared.spec
+        with self.store.transaction() as work:
+            now = _next_time(work)
+            frame = prepared.frame
+            exists = _has_layer(work, spec.layer)
+            if exists:
+                current = GpkgStore(work).read_table(spec.layer)
+                changes = history.compare(current, frame, now)
+                frame = frame.assign(valid_from=pd.to_datetime(changes.valid_from, utc=True))
+            else:
+                changes = None
+                frame = frame.assign(valid_from=now)
+            write_table(work, spec.layer, frame)
+            if changes is not None and len(changes.retired):
+                retired = changes.retired.assign(valid_to=now)
+                _append_history(work, spec.layer, retired)
+            report.time = _sql_time(now)
+            _fill_counts(report, changes, len(frame))
+            with contextlib.closing(sqlite3.connect(work)) as con, con:
+                report.import_id = _record_import(con, prepared, report, initial=changes is None)
+                if changes is not None:
+                    _record_changes(con, report.import_id, spec.layer, changes)
+                _record_layer(con, prepared, frame, report)
+                if self.crs_text == "auto":
+                    schema.set_meta(con, "crs", _crs_text(prepared.crs))
+
+    # -- provenance and history ---------------------------------------------
+    def imports(self, layer: str | None = None) -> pd.DataFrame:
+        """Every import (provenance), newest last; optionally for one layer."""
+        sql = "SELECT * FROM twin_imports"
+        params: tuple[Any, ...] = ()
+        if layer is not None:
+            sql += " WHERE layer=?"
+            params = (layer,)
+        frame = self.store.query(sql + " ORDER BY import_id", params)
+        for column in ("options", "field_mapping", "report"):
+            frame[column] = frame[column].map(json.loads)
+        return frame.set_index("import_id")
+
+    def changes(self, import_id: int) -> pd.DataFrame:
+        """The change set of one import: a ``uid`` and a ``change`` per feature."""
+        imports = self.store.query(
+            "SELECT layer, time, initial FROM twin_imports WHERE import_id=?", (import_id,)
+        )
+        if imports.empty:
+            raise UsageError(f"no import {import_id}: `twin history` lists them")
+        layer, stamp, initial = imports.iloc[0]
+        if not initial:
+            return self.store.query(
+                "SELECT uid, change FROM twin_changes WHERE import_id=? ORDER BY rowid",
+                (import_id,),
+            )
+        # A first import adds every feature; they are not listed one by one.
+        uids = [
+            self.store.read_table(table, columns=["uid"], where=f"valid_from = '{stamp}'",
+                                  read_geometry=False)["uid"]
+            for table in (layer, history_table(layer))
+            if table in self.store.tables()
+        ]
+        added = pd.concat(uids, ignore_index=True).drop_duplicates()
+        return pd.DataFrame({"uid": added.to_numpy(), "change": "added"})
+
+    def history(self, layer: str, uid: str | None = None) -> gpd.GeoDataFrame:
+        """Replaced and removed versions of a layer (of one feature, given ``uid``)."""
+        self.info(layer)
+        if history_table(layer) not in self.store.tables():
+            current = self.store.read_table(layer, max_features=0)
+            return current.assign(valid_to=pd.Series(dtype=object), change=pd.Series(dtype=object))
+        where = None if uid is None else f"uid = '{uid.replace(chr(39), chr(39) * 2)}'"
+        return self.store.read_table(history_table(layer), where=where)
+
+    # -- exporting -----------------------------------------------------------
+    def export(
+        self,
+        layer: str,
+        path: str | os.PathLike[str],
+        *,
+        as_of: DateLike | None = None,
+        crs: Any = None,
+        encoding: str | None = None,
+    ) -> Path:
+        """Write a layer (optionally as of a date, in another CRS) to a file.
+
+        The format follows the suffix: ``.gpkg``, ``.geojson``, ``.parquet``,
+        ``.shp``, ``.fgb`` or ``.csv`` (WKT geometry).
+        """
+        from twin.io.export import write_layer
+
+        frame = self.layer(layer, as_of=as_of)
+        if crs is not None:
+            frame = frame.to_crs(resolve_crs(crs))
+        return write_layer(frame.reset_index(), Path(path), layer=layer, encoding=encoding)
+
+    def _no_layer(self, name: str) -> LayerNotFoundError:
+        names = self.layers
+        listing = ", ".join(names) if names else "none yet: import one with `twin import`"
+        return LayerNotFoundError(f"the twin has no layer {name!r}; its layers: {listing}")
+
+
+def _layer_info(row: pd.Series) -> LayerInfo:
+    extent = None
+    if pd.notna(row["min_x"]):
+        extent = (float(row["min_x"]), float(row["min_y"]), float(row["max_x"]), float(row["max_y"]))
+    return LayerInfo(
+        name=row["name"], kind=row["kind"], category=row["category"],
+        classification=row["classification"], feature_count=int(row["feature_count"]),
+        extent=extent, geometry_type=row["geometry_type"], id_field=row["id_field"],
+        source=row["source"], created=row["created"], updated=row["updated"],
+        last_import=None if pd.isna(row["last_import"]) else int(row["last_import"]),
+    )
+
+
+def _restore_types(frame: gpd.GeoDataFrame, kind_name: str) -> gpd.GeoDataFrame:
+    """Give declared integer and boolean fields back their nullable dtypes."""
+    kind = get_kind(kind_name)
+    for spec in kind.fields:
+        if spec.name not in frame.columns:
+            continue
+        if spec.dtype == "int":
+            frame[spec.name] = frame[spec.name].astype("Int64")
+        elif spec.dtype == "oneway":
+            frame[spec.name] = frame[spec.name].astype("Int8")
+        elif spec.dtype == "bool":
+            frame[spec.name] = frame[spec.name].astype("boolean")
+    return frame
+
+
+def _crs_text(crs: pyproj.CRS) -> str:
+    code = crs.to_epsg()
+    return f"EPSG:{code}" if code else crs.to_wkt()
+
+
+def _timestamp(value: DateLike) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise UsageError(f"as_of {value!r} is not a date: use e.g. 2026-05-01 or 2026-05-01T12:00Z")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _sql_time(stamp: pd.Timestamp) -> str:
+    """Timestamps as GDAL stores them in a GeoPackage: millisecond ISO 8601, UTC."""
+    return stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _next_time(work: Path) -> pd.Timestamp:
+    """Now, in milliseconds, strictly after the twin's previous import."""
+    now = pd.Timestamp.now(tz="UTC").floor("ms")
+    with contextlib.closing(sqlite3.connect(work)) as con:
+        last = con.execute("SELECT max(time) FROM twin_imports").fetchone()[0]
+    if last is not None:
+        previous = pd.Timestamp(last)
+        if now <= previous:
+            now = previous + pd.Timedelta(milliseconds=1)
+    return now
+
+
+def _has_layer(work: Path, layer: str) -> bool:
+    with contextlib.closing(sqlite3.connect(work)) as con:
+        row = con.execute("SELECT 1 FROM twin_layers WHERE name=?", (layer,)).fetchone()
+    return row is not None
+
+
+def _append_history(work: Path, layer: str, retired: gpd.GeoDataFrame) -> None:
+    table = history_table(layer)
+    with contextlib.closing(sqlite3.connect(work)) as con, con:
+        exists = con.execute(
+            "SELECT 1 FROM gpkg_contents WHERE table_name=?", (table,)
+        ).fetchone()
+        if exists:
+            have = {row[1] for row in con.execute(f'PRAGMA table_info("{table}")')}
+            for column in retired.columns:
+                if column not in have and column != "geometry":
+                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}"')
+    write_table(work, table, retired, append=bool(exists))
+
+
+def _fill_counts(report: Any, changes: history.ChangeSet | None, count: int) -> None:
+    if changes is None:
+        report.added = count
+        return
+    report.added, report.changed = len(changes.added), len(changes.changed)
+    report.removed, report.unchanged = len(changes.removed), len(changes.unchanged)
+
+
+def _record_import(
+    con: sqlite3.Connection, prepared: PreparedImport, report: Any, *, initial: bool
+) -> int:
+    spec = prepared.spec
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in spec.options().items()}
+    cursor = con.execute(
+        "INSERT INTO twin_imports (layer, time, source, source_format, checksum, src_crs,"
+        " options, field_mapping, n_read, n_imported, n_repaired, n_rejected, n_added,"
+        " n_changed, n_removed, n_unchanged, initial, report)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            spec.layer, report.time, report.source, report.source_format, report.checksum,
+            report.src_crs, json.dumps(options, ensure_ascii=False, default=str),
+            json.dumps(spec.fields, ensure_ascii=False), report.read, report.imported,
+            report.repaired, report.rejected, report.added, report.changed, report.removed,
+            report.unchanged, int(initial),
+            "{}",
+        ),
+    )
+    import_id = int(cursor.lastrowid or 0)
+    report.import_id = import_id
+    body = report.to_dict(max_rejections=MAX_STORED_REJECTIONS)
+    con.execute(
+        "UPDATE twin_imports SET report=? WHERE import_id=?",
+        (json.dumps(body, ensure_ascii=False, default=str), import_id),
+    )
+    return import_id
+
+
+def _record_changes(
+    con: sqlite3.Connection, import_id: int, layer: str, changes: history.ChangeSet
+) -> None:
+    rows = [
+        (import_id, layer, str(uid), change)
+        for change, uids in (
+            ("added", changes.added), ("changed", changes.changed), ("removed", changes.removed)
+        )
+        for uid in uids
+    ]
+    con.executemany(
+        "INSERT INTO twin_changes (import_id, layer, uid, change) VALUES (?, ?, ?, ?)", rows
+    )
+
+
+def _record_layer(
+    con: sqlite3.Connection, prepared: PreparedImport, frame: gpd.GeoDataFrame, report: Any
+) -> None:
+    spec, kind = prepared.spec, prepared.kind
+    bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
+    types = sorted(set(frame.geom_type.dropna()))
+    geometry_type = types[0] if len(types) == 1 else ("Multi" + kind.geometry.title())
+    extent = [None if np.isnan(v) else float(v) for v in bounds]
+    updated = con.execute(
+        "UPDATE twin_layers SET feature_count=?, min_x=?, min_y=?, max_x=?, max_y=?,"
+        " geometry_type=?, id_field=?, source=?, updated=?, last_import=?, classification=?"
+        " WHERE name=?",
+        (len(frame), *extent, geometry_type, spec.id, report.source, report.time,
+         report.import_id, report.classification, spec.layer),
+    ).rowcount
+    if not updated:
+        con.execute(
+            "INSERT INTO twin_layers (name, kind, category, classification, id_field,"
+            " geometry_type, feature_count, min_x, min_y, max_x, max_y, source, created,"
+            " updated, last_import) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (spec.layer, kind.name, kind.category.value, report.classification, spec.id,
+             geometry_type, len(frame), *extent, report.source, report.time, report.time,
+             report.import_id),
+        )

@@ -1,0 +1,90 @@
+"""Metadata tables of the twin file (documented in the README)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+SCHEMA_VERSION = "1"
+
+_DDL = {
+    "twin_layers": """
+        CREATE TABLE twin_layers (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            category TEXT NOT NULL,
+            classification TEXT NOT NULL,
+            id_field TEXT,
+            geometry_type TEXT,
+            feature_count INTEGER NOT NULL,
+            min_x REAL, min_y REAL, max_x REAL, max_y REAL,
+            source TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            last_import INTEGER
+        )""",
+    "twin_imports": """
+        CREATE TABLE twin_imports (
+            import_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            layer TEXT NOT NULL,
+            time TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_format TEXT,
+            checksum TEXT,
+            src_crs TEXT,
+            options TEXT,
+            field_mapping TEXT,
+            n_read INTEGER, n_imported INTEGER, n_repaired INTEGER, n_rejected INTEGER,
+            n_added INTEGER, n_changed INTEGER, n_removed INTEGER, n_unchanged INTEGER,
+            initial INTEGER NOT NULL,
+            report TEXT
+        )""",
+    "twin_changes": """
+        CREATE TABLE twin_changes (
+            import_id INTEGER NOT NULL,
+            layer TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            change TEXT NOT NULL CHECK (change IN ('added', 'changed', 'removed'))
+        )""",
+}
+
+_INDEXES = (
+    "CREATE INDEX twin_changes_import ON twin_changes (import_id)",
+    "CREATE INDEX twin_changes_uid ON twin_changes (layer, uid)",
+)
+
+_DESCRIPTIONS = {
+    "twin_meta": "citytwin: twin settings (CRS, name, schema version)",
+    "twin_layers": "citytwin: layers with kind, CIM category, classification, extent",
+    "twin_imports": "citytwin: provenance of every import with its report",
+    "twin_changes": "citytwin: change sets (added / changed / removed uids) per import",
+}
+
+
+def now_utc() -> str:
+    """The current time as an ISO 8601 string in UTC, microseconds included."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def create_tables(con: sqlite3.Connection) -> None:
+    """Create the metadata tables and register them as GeoPackage attribute tables."""
+    for table, ddl in _DDL.items():
+        con.execute(ddl)
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description,"
+            " last_change) VALUES (?, 'attributes', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+            (table, table, _DESCRIPTIONS[table]),
+        )
+    for ddl in _INDEXES:
+        con.execute(ddl)
+    con.execute(
+        "UPDATE gpkg_contents SET description=? WHERE table_name='twin_meta'",
+        (_DESCRIPTIONS["twin_meta"],),
+    )
+
+
+def set_meta(con: sqlite3.Connection, key: str, value: str) -> None:
+    """Set one key of ``twin_meta``."""
+    updated = con.execute("UPDATE twin_meta SET value=? WHERE key=?", (value, key)).rowcount
+    if not updated:
+        con.execute("INSERT INTO twin_meta (key, value) VALUES (?, ?)", (key, value))

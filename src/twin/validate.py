@@ -1,0 +1,170 @@
+"""Validation of imported features against their layer kind.
+
+Each check returns, per row, either None (fine) or the reason the row is
+rejected, so that an import report can say exactly what was wrong where.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+from geopandas import GeoSeries
+
+from twin.kinds import FieldSpec, LayerKind
+
+# shapely type ids: 0 Point, 1 LineString, 3 Polygon, 5 MultiLineString, 6 MultiPolygon
+_TYPE_IDS = {"point": [0], "line": [1, 5], "polygon": [3, 6]}
+_FAMILIES = {
+    "point": ("Point",),
+    "line": ("LineString", "MultiLineString"),
+    "polygon": ("Polygon", "MultiPolygon"),
+}
+_TRUE = {"1", "true", "t", "yes", "y", "是", "有"}
+_FALSE = {"0", "false", "f", "no", "n", "否", "无"}
+_ONEWAY = {
+    "yes": 1, "true": 1, "1": 1, "是": 1, "单行": 1, "forward": 1,
+    "no": 0, "false": 0, "0": 0, "否": 0, "双行": 0,
+    "-1": -1, "reverse": -1, "backward": -1,
+}
+
+
+def new_reasons(n: int) -> np.ndarray:
+    """An array of ``n`` empty rejection reasons."""
+    return np.full(n, None, dtype=object)
+
+
+def note(reasons: np.ndarray, mask: np.ndarray, message: str) -> None:
+    """Record ``message`` for rows in ``mask`` that have no reason yet (first one wins)."""
+    reasons[mask & pd.isna(reasons)] = message
+
+
+def note_values(
+    reasons: np.ndarray, mask: np.ndarray, spec: FieldSpec, raw: pd.Series, problem: str
+) -> None:
+    """Record "<field>=<value> <problem>" for rows in ``mask`` that have no reason yet."""
+    values = raw.to_numpy(dtype=object)
+    for i in np.flatnonzero(mask & pd.isna(reasons)):
+        reasons[i] = f"{spec.name}={values[i]!r} {problem}"
+
+
+def check_geometries(
+    geoms: GeoSeries, kind: LayerKind, reasons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repair what can be repaired and reject what does not fit ``kind``.
+
+    Returns
+    -------
+    geometries : ndarray of shapely geometries
+        The geometries, repaired where they were invalid.
+    repaired : ndarray of bool
+        Which rows were repaired (made valid, or a one-point MultiPoint made a Point).
+    """
+    values = np.asarray(geoms.array, dtype=object)
+    missing = shapely.is_missing(values)
+    note(reasons, missing, "no geometry")
+    empty = ~missing & shapely.is_empty(values)
+    note(reasons, empty, "empty geometry")
+    repaired = np.zeros(len(values), dtype=bool)
+    present = ~(missing | empty)
+    if kind.geometry == "point":
+        multi = shapely.get_type_id(values) == 4
+        single = present & multi & (shapely.get_num_geometries(values) == 1)
+        values[single] = shapely.get_geometry(values[single], 0)
+        repaired |= single
+    invalid = present & ~shapely.is_valid(values)
+    for i in np.flatnonzero(invalid):
+        values[i] = _repair(values[i], kind.geometry)
+        repaired[i] = values[i] is not None
+    unfixable = f"invalid geometry that cannot be repaired as a {kind.geometry}"
+    note(reasons, invalid & ~repaired, unfixable)
+    type_ids = shapely.get_type_id(values)
+    wrong = present & ~pd.isna(values) & ~np.isin(type_ids, _TYPE_IDS[kind.geometry])
+    for i in np.flatnonzero(wrong & pd.isna(reasons)):
+        reasons[i] = f"a {values[i].geom_type} does not fit kind {kind.name} ({kind.geometry})"
+    return values, repaired & pd.isna(reasons)
+
+
+def _repair(geom: shapely.Geometry, family: str) -> shapely.Geometry | None:
+    fixed = shapely.make_valid(geom)
+    parts = [p for p in shapely.get_parts(fixed) if p.geom_type in _FAMILIES[family]]
+    parts = [q for p in parts for q in shapely.get_parts(p)]
+    if not parts:
+        return None
+    if family == "polygon":
+        return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+    if family == "line":
+        return parts[0] if len(parts) == 1 else shapely.MultiLineString(parts)
+    return parts[0] if len(parts) == 1 else None
+
+
+def convert_fields(frame: pd.DataFrame, kind: LayerKind, reasons: np.ndarray) -> pd.DataFrame:
+    """Convert the kind's declared fields to their types; note impossible values.
+
+    Fields the kind does not declare are left exactly as they came.
+    """
+    out = frame.copy()
+    for spec in kind.fields:
+        if spec.name not in out.columns:
+            continue
+        out[spec.name] = _convert(out[spec.name], spec, reasons)
+    return out
+
+
+def _convert(series: pd.Series, spec: FieldSpec, reasons: np.ndarray) -> pd.Series:
+    raw = series.copy()
+    blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "None", "NULL", "null"])
+    if spec.dtype in ("int", "float"):
+        values = pd.to_numeric(raw.where(~blank), errors="coerce")
+        bad = (~blank & values.isna()).to_numpy()
+        note_values(reasons, bad, spec, raw, "is not a number")
+        if spec.dtype == "int":
+            frac = (values.notna() & (values != values.round())).to_numpy()
+            note_values(reasons, frac, spec, raw, "is not a whole number")
+            values = values.where(~frac).round().astype("Int64")
+        else:
+            values = values.astype("float64")
+        _check_range(values, spec, raw, reasons)
+        result: pd.Series = values
+    elif spec.dtype == "bool":
+        text = raw.astype(str).str.strip().str.lower()
+        parsed = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+        parsed[text.isin(_TRUE)] = True
+        parsed[text.isin(_FALSE)] = False
+        note_values(reasons, (~blank & parsed.isna()).to_numpy(), spec, raw, "is not yes/no")
+        result = parsed
+    elif spec.dtype == "oneway":
+        text = raw.astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True)
+        parsed_ow = text.map(_ONEWAY).astype("Int8").where(~blank, 0).astype("Int8")
+        unknown = (~blank & parsed_ow.isna()).to_numpy()
+        note_values(reasons, unknown, spec, raw, "is not a one-way flag (yes / no / -1)")
+        result = parsed_ow
+    else:
+        result = _as_text(raw, blank, spec)
+        if spec.choices:
+            outside = (~blank & ~result.isin(spec.choices)).to_numpy()
+            choices = ", ".join(spec.choices)
+            note_values(reasons, outside, spec, raw, f"is not one of {choices}")
+    if spec.required:
+        note(reasons, blank.to_numpy(), f"{spec.name} is empty")
+    return result
+
+
+def _as_text(raw: pd.Series, blank: pd.Series, spec: FieldSpec) -> pd.Series:
+    if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
+        raw = raw.astype("Int64")
+    text = raw.astype(object).where(~blank, None)
+    text = text.map(lambda v: v if v is None else str(v).strip())
+    if spec.choices:
+        text = text.map(lambda v: v if v is None else v.lower())
+    return text.astype(object)
+
+
+def _check_range(values: pd.Series, spec: FieldSpec, raw: pd.Series, reasons: np.ndarray) -> None:
+    if spec.minimum is not None:
+        low = (values < spec.minimum).fillna(False).to_numpy(dtype=bool)
+        note_values(reasons, low, spec, raw, f"is below {spec.minimum:g}")
+    if spec.maximum is not None:
+        high = (values > spec.maximum).fillna(False).to_numpy(dtype=bool)
+        note_values(reasons, high, spec, raw, f"is above {spec.maximum:g}")
+
