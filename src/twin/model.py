@@ -299,6 +299,7 @@ class Twin:
         report, spec = prepared.report, prepared.spec
         with self.store.transaction() as work:
             now = _next_time(work)
+            report.import_id = _next_import_id(work)
             frame = prepared.frame
             exists = _has_layer(work, spec.layer)
             if exists:
@@ -310,12 +311,12 @@ class Twin:
                 frame = frame.assign(valid_from=now)
             write_table(work, spec.layer, frame)
             if changes is not None and len(changes.retired):
-                retired = changes.retired.assign(valid_to=now)
+                retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
                 _append_history(work, spec.layer, retired)
             report.time = _sql_time(now)
             _fill_counts(report, changes, len(frame))
             with contextlib.closing(sqlite3.connect(work)) as con, con:
-                report.import_id = _record_import(con, prepared, report, initial=changes is None)
+                _record_import(con, prepared, report, initial=changes is None)
                 if changes is not None:
                     _record_changes(con, report.import_id, spec.layer, changes)
                 _record_layer(con, prepared, frame, report)
@@ -453,6 +454,12 @@ def _next_time(work: Path) -> pd.Timestamp:
     return now
 
 
+def _next_import_id(work: Path) -> int:
+    with contextlib.closing(sqlite3.connect(work)) as con:
+        last = con.execute("SELECT max(import_id) FROM twin_imports").fetchone()[0]
+    return int(last or 0) + 1
+
+
 def _has_layer(work: Path, layer: str) -> bool:
     with contextlib.closing(sqlite3.connect(work)) as con:
         row = con.execute("SELECT 1 FROM twin_layers WHERE name=?", (layer,)).fetchone()
@@ -483,31 +490,23 @@ def _fill_counts(report: Any, changes: history.ChangeSet | None, count: int) -> 
 
 def _record_import(
     con: sqlite3.Connection, prepared: PreparedImport, report: Any, *, initial: bool
-) -> int:
+) -> None:
     spec = prepared.spec
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in spec.options().items()}
-    cursor = con.execute(
-        "INSERT INTO twin_imports (layer, time, source, source_format, checksum, src_crs,"
-        " options, field_mapping, n_read, n_imported, n_repaired, n_rejected, n_added,"
-        " n_changed, n_removed, n_unchanged, initial, report)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            spec.layer, report.time, report.source, report.source_format, report.checksum,
-            report.src_crs, json.dumps(options, ensure_ascii=False, default=str),
-            json.dumps(spec.fields, ensure_ascii=False), report.read, report.imported,
-            report.repaired, report.rejected, report.added, report.changed, report.removed,
-            report.unchanged, int(initial),
-            "{}",
-        ),
-    )
-    import_id = int(cursor.lastrowid or 0)
-    report.import_id = import_id
     body = report.to_dict(max_rejections=MAX_STORED_REJECTIONS)
     con.execute(
-        "UPDATE twin_imports SET report=? WHERE import_id=?",
-        (json.dumps(body, ensure_ascii=False, default=str), import_id),
+        "INSERT INTO twin_imports (import_id, layer, time, source, source_format, checksum,"
+        " src_crs, options, field_mapping, n_read, n_imported, n_repaired, n_rejected, n_added,"
+        " n_changed, n_removed, n_unchanged, initial, report)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            report.import_id, spec.layer, report.time, report.source, report.source_format,
+            report.checksum, report.src_crs, json.dumps(options, ensure_ascii=False, default=str),
+            json.dumps(spec.fields, ensure_ascii=False), report.read, report.imported,
+            report.repaired, report.rejected, report.added, report.changed, report.removed,
+            report.unchanged, int(initial), json.dumps(body, ensure_ascii=False, default=str),
+        ),
     )
-    return import_id
 
 
 def _record_changes(

@@ -443,9 +443,8 @@ def _pump_options(inp: _Inp, record: Record) -> dict[str, str]:
     """Keyword/value pairs after the nodes of a [PUMPS] line (HEAD, POWER, SPEED, PATTERN)."""
     lineno, tokens = record
     rest = tokens[3:]
-    if rest and rest[0].upper() not in PUMP_KEYWORDS:
-        inp.number(lineno, rest[0], "pump parameter")  # EPANET 1.1 curve coefficients
-        return {}
+    if rest and rest[0].upper() not in PUMP_KEYWORDS and _is_number(rest[0]):
+        return {}  # EPANET 1.1 pump curve coefficients
     if len(rest) % 2:
         raise inp.error(lineno, f"pump {tokens[0]!r}: keyword {rest[-1]!r} has no value")
     options = {}
@@ -462,6 +461,14 @@ def _pump_closed(status: str) -> bool:
         return float(status) == 0.0
     except ValueError:
         return status == "CLOSED"
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _pumps(inp: _Inp) -> gpd.GeoDataFrame:

@@ -60,6 +60,7 @@ def write_layer(
         kwargs = {}
         if suffix == ".shp":
             kwargs["encoding"] = encoding or "UTF-8"
+            frame = frame.rename(columns=shapefile_names(list(frame.columns), kwargs["encoding"]))
         elif encoding:
             raise UsageError("--encoding applies to Shapefile exports only")
         with warnings.catch_warnings():
@@ -71,6 +72,37 @@ def write_layer(
             )
     log.info("wrote %d features to %s", len(frame), path)
     return path
+
+
+def shapefile_names(columns: list[str], encoding: str) -> dict[str, str]:
+    """Rename fields whose encoded name exceeds the DBF limit of 10 bytes.
+
+    GDAL cuts at 10 bytes, which can split a multi-byte character (建筑编码 is
+    12 bytes in UTF-8); cut whole characters instead and keep names unique.
+    """
+    renames: dict[str, str] = {}
+    taken = {c for c in columns if len(str(c).encode(encoding)) <= 10}
+    for column in columns:
+        name = str(column)
+        if column == "geometry" or len(name.encode(encoding)) <= 10:
+            continue
+        for n in range(2, 100):
+            short = _cut(name, encoding, 10)
+            if short not in taken:
+                break
+            short = _cut(name, encoding, 10 - len(str(n)) - 1) + f"_{n}"
+            if short not in taken:
+                break
+        taken.add(short)
+        renames[column] = short
+        log.warning("Shapefile field %r written as %r (DBF names hold 10 bytes)", name, short)
+    return renames
+
+
+def _cut(name: str, encoding: str, limit: int) -> str:
+    while len(name.encode(encoding)) > limit:
+        name = name[:-1]
+    return name
 
 
 def _has_multi(frame: gpd.GeoDataFrame) -> bool:

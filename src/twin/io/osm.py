@@ -22,7 +22,9 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -267,15 +269,21 @@ def read_osm(path: str | os.PathLike[str], kind: str) -> gpd.GeoDataFrame:
     spec = _KINDS.get(kind)
     if spec is None:
         raise UsageError(f"OSM files hold no {kind!r} layer: use one of {', '.join(OSM_KINDS)}")
-    frame = _read_layer(os.fspath(path), spec.layer)
+    name = os.fspath(path)
+    frame = _read_layer(name, spec.layer)
     ids = _osm_ids(frame, spec.layer)
     tags = _row_tags(frame)
+    geometry = list(frame.geometry.to_numpy())
+    if spec.layer == "multipolygons":
+        for rel_id, rel_tags in _dropped_relations(name, ids):
+            ids.append(rel_id)
+            tags.append(rel_tags)
+            geometry.append(None)
     keep = [spec.keep(t) for t in tags]
-    kept_tags = [t for t, k in zip(tags, keep, strict=True) if k]
     columns = {"osm_id": _strings(i for i, k in zip(ids, keep, strict=True) if k)}
-    columns.update(spec.columns(kept_tags))
-    geometry = gpd.GeoSeries(frame.geometry.to_numpy()[keep], crs="EPSG:4326")
-    return gpd.GeoDataFrame(pd.DataFrame(columns), geometry=geometry, crs="EPSG:4326")
+    columns.update(spec.columns([t for t, k in zip(tags, keep, strict=True) if k]))
+    kept = gpd.GeoSeries([g for g, k in zip(geometry, keep, strict=True) if k], crs="EPSG:4326")
+    return gpd.GeoDataFrame(pd.DataFrame(columns), geometry=kept, crs="EPSG:4326")
 
 
 def _read_layer(path: str, layer: str) -> gpd.GeoDataFrame:
@@ -329,3 +337,156 @@ def _row_tags(frame: pd.DataFrame) -> list[Tags]:
                 row_tags[name] = value
         tags.append(row_tags)
     return tags
+
+
+# --------------------------------------------------------------------------- dropped relations
+# GDAL leaves out a multipolygon relation when one of its member ways is not in
+# the file (relations cut by the extract's boundary). Such relations are listed
+# here from the file itself so that they come back with a None geometry, to be
+# counted as rejected, instead of vanishing.
+
+_AREA_RELATIONS = ("multipolygon", "boundary")
+
+
+def _dropped_relations(path: str, ids: list[str]) -> list[tuple[str, Tags]]:
+    """Area relations of the file missing from GDAL's multipolygons layer."""
+    built = {i for i in ids if i.startswith("r")}
+    lower = path.lower()
+    if lower.endswith(".pbf"):
+        relations = _pbf_relations(path)
+    elif lower.endswith(".osm"):
+        relations = _xml_relations(path)
+    else:
+        log.debug("%s: relations GDAL could not build are not listed for this format", path)
+        return []
+    dropped = [(f"r{i}", t) for i, t in relations if f"r{i}" not in built]
+    if dropped:
+        log.info("%s: %d area relation(s) lack member ways; geometry None", path, len(dropped))
+    return dropped
+
+
+def _xml_relations(path: str) -> Iterator[tuple[int, Tags]]:
+    try:
+        for _, elem in ET.iterparse(path, events=("end",)):
+            if elem.tag == "relation":
+                tags = {t.get("k", ""): t.get("v", "") for t in elem.iter("tag")}
+                if tags.get("type") in _AREA_RELATIONS:
+                    yield int(elem.get("id", "0")), tags
+            if elem.tag in ("node", "way", "relation"):
+                elem.clear()
+    except (ET.ParseError, ValueError) as exc:
+        raise SourceError(f"{path}: malformed OSM XML: {exc}") from None
+
+
+def _pbf_relations(path: str) -> Iterator[tuple[int, Tags]]:
+    try:
+        for block in _pbf_blocks(path):
+            yield from _block_relations(block)
+    except (IndexError, ValueError, zlib.error) as exc:
+        raise SourceError(f"{path}: corrupt OSM PBF: {exc}") from None
+
+
+def _pbf_blocks(path: str) -> Iterator[memoryview]:
+    """The decompressed PrimitiveBlock of every OSMData blob of a PBF file."""
+    with open(path, "rb") as f:
+        while head := f.read(4):
+            header = memoryview(f.read(int.from_bytes(head, "big")))
+            blob_type, size = b"", 0
+            for number, integer, data in _fields(header):
+                if number == 1:
+                    blob_type = bytes(data)
+                elif number == 3:
+                    size = integer
+            blob = memoryview(f.read(size))
+            if len(blob) < size:
+                raise ValueError("truncated blob")
+            if blob_type == b"OSMData":
+                block = _blob_data(blob)
+                if block is None:
+                    log.warning("%s: blob compression not read; relations not listed", path)
+                else:
+                    yield block
+
+
+def _blob_data(blob: memoryview) -> memoryview | None:
+    for number, _, data in _fields(blob):
+        if number == 1:  # raw
+            return data
+        if number == 3:  # zlib_data
+            return memoryview(zlib.decompress(data))
+    return None  # lzma, lz4 or zstd
+
+
+def _block_relations(block: memoryview) -> Iterator[tuple[int, Tags]]:
+    table = memoryview(b"")
+    relations: list[memoryview] = []
+    for number, _, data in _fields(block):
+        if number == 1:
+            table = data
+        elif number == 2:  # a PrimitiveGroup holds entities of one type: look at the first
+            for entity, _, message in _fields(data):
+                if entity != 4:
+                    break
+                relations.append(message)
+    if not relations:
+        return
+    strings = [bytes(s).decode("utf-8", "replace") for n, _, s in _fields(table) if n == 1]
+    for message in relations:
+        rel_id, keys, vals = 0, [], []
+        for number, integer, data in _fields(message):
+            if number == 1:
+                rel_id = integer - (1 << 64) if integer >= 1 << 63 else integer
+            elif number == 2:
+                keys = _packed(data)
+            elif number == 3:
+                vals = _packed(data)
+        tags = {strings[k]: strings[v] for k, v in zip(keys, vals, strict=False)}
+        if tags.get("type") in _AREA_RELATIONS:
+            yield rel_id, tags
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _packed(buf: memoryview) -> list[int]:
+    values, pos = [], 0
+    while pos < len(buf):
+        value, pos = _varint(buf, pos)
+        values.append(value)
+    return values
+
+
+_EMPTY = memoryview(b"")
+
+
+def _fields(buf: memoryview) -> Iterator[tuple[int, int, memoryview]]:
+    """(number, varint value, bytes) of each field of a protobuf message.
+
+    Varint fields give their value and empty bytes, length-delimited fields 0
+    and their bytes; fixed-size fields are skipped.
+    """
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        wire = key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            yield key >> 3, value, _EMPTY
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > end:
+                raise ValueError("truncated field")
+            yield key >> 3, 0, buf[pos : pos + size]
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")

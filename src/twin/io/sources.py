@@ -199,18 +199,34 @@ def sniff_dbf_encoding(shp: Path) -> str | None:
     if dbf is None:
         return None
     raw = dbf.read_bytes()[: 1 << 20]
-    if len(raw) > 29 and raw[29] != 0:
+    if len(raw) < 32 or raw[29] != 0:
         return None  # the DBF declares its code page (LDID): GDAL honours it
-    if raw.isascii():
+    text = _dbf_text(raw)
+    if text.isascii():
         return None
     for candidate in ("utf-8", "gb18030"):
         try:
-            raw.decode(candidate)
+            text.decode(candidate)
         except UnicodeDecodeError:
             continue
         log.warning("%s has no .cpg; its text looks like %s", shp.name, candidate.upper())
         return candidate.upper()
     return None
+
+
+def _dbf_text(raw: bytes) -> bytes:
+    """The field names and record bytes of a DBF, without its binary header."""
+    header_len = int.from_bytes(raw[8:10], "little")
+    names = b"".join(
+        raw[offset : offset + 11].rstrip(b"\0")
+        for offset in range(32, min(header_len, len(raw)) - 1, 32)
+        if raw[offset] != 0x0D
+    )
+    records = raw[header_len:]
+    # Cut at a record boundary so a multi-byte character is never split.
+    record_len = int.from_bytes(raw[10:12], "little") or 1
+    records = records[: len(records) - len(records) % record_len].rstrip(b"\x1a")
+    return names + records
 
 
 def checksum(path: str | os.PathLike[str]) -> str:

@@ -150,6 +150,8 @@ def create_file(path: Path, meta: dict[str, str]) -> None:
         path,
         layer="twin_meta",
         driver="GPKG",
+        # 1.3 rather than GDAL's newest 1.4: opens without warnings in older QGIS / GDAL.
+        dataset_options={"VERSION": "1.3"},
     )
     with contextlib.closing(sqlite3.connect(path)) as con, con:
         schema.create_tables(con)
@@ -171,19 +173,6 @@ def write_table(
         use_arrow=True,
         layer_options={"FID": "fid"},
     )
-
-
-def drop_table(con: sqlite3.Connection, table: str) -> None:
-    """Drop a GeoPackage table together with its registrations and R-tree."""
-    con.execute(f'DROP TABLE IF EXISTS "rtree_{table}_geom"')
-    for trigger in con.execute(
-        "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (table,)
-    ).fetchall():
-        con.execute(f'DROP TRIGGER IF EXISTS "{trigger[0]}"')
-    con.execute(f'DROP TABLE IF EXISTS "{table}"')
-    for registry in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions"):
-        con.execute(f"DELETE FROM {registry} WHERE table_name=?", (table,))
-    con.execute("DELETE FROM gpkg_extensions WHERE table_name=?", (f"rtree_{table}_geom",))
 
 
 def _fsync_file(path: Path) -> None:
