@@ -9,9 +9,9 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from tests.conftest import BUILDING_FIELDS, buildings_frame
 
 import twin
-from tests.conftest import BUILDING_FIELDS, buildings_frame
 
 
 @pytest.fixture
@@ -28,8 +28,11 @@ def versions(city: twin.Twin, tmp_path: Path) -> tuple[twin.Twin, list[twin.Impo
     for i, frame in enumerate((v1, v2, v3)):
         src = tmp_path / f"v{i + 1}.gpkg"
         gpd.GeoDataFrame(frame, crs=v1.crs).to_file(src)
-        reports.append(city.import_layer(src, layer="buildings", kind="building", id="建筑编码",
-                                         fields=BUILDING_FIELDS))
+        reports.append(
+            city.import_layer(
+                src, layer="buildings", kind="building", id="建筑编码", fields=BUILDING_FIELDS
+            )
+        )
     return city, reports
 
 
@@ -44,8 +47,10 @@ def test_change_set_uids(versions: tuple[twin.Twin, list[twin.ImportReport]]) ->
     city, (r1, r2, r3) = versions
     changes = city.changes(r2.import_id)
     assert sorted(map(tuple, changes[["change", "uid"]].to_numpy().tolist())) == [
-        ("added", "buildings.B010"), ("changed", "buildings.B001"),
-        ("changed", "buildings.B002"), ("removed", "buildings.B003"),
+        ("added", "buildings.B010"),
+        ("changed", "buildings.B001"),
+        ("changed", "buildings.B002"),
+        ("removed", "buildings.B003"),
     ]
     assert sorted(city.changes(r1.import_id)["uid"]) == [f"buildings.B00{i}" for i in range(5)]
     assert city.changes(r3.import_id).empty
@@ -56,12 +61,16 @@ def test_unchanged_features_keep_uid_and_valid_from(
 ) -> None:
     city, (r1, r2, _) = versions
     layer = city.layer("buildings")
-    stamp = {uid: t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for uid, t in layer["valid_from"].items()}
+    stamp = {
+        uid: t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for uid, t in layer["valid_from"].items()
+    }
     assert stamp["buildings.B000"] == stamp["buildings.B004"] == r1.time
     assert stamp["buildings.B001"] == stamp["buildings.B002"] == stamp["buildings.B010"] == r2.time
 
 
-def test_history_keeps_replaced_versions(versions: tuple[twin.Twin, list[twin.ImportReport]]) -> None:
+def test_history_keeps_replaced_versions(
+    versions: tuple[twin.Twin, list[twin.ImportReport]],
+) -> None:
     city, (_, r2, _) = versions
     old = city.history("buildings").set_index("uid").sort_index()
     assert old.index.tolist() == ["buildings.B001", "buildings.B002", "buildings.B003"]
@@ -80,8 +89,13 @@ def test_as_of_returns_each_version(versions: tuple[twin.Twin, list[twin.ImportR
     v1 = buildings_frame(5).set_index("建筑编码")
     assert before.geometry.area.tolist() == pytest.approx(v1.area.tolist())
     after = city.layer("buildings", as_of=r2.time).sort_index()
-    assert after.index.tolist() == ["buildings.B000", "buildings.B001", "buildings.B002",
-                                    "buildings.B004", "buildings.B010"]
+    assert after.index.tolist() == [
+        "buildings.B000",
+        "buildings.B001",
+        "buildings.B002",
+        "buildings.B004",
+        "buildings.B010",
+    ]
     assert after.loc["buildings.B001", "floors"] == 9
     earlier = pd.Timestamp(r1.time) - pd.Timedelta(seconds=1)
     assert city.layer("buildings", as_of=earlier).empty
@@ -94,8 +108,9 @@ def test_bad_as_of(versions: tuple[twin.Twin, list[twin.ImportReport]]) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".geojson", ".parquet", ".shp", ".fgb", ".csv"])
-def test_export_formats(versions: tuple[twin.Twin, list[twin.ImportReport]], tmp_path: Path,
-                        suffix: str) -> None:
+def test_export_formats(
+    versions: tuple[twin.Twin, list[twin.ImportReport]], tmp_path: Path, suffix: str
+) -> None:
     city, _ = versions
     out = city.export("buildings", tmp_path / f"out{suffix}")
     if suffix == ".parquet":
@@ -109,8 +124,9 @@ def test_export_formats(versions: tuple[twin.Twin, list[twin.ImportReport]], tmp
         assert back.crs.to_epsg() == 4544
 
 
-def test_export_as_of_in_another_crs(versions: tuple[twin.Twin, list[twin.ImportReport]],
-                                     tmp_path: Path) -> None:
+def test_export_as_of_in_another_crs(
+    versions: tuple[twin.Twin, list[twin.ImportReport]], tmp_path: Path
+) -> None:
     city, (r1, _, _) = versions
     out = city.export("buildings", tmp_path / "v1.geojson", as_of=r1.time, crs="EPSG:4490")
     back = pyogrio.read_dataframe(out)
@@ -120,8 +136,9 @@ def test_export_as_of_in_another_crs(versions: tuple[twin.Twin, list[twin.Import
     assert shapely.equals_exact(got.geometry.array, expected.geometry.array, tolerance=1e-9).all()
 
 
-def test_export_gbk_shapefile(versions: tuple[twin.Twin, list[twin.ImportReport]],
-                              tmp_path: Path) -> None:
+def test_export_gbk_shapefile(
+    versions: tuple[twin.Twin, list[twin.ImportReport]], tmp_path: Path
+) -> None:
     city, _ = versions
     out = city.export("buildings", tmp_path / "b.shp", encoding="GBK")
     assert "新楼".encode("gbk") in out.with_suffix(".dbf").read_bytes()

@@ -7,9 +7,9 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
+from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 import twin
-from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 
 def test_create_with_explicit_crs(city: twin.Twin) -> None:
@@ -56,10 +56,15 @@ def test_layer_metadata(city: twin.Twin, tmp_path: Path) -> None:
     src = tmp_path / "b.gpkg"
     frame = buildings_frame(4)
     frame.to_file(src)
-    city.import_layer(src, layer="buildings", kind="building", id="建筑编码", fields=BUILDING_FIELDS)
+    city.import_layer(
+        src, layer="buildings", kind="building", id="建筑编码", fields=BUILDING_FIELDS
+    )
     info = city.info("buildings")
     assert (info.kind, info.category, info.classification) == (
-        "building", "spatio_temporal_base", "public")
+        "building",
+        "spatio_temporal_base",
+        "public",
+    )
     assert info.category_zh == "时空基础"
     assert info.feature_count == 4 and info.id_field == "建筑编码"
     assert info.extent == pytest.approx(tuple(frame.total_bounds))

@@ -29,9 +29,7 @@ class ChangeSet:
     valid_from: np.ndarray  # for each new feature: kept or new start of validity
 
 
-def compare(
-    current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, now: pd.Timestamp
-) -> ChangeSet:
+def compare(current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, now: pd.Timestamp) -> ChangeSet:
     """Compare ``new`` features with the ``current`` layer, both with a ``uid`` column."""
     columns = sorted(
         {c for c in (*current.columns, *new.columns) if c not in (*BOOKKEEPING, "geometry")}
@@ -84,9 +82,12 @@ def _column_hash(values: pd.Series) -> np.ndarray:
         return pd.util.hash_array(as_float)
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = pd.to_datetime(values, utc=True)
-        return pd.util.hash_array(stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("").to_numpy(
-            dtype=object))
-    text = values.astype(object).map(lambda v: "\x00" if v is None or v is pd.NA or v != v else str(v))
+        return pd.util.hash_array(
+            stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("").to_numpy(dtype=object)
+        )
+    text = values.astype(object).map(
+        lambda v: "\x00" if v is None or v is pd.NA or v != v else str(v)
+    )
     return pd.util.hash_array(text.to_numpy(dtype=object))
 
 

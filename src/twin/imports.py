@@ -120,12 +120,21 @@ def prepare_import(
         digest: Future[str] = pool.submit(checksum, spec.source)
         step("reading", 0.0)
         data = read_source(
-            spec.source, kind=kind.name, source_layer=spec.source_layer,
-            encoding=spec.encoding, where=spec.where, x=spec.x, y=spec.y, wkt=spec.wkt,
+            spec.source,
+            kind=kind.name,
+            source_layer=spec.source_layer,
+            encoding=spec.encoding,
+            where=spec.where,
+            x=spec.x,
+            y=spec.y,
+            wkt=spec.wkt,
         )
         report = ImportReport(
-            layer=spec.layer, kind=kind.name, source=str(spec.source),
-            source_format=data.format, read=len(data.frame),
+            layer=spec.layer,
+            kind=kind.name,
+            source=str(spec.source),
+            source_format=data.format,
+            read=len(data.frame),
         )
         step("validating", 0.3)
         frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
@@ -216,7 +225,7 @@ def _check_ids(ids: pd.Series, reasons: np.ndarray, report: ImportReport) -> Non
     text = ids.astype(str).str.strip()
     blank = (ids.isna() | text.isin(["", "nan", "None"])).to_numpy()
     note(reasons, blank, f"empty id in field {ids.name}")
-    candidates = pd.Series(np.where(pd.isna(reasons), text, None), index=ids.index)
+    candidates = text.where(pd.isna(reasons))
     dup = candidates.notna() & candidates.duplicated(keep="first")
     report.duplicates = int(dup.sum())
     if report.duplicates:
@@ -265,8 +274,11 @@ def _to_twin_crs(
     if not src_crs.equals(twin_crs):
         frame = frame.to_crs(twin_crs)
     bad = ~np.isfinite(shapely.bounds(np.asarray(frame.geometry.array))).all(axis=1)
-    note(reasons, bad & ~shapely.is_missing(np.asarray(frame.geometry.array)),
-         f"coordinates cannot be projected to {twin_crs.to_string()}")
+    note(
+        reasons,
+        bad & ~shapely.is_missing(np.asarray(frame.geometry.array)),
+        f"coordinates cannot be projected to {twin_crs.to_string()}",
+    )
     frame.insert(0, "uid", _uids(frame, spec, uid_source))
     return frame, twin_crs
 
@@ -298,8 +310,9 @@ def _record_rejections(
     report.rejected = len(rows)
     ids = frame[spec.id].to_numpy(dtype=object) if spec.id is not None else None
     report.rejections = [
-        Rejection(int(i) + 1, None if ids is None or pd.isna(ids[i]) else str(ids[i]),
-                  str(reasons[i]))
+        Rejection(
+            int(i) + 1, None if ids is None or pd.isna(ids[i]) else str(ids[i]), str(reasons[i])
+        )
         for i in rows
     ]
     if rows.size:

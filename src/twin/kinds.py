@@ -18,12 +18,12 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from twin.errors import UsageError
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """CIM data categories (城市信息模型数据分类)."""
 
     SPATIO_TEMPORAL_BASE = "spatio_temporal_base"  # 时空基础
@@ -48,7 +48,7 @@ _CATEGORY_ZH = {
 }
 
 
-class Classification(str, Enum):
+class Classification(StrEnum):
     """Data classification levels (数据分级), lowest first."""
 
     PUBLIC = "public"
@@ -121,20 +121,38 @@ KINDS: dict[str, LayerKind] = {
     k.name: k
     for k in (
         LayerKind(
-            "parcel", "polygon", Category.PLANNING_CONTROL, Classification.PUBLIC,
+            "parcel",
+            "polygon",
+            Category.PLANNING_CONTROL,
+            Classification.PUBLIC,
             "land parcel (地块) with its planning controls",
             (
                 _f("parcel_code", "str", None, "parcel code (地块编码)"),
                 _f("land_use", "str", None, "land-use code (用地性质)"),
-                _f("far_limit", "float", "ratio", "maximum floor area ratio (容积率上限)", minimum=0),
+                _f(
+                    "far_limit",
+                    "float",
+                    "ratio",
+                    "maximum floor area ratio (容积率上限)",
+                    minimum=0,
+                ),
                 _f("height_limit_m", "float", "m", "height limit (限高)", minimum=0),
-                _f("coverage_limit", "float", "ratio", "maximum building coverage (建筑密度上限)",
-                   minimum=0, maximum=1),
+                _f(
+                    "coverage_limit",
+                    "float",
+                    "ratio",
+                    "maximum building coverage (建筑密度上限)",
+                    minimum=0,
+                    maximum=1,
+                ),
                 _NAME,
             ),
         ),
         LayerKind(
-            "building", "polygon", Category.SPATIO_TEMPORAL_BASE, Classification.PUBLIC,
+            "building",
+            "polygon",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.PUBLIC,
             "building footprint (建筑物)",
             (
                 _f("floors", "int", "count", "storeys above ground (层数)", minimum=0),
@@ -147,7 +165,10 @@ KINDS: dict[str, LayerKind] = {
             require_one_of=(("floors", "height_m"),),
         ),
         LayerKind(
-            "road", "line", Category.SPATIO_TEMPORAL_BASE, Classification.PUBLIC,
+            "road",
+            "line",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.PUBLIC,
             "road centre line (道路中心线)",
             (
                 _f("road_class", "str", None, "road class (道路等级) or OSM highway value"),
@@ -161,7 +182,10 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "pipe", "line", Category.SPATIO_TEMPORAL_BASE, Classification.RESTRICTED,
+            "pipe",
+            "line",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.RESTRICTED,
             "utility pipe (管线)",
             (
                 _NETWORK,
@@ -178,11 +202,21 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "valve", "point", Category.SPATIO_TEMPORAL_BASE, Classification.RESTRICTED,
+            "valve",
+            "point",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.RESTRICTED,
             "valve on a pipe (阀门)",
             (
-                _f("status", "str", None, "open, closed (normally closed) or inoperable",
-                   required=True, choices=VALVE_STATUSES, default="open"),
+                _f(
+                    "status",
+                    "str",
+                    None,
+                    "open, closed (normally closed) or inoperable",
+                    required=True,
+                    choices=VALVE_STATUSES,
+                    default="open",
+                ),
                 _f("network", "str", None, "utility network", choices=NETWORKS),
                 _f("valve_type", "str", None, "gate, butterfly, PRV, …"),
                 _f("diameter_mm", "float", "mm", "valve size", minimum=0),
@@ -191,18 +225,30 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "source", "point", Category.SPATIO_TEMPORAL_BASE, Classification.RESTRICTED,
+            "source",
+            "point",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.RESTRICTED,
             "network source: reservoir, tank, plant or pressure-regulating station (水源/气源)",
             (
-                _f("source_type", "str", None, "reservoir, tank, plant, prv or well",
-                   required=True, choices=SOURCE_TYPES),
+                _f(
+                    "source_type",
+                    "str",
+                    None,
+                    "reservoir, tank, plant, prv or well",
+                    required=True,
+                    choices=SOURCE_TYPES,
+                ),
                 _NETWORK,
                 _NAME,
                 _f("elevation_m", "float", "m", "elevation or total head"),
             ),
         ),
         LayerKind(
-            "junction", "point", Category.SPATIO_TEMPORAL_BASE, Classification.RESTRICTED,
+            "junction",
+            "point",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.RESTRICTED,
             "network node (节点)",
             (
                 _NETWORK,
@@ -211,7 +257,10 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "pump", "point", Category.SPATIO_TEMPORAL_BASE, Classification.RESTRICTED,
+            "pump",
+            "point",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.RESTRICTED,
             "pump (泵站)",
             (
                 _NETWORK,
@@ -221,11 +270,19 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "sensor", "point", Category.IOT_SENSING, Classification.INTERNAL,
+            "sensor",
+            "point",
+            Category.IOT_SENSING,
+            Classification.INTERNAL,
             "IoT sensor (物联感知设备); layers holding cameras are restricted",
             (
-                _f("sensor_type", "str", None, "water_pressure, gas_leak, smoke, camera, …",
-                   required=True),
+                _f(
+                    "sensor_type",
+                    "str",
+                    None,
+                    "water_pressure, gas_leak, smoke, camera, …",
+                    required=True,
+                ),
                 _NAME,
                 _f("device_id", "str", None, "device id"),
                 _f("unit", "str", None, "unit of the readings"),
@@ -235,7 +292,10 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "district", "polygon", Category.SPATIO_TEMPORAL_BASE, Classification.PUBLIC,
+            "district",
+            "polygon",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.PUBLIC,
             "administrative district (行政区/街道)",
             (
                 _NAME,
@@ -244,7 +304,10 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "grid", "polygon", Category.PUBLIC_THEMATIC, Classification.PUBLIC,
+            "grid",
+            "polygon",
+            Category.PUBLIC_THEMATIC,
+            Classification.PUBLIC,
             "management grid cell (网格)",
             (
                 _f("grid_code", "str", None, "grid cell code"),
@@ -254,12 +317,18 @@ KINDS: dict[str, LayerKind] = {
             ),
         ),
         LayerKind(
-            "poi", "point", Category.PUBLIC_THEMATIC, Classification.PUBLIC,
+            "poi",
+            "point",
+            Category.PUBLIC_THEMATIC,
+            Classification.PUBLIC,
             "point of interest (兴趣点)",
             (_NAME, _f("poi_type", "str", None, "type"), _f("address", "str", None, "address")),
         ),
         LayerKind(
-            "address", "point", Category.PUBLIC_THEMATIC, Classification.PUBLIC,
+            "address",
+            "point",
+            Category.PUBLIC_THEMATIC,
+            Classification.PUBLIC,
             "address point (地名地址)",
             (_f("address", "str", None, "full address", required=True), _NAME),
         ),

@@ -102,9 +102,7 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, ImportSpec]:
         raise UsageError(f"mapping file {src} is not valid YAML{where}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
         raise UsageError(f"mapping file {src} must have a top-level 'layers:' dictionary")
-    return {
-        name: _spec_from_entry(src, str(name), entry) for name, entry in doc["layers"].items()
-    }
+    return {name: _spec_from_entry(src, str(name), entry) for name, entry in doc["layers"].items()}
 
 
 def _spec_from_entry(mapping_file: Path, layer: str, entry: Any) -> ImportSpec:

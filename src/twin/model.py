@@ -16,6 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import shapely
 
 from twin import history
 from twin.crs import require_projected, resolve_crs
@@ -29,6 +30,14 @@ from twin.store.gpkg import GpkgStore, create_file, history_table, write_table
 __all__ = ["LayerInfo", "Twin"]
 
 DateLike = str | date | datetime | pd.Timestamp
+_GEOMETRY_NAMES = {
+    "POINT": "Point",
+    "LINESTRING": "LineString",
+    "POLYGON": "Polygon",
+    "MULTILINESTRING": "MultiLineString",
+    "MULTIPOLYGON": "MultiPolygon",
+}
+_MULTI = {"point": "Point", "line": "MultiLineString", "polygon": "MultiPolygon"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,9 @@ class Twin:
         """
         target = Path(path)
         if target.exists() and not overwrite:
-            raise TwinExistsError(f"{target} exists: pass overwrite=True (--overwrite) to replace it")
+            raise TwinExistsError(
+                f"{target} exists: pass overwrite=True (--overwrite) to replace it"
+            )
         crs_text = "auto"
         if not (isinstance(crs, str) and crs.lower() == "auto"):
             resolved = resolve_crs(crs)
@@ -351,8 +362,9 @@ class Twin:
             )
         # A first import adds every feature; they are not listed one by one.
         uids = [
-            self.store.read_table(table, columns=["uid"], where=f"valid_from = '{stamp}'",
-                                  read_geometry=False)["uid"]
+            self.store.read_table(
+                table, columns=["uid"], where=f"valid_from = '{stamp}'", read_geometry=False
+            )["uid"]
             for table in (layer, history_table(layer))
             if table in self.store.tables()
         ]
@@ -399,12 +411,24 @@ class Twin:
 def _layer_info(row: pd.Series) -> LayerInfo:
     extent = None
     if pd.notna(row["min_x"]):
-        extent = (float(row["min_x"]), float(row["min_y"]), float(row["max_x"]), float(row["max_y"]))
+        extent = (
+            float(row["min_x"]),
+            float(row["min_y"]),
+            float(row["max_x"]),
+            float(row["max_y"]),
+        )
     return LayerInfo(
-        name=row["name"], kind=row["kind"], category=row["category"],
-        classification=row["classification"], feature_count=int(row["feature_count"]),
-        extent=extent, geometry_type=row["geometry_type"], id_field=row["id_field"],
-        source=row["source"], created=row["created"], updated=row["updated"],
+        name=row["name"],
+        kind=row["kind"],
+        category=row["category"],
+        classification=row["classification"],
+        feature_count=int(row["feature_count"]),
+        extent=extent,
+        geometry_type=row["geometry_type"],
+        id_field=row["id_field"],
+        source=row["source"],
+        created=row["created"],
+        updated=row["updated"],
         last_import=None if pd.isna(row["last_import"]) else int(row["last_import"]),
     )
 
@@ -433,13 +457,17 @@ def _timestamp(value: DateLike) -> pd.Timestamp:
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise UsageError(f"as_of {value!r} is not a date: use e.g. 2026-05-01 or 2026-05-01T12:00Z")
+        raise UsageError(
+            f"as_of {value!r} is not a date: use e.g. 2026-05-01 or 2026-05-01T12:00Z"
+        ) from None
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _sql_time(stamp: pd.Timestamp) -> str:
     """Timestamps as GDAL stores them in a GeoPackage: millisecond ISO 8601, UTC."""
-    return stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return (
+        stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    )
 
 
 def _next_time(work: Path) -> pd.Timestamp:
@@ -469,9 +497,7 @@ def _has_layer(work: Path, layer: str) -> bool:
 def _append_history(work: Path, layer: str, retired: gpd.GeoDataFrame) -> None:
     table = history_table(layer)
     with contextlib.closing(sqlite3.connect(work)) as con, con:
-        exists = con.execute(
-            "SELECT 1 FROM gpkg_contents WHERE table_name=?", (table,)
-        ).fetchone()
+        exists = con.execute("SELECT 1 FROM gpkg_contents WHERE table_name=?", (table,)).fetchone()
         if exists:
             have = {row[1] for row in con.execute(f'PRAGMA table_info("{table}")')}
             for column in retired.columns:
@@ -500,11 +526,25 @@ def _record_import(
         " n_changed, n_removed, n_unchanged, initial, report)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            report.import_id, spec.layer, report.time, report.source, report.source_format,
-            report.checksum, report.src_crs, json.dumps(options, ensure_ascii=False, default=str),
-            json.dumps(spec.fields, ensure_ascii=False), report.read, report.imported,
-            report.repaired, report.rejected, report.added, report.changed, report.removed,
-            report.unchanged, int(initial), json.dumps(body, ensure_ascii=False, default=str),
+            report.import_id,
+            spec.layer,
+            report.time,
+            report.source,
+            report.source_format,
+            report.checksum,
+            report.src_crs,
+            json.dumps(options, ensure_ascii=False, default=str),
+            json.dumps(spec.fields, ensure_ascii=False),
+            report.read,
+            report.imported,
+            report.repaired,
+            report.rejected,
+            report.added,
+            report.changed,
+            report.removed,
+            report.unchanged,
+            int(initial),
+            json.dumps(body, ensure_ascii=False, default=str),
         ),
     )
 
@@ -515,7 +555,9 @@ def _record_changes(
     rows = [
         (import_id, layer, str(uid), change)
         for change, uids in (
-            ("added", changes.added), ("changed", changes.changed), ("removed", changes.removed)
+            ("added", changes.added),
+            ("changed", changes.changed),
+            ("removed", changes.removed),
         )
         for uid in uids
     ]
@@ -529,22 +571,43 @@ def _record_layer(
 ) -> None:
     spec, kind = prepared.spec, prepared.kind
     bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
-    types = sorted(set(frame.geom_type.dropna()))
-    geometry_type = types[0] if len(types) == 1 else ("Multi" + kind.geometry.title())
+    type_ids = np.unique(shapely.get_type_id(np.asarray(frame.geometry.array)))
+    names = [shapely.GeometryType(int(t)).name for t in type_ids if t >= 0]
+    geometry_type = _GEOMETRY_NAMES[names[0]] if len(names) == 1 else _MULTI[kind.geometry]
     extent = [None if np.isnan(v) else float(v) for v in bounds]
     updated = con.execute(
         "UPDATE twin_layers SET feature_count=?, min_x=?, min_y=?, max_x=?, max_y=?,"
         " geometry_type=?, id_field=?, source=?, updated=?, last_import=?, classification=?"
         " WHERE name=?",
-        (len(frame), *extent, geometry_type, spec.id, report.source, report.time,
-         report.import_id, report.classification, spec.layer),
+        (
+            len(frame),
+            *extent,
+            geometry_type,
+            spec.id,
+            report.source,
+            report.time,
+            report.import_id,
+            report.classification,
+            spec.layer,
+        ),
     ).rowcount
     if not updated:
         con.execute(
             "INSERT INTO twin_layers (name, kind, category, classification, id_field,"
             " geometry_type, feature_count, min_x, min_y, max_x, max_y, source, created,"
             " updated, last_import) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (spec.layer, kind.name, kind.category.value, report.classification, spec.id,
-             geometry_type, len(frame), *extent, report.source, report.time, report.time,
-             report.import_id),
+            (
+                spec.layer,
+                kind.name,
+                kind.category.value,
+                report.classification,
+                spec.id,
+                geometry_type,
+                len(frame),
+                *extent,
+                report.source,
+                report.time,
+                report.time,
+                report.import_id,
+            ),
         )

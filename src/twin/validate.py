@@ -6,6 +6,8 @@ rejected, so that an import report can say exactly what was wrong where.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -13,6 +15,7 @@ from geopandas import GeoSeries
 
 from twin.kinds import FieldSpec, LayerKind
 
+_Frame = TypeVar("_Frame", bound=pd.DataFrame)
 # shapely type ids: 0 Point, 1 LineString, 3 Polygon, 5 MultiLineString, 6 MultiPolygon
 _TYPE_IDS = {"point": [0], "line": [1, 5], "polygon": [3, 6]}
 _FAMILIES = {
@@ -23,9 +26,20 @@ _FAMILIES = {
 _TRUE = {"1", "true", "t", "yes", "y", "是", "有"}
 _FALSE = {"0", "false", "f", "no", "n", "否", "无"}
 _ONEWAY = {
-    "yes": 1, "true": 1, "1": 1, "是": 1, "单行": 1, "forward": 1,
-    "no": 0, "false": 0, "0": 0, "否": 0, "双行": 0,
-    "-1": -1, "reverse": -1, "backward": -1,
+    "yes": 1,
+    "true": 1,
+    "1": 1,
+    "是": 1,
+    "单行": 1,
+    "forward": 1,
+    "no": 0,
+    "false": 0,
+    "0": 0,
+    "否": 0,
+    "双行": 0,
+    "-1": -1,
+    "reverse": -1,
+    "backward": -1,
 }
 
 
@@ -98,7 +112,7 @@ def _repair(geom: shapely.Geometry, family: str) -> shapely.Geometry | None:
     return parts[0] if len(parts) == 1 else None
 
 
-def convert_fields(frame: pd.DataFrame, kind: LayerKind, reasons: np.ndarray) -> pd.DataFrame:
+def convert_fields(frame: _Frame, kind: LayerKind, reasons: np.ndarray) -> _Frame:
     """Convert the kind's declared fields to their types; note impossible values.
 
     Fields the kind does not declare are left exactly as they came.
@@ -112,52 +126,99 @@ def convert_fields(frame: pd.DataFrame, kind: LayerKind, reasons: np.ndarray) ->
 
 
 def _convert(series: pd.Series, spec: FieldSpec, reasons: np.ndarray) -> pd.Series:
-    raw = series.copy()
-    blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "None", "NULL", "null"])
+    raw = series
+    text = _stripped_text(raw)
+    blank = np.array(raw.isna() if text is None else (text.isna() | (text == "")), dtype=bool)
+    if text is not None:
+        blank |= text.isin(["nan", "None", "NULL", "null"]).to_numpy(dtype=bool)
     if spec.dtype in ("int", "float"):
-        values = pd.to_numeric(raw.where(~blank), errors="coerce")
-        bad = (~blank & values.isna()).to_numpy()
-        note_values(reasons, bad, spec, raw, "is not a number")
-        if spec.dtype == "int":
-            frac = (values.notna() & (values != values.round())).to_numpy()
-            note_values(reasons, frac, spec, raw, "is not a whole number")
-            values = values.where(~frac).round().astype("Int64")
-        else:
-            values = values.astype("float64")
-        _check_range(values, spec, raw, reasons)
-        result: pd.Series = values
+        result = _numeric(raw, text, blank, spec, reasons)
     elif spec.dtype == "bool":
-        text = raw.astype(str).str.strip().str.lower()
-        parsed = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-        parsed[text.isin(_TRUE)] = True
-        parsed[text.isin(_FALSE)] = False
-        note_values(reasons, (~blank & parsed.isna()).to_numpy(), spec, raw, "is not yes/no")
-        result = parsed
+        result = _boolean(raw, text, blank, spec, reasons)
     elif spec.dtype == "oneway":
-        text = raw.astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True)
-        parsed_ow = text.map(_ONEWAY).astype("Int8").where(~blank, 0).astype("Int8")
-        unknown = (~blank & parsed_ow.isna()).to_numpy()
-        note_values(reasons, unknown, spec, raw, "is not a one-way flag (yes / no / -1)")
-        result = parsed_ow
+        result = _oneway(raw, text, blank, spec, reasons)
     else:
-        result = _as_text(raw, blank, spec)
+        result = _as_text(raw, text, blank, spec)
         if spec.choices:
-            outside = (~blank & ~result.isin(spec.choices)).to_numpy()
+            outside = ~blank & ~result.isin(spec.choices).to_numpy(dtype=bool)
             choices = ", ".join(spec.choices)
             note_values(reasons, outside, spec, raw, f"is not one of {choices}")
     if spec.required:
-        note(reasons, blank.to_numpy(), f"{spec.name} is empty")
+        note(reasons, blank, f"{spec.name} is empty")
     return result
 
 
-def _as_text(raw: pd.Series, blank: pd.Series, spec: FieldSpec) -> pd.Series:
-    if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
-        raw = raw.astype("Int64")
-    text = raw.astype(object).where(~blank, None)
-    text = text.map(lambda v: v if v is None else str(v).strip())
+def _stripped_text(raw: pd.Series) -> pd.Series | None:
+    """The values as stripped strings, or None when the column is not textual."""
+    if pd.api.types.is_string_dtype(raw) and not pd.api.types.is_object_dtype(raw):
+        return raw.str.strip()
+    if pd.api.types.is_object_dtype(raw):
+        return raw.map(lambda v: None if v is None or v is pd.NA or v != v else str(v).strip())
+    return None
+
+
+def _numeric(
+    raw: pd.Series,
+    text: pd.Series | None,
+    blank: np.ndarray,
+    spec: FieldSpec,
+    reasons: np.ndarray,
+) -> pd.Series:
+    if text is None:
+        values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    else:
+        values = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
+        note_values(reasons, ~blank & values.isna().to_numpy(), spec, raw, "is not a number")
+    if spec.dtype == "int":
+        frac = (values.notna() & (values != values.round())).to_numpy()
+        note_values(reasons, frac, spec, raw, "is not a whole number")
+        _check_range(values, spec, raw, reasons)
+        return values.where(~frac).round().astype("Int64")
+    _check_range(values, spec, raw, reasons)
+    return values
+
+
+def _boolean(
+    raw: pd.Series,
+    text: pd.Series | None,
+    blank: np.ndarray,
+    spec: FieldSpec,
+    reasons: np.ndarray,
+) -> pd.Series:
+    words = (text if text is not None else raw.astype(str)).str.lower()
+    parsed = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+    parsed[words.isin(_TRUE).to_numpy(dtype=bool)] = True
+    parsed[words.isin(_FALSE).to_numpy(dtype=bool)] = False
+    note_values(reasons, ~blank & parsed.isna().to_numpy(), spec, raw, "is not yes/no")
+    return parsed
+
+
+def _oneway(
+    raw: pd.Series,
+    text: pd.Series | None,
+    blank: np.ndarray,
+    spec: FieldSpec,
+    reasons: np.ndarray,
+) -> pd.Series:
+    words = (text if text is not None else raw.astype(str)).str.lower()
+    words = words.str.replace(r"\.0$", "", regex=True)
+    parsed = words.map(_ONEWAY).astype("Int8")
+    unknown = ~blank & parsed.isna().to_numpy()
+    note_values(reasons, unknown, spec, raw, "is not a one-way flag (yes / no / -1)")
+    return parsed.where(~blank, 0).astype("Int8")
+
+
+def _as_text(
+    raw: pd.Series, text: pd.Series | None, blank: np.ndarray, spec: FieldSpec
+) -> pd.Series:
+    if text is None:  # numbers used as codes: 12.0 -> "12"
+        if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
+            raw = raw.astype("Int64")
+        text = raw.astype("str").where(~blank)
+    result = text.where(~blank)
     if spec.choices:
-        text = text.map(lambda v: v if v is None else v.lower())
-    return text.astype(object)
+        result = result.str.lower()
+    return result.astype("str")
 
 
 def _check_range(values: pd.Series, spec: FieldSpec, raw: pd.Series, reasons: np.ndarray) -> None:
@@ -167,4 +228,3 @@ def _check_range(values: pd.Series, spec: FieldSpec, raw: pd.Series, reasons: np
     if spec.maximum is not None:
         high = (values > spec.maximum).fillna(False).to_numpy(dtype=bool)
         note_values(reasons, high, spec, raw, f"is above {spec.maximum:g}")
-

@@ -135,6 +135,15 @@ def test_tiny_valves_and_pumps(tiny: Path) -> None:
     assert pumps.loc["PU1", "geometry"].equals(Point(100, 50))
 
 
+def test_demands_section_replaces_junction_demand(tmp_path: Path) -> None:
+    # EPANET (and wntr): a junction listed in [DEMANDS] takes its demands from
+    # there, the first being the base demand; 72 m3/h = 20 L/s, 7.2 m3/h = 2 L/s.
+    demands = "[DEMANDS]\n J1\t72\t\t;domestic\n J1\t3.6\n J3\t7.2\n\n"
+    text = TINY.replace("[STATUS]", demands + "[STATUS]")
+    junctions = read_epanet(_write(tmp_path, text), "junction").set_index("id")
+    assert junctions["base_demand_lps"].tolist() == pytest.approx([20, 5, 2])
+
+
 def test_us_units_are_converted(tmp_path: Path) -> None:
     path = _write(tmp_path, TINY.replace("Units\tCMH", "Units\tGPM"))
     pipes = read_epanet(path, "pipe").set_index("id")
@@ -199,6 +208,8 @@ def test_empty_section_gives_typed_empty_frame(tmp_path: Path) -> None:
         ("POWER 15", "TORQUE 15", "PU1", "pump", "unknown keyword 'TORQUE'"),
         (" J3\t8\n", " J3\t8\n J1\t9\n", " J1\t9", "pipe", "node id 'J1' is defined twice"),
         (" V2\tClosed", " V9\tClosed", "V9", "pipe", "[STATUS] undefined link 'V9'"),
+        ("[STATUS]", "[DEMANDS]\n R1\t6.5\n[STATUS]", " R1\t6.5", "junction",
+         "[DEMANDS] undefined junction 'R1'"),
     ],
 )
 def test_malformed_line_names_file_and_line(

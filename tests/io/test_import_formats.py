@@ -12,9 +12,9 @@ import pyogrio
 import pyproj
 import pytest
 import shapely
+from tests.conftest import GK105, X0, Y0, boxes
 
 import twin
-from tests.conftest import GK105, X0, Y0, boxes
 
 PARCEL_FIELDS = {"用地性质": "land_use", "容积率上限": "far_limit", "限高": "height_limit_m"}
 
@@ -54,8 +54,9 @@ def test_gbk_shapefile_with_cpg(city: twin.Twin, tmp_path: Path) -> None:
     _write_gbk_shapefile(shp, cpg=True)
     raw = shp.with_suffix(".dbf").read_bytes()
     assert "锦江花园".encode("gbk") in raw  # really GBK on disk
-    report = city.import_layer(shp, layer="parcels", kind="parcel", id="地块编码",
-                               fields=PARCEL_FIELDS)
+    report = city.import_layer(
+        shp, layer="parcels", kind="parcel", id="地块编码", fields=PARCEL_FIELDS
+    )
     assert (report.read, report.imported, report.rejected) == (3, 3, 0)
     _check_parcels(city)
 
@@ -70,8 +71,9 @@ def test_gbk_shapefile_without_cpg_is_detected(city: twin.Twin, tmp_path: Path) 
 def test_gbk_shapefile_with_explicit_encoding(city: twin.Twin, tmp_path: Path) -> None:
     shp = tmp_path / "parcels.shp"
     _write_gbk_shapefile(shp, cpg=False)
-    city.import_layer(shp, layer="parcels", kind="parcel", id="地块编码", fields=PARCEL_FIELDS,
-                      encoding="GBK")
+    city.import_layer(
+        shp, layer="parcels", kind="parcel", id="地块编码", fields=PARCEL_FIELDS, encoding="GBK"
+    )
     _check_parcels(city)
 
 
@@ -93,10 +95,16 @@ def test_geopackage_with_several_layers_needs_source_layer(city: twin.Twin, tmp_
     parcels_frame().iloc[:1].to_file(gpkg, layer="other")
     with pytest.raises(twin.UsageError, match="--source-layer"):
         city.import_layer(gpkg, layer="parcels", kind="parcel", id="地块编码")
-    with pytest.raises(twin.UsageError, match="no layer 'nope'.*parcels, other"):
+    with pytest.raises(twin.UsageError, match=r"no layer 'nope'.*parcels, other"):
         city.import_layer(gpkg, layer="parcels", kind="parcel", id="地块编码", source_layer="nope")
-    city.import_layer(gpkg, layer="parcels", kind="parcel", id="地块编码", fields=PARCEL_FIELDS,
-                      source_layer="parcels")
+    city.import_layer(
+        gpkg,
+        layer="parcels",
+        kind="parcel",
+        id="地块编码",
+        fields=PARCEL_FIELDS,
+        source_layer="parcels",
+    )
     _check_parcels(city)
 
 
@@ -111,22 +119,34 @@ def test_geojson_in_cgcs2000_lonlat_is_reprojected(city: twin.Twin, tmp_path: Pa
     to_gk = pyproj.Transformer.from_crs(4490, 4544, always_xy=True)
     lon, lat = shapely.get_coordinates(back.geometry.array).T
     x, y = to_gk.transform(lon, lat)
-    np.testing.assert_allclose(shapely.get_coordinates(layer.geometry.array), np.c_[x, y],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        shapely.get_coordinates(layer.geometry.array), np.c_[x, y], atol=1e-6
+    )
 
 
 def test_filegdb(city: twin.Twin, tmp_path: Path) -> None:
     gdb = tmp_path / "roads.gdb"
     roads = gpd.GeoDataFrame(
-        {"道路编码": ["R1", "R2"], "道路名称": ["锦华路", "科华北路"], "道路等级": ["主干路", "支路"],
-         "单行": [0, 1]},
-        geometry=[shapely.LineString([(X0, Y0), (X0 + 300, Y0)]),
-                  shapely.LineString([(X0 + 300, Y0), (X0 + 300, Y0 + 200)])],
+        {
+            "道路编码": ["R1", "R2"],
+            "道路名称": ["锦华路", "科华北路"],
+            "道路等级": ["主干路", "支路"],
+            "单行": [0, 1],
+        },
+        geometry=[
+            shapely.LineString([(X0, Y0), (X0 + 300, Y0)]),
+            shapely.LineString([(X0 + 300, Y0), (X0 + 300, Y0 + 200)]),
+        ],
         crs=GK105,
     )
     pyogrio.write_dataframe(roads, gdb, layer="roads", driver="OpenFileGDB")
-    report = city.import_layer(gdb, layer="roads", kind="road", id="道路编码",
-                               fields={"道路名称": "name", "道路等级": "road_class", "单行": "oneway"})
+    report = city.import_layer(
+        gdb,
+        layer="roads",
+        kind="road",
+        id="道路编码",
+        fields={"道路名称": "name", "道路等级": "road_class", "单行": "oneway"},
+    )
     assert report.imported == 2
     layer = city.layer("roads")
     assert layer["name"].tolist() == ["锦华路", "科华北路"]
@@ -143,13 +163,15 @@ def test_geoparquet(city: twin.Twin, tmp_path: Path) -> None:
 
 def test_csv_xy_needs_src_crs(city: twin.Twin, tmp_path: Path) -> None:
     src = tmp_path / "pois.csv"
-    pd.DataFrame({"编号": ["P1", "P2"], "名称": ["医院", "学校"], "x": [X0, X0 + 100],
-                  "y": [Y0, Y0 + 50]}).to_csv(src, index=False, encoding="utf-8-sig")
+    pd.DataFrame(
+        {"编号": ["P1", "P2"], "名称": ["医院", "学校"], "x": [X0, X0 + 100], "y": [Y0, Y0 + 50]}
+    ).to_csv(src, index=False, encoding="utf-8-sig")
     with pytest.raises(twin.CRSError, match="--src-crs"):
         city.import_layer(src, layer="pois", kind="poi", id="编号")
     assert city.layers == []
-    city.import_layer(src, layer="pois", kind="poi", id="编号", src_crs=GK105,
-                      fields={"名称": "name"})
+    city.import_layer(
+        src, layer="pois", kind="poi", id="编号", src_crs=GK105, fields={"名称": "name"}
+    )
     layer = city.layer("pois")
     assert layer["name"].tolist() == ["医院", "学校"]
     assert shapely.get_coordinates(layer.geometry.array).tolist() == [[X0, Y0], [X0 + 100, Y0 + 50]]
@@ -157,8 +179,14 @@ def test_csv_xy_needs_src_crs(city: twin.Twin, tmp_path: Path) -> None:
 
 def test_csv_wkt_column(city: twin.Twin, tmp_path: Path) -> None:
     src = tmp_path / "lines.csv"
-    pd.DataFrame({"id": ["L1"], "wkt": [f"LINESTRING ({X0} {Y0}, {X0 + 30} {Y0 + 40})"],
-                  "network": ["water"], "diameter_mm": ["300"]}).to_csv(src, index=False)
+    pd.DataFrame(
+        {
+            "id": ["L1"],
+            "wkt": [f"LINESTRING ({X0} {Y0}, {X0 + 30} {Y0 + 40})"],
+            "network": ["water"],
+            "diameter_mm": ["300"],
+        }
+    ).to_csv(src, index=False)
     city.import_layer(src, layer="pipes", kind="pipe", id="id", src_crs=GK105)
     layer = city.layer("pipes")
     assert layer.length.iloc[0] == pytest.approx(50.0)
@@ -170,11 +198,23 @@ def test_csv_gcj02_points_are_converted(city: twin.Twin, tmp_path: Path) -> None
     wgs = [(104.0657, 30.6595), (104.0801, 30.6702)]
     gcj = [coordtransform.wgs84_to_gcj02(lon, lat) for lon, lat in wgs]
     src = tmp_path / "sensors.csv"
-    pd.DataFrame({"设备编号": ["S1", "S2"], "类型": ["smoke", "water_pressure"],
-                  "经度": [p[0] for p in gcj], "纬度": [p[1] for p in gcj]}).to_csv(
-        src, index=False, encoding="utf-8-sig")
-    city.import_layer(src, layer="sensors", kind="sensor", id="设备编号", src_crs="EPSG:4326",
-                      coords="gcj02", fields={"类型": "sensor_type"})
+    pd.DataFrame(
+        {
+            "设备编号": ["S1", "S2"],
+            "类型": ["smoke", "water_pressure"],
+            "经度": [p[0] for p in gcj],
+            "纬度": [p[1] for p in gcj],
+        }
+    ).to_csv(src, index=False, encoding="utf-8-sig")
+    city.import_layer(
+        src,
+        layer="sensors",
+        kind="sensor",
+        id="设备编号",
+        src_crs="EPSG:4326",
+        coords="gcj02",
+        fields={"类型": "sensor_type"},
+    )
     layer = city.layer("sensors")
     to_gk = pyproj.Transformer.from_crs(4326, 4544, always_xy=True)
     expected = np.array([to_gk.transform(lon, lat) for lon, lat in wgs])
@@ -195,12 +235,12 @@ def test_coords_on_projected_source_is_an_error(city: twin.Twin, tmp_path: Path)
 def test_unknown_format(city: twin.Twin, tmp_path: Path) -> None:
     src = tmp_path / "plan.dwg"
     src.write_bytes(b"AC1032")
-    with pytest.raises(twin.SourceError, match="unknown format '.dwg'"):
+    with pytest.raises(twin.SourceError, match=r"unknown format '\.dwg'"):
         city.import_layer(src, layer="plan", kind="parcel")
 
 
 def test_corrupt_file(city: twin.Twin, tmp_path: Path) -> None:
     src = tmp_path / "broken.gpkg"
     src.write_bytes(b"not a geopackage at all")
-    with pytest.raises(twin.SourceError, match="broken.gpkg"):
+    with pytest.raises(twin.SourceError, match=r"broken\.gpkg"):
         city.import_layer(src, layer="x", kind="parcel")

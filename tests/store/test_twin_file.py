@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pyogrio
 import pytest
+from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 import twin
-from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 
 @pytest.fixture
 def filled(city: twin.Twin, tmp_path: Path) -> twin.Twin:
     src = tmp_path / "b.gpkg"
     buildings_frame(5).to_file(src)
-    city.import_layer(src, layer="buildings", kind="building", id="建筑编码", fields=BUILDING_FIELDS)
+    city.import_layer(
+        src, layer="buildings", kind="building", id="建筑编码", fields=BUILDING_FIELDS
+    )
     return city
 
 
@@ -32,7 +34,9 @@ def test_ogrinfo_lists_layer_and_metadata_tables(filled: twin.Twin) -> None:
 def test_ogrinfo_reads_features_crs_and_fields(filled: twin.Twin) -> None:
     text = subprocess.run(
         ["ogrinfo", "-ro", "-al", str(filled.path), "buildings"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "Warning" not in text.stderr
     lines = text.stdout.splitlines()

@@ -45,11 +45,12 @@ class State:
 
 
 TwinArg = Annotated[
-    Path, typer.Argument(help="The twin file (a GeoPackage), e.g. chengdu.twin.gpkg.", show_default=False)
+    Path,
+    typer.Argument(
+        help="The twin file (a GeoPackage), e.g. chengdu.twin.gpkg.", show_default=False
+    ),
 ]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON, for scripts.")
-]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -65,7 +66,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def progress_callback(enabled: bool, delay_s: float = 2.0) -> tuple[Callable[[str, float], None], Callable[[], None]]:
+def progress_callback(
+    enabled: bool, delay_s: float = 2.0
+) -> tuple[Callable[[str, float], None], Callable[[], None]]:
     """A ``progress(stage, fraction)`` callback that shows a bar once work outlasts ``delay_s``.
 
     Returns the callback and a function that closes the bar.
@@ -78,8 +81,11 @@ def progress_callback(enabled: bool, delay_s: float = 2.0) -> tuple[Callable[[st
             return
         if "progress" not in bar and time.monotonic() - started >= delay_s:
             progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                console=err, transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
             )
             progress.start()
             bar["progress"] = progress

@@ -14,10 +14,25 @@ from twin.model import Twin
 def export(
     twin_path: TwinArg,
     layer: Annotated[str, typer.Argument(help="The layer to export.", show_default=False)],
-    output: Annotated[Path, typer.Argument(help="Output file: .gpkg .geojson .parquet .shp .fgb .csv", show_default=False)],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The layer as it was then, e.g. 2026-05-01 or 2026-05-01T08:00Z (UTC).")] = None,
-    crs: Annotated[str | None, typer.Option("--crs", help="Reproject on the way out, e.g. EPSG:4490 or EPSG:4326.")] = None,
-    encoding: Annotated[str | None, typer.Option("--encoding", help="Shapefile encoding (default UTF-8), e.g. GBK.")] = None,
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="Output file: .gpkg .geojson .parquet .shp .fgb .csv", show_default=False
+        ),
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="The layer as it was then, e.g. 2026-05-01 or 2026-05-01T08:00Z (UTC)."
+        ),
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option("--crs", help="Reproject on the way out, e.g. EPSG:4490 or EPSG:4326."),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="Shapefile encoding (default UTF-8), e.g. GBK.")
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Export a layer; the output suffix picks the format.
@@ -28,7 +43,9 @@ def export(
     written = city.export(layer, output, as_of=as_of, crs=crs, encoding=encoding)
     count = city.info(layer).feature_count if as_of is None else None
     if json_output:
-        print_json({"layer": layer, "path": str(written), "as_of": as_of, "crs": crs or city.crs_text})
+        print_json(
+            {"layer": layer, "path": str(written), "as_of": as_of, "crs": crs or city.crs_text}
+        )
     else:
         suffix = f" ({count:,} features)" if count is not None else f" as of {as_of}"
         out.print(f"wrote {layer} to {written}{suffix}")

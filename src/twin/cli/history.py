@@ -16,8 +16,15 @@ _SHOWN_CHANGES = 50
 
 def history(
     twin_path: TwinArg,
-    layer: Annotated[str | None, typer.Option("--layer", "-l", help="Only this layer's imports.")] = None,
-    import_id: Annotated[int | None, typer.Option("--import", help="Show the change set (uids added / changed / removed) of this import.")] = None,
+    layer: Annotated[
+        str | None, typer.Option("--layer", "-l", help="Only this layer's imports.")
+    ] = None,
+    import_id: Annotated[
+        int | None,
+        typer.Option(
+            "--import", help="Show the change set (uids added / changed / removed) of this import."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """List imports with their counts, or one import's change set.
@@ -33,14 +40,38 @@ def history(
         city.info(layer)
     imports = city.imports(layer)
     if json_output:
-        print_json([{"import_id": int(i), **row.drop(["report"]).to_dict()} for i, row in imports.iterrows()])
+        print_json(
+            [
+                {"import_id": int(str(i)), **row.drop(["report"]).to_dict()}
+                for i, row in imports.iterrows()
+            ]
+        )
         return
     table = Table()
-    for column in ("id", "time (UTC)", "layer", "source", "read", "imported", "rejected", "+added", "~changed", "-removed"):
+    for column in (
+        "id",
+        "time (UTC)",
+        "layer",
+        "source",
+        "read",
+        "imported",
+        "rejected",
+        "+added",
+        "~changed",
+        "-removed",
+    ):
         table.add_column(column)
     for import_no, row in imports.iterrows():
-        table.add_row(str(import_no), row["time"], row["layer"], Path(row["source"]).name,
-                      *(str(row[c]) for c in ("n_read", "n_imported", "n_rejected", "n_added", "n_changed", "n_removed")))
+        table.add_row(
+            str(import_no),
+            row["time"],
+            row["layer"],
+            Path(row["source"]).name,
+            *(
+                str(row[c])
+                for c in ("n_read", "n_imported", "n_rejected", "n_added", "n_changed", "n_removed")
+            ),
+        )
     out.print(table)
 
 

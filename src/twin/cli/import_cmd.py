@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from twin.cli._common import JsonOpt, TwinArg, err, out, print_json, progress_callback, show_progress
+from twin.cli._common import (
+    JsonOpt,
+    TwinArg,
+    err,
+    out,
+    print_json,
+    progress_callback,
+    show_progress,
+)
 from twin.errors import RejectedFeaturesError, UsageError
 from twin.imports import ImportReport
 from twin.mapping import ImportSpec, parse_pairs, read_mapping
@@ -21,42 +29,103 @@ def import_(
     twin_path: TwinArg,
     source: Annotated[
         Path | None,
-        typer.Argument(help="The source file (.gpkg .shp .zip .geojson .gdb .parquet .csv "
-                       ".osm.pbf .inp). Omit it to import every layer of --mapping.",
-                       show_default=False),
+        typer.Argument(
+            help="The source file (.gpkg .shp .zip .geojson .gdb .parquet .csv "
+            ".osm.pbf .inp). Omit it to import every layer of --mapping.",
+            show_default=False,
+        ),
     ] = None,
-    layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Twin layer name (with --mapping and no SOURCE: repeat to pick layers).")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", "-k", help="Layer kind: parcel, building, road, pipe, valve, source, sensor, district, grid, poi, … (`twin kinds`).")] = None,
-    id_field: Annotated[str | None, typer.Option("--id", help="The source's own id field: gives stable uids across re-imports.")] = None,
-    field_map: Annotated[list[str] | None, typer.Option("--map", help="SOURCE_FIELD=twin_field, repeatable, e.g. --map 层数=floors.")] = None,
-    set_values: Annotated[list[str] | None, typer.Option("--set", help="twin_field=VALUE for every feature, e.g. --set network=water.")] = None,
-    mapping: Annotated[Path | None, typer.Option("--mapping", help="A YAML mapping file describing many layers.")] = None,
-    source_layer: Annotated[str | None, typer.Option("--source-layer", help="Layer inside a GeoPackage / FileGDB / zip.")] = None,
-    encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding of a Shapefile or CSV, e.g. GBK.")] = None,
-    where: Annotated[str | None, typer.Option("--where", help="OGR SQL filter, e.g. \"类型 = 'camera'\".")] = None,
-    src_crs: Annotated[str | None, typer.Option("--src-crs", help="CRS of a source that declares none (CSV, EPANET), e.g. EPSG:4490.")] = None,
-    coords: Annotated[str | None, typer.Option("--coords", help="gcj02 or bd09: lon/lat captured from a Chinese web map.")] = None,
+    layer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layer",
+            "-l",
+            help="Twin layer name (with --mapping and no SOURCE: repeat to pick layers).",
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            "-k",
+            help="Layer kind: parcel, building, road, pipe, valve, source, sensor, district, "
+            "grid, poi, … (`twin kinds`).",
+        ),
+    ] = None,
+    id_field: Annotated[
+        str | None,
+        typer.Option(
+            "--id", help="The source's own id field: gives stable uids across re-imports."
+        ),
+    ] = None,
+    field_map: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="SOURCE_FIELD=twin_field, repeatable, e.g. --map 层数=floors."),
+    ] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="twin_field=VALUE for every feature, e.g. --set network=water."),
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="A YAML mapping file describing many layers.")
+    ] = None,
+    source_layer: Annotated[
+        str | None,
+        typer.Option("--source-layer", help="Layer inside a GeoPackage / FileGDB / zip."),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option("--encoding", help="Text encoding of a Shapefile or CSV, e.g. GBK."),
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help="OGR SQL filter, e.g. \"类型 = 'camera'\".")
+    ] = None,
+    src_crs: Annotated[
+        str | None,
+        typer.Option(
+            "--src-crs", help="CRS of a source that declares none (CSV, EPANET), e.g. EPSG:4490."
+        ),
+    ] = None,
+    coords: Annotated[
+        str | None,
+        typer.Option("--coords", help="gcj02 or bd09: lon/lat captured from a Chinese web map."),
+    ] = None,
     x: Annotated[str | None, typer.Option("--x", help="CSV x / longitude column.")] = None,
     y: Annotated[str | None, typer.Option("--y", help="CSV y / latitude column.")] = None,
     wkt: Annotated[str | None, typer.Option("--wkt", help="CSV WKT geometry column.")] = None,
-    classification: Annotated[str | None, typer.Option("--classification", help="public, internal or restricted (default: by kind).")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (and write nothing) if any feature is rejected.")] = False,
+    classification: Annotated[
+        str | None,
+        typer.Option("--classification", help="public, internal or restricted (default: by kind)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (and write nothing) if any feature is rejected.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Import a source into a twin layer; a re-import records what changed.
 
     Examples:
 
-      [bold]twin import city.gpkg parcels.shp -l parcels -k parcel --id 地块编码 --map 容积率上限=far_limit[/bold]
+      [bold]twin import city.gpkg parcels.shp -l parcels -k parcel --id 地块编码
+      --map 容积率上限=far_limit[/bold]
 
-      [bold]twin import city.gpkg sensors.csv -l sensors -k sensor --src-crs EPSG:4326 --coords gcj02[/bold]
+      [bold]twin import city.gpkg sensors.csv -l sensors -k sensor
+      --src-crs EPSG:4326 --coords gcj02[/bold]
 
       [bold]twin import city.gpkg --mapping data/samples/mapping.yaml[/bold]
     """
     options: dict[str, Any] = {
-        "id": id_field, "source_layer": source_layer, "encoding": encoding, "where": where,
-        "src_crs": src_crs, "coords": coords, "x": x, "y": y, "wkt": wkt,
-        "classification": classification, "strict": strict,
+        "id": id_field,
+        "source_layer": source_layer,
+        "encoding": encoding,
+        "where": where,
+        "src_crs": src_crs,
+        "coords": coords,
+        "x": x,
+        "y": y,
+        "wkt": wkt,
+        "classification": classification,
+        "strict": strict,
     }
     specs = _specs(source, layer or [], kind, mapping, field_map or [], set_values or [], options)
     city = Twin.open(twin_path)
@@ -80,8 +149,13 @@ def import_(
 
 
 def _specs(
-    source: Path | None, layers: list[str], kind: str | None, mapping: Path | None,
-    field_map: list[str], set_values: list[str], options: dict[str, Any],
+    source: Path | None,
+    layers: list[str],
+    kind: str | None,
+    mapping: Path | None,
+    field_map: list[str],
+    set_values: list[str],
+    options: dict[str, Any],
 ) -> list[ImportSpec]:
     given = {k: v for k, v in options.items() if v not in (None, False)}
     if source is None:
@@ -104,24 +178,56 @@ def _specs(
             fields = dict(entry.fields)
     fields.update(parse_pairs(field_map, "--map"))
     constants = parse_pairs(set_values, "--set")
-    return [ImportSpec(source=source, layer=layers[0], kind=kind, fields=fields, set=constants, **given)]
+    return [
+        ImportSpec(source=source, layer=layers[0], kind=kind, fields=fields, set=constants, **given)
+    ]
 
 
 def _print_report(report: ImportReport) -> None:
-    table = Table(title=f"import into {report.layer} ({report.kind}) from {Path(report.source).name}",
-                  title_justify="left")
-    for column in ("read", "imported", "repaired", "rejected", "added", "changed", "removed", "unchanged"):
+    table = Table(
+        title=f"import into {report.layer} ({report.kind}) from {Path(report.source).name}",
+        title_justify="left",
+    )
+    for column in (
+        "read",
+        "imported",
+        "repaired",
+        "rejected",
+        "added",
+        "changed",
+        "removed",
+        "unchanged",
+    ):
         table.add_column(column, justify="right")
-    table.add_row(*(str(getattr(report, c)) for c in ("read", "imported", "repaired", "rejected",
-                                                        "added", "changed", "removed", "unchanged")))
+    table.add_row(
+        *(
+            str(getattr(report, c))
+            for c in (
+                "read",
+                "imported",
+                "repaired",
+                "rejected",
+                "added",
+                "changed",
+                "removed",
+                "unchanged",
+            )
+        )
+    )
     out.print(table)
-    out.print(f"  CRS {report.src_crs} -> {report.crs}; classification {report.classification}; "
-              f"import {report.import_id}; {report.seconds:.1f} s")
+    out.print(
+        f"  CRS {report.src_crs} -> {report.crs}; classification {report.classification}; "
+        f"import {report.import_id}; {report.seconds:.1f} s"
+    )
     for warning in report.warnings:
         err.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
     for rejection in report.rejections[:_SHOWN_REJECTIONS]:
         ident = f" ({rejection.source_id})" if rejection.source_id else ""
-        out.print(f"  rejected row {rejection.row}{ident}: {rejection.reason}", highlight=False, markup=False)
+        out.print(
+            f"  rejected row {rejection.row}{ident}: {rejection.reason}",
+            highlight=False,
+            markup=False,
+        )
     if report.rejected > _SHOWN_REJECTIONS:
         out.print(f"  … and {report.rejected - _SHOWN_REJECTIONS} more (all of them with --json)")
 

@@ -26,18 +26,44 @@ def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
             if last is not None and item.name in last.index:
                 entry["last_import_time"] = last.loc[item.name, "time"]
             layers.append(entry)
-        print_json({"path": str(city.path), "name": city.meta["name"], "crs": city.crs_text,
-                    "size_bytes": city.path.stat().st_size, "layers": layers})
+        print_json(
+            {
+                "path": str(city.path),
+                "name": city.meta["name"],
+                "crs": city.crs_text,
+                "size_bytes": city.path.stat().st_size,
+                "layers": layers,
+            }
+        )
         return
     out.print(f"[bold]{city.meta['name']}[/bold]  {city.path}  CRS {city.crs_text}")
     table = Table(show_lines=False)
-    for column in ("layer", "kind", "category", "class", "features", "geometry", "extent", "last import"):
+    for column in (
+        "layer",
+        "kind",
+        "category",
+        "class",
+        "features",
+        "geometry",
+        "extent",
+        "last import",
+    ):
         table.add_column(column, justify="right" if column == "features" else "left")
     for item in infos:
         extent = "" if item.extent is None else " ".join(f"{v:.0f}" for v in item.extent)
-        when = "" if last is None or item.name not in last.index else str(last.loc[item.name, "time"])
-        table.add_row(item.name, item.kind, f"{item.category_zh} {item.category}", item.classification,
-                      f"{item.feature_count:,}", item.geometry_type or "", extent, when)
+        when = (
+            "" if last is None or item.name not in last.index else str(last.loc[item.name, "time"])
+        )
+        table.add_row(
+            item.name,
+            item.kind,
+            f"{item.category_zh} {item.category}",
+            item.classification,
+            f"{item.feature_count:,}",
+            item.geometry_type or "",
+            extent,
+            when,
+        )
     out.print(table)
 
 

@@ -21,7 +21,9 @@ def init(
         ),
     ] = "auto",
     name: Annotated[str | None, typer.Option(help="A title for the twin.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing file.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Create an empty twin (one GeoPackage).

@@ -13,7 +13,9 @@ from twin.kinds import KINDS, get_kind
 
 
 def kinds(
-    kind: Annotated[str | None, typer.Argument(help="Show one kind's fields.", show_default=False)] = None,
+    kind: Annotated[
+        str | None, typer.Argument(help="Show one kind's fields.", show_default=False)
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """List layer kinds (with CIM category and default classification), or one kind's fields.
@@ -29,8 +31,13 @@ def kinds(
         for column in ("kind", "geometry", "category", "classification", "description"):
             table.add_column(column)
         for k in chosen:
-            table.add_row(k.name, k.geometry, f"{k.category.label_zh} {k.category.value}",
-                          k.classification.value, k.description)
+            table.add_row(
+                k.name,
+                k.geometry,
+                f"{k.category.label_zh} {k.category.value}",
+                k.classification.value,
+                k.description,
+            )
         out.print(table)
         return
     one = chosen[0]
@@ -40,8 +47,14 @@ def kinds(
         table.add_column(column)
     for spec in one.fields:
         allowed = ", ".join(spec.choices) if spec.choices else _range(spec.minimum, spec.maximum)
-        table.add_row(spec.name, spec.dtype, spec.unit or "", "yes" if spec.required else "",
-                      allowed, spec.description)
+        table.add_row(
+            spec.name,
+            spec.dtype,
+            spec.unit or "",
+            "yes" if spec.required else "",
+            allowed,
+            spec.description,
+        )
     out.print(table)
 
 

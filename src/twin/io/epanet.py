@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -172,7 +173,7 @@ def read_epanet(path: str | os.PathLike[str], kind: str) -> gpd.GeoDataFrame:
 
 def _read_text(path: str) -> str:
     try:
-        raw = open(path, "rb").read()  # noqa: SIM115 - read at once, closed by refcount
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise SourceError(f"{path}: cannot read EPANET file: {exc.strerror or exc}") from None
     try:
@@ -371,17 +372,31 @@ def _pipes(inp: _Inp) -> gpd.GeoDataFrame:
     return _frame(rows, columns, _link_lines(inp, links))
 
 
+def _demands(inp: _Inp, junctions: set[str]) -> dict[str, float]:
+    """The first [DEMANDS] entry of each junction listed there, in the file's flow unit."""
+    first: dict[str, float] = {}
+    for record in inp.records("DEMANDS"):
+        tokens = inp.need(record, 2, "DEMANDS", "Junction Demand")
+        if tokens[0] not in junctions:
+            raise inp.error(record[0], f"[DEMANDS] undefined junction {tokens[0]!r}")
+        first.setdefault(tokens[0], inp.number(record[0], tokens[1], "demand"))
+    return first
+
+
 def _junctions(inp: _Inp) -> gpd.GeoDataFrame:
     lps = FLOW_LPS[inp.flow_units]
+    records = inp.records("JUNCTIONS")
+    demands = _demands(inp, {tokens[0] for _, tokens in records})
     rows: list[dict[str, object]] = []
-    for record in inp.records("JUNCTIONS"):
+    for record in records:
         tokens = inp.need(record, 2, "JUNCTIONS", "ID Elevation")
         lineno = record[0]
         demand = inp.number(lineno, tokens[2], "demand") if len(tokens) > 2 else 0.0
         rows.append({
             "id": tokens[0], "network": "water",
             "elevation_m": inp.number(lineno, tokens[1], "elevation") * inp.length_m,
-            "base_demand_lps": demand * lps,
+            # as in EPANET, demands listed in [DEMANDS] replace the one in [JUNCTIONS]
+            "base_demand_lps": demands.get(tokens[0], demand) * lps,
         })
     columns = {"id": "str", "network": "str", "elevation_m": "float", "base_demand_lps": "float"}
     return _frame(rows, columns, _node_points(inp, [str(r["id"]) for r in rows]))

@@ -45,9 +45,7 @@ def write_layer(
     """
     suffix = path.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
-        raise UsageError(
-            f"cannot export to {path.name}: use one of {', '.join(EXPORT_SUFFIXES)}"
-        )
+        raise UsageError(f"cannot export to {path.name}: use one of {', '.join(EXPORT_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = _plain_types(frame)
     if suffix == ".parquet":
@@ -67,8 +65,12 @@ def write_layer(
             # Shapefile field names are cut to 10 characters; GDAL says so per field.
             warnings.simplefilter("ignore", RuntimeWarning)
             pyogrio.write_dataframe(
-                frame, path, layer=layer if suffix == ".gpkg" else None,
-                driver=_DRIVERS[suffix], promote_to_multi=_has_multi(frame) or None, **kwargs,
+                frame,
+                path,
+                layer=layer if suffix == ".gpkg" else None,
+                driver=_DRIVERS[suffix],
+                promote_to_multi=_has_multi(frame) or None,
+                **kwargs,
             )
     log.info("wrote %d features to %s", len(frame), path)
     return path
@@ -119,7 +121,7 @@ def _plain_types(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(
             dtype
         ):
-            out[name] = out[name].astype("float64") if out[name].isna().any() else out[name].astype(
-                "int64"
+            out[name] = (
+                out[name].astype("float64") if out[name].isna().any() else out[name].astype("int64")
             )
     return out

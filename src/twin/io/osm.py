@@ -24,10 +24,11 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import pyogrio.errors
@@ -218,7 +219,9 @@ def _strings(values: object) -> pd.Series:
 
 
 _KINDS: dict[str, _Kind] = {
-    "building": _Kind("multipolygons", lambda t: "building" in t, _building_columns),
+    "building": _Kind(
+        "multipolygons", lambda t: t.get("building", "no") != "no", _building_columns
+    ),
     "road": _Kind("lines", lambda t: "highway" in t, _road_columns),
     "poi": _Kind("points", lambda t: any(k in t for k in POI_KEYS), _poi_columns),
     "parcel": _Kind("multipolygons", lambda t: "landuse" in t, _parcel_columns),
@@ -240,9 +243,10 @@ def read_osm(path: str | os.PathLike[str], kind: str) -> gpd.GeoDataFrame:
     path : str or os.PathLike
         The OSM file, read with GDAL's OSM driver.
     kind : str
-        ``building`` (polygons tagged ``building``), ``road`` (lines tagged
-        ``highway``), ``poi`` (nodes tagged amenity, shop, tourism, leisure,
-        office, healthcare, emergency or public_transport), ``parcel``
+        ``building`` (polygons tagged ``building``, but not ``building=no``),
+        ``road`` (lines tagged ``highway``), ``poi`` (nodes tagged amenity,
+        shop, tourism, leisure, office, healthcare, emergency or
+        public_transport), ``parcel``
         (polygons tagged ``landuse``) or ``district`` (polygons tagged
         ``boundary=administrative``).
 
@@ -324,18 +328,14 @@ def _text(value: object) -> str | None:
 
 
 def _row_tags(frame: pd.DataFrame) -> list[Tags]:
-    """Every row's tags: GDAL's tag columns merged with its decoded ``other_tags``."""
-    names = [c for c in frame.columns if c not in _NOT_TAGS and c != frame.geometry.name]
-    columns: Sequence[list[str | None]] = [_column(frame, c) for c in names]
-    other = _column(frame, "other_tags")
-    tags = []
-    for row, extra in enumerate(other):
-        row_tags = parse_other_tags(extra)
-        for name, values in zip(names, columns, strict=True):
-            value = values[row]
-            if value is not None:
-                row_tags[name] = value
-        tags.append(row_tags)
+    """Every row's tags: its decoded ``other_tags`` plus GDAL's tag columns."""
+    tags = [parse_other_tags(text) for text in _column(frame, "other_tags")]
+    for name in frame.columns:
+        if name in _NOT_TAGS or name == frame.geometry.name:
+            continue
+        values = frame[name].to_numpy(dtype=object)
+        for row in np.flatnonzero(frame[name].notna().to_numpy()):
+            tags[row][name] = str(values[row])
     return tags
 
 

@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 
 from twin.errors import TwinBusyError, TwinNotFoundError
 from twin.store import schema
@@ -157,12 +159,10 @@ def create_file(path: Path, meta: dict[str, str]) -> None:
         schema.create_tables(con)
 
 
-def write_table(
-    path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False
-) -> None:
+def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
     """Write (or append to) a spatial table of the working copy at ``path``."""
-    geom_types = set(frame.geom_type.dropna().unique())
-    promote = any(t.startswith("Multi") for t in geom_types)
+    type_ids = shapely.get_type_id(np.asarray(frame.geometry.array))
+    promote = bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
     pyogrio.write_dataframe(
         frame,
         path,

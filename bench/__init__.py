@@ -1,0 +1,1 @@
+"""citytwin's benchmark suite: each scenario beside its peer, same run, same machine."""

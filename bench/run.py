@@ -1,0 +1,149 @@
+"""Run the benchmark suite: ``python -m bench.run [--buildings N] [--only import,load]``.
+
+Generates (and caches under bench/.cache) the synthetic city, then runs every
+scenario's own implementation and its peer, each in a fresh process, and prints
+wall time and peak memory side by side with the ratio and the issue's goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import SCENARIOS
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / ".cache"
+
+
+def prepare(n_buildings: int, seed: int) -> dict[str, Path]:
+    """Generate the city once per size and seed; later runs reuse the files."""
+    folder = CACHE / f"city-{n_buildings}-{seed}"
+    buildings = folder / "buildings.gpkg"
+    twin_path = folder / "twin.gpkg"
+    if not buildings.exists():
+        import pyogrio
+
+        from twin.sample import generate_city
+
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        city = generate_city(n_buildings, seed=seed)
+        print(
+            f"generated {n_buildings:,} buildings in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        tmp = buildings.with_suffix(".tmp.gpkg")
+        pyogrio.write_dataframe(city["buildings"], tmp, layer="buildings", use_arrow=True)
+        tmp.rename(buildings)
+    if not twin_path.exists():
+        from bench.scenarios import import_ours
+
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            import_ours({"buildings": buildings}, Path(scratch))
+            (Path(scratch) / "ours.gpkg").rename(twin_path)
+    return {"buildings": buildings, "twin": twin_path}
+
+
+def run_child(scenario: str, side: str, inputs: dict[str, Path]) -> dict[str, Any]:
+    """Run one side of a scenario in a fresh interpreter; return its timing and memory."""
+    payload = json.dumps(
+        {"scenario": scenario, "side": side, "inputs": {k: str(v) for k, v in inputs.items()}}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--child", payload],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{scenario}/{side} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def child(payload: str) -> None:
+    spec = json.loads(payload)
+    scenario = SCENARIOS[spec["scenario"]]
+    fn = scenario.ours if spec["side"] == "ours" else scenario.peer
+    inputs = {k: Path(v) for k, v in spec["inputs"].items()}
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        started = time.perf_counter()
+        facts = fn(inputs, Path(scratch))
+        seconds = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, "facts": facts}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--buildings", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--only", help="comma-separated scenario names")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per side; the best is shown")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child)
+        return 0
+    CACHE.mkdir(parents=True, exist_ok=True)
+    inputs = prepare(args.buildings, args.seed)
+    names = args.only.split(",") if args.only else list(SCENARIOS)
+    rows = []
+    for name in names:
+        scenario = SCENARIOS[name]
+        ours = min(
+            (run_child(name, "ours", inputs) for _ in range(args.repeat)),
+            key=lambda r: r["seconds"],
+        )
+        peer = min(
+            (run_child(name, "peer", inputs) for _ in range(args.repeat)),
+            key=lambda r: r["seconds"],
+        )
+        rows.append(
+            {
+                "scenario": name,
+                "description": scenario.description,
+                "peer": scenario.peer_name,
+                "ours": ours,
+                "peer_result": peer,
+                "ratio": ours["seconds"] / peer["seconds"],
+                "goal_ratio": scenario.goal_ratio,
+                "same_answer": ours["facts"] == peer["facts"],
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        _print_table(rows, args.buildings)
+    return 0 if all(r["same_answer"] for r in rows) else 1
+
+
+def _print_table(rows: list[dict[str, Any]], n: int) -> None:
+    print(f"citytwin benchmarks: {n:,} buildings, {os.cpu_count()} cores")
+    header = (
+        f"{'scenario':10} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'goal':>6} "
+        f"{'ours MiB':>9} {'peer MiB':>9}  peer"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        goal = f"≤{r['goal_ratio']:.1f}" if r["goal_ratio"] else ""
+        flag = "" if r["same_answer"] else "  (ANSWERS DIFFER)"
+        print(
+            f"{r['scenario']:10} {r['ours']['seconds']:8.2f} {r['peer_result']['seconds']:8.2f} "
+            f"{r['ratio']:6.2f} {goal:>6} {r['ours']['peak_mib']:9.0f} "
+            f"{r['peer_result']['peak_mib']:9.0f}  {r['peer']}{flag}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

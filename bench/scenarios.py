@@ -1,0 +1,87 @@
+"""Benchmark scenarios: each is a pair (ours, peer) of functions run in fresh processes.
+
+A scenario function takes the prepared inputs (paths) and a scratch folder,
+does the work, and returns a small dict of facts (counts) so the runner can
+check that ours and the peer produced the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Inputs = dict[str, Path]
+Fn = Callable[[Inputs, Path], dict[str, Any]]
+
+BUILDING_FIELDS = {"层数": "floors", "建筑高度": "height_m", "建筑名称": "name", "用途": "use"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    ours: Fn
+    peer: Fn
+    peer_name: str
+    goal_ratio: float | None  # ours / peer at most, when the issue sets one
+
+
+def import_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    import twin
+
+    city = twin.Twin.create(scratch / "ours.gpkg", crs="EPSG:4544")
+    report = city.import_layer(
+        inputs["buildings"],
+        layer="buildings",
+        kind="building",
+        id="建筑编码",
+        fields=BUILDING_FIELDS,
+    )
+    return {"features": report.imported}
+
+
+def import_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(inputs["buildings"], use_arrow=True)
+    pyogrio.write_dataframe(frame, scratch / "peer.gpkg", layer="buildings", use_arrow=True)
+    return {"features": len(frame)}
+
+
+def load_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    import twin
+
+    frame = twin.Twin.open(inputs["twin"]).layer("buildings")
+    return {"features": len(frame)}
+
+
+def load_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(inputs["twin"], layer="buildings", use_arrow=True)
+    return {"features": len(frame)}
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "import",
+            "import the buildings GeoPackage into a new twin",
+            import_ours,
+            import_peer,
+            "pyogrio read + GeoPackage write",
+            1.5,
+        ),
+        Scenario(
+            "load",
+            "open the twin and load every building",
+            load_ours,
+            load_peer,
+            "pyogrio arrow read of the same table",
+            1.2,
+        ),
+    )
+}
