@@ -208,11 +208,13 @@ def test_geometries_to_wgs84_converts_every_vertex() -> None:
             MultiPolygon([square]),
             Point(121.47, 31.23, 12.5),
             None,
+            Point(),
         ],
         dtype=object,
     )
     out = geometries_to_wgs84(geoms, "GCJ-02")
-    assert isinstance(out, np.ndarray) and out.shape == (5,)
+    assert isinstance(out, np.ndarray) and out.shape == (6,)
+    assert out[5].is_empty and out[5].geom_type == "Point"
     coords = shapely.get_coordinates(geoms[:4])
     expected = np.column_stack(gcj02_to_wgs84(coords[:, 0], coords[:, 1]))
     np.testing.assert_allclose(shapely.get_coordinates(out[:4]), expected, rtol=0, atol=1e-12)
@@ -259,3 +261,15 @@ def test_geometries_to_wgs84_lets_single_bad_features_through(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="twin.webcoords"):
         geometries_to_wgs84(np.array([Point(2.35, 48.85)]), "gcj02")
     assert "no feature lies in China" in caplog.text
+
+
+def test_geometries_to_wgs84_keeps_z_on_lines() -> None:
+    line = LineString([(104.06, 30.67, 5.0), (104.07, 30.68, 6.0)])
+    out = geometries_to_wgs84(np.array([line, Point(104.06, 30.67)]), "bd09")
+    assert out[0].has_z and shapely.get_coordinates(out[0], include_z=True)[:, 2].tolist() == [
+        5.0,
+        6.0,
+    ]
+    expected = np.column_stack(bd09_to_wgs84([104.06, 104.07], [30.67, 30.68]))
+    np.testing.assert_allclose(shapely.get_coordinates(out[0]), expected, rtol=0, atol=1e-12)
+    assert not out[1].has_z

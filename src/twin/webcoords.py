@@ -10,10 +10,10 @@ so points copied from those maps must be converted before they enter the twin.
 The forward formulas implemented here are the widely published ones (the
 GCJ-02 offset polynomial on the Krasovsky 1940 ellipsoid, and the BD-09
 polar-coordinate perturbation). The inverses are not the usual one-step
-approximation, which leaves errors of one to two metres: they solve the
-forward formula by fixed-point iteration until the update is below
-``1e-10`` degrees (about 0.01 mm), so a round trip is exact to well under a
-millimetre against the forward formula. Map providers' own servers may differ
+approximation, which misses by metres (up to 4.6 m for GCJ-02 across
+China): they solve the forward formula by fixed-point iteration until no
+point moves more than ``1e-10`` degrees (about 0.01 mm), so a round trip
+through the forward formula is exact to nanometres. Map providers' own servers may differ
 from the published formulas by a metre or so; that is beyond any
 implementation.
 
@@ -21,10 +21,12 @@ GCJ-02 is applied only inside China. As every implementation does, "inside
 China" is a rough rectangle, :data:`CHINA_BOX`, which also covers parts of
 neighbouring countries (Mongolia, the Korean peninsula, northern Vietnam,
 …); points outside it pass through the GCJ-02 functions unchanged. The BD-09
-step is applied everywhere (Baidu uses it outside China too, on WGS 84).
+step is a plain formula and is applied everywhere (as coordTransform does),
+so outside China BD-09 is WGS 84 plus Baidu's shift.
 
 All functions take scalars or arrays (any shape, broadcast together) and
-return float64 arrays: a million points convert in a fraction of a second.
+return float64 arrays (0-d for scalars: use ``float()``). A million points
+convert in 0.1 s (forward) to 0.5 s (BD-09 to WGS 84) on two cores.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -67,12 +68,14 @@ def print_json(data: Any) -> None:
 
 
 def progress_callback(
-    enabled: bool, delay_s: float = 2.0
+    enabled: bool, delay_s: float | None = None
 ) -> tuple[Callable[[str, float], None], Callable[[], None]]:
     """A ``progress(stage, fraction)`` callback that shows a bar once work outlasts ``delay_s``.
 
     Returns the callback and a function that closes the bar.
     """
+    if delay_s is None:
+        delay_s = float(os.environ.get("TWIN_PROGRESS_DELAY_S", "2"))
     started = time.monotonic()
     bar: dict[str, Any] = {}
 
@@ -92,6 +95,7 @@ def progress_callback(
             bar["task"] = progress.add_task(stage, total=1.0)
         if "progress" in bar:
             bar["progress"].update(bar["task"], description=stage, completed=fraction)
+            bar["progress"].refresh()  # stages are few: draw each one at once
 
     def close() -> None:
         if "progress" in bar:

@@ -252,7 +252,7 @@ def _geometry(frame: pd.DataFrame, chosen: dict[str, str]) -> gpd.GeoSeries:
 
 def _numbers(column: pd.Series) -> np.ndarray:
     """Floats of a text column; NaN where empty or not a number."""
-    parsed = pd.to_numeric(column.str.strip(), errors="coerce")
+    parsed = pd.to_numeric(column, errors="coerce")  # surrounding spaces are allowed
     return np.asarray(parsed.to_numpy(dtype=float, na_value=np.nan), dtype=float)
 
 
