@@ -9,9 +9,9 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from tests.conftest import BUILDING_FIELDS, buildings_frame
 
 import twin
+from tests.conftest import BUILDING_FIELDS, buildings_frame
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 import twin
+from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 
 def test_create_with_explicit_crs(city: twin.Twin) -> None:

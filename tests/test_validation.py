@@ -8,9 +8,9 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from tests.conftest import GK105, X0, Y0, boxes
 
 import twin
+from tests.conftest import GK105, X0, Y0, boxes
 
 BOWTIE = shapely.Polygon([(X0, Y0), (X0 + 10, Y0 + 10), (X0 + 10, Y0), (X0, Y0 + 10)])
 

@@ -53,6 +53,7 @@ class ImportReport:
     kind: str
     source: str
     source_format: str = ""
+    encoding: str | None = None
     checksum: str = ""
     src_crs: str | None = None
     crs: str | None = None
@@ -134,6 +135,7 @@ def prepare_import(
             kind=kind.name,
             source=str(spec.source),
             source_format=data.format,
+            encoding=data.encoding,
             read=len(data.frame),
         )
         step("validating", 0.3)

@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
+
 from tests.conftest import GK105, X0, Y0, buildings_frame, run_cli
 
 COMMANDS = ["init", "import", "info", "history", "export", "kinds"]

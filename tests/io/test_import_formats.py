@@ -12,9 +12,9 @@ import pyogrio
 import pyproj
 import pytest
 import shapely
-from tests.conftest import GK105, X0, Y0, boxes
 
 import twin
+from tests.conftest import GK105, X0, Y0, boxes
 
 PARCEL_FIELDS = {"用地性质": "land_use", "容积率上限": "far_limit", "限高": "height_limit_m"}
 
@@ -64,8 +64,11 @@ def test_gbk_shapefile_with_cpg(city: twin.Twin, tmp_path: Path) -> None:
 def test_gbk_shapefile_without_cpg_is_detected(city: twin.Twin, tmp_path: Path) -> None:
     shp = tmp_path / "parcels.shp"
     _write_gbk_shapefile(shp, cpg=False)
-    city.import_layer(shp, layer="parcels", kind="parcel", id="地块编码", fields=PARCEL_FIELDS)
+    report = city.import_layer(shp, layer="parcels", kind="parcel", id="地块编码",
+                               fields=PARCEL_FIELDS)
     _check_parcels(city)
+    assert report.encoding == "GB18030"  # recorded in provenance
+    assert city.imports().iloc[-1]["report"]["encoding"] == "GB18030"
 
 
 def test_gbk_shapefile_with_explicit_encoding(city: twin.Twin, tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
-from tests.conftest import BUILDING_FIELDS, GK105, TWIN_CLI, X0, Y0, buildings_frame
 
 import twin
+from tests.conftest import BUILDING_FIELDS, GK105, TWIN_CLI, X0, Y0, buildings_frame
 
 
 def _digest(path: Path) -> str:

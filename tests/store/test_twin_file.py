@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyogrio
 import pytest
-from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 import twin
+from tests.conftest import BUILDING_FIELDS, GK105, buildings_frame
 
 
 @pytest.fixture

@@ -117,7 +117,8 @@ def read_source(
         from twin.io.table import read_table
 
         frame = read_table(src, x=x, y=y, wkt=wkt, encoding=encoding)
-        return SourceData(frame, None, fmt, encoding=encoding)
+        used = frame.attrs.get("table", {}).get("encoding", encoding)
+        return SourceData(frame, None, fmt, encoding=used)
     if fmt == "osm":
         from twin.io.osm import read_osm
 

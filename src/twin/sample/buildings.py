@@ -45,19 +45,19 @@ ObjArray = npt.NDArray[np.object_]
 _COLUMNS = ("w_lo", "w_hi", "d_lo", "d_hi", "gap", "setback", "cap")
 TYPOLOGY = np.array(
     [
-        [12, 18, 10, 14, 5, 5, 99],  # R1 low-rise houses
-        [18, 30, 12, 18, 14, 8, 99],  # R2 towers and slabs
-        [12, 22, 10, 14, 4, 3, 99],  # R3 old walk-ups
-        [24, 50, 18, 30, 10, 8, 99],  # B1 shops, malls, podium towers
-        [28, 45, 22, 32, 12, 10, 99],  # B2 office towers
-        [30, 55, 14, 22, 12, 8, 99],  # A1 offices
-        [35, 60, 25, 40, 15, 10, 99],  # A2 halls
-        [40, 70, 12, 18, 18, 8, 99],  # A3 school slabs
-        [35, 60, 18, 28, 14, 8, 99],  # A5 hospital wings
-        [30, 60, 25, 45, 10, 6, 99],  # M1 sheds
+        [8, 12, 10, 14, 3, 5, 99],  # R1 low-rise houses
+        [12, 16, 16, 35, 6, 8, 99],  # R2 towers and slabs end-on to the street
+        [8, 14, 10, 14, 2, 3, 99],  # R3 old walk-ups
+        [12, 30, 15, 30, 4, 8, 99],  # B1 shops, malls, podium towers
+        [18, 30, 18, 30, 8, 10, 99],  # B2 office towers
+        [15, 30, 14, 28, 6, 8, 99],  # A1 offices
+        [20, 40, 20, 35, 8, 10, 99],  # A2 halls
+        [14, 22, 25, 45, 10, 8, 99],  # A3 school slabs
+        [18, 35, 18, 35, 8, 8, 99],  # A5 hospital wings
+        [18, 36, 25, 45, 6, 6, 99],  # M1 sheds
         [0, 0, 0, 0, 0, 0, 0],  # G1 park: no buildings
         [0, 0, 0, 0, 0, 0, 0],  # S4 parking, bus depot yard
-        [12, 20, 10, 16, 10, 6, 2],  # U1 substations, pump houses
+        [10, 16, 8, 14, 5, 6, 2],  # U1 substations, pump houses
         [0, 0, 0, 0, 0, 0, 0],  # E1 water
     ],
     dtype=float,
@@ -73,7 +73,11 @@ class CapacityError(RuntimeError):
 
 @dataclass
 class Strips:
-    """Street fronts of parcels along which buildings stand.
+    """Rows of buildings along the street fronts of parcels.
+
+    A strip is one row: a parcel side facing a street, with one or two rows
+    of buildings behind it (the second only where it still lies within
+    :data:`SERVICE_REACH_M` of the road and its pipes).
 
     Attributes
     ----------
@@ -86,10 +90,10 @@ class Strips:
         vector into the parcel.
     ua, ub : ndarray of float
         Usable stretch along the front (m from the origin).
-    depth : ndarray of float
-        Deepest footprint that fits behind the setback (m).
+    v0, depth : ndarray of float
+        Distance of the row from the street edge and deepest footprint (m).
     capacity : ndarray of int
-        How many buildings of the parcel's typology fit.
+        How many buildings of the parcel's typology fit in the row.
     """
 
     parcel: IntArray
@@ -99,12 +103,18 @@ class Strips:
     ev: FloatArray
     ua: FloatArray
     ub: FloatArray
+    v0: FloatArray
     depth: FloatArray
     capacity: IntArray
 
 
+#: Every building comes this close (m) to a road centre line and its pipes.
+SERVICE_REACH_M = 50.0
+PIPE_ALLOWANCE_M = 6.0  # pipes lie ~4 m off the centre line; keep 2 m spare
+
+
 def strips_for(parcels: Parcels) -> Strips:
-    """Return the building strips of every parcel: its front, and street-facing sides.
+    """Return the building rows of every parcel: its front, and street-facing sides.
 
     Parameters
     ----------
@@ -116,12 +126,27 @@ def strips_for(parcels: Parcels) -> Strips:
     Strips
     """
     n = len(parcels)
-    parcel = np.concatenate(
-        [np.arange(n), np.flatnonzero(parcels.front_e1), np.flatnonzero(parcels.front_e3)]
+    front = _fronts(parcels, np.arange(n), np.zeros(n, dtype=np.int64), np.zeros(n))
+    band = np.zeros(n)
+    band[front["parcel"]] = front["band"]
+    skip = band + _T["gap"][parcels.land_use]
+    e1 = np.flatnonzero(parcels.street_hw[:, 1] > 0)
+    e3 = np.flatnonzero(parcels.street_hw[:, 3] > 0)
+    sides = _fronts(
+        parcels,
+        np.concatenate([e1, e3]),
+        np.concatenate([np.ones(e1.size), np.full(e3.size, 3)]).astype(np.int64),
+        skip[np.concatenate([e1, e3])],
     )
-    edge = np.concatenate(
-        [np.zeros(n), np.ones(parcels.front_e1.sum()), np.full(parcels.front_e3.sum(), 3)]
-    ).astype(np.int64)
+    parts = [_rows(part, r) for part in (front, sides) for r in (0, 1)]
+    fields = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    return Strips(**fields)
+
+
+def _fronts(
+    parcels: Parcels, parcel: IntArray, edge: IntArray, skip: FloatArray
+) -> dict[str, npt.NDArray[np.float64] | IntArray]:
+    """Frame, usable stretch, rows and row depth of each (parcel, side)."""
     lu = parcels.land_use[parcel]
     q = parcels.corners[parcel]
     rows = np.arange(parcel.size)
@@ -132,22 +157,45 @@ def strips_for(parcels: Parcels) -> Strips:
     ev = np.stack([-eu[:, 1], eu[:, 0]], axis=1)
     a_u, a_v = _local(c3 - c0, eu, ev)
     b_u, b_v = _local(c2 - c0, eu, ev)
-    setback = _T["setback"][lu]
-    band = np.minimum(setback + _T["d_hi"][lu], np.minimum(a_v, b_v) - 3.0)
+    room_v = np.minimum(a_v, b_v) - 3.0
+    room_v = np.where(edge == 0, room_v, room_v / 2)  # two sides may share the depth
+    setback, gap = _T["setback"][lu], _T["gap"][lu]
+    d_lo, d_hi = _T["d_lo"][lu], _T["d_hi"][lu]
+    reach = SERVICE_REACH_M - PIPE_ALLOWANCE_M - parcels.street_hw[parcel, edge]
+    two_depth = np.minimum.reduce([d_hi, reach - setback - gap, (room_v - setback - gap) / 2])
+    two = two_depth >= d_lo
+    depth = np.where(two, two_depth, np.minimum(d_hi, room_v - setback))
+    n_rows = np.where(two, 2, 1)
+    band = setback + n_rows * depth + (n_rows - 1) * gap
     umin = np.maximum(0.0, a_u * band / a_v)
     umax = np.minimum(length, length + (b_u - length) * band / b_v)
-    margin = np.maximum(3.0, _T["gap"][lu] / 2)
+    margin = np.maximum(3.0, gap / 2)
     ua, ub = umin + margin, umax - margin
-    skip = setback + _T["d_hi"][lu] + _T["gap"][lu]
     ua = np.where(edge == 1, np.maximum(ua, skip), ua)
     ub = np.where(edge == 3, np.minimum(ub, length - skip), ub)
-    depth = band - setback
-    usable = (depth >= 0.8 * _T["d_lo"][lu]) & (ub > ua) & (_T["cap"][lu] > 0)
+    usable = (depth >= 0.8 * d_lo) & (ub > ua) & (_T["cap"][lu] > 0)
     room = np.where(usable, ub - ua, 0.0)
     w_mean = (_T["w_lo"][lu] + _T["w_hi"][lu]) / 2
-    capacity = np.floor((room + _T["gap"][lu]) / np.maximum(w_mean + _T["gap"][lu], 1.0))
+    capacity = np.floor((room + gap) / np.maximum(w_mean + gap, 1.0))
     capacity = np.clip(capacity, 0, _T["cap"][lu]).astype(np.int64)
-    return Strips(parcel, edge, c0, eu, ev, ua, ub, depth, capacity)
+    return {
+        "parcel": parcel, "edge": edge, "origin": c0, "eu": eu, "ev": ev, "ua": ua, "ub": ub,
+        "depth": depth, "capacity": capacity, "band": band, "rows": n_rows,
+        "setback": setback, "gap": gap,
+    }
+
+
+def _rows(front: dict[str, npt.NDArray[np.float64] | IntArray], row: int) -> dict[str, npt.NDArray[
+    np.float64
+] | IntArray]:
+    """Row ``row`` (0 or 1) of every front that has it."""
+    keep = front["rows"] > row
+    out = {
+        key: front[key][keep]
+        for key in ("parcel", "edge", "origin", "eu", "ev", "ua", "ub", "depth", "capacity")
+    }
+    out["v0"] = (front["setback"] + row * (front["depth"] + front["gap"]))[keep]
+    return out
 
 
 def _local(vec: FloatArray, eu: FloatArray, ev: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -278,7 +326,7 @@ def _place(
     before = np.cumsum(width) - width
     before -= before[start[s]]
     u0 = strips.ua[s] + (k + 1) * slack[s] / (counts[s] + 1) + before + k * gap
-    v0 = _T["setback"][lu]
+    v0 = strips.v0[s]
     return s, u0, u0 + width, v0, v0 + depth
 
 

@@ -169,8 +169,8 @@ def _nodes(
     nx: int, ny: int, ci: int, cj: int, river_row: int, rng: np.random.Generator
 ) -> FloatArray:
     """Intersection coordinates: varied spacing, centred on Chengdu, jittered."""
-    widths = rng.uniform(120.0, 250.0, nx)
-    heights = rng.uniform(120.0, 250.0, ny)
+    widths = rng.uniform(160.0, 250.0, nx)
+    heights = rng.uniform(120.0, 170.0, ny)
     heights[river_row] = rng.uniform(150.0, 190.0)
     xs = np.concatenate([[0.0], np.cumsum(widths)])
     ys = np.concatenate([[0.0], np.cumsum(heights)])

@@ -75,8 +75,9 @@ class Parcels:
         Counter-clockwise corners; corners 0 to 1 is the street front.
     block : ndarray of int
         Block number (``i * ny + j``).
-    front_e1, front_e3 : ndarray of bool
-        Whether side 1 (corner 1 to 2) and side 3 (corner 3 to 0) face a street.
+    street_hw : ndarray, shape (n, 4)
+        Half-width (m) of the road each side (side k: corner k to k + 1) faces;
+        0 where the side faces no street.
     land_use : ndarray of int
         Index into :data:`LAND_USES`.
     far_limit, height_limit_m, coverage_limit : ndarray of float
@@ -89,8 +90,7 @@ class Parcels:
 
     corners: FloatArray
     block: IntArray
-    front_e1: BoolArray
-    front_e3: BoolArray
+    street_hw: FloatArray
     land_use: IntArray
     far_limit: FloatArray
     height_limit_m: FloatArray
@@ -144,19 +144,16 @@ def parcels_for(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) ->
     river[:, layout.river_row] = True
     river = river.ravel()
     corners, block, row, col, ncol = _split_blocks(quads, ~river, rng)
-    last = col == ncol - 1
-    block_e1 = sides[block, 1] > 0
-    block_e3 = sides[block, 3] > 0
-    front_e1 = np.where(row == 0, last & block_e1, (col == 0) & block_e3)
-    front_e3 = np.where(row == 0, (col == 0) & block_e3, last & block_e1)
+    street_hw = _street_half_widths(sides[block], row, col, ncol)
     land_use = _land_uses(layout, quads, block, ~river, rng)
     r_corners, r_block, r_use = _river_parcels(quads, np.flatnonzero(river))
     corners = np.concatenate([corners, r_corners])
     block = np.concatenate([block, r_block])
     land_use = np.concatenate([land_use, r_use])
-    no_side = np.zeros(r_block.size, dtype=bool)
-    front_e1 = np.concatenate([front_e1, no_side])
-    front_e3 = np.concatenate([front_e3, no_side])
+    river_hw = np.zeros((r_block.size, 4))
+    river_hw[: r_block.size // 3, 0] = sides[r_block[: r_block.size // 3], 0]
+    river_hw[-(r_block.size // 3):, 0] = sides[r_block[-(r_block.size // 3):], 2]
+    street_hw = np.concatenate([street_hw, river_hw])
     far, height, cover = _controls(land_use, rng)
     district = plan.block_district.ravel()[block]
     code = _codes(district, plan.abbreviations)
@@ -166,7 +163,7 @@ def parcels_for(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) ->
     is_water = land_use[on_river] == LU["E1"]
     name[on_river] = np.where(is_water, f"{river_name}河", f"{river_name}滨河绿地")
     return Parcels(
-        corners, block, front_e1, front_e3, land_use, far, height, cover, district, code, name
+        corners, block, street_hw, land_use, far, height, cover, district, code, name
     )
 
 
@@ -205,6 +202,25 @@ def _split_blocks(
         axis=1,
     )
     return corners, blocks[owner], row, col, k[owner]
+
+
+def _street_half_widths(
+    block_sides: FloatArray, row: IntArray, col: IntArray, ncol: IntArray
+) -> FloatArray:
+    """Road half-width faced by each parcel side, from its block's sides.
+
+    Row 0 parcels front block side 0 and row 1 parcels side 2; the first and
+    last parcel of a row also face the block's short sides 3 and 1.
+    """
+    first, last = col == 0, col == ncol - 1
+    rows = np.arange(row.size)
+    hw = np.zeros((row.size, 4))
+    hw[:, 0] = block_sides[rows, np.where(row == 0, 0, 2)]
+    e1_side = np.where(row == 0, np.where(last, 1, -1), np.where(first, 3, -1))
+    e3_side = np.where(row == 0, np.where(first, 3, -1), np.where(last, 1, -1))
+    hw[:, 1] = np.where(e1_side >= 0, block_sides[rows, np.maximum(e1_side, 0)], 0.0)
+    hw[:, 3] = np.where(e3_side >= 0, block_sides[rows, np.maximum(e3_side, 0)], 0.0)
+    return hw
 
 
 def _river_parcels(quads: FloatArray, blocks: IntArray) -> tuple[FloatArray, IntArray, IntArray]:
