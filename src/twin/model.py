@@ -13,31 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyproj
-import shapely
 
 from twin import history
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
-from twin.imports import MAX_STORED_REJECTIONS, PreparedImport, Progress, prepare_import
+from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
 from twin.kinds import Category, get_kind
 from twin.mapping import ImportSpec, read_mapping
-from twin.store import schema
+from twin.store import records, schema
 from twin.store.gpkg import GpkgStore, create_file, history_table, write_table
 
 __all__ = ["LayerInfo", "Twin"]
 
 DateLike = str | date | datetime | pd.Timestamp
-_GEOMETRY_NAMES = {
-    "POINT": "Point",
-    "LINESTRING": "LineString",
-    "POLYGON": "Polygon",
-    "MULTILINESTRING": "MultiLineString",
-    "MULTIPOLYGON": "MultiPolygon",
-}
-_MULTI = {"point": "Point", "line": "MultiLineString", "polygon": "MultiPolygon"}
 
 
 @dataclass(frozen=True)
@@ -243,7 +233,7 @@ class Twin:
         kind: str,
         progress: Progress | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> ImportReport:
         """Import one source into ``layer``; a re-import records a change set.
 
         Parameters
@@ -269,7 +259,7 @@ class Twin:
         spec = ImportSpec(source=Path(source), layer=layer, kind=kind, **options)
         return self.import_spec(spec, progress=progress)
 
-    def import_spec(self, spec: ImportSpec, *, progress: Progress | None = None) -> Any:
+    def import_spec(self, spec: ImportSpec, *, progress: Progress | None = None) -> ImportReport:
         """Import as described by an :class:`~twin.mapping.ImportSpec`."""
         self._check_kind(spec)
         prepared = prepare_import(spec, self.crs, progress)
@@ -286,7 +276,7 @@ class Twin:
         *,
         layers: Iterable[str] | None = None,
         progress: Progress | None = None,
-    ) -> list[Any]:
+    ) -> list[ImportReport]:
         """Import every layer of a mapping file (or the ones named in ``layers``)."""
         specs = read_mapping(mapping)
         wanted = list(layers) if layers is not None else list(specs)
@@ -309,10 +299,10 @@ class Twin:
     def _commit(self, prepared: PreparedImport) -> None:
         report, spec = prepared.report, prepared.spec
         with self.store.transaction() as work:
-            now = _next_time(work)
-            report.import_id = _next_import_id(work)
+            now = records.next_time(work)
+            report.import_id = records.next_import_id(work)
             frame = prepared.frame
-            exists = _has_layer(work, spec.layer)
+            exists = records.has_layer(work, spec.layer)
             if exists:
                 current = GpkgStore(work).read_table(spec.layer)
                 changes = history.compare(current, frame, now)
@@ -323,14 +313,14 @@ class Twin:
             write_table(work, spec.layer, frame)
             if changes is not None and len(changes.retired):
                 retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
-                _append_history(work, spec.layer, retired)
+                records.append_history(work, spec.layer, retired)
             report.time = _sql_time(now)
-            _fill_counts(report, changes, len(frame))
+            records.fill_counts(report, changes, len(frame))
             with contextlib.closing(sqlite3.connect(work)) as con, con:
-                _record_import(con, prepared, report, initial=changes is None)
+                records.record_import(con, prepared, report, initial=changes is None)
                 if changes is not None:
-                    _record_changes(con, report.import_id, spec.layer, changes)
-                _record_layer(con, prepared, frame, report)
+                    records.record_changes(con, report.import_id, spec.layer, changes)
+                records.record_layer(con, prepared, frame, report)
                 if self.crs_text == "auto":
                     schema.set_meta(con, "crs", _crs_text(prepared.crs))
 
@@ -468,146 +458,3 @@ def _sql_time(stamp: pd.Timestamp) -> str:
     return (
         stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
     )
-
-
-def _next_time(work: Path) -> pd.Timestamp:
-    """Now, in milliseconds, strictly after the twin's previous import."""
-    now = pd.Timestamp.now(tz="UTC").floor("ms")
-    with contextlib.closing(sqlite3.connect(work)) as con:
-        last = con.execute("SELECT max(time) FROM twin_imports").fetchone()[0]
-    if last is not None:
-        previous = pd.Timestamp(last)
-        if now <= previous:
-            now = previous + pd.Timedelta(milliseconds=1)
-    return now
-
-
-def _next_import_id(work: Path) -> int:
-    with contextlib.closing(sqlite3.connect(work)) as con:
-        last = con.execute("SELECT max(import_id) FROM twin_imports").fetchone()[0]
-    return int(last or 0) + 1
-
-
-def _has_layer(work: Path, layer: str) -> bool:
-    with contextlib.closing(sqlite3.connect(work)) as con:
-        row = con.execute("SELECT 1 FROM twin_layers WHERE name=?", (layer,)).fetchone()
-    return row is not None
-
-
-def _append_history(work: Path, layer: str, retired: gpd.GeoDataFrame) -> None:
-    table = history_table(layer)
-    with contextlib.closing(sqlite3.connect(work)) as con, con:
-        exists = con.execute("SELECT 1 FROM gpkg_contents WHERE table_name=?", (table,)).fetchone()
-        if exists:
-            have = {row[1] for row in con.execute(f'PRAGMA table_info("{table}")')}
-            for column in retired.columns:
-                if column not in have and column != "geometry":
-                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}"')
-    write_table(work, table, retired, append=bool(exists))
-
-
-def _fill_counts(report: Any, changes: history.ChangeSet | None, count: int) -> None:
-    if changes is None:
-        report.added = count
-        return
-    report.added, report.changed = len(changes.added), len(changes.changed)
-    report.removed, report.unchanged = len(changes.removed), len(changes.unchanged)
-
-
-def _record_import(
-    con: sqlite3.Connection, prepared: PreparedImport, report: Any, *, initial: bool
-) -> None:
-    spec = prepared.spec
-    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in spec.options().items()}
-    body = report.to_dict(max_rejections=MAX_STORED_REJECTIONS)
-    con.execute(
-        "INSERT INTO twin_imports (import_id, layer, time, source, source_format, checksum,"
-        " src_crs, options, field_mapping, n_read, n_imported, n_repaired, n_rejected, n_added,"
-        " n_changed, n_removed, n_unchanged, initial, report)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            report.import_id,
-            spec.layer,
-            report.time,
-            report.source,
-            report.source_format,
-            report.checksum,
-            report.src_crs,
-            json.dumps(options, ensure_ascii=False, default=str),
-            json.dumps(spec.fields, ensure_ascii=False),
-            report.read,
-            report.imported,
-            report.repaired,
-            report.rejected,
-            report.added,
-            report.changed,
-            report.removed,
-            report.unchanged,
-            int(initial),
-            json.dumps(body, ensure_ascii=False, default=str),
-        ),
-    )
-
-
-def _record_changes(
-    con: sqlite3.Connection, import_id: int, layer: str, changes: history.ChangeSet
-) -> None:
-    rows = [
-        (import_id, layer, str(uid), change)
-        for change, uids in (
-            ("added", changes.added),
-            ("changed", changes.changed),
-            ("removed", changes.removed),
-        )
-        for uid in uids
-    ]
-    con.executemany(
-        "INSERT INTO twin_changes (import_id, layer, uid, change) VALUES (?, ?, ?, ?)", rows
-    )
-
-
-def _record_layer(
-    con: sqlite3.Connection, prepared: PreparedImport, frame: gpd.GeoDataFrame, report: Any
-) -> None:
-    spec, kind = prepared.spec, prepared.kind
-    bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
-    type_ids = np.unique(shapely.get_type_id(np.asarray(frame.geometry.array)))
-    names = [shapely.GeometryType(int(t)).name for t in type_ids if t >= 0]
-    geometry_type = _GEOMETRY_NAMES[names[0]] if len(names) == 1 else _MULTI[kind.geometry]
-    extent = [None if np.isnan(v) else float(v) for v in bounds]
-    updated = con.execute(
-        "UPDATE twin_layers SET feature_count=?, min_x=?, min_y=?, max_x=?, max_y=?,"
-        " geometry_type=?, id_field=?, source=?, updated=?, last_import=?, classification=?"
-        " WHERE name=?",
-        (
-            len(frame),
-            *extent,
-            geometry_type,
-            spec.id,
-            report.source,
-            report.time,
-            report.import_id,
-            report.classification,
-            spec.layer,
-        ),
-    ).rowcount
-    if not updated:
-        con.execute(
-            "INSERT INTO twin_layers (name, kind, category, classification, id_field,"
-            " geometry_type, feature_count, min_x, min_y, max_x, max_y, source, created,"
-            " updated, last_import) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                spec.layer,
-                kind.name,
-                kind.category.value,
-                report.classification,
-                spec.id,
-                geometry_type,
-                len(frame),
-                *extent,
-                report.source,
-                report.time,
-                report.time,
-                report.import_id,
-            ),
-        )
