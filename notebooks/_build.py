@@ -52,7 +52,8 @@ GETTING_STARTED = [
     ),
     new_code_cell(
         "ax = city.layer('parcels').plot(column='land_use', figsize=(8, 8), alpha=0.35,\n"
-        "                                legend=True, legend_kwds={'title': '用地性质 land use'})\n"
+        "                                legend=True, legend_kwds={'title': 'land use (GB 50137)',\n"
+        "                                             'loc': 'upper left', 'bbox_to_anchor': (1, 1)})\n"
         "city.layer('roads').plot(ax=ax, color='grey', linewidth=0.6)\n"
         "buildings.plot(ax=ax, column='floors', cmap='viridis', linewidth=0)\n"
         "ax.set_axis_off()\n"
@@ -74,10 +75,11 @@ GETTING_STARTED = [
         "first_import = city.imports(layer='buildings').iloc[-1]['time']\n"
         "delivery.loc[delivery.index[:2], '层数'] = 30\n"
         "delivery = delivery.drop(index=delivery.index[2])\n"
-        "delivery.to_file(workdir / 'buildings_v2.geojson')\n"
-        "report = city.import_layer(workdir / 'buildings_v2.geojson', layer='buildings',\n"
-        "                           kind='building', id='建筑编码',\n"
-        "                           fields={'层数': 'floors', '建筑高度': 'height_m'})\n"
+        "delivery.to_file(workdir / 'buildings_v2.geojson')\n\n"
+        "# Same layer, same field mapping as the first import: only the source changes.\n"
+        "spec = twin.read_mapping(samples / 'mapping.yaml')['buildings']\n"
+        "spec.source = workdir / 'buildings_v2.geojson'\n"
+        "report = city.import_spec(spec)\n"
         "print(report.summary())\n"
         "city.changes(report.import_id)"
     ),

@@ -32,6 +32,10 @@ class SchemaError(InputDataError):
     """A source does not fit the layer kind (missing field, wrong geometry type)."""
 
 
+class NetworkError(InputDataError):
+    """A utility network cannot be analysed as it is (no pipes, no usable topology)."""
+
+
 class RejectedFeaturesError(InputDataError):
     """A strict import met features it had to reject; nothing was written.
 

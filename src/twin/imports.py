@@ -172,14 +172,15 @@ def _map_and_validate(
             f"id field {id_field!r} is not in {spec.source.name}; its fields are: "
             f"{_field_list(frame)}"
         )
-    spec.id = id_field
+    # The id may also be renamed (地块编码 -> parcel_code): follow it to its new name.
+    spec.id = spec.fields.get(id_field, id_field) if id_field is not None else None
     frame = _apply_mapping(frame, spec, kind, report)
     reasons = new_reasons(len(frame))
     geoms, repaired = check_geometries(frame.geometry, kind, reasons)
     frame = convert_fields(frame, kind, reasons)
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
-    if id_field is not None:
-        _check_ids(frame[id_field], reasons, report)
+    if spec.id is not None:
+        _check_ids(frame[spec.id], reasons, report)
     return frame, reasons, repaired
 
 

@@ -86,6 +86,11 @@ def check_geometries(
         single = present & multi & (shapely.get_num_geometries(values) == 1)
         values[single] = shapely.get_geometry(values[single], 0)
         repaired |= single
+    elif kind.geometry == "line":
+        # FileGDB and Shapefile store every polyline as multi-part: unwrap the one-part ones.
+        one_part = present & (shapely.get_type_id(values) == 5)
+        one_part &= shapely.get_num_geometries(values) == 1
+        values[one_part] = shapely.get_geometry(values[one_part], 0)
     invalid = present & ~shapely.is_valid(values)
     for i in np.flatnonzero(invalid):
         values[i] = _repair(values[i], kind.geometry)

@@ -11,7 +11,7 @@ import shapely
 
 from tests.conftest import GK105, X0, Y0, buildings_frame, run_cli
 
-COMMANDS = ["init", "import", "info", "history", "export", "kinds"]
+COMMANDS = ["init", "import", "info", "history", "export", "kinds", "sample"]
 
 
 @pytest.fixture
@@ -217,3 +217,23 @@ def test_kinds(tmp_path: Path) -> None:
     } <= names
     one = run_cli("kinds", "valve").stdout
     assert "open, closed, inoperable" in one
+
+
+def test_sample_then_import_with_its_mapping(tmp_path: Path) -> None:
+    made = json.loads(
+        run_cli(
+            "sample", str(tmp_path / "d"), "--buildings", "500", "--seed", "3", "--json", check=True
+        ).stdout
+    )
+    assert made["counts"]["buildings"] == 500
+    path = tmp_path / "c.gpkg"
+    run_cli("init", str(path), check=True)
+    reports = json.loads(
+        run_cli(
+            "import", str(path), "--mapping", made["files"]["mapping"], "--json", check=True
+        ).stdout
+    )
+    by_layer = {r["layer"]: r for r in reports}
+    assert by_layer["buildings"]["imported"] == 500
+    assert all(r["rejected"] == 0 for r in reports)
+    assert {r["crs"] for r in reports} == {"EPSG:4544"}

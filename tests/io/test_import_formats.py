@@ -152,6 +152,10 @@ def test_filegdb(city: twin.Twin, tmp_path: Path) -> None:
     )
     assert report.imported == 2
     layer = city.layer("roads")
+    # FileGDB returns one-part MultiLineStrings; the twin stores plain LineStrings.
+    assert pyogrio.read_info(gdb, layer="roads")["geometry_type"] == "MultiLineString"
+    assert layer.geom_type.tolist() == ["LineString", "LineString"]
+    assert report.repaired == 0
     assert layer["name"].tolist() == ["锦华路", "科华北路"]
     assert layer["oneway"].tolist() == [0, 1]
     np.testing.assert_allclose(layer.length.to_numpy(), [300.0, 200.0])

@@ -35,8 +35,9 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (TwinError, 1),
 )
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output is read by people in logs too: give tables room instead of 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 class State:

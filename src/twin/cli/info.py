@@ -45,19 +45,22 @@ def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
         "class",
         "features",
         "geometry",
-        "extent",
-        "last import",
+        "extent (min x, min y – max x, max y)",
+        "last import (UTC)",
     ):
         table.add_column(column, justify="right" if column == "features" else "left")
     for item in infos:
-        extent = "" if item.extent is None else " ".join(f"{v:.0f}" for v in item.extent)
-        when = (
-            "" if last is None or item.name not in last.index else str(last.loc[item.name, "time"])
-        )
+        extent = ""
+        if item.extent is not None:
+            x0, y0, x1, y1 = item.extent
+            extent = f"{x0:.0f}, {y0:.0f} – {x1:.0f}, {y1:.0f}"
+        when = ""
+        if last is not None and item.name in last.index:
+            when = str(last.loc[item.name, "time"])[:19].replace("T", " ")
         table.add_row(
             item.name,
             item.kind,
-            f"{item.category_zh} {item.category}",
+            item.category_zh,
             item.classification,
             f"{item.feature_count:,}",
             item.geometry_type or "",

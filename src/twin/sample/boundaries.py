@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -77,10 +78,10 @@ def plan_districts(layout: Layout, rng: np.random.Generator) -> DistrictPlan:
     n_cols = 2 if layout.nx < 10 else int(rng.choice([2, 3]))
     col_cuts = _cuts(layout.v_class[:, 0], layout.nx, n_cols)
     boxes: list[Box] = []
-    for i0, i1 in zip(col_cuts[:-1], col_cuts[1:], strict=True):
+    for i0, i1 in itertools.pairwise(col_cuts):
         n_rows = int(rng.choice([1, 2])) if n_cols == 3 else int(rng.choice([2, 3]))
         row_cuts = _cuts(layout.h_class[i0], layout.ny, n_rows)
-        boxes += [(i0, i1, j0, j1) for j0, j1 in zip(row_cuts[:-1], row_cuts[1:], strict=True)]
+        boxes += [(i0, i1, j0, j1) for j0, j1 in itertools.pairwise(row_cuts)]
     block_district = np.zeros((layout.nx, layout.ny), dtype=np.int64)
     for k, (i0, i1, j0, j1) in enumerate(boxes):
         block_district[i0:i1, j0:j1] = k
@@ -171,8 +172,8 @@ def districts_frame(
 def grids_frame(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) -> gpd.GeoDataFrame:
     """Return the grid cells (网格编码, 所属街道, 责任单位), about 500 m, nested in districts."""
     ext = extended_nodes(layout)
-    x_lines = layout.nodes[:, layout.cj, 0]
-    y_lines = layout.nodes[layout.ci, :, 1]
+    x_lines = ext[:, layout.cj, 0]
+    y_lines = ext[layout.ci, :, 1]
     codes: list[str] = []
     owners: list[str] = []
     units: list[str] = []
@@ -206,4 +207,4 @@ def _spans(lines: FloatArray, lo: int, hi: int) -> list[tuple[int, int]]:
     if len(cuts) > 1 and lines[hi] - lines[cuts[-1]] < 0.5 * CELL_M:
         cuts.pop()
     cuts.append(hi)
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
+    return list(itertools.pairwise(cuts))

@@ -39,6 +39,7 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ObjArray = npt.NDArray[np.object_]
+_Columns = dict[str, npt.NDArray[np.float64] | IntArray]
 
 # Per land use (rows in LAND_USES order): width range, depth range (m), gap between
 # buildings, setback from the street edge (m), most buildings per strip.
@@ -46,15 +47,15 @@ _COLUMNS = ("w_lo", "w_hi", "d_lo", "d_hi", "gap", "setback", "cap")
 TYPOLOGY = np.array(
     [
         [8, 12, 10, 14, 3, 5, 99],  # R1 low-rise houses
-        [12, 16, 16, 35, 6, 8, 99],  # R2 towers and slabs end-on to the street
+        [12, 16, 12, 35, 6, 8, 99],  # R2 towers and slabs end-on to the street
         [8, 14, 10, 14, 2, 3, 99],  # R3 old walk-ups
-        [12, 30, 15, 30, 4, 8, 99],  # B1 shops, malls, podium towers
+        [12, 30, 12, 30, 4, 8, 99],  # B1 shops, malls, podium towers
         [18, 30, 18, 30, 8, 10, 99],  # B2 office towers
-        [15, 30, 14, 28, 6, 8, 99],  # A1 offices
+        [15, 30, 12, 28, 6, 8, 99],  # A1 offices
         [20, 40, 20, 35, 8, 10, 99],  # A2 halls
         [14, 22, 25, 45, 10, 8, 99],  # A3 school slabs
-        [18, 35, 18, 35, 8, 8, 99],  # A5 hospital wings
-        [18, 36, 25, 45, 6, 6, 99],  # M1 sheds
+        [18, 35, 15, 35, 8, 8, 99],  # A5 hospital wings
+        [18, 36, 20, 45, 6, 6, 99],  # M1 sheds
         [0, 0, 0, 0, 0, 0, 0],  # G1 park: no buildings
         [0, 0, 0, 0, 0, 0, 0],  # S4 parking, bus depot yard
         [10, 16, 8, 14, 5, 6, 2],  # U1 substations, pump houses
@@ -110,7 +111,7 @@ class Strips:
 
 #: Every building comes this close (m) to a road centre line and its pipes.
 SERVICE_REACH_M = 50.0
-PIPE_ALLOWANCE_M = 6.0  # pipes lie ~4 m off the centre line; keep 2 m spare
+PIPE_ALLOWANCE_M = 8.0  # pipes lie 4-6 m off the centre line; keep 2 m spare
 
 
 def strips_for(parcels: Parcels) -> Strips:
@@ -143,9 +144,7 @@ def strips_for(parcels: Parcels) -> Strips:
     return Strips(**fields)
 
 
-def _fronts(
-    parcels: Parcels, parcel: IntArray, edge: IntArray, skip: FloatArray
-) -> dict[str, npt.NDArray[np.float64] | IntArray]:
+def _fronts(parcels: Parcels, parcel: IntArray, edge: IntArray, skip: FloatArray) -> _Columns:
     """Frame, usable stretch, rows and row depth of each (parcel, side)."""
     lu = parcels.land_use[parcel]
     q = parcels.corners[parcel]
@@ -185,9 +184,7 @@ def _fronts(
     }
 
 
-def _rows(front: dict[str, npt.NDArray[np.float64] | IntArray], row: int) -> dict[str, npt.NDArray[
-    np.float64
-] | IntArray]:
+def _rows(front: _Columns, row: int) -> _Columns:
     """Row ``row`` (0 or 1) of every front that has it."""
     keep = front["rows"] > row
     out = {
@@ -257,6 +254,7 @@ class Footprints:
     straddles: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
+        """Number of footprints."""
         return int(self.parcel.size)
 
 
@@ -330,7 +328,9 @@ def _place(
     return s, u0, u0 + width, v0, v0 + depth
 
 
-def _shapes(width: FloatArray, depth: FloatArray, lu: IntArray, rng: np.random.Generator) -> IntArray:
+def _shapes(
+    width: FloatArray, depth: FloatArray, lu: IntArray, rng: np.random.Generator
+) -> IntArray:
     """Choose footprint shapes: ~10 % L, ~0.5 % courtyard (at least 3), ~0.3 % two-part."""
     n = width.size
     shape = np.zeros(n, dtype=np.int64)

@@ -55,7 +55,7 @@ EXPRESS, ARTERIAL, COLLECTOR, LOCAL = 0, 1, 2, 3
 #: Half the road reserve width (centre line to block edge) per class, m.
 HALF_WIDTH_M = np.array([20.0, 15.0, 12.0, 7.0])
 #: Expected buildings per block (calibrated so parcels end up about 80 % full).
-BUILDINGS_PER_BLOCK = 17.0
+BUILDINGS_PER_BLOCK = 19.0
 RING_FIRST = 6  # the first ring road runs this many blocks from the centre
 RING_STEP = 12  # and the next ones every this many blocks further out
 JITTER_M = 7.0  # intersections move up to this far from the lattice
@@ -120,7 +120,7 @@ def grid_size(n_buildings: int, scale: float = 1.0) -> tuple[int, int]:
     Examples
     --------
     >>> grid_size(3000)
-    (14, 14)
+    (13, 13)
     """
     blocks = max(12.0, scale * n_buildings / BUILDINGS_PER_BLOCK)
     nx = max(4, round(float(np.sqrt(blocks * 1.15))))
@@ -170,7 +170,7 @@ def _nodes(
 ) -> FloatArray:
     """Intersection coordinates: varied spacing, centred on Chengdu, jittered."""
     widths = rng.uniform(160.0, 250.0, nx)
-    heights = rng.uniform(120.0, 170.0, ny)
+    heights = rng.uniform(130.0, 190.0, ny)
     heights[river_row] = rng.uniform(150.0, 190.0)
     xs = np.concatenate([[0.0], np.cumsum(widths)])
     ys = np.concatenate([[0.0], np.cumsum(heights)])
@@ -189,6 +189,7 @@ def _line_classes(
     """Class of each vertical and horizontal grid line (rings applied later)."""
 
     def classes(n: int, c: int) -> IntArray:
+        """Arterial every 4th line from the centre, collector halfway, lanes between."""
         d = np.abs(np.arange(n + 1) - c) % 4
         cls = np.where(d == 0, ARTERIAL, np.where(d == 2, COLLECTOR, LOCAL))
         cls[[0, n]] = np.minimum(cls[[0, n]], COLLECTOR)  # the edge of town is never a lane
@@ -247,12 +248,16 @@ def _vertical_exists(
 
 
 def _oneway_lines(line_class: IntArray, rng: np.random.Generator) -> IntArray:
-    """Per grid line: 1 or -1 for a one-way lane, 0 for two-way."""
+    """Per grid line: 1 or -1 for a one-way lane, 0 for two-way (about 12 % of lanes, 1+)."""
     n = line_class.size
-    oneway = np.where(rng.random(n) < 0.2, rng.choice([1, -1], n), 0)
-    oneway[line_class != LOCAL] = 0
-    oneway[[0, n - 1]] = 0
-    return oneway.astype(np.int64)
+    lanes = np.flatnonzero(line_class == LOCAL)
+    lanes = lanes[(lanes > 0) & (lanes < n - 1)]
+    oneway = np.zeros(n, dtype=np.int64)
+    if lanes.size:
+        count = max(1, round(0.12 * lanes.size))
+        chosen = rng.choice(lanes, size=count, replace=False)
+        oneway[chosen] = rng.choice([1, -1], count)
+    return oneway
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,7 @@ class Segments:
     oneway: IntArray
 
     def __len__(self) -> int:
+        """Number of segments."""
         return int(self.a.size)
 
 
@@ -360,4 +366,5 @@ def inset_quads(corners: FloatArray, offsets: FloatArray) -> FloatArray:
 
 
 def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
+    """2-D cross product of vectors in the last axis."""
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]

@@ -100,6 +100,7 @@ class Parcels:
     name: npt.NDArray[np.str_]
 
     def __len__(self) -> int:
+        """Number of parcels."""
         return int(self.block.size)
 
     def polygons(self) -> npt.NDArray[np.object_]:
@@ -140,9 +141,9 @@ def parcels_for(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) ->
     Parcels
     """
     quads, sides = block_quads(layout)
-    river = np.zeros((layout.nx, layout.ny), dtype=bool)
-    river[:, layout.river_row] = True
-    river = river.ravel()
+    river_grid = np.zeros((layout.nx, layout.ny), dtype=bool)
+    river_grid[:, layout.river_row] = True
+    river = river_grid.ravel()
     corners, block, row, col, ncol = _split_blocks(quads, ~river, rng)
     street_hw = _street_half_widths(sides[block], row, col, ncol)
     land_use = _land_uses(layout, quads, block, ~river, rng)
