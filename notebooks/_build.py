@@ -51,9 +51,9 @@ GETTING_STARTED = [
         "buildings[['floors', 'height_m', 'name', 'use']].head()"
     ),
     new_code_cell(
-        "ax = city.layer('parcels').plot(column='land_use', figsize=(8, 8), alpha=0.35,\n"
-        "                                legend=True, legend_kwds={'title': 'land use (GB 50137)',\n"
-        "                                             'loc': 'upper left', 'bbox_to_anchor': (1, 1)})\n"
+        "legend = {'title': 'land use (GB 50137)', 'loc': 'upper left', 'bbox_to_anchor': (1, 1)}\n"
+        "ax = city.layer('parcels').plot(column='land_use', figsize=(9, 8), alpha=0.35,\n"
+        "                                legend=True, legend_kwds=legend)\n"
         "city.layer('roads').plot(ax=ax, color='grey', linewidth=0.6)\n"
         "buildings.plot(ax=ax, column='floors', cmap='viridis', linewidth=0)\n"
         "ax.set_axis_off()\n"
