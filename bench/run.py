@@ -78,8 +78,21 @@ def child(payload: str) -> None:
         started = time.perf_counter()
         facts = fn(inputs, Path(scratch))
         seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = _peak_rss_mib()
     print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, "facts": facts}))
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM).
+
+    Not ``ru_maxrss``: Linux carries that over ``execve`` from the parent, so a
+    child started by a runner that generated a big city would report the runner's peak.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

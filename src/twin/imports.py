@@ -99,6 +99,12 @@ class PreparedImport:
     crs: pyproj.CRS
     report: ImportReport
     spec: ImportSpec
+    digest: Future[str]  # the source's checksum, still being computed
+
+    def finish_report(self) -> ImportReport:
+        """Wait for the checksum and return the completed report."""
+        self.report.checksum = self.digest.result()
+        return self.report
 
 
 def prepare_import(
@@ -117,33 +123,31 @@ def prepare_import(
     step = progress or (lambda stage, fraction: None)
     kind = get_kind(spec.kind)
     check_layer_name(spec.layer)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digest: Future[str] = pool.submit(checksum, spec.source)
-        step("reading", 0.0)
-        data = read_source(
-            spec.source,
-            kind=kind.name,
-            source_layer=spec.source_layer,
-            encoding=spec.encoding,
-            where=spec.where,
-            x=spec.x,
-            y=spec.y,
-            wkt=spec.wkt,
-        )
-        report = ImportReport(
-            layer=spec.layer,
-            kind=kind.name,
-            source=str(spec.source),
-            source_format=data.format,
-            encoding=data.encoding,
-            read=len(data.frame),
-        )
-        step("validating", 0.3)
-        frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
-        src_crs = _source_crs(data, spec, report)
-        step("reprojecting", 0.5)
-        frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons)
-        report.checksum = digest.result()
+    digest = _checksum_in_background(spec)
+    step("reading", 0.0)
+    data = read_source(
+        spec.source,
+        kind=kind.name,
+        source_layer=spec.source_layer,
+        encoding=spec.encoding,
+        where=spec.where,
+        x=spec.x,
+        y=spec.y,
+        wkt=spec.wkt,
+    )
+    report = ImportReport(
+        layer=spec.layer,
+        kind=kind.name,
+        source=str(spec.source),
+        source_format=data.format,
+        encoding=data.encoding,
+        read=len(data.frame),
+    )
+    step("validating", 0.3)
+    frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
+    src_crs = _source_crs(data, spec, report)
+    step("reprojecting", 0.5)
+    frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons)
     report.src_crs, report.crs = src_crs.to_string(), crs.to_string()
     kept = pd.isna(reasons)
     _record_rejections(report, frame, reasons, spec, data)
@@ -154,12 +158,22 @@ def prepare_import(
     report.seconds = time.perf_counter() - started
     if spec.strict and report.rejected:
         first = report.rejections[0]
+        report.checksum = digest.result()
         raise RejectedFeaturesError(
             f"strict import of {spec.layer}: {report.rejected} of {report.read} features "
             f"rejected (first: row {first.row}: {first.reason}); nothing was written",
             report,
         )
-    return PreparedImport(frame, kind, crs, report, spec)
+    return PreparedImport(frame, kind, crs, report, spec, digest)
+
+
+def _checksum_in_background(spec: ImportSpec) -> Future[str]:
+    """Hash the source on another core while it is read, validated and written."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-checksum")
+    try:
+        return pool.submit(checksum, spec.source)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _map_and_validate(
@@ -276,12 +290,9 @@ def _to_twin_crs(
     uid_source = frame.geometry
     if not src_crs.equals(twin_crs):
         frame = frame.to_crs(twin_crs)
-    bad = ~np.isfinite(shapely.bounds(np.asarray(frame.geometry.array))).all(axis=1)
-    note(
-        reasons,
-        bad & ~shapely.is_missing(np.asarray(frame.geometry.array)),
-        f"coordinates cannot be projected to {twin_crs.to_string()}",
-    )
+        values = np.asarray(frame.geometry.array)
+        bad = ~np.isfinite(shapely.bounds(values)).all(axis=1) & ~shapely.is_missing(values)
+        note(reasons, bad, f"coordinates cannot be projected to {twin_crs.to_string()}")
     frame.insert(0, "uid", _uids(frame, spec, uid_source))
     return frame, twin_crs
 

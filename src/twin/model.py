@@ -314,6 +314,7 @@ class Twin:
             if changes is not None and len(changes.retired):
                 retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
                 records.append_history(work, spec.layer, retired)
+            prepared.finish_report()
             report.time = _sql_time(now)
             records.fill_counts(report, changes, len(frame))
             with contextlib.closing(sqlite3.connect(work)) as con, con:

@@ -47,8 +47,9 @@ def _partition(nodes: dict, links: dict) -> set[frozenset]:
     return {frozenset(g) for g in groups.values()}
 
 
-def _valve_points(city: twin.Twin, wn: wntr.network.WaterNetworkModel, layer: pd.DataFrame,
-                  folder: Path) -> None:
+def _valve_points(
+    city: twin.Twin, wn: wntr.network.WaterNetworkModel, layer: pd.DataFrame, folder: Path
+) -> None:
     """WNTR's valve layer as a valve layer of the twin: a point at node N, on pipe L."""
     layer = layer[layer["link"].isin(set(wn.pipe_name_list))]
     points = [shapely.Point(wn.get_node(n).coordinates) for n in layer["node"]]

@@ -142,22 +142,31 @@ def _parts(net: PipeNetwork, part: np.ndarray) -> list[dict[str, Any]]:
     fed[part[sources[sources >= 0]]] = True
     rows = []
     if not fed.any():
-        rows.append({
-            "issue": "no_source", "layer": "sources", "uid": None,
-            "detail": f"no source on the {net.network} network", "distance_m": None,
-            "geometry": None,
-        })
+        rows.append(
+            {
+                "issue": "no_source",
+                "layer": "sources",
+                "uid": None,
+                "detail": f"no source on the {net.network} network",
+                "distance_m": None,
+                "geometry": None,
+            }
+        )
     lines = net.pipes.geometry.to_numpy()
     for k in np.flatnonzero((sizes > 0) & ((np.arange(len(sizes)) != largest) | ~fed)).tolist():
         pipes = np.unique(net.piece_pipe[(piece_part == k) & (net.piece_pipe >= 0)])
         first = str(net.pipes.index[pipes[0]]) if len(pipes) else None
         what = "the largest part" if k == largest else "a part apart from the largest"
-        rows.append({
-            "issue": "disconnected_part", "layer": "pipes", "uid": first,
-            "detail": f"{what}: {len(pipes)} pipe(s)" + ("" if fed[k] else ", no source"),
-            "distance_m": None,
-            "geometry": shapely.multilinestrings(lines[pipes]) if len(pipes) else None,
-        })
+        rows.append(
+            {
+                "issue": "disconnected_part",
+                "layer": "pipes",
+                "uid": first,
+                "detail": f"{what}: {len(pipes)} pipe(s)" + ("" if fed[k] else ", no source"),
+                "distance_m": None,
+                "geometry": shapely.multilinestrings(lines[pipes]) if len(pipes) else None,
+            }
+        )
     return rows
 
 
@@ -167,9 +176,12 @@ def _short(net: PipeNetwork) -> list[dict[str, Any]]:
     short = np.flatnonzero(length < net.snap_tolerance_m)
     return [
         {
-            "issue": "short_pipe", "layer": "pipes", "uid": str(net.pipes.index[i]),
+            "issue": "short_pipe",
+            "layer": "pipes",
+            "uid": str(net.pipes.index[i]),
             "detail": f"{length[i]:.3f} m long, under the {net.snap_tolerance_m} m tolerance",
-            "distance_m": float(length[i]), "geometry": lines[i],
+            "distance_m": float(length[i]),
+            "geometry": lines[i],
         }
         for i in short.tolist()
     ]
@@ -179,9 +191,12 @@ def _valves_off(net: PipeNetwork) -> list[dict[str, Any]]:
     off = net.valves[~net.valves["on_network"].to_numpy(dtype=bool)]
     return [
         {
-            "issue": "valve_off_network", "layer": "valves", "uid": str(uid),
+            "issue": "valve_off_network",
+            "layer": "valves",
+            "uid": str(uid),
             "detail": f"{row.distance_m:.2f} m from the nearest {net.network} pipe",
-            "distance_m": float(row.distance_m), "geometry": row.geometry,
+            "distance_m": float(row.distance_m),
+            "geometry": row.geometry,
         }
         for uid, row in zip(off.index, off.itertuples(), strict=True)
     ]
@@ -191,9 +206,12 @@ def _sources_off(net: PipeNetwork) -> list[dict[str, Any]]:
     off = net.sources[net.sources["node"].to_numpy() < 0]
     return [
         {
-            "issue": "source_off_network", "layer": "sources", "uid": str(uid),
+            "issue": "source_off_network",
+            "layer": "sources",
+            "uid": str(uid),
             "detail": f"{row.distance_m:.2f} m from the nearest {net.network} pipe end",
-            "distance_m": float(row.distance_m), "geometry": row.geometry,
+            "distance_m": float(row.distance_m),
+            "geometry": row.geometry,
         }
         for uid, row in zip(off.index, off.itertuples(), strict=True)
     ]

@@ -147,9 +147,7 @@ def _trace(
     begin = np.where(reached, dist[tail], np.inf)
     begin[start] = 0.0
     pieces = np.flatnonzero(np.isfinite(begin) & (net.piece_pipe >= 0))
-    per_pipe = (
-        pd.Series(begin[pieces], index=net.piece_pipe[pieces]).groupby(level=0).min()
-    )
+    per_pipe = pd.Series(begin[pieces], index=net.piece_pipe[pieces]).groupby(level=0).min()
     result = net.pipes.iloc[per_pipe.index.to_numpy()].copy()
     result["distance_m"] = per_pipe.to_numpy()
     result = result.sort_values("distance_m", kind="stable")

@@ -127,12 +127,20 @@ def _build_model(net: PipeNetwork) -> _Model:
     source_nodes = net.sources["node"].to_numpy()
     source_seg = np.unique(node_seg[source_nodes[source_nodes >= 0]])
     model = _Model(
-        n_seg=n_seg, piece_seg=piece_seg, node_seg=node_seg,
+        n_seg=n_seg,
+        piece_seg=piece_seg,
+        node_seg=node_seg,
         pipe_seg=_pipe_segments(net, piece_seg),
         valve_uid=valves.index.to_numpy(dtype=object)[cuts],
-        valve_row=np.flatnonzero(cuts).astype(np.int64), valve_a=a, valve_b=b,
-        valve_closed=closed, edge_a=a[between], edge_b=b[between], source_seg=source_seg,
-        supplied=np.zeros(n_seg, dtype=bool), warnings=warnings,
+        valve_row=np.flatnonzero(cuts).astype(np.int64),
+        valve_a=a,
+        valve_b=b,
+        valve_closed=closed,
+        edge_a=a[between],
+        edge_b=b[between],
+        source_seg=source_seg,
+        supplied=np.zeros(n_seg, dtype=bool),
+        warnings=warnings,
     )
     model.supplied = ~_unsupplied(model, np.zeros(n_seg, dtype=bool))
     return model
@@ -202,7 +210,9 @@ def isolation_segments(net: PipeNetwork) -> Segments:
     geometry[present] = shapely.multilinestrings(lines[order], indices=model.pipe_seg[order])
     table = gpd.GeoDataFrame(
         {
-            "n_pipes": n_pipes, "length_m": length, "n_nodes": n_nodes,
+            "n_pipes": n_pipes,
+            "length_m": length,
+            "n_nodes": n_nodes,
             "valves": _boundary(model, ~model.valve_closed),
             "closed_valves": _boundary(model, model.valve_closed),
             "has_source": model.supplied,
@@ -212,8 +222,9 @@ def isolation_segments(net: PipeNetwork) -> Segments:
     table.index.name = "segment"
     return Segments(
         of_pipe=pd.Series(model.pipe_seg, index=net.pipes.index, name="segment"),
-        of_node=pd.Series(model.node_seg, index=pd.Index(net.node_ids, name="node"),
-                          name="segment"),
+        of_node=pd.Series(
+            model.node_seg, index=pd.Index(net.node_ids, name="node"), name="segment"
+        ),
         table=table,
         warnings=[*net.warnings, *model.warnings],
     )
@@ -386,9 +397,9 @@ def pipe_break(
     services = _services(net, buildings)
     start = np.unique(model.piece_seg[net.piece_pipe == row])
     outage = _outage(net, model, start, failed, services)
-    base = _outage(net, model, start, np.zeros(0, dtype=np.int64), services) if len(
-        failed
-    ) else outage
+    base = (
+        _outage(net, model, start, np.zeros(0, dtype=np.int64), services) if len(failed) else outage
+    )
     result = _result(net, model, str(pipe_uid), outage, base, services, warnings)
     result.summary["failed_valves"] = [str(v) for v in model.valve_uid[failed]]
     return result
@@ -398,9 +409,9 @@ def _failed(
     net: PipeNetwork, model: _Model, failed_valves: Iterable[str]
 ) -> tuple[IntArray, list[str]]:
     """Positions of the failed valves among the cutting valves, and notes on the others."""
-    names = [str(v) for v in failed_valves] if not isinstance(failed_valves, str) else [
-        failed_valves
-    ]
+    names = (
+        [str(v) for v in failed_valves] if not isinstance(failed_valves, str) else [failed_valves]
+    )
     unknown = [v for v in names if v not in net.valves.index]
     if unknown:
         raise UsageError(f"valve(s) not in the {net.network} network's valves: {_few(unknown)}")
@@ -450,10 +461,14 @@ def _outage(
         found = _buildings_of(services, rows)
         bstate = np.repeat(states, services.ptr[rows + 1] - services.ptr[rows])
     return _Outage(
-        segments=inside, cut=cut,
+        segments=inside,
+        cut=cut,
         close=np.flatnonzero(boundary & ~model.valve_closed),
         already=np.flatnonzero(boundary & model.valve_closed),
-        pipe_rows=rows, pipe_state=states, buildings=found, building_state=bstate,
+        pipe_rows=rows,
+        pipe_state=states,
+        buildings=found,
+        building_state=bstate,
     )
 
 
@@ -470,7 +485,10 @@ _REASONS = pd.Index(["isolated", "cut_off"])
 
 def _building_rows(services: _Services | None, found: IntArray, state: IntArray) -> pd.DataFrame:
     if services is None:
-        return pd.DataFrame({"pipe": [], "reason": []}, index=pd.Index([], name="uid"))
+        return pd.DataFrame(
+            {"pipe_row": np.empty(0, dtype=np.int64), "reason": pd.Categorical([], _REASONS)},
+            index=pd.Index([], name="uid"),
+        )
     rows = pd.DataFrame(
         {
             "pipe_row": services.pipe_row[found],
@@ -534,9 +552,15 @@ def _result(
         summary["population"] = float(affected["population"].sum())
     summary["warnings"] = warnings
     return BreakResult(
-        pipe=pipe_uid, valves_to_close=valves, isolated_pipes=isolated, cut_off_pipes=cut_off,
-        buildings=affected, extra_valves=extra_valves, extra_buildings=extra_buildings,
-        summary=summary, warnings=warnings,
+        pipe=pipe_uid,
+        valves_to_close=valves,
+        isolated_pipes=isolated,
+        cut_off_pipes=cut_off,
+        buildings=affected,
+        extra_valves=extra_valves,
+        extra_buildings=extra_buildings,
+        summary=summary,
+        warnings=warnings,
     )
 
 

@@ -139,8 +139,7 @@ class PipeNetwork:
             return int(self.pipes.index.get_loc(uid))
         except KeyError:
             raise UsageError(
-                f"pipe {uid!r} is not in the {self.network} network "
-                f"({len(self.pipes):,} pipes)"
+                f"pipe {uid!r} is not in the {self.network} network ({len(self.pipes):,} pipes)"
             ) from None
 
     def graph(self) -> sparse.csr_matrix:
@@ -606,7 +605,9 @@ def service_connections(
         frame = frame.to_crs(net.crs)
     tree = shapely.STRtree(net.pipes.geometry.to_numpy())
     (src, dst), dist = tree.query_nearest(
-        frame.geometry.to_numpy(), max_distance=max_service_m, all_matches=False,
+        frame.geometry.to_numpy(),
+        max_distance=max_service_m,
+        all_matches=False,
         return_distance=True,
     )
     out = pd.DataFrame(

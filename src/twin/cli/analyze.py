@@ -1,0 +1,201 @@
+"""``twin analyze``: impact analyses on the twin's networks (pipe break, criticality)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import geopandas as gpd
+import pandas as pd
+import typer
+from rich.table import Table
+
+from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.cli.network_cmd import (
+    NetworkOpt,
+    PipesOpt,
+    SourcesOpt,
+    ToleranceOpt,
+    ValvesOpt,
+    load_network,
+)
+from twin.errors import LayerNotFoundError, UsageError
+from twin.model import Twin
+from twin.network import BreakResult, PipeNetwork, criticality, pipe_break, service_connections
+
+BuildingsOpt = Annotated[
+    str,
+    typer.Option("--buildings", help="Building layer served by the network ('' for none)."),
+]
+ServiceOpt = Annotated[
+    float,
+    typer.Option("--max-service", help="Buildings join the nearest pipe within this many metres."),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the result: .gpkg (layers) or .json (summary)."),
+]
+
+sub = typer.Typer(help="Impact analyses on the twin's networks.", no_args_is_help=True)
+
+
+def _connections(city: Twin, net: PipeNetwork, layer: str, max_m: float) -> pd.DataFrame | None:
+    if not layer:
+        return None
+    try:
+        frame = city.layer(layer)
+    except LayerNotFoundError:
+        if layer == "buildings":
+            return None
+        raise
+    return service_connections(frame, net, max_service_m=max_m)
+
+
+@sub.command("pipe-break")
+def pipe_break_cmd(
+    twin_path: TwinArg,
+    pipe: Annotated[str, typer.Option("--pipe", help="The broken pipe's uid.", show_default=False)],
+    failed_valve: Annotated[
+        list[str] | None,
+        typer.Option("--failed-valve", help="A valve that will not close (repeatable)."),
+    ] = None,
+    network: NetworkOpt = "water",
+    pipes: PipesOpt = "pipes",
+    valves: ValvesOpt = "valves",
+    sources: SourcesOpt = "sources",
+    buildings: BuildingsOpt = "buildings",
+    max_service_m: ServiceOpt = 50.0,
+    tolerance: ToleranceOpt = 0.5,
+    output: OutOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Valves to close, pipes and buildings shut off when a pipe breaks; and if a valve fails.
+
+    Example: [bold]twin analyze pipe-break city.gpkg --pipe JS000123 --failed-valve JSF000045[/bold]
+    """
+    if json_output and output is not None:
+        raise UsageError("give --json or --out, not both")
+    city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
+    links = _connections(city, net, buildings, max_service_m)
+    result = pipe_break(net, pipe, failed_valves=failed_valve or (), buildings=links)
+    if output is not None:
+        _write(result, output, city, buildings if links is not None else None)
+        out.print(f"wrote the break of {pipe} to {output}")
+    if json_output:
+        print_json(
+            {
+                **result.summary,
+                "valves": _valve_list(result.valves_to_close),
+                "extra_valve_uids": [str(v) for v in result.extra_valves.index],
+            }
+        )
+    elif output is None:
+        _print_break(result)
+
+
+def _valve_list(valves: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            "uid": str(uid),
+            "role": row.role,
+            "pipe": row.pipe,
+            "x": row.geometry.x,
+            "y": row.geometry.y,
+        }
+        for uid, row in zip(valves.index, valves.itertuples(), strict=True)
+    ]
+
+
+def _write(result: BreakResult, path: Path, city: Twin, building_layer: str | None) -> None:
+    if path.suffix.lower() == ".json":
+        import json
+
+        path.write_text(json.dumps(result.summary, ensure_ascii=False, indent=2, default=str))
+        return
+    layers: dict[str, gpd.GeoDataFrame] = {
+        "valves_to_close": result.valves_to_close,
+        "isolated_pipes": result.isolated_pipes,
+        "cut_off_pipes": result.cut_off_pipes,
+    }
+    if building_layer is not None:
+        footprints = city.layer(building_layer, columns=[])
+        affected = footprints.loc[result.buildings.index, ["geometry"]].join(result.buildings)
+        affected["reason"] = affected["reason"].astype(str)
+        layers["buildings"] = affected
+    for name, frame in layers.items():
+        if len(frame):
+            frame.reset_index().to_file(path, layer=name)
+
+
+def _print_break(result: BreakResult) -> None:
+    s = result.summary
+    out.print(
+        f"break on [bold]{s['pipe']}[/bold] ({s['network']}): close {s['valves_to_close']} "
+        f"valve(s); {s['isolated_pipes']} pipe(s) isolated ({s['isolated_length_m']:,.0f} m), "
+        f"{s['cut_off_pipes']} cut off ({s['cut_off_length_m']:,.0f} m)"
+    )
+    if s["buildings"] is not None:
+        people = f", population {s['population']:,.0f}" if "population" in s else ""
+        out.print(f"buildings losing service: {s['buildings']:,}{people}")
+    table = Table()
+    for column in ("valve", "role", "on pipe"):
+        table.add_column(column)
+    for uid, row in zip(
+        result.valves_to_close.index, result.valves_to_close.itertuples(), strict=True
+    ):
+        table.add_row(str(uid), row.role, str(row.pipe))
+    out.print(table)
+    if s["failed_valves"]:
+        out.print(
+            f"with {', '.join(s['failed_valves'])} failing: {s['extra_valves']} extra valve(s) "
+            f"({', '.join(map(str, result.extra_valves.index))}), "
+            f"{s['extra_buildings'] or 0} extra building(s)"
+        )
+    for text in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {text}")
+
+
+@sub.command("criticality")
+def criticality_cmd(
+    twin_path: TwinArg,
+    network: NetworkOpt = "water",
+    pipes: PipesOpt = "pipes",
+    valves: ValvesOpt = "valves",
+    sources: SourcesOpt = "sources",
+    buildings: BuildingsOpt = "buildings",
+    max_service_m: ServiceOpt = 50.0,
+    tolerance: ToleranceOpt = 0.5,
+    top: Annotated[int, typer.Option("--top", help="Segments to show.")] = 10,
+    output: OutOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Rank every isolation segment by what isolating it takes out (cut-off parts included).
+
+    Example: [bold]twin analyze criticality city.gpkg --out critical_segments.gpkg[/bold]
+    """
+    city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
+    links = _connections(city, net, buildings, max_service_m)
+    ranking = criticality(net, buildings=links).sort_values("rank")
+    if output is not None:
+        ranking.reset_index().to_file(output, layer="criticality")
+    shown = ranking.drop(columns="geometry").head(top)
+    if json_output:
+        print_json(shown.reset_index().to_dict("records"))
+        return
+    table = Table()
+    for column in ("rank", "segment", "pipes", "length km", "buildings", "cut-off pipes"):
+        table.add_column(column, justify="right")
+    for seg, row in shown.iterrows():
+        table.add_row(
+            str(row["rank"]),
+            str(seg),
+            f"{row['total_pipes']:,.0f}",
+            f"{row['total_length_m'] / 1000:,.2f}",
+            f"{row['total_buildings']:,.0f}",
+            f"{row['cut_off_pipes']:,.0f}",
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sub, name="analyze")

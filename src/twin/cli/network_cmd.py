@@ -1,0 +1,147 @@
+"""``twin network``: check a utility network's topology, trace gravity networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.errors import UsageError
+from twin.model import Twin
+from twin.network import PipeNetwork, check_network, pipe_network, trace_downstream, trace_upstream
+
+NetworkOpt = Annotated[
+    str, typer.Option("--network", "-n", help="water, gas, drainage, heat or power.")
+]
+PipesOpt = Annotated[str, typer.Option("--pipes", help="The pipe layer.")]
+ValvesOpt = Annotated[str, typer.Option("--valves", help="The valve layer (skipped if absent).")]
+SourcesOpt = Annotated[str, typer.Option("--sources", help="The source layer (skipped if absent).")]
+ToleranceOpt = Annotated[
+    float, typer.Option("--tolerance", help="Snapping tolerance in metres.", min=0)
+]
+
+sub = typer.Typer(
+    help="Check and trace the twin's utility networks (pipes, valves, sources).",
+    no_args_is_help=True,
+)
+
+
+def load_network(
+    twin_path: Path, network: str, pipes: str, valves: str, sources: str, tolerance: float
+) -> tuple[Twin, PipeNetwork]:
+    """Open the twin and build the network the options describe."""
+    city = Twin.open(twin_path)
+    net = pipe_network(
+        city, network, pipes=pipes, valves=valves, sources=sources, snap_tolerance_m=tolerance
+    )
+    return city, net
+
+
+@sub.command("check")
+def check(
+    twin_path: TwinArg,
+    network: NetworkOpt = "water",
+    pipes: PipesOpt = "pipes",
+    valves: ValvesOpt = "valves",
+    sources: SourcesOpt = "sources",
+    tolerance: ToleranceOpt = 0.5,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write the issues as a layer, e.g. issues.gpkg.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Report dangling ends, disconnected parts, short pipes, valves and sources off the network.
+
+    Example: [bold]twin network check city.gpkg --network water --json[/bold]
+    """
+    _, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
+    report = check_network(net)
+    if output is not None:
+        report.issues.to_file(output)
+    if json_output:
+        issues = report.issues.drop(columns="geometry")
+        print_json(
+            {
+                **report.summary(),
+                "warnings": report.warnings,
+                "details": issues.astype(object).where(issues.notna(), None).to_dict("records"),
+            }
+        )
+        return
+    stats = report.stats
+    out.print(
+        f"[bold]{network}[/bold] network: {stats['pipes']:,} pipes, {stats['nodes']:,} nodes, "
+        f"{stats['valves']:,} valves, {stats['sources']:,} sources, {stats['parts']:,} part(s), "
+        f"{stats['length_m'] / 1000:,.1f} km"
+    )
+    table = Table()
+    table.add_column("issue")
+    table.add_column("count", justify="right")
+    table.add_column("first")
+    for name, count in report.counts.items():
+        first = report.issues[report.issues["issue"] == name].head(3)
+        pairs = zip(first["uid"], first["detail"], strict=True)
+        shown = "; ".join(f"{u or ''} {d}".strip() for u, d in pairs)
+        table.add_row(name, f"{count:,}", shown)
+    out.print(table)
+    for text in report.warnings:
+        out.print(f"[yellow]warning:[/yellow] {text}")
+
+
+@sub.command("trace")
+def trace(
+    twin_path: TwinArg,
+    pipe: Annotated[str | None, typer.Option("--pipe", help="Start pipe uid.")] = None,
+    point: Annotated[
+        str | None, typer.Option("--point", help="Start point 'x,y' in the twin CRS.")
+    ] = None,
+    direction: Annotated[
+        str, typer.Option("--direction", help="downstream or upstream.")
+    ] = "downstream",
+    network: NetworkOpt = "drainage",
+    pipes: PipesOpt = "pipes",
+    tolerance: ToleranceOpt = 0.5,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write the traced pipes, e.g. trace.gpkg.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Trace a gravity network up or down from a pipe or a point (by invert elevations).
+
+    Example: [bold]twin network trace city.gpkg --pipe YS000042 --direction upstream[/bold]
+    """
+    if direction not in ("downstream", "upstream"):
+        raise UsageError(f"--direction must be downstream or upstream, not {direction!r}")
+    xy = None
+    if point is not None:
+        try:
+            xy = tuple(float(v) for v in point.split(","))
+        except ValueError:
+            raise UsageError(f"--point must be 'x,y', not {point!r}") from None
+    _, net = load_network(twin_path, network, pipes, "valves", "sources", tolerance)
+    fn = trace_downstream if direction == "downstream" else trace_upstream
+    result = fn(net, pipe=pipe, point=xy)
+    if output is not None:
+        result.pipes.to_file(output)
+    if json_output:
+        print_json(
+            {
+                **result.summary,
+                "pipe_uids": [str(u) for u in result.pipes.index],
+                "warnings": result.warnings,
+            }
+        )
+        return
+    s = result.summary
+    out.print(
+        f"{s['direction']} of {s['start_pipe']}: {s['pipes']:,} pipes, {s['length_m']:,.0f} m"
+    )
+    for text in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {text}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sub, name="network")
