@@ -5,6 +5,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
-.venv/bin/ruff check src tests bench api
+.venv/bin/ruff check .
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

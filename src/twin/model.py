@@ -57,8 +57,9 @@ class Twin:
 
     Examples
     --------
-    >>> import twin
-    >>> city = twin.Twin.create(tmp_path / "city.gpkg", crs="EPSG:4544")
+    >>> import tempfile, pathlib, twin
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> city = twin.Twin.create(folder / "city.gpkg", crs="EPSG:4544")
     >>> report = city.import_layer("data/samples/networks.gpkg", layer="valves",
     ...                            kind="valve", source_layer="valves", id="valve_id")
     >>> city.layers

@@ -33,7 +33,7 @@ def at(x: float, y: float) -> tuple[float, float]:
     return (X0 + x, Y0 + y)
 
 
-PIPES = {
+PIPES: dict[str, list[tuple[float, float]]] = {
     "P1": [(0, 0), (100, 0)],
     "P2": [(100, 0), (200, 0)],
     "P3": [(200, 0), (300, 0)],

@@ -57,7 +57,7 @@ def test_segments_by_hand(small: twin.Twin) -> None:
 def test_pipe_break_with_buildings(small: twin.Twin) -> None:
     net = pipe_network(small)
     links = service_connections(small, net)
-    assert {k.split(".")[1]: v.split(".")[1] for k, v in links["pipe"].items()} == {
+    assert {str(k).split(".")[1]: v.split(".")[1] for k, v in links["pipe"].items()} == {
         "b1": "P7",
         "b2": "P2",
         "b3": "P4",
@@ -164,3 +164,18 @@ def test_shared_interior_vertex_splits_pipe(tmp_path: Path) -> None:
     net = network_from_frames(frame, None, sources_frame().set_index("source_id"))
     assert (net.n_nodes, net.n_pieces) == (4, 3)
     assert np.isclose(net.node_xy, at(100, 0.1)).all(axis=1).any()  # snapped to one node
+
+
+def test_clusters_match_brute_force() -> None:
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import cdist
+
+    from twin.network.pipes import _clusters
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 20, (150, 2))
+    xy = np.vstack([base, base[:40], base[:30] + rng.uniform(-0.3, 0.3, (30, 2))])
+    labels = _clusters(xy, 0.5)
+    _, expected = connected_components(cdist(xy, xy) <= 0.5, directed=False)
+    same = labels[:, None] == labels[None, :]
+    assert (same == (expected[:, None] == expected[None, :])).all()

@@ -74,7 +74,7 @@ def _our_partition(city: twin.Twin) -> set[frozenset]:
     assert net.valves["on_network"].all()
     assert (net.valves["pipe"] == valves["pipe"]).all()  # each valve on the pipe it names
     segs = isolation_segments(net)
-    pipes = {uid.split(".", 1)[1]: s for uid, s in segs.of_pipe.items()}
+    pipes = {str(uid).split(".", 1)[1]: s for uid, s in segs.of_pipe.items()}
     return _partition(segs.of_node.to_dict(), pipes)
 
 

@@ -58,7 +58,7 @@ class Segments:
     of_node : pandas.Series
         Node id -> segment id.
     table : geopandas.GeoDataFrame
-        One row per segment: ``n_pipes``, ``length_m``, ``n_nodes``,
+        One row per segment: ``n_pipes``, ``pipes`` (uids), ``length_m``, ``n_nodes``,
         ``valves`` (operable valves bounding it), ``closed_valves`` (normally
         closed ones), ``has_source``; geometry the segment's pipes.
     warnings : list of str
@@ -206,11 +206,12 @@ def isolation_segments(net: PipeNetwork) -> Segments:
     lines = net.pipes.geometry.to_numpy()
     geometry = np.full(k, None, dtype=object)
     order = np.argsort(model.pipe_seg, kind="stable")
-    present = np.unique(model.pipe_seg)
+    present = np.flatnonzero(np.bincount(model.pipe_seg, minlength=k))
     geometry[present] = shapely.multilinestrings(lines[order], indices=model.pipe_seg[order])
     table = gpd.GeoDataFrame(
         {
             "n_pipes": n_pipes,
+            "pipes": _grouped(model.pipe_seg, net.pipes.index.to_numpy(dtype=object), k),
             "length_m": length,
             "n_nodes": n_nodes,
             "valves": _boundary(model, ~model.valve_closed),
@@ -236,11 +237,15 @@ def _boundary(model: _Model, which: BoolArray) -> list[list[str]]:
     uid = model.valve_uid[which]
     real = a != b
     seg = np.concatenate([a[real], b[real]])
-    names = np.concatenate([uid[real], uid[real]])
-    order = np.argsort(seg, kind="stable")
-    bounds = np.searchsorted(seg[order], np.arange(model.n_seg + 1))
-    sorted_names = names[order].tolist()
-    return [sorted_names[bounds[i] : bounds[i + 1]] for i in range(model.n_seg)]
+    return _grouped(seg, np.concatenate([uid[real], uid[real]]), model.n_seg)
+
+
+def _grouped(group: IntArray, values: npt.NDArray[Any], n_groups: int) -> list[list[Any]]:
+    """``values`` as one list per group 0 .. n_groups - 1."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1)).tolist()
+    ordered = values[order].tolist()
+    return [ordered[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
 
 
 # --------------------------------------------------------------------------- services

@@ -275,6 +275,7 @@ def network_from_frames(
         if any(len(f) for f in extra):
             warnings.append("pumps and control valves need from_node/to_node on the pipes: skipped")
         topo = _topology_from_lines(geoms, snap_tolerance_m)
+        topo["piece_link"] = pipes.index.to_numpy(dtype=object)[topo["piece_pipe"]]
     net = PipeNetwork(
         network=name,
         pipes=pipes,
@@ -384,7 +385,7 @@ def _topology_from_lines(geoms: npt.NDArray[np.object_], tol: float) -> dict[str
     along -= along[first][owner]
     cluster = _clusters(xy, tol)
     # a cluster is a node when it holds a pipe end or vertices of two or more pipes
-    pairs = np.unique(cluster.astype(np.int64) * n_pipes + owner)
+    pairs = _distinct(cluster.astype(np.int64) * n_pipes + owner)
     pipes_per_cluster = np.bincount(pairs // n_pipes, minlength=cluster.max() + 1)
     ends_per_cluster = np.bincount(cluster, weights=is_end, minlength=cluster.max() + 1)
     node_cluster = (pipes_per_cluster > 1) | (ends_per_cluster > 0)
@@ -408,7 +409,7 @@ def _topology_from_lines(geoms: npt.NDArray[np.object_], tol: float) -> dict[str
         "node_xy": node_xy,
         "node_ids": np.char.add("N", np.arange(len(used)).astype(str)),
         "piece_pipe": owner[a].astype(np.int64),
-        "piece_link": np.empty(k, dtype=object),  # filled by _link_uids
+        "piece_link": None,  # the caller names the pieces after their pipes
         "piece_from": node_of_cluster[:k].astype(np.int64),
         "piece_to": node_of_cluster[k:].astype(np.int64),
         "piece_start_m": along[a],
@@ -416,16 +417,57 @@ def _topology_from_lines(geoms: npt.NDArray[np.object_], tol: float) -> dict[str
     }
 
 
+def _distinct(values: IntArray) -> IntArray:
+    """Sorted distinct values (sorting beats numpy 2's hash-based ``unique`` here)."""
+    ordered = np.sort(values)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
+
+
 def _clusters(xy: FloatArray, tol: float) -> IntArray:
-    """Label points so that points within ``tol`` of each other (transitively) share a label."""
+    """Label points so that points within ``tol`` of each other (transitively) share a label.
+
+    Exact duplicates (shared end points, the common case) are merged by sorting;
+    only points with a distinct neighbour in an adjacent ``tol`` grid cell go
+    through a KD-tree.
+    """
     n = len(xy)
-    if tol <= 0:
-        _, labels = np.unique(xy, axis=0, return_inverse=True)
-        return labels.ravel().astype(np.int64)
-    pairs = cKDTree(xy).query_pairs(tol, output_type="ndarray")
-    adj = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(adj, directed=False)
-    return labels.astype(np.int64)
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    ordered = xy[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    label = np.empty(n, dtype=np.int64)
+    label[order] = np.cumsum(new) - 1
+    points = ordered[new]
+    if tol <= 0 or len(points) < 2:
+        return label
+    near = np.flatnonzero(_crowded(points, tol))
+    if not len(near):
+        return label
+    pairs = near[cKDTree(points[near]).query_pairs(tol, output_type="ndarray")]
+    k = len(points)
+    adj = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(k, k))
+    _, merged = connected_components(adj, directed=False)
+    return merged[label].astype(np.int64)
+
+
+def _crowded(points: FloatArray, tol: float) -> BoolArray:
+    """Points with another point in their ``tol`` grid cell or an adjacent one."""
+    cells = np.floor(points / tol).astype(np.int64)
+    cells -= cells.min(axis=0) - 1
+    width = int(cells[:, 1].max()) + 2
+    key = cells[:, 0] * width + cells[:, 1]
+    order = np.argsort(key)
+    ordered = key[order]
+    crowded = np.zeros(len(points), dtype=bool)
+    for dx in (-1, 0, 1):  # cells (x + dx, y - 1 .. y + 1) are one run of keys
+        low = ordered + (dx * width - 1)  # sorted probes: searchsorted runs faster
+        count = np.searchsorted(ordered, low + 2, "right") - np.searchsorted(ordered, low)
+        crowded |= count > (1 if dx == 0 else 0)
+    out = np.empty(len(points), dtype=bool)
+    out[order] = crowded
+    return out
 
 
 # --------------------------------------------------------------------------- valves, sources
@@ -433,8 +475,6 @@ def _clusters(xy: FloatArray, tol: float) -> IntArray:
 
 def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Valves with their pipe, piece, node (the nearer piece end) and position along the pipe."""
-    if net.piece_link[0] is None:  # geometry topology: name pieces after their pipe
-        net.piece_link = net.pipes.index.to_numpy(dtype=object)[net.piece_pipe]
     n = len(valves)
     status = (
         valves["status"].fillna("open").astype(str).str.lower().to_numpy()
@@ -492,10 +532,18 @@ def _nearest_pipe(
     if n == 0:
         return row, dist
     tree = shapely.STRtree(lines)
-    (src, dst), d = tree.query_nearest(points, all_matches=False, return_distance=True)
-    dist[src] = d
-    close = d <= tol
-    row[src[close]] = dst[close]
+    src, dst = tree.query(points, predicate="dwithin", distance=tol)
+    d = shapely.distance(points[src], lines[dst])
+    order = np.lexsort((dst, d, src))  # nearest first, then the lowest row
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = src[order][1:] != src[order][:-1]
+    best = order[first]
+    row[src[best]] = dst[best]
+    dist[src[best]] = d[best]
+    far = np.flatnonzero(row < 0)
+    if len(far):  # how far off the network they are, for the report
+        (at, _), d_far = tree.query_nearest(points[far], all_matches=False, return_distance=True)
+        dist[far[at]] = d_far
     return row, dist
 
 
