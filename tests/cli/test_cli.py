@@ -200,6 +200,12 @@ def test_quiet_and_verbose(twin_file: Path, source: Path) -> None:
     assert verbose.returncode == 0
 
 
+def test_info_on_an_empty_twin_says_what_to_do(twin_file: Path) -> None:
+    result = run_cli("info", str(twin_file))
+    assert result.returncode == 0 and "no layers yet" in result.stdout
+    assert json.loads(run_cli("info", str(twin_file), "--json").stdout)["layers"] == []
+
+
 def test_kinds(tmp_path: Path) -> None:
     kinds = json.loads(run_cli("kinds", "--json", check=True).stdout)
     names = {k["name"] for k in kinds}

@@ -37,6 +37,9 @@ def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
         )
         return
     out.print(f"[bold]{city.meta['name']}[/bold]  {city.path}  CRS {city.crs_text}")
+    if not infos:
+        out.print(f"no layers yet: add one with `twin import {city.path} SOURCE -l NAME -k KIND`")
+        return
     table = Table(show_lines=False)
     for column in (
         "layer",
