@@ -27,7 +27,7 @@ from typing import Any
 Inputs = dict[str, Path]
 
 NETWORK_LAYERS = ("water_pipes", "valves", "sources")
-PEER_BUILDINGS = 400_000  # a city whose water network WNTR segments in about a minute
+PEER_BUILDINGS = 300_000  # a city whose water network WNTR segments in about a minute
 
 
 def prepare_network(folder: Path, n_buildings: int, seed: int = 42) -> Inputs:

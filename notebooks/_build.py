@@ -21,8 +21,8 @@ GETTING_STARTED = [
         "history. The same steps work on any delivery: only the mapping file changes."
     ),
     new_code_cell(
-        "from pathlib import Path\n"
-        "import tempfile\n\n"
+        "import tempfile\n"
+        "from pathlib import Path\n\n"
         "import twin\n\n"
         "samples = Path('..') / 'data' / 'samples'\n"
         "workdir = Path(tempfile.mkdtemp())\n"

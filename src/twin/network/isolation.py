@@ -38,7 +38,14 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from twin.errors import UsageError
-from twin.network.pipes import BoolArray, FloatArray, IntArray, PipeNetwork, _few
+from twin.network.pipes import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    PipeNetwork,
+    _few,
+    _index_lookup,
+)
 
 __all__ = ["BreakResult", "Segments", "criticality", "isolation_segments", "pipe_break"]
 
@@ -414,24 +421,29 @@ def _failed(
     net: PipeNetwork, model: _Model, failed_valves: Iterable[str]
 ) -> tuple[IntArray, list[str]]:
     """Positions of the failed valves among the cutting valves, and notes on the others."""
-    names = (
-        [str(v) for v in failed_valves] if not isinstance(failed_valves, str) else [failed_valves]
-    )
-    unknown = [v for v in names if v not in net.valves.index]
+    names = [failed_valves] if isinstance(failed_valves, str) else [str(v) for v in failed_valves]
+    if not names:
+        return np.empty(0, dtype=np.int64), []
+    lookup = net.cache.get("valve_rows")
+    if lookup is None:
+        lookup = net.cache["valve_rows"] = _index_lookup(net.valves.index)
+    unknown = [v for v in names if v not in lookup]
     if unknown:
         raise UsageError(f"valve(s) not in the {net.network} network's valves: {_few(unknown)}")
+    cut_position = np.full(len(net.valves), -1, dtype=np.int64)
+    cut_position[model.valve_row] = np.arange(len(model.valve_row))
     notes = []
-    positions = pd.Index(model.valve_uid).get_indexer(pd.Index(names))
-    for name, pos in zip(names, positions, strict=True):
-        status = net.valves.at[name, "status"]
-        if not net.valves.at[name, "on_network"]:
+    positions = np.array([cut_position[lookup[v]] for v in names], dtype=np.int64)
+    for name, pos in zip(names, positions.tolist(), strict=True):
+        row = lookup[name]
+        if not net.valves["on_network"].iat[row]:
             notes.append(f"failed valve {name} is off the network: ignored")
-        elif status == "inoperable":
+        elif net.valves["status"].iat[row] == "inoperable":
             notes.append(f"failed valve {name} is already inoperable: no change")
         elif pos >= 0 and model.valve_closed[pos]:
             notes.append(f"failed valve {name} is normally closed: it stays closed")
     keep = positions[positions >= 0]
-    return keep[~model.valve_closed[keep]].astype(np.int64), notes
+    return keep[~model.valve_closed[keep]], notes
 
 
 def _outage(
