@@ -7,6 +7,7 @@ already stored and commits the change set atomically (:mod:`twin.history`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import pyproj
 import shapely
 
 from twin.crs import auto_crs_for, resolve_crs
-from twin.errors import CRSError, RejectedFeaturesError, SchemaError
+from twin.errors import CRSError, RejectedFeaturesError, SchemaError, UsageError
 from twin.io import SourceData, checksum, read_source
 from twin.kinds import RESTRICTED_SENSOR_TYPES, Classification, LayerKind, get_kind
 from twin.mapping import ImportSpec, check_layer_name
@@ -108,7 +109,11 @@ class PreparedImport:
 
 
 def prepare_import(
-    spec: ImportSpec, twin_crs: pyproj.CRS | None, progress: Progress | None = None
+    spec: ImportSpec,
+    twin_crs: pyproj.CRS | None,
+    progress: Progress | None = None,
+    *,
+    frame: gpd.GeoDataFrame | None = None,
 ) -> PreparedImport:
     """Read and check one source; nothing is written.
 
@@ -123,18 +128,23 @@ def prepare_import(
     step = progress or (lambda stage, fraction: None)
     kind = get_kind(spec.kind)
     check_layer_name(spec.layer)
-    digest = _checksum_in_background(spec)
     step("reading", 0.0)
-    data = read_source(
-        spec.source,
-        kind=kind.name,
-        source_layer=spec.source_layer,
-        encoding=spec.encoding,
-        where=spec.where,
-        x=spec.x,
-        y=spec.y,
-        wkt=spec.wkt,
-    )
+    if frame is not None:
+        data = _in_memory_source(frame)
+        digest: Future[str] = Future()
+        digest.set_result(frame_checksum(frame))
+    else:
+        digest = _checksum_in_background(spec)
+        data = read_source(
+            spec.source,
+            kind=kind.name,
+            source_layer=spec.source_layer,
+            encoding=spec.encoding,
+            where=spec.where,
+            x=spec.x,
+            y=spec.y,
+            wkt=spec.wkt,
+        )
     report = ImportReport(
         layer=spec.layer,
         kind=kind.name,
@@ -165,6 +175,23 @@ def prepare_import(
             report,
         )
     return PreparedImport(frame, kind, crs, report, spec, digest)
+
+
+def _in_memory_source(frame: gpd.GeoDataFrame) -> SourceData:
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise UsageError("import_frame takes a GeoDataFrame (with an active geometry column)")
+    crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
+    return SourceData(frame.reset_index(drop=True), crs, "geodataframe")
+
+
+def frame_checksum(frame: gpd.GeoDataFrame) -> str:
+    """A content hash of an in-memory GeoDataFrame (attributes and WKB geometry)."""
+    attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype(str)
+    rows = pd.util.hash_pandas_object(attributes, index=False).to_numpy()
+    wkb = shapely.to_wkb(np.asarray(frame.geometry.array))
+    geoms = pd.util.hash_array(np.where(pd.isna(wkb), b"", wkb).astype(object))
+    digest = hashlib.sha256(rows.tobytes() + geoms.tobytes())
+    return "frame-sha256:" + digest.hexdigest()
 
 
 def _checksum_in_background(spec: ImportSpec) -> Future[str]:

@@ -260,10 +260,49 @@ class Twin:
         spec = ImportSpec(source=Path(source), layer=layer, kind=kind, **options)
         return self.import_spec(spec, progress=progress)
 
-    def import_spec(self, spec: ImportSpec, *, progress: Progress | None = None) -> ImportReport:
-        """Import as described by an :class:`~twin.mapping.ImportSpec`."""
+    def import_frame(
+        self,
+        frame: gpd.GeoDataFrame,
+        *,
+        layer: str,
+        kind: str,
+        source: str = "GeoDataFrame",
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> ImportReport:
+        """Import a GeoDataFrame exactly as a file would be imported.
+
+        Parameters
+        ----------
+        frame : GeoDataFrame
+            The features, in any CRS (``src_crs`` when it has none).
+        layer, kind, progress, **options
+            As for :meth:`import_layer`.
+        source : str, default "GeoDataFrame"
+            How provenance names the origin (e.g. ``"generated: 500 m grid"``).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, geopandas as gpd, shapely, twin
+        >>> city = twin.Twin.create(pathlib.Path(tempfile.mkdtemp()) / "c.gpkg", crs="EPSG:4544")
+        >>> frame = gpd.GeoDataFrame({"id": ["p1"]}, geometry=[shapely.Point(505700, 3392300)],
+        ...                          crs="EPSG:4544")
+        >>> city.import_frame(frame, layer="pois", kind="poi", id="id").imported
+        1
+        """
+        spec = ImportSpec(source=Path(source), layer=layer, kind=kind, **options)
+        return self.import_spec(spec, progress=progress, frame=frame)
+
+    def import_spec(
+        self,
+        spec: ImportSpec,
+        *,
+        progress: Progress | None = None,
+        frame: gpd.GeoDataFrame | None = None,
+    ) -> ImportReport:
+        """Import as described by an :class:`~twin.mapping.ImportSpec` (or from ``frame``)."""
         self._check_kind(spec)
-        prepared = prepare_import(spec, self.crs, progress)
+        prepared = prepare_import(spec, self.crs, progress, frame=frame)
         if progress:
             progress("writing", 0.7)
         self._commit(prepared)
