@@ -107,7 +107,7 @@ def check_network(net: PipeNetwork) -> NetworkReport:
         "valves": len(net.valves),
         "sources": len(net.sources),
         "parts": int(part.max()) + 1 if len(part) else 0,
-        "length_m": round(float(shapely.length(net.pipes.geometry.to_numpy()).sum()), 2),
+        "length_m": round(float(net.pipe_length_m.sum()), 2),
     }
     return NetworkReport(net.network, stats, issues, list(net.warnings))
 

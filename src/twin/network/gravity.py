@@ -159,7 +159,7 @@ def _trace(
         "direction": "downstream" if downstream else "upstream",
         "start_pipe": str(net.piece_link[start[0]]) if len(start) else None,
         "pipes": len(result),
-        "length_m": round(float(result.geometry.length.sum()), 2),
+        "length_m": round(float(net.pipe_length_m[per_pipe.index.to_numpy()].sum()), 2),
     }
     return Trace(pipes=result, summary=summary, warnings=warnings)
 

@@ -408,6 +408,8 @@ def pipe_break(
         warnings.append("no source on the network: cut-off pipes are not reported")
     services = _services(net, buildings)
     start = np.unique(model.piece_seg[net.piece_pipe == row])
+    if len(model.source_seg) and not model.supplied[start].all():
+        warnings.append(f"pipe {pipe_uid} had no path to a source even before the break")
     outage = _outage(net, model, start, failed, services)
     base = (
         _outage(net, model, start, np.zeros(0, dtype=np.int64), services) if len(failed) else outage
@@ -518,12 +520,6 @@ def _building_rows(services: _Services | None, found: IntArray, state: IntArray)
     return rows
 
 
-def _pipe_lengths(net: PipeNetwork) -> FloatArray:
-    if "pipe_length" not in net.cache:
-        net.cache["pipe_length"] = shapely.length(net.pipes.geometry.to_numpy())
-    return net.cache["pipe_length"]
-
-
 def _result(
     net: PipeNetwork,
     model: _Model,
@@ -550,7 +546,7 @@ def _result(
     isolated_rows = outage.pipe_rows[outage.pipe_state == 1]
     cut_rows = outage.pipe_rows[outage.pipe_state == 2]
     isolated, cut_off = net.pipes.iloc[isolated_rows], net.pipes.iloc[cut_rows]
-    length = _pipe_lengths(net)
+    length = net.pipe_length_m
     summary: dict[str, Any] = {
         "network": net.network,
         "pipe": pipe_uid,

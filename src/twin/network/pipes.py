@@ -131,7 +131,35 @@ class PipeNetwork:
 
     @property
     def piece_length_m(self) -> FloatArray:
-        return self.piece_end_m - self.piece_start_m
+        """Length of every piece: its share of the pipe's length (0 for pumps and valves)."""
+        cached = self.cache.get("piece_length_m")
+        if cached is None:
+            geometric = shapely.length(self.pipes.geometry.to_numpy())
+            on_pipe = self.piece_pipe >= 0
+            rows = self.piece_pipe[on_pipe]
+            share = np.divide(
+                (self.piece_end_m - self.piece_start_m)[on_pipe],
+                geometric[rows],
+                out=np.ones(len(rows)),
+                where=geometric[rows] > 0,
+            )
+            cached = np.zeros(self.n_pieces)
+            cached[on_pipe] = self.pipe_length_m[rows] * share
+            self.cache["piece_length_m"] = cached
+        return cached
+
+    @property
+    def pipe_length_m(self) -> FloatArray:
+        """Length of every pipe: ``length_m`` as recorded where given, else measured."""
+        cached = self.cache.get("pipe_length_m")
+        if cached is None:
+            cached = shapely.length(self.pipes.geometry.to_numpy())
+            if "length_m" in self.pipes.columns:
+                recorded = pd.to_numeric(self.pipes["length_m"], errors="coerce").to_numpy(float)
+                given = np.isfinite(recorded) & (recorded > 0)
+                cached = np.where(given, recorded, cached)
+            self.cache["pipe_length_m"] = cached
+        return cached
 
     def pipe_index(self, uid: object) -> int:
         """Row of pipe ``uid`` in :attr:`pipes`; :class:`UsageError` naming it when unknown."""
@@ -519,7 +547,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
 
 
 def _index_lookup(index: pd.Index) -> dict[Any, int]:
-    return dict(zip(index, range(len(index)), strict=True))
+    return dict(zip(index.tolist(), range(len(index)), strict=True))
 
 
 def _nearest_pipe(

@@ -1,0 +1,167 @@
+"""Shared machinery of the indicators: input checks and clipped zone pieces.
+
+Every indicator overlays features on zones. :func:`clipped_pieces` returns,
+for each (zone, feature) pair that intersects, the area or length of the
+feature's part inside the zone, computed the fast way: an STRtree query for
+the candidate pairs, a prepared ``contains_properly`` test for the (usually
+many) features lying wholly inside one zone, and vectorised
+``shapely.intersection`` only for the features that cross a zone boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import shapely
+from pyproj import CRS
+
+from twin.crs import require_projected
+from twin.errors import CRSError
+
+log = logging.getLogger(__name__)
+
+Frame: TypeAlias = gpd.GeoDataFrame | gpd.GeoSeries
+Geoms: TypeAlias = npt.NDArray[np.object_]
+
+
+def check_inputs(zones: Frame, others: Mapping[str, Frame]) -> None:
+    """Refuse a geographic zone CRS and inputs whose CRS differs from the zones'.
+
+    Parameters
+    ----------
+    zones : GeoDataFrame or GeoSeries
+        The zones; their CRS must be projected.
+    others : mapping of str to GeoDataFrame
+        The other inputs by the name used in messages ("buildings").
+
+    Raises
+    ------
+    CRSError
+        When the zones' CRS is missing or geographic, or another input is in a
+        different CRS (an empty input without a CRS is accepted).
+    """
+    require_projected(zones.crs, "the zones")
+    target = CRS.from_user_input(zones.crs)
+    for name, frame in others.items():
+        if frame.crs is None:
+            if len(frame) == 0:
+                continue
+            raise CRSError(
+                f"the {name} have no CRS while the zones are in {target.name!r}: set it "
+                f"with {name}.set_crs(...) and reproject with {name}.to_crs(zones.crs)"
+            )
+        crs = CRS.from_user_input(frame.crs)
+        if not crs.equals(target, ignore_axis_order=True):
+            raise CRSError(
+                f"the {name} are in {crs.name!r} but the zones are in {target.name!r}: "
+                f"reproject with {name}.to_crs(zones.crs)"
+            )
+
+
+def geometry_array(frame: Frame) -> Geoms:
+    """The frame's geometries as a numpy object array of shapely geometries."""
+    return np.asarray(frame.geometry.array, dtype=np.object_)
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Parts of features inside zones: one entry per intersecting pair.
+
+    ``zone`` and ``feature`` are positions (not labels); ``measure`` is the
+    area (polygons) or length (lines) of the feature's part inside the zone.
+    """
+
+    zone: npt.NDArray[np.intp]
+    feature: npt.NDArray[np.intp]
+    measure: npt.NDArray[np.float64]
+
+
+def clipped_pieces(
+    zones: Geoms, features: Geoms, measure: Callable[[Any], Any] = shapely.area
+) -> Pieces:
+    """Return the measure of every feature's part inside every zone it meets.
+
+    Parameters
+    ----------
+    zones, features : ndarray of shapely geometries
+        Polygons, and the polygons or lines to clip.
+    measure : callable, default shapely.area
+        ``shapely.area`` or ``shapely.length``.
+
+    Returns
+    -------
+    Pieces
+        Pairs that merely touch are included with measure 0.
+
+    Examples
+    --------
+    >>> z = np.array([shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)])
+    >>> f = np.array([shapely.box(1, 1, 2, 2), shapely.box(6, 0, 16, 1)])
+    >>> p = clipped_pieces(z, f)
+    >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist()))
+    [(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)]
+    """
+    tree = shapely.STRtree(features)
+    zone_i, feat_i = tree.query(zones, predicate="intersects")  # zones are prepared
+    zone_i = zone_i.astype(np.intp)
+    feat_i = feat_i.astype(np.intp)
+    shapely.prepare(zones)
+    inside = shapely.contains_properly(zones[zone_i], features[feat_i])
+    values = np.empty(len(zone_i), dtype=np.float64)
+    values[inside] = measure(features[feat_i[inside]])
+    cross = ~inside
+    values[cross] = measure(_intersection(features[feat_i[cross]], zones[zone_i[cross]]))
+    return Pieces(zone_i, feat_i, values)
+
+
+def _intersection(a: Geoms, b: Geoms) -> Geoms:
+    """Vectorised intersection, repairing invalid inputs when GEOS refuses them."""
+    try:
+        return np.asarray(shapely.intersection(a, b), dtype=object)
+    except shapely.errors.GEOSException:
+        log.warning("invalid geometries met while clipping: repairing them with make_valid")
+        return np.asarray(
+            shapely.intersection(shapely.make_valid(a), shapely.make_valid(b)), dtype=object
+        )
+
+
+def largest_share(pieces: Pieces, n_features: int) -> npt.NDArray[np.intp]:
+    """Position of the zone holding each feature's largest part, -1 for none.
+
+    Ties go to the zone that comes first; a feature whose parts all measure 0
+    (it only touches zones) gets -1.
+
+    Examples
+    --------
+    >>> p = Pieces(np.array([1, 0, 2]), np.array([0, 0, 1]), np.array([6.0, 4.0, 0.0]))
+    >>> largest_share(p, 3).tolist()
+    [1, -1, -1]
+    """
+    owner = np.full(n_features, -1, dtype=np.intp)
+    if len(pieces.zone) == 0:
+        return owner
+    order = np.lexsort((pieces.zone, -pieces.measure, pieces.feature))
+    feat = pieces.feature[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = feat[1:] != feat[:-1]
+    best = order[first]
+    positive = pieces.measure[best] > 0
+    owner[pieces.feature[best[positive]]] = pieces.zone[best[positive]]
+    return owner
+
+
+def zone_areas(zones: Geoms) -> npt.NDArray[np.float64]:
+    """Areas of the zones in square CRS units; missing geometries give NaN."""
+    return np.asarray(shapely.area(zones), dtype=np.float64)
+
+
+def per_area(values: npt.NDArray[Any], area: npt.NDArray[np.float64]) -> Any:
+    """``values / area`` with NaN where the area is 0 or missing."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(area > 0, values / np.where(area > 0, area, 1.0), np.nan)

@@ -1,0 +1,278 @@
+"""Building indicators per zone: footprint, gross floor area, FAR, coverage, height.
+
+FAR (容积率) is gross floor area over zone area; coverage (建筑密度) is
+footprint area over zone area. Footprints are clipped to the zones: a
+building straddling two parcels adds its part inside each to each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+
+from twin.errors import UsageError
+from twin.indicators._overlay import (
+    Frame,
+    check_inputs,
+    clipped_pieces,
+    geometry_array,
+    largest_share,
+    per_area,
+    zone_areas,
+)
+
+__all__ = ["building_heights", "building_indicators", "floor_counts"]
+
+
+def _positive(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
+    """The column as floats, NaN where missing, non-numeric, not finite or <= 0."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def _check_floor_height(floor_height_m: float) -> float:
+    value = float(floor_height_m)
+    if not (np.isfinite(value) and value > 0):
+        raise UsageError(
+            f"floor_height_m must be a positive number of metres, not {floor_height_m}"
+        )
+    return value
+
+
+def floor_counts(buildings: pd.DataFrame, *, floor_height_m: float = 3.0) -> pd.DataFrame:
+    """Floors used for each building, and where the number came from.
+
+    ``floors`` where it is known (a number above 0); otherwise
+    ``height_m / floor_height_m`` rounded half up, at least 1; otherwise NaN.
+
+    Parameters
+    ----------
+    buildings : DataFrame
+        Buildings with ``floors`` and/or ``height_m`` (either column may be
+        absent; 0, negative and non-numeric values count as missing).
+    floor_height_m : float, default 3.0
+        Storey height used to derive floors from a height.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``buildings``: ``floors`` (float, NaN when unknown) and
+        ``floors_source``, one of ``"floors"``, ``"height"``, ``"unknown"``.
+
+    Raises
+    ------
+    UsageError
+        When ``floor_height_m`` is not a positive number.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"floors": [4, None, None, 0], "height_m": [30.0, 10.6, 1.0, None]})
+    >>> floor_counts(b)
+       floors floors_source
+    0     4.0        floors
+    1     4.0        height
+    2     1.0        height
+    3     NaN       unknown
+    """
+    fh = _check_floor_height(floor_height_m)
+    floors = _positive(buildings, "floors")
+    height = _positive(buildings, "height_m")
+    derived = np.maximum(np.floor(height / fh + 0.5), 1.0)
+    known = ~np.isnan(floors)
+    from_height = ~known & ~np.isnan(height)
+    source = np.where(known, "floors", np.where(from_height, "height", "unknown"))
+    return pd.DataFrame(
+        {"floors": np.where(known, floors, derived), "floors_source": source},
+        index=buildings.index,
+    )
+
+
+def building_heights(buildings: pd.DataFrame, *, floor_height_m: float = 3.0) -> pd.DataFrame:
+    """Height of each building, and where the number came from.
+
+    ``height_m`` where it is known (above 0); otherwise ``floors *
+    floor_height_m``; otherwise NaN.
+
+    Parameters
+    ----------
+    buildings : DataFrame
+        Buildings with ``height_m`` and/or ``floors``.
+    floor_height_m : float, default 3.0
+        Storey height used to derive a height from floors.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``buildings``: ``height_m`` (float, NaN when unknown) and
+        ``height_source``, one of ``"height"``, ``"floors"``, ``"unknown"``.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"floors": [4, 6, None], "height_m": [30.0, None, None]})
+    >>> building_heights(b)
+       height_m height_source
+    0      30.0        height
+    1      18.0        floors
+    2       NaN       unknown
+    """
+    fh = _check_floor_height(floor_height_m)
+    floors = _positive(buildings, "floors")
+    height = _positive(buildings, "height_m")
+    known = ~np.isnan(height)
+    from_floors = ~known & ~np.isnan(floors)
+    source = np.where(known, "height", np.where(from_floors, "floors", "unknown"))
+    return pd.DataFrame(
+        {"height_m": np.where(known, height, floors * fh), "height_source": source},
+        index=buildings.index,
+    )
+
+
+def building_indicators(
+    zones: Frame, buildings: gpd.GeoDataFrame, *, floor_height_m: float = 3.0
+) -> pd.DataFrame:
+    """Building count, footprint, gross floor area, FAR, coverage and height per zone.
+
+    Areas are clipped: a building straddling zones adds the part of its
+    footprint inside each zone to that zone's ``footprint_m2``, ``gfa_m2``
+    and ``population``. Counts and heights are not split: a building is
+    *counted* in one zone, the one holding the largest part of its footprint
+    (ties: the zone that comes first in ``zones``); buildings lying in no
+    zone, or only touching zones, are not counted.
+
+    Parameters
+    ----------
+    zones : GeoDataFrame or GeoSeries
+        Polygons (parcels, grid cells, districts) in a projected CRS.
+    buildings : GeoDataFrame
+        Footprints (polygons or multipolygons, holes allowed) in the zones'
+        CRS, with ``floors`` and/or ``height_m``, optionally ``population``.
+    floor_height_m : float, default 3.0
+        Storey height linking floors and height (see :func:`floor_counts`,
+        :func:`building_heights`).
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``zones``, one row per zone:
+
+        - ``building_count``: buildings counted in the zone (largest share);
+        - ``footprint_m2``: footprint area inside the zone;
+        - ``gfa_m2``: gross floor area inside the zone, clipped footprint
+          times floors; buildings whose floors are unknown add nothing;
+        - ``far``: ``gfa_m2 / zone area`` (容积率);
+        - ``coverage``: ``footprint_m2 / zone area`` (建筑密度);
+        - ``height_mean_m``, ``height_max_m``: over the counted buildings of
+          known height (NaN when none);
+        - ``floors_from_height``: counted buildings whose floors were derived
+          from their height; ``height_from_floors``: counted buildings whose
+          height was derived from their floors; ``floors_unknown``: counted
+          buildings with neither (left out of ``gfa_m2``);
+        - ``population``, only when ``buildings`` has that column: the sum
+          of building populations weighted by the share of each footprint
+          inside the zone (missing values count as 0).
+
+        A zone with no buildings has 0 counts and areas, 0 FAR and coverage,
+        NaN heights; a zone of area 0 has NaN FAR and coverage.
+
+    Raises
+    ------
+    CRSError
+        When the zones are not in a projected CRS or the buildings are in
+        another CRS.
+    UsageError
+        When ``floor_height_m`` is not a positive number.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> zones = gpd.GeoDataFrame(
+    ...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)],
+    ...     index=["A", "B"], crs="EPSG:4544")
+    >>> buildings = gpd.GeoDataFrame(
+    ...     {"floors": [2, None], "height_m": [None, 30.0]},
+    ...     geometry=[shapely.box(10, 10, 30, 30), shapely.box(90, 0, 100, 50)],
+    ...     crs="EPSG:4544")
+    >>> out = building_indicators(zones, buildings)
+    >>> out[["building_count", "footprint_m2", "gfa_m2", "far", "coverage"]]
+       building_count  footprint_m2  gfa_m2   far  coverage
+    A               2         900.0  5800.0  0.58      0.09
+    B               0           0.0     0.0  0.00      0.00
+    >>> out.loc["A", ["height_max_m", "floors_from_height", "height_from_floors"]].tolist()
+    [30.0, 1.0, 1.0]
+    """
+    check_inputs(zones, {"buildings": buildings})
+    zone_geoms = geometry_array(zones)
+    geoms = geometry_array(buildings)
+    n = len(zone_geoms)
+    area = zone_areas(zone_geoms)
+    floors = floor_counts(buildings, floor_height_m=floor_height_m)
+    heights = building_heights(buildings, floor_height_m=floor_height_m)
+    pieces = clipped_pieces(zone_geoms, geoms)
+    owner = largest_share(pieces, len(geoms))
+
+    footprint = np.bincount(pieces.zone, weights=pieces.measure, minlength=n)
+    floor_values = floors["floors"].to_numpy(dtype=np.float64)[pieces.feature]
+    gfa = np.bincount(
+        pieces.zone, weights=np.nan_to_num(pieces.measure * floor_values), minlength=n
+    )
+    out: dict[str, Any] = {
+        "building_count": _count(owner, np.ones(len(geoms), dtype=bool), n),
+        "footprint_m2": footprint,
+        "gfa_m2": gfa,
+        "far": per_area(gfa, area),
+        "coverage": per_area(footprint, area),
+    }
+    out.update(_height_stats(owner, heights["height_m"].to_numpy(dtype=np.float64), n))
+    floors_source = floors["floors_source"].to_numpy()
+    out["floors_from_height"] = _count(owner, floors_source == "height", n)
+    out["height_from_floors"] = _count(owner, heights["height_source"].to_numpy() == "floors", n)
+    out["floors_unknown"] = _count(owner, floors_source == "unknown", n)
+    if "population" in buildings.columns:
+        out["population"] = _population(
+            buildings, geoms, pieces.zone, pieces.feature, pieces.measure, n
+        )
+    return pd.DataFrame(out, index=zones.index)
+
+
+def _count(owner: npt.NDArray[np.intp], mask: npt.NDArray[np.bool_], n: int) -> Any:
+    """Number of features per owning zone among those where ``mask`` holds."""
+    chosen = owner[mask & (owner >= 0)]
+    return np.bincount(chosen, minlength=n).astype(np.int64)
+
+
+def _height_stats(
+    owner: npt.NDArray[np.intp], height: npt.NDArray[np.float64], n: int
+) -> dict[str, Any]:
+    keep = (owner >= 0) & ~np.isnan(height)
+    grouped = pd.Series(height[keep]).groupby(owner[keep])
+    index = pd.RangeIndex(n)
+    return {
+        "height_mean_m": grouped.mean().reindex(index).to_numpy(dtype=np.float64),
+        "height_max_m": grouped.max().reindex(index).to_numpy(dtype=np.float64),
+    }
+
+
+def _population(
+    buildings: pd.DataFrame,
+    geoms: Any,
+    zone: npt.NDArray[np.intp],
+    feature: npt.NDArray[np.intp],
+    measure: npt.NDArray[np.float64],
+    n: int,
+) -> Any:
+    """Population per zone, each building's split by the share of its footprint."""
+    people = pd.to_numeric(buildings["population"], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    footprint = np.asarray(shapely.area(geoms), dtype=np.float64)[feature]
+    share = per_area(measure, footprint)
+    return np.bincount(zone, weights=np.nan_to_num(people[feature] * share), minlength=n)
