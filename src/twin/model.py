@@ -17,6 +17,7 @@ import pandas as pd
 import pyproj
 
 from twin import history
+from twin.build import BuildReport
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
@@ -364,6 +365,54 @@ class Twin:
                 records.record_layer(con, prepared, frame, report)
                 if self.crs_text == "auto":
                     schema.set_meta(con, "crs", _crs_text(prepared.crs))
+
+    # -- relations -----------------------------------------------------------
+    def build(
+        self,
+        *,
+        max_distance_m: float = 30.0,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> BuildReport:
+        """Compute the cross-layer relations (see :mod:`twin.build`) and store them.
+
+        Only relations whose input layers were re-imported since the last build
+        are recomputed, unless ``force``.
+        """
+        from twin.build import build_relations
+
+        return build_relations(self, max_distance_m=max_distance_m, force=force, progress=progress)
+
+    def relations(
+        self,
+        relation: str | None = None,
+        *,
+        from_layer: str | None = None,
+        to_layer: str | None = None,
+        uid: str | None = None,
+    ) -> pd.DataFrame:
+        """Stored relations, filtered; ``uid`` matches either end.
+
+        Columns: ``relation, from_layer, from_uid, to_layer, to_uid, share,
+        distance_m, n_candidates``. A missing ``to_uid`` is a flagged row
+        (a building on no parcel, a sensor with no building near).
+        """
+        if "twin_relations" not in self.store.tables():
+            raise UsageError(f"{self.path.name} has no relations yet: run `twin build {self.path}`")
+        clauses, params = [], []
+        for column, value in (
+            ("relation", relation),
+            ("from_layer", from_layer),
+            ("to_layer", to_layer),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if uid is not None:
+            clauses.append("(from_uid = ? OR to_uid = ?)")
+            params += [uid, uid]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self.store.query(f"SELECT * FROM twin_relations{where}", tuple(params))
 
     # -- provenance and history ---------------------------------------------
     def imports(self, layer: str | None = None) -> pd.DataFrame:

@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from twin.cli import analyze, export, history, import_cmd, info, init, kinds, network_cmd, sample
+from twin.cli import (
+    analyze,
+    build_cmd,
+    export,
+    history,
+    import_cmd,
+    info,
+    init,
+    kinds,
+    network_cmd,
+    sample,
+)
 from twin.cli._common import State, err, exit_code_for
 
 app = typer.Typer(
@@ -42,7 +53,18 @@ def _global_options(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-for module in (init, import_cmd, info, history, export, kinds, sample, network_cmd, analyze):
+for module in (
+    init,
+    import_cmd,
+    info,
+    history,
+    export,
+    kinds,
+    sample,
+    build_cmd,
+    network_cmd,
+    analyze,
+):
     module.register(app)
 
 

@@ -48,6 +48,33 @@ _DDL = {
         )""",
 }
 
+# Relations (twin build): created on first use, so older twin files upgrade in place.
+_RELATION_DDL = {
+    "twin_relations": """
+        CREATE TABLE twin_relations (
+            relation TEXT NOT NULL,
+            from_layer TEXT NOT NULL,
+            from_uid TEXT NOT NULL,
+            to_layer TEXT NOT NULL,
+            to_uid TEXT,
+            share REAL,
+            distance_m REAL,
+            n_candidates INTEGER
+        )""",
+    "twin_builds": """
+        CREATE TABLE twin_builds (
+            build_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            report TEXT NOT NULL
+        )""",
+}
+_RELATION_INDEXES = (
+    "CREATE INDEX twin_relations_from ON twin_relations (from_uid)",
+    "CREATE INDEX twin_relations_to ON twin_relations (to_uid)",
+    "CREATE INDEX twin_relations_key ON twin_relations (relation, from_layer, to_layer)",
+)
+
 _INDEXES = (
     "CREATE INDEX twin_changes_import ON twin_changes (import_id)",
     "CREATE INDEX twin_changes_uid ON twin_changes (layer, uid)",
@@ -58,6 +85,8 @@ _DESCRIPTIONS = {
     "twin_layers": "citytwin: layers with kind, CIM category, classification, extent",
     "twin_imports": "citytwin: provenance of every import with its report",
     "twin_changes": "citytwin: change sets (added / changed / removed uids) per import",
+    "twin_relations": "citytwin: cross-layer relations (building -> parcel, feature -> grid, …)",
+    "twin_builds": "citytwin: provenance of every `twin build`",
 }
 
 
@@ -70,16 +99,32 @@ def create_tables(con: sqlite3.Connection) -> None:
     """Create the metadata tables and register them as GeoPackage attribute tables."""
     for table, ddl in _DDL.items():
         con.execute(ddl)
-        con.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description,"
-            " last_change) VALUES (?, 'attributes', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-            (table, table, _DESCRIPTIONS[table]),
-        )
+        _register(con, table)
     for ddl in _INDEXES:
         con.execute(ddl)
     con.execute(
         "UPDATE gpkg_contents SET description=? WHERE table_name='twin_meta'",
         (_DESCRIPTIONS["twin_meta"],),
+    )
+
+
+def ensure_relation_tables(con: sqlite3.Connection) -> None:
+    """Create the relation tables unless the twin already has them."""
+    have = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "twin_relations" in have:
+        return
+    for table, ddl in _RELATION_DDL.items():
+        con.execute(ddl)
+        _register(con, table)
+    for ddl in _RELATION_INDEXES:
+        con.execute(ddl)
+
+
+def _register(con: sqlite3.Connection, table: str) -> None:
+    con.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description,"
+        " last_change) VALUES (?, 'attributes', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+        (table, table, _DESCRIPTIONS[table]),
     )
 
 

@@ -1,0 +1,58 @@
+"""``twin build``: compute and store the cross-layer relations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from twin.cli._common import JsonOpt, TwinArg, out, print_json, progress_callback, show_progress
+from twin.model import Twin
+
+
+def build(
+    twin_path: TwinArg,
+    max_distance_m: Annotated[
+        float,
+        typer.Option("--max-distance-m", help="How far a sensor may stand from its building."),
+    ] = 30.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute every relation, changed inputs or not.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Relate layers: building → parcel (largest share), sensor → building and parcel,
+    every feature → district and grid cell. Only relations whose layers were
+    re-imported since the last build are recomputed.
+
+    Example: [bold]twin build chengdu.twin.gpkg && twin build chengdu.twin.gpkg --json[/bold]
+    """
+    city = Twin.open(twin_path)
+    update, close = progress_callback(show_progress(json_output))
+    try:
+        report = city.build(max_distance_m=max_distance_m, force=force, progress=update)
+    finally:
+        close()
+    if json_output:
+        print_json(report.to_dict())
+        return
+    table = Table(title=f"build {report.build_id}: {report.seconds:.1f} s", title_justify="left")
+    for column in ("relation", "from → to", "rows", "without a match"):
+        table.add_column(
+            column, justify="right" if column in ("rows", "without a match") else "left"
+        )
+    for key, rows in report.recomputed.items():
+        relation, layers = key.split(":", 1)
+        table.add_row(
+            relation, layers.replace("->", " → "), f"{rows:,}", f"{report.unrelated[key]:,}"
+        )
+    out.print(table)
+    if report.kept:
+        out.print(f"{len(report.kept)} relations unchanged since the last build (kept)")
+    for key in report.dropped:
+        out.print(f"dropped {key}: a layer it linked is gone")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build)
