@@ -13,6 +13,7 @@ from twin.cli import (
     analyze,
     build_cmd,
     export,
+    grid_cmd,
     history,
     import_cmd,
     info,
@@ -62,6 +63,7 @@ for module in (
     kinds,
     sample,
     build_cmd,
+    grid_cmd,
     network_cmd,
     analyze,
 ):
