@@ -108,31 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child)
         return 0
     CACHE.mkdir(parents=True, exist_ok=True)
-    inputs = prepare(args.buildings, args.seed)
     names = args.only.split(",") if args.only else list(SCENARIOS)
-    rows = []
-    for name in names:
-        scenario = SCENARIOS[name]
-        ours = min(
-            (run_child(name, "ours", inputs) for _ in range(args.repeat)),
-            key=lambda r: r["seconds"],
-        )
-        peer = min(
-            (run_child(name, "peer", inputs) for _ in range(args.repeat)),
-            key=lambda r: r["seconds"],
-        )
-        rows.append(
-            {
-                "scenario": name,
-                "description": scenario.description,
-                "peer": scenario.peer_name,
-                "ours": ours,
-                "peer_result": peer,
-                "ratio": ours["seconds"] / peer["seconds"],
-                "goal_ratio": scenario.goal_ratio,
-                "same_answer": ours["facts"] == peer["facts"],
-            }
-        )
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}")
+    inputs = prepare(args.buildings, args.seed)
+    if any(SCENARIOS[n].needs_network for n in names):
+        from bench.network import prepare_network
+
+        inputs.update(prepare_network(CACHE, args.buildings, args.seed))
+    rows = [_run_scenario(name, inputs, args.repeat) for name in names]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
@@ -140,21 +125,60 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r["same_answer"] for r in rows) else 1
 
 
+def _run_scenario(name: str, inputs: dict[str, Path], repeat: int) -> dict[str, Any]:
+    scenario = SCENARIOS[name]
+    ours = min((run_child(name, "ours", inputs) for _ in range(repeat)), key=_seconds)
+    row: dict[str, Any] = {
+        "scenario": name,
+        "description": scenario.description,
+        "peer": scenario.peer_name,
+        "ours": ours,
+        "peer_result": None,
+        "ratio": None,
+        "goal_ratio": scenario.goal_ratio,
+        "goal": scenario.goal,
+        "metric": scenario.metric,
+        "same_answer": True,
+    }
+    if scenario.peer is not None:
+        peer = min((run_child(name, "peer", inputs) for _ in range(repeat)), key=_seconds)
+        keys = scenario.same or tuple(ours["facts"])
+        row.update(
+            peer_result=peer,
+            ratio=ours["seconds"] / peer["seconds"],
+            same_answer=all(ours["facts"].get(k) == peer["facts"].get(k) for k in keys),
+        )
+    return row
+
+
+def _seconds(result: dict[str, Any]) -> float:
+    return float(result["seconds"])
+
+
 def _print_table(rows: list[dict[str, Any]], n: int) -> None:
     print(f"citytwin benchmarks: {n:,} buildings, {os.cpu_count()} cores")
     header = (
-        f"{'scenario':10} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'goal':>6} "
-        f"{'ours MiB':>9} {'peer MiB':>9}  peer"
+        f"{'scenario':14} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'goal':>8} "
+        f"{'ours MiB':>9} {'peer MiB':>9}  peer / figure"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
+        peer = r["peer_result"]
+        if peer is None:
+            value = r["ours"]["facts"].get(r["metric"]) if r["metric"] else None
+            figure = f"{value:.4g}" if isinstance(value, float) else str(value)
+            print(
+                f"{r['scenario']:14} {r['ours']['seconds']:8.2f} {'':>8} {'':>6} "
+                f"{r['goal']:>8} {r['ours']['peak_mib']:9.0f} {'':>9}  {r['metric']} = {figure}"
+            )
+            continue
         goal = f"≤{r['goal_ratio']:.1f}" if r["goal_ratio"] else ""
         flag = "" if r["same_answer"] else "  (ANSWERS DIFFER)"
         print(
-            f"{r['scenario']:10} {r['ours']['seconds']:8.2f} {r['peer_result']['seconds']:8.2f} "
-            f"{r['ratio']:6.2f} {goal:>6} {r['ours']['peak_mib']:9.0f} "
-            f"{r['peer_result']['peak_mib']:9.0f}  {r['peer']}{flag}"
+            f"{r['scenario']:14} {r['ours']['seconds']:8.2f} {peer['seconds']:8.2f} "
+            f"{r['ratio']:6.2f} {goal:>8} {r['ours']['peak_mib']:9.0f} "
+            f"{peer['peak_mib']:9.0f}  {r['peer']}{flag}"
         )
 
 

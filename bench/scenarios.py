@@ -23,9 +23,13 @@ class Scenario:
     name: str
     description: str
     ours: Fn
-    peer: Fn
+    peer: Fn | None
     peer_name: str
     goal_ratio: float | None  # ours / peer at most, when the issue sets one
+    metric: str | None = None  # a figure from ours' facts to show (e.g. ms per query)
+    goal: str = ""  # the issue's goal in words, for scenarios without a peer
+    same: tuple[str, ...] | None = None  # facts ours and the peer must agree on (None: all)
+    needs_network: bool = False
 
 
 def import_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
@@ -64,6 +68,56 @@ def load_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     return {"features": len(frame)}
 
 
+def _network_scenarios() -> list[Scenario]:
+    from bench import network
+
+    return [
+        Scenario(
+            "segments",
+            "isolation segments, same network, read + build + segment",
+            network.segments_ours,
+            network.segments_peer,
+            "WNTR valve_segments",
+            None,
+            same=("segments", "pipes"),
+            needs_network=True,
+        ),
+        Scenario(
+            "segments-full",
+            "all isolation segments of the full water network",
+            network.segments_full_ours,
+            None,
+            "",
+            None,
+            metric="segments_s",
+            goal="< 0.5 s",
+            needs_network=True,
+        ),
+        Scenario(
+            "pipe-break",
+            "pipe break with buildings affected, 100 random pipes",
+            network.break_ours,
+            None,
+            "",
+            None,
+            metric="ms_per_break",
+            goal="< 20 ms",
+            needs_network=True,
+        ),
+        Scenario(
+            "criticality",
+            "criticality ranking of every segment, with buildings",
+            network.criticality_ours,
+            None,
+            "",
+            None,
+            metric="criticality_s",
+            goal="< 5 s",
+            needs_network=True,
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -83,5 +137,6 @@ SCENARIOS: dict[str, Scenario] = {
             "pyogrio arrow read of the same table",
             1.2,
         ),
+        *_network_scenarios(),
     )
 }

@@ -16,12 +16,28 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_runner_small_city() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.run", "--buildings", "2000", "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["scenario"] for r in rows] == ["import", "load"]
-    for row in rows:
+    by_name = {r["scenario"]: r for r in rows}
+    assert list(by_name) == [
+        "import",
+        "load",
+        "segments",
+        "segments-full",
+        "pipe-break",
+        "criticality",
+    ]
+    for name in ("import", "load"):
+        row = by_name[name]
         assert row["same_answer"], row  # ours and the peer imported / loaded the same features
-        assert row["ours"]["facts"]["features"] > 1500
+        assert row["ours"]["facts"]["features"] == 2000
         assert row["ours"]["seconds"] > 0 and row["peer_result"]["peak_mib"] > 0
+    segments = by_name["segments"]
+    assert segments["same_answer"]  # the same number of segments as WNTR on the same network
+    assert segments["ours"]["facts"]["segments"] == segments["peer_result"]["facts"]["segments"]
+    assert by_name["pipe-break"]["ours"]["facts"]["breaks"] == 100
