@@ -30,6 +30,8 @@ class Scenario:
     goal: str = ""  # the goal in words, for scenarios without a peer
     same: tuple[str, ...] | None = None  # facts ours and the peer must agree on (None: all)
     needs_network: bool = False
+    needs_city_twin: bool = False
+    timed: str | None = None  # compare this timed figure from the facts, not the wall time
 
 
 def import_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
@@ -118,6 +120,35 @@ def _network_scenarios() -> list[Scenario]:
     ]
 
 
+def _build_scenarios() -> list[Scenario]:
+    from bench import relations
+
+    return [
+        Scenario(
+            "relations",
+            "building -> parcel and sensor -> building, computation only",
+            relations.relations_ours,
+            relations.relations_peer,
+            "sjoin centroids + sjoin_nearest + overlay of straddlers",
+            1.5,
+            same=("straddling", "sensors_with_building"),
+            needs_city_twin=True,
+            timed="compute_s",
+        ),
+        Scenario(
+            "build",
+            "twin build: every relation of every layer, stored",
+            relations.build_ours,
+            None,
+            "",
+            None,
+            metric="build_s",
+            goal="< 30 s",
+            needs_city_twin=True,
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -138,5 +169,6 @@ SCENARIOS: dict[str, Scenario] = {
             1.2,
         ),
         *_network_scenarios(),
+        *_build_scenarios(),
     )
 }

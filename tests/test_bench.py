@@ -41,3 +41,6 @@ def test_bench_runner_small_city() -> None:
     assert segments["same_answer"]  # the same number of segments as WNTR on the same network
     assert segments["ours"]["facts"]["segments"] == segments["peer_result"]["facts"]["segments"]
     assert by_name["pipe-break"]["ours"]["facts"]["breaks"] == 100
+    relations = by_name["relations"]
+    assert relations["same_answer"]  # same straddlers and sensor matches as the bare calls
+    assert by_name["build"]["ours"]["facts"]["relations"] > 20
