@@ -31,6 +31,8 @@ def test_bench_runner_small_city() -> None:
         "segments-full",
         "pipe-break",
         "criticality",
+        "relations",
+        "build",
     ]
     for name in ("import", "load"):
         row = by_name[name]
@@ -41,6 +43,8 @@ def test_bench_runner_small_city() -> None:
     assert segments["same_answer"]  # the same number of segments as WNTR on the same network
     assert segments["ours"]["facts"]["segments"] == segments["peer_result"]["facts"]["segments"]
     assert by_name["pipe-break"]["ours"]["facts"]["breaks"] == 100
+    assert by_name["relations"]["same_answer"]  # same straddlers and sensor matches as the peer
+    assert by_name["build"]["ours"]["facts"]["relations"] > 20
     relations = by_name["relations"]
     assert relations["same_answer"]  # same straddlers and sensor matches as the bare calls
     assert by_name["build"]["ours"]["facts"]["relations"] > 20

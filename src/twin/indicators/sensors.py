@@ -20,6 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from twin.errors import UsageError
 from twin.indicators._overlay import (
@@ -59,6 +62,7 @@ DEFAULT_RADIUS_M: Mapping[str, float] = MappingProxyType(
 RadiusSpec = float | Mapping[str, float] | None
 _ALL = "sensor"  # the group name when sensors are not split by type
 _QUAD_SEGS = 16  # segments per quarter circle of a sensing disc (area within 0.2 %)
+_SMALL_GROUP = 64  # overlapping discs unioned in one vectorised call up to this many
 
 
 def _types(sensors: pd.DataFrame, by: str | None) -> npt.NDArray[np.object_]:
@@ -243,30 +247,71 @@ def covered_parts(zones: Geoms, points: Geoms, radii: npt.NDArray[np.float64]) -
     >>> shapely.area(covered_parts(z, p, np.array([1.0, 1.0, 100.0]))).round(3).tolist()
     [100.0, 100.0]
     """
-    discs = shapely.buffer(points, radii, quad_segs=_QUAD_SEGS)
-    zone_i, disc_i = shapely.STRtree(discs).query(zones, predicate="intersects")
-    result = np.array([shapely.Polygon()] * len(zones), dtype=object)
-    shapely.prepare(discs)
-    full = shapely.contains(discs[disc_i], zones[zone_i])
+    usable = (shapely.get_type_id(points) == shapely.GeometryType.POINT) & ~shapely.is_empty(points)
+    usable &= np.isfinite(radii) & (radii > 0)
+    blobs = _disjoint_union(points[usable], radii[usable])
+    result = np.array([shapely.Polygon()] * len(zones), dtype=np.object_)
+    zone_i, blob_i = shapely.STRtree(blobs).query(zones, predicate="intersects")
+    shapely.prepare(blobs)
     whole = np.zeros(len(zones), dtype=bool)
-    whole[zone_i[full]] = True
+    whole[zone_i[shapely.contains(blobs[blob_i], zones[zone_i])]] = True
     result[whole] = zones[whole]
     keep = ~whole[zone_i]
-    zone_i, disc_i = zone_i[keep], disc_i[keep]
+    zone_i, blob_i = zone_i[keep], blob_i[keep]
     if len(zone_i) == 0:
         return result
-    clipped = shapely.intersection(discs[disc_i], zones[zone_i])
+    shapely.prepare(zones)
+    clipped = blobs[blob_i]
+    cross = ~shapely.contains_properly(zones[zone_i], clipped)
+    clipped[cross] = shapely.intersection(clipped[cross], zones[zone_i[cross]])
     parts, source = shapely.get_parts(clipped, return_index=True)
     polygonal = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
     parts, owner = parts[polygonal], zone_i[source[polygonal]]
     order = np.argsort(owner, kind="stable")
     parts, owner = parts[order], owner[order]
     present = np.unique(owner)
-    merged = shapely.multipolygons(parts, indices=np.searchsorted(present, owner))
-    # "structure" unions the overlapping members of each multipolygon: one
-    # vectorised union per zone instead of a Python loop of union_all calls.
-    result[present] = shapely.make_valid(merged, method="structure")
+    # The blobs are disjoint, so their parts inside a zone make a valid
+    # multipolygon as they are: no union per zone is needed.
+    result[present] = shapely.multipolygons(parts, indices=np.searchsorted(present, owner))
     return result
+
+
+def _disjoint_union(points: Geoms, radii: npt.NDArray[np.float64]) -> Geoms:
+    """The union of the discs around the points, as disjoint polygons.
+
+    Discs are grouped into connected components of overlap (centres closer
+    than the sum of the radii); only components of more than one disc are
+    unioned (small ones in one vectorised call, large ones with
+    ``union_all``), so sparse sensors cost little and dense ones are merged
+    once for all zones.
+    """
+    if len(points) == 0:
+        return np.empty(0, dtype=np.object_)
+    discs = np.asarray(shapely.buffer(points, radii, quad_segs=_QUAD_SEGS), dtype=np.object_)
+    xy = shapely.get_coordinates(points)
+    n = len(points)
+    pairs = cKDTree(xy).query_pairs(r=2 * float(radii.max()), output_type="ndarray")
+    a, b = pairs[:, 0], pairs[:, 1]
+    near = np.hypot(*(xy[a] - xy[b]).T) <= radii[a] + radii[b]
+    graph = sparse.coo_matrix(
+        (np.ones(int(near.sum()), dtype=np.int8), (a[near], b[near])), shape=(n, n)
+    )
+    n_groups, group = connected_components(graph, directed=False)
+    size = np.bincount(group, minlength=n_groups)
+    alone = size[group] == 1
+    merged: list[Any] = [discs[alone]]
+    small = ~alone & (size[group] <= _SMALL_GROUP)
+    if small.any():
+        order = np.argsort(group[small], kind="stable")
+        members, labels = discs[small][order], group[small][order]
+        _, index = np.unique(labels, return_inverse=True)
+        multi = shapely.multipolygons(members, indices=index)
+        # "structure" unions the overlapping members of each multipolygon.
+        merged.append(shapely.get_parts(shapely.make_valid(multi, method="structure")))
+    for label in np.nonzero(size > _SMALL_GROUP)[0]:
+        merged.append(shapely.get_parts(shapely.union_all(discs[group == label])))
+    parts = np.concatenate(merged)
+    return parts[shapely.get_type_id(parts) == shapely.GeometryType.POLYGON]
 
 
 def coverage_gaps(
