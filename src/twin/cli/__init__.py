@@ -12,6 +12,7 @@ from rich.markup import escape
 from twin.cli import (
     analyze,
     build_cmd,
+    check_cmd,
     export,
     grid_cmd,
     history,
@@ -64,6 +65,7 @@ for module in (
     sample,
     build_cmd,
     grid_cmd,
+    check_cmd,
     network_cmd,
     analyze,
 ):
