@@ -27,6 +27,10 @@ def zone_layer(city: Twin, by: str) -> str:
     if by in {i.name for i in infos if i.kind in ZONE_KINDS}:
         return by
     names = [i.name for i in infos if i.kind == by]
+    if by in ZONE_KINDS and len(names) > 1:
+        raise UsageError(
+            f"the twin has several {by} layers ({', '.join(names)}): name one with --by NAME"
+        )
     if by not in ZONE_KINDS or len(names) != 1:
         choices = ", ".join(sorted({i.name for i in infos if i.kind in ZONE_KINDS})) or "none"
         raise UsageError(f"--by {by!r}: give parcel, grid, district or a zone layer ({choices})")

@@ -71,7 +71,8 @@ def pipe_break_cmd(
 ) -> None:
     """Valves to close, pipes and buildings shut off when a pipe breaks; and if a valve fails.
 
-    Example: [bold]twin analyze pipe-break city.gpkg --pipe JS000123 --failed-valve JSF000045[/bold]
+    Example: [bold]twin analyze pipe-break city.gpkg --pipes water_pipes
+    --pipe water_pipes.JS000123 --failed-valve valves.JSF000045[/bold]
     """
     if json_output and output is not None:
         raise UsageError("give --json or --out, not both")

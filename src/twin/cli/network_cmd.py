@@ -111,7 +111,7 @@ def trace(
 ) -> None:
     """Trace a gravity network up or down from a pipe or a point (by invert elevations).
 
-    Example: [bold]twin network trace city.gpkg --pipe YS000042 --direction upstream[/bold]
+    Example: [bold]twin network trace city.gpkg --pipe drains.YS000042 --direction upstream[/bold]
     """
     if direction not in ("downstream", "upstream"):
         raise UsageError(f"--direction must be downstream or upstream, not {direction!r}")
