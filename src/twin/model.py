@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyproj
+import shapely
 
 from twin import history
 from twin.build import BuildReport
@@ -514,7 +516,18 @@ def _layer_info(row: pd.Series) -> LayerInfo:
 
 
 def _restore_types(frame: gpd.GeoDataFrame, kind_name: str) -> gpd.GeoDataFrame:
-    """Give declared integer and boolean fields back their nullable dtypes."""
+    """Give declared fields their dtypes back, and one-part multi-geometries their part.
+
+    A GeoPackage layer has one geometry type, so a few multi-part footprints make
+    every footprint a MultiPolygon on disk; GEOS is markedly slower on those.
+    """
+    values = np.asarray(frame.geometry.array)
+    one_part = np.isin(shapely.get_type_id(values), (5, 6))
+    one_part &= shapely.get_num_geometries(values) == 1
+    if one_part.any():
+        values = values.copy()
+        values[one_part] = shapely.get_geometry(values[one_part], 0)
+        frame = frame.set_geometry(gpd.GeoSeries(values, index=frame.index, crs=frame.crs))
     kind = get_kind(kind_name)
     for spec in kind.fields:
         if spec.name not in frame.columns:

@@ -3,8 +3,8 @@
 Every indicator overlays features on zones. :func:`clipped_pieces` returns,
 for each (zone, feature) pair that intersects, the area or length of the
 feature's part inside the zone, computed the fast way: an STRtree query for
-the candidate pairs, a prepared ``contains_properly`` test for the (usually
-many) features lying wholly inside one zone, and vectorised
+the candidate pairs by bounding box, a prepared ``contains_properly`` test
+for the (usually many) features lying wholly inside one zone, and vectorised
 ``shapely.intersection`` only for the features that cross a zone boundary.
 """
 
@@ -107,17 +107,22 @@ def clipped_pieces(
     >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist()))
     [(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)]
     """
-    tree = shapely.STRtree(features)
-    zone_i, feat_i = tree.query(zones, predicate="intersects")  # zones are prepared
+    # Candidates by bounding box from a tree of the (few) zones, then the
+    # prepared zones settle the common case, a feature wholly inside one zone;
+    # only the rest is tested for intersection and clipped.
+    feat_i, zone_i = shapely.STRtree(zones).query(features)
     zone_i = zone_i.astype(np.intp)
     feat_i = feat_i.astype(np.intp)
     shapely.prepare(zones)
     inside = shapely.contains_properly(zones[zone_i], features[feat_i])
-    values = np.empty(len(zone_i), dtype=np.float64)
+    rest = np.nonzero(~inside)[0]
+    rest = rest[shapely.intersects(zones[zone_i[rest]], features[feat_i[rest]])]
+    keep = inside.copy()
+    keep[rest] = True
+    values = np.zeros(len(zone_i), dtype=np.float64)
     values[inside] = measure(features[feat_i[inside]])
-    cross = ~inside
-    values[cross] = measure(_intersection(features[feat_i[cross]], zones[zone_i[cross]]))
-    return Pieces(zone_i, feat_i, values)
+    values[rest] = measure(_intersection(features[feat_i[rest]], zones[zone_i[rest]]))
+    return Pieces(zone_i[keep], feat_i[keep], values[keep])
 
 
 def _intersection(a: Geoms, b: Geoms) -> Geoms:
@@ -144,6 +149,13 @@ def largest_share(pieces: Pieces, n_features: int) -> npt.NDArray[np.intp]:
     [1, -1, -1]
     """
     owner = np.full(n_features, -1, dtype=np.intp)
+    if len(pieces.zone) == 0:
+        return owner
+    # Most features lie in one zone: settle them without sorting.
+    single = np.bincount(pieces.feature, minlength=n_features)[pieces.feature] == 1
+    alone = single & (pieces.measure > 0)
+    owner[pieces.feature[alone]] = pieces.zone[alone]
+    pieces = Pieces(pieces.zone[~single], pieces.feature[~single], pieces.measure[~single])
     if len(pieces.zone) == 0:
         return owner
     order = np.lexsort((pieces.zone, -pieces.measure, pieces.feature))

@@ -86,14 +86,28 @@ def floor_counts(buildings: pd.DataFrame, *, floor_height_m: float = 3.0) -> pd.
     fh = _check_floor_height(floor_height_m)
     floors = _positive(buildings, "floors")
     height = _positive(buildings, "height_m")
-    derived = np.maximum(np.floor(height / fh + 0.5), 1.0)
     known = ~np.isnan(floors)
     from_height = ~known & ~np.isnan(height)
     source = np.where(known, "floors", np.where(from_height, "height", "unknown"))
     return pd.DataFrame(
-        {"floors": np.where(known, floors, derived), "floors_source": source},
+        {"floors": _floors_used(floors, height, fh), "floors_source": source},
         index=buildings.index,
     )
+
+
+def _floors_used(
+    floors: npt.NDArray[np.float64], height: npt.NDArray[np.float64], fh: float
+) -> npt.NDArray[np.float64]:
+    """Known floors, else height / storey height rounded half up (at least 1), else NaN."""
+    derived = np.maximum(np.floor(height / fh + 0.5), 1.0)
+    return np.where(np.isnan(floors), derived, floors)
+
+
+def _heights_used(
+    floors: npt.NDArray[np.float64], height: npt.NDArray[np.float64], fh: float
+) -> npt.NDArray[np.float64]:
+    """Known height, else floors times storey height, else NaN."""
+    return np.where(np.isnan(height), floors * fh, height)
 
 
 def building_heights(buildings: pd.DataFrame, *, floor_height_m: float = 3.0) -> pd.DataFrame:
@@ -131,7 +145,7 @@ def building_heights(buildings: pd.DataFrame, *, floor_height_m: float = 3.0) ->
     from_floors = ~known & ~np.isnan(floors)
     source = np.where(known, "height", np.where(from_floors, "floors", "unknown"))
     return pd.DataFrame(
-        {"height_m": np.where(known, height, floors * fh), "height_source": source},
+        {"height_m": _heights_used(floors, height, fh), "height_source": source},
         index=buildings.index,
     )
 
@@ -214,16 +228,18 @@ def building_indicators(
     geoms = geometry_array(buildings)
     n = len(zone_geoms)
     area = zone_areas(zone_geoms)
-    floors = floor_counts(buildings, floor_height_m=floor_height_m)
-    heights = building_heights(buildings, floor_height_m=floor_height_m)
+    fh = _check_floor_height(floor_height_m)
+    floors_given = _positive(buildings, "floors")
+    height_given = _positive(buildings, "height_m")
+    no_floors, no_height = np.isnan(floors_given), np.isnan(height_given)
     pieces = clipped_pieces(zone_geoms, geoms)
     owner = largest_share(pieces, len(geoms))
 
-    footprint = np.bincount(pieces.zone, weights=pieces.measure, minlength=n)
-    floor_values = floors["floors"].to_numpy(dtype=np.float64)[pieces.feature]
+    footprint = np.bincount(pieces.zone, weights=pieces.measure, minlength=n).astype(np.float64)
+    floor_values = _floors_used(floors_given, height_given, fh)[pieces.feature]
     gfa = np.bincount(
         pieces.zone, weights=np.nan_to_num(pieces.measure * floor_values), minlength=n
-    )
+    ).astype(np.float64)
     out: dict[str, Any] = {
         "building_count": _count(owner, np.ones(len(geoms), dtype=bool), n),
         "footprint_m2": footprint,
@@ -231,11 +247,10 @@ def building_indicators(
         "far": per_area(gfa, area),
         "coverage": per_area(footprint, area),
     }
-    out.update(_height_stats(owner, heights["height_m"].to_numpy(dtype=np.float64), n))
-    floors_source = floors["floors_source"].to_numpy()
-    out["floors_from_height"] = _count(owner, floors_source == "height", n)
-    out["height_from_floors"] = _count(owner, heights["height_source"].to_numpy() == "floors", n)
-    out["floors_unknown"] = _count(owner, floors_source == "unknown", n)
+    out.update(_height_stats(owner, _heights_used(floors_given, height_given, fh), n))
+    out["floors_from_height"] = _count(owner, no_floors & ~no_height, n)
+    out["height_from_floors"] = _count(owner, no_height & ~no_floors, n)
+    out["floors_unknown"] = _count(owner, no_floors & no_height, n)
     if "population" in buildings.columns:
         out["population"] = _population(
             buildings, geoms, pieces.zone, pieces.feature, pieces.measure, n
@@ -275,4 +290,6 @@ def _population(
     )
     footprint = np.asarray(shapely.area(geoms), dtype=np.float64)[feature]
     share = per_area(measure, footprint)
-    return np.bincount(zone, weights=np.nan_to_num(people[feature] * share), minlength=n)
+    return np.bincount(zone, weights=np.nan_to_num(people[feature] * share), minlength=n).astype(
+        np.float64
+    )

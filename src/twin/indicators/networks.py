@@ -72,12 +72,15 @@ def network_lengths(
     n = len(zone_geoms)
     pieces = clipped_pieces(zone_geoms, geometry_array(lines), measure=shapely.length)
     km = pieces.measure / 1000.0
-    out: dict[str, Any] = {"length_km": np.bincount(pieces.zone, weights=km, minlength=n)}
+    total = np.bincount(pieces.zone, weights=km, minlength=n).astype(np.float64)
+    out: dict[str, Any] = {"length_km": total}
     if by is not None:
         labels = lines[by].astype(object).where(lines[by].notna(), "unknown").astype(str)
         codes, values = pd.factorize(labels, sort=True)
         of_piece = codes[pieces.feature]
         for code, value in enumerate(values):
             mask = of_piece == code
-            out[f"{value}_km"] = np.bincount(pieces.zone[mask], weights=km[mask], minlength=n)
+            out[f"{value}_km"] = np.bincount(
+                pieces.zone[mask], weights=km[mask], minlength=n
+            ).astype(np.float64)
     return pd.DataFrame(out, index=zones.index)
