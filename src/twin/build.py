@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from geopandas import GeoDataFrame
 
-from twin.relate import largest_share, nearest_within
+from twin.relate import largest_share, nearest_within, single_parts
 from twin.store import schema
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class _LayerCache:
 
     def get(self, layer: str) -> GeoDataFrame:
         if layer not in self.frames:
-            self.frames[layer] = self.city.layer(layer, columns=[])
+            self.frames[layer] = single_parts(self.city.layer(layer, columns=[]))
         return self.frames[layer]
 
 

@@ -162,7 +162,8 @@ def prepare_import(
     kept = pd.isna(reasons)
     _record_rejections(report, frame, reasons, spec, data)
     report.repaired = int((repaired & kept).sum())
-    frame = frame.loc[kept].reset_index(drop=True)
+    if not kept.all():
+        frame = frame.loc[kept].reset_index(drop=True)
     report.imported = len(frame)
     report.classification = _classification(spec, kind, frame, report)
     report.seconds = time.perf_counter() - started
@@ -266,7 +267,7 @@ def _apply_mapping(
 
 
 def _check_ids(ids: pd.Series, reasons: np.ndarray, report: ImportReport) -> None:
-    text = ids.astype(str).str.strip()
+    text = (ids if pd.api.types.is_string_dtype(ids) else ids.astype(str)).str.strip()
     blank = (ids.isna() | text.isin(["", "nan", "None"])).to_numpy()
     note(reasons, blank, f"empty id in field {ids.name}")
     candidates = text.where(pd.isna(reasons))

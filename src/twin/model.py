@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyproj
-import shapely
 
 from twin import history
 from twin.build import BuildReport
@@ -31,6 +29,7 @@ from twin.store.gpkg import GpkgStore, create_file, history_table, write_table
 __all__ = ["LayerInfo", "Twin"]
 
 DateLike = str | date | datetime | pd.Timestamp
+_MS_UTC = pd.DatetimeTZDtype(unit="ms", tz="UTC")  # what a GeoPackage DATETIME holds
 
 
 @dataclass(frozen=True)
@@ -156,6 +155,10 @@ class Twin:
     def layers(self) -> list[str]:
         """Layer names, in the order they were first imported."""
         return list(self.store.query("SELECT name FROM twin_layers ORDER BY created")["name"])
+
+    def layer_names(self, kind: str | None = None) -> list[str]:
+        """Layer names, optionally only those of one kind (``layer_names("grid")``)."""
+        return [i.name for i in self.layer_infos() if kind is None or i.kind == kind]
 
     def info(self, layer: str) -> LayerInfo:
         """Metadata of ``layer``: kind, category, classification, count, extent…"""
@@ -349,10 +352,11 @@ class Twin:
             if exists:
                 current = GpkgStore(work).read_table(spec.layer)
                 changes = history.compare(current, frame, now)
-                frame = frame.assign(valid_from=pd.to_datetime(changes.valid_from, utc=True))
+                starts = pd.to_datetime(pd.Series(changes.valid_from, index=frame.index), utc=True)
+                frame = frame.assign(valid_from=starts.astype(_MS_UTC))
             else:
                 changes = None
-                frame = frame.assign(valid_from=now)
+                frame = frame.assign(valid_from=pd.Series(now, index=frame.index).astype(_MS_UTC))
             write_table(work, spec.layer, frame)
             if changes is not None and len(changes.retired):
                 retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
@@ -516,18 +520,7 @@ def _layer_info(row: pd.Series) -> LayerInfo:
 
 
 def _restore_types(frame: gpd.GeoDataFrame, kind_name: str) -> gpd.GeoDataFrame:
-    """Give declared fields their dtypes back, and one-part multi-geometries their part.
-
-    A GeoPackage layer has one geometry type, so a few multi-part footprints make
-    every footprint a MultiPolygon on disk; GEOS is markedly slower on those.
-    """
-    values = np.asarray(frame.geometry.array)
-    one_part = np.isin(shapely.get_type_id(values), (5, 6))
-    one_part &= shapely.get_num_geometries(values) == 1
-    if one_part.any():
-        values = values.copy()
-        values[one_part] = shapely.get_geometry(values[one_part], 0)
-        frame = frame.set_geometry(gpd.GeoSeries(values, index=frame.index, crs=frame.crs))
+    """Give declared integer and boolean fields back their nullable dtypes."""
     kind = get_kind(kind_name)
     for spec in kind.fields:
         if spec.name not in frame.columns:

@@ -132,7 +132,7 @@ def convert_fields(frame: _Frame, kind: LayerKind, reasons: np.ndarray) -> _Fram
 
     Fields the kind does not declare are left exactly as they came.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never changed in place
     for spec in kind.fields:
         if spec.name not in out.columns:
             continue

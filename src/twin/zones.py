@@ -26,7 +26,7 @@ def zone_layer(city: Twin, by: str) -> str:
     infos = city.layer_infos()
     if by in {i.name for i in infos if i.kind in ZONE_KINDS}:
         return by
-    names = [i.name for i in infos if i.kind == by]
+    names = city.layer_names(by)
     if by in ZONE_KINDS and len(names) > 1:
         raise UsageError(
             f"the twin has several {by} layers ({', '.join(names)}): name one with --by NAME"

@@ -105,6 +105,15 @@ def progress_callback(
     return update, close
 
 
+def only_layer_of_kind(city: Any, kind: str, option: str) -> str:
+    """The twin's one layer of ``kind``; several or none is a usage error naming ``option``."""
+    names = city.layer_names(kind)
+    if len(names) != 1:
+        found = ", ".join(names) if names else "none"
+        raise UsageError(f"say which {kind} layer with {option} ({kind} layers: {found})")
+    return str(names[0])
+
+
 def show_progress(json_output: bool) -> bool:
     """Progress bars go to a terminal only, never with ``--json`` or ``-q``."""
     return err.is_terminal and not json_output and State.verbosity >= 0

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
 from twin.compliance import plan_compliance
-from twin.errors import UsageError
 from twin.io.export import write_layer
 from twin.model import Twin
 
@@ -40,8 +39,8 @@ def check(
     Example: [bold]twin check chengdu.twin.gpkg --out compliance.gpkg[/bold]
     """
     city = Twin.open(twin_path)
-    parcel_layer = parcels or _only(city, "parcel")
-    building_layer = buildings or _only(city, "building")
+    parcel_layer = parcels or only_layer_of_kind(city, "parcel", "--parcels")
+    building_layer = buildings or only_layer_of_kind(city, "building", "--buildings")
     table = plan_compliance(
         city.layer(parcel_layer),
         city.layer(building_layer),
@@ -90,15 +89,6 @@ def _print(table: object, counts: dict[str, int], output: Path | None) -> None:
         out.print(f"… and {len(table) - _SHOWN} more (all of them with --json or --out)")
     if output is not None:
         out.print(f"wrote {len(table)} rows to {output}")
-
-
-def _only(city: Twin, kind: str) -> str:
-    names = [info.name for info in city.layer_infos() if info.kind == kind]
-    if len(names) != 1:
-        raise UsageError(
-            f"say which {kind} layer with --{kind}s ({kind} layers: {', '.join(names) or 'none'})"
-        )
-    return names[0]
 
 
 def register(app: typer.Typer) -> None:

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from twin.cli._common import JsonOpt, TwinArg, out, print_json
-from twin.errors import UsageError
+from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
 from twin.grid import grid_from_districts
 from twin.model import Twin
 
@@ -28,7 +27,7 @@ def grid(
     Example: [bold]twin grid chengdu.twin.gpkg --cell-m 500 && twin build chengdu.twin.gpkg[/bold]
     """
     city = Twin.open(twin_path)
-    source = districts or _district_layer(city)
+    source = districts or only_layer_of_kind(city, "district", "--districts")
     cells = grid_from_districts(city.layer(source), cell_m=cell_m)
     report = city.import_frame(
         cells,
@@ -44,14 +43,6 @@ def grid(
         f"{layer}: {report.imported:,} cells of {cell_m:g} m from {source} "
         f"(added {report.added}, changed {report.changed}, removed {report.removed})"
     )
-
-
-def _district_layer(city: Twin) -> str:
-    names = [info.name for info in city.layer_infos() if info.kind == "district"]
-    if len(names) != 1:
-        found = ", ".join(names) if names else "none"
-        raise UsageError(f"say which district layer with --districts (district layers: {found})")
-    return names[0]
 
 
 def register(app: typer.Typer) -> None:

@@ -286,8 +286,10 @@ def _vertices(inp: _Inp) -> dict[str, list[tuple[float, float]]]:
         tokens = inp.need(record, 3, "VERTICES", "Link X Y")
         lineno = record[0]
         vertices.setdefault(tokens[0], []).append(
-            (inp.number(lineno, tokens[1], "X coordinate"),
-             inp.number(lineno, tokens[2], "Y coordinate"))
+            (
+                inp.number(lineno, tokens[1], "X coordinate"),
+                inp.number(lineno, tokens[2], "Y coordinate"),
+            )
         )
     return vertices
 
@@ -297,9 +299,7 @@ def _link_lines(inp: _Inp, links: list[tuple[str, str, str]]) -> list[LineString
     coords = _coordinates(inp)
     _require_coordinates(inp, coords, (n for _, a, b in links for n in (a, b)))
     vertices = _vertices(inp)
-    return [
-        LineString([coords[a], *vertices.get(link, []), coords[b]]) for link, a, b in links
-    ]
+    return [LineString([coords[a], *vertices.get(link, []), coords[b]]) for link, a, b in links]
 
 
 def _link_midpoints(inp: _Inp, links: list[tuple[str, str, str]]) -> list[Point]:
@@ -355,19 +355,32 @@ def _pipes(inp: _Inp) -> gpd.GeoDataFrame:
         tokens = inp.need(record, 6, "PIPES", "ID Node1 Node2 Length Diameter Roughness")
         lineno = record[0]
         minor, status = _pipe_status(inp, lineno, tokens)
-        rows.append({
-            "id": tokens[0], "network": "water",
-            "diameter_mm": inp.number(lineno, tokens[4], "diameter") * inp.diameter_mm,
-            "length_m": inp.number(lineno, tokens[3], "length") * inp.length_m,
-            "roughness": inp.number(lineno, tokens[5], "roughness") * _roughness_factor(inp),
-            "status": status, "from_node": tokens[1], "to_node": tokens[2],
-            "minor_loss": minor, "headloss_formula": inp.headloss,
-        })
+        rows.append(
+            {
+                "id": tokens[0],
+                "network": "water",
+                "diameter_mm": inp.number(lineno, tokens[4], "diameter") * inp.diameter_mm,
+                "length_m": inp.number(lineno, tokens[3], "length") * inp.length_m,
+                "roughness": inp.number(lineno, tokens[5], "roughness") * _roughness_factor(inp),
+                "status": status,
+                "from_node": tokens[1],
+                "to_node": tokens[2],
+                "minor_loss": minor,
+                "headloss_formula": inp.headloss,
+            }
+        )
         links.append((tokens[0], tokens[1], tokens[2]))
     columns = {
-        "id": "str", "network": "str", "diameter_mm": "float", "length_m": "float",
-        "roughness": "float", "status": "str", "from_node": "str", "to_node": "str",
-        "minor_loss": "float", "headloss_formula": "str",
+        "id": "str",
+        "network": "str",
+        "diameter_mm": "float",
+        "length_m": "float",
+        "roughness": "float",
+        "status": "str",
+        "from_node": "str",
+        "to_node": "str",
+        "minor_loss": "float",
+        "headloss_formula": "str",
     }
     return _frame(rows, columns, _link_lines(inp, links))
 
@@ -392,12 +405,15 @@ def _junctions(inp: _Inp) -> gpd.GeoDataFrame:
         tokens = inp.need(record, 2, "JUNCTIONS", "ID Elevation")
         lineno = record[0]
         demand = inp.number(lineno, tokens[2], "demand") if len(tokens) > 2 else 0.0
-        rows.append({
-            "id": tokens[0], "network": "water",
-            "elevation_m": inp.number(lineno, tokens[1], "elevation") * inp.length_m,
-            # as in EPANET, demands listed in [DEMANDS] replace the one in [JUNCTIONS]
-            "base_demand_lps": demands.get(tokens[0], demand) * lps,
-        })
+        rows.append(
+            {
+                "id": tokens[0],
+                "network": "water",
+                "elevation_m": inp.number(lineno, tokens[1], "elevation") * inp.length_m,
+                # as in EPANET, demands listed in [DEMANDS] replace the one in [JUNCTIONS]
+                "base_demand_lps": demands.get(tokens[0], demand) * lps,
+            }
+        )
     columns = {"id": "str", "network": "str", "elevation_m": "float", "base_demand_lps": "float"}
     return _frame(rows, columns, _node_points(inp, [str(r["id"]) for r in rows]))
 
@@ -407,22 +423,40 @@ def _sources(inp: _Inp) -> gpd.GeoDataFrame:
     for record in inp.records("RESERVOIRS"):
         tokens = inp.need(record, 2, "RESERVOIRS", "ID Head")
         head = inp.number(record[0], tokens[1], "head") * inp.length_m
-        rows.append({"id": tokens[0], "source_type": "reservoir", "network": "water",
-                     "elevation_m": head})
+        rows.append(
+            {"id": tokens[0], "source_type": "reservoir", "network": "water", "elevation_m": head}
+        )
     layout = "ID Elevation InitLevel MinLevel MaxLevel Diameter"
     for record in inp.records("TANKS"):
         tokens = inp.need(record, 6, "TANKS", layout)
-        values = [inp.number(record[0], t, what) * inp.length_m for t, what in zip(
-            tokens[1:6], ("elevation", "initial level", "minimum level", "maximum level",
-                          "diameter"), strict=True)]
-        rows.append({
-            "id": tokens[0], "source_type": "tank", "network": "water",
-            "elevation_m": values[0], "init_level_m": values[1], "min_level_m": values[2],
-            "max_level_m": values[3], "tank_diameter_m": values[4],
-        })
+        values = [
+            inp.number(record[0], t, what) * inp.length_m
+            for t, what in zip(
+                tokens[1:6],
+                ("elevation", "initial level", "minimum level", "maximum level", "diameter"),
+                strict=True,
+            )
+        ]
+        rows.append(
+            {
+                "id": tokens[0],
+                "source_type": "tank",
+                "network": "water",
+                "elevation_m": values[0],
+                "init_level_m": values[1],
+                "min_level_m": values[2],
+                "max_level_m": values[3],
+                "tank_diameter_m": values[4],
+            }
+        )
     columns = {
-        "id": "str", "source_type": "str", "network": "str", "elevation_m": "float",
-        "init_level_m": "float", "min_level_m": "float", "max_level_m": "float",
+        "id": "str",
+        "source_type": "str",
+        "network": "str",
+        "elevation_m": "float",
+        "init_level_m": "float",
+        "min_level_m": "float",
+        "max_level_m": "float",
         "tank_diameter_m": "float",
     }
     return _frame(rows, columns, _node_points(inp, [str(r["id"]) for r in rows]))
@@ -440,16 +474,26 @@ def _valves(inp: _Inp) -> gpd.GeoDataFrame:
                 lineno, f"valve type {tokens[4]!r} is not one of {', '.join(VALVE_TYPES)}"
             )
         closed = inp.status.get(tokens[0]) == "CLOSED"
-        rows.append({
-            "id": tokens[0], "network": "water", "valve_type": valve_type,
-            "diameter_mm": inp.number(lineno, tokens[3], "diameter") * inp.diameter_mm,
-            "status": "closed" if closed else "open",
-            "from_node": tokens[1], "to_node": tokens[2],
-        })
+        rows.append(
+            {
+                "id": tokens[0],
+                "network": "water",
+                "valve_type": valve_type,
+                "diameter_mm": inp.number(lineno, tokens[3], "diameter") * inp.diameter_mm,
+                "status": "closed" if closed else "open",
+                "from_node": tokens[1],
+                "to_node": tokens[2],
+            }
+        )
         links.append((tokens[0], tokens[1], tokens[2]))
     columns = {
-        "id": "str", "network": "str", "valve_type": "str", "diameter_mm": "float",
-        "status": "str", "from_node": "str", "to_node": "str",
+        "id": "str",
+        "network": "str",
+        "valve_type": "str",
+        "diameter_mm": "float",
+        "status": "str",
+        "from_node": "str",
+        "to_node": "str",
     }
     return _frame(rows, columns, _link_midpoints(inp, links))
 
@@ -495,15 +539,28 @@ def _pumps(inp: _Inp) -> gpd.GeoDataFrame:
         options = _pump_options(inp, record)
         power = options.get("POWER")
         closed = _pump_closed(inp.status.get(tokens[0], "OPEN"))
-        rows.append({
-            "id": tokens[0], "network": "water", "from_node": tokens[1], "to_node": tokens[2],
-            "power_kw": None if power is None else inp.number(lineno, power, "power") * kw_per_unit,
-            "head_curve": options.get("HEAD"), "status": "closed" if closed else "open",
-        })
+        rows.append(
+            {
+                "id": tokens[0],
+                "network": "water",
+                "from_node": tokens[1],
+                "to_node": tokens[2],
+                "power_kw": None
+                if power is None
+                else inp.number(lineno, power, "power") * kw_per_unit,
+                "head_curve": options.get("HEAD"),
+                "status": "closed" if closed else "open",
+            }
+        )
         links.append((tokens[0], tokens[1], tokens[2]))
     columns = {
-        "id": "str", "network": "str", "from_node": "str", "to_node": "str",
-        "power_kw": "float", "head_curve": "str", "status": "str",
+        "id": "str",
+        "network": "str",
+        "from_node": "str",
+        "to_node": "str",
+        "power_kw": "float",
+        "head_curve": "str",
+        "status": "str",
     }
     return _frame(rows, columns, _link_midpoints(inp, links))
 

@@ -42,7 +42,13 @@ log = logging.getLogger(__name__)
 Tags = dict[str, str]
 
 POI_KEYS = (
-    "amenity", "shop", "tourism", "leisure", "office", "healthcare", "emergency",
+    "amenity",
+    "shop",
+    "tourism",
+    "leisure",
+    "office",
+    "healthcare",
+    "emergency",
     "public_transport",
 )
 MPH_KMH = 1.609344
@@ -128,9 +134,10 @@ def _oneway(tags: Tags) -> int:
     """
     value = tags.get("oneway")
     if value is None:
-        implied = tags.get("highway") in ("motorway", "motorway_link") or tags.get(
-            "junction"
-        ) in ("roundabout", "circular")
+        implied = tags.get("highway") in ("motorway", "motorway_link") or tags.get("junction") in (
+            "roundabout",
+            "circular",
+        )
         return 1 if implied else 0
     value = value.strip().lower()
     if value in _TRUE:

@@ -29,12 +29,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate the synthetic sample city and write it as a municipal delivery.",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the files into")
-    parser.add_argument("--buildings", type=int, default=3000, metavar="N",
-                        help="number of buildings (default: 3000)")
-    parser.add_argument("--seed", type=int, default=42, metavar="S",
-                        help="random seed (default: 42)")
-    parser.add_argument("--formats", choices=FORMATS, default="delivery",
-                        help="delivery files (default) or one city.gpkg")
+    parser.add_argument(
+        "--buildings",
+        type=int,
+        default=3000,
+        metavar="N",
+        help="number of buildings (default: 3000)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, metavar="S", help="random seed (default: 42)"
+    )
+    parser.add_argument(
+        "--formats",
+        choices=FORMATS,
+        default="delivery",
+        help="delivery files (default) or one city.gpkg",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
 

@@ -36,18 +36,75 @@ BoolArray = npt.NDArray[np.bool_]
 
 # Per land use: floors range, storey height range (m).
 _FLOORS = np.array(
-    [[1, 3], [6, 33], [2, 7], [2, 30], [8, 45], [3, 12], [1, 4], [3, 5], [4, 15], [1, 2],
-     [1, 1], [1, 1], [1, 2], [1, 1]], dtype=float
+    [
+        [1, 3],
+        [6, 33],
+        [2, 7],
+        [2, 30],
+        [8, 45],
+        [3, 12],
+        [1, 4],
+        [3, 5],
+        [4, 15],
+        [1, 2],
+        [1, 1],
+        [1, 1],
+        [1, 2],
+        [1, 1],
+    ],
+    dtype=float,
 )
 _STOREY = np.array(
-    [[3.0, 3.3], [2.9, 3.1], [2.8, 3.1], [3.8, 4.5], [3.6, 4.2], [3.6, 4.0], [4.5, 6.0],
-     [3.6, 3.9], [3.9, 4.2], [4.5, 6.0], [3.0, 3.0], [3.0, 3.0], [4.0, 5.0], [3.0, 3.0]]
+    [
+        [3.0, 3.3],
+        [2.9, 3.1],
+        [2.8, 3.1],
+        [3.8, 4.5],
+        [3.6, 4.2],
+        [3.6, 4.0],
+        [4.5, 6.0],
+        [3.6, 3.9],
+        [3.9, 4.2],
+        [4.5, 6.0],
+        [3.0, 3.0],
+        [3.0, 3.0],
+        [4.0, 5.0],
+        [3.0, 3.0],
+    ]
 )
 #: Building use (用途) per land use, in LAND_USES order.
-USE_ZH = ("住宅", "住宅", "住宅", "商业", "商务办公", "行政办公", "文化", "教育", "医疗",
-          "工业", "公园管理", "交通", "公用设施", "水务")
-_NAME_SUFFIX = ("栋", "栋", "栋", "号楼", "座", "号楼", "馆", "号教学楼", "号住院楼",
-                "号厂房", "号楼", "号楼", "号机房", "号楼")
+USE_ZH = (
+    "住宅",
+    "住宅",
+    "住宅",
+    "商业",
+    "商务办公",
+    "行政办公",
+    "文化",
+    "教育",
+    "医疗",
+    "工业",
+    "公园管理",
+    "交通",
+    "公用设施",
+    "水务",
+)
+_NAME_SUFFIX = (
+    "栋",
+    "栋",
+    "栋",
+    "号楼",
+    "座",
+    "号楼",
+    "馆",
+    "号教学楼",
+    "号住院楼",
+    "号厂房",
+    "号楼",
+    "号楼",
+    "号机房",
+    "号楼",
+)
 HEIGHT_KNOWN_SHARE = 0.6
 FLOORS_MISSING_SHARE = 0.1
 NAMED_SHARE = 0.3
@@ -149,7 +206,10 @@ def _far(
 
 
 def _hold_to_far(
-    floors: FloatArray, area: FloatArray, parcel: IntArray, parcel_area: FloatArray,
+    floors: FloatArray,
+    area: FloatArray,
+    parcel: IntArray,
+    parcel_area: FloatArray,
     far_limit: FloatArray,
 ) -> FloatArray:
     """Lower floors so each parcel stays at 95 % of its FAR limit (one floor at least)."""
@@ -160,7 +220,10 @@ def _hold_to_far(
 
 
 def _over_far_parcels(
-    far: FloatArray, fp: Footprints, n_parcels: int, over_height: BoolArray,
+    far: FloatArray,
+    fp: Footprints,
+    n_parcels: int,
+    over_height: BoolArray,
     rng: np.random.Generator,
 ) -> IntArray:
     """Choose ~1 % of the built parcels (2 at least) to get a FAR limit below their FAR."""
@@ -190,4 +253,3 @@ def _names(fp: Footprints, parcels: Parcels, rng: np.random.Generator) -> npt.ND
     out = np.full(n, None, dtype=object)
     out[idx] = names.astype(object)
     return out
-

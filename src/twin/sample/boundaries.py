@@ -133,10 +133,10 @@ def box_polygon(ext: FloatArray, box: Box) -> shapely.Polygon:
     i0, i1, j0, j1 = box
     ring = np.concatenate(
         [
-            ext[i0:i1 + 1, j0],
-            ext[i1, j0 + 1:j1 + 1],
-            ext[i1 - 1:(i0 - 1 if i0 > 0 else None):-1, j1],
-            ext[i0, j1 - 1:j0:-1],
+            ext[i0 : i1 + 1, j0],
+            ext[i1, j0 + 1 : j1 + 1],
+            ext[i1 - 1 : (i0 - 1 if i0 > 0 else None) : -1, j1],
+            ext[i0, j1 - 1 : j0 : -1],
         ]
     )
     return shapely.Polygon(ring)
@@ -180,9 +180,7 @@ def grids_frame(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) ->
     geoms: list[shapely.Polygon] = []
     for k, (i0, i1, j0, j1) in enumerate(plan.boxes):
         cells = [
-            (a, b, c, d)
-            for a, b in _spans(x_lines, i0, i1)
-            for c, d in _spans(y_lines, j0, j1)
+            (a, b, c, d) for a, b in _spans(x_lines, i0, i1) for c, d in _spans(y_lines, j0, j1)
         ]
         width = max(3, len(str(len(cells))))
         communities = rng.choice(len(FIRST) * len(SECOND), size=len(cells) // 4 + 1)

@@ -178,9 +178,19 @@ def _fronts(parcels: Parcels, parcel: IntArray, edge: IntArray, skip: FloatArray
     capacity = np.floor((room + gap) / np.maximum(w_mean + gap, 1.0))
     capacity = np.clip(capacity, 0, _T["cap"][lu]).astype(np.int64)
     return {
-        "parcel": parcel, "edge": edge, "origin": c0, "eu": eu, "ev": ev, "ua": ua, "ub": ub,
-        "depth": depth, "capacity": capacity, "band": band, "rows": n_rows,
-        "setback": setback, "gap": gap,
+        "parcel": parcel,
+        "edge": edge,
+        "origin": c0,
+        "eu": eu,
+        "ev": ev,
+        "ua": ua,
+        "ub": ub,
+        "depth": depth,
+        "capacity": capacity,
+        "band": band,
+        "rows": n_rows,
+        "setback": setback,
+        "gap": gap,
     }
 
 
@@ -314,9 +324,11 @@ def _place(
     width = rng.uniform(_T["w_lo"][lu], _T["w_hi"][lu])
     d_hi = np.maximum(np.minimum(_T["d_hi"][lu], strips.depth[s]), _T["d_lo"][lu] * 0.8)
     depth = rng.uniform(np.minimum(_T["d_lo"][lu], d_hi), d_hi)
-    room = strips.ub - strips.ua - np.maximum(counts - 1, 0) * _T["gap"][
-        parcels.land_use[strips.parcel]
-    ]
+    room = (
+        strips.ub
+        - strips.ua
+        - np.maximum(counts - 1, 0) * _T["gap"][parcels.land_use[strips.parcel]]
+    )
     sum_w = np.bincount(s, width, minlength=counts.size)
     scale = np.where(sum_w > room, room / np.maximum(sum_w, 1e-9), 1.0)
     width *= scale[s]
@@ -387,9 +399,9 @@ def _geometries(
     return out
 
 
-def _box(u0: FloatArray, u1: FloatArray, v0: FloatArray, v1: FloatArray) -> tuple[
-    FloatArray, FloatArray
-]:
+def _box(
+    u0: FloatArray, u1: FloatArray, v0: FloatArray, v1: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """Closed counter-clockwise rectangle rings as (u, v) arrays of shape (n, 5)."""
     u = np.stack([u0, u1, u1, u0, u0], axis=1)
     v = np.stack([v0, v0, v1, v1, v0], axis=1)
@@ -454,9 +466,7 @@ def _make_straddlers(
                 break
 
 
-def _orphans(
-    layout: Layout, n: int, rng: np.random.Generator
-) -> tuple[ObjArray, IntArray]:
+def _orphans(layout: Layout, n: int, rng: np.random.Generator) -> tuple[ObjArray, IntArray]:
     """Village houses just south of the southern edge road, on no parcel."""
     slots = -(-n // layout.nx)  # houses per edge segment, at most
     pick = rng.permutation(layout.nx * slots)[:n]

@@ -32,8 +32,17 @@ log = logging.getLogger(__name__)
 
 #: The layers of the city, in the order they are returned and delivered.
 LAYERS = (
-    "parcels", "buildings", "roads", "water_pipes", "gas_pipes", "valves", "sources",
-    "sensors", "cameras", "districts", "grids",
+    "parcels",
+    "buildings",
+    "roads",
+    "water_pipes",
+    "gas_pipes",
+    "valves",
+    "sources",
+    "sensors",
+    "cameras",
+    "districts",
+    "grids",
 )
 MIN_BUILDINGS = 100
 _ATTEMPTS = 6

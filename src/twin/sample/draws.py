@@ -37,8 +37,14 @@ def stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def exact_mask(rng: np.random.Generator, n: int, share: float, *, among: BoolArray | None = None,
-               force: BoolArray | None = None) -> BoolArray:
+def exact_mask(
+    rng: np.random.Generator,
+    n: int,
+    share: float,
+    *,
+    among: BoolArray | None = None,
+    force: BoolArray | None = None,
+) -> BoolArray:
     """Return a mask with exactly ``round(share * n)`` True values, placed at random.
 
     Parameters

@@ -160,8 +160,21 @@ def layout_for(n_buildings: int, rng: np.random.Generator, *, scale: float = 1.0
     v_oneway = _oneway_lines(v_line, rng)
     h_oneway = _oneway_lines(h_line, rng)
     return Layout(
-        nx, ny, nodes, ci, cj, river_row, h_class, v_class, h_ring, v_ring,
-        h_exists, v_exists, h_oneway, v_oneway, roll,
+        nx,
+        ny,
+        nodes,
+        ci,
+        cj,
+        river_row,
+        h_class,
+        v_class,
+        h_ring,
+        v_ring,
+        h_exists,
+        v_exists,
+        h_oneway,
+        v_oneway,
+        roll,
     )
 
 
@@ -183,9 +196,7 @@ def _nodes(
     return np.round(nodes, 3)
 
 
-def _line_classes(
-    nx: int, ci: int, river_row: int, ny: int, cj: int
-) -> tuple[IntArray, IntArray]:
+def _line_classes(nx: int, ci: int, river_row: int, ny: int, cj: int) -> tuple[IntArray, IntArray]:
     """Class of each vertical and horizontal grid line (rings applied later)."""
 
     def classes(n: int, c: int) -> IntArray:

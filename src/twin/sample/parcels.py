@@ -33,10 +33,20 @@ BoolArray = npt.NDArray[np.bool_]
 #: GB 50137-2011 land-use codes used by the sample (用地性质).
 LAND_USES = ("R1", "R2", "R3", "B1", "B2", "A1", "A2", "A3", "A5", "M1", "G1", "S4", "U1", "E1")
 LAND_USE_ZH = {
-    "R1": "一类居住用地", "R2": "二类居住用地", "R3": "三类居住用地", "B1": "商业用地",
-    "B2": "商务用地", "A1": "行政办公用地", "A2": "文化设施用地", "A3": "教育科研用地",
-    "A5": "医疗卫生用地", "M1": "一类工业用地", "G1": "公园绿地", "S4": "交通场站用地",
-    "U1": "供应设施用地", "E1": "水域",
+    "R1": "一类居住用地",
+    "R2": "二类居住用地",
+    "R3": "三类居住用地",
+    "B1": "商业用地",
+    "B2": "商务用地",
+    "A1": "行政办公用地",
+    "A2": "文化设施用地",
+    "A3": "教育科研用地",
+    "A5": "医疗卫生用地",
+    "M1": "一类工业用地",
+    "G1": "公园绿地",
+    "S4": "交通场站用地",
+    "U1": "供应设施用地",
+    "E1": "水域",
 }
 LU = {code: k for k, code in enumerate(LAND_USES)}
 # Share of parcels per land use, and how it changes from the centre (-) to the edge (+).
@@ -44,23 +54,75 @@ _SHARE = np.array([3, 32, 5, 12, 5, 3, 2, 5, 2, 8, 11, 4, 2, 0], dtype=float)
 _RADIAL = np.array([0.5, 0.0, -0.3, -1.2, -2.0, -0.3, -0.5, 0.0, 0.0, 2.5, 0.0, 0.3, 0.8, 0.0])
 # Planning controls: FAR limit, height limit (m) and coverage limit ranges.
 _FAR = np.array(
-    [[0.8, 1.2], [2.0, 3.5], [1.5, 2.5], [3.0, 6.0], [4.0, 8.0], [1.5, 3.0], [1.0, 2.0],
-     [0.8, 1.5], [1.5, 3.0], [1.0, 2.0], [0.0, 0.1], [0.3, 1.0], [0.5, 1.5], [0.0, 0.0]]
+    [
+        [0.8, 1.2],
+        [2.0, 3.5],
+        [1.5, 2.5],
+        [3.0, 6.0],
+        [4.0, 8.0],
+        [1.5, 3.0],
+        [1.0, 2.0],
+        [0.8, 1.5],
+        [1.5, 3.0],
+        [1.0, 2.0],
+        [0.0, 0.1],
+        [0.3, 1.0],
+        [0.5, 1.5],
+        [0.0, 0.0],
+    ]
 )
 _HEIGHT = np.array(
-    [[12, 18], [60, 100], [24, 36], [80, 150], [100, 200], [45, 60], [24, 30], [24, 24],
-     [50, 60], [24, 30], [8, 10], [12, 15], [15, 24], [0, 0]], dtype=float
+    [
+        [12, 18],
+        [60, 100],
+        [24, 36],
+        [80, 150],
+        [100, 200],
+        [45, 60],
+        [24, 30],
+        [24, 24],
+        [50, 60],
+        [24, 30],
+        [8, 10],
+        [12, 15],
+        [15, 24],
+        [0, 0],
+    ],
+    dtype=float,
 )
 _COVER = np.array(
-    [[0.35, 0.35], [0.25, 0.30], [0.35, 0.40], [0.40, 0.55], [0.40, 0.50], [0.30, 0.40],
-     [0.30, 0.40], [0.25, 0.35], [0.30, 0.40], [0.40, 0.60], [0.02, 0.05], [0.10, 0.20],
-     [0.30, 0.40], [0.0, 0.0]]
+    [
+        [0.35, 0.35],
+        [0.25, 0.30],
+        [0.35, 0.40],
+        [0.40, 0.55],
+        [0.40, 0.50],
+        [0.30, 0.40],
+        [0.30, 0.40],
+        [0.25, 0.35],
+        [0.30, 0.40],
+        [0.40, 0.60],
+        [0.02, 0.05],
+        [0.10, 0.20],
+        [0.30, 0.40],
+        [0.0, 0.0],
+    ]
 )
 _SUFFIX = (
-    ("山庄", "别墅"), ("苑", "花园", "小区", "家园"), ("新村", "院"), ("广场", "商城", "中心"),
-    ("大厦", "金融中心"), ("办公区",), ("文化中心", "图书馆", "博物馆"), ("小学", "中学", "学院"),
-    ("医院", "卫生服务中心"), ("工业园", "厂"), ("公园", "绿地"), ("停车场", "公交站场"),
-    ("变电站", "泵站"), ("河",),
+    ("山庄", "别墅"),
+    ("苑", "花园", "小区", "家园"),
+    ("新村", "院"),
+    ("广场", "商城", "中心"),
+    ("大厦", "金融中心"),
+    ("办公区",),
+    ("文化中心", "图书馆", "博物馆"),
+    ("小学", "中学", "学院"),
+    ("医院", "卫生服务中心"),
+    ("工业园", "厂"),
+    ("公园", "绿地"),
+    ("停车场", "公交站场"),
+    ("变电站", "泵站"),
+    ("河",),
 )
 PARCEL_FRONTAGE_M = 85.0  # a long block side is cut into parcels about this wide
 
@@ -153,7 +215,7 @@ def parcels_for(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) ->
     land_use = np.concatenate([land_use, r_use])
     river_hw = np.zeros((r_block.size, 4))
     river_hw[: r_block.size // 3, 0] = sides[r_block[: r_block.size // 3], 0]
-    river_hw[-(r_block.size // 3):, 0] = sides[r_block[-(r_block.size // 3):], 2]
+    river_hw[-(r_block.size // 3) :, 0] = sides[r_block[-(r_block.size // 3) :], 2]
     street_hw = np.concatenate([street_hw, river_hw])
     far, height, cover = _controls(land_use, rng)
     district = plan.block_district.ravel()[block]
@@ -163,9 +225,7 @@ def parcels_for(layout: Layout, plan: DistrictPlan, rng: np.random.Generator) ->
     on_river = np.arange(land_use.size) >= land_use.size - r_block.size
     is_water = land_use[on_river] == LU["E1"]
     name[on_river] = np.where(is_water, f"{river_name}河", f"{river_name}滨河绿地")
-    return Parcels(
-        corners, block, street_hw, land_use, far, height, cover, district, code, name
-    )
+    return Parcels(corners, block, street_hw, land_use, far, height, cover, district, code, name)
 
 
 def _split_blocks(
@@ -230,12 +290,24 @@ def _river_parcels(quads: FloatArray, blocks: IntArray) -> tuple[FloatArray, Int
     q = quads[blocks]
     zero, one = np.zeros(n), np.ones(n)
     lo, hi = np.full(n, 0.22), np.full(n, 0.78)
-    south = [bilinear(q, zero, zero), bilinear(q, one, zero), bilinear(q, one, lo),
-             bilinear(q, zero, lo)]
-    water = [bilinear(q, zero, lo), bilinear(q, one, lo), bilinear(q, one, hi),
-             bilinear(q, zero, hi)]
-    north = [bilinear(q, one, one), bilinear(q, zero, one), bilinear(q, zero, hi),
-             bilinear(q, one, hi)]
+    south = [
+        bilinear(q, zero, zero),
+        bilinear(q, one, zero),
+        bilinear(q, one, lo),
+        bilinear(q, zero, lo),
+    ]
+    water = [
+        bilinear(q, zero, lo),
+        bilinear(q, one, lo),
+        bilinear(q, one, hi),
+        bilinear(q, zero, hi),
+    ]
+    north = [
+        bilinear(q, one, one),
+        bilinear(q, zero, one),
+        bilinear(q, zero, hi),
+        bilinear(q, one, hi),
+    ]
     corners = np.concatenate([np.stack(part, axis=1) for part in (south, water, north)])
     block = np.tile(blocks, 3)
     use = np.repeat(np.array([LU["G1"], LU["E1"], LU["G1"]]), n)

@@ -57,14 +57,24 @@ class _Network:
 
 NETWORKS = (
     _Network(
-        "water", "JS", (4.0, 4.0), (600, 800, 1000, 1200), (200, 300), (100, 150, 200),
+        "water",
+        "JS",
+        (4.0, 4.0),
+        (600, 800, 1000, 1200),
+        (200, 300),
+        (100, 150, 200),
         (
             ("plant", "第六水厂", "west", 400.0, 520.0),
             ("reservoir", "北郊水库", "north", 350.0, 545.0),
         ),
     ),
     _Network(
-        "gas", "RQ", (-4.0, -4.0), (600, 800), (200, 300), (100, 150, 200),
+        "gas",
+        "RQ",
+        (-4.0, -4.0),
+        (600, 800),
+        (200, 300),
+        (100, 150, 200),
         (("prv", "东郊天然气门站", "east", 300.0, 505.0),),
     ),
 )
@@ -139,9 +149,7 @@ def _pipes_frame(
     diameter = np.where(
         klass <= ARTERIAL,
         rng.choice(net.trunk, n, p=_weights(len(net.trunk))),
-        np.where(
-            klass == COLLECTOR, rng.choice(net.collector, n), rng.choice(net.local, n)
-        ),
+        np.where(klass == COLLECTOR, rng.choice(net.collector, n), rng.choice(net.local, n)),
     )
     diameter = np.where(klass < 0, max(net.trunk), diameter)
     centre = layout.nodes[layout.ci, layout.cj]
@@ -176,8 +184,9 @@ def _materials(
     n = diameter.size
     if network == "gas":
         return np.where((diameter >= 300) | (year < 2000), "steel", "PE")
-    modern = np.where((diameter <= 200) & (year >= 2005) & (rng.random(n) < 0.5), "PE",
-                      "ductile_iron")
+    modern = np.where(
+        (diameter <= 200) & (year >= 2005) & (rng.random(n) < 0.5), "PE", "ductile_iron"
+    )
     large = np.where(rng.random(n) < 0.5, "steel", "ductile_iron")
     return np.where(year < 1995, "grey_cast_iron", np.where(diameter >= 600, large, modern))
 

@@ -102,7 +102,7 @@ def roads_frame(
 def _line_names(layout: Layout, rng: np.random.Generator) -> LineNames:
     """Distinct base names for every grid line; the river banks are 滨河."""
     names = two_syllable_names(rng, layout.nx + layout.ny + 2).astype("U8")
-    vertical, horizontal = names[: layout.nx + 1], names[layout.nx + 1:]
+    vertical, horizontal = names[: layout.nx + 1], names[layout.nx + 1 :]
     horizontal[[layout.river_row, layout.river_row + 1]] = "滨河"
     return LineNames(vertical, horizontal)
 
@@ -132,7 +132,8 @@ def road_names(layout: Layout, seg: Segments, lines: LineNames) -> StrArray:
     road = np.char.add(np.char.add(base, direction), "路")
     sections = np.char.add(np.char.add(road, zh_numbers(section)), "段")
     names = np.where(
-        seg.road_class == ARTERIAL, sections,
+        seg.road_class == ARTERIAL,
+        sections,
         np.where(seg.road_class == COLLECTOR, road, np.char.add(base, "街")),
     ).astype("U16")
     ring = seg.road_class == EXPRESS

@@ -74,10 +74,14 @@ def sensors_frame(
     counts = {k: max(1, round(v * total)) for k, v in SENSOR_SHARES.items()}
     parts = [
         _smoke(buildings, counts["smoke"], rng),
-        _on_pipes(pipes["water_pipes"], pipe_names["water_pipes"], counts["water_pressure"],
-                  "water_pressure", rng),
-        _on_pipes(pipes["gas_pipes"], pipe_names["gas_pipes"], counts["gas_leak"], "gas_leak",
-                  rng),
+        _on_pipes(
+            pipes["water_pipes"],
+            pipe_names["water_pipes"],
+            counts["water_pressure"],
+            "water_pressure",
+            rng,
+        ),
+        _on_pipes(pipes["gas_pipes"], pipe_names["gas_pipes"], counts["gas_leak"], "gas_leak", rng),
         _water_levels(layout, river_quads, river_name, lines, counts["water_level"], rng),
     ]
     frame = pd.concat(parts, ignore_index=True)
@@ -85,8 +89,14 @@ def sensors_frame(
 
 
 def _frame(
-    prefix: str, kind: str, points: npt.NDArray[np.object_], low: float, high: float,
-    unit: str, radius: npt.ArrayLike, names: npt.ArrayLike,
+    prefix: str,
+    kind: str,
+    points: npt.NDArray[np.object_],
+    low: float,
+    high: float,
+    unit: str,
+    radius: npt.ArrayLike,
+    names: npt.ArrayLike,
 ) -> gpd.GeoDataFrame:
     """One sensor type's rows, with ids ``<prefix>000001``…"""
     n = points.size
@@ -115,7 +125,10 @@ def _smoke(buildings: gpd.GeoDataFrame, n: int, rng: np.random.Generator) -> gpd
 
 
 def _on_pipes(
-    pipes: gpd.GeoDataFrame, road_names: npt.NDArray[np.str_], n: int, kind: str,
+    pipes: gpd.GeoDataFrame,
+    road_names: npt.NDArray[np.str_],
+    n: int,
+    kind: str,
     rng: np.random.Generator,
 ) -> gpd.GeoDataFrame:
     """Pressure loggers on water mains; gas detectors in wells 1.5 m beside gas mains."""
@@ -136,7 +149,11 @@ def _on_pipes(
 
 
 def _water_levels(
-    layout: Layout, river_quads: FloatArray, river_name: str, lines: LineNames, n: int,
+    layout: Layout,
+    river_quads: FloatArray,
+    river_name: str,
+    lines: LineNames,
+    n: int,
     rng: np.random.Generator,
 ) -> gpd.GeoDataFrame:
     """River gauges on the banks (60 %) and waterlogging gauges at street low points."""
@@ -145,7 +162,13 @@ def _water_levels(
     s = rng.uniform(0.1, 0.9, n_river)
     t = np.where(rng.random(n_river) < 0.5, 0.22, 0.78)
     river = _frame(
-        "WL", "water_level", shapely.points(bilinear(q, s, t)), 0.5, 4.5, "m", 100.0,
+        "WL",
+        "water_level",
+        shapely.points(bilinear(q, s, t)),
+        0.5,
+        4.5,
+        "m",
+        100.0,
         np.char.add(f"{river_name}河水位站", np.arange(1, n_river + 1).astype(str)),
     )
     n_low = n - n_river
@@ -154,7 +177,13 @@ def _water_levels(
     xy = layout.nodes[i, j] + rng.uniform(-3.0, 3.0, (n_low, 2))
     names = np.char.add(np.char.add(lines.vertical[i], "与"), lines.horizontal[j])
     low = _frame(
-        "WL", "water_level", shapely.points(xy), np.nan, 0.15, "m", 30.0,
+        "WL",
+        "water_level",
+        shapely.points(xy),
+        np.nan,
+        0.15,
+        "m",
+        30.0,
         np.char.add(names, "路口积水点"),
     )
     frame = pd.concat([river, low], ignore_index=True)
@@ -181,7 +210,15 @@ def cameras_frame(
     xy = layout.nodes.reshape(-1, 2)[node] + corner
     names = np.char.add(np.char.add(lines.vertical[i], "路与"), lines.horizontal[j])
     radius = np.round(rng.uniform(50.0, 80.0, node.size))
-    cams = _frame("CAM", "camera", shapely.points(xy), np.nan, np.nan, "", radius,
-                  np.char.add(names, "路路口监控"))
+    cams = _frame(
+        "CAM",
+        "camera",
+        shapely.points(xy),
+        np.nan,
+        np.nan,
+        "",
+        radius,
+        np.char.add(names, "路路口监控"),
+    )
     cams["单位"] = None
     return cams
