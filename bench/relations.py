@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ def prepare_city_twin(folder: Path, n_buildings: int, seed: int = 42) -> Inputs:
         twin.Twin.create(tmp, crs="EPSG:4544").import_mapping(paths["mapping"])
         tmp.rename(path)
         shutil.rmtree(delivery)
-        print(f"prepared the city twin in {time.perf_counter() - started:.0f} s")
+        seconds = time.perf_counter() - started
+        print(f"prepared the city twin in {seconds:.0f} s", file=sys.stderr)
     return {"city_twin": path}
 
 
