@@ -23,6 +23,7 @@ import shapely
 
 from twin.crs import auto_crs_for, resolve_crs
 from twin.errors import CRSError, RejectedFeaturesError, SchemaError, UsageError
+from twin.history import BOOKKEEPING
 from twin.io import SourceData, checksum, read_source
 from twin.kinds import RESTRICTED_SENSOR_TYPES, Classification, LayerKind, get_kind
 from twin.mapping import ImportSpec, check_layer_name
@@ -31,7 +32,7 @@ from twin.validate import check_geometries, convert_fields, new_reasons, note
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
-RESERVED_COLUMNS = ("uid", "valid_from", "valid_to", "change", "import_id", "fid")
+RESERVED_COLUMNS = (*BOOKKEEPING, "fid")  # names the twin writes itself
 _DEFAULT_ID_FIELDS = {"osm": "osm_id", "epanet": "id"}
 _UID_HASH_KEY = "citytwin-uid-v01"  # 16 bytes: SipHash key for geometry-derived uids
 MAX_STORED_REJECTIONS = 10_000

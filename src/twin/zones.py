@@ -18,7 +18,7 @@ from twin.indicators import building_indicators, network_lengths, sensor_indicat
 if TYPE_CHECKING:
     from twin.model import Twin
 
-ZONE_KINDS = {"parcel": "parcel", "grid": "grid", "district": "district"}
+ZONE_KINDS = ("parcel", "grid", "district")
 
 
 def zone_layer(city: Twin, by: str) -> str:

@@ -34,7 +34,6 @@ _SUFFIXES = {
     ".pbf": "osm",
     ".inp": "epanet",
 }
-FORMATS = (*sorted(set(_SUFFIXES.values())), "filegdb")
 _GDAL_FORMATS = {"gpkg", "shapefile", "shapefile-zip", "geojson", "flatgeobuf", "filegdb"}
 _MULTI_LAYER = {"gpkg", "filegdb", "shapefile-zip"}
 
