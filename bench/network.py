@@ -30,6 +30,19 @@ NETWORK_LAYERS = ("water_pipes", "valves", "sources")
 PEER_BUILDINGS = 300_000  # a city whose water network WNTR segments in about a minute
 
 
+def _generator_version() -> str:
+    """A digest of the modules that draw the networks: a changed generator makes new files."""
+    import hashlib
+
+    import twin.sample.layout
+    import twin.sample.pipes
+
+    digest = hashlib.sha256()
+    for module in (twin.sample.layout, twin.sample.pipes):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def prepare_network(folder: Path, n_buildings: int, seed: int = 42) -> Inputs:
     """Write ``network.gpkg`` (and ``network_small.gpkg``) for the scenarios; reuse them later."""
     import pyogrio
@@ -37,8 +50,9 @@ def prepare_network(folder: Path, n_buildings: int, seed: int = 42) -> Inputs:
     from twin.sample import generate_city
 
     paths = {}
+    version = _generator_version()
     for key, n in (("network", n_buildings), ("network_small", min(n_buildings, PEER_BUILDINGS))):
-        path = folder / f"{key}-{n}-{seed}.gpkg"
+        path = folder / f"{key}-{n}-{seed}-{version}.gpkg"
         if not path.exists():
             city = generate_city(n, seed=seed)
             tmp = path.with_suffix(".tmp.gpkg")
@@ -75,7 +89,10 @@ def _network(path: Path) -> Any:
     return net
 
 
-def _segments(path: Path) -> dict[str, Any]:
+def _segments(path: Path, *, sizes: bool = False) -> dict[str, Any]:
+    """All segments of the network at ``path``; with ``sizes``, how the valves cut it too."""
+    import numpy as np
+
     from twin.network import isolation_segments
 
     net = _network(path)
@@ -83,17 +100,22 @@ def _segments(path: Path) -> dict[str, Any]:
     segs = isolation_segments(net)
     seconds = time.perf_counter() - started
     _log(f"{len(segs.table):,} segments", seconds)
-    return {"segments": len(segs.table), "pipes": len(net.pipes), "segments_s": seconds}
-
-
-def segments_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
-    facts = _segments(inputs["network_small"])
-    facts.pop("segments_s")
+    facts: dict[str, Any] = {"segments": len(segs.table), "pipes": len(net.pipes)}
+    if sizes:
+        n_pipes = segs.table["n_pipes"].to_numpy()
+        n_pipes = n_pipes[n_pipes > 0]
+        facts["segments_s"] = round(seconds, 4)
+        facts["max_segment_share"] = round(float(n_pipes.max() / n_pipes.sum()), 4)
+        facts["median_pipes_per_segment"] = float(np.median(n_pipes))
     return facts
 
 
+def segments_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    return _segments(inputs["network_small"])
+
+
 def segments_full_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
-    return _segments(inputs["network"])
+    return _segments(inputs["network"], sizes=True)
 
 
 def segments_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
@@ -160,10 +182,10 @@ def break_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     pipe_break(net, net.pipes.index[0], buildings=links)  # prepares the service index
     rng = np.random.default_rng(42)
     chosen = rng.choice(net.pipes.index.to_numpy(), 100, replace=False)
-    affected, seconds = [], []
+    summaries, seconds = [], []
     for pipe in chosen:
         started = time.perf_counter()
-        affected.append(pipe_break(net, pipe, buildings=links).summary["buildings"])
+        summaries.append(pipe_break(net, pipe, buildings=links).summary)
         seconds.append(time.perf_counter() - started)
     per_query = float(np.mean(seconds))
     _log("per pipe break", per_query)
@@ -171,7 +193,10 @@ def break_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         "breaks": len(chosen),
         "ms_per_break": round(per_query * 1000, 2),
         "ms_median": round(float(np.median(seconds)) * 1000, 2),
-        "median_buildings": float(np.median(affected)),
+        "ms_max": round(float(np.max(seconds)) * 1000, 2),
+        "median_buildings": float(np.median([s["buildings"] for s in summaries])),
+        "median_valves_to_close": float(np.median([s["valves_to_close"] for s in summaries])),
+        "median_isolated_pipes": float(np.median([s["isolated_pipes"] for s in summaries])),
     }
 
 

@@ -137,13 +137,76 @@ def _build_scenarios() -> list[Scenario]:
         ),
         Scenario(
             "build",
-            "twin build: every relation of every layer, stored",
+            "twin build (every relation of every layer, stored), then indicators by grid",
             relations.build_ours,
-            None,
-            "",
+            relations.build_peer,
+            "sjoin centroids + sjoin_nearest + overlay of straddlers + grid overlay",
             None,
             metric="build_s",
             goal="< 30 s",
+            same=("straddling", "sensors_with_building", "grid_buildings", "grid_footprint_km2"),
+            needs_city_twin=True,
+            timed="build_indicators_s",
+        ),
+    ]
+
+
+def _road_scenarios() -> list[Scenario]:
+    from bench import roads
+
+    return [
+        Scenario(
+            "road-service",
+            "nearest facility + time for every building (20 facilities)",
+            roads.service_ours,
+            roads.service_peer,
+            "networkx multi_source_dijkstra, buildings on nodes",
+            0.2,
+            metric="compute_s",
+            goal="< 1 s",
+            same=("buildings", "reached", "mean_time_s", "per_facility"),
+            timed="compute_s",
+        ),
+        Scenario(
+            "road-closure",
+            "10-segment closure, every building's detour",
+            roads.closure_ours,
+            roads.closure_peer,
+            "networkx: edges removed from a copy, Dijkstra again",
+            0.2,
+            metric="compute_s",
+            goal="< 0.5 s",
+            same=("lose_access", "delayed", "total_detour_s"),
+            timed="compute_s",
+        ),
+    ]
+
+
+def _api_scenarios() -> list[Scenario]:
+    from bench import api
+
+    return [
+        Scenario(
+            "api-items",
+            "twin serve: bbox pages of ~100 buildings, 4 connections, 1 worker",
+            api.items_ours,
+            api.items_peer,
+            "pygeoapi 0.21 (OGR provider on a GeoPackage), uvicorn, 1 worker",
+            0.1,
+            metric="ms_per_page",
+            same=("features_per_page",),
+            needs_city_twin=True,
+            timed="ms_per_page",
+        ),
+        Scenario(
+            "api-identify",
+            "twin serve: identify at a building, 1 connection (start-up too)",
+            api.identify_ours,
+            None,
+            "",
+            None,
+            metric="identify_p50_ms",
+            goal="p50 < 2 ms, p99 < 10 ms, start-up < 10 s",
             needs_city_twin=True,
         ),
     ]
@@ -170,5 +233,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         *_network_scenarios(),
         *_build_scenarios(),
+        *_api_scenarios(),
+        *_road_scenarios(),
     )
 }

@@ -65,8 +65,7 @@ GETTING_STARTED = [
         "Re-importing an updated delivery records a change set and keeps replaced versions."
     ),
     new_code_cell(
-        "city.imports()[['layer', 'time', 'source_format', 'n_read', 'n_imported', "
-        "'n_rejected']]"
+        "city.imports()[['layer', 'time', 'source_format', 'n_read', 'n_imported', 'n_rejected']]"
     ),
     new_code_cell(
         "# An updated delivery: two buildings re-surveyed, one demolished.\n"
@@ -96,7 +95,7 @@ PLANNING_INDICATORS = [
     new_markdown_cell(
         "# Planning indicators, sensing coverage and plan compliance\n\n"
         "FAR (容积率), building coverage (建筑密度) and heights by management grid cell, the "
-        "places no sensor of a type covers (the \"insufficient sensing coverage\" map), and "
+        'places no sensor of a type covers (the "insufficient sensing coverage" map), and '
         "the parcels and buildings that break their planning controls (规划管控)."
     ),
     new_code_cell(
@@ -148,16 +147,275 @@ PLANNING_INDICATORS = [
 ]
 
 
+OPERATIONS = [
+    new_markdown_cell(
+        "# Operations centre: a burst main, a road closure and their cascade\n"
+        "\n"
+        "The questions an operations centre (一网统管) asks when something breaks: which valves "
+        "to close (关阀) when a water main bursts (爆管) and which buildings lose water; how "
+        "long a fire engine takes to reach every building and what a road closure (道路封闭) "
+        "does to that; what the works on a burst main do to the streets above it; and, on "
+        "the one map (城市一张图), what is at a point and what the twin knows about a parcel. "
+        "Every step uses the library calls documented in `docs/pipes.md`, `docs/roads.md` "
+        "and `docs/api.md`, on the sample district."
+    ),
+    new_code_cell(
+        "import tempfile\n"
+        "from pathlib import Path\n"
+        "\n"
+        "import pandas as pd\n"
+        "\n"
+        "import twin\n"
+        "\n"
+        'path = Path(tempfile.mkdtemp()) / "chengdu.twin.gpkg"\n'
+        'city = twin.Twin.create(path, crs="auto")\n'
+        'city.import_mapping(Path("..") / "data" / "samples" / "mapping.yaml")\n'
+        "report = city.build()  # stores each building's service connection on every pipe "
+        "network\n"
+        'buildings = city.layer("buildings")\n'
+        'print(len(buildings), "buildings,", len(report.recomputed), "relations built")'
+    ),
+    new_markdown_cell(
+        "## 1. A water main bursts (爆管)\n"
+        "\n"
+        "The water network is cut into isolation segments at the operable valves. A break on "
+        "a pipe shuts its segment: the valves bounding it must be closed (关阀), every pipe "
+        "inside is isolated, and the buildings served from those pipes lose water. If a "
+        "valve fails to close (seized, buried), the isolation grows to the next valves: "
+        "`failed_valves` lists the extra valves and the extra buildings."
+    ),
+    new_code_cell(
+        "from twin.network import building_connections, criticality, pipe_break, pipe_network\n"
+        "\n"
+        'net = pipe_network(city, "water", pipes="water_pipes")\n'
+        "links = building_connections(city, net)\n"
+        'print(links.attrs["service_connections"])\n'
+        "result = pipe_break(\n"
+        '    net, "water_pipes.JS000123", failed_valves=["valves.JSF000039"], buildings=links\n'
+        ")\n"
+        'result.summary["valves_to_close"], result.summary["extra_valves"]'
+    ),
+    new_code_cell('pd.Series({k: v for k, v in result.summary.items() if k != "warnings"})'),
+    new_code_cell("result.buildings.head()  # uid -> pipe, reason (isolated / cut_off)"),
+    new_markdown_cell(
+        "The map for the crew: isolated pipes in red, valves to close as black crosses (the "
+        "extra ones because of the failed valve in blue), the failed valve in magenta, and "
+        "the buildings losing service in orange (those lost only because of the failed valve "
+        "in gold), over every building in grey."
+    ),
+    new_code_cell(
+        "from matplotlib.lines import Line2D\n"
+        "\n"
+        "extra = result.extra_buildings.index\n"
+        "lost_first = result.buildings.index.difference(extra)\n"
+        'ax_break = buildings.plot(color="lightgrey", linewidth=0, figsize=(9, 8))\n'
+        'city.layer("water_pipes").plot(ax=ax_break, color="lightsteelblue", linewidth=0.5)\n'
+        'buildings.loc[lost_first].plot(ax=ax_break, color="darkorange", linewidth=0, '
+        'label="no water")\n'
+        'buildings.loc[extra].plot(ax=ax_break, color="gold", linewidth=0, label="no water '
+        '(failed valve)")\n'
+        'result.isolated_pipes.plot(ax=ax_break, color="crimson", linewidth=1.5)\n'
+        "result.valves_to_close.plot(\n"
+        '    ax=ax_break, color="black", marker="x", markersize=30, label="valves to close"\n'
+        ")\n"
+        "result.extra_valves.plot(\n"
+        '    ax=ax_break, color="royalblue", marker="x", markersize=30, label="extra valves"\n'
+        ")\n"
+        'city.layer("valves").loc[["valves.JSF000039"]].plot(\n'
+        '    ax=ax_break, color="magenta", marker="X", markersize=90\n'
+        ")\n"
+        "handles = [\n"
+        '    Line2D([], [], color="crimson", label="isolated pipes"),\n'
+        '    Line2D([], [], color="black", marker="x", ls="", label="valves to close"),\n'
+        '    Line2D([], [], color="royalblue", marker="x", ls="", label="extra valves"),\n'
+        '    Line2D([], [], color="magenta", marker="X", ls="", label="failed valve"),\n'
+        '    Line2D([], [], color="darkorange", marker="s", ls="", label="no water"),\n'
+        '    Line2D([], [], color="gold", marker="s", ls="", label="no water (failed '
+        'valve)"),\n'
+        "]\n"
+        'ax_break.legend(handles=handles, loc="upper left", bbox_to_anchor=(1, 1))\n'
+        'ax_break.set_title("Burst on water_pipes.JS000123, valve JSF000039 fails")\n'
+        "ax_break.set_axis_off()"
+    ),
+    new_markdown_cell(
+        "Before anything bursts: every isolation segment ranked by the buildings and pipe "
+        "length its isolation takes out, to decide where a valve is worth adding."
+    ),
+    new_code_cell(
+        "ranking = criticality(net, buildings=links)  # a GeoDataFrame\n"
+        'ranking.drop(columns="geometry").head()'
+    ),
+    new_markdown_cell(
+        "## 2. Emergency access and a road closure (道路封闭)\n"
+        "\n"
+        "The road layer becomes a directed, timed graph (one-way streets, bridges, speeds by "
+        "road class). Every building is linked to its nearest road; the fire stations (消防站) "
+        "are selected from the facilities layer. The service areas give each building its "
+        "nearest station and the time a fire engine needs to reach it."
+    ),
+    new_code_cell(
+        "from twin.network import (\n"
+        "    cascade,\n"
+        "    road_access,\n"
+        "    road_closure,\n"
+        "    road_criticality,\n"
+        "    road_network,\n"
+        "    select_facilities,\n"
+        "    service_areas,\n"
+        ")\n"
+        "\n"
+        'net = road_network(city, "roads")\n'
+        'fire = select_facilities(city.layer("facilities"), "poi_type=消防站")\n'
+        "access = road_access(net, buildings, fire)\n"
+        "areas = service_areas(access, max_time_s=180)  # .buildings, .facilities, .reach, "
+        ".summary\n"
+        "print(areas.summary)\n"
+        'areas.facilities[["name", "buildings", "within"]]'
+    ),
+    new_code_cell(
+        'timed = buildings[["geometry"]].join(areas.buildings[["facility", "time_s"]])\n'
+        "ax_service = timed.plot(\n"
+        '    column="time_s",\n'
+        '    cmap="viridis_r",\n'
+        "    linewidth=0,\n"
+        "    figsize=(9, 8),\n"
+        "    legend=True,\n"
+        '    legend_kwds={"label": "fire engine travel time (s)"},\n'
+        ")\n"
+        'city.layer("roads").plot(ax=ax_service, color="grey", linewidth=0.4)\n'
+        'fire.plot(ax=ax_service, color="red", marker="*", markersize=250, edgecolor="black")\n'
+        'ax_service.set_title("Nearest fire station: travel time to every building")\n'
+        "ax_service.set_axis_off()"
+    ),
+    new_markdown_cell(
+        "Closing a road does not rebuild the graph: the closed edges become impassable and "
+        "the same search runs again. Every building gets its time before and after and its "
+        "detour (infinite when no station can reach it any more); a building whose access "
+        "point lies on the closed road is cut off (`lost`). `closure.affected()` keeps the "
+        "buildings whose access changed: cut off, or delayed by a detour."
+    ),
+    new_code_cell(
+        'closure = road_closure(access, roads=["roads.DL000002"], max_time_s=180)\n'
+        "print(closure.summary.to_dict())\n"
+        'closure.buildings.sort_values("detour_s", ascending=False).head()  # every building'
+    ),
+    new_code_cell(
+        "affected = closure.affected()  # the buildings whose access changed\n"
+        'lost = affected.index[affected["lost"]]\n'
+        'slower = affected.index[~affected["lost"]]\n'
+        'ax_closure = buildings.plot(color="lightgrey", linewidth=0, figsize=(9, 8))\n'
+        'city.layer("roads").plot(ax=ax_closure, color="grey", linewidth=0.4)\n'
+        'buildings.loc[lost].plot(ax=ax_closure, color="crimson", linewidth=0, label="cut '
+        'off")\n'
+        'buildings.loc[slower].plot(ax=ax_closure, color="darkorange", linewidth=0, '
+        'label="delayed")\n'
+        'closure.closed.plot(ax=ax_closure, color="black", linewidth=3)\n'
+        "ax_closure.set_title(\n"
+        '    f"roads.DL000002 closed: {len(lost)} buildings cut off (red), {len(slower)} '
+        'delayed (orange)"\n'
+        ")\n"
+        "ax_closure.set_axis_off()"
+    ),
+    new_markdown_cell(
+        "Which single closures would hurt most? The roads carrying the most buildings' "
+        "fastest routes are closed one at a time and ranked."
+    ),
+    new_code_cell("road_criticality(access, candidates=20, max_time_s=180).head()"),
+    new_markdown_cell(
+        "## 3. The cascade: a burst main closes the streets above it\n"
+        "\n"
+        "Repairing a burst main means digging: every road with at least `min_overlap_m` of "
+        "its length within `distance_m` of the isolated pipes is closed while the works "
+        "last, and the fire stations' access is computed again."
+    ),
+    new_code_cell(
+        "broken = pipe_break(\n"
+        '    pipe_network(city, "water", pipes="water_pipes"), "water_pipes.JS000024", '
+        "buildings=links\n"
+        ")\n"
+        "works = cascade(broken, access, distance_m=10, min_overlap_m=15, max_time_s=120)\n"
+        "summary = works.to_dict()\n"
+        "print(\n"
+        '    len(summary["valves_to_close"]),\n'
+        '    "valves to close,",\n'
+        '    summary["pipes_isolated"],\n'
+        '    "pipes isolated,",\n'
+        '    summary["buildings_without_service"],\n'
+        '    "buildings without water",\n'
+        ")\n"
+        'print(len(summary["roads_closed"]), "roads closed while the works last")\n'
+        'pd.Series(summary["road_closure"])'
+    ),
+    new_code_cell(
+        'cut = [a["building"] for a in summary["access_affected"] if a["lost"]]\n'
+        'delayed = [a["building"] for a in summary["access_affected"] if not a["lost"]]\n'
+        'ax_cascade = buildings.plot(color="lightgrey", linewidth=0, figsize=(9, 8))\n'
+        'city.layer("roads").plot(ax=ax_cascade, color="grey", linewidth=0.4)\n'
+        'buildings.loc[cut].plot(ax=ax_cascade, color="crimson", linewidth=0, label="cut '
+        'off")\n'
+        'buildings.loc[delayed].plot(ax=ax_cascade, color="darkorange", linewidth=0, '
+        'label="delayed")\n'
+        'works.closure.closed.plot(ax=ax_cascade, color="black", linewidth=3)\n'
+        'broken.isolated_pipes.plot(ax=ax_cascade, color="royalblue", linewidth=1)\n'
+        "ax_cascade.set_title(\n"
+        '    "Burst on JS000024: roads closed (black), fire access cut (red) or delayed '
+        '(orange)"\n'
+        ")\n"
+        "ax_cascade.set_axis_off()"
+    ),
+    new_markdown_cell(
+        "## 4. One-map queries (城市一张图)\n"
+        "\n"
+        "`twin serve` answers the web map from a `CityIndex`; the same functions work in a "
+        "notebook. A click on the map arrives as longitude/latitude: here the centroid of a "
+        "building, converted from the twin's CRS to CGCS2000 (EPSG:4490) longitude/latitude."
+    ),
+    new_code_cell(
+        "from twin.query.identify import identify\n"
+        "from twin.query.impact import pipe_break_impact\n"
+        "from twin.query.index import CityIndex\n"
+        "from twin.query.profile import profile\n"
+        "\n"
+        "index = CityIndex.load(path)\n"
+        "clicked = "
+        'buildings.loc[["buildings.JZ0000101"]].centroid.to_crs("EPSG:4490").iloc[0]\n'
+        'hits = identify(index, clicked.x, clicked.y, crs="EPSG:4490")\n'
+        'print(f"lon {clicked.x:.5f}, lat {clicked.y:.5f}")\n'
+        '{layer: hits.uids(layer) for layer in ("parcels", "buildings", "grids", '
+        '"districts")}'
+    ),
+    new_code_cell(
+        'parcel = hits.uids("parcels")[0]\n'
+        'card = profile(index, "parcels", parcel)\n'
+        'print(parcel, "holds", len(card.group("buildings")), "buildings")\n'
+        "pd.Series(card.indicators)"
+    ),
+    new_markdown_cell(
+        "The burst of section 1 asked of the index (what `twin serve` answers over HTTP): "
+        "the extra buildings a failed valve adds."
+    ),
+    new_code_cell(
+        'impact = pipe_break_impact(index, "water_pipes.JS000123", '
+        'failed_valves=["valves.JSF000039"])\n'
+        'impact.summary()["extra_buildings"]'
+    ),
+]
+
+
 def _write(cells: list, name: str) -> None:
     notebook = new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3", "language": "python"}
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(notebook, HERE / name)
 
 
 def main() -> None:
     _write(GETTING_STARTED, "01_getting_started.ipynb")
     _write(PLANNING_INDICATORS, "02_planning_indicators.ipynb")
+    _write(OPERATIONS, "03_operations.ipynb")
 
 
 if __name__ == "__main__":

@@ -114,15 +114,22 @@ def test_bad_layer_names(city: twin.Twin, tmp_path: Path, name: str) -> None:
 
 def test_import_frame_is_an_import_like_any_other(city: twin.Twin) -> None:
     frame = buildings_frame(3).to_crs(4490)
-    report = city.import_frame(frame, layer="buildings", kind="building", id="建筑编码",
-                               fields=BUILDING_FIELDS, source="survey 2026-05 (notebook)")
+    report = city.import_frame(
+        frame,
+        layer="buildings",
+        kind="building",
+        id="建筑编码",
+        fields=BUILDING_FIELDS,
+        source="survey 2026-05 (notebook)",
+    )
     assert (report.read, report.imported, report.source_format) == (3, 3, "geodataframe")
     assert report.checksum.startswith("frame-sha256:")
     assert city.layer("buildings").crs.to_epsg() == 4544
     assert city.imports().iloc[-1]["source"] == "survey 2026-05 (notebook)"
     frame.loc[0, "层数"] = 8
-    again = city.import_frame(frame, layer="buildings", kind="building", id="建筑编码",
-                              fields=BUILDING_FIELDS)
+    again = city.import_frame(
+        frame, layer="buildings", kind="building", id="建筑编码", fields=BUILDING_FIELDS
+    )
     assert (again.changed, again.unchanged) == (1, 2)
     assert again.checksum != report.checksum
     with pytest.raises(twin.UsageError, match="GeoDataFrame"):

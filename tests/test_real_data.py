@@ -65,8 +65,12 @@ def test_helsinki_buildings_match_independent_reads(
     # Every pyrosm building is ours, except four, each rejected for a stated reason:
     # three zero-area slivers pyrosm keeps although GEOS calls them invalid, and one
     # relation whose rings GDAL's OSM driver does not assemble from this clipped extract.
-    assert missing == {"buildings.w86941886", "buildings.w88315241", "buildings.w89967061",
-                       "buildings.r6077"}
+    assert missing == {
+        "buildings.w86941886",
+        "buildings.w88315241",
+        "buildings.w89967061",
+        "buildings.r6077",
+    }
     for uid in missing - {"buildings.r6077"}:
         assert not ref.geometry.loc[uid].is_valid and ref.to_crs(32635).area.loc[uid] < 0.01
         assert rejected[uid] == "invalid geometry that cannot be repaired as a polygon"

@@ -12,7 +12,7 @@ import shapely
 
 import twin
 from tests.conftest import GK105, SAMPLES
-from twin.relate import largest_share, nearest_within
+from twin.relate import largest_share, nearest_positions, nearest_within
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,30 @@ def test_crs_discipline(tmp_path: Path) -> None:
         largest_share(a, a.to_crs(4490))
     with pytest.raises(twin.CRSError, match="geographic"):
         nearest_within(a.to_crs(4490), a.to_crs(4490), max_distance_m=5)
+
+
+@pytest.mark.parametrize("n_points", [50, 2000])  # fewer and more queries than targets
+def test_nearest_positions_match_query_nearest(n_points: int) -> None:
+    rng = np.random.default_rng(7)
+    starts = rng.uniform(0, 1000, (400, 2))
+    lines = shapely.linestrings(np.stack([starts, starts + rng.uniform(-60, 60, (400, 2))], axis=1))
+    points = shapely.points(rng.uniform(-50, 1050, (n_points, 2)))
+    # A point exactly between two lines: a tie, which goes to the first line.
+    lines[:2] = [
+        shapely.LineString([(2000, 0), (2000, 10)]),
+        shapely.LineString([(2010, 0), (2010, 10)]),
+    ]
+    points[0] = shapely.Point(2005, 5)
+    target, distance = nearest_positions(points, lines, max_distance_m=25)
+    (pi, ti), dist = shapely.STRtree(lines).query_nearest(
+        points, max_distance=25, return_distance=True, all_matches=True
+    )
+    best = pd.DataFrame({"p": pi, "t": ti, "d": dist}).groupby("p")
+    reached = np.flatnonzero(target >= 0)
+    assert reached.tolist() == sorted(best.groups)
+    np.testing.assert_allclose(distance[reached], best["d"].min().loc[reached], rtol=0, atol=0)
+    assert (target[reached] == best["t"].min().loc[reached]).all()  # ties: the first target
+    assert target[0] == 0 and distance[0] == 5.0
+    assert np.isnan(distance[target < 0]).all()
+    unbounded, far = nearest_positions(points, lines, max_distance_m=np.inf)
+    assert (unbounded >= 0).all() and (far[reached] == distance[reached]).all()

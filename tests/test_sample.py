@@ -98,7 +98,7 @@ def test_counts_follow_the_number_of_buildings(city: dict[str, gpd.GeoDataFrame]
     assert N / 12 <= counts["roads"] <= N / 7  # ~1 segment per 10 buildings
     assert N / 12 <= counts["water_pipes"] <= N / 7
     assert counts["sensors"] == N // 10
-    assert 0.2 <= counts["valves"] / (counts["water_pipes"] + counts["gas_pipes"]) <= 0.4
+    assert 0.28 <= counts["valves"] / (counts["water_pipes"] + counts["gas_pipes"]) <= 0.38
     assert 3 <= counts["districts"] <= 6
     assert len(city["sources"].query("network == 'water'")) in (1, 2)
     assert len(city["sources"].query("network == 'gas'")) >= 1
@@ -176,9 +176,57 @@ def test_valves_lie_on_pipes(delivery: Path) -> None:
         pipes = pyogrio.read_dataframe(path, layer=f"{network}_pipes")
         mine = valves[valves["network"] == network]
         tree = shapely.STRtree(pipes.geometry.to_numpy())
-        _, dist = tree.query_nearest(mine.geometry.to_numpy(), return_distance=True)
+        (_, nearest), dist = tree.query_nearest(
+            mine.geometry.to_numpy(), all_matches=False, return_distance=True
+        )
         assert dist.max() < 1e-6
+        # on the vertex 8 m from the pipe's start, the intersection on the valve line
+        along = shapely.line_locate_point(pipes.geometry.to_numpy()[nearest], mine.geometry)
+        assert np.allclose(along, 8.0)
+        assert len(np.unique(nearest)) == len(mine)  # one valve per valved main
     assert valves["valve_id"].is_unique
+
+
+def _segment_sizes(pipes: gpd.GeoDataFrame, valves: gpd.GeoDataFrame) -> list[int]:
+    """Pipes per isolation segment: node-pipe graph, cut where an operable valve sits.
+
+    Valves stand 8 m from the start of their pipe, so each cuts its pipe from the start
+    node; inoperable valves cut nothing.
+    """
+    lines = pipes.geometry.to_numpy()
+    graph = nx.Graph()
+    starts = np.round(shapely.get_coordinates(shapely.get_point(lines, 0)), 3)
+    ends = np.round(shapely.get_coordinates(shapely.get_point(lines, -1)), 3)
+    for k in range(len(lines)):
+        graph.add_edge(("pipe", k), tuple(starts[k]))
+        graph.add_edge(("pipe", k), tuple(ends[k]))
+    cutting = valves[valves["status"] != "inoperable"].geometry.to_numpy()
+    (_, valved), _ = shapely.STRtree(lines).query_nearest(
+        cutting, all_matches=False, return_distance=True
+    )
+    graph.remove_edges_from((("pipe", k), tuple(starts[k])) for k in valved)
+    parts = nx.connected_components(graph)
+    return sorted(sum(isinstance(v[0], str) for v in part) for part in parts)
+
+
+@pytest.mark.parametrize("network", ["water", "gas"])
+def test_valves_cut_the_network_into_blocks_of_a_few_streets(delivery: Path, network: str) -> None:
+    """A valve line every third street each way: segments of about 3 x 3 blocks.
+
+    A full 3 x 3 group of blocks holds 9 horizontal and 9 vertical mains (18 pipes);
+    groups on the town's edge are smaller, missing local streets make them smaller,
+    an inoperable valve merges two groups; no segment is a large share of the town
+    (a random third of the pipes with a valve left 96 % of them in one segment).
+    """
+    path = delivery / "networks.gpkg"
+    pipes = pyogrio.read_dataframe(path, layer=f"{network}_pipes")
+    valves = pyogrio.read_dataframe(path, layer="valves").query("network == @network")
+    sizes = np.array(_segment_sizes(pipes, valves))
+    sizes = sizes[sizes > 0]  # a node every valve cuts off is a segment without pipes
+    assert sizes.max() <= 0.15 * len(pipes)
+    assert 12 <= np.median(sizes) <= 20
+    assert (sizes <= 18).mean() >= 0.75
+    assert 0.28 <= len(valves) / len(pipes) <= 0.38  # a valve on a third of the mains
 
 
 @pytest.mark.parametrize("layer", ["roads", "water_pipes", "gas_pipes"])
@@ -238,8 +286,17 @@ def test_csv_coordinates_are_gcj02(
     path = delivery / f"{name}.csv"
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     table = pd.read_csv(path, encoding="utf-8-sig", dtype={"设备编号": str})
-    assert list(table.columns) == ["设备编号", "类型", "经度", "纬度", "阈值下限", "阈值上限",
-                                   "单位", "感知半径", "名称"]
+    assert list(table.columns) == [
+        "设备编号",
+        "类型",
+        "经度",
+        "纬度",
+        "阈值下限",
+        "阈值上限",
+        "单位",
+        "感知半径",
+        "名称",
+    ]
     frame = city[name]
     assert table["设备编号"].tolist() == frame["设备编号"].tolist()
     to_wgs84 = Transformer.from_crs("EPSG:4544", "EPSG:4326", always_xy=True)
@@ -270,7 +327,10 @@ def test_mapping_file_describes_the_delivery(delivery: Path) -> None:
         assert spec.id is None or spec.id in columns, name
     sensors = specs["sensors"]
     assert (sensors.src_crs, sensors.coords, sensors.x, sensors.y) == (
-        "EPSG:4326", "gcj02", "经度", "纬度"
+        "EPSG:4326",
+        "gcj02",
+        "经度",
+        "纬度",
     )
     assert specs["buildings"].fields["层数"] == "floors"
     assert specs["grids"].fields["所属街道"] == "district_code"
@@ -289,8 +349,16 @@ def test_single_geopackage_format(city: dict[str, gpd.GeoDataFrame], tmp_path: P
 def test_command_line_writes_a_delivery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path), "--buildings", "300", "--seed", "5"]) == 0
     assert "buildings" in capsys.readouterr().out
-    for file in ("parcels.shp", "buildings.geojson", "roads.gdb", "networks.gpkg",
-                 "sensors.csv", "cameras.csv", "boundaries.gpkg", "mapping.yaml"):
+    for file in (
+        "parcels.shp",
+        "buildings.geojson",
+        "roads.gdb",
+        "networks.gpkg",
+        "sensors.csv",
+        "cameras.csv",
+        "boundaries.gpkg",
+        "mapping.yaml",
+    ):
         assert (tmp_path / file).exists(), file
     assert len(pyogrio.read_dataframe(tmp_path / "buildings.geojson")) == 300
 
@@ -299,15 +367,27 @@ def test_committed_sample_is_the_seed_42_city(delivery: Path) -> None:
     readme = (SAMPLES / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme
     assert "python -m twin.sample data/samples --buildings 3000 --seed 42" in readme
-    for file in ("parcels.shp", "parcels.dbf", "parcels.cpg", "buildings.geojson",
-                 "sensors.csv", "cameras.csv", "mapping.yaml"):
+    for file in (
+        "parcels.shp",
+        "parcels.dbf",
+        "parcels.cpg",
+        "buildings.geojson",
+        "sensors.csv",
+        "cameras.csv",
+        "mapping.yaml",
+    ):
         assert (SAMPLES / file).read_bytes() == (delivery / file).read_bytes(), file
-    for file, layer in (("roads.gdb", "roads"), ("networks.gpkg", "valves"),
-                        ("networks.gpkg", "water_pipes"), ("boundaries.gpkg", "grids")):
+    for file, layer in (
+        ("roads.gdb", "roads"),
+        ("networks.gpkg", "valves"),
+        ("networks.gpkg", "water_pipes"),
+        ("boundaries.gpkg", "grids"),
+    ):
         committed = pyogrio.read_dataframe(SAMPLES / file, layer=layer)
         fresh = pyogrio.read_dataframe(delivery / file, layer=layer)
-        pd.testing.assert_frame_equal(committed.drop(columns="geometry"),
-                                      fresh.drop(columns="geometry"))
+        pd.testing.assert_frame_equal(
+            committed.drop(columns="geometry"), fresh.drop(columns="geometry")
+        )
         assert committed.geometry.geom_equals_exact(fresh.geometry, 1e-9).all()
     size = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
     assert size < 10 * 2**20

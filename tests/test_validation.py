@@ -148,10 +148,18 @@ def test_numeric_ids_make_clean_uids(city: twin.Twin, tmp_path: Path) -> None:
 
 
 def test_id_field_that_is_also_renamed(city: twin.Twin, tmp_path: Path) -> None:
-    frame = gpd.GeoDataFrame({"街道代码": ["510104001", "510104002"], "街道名称": ["甲", "乙"]},
-                             geometry=boxes(2), crs=GK105)
-    city.import_layer(_write(frame, tmp_path / "d.gpkg"), layer="districts", kind="district",
-                      id="街道代码", fields={"街道代码": "district_code", "街道名称": "name"})
+    frame = gpd.GeoDataFrame(
+        {"街道代码": ["510104001", "510104002"], "街道名称": ["甲", "乙"]},
+        geometry=boxes(2),
+        crs=GK105,
+    )
+    city.import_layer(
+        _write(frame, tmp_path / "d.gpkg"),
+        layer="districts",
+        kind="district",
+        id="街道代码",
+        fields={"街道代码": "district_code", "街道名称": "name"},
+    )
     layer = city.layer("districts")
     assert layer.index.tolist() == ["districts.510104001", "districts.510104002"]
     assert layer["district_code"].tolist() == ["510104001", "510104002"]

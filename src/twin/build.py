@@ -11,35 +11,51 @@ sensor_building     each sensor layer → each building layer    inside, else ne
 sensor_parcel       each sensor layer → each parcel layer      inside
 feature_district    every layer → each district layer          largest share
 feature_grid        every layer → each grid layer              largest share
+service_<network>   each building layer → each pipe layer      nearest pipe of that
+                    holding pipes of that network              network within
+                                                               max_service_m
 ==================  =========================================  ==================
 
 A rebuild recomputes only the relations whose input layers were re-imported
-since the last build (each relation remembers the imports it was built from),
-and drops relations whose layers are gone. Rows with no ``to_uid`` are the
-flagged ones: a building on no parcel, a sensor with no building near.
+since the last build, or whose option changed (each stored relation remembers
+the imports and option it was built from), and drops relations whose layers
+are gone. Rows with no ``to_uid`` are the flagged ones: a building on no
+parcel, a sensor with no building near, a building with no pipe within reach.
+
+Layers are read ahead in one thread, relations computed in another, and
+written to the twin in the calling one (GDAL, GEOS and SQLite release the GIL),
+so the three costs overlap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from geopandas import GeoDataFrame
+import pyogrio
+import shapely
 
-from twin.relate import largest_share, nearest_within, single_parts
+from twin.errors import UsageError
+from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
+from twin.store import relations as relstore
 from twin.store import schema
 
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
 
 DEFAULT_MAX_DISTANCE_M = 30.0
+DEFAULT_MAX_SERVICE_M = 50.0
+SERVICE_PREFIX = "service_"
 _SENSOR_KINDS = ("sensor",)
 
 
@@ -50,10 +66,17 @@ class RelationPlan:
     relation: str
     from_layer: str
     to_layer: str
+    network: str | None = None  # service relations: the pipes' network value
 
     @property
     def key(self) -> str:
         return f"{self.relation}:{self.from_layer}->{self.to_layer}"
+
+    def option(self, max_distance_m: float, max_service_m: float) -> float | None:
+        """The build option this relation depends on, if any."""
+        if self.relation == "sensor_building":
+            return max_distance_m
+        return max_service_m if self.network is not None else None
 
 
 @dataclass
@@ -63,6 +86,7 @@ class BuildReport:
     build_id: int | None = None
     time: str | None = None
     max_distance_m: float = DEFAULT_MAX_DISTANCE_M
+    max_service_m: float = DEFAULT_MAX_SERVICE_M
     recomputed: dict[str, int] = field(default_factory=dict)  # key -> rows
     unrelated: dict[str, int] = field(default_factory=dict)  # key -> rows with no target
     kept: list[str] = field(default_factory=list)
@@ -73,21 +97,32 @@ class BuildReport:
         return asdict(self)
 
 
-def plan_relations(infos: list[LayerInfo]) -> list[RelationPlan]:
-    """Every relation the twin's layers call for, in a stable order."""
+def plan_relations(
+    infos: list[LayerInfo], networks: dict[str, list[str]] | None = None
+) -> list[RelationPlan]:
+    """Every relation the twin's layers call for, in a stable order.
+
+    Parameters
+    ----------
+    infos : list of LayerInfo
+        The twin's layers.
+    networks : dict, optional
+        The ``network`` values each pipe layer holds; no service relations without it.
+    """
     by_kind: dict[str, list[str]] = {}
     for info in infos:
         by_kind.setdefault(info.kind, []).append(info.name)
-    plans = [
-        RelationPlan("building_parcel", b, p)
-        for b in by_kind.get("building", [])
-        for p in by_kind.get("parcel", [])
-    ]
+    buildings, parcels = by_kind.get("building", []), by_kind.get("parcel", [])
+    plans = [RelationPlan("building_parcel", b, p) for b in buildings for p in parcels]
     for sensor_layer in (s for kind in _SENSOR_KINDS for s in by_kind.get(kind, [])):
-        plans += [
-            RelationPlan("sensor_building", sensor_layer, b) for b in by_kind.get("building", [])
-        ]
-        plans += [RelationPlan("sensor_parcel", sensor_layer, p) for p in by_kind.get("parcel", [])]
+        plans += [RelationPlan("sensor_building", sensor_layer, b) for b in buildings]
+        plans += [RelationPlan("sensor_parcel", sensor_layer, p) for p in parcels]
+    plans += [
+        RelationPlan(f"{SERVICE_PREFIX}{network}", b, pipes, network)
+        for b in buildings
+        for pipes, values in (networks or {}).items()
+        for network in values
+    ]
     for info in infos:
         plans += [
             RelationPlan("feature_district", info.name, d)
@@ -106,6 +141,7 @@ def build_relations(
     city: Twin,
     *,
     max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+    max_service_m: float = DEFAULT_MAX_SERVICE_M,
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
 ) -> BuildReport:
@@ -117,116 +153,361 @@ def build_relations(
         The twin to build.
     max_distance_m : float, default 30
         How far a sensor outside every building may be from its nearest building.
+    max_service_m : float, default 50
+        How far a building may be from the pipe that serves it.
     force : bool, default False
         Recompute every relation, changed inputs or not.
     progress : callable, optional
         Called as ``progress(relation_key, fraction)``.
     """
+    for name, value in (("max_distance_m", max_distance_m), ("max_service_m", max_service_m)):
+        if not value >= 0:
+            raise UsageError(f"{name} must be a distance in metres >= 0, not {value}")
     started = time.perf_counter()
-    infos = city.layer_infos()
-    imports = {info.name: info.last_import for info in infos}
-    plans = plan_relations(infos)
-    previous = _previous_inputs(city)
-    signature = {p.key: [imports[p.from_layer], imports[p.to_layer], max_distance_m] for p in plans}
-    todo = [p for p in plans if force or previous.get(p.key) != signature[p.key]]
-    report = BuildReport(max_distance_m=max_distance_m)
-    report.kept = [p.key for p in plans if p not in todo]
-    report.dropped = sorted(set(previous) - set(signature))
-    frames = _LayerCache(city)
-    rows: dict[RelationPlan, pd.DataFrame] = {}
-    for i, plan in enumerate(todo):
-        if progress:
-            progress(plan.key, i / max(len(todo), 1))
-        rows[plan] = compute_relation(frames, plan, max_distance_m=max_distance_m)
-        report.recomputed[plan.key] = len(rows[plan])
-        report.unrelated[plan.key] = int(rows[plan]["to_uid"].isna().sum())
+    report = BuildReport(max_distance_m=max_distance_m, max_service_m=max_service_m)
     with city.store.transaction() as work, contextlib.closing(sqlite3.connect(work)) as con, con:
-        schema.ensure_relation_tables(con)
-        for key in [*report.dropped, *(p.key for p in todo)]:
-            relation, layers = key.split(":", 1)
-            from_layer, to_layer = layers.split("->", 1)
-            con.execute(
-                "DELETE FROM twin_relations WHERE relation=? AND from_layer=? AND to_layer=?",
-                (relation, from_layer, to_layer),
-            )
-        for plan, frame in rows.items():
-            _insert(con, plan, frame)
-        report.time = schema.now_utc()
+        relstore.tune_for_bulk_writes(con)
+        force = schema.ensure_relation_tables(con) or force
+        # Under the write lock, the twin is what the working copy started from: read
+        # layers from it (the copy is being written), and record exactly what was read.
+        infos = city.layer_infos()
+        todo = _decide(city, con, infos, report, force=force)
+        build_id = _record_build(con, report, {i.name: i.last_import for i in infos})
+        _store(city, con, infos, todo, report, progress=progress)
         report.seconds = time.perf_counter() - started
-        cursor = con.execute(
-            "INSERT INTO twin_builds (time, inputs, report) VALUES (?, ?, ?)",
-            (report.time, json.dumps(signature), "{}"),
-        )
-        report.build_id = int(cursor.lastrowid or 0)
         con.execute(
             "UPDATE twin_builds SET report=? WHERE build_id=?",
-            (json.dumps(report.to_dict(), ensure_ascii=False), report.build_id),
+            (json.dumps(report.to_dict(), ensure_ascii=False), build_id),
         )
+    report.seconds = time.perf_counter() - started
     return report
 
 
-def compute_relation(
-    frames: _LayerCache, plan: RelationPlan, *, max_distance_m: float
-) -> pd.DataFrame:
-    """Rows ``from_uid, to_uid, share, distance_m, n_candidates`` for one relation."""
-    source, target = frames.get(plan.from_layer), frames.get(plan.to_layer)
-    if plan.relation == "sensor_building":
-        found = nearest_within(source, target, max_distance_m=max_distance_m)
-        return pd.DataFrame(
-            {
-                "from_uid": found.index.to_numpy(),
-                "to_uid": found["target"].to_numpy(dtype=object),
-                "share": np.where(found["how"].to_numpy() == "inside", 1.0, np.nan),
-                "distance_m": found["distance_m"].to_numpy(),
-                "n_candidates": found["target"].notna().astype(int).to_numpy(),
-            }
-        )
-    shares = largest_share(source, target)
-    return pd.DataFrame(
-        {
-            "from_uid": shares.index.to_numpy(),
-            "to_uid": shares["zone"].to_numpy(dtype=object),
-            "share": shares["share"].to_numpy(),
-            "distance_m": np.nan,
-            "n_candidates": shares["n_zones"].to_numpy(),
-        }
+@dataclass
+class _Todo:
+    """What a build recomputes: plans with their inputs, and the stored sets they replace."""
+
+    plans: list[RelationPlan]
+    inputs: dict[RelationPlan, list[object]]
+    stale: list[relstore.StoredSet]
+    stored_rows: int
+
+
+def _decide(
+    city: Twin, con: sqlite3.Connection, infos: list[LayerInfo], report: BuildReport, *, force: bool
+) -> _Todo:
+    """Plan every relation, keep those whose inputs are unchanged, fill the report's lists."""
+    plans = plan_relations(infos, _pipe_networks(city, infos))
+    imports = {info.name: info.last_import for info in infos}
+    options = (report.max_distance_m, report.max_service_m)
+    inputs: dict[RelationPlan, list[object]] = {
+        p: [imports[p.from_layer], imports[p.to_layer], p.option(*options)] for p in plans
+    }
+    previous = relstore.stored_sets(con)
+    todo = [p for p in plans if force or _inputs_of(previous.get(p.key)) != inputs[p]]
+    # Largest from layers first: their geometries are let go of early.
+    counts = {info.name: info.feature_count for info in infos}
+    todo.sort(key=lambda p: -counts[p.from_layer])
+    planned, redone = {p.key for p in plans}, {p.key for p in todo}
+    report.kept = [p.key for p in plans if p.key not in redone]
+    report.dropped = sorted(set(previous) - planned)
+    report.time = schema.now_utc()
+    return _Todo(
+        plans=todo,
+        inputs=inputs,
+        stale=[s for s in previous.values() if s.key not in planned or s.key in redone],
+        stored_rows=sum(s.n_rows for s in previous.values()),
     )
+
+
+def _store(
+    city: Twin,
+    con: sqlite3.Connection,
+    infos: list[LayerInfo],
+    todo: _Todo,
+    report: BuildReport,
+    *,
+    progress: Callable[[str, float], None] | None,
+) -> None:
+    """Drop the stale sets, then compute and write each relation of ``todo``."""
+    counts = {info.name: info.feature_count for info in infos}
+    new_rows = sum(counts[p.from_layer] for p in todo.plans)
+    dropped_rows = sum(s.n_rows for s in todo.stale)
+    writer = relstore.RelationWriter(
+        con,
+        bulk=relstore.is_bulk(new_rows, dropped_rows, todo.stored_rows),
+    )
+    writer.drop(todo.stale)
+    with _LayerCache(city, infos, todo.plans) as layers:
+        computed = _computed(todo.plans, layers, report.max_distance_m, report.max_service_m)
+        for i, (plan, rows) in enumerate(computed):
+            if progress:
+                progress(plan.key, i / max(len(todo.plans), 1))
+            key = (plan.relation, plan.from_layer, plan.to_layer, plan.network)
+            writer.put(key, rows, inputs=todo.inputs[plan], build_id=report.build_id or 0)
+            report.recomputed[plan.key] = len(rows)
+            report.unrelated[plan.key] = rows.unrelated
+    writer.finish()
+
+
+def last_build(con: sqlite3.Connection) -> dict[str, object] | None:
+    """The inputs of the newest build (``layers``: import per layer, ``options``), if any."""
+    have = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='twin_builds'"
+    ).fetchone()
+    if not have:
+        return None
+    row = con.execute("SELECT inputs FROM twin_builds ORDER BY build_id DESC LIMIT 1").fetchone()
+    if not row:
+        return None
+    inputs = json.loads(row[0])
+    return inputs if "layers" in inputs else None  # builds before relation sets kept none
+
+
+def _record_build(
+    con: sqlite3.Connection, report: BuildReport, imports: dict[str, int | None]
+) -> int:
+    inputs = {
+        "layers": imports,
+        "options": {"max_distance_m": report.max_distance_m, "max_service_m": report.max_service_m},
+    }
+    cursor = con.execute(
+        "INSERT INTO twin_builds (time, inputs, report) VALUES (?, ?, '{}')",
+        (report.time, json.dumps(inputs, ensure_ascii=False)),
+    )
+    report.build_id = int(cursor.lastrowid or 0)
+    return report.build_id
+
+
+def _inputs_of(stored: relstore.StoredSet | None) -> list[object] | None:
+    return None if stored is None else stored.inputs
+
+
+def _pipe_networks(city: Twin, infos: list[LayerInfo]) -> dict[str, list[str]]:
+    """The distinct ``network`` values of each pipe layer."""
+    networks = {}
+    with contextlib.closing(city.store.connect()) as con:
+        for info in (i for i in infos if i.kind == "pipe"):
+            rows = con.execute(
+                f'SELECT DISTINCT network FROM "{info.name}" WHERE network IS NOT NULL'
+            ).fetchall()
+            networks[info.name] = sorted(str(row[0]) for row in rows)
+    return networks
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def compute_relation(
+    layers: _LayerCache, plan: RelationPlan, *, max_distance_m: float, max_service_m: float
+) -> relstore.RelationRows:
+    """The rows of one relation: one per feature of the from layer."""
+    source, target = layers.get(plan.from_layer), layers.get(plan.to_layer)
+    if plan.network is not None and target.network is not None:
+        target = target.subset(target.network == plan.network)
+    if plan.relation == "sensor_building" or plan.network is not None:
+        reach = max_distance_m if plan.network is None else max_service_m
+        found, distance = nearest_positions(source.geoms, target.geoms, max_distance_m=reach)
+        inside = (distance == 0) & (plan.relation == "sensor_building")
+        return relstore.RelationRows(
+            from_uid=source.uid_list,
+            to_uid=_labels(target.uids, found),
+            share=np.where(inside, 1.0, np.nan),
+            distance_m=distance,
+            n_candidates=(found >= 0).astype(np.int64),
+        )
+    best, share, n_zones = largest_share_positions(source.geoms, target.geoms)
+    return relstore.RelationRows(
+        from_uid=source.uid_list,
+        to_uid=_labels(target.uids, best),
+        share=share,
+        distance_m=np.full(len(share), np.nan),
+        n_candidates=n_zones.astype(np.int64),
+    )
+
+
+def _labels(uids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    labels = np.full(len(positions), None, dtype=object)
+    hit = positions >= 0
+    labels[hit] = uids[positions[hit]]
+    return labels
+
+
+def _computed(
+    plans: list[RelationPlan], layers: _LayerCache, max_distance_m: float, max_service_m: float
+) -> Iterator[tuple[RelationPlan, relstore.RelationRows]]:
+    """Each plan's rows, in order, computed up to :data:`_AHEAD` plans ahead in a worker thread."""
+
+    def compute(plan: RelationPlan) -> relstore.RelationRows:
+        rows = compute_relation(
+            layers, plan, max_distance_m=max_distance_m, max_service_m=max_service_m
+        )
+        layers.done(plan)
+        return rows
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-build")
+    pending: deque[tuple[RelationPlan, Future[relstore.RelationRows]]] = deque()
+    queue = iter(plans)
+    try:
+        for plan in itertools.islice(queue, _AHEAD):
+            pending.append((plan, pool.submit(compute, plan)))
+        while pending:
+            plan, future = pending.popleft()
+            rows = future.result()
+            following = next(queue, None)
+            if following is not None:
+                pending.append((following, pool.submit(compute, following)))
+            yield plan, rows
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Relations computed ahead of the one being written: the worker never waits for
+# the writer (a few relations' rows held at most, ~40 MB per million rows).
+_AHEAD = 4
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One layer's geometries and uids, read once per build."""
+
+    geoms: np.ndarray
+    uids: np.ndarray  # object array of str
+    network: np.ndarray | None = None
+
+    @property
+    def uid_list(self) -> list[str]:
+        return list(self.uids.tolist())
+
+    def subset(self, mask: np.ndarray) -> _Layer:
+        return _Layer(self.geoms[mask], self.uids[mask])
 
 
 class _LayerCache:
-    """Each layer's geometry read once per build, whatever uses it."""
+    """Each layer read once per build, ahead of need, and let go once no relation needs it.
 
-    def __init__(self, city: Twin) -> None:
+    A reader thread reads the layers in the order the plans first use them, so
+    the computing thread rarely waits for a read. A context manager: leaving
+    it stops the reader.
+    """
+
+    def __init__(self, city: Twin, infos: list[LayerInfo], plans: list[RelationPlan]) -> None:
         self.city = city
-        self.frames: dict[str, GeoDataFrame] = {}
+        self.kinds = {info.name: info.kind for info in infos}
+        self.uses = Counter(name for p in plans for name in (p.from_layer, p.to_layer))
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-read")
+        order = dict.fromkeys(name for p in plans for name in (p.from_layer, p.to_layer))
+        self.layers = {name: self.reader.submit(self._read, name) for name in order}
 
-    def get(self, layer: str) -> GeoDataFrame:
-        if layer not in self.frames:
-            self.frames[layer] = single_parts(self.city.layer(layer, columns=[]))
-        return self.frames[layer]
+    def __enter__(self) -> _LayerCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.shutdown(wait=True, cancel_futures=True)
+
+    def get(self, name: str) -> _Layer:
+        return self.layers[name].result()
+
+    def done(self, plan: RelationPlan) -> None:
+        for name in (plan.from_layer, plan.to_layer):
+            self.uses[name] -= 1
+            if self.uses[name] <= 0:
+                self.layers.pop(name, None)
+
+    def _read(self, name: str) -> _Layer:
+        # Straight from Arrow: uids and geometries are all a relation needs.
+        pipes = self.kinds.get(name) == "pipe"
+        meta, table = pyogrio.read_arrow(
+            self.city.path, layer=name, columns=["uid", "network"] if pipes else ["uid"]
+        )
+        wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+        return _Layer(
+            geoms=single_part_geoms(shapely.from_wkb(wkb)),
+            uids=table.column("uid").to_numpy(zero_copy_only=False).astype(object),
+            network=table.column("network").to_numpy(zero_copy_only=False) if pipes else None,
+        )
 
 
-def _previous_inputs(city: Twin) -> dict[str, list[object]]:
-    if "twin_builds" not in city.store.tables():
-        return {}
-    last = city.store.query("SELECT inputs FROM twin_builds ORDER BY build_id DESC LIMIT 1")
-    return {} if last.empty else dict(json.loads(last["inputs"].iloc[0]))
+# --------------------------------------------------------------------------- reading
 
 
-def _insert(con: sqlite3.Connection, plan: RelationPlan, frame: pd.DataFrame) -> None:
-    to_uid = frame["to_uid"].to_numpy(dtype=object)
-    share = frame["share"].to_numpy(dtype=float)
-    distance = frame["distance_m"].to_numpy(dtype=float)
-    rows = zip(
-        frame["from_uid"].astype(str).tolist(),
-        [None if pd.isna(u) else str(u) for u in to_uid],
-        [None if np.isnan(v) else float(v) for v in share],
-        [None if np.isnan(v) else float(v) for v in distance],
-        frame["n_candidates"].astype(int).tolist(),
-        strict=True,
+def service_connections(
+    city: Twin, network: str, *, buildings: str | None = None, max_service_m: float | None = None
+) -> pd.DataFrame:
+    """The stored service connections of one network (see :meth:`twin.Twin.service_connections`)."""
+    infos = city.layer_infos()
+    buildings = _building_layer(city, infos, buildings)
+    with contextlib.closing(city.store.connect()) as con:
+        built = _current_build(city, con, infos, buildings)
+        reach = float(built["options"]["max_service_m"])  # type: ignore[index]
+        if max_service_m is None:
+            max_service_m = reach
+        elif max_service_m > reach:
+            raise UsageError(
+                f"the last build connected buildings within {reach:g} m of a pipe: run "
+                f"`twin build {city.path} --max-service-m {max_service_m:g}` to reach farther"
+            )
+        stored = relstore.stored_sets(con).values()
+        sets = [
+            s
+            for s in stored
+            if s.relation == SERVICE_PREFIX + network and s.from_layer == buildings
+        ]
+        if not sets:
+            have = sorted({s.network for s in stored if s.network is not None})
+            raise UsageError(
+                f"the twin has no {network!r} pipes to connect buildings to; networks with "
+                f"pipes: {', '.join(have) or 'none (import a pipe layer)'}"
+            )
+        parts = [relstore.read_linked(city.path, s).assign(pipe_layer=s.to_layer) for s in sets]
+    links = pd.concat(parts, ignore_index=True)
+    links = links[links["distance_m"] <= max_service_m]
+    if len(sets) > 1:  # the nearest pipe over every layer of that network
+        links = links.sort_values(["distance_m", "pipe_layer"], kind="stable")
+        links = links.drop_duplicates("from_uid").sort_values("row", kind="stable")
+    return pd.DataFrame(
+        {
+            "pipe_layer": links["pipe_layer"].to_numpy(dtype=object),
+            "pipe": links["to_uid"].to_numpy(dtype=object),
+            "distance_m": links["distance_m"].to_numpy(dtype=float),
+        },
+        index=pd.Index(links["from_uid"].to_numpy(dtype=object), name="uid"),
     )
-    con.executemany(
-        "INSERT INTO twin_relations (relation, from_layer, from_uid, to_layer, to_uid, share,"
-        " distance_m, n_candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ((plan.relation, plan.from_layer, f, plan.to_layer, t, s, d, n) for f, t, s, d, n in rows),
+
+
+def _building_layer(city: Twin, infos: list[LayerInfo], name: str | None) -> str:
+    layers = [i.name for i in infos if i.kind == "building"]
+    if name is None and len(layers) == 1:
+        return layers[0]
+    if name is not None and name in layers:
+        return name
+    if not layers:
+        raise UsageError(f"{city.path.name} has no building layer: import one with --kind building")
+    if name is None:
+        raise UsageError(
+            f"the twin has several building layers ({', '.join(layers)}): name one with buildings="
+        )
+    raise UsageError(f"{name!r} is not a building layer; the twin's: {', '.join(layers)}")
+
+
+def _current_build(
+    city: Twin, con: sqlite3.Connection, infos: list[LayerInfo], buildings: str
+) -> dict[str, object]:
+    """The last build's inputs, if no building or pipe layer changed since."""
+    built = last_build(con)
+    if built is None:
+        raise UsageError(
+            f"{city.path.name} has no service connections yet: run `twin build {city.path}`"
+        )
+    layers: dict[str, object] = built["layers"]  # type: ignore[assignment]
+    changed = sorted(
+        i.name
+        for i in infos
+        if (i.kind == "pipe" or i.name == buildings) and layers.get(i.name, -1) != i.last_import
     )
+    if changed:
+        raise UsageError(
+            f"the relations are stale: {', '.join(changed)} changed since the last build; "
+            f"run `twin build {city.path}`"
+        )
+    return built

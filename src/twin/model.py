@@ -14,6 +14,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
 import pyproj
 
 from twin import history
@@ -171,6 +172,12 @@ class Twin:
         """Metadata of every layer."""
         rows = self.store.query("SELECT * FROM twin_layers ORDER BY created")
         return [_layer_info(row) for _, row in rows.iterrows()]
+
+    def fields(self, layer: str) -> list[str]:
+        """The attribute columns ``layer`` stores (``uid`` and geometry excluded)."""
+        if layer not in self.layers:
+            raise self._no_layer(layer)
+        return [f for f in pyogrio.read_info(self.path, layer=layer)["fields"] if f != "uid"]
 
     # -- reading layers ---------------------------------------------------
     def layer(
@@ -377,17 +384,35 @@ class Twin:
         self,
         *,
         max_distance_m: float = 30.0,
+        max_service_m: float = 50.0,
         force: bool = False,
         progress: Progress | None = None,
     ) -> BuildReport:
         """Compute the cross-layer relations (see :mod:`twin.build`) and store them.
 
         Only relations whose input layers were re-imported since the last build
-        are recomputed, unless ``force``.
+        (or whose option changed) are recomputed, unless ``force``.
+
+        Parameters
+        ----------
+        max_distance_m : float, default 30
+            How far a sensor outside every building may be from its building.
+        max_service_m : float, default 50
+            How far a building may be from the pipe that serves it.
+        force : bool, default False
+            Recompute every relation.
+        progress : callable, optional
+            Called as ``progress(relation_key, fraction)``.
         """
         from twin.build import build_relations
 
-        return build_relations(self, max_distance_m=max_distance_m, force=force, progress=progress)
+        return build_relations(
+            self,
+            max_distance_m=max_distance_m,
+            max_service_m=max_service_m,
+            force=force,
+            progress=progress,
+        )
 
     def relations(
         self,
@@ -401,24 +426,70 @@ class Twin:
 
         Columns: ``relation, from_layer, from_uid, to_layer, to_uid, share,
         distance_m, n_candidates``. A missing ``to_uid`` is a flagged row
-        (a building on no parcel, a sensor with no building near).
+        (a building on no parcel, a sensor with no building near). A ``uid``
+        lookup uses the uid indexes; a relation is read as one range of rows.
         """
-        if "twin_relations" not in self.store.tables():
-            raise UsageError(f"{self.path.name} has no relations yet: run `twin build {self.path}`")
-        clauses, params = [], []
-        for column, value in (
-            ("relation", relation),
-            ("from_layer", from_layer),
-            ("to_layer", to_layer),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if uid is not None:
-            clauses.append("(from_uid = ? OR to_uid = ?)")
-            params += [uid, uid]
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self.store.query(f"SELECT * FROM twin_relations{where}", tuple(params))
+        from twin.store import relations as relstore
+
+        with contextlib.closing(self.store.connect()) as con:
+            sets = relstore.stored_sets(con)
+            if not sets and not relstore.has_relation_tables(con):
+                raise UsageError(
+                    f"{self.path.name} has no relations yet: run `twin build {self.path}`"
+                )
+            chosen = [
+                s
+                for s in sets.values()
+                if relation in (None, s.relation)
+                and from_layer in (None, s.from_layer)
+                and to_layer in (None, s.to_layer)
+            ]
+            if uid is not None:
+                return relstore.read_uid_rows(con, uid, chosen)
+            return relstore.read_rows(self.path, chosen)
+
+    def service_connections(
+        self,
+        network: str,
+        *,
+        buildings: str | None = None,
+        max_service_m: float | None = None,
+    ) -> pd.DataFrame:
+        """Each building's service connection on ``network``, as stored by :meth:`build`.
+
+        Parameters
+        ----------
+        network : str
+            The pipes' ``network`` value (``water``, ``gas``…).
+        buildings : str, optional
+            The building layer (default: the twin's only one).
+        max_service_m : float, optional
+            Keep connections at most this long (default: the build's, 50 m);
+            more than the build's raises :class:`~twin.errors.UsageError`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by building uid, connected buildings only, in layer order:
+            ``pipe_layer``, ``pipe`` (uid of the nearest pipe of that network,
+            over every pipe layer holding that network) and ``distance_m``.
+
+        Raises
+        ------
+        UsageError
+            No build yet, a building or pipe layer re-imported since the last
+            build, or no pipe of that network.
+
+        Examples
+        --------
+        >>> city.service_connections("water").head(1)  # doctest: +SKIP
+                              pipe_layer                  pipe  distance_m
+        uid
+        buildings.JZ0000001  water_pipes  water_pipes.JS000001   21.894662
+        """
+        from twin.build import service_connections
+
+        return service_connections(self, network, buildings=buildings, max_service_m=max_service_m)
 
     # -- provenance and history ---------------------------------------------
     def imports(self, layer: str | None = None) -> pd.DataFrame:

@@ -102,7 +102,10 @@ def test_tiny_pipes(tiny: Path) -> None:
     assert pipes["roughness"].tolist() == [100, 100, 120, 100]
     assert pipes["minor_loss"].tolist() == [0, 0, 0, 0]
     assert (pipes["from_node"] + ">" + pipes["to_node"]).tolist() == [
-        "R1>J1", "J1>J2", "J2>T1", "J1>J3",
+        "R1>J1",
+        "J1>J2",
+        "J2>T1",
+        "J1>J3",
     ]
     assert set(pipes["network"]) == {"water"}
 
@@ -116,8 +119,9 @@ def test_tiny_nodes_and_sources(tiny: Path) -> None:
     sources = read_epanet(tiny, "source").set_index("id")
     assert sources["source_type"].to_dict() == {"R1": "reservoir", "T1": "tank"}
     assert sources["elevation_m"].to_dict() == {"R1": 50, "T1": 30}
-    assert sources.loc["T1", ["init_level_m", "min_level_m", "max_level_m", "tank_diameter_m"]
-                       ].tolist() == [2, 0.5, 6, 12]
+    assert sources.loc[
+        "T1", ["init_level_m", "min_level_m", "max_level_m", "tank_diameter_m"]
+    ].tolist() == [2, 0.5, 6, 12]
     assert sources.loc["T1", "geometry"].equals(Point(200, 0))
 
 
@@ -130,7 +134,10 @@ def test_tiny_valves_and_pumps(tiny: Path) -> None:
     assert valves.loc["V2", "geometry"].equals(Point(50, 50))  # midpoint of J1-J3
     pumps = read_epanet(tiny, "pump").set_index("id")
     assert pumps.loc["PU1", ["from_node", "to_node", "power_kw", "status"]].tolist() == [
-        "J3", "J2", 15, "open",
+        "J3",
+        "J2",
+        15,
+        "open",
     ]
     assert pumps.loc["PU1", "geometry"].equals(Point(100, 50))
 
@@ -208,8 +215,13 @@ def test_empty_section_gives_typed_empty_frame(tmp_path: Path) -> None:
         ("POWER 15", "TORQUE 15", "PU1", "pump", "unknown keyword 'TORQUE'"),
         (" J3\t8\n", " J3\t8\n J1\t9\n", " J1\t9", "pipe", "node id 'J1' is defined twice"),
         (" V2\tClosed", " V9\tClosed", "V9", "pipe", "[STATUS] undefined link 'V9'"),
-        ("[STATUS]", "[DEMANDS]\n R1\t6.5\n[STATUS]", " R1\t6.5", "junction",
-         "[DEMANDS] undefined junction 'R1'"),
+        (
+            "[STATUS]",
+            "[DEMANDS]\n R1\t6.5\n[STATUS]",
+            " R1\t6.5",
+            "junction",
+            "[DEMANDS] undefined junction 'R1'",
+        ),
     ],
 )
 def test_malformed_line_names_file_and_line(

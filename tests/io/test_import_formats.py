@@ -64,8 +64,9 @@ def test_gbk_shapefile_with_cpg(city: twin.Twin, tmp_path: Path) -> None:
 def test_gbk_shapefile_without_cpg_is_detected(city: twin.Twin, tmp_path: Path) -> None:
     shp = tmp_path / "parcels.shp"
     _write_gbk_shapefile(shp, cpg=False)
-    report = city.import_layer(shp, layer="parcels", kind="parcel", id="地块编码",
-                               fields=PARCEL_FIELDS)
+    report = city.import_layer(
+        shp, layer="parcels", kind="parcel", id="地块编码", fields=PARCEL_FIELDS
+    )
     _check_parcels(city)
     assert report.encoding == "GB18030"  # recorded in provenance
     assert city.imports().iloc[-1]["report"]["encoding"] == "GB18030"

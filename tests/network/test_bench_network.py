@@ -22,6 +22,8 @@ def test_bench_network_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert ours == peer and ours["pipes"] > 100
     full = bn.segments_full_ours(inputs, tmp_path)
     assert full["segments"] >= 1 and full["pipes"] > ours["pipes"]
+    assert 0 < full["max_segment_share"] < 1 and full["median_pipes_per_segment"] >= 1
     breaks = bn.break_ours(inputs, tmp_path)
-    assert breaks["breaks"] == 100 and breaks["ms_per_break"] > 0
+    assert breaks["breaks"] == 100 and 0 < breaks["ms_median"] <= breaks["ms_max"]
+    assert breaks["median_valves_to_close"] >= 1 and breaks["median_isolated_pipes"] >= 1
     assert bn.criticality_ours(inputs, tmp_path)["segments"] == full["segments"]

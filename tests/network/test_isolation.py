@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import twin
 from tests.network.small_network import at, make_twin, names, pipes_frame, sources_frame, uid
 from twin.errors import NetworkError, UsageError
 from twin.network import (
+    check_network,
     criticality,
     isolation_segments,
     network_from_frames,
@@ -109,8 +111,12 @@ def test_closed_and_inoperable_valves(tmp_path: Path) -> None:
 
 def test_unknown_pipe_and_valve(small: twin.Twin) -> None:
     net = pipe_network(small)
-    with pytest.raises(UsageError, match="NOPE"):
+    with pytest.raises(
+        UsageError, match=re.escape("'NOPE' is not in the water network (7 pipes); pipe uids")
+    ):
         pipe_break(net, "NOPE")
+    with pytest.raises(UsageError, match=re.escape("did you mean pipes.P3?")):
+        pipe_break(net, "P3")  # the source id, not the uid
     with pytest.raises(UsageError, match="VX"):
         pipe_break(net, uid("pipes", "P1"), failed_valves=["VX"])
     result = pipe_break(net, uid("pipes", "P1"), failed_valves=[uid("valves", "V9")])
@@ -123,6 +129,11 @@ def test_network_without_source_warns(tmp_path: Path) -> None:
     result = pipe_break(net, uid("pipes", "P3"))
     assert any("no source" in w for w in result.warnings)
     assert result.cut_off_pipes.empty  # not claimed, and said so
+    assert names(result.isolated_pipes.index) == {"P3"}  # the isolation still holds
+    report = check_network(net)
+    assert report.counts["no_source"] == 1
+    assert any("no source" in w for w in report.warnings)
+    assert criticality(net)["cut_off_pipes"].sum() == 0
 
 
 def test_loop_without_valves_is_one_segment(small: twin.Twin) -> None:
@@ -134,6 +145,8 @@ def test_loop_without_valves_is_one_segment(small: twin.Twin) -> None:
     assert len(segs.table) == 1
     assert any("one segment" in w for w in segs.warnings)
     assert any("one segment" in w for w in pipe_break(net, uid("pipes", "P6")).warnings)
+    assert any("no operable valve" in w for w in check_network(net).warnings)
+    assert not any("operable" in w for w in check_network(pipe_network(small)).warnings)
 
 
 def test_no_pipes_of_network(small: twin.Twin) -> None:

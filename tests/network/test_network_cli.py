@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
 
 import twin
-from tests.network.small_network import uid
+from tests.network.small_network import CRS, pipes_frame, uid
 from twin.cli import analyze, network_cmd
 from twin.errors import UsageError
 
@@ -73,4 +74,23 @@ def test_criticality_command(app: typer.Typer, small: twin.Twin, tmp_path: Path)
     assert result.exit_code == 0, result.output
     ranking = gpd.read_file(target)
     assert sorted(ranking["rank"]) == [1, 2, 3, 4]
-    assert json.loads(result.output)[0]["total_pipes"] == 7
+    assert json.loads(result.stdout)[0]["total_pipes"] == 7  # the note goes to stderr
+
+
+def test_network_check_near_miss(app: typer.Typer, tmp_path: Path) -> None:
+    city = twin.Twin.create(tmp_path / "near.gpkg", crs=CRS)
+    frame = pd.concat([pipes_frame(), pipes_frame({"P8": [(250, 1.5), (250, 60)]})])
+    frame.to_file(tmp_path / "pipes.gpkg", layer="pipes")
+    city.import_layer(tmp_path / "pipes.gpkg", layer="pipes", kind="pipe", id="pipe_id")
+    args = ["network", "check", str(city.path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["issues"]["near_miss"] == 1
+    [near] = [d for d in data["details"] if d["issue"] == "near_miss"]
+    assert (near["uid"], near["other_uid"]) == (uid("pipes", "P8"), uid("pipes", "P3"))
+    assert near["distance_m"] == pytest.approx(1.5)
+    tighter = CliRunner().invoke(app, [*args, "--near-miss", "1"])
+    assert json.loads(tighter.output)["issues"]["near_miss"] == 0
+    bad = CliRunner().invoke(app, [*args, "--near-miss", "-1"])
+    assert isinstance(bad.exception, UsageError)

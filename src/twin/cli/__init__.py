@@ -23,6 +23,7 @@ from twin.cli import (
     kinds,
     network_cmd,
     sample,
+    serve,
 )
 from twin.cli._common import State, err, exit_code_for
 
@@ -70,6 +71,7 @@ for module in (
     check_cmd,
     network_cmd,
     analyze,
+    serve,
 ):
     module.register(app)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.cli._common import JsonOpt, TwinArg, err, out, print_json
 from twin.cli.network_cmd import (
     NetworkOpt,
     PipesOpt,
@@ -19,9 +19,15 @@ from twin.cli.network_cmd import (
     ValvesOpt,
     load_network,
 )
-from twin.errors import LayerNotFoundError, UsageError
+from twin.errors import UsageError
 from twin.model import Twin
-from twin.network import BreakResult, PipeNetwork, criticality, pipe_break, service_connections
+from twin.network import (
+    BreakResult,
+    PipeNetwork,
+    building_connections,
+    criticality,
+    pipe_break,
+)
 
 BuildingsOpt = Annotated[
     str,
@@ -40,15 +46,10 @@ sub = typer.Typer(help="Impact analyses on the twin's networks.", no_args_is_hel
 
 
 def _connections(city: Twin, net: PipeNetwork, layer: str, max_m: float) -> pd.DataFrame | None:
-    if not layer:
+    """The buildings' service connections: the twin's stored relation when current."""
+    if not layer or (layer == "buildings" and layer not in city.layer_names()):
         return None
-    try:
-        frame = city.layer(layer)
-    except LayerNotFoundError:
-        if layer == "buildings":
-            return None
-        raise
-    return service_connections(frame, net, max_service_m=max_m)
+    return building_connections(city, net, buildings=layer, max_service_m=max_m)
 
 
 @sub.command("pipe-break")
@@ -72,7 +73,7 @@ def pipe_break_cmd(
     """Valves to close, pipes and buildings shut off when a pipe breaks; and if a valve fails.
 
     Example: [bold]twin analyze pipe-break city.gpkg --pipes water_pipes
-    --pipe water_pipes.JS000123 --failed-valve valves.JSF000045[/bold]
+    --pipe water_pipes.JS000123 --failed-valve valves.JSF000039[/bold]
     """
     if json_output and output is not None:
         raise UsageError("give --json or --out, not both")
@@ -138,6 +139,8 @@ def _print_break(result: BreakResult) -> None:
     if s["buildings"] is not None:
         people = f", population {s['population']:,.0f}" if "population" in s else ""
         out.print(f"buildings losing service: {s['buildings']:,}{people}")
+        if "service_connections" in s:
+            out.print(f"[dim]service connections {s['service_connections']}[/dim]")
     table = Table()
     for column in ("valve", "role", "on pipe"):
         table.add_column(column)
@@ -177,6 +180,8 @@ def criticality_cmd(
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
     links = _connections(city, net, buildings, max_service_m)
     ranking = criticality(net, buildings=links).sort_values("rank")
+    if links is not None:
+        err.print(f"[dim]service connections {links.attrs['service_connections']}[/dim]")
     if output is not None:
         ranking.reset_index().to_file(output, layer="criticality")
     shown = ranking.drop(columns="geometry").head(top)
@@ -200,3 +205,7 @@ def criticality_cmd(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(sub, name="analyze")
+
+
+# route, service-area, road-closure and cascade register themselves on `sub`
+from twin.cli import analyze_roads as _analyze_roads  # noqa: E402,F401

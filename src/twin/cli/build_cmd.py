@@ -17,13 +17,18 @@ def build(
         float,
         typer.Option("--max-distance-m", help="How far a sensor may stand from its building."),
     ] = 30.0,
+    max_service_m: Annotated[
+        float,
+        typer.Option("--max-service-m", help="How far a building may be from its serving pipe."),
+    ] = 50.0,
     force: Annotated[
         bool, typer.Option("--force", help="Recompute every relation, changed inputs or not.")
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Relate layers: building → parcel (largest share), sensor → building and parcel,
-    every feature → district and grid cell. Only relations whose layers were
+    building → nearest pipe of each network (service connection), every feature →
+    district and grid cell. Only relations whose layers were
     re-imported since the last build are recomputed.
 
     Example: [bold]twin build chengdu.twin.gpkg && twin build chengdu.twin.gpkg --json[/bold]
@@ -31,7 +36,12 @@ def build(
     city = Twin.open(twin_path)
     update, close = progress_callback(show_progress(json_output))
     try:
-        report = city.build(max_distance_m=max_distance_m, force=force, progress=update)
+        report = city.build(
+            max_distance_m=max_distance_m,
+            max_service_m=max_service_m,
+            force=force,
+            progress=update,
+        )
     finally:
         close()
     if json_output:

@@ -48,17 +48,33 @@ def check(
     valves: ValvesOpt = "valves",
     sources: SourcesOpt = "sources",
     tolerance: ToleranceOpt = 0.5,
+    near_miss: Annotated[
+        float,
+        typer.Option(
+            "--near-miss", help="A dangling end this close to a pipe it does not join is reported."
+        ),
+    ] = 2.0,
     output: Annotated[
         Path | None, typer.Option("--out", help="Write the issues as a layer, e.g. issues.gpkg.")
     ] = None,
+    roads: Annotated[
+        str | None, typer.Option("--roads", help="Check this road layer instead of pipes.")
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Report dangling ends, disconnected parts, short pipes, valves and sources off the network.
+    """Report dangling ends and near misses, disconnected parts, short pipes, off-network valves.
 
-    Example: [bold]twin network check city.gpkg --network water --json[/bold]
+    Also sources off the network; with --roads, road topology (dangles, near misses,
+    islands, one-way traps). Example:
+    [bold]twin network check city.gpkg --pipes water_pipes --near-miss 2 --json[/bold]
     """
+    if roads is not None:
+        from twin.cli.analyze_roads import check_road_layer
+
+        check_road_layer(twin_path, roads, tolerance, near_miss, output, json_output)
+        return
     _, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
-    report = check_network(net)
+    report = check_network(net, near_miss_m=near_miss)
     if output is not None:
         report.issues.to_file(output)
     if json_output:

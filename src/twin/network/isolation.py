@@ -10,22 +10,36 @@ WNTR's ``valve_segments`` gives). An inoperable valve cuts nothing.
 Segments joined by an open valve form the **segment graph**; a break
 isolates its segment(s), and the segments left without a path to a source
 are cut off. A valve that fails to close merges the segments on its two
-sides. Criticality runs this for every segment at once with one depth-first
-search (articulation points of the segment graph, rooted at the sources).
+sides.
+
+Everything that does not depend on the broken pipe is computed once per
+network and cached on it: the segment labels, the incidences pipe ->
+segments, segment -> pieces and segment -> valves (CSR arrays), and one
+depth-first search of the segment graph from the sources. The segments a
+single isolated segment cuts off are then the DFS subtrees it separates (it
+is an articulation point above them), read as contiguous runs of the DFS
+order; a query costs about the size of its answer. Isolations of several
+segments (a failed valve, a pipe split between segments) fall back to
+connected components of the segment graph. Criticality
+(:mod:`twin.network.criticality`) reads the same search for every segment.
 
 Examples
 --------
->>> net = pipe_network(twin.Twin.open("city.gpkg"))  # doctest: +SKIP
+>>> city = twin.Twin.open("chengdu.twin.gpkg")  # doctest: +SKIP
+>>> net = pipe_network(city, "water", pipes="water_pipes")  # doctest: +SKIP
 >>> segs = isolation_segments(net)  # doctest: +SKIP
->>> result = pipe_break(net, "JS000123", failed_valves=["JSF000045"])  # doctest: +SKIP
->>> result.summary["valves_to_close"]  # doctest: +SKIP
-4
+>>> pipe_break(net, "water_pipes.JS000123").summary["valves_to_close"]  # doctest: +SKIP
+10
+>>> failing = pipe_break(net, "water_pipes.JS000123", failed_valves=["valves.JSF000039"])
+...  # doctest: +SKIP
+>>> failing.summary["valves_to_close"], failing.summary["extra_valves"]  # doctest: +SKIP
+(19, 12)
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,18 +54,16 @@ from scipy.sparse.csgraph import connected_components
 from twin.errors import UsageError
 from twin.network.pipes import (
     BoolArray,
-    FloatArray,
     IntArray,
     PipeNetwork,
     _few,
     _index_lookup,
 )
+from twin.network.services import Buildings, Services, buildings_of, prepared, ranges
 
-__all__ = ["BreakResult", "Segments", "criticality", "isolation_segments", "pipe_break"]
+__all__ = ["BreakResult", "Segments", "isolation_segments", "pipe_break"]
 
 log = logging.getLogger(__name__)
-
-Buildings = pd.DataFrame | pd.Series | Mapping[Any, Any] | None
 
 
 @dataclass
@@ -95,6 +107,32 @@ class _Model:
     source_seg: IntArray
     supplied: BoolArray  # segments connected to a source before any break
     warnings: list[str]
+    # incidences (CSR): pipe -> its pieces' segments, segment -> pipe pieces, segment -> valves
+    pipe_seg_ptr: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    pipe_seg_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    seg_piece_ptr: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    seg_piece_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    seg_valve_ptr: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    seg_valve_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tree: _Tree | None = None  # with the incidences, built by the first query
+
+
+@dataclass
+class _Tree:
+    """A depth-first search of the segment graph from a root joined to every source segment.
+
+    The root is vertex ``n_seg``. A segment's subtree is the run
+    ``order[disc[s]:disc[s] + size[s]]``; ``sep[sep_ptr[s]:sep_ptr[s + 1]]``
+    are the children of ``s`` whose subtrees lose every path to a source when
+    ``s`` is shut (``low[c] >= disc[s]``).
+    """
+
+    disc: IntArray  # preorder number (-1: not reached, no path to a source)
+    size: IntArray  # subtree sizes
+    parent: IntArray
+    order: IntArray  # vertices by preorder number
+    sep_ptr: IntArray
+    sep: IntArray
 
 
 def _model(net: PipeNetwork) -> _Model:
@@ -153,6 +191,104 @@ def _build_model(net: PipeNetwork) -> _Model:
     return model
 
 
+def _query_model(net: PipeNetwork) -> tuple[_Model, _Tree]:
+    """The model with what queries need: the incidences and the tree (built once)."""
+    model = _model(net)
+    if model.tree is None:
+        _add_incidences(net, model)
+        model.tree = _segment_tree(model)
+    return model, model.tree
+
+
+def _csr(group: IntArray, values: IntArray, n_groups: int) -> tuple[IntArray, IntArray]:
+    """``values`` grouped by ``group`` as CSR: group g holds ``idx[ptr[g]:ptr[g + 1]]``."""
+    order = np.argsort(group, kind="stable")
+    ptr = np.searchsorted(group[order], np.arange(n_groups + 1)).astype(np.int64)
+    return ptr, values[order].astype(np.int64)
+
+
+def _add_incidences(net: PipeNetwork, model: _Model) -> None:
+    """Pipe -> segments, segment -> pipe pieces and segment -> cutting valves, as CSR."""
+    k = model.n_seg
+    on_pipe = np.flatnonzero(net.piece_pipe >= 0)
+    pairs = _distinct_pairs(net.piece_pipe[on_pipe], model.piece_seg[on_pipe], k)
+    model.pipe_seg_ptr, model.pipe_seg_idx = _csr(pairs[0], pairs[1], len(net.pipes))
+    model.seg_piece_ptr, model.seg_piece_idx = _csr(model.piece_seg[on_pipe], on_pipe, k)
+    sides = np.concatenate([model.valve_a, model.valve_b])
+    position = np.tile(np.arange(len(model.valve_a)), 2)
+    pairs = _distinct_pairs(sides, position, len(model.valve_a))
+    model.seg_valve_ptr, model.seg_valve_idx = _csr(pairs[0], pairs[1], k)
+
+
+def _distinct_pairs(a: IntArray, b: IntArray, n_b: int) -> tuple[IntArray, IntArray]:
+    """The distinct pairs ``(a, b)`` (``0 <= b < n_b``), sorted."""
+    key = np.unique(a.astype(np.int64) * max(n_b, 1) + b)
+    return key // max(n_b, 1), key % max(n_b, 1)
+
+
+def _segment_tree(model: _Model) -> _Tree:
+    """One DFS of the segment graph from the sources: subtrees and separated children."""
+    k = model.n_seg
+    root = k
+    to_root = np.full(len(model.source_seg), root)
+    src = np.concatenate([model.edge_a, model.edge_b, to_root, model.source_seg])
+    dst = np.concatenate([model.edge_b, model.edge_a, model.source_seg, to_root])
+    adj = sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(k + 1, k + 1))
+    adj.sum_duplicates()
+    disc, low, parent, post = _dfs(adj.indptr, adj.indices, root)
+    size_l = [1] * (k + 1)
+    parent_l = parent.tolist()
+    for v in post:  # children before parents
+        p = parent_l[v]
+        if p >= 0:
+            size_l[p] += size_l[v]
+    size = np.array(size_l, dtype=np.int64)
+    reached = np.flatnonzero(disc >= 0)
+    order = np.empty(len(reached), dtype=np.int64)
+    order[disc[reached]] = reached
+    child = np.flatnonzero(parent >= 0)
+    sep = child[low[child] >= disc[parent[child]]]
+    sep_ptr, sep = _csr(parent[sep], sep, k + 1)
+    return _Tree(disc=disc, size=size, parent=parent, order=order, sep_ptr=sep_ptr, sep=sep)
+
+
+def _dfs(ptr: IntArray, nbr: IntArray, root: int) -> tuple[IntArray, IntArray, IntArray, list[int]]:
+    """Iterative DFS: preorder numbers, low-links, parents and the post-order."""
+    n = len(ptr) - 1
+    ptr_l, nbr_l = ptr.tolist(), nbr.tolist()
+    disc_l, low_l, parent_l = [-1] * n, [0] * n, [-1] * n
+    nxt = ptr_l[:-1].copy()
+    post: list[int] = []
+    disc_l[root] = low_l[root] = 0
+    counter, stack = 1, [root]
+    while stack:
+        v = stack[-1]
+        if nxt[v] < ptr_l[v + 1]:
+            u = nbr_l[nxt[v]]
+            nxt[v] += 1
+            if disc_l[u] < 0:
+                parent_l[u], disc_l[u], low_l[u] = v, counter, counter
+                counter += 1
+                stack.append(u)
+            elif u != parent_l[v] and disc_l[u] < low_l[v]:
+                low_l[v] = disc_l[u]
+            continue
+        stack.pop()
+        post.append(v)
+        p = parent_l[v]
+        if p >= 0 and low_l[v] < low_l[p]:
+            low_l[p] = low_l[v]
+    as_array = [np.array(x, dtype=np.int64) for x in (disc_l, low_l, parent_l)]
+    return as_array[0], as_array[1], as_array[2], post
+
+
+def _tree_cut(tree: _Tree, seg: int) -> IntArray:
+    """Segments that lose every path to a source when segment ``seg`` alone is shut."""
+    children = tree.sep[tree.sep_ptr[seg] : tree.sep_ptr[seg + 1]]
+    first = tree.disc[children]
+    return np.sort(tree.order[ranges(first, first + tree.size[children])])
+
+
 def _renumber(labels: IntArray) -> IntArray:
     """Renumber labels 0, 1, … in order of first appearance."""
     uniq, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
@@ -199,9 +335,10 @@ def isolation_segments(net: PipeNetwork) -> Segments:
     Examples
     --------
     >>> segs = isolation_segments(net)  # doctest: +SKIP
-    >>> segs.table[["n_pipes", "length_m", "valves"]].head(1)  # doctest: +SKIP
-       n_pipes  length_m             valves
-    0        3     412.5  [JSF000001, JSF000007]
+    >>> segs.table[["n_pipes", "length_m"]].head(1)  # doctest: +SKIP
+             n_pipes  length_m
+    segment
+    0              6    1043.3
     """
     model = _model(net)
     k = model.n_seg
@@ -253,63 +390,6 @@ def _grouped(group: IntArray, values: npt.NDArray[Any], n_groups: int) -> list[l
     bounds = np.searchsorted(group[order], np.arange(n_groups + 1)).tolist()
     ordered = values[order].tolist()
     return [ordered[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
-
-
-# --------------------------------------------------------------------------- services
-
-
-@dataclass
-class _Services:
-    """Buildings grouped by the pipe that serves them (CSR over pipe rows)."""
-
-    uid: pd.Index  # building uids, sorted by pipe row
-    pipe_row: IntArray
-    ptr: IntArray  # buildings of pipe row r: uid[ptr[r]:ptr[r + 1]]
-    population: FloatArray | None
-    unknown: int  # buildings whose pipe is not in the network
-
-
-def _services(net: PipeNetwork, buildings: Buildings) -> _Services | None:
-    if buildings is None:
-        return None
-    cached = net.cache.get("services")
-    if cached is not None and cached[0] is buildings:
-        return cached[1]
-    if isinstance(buildings, pd.DataFrame):
-        pipe = buildings["pipe"]
-    elif isinstance(buildings, pd.Series):
-        pipe = buildings
-    else:
-        pipe = pd.Series(dict(buildings))
-    row = net.pipes.index.get_indexer(pipe.to_numpy())
-    population = None
-    if isinstance(buildings, pd.DataFrame):
-        for name in ("population", "customers"):
-            if name in buildings.columns:
-                population = buildings[name].to_numpy(dtype=float)
-                break
-    known = row >= 0
-    order = np.flatnonzero(known)[np.argsort(row[known], kind="stable")]
-    prepared = _Services(
-        uid=pipe.index.take(order),
-        pipe_row=row[order],
-        ptr=np.searchsorted(row[order], np.arange(len(net.pipes) + 1)),
-        population=None if population is None else np.nan_to_num(population[order]),
-        unknown=int((~known).sum()),
-    )
-    net.cache["services"] = (buildings, prepared)
-    return prepared
-
-
-def _buildings_of(services: _Services, pipe_rows: IntArray) -> IntArray:
-    """Positions (in ``services``) of the buildings served by ``pipe_rows``."""
-    start, stop = services.ptr[pipe_rows], services.ptr[pipe_rows + 1]
-    counts = stop - start
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.repeat(start - np.cumsum(counts) + counts, counts)
-    return (np.arange(total) + offsets).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- pipe break
@@ -380,8 +460,10 @@ def pipe_break(
     failed_valves : iterable of str, optional
         Valves that will not close: the isolation grows to the next valves.
     buildings : DataFrame, Series or mapping, optional
-        Building uid -> serving pipe uid (``service_connections`` output; a
-        ``population`` or ``customers`` column is summed).
+        Building uid -> serving pipe uid (``building_connections`` or
+        ``service_connections`` output; a ``population`` or ``customers``
+        column is summed; the note in ``attrs["service_connections"]``, saying
+        whether the connections were stored or computed, goes into the summary).
 
     Returns
     -------
@@ -394,28 +476,30 @@ def pipe_break(
 
     Examples
     --------
-    >>> links = service_connections(city, net)  # doctest: +SKIP
-    >>> r = pipe_break(net, "JS000123", failed_valves=["JSF000045"], buildings=links)
-    ...  # doctest: +SKIP
-    >>> r.summary["extra_buildings"]  # doctest: +SKIP
-    37
+    >>> links = building_connections(city, net)  # doctest: +SKIP
+    >>> r = pipe_break(
+    ...     net, "water_pipes.JS000123", failed_valves=["valves.JSF000039"], buildings=links
+    ... )  # doctest: +SKIP
+    >>> r.summary["buildings"], r.summary["extra_buildings"]  # doctest: +SKIP
+    (384, 238)
     """
-    model = _model(net)
+    model, tree = _query_model(net)
     row = net.pipe_index(pipe_uid)
     failed, warnings = _failed(net, model, failed_valves)
     warnings = [*net.warnings, *model.warnings, *warnings]
     if not len(model.source_seg):
         warnings.append("no source on the network: cut-off pipes are not reported")
-    services = _services(net, buildings)
-    start = np.unique(model.piece_seg[net.piece_pipe == row])
+    services = prepared(net, buildings)
+    start = model.pipe_seg_idx[model.pipe_seg_ptr[row] : model.pipe_seg_ptr[row + 1]]
     if len(model.source_seg) and not model.supplied[start].all():
         warnings.append(f"pipe {pipe_uid} had no path to a source even before the break")
-    outage = _outage(net, model, start, failed, services)
-    base = (
-        _outage(net, model, start, np.zeros(0, dtype=np.int64), services) if len(failed) else outage
-    )
+    outage = _outage(net, model, tree, start, failed, services)
+    none = np.zeros(0, dtype=np.int64)
+    base = _outage(net, model, tree, start, none, services) if len(failed) else outage
     result = _result(net, model, str(pipe_uid), outage, base, services, warnings)
     result.summary["failed_valves"] = [str(v) for v in model.valve_uid[failed]]
+    if isinstance(buildings, pd.DataFrame) and "service_connections" in buildings.attrs:
+        result.summary["service_connections"] = buildings.attrs["service_connections"]
     return result
 
 
@@ -451,39 +535,35 @@ def _failed(
 def _outage(
     net: PipeNetwork,
     model: _Model,
+    tree: _Tree,
     start: IntArray,
     failed: IntArray,
-    services: _Services | None,
+    services: Services | None,
 ) -> _Outage:
-    inside = np.zeros(model.n_seg, dtype=bool)
-    inside[start] = True
-    fa, fb = model.valve_a[failed], model.valve_b[failed]
-    while True:  # a failed valve on the boundary lets the isolation through
-        grow = inside[fa] ^ inside[fb]
-        if not grow.any():
-            break
-        inside[fa[grow]] = True
-        inside[fb[grow]] = True
-    boundary = inside[model.valve_a] ^ inside[model.valve_b]
-    cut = _unsupplied(model, inside) & model.supplied
-    state = np.zeros(model.n_seg, dtype=np.int64)
-    state[cut] = 2
-    state[inside] = 1
-    piece_state = state[model.piece_seg]
-    hit = np.flatnonzero((piece_state > 0) & (net.piece_pipe >= 0))
-    rows, inverse = np.unique(net.piece_pipe[hit], return_inverse=True)
-    states = np.full(len(rows), 3, dtype=np.int64)
-    np.minimum.at(states, inverse.ravel(), piece_state[hit])  # isolated (1) wins over cut off
+    inside = _grow(model, start, failed)
+    segs = np.flatnonzero(inside)
+    if len(segs) == 1:
+        cut_segs = _tree_cut(tree, int(segs[0]))
+    else:
+        cut_segs = np.flatnonzero(_unsupplied(model, inside) & model.supplied)
+    cut = np.zeros(model.n_seg, dtype=bool)
+    cut[cut_segs] = True
+    near = np.unique(
+        model.seg_valve_idx[ranges(model.seg_valve_ptr[segs], model.seg_valve_ptr[segs + 1])]
+    )
+    near = near[inside[model.valve_a[near]] ^ inside[model.valve_b[near]]]
+    closed = model.valve_closed[near]
+    rows, states = _affected_pipes(net, model, segs, cut_segs)
     if services is None:
         found, bstate = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     else:
-        found = _buildings_of(services, rows)
+        found = buildings_of(services, rows)
         bstate = np.repeat(states, services.ptr[rows + 1] - services.ptr[rows])
     return _Outage(
         segments=inside,
         cut=cut,
-        close=np.flatnonzero(boundary & ~model.valve_closed),
-        already=np.flatnonzero(boundary & model.valve_closed),
+        close=near[~closed],
+        already=near[closed],
         pipe_rows=rows,
         pipe_state=states,
         buildings=found,
@@ -491,9 +571,39 @@ def _outage(
     )
 
 
+def _grow(model: _Model, start: IntArray, failed: IntArray) -> BoolArray:
+    """The isolated segments: ``start``, grown through failed valves on the boundary."""
+    inside = np.zeros(model.n_seg, dtype=bool)
+    inside[start] = True
+    fa, fb = model.valve_a[failed], model.valve_b[failed]
+    while True:
+        grow = inside[fa] ^ inside[fb]
+        if not grow.any():
+            return inside
+        inside[fa[grow]] = True
+        inside[fb[grow]] = True
+
+
+def _affected_pipes(
+    net: PipeNetwork, model: _Model, isolated: IntArray, cut: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Rows of the pipes with a piece in ``isolated`` (state 1) or else in ``cut`` (state 2)."""
+    segs = np.concatenate([isolated, cut])
+    state = np.concatenate([np.ones(len(isolated)), np.full(len(cut), 2)]).astype(np.int64)
+    take = ranges(model.seg_piece_ptr[segs], model.seg_piece_ptr[segs + 1])
+    pieces = model.seg_piece_idx[take]
+    piece_state = np.repeat(state, model.seg_piece_ptr[segs + 1] - model.seg_piece_ptr[segs])
+    rows, inverse = np.unique(net.piece_pipe[pieces], return_inverse=True)
+    states = np.full(len(rows), 3, dtype=np.int64)
+    np.minimum.at(states, inverse.ravel(), piece_state)  # isolated (1) wins over cut off
+    return rows, states
+
+
 def _valve_rows(net: PipeNetwork, model: _Model, close: IntArray, already: IntArray) -> Any:
-    rows = model.valve_row[np.concatenate([close, already])]
-    frame = net.valves.iloc[rows][["status", "pipe", "position_m", "geometry"]]
+    table = net.cache.get("valve_table")
+    if table is None:
+        table = net.cache["valve_table"] = net.valves[["status", "pipe", "position_m", "geometry"]]
+    frame = table.iloc[model.valve_row[np.concatenate([close, already])]]
     frame.insert(0, "role", ["close"] * len(close) + ["already closed"] * len(already))
     frame.index.name = "uid"
     return frame
@@ -502,20 +612,21 @@ def _valve_rows(net: PipeNetwork, model: _Model, close: IntArray, already: IntAr
 _REASONS = pd.Index(["isolated", "cut_off"])
 
 
-def _building_rows(services: _Services | None, found: IntArray, state: IntArray) -> pd.DataFrame:
+def _building_rows(
+    net: PipeNetwork, services: Services | None, found: IntArray, state: IntArray
+) -> pd.DataFrame:
+    """Buildings at ``found`` (positions in ``services``): ``pipe``, ``reason``, ``population``."""
     if services is None:
-        return pd.DataFrame(
-            {"pipe_row": np.empty(0, dtype=np.int64), "reason": pd.Categorical([], _REASONS)},
-            index=pd.Index([], name="uid"),
-        )
+        found = state = np.empty(0, dtype=np.int64)
+    uids = pd.Index([], name="uid") if services is None else services.uid.take(found)
     rows = pd.DataFrame(
         {
-            "pipe_row": services.pipe_row[found],
+            "pipe": net.pipes.index.take(services.pipe_row[found] if services else found).array,
             "reason": pd.Categorical.from_codes(state - 1, categories=_REASONS),
         },
-        index=services.uid.take(found).rename("uid"),
+        index=uids.rename("uid"),
     )
-    if services.population is not None:
+    if services is not None and services.population is not None:
         rows["population"] = services.population[found]
     return rows
 
@@ -526,23 +637,21 @@ def _result(
     pipe_uid: str,
     outage: _Outage,
     base: _Outage,
-    services: _Services | None,
+    services: Services | None,
     warnings: list[str],
 ) -> BreakResult:
-    pipe_uids = net.pipes.index
     valves = _valve_rows(net, model, outage.close, outage.already)
     extra = np.setdiff1d(outage.close, base.close)
     extra_valves = _valve_rows(net, model, extra, np.empty(0, dtype=np.int64))
-    affected = _building_rows(services, outage.buildings, outage.building_state)
+    affected = _building_rows(net, services, outage.buildings, outage.building_state)
     new = (
         ~np.isin(outage.buildings, base.buildings)
         if base is not outage
         else np.zeros(len(outage.buildings), dtype=bool)
     )
-    extra_buildings = _building_rows(services, outage.buildings[new], outage.building_state[new])
-    for frame in (affected, extra_buildings):
-        taken = pipe_uids.take(frame.pop("pipe_row").to_numpy(dtype=np.int64))
-        frame.insert(0, "pipe", taken.array)
+    extra_buildings = _building_rows(
+        net, services, outage.buildings[new], outage.building_state[new]
+    )
     isolated_rows = outage.pipe_rows[outage.pipe_state == 1]
     cut_rows = outage.pipe_rows[outage.pipe_state == 2]
     isolated, cut_off = net.pipes.iloc[isolated_rows], net.pipes.iloc[cut_rows]
@@ -575,131 +684,3 @@ def _result(
         summary=summary,
         warnings=warnings,
     )
-
-
-# --------------------------------------------------------------------------- criticality
-
-
-def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> gpd.GeoDataFrame:
-    """What isolating each segment takes out, ranked: the segment and what it cuts off.
-
-    One depth-first search over the segment graph rooted at the sources finds,
-    for every segment, the segments that lose their last path to a source
-    when it is isolated (the DFS subtrees it separates as an articulation
-    point), so all segments cost about as much as one.
-
-    Parameters
-    ----------
-    net : PipeNetwork
-    buildings : DataFrame, Series or mapping, optional
-        Building uid -> serving pipe uid, as for :func:`pipe_break`.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        Indexed by segment: ``pipes``, ``length_m``, ``buildings`` (and
-        ``population``) of the segment itself, the same with ``cut_off_``
-        for the segments it cuts off, ``total_pipes``, ``total_length_m``,
-        ``total_buildings`` and ``rank`` (1 = most critical, by buildings
-        then length); geometry the segment's pipes. Export it as a layer.
-
-    Examples
-    --------
-    >>> ranking = criticality(net, buildings=links)  # doctest: +SKIP
-    >>> ranking.sort_values("rank").head(3).to_file("critical.gpkg")  # doctest: +SKIP
-    """
-    model = _model(net)
-    segs = isolation_segments(net)
-    weights = _segment_weights(net, model, _services(net, buildings))
-    cut = _cut_off_weights(model, weights)
-    table = gpd.GeoDataFrame(geometry=segs.table.geometry, crs=net.crs)
-    names = list(weights.columns)
-    for i, name in enumerate(names):
-        table[name] = weights[name].to_numpy()
-        table[f"cut_off_{name}"] = cut[:, i]
-        table[f"total_{name}"] = weights[name].to_numpy() + cut[:, i]
-    table["has_source"] = model.supplied
-    order = np.lexsort((-table["total_length_m"].to_numpy(), -table["total_buildings"].to_numpy()))
-    rank = np.empty(len(table), dtype=np.int64)
-    rank[order] = np.arange(1, len(table) + 1)
-    table["rank"] = rank
-    return table
-
-
-def _segment_weights(net: PipeNetwork, model: _Model, services: _Services | None) -> pd.DataFrame:
-    k = model.n_seg
-    is_pipe = net.piece_pipe >= 0
-    columns = {
-        "pipes": np.bincount(model.pipe_seg, minlength=k).astype(float),
-        "length_m": np.bincount(
-            model.piece_seg[is_pipe], weights=net.piece_length_m[is_pipe], minlength=k
-        ),
-        "buildings": np.zeros(k),
-    }
-    if services is not None:
-        seg = model.pipe_seg[services.pipe_row]
-        columns["buildings"] = np.bincount(seg, minlength=k).astype(float)
-        if services.population is not None:
-            columns["population"] = np.bincount(seg, weights=services.population, minlength=k)
-    return pd.DataFrame(columns)
-
-
-def _cut_off_weights(model: _Model, weights: pd.DataFrame) -> FloatArray:
-    """For every segment, the summed weights of the segments its isolation cuts off."""
-    k = model.n_seg
-    root = k
-    to_root = np.full(len(model.source_seg), root)
-    src = np.concatenate([model.edge_a, model.edge_b, to_root, model.source_seg])
-    dst = np.concatenate([model.edge_b, model.edge_a, model.source_seg, to_root])
-    adj = sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(k + 1, k + 1))
-    adj.sum_duplicates()
-    ptr, nbr = adj.indptr, adj.indices
-    w = np.vstack([weights.to_numpy(), np.zeros((1, weights.shape[1]))])
-    disc, low, subtree, cut = _dfs(ptr, nbr, root, w)
-    del disc, low, subtree
-    return cut[:k]
-
-
-def _dfs(
-    ptr: IntArray, nbr: IntArray, root: int, w: FloatArray
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-    """Iterative DFS: discovery order, low-links, subtree weights and cut-off weights."""
-    n = len(ptr) - 1
-    disc = np.full(n, -1, dtype=np.int64)
-    low = np.zeros(n, dtype=np.int64)
-    parent = np.full(n, -1, dtype=np.int64)
-    subtree = w.copy()
-    cut = np.zeros_like(w)
-    ptr_l, nbr_l = ptr.tolist(), nbr.tolist()
-    disc_l, low_l, parent_l = disc.tolist(), low.tolist(), parent.tolist()
-    nxt = ptr_l[:-1].copy()
-    finished: list[int] = []
-    disc_l[root] = low_l[root] = 0
-    counter, stack = 1, [root]
-    while stack:
-        v = stack[-1]
-        if nxt[v] < ptr_l[v + 1]:
-            u = nbr_l[nxt[v]]
-            nxt[v] += 1
-            if disc_l[u] < 0:
-                parent_l[u], disc_l[u], low_l[u] = v, counter, counter
-                counter += 1
-                stack.append(u)
-            elif u != parent_l[v] and disc_l[u] < low_l[v]:
-                low_l[v] = disc_l[u]
-            continue
-        stack.pop()
-        finished.append(v)
-        p = parent_l[v]
-        if p >= 0 and low_l[v] < low_l[p]:
-            low_l[p] = low_l[v]
-    parent = np.array(parent_l, dtype=np.int64)
-    disc, low = np.array(disc_l, dtype=np.int64), np.array(low_l, dtype=np.int64)
-    for v in finished:  # children before parents: accumulate subtree weights
-        p = parent_l[v]
-        if p >= 0:
-            subtree[p] += subtree[v]
-    child = np.flatnonzero(parent >= 0)
-    sep = child[low[child] >= disc[parent[child]]]
-    np.add.at(cut, parent[sep], subtree[sep])
-    return disc, low, subtree, cut

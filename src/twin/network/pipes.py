@@ -55,7 +55,7 @@ from twin.errors import LayerNotFoundError, NetworkError, UsageError
 if TYPE_CHECKING:
     from twin.model import Twin
 
-__all__ = ["PipeNetwork", "network_from_frames", "pipe_network", "service_connections"]
+__all__ = ["PipeNetwork", "network_from_frames", "pipe_network"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class PipeNetwork:
         The tolerance used to snap ends, valves and sources.
     warnings : list of str
         What the build noticed (valves or sources off the network…).
+    pipe_layer : str or None
+        The twin layer the pipes come from (None when built from frames).
     """
 
     network: str
@@ -116,6 +118,7 @@ class PipeNetwork:
     snap_tolerance_m: float
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    pipe_layer: str | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -166,9 +169,17 @@ class PipeNetwork:
         try:
             return int(self.pipes.index.get_loc(uid))
         except KeyError:
-            raise UsageError(
-                f"pipe {uid!r} is not in the {self.network} network ({len(self.pipes):,} pipes)"
-            ) from None
+            pass
+        text = str(uid)
+        close = [u for u in self.pipes.index.astype(str) if u.split(".", 1)[-1] == text][:3]
+        hint = (
+            f"; did you mean {' or '.join(close)}?"
+            if close
+            else f"; pipe uids look like {self.pipes.index[0]!r}"
+        )
+        raise UsageError(
+            f"pipe {uid!r} is not in the {self.network} network ({len(self.pipes):,} pipes){hint}"
+        )
 
     def graph(self) -> sparse.csr_matrix:
         """The node adjacency (every piece an undirected edge) as a scipy CSR matrix."""
@@ -234,7 +245,7 @@ def pipe_network(
             except LayerNotFoundError:
                 if name != {"valves": "valves", "sources": "sources", "pumps": "pumps"}[role]:
                     raise
-    return network_from_frames(
+    net = network_from_frames(
         twin.layer(pipes),
         frames["valves"],
         frames["sources"],
@@ -242,6 +253,8 @@ def pipe_network(
         network=network,
         snap_tolerance_m=snap_tolerance_m,
     )
+    net.pipe_layer = pipes
+    return net
 
 
 def network_from_frames(
@@ -637,59 +650,3 @@ def _few(values: Any, k: int = 5) -> str:
     items = [str(v) for v in list(values)[:k]]
     more = len(values) - len(items)
     return ", ".join(items) + (f" and {more} more" if more > 0 else "")
-
-
-# --------------------------------------------------------------------------- service
-
-
-def service_connections(
-    buildings: gpd.GeoDataFrame | Twin,
-    net: PipeNetwork,
-    *,
-    layer: str = "buildings",
-    max_service_m: float = 50.0,
-) -> pd.DataFrame:
-    """Join every building to the nearest pipe of ``net`` within ``max_service_m``.
-
-    Parameters
-    ----------
-    buildings : geopandas.GeoDataFrame or twin.Twin
-        Building footprints indexed by uid, or a twin to read ``layer`` from.
-    net : PipeNetwork
-        The network the buildings are served by.
-    layer : str, default "buildings"
-        The building layer when ``buildings`` is a twin.
-    max_service_m : float, default 50
-        Buildings farther than this from every pipe get no connection.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by building uid (connected buildings only): ``pipe`` (uid),
-        ``distance_m``, and ``population`` when the buildings carry it.
-
-    Examples
-    --------
-    >>> links = service_connections(city.layer("buildings"), net)  # doctest: +SKIP
-    >>> links.head(1)  # doctest: +SKIP
-               pipe  distance_m
-    uid
-    JZ0000001  JS000004   12.3
-    """
-    frame = buildings if isinstance(buildings, gpd.GeoDataFrame) else buildings.layer(layer)
-    if frame.crs is not None and net.crs is not None and frame.crs != net.crs:
-        frame = frame.to_crs(net.crs)
-    tree = shapely.STRtree(net.pipes.geometry.to_numpy())
-    (src, dst), dist = tree.query_nearest(
-        frame.geometry.to_numpy(),
-        max_distance=max_service_m,
-        all_matches=False,
-        return_distance=True,
-    )
-    out = pd.DataFrame(
-        {"pipe": net.pipes.index.to_numpy(dtype=object)[dst], "distance_m": dist},
-        index=frame.index[src],
-    )
-    if "population" in frame.columns:
-        out["population"] = frame["population"].to_numpy()[src]
-    return out

@@ -20,6 +20,7 @@ from twin.sample.attributes import BuildingAttributes, attributes_for
 from twin.sample.boundaries import DistrictPlan, districts_frame, grids_frame, plan_districts
 from twin.sample.buildings import CapacityError, Footprints, footprints_for, strips_for
 from twin.sample.draws import numbered, stream
+from twin.sample.facilities import facilities_frame
 from twin.sample.layout import TWIN_CRS, Layout, block_quads, layout_for, segments_of
 from twin.sample.parcels import LAND_USES, LU, Parcels, parcels_for
 from twin.sample.pipes import pipe_networks
@@ -43,6 +44,7 @@ LAYERS = (
     "cameras",
     "districts",
     "grids",
+    "facilities",
 )
 MIN_BUILDINGS = 100
 _ATTEMPTS = 6
@@ -113,6 +115,7 @@ def generate_city(n_buildings: int = 3000, *, seed: int = 42) -> dict[str, gpd.G
         "cameras": cameras,
         "districts": districts_frame(layout, plan, np.round(residents)),
         "grids": grids_frame(layout, plan, stream(seed, "grids")),
+        "facilities": facilities_frame(buildings, stream(seed, "facilities")),
     }
     return {name: city[name] for name in LAYERS}
 

@@ -4,11 +4,18 @@ Mains run under every street, split at the intersections: the water network
 is the street grid moved 4 m north and 4 m east, the gas network moved 4 m
 south and 4 m west (so water lies on the north or east side of a street, gas
 on the other), and each utility forms one connected network whose junctions
-are shared end points. Every pipe has a vertex 8 m in from each end; valves sit exactly on those
-vertices (on about 30 % of the pipes), next to the intersections, as real
-valves do. Transmission mains lead out of town to two water sources (a
+are shared end points. Every pipe has a vertex 8 m in from each end.
+
+Valves follow a valve grid, as a utility lays them out: every third street
+each way (at a random phase per network) is a valve line, and every main that
+leaves an intersection on a valve line across it carries a gate valve on the
+vertex 8 m from that intersection. The isolation segments are then blocks of
+about 3 x 3 city blocks (roughly 600 m x 480 m), each closed by about twelve
+valves, and a third of the mains carry a valve. Of the valves 3 % are
+normally closed and 2 % inoperable; an inoperable valve merges the segments
+on its two sides. Transmission mains lead out of town to two water sources (a
 plant and a reservoir) and a gas gate station, each exactly on the far end
-of its main.
+of its main, with a valve at the town end.
 
 Examples
 --------
@@ -38,7 +45,7 @@ __all__ = ["NETWORKS", "pipe_networks"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-VALVE_SHARE = 0.3  # pipes with a valve
+VALVE_EVERY = 3  # a valve line every third street each way: a valve on a third of the mains
 CLOSED_SHARE = 0.03  # normally closed boundary valves
 INOPERABLE_SHARE = 0.02  # valves that will not turn
 END_VERTEX_M = 8.0  # valves stand this far from the intersection
@@ -106,7 +113,7 @@ def pipe_networks(
         coords, trunk_ends, klass = _pipe_coords(layout, seg, net)
         pipes = _pipes_frame(layout, coords, klass, net, rng)
         out[f"{net.name}_pipes"] = pipes
-        valves.append(_valves_frame(coords, pipes, net, rng))
+        valves.append(_valves_frame(coords, pipes, seg, net, rng))
         sources.append(_sources_frame(trunk_ends, net))
     out["valves"] = pd.concat(valves, ignore_index=True)
     out["sources"] = pd.concat(sources, ignore_index=True)
@@ -192,18 +199,23 @@ def _materials(
 
 
 def _valves_frame(
-    coords: FloatArray, pipes: gpd.GeoDataFrame, net: _Network, rng: np.random.Generator
+    coords: FloatArray,
+    pipes: gpd.GeoDataFrame,
+    seg: Segments,
+    net: _Network,
+    rng: np.random.Generator,
 ) -> gpd.GeoDataFrame:
-    """Valves on ~30 % of the pipes, exactly on the vertex next to an intersection."""
+    """Valves on the mains that cross a valve line, on the vertex next to the line.
+
+    Mains run from the lower-index intersection, so the crossing main starts on
+    the valve line and its valve is vertex 1. Transmission mains (the last
+    pipes) get a valve at their town end.
+    """
     n = coords.shape[0]
-    chosen = exact_mask(rng, n, VALVE_SHARE, force=np.arange(n) >= n - len(net.sources))
-    pipe = np.flatnonzero(chosen)
-    vertex = np.where(rng.random(pipe.size) < 0.5, 1, 2)
-    both = rng.random(pipe.size) < 0.1
-    pipe = np.concatenate([pipe, pipe[both]])
-    vertex = np.concatenate([vertex, 3 - vertex[both]])
-    order = np.lexsort((vertex, pipe))
-    pipe, vertex = pipe[order], vertex[order]
+    phase = rng.integers(0, VALVE_EVERY, 2)
+    start = np.where(seg.vertical, seg.j - phase[1], seg.i - phase[0])
+    crossing = np.concatenate([start % VALVE_EVERY == 0, np.ones(n - len(seg), dtype=bool)])
+    pipe = np.flatnonzero(crossing)
     m = pipe.size
     closed = exact_mask(rng, m, CLOSED_SHARE)
     broken = exact_mask(rng, m, INOPERABLE_SHARE, among=~closed)
@@ -218,7 +230,7 @@ def _valves_frame(
             "diameter_mm": diameter.astype(np.int32),
             "valve_type": np.where(diameter >= 400, kinds[0], kinds[1]),
         },
-        geometry=shapely.points(coords[pipe, vertex]),
+        geometry=shapely.points(coords[pipe, 1]),
         crs=TWIN_CRS,
     )
 

@@ -6,7 +6,8 @@ pattern: a two-syllable base per grid line, a direction for the half of the
 city the segment is in, and numbered sections on arterials (科华北路二段);
 ring expressways are 一环路东一段 and so on; lanes are 锦华街. A few lanes are
 one-way (单行 = 1: only in the digitised direction, which is the direction
-of travel); bridges cross the river on the arterial lines.
+of travel); bridges cross the river on the arterial lines, at 层级 (level) 1
+above the river; they join the bank roads at their ends.
 
 Examples
 --------
@@ -65,7 +66,8 @@ def roads_frame(
     """Return the road layer in delivery field names, and the grid line names.
 
     Fields: 道路编码 (id), 道路名称, 道路等级, 单行 (1 = one-way in the digitised
-    direction), 桥梁 (1 = bridge), 车道数 (lanes), 设计时速 (km/h).
+    direction), 桥梁 (1 = bridge), 层级 (vertical level: 1 on bridges), 车道数
+    (lanes), 设计时速 (km/h).
 
     Parameters
     ----------
@@ -90,6 +92,7 @@ def roads_frame(
             "道路等级": np.array(ROAD_CLASSES)[seg.road_class],
             "单行": (seg.oneway != 0).astype(np.int32),
             "桥梁": bridge.astype(np.int32),
+            "层级": bridge.astype(np.int32),
             "车道数": np.where(seg.oneway != 0, 1, LANES[seg.road_class]).astype(np.int32),
             "设计时速": SPEED_KMH[seg.road_class],
         },

@@ -4,7 +4,8 @@ The delivery looks like what a Chinese city hands over: parcels as a
 GBK-encoded Shapefile, buildings as GeoJSON in CGCS2000 geographic
 coordinates (EPSG:4490), roads in a FileGDB, utility networks and boundaries
 in GeoPackages, and IoT devices as UTF-8 (with BOM) CSV files whose
-coordinates were read off a Chinese web map (GCJ-02). ``mapping.yaml`` tells
+coordinates were read off a Chinese web map (GCJ-02); emergency facilities
+(fire stations, hospitals, shelters) come as a GeoPackage. ``mapping.yaml`` tells
 ``twin import`` which file feeds which layer.
 
 Examples
@@ -92,6 +93,7 @@ DELIVERY: dict[str, dict[str, Any]] = {
             "道路名称": "name",
             "单行": "oneway",
             "桥梁": "bridge",
+            "层级": "level",
             "车道数": "lanes",
             "设计时速": "speed_kmh",
         },
@@ -167,6 +169,13 @@ DELIVERY: dict[str, dict[str, Any]] = {
         "id": "网格编码",
         "fields": {"网格编码": "grid_code", "所属街道": "district_code", "责任单位": "unit"},
     },
+    "facilities": {
+        "kind": "poi",
+        "file": "facilities.gpkg",
+        "layer": "facilities",
+        "id": "设施编码",
+        "fields": {"设施名称": "name", "设施类型": "poi_type"},
+    },
 }
 
 
@@ -189,7 +198,7 @@ def write_delivery(
         ``"delivery"`` writes the municipal-style files (``parcels.shp`` in
         GBK, ``buildings.geojson`` in EPSG:4490, ``roads.gdb``,
         ``networks.gpkg``, ``sensors.csv``, ``cameras.csv``,
-        ``boundaries.gpkg``); ``"gpkg"`` writes every layer into one
+        ``boundaries.gpkg``, ``facilities.gpkg``); ``"gpkg"`` writes every layer into one
         ``city.gpkg`` in EPSG:4544 (fast, for benchmarks).
 
     Returns
@@ -260,6 +269,7 @@ def _write_files(city: Mapping[str, gpd.GeoDataFrame], out: Path) -> dict[str, P
     for file, names, crs in (
         ("networks.gpkg", ("water_pipes", "gas_pipes", "valves", "sources"), TWIN_CRS),
         ("boundaries.gpkg", ("districts", "grids"), GEOGRAPHIC_CRS),
+        ("facilities.gpkg", ("facilities",), TWIN_CRS),
     ):
         path = out / file
         path.unlink(missing_ok=True)

@@ -49,13 +49,29 @@ _DDL = {
 }
 
 # Relations (twin build): created on first use, so older twin files upgrade in place.
+# One row per stored relation in twin_relation_sets; its rows in twin_relations
+# have fids set_id << 32 | row, so a set is one rowid range (read, replaced or
+# dropped without scanning the table or touching the uid indexes' other sets).
+SET_SHIFT = 32
 _RELATION_DDL = {
-    "twin_relations": """
-        CREATE TABLE twin_relations (
+    "twin_relation_sets": """
+        CREATE TABLE twin_relation_sets (
+            set_id INTEGER PRIMARY KEY AUTOINCREMENT,
             relation TEXT NOT NULL,
             from_layer TEXT NOT NULL,
-            from_uid TEXT NOT NULL,
             to_layer TEXT NOT NULL,
+            network TEXT,
+            inputs TEXT NOT NULL,
+            build_id INTEGER NOT NULL,
+            n_rows INTEGER NOT NULL,
+            n_unrelated INTEGER NOT NULL,
+            UNIQUE (relation, from_layer, to_layer)
+        )""",
+    "twin_relations": """
+        CREATE TABLE twin_relations (
+            fid INTEGER PRIMARY KEY,
+            set_id INTEGER NOT NULL,
+            from_uid TEXT NOT NULL,
             to_uid TEXT,
             share REAL,
             distance_m REAL,
@@ -69,11 +85,17 @@ _RELATION_DDL = {
             report TEXT NOT NULL
         )""",
 }
-_RELATION_INDEXES = (
-    "CREATE INDEX twin_relations_from ON twin_relations (from_uid)",
-    "CREATE INDEX twin_relations_to ON twin_relations (to_uid)",
-    "CREATE INDEX twin_relations_key ON twin_relations (relation, from_layer, to_layer)",
-)
+RELATION_INDEXES = {
+    "twin_relations_from": "CREATE INDEX twin_relations_from ON twin_relations (from_uid)",
+    "twin_relations_to": "CREATE INDEX twin_relations_to ON twin_relations (to_uid)",
+}
+# The view QGIS and SQL users read: every stored row with its relation and layers.
+_RELATION_VIEW = """
+    CREATE VIEW twin_relation_rows AS
+    SELECT r.fid AS fid, s.relation AS relation, s.from_layer AS from_layer,
+           r.from_uid AS from_uid, s.to_layer AS to_layer, r.to_uid AS to_uid,
+           r.share AS share, r.distance_m AS distance_m, r.n_candidates AS n_candidates
+    FROM twin_relations r JOIN twin_relation_sets s ON s.set_id = r.set_id"""
 
 _INDEXES = (
     "CREATE INDEX twin_changes_import ON twin_changes (import_id)",
@@ -85,7 +107,9 @@ _DESCRIPTIONS = {
     "twin_layers": "citytwin: layers with kind, CIM category, classification, extent",
     "twin_imports": "citytwin: provenance of every import with its report",
     "twin_changes": "citytwin: change sets (added / changed / removed uids) per import",
-    "twin_relations": "citytwin: cross-layer relations (building -> parcel, feature -> grid, …)",
+    "twin_relation_sets": "citytwin: one row per stored relation (twin build) and its inputs",
+    "twin_relations": "citytwin: relation rows (from_uid -> to_uid) of twin_relation_sets",
+    "twin_relation_rows": "citytwin: every relation row with its relation and layers (view)",
     "twin_builds": "citytwin: provenance of every `twin build`",
 }
 
@@ -108,16 +132,32 @@ def create_tables(con: sqlite3.Connection) -> None:
     )
 
 
-def ensure_relation_tables(con: sqlite3.Connection) -> None:
-    """Create the relation tables unless the twin already has them."""
-    have = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "twin_relations" in have:
-        return
+def ensure_relation_tables(con: sqlite3.Connection) -> bool:
+    """Create the relation tables unless the twin has them; upgrade the old layout.
+
+    Returns
+    -------
+    bool
+        True when relations stored by an older citytwin (one wide table without
+        sets) were dropped: every relation must then be recomputed.
+    """
+    columns = {row[1] for row in con.execute("PRAGMA table_info(twin_relations)")}
+    upgraded = "relation" in columns  # the single-table layout of schema 1
+    if upgraded:
+        con.execute("DROP TABLE twin_relations")
+        con.execute("DELETE FROM gpkg_contents WHERE table_name='twin_relations'")
+    have = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
     for table, ddl in _RELATION_DDL.items():
-        con.execute(ddl)
-        _register(con, table)
-    for ddl in _RELATION_INDEXES:
-        con.execute(ddl)
+        if table not in have:
+            con.execute(ddl)
+            _register(con, table)
+    for name, ddl in RELATION_INDEXES.items():
+        if name not in have:
+            con.execute(ddl)
+    if "twin_relation_rows" not in have:
+        con.execute(_RELATION_VIEW)
+        _register(con, "twin_relation_rows")
+    return upgraded
 
 
 def _register(con: sqlite3.Connection, table: str) -> None:

@@ -1,0 +1,242 @@
+"""``create_app(settings)``: the twin's HTTP service.
+
+The twin is loaded and indexed once, here; a watcher swaps in a new snapshot
+when the twin file is re-imported. Routers: OGC API Features
+(:mod:`.routers.features`), and the city one-map and impact routers
+(``routers/onemap.py``, ``routers/impact.py``) when they are installed.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import twin
+from twin.query.index import CityIndex, LiveIndex
+
+from . import errors, geojson
+from .deps import AUDIT_STATE, IndexDep
+from .geojson import dumps
+from .models import Health
+from .routers import features
+from .security import ANONYMOUS_CALLER, AuditLog, Caller, KeyRing
+from .settings import Settings
+
+log = logging.getLogger("twin_api")
+
+OPTIONAL_ROUTERS = ("onemap", "impact")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the service for ``settings``: load and index the twin, wire the routers.
+
+    Examples
+    --------
+    >>> from twin_api import Settings, create_app
+    >>> app = create_app(Settings(twin="out/chengdu.twin.gpkg"))  # doctest: +SKIP
+    """
+    keys = KeyRing.load(settings.keys_file, settings.keys)  # a bad key file fails first
+    live = LiveIndex(settings.twin, poll_s=settings.poll_s, prepare=_prepare)
+    _prepare(live.current())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live.start()
+        try:
+            yield
+        finally:
+            live.stop()
+
+    app = FastAPI(
+        title="citytwin API",
+        version=twin.__version__,
+        description="OGC API - Features over a city information model (城市信息模型), "
+        "with city one-map queries and impact analysis. Send an API key in the "
+        "X-API-Key header to see internal or restricted layers.",
+        openapi_url="/api",
+        # Swagger UI would load its scripts from a CDN; intranets are offline.
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.state.settings = settings
+    app.state.live = live
+    app.state.keys = keys
+    app.state.audit = AuditLog(settings.audit_path)
+    errors.install(app)
+    app.include_router(features.make_router(settings))
+    app.include_router(_health_router())
+    for module in _optional_routers():
+        app.include_router(module.router)
+    app.add_middleware(
+        AuditAndLimits, audit=app.state.audit, max_body_bytes=settings.max_body_bytes
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+            expose_headers=["Content-Crs"],
+        )
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with error answers documented as the service sends them."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ErrorBody"] = errors.ErrorBody.model_json_schema()
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            for status, answer in operation.get("responses", {}).items():
+                if status[0] in "45":  # every error is an ErrorBody in JSON
+                    if status == "422":
+                        answer["description"] = "Unprocessable request"
+                    answer["content"] = {"application/json": {"schema": error_ref}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    app.openapi_schema = document
+    return document
+
+
+def _prepare(index: CityIndex) -> None:
+    """Ready a new snapshot for serving: attribute arrays built, and out of the GC's way.
+
+    A snapshot holds millions of long-lived objects (one per geometry); frozen,
+    the cyclic garbage collector stops walking them on every full collection,
+    which would otherwise stall a request now and then for a tenth of a second.
+    """
+    geojson.warm(index)
+    gc.freeze()
+
+
+def create_app_from_env() -> FastAPI:
+    """``create_app`` with :meth:`Settings.from_env` (the uvicorn factory ``twin serve`` uses)."""
+    return create_app(Settings.from_env())
+
+
+def _optional_routers() -> list[ModuleType]:
+    modules = []
+    for name in OPTIONAL_ROUTERS:
+        qualified = f"{__package__}.routers.{name}"
+        try:
+            modules.append(importlib.import_module(qualified))
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:
+                raise
+    return modules
+
+
+def _health_router() -> Any:
+    from fastapi import APIRouter
+
+    router = APIRouter(tags=["service"], responses=errors.ERROR_RESPONSES)
+
+    @router.get("/health", response_model=Health, summary="What the service has loaded")
+    async def health(request: Request, index: IndexDep) -> Response:
+        live: LiveIndex = request.app.state.live
+        loaded = datetime.fromtimestamp(index.loaded_at, UTC).isoformat(timespec="seconds")
+        body = {
+            "twin": index.path.name,
+            "layers": len(index.layers),
+            "loaded_at": loaded.replace("+00:00", "Z"),
+            "load_s": round(index.load_s, 3),
+            "reloads": live.reloads,
+            "last_reload_error": live.last_error,
+        }
+        return Response(dumps(body), media_type="application/json")
+
+    return router
+
+
+class AuditAndLimits:
+    """ASGI middleware: request-size limit, and one audit line per request on restricted data.
+
+    Routes record the restricted layers they read in the request state (see
+    :class:`twin_api.deps.Visible`); once the answer is sent, a request that
+    read any is written to the audit log with who asked and the status.
+    """
+
+    def __init__(self, app: ASGIApp, *, audit: AuditLog, max_body_bytes: int) -> None:
+        self.app = app
+        self.audit = audit
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = errors.error_response(
+                413,
+                "RequestTooLarge",
+                f"request body over {self.max_body_bytes} bytes; send a smaller request",
+            )
+            await response(scope, receive, send)
+            return
+        seen = {"body": 0, "recorded": False}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen["body"] += len(message.get("body", b""))
+                if seen["body"] > self.max_body_bytes:
+                    raise errors.RequestTooLargeError(
+                        f"request body over {self.max_body_bytes} bytes; send a smaller request"
+                    )
+            return message
+
+        async def audited_send(message: Message) -> None:
+            # Recorded before the answer leaves: a client that has it finds the line written.
+            if message["type"] == "http.response.start" and not seen["recorded"]:
+                seen["recorded"] = True
+                self._record(scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, audited_send)
+        finally:
+            if not seen["recorded"]:
+                self._record(scope, 500)
+
+    def _record(self, scope: Scope, status: int) -> None:
+        state = scope.get("state") or {}
+        audit = state.get(AUDIT_STATE)
+        if not audit or not audit.get("layers"):
+            return
+        caller = audit.get("caller", ANONYMOUS_CALLER)
+        assert isinstance(caller, Caller)
+        client = scope.get("client")
+        self.audit.write(
+            {
+                "who": caller.name,
+                "role": caller.role,
+                "client": client[0] if client else None,
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "status": status,
+                "layers": sorted(audit["layers"]),
+            }
+        )

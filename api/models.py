@@ -1,0 +1,107 @@
+"""Response models of the OGC API Features routes (shapes as pygeoapi serves them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Link(BaseModel):
+    """A link of the OGC API link model."""
+
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+class LandingPage(BaseModel):
+    """The landing page: what the service is and where to go."""
+
+    title: str
+    description: str
+    links: list[Link]
+
+
+class Conformance(BaseModel):
+    """The conformance classes the service implements."""
+
+    conformsTo: list[str]
+
+
+class SpatialExtent(BaseModel):
+    bbox: list[list[float]]
+    crs: str
+
+
+class TemporalExtent(BaseModel):
+    interval: list[list[str | None]]
+    trs: str = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+
+
+class Extent(BaseModel):
+    spatial: SpatialExtent
+    temporal: TemporalExtent | None = None
+
+
+class Collection(BaseModel):
+    """One layer the caller may read, as an OGC collection."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    title: str
+    description: str
+    itemType: str = "feature"
+    extent: Extent | None = None
+    crs: list[str]
+    storageCrs: str
+    links: list[Link]
+    kind: str = Field(description="The twin layer kind (building, parcel, pipe…).")
+    classification: str = Field(description="public, internal or restricted (数据分级).")
+    category: str = Field(description="CIM data category.")
+    featureCount: int
+
+
+class Collections(BaseModel):
+    """Every collection the caller may read."""
+
+    links: list[Link]
+    collections: list[Collection]
+
+
+class Feature(BaseModel):
+    """A GeoJSON Feature; ``id`` is the twin uid."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["Feature"]
+    id: str
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any] | None
+    links: list[Link] | None = None
+
+
+class FeatureCollection(BaseModel):
+    """A page of features, with paging links."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+    links: list[Link] | None = None
+    numberMatched: int | None = None
+    numberReturned: int | None = None
+    timeStamp: str | None = None
+
+
+class Health(BaseModel):
+    """What the service has loaded."""
+
+    twin: str
+    layers: int
+    loaded_at: str
+    load_s: float
+    reloads: int
+    last_reload_error: str | None

@@ -1,0 +1,433 @@
+"""Impact analysis routes: POST a scenario, get a GeoJSON FeatureCollection and a summary.
+
+The answers are the library's (:mod:`twin.query.impact`, built on
+:mod:`twin.network`) and so the CLI's (``twin analyze …``); the networks are
+built once per loaded twin snapshot, not per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.errors import UsageError
+from twin.query._shared import GeometryOut, json_ready, query_point, visible_layer
+from twin.query.impact import pipe_break_impact
+from twin.query.impact_roads import (
+    area_in_twin,
+    cascade_impact,
+    road_closure_impact,
+    route_impact,
+    service_area_impact,
+)
+
+from ..deps import VisibleDep
+from ..errors import ERROR_RESPONSES
+from ..models import Feature
+
+router = APIRouter(prefix="/impact", tags=["impact"], responses=ERROR_RESPONSES)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coords: Literal["wgs84", "gcj02", "bd09"] = Field(
+        default="wgs84", description="Web-map convention of the answer's geometries"
+    )
+    geometry: bool = Field(default=True, description="Include geometries")
+
+
+class PipeBreakRequest(_Request):
+    """A break on one pipe, optionally with valves that fail to close."""
+
+    pipe: str = Field(min_length=1, max_length=200, description="The broken pipe's uid")
+    failed_valves: list[str] = Field(
+        default_factory=list, max_length=200, description="Valves that will not close"
+    )
+    network: str = Field(default="water", min_length=1, max_length=50)
+    pipes: str | None = Field(
+        default=None, max_length=200, description="Pipe layer (default: the one of the network)"
+    )
+    valves: str | None = Field(default=None, max_length=200)
+    sources: str | None = Field(default=None, max_length=200)
+    buildings: str | None = Field(default=None, max_length=200)
+    max_service_m: float = Field(default=50.0, ge=0, le=5000)
+    tolerance_m: float = Field(default=0.5, ge=0, le=50, description="Snapping tolerance")
+
+
+class BreakLayers(BaseModel):
+    pipes: str
+    valves: str | None
+    sources: str | None
+    buildings: str | None
+
+
+class PipeBreakSummary(BaseModel):
+    """What ``twin analyze pipe-break --json`` prints, plus the layers used."""
+
+    network: str
+    pipe: str
+    segments: list[int]
+    valves_to_close: int
+    valves_already_closed: int
+    isolated_pipes: int
+    isolated_length_m: float
+    cut_off_pipes: int
+    cut_off_length_m: float
+    buildings: int | None
+    extra_valves: int
+    extra_buildings: int | None
+    population: float | None = None
+    warnings: list[str]
+    failed_valves: list[str]
+    extra_valve_uids: list[str]
+    layers: BreakLayers
+
+
+class PipeBreakResponse(BaseModel):
+    """Valves to close, isolated and cut-off pipes, buildings losing service.
+
+    Each Feature has ``properties.result`` (``valve_to_close``,
+    ``valve_already_closed``, ``isolated_pipe``, ``cut_off_pipe``, ``building``),
+    ``layer`` and ``extra`` (only because of the failed valves).
+    """
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+    summary: PipeBreakSummary
+
+
+class _RoadRequest(_Request):
+    """Options shared by the road analyses (as ``twin analyze`` has them)."""
+
+    roads: str | None = Field(default=None, max_length=200, description="Road layer")
+    buildings: str | None = Field(default=None, max_length=200, description="Building layer")
+    facilities: str = Field(default="facilities", max_length=200, description="Facility layer")
+    where: str | None = Field(
+        default=None, max_length=500, description="Facility filter field=value[,value…]"
+    )
+    direction: Literal["from_facility", "to_facility"] = "from_facility"
+    max_time_s: float | None = Field(
+        default=None, gt=0, le=86400, description="Emergency access limit, seconds"
+    )
+    snap_tolerance_m: float = Field(default=0.5, ge=0, le=50)
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "roads": self.roads,
+            "buildings": self.buildings,
+            "facilities": self.facilities,
+            "where": self.where,
+            "direction": self.direction,
+            "snap_tolerance_m": self.snap_tolerance_m,
+        }
+
+
+class RoadClosureRequest(_RoadRequest):
+    """Roads closed by uid, and/or every road crossing an area."""
+
+    roads_closed: list[str] = Field(default_factory=list, max_length=1000)
+    area: dict[str, Any] | None = Field(
+        default=None, description="A GeoJSON geometry in CRS84 (or in coords)"
+    )
+    buffer_m: float = Field(default=0.0, ge=0, le=5000, description="Grow the area by metres")
+
+
+class ClosureSummary(BaseModel):
+    """What ``twin analyze road-closure --json`` prints."""
+
+    closed_roads: int
+    closed_edges: int
+    closed_length_m: float
+    buildings: int
+    buildings_lost: int
+    buildings_delayed: int
+    max_time_s: float | None
+    buildings_beyond_max: int | None
+    mean_detour_s: float | None
+    max_detour_s: float | None
+    population_affected: float | None
+
+
+class RoadClosureResponse(BaseModel):
+    """Closed road edges (``closed_road``) and buildings delayed or cut off
+    (``building_delayed`` / ``building_lost``) with their times and detours."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+    summary: ClosureSummary
+
+
+class CascadeRequest(_RoadRequest):
+    """A pipe break, and the roads over the isolated pipes closed while the works last."""
+
+    pipe: str = Field(min_length=1, max_length=200)
+    distance_m: float = Field(default=10.0, ge=0, le=500)
+    network: str = Field(default="water", min_length=1, max_length=50)
+    pipes: str | None = Field(default=None, max_length=200)
+    valves: str | None = Field(default=None, max_length=200)
+    sources: str | None = Field(default=None, max_length=200)
+    max_service_m: float = Field(default=50.0, ge=0, le=5000)
+
+
+class CascadeSummary(BaseModel):
+    """What ``twin analyze cascade --json`` prints."""
+
+    pipe: str
+    network: str
+    valves_to_close: list[str]
+    pipes_isolated: int
+    isolated_length_m: float
+    pipes_cut_off: int
+    buildings_without_service: int | None
+    distance_m: float
+    roads_closed: list[str]
+    road_closure: ClosureSummary | None
+    warnings: list[str]
+
+
+class CascadeResponse(BaseModel):
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+    summary: CascadeSummary
+
+
+class ServiceAreaRequest(_RoadRequest):
+    """The nearest facility of every building, and each facility's reach."""
+
+    buildings_limit: int = Field(
+        default=0, ge=0, le=5000, description="Also return this many slowest-served buildings"
+    )
+
+
+class ServiceSummary(BaseModel):
+    """What ``twin analyze service-area --json`` prints."""
+
+    buildings: int
+    facilities: int
+    reached: int
+    max_time_s: float | None
+    within_max_time: int | None
+    mean_time_s: float | None
+    median_time_s: float | None
+    direction: str
+    per_facility: dict[str, int]
+
+
+class ServiceAreaResponse(BaseModel):
+    """Facilities (``facility``: buildings, within, access_m) and, when asked, the slowest
+    buildings (``building``: facility, time_s, access_m; access point as geometry)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+    numberMatched: int
+    summary: ServiceSummary
+
+
+class Place(BaseModel):
+    """A point (lon, lat) or a feature (layer, uid)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    layer: str | None = Field(default=None, max_length=200)
+    uid: str | None = Field(default=None, max_length=200)
+
+
+class RouteRequest(_Request):
+    """The fastest (or shortest) route between two places."""
+
+    origin: Place
+    destination: Place
+    weight: Literal["time", "length"] = "time"
+    closed_roads: list[str] = Field(default_factory=list, max_length=1000)
+    roads: str | None = Field(default=None, max_length=200)
+    crs: str = Field(default="CRS84", max_length=100, description="CRS of lon/lat places")
+    snap_tolerance_m: float = Field(default=0.5, ge=0, le=50)
+
+
+class RouteSummary(BaseModel):
+    """What ``twin analyze route --json`` prints (without the WKT)."""
+
+    found: bool
+    distance_m: float | None
+    time_s: float | None
+    roads: list[str]
+    origin_access_m: float
+    destination_access_m: float
+    weight: str
+    road_layer: str
+
+
+class RouteResponse(BaseModel):
+    """The route as one LineString Feature (none when there is no route)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+    summary: RouteSummary
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post(
+    "/pipe-break",
+    response_model=PipeBreakResponse,
+    summary="A pipe breaks: valves to close, pipes and buildings shut off (爆管分析)",
+    description="The answer of `twin analyze pipe-break`. Example body: "
+    '{"pipe": "water_pipes.JS000123", "failed_valves": ["valves.JSF000045"]}',
+)
+def pipe_break_route(visible: VisibleDep, body: PipeBreakRequest) -> Response:
+    names = [item.name for item in visible.listing()]
+    impact = pipe_break_impact(
+        visible.index,
+        body.pipe,
+        failed_valves=body.failed_valves,
+        network=body.network,
+        pipes=body.pipes,
+        valves=body.valves,
+        sources=body.sources,
+        buildings=body.buildings,
+        max_service_m=body.max_service_m,
+        snap_tolerance_m=body.tolerance_m,
+        layers=names,
+    )
+    visible.touch(impact.layers.names)
+    out = GeometryOut(visible.index, body.coords) if body.geometry else None
+    features = impact.features(visible.index, out)
+    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+
+
+@router.post(
+    "/road-closure",
+    response_model=RoadClosureResponse,
+    summary="Roads closed: who loses access to a facility, and each detour (封路分析)",
+    description="The answer of `twin analyze road-closure`. Example body: "
+    '{"roads_closed": ["roads.DL000012"], "where": "poi_type=消防站", "max_time_s": 180}',
+)
+def road_closure_route(visible: VisibleDep, body: RoadClosureRequest) -> Response:
+    names = [item.name for item in visible.listing()]
+    area = None
+    if body.area is not None:
+        area = area_in_twin(visible.index, body.area, coords=body.coords, buffer_m=body.buffer_m)
+    impact = road_closure_impact(
+        visible.index,
+        roads_closed=body.roads_closed,
+        area=area,
+        max_time_s=body.max_time_s,
+        layers=names,
+        **body.options(),
+    )
+    chosen = impact.layers
+    visible.touch([chosen.roads, chosen.buildings, chosen.facilities])
+    out = GeometryOut(visible.index, body.coords) if body.geometry else None
+    features = impact.features(visible.index, out)
+    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+
+
+@router.post(
+    "/cascade",
+    response_model=CascadeResponse,
+    summary="A pipe break and the roads its works close (级联分析)",
+    description="The answer of `twin analyze cascade`. Example body: "
+    '{"pipe": "water_pipes.JS000123", "distance_m": 10, "where": "poi_type=消防站"}',
+)
+def cascade_route(visible: VisibleDep, body: CascadeRequest) -> Response:
+    names = [item.name for item in visible.listing()]
+    impact = cascade_impact(
+        visible.index,
+        body.pipe,
+        distance_m=body.distance_m,
+        max_time_s=body.max_time_s,
+        network=body.network,
+        pipes=body.pipes,
+        valves=body.valves,
+        sources=body.sources,
+        max_service_m=body.max_service_m,
+        layers=names,
+        **body.options(),
+    )
+    visible.touch([*impact.network.names, impact.layers.roads, impact.layers.facilities])
+    out = GeometryOut(visible.index, body.coords) if body.geometry else None
+    features = impact.features(visible.index, out)
+    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+
+
+@router.post(
+    "/service-area",
+    response_model=ServiceAreaResponse,
+    summary="Each building's nearest facility and each facility's reach (服务范围)",
+    description="The answer of `twin analyze service-area`. Example body: "
+    '{"where": "poi_type=消防站", "max_time_s": 240, "buildings_limit": 100}',
+)
+def service_area_route(visible: VisibleDep, body: ServiceAreaRequest) -> Response:
+    names = [item.name for item in visible.listing()]
+    impact = service_area_impact(
+        visible.index, max_time_s=body.max_time_s, layers=names, **body.options()
+    )
+    visible.touch([impact.layers.roads, impact.layers.buildings, impact.layers.facilities])
+    out = GeometryOut(visible.index, body.coords) if body.geometry else None
+    features, total = impact.features(out, buildings=body.buildings_limit)
+    return _json(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": total,
+            "summary": impact.summary(),
+        }
+    )
+
+
+def _place(visible: Any, place: Place, body: RouteRequest, names: list[str]) -> Any:
+    if place.layer is not None and place.uid is not None and place.lon is None:
+        layer = visible_layer(visible.index, place.layer, names)
+        return layer.geometries[layer.position(place.uid)]
+    if place.lon is not None and place.lat is not None and place.layer is None:
+        point = query_point(visible.index, place.lon, place.lat, crs=body.crs, coords=body.coords)
+        return point.geometry
+    raise UsageError("a place is {lon, lat} or {layer, uid}: give one pair")
+
+
+@router.post(
+    "/route",
+    response_model=RouteResponse,
+    summary="The fastest or shortest route between two places (路径)",
+    description="The answer of `twin analyze route`. Example body: "
+    '{"origin": {"lon": 104.05, "lat": 30.66}, '
+    '"destination": {"layer": "facilities", "uid": "facilities.YJ0001"}}',
+)
+def route_route(visible: VisibleDep, body: RouteRequest) -> Response:
+    names = [item.name for item in visible.listing()]
+    origin = _place(visible, body.origin, body, names)
+    destination = _place(visible, body.destination, body, names)
+    found, road_layer = route_impact(
+        visible.index,
+        origin,
+        destination,
+        weight=body.weight,
+        closed_roads=body.closed_roads,
+        roads=body.roads,
+        snap_tolerance_m=body.snap_tolerance_m,
+        layers=names,
+    )
+    visible.touch([road_layer])
+    summary = {k: json_ready(v) for k, v in found.to_dict().items() if k != "geometry_wkt"}
+    summary["road_layer"] = road_layer
+    features = []
+    if found.geometry is not None:
+        out = GeometryOut(visible.index, body.coords)
+        features.append(
+            {
+                "type": "Feature",
+                "id": "route",
+                "geometry": out.one(found.geometry) if body.geometry else None,
+                "properties": {"result": "route", **summary},
+            }
+        )
+    return _json({"type": "FeatureCollection", "features": features, "summary": summary})

@@ -1,0 +1,377 @@
+"""City one-map routes (城市一张图): identify, around, profile, search and statistics.
+
+Thin: parse the query, call :mod:`twin.query` with the layers the caller may
+read, serialise with orjson. Points are longitude/latitude in CRS84, EPSG:4326
+or EPSG:4490 (longitude first), or read off a web map with ``coords=gcj02`` /
+``coords=bd09``; geometries come back in CRS84, or in that web-map convention.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from twin.errors import UsageError
+from twin.query._shared import GeometryOut
+from twin.query.around import MAX_LIMIT, MAX_RADIUS_M, around
+from twin.query.identify import MAX_TOLERANCE_M, identify
+from twin.query.profile import profile
+from twin.query.search import MAX_RESULTS, search
+from twin.query.statistics import statistics
+
+from ..deps import Visible, VisibleDep
+from ..errors import ERROR_RESPONSES
+from ..models import Feature
+
+router = APIRouter(tags=["one map"], responses=ERROR_RESPONSES)
+
+Coords = Literal["wgs84", "gcj02", "bd09"]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class QueryPointModel(BaseModel):
+    """The query point as given, and in the twin CRS."""
+
+    lon: float
+    lat: float
+    crs: str = Field(description="OGC:CRS84, EPSG:4326 or EPSG:4490")
+    coords: str = Field(description="wgs84, gcj02 or bd09")
+    x: float = Field(description="Easting in the twin CRS")
+    y: float = Field(description="Northing in the twin CRS")
+
+
+class LayerHitsModel(BaseModel):
+    """One layer's features, nearest first; ``properties.distance_m`` on each."""
+
+    layer: str
+    kind: str
+    count: int = Field(description="How many features matched")
+    truncated: bool = Field(description="Whether features was cut at the limit")
+    features: list[Feature]
+
+
+class IdentifyResponse(BaseModel):
+    """Everything at a point."""
+
+    point: QueryPointModel
+    tolerance_m: float
+    searched: list[str]
+    layers: list[LayerHitsModel]
+
+
+class FeatureRef(BaseModel):
+    layer: str
+    uid: str
+
+
+class AroundResponse(BaseModel):
+    """Everything within a radius of a point or a feature, by layer."""
+
+    point: QueryPointModel | None = None
+    feature: FeatureRef | None = None
+    radius_m: float
+    searched: list[str]
+    layers: list[LayerHitsModel]
+
+
+class RelatedGroupModel(BaseModel):
+    """Features related through one relation (``properties.share``, ``distance_m``)."""
+
+    role: str
+    relation: str
+    layer: str
+    features: list[Feature]
+
+
+class ServiceConnection(BaseModel):
+    network: str
+    pipe_layer: str
+    pipe: str | None
+    distance_m: float | None
+
+
+class RoadAccess(BaseModel):
+    road_layer: str
+    road: str | None
+    distance_m: float | None
+    name: str | None = None
+    access_point: dict[str, Any] | None = None
+
+
+class ProfileResponse(BaseModel):
+    """A feature and what the twin relates to it."""
+
+    layer: str
+    kind: str
+    feature: Feature
+    related: list[RelatedGroupModel]
+    indicators: dict[str, float | int | str | None] | None
+    compliance: list[dict[str, Any]] | None
+    service_connections: list[ServiceConnection] | None
+    road_access: list[RoadAccess] | None
+
+
+class SearchHitModel(BaseModel):
+    layer: str
+    kind: str
+    uid: str
+    field: str | None
+    value: str | None
+    score: float
+    how: Literal["exact", "contains", "fuzzy", "attribute"]
+    feature: Feature
+
+
+class SearchResponse(BaseModel):
+    """Search hits, best first."""
+
+    text: str | None
+    where: dict[str, str]
+    fuzzy: bool
+    searched: list[str]
+    count: int
+    truncated: bool
+    hits: list[SearchHitModel]
+
+
+class StatisticsResponse(BaseModel):
+    """Indicators by zone, one Feature per zone."""
+
+    type: Literal["FeatureCollection"]
+    by: str
+    layers: list[str]
+    numberReturned: int
+    features: list[Feature]
+
+
+# --------------------------------------------------------------------------- helpers
+
+Lon = Annotated[float, Query(ge=-180, le=180, description="Longitude, degrees")]
+Lat = Annotated[float, Query(ge=-90, le=90, description="Latitude, degrees")]
+CrsParam = Annotated[
+    str, Query(description="CRS of the point: CRS84 (default), EPSG:4326 or EPSG:4490")
+]
+CoordsParam = Annotated[
+    Coords, Query(description="Web-map convention of the point and of the answer's geometries")
+]
+LayersParam = Annotated[
+    str | None,
+    Query(max_length=2000, description="Comma-separated layers to search (default: all visible)"),
+]
+GeometryParam = Annotated[bool, Query(description="Include geometries")]
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _layers(visible: Visible, subset: str | None) -> list[str]:
+    """The visible layers (not audited yet), or the asked subset of them (404 when hidden)."""
+    names = [item.name for item in visible.listing()]
+    if not subset:
+        return names
+    wanted = [n.strip() for n in subset.split(",") if n.strip()]
+    for name in wanted:
+        if name not in names:
+            visible.layer(name)  # raises the 404 of a layer that does not exist
+    return [n for n in names if n in wanted]
+
+
+def _touch(visible: Visible, body: dict[str, Any]) -> None:
+    visible.touch(group["layer"] for group in body.get("layers", []))
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get(
+    "/identify",
+    response_model=IdentifyResponse,
+    summary="Everything at a point (点查)",
+    description="Polygons containing the point (parcel, building, grid cell, district, …) and "
+    "points or lines within tolerance_m (sensors, pipes, valves, roads), in every layer the "
+    "caller may read. Example: /identify?lon=104.0489&lat=30.6685",
+)
+async def identify_route(
+    visible: VisibleDep,
+    lon: Lon,
+    lat: Lat,
+    crs: CrsParam = "CRS84",
+    coords: CoordsParam = "wgs84",
+    tolerance_m: Annotated[float, Query(ge=0, le=MAX_TOLERANCE_M)] = 10.0,
+    layers: LayersParam = None,
+    geometry: GeometryParam = True,
+) -> Response:
+    names = _layers(visible, layers)
+    found = identify(
+        visible.index,
+        lon,
+        lat,
+        layers=names,
+        crs=crs,
+        coords=coords,
+        tolerance_m=tolerance_m,
+        geometry=geometry,
+    )
+    body = found.to_dict()
+    _touch(visible, body)
+    return _json(body)
+
+
+@router.get(
+    "/around",
+    response_model=AroundResponse,
+    summary="Everything within a radius of a point or a feature (周边)",
+    description="Give lon and lat, or layer and uid. Each layer's features come nearest first "
+    "with distance_m. Example: /around?layer=buildings&uid=buildings.JZ0000101&radius_m=50",
+)
+def around_route(
+    visible: VisibleDep,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    layer: Annotated[str | None, Query(max_length=200)] = None,
+    uid: Annotated[str | None, Query(max_length=200)] = None,
+    radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M)] = 100.0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    crs: CrsParam = "CRS84",
+    coords: CoordsParam = "wgs84",
+    layers: LayersParam = None,
+    geometry: GeometryParam = True,
+) -> Response:
+    names = _layers(visible, layers)
+    if (layer is None) != (uid is None):
+        raise UsageError("give both layer and uid to search around a feature")
+    feature = (layer, uid) if layer is not None and uid is not None else None
+    if feature is not None:
+        visible.layer(feature[0])  # 404 when hidden; searched too so the centre is readable
+        names = [item.name for item in visible.listing() if item.name in {*names, feature[0]}]
+    found = around(
+        visible.index,
+        lon,
+        lat,
+        feature=feature,
+        radius_m=radius_m,
+        layers=names,
+        crs=crs,
+        coords=coords,
+        limit=limit,
+        geometry=geometry,
+    )
+    body = found.to_dict()
+    _touch(visible, body)
+    return _json(body)
+
+
+@router.get(
+    "/profile/{layer}/{uid}",
+    response_model=ProfileResponse,
+    summary="A feature with everything related to it (档案)",
+    description="A parcel: buildings, sensors, grid cell, district, indicators, plan "
+    "compliance. A building: parcel, grid cell, district, sensors, service connections, road "
+    "access. Example: /profile/buildings/buildings.JZ0000101",
+)
+def profile_route(
+    visible: VisibleDep,
+    layer: str,
+    uid: str,
+    coords: CoordsParam = "wgs84",
+    geometry: GeometryParam = True,
+    max_service_m: Annotated[float, Query(ge=0, le=5000)] = 50.0,
+    max_access_m: Annotated[float, Query(ge=0, le=5000)] = 200.0,
+) -> Response:
+    visible.layer(layer)
+    names = _layers(visible, None)
+    card = profile(
+        visible.index,
+        layer,
+        uid,
+        layers=names,
+        coords=coords,
+        geometry=geometry,
+        max_service_m=max_service_m,
+        max_access_m=max_access_m,
+    )
+    body = card.to_dict()
+    _touch(visible, {"layers": body["related"]})
+    visible.touch(c["pipe_layer"] for c in body["service_connections"] or [])
+    return _json(body)
+
+
+@router.get(
+    "/search",
+    response_model=SearchResponse,
+    summary="Search by name, address, code or attribute (搜索)",
+    description="q matches every text field, case-insensitively (equal 100, containing 90, "
+    "fuzzy below); where=field:value filters on attributes (repeatable). "
+    "Example: /search?q=天阳花园&fuzzy=true",
+)
+def search_route(
+    visible: VisibleDep,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    where: Annotated[
+        list[str] | None, Query(max_length=20, description="field:value, repeatable")
+    ] = None,
+    field: Annotated[list[str] | None, Query(max_length=50)] = None,
+    fuzzy: bool = False,
+    min_score: Annotated[float, Query(ge=0, le=100)] = 70.0,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 20,
+    coords: CoordsParam = "wgs84",
+    layers: LayersParam = None,
+    geometry: GeometryParam = True,
+) -> Response:
+    filters: dict[str, str] = {}
+    for item in where or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"where={item!r}: write field:value, e.g. where=land_use:R2")
+        filters[name.strip()] = value
+    found = search(
+        visible.index,
+        q,
+        where=filters,
+        layers=_layers(visible, layers),
+        fields=field,
+        fuzzy=fuzzy,
+        min_score=min_score,
+        limit=limit,
+        coords=coords,
+        geometry=geometry,
+    )
+    body = found.to_dict()
+    visible.touch(hit["layer"] for hit in body["hits"])
+    return _json(body)
+
+
+@router.get(
+    "/statistics",
+    response_model=StatisticsResponse,
+    summary="Indicators by district, grid cell or parcel (统计)",
+    description="Every indicator the visible layers allow (buildings, FAR, coverage, heights, "
+    "sensors, road and pipe km), one Feature per zone. Example: /statistics?by=district",
+)
+def statistics_route(
+    visible: VisibleDep,
+    by: Annotated[str, Query(min_length=1, max_length=200)] = "grid",
+    coords: CoordsParam = "wgs84",
+    geometry: GeometryParam = False,
+) -> Response:
+    names = _layers(visible, None)
+    table = statistics(visible.index, by=by, layers=names)
+    out = GeometryOut(visible.index, coords) if geometry else None
+    features = table.records(out)
+    visible.touch(table.layers)
+    return _json(
+        {
+            "type": "FeatureCollection",
+            "by": table.by,
+            "layers": table.layers,
+            "numberReturned": len(features),
+            "features": features,
+        }
+    )

@@ -1,0 +1,147 @@
+"""Service settings: which twin, keys, audit log, CORS and limits.
+
+Built explicitly (``Settings(twin=...)``) or from ``TWIN_API_*`` environment
+variables (:meth:`Settings.from_env`), which is how ``twin serve`` hands them
+to every uvicorn worker. Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from twin.errors import UsageError
+
+ENV_PREFIX = "TWIN_API_"
+KEYS_ENV = "TWIN_API_KEYS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``create_app`` needs.
+
+    Parameters
+    ----------
+    twin : Path
+        The twin file to serve.
+    keys_file : Path, optional
+        YAML/JSON file of hashed API keys and roles (see :mod:`twin_api.security`).
+    keys : str, optional
+        Hashed keys inline, ``name:role:sha256hex`` separated by commas (the
+        ``TWIN_API_KEYS`` environment variable).
+    audit_log : Path, optional
+        Where every request that touches restricted data is recorded, one JSON
+        line each. Defaults to ``<twin file>.audit.jsonl`` beside the twin.
+    cors_origins : tuple of str
+        Origins allowed by CORS (``"*"`` for any); none by default.
+    default_limit, max_limit : int
+        Features per page when ``limit`` is not given, and the largest ``limit``.
+    max_body_bytes : int
+        Largest request body accepted (413 above it).
+    poll_s : float
+        How often the twin file is checked for a re-import.
+    """
+
+    twin: Path
+    keys_file: Path | None = None
+    keys: str | None = None
+    audit_log: Path | None = None
+    cors_origins: tuple[str, ...] = ()
+    default_limit: int = 10
+    max_limit: int = 10_000
+    max_body_bytes: int = 1_000_000
+    poll_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("twin", "keys_file", "audit_log"):  # accept str paths too
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if not 1 <= self.default_limit <= self.max_limit:
+            raise UsageError(
+                f"default limit {self.default_limit} must be between 1 and max limit "
+                f"{self.max_limit}"
+            )
+        if self.poll_s <= 0:
+            raise UsageError(f"poll interval {self.poll_s} s must be positive")
+
+    @property
+    def audit_path(self) -> Path:
+        """The audit log file (given, or beside the twin)."""
+        if self.audit_log is not None:
+            return self.audit_log
+        return self.twin.with_name(self.twin.name + ".audit.jsonl")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``TWIN_API_*`` variables; keyword arguments take precedence.
+
+        Variables: ``TWIN_API_TWIN``, ``TWIN_API_KEYS_FILE``, ``TWIN_API_KEYS``,
+        ``TWIN_API_AUDIT_LOG``, ``TWIN_API_CORS_ORIGINS`` (comma-separated),
+        ``TWIN_API_DEFAULT_LIMIT``, ``TWIN_API_MAX_LIMIT``,
+        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``.
+
+        Examples
+        --------
+        >>> s = Settings.from_env({"TWIN_API_TWIN": "city.gpkg", "TWIN_API_MAX_LIMIT": "500"})
+        >>> s.twin.name, s.max_limit
+        ('city.gpkg', 500)
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_PREFIX + name)
+            return value if value else None
+
+        values: dict[str, object] = {}
+        if (twin := get("TWIN")) is not None:
+            values["twin"] = Path(twin)
+        if (keys_file := get("KEYS_FILE")) is not None:
+            values["keys_file"] = Path(keys_file)
+        if (keys := get("KEYS")) is not None:
+            values["keys"] = keys
+        if (audit := get("AUDIT_LOG")) is not None:
+            values["audit_log"] = Path(audit)
+        if (origins := get("CORS_ORIGINS")) is not None:
+            values["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+        for name, convert in (
+            ("default_limit", int),
+            ("max_limit", int),
+            ("max_body_bytes", int),
+            ("poll_s", float),
+        ):
+            if (text := get(name.upper())) is not None:
+                try:
+                    values[name] = convert(text)
+                except ValueError:
+                    raise UsageError(
+                        f"{ENV_PREFIX}{name.upper()}={text!r} is not a number"
+                    ) from None
+        values.update(overrides)
+        if "twin" not in values:
+            raise UsageError(f"say which twin to serve: set {ENV_PREFIX}TWIN=path/to/city.gpkg")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The ``TWIN_API_*`` variables that :meth:`from_env` reads back to these settings."""
+        env = {
+            "TWIN": str(self.twin),
+            "CORS_ORIGINS": ",".join(self.cors_origins),
+            "DEFAULT_LIMIT": str(self.default_limit),
+            "MAX_LIMIT": str(self.max_limit),
+            "MAX_BODY_BYTES": str(self.max_body_bytes),
+            "POLL_S": str(self.poll_s),
+        }
+        if self.audit_log is not None:
+            env["AUDIT_LOG"] = str(self.audit_log)
+        if self.keys_file is not None:
+            env["KEYS_FILE"] = str(self.keys_file)
+        if self.keys is not None:
+            env["KEYS"] = self.keys
+        return {ENV_PREFIX + k: v for k, v in env.items()}
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,287 @@
+"""Benchmark functions for road networks (issue 6), in the style of ``bench.scenarios``.
+
+Inputs (prepared once by :func:`prepare_roads` from the synthetic city, on
+the first use by a scenario, next to the runner's city):
+``roads``, a GeoPackage with the city's ``roads`` (about 100,000 segments at
+1,000,000 buildings, in the twin's field names), ``buildings`` as points
+(a point inside each footprint) and the emergency ``facilities`` (20 at
+1,000,000 buildings).
+
+Scenario pairs (the timed figure is the analysis once the inputs are read and
+the network is built; building the network is logged apart):
+
+- ``service_ours`` / ``service_peer``: the nearest facility and the travel time
+  of every building. Ours: :func:`twin.network.service_areas` (access points on
+  the road edges, one multi-source Dijkstra over a CSR graph). Peer: networkx,
+  written directly: a directed graph of the same edges, every building mapped
+  to the nearer end node of its nearest edge, ``multi_source_dijkstra`` from the
+  facilities' nodes.
+- ``closure_ours`` / ``closure_peer``: a closure of 10 road segments on top of
+  the same network, every building's detour. Ours:
+  :func:`twin.network.road_closure`; peer: networkx with the 10 edges removed
+  from a copy, the multi-source Dijkstra again.
+
+The timed side of ours links every building to the exact point of its edge;
+the peer maps it to the nearer end node. So that the runner can check the
+two answers are the same, ours also runs (untimed) with ``snap="node"``, the
+peer's model, and reports those answers as the facts to compare: buildings
+reached, mean time, buildings per facility; buildings losing access, delayed,
+and the total detour.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Inputs = dict[str, Path]
+
+ROAD_FIELDS = {
+    "道路等级": "road_class",
+    "单行": "oneway",
+    "桥梁": "bridge",
+    "层级": "level",
+    "设计时速": "speed_kmh",
+}
+N_CLOSED = 10
+CLOSURE_SEED = 6
+
+
+def prepare_roads(folder: Path, n_buildings: int, seed: int = 42) -> Inputs:
+    """Write ``roads-<n>-<seed>.gpkg`` (roads, building points, facilities); reuse it later."""
+    path = folder / f"roads-{n_buildings}-{seed}.gpkg"
+    if not path.exists():
+        import pyogrio
+        import shapely
+
+        from twin.sample import generate_city
+
+        started = time.perf_counter()
+        city = generate_city(n_buildings, seed=seed)
+        roads = city["roads"].rename(columns={**ROAD_FIELDS, "道路编码": "uid"})
+        buildings = city["buildings"][["建筑编码", "geometry"]].rename(columns={"建筑编码": "uid"})
+        buildings = buildings.set_geometry(shapely.point_on_surface(buildings.geometry.to_numpy()))
+        facilities = city["facilities"].rename(
+            columns={"设施编码": "uid", "设施名称": "name", "设施类型": "poi_type"}
+        )
+        tmp = path.with_suffix(".tmp.gpkg")
+        tmp.unlink(missing_ok=True)
+        for name, frame in (("roads", roads), ("buildings", buildings), ("facilities", facilities)):
+            pyogrio.write_dataframe(frame, tmp, layer=name, use_arrow=True)
+        tmp.rename(path)
+        print(f"prepared the road inputs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return {"roads": path}
+
+
+def _log(what: str, seconds: float) -> None:
+    print(f"  {what}: {seconds * 1000:.1f} ms", file=sys.stderr)
+
+
+def roads_input(inputs: Inputs) -> Path:
+    """The road inputs of the runner's city (``city-<n>-<seed>/``), prepared on first use."""
+    if "roads" in inputs:
+        return inputs["roads"]
+    folder = inputs["buildings"].parent
+    _, n, seed = folder.name.split("-")
+    return prepare_roads(folder.parent, int(n), int(seed))["roads"]
+
+
+def _frames(path: Path) -> dict[str, Any]:
+    import pyogrio
+
+    return {
+        layer: pyogrio.read_dataframe(path, layer=layer, use_arrow=True).set_index("uid")
+        for layer in ("roads", "buildings", "facilities")
+    }
+
+
+def closed_segments(roads: Any, k: int = N_CLOSED) -> list[str]:
+    """``k`` road uids drawn at a fixed seed among the non-local roads (they carry traffic)."""
+    rng = np.random.default_rng(CLOSURE_SEED)
+    busy = np.flatnonzero(roads["road_class"].to_numpy(dtype=str) != "支路")
+    return [str(u) for u in roads.index[np.sort(rng.choice(busy, size=k, replace=False))]]
+
+
+# --------------------------------------------------------------------------- ours
+
+
+def _ours_context(inputs: Inputs, snap: str = "edge") -> tuple[Any, Any, dict[str, Any]]:
+    from twin.network import road_access, road_network_from_frame
+
+    frames = _frames(roads_input(inputs))
+    started = time.perf_counter()
+    net = road_network_from_frame(frames["roads"])
+    access = road_access(net, frames["buildings"], frames["facilities"], snap=snap)
+    _log(f"network of {net.n_edges:,} edges and access points", time.perf_counter() - started)
+    return net, access, frames
+
+
+def service_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    """Timed: exact access points. Checked against the peer: the same engine, node-snapped.
+
+    Like the peer's graph, the CSR graph and the buildings' legs are built before the clock
+    starts (``prepare``); ``cold_s`` is the time with that set-up included.
+    """
+    from twin.network import road_access, service_areas
+    from twin.network.routing import prepare
+
+    net, access, frames = _ours_context(inputs)
+    started = time.perf_counter()
+    service_areas(access)
+    cold = time.perf_counter() - started
+    access.cache.clear()
+    prepare(access)
+    started = time.perf_counter()
+    result = service_areas(access)
+    seconds = time.perf_counter() - started
+    _log(f"nearest facility of every building (with set-up: {cold * 1000:.0f} ms)", seconds)
+    nodes = road_access(net, frames["buildings"], frames["facilities"], snap="node")
+    return {
+        "compute_s": round(seconds, 6),
+        "cold_s": round(cold, 6),
+        "exact_mean_time_s": round(float(result.summary.mean_time_s or 0.0), 2),
+        **_service_facts(service_areas(nodes).buildings),
+    }
+
+
+def closure_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    """Timed: the closure on exact access points. Checked: the node-snapped answer."""
+    from twin.network import road_access, road_closure, service_areas
+
+    net, access, frames = _ours_context(inputs)
+    closed = closed_segments(frames["roads"])
+    service_areas(access)  # the base answer, computed once per network and cached
+    started = time.perf_counter()
+    result = road_closure(access, roads=closed)
+    seconds = time.perf_counter() - started
+    _log(f"closure of {len(closed)} segments with every building's detour", seconds)
+    nodes = road_access(net, frames["buildings"], frames["facilities"], snap="node")
+    frame = road_closure(nodes, roads=closed).buildings
+    return {
+        "compute_s": round(seconds, 6),
+        "exact_delayed": result.summary.buildings_delayed,
+        "lose_access": int(frame["lost"].sum()),
+        "delayed": int((frame["detour_s"] > 1.0).sum()),
+        "total_detour_s": round(float(frame.loc[~frame["lost"], "detour_s"].sum()), 0),
+    }
+
+
+def _service_facts(frame: Any) -> dict[str, Any]:
+    times = frame["time_s"].to_numpy()
+    reached = np.isfinite(times)
+    return {
+        "buildings": len(frame),
+        "reached": int(reached.sum()),
+        "mean_time_s": round(float(times[reached].mean()), 2),
+        "per_facility": {str(k): int(v) for k, v in frame["facility"].value_counts().items()},
+    }
+
+
+# --------------------------------------------------------------------------- peer
+
+
+def _peer_graph(frames: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """networkx DiGraph of the same road segments; nodes are the segments' end points."""
+    import networkx as nx
+    import shapely
+
+    from twin.network.speeds import DEFAULT_SPEEDS
+
+    roads = frames["roads"]
+    xy = shapely.get_coordinates(roads.geometry.to_numpy(), return_index=False)
+    counts = shapely.get_num_coordinates(roads.geometry.to_numpy())
+    last = np.cumsum(counts) - 1
+    first = last - counts + 1
+    start, end = xy[first], xy[last]
+    keys, node = np.unique(np.round(np.vstack([start, end]), 3), axis=0, return_inverse=True)
+    n = len(roads)
+    u, v = node[:n], node[n:]
+    length = shapely.length(roads.geometry.to_numpy())
+    speed = roads["speed_kmh"].to_numpy(dtype=float)
+    fallback = roads["road_class"].map(DEFAULT_SPEEDS.speeds_kmh).to_numpy(dtype=float)
+    speed = np.where(speed > 0, speed, fallback)
+    time_s = length / (speed / 3.6)
+    oneway = roads["oneway"].to_numpy(dtype=int)
+    graph = nx.DiGraph()
+    uid = roads.index.to_numpy(dtype=str)
+    for i in range(n):
+        if oneway[i] >= 0:
+            graph.add_edge(int(u[i]), int(v[i]), weight=float(time_s[i]), uid=uid[i])
+        if oneway[i] <= 0:
+            graph.add_edge(int(v[i]), int(u[i]), weight=float(time_s[i]), uid=uid[i])
+    return graph, keys, (u, v)
+
+
+def _peer_nodes(frames: dict[str, Any], keys: Any, ends: Any) -> tuple[Any, Any]:
+    """Each building's node (the nearer end of its nearest segment) and each facility's."""
+    import shapely
+
+    roads = frames["roads"].geometry.to_numpy()
+    tree = shapely.STRtree(roads)
+    out = []
+    for layer in ("buildings", "facilities"):
+        points = frames[layer].geometry.to_numpy()
+        _, seg = tree.query_nearest(points, all_matches=False)
+        u, v = ends[0][seg], ends[1][seg]
+        xy = shapely.get_coordinates(points)
+        du = np.hypot(*(keys[u] - xy).T)
+        dv = np.hypot(*(keys[v] - xy).T)
+        out.append(np.where(du <= dv, u, v))
+    return out[0], out[1]
+
+
+def _peer_nearest(graph: Any, building_node: Any, facility_node: Any, fac_uid: Any) -> Any:
+    import networkx as nx
+
+    sources = {int(node): str(uid) for node, uid in zip(facility_node, fac_uid, strict=True)}
+    dist, paths = nx.multi_source_dijkstra(graph, set(sources))
+    node_time = np.full(graph.number_of_nodes() + 1, np.inf)
+    node_fac = np.full(len(node_time), None, dtype=object)
+    for node, d in dist.items():
+        node_time[node] = d
+        node_fac[node] = sources[paths[node][0]]
+    return node_time[building_node], node_fac[building_node]
+
+
+def service_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    frames = _frames(roads_input(inputs))
+    started = time.perf_counter()
+    graph, keys, ends = _peer_graph(frames)
+    b_node, f_node = _peer_nodes(frames, keys, ends)
+    _log(f"networkx graph of {graph.number_of_edges():,} arcs", time.perf_counter() - started)
+    started = time.perf_counter()
+    time_s, fac = _peer_nearest(graph, b_node, f_node, frames["facilities"].index)
+    seconds = time.perf_counter() - started
+    _log("nearest facility of every building", seconds)
+    frame = pd.DataFrame({"time_s": time_s, "facility": fac}, index=frames["buildings"].index)
+    return {"compute_s": round(seconds, 6), **_service_facts(frame)}
+
+
+def closure_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    frames = _frames(roads_input(inputs))
+    graph, keys, ends = _peer_graph(frames)
+    b_node, f_node = _peer_nodes(frames, keys, ends)
+    fac_uid = frames["facilities"].index
+    before, _ = _peer_nearest(graph, b_node, f_node, fac_uid)
+    closed = set(closed_segments(frames["roads"]))
+    started = time.perf_counter()
+    cut = graph.copy()
+    cut.remove_edges_from([(a, b) for a, b, uid in graph.edges(data="uid") if uid in closed])
+    after, _ = _peer_nearest(cut, b_node, f_node, fac_uid)
+    detour = after - before
+    seconds = time.perf_counter() - started
+    _log(f"closure of {len(closed)} segments with every building's detour", seconds)
+    lost = np.isinf(after) & np.isfinite(before)
+    kept = np.isfinite(after) & np.isfinite(before)
+    return {
+        "compute_s": round(seconds, 6),
+        "lose_access": int(lost.sum()),
+        "delayed": int((detour[kept] > 1.0).sum()),
+        "total_detour_s": round(float(detour[kept].sum()), 0),
+    }

@@ -1,0 +1,79 @@
+"""``twin serve``: the twin's HTTP API (OGC API Features, one-map queries) under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twin.cli._common import State, TwinArg, err
+from twin.model import Twin
+
+
+def serve(
+    twin_path: TwinArg,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (each loads the twin once).", min=1)
+    ] = 1,
+    keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys-file",
+            help="YAML/JSON file of hashed API keys and roles (else TWIN_API_KEYS_FILE); "
+            "more keys in TWIN_API_KEYS as name:role:sha256hex.",
+        ),
+    ] = None,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-log",
+            help="Where requests touching restricted data are logged "
+            "(default: TWIN.audit.jsonl beside the twin).",
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin", help="An origin browsers may call from (repeatable; '*')."),
+    ] = None,
+    max_limit: Annotated[
+        int, typer.Option("--max-limit", help="Most features one items page returns.", min=1)
+    ] = 10_000,
+) -> None:
+    """Serve the twin over HTTP: OGC API Features, city one-map queries, impact analysis.
+
+    The twin is loaded and indexed once per worker; a re-import into the file is
+    picked up while serving. Without an API key only public layers exist.
+
+    Example: [bold]twin serve chengdu.twin.gpkg --port 8000 --keys-file keys.yaml[/bold]
+    """
+    import uvicorn
+
+    from twin_api import Settings
+
+    Twin.open(twin_path)  # a missing twin is a one-line error, before uvicorn starts
+    base = Settings.from_env(twin=twin_path.resolve())
+    settings = base.with_(
+        keys_file=keys_file if keys_file is not None else base.keys_file,
+        audit_log=audit_log if audit_log is not None else base.audit_log,
+        cors_origins=tuple(cors_origin) if cors_origin else base.cors_origins,
+        max_limit=max_limit,
+    )
+    os.environ.update(settings.to_env())
+    err.print(f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})")
+    uvicorn.run(
+        "twin_api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning" if State.verbosity < 0 else "info",
+        access_log=State.verbosity > 0,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

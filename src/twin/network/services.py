@@ -1,0 +1,256 @@
+"""Service connections: which pipe of a network serves each building.
+
+Every building joins the nearest pipe of the network within ``max_service_m``
+(default 50 m). ``twin build`` stores that relation in the twin
+(:meth:`twin.Twin.service_connections`); :func:`building_connections` reads
+it when the build is current and computes it (:func:`service_connections`)
+when it is not, saying which in the table's ``attrs``. The analyses
+(:func:`~twin.network.isolation.pipe_break`,
+:func:`~twin.network.criticality.criticality`) take the table, indexed by
+building uid with a ``pipe`` column, and group it by pipe once per network
+(:func:`prepared`), so a query reads its buildings by slicing.
+
+Examples
+--------
+>>> links = building_connections(city, net)  # doctest: +SKIP
+>>> links.attrs["service_connections"]  # doctest: +SKIP
+'stored by the last build (relation service_water)'
+>>> links.loc["buildings.JZ0000001", "pipe"]  # doctest: +SKIP
+'water_pipes.JS000001'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from twin.errors import LayerNotFoundError, UsageError
+from twin.network.pipes import FloatArray, IntArray, PipeNetwork
+
+if TYPE_CHECKING:
+    from twin.model import Twin
+
+__all__ = ["Buildings", "building_connections", "service_connections"]
+
+Buildings = pd.DataFrame | pd.Series | Mapping[Any, Any] | None
+
+
+def service_connections(
+    buildings: gpd.GeoDataFrame | Twin,
+    net: PipeNetwork,
+    *,
+    layer: str = "buildings",
+    max_service_m: float = 50.0,
+) -> pd.DataFrame:
+    """Join every building to the nearest pipe of ``net`` within ``max_service_m``.
+
+    Parameters
+    ----------
+    buildings : geopandas.GeoDataFrame or twin.Twin
+        Building footprints indexed by uid, or a twin to read ``layer`` from.
+    net : PipeNetwork
+        The network the buildings are served by.
+    layer : str, default "buildings"
+        The building layer when ``buildings`` is a twin.
+    max_service_m : float, default 50
+        Buildings farther than this from every pipe get no connection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by building uid (connected buildings only): ``pipe`` (uid),
+        ``distance_m``, and ``population`` when the buildings carry it.
+
+    Examples
+    --------
+    >>> links = service_connections(city.layer("buildings"), net)  # doctest: +SKIP
+    >>> links.head(1)  # doctest: +SKIP
+                                         pipe  distance_m
+    uid
+    buildings.JZ0000001  water_pipes.JS000001   21.894662
+    """
+    frame = buildings if isinstance(buildings, gpd.GeoDataFrame) else buildings.layer(layer)
+    if frame.crs is not None and net.crs is not None and frame.crs != net.crs:
+        frame = frame.to_crs(net.crs)
+    tree = shapely.STRtree(net.pipes.geometry.to_numpy())
+    (src, dst), dist = tree.query_nearest(
+        frame.geometry.to_numpy(),
+        max_distance=max_service_m,
+        all_matches=False,
+        return_distance=True,
+    )
+    out = pd.DataFrame(
+        {"pipe": net.pipes.index.to_numpy(dtype=object)[dst], "distance_m": dist},
+        index=frame.index[src],
+    )
+    if "population" in frame.columns:
+        out["population"] = frame["population"].to_numpy()[src]
+    return out
+
+
+def building_connections(
+    city: Twin,
+    net: PipeNetwork,
+    *,
+    buildings: str = "buildings",
+    max_service_m: float = 50.0,
+) -> pd.DataFrame:
+    """The service connections of ``net``: stored by the twin's build when current, else computed.
+
+    The stored relation (``service_<network>``, see :meth:`twin.Twin.service_connections`)
+    is used when the twin has a build newer than its building and pipe layers, made
+    with a service radius of at least ``max_service_m``, and connecting buildings to
+    pipes of this network's layer only. Otherwise the connections are computed here,
+    the same way, and ``attrs["service_connections"]`` says why.
+
+    Parameters
+    ----------
+    city : twin.Twin
+        The twin ``net`` was built from (:func:`~twin.network.pipes.pipe_network`).
+    net : PipeNetwork
+        The network.
+    buildings : str, default "buildings"
+        The building layer.
+    max_service_m : float, default 50
+        Buildings farther than this from every pipe get no connection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`service_connections`: indexed by building uid, ``pipe``,
+        ``distance_m`` and ``population`` when the layer has it;
+        ``attrs["service_connections"]`` (a note) and ``attrs["stored"]`` (bool).
+
+    Raises
+    ------
+    LayerNotFoundError
+        When the twin has no layer ``buildings``.
+
+    Examples
+    --------
+    >>> links = building_connections(city, pipe_network(city, "water", pipes="water_pipes"))
+    ...  # doctest: +SKIP
+    >>> links.attrs["stored"]  # doctest: +SKIP
+    True
+    """
+    if buildings not in city.layer_names():
+        raise LayerNotFoundError(f"the twin has no layer {buildings!r}")
+    reason = ""
+    try:
+        stored = city.service_connections(
+            net.network, buildings=buildings, max_service_m=max_service_m
+        )
+        foreign = sorted(set(stored["pipe_layer"]) - {net.pipe_layer})
+        if foreign:
+            reason = f"the build connected buildings to pipes of {', '.join(foreign)} too"
+    except UsageError as why:
+        reason = str(why)
+    if reason:
+        links = service_connections(city.layer(buildings), net, max_service_m=max_service_m)
+        links.attrs["service_connections"] = f"computed for this analysis: {reason}"
+        links.attrs["stored"] = False
+        return links
+    links = stored[["pipe", "distance_m"]].copy()
+    population = _population(city, buildings)
+    if population is not None:
+        links["population"] = population.reindex(links.index).to_numpy()
+    links.attrs["service_connections"] = (
+        f"stored by the last build (relation service_{net.network})"
+    )
+    links.attrs["stored"] = True
+    return links
+
+
+def _population(city: Twin, layer: str) -> pd.Series | None:
+    """The ``population`` column of a building layer by uid, or None when it has none."""
+    columns = city.store.query(f'PRAGMA table_info("{layer}")')["name"].tolist()
+    if "population" not in columns:
+        return None
+    rows = city.store.query(f'SELECT uid, population FROM "{layer}"')
+    return pd.Series(rows["population"].to_numpy(), index=rows["uid"].to_numpy(dtype=object))
+
+
+@dataclass
+class Services:
+    """Buildings grouped by the pipe that serves them (CSR over pipe rows).
+
+    Attributes
+    ----------
+    uid : pandas.Index
+        Building uids, sorted by the row of their pipe.
+    pipe_row : ndarray of int
+        The row (in ``net.pipes``) of each building's pipe, sorted.
+    ptr : ndarray of int
+        The buildings of pipe row ``r`` are ``uid[ptr[r]:ptr[r + 1]]``.
+    population : ndarray of float or None
+        Population (or customers) per building, where the table gives it.
+    unknown : int
+        Buildings whose pipe is not in the network (left out).
+    """
+
+    uid: pd.Index
+    pipe_row: IntArray
+    ptr: IntArray
+    population: FloatArray | None
+    unknown: int
+
+
+def prepared(net: PipeNetwork, buildings: Buildings) -> Services | None:
+    """``buildings`` grouped by pipe, cached on ``net`` for the same table object."""
+    if buildings is None:
+        return None
+    cached = net.cache.get("services")
+    if cached is not None and cached[0] is buildings:
+        return cached[1]
+    if isinstance(buildings, pd.DataFrame):
+        pipe = buildings["pipe"]
+    elif isinstance(buildings, pd.Series):
+        pipe = buildings
+    else:
+        pipe = pd.Series(dict(buildings))
+    row = net.pipes.index.get_indexer(pipe.to_numpy())
+    population = None
+    if isinstance(buildings, pd.DataFrame):
+        for name in ("population", "customers"):
+            if name in buildings.columns:
+                values = pd.to_numeric(buildings[name], errors="coerce")
+                population = values.astype(float).to_numpy()
+                break
+    known = row >= 0
+    order = np.flatnonzero(known)[np.argsort(row[known], kind="stable")]
+    services = Services(
+        uid=pipe.index.take(order),
+        pipe_row=row[order].astype(np.int64),
+        ptr=np.searchsorted(row[order], np.arange(len(net.pipes) + 1)).astype(np.int64),
+        population=None if population is None else np.nan_to_num(population[order]),
+        unknown=int((~known).sum()),
+    )
+    net.cache["services"] = (buildings, services)
+    return services
+
+
+def buildings_of(services: Services, pipe_rows: IntArray) -> IntArray:
+    """Positions (in ``services``) of the buildings served by ``pipe_rows``."""
+    return ranges(services.ptr[pipe_rows], services.ptr[pipe_rows + 1])
+
+
+def ranges(start: IntArray, stop: IntArray) -> IntArray:
+    """The integers of every ``[start[i], stop[i])``, one range after the other.
+
+    Examples
+    --------
+    >>> ranges(np.array([2, 7]), np.array([4, 8])).tolist()
+    [2, 3, 7]
+    """
+    counts = stop - start
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(start - np.cumsum(counts) + counts, counts)
+    return (np.arange(total) + offsets).astype(np.int64)

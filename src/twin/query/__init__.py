@@ -1,0 +1,10 @@
+"""City one-map queries (城市一张图) over a twin held in memory.
+
+:mod:`twin.query.index` loads a twin once and indexes every layer
+(:class:`~twin.query.index.CityIndex`), and keeps a service's copy current
+while the twin file is re-imported (:class:`~twin.query.index.LiveIndex`).
+"""
+
+from twin.query.index import CityIndex, IndexedLayer, LiveIndex, file_identity, transformer
+
+__all__ = ["CityIndex", "IndexedLayer", "LiveIndex", "file_identity", "transformer"]

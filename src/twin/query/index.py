@@ -1,0 +1,390 @@
+"""The twin held in memory for queries: every layer with an STRtree, reloaded on change.
+
+A :class:`CityIndex` is one immutable snapshot of a twin file: each layer as a
+GeoDataFrame in the twin CRS (indexed by ``uid``), its shapely STRtree and its
+:class:`~twin.model.LayerInfo`. A :class:`LiveIndex` holds the current snapshot
+for a long-running service and swaps in a new one, whole, when the twin file
+changes (a re-import replaces the file with one atomic rename, so its identity
+changes): readers keep the snapshot they took, and no query ever sees half of
+an import.
+
+Examples
+--------
+>>> from twin.query.index import CityIndex
+>>> index = CityIndex.load("out/chengdu.twin.gpkg")            # doctest: +SKIP
+>>> hits = index.layer("buildings").bbox((505600, 3392200, 505800, 3392400))  # doctest: +SKIP
+>>> index.layer("buildings").frame.iloc[hits]                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import shapely
+
+from twin.errors import FeatureNotFoundError, LayerNotFoundError, UsageError
+from twin.kinds import Classification
+from twin.model import LayerInfo, Twin
+
+__all__ = ["CityIndex", "IndexedLayer", "LiveIndex", "file_identity", "transformer"]
+
+log = logging.getLogger(__name__)
+
+FileIdentity = tuple[int, int, int, int]
+Bounds = tuple[float, float, float, float]
+
+
+def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
+    """What tells one version of the twin file from the next: device, inode, mtime, size.
+
+    A write replaces the file with an atomic rename, so the inode changes even
+    when the modification time and the size happen to be the same.
+    """
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def transformer(source: str, target: str) -> pyproj.Transformer:
+    """A cached ``always_xy`` transformer between two CRS given as user input text.
+
+    Examples
+    --------
+    >>> forward = transformer("EPSG:4544", "OGC:CRS84")
+    >>> lon, lat = forward.transform(505700.0, 3392300.0)
+    >>> round(lon, 3), round(lat, 3)
+    (105.059, 30.651)
+    """
+    return pyproj.Transformer.from_crs(
+        pyproj.CRS.from_user_input(source), pyproj.CRS.from_user_input(target), always_xy=True
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class IndexedLayer:
+    """One layer in memory: its features, their STRtree and the layer's metadata.
+
+    Positions returned by the query methods are row positions in :attr:`frame`
+    (use ``frame.iloc[positions]``) and in :attr:`geometries`, sorted ascending.
+    """
+
+    info: LayerInfo
+    frame: gpd.GeoDataFrame  # indexed by uid, in the twin CRS
+    geometries: np.ndarray  # the frame's shapely geometries, as an object array
+    tree: shapely.STRtree
+
+    @classmethod
+    def from_frame(cls, info: LayerInfo, frame: gpd.GeoDataFrame) -> IndexedLayer:
+        """Index ``frame`` (a layer read with :meth:`twin.Twin.layer`)."""
+        geometries = np.asarray(frame.geometry.array, dtype=object)
+        return cls(info=info, frame=frame, geometries=geometries, tree=shapely.STRtree(geometries))
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def classification(self) -> Classification:
+        return Classification(self.info.classification)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def bbox(self, bounds: Bounds) -> np.ndarray:
+        """Positions of the features that intersect the box ``(minx, miny, maxx, maxy)``."""
+        return self.query(shapely.box(*bounds), predicate="intersects")
+
+    def query(
+        self,
+        geometry: shapely.Geometry,
+        *,
+        predicate: str | None = "intersects",
+        distance: float | None = None,
+    ) -> np.ndarray:
+        """Positions of the features related to ``geometry`` (twin CRS) by ``predicate``.
+
+        ``predicate=None`` gives the features whose envelopes intersect the
+        geometry's envelope (the tree's candidates); ``predicate="dwithin"``
+        needs ``distance`` (metres, the twin CRS being projected).
+        """
+        if predicate == "dwithin":
+            hits = self.tree.query(geometry, predicate="dwithin", distance=distance)
+        else:
+            hits = self.tree.query(geometry, predicate=predicate)
+        return np.sort(np.asarray(hits, dtype=np.intp))
+
+    def within_distance(self, geometry: shapely.Geometry, distance_m: float) -> np.ndarray:
+        """Positions of the features within ``distance_m`` of ``geometry`` (twin CRS)."""
+        return self.query(geometry, predicate="dwithin", distance=distance_m)
+
+    def position(self, uid: str) -> int:
+        """Row position of the feature ``uid``; :class:`FeatureNotFoundError` if absent."""
+        index = self.frame.index
+        if uid not in index:
+            raise FeatureNotFoundError(f"layer {self.name} has no feature {uid!r}")
+        location = index.get_loc(uid)
+        if not isinstance(location, int):  # a duplicated uid cannot happen in a twin
+            raise FeatureNotFoundError(f"layer {self.name} holds {uid!r} more than once")
+        return location
+
+
+@dataclass(frozen=True, eq=False)
+class CityIndex:
+    """One in-memory snapshot of a twin: every layer indexed, in the twin CRS.
+
+    Attributes
+    ----------
+    path : Path
+        The twin file.
+    crs : pyproj.CRS
+        The twin CRS (every geometry here is in it).
+    crs_text : str
+        The twin CRS as stored (``"EPSG:4544"``).
+    name : str
+        The twin's title.
+    layers : dict of str to IndexedLayer
+        Every layer, in import order.
+    identity : tuple
+        :func:`file_identity` of the file this snapshot was read from.
+    loaded_at : float
+        ``time.time()`` when the snapshot was complete.
+    load_s : float
+        Seconds the load took.
+    """
+
+    path: Path
+    crs: pyproj.CRS | None
+    crs_text: str
+    name: str
+    layers: dict[str, IndexedLayer]
+    identity: FileIdentity
+    loaded_at: float
+    load_s: float
+    _twin: Twin = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, attempts: int = 5) -> CityIndex:
+        """Read every layer of the twin at ``path`` and index it.
+
+        If the file is replaced while it is being read (a concurrent import),
+        the read starts again, up to ``attempts`` times, so a snapshot never
+        mixes two versions.
+        """
+        target = Path(path)
+        for _ in range(attempts):
+            started = time.perf_counter()
+            before = file_identity(target) if target.exists() else None
+            city = Twin.open(target)
+            infos = city.layer_infos()
+            # GDAL reads and GEOS builds trees without the GIL: layers load side by side.
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                loaded = pool.map(_load_layer, [city] * len(infos), infos)
+                layers = {layer.name: layer for layer in loaded}
+            meta = city.meta
+            after = file_identity(target)
+            if before == after:
+                seconds = time.perf_counter() - started
+                log.info("indexed %d layers of %s in %.2f s", len(layers), target, seconds)
+                return cls(
+                    path=target,
+                    crs=city.crs,
+                    crs_text=meta["crs"],
+                    name=meta.get("name", target.stem),
+                    layers=layers,
+                    identity=after,
+                    loaded_at=time.time(),
+                    load_s=seconds,
+                    _twin=city,
+                )
+            log.info("%s changed while it was read; reading it again", target)
+        raise UsageError(f"{target} kept changing while it was read; try again when imports end")
+
+    @property
+    def generation(self) -> FileIdentity:
+        """A value that differs between any two versions of the file (its identity)."""
+        return self.identity
+
+    @property
+    def twin(self) -> Twin:
+        """The :class:`~twin.Twin` on the same file, for history and relation reads."""
+        return self._twin
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.layers
+
+    def __iter__(self) -> Iterator[IndexedLayer]:
+        return iter(self.layers.values())
+
+    def layer(self, name: str) -> IndexedLayer:
+        """The layer called ``name``; :class:`LayerNotFoundError` when there is none."""
+        try:
+            return self.layers[name]
+        except KeyError:
+            listing = ", ".join(self.layers) or "none"
+            raise LayerNotFoundError(
+                f"the twin has no layer {name!r}; its layers: {listing}"
+            ) from None
+
+    def names(
+        self,
+        *,
+        kind: str | None = None,
+        max_classification: Classification | str = Classification.RESTRICTED,
+    ) -> list[str]:
+        """Layer names, optionally of one kind and at most a classification level.
+
+        Examples
+        --------
+        >>> index.names(kind="building", max_classification="public")  # doctest: +SKIP
+        ['buildings']
+        """
+        ceiling = Classification(max_classification).rank
+        return [
+            item.name
+            for item in self.layers.values()
+            if (kind is None or item.kind == kind) and item.classification.rank <= ceiling
+        ]
+
+    def to_twin(self, source: str | pyproj.CRS) -> pyproj.Transformer:
+        """Transformer from ``source`` (e.g. ``"OGC:CRS84"``) to the twin CRS, x/y order."""
+        return transformer(_crs_key(source), self.crs_text)
+
+    def from_twin(self, target: str | pyproj.CRS) -> pyproj.Transformer:
+        """Transformer from the twin CRS to ``target``, x/y order."""
+        return transformer(self.crs_text, _crs_key(target))
+
+    def changed(self) -> bool:
+        """Whether the twin file is no longer the version this snapshot was read from."""
+        try:
+            return file_identity(self.path) != self.identity
+        except FileNotFoundError:
+            return False  # gone for a moment (being replaced) or deleted: keep serving
+
+
+def _identity_or_none(path: Path) -> FileIdentity | None:
+    try:
+        return file_identity(path)
+    except FileNotFoundError:
+        return None
+
+
+def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
+    return IndexedLayer.from_frame(info, city.layer(info.name))
+
+
+def _crs_key(crs: str | pyproj.CRS) -> str:
+    return crs if isinstance(crs, str) else crs.to_wkt()
+
+
+class LiveIndex:
+    """The current :class:`CityIndex` of a twin file, replaced whole when the file changes.
+
+    :meth:`current` is what a request uses: it returns the snapshot in force
+    without waiting. A background thread (started by :meth:`start`) compares
+    the file's identity every ``poll_s`` seconds; on a change it loads a new
+    snapshot while the old one keeps answering, then swaps the reference (an
+    atomic assignment). :meth:`current` also notices a change when the poller
+    is not running, and starts the same background reload.
+
+    Parameters
+    ----------
+    path : path-like
+        The twin file.
+    poll_s : float, default 1.0
+        How often to look at the file.
+    prepare : callable, optional
+        Called with each new snapshot before it is swapped in (for caches a
+        service derives from it), in the reloading thread.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        poll_s: float = 1.0,
+        prepare: Callable[[CityIndex], object] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.poll_s = poll_s
+        self.prepare = prepare
+        self._index = CityIndex.load(self.path)
+        self._reloading = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_check = time.monotonic()
+        self.reloads = 0
+        self.last_error: str | None = None
+        self._failed: FileIdentity | None = None
+
+    def current(self) -> CityIndex:
+        """The snapshot in force (never blocks on a reload)."""
+        now = time.monotonic()
+        if self._thread is None and now - self._last_check >= self.poll_s:
+            self._last_check = now
+            if self._index.changed():
+                threading.Thread(target=self.refresh, daemon=True).start()
+        return self._index
+
+    def refresh(self) -> bool:
+        """Reload now if the file changed; return whether a new snapshot is in force.
+
+        Runs in the caller's thread. A reload already running elsewhere makes
+        this return False at once. A failed reload (a twin left unreadable)
+        keeps the old snapshot and records the error in :attr:`last_error`;
+        that version of the file is not tried again.
+        """
+        if not self._index.changed() or not self._reloading.acquire(blocking=False):
+            return False
+        try:
+            seen = _identity_or_none(self.path)
+            if seen is None or seen == self._failed:
+                return False
+            fresh = CityIndex.load(self.path)
+            if self.prepare is not None:
+                self.prepare(fresh)
+        except Exception as exc:  # keep serving the last good snapshot
+            self._failed = seen
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("could not reload %s, still serving the previous version: %s", self.path, exc)
+            return False
+        finally:
+            self._reloading.release()
+        self._index = fresh
+        self.reloads += 1
+        self.last_error = None
+        log.info("reloaded %s (%d layers)", self.path, len(fresh.layers))
+        return True
+
+    def start(self) -> None:
+        """Start the background thread that watches the file."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="twin-index-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the watching thread (waits for it)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.poll_s))
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.refresh()
