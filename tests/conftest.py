@@ -73,3 +73,22 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]
     if check and result.returncode != 0:
         raise AssertionError(f"twin {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+def failing_valve_break(city: twin.Twin) -> tuple[str, str]:
+    """A water pipe of the sample whose break closes a few valves, and one of those valves
+    that, failing to close, takes more valves and buildings out (found with the CLI's path)."""
+    from twin.network import pipe_break, pipe_network, service_connections
+
+    net = pipe_network(city, "water", pipes="water_pipes")
+    links = service_connections(city.layer("buildings"), net)
+    for pipe in net.pipes.index:
+        first = pipe_break(net, pipe, buildings=links)
+        closing = first.valves_to_close.index[first.valves_to_close["role"] == "close"]
+        if len(closing) < 2 or not first.summary["buildings"]:
+            continue
+        wider = pipe_break(net, pipe, failed_valves=[closing[0]], buildings=links)
+        extra = wider.summary["extra_buildings"]
+        if wider.summary["extra_valves"] and extra and wider.summary["buildings"] < len(links) / 2:
+            return str(pipe), str(closing[0])
+    raise AssertionError("the sample has no pipe whose failed valve widens the break")

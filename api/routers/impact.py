@@ -7,7 +7,7 @@ built once per loaded twin snapshot, not per request.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from fastapi import APIRouter
@@ -25,7 +25,7 @@ from twin.query.impact_roads import (
     service_area_impact,
 )
 
-from ..deps import VisibleDep
+from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..models import Feature
 
@@ -276,6 +276,21 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+class _Impact(Protocol):
+    def features(self, index: Any, out: GeometryOut | None) -> list[dict[str, Any]]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+def _collection(
+    visible: Visible, impact: _Impact, *, coords: str | None, geometry: bool
+) -> Response:
+    """An impact's features (in the caller's coordinates) and summary as one answer."""
+    out = GeometryOut(visible.index, coords) if geometry else None
+    features = impact.features(visible.index, out)
+    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+
+
 @router.post(
     "/pipe-break",
     response_model=PipeBreakResponse,
@@ -299,9 +314,7 @@ def pipe_break_route(visible: VisibleDep, body: PipeBreakRequest) -> Response:
         layers=names,
     )
     visible.touch(impact.layers.names)
-    out = GeometryOut(visible.index, body.coords) if body.geometry else None
-    features = impact.features(visible.index, out)
-    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+    return _collection(visible, impact, coords=body.coords, geometry=body.geometry)
 
 
 @router.post(
@@ -326,9 +339,7 @@ def road_closure_route(visible: VisibleDep, body: RoadClosureRequest) -> Respons
     )
     chosen = impact.layers
     visible.touch([chosen.roads, chosen.buildings, chosen.facilities])
-    out = GeometryOut(visible.index, body.coords) if body.geometry else None
-    features = impact.features(visible.index, out)
-    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+    return _collection(visible, impact, coords=body.coords, geometry=body.geometry)
 
 
 @router.post(
@@ -354,9 +365,7 @@ def cascade_route(visible: VisibleDep, body: CascadeRequest) -> Response:
         **body.options(),
     )
     visible.touch([*impact.network.names, impact.layers.roads, impact.layers.facilities])
-    out = GeometryOut(visible.index, body.coords) if body.geometry else None
-    features = impact.features(visible.index, out)
-    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+    return _collection(visible, impact, coords=body.coords, geometry=body.geometry)
 
 
 @router.post(

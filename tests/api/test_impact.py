@@ -14,7 +14,7 @@ import pytest
 
 import twin
 from tests.api.conftest import LiveServer
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, failing_valve_break, run_cli
 from twin.network import BreakResult, pipe_break, pipe_network, service_connections
 
 
@@ -33,19 +33,7 @@ def cli_path_break(path: Path, pipe: str, failed: list[str]) -> BreakResult:
 @pytest.fixture(scope="module")
 def break_case(live_server: LiveServer) -> tuple[str, str]:
     """A pipe whose break closes a few valves, one of which fails and widens the outage."""
-    city = twin.Twin.open(live_server.twin)
-    net = pipe_network(city, "water", pipes="water_pipes")
-    links = service_connections(city.layer("buildings"), net)
-    for pipe in net.pipes.index:
-        first = pipe_break(net, pipe, buildings=links)
-        closing = first.valves_to_close.index[first.valves_to_close["role"] == "close"]
-        if len(closing) < 2 or not first.summary["buildings"]:
-            continue
-        wider = pipe_break(net, pipe, failed_valves=[closing[0]], buildings=links)
-        extra = wider.summary["extra_buildings"]
-        if wider.summary["extra_valves"] and extra and wider.summary["buildings"] < len(links) / 2:
-            return str(pipe), str(closing[0])
-    raise AssertionError("the sample has no pipe whose failed valve widens the break")
+    return failing_valve_break(twin.Twin.open(live_server.twin))
 
 
 def by_result(features: list[dict[str, Any]]) -> dict[str, set[str]]:

@@ -22,6 +22,7 @@ from twin.cli.network_cmd import (
     ToleranceOpt,
     ValvesOpt,
     load_network,
+    write_check_report,
 )
 from twin.errors import UsageError
 from twin.model import Twin
@@ -410,17 +411,7 @@ def check_road_layer(
     """``twin network check --roads LAYER``: road topology problems."""
     city = Twin.open(twin_path)
     report = check_roads(_network(city, roads, None, tolerance), near_miss_m=near_miss_m)
-    if output is not None:
-        report.issues.to_file(output)
-    if json_output:
-        issues = report.issues.drop(columns="geometry")
-        print_json(
-            {
-                **report.summary(),
-                "warnings": report.warnings,
-                "details": issues.astype(object).where(issues.notna(), None).to_dict("records"),
-            }
-        )
+    if write_check_report(report, output, json_output=json_output):
         return
     s = report.stats
     out.print(

@@ -11,7 +11,15 @@ from rich.table import Table
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
 from twin.errors import UsageError
 from twin.model import Twin
-from twin.network import PipeNetwork, check_network, pipe_network, trace_downstream, trace_upstream
+from twin.network import (
+    NetworkReport,
+    PipeNetwork,
+    check_network,
+    pipe_network,
+    trace_downstream,
+    trace_upstream,
+)
+from twin.network.road_check import RoadReport
 
 NetworkOpt = Annotated[
     str, typer.Option("--network", "-n", help="water, gas, drainage, heat or power.")
@@ -75,17 +83,7 @@ def check(
         return
     _, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
     report = check_network(net, near_miss_m=near_miss)
-    if output is not None:
-        report.issues.to_file(output)
-    if json_output:
-        issues = report.issues.drop(columns="geometry")
-        print_json(
-            {
-                **report.summary(),
-                "warnings": report.warnings,
-                "details": issues.astype(object).where(issues.notna(), None).to_dict("records"),
-            }
-        )
+    if write_check_report(report, output, json_output=json_output):
         return
     stats = report.stats
     out.print(
@@ -161,3 +159,25 @@ def trace(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(sub, name="network")
+
+
+def write_check_report(
+    report: NetworkReport | RoadReport, output: Path | None, *, json_output: bool
+) -> bool:
+    """Write a topology report's issues to ``output`` and, with ``--json``, print it.
+
+    Returns True when the report was printed as JSON (nothing else to print).
+    """
+    if output is not None:
+        report.issues.to_file(output)
+    if not json_output:
+        return False
+    issues = report.issues.drop(columns="geometry")
+    print_json(
+        {
+            **report.summary(),
+            "warnings": report.warnings,
+            "details": issues.astype(object).where(issues.notna(), None).to_dict("records"),
+        }
+    )
+    return True

@@ -7,8 +7,6 @@ pyproj for the coordinates and the eviltransform package for GCJ-02.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import eviltransform
 import geopandas as gpd
 import numpy as np
@@ -27,36 +25,7 @@ from twin.query.search import search
 from twin.query.statistics import statistics
 from twin.zones import indicators_by_zone
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 POLYGON_LAYERS = ["parcels", "buildings", "districts", "grids"]
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
-    path = tmp_path_factory.mktemp("query") / "chengdu.twin.gpkg"
-    made = twin.Twin.create(path, crs="auto")
-    made.import_mapping(SAMPLES / "mapping.yaml")
-    made.build()
-    return made
-
-
-@pytest.fixture(scope="module")
-def index(city: twin.Twin) -> CityIndex:
-    return CityIndex.load(city.path)
-
-
-@pytest.fixture(scope="module")
-def layers(city: twin.Twin) -> dict[str, gpd.GeoDataFrame]:
-    return {name: city.layer(name) for name in city.layers}
-
-
-@pytest.fixture(scope="module")
-def public(city: twin.Twin) -> list[str]:
-    """The layers an anonymous caller may read."""
-    names = [i.name for i in city.layer_infos() if i.classification == "public"]
-    assert {"parcels", "buildings", "roads", "districts", "grids"} <= set(names)
-    assert not {"water_pipes", "valves", "cameras", "sensors"} & set(names)
-    return names
 
 
 def to_lonlat(city: twin.Twin, x: float, y: float) -> tuple[float, float]:

@@ -8,8 +8,6 @@ for pipe breaks.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -18,6 +16,7 @@ import pytest
 import shapely
 
 import twin
+from tests.conftest import failing_valve_break
 from twin.compliance import plan_compliance
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network import pipe_break, pipe_network, service_connections
@@ -26,36 +25,6 @@ from twin.query.impact import connections_of, network_layers, network_of, pipe_b
 from twin.query.index import CityIndex
 from twin.query.profile import profile
 from twin.zones import indicators_by_zone
-
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
-    path = tmp_path_factory.mktemp("profile") / "chengdu.twin.gpkg"
-    made = twin.Twin.create(path, crs="auto")
-    made.import_mapping(SAMPLES / "mapping.yaml")
-    made.build()
-    return made
-
-
-@pytest.fixture(scope="module")
-def index(city: twin.Twin) -> CityIndex:
-    return CityIndex.load(city.path)
-
-
-@pytest.fixture(scope="module")
-def layers(city: twin.Twin) -> dict[str, gpd.GeoDataFrame]:
-    return {name: city.layer(name) for name in city.layers}
-
-
-@pytest.fixture(scope="module")
-def public(city: twin.Twin) -> list[str]:
-    """The layers an anonymous caller may read."""
-    names = [i.name for i in city.layer_infos() if i.classification == "public"]
-    assert {"parcels", "buildings", "roads", "districts", "grids"} <= set(names)
-    assert not {"water_pipes", "valves", "cameras", "sensors"} & set(names)
-    return names
 
 
 def largest_overlap(geometry: shapely.Geometry, zones: gpd.GeoDataFrame) -> str | None:
@@ -186,18 +155,7 @@ def test_sensor_profile_belongs_to_building_and_parcel(
 def break_case(city: twin.Twin) -> tuple[str, str]:
     """A water pipe whose break closes a few valves, and one of them that fails to close
     and so takes more valves and buildings out (found with the CLI's own path)."""
-    net = pipe_network(city, "water", pipes="water_pipes")
-    links = service_connections(city.layer("buildings"), net)
-    for pipe in net.pipes.index:
-        first = pipe_break(net, pipe, buildings=links)
-        closing = first.valves_to_close.index[first.valves_to_close["role"] == "close"]
-        if len(closing) < 2 or not first.summary["buildings"]:
-            continue
-        wider = pipe_break(net, pipe, failed_valves=[closing[0]], buildings=links)
-        extra = wider.summary["extra_buildings"]
-        if wider.summary["extra_valves"] and extra and wider.summary["buildings"] < len(links) / 2:
-            return str(pipe), str(closing[0])
-    raise AssertionError("the sample has no pipe whose failed valve widens the break")
+    return failing_valve_break(city)
 
 
 def test_pipe_break_equals_the_cli_path(

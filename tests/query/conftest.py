@@ -1,0 +1,38 @@
+"""The sample district as a built twin and its in-memory index, shared by the query tests."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pytest
+
+import twin
+from tests.conftest import SAMPLES
+from twin.query.index import CityIndex
+
+
+@pytest.fixture(scope="package")
+def city(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
+    path = tmp_path_factory.mktemp("query") / "chengdu.twin.gpkg"
+    made = twin.Twin.create(path, crs="auto")
+    made.import_mapping(SAMPLES / "mapping.yaml")
+    made.build()
+    return made
+
+
+@pytest.fixture(scope="package")
+def index(city: twin.Twin) -> CityIndex:
+    return CityIndex.load(city.path)
+
+
+@pytest.fixture(scope="package")
+def layers(city: twin.Twin) -> dict[str, gpd.GeoDataFrame]:
+    return {name: city.layer(name) for name in city.layers}
+
+
+@pytest.fixture(scope="package")
+def public(city: twin.Twin) -> list[str]:
+    """The layers an anonymous caller may read."""
+    names = [i.name for i in city.layer_infos() if i.classification == "public"]
+    assert {"parcels", "buildings", "roads", "districts", "grids"} <= set(names)
+    assert not {"water_pipes", "valves", "cameras", "sensors"} & set(names)
+    return names
