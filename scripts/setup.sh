@@ -28,3 +28,16 @@ if ! command -v ogrinfo >/dev/null 2>&1; then
     echo "setup: ogrinfo not found; install GDAL's command-line tools (Debian: gdal-bin)" >&2
   fi
 fi
+# The Khronos glTF validator (npm) checks every glb the 3D export writes (tests/test_tiles3d.py).
+if [ ! -d tools/gltf-validator/node_modules/gltf-validator ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing nodejs and npm from Debian" >&2
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+      echo "setup: npm not found; install Node.js and npm (Debian: nodejs npm)" >&2
+    fi
+  fi
+  echo "setup: installing the glTF validator (tools/gltf-validator)" >&2
+  (cd tools/gltf-validator && npm ci --no-audit --no-fund --silent)
+fi

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from twin.errors import TwinError
 from twin.sample import generate_city, write_delivery
+from twin.sample.terrain import write_terrain
 from twin.sample.writing import FORMATS
 
 
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         city = generate_city(args.buildings, seed=args.seed)
         paths = write_delivery(city, args.out_dir, formats=args.formats)
+        if args.formats == "delivery":  # the DEM and DSM (2 m) of the district
+            paths = {**paths, **write_terrain(city, args.out_dir, seed=args.seed)}
     except TwinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, frame in city.items():
             print(f"{name:12s} {len(frame):>9,d}  {paths[name].name}")
         print(f"{'mapping':12s} {'':>9s}  {paths['mapping'].name}")
+        for name in ("dem", "dsm"):
+            if name in paths:
+                print(f"{name:12s} {'':>9s}  {paths[name].name}")
         print(f"written to {args.out_dir} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -1,0 +1,224 @@
+"""Building heights measured from a DSM and a DEM (normalised DSM, nDSM).
+
+``height_m`` is a high percentile (default the 90th) of DSM − DEM over the
+cells whose centre lies in the footprint: robust to the roof edge cells that
+see the ground and to antennas; ``ground_m`` is the lowest DEM value in the
+footprint (the block stands on the ground everywhere); ``samples`` counts the
+cells used. A building whose declared floors do not match its measured
+height (more than ``tolerance_storeys`` storeys apart) is flagged.
+
+Examples
+--------
+>>> import numpy as np, geopandas as gpd, shapely
+>>> from affine import Affine
+>>> from twin.raster import Raster
+>>> t = Affine(1, 0, 0, 0, -1, 10)
+>>> dem = Raster(np.full((10, 10), 500.0), t, None)
+>>> dsm = Raster(dem.values + np.pad(np.full((4, 4), 12.0), 3), t, None)
+>>> footprints = gpd.GeoDataFrame({"floors": [4]}, geometry=[shapely.box(3, 3, 7, 7)],
+...                               index=["buildings.B1"])
+>>> measured_heights(footprints, dsm, dem)[["height_m", "ground_m", "samples", "floors_flag"]]
+              height_m  ground_m  samples floors_flag
+buildings.B1      12.0     500.0       16
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio.crs
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from twin.errors import SchemaError, UsageError
+from twin.raster import Raster, read_raster
+from twin.zonal import zonal_stats
+
+__all__ = ["HeightsReport", "apply_heights", "measured_heights", "ndsm"]
+
+MIN_SAMPLES = 3
+
+
+def ndsm(dsm: Raster, dem: Raster) -> Raster:
+    """DSM − DEM on the DSM's grid (the DEM resampled bilinearly if its grid differs)."""
+    if dem.shape == dsm.shape and dem.transform.almost_equals(dsm.transform):
+        ground = dem.values
+    else:
+        ground = np.full(dsm.shape, np.nan)
+        crs = rasterio.crs.CRS.from_wkt(dsm.crs.to_wkt()) if dsm.crs else None
+        reproject(
+            dem.values,
+            ground,
+            src_transform=dem.transform,
+            src_crs=crs,
+            dst_transform=dsm.transform,
+            dst_crs=crs,
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+            resampling=Resampling.bilinear,
+        )
+    return Raster(dsm.values - ground, dsm.transform, dsm.crs, "ndsm")
+
+
+def measured_heights(
+    buildings: gpd.GeoDataFrame,
+    dsm: Raster,
+    dem: Raster,
+    *,
+    percentile: float = 90.0,
+    storey_m: float = 3.0,
+    tolerance_storeys: float = 1.5,
+    min_samples: int = MIN_SAMPLES,
+) -> pd.DataFrame:
+    """Measured height, ground and disagreement flags per building (aligned to its index).
+
+    Returns
+    -------
+    DataFrame
+        ``height_m`` (the ``percentile`` of DSM − DEM, NaN with fewer than
+        ``min_samples`` cells), ``ground_m`` (lowest DEM cell), ``samples``,
+        ``floors_height_m`` (declared floors × ``storey_m``), ``difference_m``
+        (measured − from floors) and ``floors_flag``: ``"taller"`` /
+        ``"lower"`` than the floors say, ``"too_small"`` (not measurable), or "".
+    """
+    if not 0 < percentile <= 100:
+        raise UsageError("the height percentile must be in (0, 100]")
+    normalised = ndsm(dsm, dem)
+    heights = zonal_stats(buildings, normalised, stats=("count",), percentiles=(percentile,))
+    ground = zonal_stats(buildings, _on_grid(dem, dsm), stats=("min",))
+    samples = heights["count"].astype("int64")
+    height = heights.iloc[:, 1].where(samples >= min_samples).clip(lower=0.0)
+    floors = (
+        pd.to_numeric(buildings["floors"], errors="coerce").astype("float64")
+        if "floors" in buildings.columns
+        else pd.Series(np.nan, index=buildings.index)
+    )
+    from_floors = floors * storey_m
+    difference = height - from_floors
+    flag = np.select(
+        [
+            (samples < min_samples).to_numpy(),
+            (difference > tolerance_storeys * storey_m).to_numpy(dtype=bool, na_value=False),
+            (difference < -tolerance_storeys * storey_m).to_numpy(dtype=bool, na_value=False),
+        ],
+        ["too_small", "taller", "lower"],
+        default="",
+    )
+    return pd.DataFrame(
+        {
+            "height_m": height.round(2),
+            "ground_m": ground["min"].round(2),
+            "samples": samples,
+            "floors_height_m": from_floors,
+            "difference_m": difference.round(2),
+            "floors_flag": flag,
+        },
+        index=buildings.index,
+    )
+
+
+def _on_grid(dem: Raster, dsm: Raster) -> Raster:
+    if dem.shape == dsm.shape and dem.transform.almost_equals(dsm.transform):
+        return dem
+    flat = Raster(np.zeros(dsm.shape), dsm.transform, dsm.crs)
+    return Raster(-ndsm(flat, dem).values, dsm.transform, dsm.crs)
+
+
+@dataclass
+class HeightsReport:
+    """What ``twin heights`` measured and wrote."""
+
+    layer: str
+    buildings: int
+    measured: int
+    not_measurable: int
+    taller: int
+    lower: int
+    changed: int
+    import_id: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def apply_heights(
+    city: Any,
+    *,
+    layer: str,
+    dsm: str,
+    dem: str,
+    percentile: float = 90.0,
+    storey_m: float = 3.0,
+    tolerance_storeys: float = 1.5,
+) -> tuple[HeightsReport, pd.DataFrame]:
+    """Measure every building of ``layer`` and store ``height_m``, ``ground_m``, ``height_source``.
+
+    The update is an import of the layer (same uids): the replaced versions go
+    to the history and the provenance names the DSM and DEM. Buildings that
+    cannot be measured keep their height (``height_source`` ``"declared"``).
+    """
+    buildings = city.layer(layer)
+    if city.info(layer).kind != "building":
+        raise SchemaError(f"{layer} is not a building layer")
+    measured = measured_heights(
+        buildings,
+        read_raster(city, dsm),
+        read_raster(city, dem),
+        percentile=percentile,
+        storey_m=storey_m,
+        tolerance_storeys=tolerance_storeys,
+    )
+    id_field = _id_field(city, layer, buildings)
+    updated = _updated_frame(buildings, measured, layer, id_field)
+    report = city.import_frame(
+        updated,
+        layer=layer,
+        kind="building",
+        id=id_field,
+        source=f"twin heights: p{percentile:g} of {dsm} - {dem}",
+    )
+    flags = measured["floors_flag"]
+    return (
+        HeightsReport(
+            layer=layer,
+            buildings=len(buildings),
+            measured=int(measured["height_m"].notna().sum()),
+            not_measurable=int((flags == "too_small").sum()),
+            taller=int((flags == "taller").sum()),
+            lower=int((flags == "lower").sum()),
+            changed=int(report.changed),
+            import_id=report.import_id,
+        ),
+        measured,
+    )
+
+
+def _id_field(city: Any, layer: str, buildings: gpd.GeoDataFrame) -> str:
+    """The field the layer's uids come from (its last import's id), else ``source_uid``."""
+    imports = city.imports(layer)
+    field = imports["options"].iloc[-1].get("id") if len(imports) else None
+    if field in buildings.columns:
+        ids = layer + "." + buildings[field].astype(str).str.strip()
+        if (ids.to_numpy() == buildings.index.to_numpy()).all():
+            return str(field)
+    return "source_uid"
+
+
+def _updated_frame(
+    buildings: gpd.GeoDataFrame, measured: pd.DataFrame, layer: str, id_field: str
+) -> gpd.GeoDataFrame:
+    frame = buildings.drop(columns=["valid_from"], errors="ignore").copy()
+    has = measured["height_m"].notna()
+    old_height = frame["height_m"] if "height_m" in frame.columns else np.nan
+    frame["height_m"] = measured["height_m"].where(has, old_height)
+    frame["ground_m"] = measured["ground_m"]
+    frame["height_source"] = np.where(has, "dsm", "declared")
+    frame["height_samples"] = measured["samples"]
+    if id_field == "source_uid":
+        uid = frame.index.to_series().astype(str)
+        frame.insert(0, "source_uid", uid.str.removeprefix(layer + ".").to_numpy())
+    return frame.reset_index(drop=True)
