@@ -17,10 +17,8 @@ Examples
 >>> doc = json.loads(path.read_text())
 >>> doc["version"], doc["CityObjects"]["buildings.B1"]["geometry"][0]["lod"]
 ('2.0', '1.2')
->>> read_cityjson(path)[["height_m", "ground_m"]]
-              height_m  ground_m
-uid                             
-buildings.B1      10.0     500.0
+>>> read_cityjson(path).loc["buildings.B1", ["height_m", "ground_m"]].tolist()
+[10.0, 500.0]
 """
 
 from __future__ import annotations
@@ -60,7 +58,7 @@ def reference_system(crs: Any) -> str:
 def _attributes(buildings: gpd.GeoDataFrame, blocks: Blocks) -> list[dict[str, Any]]:
     frame = pd.DataFrame(buildings.loc[blocks.uids].drop(columns=list(_SKIP), errors="ignore"))
     frame = frame.astype(object).where(frame.notna(), None)
-    rows: list[dict[str, Any]] = frame.to_dict(orient="records")
+    rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
     floors = (
         pd.to_numeric(buildings.loc[blocks.uids, "floors"], errors="coerce").to_numpy()
         if "floors" in buildings.columns
@@ -204,7 +202,7 @@ def _documents(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def read_cityjson(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
-    """Buildings of a CityJSON / CityJSONSeq file: footprint, ``height_m``, ``ground_m``, attributes.
+    """The buildings of a CityJSON / CityJSONSeq file: footprint, heights, attributes.
 
     The footprint is the union of the floor surfaces (the lowest horizontal
     surfaces of each solid), the height the solid's vertical extent.
@@ -227,8 +225,12 @@ def read_cityjson(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
             attrs = dict(obj.get("attributes", {}))
             attrs.pop("ground_m", None)
             rows.append(
-                {**attrs, "height_m": round(top - ground, 3), "ground_m": ground,
-                 "geometry": footprint}
+                {
+                    **attrs,
+                    "height_m": round(top - ground, 3),
+                    "ground_m": ground,
+                    "geometry": footprint,
+                }
             )
             index.append(uid)
     crs = _crs_of(header)
@@ -239,7 +241,8 @@ def read_cityjson(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
 
 
 def _footprint(geometry: dict[str, Any], vertices: np.ndarray) -> tuple[Any, float, float]:
-    solids = geometry["boundaries"] if geometry["type"] == "MultiSolid" else [geometry["boundaries"]]
+    boundaries = geometry["boundaries"]
+    solids = boundaries if geometry["type"] == "MultiSolid" else [boundaries]
     polygons, grounds, tops = [], [], []
     for solid in solids:
         shell = solid[0]

@@ -87,7 +87,11 @@ def _seed_grid(
     if water is not None and len(water):
         geoms = water.geometry if isinstance(water, gpd.GeoDataFrame) else water
         grid |= rasterio.features.rasterize(
-            geoms, out_shape=dem.shape, transform=dem.transform, fill=0, dtype="uint8",
+            geoms,
+            out_shape=dem.shape,
+            transform=dem.transform,
+            fill=0,
+            dtype="uint8",
             all_touched=True,
         ).astype(bool)
     for x, y in seeds or ():
@@ -186,9 +190,7 @@ def flood_impact(
     flooded = on_buildings.loc[hit].sort_values("max_depth_m", ascending=False)
     if roads is not None and len(roads):
         on_roads = zonal_stats(roads, wet_raster, stats=("max",), all_touched=True)
-        road_table = pd.DataFrame(
-            {"max_depth_m": on_roads["max"].fillna(0.0)}, index=roads.index
-        )
+        road_table = pd.DataFrame({"max_depth_m": on_roads["max"].fillna(0.0)}, index=roads.index)
         road_table["impassable"] = road_table["max_depth_m"] > impassable_m
     else:
         road_table = pd.DataFrame({"max_depth_m": [], "impassable": []})

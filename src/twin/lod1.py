@@ -139,9 +139,7 @@ def lod1_blocks(buildings: gpd.GeoDataFrame, *, storey_m: float = 3.0) -> Blocks
     height = heights["height_m"].to_numpy(dtype=float)[chosen]
     z_bottom = ground[owner][ring_part][coord_ring]
     z_top = z_bottom + height[owner][ring_part][coord_ring]
-    vertices = np.vstack(
-        [np.column_stack([coords, z_bottom]), np.column_stack([coords, z_top])]
-    )
+    vertices = np.vstack([np.column_stack([coords, z_bottom]), np.column_stack([coords, z_top])])
     return Blocks(
         uids=buildings.index.to_numpy()[chosen],
         vertices=vertices,
@@ -166,9 +164,7 @@ def part_triangles(blocks: Blocks, part: int) -> np.ndarray:
         for i in blocks.ring(r):
             index[(float(blocks.vertices[i, 0]), float(blocks.vertices[i, 1]))] = i
     triangles = shapely.get_parts(shapely.constrained_delaunay_triangles(polygon))
-    corners = shapely.get_coordinates(shapely.get_exterior_ring(triangles)).reshape(-1, 4, 2)[
-        :, :3
-    ]
+    corners = shapely.get_coordinates(shapely.get_exterior_ring(triangles)).reshape(-1, 4, 2)[:, :3]
     roof = np.array([[index[(float(x), float(y))] for x, y in tri] for tri in corners])
     u, v = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     area2 = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -37,7 +38,7 @@ import pyproj
 from twin.errors import CRSError
 from twin.lod1 import Blocks, lod1_blocks, part_triangles
 
-__all__ = ["enu_frame", "glb_bytes", "read_glb", "write_tileset"]
+__all__ = ["enu_frame", "glb_bytes", "read_glb", "write_glb", "write_tileset"]
 
 _GLB_MAGIC = 0x46546C67
 _JSON_CHUNK = 0x4E4F534A
@@ -73,7 +74,12 @@ def _pad(data: bytes, fill: bytes) -> bytes:
 
 
 def glb_bytes(
-    positions: np.ndarray, triangles: np.ndarray, feature_ids: np.ndarray, uids: list[str]
+    positions: np.ndarray,
+    triangles: np.ndarray,
+    feature_ids: np.ndarray,
+    uids: list[str],
+    *,
+    origin: tuple[float, float, float] | None = None,
 ) -> bytes:
     """A glb of one triangle mesh, with feature ids per vertex and a uid property table.
 
@@ -100,14 +106,21 @@ def glb_bytes(
         views.append(view)
         binary += _pad(blob, b"\x00")
     document = {
-        "asset": {"version": "2.0", "generator": "citytwin"},
+        "asset": {"version": "2.0", "generator": "citytwin"}
+        | ({"extras": {"origin": list(origin)}} if origin else {}),
         "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0}],
         "meshes": [{"primitives": [_primitive(len(uids))]}],
-        "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [0.85, 0.82, 0.76, 1.0],
-                                                 "metallicFactor": 0.0}}],
+        "materials": [
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [0.85, 0.82, 0.76, 1.0],
+                    "metallicFactor": 0.0,
+                }
+            }
+        ],
         "accessors": _accessors(pos, idx, fid),
         "bufferViews": views,
         "buffers": [{"byteLength": len(binary)}],
@@ -142,8 +155,14 @@ def _primitive(n_features: int) -> dict[str, Any]:
 
 def _accessors(pos: np.ndarray, idx: np.ndarray, fid: np.ndarray) -> list[dict[str, Any]]:
     return [
-        {"bufferView": 0, "componentType": 5126, "count": len(pos), "type": "VEC3",
-         "min": pos.min(axis=0).tolist(), "max": pos.max(axis=0).tolist()},
+        {
+            "bufferView": 0,
+            "componentType": 5126,
+            "count": len(pos),
+            "type": "VEC3",
+            "min": pos.min(axis=0).tolist(),
+            "max": pos.max(axis=0).tolist(),
+        },
         {"bufferView": 1, "componentType": 5125, "count": len(idx), "type": "SCALAR"},
         {"bufferView": 2, "componentType": 5126, "count": len(fid), "type": "SCALAR"},
     ]
@@ -183,7 +202,7 @@ def read_glb(data: bytes) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[
     feature_ids = np.frombuffer(view(2), dtype="<f4")
     offsets = np.frombuffer(view(4), dtype="<u4")
     strings = view(3)
-    uids = [strings[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    uids = [strings[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets.tolist())]
     return document, positions, feature_ids, uids
 
 
@@ -208,9 +227,44 @@ def _district_mesh(
 def _region(lonlath: np.ndarray) -> list[float]:
     lon, lat = np.radians(lonlath[:, 0]), np.radians(lonlath[:, 1])
     return [
-        float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()),
-        float(lonlath[:, 2].min()), float(lonlath[:, 2].max()),
+        float(lon.min()),
+        float(lat.min()),
+        float(lon.max()),
+        float(lat.max()),
+        float(lonlath[:, 2].min()),
+        float(lonlath[:, 2].max()),
     ]
+
+
+def _placed(buildings: gpd.GeoDataFrame, storey_m: float) -> tuple[Blocks, np.ndarray, np.ndarray]:
+    """The blocks, their vertices in ECEF and as lon/lat/height."""
+    blocks = lod1_blocks(buildings, storey_m=storey_m)
+    ecef = _to_ecef(blocks.vertices, buildings.crs)
+    to_geo = pyproj.Transformer.from_crs(buildings.crs, _LONLATH, always_xy=True)
+    lon, lat = to_geo.transform(blocks.vertices[:, 0], blocks.vertices[:, 1])
+    return blocks, ecef, np.column_stack([lon, lat, blocks.vertices[:, 2]])
+
+
+def write_glb(
+    buildings: gpd.GeoDataFrame, path: str | os.PathLike[str], *, storey_m: float = 3.0
+) -> Path:
+    """Write every building's LOD1 block into one glb, in an east-north-up frame at its centre.
+
+    The frame's origin (lon, lat, height) is in ``asset.extras.origin``.
+    """
+    blocks, ecef, lonlath = _placed(buildings, storey_m)
+    centre = lonlath.mean(axis=0)
+    origin = (float(centre[0]), float(centre[1]), float(lonlath[:, 2].min()))
+    inverse = np.linalg.inv(enu_frame(*origin))
+    members = np.arange(len(blocks))
+    positions, triangles, feature_ids = _district_mesh(blocks, members, inverse, ecef)
+    data = glb_bytes(
+        positions, triangles, feature_ids, [str(u) for u in blocks.uids], origin=origin
+    )
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
 
 
 def write_tileset(
@@ -231,11 +285,7 @@ def write_tileset(
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    blocks = lod1_blocks(buildings, storey_m=storey_m)
-    ecef = _to_ecef(blocks.vertices, buildings.crs)
-    to_geo = pyproj.Transformer.from_crs(buildings.crs, _LONLATH, always_xy=True)
-    lon, lat = to_geo.transform(blocks.vertices[:, 0], blocks.vertices[:, 1])
-    lonlath = np.column_stack([lon, lat, blocks.vertices[:, 2]])
+    blocks, ecef, lonlath = _placed(buildings, storey_m)
     centre = lonlath.mean(axis=0)
     frame = enu_frame(float(centre[0]), float(centre[1]), float(lonlath[:, 2].min()))
     inverse = np.linalg.inv(frame)
@@ -245,7 +295,7 @@ def write_tileset(
         else np.full(len(blocks), "all")
     )
     children = []
-    for number, name in enumerate(sorted(set(names))):
+    for number, name in enumerate(sorted({str(n) for n in names})):
         members = np.flatnonzero(names == name)
         positions, triangles, feature_ids = _district_mesh(blocks, members, inverse, ecef)
         uri = f"district_{number:03d}.glb"

@@ -12,9 +12,12 @@ from rich.markup import escape
 from twin.cli import (
     analyze,
     build_cmd,
+    check3d_cmd,
     check_cmd,
     export,
+    flood_cmd,
     grid_cmd,
+    heights_cmd,
     history,
     import_cmd,
     indicators_cmd,
@@ -69,8 +72,11 @@ for module in (
     grid_cmd,
     indicators_cmd,
     check_cmd,
+    check3d_cmd,
+    heights_cmd,
     network_cmd,
     analyze,
+    flood_cmd,
     serve,
 ):
     module.register(app)

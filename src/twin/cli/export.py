@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.errors import UsageError
 from twin.model import Twin
 
 
@@ -17,7 +18,9 @@ def export(
     output: Annotated[
         Path,
         typer.Argument(
-            help="Output file: .gpkg .geojson .parquet .shp .fgb .csv", show_default=False
+            help="Output file: .gpkg .geojson .parquet .shp .fgb .csv; 3D (LOD1 buildings): "
+            ".city.json .city.jsonl .glb, or tileset.json / a folder/ for 3D Tiles",
+            show_default=False,
         ),
     ],
     as_of: Annotated[
@@ -38,8 +41,21 @@ def export(
     """Export a layer; the output suffix picks the format.
 
     Example: [bold]twin export city.gpkg buildings buildings_4490.geojson --crs EPSG:4490[/bold]
+
+    Example: [bold]twin export city.gpkg buildings tiles/tileset.json[/bold]
     """
     city = Twin.open(twin_path)
+    from twin.city3d import export_3d, is_3d_target
+
+    if is_3d_target(output):
+        if as_of is not None or crs is not None:
+            raise UsageError("3D exports (CityJSON, glb, 3D Tiles) take neither --as-of nor --crs")
+        path = export_3d(city, layer, output)
+        if json_output:
+            print_json({"layer": layer, "path": str(path), "crs": city.crs_text})
+        else:
+            out.print(f"wrote the LOD1 blocks of {layer} to {path}")
+        return
     written = city.export(layer, output, as_of=as_of, crs=crs, encoding=encoding)
     count = city.info(layer).feature_count if as_of is None else None
     if json_output:

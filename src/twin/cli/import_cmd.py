@@ -49,7 +49,7 @@ def import_(
             "--kind",
             "-k",
             help="Layer kind: parcel, building, road, pipe, valve, source, sensor, district, "
-            "grid, poi, … (`twin kinds`).",
+            "grid, poi, … (`twin kinds`); dem, dsm or raster for a raster file.",
         ),
     ] = None,
     id_field: Annotated[
@@ -113,6 +113,8 @@ def import_(
       --src-crs EPSG:4326 --coords gcj02[/bold]
 
       [bold]twin import city.gpkg --mapping data/samples/mapping.yaml[/bold]
+
+      [bold]twin import city.gpkg data/samples/dem.tif -l dem -k dem[/bold]
     """
     options: dict[str, Any] = {
         "id": id_field,
@@ -127,6 +129,10 @@ def import_(
         "classification": classification,
         "strict": strict,
     }
+    if source is not None and _import_3d(
+        twin_path, source, layer or [], kind, src_crs, json_output
+    ):
+        return
     specs = _specs(source, layer or [], kind, mapping, field_map or [], set_values or [], options)
     city = Twin.open(twin_path)
     reports: list[ImportReport] = []
@@ -146,6 +152,41 @@ def import_(
     if json_output:
         payload = [r.to_dict() for r in reports]
         print_json(payload[0] if source is not None else payload)
+
+
+def _import_3d(
+    twin_path: Path,
+    source: Path,
+    layers: list[str],
+    kind: str | None,
+    src_crs: str | None,
+    json_output: bool,
+) -> bool:
+    """Rasters (--kind dem|dsm|raster) and CityJSON files take their own path; False otherwise."""
+    from twin.city3d import import_cityjson
+    from twin.raster import RASTER_KINDS, import_raster
+
+    is_cityjson = source.name.lower().endswith((".city.json", ".city.jsonl"))
+    if kind not in RASTER_KINDS and not is_cityjson:
+        return False
+    if len(layers) != 1:
+        raise UsageError("importing one SOURCE needs --layer NAME")
+    city = Twin.open(twin_path)
+    if kind in RASTER_KINDS:
+        report = import_raster(city, source, layer=layers[0], kind=str(kind), src_crs=src_crs)
+        if json_output:
+            print_json(report.to_dict())
+        else:
+            out.print(f"raster {report.summary()}; import {report.import_id}", highlight=False)
+        return True
+    if kind not in (None, "building"):
+        raise UsageError("a CityJSON file imports buildings: use --kind building")
+    imported = import_cityjson(city, source, layer=layers[0])
+    if json_output:
+        print_json(imported.to_dict())
+    else:
+        _print_report(imported)
+    return True
 
 
 def _specs(
