@@ -4,8 +4,8 @@
 cells whose centre lies in the footprint: robust to the roof edge cells that
 see the ground and to antennas; ``ground_m`` is the lowest DEM value in the
 footprint (the block stands on the ground everywhere); ``samples`` counts the
-cells used. A building whose declared floors do not match its measured
-height (more than ``tolerance_storeys`` storeys apart) is flagged.
+cells used. A building whose measured height its declared floors cannot
+explain (storeys outside 2.6–5 m, with 3 m of slack) is flagged.
 
 Examples
 --------
@@ -17,9 +17,9 @@ Examples
 >>> dsm = Raster(dem.values + np.pad(np.full((4, 4), 12.0), 3), t, None)
 >>> footprints = gpd.GeoDataFrame({"floors": [4]}, geometry=[shapely.box(3, 3, 7, 7)],
 ...                               index=["buildings.B1"])
->>> measured_heights(footprints, dsm, dem)[["height_m", "ground_m", "samples", "floors_flag"]]
-              height_m  ground_m  samples floors_flag
-buildings.B1      12.0     500.0       16
+>>> measured_heights(footprints, dsm, dem)[["height_m", "ground_m", "samples", "storey_m"]]
+              height_m  ground_m  samples  storey_m
+buildings.B1      12.0     500.0       16       3.0
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from twin.zonal import zonal_stats
 __all__ = ["HeightsReport", "apply_heights", "measured_heights", "ndsm"]
 
 MIN_SAMPLES = 3
+STOREYS_M = (2.6, 5.0)  # plausible storey heights, m
+SLACK_M = 3.0
 
 
 def ndsm(dsm: Raster, dem: Raster) -> Raster:
@@ -70,23 +72,40 @@ def measured_heights(
     dem: Raster,
     *,
     percentile: float = 90.0,
-    storey_m: float = 3.0,
-    tolerance_storeys: float = 1.5,
+    storeys_m: tuple[float, float] = STOREYS_M,
+    slack_m: float = SLACK_M,
     min_samples: int = MIN_SAMPLES,
 ) -> pd.DataFrame:
     """Measured height, ground and disagreement flags per building (aligned to its index).
 
+    Parameters
+    ----------
+    buildings : GeoDataFrame
+        Footprints in the rasters' CRS, with ``floors`` where known.
+    dsm, dem : Raster
+        Surface and terrain models (the DEM is resampled if its grid differs).
+    percentile : float, default 90
+        The statistic of DSM − DEM taken as the height.
+    storeys_m : (float, float), default (2.6, 5.0)
+        The plausible storey heights: floors × the lower bound − ``slack_m``
+        to floors × the upper bound + ``slack_m`` agrees with the floors.
+    min_samples : int, default 3
+        Fewer cells in a footprint: not measurable.
+
     Returns
     -------
     DataFrame
-        ``height_m`` (the ``percentile`` of DSM − DEM, NaN with fewer than
-        ``min_samples`` cells), ``ground_m`` (lowest DEM cell), ``samples``,
-        ``floors_height_m`` (declared floors × ``storey_m``), ``difference_m``
-        (measured − from floors) and ``floors_flag``: ``"taller"`` /
-        ``"lower"`` than the floors say, ``"too_small"`` (not measurable), or "".
+        ``height_m`` (NaN when not measurable), ``ground_m`` (lowest DEM
+        cell), ``samples``, ``storey_m`` (height / floors), ``difference_m``
+        (metres outside the plausible range, + taller, − lower) and
+        ``floors_flag``: ``"taller"`` / ``"lower"`` than the floors allow,
+        ``"too_small"`` (not measurable), or "".
     """
     if not 0 < percentile <= 100:
         raise UsageError("the height percentile must be in (0, 100]")
+    low_m, high_m = storeys_m
+    if not 0 < low_m <= high_m:
+        raise UsageError("the storey height range must be two increasing positive numbers")
     normalised = ndsm(dsm, dem)
     heights = zonal_stats(buildings, normalised, stats=("count",), percentiles=(percentile,))
     ground = zonal_stats(buildings, _on_grid(dem, dsm), stats=("min",))
@@ -97,13 +116,14 @@ def measured_heights(
         if "floors" in buildings.columns
         else pd.Series(np.nan, index=buildings.index)
     )
-    from_floors = floors * storey_m
-    difference = height - from_floors
+    above = height - (floors * high_m + slack_m)
+    below = height - (floors * low_m - slack_m)
+    difference = above.where(above > 0, below.where(below < 0, 0.0))
     flag = np.select(
         [
             (samples < min_samples).to_numpy(),
-            (difference > tolerance_storeys * storey_m).to_numpy(dtype=bool, na_value=False),
-            (difference < -tolerance_storeys * storey_m).to_numpy(dtype=bool, na_value=False),
+            (above > 0).to_numpy(dtype=bool, na_value=False),
+            (below < 0).to_numpy(dtype=bool, na_value=False),
         ],
         ["too_small", "taller", "lower"],
         default="",
@@ -113,7 +133,7 @@ def measured_heights(
             "height_m": height.round(2),
             "ground_m": ground["min"].round(2),
             "samples": samples,
-            "floors_height_m": from_floors,
+            "storey_m": (height / floors.where(floors > 0)).round(2),
             "difference_m": difference.round(2),
             "floors_flag": flag,
         },
@@ -152,8 +172,8 @@ def apply_heights(
     dsm: str,
     dem: str,
     percentile: float = 90.0,
-    storey_m: float = 3.0,
-    tolerance_storeys: float = 1.5,
+    storeys_m: tuple[float, float] = STOREYS_M,
+    slack_m: float = SLACK_M,
 ) -> tuple[HeightsReport, pd.DataFrame]:
     """Measure every building of ``layer`` and store ``height_m``, ``ground_m``, ``height_source``.
 
@@ -169,8 +189,8 @@ def apply_heights(
         read_raster(city, dsm),
         read_raster(city, dem),
         percentile=percentile,
-        storey_m=storey_m,
-        tolerance_storeys=tolerance_storeys,
+        storeys_m=storeys_m,
+        slack_m=slack_m,
     )
     id_field = _id_field(city, layer, buildings)
     updated = _updated_frame(buildings, measured, layer, id_field)

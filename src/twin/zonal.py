@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import rasterio.features
 import shapely
+from affine import Affine
 from rasterio.windows import Window
 
 from twin.errors import UsageError
@@ -65,7 +66,7 @@ def label_grid(
         return np.zeros((0, 0), dtype=np.int32), Window(0, 0, 0, 0)
     window = Window(col0, row0, col1 - col0, row1 - row0)
     height, width = int(window.height), int(window.width)
-    transform = rasterio.windows.transform(window, raster.transform)
+    transform = raster.transform @ Affine.translation(col0, row0)
     positions = np.flatnonzero(present)
     labels = rasterio.features.rasterize(
         zip(geoms[positions], (positions + 1).tolist(), strict=True),

@@ -24,13 +24,13 @@ def heights(
     percentile: Annotated[
         float, typer.Option("--percentile", help="Percentile of DSM - DEM taken as the height.")
     ] = 90.0,
-    storey_m: Annotated[
-        float,
-        typer.Option("--storey-m", help="Storey height comparing floors and height.", min=0.5),
+    storeys: Annotated[
+        tuple[float, float],
+        typer.Option("--storeys", help="Plausible storey heights, m: MIN MAX."),
+    ] = (2.6, 5.0),
+    slack: Annotated[
+        float, typer.Option("--slack", help="Metres of slack before a floors flag.", min=0)
     ] = 3.0,
-    tolerance: Annotated[
-        float, typer.Option("--tolerance", help="Storeys of disagreement before a flag.", min=0)
-    ] = 1.5,
     json_output: JsonOpt = False,
 ) -> None:
     """Set each building's height_m (a percentile of DSM - DEM over its footprint), ground_m
@@ -47,8 +47,8 @@ def heights(
         dsm=dsm,
         dem=dem,
         percentile=percentile,
-        storey_m=storey_m,
-        tolerance_storeys=tolerance,
+        storeys_m=storeys,
+        slack_m=slack,
     )
     flagged = measured[measured["floors_flag"] != ""]
     if json_output:
@@ -62,7 +62,7 @@ def heights(
     )
     if len(flagged):
         table = Table()
-        for column in ("uid", "flag", "height_m", "from floors", "difference_m", "samples"):
+        for column in ("uid", "flag", "height_m", "storey_m", "difference_m", "samples"):
             table.add_column(column, justify="left" if column in ("uid", "flag") else "right")
         worst = flagged.reindex(flagged["difference_m"].abs().sort_values(ascending=False).index)
         for uid, row in worst.head(_SHOWN).iterrows():
@@ -70,7 +70,7 @@ def heights(
                 str(uid),
                 row["floors_flag"],
                 f"{row['height_m']:g}",
-                f"{row['floors_height_m']:g}",
+                f"{row['storey_m']:g}",
                 f"{row['difference_m']:g}",
                 str(row["samples"]),
             )
