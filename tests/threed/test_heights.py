@@ -1,0 +1,86 @@
+"""Heights from the sample DSM − DEM against the heights the generator raised the DSM by."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import twin
+from tests.conftest import SAMPLES, run_cli
+from twin.heights import measured_heights
+from twin.raster import open_raster
+from twin.sample import generate_city
+from twin.sample.terrain import ROOF_NOISE_M, terrain_for
+
+
+@pytest.fixture(scope="module")
+def truth() -> pd.DataFrame:
+    _, _, table = terrain_for(generate_city(3000, seed=42))
+    return table.set_index("buildings." + table["建筑编码"])
+
+
+def test_measured_heights_match_the_generator(sample3d_read: twin.Twin, truth) -> None:
+    buildings = sample3d_read.layer("buildings")
+    assert (buildings["height_source"] == "dsm").all()
+    error = buildings["height_m"] - truth["true_height_m"].reindex(buildings.index)
+    # p90 of roofs with N(0, 0.25 m) noise sits 1.28 sigma above the roof: +0.32 m.
+    assert error.abs().max() < 0.7
+    assert error.mean() == pytest.approx(1.2816 * ROOF_NOISE_M, abs=0.05)
+    assert (buildings["height_samples"] >= 3).all()
+
+
+def test_ground_is_the_lowest_dem_cell(sample3d_read: twin.Twin) -> None:
+    from rasterio.mask import mask
+
+    import rasterio
+
+    buildings = sample3d_read.layer("buildings")
+    with rasterio.open(SAMPLES / "dem.tif") as src:
+        for uid in buildings.index[::300]:
+            data, _ = mask(src, [buildings.geometry[uid]], crop=True, filled=False)
+            assert buildings.loc[uid, "ground_m"] == pytest.approx(float(data.min()), abs=0.006)
+
+
+def test_flags_find_the_unrecorded_storeys(sample3d_read: twin.Twin, truth) -> None:
+    buildings = sample3d_read.layer("buildings")
+    measured = measured_heights(
+        buildings, open_raster(SAMPLES / "dsm.tif"), open_raster(SAMPLES / "dem.tif")
+    )
+    flagged = measured.index[measured["floors_flag"] == "taller"]
+    extra = truth["extra_storeys"].reindex(measured.index) > 0
+    assert len(flagged) >= 20
+    assert extra[flagged].mean() > 0.85  # nearly every flag is a building that grew
+    assert (measured["floors_flag"] == "lower").sum() == 0
+    # The flag is exactly "taller than floors x 5 m + 3 m".
+    floors = pd.to_numeric(buildings["floors"], errors="coerce")
+    expected = measured["height_m"] > floors * 5.0 + 3.0
+    assert set(flagged) == set(measured.index[expected.fillna(False).astype(bool)])
+
+
+def test_heights_update_keeps_uids_and_history(sample3d: twin.Twin) -> None:
+    imports = sample3d.imports("buildings")
+    assert imports["source"].iloc[-1].startswith("twin heights: p90 of dsm - dem")
+    changes = sample3d.changes(int(imports.index[-1]))
+    assert set(changes["change"]) == {"changed"} and len(changes) == 3000
+    history = sample3d.history("buildings")
+    assert len(history) == 3000 and history["ground_m"].isna().all()
+
+
+def test_cli_heights_json(sample3d: twin.Twin) -> None:
+    result = run_cli(
+        "heights", str(sample3d.path), "--dsm", "dsm", "--dem", "dem", "--percentile", "50",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["buildings"] == 3000 and report["measured"] == 3000
+    assert report["taller"] == len(report["flagged"]) - report["lower"] - report["not_measurable"]
+    median = sample3d.layer("buildings")["height_m"]
+    # The median of noisy roofs is closer to the true height than p90 was.
+    assert median.mean() < sample3d.layer("buildings", as_of=None)["height_m"].mean() + 1
+    missing = run_cli("heights", str(sample3d.path), "--dsm", "nope")
+    assert missing.returncode == 2 and "no raster layer 'nope'" in missing.stderr
+    assert np.isfinite(median).all()
