@@ -65,11 +65,18 @@ def test_heights_update_keeps_uids_and_history(sample3d: twin.Twin) -> None:
     assert imports["source"].iloc[-1].startswith("twin heights: p90 of dsm - dem")
     changes = sample3d.changes(int(imports.index[-1]))
     assert set(changes["change"]) == {"changed"} and len(changes) == 3000
-    history = sample3d.history("buildings")
-    assert len(history) == 3000 and history["ground_m"].isna().all()
+    history = sample3d.history("buildings").set_index("uid")
+    assert len(history) == 3000 and "ground_m" not in history.columns
+    import geopandas as gpd
+
+    declared = gpd.read_file(SAMPLES / "buildings.geojson").set_index("建筑编码")["建筑高度"]
+    declared.index = "buildings." + declared.index
+    pd.testing.assert_series_equal(
+        history["height_m"].sort_index(), declared.sort_index(), check_names=False
+    )
 
 
-def test_cli_heights_json(sample3d: twin.Twin) -> None:
+def test_cli_heights_json(sample3d: twin.Twin, truth) -> None:
     result = run_cli(
         "heights", str(sample3d.path), "--dsm", "dsm", "--dem", "dem", "--percentile", "50",
         "--json",
@@ -79,8 +86,8 @@ def test_cli_heights_json(sample3d: twin.Twin) -> None:
     assert report["buildings"] == 3000 and report["measured"] == 3000
     assert report["taller"] == len(report["flagged"]) - report["lower"] - report["not_measurable"]
     median = sample3d.layer("buildings")["height_m"]
-    # The median of noisy roofs is closer to the true height than p90 was.
-    assert median.mean() < sample3d.layer("buildings", as_of=None)["height_m"].mean() + 1
+    # The median of the noisy roof cells is unbiased, unlike the p90 (+0.32 m).
+    error = median - truth["true_height_m"].reindex(median.index)
+    assert abs(error.mean()) < 0.05 and np.isfinite(median).all()
     missing = run_cli("heights", str(sample3d.path), "--dsm", "nope")
     assert missing.returncode == 2 and "no raster layer 'nope'" in missing.stderr
-    assert np.isfinite(median).all()
