@@ -59,6 +59,7 @@ __all__ = [
     "raster_imports",
     "raster_layers",
     "read_raster",
+    "store_raster",
     "write_raster",
 ]
 
@@ -221,6 +222,34 @@ def import_raster(
     report.nodata_cells = int(np.isnan(projected.values).sum())
     _store(city, projected, report)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def store_raster(
+    city: Any, raster: Raster, *, layer: str, kind: str, source: str
+) -> RasterImportReport:
+    """Store a computed grid (a flood depth, a limit surface) as a raster layer, with provenance.
+
+    ``raster`` must already be in the twin CRS; ``source`` says how it was made.
+    """
+    if kind not in RASTER_KINDS:
+        raise UsageError(f"raster kind must be one of {', '.join(RASTER_KINDS)}, not {kind!r}")
+    check_layer_name(layer)
+    if city.crs is None or raster.crs is None or not city.crs.equals(raster.crs):
+        raise CRSError("store_raster takes a grid in the twin CRS")
+    report = RasterImportReport(
+        layer=layer,
+        kind=kind,
+        source=source,
+        src_crs=raster.crs.to_string(),
+        crs=raster.crs.to_string(),
+        resampling="none",
+        height=raster.shape[0],
+        width=raster.shape[1],
+        cell_size_m=raster.cell_size_m,
+        nodata_cells=int(np.isnan(raster.values).sum()),
+    )
+    _store(city, raster, report)
     return report
 
 

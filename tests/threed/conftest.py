@@ -32,9 +32,7 @@ def sample3d(sample3d_master: Path, tmp_path: Path) -> twin.Twin:
     """A private copy of the measured sample twin (tests may write to it)."""
     target = tmp_path / "city.gpkg"
     shutil.copy(sample3d_master, target)
-    shutil.copytree(
-        sample3d_master.with_name("city.gpkg.rasters"), tmp_path / "city.gpkg.rasters"
-    )
+    shutil.copytree(sample3d_master.with_name("city.gpkg.rasters"), tmp_path / "city.gpkg.rasters")
     return twin.Twin.open(target)
 
 

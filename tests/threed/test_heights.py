@@ -33,9 +33,8 @@ def test_measured_heights_match_the_generator(sample3d_read: twin.Twin, truth) -
 
 
 def test_ground_is_the_lowest_dem_cell(sample3d_read: twin.Twin) -> None:
-    from rasterio.mask import mask
-
     import rasterio
+    from rasterio.mask import mask
 
     buildings = sample3d_read.layer("buildings")
     with rasterio.open(SAMPLES / "dem.tif") as src:
@@ -78,7 +77,14 @@ def test_heights_update_keeps_uids_and_history(sample3d: twin.Twin) -> None:
 
 def test_cli_heights_json(sample3d: twin.Twin, truth) -> None:
     result = run_cli(
-        "heights", str(sample3d.path), "--dsm", "dsm", "--dem", "dem", "--percentile", "50",
+        "heights",
+        str(sample3d.path),
+        "--dsm",
+        "dsm",
+        "--dem",
+        "dem",
+        "--percentile",
+        "50",
         "--json",
     )
     assert result.returncode == 0, result.stderr

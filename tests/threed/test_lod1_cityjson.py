@@ -73,9 +73,9 @@ def _invariants(document: dict, vertices: np.ndarray) -> None:
         assert obj["type"] == "Building"
         (geometry,) = obj["geometry"]
         assert geometry["lod"] == "1.2"
-        solids = geometry["boundaries"] if geometry["type"] == "MultiSolid" else [
-            geometry["boundaries"]
-        ]
+        solids = (
+            geometry["boundaries"] if geometry["type"] == "MultiSolid" else [geometry["boundaries"]]
+        )
         for solid in solids:
             (shell,) = solid
             edges: dict[tuple[int, int], int] = {}
@@ -109,7 +109,9 @@ def test_cityjson_invariants_and_independent_readers(sample3d_read: twin.Twin, t
     # cjio (PyPI) loads it and reports every object.
     info = subprocess.run(
         [str(Path(sys.executable).with_name("cjio")), str(path), "info"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "CityJSON version = 2.0" in info.stdout and "Building (3000)" in info.stdout
     assert "EPSG = 4544" in info.stdout
@@ -170,6 +172,4 @@ def test_cityjsonseq_and_read_back_into_a_twin(sample3d_read: twin.Twin, tmp_pat
     result = run_cli("import", str(cli_twin.path), str(doc), "-l", "buildings", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imported"] == 3000
-    assert sorted(twin.Twin.open(cli_twin.path).layer("buildings").index) == sorted(
-        buildings.index
-    )
+    assert sorted(twin.Twin.open(cli_twin.path).layer("buildings").index) == sorted(buildings.index)

@@ -102,7 +102,15 @@ def test_raster_without_crs_fails_like_a_vector(city: twin.Twin, tmp_path: Path)
     result = run_cli("import", str(city.path), str(src), "-l", "x", "-k", "dem")
     assert result.returncode == 3 and "declares no CRS" in result.stderr
     ok = run_cli(
-        "import", str(city.path), str(src), "-l", "x", "-k", "dem", "--src-crs", "EPSG:4544",
+        "import",
+        str(city.path),
+        str(src),
+        "-l",
+        "x",
+        "-k",
+        "dem",
+        "--src-crs",
+        "EPSG:4544",
         "--json",
     )
     assert ok.returncode == 0, ok.stderr
@@ -145,8 +153,11 @@ def test_zonal_stats_equal_rasterstats(sample_zones) -> None:
     parcels, dem = sample_zones
     ours = zonal_stats(parcels, dem, stats=("count", "mean", "max", "median"), percentiles=(90,))
     theirs = rs_zonal(
-        list(parcels.geometry), np.nan_to_num(dem.values, nan=-9999), affine=dem.transform,
-        nodata=-9999, stats=["count", "mean", "max", "median", "percentile_90"],
+        list(parcels.geometry),
+        np.nan_to_num(dem.values, nan=-9999),
+        affine=dem.transform,
+        nodata=-9999,
+        stats=["count", "mean", "max", "median", "percentile_90"],
     )
     for position, expected in enumerate(theirs):
         row = ours.iloc[position]
@@ -162,7 +173,11 @@ def test_zonal_stats_on_a_reprojected_population_grid() -> None:
     # 4 x 4 cells of 100 people; two 200 m zones and one outside the grid.
     grid = Raster(np.full((4, 4), 100.0), Affine(100, 0, 0, 0, -100, 400), None)
     zones = gpd.GeoSeries(
-        [shapely.box(0, 200, 200, 400), shapely.box(200, 0, 400, 400), shapely.box(900, 900, 950, 950)],
+        [
+            shapely.box(0, 200, 200, 400),
+            shapely.box(200, 0, 400, 400),
+            shapely.box(900, 900, 950, 950),
+        ],
         index=["nw", "east", "away"],
     )
     table = zonal_stats(zones, grid, stats=("count", "sum"))
@@ -173,6 +188,12 @@ def test_zonal_stats_on_a_reprojected_population_grid() -> None:
         zonal_stats(zones, grid, stats=("mode",))
     # Reprojection peer: the same grid warped by rasterio keeps the total.
     out = np.zeros((4, 4))
-    reproject(grid.values, out, src_transform=grid.transform, dst_transform=grid.transform,
-              src_crs="EPSG:4544", dst_crs="EPSG:4544")
+    reproject(
+        grid.values,
+        out,
+        src_transform=grid.transform,
+        dst_transform=grid.transform,
+        src_crs="EPSG:4544",
+        dst_crs="EPSG:4544",
+    )
     assert out.sum() == 1600

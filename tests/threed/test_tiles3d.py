@@ -44,8 +44,12 @@ def _inside(region: list[float], inner: list[float], tol: float = 1e-9) -> bool:
     w, s, e, n, lo, hi = region
     w2, s2, e2, n2, lo2, hi2 = inner
     return (
-        w2 >= w - tol and s2 >= s - tol and e2 <= e + tol and n2 <= n + tol
-        and lo2 >= lo - 1e-3 and hi2 <= hi + 1e-3
+        w2 >= w - tol
+        and s2 >= s - tol
+        and e2 <= e + tol
+        and n2 <= n + tol
+        and lo2 >= lo - 1e-3
+        and hi2 <= hi + 1e-3
     )
 
 
@@ -101,7 +105,7 @@ def test_tileset_invariants(tileset: Path, sample3d_read: twin.Twin) -> None:
 def test_single_glb_export(sample3d_read: twin.Twin, tmp_path: Path) -> None:
     result = run_cli("export", str(sample3d_read.path), "buildings", str(tmp_path / "all.glb"))
     assert result.returncode == 0, result.stderr
-    document, positions, feature_ids, uids = read_glb((tmp_path / "all.glb").read_bytes())
+    document, _, feature_ids, uids = read_glb((tmp_path / "all.glb").read_bytes())
     assert len(uids) == 3000 and int(feature_ids.max()) == 2999
     lon, lat, _ = document["asset"]["extras"]["origin"]
     assert 104.0 < lon < 104.1 and 30.6 < lat < 30.7

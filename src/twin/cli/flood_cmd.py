@@ -24,7 +24,7 @@ from twin.errors import UsageError
 from twin.flood import IMPASSABLE_M, FloodImpact, flood_impact, inundation
 from twin.model import Twin
 from twin.network.access import parse_where
-from twin.raster import Raster, raster_dir, read_raster, write_raster
+from twin.raster import Raster, read_raster, store_raster
 
 _SHOWN = 10
 
@@ -82,7 +82,8 @@ def flood_cmd(
     city = Twin.open(twin_path)
     depth = _depth(city, dem, level, depth_raster, seed or [], water)
     if save_depth:
-        write_raster(depth, raster_dir(city) / f"{save_depth}.tif")
+        source = f"twin analyze flood: {f'level {level} m on {dem}' if dem else depth_raster}"
+        store_raster(city, depth, layer=save_depth, kind="raster", source=source)
     road_layer = roads if roads in city.layer_names() else None
     access = None
     if road_layer and facilities in city.layer_names() and where != "":

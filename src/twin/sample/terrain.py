@@ -3,11 +3,13 @@
 The ground is a river valley: the river parcels (land use ``E1``) hold a
 channel about 2 m below its banks, the ground rises away from the river
 (8 m over the first few hundred metres) and slopes gently downstream
-(west), with a little smooth relief. The DSM is the DEM with every building
-raised by its true height plus roof noise; the true height is the declared
-``建筑高度`` (or ``层数`` × 3.2 m), except for a few buildings that gained
-storeys the register does not know, so that measured heights and declared
-floors disagree where they should.
+(west), with a little smooth relief; far from the river lies a closed
+hollow, low but not connected to the river, which a flood must not fill.
+The DSM is the DEM with every building raised by its true height plus
+roof noise; the true height is the declared ``建筑高度`` (or ``层数`` ×
+3.2 m), except for a few buildings that gained storeys the register does
+not know, so that measured heights and declared floors disagree where they
+should.
 
 Examples
 --------
@@ -45,6 +47,8 @@ DOWNSTREAM_SLOPE = 0.001  # rises towards the east
 EXTRA_STOREY_SHARE = 0.03
 ROOF_NOISE_M = 0.25
 MARGIN_M = 60.0
+HOLLOW_M = 9.0  # a closed depression (an underpass, a sunken square) away from the river
+HOLLOW_RADIUS_M = 120.0
 
 
 def terrain_for(
@@ -113,11 +117,14 @@ def _ground(
     relief = 0.4 * np.sin(xx / 310 + phase[0]) * np.cos(yy / 270 + phase[1]) + 0.25 * np.sin(
         (xx + yy) / 190 + phase[2]
     )
+    far = np.unravel_index(np.argmax(distance), distance.shape)  # a hollow far from the river
+    hollow = np.exp(-((xx - xx[far]) ** 2 + (yy - yy[far]) ** 2) / HOLLOW_RADIUS_M**2)
     ground = (
         BASE_M
         + DOWNSTREAM_SLOPE * xx
         + VALLEY_RISE_M * (1 - np.exp(-distance / VALLEY_WIDTH_M))
         + relief * np.minimum(distance / 50.0, 1.0)
+        - HOLLOW_M * hollow
     )
     return np.asarray(np.where(river, ground - CHANNEL_M, ground))
 
