@@ -36,6 +36,10 @@ def sample(
 
     city = generate_city(buildings, seed=seed)
     paths = write_delivery(city, out_dir, formats="gpkg" if one_gpkg else "delivery")
+    if not one_gpkg:  # the district's DEM and DSM at 2 m (twin.sample.terrain)
+        from twin.sample.terrain import write_terrain
+
+        paths = {**paths, **write_terrain(city, out_dir, seed=seed)}
     counts = {name: len(frame) for name, frame in city.items()}
     if json_output:
         print_json({"files": {k: str(v) for k, v in paths.items()}, "counts": counts})
@@ -43,6 +47,8 @@ def sample(
     for name, count in counts.items():
         out.print(f"{name:12} {count:>9,}  {paths[name].name}", highlight=False)
     out.print(f"mapping file: {paths['mapping']}")
+    if "dem" in paths:
+        out.print(f"terrain: {paths['dem'].name}, {paths['dsm'].name}")
 
 
 def register(app: typer.Typer) -> None:
