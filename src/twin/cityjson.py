@@ -73,13 +73,8 @@ def _attributes(buildings: gpd.GeoDataFrame, blocks: Blocks) -> list[dict[str, A
     return rows
 
 
-def _geometry(blocks: Blocks, building: int, remap: Any = None) -> dict[str, Any]:
-    solids = []
-    for part in blocks.parts(building):
-        surfaces = blocks.surfaces(part)
-        if remap is not None:
-            surfaces = [[[int(remap[i]) for i in ring] for ring in s] for s in surfaces]
-        solids.append([surfaces])
+def _geometry(blocks: Blocks, building: int) -> dict[str, Any]:
+    solids = [[blocks.surfaces(part)] for part in blocks.parts(building)]
     if len(solids) == 1:
         return {"type": "Solid", "lod": "1.2", "boundaries": solids[0]}
     return {"type": "MultiSolid", "lod": "1.2", "boundaries": solids}
@@ -132,25 +127,25 @@ def _features(
 ) -> Iterator[dict[str, Any]]:
     quantised = _quantise(blocks.vertices, transform)
     attributes = _attributes(buildings, blocks)
+    top = blocks.top_offset
     for i, uid in enumerate(blocks.uids):
-        used: list[int] = []
-        for part in blocks.parts(i):
-            for ring in range(int(blocks.part_rings[part]), int(blocks.part_rings[part + 1])):
-                used.extend(blocks.ring(ring))
-        bottom = np.array(used)
-        both = np.concatenate([bottom, bottom + blocks.top_offset])
-        remap = dict(zip(both.tolist(), range(len(both)), strict=True))
+        start, end = blocks.vertex_range(i)
+        count = end - start
+        solids = [
+            [blocks.surfaces(part, shift=start, top_offset=count)] for part in blocks.parts(i)
+        ]
+        geometry = (
+            {"type": "Solid", "lod": "1.2", "boundaries": solids[0]}
+            if len(solids) == 1
+            else {"type": "MultiSolid", "lod": "1.2", "boundaries": solids}
+        )
         yield {
             "type": "CityJSONFeature",
             "id": str(uid),
             "CityObjects": {
-                str(uid): {
-                    "type": "Building",
-                    "attributes": attributes[i],
-                    "geometry": [_geometry(blocks, i, remap)],
-                }
+                str(uid): {"type": "Building", "attributes": attributes[i], "geometry": [geometry]}
             },
-            "vertices": quantised[both],
+            "vertices": np.concatenate([quantised[start:end], quantised[start + top : end + top]]),
         }
 
 

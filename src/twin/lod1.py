@@ -64,23 +64,37 @@ class Blocks:
     def parts(self, building: int) -> range:
         return range(int(self.building_parts[building]), int(self.building_parts[building + 1]))
 
-    def surfaces(self, part: int) -> list[list[list[int]]]:
-        """The part's surfaces, each a list of rings of vertex indices (exterior first)."""
+    def surfaces(
+        self, part: int, *, shift: int = 0, top_offset: int | None = None
+    ) -> list[list[list[int]]]:
+        """The part's surfaces, each a list of rings of vertex indices (exterior first).
+
+        ``shift`` is subtracted from every bottom index and ``top_offset``
+        (default: the global one) added for the top: a building's own
+        numbering is ``shift`` = its first vertex, ``top_offset`` = its vertex count.
+        """
+        lift = self.top_offset if top_offset is None else top_offset
         rings = range(int(self.part_rings[part]), int(self.part_rings[part + 1]))
-        bottoms = [self.ring(r) for r in rings]
-        tops = [[i + self.top_offset for i in ring] for ring in bottoms]
+        bottoms = [self.ring(r, shift=shift) for r in rings]
+        tops = [[i + lift for i in ring] for ring in bottoms]
         surfaces = [[ring[::-1] for ring in bottoms], tops]
         for ring in bottoms:
             following = [*ring[1:], ring[0]]
             surfaces.extend(
-                [[a, b, b + self.top_offset, a + self.top_offset]]
-                for a, b in zip(ring, following, strict=True)
+                [[a, b, b + lift, a + lift]] for a, b in zip(ring, following, strict=True)
             )
         return surfaces
 
-    def ring(self, ring: int) -> list[int]:
+    def vertex_range(self, building: int) -> tuple[int, int]:
+        """First and past-the-last bottom vertex of a building (its rings are contiguous)."""
+        first_ring = int(self.part_rings[int(self.building_parts[building])])
+        last_ring = int(self.part_rings[int(self.building_parts[building + 1])]) - 1
+        end = int(self.ring_start[last_ring]) + int(self.ring_size[last_ring])
+        return int(self.ring_start[first_ring]), end
+
+    def ring(self, ring: int, *, shift: int = 0) -> list[int]:
         """Bottom vertex indices of one ring (add ``top_offset`` for the top)."""
-        start = int(self.ring_start[ring])
+        start = int(self.ring_start[ring]) - shift
         return list(range(start, start + int(self.ring_size[ring])))
 
 

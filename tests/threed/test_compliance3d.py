@@ -6,6 +6,7 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 from affine import Affine
 
@@ -42,6 +43,7 @@ def test_limit_surface_by_hand() -> None:
     )
 
 
+@pytest.mark.slow
 def test_check_3d_on_the_sample(sample3d: twin.Twin) -> None:
     buildings = sample3d.layer("buildings")
     parcels = sample3d.layer("parcels")

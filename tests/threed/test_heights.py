@@ -75,6 +75,7 @@ def test_heights_update_keeps_uids_and_history(sample3d: twin.Twin) -> None:
     )
 
 
+@pytest.mark.slow
 def test_cli_heights_json(sample3d: twin.Twin, truth) -> None:
     result = run_cli(
         "heights",
