@@ -55,21 +55,26 @@ def reference_system(crs: Any) -> str:
     return f"https://www.opengis.net/def/crs/EPSG/0/{epsg}"
 
 
+def _column(values: pd.Series) -> list[Any]:
+    """A column as JSON-ready Python values, None where missing."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        array = values.to_numpy(dtype=float)
+        return [None if v != v else v for v in array.tolist()]  # NaN is not equal to itself
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
 def _attributes(buildings: gpd.GeoDataFrame, blocks: Blocks) -> list[dict[str, Any]]:
     frame = pd.DataFrame(buildings.loc[blocks.uids].drop(columns=list(_SKIP), errors="ignore"))
-    frame = frame.astype(object).where(frame.notna(), None)
-    rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
-    floors = (
-        pd.to_numeric(buildings.loc[blocks.uids, "floors"], errors="coerce").to_numpy()
-        if "floors" in buildings.columns
-        else np.full(len(blocks), np.nan)
-    )
-    for i, row in enumerate(rows):
-        row["measuredHeight"] = round(float(blocks.height_m[i]), 3)
-        row["ground_m"] = round(float(blocks.ground_m[i]), 3)
-        row["height_source"] = str(blocks.height_source[i])
-        if np.isfinite(floors[i]):
-            row["storeysAboveGround"] = int(floors[i])
+    columns = {str(name): _column(frame[name]) for name in frame.columns}
+    columns["measuredHeight"] = np.round(blocks.height_m, 3).tolist()
+    columns["ground_m"] = np.round(blocks.ground_m, 3).tolist()
+    columns["height_source"] = [str(v) for v in blocks.height_source]
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    if "floors" in buildings.columns:
+        floors = pd.to_numeric(buildings.loc[blocks.uids, "floors"], errors="coerce").to_numpy()
+        for i in np.flatnonzero(np.isfinite(floors)).tolist():
+            rows[i]["storeysAboveGround"] = int(floors[i])
     return rows
 
 
@@ -128,8 +133,10 @@ def _features(
     quantised = _quantise(blocks.vertices, transform)
     attributes = _attributes(buildings, blocks)
     top = blocks.top_offset
-    for i, uid in enumerate(blocks.uids):
-        start, end = blocks.vertex_range(i)
+    starts, ends = blocks.vertex_ranges()
+    for i, (uid, start, end) in enumerate(
+        zip(blocks.uids, starts.tolist(), ends.tolist(), strict=True)
+    ):
         count = end - start
         solids = [
             [blocks.surfaces(part, shift=start, top_offset=count)] for part in blocks.parts(i)

@@ -85,12 +85,11 @@ class Blocks:
             )
         return surfaces
 
-    def vertex_range(self, building: int) -> tuple[int, int]:
-        """First and past-the-last bottom vertex of a building (its rings are contiguous)."""
-        first_ring = int(self.part_rings[int(self.building_parts[building])])
-        last_ring = int(self.part_rings[int(self.building_parts[building + 1])]) - 1
-        end = int(self.ring_start[last_ring]) + int(self.ring_size[last_ring])
-        return int(self.ring_start[first_ring]), end
+    def vertex_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per building, its first and past-the-last bottom vertex (its rings are contiguous)."""
+        first_ring = self.part_rings[self.building_parts[:-1]]
+        last_ring = self.part_rings[self.building_parts[1:]] - 1
+        return self.ring_start[first_ring], self.ring_start[last_ring] + self.ring_size[last_ring]
 
     def ring(self, ring: int, *, shift: int = 0) -> list[int]:
         """Bottom vertex indices of one ring (add ``top_offset`` for the top)."""
