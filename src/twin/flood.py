@@ -4,9 +4,10 @@
 (4-neighbourhood) to a seed: the river's cells, given points, or by default
 the lowest cell of the DEM. It is not every low cell of the city: a hollow
 behind a dyke stays dry. Connected components are found on row runs: each
-row's flooded stretches are runs, runs overlapping between neighbouring
-rows are joined (one pair per run start), and a sparse graph of runs gives
-the components; it never visits cell by cell.
+row's stretches below the level are runs (found in one pass), the runs of
+the row above sharing a column with a run are a contiguous range found by
+binary search, a sparse graph of runs gives the components, and the wet runs
+are painted back with one cumulative sum; no cell is visited one by one.
 
 :func:`flood_impact` measures the depth at each building footprint and along
 each road; roads deeper than ``impassable_m`` (0.15 m by default, a car's
@@ -55,27 +56,49 @@ __all__ = [
 IMPASSABLE_M = 0.15
 
 
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row runs of ``mask``: start and end (exclusive) as flat indices of the mask padded
+    with one False column, and the padded row width."""
+    rows, cols = mask.shape
+    width = cols + 1
+    padded = np.zeros((rows, width), dtype=bool)
+    padded[:, :cols] = mask
+    flat = padded.ravel()
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    if flat[0]:
+        edges = np.concatenate([[0], edges])
+    return edges[0::2], edges[1::2], width
+
+
 def connected_to(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """Cells of ``mask`` 4-connected to any ``True`` cell of ``seeds`` (same shape)."""
     rows, cols = mask.shape
-    left = np.zeros_like(mask)
-    left[:, 1:] = mask[:, :-1]
-    start = mask & ~left
-    n_runs = int(start.sum())
+    starts, ends, width = _runs(mask)
+    n_runs = len(starts)
     if n_runs == 0:
         return np.zeros_like(mask)
-    run = np.cumsum(start.ravel(), dtype=np.int64).reshape(rows, cols) - 1
-    # Two runs of neighbouring rows touch iff they share a column, and then they share
-    # the column where the later of the two starts: look only at run starts.
-    both = mask[:-1] & mask[1:] & (start[:-1] | start[1:])
-    r, c = np.nonzero(both)
-    a, b = run[r, c], run[r + 1, c]
-    graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n_runs, n_runs))
+    # Runs of the row above that share a column with each run: a contiguous range.
+    first = np.searchsorted(ends, starts - width, side="right")
+    last = np.searchsorted(starts, ends - width, side="left") - 1
+    counts = np.clip(last - first + 1, 0, None)
+    below = np.repeat(np.arange(n_runs), counts)
+    above = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    above += np.repeat(first, counts)
+    graph = sparse.coo_matrix(
+        (np.ones(len(below), dtype=np.int8), (below, above)), shape=(n_runs, n_runs)
+    )
     _, component = connected_components(graph.tocsr(), directed=False)
-    wet_seed = seeds & mask
+    seed_rows, seed_cols = np.nonzero(seeds & mask)
+    cells = seed_rows * width + seed_cols
+    seed_runs = np.searchsorted(starts, cells, side="right") - 1
     chosen = np.zeros(component.max() + 1, dtype=bool)
-    chosen[component[run[wet_seed]]] = True
-    return mask & chosen[component[run]]
+    chosen[component[seed_runs]] = True
+    wet_runs = chosen[component]
+    delta = np.zeros(rows * width + 1, dtype=np.int8)
+    delta[starts[wet_runs]] = 1
+    delta[ends[wet_runs]] = -1
+    painted = np.cumsum(delta[:-1], dtype=np.int8).view(bool)
+    return painted.reshape(rows, width)[:, :cols]
 
 
 def _seed_grid(
@@ -130,9 +153,10 @@ def inundation(
     """
     if not np.isfinite(level_m):
         raise UsageError("the water level must be a number of metres")
-    below = np.isfinite(dem.values) & (dem.values < level_m)
+    below = dem.values < level_m  # NaN (nodata) compares False
     wet = connected_to(below, _seed_grid(dem, seeds, water))
-    depth = np.where(wet, level_m - dem.values, np.nan)
+    depth = level_m - dem.values
+    depth[~wet] = np.nan
     return Raster(depth, dem.transform, dem.crs, "flood_depth")
 
 
