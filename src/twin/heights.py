@@ -41,6 +41,7 @@ from twin.zonal import zonal_stats
 __all__ = ["HeightsReport", "apply_heights", "measured_heights", "ndsm"]
 
 MIN_SAMPLES = 3
+_LOCAL_CRS = 'LOCAL_CS["metres",UNIT["metre",1]]'
 STOREYS_M = (2.6, 5.0)  # plausible storey heights, m
 SLACK_M = 3.0
 
@@ -51,7 +52,8 @@ def ndsm(dsm: Raster, dem: Raster) -> Raster:
         ground = dem.values
     else:
         ground = np.full(dsm.shape, np.nan)
-        crs = rasterio.crs.CRS.from_wkt(dsm.crs.to_wkt()) if dsm.crs else None
+        # Same CRS on both sides: only the grid changes (any CRS will do when none is set).
+        crs = rasterio.crs.CRS.from_wkt(dsm.crs.to_wkt() if dsm.crs else _LOCAL_CRS)
         reproject(
             dem.values,
             ground,

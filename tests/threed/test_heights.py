@@ -98,3 +98,27 @@ def test_cli_heights_json(sample3d: twin.Twin, truth) -> None:
     assert abs(error.mean()) < 0.05 and np.isfinite(median).all()
     missing = run_cli("heights", str(sample3d.path), "--dsm", "nope")
     assert missing.returncode == 2 and "no raster layer 'nope'" in missing.stderr
+
+
+def test_dem_on_another_grid_is_resampled() -> None:
+    import geopandas as gpd
+    import shapely
+    from affine import Affine
+
+    from twin.raster import Raster
+
+    # A 10 m DEM sloping 1 m per 10 m eastwards, a 1 m DSM with a 20 m block on it.
+    dem = Raster(
+        np.tile(500 + np.arange(10, dtype=float), (10, 1)), Affine(10, 0, 0, 0, -10, 100), None
+    )
+    xs = np.arange(100) + 0.5
+    ground = np.tile(500 + (xs - 5) / 10, (100, 1))
+    dsm_values = ground.copy()
+    dsm_values[40:60, 40:60] += 20.0
+    dsm = Raster(dsm_values, Affine(1, 0, 0, 0, -1, 100), None)
+    block = gpd.GeoDataFrame({"floors": [6]}, geometry=[shapely.box(40, 40, 60, 60)], index=["b.B"])
+    row = measured_heights(block, dsm, dem).loc["b.B"]
+    assert row["samples"] == 400
+    assert row["height_m"] == pytest.approx(20.0, abs=1e-6)
+    assert row["ground_m"] == pytest.approx(503.55, abs=1e-6)  # bilinear at x = 40.5
+    assert row["floors_flag"] == ""
