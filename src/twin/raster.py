@@ -57,6 +57,7 @@ __all__ = [
     "import_raster",
     "raster_dir",
     "raster_imports",
+    "raster_infos",
     "raster_layers",
     "read_raster",
     "store_raster",
@@ -156,6 +157,29 @@ def _save_manifest(city: Any, data: dict[str, Any]) -> None:
 def raster_layers(city: Any) -> dict[str, str]:
     """The twin's raster layers and their kinds."""
     return {name: entry["kind"] for name, entry in _manifest(city)["layers"].items()}
+
+
+def raster_infos(city: Any) -> list[dict[str, Any]]:
+    """One entry per raster layer: name, kind, file, grid size, cell size, CRS, last import."""
+    data = _manifest(city)
+    by_id = {entry["import_id"]: entry for entry in data["imports"]}
+    infos = []
+    for name, layer in data["layers"].items():
+        last = by_id[layer["import_id"]]
+        infos.append(
+            {
+                "name": name,
+                "kind": layer["kind"],
+                "file": str(raster_dir(city) / layer["file"]),
+                "width": last["width"],
+                "height": last["height"],
+                "cell_size_m": last["cell_size_m"],
+                "crs": last["crs"],
+                "last_import_time": last["time"],
+                "source": last["source"],
+            }
+        )
+    return infos
 
 
 def raster_imports(city: Any, layer: str | None = None) -> list[dict[str, Any]]:

@@ -56,6 +56,18 @@ def test_sample_dem_is_stored_as_a_cog_with_provenance(city: twin.Twin) -> None:
     assert raster_layers(city) == {"dem": "dem"}
     provenance = raster_imports(city, "dem")[0]
     assert provenance["checksum"].startswith("sha256:") and provenance["src_crs"] == "EPSG:4544"
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    shown = CliRunner().invoke(app, ["info", str(city.path), "--json"])
+    (raster,) = json.loads(shown.output)["rasters"]
+    assert (raster["name"], raster["kind"], raster["width"], raster["cell_size_m"]) == (
+        "dem",
+        "dem",
+        1384,
+        2.0,
+    )
 
 
 def test_reimport_keeps_the_replaced_version(city: twin.Twin, tmp_path: Path) -> None:

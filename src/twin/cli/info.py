@@ -9,6 +9,7 @@ from rich.table import Table
 
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
 from twin.model import Twin
+from twin.raster import raster_infos
 
 
 def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
@@ -33,6 +34,7 @@ def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
                 "crs": city.crs_text,
                 "size_bytes": city.path.stat().st_size,
                 "layers": layers,
+                "rasters": raster_infos(city),
             }
         )
         return
@@ -71,6 +73,12 @@ def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
             when,
         )
     out.print(table)
+    for raster in raster_infos(city):
+        out.print(
+            f"raster {raster['name']} ({raster['kind']}): {raster['width']} x {raster['height']} "
+            f"cells of {raster['cell_size_m']:g} m, {raster['file']}",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
