@@ -36,7 +36,7 @@ from rasterio.warp import reproject
 
 from twin.errors import SchemaError, UsageError
 from twin.raster import Raster, read_raster
-from twin.zonal import zonal_stats
+from twin.zonal import label_grid, zonal_stats
 
 __all__ = ["HeightsReport", "apply_heights", "measured_heights", "ndsm"]
 
@@ -109,8 +109,11 @@ def measured_heights(
     if not 0 < low_m <= high_m:
         raise UsageError("the storey height range must be two increasing positive numbers")
     normalised = ndsm(dsm, dem)
-    heights = zonal_stats(buildings, normalised, stats=("count",), percentiles=(percentile,))
-    ground = zonal_stats(buildings, _on_grid(dem, dsm), stats=("min",))
+    burnt = label_grid(np.asarray(buildings.geometry.array), dsm)  # once for both grids
+    heights = zonal_stats(
+        buildings, normalised, stats=("count",), percentiles=(percentile,), labels=burnt
+    )
+    ground = zonal_stats(buildings, _on_grid(dem, dsm), stats=("min",), labels=burnt)
     samples = heights["count"].astype("int64")
     height = heights.iloc[:, 1].where(samples >= min_samples).clip(lower=0.0)
     floors = (
