@@ -45,12 +45,14 @@ FORMATS_3D = (".city.json", ".city.jsonl", ".jsonl", ".glb", "tileset.json", "/ 
 
 def is_3d_target(path: str | os.PathLike[str]) -> bool:
     """Whether an export path names a 3D format (CityJSON, glb, a 3D Tiles folder)."""
-    name = Path(path).name.lower()
+    target = Path(path)
+    name = target.name.lower()
     return (
         name.endswith((".city.json", ".jsonl", ".glb"))
         or name == "tileset.json"
         or str(path).endswith(("/", os.sep))
-        or Path(path).is_dir()
+        or target.is_dir()
+        or not target.suffix  # a folder to be: 3D Tiles
     )
 
 

@@ -111,5 +111,8 @@ def test_single_glb_export(sample3d_read: twin.Twin, tmp_path: Path) -> None:
     assert 104.0 < lon < 104.1 and 30.6 < lat < 30.7
     (report,) = validate([tmp_path / "all.glb"])
     assert report["errors"] == 0
+    folder = run_cli("export", str(sample3d_read.path), "buildings", str(tmp_path / "new" / "t"))
+    assert folder.returncode == 0, folder.stderr
+    assert (tmp_path / "new" / "t" / "tileset.json").exists()
     bad = run_cli("export", str(sample3d_read.path), "roads", str(tmp_path / "r.glb"))
     assert bad.returncode == 2 and "not a building layer" in bad.stderr
