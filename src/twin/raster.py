@@ -224,6 +224,12 @@ def import_raster(
     check_layer_name(layer)
     if layer in city.layers:
         raise UsageError(f"{layer} is a vector layer of this twin: choose another raster name")
+    held = raster_layers(city).get(layer)
+    if held is not None and held != kind:
+        raise UsageError(
+            f"raster layer {layer} holds kind {held}: import it with --kind {held}, "
+            "or choose another layer name"
+        )
     twin_crs = city.crs
     if twin_crs is None:
         raise CRSError(

@@ -134,6 +134,13 @@ def test_bad_names_and_kinds(city: twin.Twin) -> None:
         import_raster(city, SAMPLES / "dem.tif", layer="dem", kind="dtm")
     with pytest.raises(LayerNotFoundError, match="no raster layer"):
         read_raster(city, "dsm")
+    import_raster(city, SAMPLES / "dem.tif", layer="dem", kind="dem")
+    with pytest.raises(UsageError, match="holds kind dem"):
+        import_raster(city, SAMPLES / "dsm.tif", layer="dem", kind="dsm")
+    city.import_layer(SAMPLES / "facilities.gpkg", layer="pois", kind="poi")
+    with pytest.raises(UsageError, match="vector layer"):
+        import_raster(city, SAMPLES / "dem.tif", layer="pois", kind="dem")
+    assert raster_layers(city) == {"dem": "dem"}
 
 
 @pytest.fixture(scope="module")
