@@ -74,12 +74,18 @@ def prepare_terrain(folder: Path, buildings: Path, n_buildings: int, seed: int) 
         )
     flood = folder / "flood-dem-100km2-1m.tif"
     if not flood.exists():
-        from affine import Affine
-
-        side = np.arange(FLOOD_SIDE, dtype=np.float32) + 0.5
-        values = _ground(side[None, :], side[:, None]).astype(np.float32)
-        _write(flood, values, Affine(1.0, 0, 400_000, 0, -1.0, 3_400_000))
+        write_flood_dem(flood)
     return {"dem": dem_path, "dsm": dsm_path, "flood_dem": flood}
+
+
+def write_flood_dem(path: Path, side: int = FLOOD_SIDE) -> Path:
+    """A ``side`` x ``side`` DEM at 1 m with a valley along its middle row."""
+    from affine import Affine
+
+    cells = np.arange(side, dtype=np.float32) + 0.5
+    values = _ground(cells[None, :], cells[:, None]).astype(np.float32)
+    _write(path, values, Affine(1.0, 0, 400_000, 0, -1.0, 3_400_000))
+    return path
 
 
 def _heights_inputs(inputs: Inputs) -> tuple[Any, Any, Any]:
@@ -204,7 +210,7 @@ def flood_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     from twin.raster import open_raster
 
     dem = open_raster(inputs["flood_dem"])
-    seed = dem.transform @ (5, FLOOD_SIDE // 2)
+    seed = dem.transform @ (5, dem.shape[0] // 2)
     started = time.perf_counter()
     depth = inundation(dem, level_m=FLOOD_LEVEL_M, seeds=[seed])
     seconds = time.perf_counter() - started
@@ -224,7 +230,7 @@ def flood_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     started = time.perf_counter()
     below = dem.values < FLOOD_LEVEL_M
     labels, _ = ndimage.label(below)
-    wet = labels == labels[FLOOD_SIDE // 2, 5]
+    wet = labels == labels[dem.shape[0] // 2, 5]
     depth = np.where(wet, FLOOD_LEVEL_M - dem.values, np.nan)
     seconds = time.perf_counter() - started
     return {
