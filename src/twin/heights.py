@@ -24,21 +24,26 @@ buildings.B1      12.0     500.0       16       3.0
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
+import rasterio
 import rasterio.crs
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
+from rasterio.windows import Window, from_bounds
 
-from twin.errors import SchemaError, UsageError
-from twin.raster import Raster, read_raster
+from twin.errors import CRSError, SchemaError, UsageError
+from twin.raster import Raster, raster_path
 from twin.zonal import label_grid, zonal_stats
 
-__all__ = ["HeightsReport", "apply_heights", "measured_heights", "ndsm"]
+__all__ = ["HeightsReport", "apply_heights", "measured_heights", "measured_heights_tiled", "ndsm"]
 
 MIN_SAMPLES = 3
 _LOCAL_CRS = 'LOCAL_CS["metres",UNIT["metre",1]]'
@@ -146,6 +151,55 @@ def measured_heights(
     )
 
 
+def measured_heights_tiled(
+    buildings: gpd.GeoDataFrame,
+    dsm_path: str | os.PathLike[str],
+    dem_path: str | os.PathLike[str],
+    *,
+    tile_m: float = 2000.0,
+    **options: Any,
+) -> pd.DataFrame:
+    """:func:`measured_heights` reading the rasters window by window, for grids too big for memory.
+
+    Buildings are grouped by the ``tile_m`` square holding their bounding-box
+    centre; each group reads the window of both files covering its footprints
+    (whole, so no building is cut), and the answers are those of the in-memory path.
+    """
+    if tile_m <= 0:
+        raise UsageError("tile_m must be positive")
+    bounds = buildings.geometry.bounds
+    cx = ((bounds["minx"] + bounds["maxx"]) / 2 // tile_m).astype("int64")
+    cy = ((bounds["miny"] + bounds["maxy"]) / 2 // tile_m).astype("int64")
+    parts = []
+    with rasterio.open(dsm_path) as dsm_src, rasterio.open(dem_path) as dem_src:
+        for _, positions in pd.Series(range(len(buildings))).groupby(
+            [cx.to_numpy(), cy.to_numpy()]
+        ):
+            group = buildings.iloc[positions.to_numpy()]
+            box = tuple(group.total_bounds)
+            parts.append(
+                measured_heights(group, _window(dsm_src, box), _window(dem_src, box), **options)
+            )
+    return pd.concat(parts).reindex(buildings.index)
+
+
+def _window(src: Any, box: tuple[float, ...]) -> Raster:
+    """The cells of ``src`` covering ``box`` with one cell of margin, as a Raster."""
+    full = Window(0, 0, src.width, src.height)
+    window = from_bounds(*box, transform=src.transform)
+    window = Window(
+        int(np.floor(window.col_off)) - 1,
+        int(np.floor(window.row_off)) - 1,
+        int(np.ceil(window.width)) + 3,
+        int(np.ceil(window.height)) + 3,
+    ).intersection(full)
+    values = src.read(1, window=window, masked=True).astype("float64").filled(np.nan)
+    if src.crs is None:
+        raise CRSError(f"{src.name} declares no CRS")
+    crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
+    return Raster(values, src.transform @ Affine.translation(window.col_off, window.row_off), crs)
+
+
 def _on_grid(dem: Raster, dsm: Raster) -> Raster:
     if dem.shape == dsm.shape and dem.transform.almost_equals(dsm.transform):
         return dem
@@ -189,10 +243,10 @@ def apply_heights(
     buildings = city.layer(layer)
     if city.info(layer).kind != "building":
         raise SchemaError(f"{layer} is not a building layer")
-    measured = measured_heights(
+    measured = measured_heights_tiled(
         buildings,
-        read_raster(city, dsm),
-        read_raster(city, dem),
+        raster_path(city, dsm),
+        raster_path(city, dem),
         percentile=percentile,
         storeys_m=storeys_m,
         slack_m=slack_m,

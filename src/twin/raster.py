@@ -59,6 +59,7 @@ __all__ = [
     "raster_imports",
     "raster_infos",
     "raster_layers",
+    "raster_path",
     "read_raster",
     "store_raster",
     "write_raster",
@@ -400,6 +401,14 @@ def _store(city: Any, raster: Raster, report: RasterImportReport) -> None:
     }
     data["imports"].append({**report.to_dict(), "file": target.name, "valid_to": None})
     _save_manifest(city, data)
+
+
+def raster_path(city: Any, layer: str) -> Path:
+    """The COG file of a raster layer's current version."""
+    data = _manifest(city)
+    if layer not in data["layers"]:
+        read_raster(city, layer)  # raises the error naming the raster layers
+    return raster_dir(city) / data["layers"][layer]["file"]
 
 
 def read_raster(city: Any, layer: str, *, import_id: int | None = None) -> Raster:

@@ -122,3 +122,16 @@ def test_dem_on_another_grid_is_resampled() -> None:
     assert row["height_m"] == pytest.approx(20.0, abs=1e-6)
     assert row["ground_m"] == pytest.approx(503.55, abs=1e-6)  # bilinear at x = 40.5
     assert row["floors_flag"] == ""
+
+
+def test_tiled_reading_gives_the_same_answer(sample3d_read: twin.Twin) -> None:
+    from twin.heights import measured_heights_tiled
+
+    buildings = sample3d_read.layer("buildings")
+    whole = measured_heights(
+        buildings, open_raster(SAMPLES / "dsm.tif"), open_raster(SAMPLES / "dem.tif")
+    )
+    tiled = measured_heights_tiled(
+        buildings, SAMPLES / "dsm.tif", SAMPLES / "dem.tif", tile_m=300.0
+    )
+    pd.testing.assert_frame_equal(whole, tiled)
