@@ -1,0 +1,1 @@
+"""Standard addresses (标准地址)."""
