@@ -25,7 +25,7 @@ Examples
 300
 >>> typed = typed_addresses(std, 50, seed=3)
 >>> len(typed), sorted(typed.columns)[:2]
-(50, ['truth_building', 'truth_id'])
+(50, ['noise', 'truth_building'])
 """
 
 from __future__ import annotations
