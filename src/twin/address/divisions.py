@@ -271,7 +271,9 @@ def _parse_table(text: str) -> list[Division]:
         aliases = [*short_forms(name), *extra.split()]
         for former in extra.split():
             aliases.extend(short_forms(former))
-        out.append(Division(key, name, _LEVEL[level], parent or None, tuple(dict.fromkeys(aliases))))
+        out.append(
+            Division(key, name, _LEVEL[level], parent or None, tuple(dict.fromkeys(aliases)))
+        )
     return out
 
 

@@ -101,9 +101,7 @@ class AddressIndex:
     def __init__(self, layer: pd.DataFrame, *, table: DivisionTable | None = None) -> None:
         self.table = table or division_table()
         self.uids = [str(u) for u in layer.index]
-        self.texts = (
-            [str(a) for a in layer["address"]] if "address" in layer else [""] * len(layer)
-        )
+        self.texts = [str(a) for a in layer["address"]] if "address" in layer else [""] * len(layer)
         cols = {c: _column(layer, c) for c in ("road", "number", "building", "unit", "room")}
         self.rooms: dict[tuple[str, ...], int] = {}
         self.buildings: dict[tuple[str, str, str], int] = {}
@@ -117,6 +115,8 @@ class AddressIndex:
         self.numbers = dict(numbers)
         self._roads_col, self._numbers_col = cols["road"], cols["number"]
         self._bld = cols["building"]
+        self.room_col = cols["room"]
+        self.row_of = {uid: i for i, uid in enumerate(self.uids)}
         self._areas(layer, cols["road"])
         self._names(layer, cols)
 
@@ -204,7 +204,12 @@ class AddressIndex:
         wrong = [getattr(p, lvl) for lvl in _ADMIN if getattr(p, lvl)]
         if any(getattr(p, lvl) and getattr(p, lvl) not in self.admin[lvl] for lvl in _ADMIN):
             return "".join(dict.fromkeys(wrong))
-        if p.division and p.street and self.admin["street"] and p.street not in self.admin["street"]:
+        if (
+            p.division
+            and p.street
+            and self.admin["street"]
+            and p.street not in self.admin["street"]
+        ):
             division = self.table.by_key.get(p.division)
             if division is not None and division.level == "town":
                 return "".join(dict.fromkeys([*wrong, p.street]))
@@ -221,8 +226,8 @@ class AddressIndex:
                 break
         cutoff = _ROAD_CUTOFF
         having = self.number_roads.get(p.number or "", set())
-        if p.building and (p.number, p.building) in self.building_roads:
-            having = self.building_roads[(p.number, p.building)]
+        if p.building and (p.number or "", p.building) in self.building_roads:
+            having = self.building_roads[(p.number or "", p.building)]
         room_key = (p.number or "", p.building or "", p.unit or "", p.room or "")
         if p.room and room_key in self.room_roads:
             having = self.room_roads[room_key]

@@ -97,7 +97,8 @@ def standard_addresses(
     frame["building_name"] = b["建筑名称"].to_numpy()
     frame["use"] = b["用途"].to_numpy()
     frame["floors"] = b["层数"].fillna(1).astype(int).to_numpy()
-    frame["province"], frame["city"], frame["district"] = PREFIX
+    for level, value in zip(("province", "city", "district"), PREFIX, strict=True):
+        frame[level] = value
     frame["unit"], frame["room"] = None, None
     frame["level"] = np.where(frame["building"].isna(), "house_number", "building")
     rooms = _rooms(frame, stream(seed, "addresses"), room_share)
@@ -226,15 +227,16 @@ def _rooms(frame: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.Da
 def full_text(frame: pd.DataFrame) -> list[str]:
     """The full standard address of every row."""
     out = []
-    for r in frame[
-        ["province", "city", "district", "street", "community", "road", "number", "name"]
-        + ["building", "unit", "room"]
-    ].itertuples(index=False):
-        text = f"{r.province}{r.city}{r.district}{r.street}{r.community}{r.road}{r.number}号"
-        if r.building is not None and r.building == r.building:
-            text += f"{r.name or ''}{r.building}栋"
-        if r.unit is not None and r.unit == r.unit:
-            text += f"{r.unit}单元{r.room}室"
+    columns = ["province", "city", "district", "street", "community", "road", "number"]
+    heads = frame[columns].astype(str).agg("".join, axis=1) + "号"
+    for head, name, building, unit, room in zip(
+        heads, frame["name"], frame["building"], frame["unit"], frame["room"], strict=True
+    ):
+        text = str(head)
+        if isinstance(building, str):
+            text += f"{name if isinstance(name, str) else ''}{building}栋"
+        if isinstance(unit, str):
+            text += f"{unit}单元{room}室"
         out.append(text)
     return out
 
@@ -277,7 +279,16 @@ def typed_addresses(
 
 
 def _prefix(rng: np.random.Generator) -> str:
-    options = ("四川省成都市锦江区", "成都市锦江区", "成都锦江区", "成都市锦江", "锦江区", "锦江", "成都市", "")
+    options = (
+        "四川省成都市锦江区",
+        "成都市锦江区",
+        "成都锦江区",
+        "成都市锦江",
+        "锦江区",
+        "锦江",
+        "成都市",
+        "",
+    )
     return str(options[rng.choice(len(options), p=(0.2, 0.2, 0.1, 0.1, 0.15, 0.05, 0.05, 0.15))])
 
 
@@ -304,7 +315,9 @@ def _typed_row(r: pd.Series, rng: np.random.Generator, roads: set[str]) -> tuple
                 text += r["name"]
             text += _num(r["building"], rng, noise) + str(rng.choice(_BUILDING_UNITS))
     if isinstance(r["unit"], str):
-        text += _num(r["unit"], rng, noise) + "单元" + r["room"] + ("室" if rng.random() < 0.6 else "")
+        text += (
+            _num(r["unit"], rng, noise) + "单元" + r["room"] + ("室" if rng.random() < 0.6 else "")
+        )
     text = _surface(text, rng, noise)
     return (text, r["addr_id"], r["building_id"], r["level"], ",".join(noise))
 
@@ -352,7 +365,7 @@ def _nowhere_row(rng: np.random.Generator, roads: list[str], top: pd.Series) -> 
     kind = int(rng.integers(0, 3))
     if kind == 0:
         road = str(rng.choice(roads))
-        number = int(top[road]) + int(rng.integers(30, 400))
+        number = int(str(top[road])) + int(rng.integers(30, 400))
         text = f"{_prefix(rng)}{road}{number}号"
     elif kind == 1:
         first = str(rng.choice([c for c, _ in FIRST]))
