@@ -218,7 +218,8 @@ def geocode(coder: Geocoder, addresses: Any) -> gpd.GeoDataFrame:
     >>> import geopandas as gpd, shapely
     >>> layer = gpd.GeoDataFrame({"road": ["杉江街"], "number": ["3"], "address": ["杉江街3号"]},
     ...     geometry=[shapely.Point(1, 2)], index=["a.1"], crs="EPSG:4544")
-    >>> geocode(geocoder_from_frame(layer), ["杉江街3号", "北京市朝阳区建国路88号"])["level"].tolist()
+    >>> coder = geocoder_from_frame(layer)
+    >>> geocode(coder, ["杉江街3号", "北京市朝阳区建国路88号"])["level"].tolist()
     ['building', 'unmatched']
     """
     index = addresses.index if isinstance(addresses, pd.Series) else None

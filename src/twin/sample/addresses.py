@@ -88,8 +88,9 @@ def standard_addresses(
     frame["building_name"] = b["建筑名称"].to_numpy()
     _number(frame)
     parcel_names = city["parcels"]["地块名称"].to_numpy()
-    frame["name"] = np.where(
-        (frame["k"] > 1) & (parcel_i >= 0), parcel_names[np.maximum(parcel_i, 0)], None
+    compound = (frame["k"] > 1).to_numpy() & (parcel_i >= 0)
+    frame["name"] = pd.Series(parcel_names[np.maximum(parcel_i, 0)], dtype=object).where(
+        compound, None
     )
     frame["street"] = _zone_names(pts, city["districts"], "街道名称")
     units = city["grids"]["责任单位"].str.replace(r"^.*?街道|居委会$", "", regex=True)
@@ -209,10 +210,11 @@ def _building_numbers(names: pd.Series) -> list[str]:
 def _rooms(frame: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
     """One address per room for a share of residential buildings (2 units, 2 rooms a floor)."""
     eligible = np.flatnonzero((frame["use"] == "住宅").to_numpy() & (frame["floors"] >= 3))
-    chosen = np.sort(rng.choice(eligible, size=int(round(share * len(eligible))), replace=False))
+    chosen = np.sort(rng.choice(eligible, size=round(share * len(eligible)), replace=False))
     rows = []
+    all_floors = frame["floors"].to_numpy(dtype=np.int64)
     for row in chosen:
-        floors = min(int(frame.at[row, "floors"]), 6)
+        floors = min(int(all_floors[row]), 6)
         for unit in (1, 2):
             for floor in range(1, floors + 1):
                 for door in (1, 2):
@@ -267,7 +269,7 @@ def typed_addresses(
     rng = stream(seed, "typed-addresses")
     roads = sorted(set(standard["road"]))
     top = standard.assign(n=pd.to_numeric(standard["number"])).groupby("road")["n"].max()
-    n_nowhere = int(round(nowhere_share * n))
+    n_nowhere = round(nowhere_share * n)
     picks = rng.choice(len(standard), size=n - n_nowhere, replace=len(standard) < n)
     rows = [_typed_row(standard.iloc[i], rng, set(roads)) for i in picks]
     rows += [_nowhere_row(rng, roads, top) for _ in range(n_nowhere)]
