@@ -14,6 +14,7 @@ from twin.cli import (
     build_cmd,
     check_cmd,
     export,
+    geocode_cmd,
     grid_cmd,
     history,
     import_cmd,
@@ -72,6 +73,7 @@ for module in (
     network_cmd,
     analyze,
     serve,
+    geocode_cmd,
 ):
     module.register(app)
 
