@@ -51,7 +51,7 @@ FIELDS = (
     "unit",
     "room",
 )
-_ROAD_SUFFIX = set("路街巷道大弄里")
+_ROAD_SUFFIX = ("路", "街", "巷", "道", "大道", "大街", "弄", "胡同")
 _NEAR = re.compile(
     r"(附近|对面|门口|旁边|周边|一带|楼下|隔壁|后面|斜对面|东侧|西侧|南侧|北侧|旁)+$"
 )
@@ -114,9 +114,9 @@ def _next_division(
         candidates = table.by_alias.get(alias)
         if not candidates:
             continue
-        after = text[pos + length : pos + length + 1]
+        after = text[pos + length : pos + length + 2]
         for cand in sorted(candidates, key=lambda d: -_LEVEL_INDEX[d.level]):
-            if alias != cand.name and after in _ROAD_SUFFIX:
+            if alias != cand.name and after.startswith(_ROAD_SUFFIX):
                 continue  # 广东路, 锦江路: a road named after a place
             if deepest is None:
                 if cand.level == "town" and alias != cand.name:
