@@ -186,25 +186,25 @@ def _number(frame: pd.DataFrame) -> None:
     frame["number"] = groups["number"].reindex(keys).to_numpy().astype(str)
     # buildings are numbered per compound (parcel), across the roads it faces
     frame["k"] = frame.groupby("group")["along"].transform("size").to_numpy()
-    frame["building"] = None
-    many = frame.index[frame["k"] > 1]
-    for _, rows in frame.loc[many].sort_values("along").groupby("group").groups.items():
-        frame.loc[rows, "building"] = _building_numbers(frame.loc[rows, "building_name"])
+    frame["building"] = _building_numbers(frame)
 
 
-def _building_numbers(names: pd.Series) -> list[str]:
-    """Building numbers of one house number: the number in a building's name, else the next free."""
-    named = names.str.extract(r"(\d+)(?:栋|号楼|座|号厂房|号机房|号教学楼|号住院楼|馆)$")[0]
-    used = set(named.dropna())
-    out, free = [], (str(i) for i in range(1, 10_000) if str(i) not in used)
-    seen: set[str] = set()
-    for value in named:
-        if isinstance(value, str) and value not in seen:
-            seen.add(value)
-            out.append(value)
-        else:
-            out.append(next(free))
-    return out
+def _building_numbers(frame: pd.DataFrame) -> pd.Series:
+    """Building numbers per compound: the number in a building's name (芙湖新村3栋 → 3) when
+    no other building of the compound has it, else the next numbers after the largest."""
+    named = pd.to_numeric(
+        frame["building_name"].str.extract(
+            r"(\d+)(?:栋|号楼|座|号厂房|号机房|号教学楼|号住院楼|馆)$", expand=False
+        ),
+        errors="coerce",
+    )
+    order = frame.assign(named=named).sort_values("along")
+    taken = order["named"].notna() & ~order.duplicated(["group", "named"])
+    top = order["named"].where(taken).groupby(order["group"]).transform("max").fillna(0)
+    rest = (~taken).astype(int).groupby(order["group"]).cumsum()
+    number = order["named"].where(taken, top + rest).astype(int).astype(str)
+    many = frame["k"].reindex(order.index) > 1
+    return number.where(many, None).reindex(frame.index)
 
 
 def _rooms(frame: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
