@@ -27,6 +27,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from twin.address.batch import match_many
 from twin.address.match import LEVELS, AddressIndex, AddressMatch
 from twin.errors import TwinError, UsageError
 from twin.webcoords import bd09_to_wgs84, gcj02_to_wgs84
@@ -197,7 +198,7 @@ def geocoder_for(city: Any, *, layer: str | None = None) -> Geocoder:
     )
 
 
-def geocode(coder: Geocoder, addresses: Any) -> gpd.GeoDataFrame:
+def geocode(coder: Geocoder, addresses: Any, *, workers: int | None = None) -> gpd.GeoDataFrame:
     """Geocode addresses: one row per input, aligned to it.
 
     Parameters
@@ -206,6 +207,8 @@ def geocode(coder: Geocoder, addresses: Any) -> gpd.GeoDataFrame:
         From :func:`geocoder_for` or :func:`geocoder_from_frame`.
     addresses : Series or iterable of str
         The addresses as typed.
+    workers : int, optional
+        Processes for large inputs (see :func:`twin.address.batch.match_many`).
 
     Returns
     -------
@@ -223,7 +226,8 @@ def geocode(coder: Geocoder, addresses: Any) -> gpd.GeoDataFrame:
     ['building', 'unmatched']
     """
     index = addresses.index if isinstance(addresses, pd.Series) else None
-    answers = [coder.match(a if isinstance(a, str) else "") for a in addresses]
+    texts = [a if isinstance(a, str) else "" for a in addresses]
+    answers = [coder.answer(m) for m in match_many(coder.index, texts, workers=workers)]
     frame = pd.DataFrame(answers, columns=list(RESULT_COLUMNS), index=index, dtype=object)
     frame["score"] = frame["score"].astype(float)
     rows = [coder.index.row_of.get(a["uid"], -1) if a["uid"] else -1 for a in answers]

@@ -143,29 +143,40 @@ class AddressIndex:
                 self.building_roads[(num, bld)].add(road)
 
     def _names(self, layer: pd.DataFrame, cols: dict[str, list[str]]) -> None:
-        """Buildings by compound name and number: from building names first, then compounds."""
-        by_name: dict[tuple[str, str], set[int]] = defaultdict(set)
-        by_compound: dict[tuple[str, str], set[int]] = defaultdict(set)
+        """Buildings by compound name and number (building names first, then compounds),
+        city-wide where unambiguous and within each street and community."""
         names = _column(layer, "building_name")
         compounds = _column(layer, "name")
+        areas = list(zip(_column(layer, "street"), _column(layer, "community"), strict=True))
+        by_name: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+        by_compound: dict[tuple[str, str, str], set[int]] = defaultdict(set)
         for i, (bld_name, compound, bld, room) in enumerate(
             zip(names, compounds, cols["building"], cols["room"], strict=True)
         ):
             if room:
                 continue
+            keys = []
             if bld_name:
                 p = parse_address(bld_name, table=self.table)
-                by_name[(p.name or bld_name, p.building or "")].add(i)
+                keys.append((by_name, p.name or bld_name, p.building or ""))
             if compound and bld:
-                by_compound[(compound, bld)].add(i)
-        self.names: dict[str, dict[str, int]] = defaultdict(dict)
+                keys.append((by_compound, compound, bld))
+            for target, name, number in keys:
+                for scope in ("", *areas[i]):
+                    target[(scope, name, number)].add(i)
+        self.names: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         for source in (by_compound, by_name):  # a building's own name wins
-            for (name, bld), rows in source.items():
+            for (scope, name, bld), rows in source.items():
                 if len(rows) == 1:
-                    self.names[name][bld] = next(iter(rows))
+                    self.names[(scope, name)][bld] = next(iter(rows))
                 else:
-                    self.names[name].pop(bld, None)
-        self.name_list = sorted(self.names)
+                    self.names[(scope, name)].pop(bld, None)
+        self.name_buckets: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for (scope, name), blds in self.names.items():
+            if scope == "":
+                for bld in blds:
+                    self.name_buckets[(bld, name[0])].append(name)
+                    self.name_buckets[(bld, name[-2:])].append(name)
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -273,17 +284,26 @@ class AddressIndex:
     def _by_name(self, text: str, p: ParsedAddress) -> AddressMatch | None:
         if not p.name or not self.names:
             return None
-        name, score = p.name, 100.0
-        if name not in self.names:
-            best = process.extractOne(
-                name, self.name_list, scorer=fuzz.ratio, score_cutoff=_NAME_CUTOFF
-            )
-            if best is None:
-                return None
-            name, score = str(best[0]), float(best[1])
-        row = self.names[name].get(p.building or "")
-        if row is None:
+        bld = p.building or ""
+        for scope in (p.community, p.street):
+            row = self.names.get((scope, p.name), {}).get(bld) if scope else None
+            if row is not None:
+                return self._named(text, p, row, 100.0)
+        row = self.names.get(("", p.name), {}).get(bld)
+        if row is not None:
+            return self._named(text, p, row, 100.0)
+        pool = {
+            *self.name_buckets.get((bld, p.name[0]), ()),
+            *self.name_buckets.get((bld, p.name[-2:]), ()),
+        }
+        best = process.extractOne(
+            p.name, sorted(pool), scorer=fuzz.ratio, score_cutoff=_NAME_CUTOFF
+        )
+        if best is None:
             return None
+        return self._named(text, p, self.names[("", str(best[0]))][bld], float(best[1]))
+
+    def _named(self, text: str, p: ParsedAddress, row: int, score: float) -> AddressMatch:
         if p.room:
             road, number = self._road_number(row)
             bld = self._bld[row]
