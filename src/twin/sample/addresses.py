@@ -230,7 +230,8 @@ def full_text(frame: pd.DataFrame) -> list[str]:
     """The full standard address of every row."""
     out = []
     columns = ["province", "city", "district", "street", "community", "road", "number"]
-    heads = frame[columns].astype(str).agg("".join, axis=1) + "号"
+    parts = [frame[c].astype(str).tolist() for c in columns]
+    heads = ["".join(row) + "号" for row in zip(*parts, strict=True)]
     for head, name, building, unit, room in zip(
         heads, frame["name"], frame["building"], frame["unit"], frame["room"], strict=True
     ):
