@@ -116,6 +116,7 @@ class AddressIndex:
         self._roads_col, self._numbers_col = cols["road"], cols["number"]
         self._bld = cols["building"]
         self.room_col = cols["room"]
+        self._compound = _column(layer, "name")
         self.row_of = {uid: i for i, uid in enumerate(self.uids)}
         self._areas(layer, cols["road"])
         self._names(layer, cols)
@@ -165,12 +166,10 @@ class AddressIndex:
                 for scope in ("", *areas[i]):
                     target[(scope, name, number)].add(i)
         self.names: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for source in (by_compound, by_name):  # a building's own name wins
-            for (scope, name, bld), rows in source.items():
-                if len(rows) == 1:
-                    self.names[(scope, name)][bld] = next(iter(rows))
-                else:
-                    self.names[(scope, name)].pop(bld, None)
+        for key in by_compound.keys() | by_name.keys():
+            rows = by_compound.get(key, set()) | by_name.get(key, set())
+            if len(rows) == 1:  # the same building by its own name and by its compound
+                self.names[(key[0], key[1])][key[2]] = next(iter(rows))
         self.name_buckets: dict[tuple[str, str], list[str]] = defaultdict(list)
         for (scope, name), blds in self.names.items():
             if scope == "":
@@ -246,15 +245,18 @@ class AddressIndex:
             narrowed = (pool or self.road_set) & having
             pool, cutoff = (narrowed, _NARROW_CUTOFF) if narrowed else (pool, cutoff)
         choices = sorted(pool) if pool else self.roads
-        best = process.extractOne(road, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
-        if best is None:
+        found = process.extract(road, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=3)
+        if not found:
             return None, 0.0
-        return str(best[0]), float(best[1])
+        if len(found) > 1 and found[1][1] >= found[0][1]:  # a tie: one typo from two roads
+            return None, -1.0
+        return str(found[0][0]), float(found[0][1])
 
     def _by_road(self, text: str, p: ParsedAddress) -> AddressMatch | None:
         road, score = self._road(p)
         if road is None:
-            return AddressMatch(text, "unmatched", reason=f"no road like {p.road} in the layer")
+            why = "several roads are" if score < 0 else "no road is"
+            return AddressMatch(text, "unmatched", reason=f"{why} like {p.road} in the layer")
         if not p.number or (road, p.number) not in self.numbers:
             reason = f"no number {p.number} on {road}" if p.number else "no house number"
             return AddressMatch(text, "road", score=score, address=road, reason=reason)
@@ -264,6 +266,10 @@ class AddressIndex:
         self, text: str, p: ParsedAddress, road: str, number: str, score: float
     ) -> AddressMatch:
         rows = self.numbers[(road, number)]
+        compound = self._compound[rows[0]]
+        if score < 100 and p.name and compound and fuzz.ratio(p.name, compound) < _NAME_CUTOFF:
+            reason = f"{p.name} is not at {road} {number}"
+            return AddressMatch(text, "road", score=score, address=road, reason=reason)
         bld = p.building or ""
         if len(rows) == 1 and not bld:
             bld = self._building_of(rows[0])
@@ -329,9 +335,18 @@ class AddressIndex:
 
 
 def _column(layer: pd.DataFrame, name: str) -> list[str]:
+    """A column normalised (each distinct value once: levels repeat over many rows)."""
     if name not in layer:
         return [""] * len(layer)
-    return [_clean(v) for v in layer[name].tolist()]
+    seen: dict[Any, str] = {}
+    out = []
+    for value in layer[name].tolist():
+        key = value if isinstance(value, str) else None
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = _clean(value)
+        out.append(found)
+    return out
 
 
 def _why(p: ParsedAddress) -> str:

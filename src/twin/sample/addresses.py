@@ -272,7 +272,9 @@ def typed_addresses(
     top = standard.assign(n=pd.to_numeric(standard["number"])).groupby("road")["n"].max()
     n_nowhere = round(nowhere_share * n)
     picks = rng.choice(len(standard), size=n - n_nowhere, replace=len(standard) < n)
-    rows = [_typed_row(standard.iloc[i], rng, set(roads)) for i in picks]
+    scope = _name_scope(standard)
+    chosen = standard.iloc[picks].assign(scope=scope[picks]).to_dict("records")
+    rows = [_typed_row(r, rng, set(roads)) for r in chosen]
     rows += [_nowhere_row(rng, roads, top) for _ in range(n_nowhere)]
     order = rng.permutation(len(rows))
     return pd.DataFrame(
@@ -295,16 +297,48 @@ def _prefix(rng: np.random.Generator) -> str:
     return str(options[rng.choice(len(options), p=(0.2, 0.2, 0.1, 0.1, 0.15, 0.05, 0.05, 0.15))])
 
 
-def _typed_row(r: pd.Series, rng: np.random.Generator, roads: set[str]) -> tuple:
+def _name_scope(standard: pd.DataFrame) -> np.ndarray:
+    """Whether a building's name finds it: "" city-wide, "community" within its community,
+    None not at all (another building of a same-named compound has the same number)."""
+    n = len(standard)
+    rows = np.arange(n)
+    keep = (standard["level"] != "room").to_numpy()
+    parts = standard["building_name"].str.extract(r"^(.*?)(\d+)\D*$")
+    community = standard["community"].to_numpy()
+    own = pd.DataFrame(
+        {"n": parts[0].to_numpy(), "b": parts[1].to_numpy(), "row": rows, "c": community}
+    )[keep].dropna()
+    compound = pd.DataFrame(
+        {
+            "n": standard["name"].to_numpy(),
+            "b": standard["building"].to_numpy(),
+            "row": rows,
+            "c": community,
+        }
+    )[keep].dropna()
+    keys = pd.concat([own, compound]).drop_duplicates().reset_index(drop=True)
+    keys["city"] = keys.groupby(["n", "b"])["row"].transform("nunique")
+    keys["local"] = keys.groupby(["c", "n", "b"])["row"].transform("nunique")
+    own = own.merge(keys, on=["n", "b", "row", "c"])
+    out = np.full(n, None, dtype=object)
+    city, local = (own["city"] == 1).tolist(), (own["local"] == 1).tolist()
+    scope = ["" if c else ("community" if lo else None) for c, lo in zip(city, local, strict=True)]
+    out[own["row"].to_numpy()] = scope
+    return out
+
+
+def _typed_row(r: dict, rng: np.random.Generator, roads: set[str]) -> tuple:
     noise: list[str] = []
     has_building = isinstance(r["building"], str)
     text = _prefix(rng)
-    if rng.random() < 0.25:
+    if rng.random() < 0.25 and r["scope"] != "community":
         text += r["street"]
-    if rng.random() < 0.2:
+    if rng.random() < 0.2 or (r["scope"] == "community" and rng.random() < 0.4):
         text += r["community"]
     name = r["building_name"]
-    if isinstance(name, str) and rng.random() < 0.4:
+    if isinstance(name, str) and r["scope"] is not None and rng.random() < 0.4:
+        if r["scope"] == "community" and r["community"] not in text:
+            text += r["community"]
         text += name
         noise.append("building-name")
     else:
