@@ -324,6 +324,10 @@ def _name_scope(standard: pd.DataFrame) -> np.ndarray:
     city, local = (own["city"] == 1).tolist(), (own["local"] == 1).tolist()
     scope = ["" if c else ("community" if lo else None) for c, lo in zip(city, local, strict=True)]
     out[own["row"].to_numpy()] = scope
+    # a room is found by its building's name where the building is
+    by_building = dict(zip(standard["building_id"][keep], out[keep], strict=True))
+    rooms = np.flatnonzero(~keep)
+    out[rooms] = [by_building.get(b) for b in standard["building_id"].to_numpy()[rooms]]
     return out
 
 
@@ -331,13 +335,14 @@ def _typed_row(r: dict, rng: np.random.Generator, roads: set[str]) -> tuple:
     noise: list[str] = []
     has_building = isinstance(r["building"], str)
     text = _prefix(rng)
-    if rng.random() < 0.25 and r["scope"] != "community":
+    scope = r["scope"] if isinstance(r["scope"], str) else None
+    if rng.random() < 0.25 and scope != "community":
         text += r["street"]
-    if rng.random() < 0.2 or (r["scope"] == "community" and rng.random() < 0.4):
+    if rng.random() < 0.2 or (scope == "community" and rng.random() < 0.4):
         text += r["community"]
     name = r["building_name"]
-    if isinstance(name, str) and r["scope"] is not None and rng.random() < 0.4:
-        if r["scope"] == "community" and r["community"] not in text:
+    if isinstance(name, str) and scope is not None and rng.random() < 0.4:
+        if scope == "community" and r["community"] not in text:
             text += r["community"]
         text += name
         noise.append("building-name")
