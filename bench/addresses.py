@@ -17,6 +17,8 @@ share of nowhere addresses left unmatched.
 
 from __future__ import annotations
 
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -75,6 +77,15 @@ def _score(
     }
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the forked workers)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def geocode_ours(inputs: dict[str, Path], scratch: Path) -> dict[str, Any]:
     from twin.address.batch import match_many
     from twin.address.match import AddressIndex
@@ -85,9 +96,9 @@ def geocode_ours(inputs: dict[str, Path], scratch: Path) -> dict[str, Any]:
     index = AddressIndex(std)
     index_s = time.perf_counter() - started
     texts = typed["地址"].tolist()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     answers = match_many(index, texts)
-    geocode_s = time.perf_counter() - started
+    geocode_s, cpu_s = time.perf_counter() - started, _cpu_s() - cpu
     claimed = [m.uid if m.level in ("room", "building") else None for m in answers]
     building_of = std["building_id"]
     sample = _sample(typed)
@@ -97,6 +108,9 @@ def geocode_ours(inputs: dict[str, Path], scratch: Path) -> dict[str, Any]:
         "index_s": round(index_s, 2),
         "geocode_s": round(geocode_s, 2),
         "per_s": round(len(texts) / geocode_s),
+        "cpu_s": round(cpu_s, 2),
+        "per_cpu_s": round(len(texts) / cpu_s),
+        "cpus": len(os.sched_getaffinity(0)),
         "ms_per_1000": round(1000 * geocode_s / len(texts) * 1000, 3),
         "levels": pd.Series([m.level for m in answers]).value_counts().to_dict(),
         "all": _score(typed, claimed, building_of),

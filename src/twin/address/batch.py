@@ -15,9 +15,11 @@ Examples
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from twin.address.match import AddressIndex, AddressMatch
 
@@ -28,10 +30,15 @@ _TEXTS: Sequence[str] = ()
 _MIN_PARALLEL = 20_000
 
 
-def _chunk(bounds: tuple[int, int]) -> list[AddressMatch]:
+def _chunk(bounds: tuple[int, int]) -> list[tuple[Any, ...]]:
+    """Match one chunk; answers as plain tuples (cheap to send back)."""
     assert _INDEX is not None
     match = _INDEX.match
-    return [match(t) for t in _TEXTS[bounds[0] : bounds[1]]]
+    out = []
+    for text in _TEXTS[bounds[0] : bounds[1]]:
+        m = match(text)
+        out.append((m.level, m.uid, m.score, m.address, m.row, m.reason))
+    return out
 
 
 def match_many(
@@ -62,6 +69,7 @@ def match_many(
     if workers <= 1 or n < _MIN_PARALLEL or not fork:
         return [index.match(t) for t in texts]
     _INDEX, _TEXTS = index, texts
+    gc.freeze()  # the workers then leave the index's pages shared
     try:
         pieces = workers * 8
         bounds = [(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]
@@ -69,4 +77,8 @@ def match_many(
             chunks = pool.map(_chunk, bounds, chunksize=1)
     finally:
         _INDEX, _TEXTS = None, ()
-    return [m for chunk in chunks for m in chunk]
+        gc.unfreeze()
+    return [
+        AddressMatch(text, *answer)
+        for text, answer in zip(texts, (a for chunk in chunks for a in chunk), strict=True)
+    ]

@@ -225,6 +225,11 @@ class DivisionTable:
                 if d not in bucket:
                     bucket.append(d)
         self.max_alias = max(len(a) for a in self.by_alias)
+        lengths: dict[str, set[int]] = {}
+        for alias in self.by_alias:
+            lengths.setdefault(alias[0], set()).add(len(alias))
+        #: alias lengths by first character, longest first (the parser tries only these)
+        self.lengths = {c: sorted(v, reverse=True) for c, v in lengths.items()}
 
     def get(self, key: str) -> Division:
         """The division with this key (code)."""

@@ -58,7 +58,7 @@ __all__ = ["LEVELS", "AddressIndex", "AddressMatch"]
 LEVELS = ("room", "building", "house_number", "road", "community", "unmatched")
 _ROAD_CUTOFF = 75.0
 _NARROW_CUTOFF = 60.0  # among the roads that have the number typed
-_NAME_CUTOFF = 75.0
+_NAME_CUTOFF = 80.0
 _ADMIN = ("province", "city", "district")
 
 
@@ -295,9 +295,10 @@ class AddressIndex:
             row = self.names.get((scope, p.name), {}).get(bld) if scope else None
             if row is not None:
                 return self._named(text, p, row, 100.0)
-        row = self.names.get(("", p.name), {}).get(bld)
-        if row is not None:
-            return self._named(text, p, row, 100.0)
+        known = self.names.get(("", p.name))
+        if known is not None:  # a known name: its building or nothing, never a neighbour's
+            row = known.get(bld)
+            return None if row is None else self._named(text, p, row, 100.0)
         pool = {
             *self.name_buckets.get((bld, p.name[0]), ()),
             *self.name_buckets.get((bld, p.name[-2:]), ()),

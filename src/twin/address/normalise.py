@@ -31,6 +31,7 @@ __all__ = ["normalise", "normalise_series", "zh_to_int"]
 _UNITS = "号栋幢座单元室段楼层弄巷组期户"
 _NUMERAL = "零〇一二两三四五六七八九十百千"
 _NUM_RE = re.compile(rf"第?([{_NUMERAL}]+)(?=[{_UNITS}])|第([{_NUMERAL}]+)")
+_NUMERAL_SET = frozenset(_NUMERAL)
 _DIGIT = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
 _POWER = {"十": 10, "百": 100, "千": 1000}
 _DROP = re.compile(r"[\s,，。.、;；:：'\"“”‘’()（）\[\]【】<>《》\-—_/\\|·~`!！?？]+")
@@ -105,7 +106,7 @@ def normalise(text: str) -> str:
         return ""
     text = unicodedata.normalize("NFC", text).translate(_table())
     text = _DROP.sub("", text)
-    if any(c in _NUMERAL for c in text):
+    if not _NUMERAL_SET.isdisjoint(text):
         text = _NUM_RE.sub(_numeral, text)
     return text
 

@@ -109,9 +109,9 @@ def _next_division(
     text: str, pos: int, found: list[Division], table: DivisionTable
 ) -> tuple[Division, int] | None:
     deepest = found[-1] if found else None
-    for length in range(min(table.max_alias, len(text) - pos), 1, -1):
+    for length in table.lengths.get(text[pos], ()):
         alias = text[pos : pos + length]
-        candidates = table.by_alias.get(alias)
+        candidates = table.by_alias.get(alias) if length <= len(text) - pos else None
         if not candidates:
             continue
         after = text[pos + length : pos + length + 2]
