@@ -287,3 +287,25 @@ def test_cli_geocode_bad_input(sample: dict, tmp_path: Path):
     bad_out = run_cli("geocode", gpkg, str(sample["csv"]), "--out", str(tmp_path / "x.shp"))
     assert bad_out.returncode == 2 and "--out must end in" in bad_out.stderr
     assert not (tmp_path / "x.shp").exists()
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+@pytest.mark.slow
+def test_geocode_benchmark_runs_and_is_at_least_as_accurate_as_the_peer():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--buildings", "3000", "--only", "geocode", "--json"],
+        capture_output=True, text=True, cwd=root, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    ours, peer = row["ours"]["facts"], row["peer_result"]["facts"]
+    assert ours["addresses"] == peer["addresses"] == 3000 and ours["typed"] == 3000
+    assert ours["sample"]["found"] >= peer["sample"]["found"]
+    assert ours["sample"]["wrong_claims"] <= peer["sample"]["wrong_claims"]
+    assert ours["all"]["found"] >= 0.98 and ours["all"]["wrong_claims"] <= 0.005
