@@ -309,3 +309,22 @@ def test_geocode_benchmark_runs_and_is_at_least_as_accurate_as_the_peer():
     assert ours["sample"]["found"] >= peer["sample"]["found"]
     assert ours["sample"]["wrong_claims"] <= peer["sample"]["wrong_claims"]
     assert ours["all"]["found"] >= 0.98 and ours["all"]["wrong_claims"] <= 0.005
+
+
+def test_a_layer_of_full_address_texts_only_is_matched_on_its_parsed_levels():
+    layer = pd.DataFrame(
+        {
+            "address": [
+                "四川省成都市锦江区天亭街道杉江街3号芙湖新村1栋",
+                "四川省成都市锦江区天亭街道杉江街3号芙湖新村2栋",
+                "四川省成都市锦江区天亭街道杉江街3号芙湖新村2栋1单元302室",
+                "四川省成都市锦江区天亭街道望岭西路一段25号",
+            ]
+        },
+        index=["a.1", "a.2", "a.3", "a.4"],
+    )
+    index = AddressIndex(layer)
+    assert index.match("锦江杉江街三号2栋").uid == "a.2"
+    assert index.match("锦江杉江街三号2栋1单元302").uid == "a.3"
+    assert index.match("芙湖新村1栋").uid == "a.1"
+    assert index.match("成都望岭西路1段25号院门口").uid == "a.4"

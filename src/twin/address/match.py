@@ -100,6 +100,7 @@ class AddressIndex:
 
     def __init__(self, layer: pd.DataFrame, *, table: DivisionTable | None = None) -> None:
         self.table = table or division_table()
+        layer = _with_levels(layer, self.table)
         self.uids = [str(u) for u in layer.index]
         self.texts = [str(a) for a in layer["address"]] if "address" in layer else [""] * len(layer)
         cols = {c: _column(layer, c) for c in ("road", "number", "building", "unit", "room")}
@@ -333,6 +334,36 @@ class AddressIndex:
 
     def _road_number(self, row: int) -> tuple[str, str]:
         return self._roads_col[row], self._numbers_col[row]
+
+
+_LEVEL_FIELDS = (
+    *("province", "city", "district", "street", "community"),
+    *("road", "number", "name", "building", "unit", "room"),
+)
+
+
+def _with_levels(layer: pd.DataFrame, table: DivisionTable) -> pd.DataFrame:
+    """The layer with levels parsed from ``address`` where a row has no road.
+
+    A layer delivered as full address texts only (or with some rows so) is
+    matched on the levels its texts spell.
+    """
+    if "address" not in layer:
+        return layer
+    road = layer["road"] if "road" in layer else pd.Series(None, index=layer.index)
+    missing = ~road.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy(dtype=bool)
+    if not missing.any():
+        return layer
+    texts = layer["address"].to_numpy()[missing]
+    parsed = [parse_address(t if isinstance(t, str) else "", table=table) for t in texts]
+    layer = layer.copy()
+    for name in _LEVEL_FIELDS:
+        if name not in layer:
+            layer[name] = None
+        values = layer[name].astype(object).to_numpy().copy()
+        values[missing] = [getattr(p, name) for p in parsed]
+        layer[name] = values
+    return layer
 
 
 def _column(layer: pd.DataFrame, name: str) -> list[str]:
