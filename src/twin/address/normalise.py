@@ -22,11 +22,13 @@ Examples
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from functools import lru_cache
+from importlib import resources
 
-__all__ = ["normalise", "normalise_series", "zh_to_int"]
+__all__ = ["normalise", "normalise_series", "to_traditional", "zh_to_int"]
 
 _UNITS = "号栋幢座单元室段楼层弄巷组期户"
 _NUMERAL = "零〇一二两三四五六七八九十百千"
@@ -60,14 +62,42 @@ def zh_to_int(text: str) -> int:
 
 
 @lru_cache(maxsize=1)
+def _zhconv_tables() -> dict[str, dict[str, str]]:
+    """The conversion tables the ``zhconv`` package ships (read here, file closed)."""
+    text = resources.files("zhconv").joinpath("zhcdict.json").read_text(encoding="utf-8")
+    tables: dict[str, dict[str, str]] = json.loads(text)
+    return tables
+
+
+def _single_chars(*names: str) -> dict[int, str]:
+    table: dict[int, str] = {}
+    for name in names:
+        for key, value in _zhconv_tables()[name].items():
+            if len(key) == 1 and len(value) == 1 and key != value:
+                table[ord(key)] = value
+    return table
+
+
+@lru_cache(maxsize=1)
+def _traditional() -> dict[int, str]:
+    return _single_chars("zh2Hant", "zh2TW")
+
+
+def to_traditional(text: str) -> str:
+    """``text`` in traditional characters, character by character (for test data).
+
+    Examples
+    --------
+    >>> to_traditional("锦江区望岭西路")
+    '錦江區望嶺西路'
+    """
+    return text.translate(_traditional())
+
+
+@lru_cache(maxsize=1)
 def _table() -> dict[int, str]:
     """Full-width → half-width and traditional → simplified, as one translate table."""
-    from zhconv import zhconv
-
-    table: dict[int, str] = {}
-    for key, value in zhconv.getdict("zh-cn").items():
-        if len(key) == 1 and len(value) == 1 and key != value:
-            table[ord(key)] = value
+    table = _single_chars("zh2Hans", "zh2CN")
     for code in range(0xFF01, 0xFF5F):  # full-width ASCII block
         table[code] = chr(code - 0xFEE0).upper()
     table[0x3000] = " "

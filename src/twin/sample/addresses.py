@@ -377,9 +377,9 @@ def _surface(text: str, rng: np.random.Generator, noise: list[str]) -> str:
         text = text.translate({ord(c): chr(ord(c) + 0xFEE0) for c in "0123456789"})
         noise.append("full-width")
     if rng.random() < 0.08:
-        from zhconv import zhconv
+        from twin.address.normalise import to_traditional
 
-        text = zhconv.convert(text, "zh-tw")
+        text = to_traditional(text)
         noise.append("traditional")
     if rng.random() < 0.08:
         text += str(rng.choice(_NEAR))
