@@ -250,8 +250,20 @@ class AddressIndex:
         if not found:
             return None, 0.0
         if len(found) > 1 and found[1][1] >= found[0][1]:  # a tie: one typo from two roads
-            return None, -1.0
+            tied = [str(f[0]) for f in found if f[1] >= found[0][1]]
+            named = [r for r in tied if self._compound_agrees(r, p)]
+            if len(named) != 1:
+                return None, -1.0
+            return named[0], float(found[0][1])
         return str(found[0][0]), float(found[0][1])
+
+    def _compound_agrees(self, road: str, p: ParsedAddress) -> bool:
+        """Whether the compound at ``road`` and the typed number is the compound typed."""
+        rows = self.numbers.get((road, p.number or ""))
+        if not p.name or not rows:
+            return False
+        compound = self._compound[rows[0]]
+        return bool(compound) and fuzz.ratio(p.name, compound) >= _NAME_CUTOFF
 
     def _by_road(self, text: str, p: ParsedAddress) -> AddressMatch | None:
         road, score = self._road(p)
