@@ -328,3 +328,19 @@ def test_a_layer_of_full_address_texts_only_is_matched_on_its_parsed_levels():
     assert index.match("锦江杉江街三号2栋1单元302").uid == "a.3"
     assert index.match("芙湖新村1栋").uid == "a.1"
     assert index.match("成都望岭西路1段25号院门口").uid == "a.4"
+
+
+def test_twin_sample_writes_the_address_layer_and_the_typed_file(tmp_path: Path):
+    made = json.loads(
+        run_cli(
+            "sample", str(tmp_path / "d"), "--buildings", "300", "--addresses", "--json",
+            check=True,
+        ).stdout
+    )  # fmt: skip
+    standard = gpd.read_file(made["files"]["addresses_standard"])
+    typed = pd.read_csv(made["files"]["addresses_typed"])
+    buildings = standard[standard["level"] != "room"]
+    assert len(buildings) == 300 and buildings["building_id"].is_unique
+    assert standard["address"].is_unique and standard.crs.to_epsg() == 4544
+    assert len(typed) == 3000 and (typed["truth_level"] == "nowhere").sum() == 240
+    assert set(typed["truth_building"].dropna()) <= set(buildings["building_id"])
