@@ -278,6 +278,7 @@ def test_cli_geocode_writes_every_row_and_reports_levels(sample: dict, located: 
     assert written["uid"].fillna("").tolist() == located["uid"].fillna("").tolist()
 
 
+@pytest.mark.slow  # three CLI start-ups
 def test_cli_geocode_bad_input(sample: dict, tmp_path: Path):
     gpkg = str(sample["folder"] / "city.gpkg")
     wrong_field = run_cli("geocode", gpkg, str(sample["csv"]), "--address-field", "addr")
