@@ -2,8 +2,9 @@
 
 The twin is loaded and indexed once, here; a watcher swaps in a new snapshot
 when the twin file is re-imported. Routers: OGC API Features
-(:mod:`.routers.features`), and the city one-map and impact routers
-(``routers/onemap.py``, ``routers/impact.py``) when they are installed.
+(:mod:`.routers.features`), and the city one-map, impact and address routers
+(``routers/onemap.py``, ``routers/impact.py``, ``routers/address.py``) when they are
+installed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .settings import Settings
 
 log = logging.getLogger("twin_api")
 
-OPTIONAL_ROUTERS = ("onemap", "impact")
+OPTIONAL_ROUTERS = ("onemap", "impact", "address")
 
 
 def create_app(settings: Settings) -> FastAPI:

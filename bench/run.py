@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.threed import prepare_terrain
 
         inputs.update(prepare_terrain(CACHE, inputs["buildings"], args.buildings, args.seed))
+    if any(SCENARIOS[n].needs_addresses for n in names):
+        from bench.addresses import prepare_addresses
+
+        inputs.update(prepare_addresses(CACHE, args.buildings, args.seed))
     rows = [_run_scenario(name, inputs, args.repeat) for name in names]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))

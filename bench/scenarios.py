@@ -31,6 +31,7 @@ class Scenario:
     same: tuple[str, ...] | None = None  # facts ours and the peer must agree on (None: all)
     needs_network: bool = False
     needs_city_twin: bool = False
+    needs_addresses: bool = False
     timed: str | None = None  # compare this timed figure from the facts, not the wall time
     needs_terrain: bool = False  # 1 m DEM/DSM of the city and the 100 km² flood DEM
 
@@ -279,6 +280,26 @@ def _threed_scenarios() -> list[Scenario]:
     ]
 
 
+def _address_scenarios() -> list[Scenario]:
+    from bench import addresses
+
+    return [
+        Scenario(
+            "geocode",
+            "geocode N typed addresses against an N-address standard layer, all CPUs",
+            addresses.geocode_ours,
+            addresses.geocode_peer,
+            f"cpca + rapidfuzz extractOne over the layer ({addresses.PEER_SAMPLE} addresses)",
+            0.1,
+            metric="per_s",
+            goal=">= 20,000/s on 2 cores",
+            same=("addresses",),
+            needs_addresses=True,
+            timed="ms_per_1000",
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -303,5 +324,6 @@ SCENARIOS: dict[str, Scenario] = {
         *_api_scenarios(),
         *_road_scenarios(),
         *_threed_scenarios(),
+        *_address_scenarios(),
     )
 }

@@ -65,6 +65,20 @@ VALVE_STATUSES = ("open", "closed", "inoperable")
 SOURCE_TYPES = ("reservoir", "tank", "plant", "prv", "well")
 # Sensor types whose locations are restricted whatever the layer's default.
 RESTRICTED_SENSOR_TYPES = ("camera", "video")
+#: Level fields of a standard address (标准地址), broadest first.
+ADDRESS_LEVELS = (
+    ("province", "province (省)"),
+    ("city", "city (市)"),
+    ("district", "county-level district (区/县)"),
+    ("street", "sub-district or town (街道/镇)"),
+    ("community", "community or village (社区/村)"),
+    ("road", "road with its section (路/街/巷, 段)"),
+    ("number", "house number (门牌号: 号/号院/弄)"),
+    ("building", "building number (栋/幢/座/号楼)"),
+    ("unit", "unit (单元)"),
+    ("room", "room (室)"),
+    ("level", "finest level: room, building or house_number"),
+)
 
 
 @dataclass(frozen=True)
@@ -329,8 +343,13 @@ KINDS: dict[str, LayerKind] = {
             "point",
             Category.PUBLIC_THEMATIC,
             Classification.PUBLIC,
-            "address point (地名地址)",
-            (_f("address", "str", None, "full address", required=True), _NAME),
+            "standard address (标准地址): a point per 门牌, building, unit or room",
+            (
+                _f("address", "str", None, "full address", required=True),
+                _NAME,
+                *(_f(level, "str", None, desc) for level, desc in ADDRESS_LEVELS),
+                _f("building_id", "str", None, "id of the building it belongs to"),
+            ),
         ),
     )
 }

@@ -16,6 +16,7 @@ from twin.cli import (
     check_cmd,
     export,
     flood_cmd,
+    geocode_cmd,
     grid_cmd,
     heights_cmd,
     history,
@@ -78,6 +79,7 @@ for module in (
     analyze,
     flood_cmd,
     serve,
+    geocode_cmd,
 ):
     module.register(app)
 

@@ -24,6 +24,14 @@ def sample(
             "in EPSG:4544 instead of the delivery formats.",
         ),
     ] = False,
+    addresses: Annotated[
+        bool,
+        typer.Option(
+            "--addresses",
+            help="Also write addresses.gpkg (standard addresses, 标准地址, import with "
+            "--kind address --id addr_id) and addresses_typed.csv (3,000 typed, with the truth).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a synthetic district in Chengdu (parcels, buildings, roads, pipes, valves,
@@ -41,11 +49,19 @@ def sample(
 
         paths = {**paths, **write_terrain(city, out_dir, seed=seed)}
     counts = {name: len(frame) for name, frame in city.items()}
+    if addresses:
+        from twin.sample.addresses import write_addresses
+
+        written = write_addresses(city, out_dir, seed=seed)
+        paths.update({f"addresses_{k}": v for k, v in written.items()})
     if json_output:
         print_json({"files": {k: str(v) for k, v in paths.items()}, "counts": counts})
         return
     for name, count in counts.items():
         out.print(f"{name:12} {count:>9,}  {paths[name].name}", highlight=False)
+    for key in ("addresses_standard", "addresses_typed"):
+        if key in paths:
+            out.print(f"{key:12} {'':>9}  {paths[key].name}", highlight=False)
     out.print(f"mapping file: {paths['mapping']}")
     if "dem" in paths:
         out.print(f"terrain: {paths['dem'].name}, {paths['dsm'].name}")

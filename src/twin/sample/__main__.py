@@ -8,6 +8,8 @@ Examples
 >>> import tempfile
 >>> main([tempfile.mkdtemp(), "--buildings", "200", "--seed", "1", "--quiet"])
 0
+>>> main([tempfile.mkdtemp(), "--buildings", "200", "--addresses", "--quiet"])
+0
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="delivery",
         help="delivery files (default) or one city.gpkg",
     )
+    parser.add_argument(
+        "--addresses",
+        action="store_true",
+        help="also write addresses.gpkg (standard addresses) and addresses_typed.csv",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
 
@@ -65,12 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = write_delivery(city, args.out_dir, formats=args.formats)
         if args.formats == "delivery":  # the DEM and DSM (2 m) of the district
             paths = {**paths, **write_terrain(city, args.out_dir, seed=args.seed)}
+        if args.addresses:
+            from twin.sample.addresses import write_addresses
+
+            written = write_addresses(city, args.out_dir, seed=args.seed)
+            paths.update({f"addresses ({k})": v for k, v in written.items()})
     except TwinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:
         for name, frame in city.items():
             print(f"{name:12s} {len(frame):>9,d}  {paths[name].name}")
+        for name, path in paths.items():
+            if name.startswith("addresses ("):
+                print(f"{name:12s} {'':>9s}  {path.name}")
         print(f"{'mapping':12s} {'':>9s}  {paths['mapping'].name}")
         for name in ("dem", "dsm"):
             if name in paths:
