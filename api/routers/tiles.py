@@ -10,6 +10,7 @@ tile of it read is written to the audit log.
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Any
 
 import orjson
@@ -73,10 +74,16 @@ class TilesetItem(BaseModel):
     tiles: str
 
 
+class TwinCRS(BaseModel):
+    id: str = Field(description="The twin's projected CRS, e.g. EPSG:4544")
+    proj4: str | None = Field(description="Its PROJ string, for coordinate read-outs")
+
+
 class TilesetList(BaseModel):
     """The layers the caller may read as vector tiles, in the twin's layer order."""
 
     tilesets: list[TilesetItem]
+    crs: TwinCRS
 
 
 def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
@@ -122,7 +129,17 @@ def tilesets(request: Request, visible: VisibleDep) -> Response:
                 "tiles": _template(request, layer.name),
             }
         )
-    return Response(orjson.dumps({"tilesets": items}), media_type="application/json")
+    crs = {"id": visible.index.crs_text, "proj4": _proj4(visible.index)}
+    return Response(orjson.dumps({"tilesets": items, "crs": crs}), media_type="application/json")
+
+
+def _proj4(index: CityIndex) -> str | None:
+    if index.crs is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        text: str = index.crs.to_proj4()
+    return text
 
 
 @router.get(
