@@ -40,8 +40,8 @@ from ..geojson import (
     uri_to_text,
 )
 from ..models import Collection, Collections, Conformance, Feature, FeatureCollection, LandingPage
-from .page import page_response, wants_html
 from ..settings import Settings
+from .page import page_response, wants_html
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",

@@ -29,7 +29,8 @@ def wants_html(request: Request) -> bool:
     --------
     >>> from starlette.requests import Request
     >>> def ask(accept: str, query: bytes = b"") -> bool:
-    ...     scope = {"type": "http", "query_string": query, "headers": [(b"accept", accept.encode())]}
+    ...     headers = [(b"accept", accept.encode())]
+    ...     scope = {"type": "http", "query_string": query, "headers": headers}
     ...     return wants_html(Request(scope))
     >>> ask("text/html,application/xhtml+xml,*/*;q=0.8"), ask("application/json"), ask("*/*")
     (True, False, False)

@@ -119,7 +119,12 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     """
     check_tile(z, x, y)
     size = 2 * ORIGIN / (1 << z)
-    return (-ORIGIN + x * size, ORIGIN - (y + 1) * size, -ORIGIN + (x + 1) * size, ORIGIN - y * size)
+    return (
+        -ORIGIN + x * size,
+        ORIGIN - (y + 1) * size,
+        -ORIGIN + (x + 1) * size,
+        ORIGIN - y * size,
+    )
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -262,7 +267,9 @@ def _geometry_streams(
         keep = shapely.get_type_id(parts) == 3
         parts, owner = parts[keep], owner[keep]
         seqs, part_of = shapely.get_rings(parts, return_index=True)
-        exterior = np.r_[True, part_of[1:] != part_of[:-1]] if len(part_of) else part_of.astype(bool)
+        exterior = (
+            np.r_[True, part_of[1:] != part_of[:-1]] if len(part_of) else part_of.astype(bool)
+        )
         seq_owner = owner[part_of]
     elif kind == _LINE:
         keep = shapely.get_type_id(parts) == 1
@@ -331,10 +338,8 @@ def _commands(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = counts[kept_seq]
     owner = seq_owner[kept_seq]
-    if kind == _POINT:
-        size = 2 * n + 1
-    else:
-        size = 2 * n + 2 + (kind == _POLYGON)
+    # MoveTo(n) + n points; or MoveTo(1) + point + LineTo(n-1) + n-1 points (+ ClosePath)
+    size = 2 * n + 1 if kind == _POINT else 2 * n + 2 + (kind == _POLYGON)
     out = np.empty(int(size.sum()), dtype=np.uint64)
     start = np.cumsum(size) - size
     # deltas from the previous vertex of the same feature (the cursor starts at 0, 0)

@@ -37,7 +37,11 @@ def tiles_covering(frame: gpd.GeoDataFrame, z: int) -> list[tuple[int, int, int]
         return int((lon + 180) / 360 * n)
 
     def row(lat: float) -> int:
-        return int((1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n)
+        return int(
+            (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi)
+            / 2
+            * n
+        )
 
     return [
         (z, x, y)
@@ -94,7 +98,9 @@ def test_tiles_hold_the_layers_features_where_they_are(
         missing = set(want) - set(got)
         assert set(got) <= set(want)
         # only slivers thinner than the tile grid may vanish
-        assert all(want[u].area < 2 * pixel**2 and want[u].length < 8 * pixel for u in missing), missing
+        assert all(want[u].area < 2 * pixel**2 and want[u].length < 8 * pixel for u in missing), (
+            missing
+        )
         assert len(got) >= 0.98 * len(want)
         for uid, geom in got.items():
             assert shapely.hausdorff_distance(geom, want[uid]) < 1.5 * pixel, uid
