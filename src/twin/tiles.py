@@ -535,10 +535,9 @@ class TileSource:
             if len(inside) == len(geoms):  # single points: filter without clipping
                 return rows[inside], geoms[inside]
             clipped = shapely.clip_by_rect(geoms, *box)
-        else:
-            clipped = shapely.clip_by_rect(geoms, *box)
+        else:  # simplified first: clipping a simplified shape adds no sliver of its own
             tolerance = SIMPLIFY_PX * (maxx - minx) / EXTENT
-            clipped = shapely.simplify(clipped, tolerance)
+            clipped = shapely.clip_by_rect(shapely.simplify(geoms, tolerance), *box)
         keep = ~shapely.is_empty(clipped)
         return rows[keep], clipped[keep]
 
