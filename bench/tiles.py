@@ -23,6 +23,7 @@ ZOOMS = (14, 15, 16)
 TILES_PER_ZOOM = 20
 HALF = 20037508.342789244
 EXTENT, BUFFER = 4096, 64
+FIELDS = ["uid", "height", "name", "use"]
 
 
 def _buildings(path: Path) -> Any:
@@ -108,11 +109,15 @@ def tiles_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
 def tiles_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     import mapbox_vector_tile
+    import pandas as pd
     import shapely
 
     frame = _buildings(inputs["city_twin"])
     started = time.perf_counter()
     mercator = frame.to_crs("EPSG:3857").reset_index()
+    # the same attributes as ours: uid, height (floors x 3 m when no height), name, use
+    height = mercator["height_m"].astype(float).fillna(mercator["floors"].astype(float) * 3.0)
+    mercator["height"] = height.fillna(3.0).round(1)
     mercator.sindex  # built once, like our tree  # noqa: B018
     prepare_s = time.perf_counter() - started
     chosen = _chosen_tiles(mercator)
@@ -125,9 +130,10 @@ def tiles_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         box = shapely.box(minx - pad, maxy - size - pad, minx + size + pad, maxy + pad)
         clipped = mercator.clip(box)
         clipped = clipped[~clipped.geometry.is_empty]
+        records = clipped[FIELDS].astype(object).to_dict("records")
         features = [
-            {"geometry": geom, "properties": {"uid": uid, "name": name}}
-            for geom, uid, name in zip(clipped.geometry, clipped["uid"], clipped["name"], strict=True)
+            {"geometry": geom, "properties": {k: v for k, v in props.items() if pd.notna(v)}}
+            for geom, props in zip(clipped.geometry, records, strict=True)
         ]
         tiles.append(
             mapbox_vector_tile.encode(
@@ -140,7 +146,6 @@ def tiles_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         )
         times.append(time.perf_counter() - started)
     return _facts(times, tiles, prepare_s)
-
 
 
 def page_render(inputs: Inputs, scratch: Path) -> dict[str, Any]:
