@@ -35,7 +35,7 @@ from .settings import Settings
 
 log = logging.getLogger("twin_api")
 
-OPTIONAL_ROUTERS = ("onemap", "impact", "tiles", "page")
+OPTIONAL_ROUTERS = ("onemap", "impact", "tiles", "export", "page")
 
 
 def create_app(settings: Settings) -> FastAPI:

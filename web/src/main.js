@@ -361,12 +361,23 @@ function finishDrawing() {
   citytwin.map.getSource("drawing").setData({ type: "FeatureCollection", features: [] });
 }
 
+function save(blob, name) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
 function downloadImpact() {
   if (!state.impact) return;
-  const blob = new Blob([JSON.stringify(state.impact.answer)], { type: "application/geo+json" });
-  const a = el("a", { href: URL.createObjectURL(blob), download: "impact.geojson" });
-  a.click();
-  URL.revokeObjectURL(a.href);
+  save(new Blob([JSON.stringify(state.impact.answer)], { type: "application/geo+json" }), "impact.geojson");
+}
+
+async function downloadGeopackage() {
+  if (!state.impact) return;
+  const { type, features } = state.impact.answer;
+  const response = await fetch("/export/geopackage", { method: "POST",
+    headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ type, features }) });
+  if (response.ok) save(await response.blob(), "impact.gpkg");
 }
 
 // ------------------------------------------------------------------ vital signs
@@ -494,6 +505,7 @@ function wireControls() {
   $("draw-area").addEventListener("click", startDrawing);
   $("finish-area").addEventListener("click", finishDrawing);
   $("impact-download").addEventListener("click", downloadImpact);
+  $("impact-download-gpkg").addEventListener("click", downloadGeopackage);
   $("impact-clear").addEventListener("click", () => {
     state.impact = null;
     citytwin.map.getSource("impact").setData({ type: "FeatureCollection", features: [] });

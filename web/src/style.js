@@ -66,7 +66,10 @@ export function buildStyle(tilesets) {
   sources.drawing = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   layers.push(
     { id: "impact-buildings", type: "fill", source: "impact", filter: ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
-      paint: { "fill-color": ["match", ["get", "result"], "building_delayed", "#fb8c00", "#d32f2f"], "fill-opacity": 0.75 } },
+      paint: { "fill-color": ["match", ["get", "result"],
+        // detour heat: yellow for a short detour to deep red for ten minutes or more
+        "building_delayed", ["interpolate", ["linear"], ["coalesce", ["get", "detour_s"], 0], 0, "#ffe082", 120, "#fb8c00", 600, "#b71c1c"],
+        "building_lost", "#4a148c", "#d32f2f"], "fill-opacity": 0.8 } },
     { id: "impact-lines", type: "line", source: "impact", filter: ["in", ["geometry-type"], ["literal", ["LineString", "MultiLineString"]]],
       paint: { "line-width": 5, "line-color": ["match", ["get", "result"], "isolated_pipe", "#d32f2f", "cut_off_pipe", "#ff7043", "closed_road", "#000000", "#d32f2f"] } },
     { id: "impact-points", type: "circle", source: "impact", filter: ["in", ["geometry-type"], ["literal", ["Point", "MultiPoint"]]],
