@@ -242,3 +242,33 @@ def test_language_switch(session: Session) -> None:
     session.page.click("#lang-button")
     assert session.page.inner_text("h1") == "城市一张图"
     session.assert_clean()
+
+
+def test_road_close_from_the_map_and_the_events_slot(
+    session: Session, live_server: LiveServer
+) -> None:
+    road = "roads.DL000005"
+    city = twin.Twin.open(live_server.twin)
+    cli = run_cli("analyze", "road-closure", str(live_server.twin), "--close", road, "--json")
+    expected = json.loads(cli.stdout)
+    assert expected["buildings_lost"] > 0 and expected["buildings_delayed"] > 0
+    session.open()
+    lon, lat = lonlat(city, "roads", road, middle_of_line=True)
+    session.jump(lon, lat, 18)
+    session.click_at(lon, lat)
+    session.page.click(f".hit[data-uid='{road}'] button.close-road")
+    session.page.wait_for_selector("#impact-summary tr[data-result='closed_road']", timeout=60_000)
+    counts = session.page.evaluate("citytwin.impactCounts")
+    assert counts["closed_road"] == expected["closed_edges"]
+    assert counts["building_lost"] == expected["buildings_lost"]
+    assert counts["building_delayed"] == expected["buildings_delayed"]
+    # The events slot: an event pushed through the page's hook is listed and marked on the map.
+    event = {"id": "ev-1", "status": "overdue", "title": "爆管 井盖冒水", "lon": lon, "lat": lat}
+    session.page.evaluate("ev => citytwin.events.add(ev)", event)
+    item = session.page.locator("#events-list li[data-id='ev-1']")
+    assert item.get_attribute("data-status") == "overdue"
+    assert item.inner_text() == "[已超时] 爆管 井盖冒水"
+    assert session.page.locator(".event-marker").count() == 1
+    session.jump(lon, lat, 16.5)
+    session.shot("05-road-closure-and-event")
+    session.assert_clean()
