@@ -234,10 +234,29 @@ class _Column:
     @classmethod
     def from_values(cls, key: str, values: pd.Series) -> _Column:
         codes, categories = pd.factorize(values, use_na_sentinel=True)
-        encoded = [_value_message(v) for v in categories]
-        lengths = np.fromiter((len(m) for m in encoded), dtype=np.int64, count=len(encoded))
-        flat = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        if len(categories) and pd.api.types.is_string_dtype(categories.dtype):
+            flat, lengths = _string_messages([str(v) for v in categories])
+        else:  # numbers and flags: few distinct values
+            encoded = [_value_message(v) for v in categories]
+            lengths = np.fromiter((len(m) for m in encoded), dtype=np.int64, count=len(encoded))
+            flat = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         return cls(key, codes.astype(np.int64), flat, np.cumsum(lengths) - lengths, lengths)
+
+
+def _string_messages(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Layer.values entries (``0x22 len [0x0a len utf-8]``) of many strings, on arrays."""
+    encoded = [t.encode("utf-8") for t in texts]
+    size = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    inner_len, inner_sizes = _varints(size)
+    outer_len, outer_sizes = _varints(1 + inner_sizes + size)
+    ones = np.ones(len(size), dtype=np.int64)
+    tag = np.full(len(size), 0x22, dtype=np.uint8)
+    string_tag = np.full(len(size), 0x0A, dtype=np.uint8)
+    return _interleave(
+        [(tag, ones), (outer_len, outer_sizes), (string_tag, ones), (inner_len, inner_sizes),
+         (text, size)]
+    )  # fmt: skip
 
 
 def _value_message(value: object) -> bytes:
@@ -485,7 +504,7 @@ class TileSource:
         types = {t for t in shapely.get_type_id(geoms[~shapely.is_empty(geoms)]).tolist()}
         geometry_type = _POLYGON if types & {3, 6} else _LINE if types & {1, 5} else _POINT
         minzoom, maxzoom = zoom_range(kind)
-        lonlat = frame.to_crs("OGC:CRS84").total_bounds if len(frame) else (0, 0, 0, 0)
+        lonlat = _lonlat_bounds(mercator)
         return cls(
             name,
             kind,
@@ -493,7 +512,7 @@ class TileSource:
             mercator,
             tree,
             tuple(_columns(frame, kind)),
-            tuple(float(v) for v in lonlat),  # type: ignore[arg-type]
+            lonlat,
             minzoom,
             maxzoom,
             in_tree_crs,
@@ -537,7 +556,12 @@ class TileSource:
             clipped = shapely.clip_by_rect(geoms, *box)
         else:  # simplified first: clipping a simplified shape adds no sliver of its own
             tolerance = SIMPLIFY_PX * (maxx - minx) / EXTENT
-            clipped = shapely.clip_by_rect(shapely.simplify(geoms, tolerance), *box)
+            spare = shapely.get_num_coordinates(geoms) > (
+                5 if self.geometry_type == _POLYGON else 2
+            )
+            geoms = geoms.copy()
+            geoms[spare] = shapely.simplify(geoms[spare], tolerance)
+            clipped = shapely.clip_by_rect(geoms, *box)
         keep = ~shapely.is_empty(clipped)
         return rows[keep], clipped[keep]
 
@@ -561,6 +585,19 @@ class TileSource:
     def fields(self) -> dict[str, str]:
         """The attributes in this layer's tiles and their types (TileJSON ``vector_layers``)."""
         return {c.key: "String" if c.key in ("uid",) else "String|Number" for c in self.columns}
+
+
+def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
+    """Longitude/latitude bounds of EPSG:3857 geometries (the inverse spherical Mercator)."""
+    present = mercator[~shapely.is_empty(mercator)]
+    if len(present) == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    minx, miny, maxx, maxy = shapely.total_bounds(present)
+
+    def lat(y: float) -> float:
+        return math.degrees(math.atan(math.sinh(y / ORIGIN * math.pi)))
+
+    return (minx / ORIGIN * 180, lat(miny), maxx / ORIGIN * 180, lat(maxy))
 
 
 def _columns(frame: gpd.GeoDataFrame, kind: str) -> list[_Column]:
