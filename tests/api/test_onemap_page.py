@@ -126,6 +126,8 @@ def test_page_for_browsers_json_for_clients(live_server: LiveServer) -> None:
     landing = httpx.get(live_server.url + "/").json()
     assert any(link["href"].endswith("/map") for link in landing["links"])
     assert httpx.get(live_server.url + "/static/../app.py").status_code == 404
+    built = httpx.get(live_server.url + "/static/BUILD.json").json()
+    assert built["maplibre-gl"].startswith("5.")  # the 6.x line never fires load headless
 
 
 def test_page_renders_offline_without_errors_and_without_restricted_layers(
@@ -271,4 +273,29 @@ def test_road_close_from_the_map_and_the_events_slot(
     assert session.page.locator(".event-marker").count() == 1
     session.jump(lon, lat, 16.5)
     session.shot("05-road-closure-and-event")
+    session.assert_clean()
+
+
+def test_area_closure_drawn_on_the_map(session: Session, live_server: LiveServer) -> None:
+    city = twin.Twin.open(live_server.twin)
+    lon, lat = lonlat(city, "roads", "roads.DL000005", middle_of_line=True)
+    session.open()
+    session.jump(lon, lat, 16)
+    d = 0.0015  # a square of about 300 m around the road's middle
+    corners = [(lon - d, lat - d), (lon + d, lat - d), (lon + d, lat + d), (lon - d, lat + d)]
+    session.page.click("#draw-area")
+    for corner in corners:
+        session.click_at(*corner)
+    drawn = session.page.evaluate("citytwin.state.drawing")
+    session.page.click("#finish-area")
+    session.page.wait_for_selector("#impact-summary tr[data-result='closed_road']", timeout=60_000)
+    summary = session.page.evaluate("citytwin.state.impact.answer.summary")
+    to_twin = pyproj.Transformer.from_crs("OGC:CRS84", city.crs, always_xy=True)
+    ring = [to_twin.transform(*p) for p in [*drawn, drawn[0]]]
+    wkt = "POLYGON((" + ", ".join(f"{x} {y}" for x, y in ring) + "))"
+    cli = run_cli("analyze", "road-closure", str(live_server.twin), "--area-wkt", wkt, "--json")
+    expected = json.loads(cli.stdout)
+    assert summary["closed_roads"] == expected["closed_roads"] > 0
+    assert summary["buildings_lost"] == expected["buildings_lost"]
+    session.shot("06-area-closure")
     session.assert_clean()
