@@ -595,9 +595,9 @@ def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
     minx, miny, maxx, maxy = shapely.total_bounds(present)
 
     def lat(y: float) -> float:
-        return math.degrees(math.atan(math.sinh(y / ORIGIN * math.pi)))
+        return float(math.degrees(math.atan(math.sinh(y / ORIGIN * math.pi))))
 
-    return (minx / ORIGIN * 180, lat(miny), maxx / ORIGIN * 180, lat(maxy))
+    return (float(minx / ORIGIN * 180), lat(miny), float(maxx / ORIGIN * 180), lat(maxy))
 
 
 def _columns(frame: gpd.GeoDataFrame, kind: str) -> list[_Column]:

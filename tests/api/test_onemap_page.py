@@ -59,7 +59,11 @@ class Session:
 
     def open(self) -> None:
         self.page.goto(self.server.url + "/")
-        self.page.wait_for_function("window.citytwin && window.citytwin.settled", timeout=60_000)
+        self.page.wait_for_function(
+            "window.citytwin && (window.citytwin.settled || document.body.dataset.error)",
+            timeout=120_000,
+        )
+        assert self.page.evaluate("document.body.dataset.error") is None, self.problems
 
     def idle(self) -> None:
         self.page.evaluate("() => new Promise(r => citytwin.map.once('idle', r))")

@@ -138,7 +138,8 @@ function createMap() {
     citytwin.firstIdleMs = performance.now();
     document.body.dataset.ready = "true";
     map.easeTo({ pitch: 45, duration: 500 });
-    map.once("moveend", () => map.once("idle", () => { citytwin.settled = true; }));
+    const settle = () => { citytwin.settled = true; };
+    map.once("moveend", () => (map.loaded() ? settle() : map.once("idle", settle)));
   });
   citytwin.map = map;
   return map;
