@@ -51,6 +51,7 @@ class Session:
         self.server = server
         self.problems: list[str] = []
         self.requests: list[str] = []
+        self.home: Any = None
         page.on(
             "console", lambda m: m.type in ("error", "warning") and self.problems.append(m.text)
         )
@@ -103,10 +104,41 @@ class Session:
 
 @pytest.fixture
 def session(browser: Browser, live_server: LiveServer) -> Iterator[Session]:
+    """A page of its own, not opened yet."""
     context = browser.new_context(viewport={"width": 1400, "height": 850}, locale="zh-CN")
     opened = Session(context.new_page(), live_server)
     yield opened
     context.close()
+
+
+@pytest.fixture(scope="module")
+def shared_page(browser: Browser, live_server: LiveServer) -> Iterator[Session]:
+    context = browser.new_context(viewport={"width": 1400, "height": 850}, locale="zh-CN")
+    opened = Session(context.new_page(), live_server)
+    opened.open()
+    opened.home = opened.page.evaluate(
+        "[citytwin.map.getCenter().toArray(), citytwin.map.getZoom()]"
+    )
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def anonymous(shared_page: Session) -> Session:
+    """One page without a key, shared by the tests (a page load costs seconds of
+    software rendering): back at its first view, no impact drawn, in Chinese."""
+    page = shared_page.page
+    if page.is_visible("#impact-clear"):
+        page.click("#impact-clear")
+    if page.evaluate("document.documentElement.lang") != "zh-CN":
+        page.click("#lang-button")
+    (lon, lat), zoom = shared_page.home
+    page.evaluate(
+        "([c, z]) => new Promise(r => { citytwin.map.once('idle', r); "
+        "citytwin.map.jumpTo({center: c, zoom: z, pitch: 45, bearing: 0}); })",
+        [[lon, lat], zoom],
+    )
+    return shared_page
 
 
 def lonlat(
@@ -135,75 +167,71 @@ def test_page_for_browsers_json_for_clients(live_server: LiveServer) -> None:
 
 
 def test_page_renders_offline_without_errors_and_without_restricted_layers(
-    session: Session,
+    anonymous: Session,
 ) -> None:
-    session.open()
-    listed = session.page.eval_on_selector_all(
+    listed = anonymous.page.eval_on_selector_all(
         "input[data-layer]", "els => els.map(e => e.dataset.layer)"
     )
     assert {"buildings", "roads", "parcels", "districts", "grids"} <= set(listed)
     assert not {"water_pipes", "gas_pipes", "valves", "cameras", "sensors"} & set(listed)
-    drawn = session.page.evaluate(
+    drawn = anonymous.page.evaluate(
         "citytwin.map.queryRenderedFeatures({layers: ['buildings-3d']}).length"
     )
     assert drawn > 100
-    assert any("/tiles/buildings/" in u for u in session.requests)
-    assert not any("/tiles/water_pipes/" in u or "/tiles/valves/" in u for u in session.requests)
-    session.page.wait_for_selector("#vitals .vital")
-    vitals = session.page.inner_text("#vitals")
+    assert any("/tiles/buildings/" in u for u in anonymous.requests)
+    assert not any("/tiles/water_pipes/" in u or "/tiles/valves/" in u for u in anonymous.requests)
+    anonymous.page.wait_for_selector("#vitals .vital")
+    vitals = anonymous.page.inner_text("#vitals")
     assert "天亭街道" in vitals and "建筑" in vitals
-    session.shot("01-first-render-zh")
-    session.assert_clean()
+    anonymous.shot("01-first-render-zh")
+    anonymous.assert_clean()
 
 
-def test_layers_toggle(session: Session) -> None:
-    session.open()
+def test_layers_toggle(anonymous: Session) -> None:
     count = "citytwin.map.queryRenderedFeatures({layers: ['buildings-3d']}).length"
-    assert session.page.evaluate(count) > 100
-    session.page.uncheck("input[data-layer='buildings']")
-    session.idle()
+    assert anonymous.page.evaluate(count) > 100
+    anonymous.page.uncheck("input[data-layer='buildings']")
+    anonymous.idle()
     assert (
-        session.page.evaluate("citytwin.map.getLayoutProperty('buildings-3d', 'visibility')")
+        anonymous.page.evaluate("citytwin.map.getLayoutProperty('buildings-3d', 'visibility')")
         == "none"
     )
-    assert session.page.evaluate(count) == 0
-    session.page.check("input[data-layer='buildings']")
-    session.idle()
-    assert session.page.evaluate(count) > 100
-    session.assert_clean()
+    assert anonymous.page.evaluate(count) == 0
+    anonymous.page.check("input[data-layer='buildings']")
+    anonymous.idle()
+    assert anonymous.page.evaluate(count) > 100
+    anonymous.assert_clean()
 
 
 def test_click_on_a_building_shows_its_uid_and_coordinates(
-    session: Session, live_server: LiveServer
+    anonymous: Session, live_server: LiveServer
 ) -> None:
     city = twin.Twin.open(live_server.twin)
     lon, lat = lonlat(city, "buildings", BUILDING)
-    session.open()
-    session.jump(lon, lat, 18)
-    session.page.select_option("#crs-mode", "projected")
-    session.click_at(lon, lat)
-    session.page.wait_for_selector(f"#profile-uid:text-is('{BUILDING}')")
-    assert BUILDING in session.page.inner_text("#identify-body")
-    clicked = session.page.evaluate("citytwin.state.lastPosition")
+    anonymous.jump(lon, lat, 18)
+    anonymous.page.select_option("#crs-mode", "projected")
+    anonymous.click_at(lon, lat)
+    anonymous.page.wait_for_selector(f"#profile-uid:text-is('{BUILDING}')")
+    assert BUILDING in anonymous.page.inner_text("#identify-body")
+    clicked = anonymous.page.evaluate("citytwin.state.lastPosition")
     x, y = pyproj.Transformer.from_crs("OGC:CRS84", city.crs, always_xy=True).transform(*clicked)
-    readout = session.page.inner_text("#coords-readout").split()
+    readout = anonymous.page.inner_text("#coords-readout").split()
     assert readout[0] == city.crs.to_string()
     assert float(readout[2]) == pytest.approx(x, abs=0.05)
     assert float(readout[4]) == pytest.approx(y, abs=0.05)
-    session.shot("02-identify-building")
-    session.assert_clean()
+    anonymous.shot("02-identify-building")
+    anonymous.assert_clean()
 
 
-def test_search_finds_a_chinese_name_with_a_typo(session: Session) -> None:
-    session.open()
-    session.page.fill("#search", "天杨花园")  # 杨 for 阳
-    session.page.press("#search", "Enter")
-    session.page.wait_for_selector("#search-list li[data-uid]")
-    first = session.page.inner_text("#search-list li:first-child")
+def test_search_finds_a_chinese_name_with_a_typo(anonymous: Session) -> None:
+    anonymous.page.fill("#search", "天杨花园")  # 杨 for 阳
+    anonymous.page.press("#search", "Enter")
+    anonymous.page.wait_for_selector("#search-list li[data-uid]")
+    first = anonymous.page.inner_text("#search-list li:first-child")
     assert "天阳花园" in first
-    uid = session.page.get_attribute("#search-list li:first-child", "data-uid")
-    session.page.wait_for_selector(f"#profile-uid:text-is('{uid}')")
-    session.assert_clean()
+    uid = anonymous.page.get_attribute("#search-list li:first-child", "data-uid")
+    anonymous.page.wait_for_selector(f"#profile-uid:text-is('{uid}')")
+    anonymous.assert_clean()
 
 
 def test_pipe_burst_draws_what_the_cli_finds(session: Session, live_server: LiveServer) -> None:
@@ -236,64 +264,65 @@ def test_pipe_burst_draws_what_the_cli_finds(session: Session, live_server: Live
     session.assert_clean()
 
 
-def test_language_switch(session: Session) -> None:
-    session.open()
-    assert session.page.inner_text("h1") == "城市一张图"
-    session.page.click("#lang-button")
-    assert session.page.inner_text("h1") == "City one map"
-    assert session.page.evaluate("document.documentElement.lang") == "en"
-    assert "Spatio-temporal base" in session.page.inner_text("#layer-list")
-    assert session.page.get_attribute("#search", "placeholder") == "Name, address or code"
-    session.shot("04-english")
-    session.page.click("#lang-button")
-    assert session.page.inner_text("h1") == "城市一张图"
-    session.assert_clean()
+def test_language_switch(anonymous: Session) -> None:
+    assert anonymous.page.inner_text("h1") == "城市一张图"
+    anonymous.page.click("#lang-button")
+    assert anonymous.page.inner_text("h1") == "City one map"
+    assert anonymous.page.evaluate("document.documentElement.lang") == "en"
+    assert "Spatio-temporal base" in anonymous.page.inner_text("#layer-list")
+    assert anonymous.page.get_attribute("#search", "placeholder") == "Name, address or code"
+    anonymous.shot("04-english")
+    anonymous.page.click("#lang-button")
+    assert anonymous.page.inner_text("h1") == "城市一张图"
+    anonymous.assert_clean()
 
 
 def test_road_close_from_the_map_and_the_events_slot(
-    session: Session, live_server: LiveServer
+    anonymous: Session, live_server: LiveServer
 ) -> None:
     road = "roads.DL000005"
     city = twin.Twin.open(live_server.twin)
     cli = run_cli("analyze", "road-closure", str(live_server.twin), "--close", road, "--json")
     expected = json.loads(cli.stdout)
     assert expected["buildings_lost"] > 0 and expected["buildings_delayed"] > 0
-    session.open()
     lon, lat = lonlat(city, "roads", road, middle_of_line=True)
-    session.jump(lon, lat, 18)
-    session.click_at(lon, lat)
-    session.page.click(f".hit[data-uid='{road}'] button.close-road")
-    session.page.wait_for_selector("#impact-summary tr[data-result='closed_road']", timeout=60_000)
-    counts = session.page.evaluate("citytwin.impactCounts")
+    anonymous.jump(lon, lat, 18)
+    anonymous.click_at(lon, lat)
+    anonymous.page.click(f".hit[data-uid='{road}'] button.close-road")
+    anonymous.page.wait_for_selector(
+        "#impact-summary tr[data-result='closed_road']", timeout=60_000
+    )
+    counts = anonymous.page.evaluate("citytwin.impactCounts")
     assert counts["closed_road"] == expected["closed_edges"]
     assert counts["building_lost"] == expected["buildings_lost"]
     assert counts["building_delayed"] == expected["buildings_delayed"]
     # The events slot: an event pushed through the page's hook is listed and marked on the map.
     event = {"id": "ev-1", "status": "overdue", "title": "爆管 井盖冒水", "lon": lon, "lat": lat}
-    session.page.evaluate("ev => citytwin.events.add(ev)", event)
-    item = session.page.locator("#events-list li[data-id='ev-1']")
+    anonymous.page.evaluate("ev => citytwin.events.add(ev)", event)
+    item = anonymous.page.locator("#events-list li[data-id='ev-1']")
     assert item.get_attribute("data-status") == "overdue"
     assert item.inner_text() == "[已超时] 爆管 井盖冒水"
-    assert session.page.locator(".event-marker").count() == 1
-    session.jump(lon, lat, 16.5)
-    session.shot("05-road-closure-and-event")
-    session.assert_clean()
+    assert anonymous.page.locator(".event-marker").count() == 1
+    anonymous.jump(lon, lat, 16.5)
+    anonymous.shot("05-road-closure-and-event")
+    anonymous.assert_clean()
 
 
-def test_area_closure_drawn_on_the_map(session: Session, live_server: LiveServer) -> None:
+def test_area_closure_drawn_on_the_map(anonymous: Session, live_server: LiveServer) -> None:
     city = twin.Twin.open(live_server.twin)
     lon, lat = lonlat(city, "roads", "roads.DL000005", middle_of_line=True)
-    session.open()
-    session.jump(lon, lat, 16)
+    anonymous.jump(lon, lat, 16)
     d = 0.0015  # a square of about 300 m around the road's middle
     corners = [(lon - d, lat - d), (lon + d, lat - d), (lon + d, lat + d), (lon - d, lat + d)]
-    session.page.click("#draw-area")
+    anonymous.page.click("#draw-area")
     for corner in corners:
-        session.click_at(*corner)
-    drawn = session.page.evaluate("citytwin.state.drawing")
-    session.page.click("#finish-area")
-    session.page.wait_for_selector("#impact-summary tr[data-result='closed_road']", timeout=60_000)
-    summary = session.page.evaluate("citytwin.state.impact.answer.summary")
+        anonymous.click_at(*corner)
+    drawn = anonymous.page.evaluate("citytwin.state.drawing")
+    anonymous.page.click("#finish-area")
+    anonymous.page.wait_for_selector(
+        "#impact-summary tr[data-result='closed_road']", timeout=60_000
+    )
+    summary = anonymous.page.evaluate("citytwin.state.impact.answer.summary")
     to_twin = pyproj.Transformer.from_crs("OGC:CRS84", city.crs, always_xy=True)
     ring = [to_twin.transform(*p) for p in [*drawn, drawn[0]]]
     wkt = "POLYGON((" + ", ".join(f"{x} {y}" for x, y in ring) + "))"
@@ -301,5 +330,5 @@ def test_area_closure_drawn_on_the_map(session: Session, live_server: LiveServer
     expected = json.loads(cli.stdout)
     assert summary["closed_roads"] == expected["closed_roads"] > 0
     assert summary["buildings_lost"] == expected["buildings_lost"]
-    session.shot("06-area-closure")
-    session.assert_clean()
+    anonymous.shot("06-area-closure")
+    anonymous.assert_clean()
