@@ -135,7 +135,7 @@ def anonymous(shared_page: Session) -> Session:
     (lon, lat), zoom = shared_page.home
     page.evaluate(
         "([c, z]) => new Promise(r => { citytwin.map.once('idle', r); "
-        "citytwin.map.jumpTo({center: c, zoom: z, pitch: 45, bearing: 0}); })",
+        "citytwin.map.jumpTo({center: c, zoom: z, pitch: 0, bearing: 0}); })",
         [[lon, lat], zoom],
     )
     return shared_page
