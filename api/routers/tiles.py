@@ -72,6 +72,9 @@ class TilesetItem(BaseModel):
     count: int
     tilejson: str
     tiles: str
+    bounds: list[float] = Field(description="Longitude/latitude box of the layer")
+    minzoom: int
+    maxzoom: int
 
 
 class TwinCRS(BaseModel):
@@ -117,6 +120,7 @@ def tilesets(request: Request, visible: VisibleDep) -> Response:
     items = []
     for layer in visible.listing():
         info = layer.info
+        source = tile_source(visible.index, layer)
         items.append(
             {
                 "layer": layer.name,
@@ -127,6 +131,9 @@ def tilesets(request: Request, visible: VisibleDep) -> Response:
                 "count": len(layer),
                 "tilejson": f"{_base(request)}/tiles/{layer.name}.json",
                 "tiles": _template(request, layer.name),
+                "bounds": list(source.bounds),
+                "minzoom": source.minzoom,
+                "maxzoom": source.maxzoom,
             }
         )
     crs = {"id": visible.index.crs_text, "proj4": _proj4(visible.index)}

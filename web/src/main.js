@@ -106,15 +106,6 @@ function unionBounds() {
     Math.max(b[2], s.bounds[2]), Math.max(b[3], s.bounds[3])], [180, 90, -180, -90]);
 }
 
-async function addBounds() {
-  // TileJSON holds each layer's bounds and zooms; the listing links to it.
-  await Promise.all(state.tilesets.map(async (set) => {
-    const info = await api(new URL(set.tilejson).pathname);
-    set.bounds = info.bounds;
-    set.minzoom = info.minzoom;
-  }));
-}
-
 function createMap() {
   const bounds = unionBounds();
   const map = new maplibregl.Map({
@@ -147,7 +138,6 @@ function createMap() {
 
 async function restyle() {
   await loadTilesets();
-  await addBounds();
   renderLayerList();
   citytwin.map.setStyle(buildStyle(state.tilesets));
   if (state.impact) citytwin.map.once("styledata", () => drawImpact(state.impact));
@@ -532,10 +522,8 @@ function applyLanguage(lang) {
 async function start() {
   wireControls();
   applyLanguage(sessionStorage.getItem(LANG_STORE) || "zh-CN");
-  const landing = await api("/?f=json");
+  const [landing] = await Promise.all([api("/?f=json"), loadTilesets()]);
   $("twin-name").textContent = landing.title.replace(/^citytwin: /, "");
-  await loadTilesets();
-  await addBounds();
   renderLayerList();
   const map = createMap();
   citytwin.events = makeEvents();
