@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from twin.query._shared import derived
 from twin.query.index import CityIndex, IndexedLayer
-from twin.tiles import MAX_ZOOM, TileSource
+from twin.tiles import MAX_ZOOM, TileSource, tile_fields, zoom_range
 
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
@@ -98,6 +98,18 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
     return derived(index, ("tile-source", layer.name), build)
 
 
+def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:
+    """The layer's longitude/latitude box, from its stored extent (no tiling needed)."""
+    extent = layer.info.extent
+    if extent is None:
+        if len(layer) == 0:
+            return [0.0, 0.0, 0.0, 0.0]
+        extent = tuple(float(v) for v in layer.frame.total_bounds)  # type: ignore[assignment]
+    assert extent is not None
+    box = index.from_twin("OGC:CRS84").transform_bounds(*extent, densify_pts=21)
+    return [float(v) for v in box]
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -120,7 +132,7 @@ def tilesets(request: Request, visible: VisibleDep) -> Response:
     items = []
     for layer in visible.listing():
         info = layer.info
-        source = tile_source(visible.index, layer)
+        minzoom, maxzoom = zoom_range(layer.kind)
         items.append(
             {
                 "layer": layer.name,
@@ -131,9 +143,9 @@ def tilesets(request: Request, visible: VisibleDep) -> Response:
                 "count": len(layer),
                 "tilejson": f"{_base(request)}/tiles/{layer.name}.json",
                 "tiles": _template(request, layer.name),
-                "bounds": list(source.bounds),
-                "minzoom": source.minzoom,
-                "maxzoom": source.maxzoom,
+                "bounds": _bounds(visible.index, layer),
+                "minzoom": minzoom,
+                "maxzoom": maxzoom,
             }
         )
     crs = {"id": visible.index.crs_text, "proj4": _proj4(visible.index)}
@@ -157,23 +169,26 @@ def _proj4(index: CityIndex) -> str | None:
 )
 def tilejson(request: Request, visible: VisibleDep, layer: str) -> Response:
     found = visible.layer(layer)
-    source = tile_source(visible.index, found)
-    west, south, east, north = source.bounds
+    west, south, east, north = _bounds(visible.index, found)
+    minzoom, maxzoom = zoom_range(found.kind)
     body = {
         "tilejson": "3.0.0",
         "name": layer,
         "tiles": [_template(request, layer)],
-        "minzoom": source.minzoom,
-        "maxzoom": source.maxzoom,
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
         "bounds": [west, south, east, north],
-        "center": [(west + east) / 2, (south + north) / 2, max(source.minzoom, 14)],
+        "center": [(west + east) / 2, (south + north) / 2, max(minzoom, 14)],
         "scheme": "xyz",
         "vector_layers": [
             {
                 "id": layer,
-                "fields": source.fields(),
-                "minzoom": source.minzoom,
-                "maxzoom": source.maxzoom,
+                "fields": {
+                    n: "String" if n == "uid" else "String|Number"
+                    for n in tile_fields(found.frame, found.kind)
+                },
+                "minzoom": minzoom,
+                "maxzoom": maxzoom,
                 "description": found.kind,
             }
         ],

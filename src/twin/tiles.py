@@ -55,6 +55,7 @@ __all__ = [
     "TileSource",
     "encode_layer",
     "tile_bounds",
+    "tile_fields",
     "zoom_range",
 ]
 
@@ -600,16 +601,32 @@ def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
     return (float(minx / ORIGIN * 180), lat(miny), float(maxx / ORIGIN * 180), lat(maxy))
 
 
+def tile_fields(frame: gpd.GeoDataFrame, kind: str) -> list[str]:
+    """The attributes a layer's tiles carry: ``uid``, ``height`` (buildings), then
+    whichever of :data:`TILE_FIELDS` the layer has.
+
+    Examples
+    --------
+    >>> tile_fields(gpd.GeoDataFrame({"name": [], "floors": []}, geometry=[]), "building")
+    ['uid', 'height', 'name']
+    """
+    extra = [n for n in TILE_FIELDS if n in frame.columns and n != frame.geometry.name]
+    return ["uid", *(["height"] if kind == "building" else []), *extra]
+
+
 def _columns(frame: gpd.GeoDataFrame, kind: str) -> list[_Column]:
-    columns = [_Column.from_values("uid", pd.Series(frame.index.astype(str), copy=False))]
-    if kind == "building":
-        columns.append(_Column.from_values("height", _heights(frame)))
-    for name in TILE_FIELDS:
-        if name in frame.columns and name != frame.geometry.name:
+    columns = []
+    for name in tile_fields(frame, kind):
+        if name == "uid":
+            values = pd.Series(frame.index.astype(str), copy=False)
+        elif name == "height":
+            values = _heights(frame)
+        else:
             values = frame[name]
             if pd.api.types.is_float_dtype(values):
                 values = values.round(3)
-            columns.append(_Column.from_values(name, values.reset_index(drop=True)))
+            values = values.reset_index(drop=True)
+        columns.append(_Column.from_values(name, values))
     return columns
 
 
