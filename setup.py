@@ -11,4 +11,6 @@ from setuptools import find_packages, setup
 setup(
     package_dir={"": "src", "twin_api": "api"},
     packages=[*find_packages("src"), "twin_api", "twin_api.routers"],
+    # The one-map page, built from web/ by scripts/setup.sh (not committed).
+    package_data={"twin_api": ["static/*", "static/**/*"]},
 )

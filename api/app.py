@@ -36,7 +36,7 @@ from .settings import Settings
 
 log = logging.getLogger("twin_api")
 
-OPTIONAL_ROUTERS = ("onemap", "impact", "address")
+OPTIONAL_ROUTERS = ("onemap", "impact", "address", "tiles", "export", "page")
 
 
 def create_app(settings: Settings) -> FastAPI:

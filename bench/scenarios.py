@@ -300,6 +300,36 @@ def _address_scenarios() -> list[Scenario]:
     ]
 
 
+def _tile_scenarios() -> list[Scenario]:
+    from bench import tiles
+
+    return [
+        Scenario(
+            "tiles",
+            "building vector tiles z14-z16, 60 tiles, each timed alone",
+            tiles.tiles_ours,
+            tiles.tiles_peer,
+            "GeoDataFrame.clip + mapbox_vector_tile.encode per tile",
+            0.2,
+            metric="p50_ms",
+            goal="p50 < 20 ms, p99 < 100 ms, >= 5x the peer",
+            same=("tiles", "features", "uid_digest"),
+            needs_city_twin=True,
+            timed="tiles_s",
+        ),
+        Scenario(
+            "page-render",
+            "one-map page, sample twin: first full render in headless Chromium",
+            tiles.page_render,
+            None,
+            "",
+            None,
+            metric="first_render_s",
+            goal="< 3 s",
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -325,5 +355,6 @@ SCENARIOS: dict[str, Scenario] = {
         *_road_scenarios(),
         *_threed_scenarios(),
         *_address_scenarios(),
+        *_tile_scenarios(),
     )
 }

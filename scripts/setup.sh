@@ -41,3 +41,31 @@ if [ ! -d tools/gltf-validator/node_modules/gltf-validator ]; then
   echo "setup: installing the glTF validator (tools/gltf-validator)" >&2
   (cd tools/gltf-validator && npm ci --no-audit --no-fund --silent)
 fi
+# The one-map page: Chromium (browser tests and the page benchmark) and CJK fonts from Debian;
+# MapLibre GL JS and esbuild from npm (web/package-lock.json), built into api/static/.
+apt_missing=()
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || apt_missing+=(fonts-noto-cjk)
+command -v npm >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${apt_missing[*]} from Debian" >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      "${apt_missing[@]}" >/dev/null
+  else
+    echo "setup: missing ${apt_missing[*]}; install them (Debian packages)" >&2
+  fi
+fi
+web_stamp="web/node_modules/.citytwin-lock"
+web_want="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+if [ ! -f "$web_stamp" ] || [ "$(cat "$web_stamp")" != "$web_want" ]; then
+  echo "setup: installing the one-map page's npm packages (web/)" >&2
+  (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$web_want" > "$web_stamp"
+fi
+if [ ! -f api/static/app.js ] \
+  || [ -n "$(find web/src web/build.mjs web/package-lock.json -newer api/static/app.js -print -quit)" ]; then
+  echo "setup: building the one-map page into api/static/" >&2
+  (cd web && node build.mjs >/dev/null)
+fi

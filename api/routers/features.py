@@ -41,6 +41,7 @@ from ..geojson import (
 )
 from ..models import Collection, Collections, Conformance, Feature, FeatureCollection, LandingPage
 from ..settings import Settings
+from .page import page_response, wants_html
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -265,6 +266,8 @@ def make_router(settings: Settings) -> APIRouter:
 
     @router.get("/", response_model=LandingPage, summary="Landing page")
     async def landing(request: Request, index: IndexDep) -> Response:
+        if wants_html(request):  # a browser: the one-map page
+            return page_response()
         base = _base(request)
         return _json(
             {
@@ -281,6 +284,8 @@ def make_router(settings: Settings) -> APIRouter:
                     ),
                     _link(f"{base}/conformance", "conformance", _JSON, "conformance classes"),
                     _link(f"{base}/collections", "data", _JSON, "the collections"),
+                    _link(f"{base}/tiles", "tilesets-vector", _JSON, "vector tiles"),
+                    _link(f"{base}/map", "alternate", "text/html", "the one-map page"),
                 ],
             }
         )

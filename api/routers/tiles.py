@@ -1,0 +1,225 @@
+"""Vector tiles of every layer the caller may read (OGC API - Tiles, WebMercatorQuad).
+
+``/tiles/{layer}/{z}/{x}/{y}.pbf`` (XYZ) and the OGC API - Tiles path
+``/collections/{layer}/tiles/WebMercatorQuad/{z}/{row}/{col}`` give the same
+Mapbox Vector Tile, cut by :mod:`twin.tiles` from the snapshot in memory;
+``/tiles/{layer}.json`` is the layer's TileJSON 3.0. A restricted layer exists
+only for a key that may read it (the same 404 as an unknown layer), and each
+tile of it read is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from twin.query._shared import derived
+from twin.query.index import CityIndex, IndexedLayer
+from twin.tiles import MAX_ZOOM, TileSource, tile_fields, zoom_range
+
+from ..deps import VisibleDep
+from ..errors import ERROR_RESPONSES
+
+router = APIRouter(tags=["vector tiles"], responses=ERROR_RESPONSES)
+
+MVT = "application/vnd.mapbox-vector-tile"
+TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+    204: {"description": "No feature in this tile"},
+}
+
+Zoom = Annotated[int, Path(ge=0, le=MAX_ZOOM, description="Zoom level (tile matrix)")]
+Index = Annotated[int, Path(ge=0, le=(1 << MAX_ZOOM) - 1)]
+
+
+class VectorLayer(BaseModel):
+    id: str
+    fields: dict[str, str]
+    minzoom: int
+    maxzoom: int
+    description: str | None = None
+
+
+class TileJSON(BaseModel):
+    """TileJSON 3.0.0 of one layer's vector tiles."""
+
+    tilejson: str
+    name: str
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float]
+    center: list[float]
+    scheme: str
+    vector_layers: list[VectorLayer]
+    kind: str = Field(description="The layer's kind (building, road, pipe, …)")
+    category: str = Field(description="CIM category (时空基础, 物联感知, …)")
+    category_zh: str
+    classification: str
+
+
+class TilesetItem(BaseModel):
+    layer: str
+    kind: str
+    category: str
+    category_zh: str
+    classification: str
+    count: int
+    tilejson: str
+    tiles: str
+    bounds: list[float] = Field(description="Longitude/latitude box of the layer")
+    minzoom: int
+    maxzoom: int
+
+
+class TwinCRS(BaseModel):
+    id: str = Field(description="The twin's projected CRS, e.g. EPSG:4544")
+    proj4: str | None = Field(description="Its PROJ string, for coordinate read-outs")
+
+
+class TilesetList(BaseModel):
+    """The layers the caller may read as vector tiles, in the twin's layer order."""
+
+    tilesets: list[TilesetItem]
+    crs: TwinCRS
+
+
+def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
+    """The layer made ready for tiling, once per snapshot."""
+
+    def build() -> TileSource:
+        return TileSource.from_frame(layer.name, layer.kind, layer.frame, tree=layer.tree)
+
+    return derived(index, ("tile-source", layer.name), build)
+
+
+def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:
+    """The layer's longitude/latitude box, from its stored extent (no tiling needed)."""
+    extent = layer.info.extent
+    if extent is None:
+        if len(layer) == 0:
+            return [0.0, 0.0, 0.0, 0.0]
+        extent = tuple(float(v) for v in layer.frame.total_bounds)  # type: ignore[assignment]
+    assert extent is not None
+    box = index.from_twin("OGC:CRS84").transform_bounds(*extent, densify_pts=21)
+    return [float(v) for v in box]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _template(request: Request, name: str) -> str:
+    return f"{_base(request)}/tiles/{name}/{{z}}/{{x}}/{{y}}.pbf"
+
+
+def _tile(visible: VisibleDep, layer: str, z: int, x: int, y: int) -> Response:
+    found = visible.layer(layer)
+    data = tile_source(visible.index, found).tile(z, x, y)
+    cache = "private, max-age=30" if found.classification.rank > 0 else "public, max-age=30"
+    if not data:
+        return Response(status_code=204, headers={"Cache-Control": cache})
+    return Response(data, media_type=MVT, headers={"Cache-Control": cache})
+
+
+@router.get("/tiles", response_model=TilesetList, summary="Vector tilesets (矢量瓦片)")
+def tilesets(request: Request, visible: VisibleDep) -> Response:
+    items = []
+    for layer in visible.listing():
+        info = layer.info
+        minzoom, maxzoom = zoom_range(layer.kind)
+        items.append(
+            {
+                "layer": layer.name,
+                "kind": layer.kind,
+                "category": info.category,
+                "category_zh": info.category_zh,
+                "classification": info.classification,
+                "count": len(layer),
+                "tilejson": f"{_base(request)}/tiles/{layer.name}.json",
+                "tiles": _template(request, layer.name),
+                "bounds": _bounds(visible.index, layer),
+                "minzoom": minzoom,
+                "maxzoom": maxzoom,
+            }
+        )
+    crs = {"id": visible.index.crs_text, "proj4": _proj4(visible.index)}
+    return Response(orjson.dumps({"tilesets": items, "crs": crs}), media_type="application/json")
+
+
+def _proj4(index: CityIndex) -> str | None:
+    if index.crs is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        text: str = index.crs.to_proj4()
+    return text
+
+
+@router.get(
+    "/tiles/{layer}.json",
+    response_model=TileJSON,
+    summary="TileJSON of a layer",
+    description="Example: /tiles/buildings.json",
+)
+def tilejson(request: Request, visible: VisibleDep, layer: str) -> Response:
+    found = visible.layer(layer)
+    west, south, east, north = _bounds(visible.index, found)
+    minzoom, maxzoom = zoom_range(found.kind)
+    body = {
+        "tilejson": "3.0.0",
+        "name": layer,
+        "tiles": [_template(request, layer)],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": [west, south, east, north],
+        "center": [(west + east) / 2, (south + north) / 2, max(minzoom, 14)],
+        "scheme": "xyz",
+        "vector_layers": [
+            {
+                "id": layer,
+                "fields": {
+                    n: "String" if n == "uid" else "String|Number"
+                    for n in tile_fields(found.frame, found.kind)
+                },
+                "minzoom": minzoom,
+                "maxzoom": maxzoom,
+                "description": found.kind,
+            }
+        ],
+        "kind": found.kind,
+        "category": found.info.category,
+        "category_zh": found.info.category_zh,
+        "classification": found.info.classification,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.pbf",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+    summary="A vector tile of a layer (XYZ, Web Mercator)",
+    description="Mapbox Vector Tile 2.1; 204 when the tile holds no feature. "
+    "Example: /tiles/buildings/16/53705/27070.pbf",
+)
+def tile_xyz(visible: VisibleDep, layer: str, z: Zoom, x: Index, y: Index) -> Response:
+    return _tile(visible, layer, z, x, y)
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+    summary="A vector tile of a collection (OGC API - Tiles)",
+    description="The same tile as /tiles/{layer}/{z}/{x}/{y}.pbf with tileRow = y, tileCol = x.",
+)
+def tile_ogc(
+    visible: VisibleDep, collectionId: str, tileMatrix: Zoom, tileRow: Index, tileCol: Index
+) -> Response:
+    return _tile(visible, collectionId, tileMatrix, tileCol, tileRow)

@@ -1,0 +1,100 @@
+"""Vector tile routes and the GeoPackage export on a live ``twin serve``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import mapbox_vector_tile
+import pyogrio
+
+import twin
+from tests.api.conftest import LiveServer
+
+
+def _tile_of(server: LiveServer, layer: str, z: int, role: str | None = None) -> tuple[int, int]:
+    """A tile at zoom z holding the layer's first feature (from its TileJSON bounds)."""
+    import math
+
+    west, south, east, north = server.get(f"/tiles/{layer}.json", role).json()["bounds"]
+    lon, lat = (west + east) / 2, (south + north) / 2
+    n = 2**z
+    return int((lon + 180) / 360 * n), int(
+        (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    )
+
+
+def test_tilesets_follow_the_callers_classification(live_server: LiveServer) -> None:
+    anonymous = {t["layer"] for t in live_server.get("/tiles").json()["tilesets"]}
+    restricted = {t["layer"] for t in live_server.get("/tiles", "restricted").json()["tilesets"]}
+    assert {"buildings", "roads", "districts"} <= anonymous
+    assert not {"water_pipes", "valves", "cameras", "sensors"} & anonymous
+    assert {"water_pipes", "valves", "cameras", "sensors"} <= restricted
+    assert live_server.get("/tiles/valves.json").status_code == 404
+    assert live_server.get("/tiles/valves/14/0/0.pbf").status_code == 404
+    info = live_server.get("/tiles/buildings.json").json()
+    assert info["tilejson"] == "3.0.0" and info["minzoom"] == 13 and info["maxzoom"] == 16
+    assert info["tiles"][0].endswith("/tiles/buildings/{z}/{x}/{y}.pbf")
+    assert "height" in info["vector_layers"][0]["fields"]
+
+
+def test_tiles_over_http_hold_the_layer(live_server: LiveServer) -> None:
+    x, y = _tile_of(live_server, "buildings", 15)
+    answer = live_server.get(f"/tiles/buildings/15/{x}/{y}.pbf")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    decoded = mapbox_vector_tile.decode(answer.content)["buildings"]["features"]
+    city = twin.Twin.open(live_server.twin)
+    uids = set(city.layer("buildings").index)
+    assert len(decoded) > 20 and {f["properties"]["uid"] for f in decoded} <= uids
+    same = live_server.get(f"/collections/buildings/tiles/WebMercatorQuad/15/{y}/{x}")
+    assert same.content == answer.content
+    assert live_server.get("/tiles/buildings/16/0/0.pbf").status_code == 204  # nothing there
+    bad = live_server.get("/tiles/buildings/2/9/0.pbf")
+    assert bad.status_code == 400 and "x and y run from 0 to 3" in bad.json()["description"]
+
+
+def test_restricted_tiles_are_audited(live_server: LiveServer) -> None:
+    x, y = _tile_of(live_server, "valves", 14, "restricted")
+    before = len(live_server.audit_lines())
+    answer = live_server.get(f"/tiles/valves/14/{x}/{y}.pbf", "restricted")
+    assert answer.status_code == 200
+    statuses = {
+        f["properties"]["status"]
+        for f in mapbox_vector_tile.decode(answer.content)["valves"]["features"]
+    }
+    assert statuses <= {"open", "closed", "inoperable"}
+    lines = [json.loads(line) for line in live_server.audit_lines()[before:]]
+    assert any(line["layers"] == ["valves"] and "/tiles/valves/" in line["path"] for line in lines)
+
+
+def test_impact_answer_downloads_as_a_geopackage(live_server: LiveServer, tmp_path: Path) -> None:
+    headers = live_server.headers("restricted")
+    answer = httpx.post(
+        live_server.url + "/impact/pipe-break",
+        json={"pipe": "water_pipes.JS000100", "pipes": "water_pipes"},
+        headers=headers,
+        timeout=60,
+    ).json()
+    body = {"type": "FeatureCollection", "features": answer["features"]}
+    gpkg = httpx.post(live_server.url + "/export/geopackage", json=body, timeout=60)
+    assert gpkg.status_code == 200
+    assert gpkg.headers["content-type"] == "application/geopackage+sqlite3"
+    path = tmp_path / "impact.gpkg"
+    path.write_bytes(gpkg.content)
+    layers = {name: kind for name, kind in pyogrio.list_layers(path)}
+    counted = sum(pyogrio.read_info(path, layer=name)["features"] for name in layers)
+    assert counted == len(answer["features"])
+    points = pyogrio.read_dataframe(path, layer="impact_point")
+    valves = [f for f in answer["features"] if f["properties"]["result"] == "valve_to_close"]
+    assert (
+        (points["result"] == "valve_to_close").sum()
+        == len(valves)
+        == answer["summary"]["valves_to_close"]
+    )
+    assert points.crs.to_epsg() == twin.Twin.open(live_server.twin).crs.to_epsg()
+    empty = httpx.post(
+        live_server.url + "/export/geopackage", json={"type": "FeatureCollection", "features": []}
+    )
+    assert empty.status_code == 400 and "no feature" in empty.json()["description"]

@@ -1,0 +1,540 @@
+// The one-map page (城市一张图). Everything it loads comes from the `twin serve` that served it.
+import maplibregl from "maplibre-gl";
+import { formatPosition, parseProj4 } from "./coords.js";
+import { language, setLanguage, t } from "./i18n.js";
+import { buildStyle, KIND_COLOUR } from "./style.js";
+
+const KEY_STORE = "citytwin.apiKey"; // sessionStorage: gone when the tab closes
+const LANG_STORE = "citytwin.lang";
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  key: sessionStorage.getItem(KEY_STORE) || "",
+  tilesets: [],
+  crs: null,
+  crsMode: "cgcs2000",
+  impact: null,
+  drawing: null,
+  districtMarkers: [],
+  eventMarkers: new Map(),
+  vitals: null,
+};
+
+// Exposed for the browser tests, for an operator's console, and as the events hook.
+const citytwin = (window.citytwin = { state, ready: false, map: null, events: null });
+
+function headers(extra = {}) {
+  return state.key ? { ...extra, "X-API-Key": state.key } : extra;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers(options.headers || {}) });
+  const body = response.status === 204 ? null : await response.json();
+  if (!response.ok) {
+    const error = new Error(body && body.description ? body.description : `${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "onclick") node.addEventListener("click", v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+// ------------------------------------------------------------------ layers and the map
+
+async function loadTilesets() {
+  let listing;
+  try {
+    listing = await api("/tiles");
+  } catch (error) {
+    if (error.status === 401 && state.key) {
+      $("key-status").textContent = t("keyRejected");
+      setKey("");
+      listing = await api("/tiles");
+    } else throw error;
+  }
+  state.tilesets = listing.tilesets;
+  state.crs = { id: listing.crs.id, tm: parseProj4(listing.crs.proj4) };
+  return listing.tilesets;
+}
+
+function renderLayerList() {
+  const list = $("layer-list");
+  list.replaceChildren();
+  const groups = new Map();
+  for (const set of state.tilesets) {
+    if (!groups.has(set.category)) groups.set(set.category, []);
+    groups.get(set.category).push(set);
+  }
+  for (const [category, sets] of groups) {
+    const box = el("div", { class: "category", dataset: { category } }, el("h3", {}, t(`categories.${category}`)));
+    for (const set of sets) {
+      const input = el("input", { type: "checkbox", dataset: { layer: set.layer } });
+      input.checked = true;
+      input.addEventListener("change", () => setLayerVisible(set.layer, input.checked));
+      box.append(el("label", {}, input,
+        el("span", { class: "swatch", style: `background:${KIND_COLOUR[set.kind] || "#888"}` }),
+        `${set.layer} · ${t(`kinds.${set.kind}`)} (${set.count})`));
+    }
+    list.append(box);
+  }
+}
+
+function setLayerVisible(name, visible) {
+  for (const layer of citytwin.map.getStyle().layers) {
+    if (layer.metadata && layer.metadata.twinLayer === name) {
+      citytwin.map.setLayoutProperty(layer.id, "visibility", visible ? "visible" : "none");
+    }
+  }
+}
+
+function unionBounds() {
+  const sets = state.tilesets.filter((s) => s.bounds);
+  const pick = sets.filter((s) => s.kind === "district");
+  const use = pick.length ? pick : sets;
+  if (!use.length) return null;
+  return use.reduce((b, s) => [Math.min(b[0], s.bounds[0]), Math.min(b[1], s.bounds[1]),
+    Math.max(b[2], s.bounds[2]), Math.max(b[3], s.bounds[3])], [180, 90, -180, -90]);
+}
+
+function createMap() {
+  const bounds = unionBounds();
+  const map = new maplibregl.Map({
+    container: "map",
+    style: buildStyle(state.tilesets),
+    bounds: bounds || undefined,
+    fitBoundsOptions: { padding: 20 },
+    pitch: 0,
+    maxPitch: 70,
+    attributionControl: false,
+    transformRequest: (url) => (url.startsWith(location.origin) && state.key
+      ? { url, headers: { "X-API-Key": state.key } } : { url }),
+  });
+  map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), "top-right");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  map.on("mousemove", (e) => showPosition(e.lngLat.lng, e.lngLat.lat));
+  map.on("click", onMapClick);
+  map.once("idle", () => {
+    // First full render done (flat, the fastest); then tilt to show the buildings in 2.5D.
+    citytwin.ready = true;
+    citytwin.firstIdleMs = performance.now();
+    document.body.dataset.ready = "true";
+    map.easeTo({ pitch: 45, duration: 500 });
+    const settle = () => { citytwin.settled = true; };
+    map.once("moveend", () => (map.loaded() ? settle() : map.once("idle", settle)));
+  });
+  citytwin.map = map;
+  return map;
+}
+
+async function restyle() {
+  await loadTilesets();
+  renderLayerList();
+  citytwin.map.setStyle(buildStyle(state.tilesets));
+  if (state.impact) citytwin.map.once("styledata", () => drawImpact(state.impact));
+  loadVitals();
+}
+
+function showPosition(lon, lat) {
+  state.lastPosition = [lon, lat];
+  $("coords-readout").textContent = formatPosition(state.crsMode, lon, lat, state.crs);
+}
+
+// ------------------------------------------------------------------ identify and profile
+
+const PREFERRED = ["building", "valve", "pipe", "sensor", "road", "poi", "parcel", "grid", "district"];
+
+async function onMapClick(e) {
+  const { lng, lat } = e.lngLat;
+  showPosition(lng, lat);
+  if (state.drawing) {
+    state.drawing.push([lng, lat]);
+    drawDrawing();
+    return;
+  }
+  const metresPerPixel = 40075016.686 * Math.cos((lat * Math.PI) / 180) / (512 * 2 ** citytwin.map.getZoom());
+  const tolerance = Math.min(50, Math.max(1, 6 * metresPerPixel));
+  const found = await api(`/identify?lon=${lng}&lat=${lat}&tolerance_m=${tolerance.toFixed(1)}`);
+  showIdentify(found);
+}
+
+function showIdentify(found) {
+  const body = $("identify-body");
+  body.replaceChildren();
+  $("identify-panel").hidden = false;
+  const groups = [...found.layers].sort((a, b) => PREFERRED.indexOf(a.kind) - PREFERRED.indexOf(b.kind));
+  if (!groups.length) body.append(el("p", {}, t("noHits")));
+  for (const group of groups) {
+    for (const feature of group.features.slice(0, 5)) {
+      const p = feature.properties || {};
+      const row = el("div", { class: "hit", dataset: { layer: group.layer, uid: feature.id } },
+        el("div", {}, `${t(`kinds.${group.kind}`)} · `, el("span", { class: "uid" }, feature.id)),
+        p.name ? el("div", {}, p.name) : "");
+      const actions = el("div");
+      actions.append(el("button", { type: "button", onclick: () => showProfile(group.layer, feature.id) }, t("showProfile")));
+      if (group.kind === "pipe") {
+        actions.append(el("button", { type: "button", class: "burst", onclick: () => burstPipe(group.layer, feature) }, t("burst")));
+      }
+      if (group.kind === "road") {
+        actions.append(el("button", { type: "button", class: "close-road", onclick: () => closeRoads([feature.id], t("roadClosure")) }, t("closeRoad")));
+      }
+      row.append(actions);
+      body.append(row);
+    }
+  }
+  const first = groups.find((g) => g.features.length);
+  if (first) {
+    select(first.features[0]);
+    showProfile(first.layer, first.features[0].id);
+  }
+}
+
+function select(feature) {
+  citytwin.map.getSource("selection").setData({ type: "FeatureCollection", features: feature && feature.geometry ? [feature] : [] });
+}
+
+async function showProfile(layer, uid) {
+  const card = await api(`/profile/${encodeURIComponent(layer)}/${encodeURIComponent(uid)}?geometry=false`);
+  const body = $("profile-body");
+  $("profile-panel").hidden = false;
+  body.replaceChildren(el("div", { class: "uid", id: "profile-uid" }, card.feature.id));
+  const props = el("table", { class: "summary" });
+  for (const [k, v] of Object.entries(card.feature.properties || {})) {
+    if (v !== null && typeof v !== "object") props.append(el("tr", {}, el("td", {}, k), el("td", {}, String(v))));
+  }
+  body.append(props, el("h3", {}, t("related")));
+  for (const group of card.related || []) {
+    for (const f of group.features) {
+      body.append(el("div", {}, `${group.role}: `, el("span", { class: "uid" }, f.id), f.properties && f.properties.name ? ` ${f.properties.name}` : ""));
+    }
+  }
+  for (const c of card.service_connections || []) {
+    body.append(el("div", {}, `${t("serviceConnections")} (${c.network}): `, el("span", { class: "uid" }, c.pipe || "—"),
+      c.distance_m == null ? "" : ` ${c.distance_m.toFixed(1)} m`));
+  }
+  for (const a of card.road_access || []) {
+    body.append(el("div", {}, `${t("roadAccess")}: `, el("span", { class: "uid" }, a.road || "—"), a.name ? ` ${a.name}` : ""));
+  }
+}
+
+// ------------------------------------------------------------------ search
+
+async function onSearch(event) {
+  event.preventDefault();
+  const q = $("search").value.trim();
+  if (!q) return;
+  const found = await api(`/search?q=${encodeURIComponent(q)}&fuzzy=true&limit=10`);
+  const list = $("search-list");
+  list.replaceChildren();
+  $("search-results").hidden = false;
+  if (!found.hits.length) list.append(el("li", {}, t("noResults")));
+  for (const hit of found.hits) {
+    list.append(el("li", { dataset: { uid: hit.uid } },
+      el("a", { href: "#", onclick: (e) => { e.preventDefault(); flyTo(hit); } }, hit.value || hit.uid),
+      " ", el("span", { class: "uid" }, hit.uid)));
+  }
+  if (found.hits.length) flyTo(found.hits[0]);
+}
+
+function geometryBounds(geometry) {
+  const b = [180, 90, -180, -90];
+  const walk = (c) => {
+    if (typeof c[0] === "number") {
+      b[0] = Math.min(b[0], c[0]); b[1] = Math.min(b[1], c[1]); b[2] = Math.max(b[2], c[0]); b[3] = Math.max(b[3], c[1]);
+    } else c.forEach(walk);
+  };
+  walk(geometry.coordinates);
+  return b;
+}
+
+function flyTo(hit) {
+  if (!hit.feature || !hit.feature.geometry) return;
+  const b = geometryBounds(hit.feature.geometry);
+  citytwin.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { maxZoom: 17, padding: 80, duration: 800 });
+  select(hit.feature);
+  showProfile(hit.layer, hit.uid);
+}
+
+// ------------------------------------------------------------------ impact
+
+const RESULT_LABELS = {
+  valve_to_close: "valvesToClose", isolated_pipe: "isolatedPipes", cut_off_pipe: "cutOffPipes",
+  building: "buildingsOut", closed_road: "closedRoads", building_lost: "buildingsLost", building_delayed: "buildingsDelayed",
+};
+
+async function runImpact(title, path, request, extra) {
+  $("impact-panel").hidden = false;
+  $("impact-body").replaceChildren(el("p", {}, t("working")));
+  try {
+    const answer = await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
+    if (extra) {
+      try {
+        const more = await extra(answer);
+        answer.features.push(...more);
+      } catch (error) {
+        answer.summary.warnings = [...(answer.summary.warnings || []), String(error.message)];
+      }
+    }
+    state.impact = { title, answer };
+    drawImpact(state.impact);
+  } catch (error) {
+    $("impact-body").replaceChildren(el("p", { class: "error" }, `${t("failed")}: ${error.message}`));
+  }
+}
+
+function drawImpact(impact) {
+  const { title, answer } = impact;
+  citytwin.map.getSource("impact").setData({ type: "FeatureCollection", features: answer.features });
+  const counts = {};
+  for (const f of answer.features) {
+    const r = f.properties.result;
+    if (f.properties.extra) continue;
+    counts[r] = (counts[r] || 0) + 1;
+  }
+  const table = el("table", { class: "summary", id: "impact-summary" });
+  for (const [result, n] of Object.entries(counts)) {
+    table.append(el("tr", { dataset: { result } }, el("td", {}, t(RESULT_LABELS[result] || result)), el("td", { class: "count" }, n)));
+  }
+  const s = answer.summary || {};
+  if (s.max_detour_s != null) table.append(el("tr", {}, el("td", {}, t("maxDetour")), el("td", {}, s.max_detour_s.toFixed(0))));
+  const body = $("impact-body");
+  body.replaceChildren(el("h3", {}, title), table);
+  for (const w of s.warnings || []) body.append(el("p", { class: "error" }, `${t("warnings")}: ${w}`));
+  citytwin.impactCounts = counts;
+}
+
+function burstPipe(layer, feature) {
+  const network = (feature.properties && feature.properties.network) || "water";
+  const request = { pipe: feature.id, network, pipes: layer };
+  // The break's own answer, then the roads its works close (cascade) drawn on top.
+  runImpact(t("pipeBurst"), "/impact/pipe-break", request, async () => {
+    const cascade = await api("/impact/cascade", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pipe: feature.id, network, pipes: layer }) });
+    return cascade.features.filter((f) => f.properties.result === "closed_road");
+  });
+}
+
+function closeRoads(uids, title) {
+  runImpact(title, "/impact/road-closure", { roads_closed: uids });
+}
+
+function drawDrawing() {
+  const pts = state.drawing || [];
+  const features = pts.map((c) => ({ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: c } }));
+  if (pts.length >= 3) features.push({ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [[...pts, pts[0]]] } });
+  citytwin.map.getSource("drawing").setData({ type: "FeatureCollection", features });
+}
+
+function startDrawing() {
+  state.drawing = [];
+  $("finish-area").hidden = false;
+  $("draw-hint").hidden = false;
+  drawDrawing();
+}
+
+function finishDrawing() {
+  const pts = state.drawing || [];
+  state.drawing = null;
+  $("finish-area").hidden = true;
+  $("draw-hint").hidden = true;
+  if (pts.length >= 3) {
+    runImpact(t("areaClosure"), "/impact/road-closure", { area: { type: "Polygon", coordinates: [[...pts, pts[0]]] } });
+  }
+  citytwin.map.getSource("drawing").setData({ type: "FeatureCollection", features: [] });
+}
+
+function save(blob, name) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function downloadImpact() {
+  if (!state.impact) return;
+  save(new Blob([JSON.stringify(state.impact.answer)], { type: "application/geo+json" }), "impact.geojson");
+}
+
+async function downloadGeopackage() {
+  if (!state.impact) return;
+  const { type, features } = state.impact.answer;
+  const response = await fetch("/export/geopackage", { method: "POST",
+    headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ type, features }) });
+  if (response.ok) save(await response.blob(), "impact.gpkg");
+}
+
+// ------------------------------------------------------------------ vital signs
+
+async function loadVitals() {
+  const [stats, districts] = await Promise.all([
+    api("/statistics?by=district"),
+    api("/collections/districts/items?limit=1000").catch(() => ({ features: [] })),
+  ]);
+  state.districtNames = new Map(districts.features.map((f) => [f.id, f]));
+  state.vitals = stats;
+  renderVitals();
+  for (const m of state.districtMarkers) m.remove();
+  state.districtMarkers = [];
+  for (const f of districts.features) {
+    if (!f.geometry || !f.properties || !f.properties.name) continue;
+    const b = geometryBounds(f.geometry);
+    const label = el("div", { class: "district-label" }, f.properties.name);
+    state.districtMarkers.push(new maplibregl.Marker({ element: label }).setLngLat([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]).addTo(citytwin.map));
+  }
+}
+
+function renderVitals() {
+  const strip = $("vitals");
+  strip.replaceChildren();
+  if (!state.vitals) return;
+  for (const f of state.vitals.features) {
+    const p = f.properties, named = state.districtNames && state.districtNames.get(f.id);
+    const name = named && named.properties.name ? named.properties.name : f.id;
+    const sensors = p.sensors_sensor_count;
+    const open = citytwin.events ? citytwin.events.openIn(f.id) : null;
+    strip.append(el("span", { class: "vital", dataset: { zone: f.id } }, `${name}: `,
+      el("b", {}, p.building_count ?? 0), ` ${t("buildings")}`,
+      sensors == null ? "" : ` · ${sensors} ${t("sensors")}`,
+      p.roads_km == null ? "" : ` · ${p.roads_km.toFixed(1)} ${t("roadsKm")}`,
+      open == null ? "" : ` · ${open} ${t("openEvents")}`));
+  }
+}
+
+// ------------------------------------------------------------------ events (the slot for the SSE feed)
+
+// citytwin.events.add(event) takes one event: {id, status: "new"|"dispatched"|"overdue", title,
+// lon, lat, district?, impact?: FeatureCollection}. citytwin.events.connect(url) feeds it from a
+// server-sent-events stream (each message's data one event as JSON); the page connects by
+// itself when the landing document links one (rel "events").
+function makeEvents() {
+  const items = new Map();
+  const render = () => {
+    const list = $("events-list");
+    list.replaceChildren();
+    for (const ev of [...items.values()].reverse()) {
+      const label = { new: "eventNew", dispatched: "eventDispatched", overdue: "eventOverdue" }[ev.status] || "eventNew";
+      list.append(el("li", { dataset: { id: ev.id, status: ev.status } },
+        el("a", { href: "#", onclick: (e) => { e.preventDefault(); showEvent(ev); } }, `[${t(label)}] ${ev.title || ev.id}`)));
+    }
+    renderVitals();
+  };
+  const showEvent = (ev) => {
+    citytwin.map.flyTo({ center: [ev.lon, ev.lat], zoom: Math.max(citytwin.map.getZoom(), 16) });
+    if (ev.impact) {
+      state.impact = { title: ev.title || ev.id, answer: ev.impact };
+      $("impact-panel").hidden = false;
+      drawImpact(state.impact);
+    }
+  };
+  return {
+    add(ev) {
+      items.set(ev.id, ev);
+      if (Number.isFinite(ev.lon) && Number.isFinite(ev.lat)) {
+        let marker = state.eventMarkers.get(ev.id);
+        if (!marker) {
+          const dot = el("div", { class: "event-marker", title: ev.title || ev.id });
+          dot.addEventListener("click", () => showEvent(items.get(ev.id)));
+          marker = new maplibregl.Marker({ element: dot }).setLngLat([ev.lon, ev.lat]).addTo(citytwin.map);
+          state.eventMarkers.set(ev.id, marker);
+        }
+        marker.setLngLat([ev.lon, ev.lat]);
+      }
+      render();
+    },
+    openIn(zone) {
+      let n = 0;
+      for (const ev of items.values()) if (ev.district === zone && ev.status !== "closed") n += 1;
+      return items.size ? n : null;
+    },
+    connect(url) {
+      const source = new EventSource(url);
+      source.onmessage = (m) => this.add(JSON.parse(m.data));
+      source.onopen = () => { $("events-status").textContent = t("eventsLive"); };
+      return source;
+    },
+  };
+}
+
+// ------------------------------------------------------------------ key, language, start
+
+function setKey(key) {
+  state.key = key;
+  if (key) sessionStorage.setItem(KEY_STORE, key);
+  else sessionStorage.removeItem(KEY_STORE);
+  $("key-status").textContent = key ? t("keyActive") : t("keyNone");
+}
+
+function wireControls() {
+  $("search-form").addEventListener("submit", onSearch);
+  $("lang-button").addEventListener("click", () => {
+    const next = language() === "zh-CN" ? "en" : "zh-CN";
+    sessionStorage.setItem(LANG_STORE, next);
+    applyLanguage(next);
+  });
+  $("crs-mode").addEventListener("change", (e) => {
+    state.crsMode = e.target.value;
+    if (state.lastPosition) showPosition(...state.lastPosition);
+  });
+  $("key-button").addEventListener("click", () => { $("key-dialog").hidden = !$("key-dialog").hidden; });
+  $("key-cancel").addEventListener("click", () => { $("key-dialog").hidden = true; });
+  $("key-clear").addEventListener("click", async () => { setKey(""); $("key-dialog").hidden = true; await restyle(); });
+  $("key-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    setKey($("key-input").value.trim());
+    $("key-input").value = "";
+    $("key-dialog").hidden = true;
+    await restyle();
+  });
+  $("draw-area").addEventListener("click", startDrawing);
+  $("finish-area").addEventListener("click", finishDrawing);
+  $("impact-download").addEventListener("click", downloadImpact);
+  $("impact-download-gpkg").addEventListener("click", downloadGeopackage);
+  $("impact-clear").addEventListener("click", () => {
+    state.impact = null;
+    citytwin.map.getSource("impact").setData({ type: "FeatureCollection", features: [] });
+    $("impact-panel").hidden = true;
+  });
+}
+
+function applyLanguage(lang) {
+  setLanguage(lang);
+  $("lang-button").textContent = lang === "zh-CN" ? "English" : "中文";
+  $("key-status").textContent = state.key ? t("keyActive") : t("keyNone");
+  if (state.tilesets.length) renderLayerList();
+  for (const set of state.tilesets) {
+    const box = document.querySelector(`input[data-layer="${set.layer}"]`);
+    const visible = citytwin.map && citytwin.map.getStyle().layers.some((l) => l.metadata && l.metadata.twinLayer === set.layer
+      && citytwin.map.getLayoutProperty(l.id, "visibility") !== "none");
+    if (box && citytwin.map) box.checked = visible;
+  }
+  renderVitals();
+  if (state.impact) drawImpact(state.impact);
+}
+
+async function start() {
+  wireControls();
+  applyLanguage(sessionStorage.getItem(LANG_STORE) || "zh-CN");
+  const [landing] = await Promise.all([api("/?f=json"), loadTilesets()]);
+  $("twin-name").textContent = landing.title.replace(/^citytwin: /, "");
+  renderLayerList();
+  const map = createMap();
+  citytwin.events = makeEvents();
+  map.on("load", () => {
+    loadVitals();
+    const stream = (landing.links || []).find((l) => l.rel === "events");
+    if (stream) citytwin.events.connect(stream.href);
+  });
+}
+
+start().catch((error) => {
+  console.error(error);
+  document.body.dataset.error = String(error.message || error);
+});
