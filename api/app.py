@@ -35,7 +35,7 @@ from .settings import Settings
 
 log = logging.getLogger("twin_api")
 
-OPTIONAL_ROUTERS = ("onemap", "impact")
+OPTIONAL_ROUTERS = ("onemap", "impact", "sensing", "sta")
 
 
 def create_app(settings: Settings) -> FastAPI:

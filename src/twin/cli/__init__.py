@@ -13,6 +13,7 @@ from twin.cli import (
     analyze,
     build_cmd,
     check_cmd,
+    events_cmd,
     export,
     grid_cmd,
     history,
@@ -22,8 +23,11 @@ from twin.cli import (
     init,
     kinds,
     network_cmd,
+    observe_cmd,
+    rules_cmd,
     sample,
     serve,
+    vitals_cmd,
 )
 from twin.cli._common import State, err, exit_code_for
 
@@ -72,6 +76,10 @@ for module in (
     network_cmd,
     analyze,
     serve,
+    observe_cmd,
+    events_cmd,
+    rules_cmd,
+    vitals_cmd,
 ):
     module.register(app)
 

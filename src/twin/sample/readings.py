@@ -106,7 +106,9 @@ def day_of_readings(city: Twin, *, seed: int = 7) -> tuple[pd.DataFrame, dict[st
     incidents["offline"] = {"sensor": silent, "last": (_at(15) - STEP).isoformat()}
     # flooded underpass
     street = sensors[(sensors["sensor_type"] == "water_level") & ~river]
-    centre_xy = np.asarray(shapely.centroid(shapely.union_all(sensors.geometry.to_numpy())).coords[0])
+    centre_xy = np.asarray(
+        shapely.centroid(shapely.union_all(sensors.geometry.to_numpy())).coords[0]
+    )
     gauge_xy = shapely.get_coordinates(street.geometry.to_numpy())
     flooded = str(street.index[int(np.argmin(np.hypot(*(gauge_xy - centre_xy).T)))])
     values[position[flooded], during(_at(18), _at(20))] = 0.40

@@ -27,16 +27,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 
 from twin.errors import FeatureNotFoundError, UsageError
-from twin.sensing.store import LiveStore, from_ms, to_ms
+from twin.sensing.store import LiveStore, from_ms, records, to_ms
 
 __all__ = [
-    "ACTIONS",
     "ACK_DEADLINES_MIN",
+    "ACTIONS",
     "EVENT_STATUSES",
     "GRADES",
     "Event",
@@ -63,7 +64,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 ACK_DEADLINES_MIN = {"特别重大": 5.0, "重大": 15.0, "较大": 30.0, "一般": 120.0}
 
 Locate = Callable[[str], Mapping[str, Any]]
-Impact = Callable[[str, str, Mapping[str, Any]], Mapping[str, Any] | None]
+Impact = Callable[[str, str, dict[str, Any]], dict[str, Any] | None]
 
 
 @dataclass
@@ -93,9 +94,7 @@ class Event:
         out: dict[str, Any] = {}
         for key, value in self.__dict__.items():
             if key == "history":
-                out[key] = [
-                    {**row, "time": _iso(row["time"])} for row in value.to_dict("records")
-                ]
+                out[key] = [{**row, "time": _iso(row["time"])} for row in value.to_dict("records")]
             elif isinstance(value, pd.Timestamp):
                 out[key] = _iso(value)
             else:
@@ -113,8 +112,15 @@ def _now_ms() -> int:
     return to_ms(pd.Timestamp.now(tz="UTC"))
 
 
-def _history(store: LiveStore, event_id: int, at: int, action: str, status: str, who: str,
-             note: str | None = None) -> None:
+def _history(
+    store: LiveStore,
+    event_id: int,
+    at: int,
+    action: str,
+    status: str,
+    who: str,
+    note: str | None = None,
+) -> None:
     store.con.execute(
         "INSERT INTO event_history VALUES (?, ?, ?, ?, ?, ?)",
         (event_id, at, action, status, who, note),
@@ -154,16 +160,18 @@ def raise_events(
         Ids of the events opened or changed.
     """
     changed: list[int] = []
-    for ep in episodes.itertuples(index=False):
-        start, end = to_ms(ep.start), None if pd.isna(ep.end) else to_ms(ep.end)
-        event_id = _apply_episode(store, ep, start, end, locate, impact, who)
+    eps = records(episodes)
+    for ep in eps:
+        start = to_ms(pd.Timestamp(ep["start"]))
+        end = None if pd.isna(ep["end"]) else to_ms(pd.Timestamp(ep["end"]))
+        event_id = _apply_episode(store, SimpleNamespace(**ep), start, end, locate, impact, who)
         if event_id is not None:
             changed.append(event_id)
     if evaluated is not None:
-        lasting = {(e.rule, e.sensor_uid) for e in episodes.itertuples() if pd.isna(e.end)}
-        for pair in evaluated.itertuples(index=False):
-            if (pair.rule, pair.sensor_uid) not in lasting:
-                event_id = _clear(store, pair.rule, pair.sensor_uid, None, who)
+        lasting = {(e["rule"], e["sensor_uid"]) for e in eps if pd.isna(e["end"])}
+        for pair in records(evaluated):
+            if (pair["rule"], pair["sensor_uid"]) not in lasting:
+                event_id = _clear(store, str(pair["rule"]), str(pair["sensor_uid"]), None, who)
                 if event_id is not None:
                     changed.append(event_id)
     return sorted(set(changed))
@@ -337,8 +345,14 @@ def transition(
         con.execute(
             "UPDATE events SET status = ?, is_open = ?, assignee = coalesce(?, assignee), "
             "updated_ms = ?, seq = ? WHERE id = ?",
-            (target, 0 if target in ("resolved", "closed") else 1, assignee, stamp, _seq(con),
-             int(event_id)),
+            (
+                target,
+                0 if target in ("resolved", "closed") else 1,
+                assignee,
+                stamp,
+                _seq(con),
+                int(event_id),
+            ),
         )
         text = note if assignee is None else f"to {assignee}" + (f": {note}" if note else "")
         _history(store, int(event_id), stamp, action, target, who, text)
@@ -370,8 +384,15 @@ def escalate(
                 "UPDATE events SET escalated = 1, updated_ms = ?, seq = ? WHERE id = ?",
                 (stamp, _seq(store.con), event_id),
             )
-            _history(store, event_id, stamp, "escalate", "new", "system",
-                     f"not acknowledged within {limits.get(grade)} min ({grade})")
+            _history(
+                store,
+                event_id,
+                stamp,
+                "escalate",
+                "new",
+                "system",
+                f"not acknowledged within {limits.get(grade)} min ({grade})",
+            )
             store.con.execute("COMMIT")
         done.append(int(event_id))
     return done
@@ -486,4 +507,3 @@ def get_event(store: LiveStore, event_id: int) -> Event:
         impact=None if row["impact"] is None else json.loads(row["impact"]),
         history=history,
     )
-

@@ -51,8 +51,12 @@ from twin.network import (
 
 __all__ = ["PIPE_EVENTS", "ROAD_EVENTS", "ImpactEngine", "grade_for"]
 
-PIPE_EVENTS = {"pressure_drop": "water", "pressure_surge": "water", "water_leak": "water",
-               "gas_leak": "gas"}
+PIPE_EVENTS = {
+    "pressure_drop": "water",
+    "pressure_surge": "water",
+    "water_leak": "water",
+    "gas_leak": "gas",
+}
 ROAD_EVENTS = ("flooding", "road_blocked")
 
 
@@ -142,7 +146,7 @@ class ImpactEngine:
         return self._access
 
     def pipe_break(self, network: str, pipe: str) -> dict[str, Any]:
-        """The cascade of a break of ``pipe``: ``twin analyze cascade`` 's summary plus valve uids."""
+        """A break of ``pipe``: the summary of ``twin analyze cascade``, valve and building uids."""
         net, links = self.network(network)
         broken = pipe_break(net, pipe, buildings=links)
         answer: dict[str, Any] = {"analysis": "pipe_break", "network": network, "pipe": pipe}

@@ -100,14 +100,17 @@ def normalise(frame: pd.DataFrame, mapping: Mapping[str, str] | None = None) -> 
     missing = [c for c in REQUIRED if c not in renamed.columns]
     if missing:
         raise SchemaError(
-            f"readings lack column(s) {', '.join(missing)} (have {', '.join(map(str, frame.columns))})"
+            f"readings lack column(s) {', '.join(missing)} "
+            f"(have {', '.join(map(str, frame.columns))})"
             "; map them with --column sensor=设备编号 etc."
         )
     out = pd.DataFrame({c: renamed[c] if c in renamed.columns else None for c in COLUMNS})
     return out.reset_index(drop=True)
 
 
-def read_readings(path: str | os.PathLike[str], mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
+def read_readings(
+    path: str | os.PathLike[str], mapping: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Read a CSV or Parquet file of readings (every column as it is) and :func:`normalise` it."""
     path = Path(path)
     if not path.exists():
@@ -233,9 +236,7 @@ def _commit(
     con.execute("BEGIN IMMEDIATE")
     try:
         before = con.total_changes
-        con.executemany(
-            "INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?)", rows
-        )
+        con.executemany("INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?)", rows)
         if con.total_changes - before != len(rows):
             # Some were stored already: find them (rare path), keep them as duplicates.
             con.execute("ROLLBACK")
@@ -298,8 +299,10 @@ def _dead_letters(
 
     def text(column: str) -> list[str | None]:
         values = bad[column]
-        return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
-                for v in values.tolist()]
+        return [
+            None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
+            for v in values.tolist()
+        ]
 
     con.executemany(
         "INSERT INTO dead_letters (received_ms, source, reason, sensor, time, property, value) "

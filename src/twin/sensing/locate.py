@@ -43,7 +43,9 @@ class _Tree:
     def __post_init__(self) -> None:
         self.tree = shapely.STRtree(self.frame.geometry.to_numpy())
 
-    def nearest(self, point: shapely.Geometry, max_m: float | None = None) -> tuple[str, float] | None:
+    def nearest(
+        self, point: shapely.Geometry, max_m: float | None = None
+    ) -> tuple[str, float] | None:
         if not len(self.frame):
             return None
         hit = self.tree.query_nearest(point, max_distance=max_m, return_distance=True)
@@ -79,13 +81,19 @@ class Locator:
             except UsageError:
                 continue  # not built: spatial fallback
             rows = rows[rows["to_uid"].notna()]
-            for rel, uid, to in zip(rows["relation"], rows["from_uid"], rows["to_uid"], strict=True):
+            for rel, uid, to in zip(
+                rows["relation"], rows["from_uid"], rows["to_uid"], strict=True
+            ):
                 relations[(str(uid), _short(str(rel)))] = str(to)
         trees: dict[str, _Tree] = {}
         grids = _kind(city, "grid")
         districts = _kind(city, "district")
-        for name, kind in (("building", "building"), ("parcel", "parcel"), ("road", "road"),
-                           ("valve", "valve")):
+        for name, kind in (
+            ("building", "building"),
+            ("parcel", "parcel"),
+            ("road", "road"),
+            ("valve", "valve"),
+        ):
             trees[name] = _Tree(_kind(city, kind, columns=["network"] if kind == "valve" else []))
         pipes = _kind(city, "pipe", columns=["network"])
         for network in sorted(pipes["network"].dropna().unique()) if "network" in pipes else []:
@@ -102,7 +110,10 @@ class Locator:
         if uid not in self.registry.frame.index:
             raise FeatureNotFoundError(f"the twin has no sensor {uid!r}")
         row = self.registry.frame.loc[uid]
-        found = {key: self.relations.get((uid, key)) for key in ("building", "parcel", "district", "grid")}
+        found = {
+            key: self.relations.get((uid, key))
+            for key in ("building", "parcel", "district", "grid")
+        }
         place = self._place(row.geometry, SENSOR_NETWORK.get(str(row["sensor_type"])), found)
         return {"sensor": uid, "sensor_type": row["sensor_type"], "name": row["name"], **place}
 
@@ -110,7 +121,9 @@ class Locator:
         """Where a point (in the twin CRS) is."""
         return self._place(point, network, {})
 
-    def _place(self, point: shapely.Geometry, network: str | None, found: dict[str, Any]) -> dict[str, Any]:
+    def _place(
+        self, point: shapely.Geometry, network: str | None, found: dict[str, Any]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"x": float(point.x), "y": float(point.y)}
         for key in ("building", "parcel", "district", "grid"):
             value = found.get(key)

@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from twin.sensing.ingest import IngestReport, ingest
 from twin.sensing.locate import Locator
 from twin.sensing.rules import EPISODE_COLUMNS, Rule, evaluate, load_rules, threshold_rules
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, from_ms
+from twin.sensing.store import LiveStore, from_ms, records
 
 __all__ = ["OperationsLoop"]
 
@@ -50,6 +51,7 @@ class OperationsLoop:
     registry: SensorRegistry
     rules: list[Rule]
     with_impact: bool = True
+    cluster_m: float = 500.0
     _locator: Locator | None = field(default=None, repr=False)
     _impact: Any = field(default=None, repr=False)
 
@@ -83,15 +85,42 @@ class OperationsLoop:
             self._locator = Locator.from_twin(Twin.open(self.twin_path), self.registry)
         return self._locator
 
-    def impact_of(self, event_type: str, sensor_uid: str, place: dict[str, Any]) -> dict[str, Any] | None:
+    def impact_of(
+        self, event_type: str, sensor_uid: str, place: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """The impact an event of ``event_type`` carries (None when there is nothing to run)."""
         if not self.with_impact:
             return None
+        joined = self._cluster(event_type, place)
+        if joined is not None:
+            return joined
         if self._impact is None:
             from twin.sensing.impact import ImpactEngine
 
             self._impact = ImpactEngine(Twin.open(self.twin_path))
         answer: dict[str, Any] | None = self._impact.for_event(event_type, place)
+        return answer
+
+    def _cluster(self, event_type: str, place: dict[str, Any]) -> dict[str, Any] | None:
+        """A pressure drop near an open one joins its incident: the same likeliest pipe.
+
+        The open event of that type within ``cluster_m`` with the lowest reading
+        (the first to cross, on ties) is the incident; its impact is reused.
+        """
+        if event_type != "pressure_drop" or place.get("x") is None:
+            return None
+        rows = records(
+            self.store._query(
+                "SELECT id, value, impact FROM events WHERE is_open = 1 AND event_type = ? "
+                "AND impact IS NOT NULL AND (x - ?) * (x - ?) + (y - ?) * (y - ?) <= ? "
+                "ORDER BY value, id LIMIT 1",
+                (event_type, place["x"], place["x"], place["y"], place["y"], self.cluster_m**2),
+            )
+        )
+        if not rows:
+            return None
+        answer: dict[str, Any] = json.loads(rows[0]["impact"])
+        answer["joins_event"] = int(rows[0]["id"])
         return answer
 
     def lookback_s(self) -> float:
@@ -106,7 +135,9 @@ class OperationsLoop:
         changed = self.evaluate_sensors(report.sensors, readings) if report.stored else []
         return report, changed
 
-    def evaluate_sensors(self, sensors: Sequence[str], readings: pd.DataFrame | None = None) -> list[int]:
+    def evaluate_sensors(
+        self, sensors: Sequence[str], readings: pd.DataFrame | None = None
+    ) -> list[int]:
         """Run the value rules on ``sensors`` over the recent window and raise events."""
         if not sensors:
             return []
@@ -120,10 +151,16 @@ class OperationsLoop:
             if times.notna().any():
                 start = min(start, times.min() - pd.Timedelta(seconds=self.lookback_s()))
         value_rules = [r for r in self.rules if r.no_data_min is None]
-        found = evaluate(value_rules, self.store, self.registry, start=start, end=end, sensors=sensors)
+        found = evaluate(
+            value_rules, self.store, self.registry, start=start, end=end, sensors=sensors
+        )
         evaluated = self._pairs(value_rules, sensors)
         return raise_events(
-            self.store, found, evaluated=evaluated, locate=self.locator.sensor, impact=self.impact_of
+            self.store,
+            found,
+            evaluated=evaluated,
+            locate=self.locator.sensor,
+            impact=self.impact_of,
         )
 
     def _pairs(self, rules: Sequence[Rule], sensors: Sequence[str]) -> pd.DataFrame:
@@ -142,14 +179,20 @@ class OperationsLoop:
         streams = set(self.store.datastreams()["sensor_uid"])
         evaluated = self._pairs(rules, sorted(streams))
         return raise_events(
-            self.store, found, evaluated=evaluated, locate=self.locator.sensor, impact=self.impact_of
+            self.store,
+            found,
+            evaluated=evaluated,
+            locate=self.locator.sensor,
+            impact=self.impact_of,
         )
 
     def escalate(self, at: pd.Timestamp | None = None) -> list[int]:
         """Escalate unacknowledged events past their deadline."""
         return escalate(self.store, now=at)
 
-    def check(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    def check(
+        self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+    ) -> pd.DataFrame:
         """Which rules would fire on ``[start, end]`` (nothing is written)."""
         if not self.rules:
             return pd.DataFrame(columns=EPISODE_COLUMNS)

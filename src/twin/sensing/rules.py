@@ -208,7 +208,9 @@ def _threshold(value: Any, sensor: pd.Series) -> float:
     return float(value)
 
 
-def _mask(cond: Mapping[str, Any], values: np.ndarray, rates: np.ndarray, sensor: pd.Series) -> np.ndarray:
+def _mask(
+    cond: Mapping[str, Any], values: np.ndarray, rates: np.ndarray, sensor: pd.Series
+) -> np.ndarray:
     """Whether each reading meets ``cond``."""
     result = np.ones(values.size, dtype=bool)
     for key, arg in cond.items():
@@ -229,7 +231,7 @@ def _clear_mask(rule: Rule, values: np.ndarray, on: np.ndarray, sensor: pd.Serie
     """Whether each reading clears an active alarm (hysteresis when the rule has ``clear``)."""
     if rule.clear is None or len(rule.condition) != 1:
         return ~on
-    (key, arg), = rule.condition.items()
+    ((key, arg),) = rule.condition.items()
     if key not in ("above", "below"):
         return ~on
     level = _threshold(arg, sensor)
@@ -238,7 +240,9 @@ def _clear_mask(rule: Rule, values: np.ndarray, on: np.ndarray, sensor: pd.Serie
     return values <= clear if key == "above" else values >= clear
 
 
-def episodes(rule: Rule, sensor: pd.Series, window: pd.DataFrame) -> list[tuple[int, int | None, float]]:
+def episodes(
+    rule: Rule, sensor: pd.Series, window: pd.DataFrame
+) -> list[tuple[int, int | None, float]]:
     """The alarm episodes of ``rule`` over one sensor's readings ``(start_ms, end_ms, value)``.
 
     ``window`` has ``ms`` (int) and ``value`` columns in time order.
@@ -313,7 +317,9 @@ def evaluate(
             uids = uids[uids.isin(list(wanted))]
         for uid in uids:
             sensor = registry.frame.loc[uid]
-            mine = streams[(streams["sensor_uid"] == uid) & (streams["property"] == sensor["property"])]
+            mine = streams[
+                (streams["sensor_uid"] == uid) & (streams["property"] == sensor["property"])
+            ]
             if mine.empty:
                 continue
             ds = int(mine.index[0])
@@ -324,7 +330,9 @@ def evaluate(
                 cache[ds] = _readings(store, ds, lo, clock)
             window = cache[ds]
             for s, e, value in episodes(rule, sensor, window):
-                rows.append([rule.name, uid, rule.type_for(sensor["sensor_type"]), rule.grade, s, e, value])
+                rows.append(
+                    [rule.name, uid, rule.type_for(sensor["sensor_type"]), rule.grade, s, e, value]
+                )
     frame = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
     frame["start"] = from_ms(frame["start"].to_numpy(dtype="int64"))
     frame["end"] = pd.to_datetime(frame["end"].astype("Int64").astype("float"), unit="ms", utc=True)
@@ -348,7 +356,8 @@ def _offline(
     assert rule.no_data_min is not None
     with store.lock:
         row = store.con.execute(
-            "SELECT max(phenomenon_ms) FROM observations WHERE datastream = ? AND phenomenon_ms <= ?",
+            "SELECT max(phenomenon_ms) FROM observations "
+            "WHERE datastream = ? AND phenomenon_ms <= ?",
             (ds, clock if clock is not None else 2**62),
         ).fetchone()
     if row[0] is None or clock is None:
@@ -356,4 +365,14 @@ def _offline(
     silent_from = int(row[0]) + int(rule.no_data_min * 60_000)
     if clock < silent_from:
         return []
-    return [[rule.name, uid, rule.type_for(sensor["sensor_type"]), rule.grade, silent_from, None, np.nan]]
+    return [
+        [
+            rule.name,
+            uid,
+            rule.type_for(sensor["sensor_type"]),
+            rule.grade,
+            silent_from,
+            None,
+            np.nan,
+        ]
+    ]

@@ -65,7 +65,9 @@ class SensorRegistry:
             part = gpd.GeoDataFrame(
                 {
                     "layer": info.name,
-                    "classification": str(getattr(info.classification, "value", info.classification)),
+                    "classification": str(
+                        getattr(info.classification, "value", info.classification)
+                    ),
                     "sensor_type": _col(layer, "sensor_type", None),
                     "name": _col(layer, "name", None),
                     "unit": _col(layer, "unit", None),

@@ -37,12 +37,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCHEMA", "LiveStore", "from_ms", "live_path", "to_ms"]
+__all__ = ["SCHEMA", "LiveStore", "from_ms", "live_path", "records", "rows_of", "to_ms"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datastreams (
@@ -113,6 +114,29 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts (column name -> value).
+
+    Examples
+    --------
+    >>> records(pd.DataFrame({"a": [1]}))
+    [{'a': 1}]
+    """
+    rows: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
+    return rows
+
+
+def rows_of(frame: pd.DataFrame) -> list[Any]:
+    """The rows of ``frame`` as namespaces (``row.column``), for printing.
+
+    Examples
+    --------
+    >>> rows_of(pd.DataFrame({"a": [1]}))[0].a
+    1
+    """
+    return [SimpleNamespace(**row) for row in records(frame)]
+
+
 def live_path(twin_path: str | os.PathLike[str]) -> Path:
     """The live store of a twin file: ``<twin file>.live.sqlite`` beside it.
 
@@ -147,7 +171,7 @@ def from_ms(ms: Any) -> Any:
     Timestamp('2026-05-18 08:00:00+0000', tz='UTC')
     """
     if np.isscalar(ms):
-        return pd.Timestamp(int(ms), unit="ms", tz="UTC")
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC")  # type: ignore[arg-type]
     return pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True)
 
 
@@ -268,18 +292,20 @@ class LiveStore:
         lo = to_ms(start) if start is not None else -(2**62)
         hi = to_ms(end) if end is not None else 2**62
         parts = []
-        for ds, row in streams.iterrows():
+        for ds, prop_name in zip(streams.index.tolist(), streams["property"].tolist(), strict=True):
             part = self._query(
                 "SELECT phenomenon_ms, result_ms, value, quality FROM observations "
                 "WHERE datastream = ? AND phenomenon_ms BETWEEN ? AND ? ORDER BY phenomenon_ms",
                 (int(ds), lo, hi),
             )
-            part.insert(0, "property", row["property"])
+            part.insert(0, "property", prop_name)
             parts.append(part)
         frame = (
             pd.concat(parts, ignore_index=True)
             if parts
-            else pd.DataFrame(columns=["property", "phenomenon_ms", "result_ms", "value", "quality"])
+            else pd.DataFrame(
+                columns=["property", "phenomenon_ms", "result_ms", "value", "quality"]
+            )
         )
         frame.insert(1, "time", from_ms(frame.pop("phenomenon_ms").to_numpy()))
         frame.insert(2, "result_time", from_ms(frame.pop("result_ms").to_numpy()))
@@ -324,6 +350,12 @@ class LiveStore:
         with self.lock:
             row = self.con.execute("SELECT max(phenomenon_ms) FROM latest").fetchone()
         return None if row[0] is None else int(row[0])
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row of a query (None when no row)."""
+        with self.lock:
+            row = self.con.execute(sql, tuple(params)).fetchone()
+        return None if row is None else row[0]
 
     def next_seq(self) -> int:
         """A store-wide increasing number (events carry it for change streams)."""

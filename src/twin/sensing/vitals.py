@@ -65,7 +65,9 @@ def vitals(
         table[f"open_{grade}"] = events[is_open & (events["grade"] == grade)].groupby("area").size()
     deadline = events["grade"].map(ACK_DEADLINES_MIN).fillna(120.0) * 60_000
     opened = to_ms(events["opened"]) if len(events) else pd.Series(dtype="int64")
-    overdue = is_open & (events["escalated"] | ((events["status"] == "new") & (opened + deadline < clock)))
+    overdue = is_open & (
+        events["escalated"] | ((events["status"] == "new") & (opened + deadline < clock))
+    )
     table["overdue_events"] = events[overdue].groupby("area").size()
     done = events[events["status"].isin(["resolved", "closed"])]
     dispose = _dispose_minutes(store, done)
@@ -107,7 +109,9 @@ def vitals_series(
     areas = _areas(locator, by)
     clock = store.clock_ms()
     if clock is None:
-        return pd.DataFrame(columns=["readings", "sensors_reporting", "events_opened", "events_open"])
+        return pd.DataFrame(
+            columns=["readings", "sensors_reporting", "events_opened", "events_open"]
+        )
     hi = to_ms(end) if end is not None else clock
     lo = to_ms(start) if start is not None else hi - 86_400_000
     readings = _readings(store, lo, hi)
