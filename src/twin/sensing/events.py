@@ -169,8 +169,15 @@ def raise_events(
             changed.append(event_id)
     if evaluated is not None:
         lasting = {(e["rule"], e["sensor_uid"]) for e in eps if pd.isna(e["end"])}
+        with store.lock:
+            alarming = set(
+                store.con.execute(
+                    "SELECT rule, sensor_uid FROM events WHERE is_open = 1 AND cleared_ms IS NULL"
+                ).fetchall()
+            )
         for pair in records(evaluated):
-            if (pair["rule"], pair["sensor_uid"]) not in lasting:
+            key = (pair["rule"], pair["sensor_uid"])
+            if key in alarming and key not in lasting:
                 event_id = _clear(store, str(pair["rule"]), str(pair["sensor_uid"]), None, who)
                 if event_id is not None:
                     changed.append(event_id)
@@ -205,20 +212,21 @@ def _apply_episode(
         answer = impact(ep.event_type, ep.sensor_uid, place) if impact is not None else None
         return _open(store, ep, start, end, value, place, answer, who)
     event_id, last_ms, cleared_ms = row
-    if end is None and start <= last_ms and cleared_ms is None:
-        return None  # the same lasting episode seen again
+    known = start <= last_ms  # this episode is the one the event holds
+    if known and (end is None or cleared_ms is not None):
+        return None  # seen again, nothing new
     with store.lock:
         con.execute("BEGIN IMMEDIATE")
         con.execute(
             "UPDATE events SET last_ms = max(last_ms, ?), value = coalesce(?, value), "
-            "repeats = repeats + (? > last_ms), cleared_ms = ?, updated_ms = ?, seq = ? "
-            "WHERE id = ?",
-            (max(start, end or start), value, start, end, _now_ms(), _seq(con), event_id),
+            "repeats = repeats + ?, cleared_ms = ?, updated_ms = ?, seq = ? WHERE id = ?",
+            (max(start, end or start), value, int(not known), end, _now_ms(), _seq(con), event_id),
         )
-        if end is not None and cleared_ms is None:
-            _history(store, event_id, end, "cleared", _status(con, event_id), who)
-        elif end is None and start > last_ms:
-            _history(store, event_id, start, "repeat", _status(con, event_id), who)
+        status = _status(con, event_id)
+        if not known:
+            _history(store, event_id, start, "repeat", status, who)
+        if end is not None:
+            _history(store, event_id, end, "cleared", status, who)
         con.execute("COMMIT")
     return int(event_id)
 

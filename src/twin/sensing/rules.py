@@ -54,7 +54,7 @@ import yaml
 
 from twin.errors import SourceError, UsageError
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, from_ms, to_ms
+from twin.sensing.store import LiveStore, from_ms, records, to_ms
 
 __all__ = ["EPISODE_COLUMNS", "Rule", "episodes", "evaluate", "load_rules", "threshold_rules"]
 
@@ -202,14 +202,14 @@ def threshold_rules(registry: SensorRegistry) -> list[Rule]:
 
 
 # -- evaluation -------------------------------------------------------------
-def _threshold(value: Any, sensor: pd.Series) -> float:
+def _threshold(value: Any, sensor: Mapping[str, Any]) -> float:
     if isinstance(value, str):
         return float(sensor[value])
     return float(value)
 
 
 def _mask(
-    cond: Mapping[str, Any], values: np.ndarray, rates: np.ndarray, sensor: pd.Series
+    cond: Mapping[str, Any], values: np.ndarray, rates: np.ndarray, sensor: Mapping[str, Any]
 ) -> np.ndarray:
     """Whether each reading meets ``cond``."""
     result = np.ones(values.size, dtype=bool)
@@ -227,7 +227,9 @@ def _mask(
     return result
 
 
-def _clear_mask(rule: Rule, values: np.ndarray, on: np.ndarray, sensor: pd.Series) -> np.ndarray:
+def _clear_mask(
+    rule: Rule, values: np.ndarray, on: np.ndarray, sensor: Mapping[str, Any]
+) -> np.ndarray:
     """Whether each reading clears an active alarm (hysteresis when the rule has ``clear``)."""
     if rule.clear is None or len(rule.condition) != 1:
         return ~on
@@ -241,16 +243,22 @@ def _clear_mask(rule: Rule, values: np.ndarray, on: np.ndarray, sensor: pd.Serie
 
 
 def episodes(
-    rule: Rule, sensor: pd.Series, window: pd.DataFrame
+    rule: Rule, sensor: Mapping[str, Any], t: np.ndarray, v: np.ndarray
 ) -> list[tuple[int, int | None, float]]:
     """The alarm episodes of ``rule`` over one sensor's readings ``(start_ms, end_ms, value)``.
 
-    ``window`` has ``ms`` (int) and ``value`` columns in time order.
+    ``t`` (int ms) and ``v`` are the readings in time order; ``sensor`` maps
+    ``threshold_low`` / ``threshold_high`` to the sensor's own thresholds.
+
+    Examples
+    --------
+    >>> rule = Rule("hot", {"above": 1.0}, sensor_types=("x",), for_s=60, clear=0.5)
+    >>> t = np.arange(6) * 30_000
+    >>> episodes(rule, {}, t, np.array([0, 2, 2, 2, 0.8, 0.4]))
+    [(90000, 150000, 2.0)]
     """
-    if window.empty:
+    if t.size == 0:
         return []
-    t = window["ms"].to_numpy(dtype="int64")
-    v = window["value"].to_numpy(dtype=float)
     minutes = np.diff(t) / 60_000.0
     rates = np.concatenate([[np.nan], np.diff(v) / np.where(minutes > 0, minutes, np.nan)])
     try:
@@ -307,29 +315,31 @@ def evaluate(
     """
     wanted = None if sensors is None else set(sensors)
     streams = store.datastreams()
+    keys = zip(streams["sensor_uid"], streams["property"], strict=True)
+    ids = dict(zip(keys, streams.index, strict=True))
     rows: list[list[Any]] = []
     lo = to_ms(start) if start is not None else None
     clock = to_ms(end) if end is not None else store.clock_ms()
-    cache: dict[int, pd.DataFrame] = {}
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    info = registry.frame.drop(columns="geometry")
+    sensors_of = dict(zip(info.index, records(info), strict=True))
+    latest = _latest_ms(store)
     for rule in rules:
         uids = rule.applies(registry)
         if wanted is not None:
             uids = uids[uids.isin(list(wanted))]
-        for uid in uids:
-            sensor = registry.frame.loc[uid]
-            mine = streams[
-                (streams["sensor_uid"] == uid) & (streams["property"] == sensor["property"])
-            ]
-            if mine.empty:
+        for uid in uids.tolist():
+            sensor = sensors_of[uid]
+            found = ids.get((uid, sensor["property"]))
+            if found is None:
                 continue
-            ds = int(mine.index[0])
+            ds = int(found)
             if rule.no_data_min is not None:
-                rows += _offline(rule, store, ds, uid, sensor, clock)
+                rows += _offline(rule, store, ds, uid, sensor, clock, latest.get(ds))
                 continue
             if ds not in cache:
                 cache[ds] = _readings(store, ds, lo, clock)
-            window = cache[ds]
-            for s, e, value in episodes(rule, sensor, window):
+            for s, e, value in episodes(rule, sensor, *cache[ds]):
                 rows.append(
                     [rule.name, uid, rule.type_for(sensor["sensor_type"]), rule.grade, s, e, value]
                 )
@@ -339,40 +349,55 @@ def evaluate(
     return frame.sort_values(["start", "rule", "sensor_uid"]).reset_index(drop=True)
 
 
-def _readings(store: LiveStore, ds: int, lo: int | None, hi: int | None) -> pd.DataFrame:
+def _readings(
+    store: LiveStore, ds: int, lo: int | None, hi: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     with store.lock:
         rows = store.con.execute(
             "SELECT phenomenon_ms, value FROM observations WHERE datastream = ? "
             "AND phenomenon_ms BETWEEN ? AND ? ORDER BY phenomenon_ms",
             (ds, lo if lo is not None else -(2**62), hi if hi is not None else 2**62),
         ).fetchall()
-    return pd.DataFrame(rows, columns=["ms", "value"])
+    if not rows:
+        return np.zeros(0, dtype="int64"), np.zeros(0)
+    t, v = zip(*rows, strict=True)
+    return np.asarray(t, dtype="int64"), np.asarray(v, dtype=float)
+
+
+def _latest_ms(store: LiveStore) -> dict[int, int]:
+    with store.lock:
+        rows = store.con.execute("SELECT datastream, phenomenon_ms FROM latest").fetchall()
+    return {int(d): int(t) for d, t in rows}
 
 
 def _offline(
-    rule: Rule, store: LiveStore, ds: int, uid: str, sensor: pd.Series, clock: int | None
+    rule: Rule,
+    store: LiveStore,
+    ds: int,
+    uid: str,
+    sensor: Mapping[str, Any],
+    clock: int | None,
+    latest: int | None,
 ) -> list[list[Any]]:
     """The no-data episode of one datastream at ``clock`` (at most one, while it lasts)."""
     assert rule.no_data_min is not None
-    with store.lock:
-        row = store.con.execute(
-            "SELECT max(phenomenon_ms) FROM observations "
-            "WHERE datastream = ? AND phenomenon_ms <= ?",
-            (ds, clock if clock is not None else 2**62),
-        ).fetchone()
+    if latest is not None and clock is not None and latest <= clock:
+        row: Any = (latest,)
+    else:
+        row = _last_before(store, ds, clock)
     if row[0] is None or clock is None:
         return []
     silent_from = int(row[0]) + int(rule.no_data_min * 60_000)
     if clock < silent_from:
         return []
-    return [
-        [
-            rule.name,
-            uid,
-            rule.type_for(sensor["sensor_type"]),
-            rule.grade,
-            silent_from,
-            None,
-            np.nan,
-        ]
-    ]
+    kind = rule.type_for(sensor["sensor_type"])
+    return [[rule.name, uid, kind, rule.grade, silent_from, None, np.nan]]
+
+
+def _last_before(store: LiveStore, ds: int, clock: int | None) -> Any:
+    with store.lock:
+        return store.con.execute(
+            "SELECT max(phenomenon_ms) FROM observations "
+            "WHERE datastream = ? AND phenomenon_ms <= ?",
+            (ds, clock if clock is not None else 2**62),
+        ).fetchone()

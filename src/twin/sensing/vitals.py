@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from twin.errors import UsageError
@@ -132,17 +133,21 @@ def vitals_series(
     for period in periods:
         period_end = period + pd.Timedelta(freq)
         alive = events[(events["opened"] < period_end)]
-        gone = alive["id"].map(resolved_at)
-        alive = alive[gone.isna() | (gone >= period_end)]
+        still = [
+            resolved_at.get(int(i)) is None or resolved_at[int(i)] >= period_end
+            for i in alive["id"].tolist()
+        ]
+        alive = alive[np.asarray(still, dtype=bool)]
         for area, n in alive.groupby("area").size().items():
             open_counts[(period, area)] = n
     out["events_open"] = pd.Series(open_counts, dtype=float)
     return out.fillna(0).astype(int).sort_index()
 
 
-def _resolved_at(store: LiveStore) -> pd.Series:
-    rows = store._query(
-        "SELECT event_id, min(at_ms) AS at_ms FROM event_history WHERE action = 'resolve' "
-        "GROUP BY event_id"
-    )
-    return pd.Series(from_ms(rows["at_ms"].to_numpy()), index=rows["event_id"].to_numpy())
+def _resolved_at(store: LiveStore) -> dict[int, pd.Timestamp]:
+    with store.lock:
+        rows = store.con.execute(
+            "SELECT event_id, min(at_ms) FROM event_history WHERE action = 'resolve' "
+            "GROUP BY event_id"
+        ).fetchall()
+    return {int(i): from_ms(int(t)) for i, t in rows}
