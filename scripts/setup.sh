@@ -28,3 +28,12 @@ if ! command -v ogrinfo >/dev/null 2>&1; then
     echo "setup: ogrinfo not found; install GDAL's command-line tools (Debian: gdal-bin)" >&2
   fi
 fi
+# Mosquitto (Debian): the MQTT broker the sensing tests and benchmark start on a loopback port.
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing mosquitto from Debian" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mosquitto >/dev/null
+  else
+    echo "setup: mosquitto not found; install it (Debian: mosquitto)" >&2
+  fi
+fi
