@@ -416,6 +416,9 @@ def main() -> None:
     _write(GETTING_STARTED, "01_getting_started.ipynb")
     _write(PLANNING_INDICATORS, "02_planning_indicators.ipynb")
     _write(OPERATIONS, "03_operations.ipynb")
+    from _cells_04 import OPERATIONS_DAY
+
+    _write(OPERATIONS_DAY, "04_operations_day.ipynb")
 
 
 if __name__ == "__main__":
