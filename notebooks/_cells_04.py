@@ -47,8 +47,10 @@ OPERATIONS_DAY = [
         "for hour, batch in readings.groupby(readings['time'].str[:13]):\n"
         "    report, changed = loop.ingest(batch, source='replay')\n"
         "    changed += loop.check_offline()\n"
-        "    timeline.append({'hour (UTC)': hour, 'stored': report.stored, "
-        "'events changed': len(set(changed))})\n"
+        "    timeline.append(\n"
+        "        {'hour (UTC)': hour, 'stored': report.stored, "
+        "'events changed': len(set(changed))}\n"
+        "    )\n"
         "timeline = pd.DataFrame(timeline)\n"
         "timeline[timeline['events changed'] > 0]"
     ),
@@ -111,10 +113,10 @@ OPERATIONS_DAY = [
     new_markdown_cell("## Vital signs (城市体征) per district"),
     new_code_cell("vitals(loop.store, loop.locator, by='district')"),
     new_code_cell(
+        "import matplotlib.pyplot as plt\n\n"
         "series = vitals_series(loop.store, loop.locator, by='district')\n"
         "per_hour = series['sensors_reporting'].unstack('area').fillna(0)\n"
         "open_now = series['events_open'].unstack('area').fillna(0)\n"
-        "import matplotlib.pyplot as plt\n\n"
         "fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)\n"
         "per_hour.plot(ax=top, legend=False)\n"
         "top.set_ylabel('sensors reporting')\n"
