@@ -212,6 +212,24 @@ def _api_scenarios() -> list[Scenario]:
     ]
 
 
+def _sensing_scenarios() -> list[Scenario]:
+    from bench import sensing
+
+    return [
+        Scenario(
+            "observe-ingest",
+            "bulk ingest, N/10 sensors x 100 readings (Parquet), validated; then latest, window",
+            sensing.ingest_ours,
+            sensing.ingest_peer,
+            "bare sqlite3 executemany of the same rows",
+            1.5,
+            metric="readings_per_s",
+            same=("stored",),
+            timed="ingest_s",
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -235,5 +253,6 @@ SCENARIOS: dict[str, Scenario] = {
         *_build_scenarios(),
         *_api_scenarios(),
         *_road_scenarios(),
+        *_sensing_scenarios(),
     )
 }

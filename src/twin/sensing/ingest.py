@@ -139,11 +139,17 @@ def _parse_times(values: pd.Series) -> pd.Series:
     return parsed
 
 
+def out_dtype_is_text(column: pd.Series) -> bool:
+    """Whether a column holds strings in an extension dtype (pyarrow or pandas strings)."""
+    return isinstance(column.dtype, pd.StringDtype) or str(column.dtype).startswith("string")
+
+
 def _checked(
     batch: pd.DataFrame, registry: SensorRegistry, now_ms: int, future_tolerance_s: float
 ) -> tuple[pd.DataFrame, pd.Series]:
     """The batch with ``uid``, ``ms`` and ``number`` columns, and each row's reason (None: ok)."""
-    out = batch.copy()
+    text = [c for c in ("sensor", "property", "unit", "quality") if out_dtype_is_text(batch[c])]
+    out = batch.astype({c: object for c in text})  # arrow-backed strings iterate slowly
     out["uid"] = registry.resolve(out["sensor"]).to_numpy()
     number = pd.to_numeric(out["value"], errors="coerce")
     out["number"] = number.where(np.isfinite(number.astype(float)))
@@ -201,11 +207,19 @@ def ingest(
         return report
     checked, reason = _checked(batch, registry, now_ms, future_tolerance_s)
     good = checked[reason.isna()]
-    keys = list(dict.fromkeys(zip(good["uid"], good["property"], good["unit"], strict=True)))
+    codes, _ = pd.factorize(good["uid"].astype(str) + "\x1f" + good["property"].astype(str))
+    first = np.unique(codes, return_index=True)[1] if len(good) else np.zeros(0, dtype=int)
+    keys = list(
+        zip(
+            good["uid"].to_numpy(dtype=object)[first].tolist(),
+            good["property"].to_numpy(dtype=object)[first].tolist(),
+            good["unit"].to_numpy(dtype=object)[first].tolist(),
+            strict=True,
+        )
+    )
     with store.lock:
-        ids = dict(zip([(k[0], k[1]) for k in keys], store.datastream_ids(keys), strict=True))
-        ds = np.array([ids[(u, p)] for u, p in zip(good["uid"], good["property"], strict=True)])
-        good = good.assign(ds=ds.astype("int64") if len(ds) else np.array([], dtype="int64"))
+        found = np.asarray(store.datastream_ids(keys), dtype="int64")
+        good = good.assign(ds=found[codes] if len(good) else np.array([], dtype="int64"))
         twice = good.duplicated(["ds", "ms"], keep="first")
         reason[twice[twice].index] = "duplicate"
         good = good[~twice]
@@ -223,13 +237,19 @@ def _commit(
     report: IngestReport,
 ) -> None:
     con = store.con
+    quality = good["quality"]
+    qualities = (
+        [None] * len(good)
+        if quality.isna().all()
+        else quality.where(quality.notna(), None).tolist()
+    )
     rows = list(
         zip(
-            good["ds"].tolist(),
-            good["ms"].tolist(),
+            good["ds"].to_numpy(dtype="int64").tolist(),
+            good["ms"].to_numpy(dtype="int64").tolist(),
             [now_ms] * len(good),
-            good["number"].astype(float).tolist(),
-            good["quality"].where(good["quality"].notna(), None).tolist(),
+            good["number"].to_numpy(dtype=float).tolist(),
+            qualities,
             strict=True,
         )
     )
@@ -253,7 +273,7 @@ def _commit(
         con.execute("ROLLBACK")
         raise
     report.stored = len(rows)
-    report.sensors = sorted(set(good["uid"]))
+    report.sensors = sorted(pd.unique(good["uid"].to_numpy(dtype=object)).tolist())
 
 
 def _already_stored(con: Any, good: pd.DataFrame) -> np.ndarray:

@@ -97,10 +97,19 @@ class SensorRegistry:
 
     def resolve(self, names: Iterable[str]) -> pd.Series:
         """The uid of each sensor name (uid or delivery id); NaN where unknown."""
-        values = pd.Series(list(names), dtype=object).astype(str).str.strip()
-        known = values.where(values.isin(self.frame.index))
-        short = values.map(self._by_short)
-        return known.fillna(short)
+        values = np.asarray(
+            list(names) if not isinstance(names, pd.Series) else names, dtype=object
+        )
+        index = pd.Index(self.frame.index.to_numpy(dtype=object))
+        pos = index.get_indexer(values)
+        out = pd.Series(np.where(pos >= 0, index.to_numpy()[pos], None), dtype=object)
+        miss = np.flatnonzero(pos < 0)
+        if miss.size:
+            text = pd.Series(values[miss], dtype=object).astype(str).str.strip()
+            full = index.get_indexer(text.to_numpy(dtype=object))
+            short = text.map(self._by_short).to_numpy(dtype=object)
+            out.iloc[miss] = np.where(full >= 0, index.to_numpy()[full], short)
+        return out.where(out.notna(), np.nan)
 
     def visible(self, classifications: Iterable[str]) -> gpd.GeoDataFrame:
         """The sensors of layers with one of ``classifications``."""

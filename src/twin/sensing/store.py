@@ -286,31 +286,31 @@ class LiveStore:
         pandas.DataFrame
             ``property, time, result_time, value, quality``, indexed 0…n-1.
         """
-        streams = self.datastreams([sensor_uid])
-        if prop is not None:
-            streams = streams[streams["property"] == prop]
         lo = to_ms(start) if start is not None else -(2**62)
         hi = to_ms(end) if end is not None else 2**62
-        parts = []
-        for ds, prop_name in zip(streams.index.tolist(), streams["property"].tolist(), strict=True):
-            part = self._query(
-                "SELECT phenomenon_ms, result_ms, value, quality FROM observations "
-                "WHERE datastream = ? AND phenomenon_ms BETWEEN ? AND ? ORDER BY phenomenon_ms",
-                (int(ds), lo, hi),
-            )
-            part.insert(0, "property", prop_name)
-            parts.append(part)
-        frame = (
-            pd.concat(parts, ignore_index=True)
-            if parts
-            else pd.DataFrame(
-                columns=["property", "phenomenon_ms", "result_ms", "value", "quality"]
-            )
+        sql = (
+            "SELECT d.property, o.phenomenon_ms, o.result_ms, o.value, o.quality "
+            "FROM datastreams d JOIN observations o ON o.datastream = d.id "
+            "WHERE d.sensor_uid = ? AND o.phenomenon_ms BETWEEN ? AND ?"
         )
-        frame.insert(1, "time", from_ms(frame.pop("phenomenon_ms").to_numpy()))
-        frame.insert(2, "result_time", from_ms(frame.pop("result_ms").to_numpy()))
-        frame["value"] = frame["value"].astype(float)
-        return frame.sort_values("time", kind="stable").reset_index(drop=True)
+        params: tuple[Any, ...] = (sensor_uid, lo, hi)
+        if prop is not None:
+            sql += " AND d.property = ?"
+            params += (prop,)
+        with self.lock:
+            rows = self.con.execute(
+                sql + " ORDER BY o.phenomenon_ms, d.property", params
+            ).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        return pd.DataFrame(
+            {
+                "property": np.asarray(columns[0], dtype=object),
+                "time": from_ms(np.asarray(columns[1], dtype="int64")),
+                "result_time": from_ms(np.asarray(columns[2], dtype="int64")),
+                "value": np.asarray(columns[3], dtype=float),
+                "quality": np.asarray(columns[4], dtype=object),
+            }
+        )
 
     def observations_of(
         self, datastream: int, *, skip: int = 0, top: int = 100, newest_first: bool = True
