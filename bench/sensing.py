@@ -14,6 +14,7 @@ same chunks read from the same file. Both time only the store work
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -165,3 +166,181 @@ def ingest_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         stored += len(chunk)
         spent += time.perf_counter() - started
     return {"stored": stored, "ingest_s": spent, "readings_per_s": round(stored / spent)}
+
+
+# -- MQTT through Mosquitto ---------------------------------------------------------------
+MQTT_SENSORS = 10_000
+MQTT_RATE = 5_000
+MQTT_SECONDS = float(os.environ.get("TWIN_BENCH_MQTT_S", "60"))
+ALARMS = 200  # gas readings above the threshold, spread over the run (publish -> SSE latency)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, timeout_s: float = 60.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _mqtt_twin(path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    import twin
+
+    rng = np.random.default_rng(3)
+    xy = np.column_stack(
+        [
+            rng.uniform(500_000, 510_000, MQTT_SENSORS),
+            rng.uniform(3_390_000, 3_400_000, MQTT_SENSORS),
+        ]
+    )
+    frame = gpd.GeoDataFrame(
+        {
+            "id": [f"G{i:05d}" for i in range(MQTT_SENSORS)],
+            "sensor_type": "gas_leak",
+            "threshold_high": 20.0,
+            "unit": "%LEL",
+        },
+        geometry=shapely.points(xy),
+        crs="EPSG:4544",
+    )
+    city = twin.Twin.create(path, crs="EPSG:4544")
+    city.import_frame(frame, layer="sensors", kind="sensor", id="id")
+
+
+def mqtt_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    """5,000 readings/s for 60 s from 10,000 sensors through Mosquitto into the live store;
+    200 of them alarms, timed from publish to the event on the SSE stream."""
+    import hashlib
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+    import paho.mqtt.client as mqtt
+
+    from twin.sensing.mqtt import mosquitto_config
+    from twin.sensing.store import LiveStore
+
+    twin_path = scratch / "mqtt.gpkg"
+    _mqtt_twin(twin_path)
+    port, api_port = _free_port(), _free_port()
+    (scratch / "m.conf").write_text(mosquitto_config(port), encoding="utf-8")
+    broker = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(scratch / "m.conf")],
+        stderr=subprocess.DEVNULL,
+    )
+    cli = str(Path(sys.executable).with_name("twin"))
+    keys = scratch / "keys.yaml"
+    keys.write_text("keys: []\n", encoding="utf-8")
+    digest = hashlib.sha256(b"bench-key").hexdigest()
+    env = {**os.environ, "TWIN_API_KEYS": f"bench:internal:{digest}", "TWIN_API_POLL_S": "0.05"}
+    server = subprocess.Popen(
+        [cli, "-q", "serve", str(twin_path), "--port", str(api_port)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_port(port)
+    _wait_port(api_port, 120)
+    ingester = subprocess.Popen(
+        [
+            cli,
+            "observe",
+            "mqtt",
+            str(twin_path),
+            "--broker",
+            f"127.0.0.1:{port}",
+            "--flush",
+            "0.05",
+            "--max-batch",
+            "5000",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream(
+            "GET",
+            f"http://127.0.0.1:{api_port}/events/stream",
+            headers={"X-API-Key": "bench-key"},
+            timeout=None,
+        ) as answer:
+            for line in answer.iter_lines():
+                if line.startswith("data: "):
+                    item = json.loads(line[6:])
+                    seen.setdefault(item["sensor_uid"], time.monotonic())
+                if stop.is_set():
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    store = LiveStore.beside(twin_path)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        time.sleep(3.0)  # the ingester subscribes
+        listener.start()
+        time.sleep(1.0)
+        total = int(MQTT_RATE * MQTT_SECONDS)
+        alarm_at = set(np.linspace(total * 0.05, total * 0.95, ALARMS).astype(int).tolist())
+        published: dict[str, float] = {}
+        base = pd.Timestamp("2026-05-18T00:00:00Z")
+        started = time.monotonic()
+        for i in range(total):
+            due = started + i / MQTT_RATE
+            lag = due - time.monotonic()
+            if lag > 0:
+                time.sleep(lag)
+            sensor = f"G{i % MQTT_SENSORS:05d}"
+            stamp = (base + pd.Timedelta(seconds=i // MQTT_SENSORS)).isoformat()
+            value = 45.0 if i in alarm_at else 1.0
+            client.publish(f"city/{sensor}/gas", json.dumps({"time": stamp, "value": value}), qos=1)
+            if value > 20:
+                published.setdefault(f"sensors.{sensor}", time.monotonic())
+        publish_s = time.monotonic() - started
+        deadline = time.monotonic() + 120
+        while store.count_observations() < total and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stored_s = time.monotonic() - started
+        stored = store.count_observations()
+        time.sleep(2.0)
+        stop.set()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        for process in (ingester, server, broker):
+            process.terminate()
+            process.wait(30)
+    latencies = sorted(seen[s] - t for s, t in published.items() if s in seen)
+    p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else None
+    return {
+        "published": total,
+        "stored": stored,
+        "publish_rate": round(total / publish_s),
+        "stored_rate": round(stored / stored_s),
+        "alarms": len(published),
+        "alarms_on_sse": len(latencies),
+        "sse_p99_s": None if p99 is None else round(p99, 3),
+    }
