@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 import pandas as pd
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,7 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "The key's role may not write"},
 }
 _lock = threading.Lock()
+EventId = Annotated[int, Path(ge=1, le=2**62, description="The event id")]
 
 
 def operations(request: Request) -> OperationsLoop:
@@ -246,7 +247,7 @@ def _event_visible(visible: Visible, loop: OperationsLoop, event_id: int) -> dic
 async def stream(
     request: Request,
     visible: VisibleDep,
-    after: int | None = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     last_event_id: str | None = Header(default=None),
 ) -> StreamingResponse:
     loop = operations(request)
@@ -281,7 +282,7 @@ async def stream(
 
 
 @router.get("/events/{event_id}", summary="One event with its location, impact and history")
-async def event(request: Request, visible: VisibleDep, event_id: int) -> Response:
+async def event(request: Request, visible: VisibleDep, event_id: EventId) -> Response:
     loop = operations(request)
     return _json(_event_visible(visible, loop, event_id))
 
@@ -302,7 +303,7 @@ class TransitionIn(BaseModel):
 async def event_action(
     request: Request,
     visible: VisibleDep,
-    event_id: int,
+    event_id: EventId,
     action: Literal["ack", "dispatch", "start", "resolve", "close"],
     body: TransitionIn | None = None,
 ) -> Response:

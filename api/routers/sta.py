@@ -33,7 +33,7 @@ ROOT = "/sta/v1.1"
 router = APIRouter(prefix=ROOT, tags=["sensorthings"], responses=ERROR_RESPONSES)
 _FILTER = re.compile(r"^\s*phenomenonTime\s+(ge|gt|le|lt)\s+(\S+)\s*$")
 TopQ = Query(default=100, alias="$top", ge=0, le=10_000)
-SkipQ = Query(default=0, alias="$skip", ge=0)
+SkipQ = Query(default=0, alias="$skip", ge=0, le=2**62)
 CountQ = Query(default=False, alias="$count")
 
 
