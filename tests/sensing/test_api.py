@@ -200,3 +200,21 @@ def test_frost_sta_client_reads_datastreams_and_observations(
     assert [o.result for o in observations] == window["value"].tolist() == [0.4] * 24
     anonymous = fsc.SensorThingsService(server.url + "/sta/v1.1")
     assert list(anonymous.datastreams().query().list()) == []
+
+
+def test_restricted_sensors_stay_invisible_without_the_role(server: LiveServer) -> None:
+    body = {"observations": [{"sensor": "CAM000001", "time": "2026-05-18T15:00:00Z", "value": 1}]}
+    assert _post(server, "/observations", "ops", body).json()["stored"] == 1
+    camera = "cameras.CAM000001"
+    internal = {r["sensor_uid"] for r in server.get("/latest", role="internal").json()["latest"]}
+    restricted = {
+        r["sensor_uid"] for r in server.get("/latest", role="restricted").json()["latest"]
+    }
+    assert camera not in internal and camera in restricted
+    assert server.get("/observations", role="internal", sensor=camera).status_code == 404
+    assert server.get("/observations", role="restricted", sensor=camera).json()["count"] == 1
+    assert server.get("/datastreams", role="internal", layer="cameras").status_code == 404
+    things = server.get("/sta/v1.1/Things", role="restricted", **{"$top": 1000}).json()["value"]
+    assert camera in {t["@iot.id"] for t in things}
+    things = server.get("/sta/v1.1/Things", role="internal", **{"$top": 1000}).json()["value"]
+    assert camera not in {t["@iot.id"] for t in things}

@@ -108,3 +108,31 @@ def test_observe_sample_writes_the_day(fresh: Path, tmp_path: Path) -> None:
     frame = pd.read_parquet(out)
     assert made["readings"] == len(frame) == 300 * 288 - 108  # the silent smoke detector
     assert sorted(made["incidents"]) == ["flooding", "gas_leak", "offline", "pressure_drop"]
+
+
+def test_citizen_reports_from_a_csv_by_place_name(fresh: Path, tmp_path: Path) -> None:
+    import twin
+
+    city = twin.Twin.open(fresh)
+    named = city.layer("facilities", columns=["name"]).dropna(subset=["name"]).iloc[[0]]
+    name, uid = str(named["name"].iloc[0]), str(named.index[0])
+    path = tmp_path / "reports.csv"
+    pd.DataFrame(
+        {
+            "ticket": ["T-1", "T-2"],
+            "type": ["noise", "road_blocked"],
+            "time": ["2026-05-18T01:00:00Z", "2026-05-18T02:00:00Z"],
+            "place": [name, "roads." + city.layer("roads", columns=[]).index[0].split(".", 1)[1]],
+        }
+    ).to_csv(path, index=False)
+    made = _json("events", "report", str(fresh), str(path))
+    assert len(made["events"]) == 2
+    first = _json("events", "show", str(fresh), str(made["events"][0]))
+    grid = city.relations("feature_grid", uid=uid)["to_uid"].iloc[0]
+    assert first["location"]["grid"] == grid and first["sensor_uid"] == "report:T-1"
+    second = _json("events", "show", str(fresh), str(made["events"][1]))
+    assert second["impact"]["analysis"] == "road_closure"
+    unknown = tmp_path / "bad.csv"
+    unknown.write_text("ticket,type,time,place\nT-3,noise,2026-05-18T01:00:00Z,无此地\n")
+    bad = run_cli("events", "report", str(fresh), str(unknown))
+    assert bad.returncode == 2 and "no building, facility or road is named '无此地'" in bad.stderr

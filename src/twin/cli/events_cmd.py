@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -193,6 +194,28 @@ def close_cmd(
     Example: [bold]twin events close city.gpkg 12 --who ops-lead[/bold]
     """
     _act("close", twin_path, event_id, who, note, None, json_output)
+
+
+@sub.command("report")
+def report_cmd(
+    twin_path: TwinArg,
+    reports: Annotated[Path, typer.Argument(help="CSV of citizen reports (12345 hotline).")],
+    who: Annotated[str, typer.Option("--who", help="Recorded as the events' opener.")] = "12345",
+    json_output: JsonOpt = False,
+) -> None:
+    """Citizen reports become events (columns ticket, type, time, lon, lat, coords, place, text).
+
+    Example: [bold]twin events report city.gpkg reports.csv[/bold]
+    """
+    from twin.sensing.loop import OperationsLoop
+    from twin.sensing.reports import read_reports, report_events
+
+    loop = OperationsLoop.open(twin_path)
+    ids = report_events(loop, read_reports(reports), who=who)
+    if json_output:
+        print_json({"events": ids})
+    else:
+        out.print(f"{len(ids)} event(s) opened or changed: {', '.join(map(str, ids))}")
 
 
 @sub.command("escalate")
