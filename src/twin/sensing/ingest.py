@@ -288,15 +288,20 @@ def _update_latest(con: Any, good: pd.DataFrame) -> None:
     if good.empty:
         return
     newest = good.loc[good.groupby("ds")["ms"].idxmax(), ["ds", "ms", "number"]]
+    batch = con.execute(
+        "INSERT INTO counters (name, value) VALUES ('latest', 1) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+    ).fetchone()[0]
     con.executemany(
-        "INSERT INTO latest VALUES (?, ?, ?) ON CONFLICT(datastream) DO UPDATE SET "
-        "phenomenon_ms = excluded.phenomenon_ms, value = excluded.value "
+        "INSERT INTO latest VALUES (?, ?, ?, ?) ON CONFLICT(datastream) DO UPDATE SET "
+        "phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, batch = excluded.batch "
         "WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
         list(
             zip(
                 newest["ds"].tolist(),
                 newest["ms"].tolist(),
                 newest["number"].astype(float).tolist(),
+                [batch] * len(newest),
                 strict=True,
             )
         ),

@@ -64,8 +64,10 @@ CREATE TABLE IF NOT EXISTS observations (
 CREATE TABLE IF NOT EXISTS latest (
     datastream INTEGER PRIMARY KEY,
     phenomenon_ms INTEGER NOT NULL,
-    value REAL NOT NULL
+    value REAL NOT NULL,
+    batch INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS latest_batch ON latest (batch);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,
@@ -112,6 +114,9 @@ CREATE TABLE IF NOT EXISTS event_history (
 CREATE INDEX IF NOT EXISTS event_history_event ON event_history (event_id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+_NONE = np.iinfo("int64").min  # no latest value (yet) for that datastream id
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -262,14 +267,63 @@ class LiveStore:
         pandas.DataFrame
             ``datastream, sensor_uid, property, unit, time (UTC), value``.
         """
-        frame = self._query(
-            "SELECT l.datastream, d.sensor_uid, d.property, d.unit, l.phenomenon_ms, l.value "
-            "FROM latest l JOIN datastreams d ON d.id = l.datastream ORDER BY l.datastream"
-        )
+        with self.lock:
+            ms, value = self._latest_arrays()
+            streams = self._stream_table()
+        present = np.flatnonzero(ms[: len(ms)] != _NONE)
+        present = present[present > 0]
+        pos = streams.index.get_indexer(pd.Index(present))
+        frame = streams.iloc[pos].reset_index(names="datastream")
+        frame.insert(4, "time", from_ms(ms[present]))
+        frame["value"] = value[present]
         if sensors is not None:
-            frame = frame[frame["sensor_uid"].isin(list(sensors))]
-        frame.insert(4, "time", from_ms(frame.pop("phenomenon_ms").to_numpy()))
-        return frame.reset_index(drop=True)
+            frame = frame[frame["sensor_uid"].isin(list(sensors))].reset_index(drop=True)
+        return frame
+
+    def _latest_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latest time and value by datastream id, kept in memory and refreshed with the
+        rows changed since the last read (every ingest marks its rows with a batch number)."""
+        cached = getattr(self, "_latest_cache", None)
+        seen = cached[0] if cached is not None else -1
+        rows = self.con.execute(
+            "SELECT datastream, phenomenon_ms, value, batch FROM latest WHERE batch > ?", (seen,)
+        ).fetchall()
+        if cached is not None and not rows:
+            return cached[1], cached[2]
+        if rows:
+            ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
+            ms = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
+            val = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
+            top = max(int(r[3]) for r in rows)
+        else:
+            ds = ms = np.zeros(0, dtype="int64")
+            val, top = np.zeros(0), seen
+        size = max(int(ds.max()) + 1 if ds.size else 0, len(cached[1]) if cached else 0)
+        times = np.full(size, _NONE, dtype="int64")
+        values = np.full(size, np.nan)
+        if cached is not None:
+            times[: len(cached[1])] = cached[1]
+            values[: len(cached[2])] = cached[2]
+        times[ds] = ms
+        values[ds] = val
+        self._latest_cache = (max(top, seen), times, values)
+        return times, values
+
+    def _stream_table(self) -> pd.DataFrame:
+        """The datastreams (id index), cached until a new one is created."""
+        count = self.con.execute("SELECT count(*) FROM datastreams").fetchone()[0]
+        cached = getattr(self, "_stream_cache", None)
+        if cached is None or cached[0] != count:
+            rows = self.con.execute(
+                "SELECT id, sensor_uid, property, unit FROM datastreams"
+            ).fetchall()
+            table = pd.DataFrame.from_records(
+                rows, columns=["id", "sensor_uid", "property", "unit"]
+            ).set_index("id")
+            self._stream_cache = (count, table)
+            return table
+        frame: pd.DataFrame = cached[1]
+        return frame
 
     def window(
         self,
