@@ -84,6 +84,7 @@ def test_observe_import_maps_columns_and_the_operator_disposes_of_the_event(
     assert row["open_events"] == 0 and row["mean_dispose_min"] is not None
 
 
+@pytest.mark.slow
 def test_bad_input_gives_one_line_and_the_right_exit_code(fresh: Path, tmp_path: Path) -> None:
     gone = run_cli("observe", "import", str(fresh), str(tmp_path / "nope.csv"))
     assert gone.returncode == 3 and "does not exist" in gone.stderr
@@ -110,6 +111,7 @@ def test_observe_sample_writes_the_day(fresh: Path, tmp_path: Path) -> None:
     assert sorted(made["incidents"]) == ["flooding", "gas_leak", "offline", "pressure_drop"]
 
 
+@pytest.mark.slow
 def test_citizen_reports_from_a_csv_by_place_name(fresh: Path, tmp_path: Path) -> None:
     import twin
 

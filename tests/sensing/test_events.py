@@ -76,6 +76,7 @@ def test_every_planted_incident_becomes_one_event_at_the_right_place(ops_day: Op
     assert first["cleared"] == pd.Timestamp("2026-05-18T03:00Z")
 
 
+@pytest.mark.slow
 def test_pressure_drop_carries_the_pipe_break_twin_analyze_gives(ops_day: OpsDay) -> None:
     store = ops_day.loop.store
     incident = ops_day.incidents["pressure_drop"]
@@ -107,6 +108,7 @@ def test_pressure_drop_carries_the_pipe_break_twin_analyze_gives(ops_day: OpsDay
         assert other.impact["pipe"] == pipe and other.impact["joins_event"] == first.id
 
 
+@pytest.mark.slow
 def test_gas_leak_and_flooding_carry_their_impact(ops_day: OpsDay) -> None:
     store = ops_day.loop.store
     gas = get_event(
