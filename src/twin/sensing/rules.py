@@ -42,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -320,29 +321,32 @@ def evaluate(
     rows: list[list[Any]] = []
     lo = to_ms(start) if start is not None else None
     clock = to_ms(end) if end is not None else store.clock_ms()
-    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    info = registry.frame.drop(columns="geometry")
-    sensors_of = dict(zip(info.index, records(info), strict=True))
-    latest = _latest_ms(store)
+    tasks: list[tuple[Rule, str, int]] = []
     for rule in rules:
         uids = rule.applies(registry)
         if wanted is not None:
             uids = uids[uids.isin(list(wanted))]
-        for uid in uids.tolist():
-            sensor = sensors_of[uid]
-            found = ids.get((uid, sensor["property"]))
-            if found is None:
-                continue
-            ds = int(found)
-            if rule.no_data_min is not None:
-                rows += _offline(rule, store, ds, uid, sensor, clock, latest.get(ds))
-                continue
-            if ds not in cache:
-                cache[ds] = _readings(store, ds, lo, clock)
-            for s, e, value in episodes(rule, sensor, *cache[ds]):
-                rows.append(
-                    [rule.name, uid, rule.type_for(sensor["sensor_type"]), rule.grade, s, e, value]
-                )
+        props = registry.frame.loc[uids, "property"].tolist()
+        for uid, prop in zip(uids.tolist(), props, strict=True):
+            found = ids.get((uid, prop))
+            if found is not None:
+                tasks.append((rule, uid, int(found)))
+    needed = sorted({uid for _, uid, _ in tasks})
+    info = registry.frame.loc[needed].drop(columns="geometry")
+    sensors_of = dict(zip(needed, records(info), strict=True))
+    value_ds = sorted({ds for rule, _, ds in tasks if rule.no_data_min is None})
+    cache = _windows(store, value_ds, lo, clock)
+    latest = _latest_ms(store) if any(r.no_data_min is not None for r, _, _ in tasks) else {}
+    empty = (np.zeros(0, dtype="int64"), np.zeros(0))
+    for rule, uid, ds in tasks:
+        sensor = sensors_of[uid]
+        if rule.no_data_min is not None:
+            rows += _offline(rule, store, ds, uid, sensor, clock, latest.get(ds))
+            continue
+        for s, e, value in episodes(rule, sensor, *cache.get(ds, empty)):
+            rows.append(
+                [rule.name, uid, rule.type_for(sensor["sensor_type"]), rule.grade, s, e, value]
+            )
     frame = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
     frame["start"] = from_ms(frame["start"].to_numpy(dtype="int64"))
     frame["end"] = pd.to_datetime(frame["end"].astype("Int64").astype("float"), unit="ms", utc=True)
@@ -362,6 +366,34 @@ def _readings(
         return np.zeros(0, dtype="int64"), np.zeros(0)
     t, v = zip(*rows, strict=True)
     return np.asarray(t, dtype="int64"), np.asarray(v, dtype=float)
+
+
+def _windows(
+    store: LiveStore, streams: list[int], lo: int | None, hi: int | None
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The readings of many datastreams in ``[lo, hi]`` (one query), by datastream."""
+    if not streams:
+        return {}
+    with store.lock:
+        rows = store.con.execute(
+            "SELECT datastream, phenomenon_ms, value FROM observations "
+            "WHERE datastream IN (SELECT value FROM json_each(?)) "
+            "AND phenomenon_ms BETWEEN ? AND ? ORDER BY datastream, phenomenon_ms",
+            (
+                json.dumps(streams),
+                lo if lo is not None else -(2**62),
+                hi if hi is not None else 2**62,
+            ),
+        ).fetchall()
+    if not rows:
+        return {}
+    ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
+    t = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
+    v = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
+    cuts = np.flatnonzero(np.diff(ds)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(ds)]])
+    return {int(ds[a]): (t[a:b], v[a:b]) for a, b in zip(starts, ends, strict=True)}
 
 
 def _latest_ms(store: LiveStore) -> dict[int, int]:
