@@ -36,7 +36,16 @@ from .settings import Settings
 
 log = logging.getLogger("twin_api")
 
-OPTIONAL_ROUTERS = ("onemap", "impact", "address", "tiles", "export", "page")
+OPTIONAL_ROUTERS = (
+    "onemap",
+    "impact",
+    "address",
+    "tiles",
+    "export",
+    "page",
+    "sensing",
+    "sta",
+)
 
 
 def create_app(settings: Settings) -> FastAPI:

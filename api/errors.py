@@ -37,6 +37,10 @@ class AuthenticationError(TwinError, PermissionError):
     """An API key was sent but is not one the service knows."""
 
 
+class ForbiddenError(TwinError, PermissionError):
+    """The caller's key is known but its role may not do this (e.g. write)."""
+
+
 class RequestTooLargeError(TwinError, ValueError):
     """The request body is larger than the service accepts."""
 
@@ -48,6 +52,7 @@ class ResultTooLargeError(UsageError):
 # One table: which exception gives which HTTP status and OGC-style code (first match wins).
 STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (AuthenticationError, 401, "Unauthorized"),
+    (ForbiddenError, 403, "Forbidden"),
     (RequestTooLargeError, 413, "RequestTooLarge"),
     (ResultTooLargeError, 400, "ResultTooLarge"),
     (LayerNotFoundError, 404, "NotFound"),
@@ -63,6 +68,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
 _HTTP_CODES = {
     400: "InvalidParameterValue",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
     406: "NotAcceptable",

@@ -21,6 +21,7 @@ A keys file (YAML or JSON) may add roles of its own::
       - name: ops-desk-1   # who: written to the audit log
         role: ops-centre
         sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
+    writers: [ops-centre]  # roles that may write observations and event transitions
 
 The ``TWIN_API_KEYS`` environment variable holds more keys as
 ``name:role:sha256hex`` entries separated by commas.
@@ -73,6 +74,7 @@ class Caller:
     name: str
     role: str
     max_classification: Classification
+    may_write: bool = False
 
     def may_read(self, classification: str | Classification) -> bool:
         """Whether a layer of ``classification`` exists for this caller."""
@@ -97,8 +99,10 @@ class KeyRing:
         self,
         entries: Iterable[tuple[str, str, str]] = (),
         roles: Mapping[str, str] | None = None,
+        writers: Iterable[str] = (),
     ) -> None:
         self.roles = dict(BUILTIN_ROLES)
+        self.writers = {str(w) for w in writers}
         for role, level in (roles or {}).items():
             self.roles[str(role)] = _classification(level, f"role {role!r}")
         self._by_digest: dict[str, Caller] = {}
@@ -117,7 +121,7 @@ class KeyRing:
             raise UsageError(
                 f"key {name!r} has unknown role {role!r}: use one of {', '.join(self.roles)}"
             )
-        self._by_digest[digest] = Caller(name, role, self.roles[role])
+        self._by_digest[digest] = Caller(name, role, self.roles[role], role in self.writers)
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -139,13 +143,15 @@ class KeyRing:
         """Keys from a YAML/JSON file and from ``name:role:sha256`` text (either optional)."""
         roles: dict[str, str] = {}
         entries: list[tuple[str, str, str]] = []
+        writers: list[str] = []
         if keys_file is not None:
             file_roles, file_entries = _read_keys_file(keys_file)
             roles.update(file_roles)
             entries += file_entries
+            writers = _read_writers(keys_file)
         if inline:
             entries += _parse_inline(inline)
-        return cls(entries, roles)
+        return cls(entries, roles, writers)
 
 
 def _classification(value: Any, what: str) -> Classification:
@@ -178,6 +184,15 @@ def _read_keys_file(path: Path) -> tuple[dict[str, str], list[tuple[str, str, st
             raise UsageError(f"keys file {path}: key {number}: quote the sha256 digest")
         entries.append((str(item["name"]), str(item["role"]), str(item["sha256"])))
     return {str(k): str(v) for k, v in roles.items()}, entries
+
+
+def _read_writers(path: Path) -> list[str]:
+    """The ``writers`` list of a keys file: roles that may write (observations, events)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    writers = data.get("writers") or []
+    if not isinstance(writers, list):
+        raise UsageError(f"keys file {path}: 'writers' must be a list of role names")
+    return [str(w) for w in writers]
 
 
 def _parse_inline(text: str) -> list[tuple[str, str, str]]:

@@ -330,6 +330,34 @@ def _tile_scenarios() -> list[Scenario]:
     ]
 
 
+def _sensing_scenarios() -> list[Scenario]:
+    from bench import sensing
+
+    return [
+        Scenario(
+            "observe-ingest",
+            "bulk ingest, N/10 sensors x 100 readings (Parquet), validated; then latest, window",
+            sensing.ingest_ours,
+            sensing.ingest_peer,
+            "bare sqlite3 executemany of the same rows",
+            1.5,
+            metric="readings_per_s",
+            same=("stored",),
+            timed="ingest_s",
+        ),
+        Scenario(
+            "observe-mqtt",
+            "MQTT via Mosquitto: 5,000 readings/s for 60 s, 10,000 sensors; alarms to SSE",
+            sensing.mqtt_ours,
+            None,
+            "",
+            None,
+            metric="stored_rate",
+            goal=">= 5000/s",
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -356,5 +384,6 @@ SCENARIOS: dict[str, Scenario] = {
         *_threed_scenarios(),
         *_address_scenarios(),
         *_tile_scenarios(),
+        *_sensing_scenarios(),
     )
 }

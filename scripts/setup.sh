@@ -69,3 +69,12 @@ if [ ! -f api/static/app.js ] \
   echo "setup: building the one-map page into api/static/" >&2
   (cd web && node build.mjs >/dev/null)
 fi
+# Mosquitto (Debian): the MQTT broker the sensing tests and benchmark start on a loopback port.
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing mosquitto from Debian" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mosquitto >/dev/null
+  else
+    echo "setup: mosquitto not found; install it (Debian: mosquitto)" >&2
+  fi
+fi

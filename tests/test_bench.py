@@ -23,6 +23,7 @@ LOCAL = [
     "build",
     "road-service",
     "road-closure",
+    "observe-ingest",
 ]
 
 

@@ -14,6 +14,7 @@ from twin.cli import (
     build_cmd,
     check3d_cmd,
     check_cmd,
+    events_cmd,
     export,
     flood_cmd,
     geocode_cmd,
@@ -26,8 +27,11 @@ from twin.cli import (
     init,
     kinds,
     network_cmd,
+    observe_cmd,
+    rules_cmd,
     sample,
     serve,
+    vitals_cmd,
 )
 from twin.cli._common import State, err, exit_code_for
 
@@ -80,6 +84,10 @@ for module in (
     flood_cmd,
     serve,
     geocode_cmd,
+    observe_cmd,
+    events_cmd,
+    rules_cmd,
+    vitals_cmd,
 ):
     module.register(app)
 

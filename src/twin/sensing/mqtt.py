@@ -1,0 +1,237 @@
+"""MQTT: the ingester (subscribe, store, then acknowledge) and the replay of a readings file.
+
+Topics are ``<prefix>/<sensor>/<property>``; a payload is JSON
+``{"time": "2026-05-18T01:00:00Z", "value": 0.31}`` (``quality`` optional) or
+a bare number (timed on arrival).
+
+The ingester subscribes with QoS 1 on a persistent session (a fixed client
+id, ``clean_session=False``) and acknowledges a message only after the batch
+holding it is committed to the live store. Killed at any point, it loses
+nothing the broker was told it had: the broker resends every unacknowledged
+message to the restarted ingester, and a resent reading already stored is a
+``duplicate`` dead letter, never a second row.
+
+The broker must not drop queued messages: Mosquitto's defaults cap a
+session's queue at 1000 messages and its in-flight window at 20; run it with
+``max_queued_messages 0`` and ``max_inflight_messages 0`` (no limits; see
+:func:`mosquitto_config`).
+
+Examples
+--------
+>>> parse_broker("127.0.0.1:1883")
+('127.0.0.1', 1883)
+>>> topic_parts("city/WP000001/pressure")
+('WP000001', 'pressure')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from twin.errors import UsageError
+from twin.sensing.ingest import IngestReport
+from twin.sensing.loop import OperationsLoop
+
+__all__ = [
+    "MqttIngester",
+    "mosquitto_config",
+    "parse_broker",
+    "payload_row",
+    "replay",
+    "topic_parts",
+]
+
+log = logging.getLogger(__name__)
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> ``(host, port)``; :class:`UsageError` when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--broker {text!r} must be HOST:PORT, e.g. 127.0.0.1:1883")
+    return host, int(port)
+
+
+def topic_parts(topic: str) -> tuple[str, str | None]:
+    """The sensor and property of a topic ``<prefix>/<sensor>/<property>``."""
+    parts = topic.split("/")
+    if len(parts) >= 3:
+        return parts[-2], parts[-1]
+    return parts[-1], None
+
+
+def payload_row(topic: str, payload: bytes, received: pd.Timestamp) -> dict[str, Any]:
+    """One reading row (as :func:`twin.sensing.ingest.normalise` takes it) from a message."""
+    sensor, prop = topic_parts(topic)
+    text = payload.decode("utf-8", errors="replace").strip()
+    row: dict[str, Any] = {
+        "sensor": sensor,
+        "property": prop,
+        "time": received.isoformat(),
+        "value": text,
+        "quality": None,
+        "unit": None,
+    }
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return row
+    if isinstance(data, dict):
+        row["value"] = data.get("value", data.get("result"))
+        row["time"] = data.get("time", data.get("phenomenonTime"))
+        row["quality"] = data.get("quality")
+    else:
+        row["value"] = data
+    return row
+
+
+def mosquitto_config(port: int, persistence_dir: str | None = None) -> str:
+    """A Mosquitto 2 configuration for the ingester: loopback, no queue or in-flight caps."""
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "max_queued_messages 0",
+        "max_inflight_messages 0",
+    ]
+    if persistence_dir:
+        lines += ["persistence true", f"persistence_location {persistence_dir.rstrip('/')}/"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class MqttIngester:
+    """Subscribes to ``topic`` and feeds the operations loop; acks after commit."""
+
+    loop: OperationsLoop
+    host: str
+    port: int
+    topic: str = "city/+/+"
+    client_id: str = "twin-ingester"
+    max_batch: int = 2000
+    flush_s: float = 0.2
+    housekeeping_s: float = 10.0
+    on_batch: Callable[[IngestReport, list[int]], None] | None = None
+    _buffer: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def _client(self) -> Any:
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            manual_ack=True,
+        )
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+
+        def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            c.subscribe(self.topic, qos=1)
+
+        def on_message(c: Any, userdata: Any, msg: Any) -> None:
+            row = payload_row(msg.topic, msg.payload, pd.Timestamp.now(tz="UTC"))
+            with self._lock:
+                self._buffer.append((msg.mid, msg.qos, row))
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        return client
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after its current batch."""
+        self._stop.set()
+
+    def run(self, *, idle_stop_s: float | None = None) -> IngestReport:
+        """Ingest until :meth:`stop` (or ``idle_stop_s`` without a message)."""
+        client = self._client()
+        client.connect(self.host, self.port, keepalive=30)
+        client.loop_start()
+        total = IngestReport()
+        last_message = last_house = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                time.sleep(self.flush_s)
+                with self._lock:
+                    batch, self._buffer = (
+                        self._buffer[: self.max_batch],
+                        self._buffer[self.max_batch :],
+                    )
+                now = time.monotonic()
+                if batch:
+                    last_message = now
+                    total.add(self._commit(client, batch))
+                if now - last_house >= self.housekeeping_s:
+                    last_house = now
+                    self.loop.check_offline()
+                    self.loop.escalate()
+                if idle_stop_s is not None and now - last_message >= idle_stop_s:
+                    break
+        finally:
+            client.loop_stop()
+            client.disconnect()
+        return total
+
+    def _commit(self, client: Any, batch: list[tuple[int, int, dict[str, Any]]]) -> IngestReport:
+        frame = pd.DataFrame([row for _, _, row in batch])
+        report, changed = self.loop.ingest(frame, source="mqtt")
+        for mid, qos, _ in batch:  # stored (or dead-lettered): now the broker may forget it
+            if qos > 0:
+                client.ack(mid, qos)
+        if self.on_batch is not None:
+            self.on_batch(report, changed)
+        return report
+
+
+def replay(
+    readings: pd.DataFrame,
+    host: str,
+    port: int,
+    *,
+    speed: float = 60.0,
+    prefix: str = "city",
+    client_id: str = "twin-replay",
+) -> int:
+    """Publish readings to MQTT in time order with QoS 1, ``speed`` times faster than real time.
+
+    Returns the number of messages the broker acknowledged.
+    """
+    import paho.mqtt.client as mqtt
+
+    if speed < 0:
+        raise UsageError(f"--speed {speed} must be >= 0 (0: as fast as possible)")
+    times = pd.to_datetime(readings["time"], utc=True, errors="coerce", format="ISO8601")
+    frame = readings.assign(_t=times).sort_values("_t", kind="stable")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    infos = []
+    start_wall, start_data = time.monotonic(), frame["_t"].min()
+    try:
+        for stamp, group in frame.groupby("_t", sort=True):
+            if speed > 0:
+                due = (stamp - start_data).total_seconds() / speed
+                wait = due - (time.monotonic() - start_wall)
+                if wait > 0:
+                    time.sleep(wait)
+            for row in group.itertuples(index=False):
+                payload = json.dumps({"time": str(row.time), "value": row.value}, default=str)
+                prop = row.property if isinstance(row.property, str) and row.property else "value"
+                infos.append(client.publish(f"{prefix}/{row.sensor}/{prop}", payload, qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return sum(1 for info in infos if info.is_published())

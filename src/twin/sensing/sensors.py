@@ -1,0 +1,122 @@
+"""The twin's sensors as SensorThings *Things*: uids, types, thresholds, units, geometry.
+
+Every layer of kind ``sensor`` contributes; a reading may name its sensor by
+uid (``sensors.WP000001``) or by the delivery's own id (``WP000001``) when
+that id is unique across the sensor layers. Each sensor type observes one
+default property (``water_pressure`` → ``pressure``); a reading that does not
+say its property is of that one.
+
+Examples
+--------
+>>> PROPERTIES["water_pressure"]
+'pressure'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from twin.model import Twin
+
+__all__ = ["PROPERTIES", "SensorRegistry"]
+
+#: The property each sensor type observes by default.
+PROPERTIES = {
+    "water_pressure": "pressure",
+    "gas_leak": "gas",
+    "water_level": "level",
+    "smoke": "smoke",
+    "camera": "status",
+}
+
+
+@dataclass
+class SensorRegistry:
+    """The sensors of a twin (one GeoDataFrame indexed by uid, every sensor layer).
+
+    Attributes
+    ----------
+    frame : geopandas.GeoDataFrame
+        ``layer, classification, sensor_type, name, unit, threshold_low,
+        threshold_high, property, geometry``, indexed by uid.
+    """
+
+    frame: gpd.GeoDataFrame
+    _by_short: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        short = pd.Series(self.frame.index, index=self.frame.index).str.split(".", n=1).str[-1]
+        unique = ~short.duplicated(keep=False)
+        self._by_short = dict(zip(short[unique], short.index[unique], strict=True))
+
+    @classmethod
+    def from_twin(cls, city: Twin) -> SensorRegistry:
+        """Read every sensor layer of ``city``."""
+        parts = []
+        for info in city.layer_infos():
+            if info.kind != "sensor":
+                continue
+            layer = city.layer(info.name)
+            part = gpd.GeoDataFrame(
+                {
+                    "layer": info.name,
+                    "classification": str(
+                        getattr(info.classification, "value", info.classification)
+                    ),
+                    "sensor_type": _col(layer, "sensor_type", None),
+                    "name": _col(layer, "name", None),
+                    "unit": _col(layer, "unit", None),
+                    "threshold_low": pd.to_numeric(_col(layer, "threshold_low", np.nan)),
+                    "threshold_high": pd.to_numeric(_col(layer, "threshold_high", np.nan)),
+                },
+                geometry=layer.geometry,
+                index=layer.index,
+                crs=layer.crs,
+            )
+            parts.append(part)
+        if parts:
+            frame = gpd.GeoDataFrame(pd.concat(parts), crs=parts[0].crs)
+        else:
+            frame = gpd.GeoDataFrame(
+                {c: [] for c in ("layer", "classification", "sensor_type", "name", "unit")},
+                geometry=[],
+                crs=city.crs,
+            )
+            frame["threshold_low"] = frame["threshold_high"] = pd.Series(dtype=float)
+        frame.index.name = "uid"
+        frame["property"] = frame["sensor_type"].map(PROPERTIES).fillna("value")
+        return cls(frame)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def resolve(self, names: Iterable[str]) -> pd.Series:
+        """The uid of each sensor name (uid or delivery id); NaN where unknown."""
+        values = np.asarray(
+            list(names) if not isinstance(names, pd.Series) else names, dtype=object
+        )
+        index = pd.Index(self.frame.index.to_numpy(dtype=object))
+        pos = index.get_indexer(values)
+        out = pd.Series(np.where(pos >= 0, index.to_numpy()[pos], None), dtype=object)
+        miss = np.flatnonzero(pos < 0)
+        if miss.size:
+            text = pd.Series(values[miss], dtype=object).astype(str).str.strip()
+            full = index.get_indexer(text.to_numpy(dtype=object))
+            short = text.map(self._by_short).to_numpy(dtype=object)
+            out.iloc[miss] = np.where(full >= 0, index.to_numpy()[full], short)
+        return out.where(out.notna(), np.nan)
+
+    def visible(self, classifications: Iterable[str]) -> gpd.GeoDataFrame:
+        """The sensors of layers with one of ``classifications``."""
+        return self.frame[self.frame["classification"].isin(list(classifications))]
+
+
+def _col(layer: pd.DataFrame, name: str, default: object) -> pd.Series:
+    if name in layer.columns:
+        return layer[name]
+    return pd.Series(default, index=layer.index)

@@ -1,0 +1,58 @@
+"""The sample twin with a day of readings ingested, shared by the sensing tests."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import twin
+from tests.conftest import SAMPLES
+from twin.sample.readings import day_of_readings
+from twin.sensing.loop import OperationsLoop
+
+
+@pytest.fixture(scope="package")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample delivery imported and built (do not write to it: copy it)."""
+    path = tmp_path_factory.mktemp("sensing") / "chengdu.twin.gpkg"
+    made = twin.Twin.create(path, crs="auto")
+    made.import_mapping(SAMPLES / "mapping.yaml")
+    made.build()
+    return path
+
+
+@pytest.fixture(scope="package")
+def day(built: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return day_of_readings(twin.Twin.open(built))
+
+
+@pytest.fixture
+def fresh(built: Path, tmp_path: Path) -> Path:
+    """A private copy of the built twin (no live store yet)."""
+    return Path(shutil.copy(built, tmp_path / "chengdu.twin.gpkg"))
+
+
+@dataclass
+class OpsDay:
+    twin: Path
+    loop: OperationsLoop
+    incidents: dict[str, Any]
+
+
+@pytest.fixture(scope="package")
+def ops_day(
+    built: Path, day: tuple[pd.DataFrame, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> OpsDay:
+    """The day ingested hour by hour through the operations loop (as a stream would)."""
+    path = Path(shutil.copy(built, tmp_path_factory.mktemp("ops-day") / "chengdu.twin.gpkg"))
+    frame, incidents = day
+    loop = OperationsLoop.open(path)
+    for _, part in frame.groupby(frame["time"].str[:13]):
+        loop.ingest(part, source="test")
+        loop.check_offline()
+    return OpsDay(path, loop, incidents)

@@ -1,0 +1,220 @@
+"""The sensing routes of a real `twin serve`: roles, reads, writes, SSE, reports, and a real
+SensorThings client (frost-sta-client) reading datastreams and observations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import requests
+from frost_sta_client.service.auth_handler import AuthHandler
+
+import twin
+from tests.api.conftest import KEYS, LiveServer, sha256, start_server, stop_server
+from tests.sensing.conftest import OpsDay
+from twin.sensing import LiveStore, live_path
+from twin.webcoords import wgs84_to_gcj02
+
+
+def _keys_file(folder: Path) -> Path:
+    path = folder / "sensing-keys.yaml"
+    lines = ["roles:", "  ops-centre: restricted", "writers: [ops-centre]", "keys:"]
+    for role, name, key_role in (
+        ("internal", "planner-1", "internal"),
+        ("restricted", "pipe-office", "restricted"),
+        ("ops", "ops-desk-1", "ops-centre"),
+    ):
+        lines += [f"  - name: {name}", f"    role: {key_role}", f"    sha256: {sha256(KEYS[role])}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(ops_day: OpsDay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp("sensing-server")
+    path = Path(shutil.copy(ops_day.twin, folder / "chengdu.twin.gpkg"))
+    with sqlite3.connect(live_path(path)) as copy:  # the day's live store, consistently
+        ops_day.loop.store.con.backup(copy)
+    running = start_server(path, folder, "--keys-file", str(_keys_file(folder)))
+    yield running
+    stop_server(running)
+
+
+def _post(server: LiveServer, path: str, role: str | None, body: Any) -> httpx.Response:
+    return httpx.post(server.url + path, json=body, headers=server.headers(role), timeout=60)
+
+
+def test_reads_follow_the_roles(server: LiveServer, ops_day: OpsDay) -> None:
+    assert server.get("/latest").json()["count"] == 0  # sensors are internal
+    assert server.get("/events").json()["count"] == 0
+    latest = server.get("/latest", role="internal").json()
+    assert latest["count"] == 300
+    expected = ops_day.loop.store.latest().set_index("sensor_uid")["value"]
+    got = {r["sensor_uid"]: r["value"] for r in latest["latest"]}
+    assert got == pytest.approx(expected.to_dict())
+    events = server.get("/events", role="internal").json()
+    assert events["count"] == len(ops_day.loop.store._query("SELECT id FROM events"))
+    grid = events["events"][0]["grid"]
+    in_grid = server.get("/events", role="internal", grid=grid).json()["events"]
+    assert in_grid and all(e["grid"] == grid for e in in_grid)
+    sensor = ops_day.incidents["gas_leak"]["sensor"]
+    window = server.get(
+        "/observations",
+        role="internal",
+        sensor=sensor,
+        start="2026-05-18T05:00:00Z",
+        end="2026-05-18T06:00:00Z",
+    ).json()
+    assert [o["value"] for o in window["observations"]][4:12] == [35.0] * 8
+    assert server.get("/observations", sensor=sensor).status_code == 404
+    event_id = events["events"][0]["id"]
+    assert server.get(f"/events/{event_id}").status_code == 404
+    one = server.get(f"/events/{event_id}", role="internal").json()
+    assert one["history"][0]["action"] == "open"
+
+
+def test_writes_need_a_writer_role_and_feed_the_sse_stream(server: LiveServer) -> None:
+    body = {
+        "observations": [
+            {"sensor": "GL000070", "time": "2026-05-18T15:01:30Z", "value": 44},
+            {"sensor": "GL000070", "time": "2026-05-18T15:01:00Z", "value": "x"},
+        ]
+    }
+    for role in (None, "internal", "restricted"):
+        refused = _post(server, "/observations", role, body)
+        assert refused.status_code == 403 and refused.json()["code"] == "Forbidden"
+    seen: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream(
+            "GET", server.url + "/events/stream", headers=server.headers("internal"), timeout=30
+        ) as answer:
+            for line in answer.iter_lines():
+                ready.set()
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert ready.wait(20)
+    stored = _post(server, "/observations", "ops", body)
+    assert stored.status_code == 200, stored.text
+    answer = stored.json()
+    assert (answer["stored"], answer["rejected"]) == (1, {"non-numeric": 1})
+    listener.join(20)
+    assert seen and seen[0]["sensor_uid"] == "sensors.GL000070"
+    assert seen[0]["event_type"] == "gas_leak" and seen[0]["status"] == "new"
+    event_id = seen[0]["id"]
+    refused = _post(server, f"/events/{event_id}/ack", "internal", {})
+    assert refused.status_code == 403
+    done = _post(server, f"/events/{event_id}/dispatch", "ops", {"assignee": "燃气抢修队"}).json()
+    assert done["status"] == "dispatched" and done["history"][-1]["who"] == "ops-desk-1"
+    wrong = _post(server, f"/events/{event_id}/close", "ops", {})
+    assert wrong.status_code == 400 and "close applies to resolved" in wrong.json()["description"]
+
+
+def test_a_citizen_report_at_a_gcj02_point_becomes_a_located_event(
+    server: LiveServer, ops_day: OpsDay
+) -> None:
+    city = twin.Twin.open(ops_day.twin)
+    building = city.layer("buildings").iloc[[10]].to_crs("EPSG:4326")
+    point = building.geometry.iloc[0].representative_point()
+    lon, lat = (float(v) for v in wgs84_to_gcj02(point.x, point.y))
+    answer = _post(
+        server,
+        "/reports",
+        "ops",
+        {
+            "ticket": "12345-0001",
+            "type": "water_leak",
+            "time": "2026-05-18T16:00:00Z",
+            "lon": lon,
+            "lat": lat,
+            "coords": "gcj02",
+            "text": "路面冒水",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    event = answer.json()
+    assert event["location"]["building"] == str(building.index[0])
+    grid = city.relations("feature_grid", uid=str(building.index[0]))["to_uid"].iloc[0]
+    assert event["location"]["grid"] == grid
+    assert event["impact"]["analysis"] == "pipe_break"
+    assert event["impact"]["pipe"] == event["location"]["nearest"]["pipe_water"]["uid"]
+
+
+class _KeyAuth(AuthHandler):  # type: ignore[misc]
+    """frost-sta-client's auth handler hook: the API key as a header."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def add_auth_header(self) -> Any:
+        key = self.key
+
+        def sign(request: requests.PreparedRequest) -> requests.PreparedRequest:
+            request.headers["X-API-Key"] = key
+            return request
+
+        return sign
+
+
+def test_frost_sta_client_reads_datastreams_and_observations(
+    server: LiveServer, ops_day: OpsDay
+) -> None:
+    import frost_sta_client as fsc
+
+    service = fsc.SensorThingsService(
+        server.url + "/sta/v1.1", auth_handler=_KeyAuth(KEYS["internal"])
+    )
+    streams = list(service.datastreams().query().top(120).list())  # three pages via nextLink
+    store = LiveStore.beside(ops_day.twin)
+    expected = store.datastreams()
+    assert sorted(s.id for s in streams) == sorted(expected.index.tolist())
+    sensor = ops_day.incidents["flooding"]["sensor"]
+    ds = int(expected.index[expected["sensor_uid"] == sensor][0])
+    stream = service.datastreams().find(ds)
+    assert stream.unit_of_measurement.symbol == "m"
+    observations = list(
+        stream.get_observations()
+        .query()
+        .filter("phenomenonTime ge 2026-05-18T10:00:00Z and phenomenonTime lt 2026-05-18T12:00:00Z")
+        .orderby("phenomenonTime", "ASC")
+        .top(10)
+        .list()
+    )
+    window = store.window(
+        sensor, start=pd.Timestamp("2026-05-18T10:00Z"), end=pd.Timestamp("2026-05-18T11:55Z")
+    )
+    assert [o.result for o in observations] == window["value"].tolist() == [0.4] * 24
+    anonymous = fsc.SensorThingsService(server.url + "/sta/v1.1")
+    assert list(anonymous.datastreams().query().list()) == []
+
+
+def test_restricted_sensors_stay_invisible_without_the_role(server: LiveServer) -> None:
+    body = {"observations": [{"sensor": "CAM000001", "time": "2026-05-18T15:00:00Z", "value": 1}]}
+    assert _post(server, "/observations", "ops", body).json()["stored"] == 1
+    camera = "cameras.CAM000001"
+    internal = {r["sensor_uid"] for r in server.get("/latest", role="internal").json()["latest"]}
+    restricted = {
+        r["sensor_uid"] for r in server.get("/latest", role="restricted").json()["latest"]
+    }
+    assert camera not in internal and camera in restricted
+    assert server.get("/observations", role="internal", sensor=camera).status_code == 404
+    assert server.get("/observations", role="restricted", sensor=camera).json()["count"] == 1
+    assert server.get("/datastreams", role="internal", layer="cameras").status_code == 404
+    things = server.get("/sta/v1.1/Things", role="restricted", **{"$top": 1000}).json()["value"]
+    assert camera in {t["@iot.id"] for t in things}
+    things = server.get("/sta/v1.1/Things", role="internal", **{"$top": 1000}).json()["value"]
+    assert camera not in {t["@iot.id"] for t in things}
