@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from twin.address.geocode import Geocoder, geocoder_from_frame, reverse
 from twin.address.parse import parse_address
@@ -48,9 +49,15 @@ def geocoder_of(index: CityIndex, layer: str) -> Geocoder:
         buildings = [lyr.frame for lyr in index.layers.values() if lyr.kind == "building"]
         polygons = None
         if buildings:
-            import pandas as pd
-
             polygons = pd.concat([b[["geometry"]] for b in buildings])
+        named = {
+            kind: [
+                lyr.frame[["name", "geometry"]]
+                for lyr in index.layers.values()
+                if lyr.kind == kind and "name" in lyr.frame
+            ]
+            for kind in ("road", "grid")
+        }
         try:
             relations = index.twin.relations(from_layer=layer)
         except TwinError:
@@ -61,6 +68,8 @@ def geocoder_of(index: CityIndex, layer: str) -> Geocoder:
             relations=relations,
             name=layer,
             classification=str(indexed.classification),
+            roads=pd.concat(named["road"]) if named["road"] else None,
+            grids=pd.concat(named["grid"]) if named["grid"] else None,
         )
         _CACHE[key] = coder
         while len(_CACHE) > _KEEP:
@@ -126,9 +135,8 @@ def geocode_text(
         raise UsageError("q is empty: give an address, e.g. q=锦江区杉江街3号")
     name = _choose(index, layers, layer)
     coder = geocoder_of(index, name)
-    body = coder.match(text)
-    row = coder.index.row_of.get(body["uid"]) if body["uid"] else None
-    body["point"] = _lonlat(index, coder.points[row] if row is not None else None, coords)
+    body, point = coder.locate(coder.index.match(text))
+    body["point"] = _lonlat(index, point, coords)
     body["layer"] = name
     parsed = parse_address(text).to_dict()
     body["parsed"] = {k: v for k, v in parsed.items() if v and k not in ("text", "rest")}
