@@ -137,6 +137,42 @@ def test_administrative_levels_agree_with_cpca_where_it_is_right():
     assert ours["city"][non_municipal].tolist() == theirs["市"][non_municipal].tolist()
 
 
+def test_administrative_levels_agree_with_jionlp():
+    """jionlp (another independent parser and division table): the same province, city and
+    county wherever it finds a county; on abolished names it finds none and we give the
+    successor (hand-checked: 闸北区 → 静安区 in 2015, 卢湾区 → 黄浦区 in 2011, 郫县 → 郫都区
+    in 2016)."""
+    import jionlp
+
+    current = [
+        "四川省成都市锦江区春熙路1号",
+        "四川成都锦江区春熙路1号",
+        "成都市青羊区西御街3号",
+        "上海市黄浦区南京东路1号",
+        "广东省深圳市南山区科技园",
+        "广州市天河区体育西路",
+        "四川省绵阳市北川羌族自治县曲山镇",
+        "北川县曲山镇",
+        "崇明县城桥镇",
+        "锦江区杉江街3号",
+    ]
+    abolished = {
+        "上海市闸北区共和新路1200号": "静安区",
+        "上海卢湾区淮海中路1号": "黄浦区",
+        "成都市郫县犀浦镇": "郫都区",
+    }
+    ours = parse_addresses([*current, *abolished])
+    theirs = pd.DataFrame(
+        [jionlp.parse_location(t) for t in [*current, *abolished]], index=ours.index
+    )
+    assert ours["province"].tolist() == theirs["province"].tolist()
+    assert ours["city"].tolist() == theirs["city"].tolist()
+    n = len(current)
+    assert ours["district"][:n].tolist() == theirs["county"][:n].tolist()
+    assert theirs["county"][n:].isna().all()
+    assert ours["district"][n:].tolist() == list(abolished.values())
+
+
 # --------------------------------------------------------------------------- the sample twin
 
 
