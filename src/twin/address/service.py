@@ -5,12 +5,8 @@
 read; the geocoder of each (snapshot, layer) is built once and kept while
 the snapshot is in force.
 
-Examples
---------
->>> from twin.query.index import CityIndex
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> geocode_text(index, "锦江区杉江街3号2栋", layers=["addresses"])["level"]  # doctest: +SKIP
-'building'
+See :func:`geocode_text` for a runnable example (docs/addresses.md has
+the answer's fields).
 """
 
 from __future__ import annotations
@@ -129,7 +125,45 @@ def geocode_text(
     -------
     dict
         The match (``level, uid, score, address, building, grid, district,
-        reason``), the ``layer``, the ``parsed`` levels and the ``point``.
+        reason, candidates``), the ``layer``, the ``parsed`` levels and the
+        ``point`` (``{"lon", "lat"}`` in ``coords``, None when unmatched). At
+        ``road`` level ``uid`` is the road's (from the twin's road layers), at
+        ``community`` level the grid cell's named after the community.
+
+    Raises
+    ------
+    UsageError
+        When ``text`` is empty.
+    LayerNotFoundError
+        When no address layer (or not the named one) is among ``layers``.
+
+    Examples
+    --------
+    A twin with three standard addresses, two of them buildings at one number:
+
+    >>> import pathlib, tempfile, geopandas as gpd, shapely, twin
+    >>> from twin.query.index import CityIndex
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "city.gpkg"
+    >>> city = twin.Twin.create(path, crs="EPSG:4544")
+    >>> std = gpd.GeoDataFrame(
+    ...     {"addr_id": ["1", "2", "3"], "road": ["杉江街"] * 3, "number": ["3", "5", "5"],
+    ...      "building": [None, "1", "2"],
+    ...      "address": ["杉江街3号", "杉江街5号1栋", "杉江街5号2栋"]},
+    ...     geometry=shapely.points([(505700, 3392300), (505760, 3392300), (505780, 3392300)]),
+    ...     crs="EPSG:4544")
+    >>> city.import_frame(std, layer="addresses", kind="address", id="addr_id").imported
+    3
+    >>> index = CityIndex.load(path)
+    >>> found = geocode_text(index, "杉江街三号", layers=["addresses"], coords="gcj02")
+    >>> found["level"], found["uid"], found["parsed"]
+    ('building', 'addresses.1', {'road': '杉江街', 'number': '3'})
+    >>> sorted(found["point"])
+    ['lat', 'lon']
+    >>> found = geocode_text(index, "杉江街5号", layers=["addresses"])
+    >>> found["level"], found["candidates"], found["reason"]
+    ('house_number', 2, 'no building number typed: 2 buildings at 杉江街 5')
+    >>> geocode_text(index, "杉江街5号2栋", layers=["addresses"])["uid"]
+    'addresses.3'
     """
     if not text or not text.strip():
         raise UsageError("q is empty: give an address, e.g. q=锦江区杉江街3号")
