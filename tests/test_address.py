@@ -18,6 +18,7 @@ from twin.address import (
     AddressIndex,
     geocode,
     geocoder_for,
+    geocoder_from_frame,
     level_report,
     normalise,
     parse_address,
@@ -136,6 +137,42 @@ def test_administrative_levels_agree_with_cpca_where_it_is_right():
     assert ours["city"][non_municipal].tolist() == theirs["市"][non_municipal].tolist()
 
 
+def test_administrative_levels_agree_with_jionlp():
+    """jionlp (another independent parser and division table): the same province, city and
+    county wherever it finds a county; on abolished names it finds none and we give the
+    successor (hand-checked: 闸北区 → 静安区 in 2015, 卢湾区 → 黄浦区 in 2011, 郫县 → 郫都区
+    in 2016)."""
+    import jionlp
+
+    current = [
+        "四川省成都市锦江区春熙路1号",
+        "四川成都锦江区春熙路1号",
+        "成都市青羊区西御街3号",
+        "上海市黄浦区南京东路1号",
+        "广东省深圳市南山区科技园",
+        "广州市天河区体育西路",
+        "四川省绵阳市北川羌族自治县曲山镇",
+        "北川县曲山镇",
+        "崇明县城桥镇",
+        "锦江区杉江街3号",
+    ]
+    abolished = {
+        "上海市闸北区共和新路1200号": "静安区",
+        "上海卢湾区淮海中路1号": "黄浦区",
+        "成都市郫县犀浦镇": "郫都区",
+    }
+    ours = parse_addresses([*current, *abolished])
+    theirs = pd.DataFrame(
+        [jionlp.parse_location(t) for t in [*current, *abolished]], index=ours.index
+    )
+    assert ours["province"].tolist() == theirs["province"].tolist()
+    assert ours["city"].tolist() == theirs["city"].tolist()
+    n = len(current)
+    assert ours["district"][:n].tolist() == theirs["county"][:n].tolist()
+    assert theirs["county"][n:].isna().all()
+    assert ours["district"][n:].tolist() == list(abolished.values())
+
+
 # --------------------------------------------------------------------------- the sample twin
 
 
@@ -163,6 +200,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> dict:
         fields={"街道名称": "name"},
     )
     city.import_frame(city_layers["grids"], layer="grids", kind="grid", id="网格编码")
+    city.import_frame(
+        city_layers["roads"], layer="roads", kind="road", id="道路编码", fields={"道路名称": "name"}
+    )
     city.import_frame(std, layer="addresses", kind="address", id="addr_id")
     city.build()
     csv = folder / "typed.csv"
@@ -258,6 +298,79 @@ def test_index_on_a_hand_made_layer():
     assert index.match("杉江街7号").level == "road"
     assert index.match("望嶺西路一段二十五號").uid == "a.4"
     assert index.match("  ").reason == "empty address"
+
+
+def _two_communities() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """杉江街 twice (two segments 1 km apart, one per community), two grid cells by name."""
+    layer = gpd.GeoDataFrame(
+        {
+            "community": ["新江社区", "新江社区", "东湖社区", "东湖社区"],
+            "road": ["杉江街", "杉江街", "杉江街", "杉江街"],
+            "number": ["3", "3", "3", "5"],
+            "building": ["1", "2", "1", None],
+        },
+        geometry=[shapely.Point(0, 10), shapely.Point(20, 10), shapely.Point(1000, 10),
+                  shapely.Point(1040, 10)],
+        index=["a.1", "a.2", "a.3", "a.4"], crs="EPSG:4544",
+    )  # fmt: skip
+    roads = gpd.GeoDataFrame(
+        {"name": ["杉江街", "杉江街", "望岭路"]},
+        geometry=[shapely.LineString([(-50, 0), (100, 0)]),
+                  shapely.LineString([(950, 0), (1100, 0)]),
+                  shapely.LineString([(0, 0), (0, 500)])],
+        index=["roads.west", "roads.east", "roads.other"], crs="EPSG:4544",
+    )  # fmt: skip
+    grids = gpd.GeoDataFrame(
+        {"name": ["新江社区", "東湖社區"]},
+        geometry=[shapely.box(-100, -100, 500, 100), shapely.box(500, -100, 1200, 100)],
+        index=["grids.g1", "grids.g2"], crs="EPSG:4544",
+    )  # fmt: skip
+    return layer, roads, grids
+
+
+def test_road_and_community_answers_carry_the_road_and_grid_uid():
+    layer, roads, grids = _two_communities()
+    coder = geocoder_from_frame(layer, roads=roads, grids=grids)
+    found = geocode(coder, ["新江社区杉江街9号", "东湖社区杉江街9号", "杉江街9号", "东湖社区"])
+    assert found["level"].tolist() == ["road", "road", "road", "community"]
+    assert found["uid"].tolist() == ["roads.west", "roads.east", "roads.west", "grids.g2"]
+    # the road's point nearest the community's addresses: centres (10, 10) and (1020, 10)
+    assert found.geometry.iloc[0].equals(shapely.Point(10, 0))
+    assert found.geometry.iloc[1].equals(shapely.Point(1020, 0))
+    # no community typed (row 2): the centre of the road's addresses, (515, 10), is 415 m
+    # from the west segment and 435 m from the east one
+    assert found["grid"].iloc[3] == "grids.g2" and found.geometry.iloc[3].within(
+        grids.geometry.iloc[1]
+    )
+    without = geocode(geocoder_from_frame(layer), ["新江社区杉江街9号", "东湖社区"])
+    assert without["uid"].isna().all() and without.geometry.isna().all()
+
+
+def test_a_number_holding_several_buildings_says_how_many():
+    layer, roads, grids = _two_communities()
+    coder = geocoder_from_frame(layer, roads=roads, grids=grids)
+    found = geocode(coder, ["新江社区杉江街3号", "新江社区杉江街3号9栋", "新江社区杉江街3号2栋",
+                            "东湖社区杉江街5号"])  # fmt: skip
+    assert found["level"].tolist() == ["house_number", "house_number", "building", "building"]
+    assert found["candidates"].tolist() == [2, 2, 0, 0]
+    assert found["building"].iloc[0] is None
+    assert found["reason"].iloc[0] == "no building number typed: 2 buildings at 杉江街 3"
+    assert found["reason"].iloc[1] == "no building 9: 2 buildings at 杉江街 3"
+
+
+def test_road_answers_on_the_sample_twin_name_a_road_of_that_name(
+    sample: dict, located: pd.DataFrame
+):
+    roads = sample["city"].layer("roads")
+    at_road = located[(located["level"] == "road")]
+    assert len(at_road) > 20
+    assert at_road["uid"].str.startswith("roads.").all()
+    assert (roads.loc[at_road["uid"], "name"].to_numpy() == at_road["address"].to_numpy()).all()
+    # the point is on that road
+    lines = roads.geometry.loc[at_road["uid"]].to_numpy()
+    assert (shapely.distance(lines, at_road.geometry.to_numpy()) < 1e-6).all()
+    several = located[located["level"] == "house_number"]
+    assert (several["candidates"] >= 2).all() and several["building"].isna().all()
 
 
 # --------------------------------------------------------------------------- CLI

@@ -36,9 +36,12 @@ class GeocodeResponse(BaseModel):
 
     query: str
     level: Literal["room", "building", "house_number", "road", "community", "unmatched"]
-    uid: str | None
+    uid: str | None = Field(
+        description="the standard address; at road level the road, at community level its grid"
+    )
     score: float
     address: str | None
+    candidates: int = Field(0, description="buildings at a house number answered without one")
     building: str | None = Field(description="uid of the building the address belongs to")
     grid: str | None = Field(description="uid of its grid cell (网格), from twin build")
     district: str | None = Field(description="uid of its district, from twin build")
@@ -68,7 +71,7 @@ def _json(body: dict[str, Any]) -> Response:
 
 def _visible_uid(visible: VisibleDep, body: dict[str, Any]) -> None:
     """Hide links into layers the caller may not read."""
-    for key in ("building", "grid", "district"):
+    for key in ("uid", "building", "grid", "district"):
         uid = body.get(key)
         if uid and not visible.allowed(str(uid).split(".", 1)[0]):
             body[key] = None

@@ -50,14 +50,22 @@ def typed() -> list[str]:
 
 
 def test_geocode_answers_as_the_library(server: LiveServer, typed: list[str]):
-    coder = geocoder_for(twin.Twin.open(server.twin), layer="addresses")
+    city = twin.Twin.open(server.twin)
+    coder = geocoder_for(city, layer="addresses")
+    roads = 0
     for text in typed:
         body = server.get("/geocode", q=text).json()
         expected = coder.match(text)
         assert body["layer"] == "addresses"
-        for key in ("level", "uid", "building", "grid", "district", "reason"):
+        for key in ("level", "uid", "address", "building", "grid", "district", "reason"):
             assert body[key] == expected[key], (text, key)
-        assert (body["point"] is None) == (expected["level"] in ("road", "unmatched"))
+        assert body["candidates"] == expected["candidates"]
+        assert (body["point"] is None) == (expected["uid"] is None)
+        if body["level"] == "road":  # the uid of a road of that name, with a point on it
+            layer, _ = body["uid"].split(".", 1)
+            assert city.layer(layer).loc[body["uid"], "name"] == body["address"]
+            roads += 1
+    assert roads >= 1
 
 
 def test_geocode_point_in_gcj02_and_building(server: LiveServer):

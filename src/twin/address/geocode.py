@@ -29,6 +29,8 @@ import shapely
 
 from twin.address.batch import match_many
 from twin.address.match import LEVELS, AddressIndex, AddressMatch
+from twin.address.normalise import normalise
+from twin.address.parse import parse_address
 from twin.errors import TwinError, UsageError
 from twin.webcoords import bd09_to_wgs84, gcj02_to_wgs84
 
@@ -53,6 +55,7 @@ RESULT_COLUMNS = (
     "grid",
     "district",
     "reason",
+    "candidates",
 )
 _WEB = {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84}
 
@@ -71,6 +74,9 @@ class Geocoder:
     classification: str = "public"
     tree: shapely.STRtree | None = field(default=None, repr=False)
     candidates: np.ndarray | None = field(default=None, repr=False)
+    roads: dict[str, list[tuple[str, Any, str]]] = field(default_factory=dict, repr=False)
+    areas: dict[str, tuple[str, Any, str]] = field(default_factory=dict, repr=False)
+    centres: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def match(self, text: str) -> dict[str, Any]:
         """One address as a dict with its building, grid cell, district and lon/lat."""
@@ -78,6 +84,45 @@ class Geocoder:
 
     def answer(self, m: AddressMatch) -> dict[str, Any]:
         """An :class:`AddressMatch` with its links, as a dict."""
+        return self.locate(m)[0]
+
+    def locate(self, m: AddressMatch) -> tuple[dict[str, Any], Any]:
+        """An :class:`AddressMatch` with its links, and its point in the twin CRS (or None).
+
+        A road-level answer is the road of that name in the road layers
+        nearest to the community (else street) typed, and its point the
+        nearest point of that road; a community-level answer is the grid cell
+        named after the community, where one is.
+        """
+        if m.level == "road" and m.address in self.roads:
+            return self._on_road(m)
+        if m.level == "community" and m.address in self.areas:
+            uid, cell, _ = self.areas[m.address]
+            out = m.to_dict() | {"uid": uid, "building": None, "grid": uid, "district": None}
+            return out, shapely.point_on_surface(cell)
+        out = self._links(m)
+        row = self.index.row_of.get(out["uid"]) if out["uid"] else None
+        return out, self.points[row] if row is not None else None
+
+    def _on_road(self, m: AddressMatch) -> tuple[dict[str, Any], Any]:
+        road = str(m.address)
+        p = parse_address(m.query, table=self.index.table)
+        ref = None
+        for area in (p.community, p.street, road):
+            ref = self.centres.get(area or "")
+            if ref is not None:
+                break
+        lines = self.roads[road]
+        uid, line, named = lines[0]
+        point = None
+        if ref is not None:
+            distances = shapely.distance(ref, np.array([g for _, g, _ in lines], dtype=object))
+            uid, line, named = lines[int(np.argmin(distances))]
+            point = shapely.line_interpolate_point(line, shapely.line_locate_point(line, ref))
+        links = {"uid": uid, "address": named, "building": None, "grid": None, "district": None}
+        return m.to_dict() | links, point
+
+    def _links(self, m: AddressMatch) -> dict[str, Any]:
         out = m.to_dict()
         row = m.row
         if row is None and m.uid is not None:
@@ -97,6 +142,8 @@ def geocoder_from_frame(
     relations: pd.DataFrame | None = None,
     name: str = "addresses",
     classification: str = "public",
+    roads: gpd.GeoDataFrame | None = None,
+    grids: gpd.GeoDataFrame | None = None,
 ) -> Geocoder:
     """A geocoder over a standard address GeoDataFrame indexed by uid.
 
@@ -112,6 +159,12 @@ def geocoder_from_frame(
         its ``feature_grid`` and ``feature_district``.
     name, classification : str
         The layer's name and classification (answers are refused above it).
+    roads : GeoDataFrame, optional
+        Road centre lines indexed by uid with a ``name``, in the layer's CRS:
+        road-level answers carry the uid of the road of that name.
+    grids : GeoDataFrame, optional
+        Grid cells indexed by uid with a ``name``: community-level answers
+        carry the uid of the cell named after the community.
 
     Examples
     --------
@@ -131,8 +184,9 @@ def geocoder_from_frame(
         for a, b in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
             owner[a] = str(uids[b])
     grid, district = _related(layer.index, relations)
+    index = AddressIndex(layer)
     return Geocoder(
-        AddressIndex(layer),
+        index,
         points,
         owner,
         grid,
@@ -140,7 +194,39 @@ def geocoder_from_frame(
         pyproj.CRS.from_user_input(layer.crs),
         name,
         classification,
+        roads=_by_name(roads),
+        areas={k: v[0] for k, v in _by_name(grids).items()},
+        centres=_centres(layer, index, points),
     )
+
+
+def _by_name(frame: gpd.GeoDataFrame | None) -> dict[str, list[tuple[str, Any, str]]]:
+    """uid, geometry and name of each feature under its normalised ``name``."""
+    out: dict[str, list[tuple[str, Any, str]]] = {}
+    if frame is None or "name" not in frame or not len(frame):
+        return out
+    for uid, value, geom in zip(frame.index, frame["name"], frame.geometry, strict=True):
+        if isinstance(value, str) and value.strip() and geom is not None:
+            out.setdefault(normalise(value), []).append((str(uid), geom, value))
+    return out
+
+
+def _centres(layer: pd.DataFrame, index: AddressIndex, points: np.ndarray) -> dict[str, Any]:
+    """The centre of the address points of each community, street and road."""
+    xy = shapely.get_coordinates(points)
+    keys = {c: [_norm(v) for v in layer[c]] for c in ("community", "street") if c in layer}
+    keys["road"] = list(index.roads_col)
+    out: dict[str, Any] = {}
+    for column in keys.values():
+        frame = pd.DataFrame({"key": column, "x": xy[:, 0], "y": xy[:, 1]})
+        means = frame[frame["key"] != ""].groupby("key")[["x", "y"]].mean()
+        for key, (x, y) in zip(means.index, means.to_numpy(), strict=True):
+            out.setdefault(str(key), shapely.Point(x, y))
+    return out
+
+
+def _norm(value: Any) -> str:
+    return normalise(value) if isinstance(value, str) else ""
 
 
 def _related(
@@ -195,7 +281,16 @@ def geocoder_for(city: Any, *, layer: str | None = None) -> Geocoder:
         relations=relations,
         name=layer,
         classification=str(info.classification),
+        roads=_named_layers(city, "road"),
+        grids=_named_layers(city, "grid"),
     )
+
+
+def _named_layers(city: Any, kind: str) -> gpd.GeoDataFrame | None:
+    """The named features of every layer of ``kind``, or None."""
+    frames = [city.layer(n) for n in city.layer_names(kind)]
+    frames = [f[["name", "geometry"]] for f in frames if "name" in f]
+    return pd.concat(frames) if frames else None
 
 
 def geocode(coder: Geocoder, addresses: Any, *, workers: int | None = None) -> gpd.GeoDataFrame:
@@ -227,13 +322,12 @@ def geocode(coder: Geocoder, addresses: Any, *, workers: int | None = None) -> g
     """
     index = addresses.index if isinstance(addresses, pd.Series) else None
     texts = [a if isinstance(a, str) else "" for a in addresses]
-    answers = [coder.answer(m) for m in match_many(coder.index, texts, workers=workers)]
+    located = [coder.locate(m) for m in match_many(coder.index, texts, workers=workers)]
+    answers = [a for a, _ in located]
     frame = pd.DataFrame(answers, columns=list(RESULT_COLUMNS), index=index, dtype=object)
     frame["score"] = frame["score"].astype(float)
-    rows = [coder.index.row_of.get(a["uid"], -1) if a["uid"] else -1 for a in answers]
-    positions = np.asarray(rows, dtype=np.int64)
-    geoms = [coder.points[i] if i >= 0 else None for i in positions.tolist()]
-    return gpd.GeoDataFrame(frame, geometry=geoms, crs=coder.crs)
+    frame["candidates"] = frame["candidates"].astype(int)
+    return gpd.GeoDataFrame(frame, geometry=[g for _, g in located], crs=coder.crs)
 
 
 def level_report(result: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,8 @@ building names. Each answer says the level it reached:
 ``unmatched`` (with the reason).
 
 A house number holding one building is that building; a number holding
-several is claimed at ``house_number`` level only, without a building. A
+several is claimed at ``house_number`` level only, without a building, and
+the answer says how many buildings it holds (``candidates``). A
 number the road does not have, or a building number the house number does
 not have, stops at the level above: nothing is claimed that the layer does not
 hold.
@@ -30,6 +31,8 @@ Examples
 >>> index = AddressIndex(layer)
 >>> index.match("成都锦江杉江街三号2栋").uid, index.match("成都锦江杉江街三号2栋").level
 ('a.2', 'building')
+>>> index.match("杉江街3号").candidates
+2
 >>> index.match("杉红街5号附近").uid
 'a.3'
 >>> index.match("星山广场1号楼").level
@@ -73,6 +76,7 @@ class AddressMatch:
     address: str | None = None
     row: int | None = None  # position in the layer
     reason: str | None = None
+    candidates: int = 0  # buildings at a house number answered without one
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as a plain dict (``row`` left out)."""
@@ -114,7 +118,7 @@ class AddressIndex:
                 self.buildings.setdefault((road, num, bld), i)
                 numbers[(road, num)].append(i)
         self.numbers = dict(numbers)
-        self._roads_col, self._numbers_col = cols["road"], cols["number"]
+        self.roads_col, self._numbers_col = cols["road"], cols["number"]
         self._bld = cols["building"]
         self.room_col = cols["room"]
         self._compound = _column(layer, "name")
@@ -295,7 +299,13 @@ class AddressIndex:
         row = self.buildings.get((road, number, bld))
         if row is not None and (bld or len(rows) == 1):
             return self._answer(text, "building", row, score)
-        return self._answer(text, "house_number", rows[0], score, building=False)
+        found = self._answer(text, "house_number", rows[0], score, building=False)
+        blds = {self._bld[r] for r in rows} - {""}
+        if len(blds) > 1:
+            found.candidates = len(blds)
+            asked = f"no building {bld}" if bld else "no building number typed"
+            found.reason = f"{asked}: {len(blds)} buildings at {road} {number}"
+        return found
 
     def _building_of(self, row: int) -> str:
         return self._bld[row]
@@ -345,7 +355,7 @@ class AddressIndex:
         )
 
     def _road_number(self, row: int) -> tuple[str, str]:
-        return self._roads_col[row], self._numbers_col[row]
+        return self.roads_col[row], self._numbers_col[row]
 
 
 _LEVEL_FIELDS = (

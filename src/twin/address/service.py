@@ -5,12 +5,8 @@
 read; the geocoder of each (snapshot, layer) is built once and kept while
 the snapshot is in force.
 
-Examples
---------
->>> from twin.query.index import CityIndex
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> geocode_text(index, "锦江区杉江街3号2栋", layers=["addresses"])["level"]  # doctest: +SKIP
-'building'
+See :func:`geocode_text` for a runnable example (docs/addresses.md has
+the answer's fields).
 """
 
 from __future__ import annotations
@@ -21,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from twin.address.geocode import Geocoder, geocoder_from_frame, reverse
 from twin.address.parse import parse_address
@@ -48,9 +45,15 @@ def geocoder_of(index: CityIndex, layer: str) -> Geocoder:
         buildings = [lyr.frame for lyr in index.layers.values() if lyr.kind == "building"]
         polygons = None
         if buildings:
-            import pandas as pd
-
             polygons = pd.concat([b[["geometry"]] for b in buildings])
+        named = {
+            kind: [
+                lyr.frame[["name", "geometry"]]
+                for lyr in index.layers.values()
+                if lyr.kind == kind and "name" in lyr.frame
+            ]
+            for kind in ("road", "grid")
+        }
         try:
             relations = index.twin.relations(from_layer=layer)
         except TwinError:
@@ -61,6 +64,8 @@ def geocoder_of(index: CityIndex, layer: str) -> Geocoder:
             relations=relations,
             name=layer,
             classification=str(indexed.classification),
+            roads=pd.concat(named["road"]) if named["road"] else None,
+            grids=pd.concat(named["grid"]) if named["grid"] else None,
         )
         _CACHE[key] = coder
         while len(_CACHE) > _KEEP:
@@ -120,15 +125,52 @@ def geocode_text(
     -------
     dict
         The match (``level, uid, score, address, building, grid, district,
-        reason``), the ``layer``, the ``parsed`` levels and the ``point``.
+        reason, candidates``), the ``layer``, the ``parsed`` levels and the
+        ``point`` (``{"lon", "lat"}`` in ``coords``, None when unmatched). At
+        ``road`` level ``uid`` is the road's (from the twin's road layers), at
+        ``community`` level the grid cell's named after the community.
+
+    Raises
+    ------
+    UsageError
+        When ``text`` is empty.
+    LayerNotFoundError
+        When no address layer (or not the named one) is among ``layers``.
+
+    Examples
+    --------
+    A twin with three standard addresses, two of them buildings at one number:
+
+    >>> import pathlib, tempfile, geopandas as gpd, shapely, twin
+    >>> from twin.query.index import CityIndex
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "city.gpkg"
+    >>> city = twin.Twin.create(path, crs="EPSG:4544")
+    >>> std = gpd.GeoDataFrame(
+    ...     {"addr_id": ["1", "2", "3"], "road": ["杉江街"] * 3, "number": ["3", "5", "5"],
+    ...      "building": [None, "1", "2"],
+    ...      "address": ["杉江街3号", "杉江街5号1栋", "杉江街5号2栋"]},
+    ...     geometry=shapely.points([(505700, 3392300), (505760, 3392300), (505780, 3392300)]),
+    ...     crs="EPSG:4544")
+    >>> city.import_frame(std, layer="addresses", kind="address", id="addr_id").imported
+    3
+    >>> index = CityIndex.load(path)
+    >>> found = geocode_text(index, "杉江街三号", layers=["addresses"], coords="gcj02")
+    >>> found["level"], found["uid"], found["parsed"]
+    ('building', 'addresses.1', {'road': '杉江街', 'number': '3'})
+    >>> sorted(found["point"])
+    ['lat', 'lon']
+    >>> found = geocode_text(index, "杉江街5号", layers=["addresses"])
+    >>> found["level"], found["candidates"], found["reason"]
+    ('house_number', 2, 'no building number typed: 2 buildings at 杉江街 5')
+    >>> geocode_text(index, "杉江街5号2栋", layers=["addresses"])["uid"]
+    'addresses.3'
     """
     if not text or not text.strip():
         raise UsageError("q is empty: give an address, e.g. q=锦江区杉江街3号")
     name = _choose(index, layers, layer)
     coder = geocoder_of(index, name)
-    body = coder.match(text)
-    row = coder.index.row_of.get(body["uid"]) if body["uid"] else None
-    body["point"] = _lonlat(index, coder.points[row] if row is not None else None, coords)
+    body, point = coder.locate(coder.index.match(text))
+    body["point"] = _lonlat(index, point, coords)
     body["layer"] = name
     parsed = parse_address(text).to_dict()
     body["parsed"] = {k: v for k, v in parsed.items() if v and k not in ("text", "rest")}
