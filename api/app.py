@@ -78,8 +78,10 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(features.make_router(settings))
     app.include_router(_health_router())
+    app.state.conformance = list(features.CONFORMANCE)
     for module in _optional_routers():
         app.include_router(module.router)
+        app.state.conformance += getattr(module, "CONFORMANCE", [])
     app.add_middleware(
         AuditAndLimits, audit=app.state.audit, max_body_bytes=settings.max_body_bytes
     )
