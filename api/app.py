@@ -127,9 +127,13 @@ def _prepare(index: CityIndex) -> None:
     A snapshot holds millions of long-lived objects (one per geometry); frozen,
     the cyclic garbage collector stops walking them on every full collection,
     which would otherwise stall a request now and then for a tenth of a second.
+    Optional routers with a ``warm(index)`` start their own preparation.
     """
     geojson.warm(index)
     gc.freeze()
+    for module in _optional_routers():  # e.g. tile sources, prepared in the background
+        if hasattr(module, "warm"):
+            module.warm(index)
 
 
 def create_app_from_env() -> FastAPI:

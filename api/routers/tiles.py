@@ -13,7 +13,10 @@ tile of it read is written to the audit log.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 import warnings
 from typing import Annotated, Any
 
@@ -29,6 +32,7 @@ from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
 
+log = logging.getLogger("twin_api.tiles")
 router = APIRouter(tags=["vector tiles"], responses=ERROR_RESPONSES)
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -39,6 +43,7 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 Zoom = Annotated[int, Path(ge=0, le=MAX_ZOOM, description="Zoom level (tile matrix)")]
 Index = Annotated[int, Path(ge=0, le=(1 << MAX_ZOOM) - 1)]
+MatrixSetId = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class VectorLayer(BaseModel):
@@ -100,6 +105,34 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
         return TileSource.from_frame(layer.name, layer.kind, layer.frame, tree=layer.tree)
 
     return derived(index, ("tile-source", layer.name), build)
+
+
+def warm(index: CityIndex) -> threading.Thread:
+    """Prepare every layer of a new snapshot for tiling in a background thread.
+
+    Called as each snapshot loads, so start-up is not held up; a tile request
+    arriving while a layer is still being prepared waits for that same
+    preparation (:func:`tile_source` builds each layer once per snapshot).
+    Returns the started daemon thread.
+
+    Examples
+    --------
+    >>> warm(index).join()  # doctest: +SKIP
+    """
+
+    def run() -> None:
+        for layer in list(index.layers.values()):
+            started = time.perf_counter()
+            try:
+                tile_source(index, layer)
+            except Exception:  # the request for a tile of it reports the failure
+                log.exception("preparing %s for tiling failed", layer.name)
+                continue
+            log.info("%s ready for tiling in %.1f s", layer.name, time.perf_counter() - started)
+
+    thread = threading.Thread(target=run, name="tile-sources", daemon=True)
+    thread.start()
+    return thread
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:
@@ -344,7 +377,7 @@ def tile_matrix_sets(request: Request) -> Response:
     summary="A tile matrix set definition (OGC 2DTMS 2.0)",
     description="Only WebMercatorQuad is served; example: /tileMatrixSets/WebMercatorQuad",
 )
-def tile_matrix_set(tileMatrixSetId: str) -> Response:
+def tile_matrix_set(tileMatrixSetId: MatrixSetId) -> Response:
     if tileMatrixSetId != WMQ:
         raise HTTPException(404, f"tile matrix set {tileMatrixSetId!r}: only {WMQ} is served")
     return _json(web_mercator_quad())

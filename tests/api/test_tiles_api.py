@@ -152,3 +152,54 @@ def test_collection_tileset_metadata_leads_to_its_tiles(live_server: LiveServer)
     assert meta["layers"][0]["geometryDimension"] == 2
     assert live_server.get("/collections/valves/tiles").status_code == 404
     assert live_server.get("/collections/valves/tiles", "restricted").status_code == 200
+
+
+def test_tile_sources_prepare_once_in_the_background(
+    sample_twin_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from twin.query.index import CityIndex
+    from twin.tiles import TileSource
+    from twin_api.routers import tiles as tile_routes
+
+    built: list[str] = []
+    real = TileSource.from_frame
+
+    def counted(name: str, *args: object, **kwargs: object) -> TileSource:
+        built.append(name)
+        if name == "buildings":
+            time.sleep(0.3)  # slow enough that the requests below arrive mid-build
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TileSource, "from_frame", staticmethod(counted))
+    index = CityIndex.load(sample_twin_file)
+    buildings = index.layer("buildings")
+    answers: list[TileSource] = []
+    go = threading.Barrier(6)
+
+    def first_request() -> None:
+        go.wait()
+        answers.append(tile_routes.tile_source(index, buildings))
+
+    requests = [threading.Thread(target=first_request) for _ in range(5)]
+    for thread in requests:
+        thread.start()
+    go.wait()
+    warming = tile_routes.warm(index)  # as a snapshot loads, racing the requests
+    for thread in [*requests, warming]:
+        thread.join(60)
+    assert sorted(built) == sorted(index.layers)  # every layer once, buildings included
+    assert len(answers) == 5 and all(a is answers[0] for a in answers)
+    assert answers[0].tile(*answers[0].tile_of(15, *_inside_first(buildings)))  # a real tile
+
+
+def _inside_first(layer: object) -> tuple[float, float]:
+    from pyproj import Transformer
+
+    frame = layer.frame  # type: ignore[attr-defined]
+    point = frame.geometry.iloc[0].representative_point()  # inside the first feature
+    to_lonlat = Transformer.from_crs(frame.crs, "OGC:CRS84", always_xy=True)
+    lon, lat = to_lonlat.transform(point.x, point.y)
+    return float(lon), float(lat)
