@@ -107,21 +107,32 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
     return derived(index, ("tile-source", layer.name), build)
 
 
+_WARM_LOCK = threading.Lock()
+_NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being warmed
+
+
 def warm(index: CityIndex) -> threading.Thread:
     """Prepare every layer of a new snapshot for tiling in a background thread.
 
     Called as each snapshot loads, so start-up is not held up; a tile request
     arriving while a layer is still being prepared waits for that same
     preparation (:func:`tile_source` builds each layer once per snapshot).
-    Returns the started daemon thread.
+    When a newer snapshot of the same file is warmed, this one stops after the
+    layer under way. Returns the started daemon thread.
 
     Examples
     --------
     >>> warm(index).join()  # doctest: +SKIP
     """
 
+    with _WARM_LOCK:
+        _NEWEST[index.path] = id(index)
+
     def run() -> None:
         for layer in list(index.layers.values()):
+            with _WARM_LOCK:
+                if _NEWEST.get(index.path) != id(index):
+                    return  # a newer snapshot of the file came in: prepare that one instead
             started = time.perf_counter()
             try:
                 tile_source(index, layer)

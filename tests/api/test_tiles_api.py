@@ -203,3 +203,37 @@ def _inside_first(layer: object) -> tuple[float, float]:
     to_lonlat = Transformer.from_crs(frame.crs, "OGC:CRS84", always_xy=True)
     lon, lat = to_lonlat.transform(point.x, point.y)
     return float(lon), float(lat)
+
+
+def test_a_newer_snapshot_stops_the_older_ones_preparation(
+    sample_twin_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from twin.query.index import CityIndex
+    from twin.tiles import TileSource
+    from twin_api.routers import tiles as tile_routes
+
+    old, new = CityIndex.load(sample_twin_file), CityIndex.load(sample_twin_file)
+    built: list[tuple[int, str]] = []
+    real = TileSource.from_frame
+    first_started = threading.Event()
+
+    def counted(name: str, kind: str, frame: object, **kwargs: object) -> TileSource:
+        snapshot = next(i for i in (old, new) if i.layers[name].frame is frame)
+        built.append((id(snapshot), name))
+        if snapshot is old:
+            first_started.set()
+            time.sleep(0.5)  # the reload arrives while the old snapshot's first layer builds
+        return real(name, kind, frame, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TileSource, "from_frame", staticmethod(counted))
+    older = tile_routes.warm(old)
+    assert first_started.wait(30)
+    newer = tile_routes.warm(new)
+    older.join(60)
+    newer.join(60)
+    first = next(iter(old.layers))
+    assert [name for i, name in built if i == id(old)] == [first]  # stopped after one layer
+    assert sorted(name for i, name in built if i == id(new)) == sorted(new.layers)
