@@ -88,8 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(features.make_router(settings))
     app.include_router(_health_router())
+    app.state.conformance = list(features.CONFORMANCE)
     for module in _optional_routers():
         app.include_router(module.router)
+        app.state.conformance += getattr(module, "CONFORMANCE", [])
     app.add_middleware(
         AuditAndLimits, audit=app.state.audit, max_body_bytes=settings.max_body_bytes
     )
@@ -135,9 +137,13 @@ def _prepare(index: CityIndex) -> None:
     A snapshot holds millions of long-lived objects (one per geometry); frozen,
     the cyclic garbage collector stops walking them on every full collection,
     which would otherwise stall a request now and then for a tenth of a second.
+    Optional routers with a ``warm(index)`` start their own preparation.
     """
     geojson.warm(index)
     gc.freeze()
+    for module in _optional_routers():  # e.g. tile sources, prepared in the background
+        if hasattr(module, "warm"):
+            module.warm(index)
 
 
 def create_app_from_env() -> FastAPI:

@@ -291,8 +291,8 @@ def make_router(settings: Settings) -> APIRouter:
         )
 
     @router.get("/conformance", response_model=Conformance, summary="Conformance classes")
-    async def conformance() -> Response:
-        return _json({"conformsTo": CONFORMANCE})
+    async def conformance(request: Request) -> Response:
+        return _json({"conformsTo": request.app.state.conformance})
 
     @router.get("/collections", response_model=Collections, summary="The collections")
     async def collections(request: Request, visible: VisibleDep) -> Response:

@@ -3,28 +3,36 @@
 ``/tiles/{layer}/{z}/{x}/{y}.pbf`` (XYZ) and the OGC API - Tiles path
 ``/collections/{layer}/tiles/WebMercatorQuad/{z}/{row}/{col}`` give the same
 Mapbox Vector Tile, cut by :mod:`twin.tiles` from the snapshot in memory;
-``/tiles/{layer}.json`` is the layer's TileJSON 3.0. A restricted layer exists
+``/tiles/{layer}.json`` is the layer's TileJSON 3.0. ``/tileMatrixSets``,
+``/tileMatrixSets/WebMercatorQuad`` (OGC 2D Tile Matrix Set 2.0) and
+``/collections/{layer}/tiles[/WebMercatorQuad]`` are the OGC API - Tiles
+metadata of the same tiles. A restricted layer exists
 only for a key that may read it (the same 404 as an unknown layer), and each
 tile of it read is written to the audit log.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 import warnings
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from twin.query._shared import derived
 from twin.query.index import CityIndex, IndexedLayer
-from twin.tiles import MAX_ZOOM, TileSource, tile_fields, zoom_range
+from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
 
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
 
+log = logging.getLogger("twin_api.tiles")
 router = APIRouter(tags=["vector tiles"], responses=ERROR_RESPONSES)
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -35,6 +43,7 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 Zoom = Annotated[int, Path(ge=0, le=MAX_ZOOM, description="Zoom level (tile matrix)")]
 Index = Annotated[int, Path(ge=0, le=(1 << MAX_ZOOM) - 1)]
+MatrixSetId = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class VectorLayer(BaseModel):
@@ -96,6 +105,45 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
         return TileSource.from_frame(layer.name, layer.kind, layer.frame, tree=layer.tree)
 
     return derived(index, ("tile-source", layer.name), build)
+
+
+_WARM_LOCK = threading.Lock()
+_NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being warmed
+
+
+def warm(index: CityIndex) -> threading.Thread:
+    """Prepare every layer of a new snapshot for tiling in a background thread.
+
+    Called as each snapshot loads, so start-up is not held up; a tile request
+    arriving while a layer is still being prepared waits for that same
+    preparation (:func:`tile_source` builds each layer once per snapshot).
+    When a newer snapshot of the same file is warmed, this one stops after the
+    layer under way. Returns the started daemon thread.
+
+    Examples
+    --------
+    >>> warm(index).join()  # doctest: +SKIP
+    """
+
+    with _WARM_LOCK:
+        _NEWEST[index.path] = id(index)
+
+    def run() -> None:
+        for layer in list(index.layers.values()):
+            with _WARM_LOCK:
+                if _NEWEST.get(index.path) != id(index):
+                    return  # a newer snapshot of the file came in: prepare that one instead
+            started = time.perf_counter()
+            try:
+                tile_source(index, layer)
+            except Exception:  # the request for a tile of it reports the failure
+                log.exception("preparing %s for tiling failed", layer.name)
+                continue
+            log.info("%s ready for tiling in %.1f s", layer.name, time.perf_counter() - started)
+
+    thread = threading.Thread(target=run, name="tile-sources", daemon=True)
+    thread.start()
+    return thread
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:
@@ -223,3 +271,183 @@ def tile_ogc(
     visible: VisibleDep, collectionId: str, tileMatrix: Zoom, tileRow: Index, tileCol: Index
 ) -> Response:
     return _tile(visible, collectionId, tileMatrix, tileCol, tileRow)
+
+
+# --------------------------------------------------------------------------- OGC API - Tiles
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+]
+"""The OGC API - Tiles and 2D Tile Matrix Set classes these routes implement."""
+
+WMQ = "WebMercatorQuad"
+WMQ_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+WMQ_CRS = "http://www.opengis.net/def/crs/EPSG/0/3857"
+TMS_MAX_ZOOM = 24  # the matrices the OGC definition lists; tiles are cut up to MAX_ZOOM
+TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+_DIMENSION = {"Point": 0, "MultiPoint": 0, "LineString": 1, "MultiLineString": 1}
+
+
+def _link(href: str, rel: str, kind: str, title: str, **extra: Any) -> dict[str, Any]:
+    return {"href": href, "rel": rel, "type": kind, "title": title, **extra}
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def web_mercator_quad() -> dict[str, Any]:
+    """The WebMercatorQuad tile matrix set (OGC 2DTMS 2.0, JSON encoding), zooms 0-24."""
+    world = 2 * ORIGIN
+    matrices = []
+    for z in range(TMS_MAX_ZOOM + 1):
+        cell = world / (256 << z)
+        matrices.append(
+            {
+                "id": str(z),
+                "scaleDenominator": cell / 0.00028,  # the standard 0.28 mm pixel
+                "cellSize": cell,
+                "cornerOfOrigin": "topLeft",
+                "pointOfOrigin": [-ORIGIN, ORIGIN],
+                "matrixWidth": 1 << z,
+                "matrixHeight": 1 << z,
+                "tileWidth": 256,
+                "tileHeight": 256,
+            }
+        )
+    return {
+        "id": WMQ,
+        "title": "Google Maps Compatible for the World",
+        "uri": WMQ_URI,
+        "crs": WMQ_CRS,
+        "orderedAxes": ["E", "N"],
+        "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+        "tileMatrices": matrices,
+    }
+
+
+def _tile_index(z: int, lon: float, lat: float) -> tuple[int, int]:
+    """(col, row) of the WebMercatorQuad tile at zoom z holding lon/lat."""
+    n = 1 << z
+    lat = max(min(lat, 85.0511287798), -85.0511287798)
+    col = int((lon + 180.0) / 360.0 * n)
+    row = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return min(max(col, 0), n - 1), min(max(row, 0), n - 1)
+
+
+def _limits(box: list[float], minzoom: int, maxzoom: int) -> list[dict[str, Any]]:
+    west, south, east, north = box
+    limits = []
+    for z in range(minzoom, maxzoom + 1):
+        min_col, min_row = _tile_index(z, west, north)
+        max_col, max_row = _tile_index(z, east, south)
+        limits.append(
+            {
+                "tileMatrix": str(z),
+                "minTileRow": min_row,
+                "maxTileRow": max_row,
+                "minTileCol": min_col,
+                "maxTileCol": max_col,
+            }
+        )
+    return limits
+
+
+def _tileset_links(request: Request, layer: str) -> list[dict[str, Any]]:
+    base = _base(request)
+    own = f"{base}/collections/{layer}/tiles/{WMQ}"
+    return [
+        _link(own, "self", "application/json", f"{layer}: vector tileset"),
+        _link(f"{base}/tileMatrixSets/{WMQ}", TILING_SCHEME, "application/json", WMQ),
+        _link(f"{base}/collections/{layer}", "collection", "application/json", layer),
+    ]
+
+
+@router.get("/tileMatrixSets", summary="Tile matrix sets (OGC API - Tiles)")
+def tile_matrix_sets(request: Request) -> Response:
+    href = f"{_base(request)}/tileMatrixSets/{WMQ}"
+    item = {
+        "id": WMQ,
+        "title": "Google Maps Compatible for the World",
+        "uri": WMQ_URI,
+        "crs": WMQ_CRS,
+        "links": [_link(href, "self", "application/json", WMQ)],
+    }
+    return _json({"tileMatrixSets": [item]})
+
+
+@router.get(
+    "/tileMatrixSets/{tileMatrixSetId}",
+    summary="A tile matrix set definition (OGC 2DTMS 2.0)",
+    description="Only WebMercatorQuad is served; example: /tileMatrixSets/WebMercatorQuad",
+)
+def tile_matrix_set(tileMatrixSetId: MatrixSetId) -> Response:
+    if tileMatrixSetId != WMQ:
+        raise HTTPException(404, f"tile matrix set {tileMatrixSetId!r}: only {WMQ} is served")
+    return _json(web_mercator_quad())
+
+
+@router.get(
+    "/collections/{collectionId}/tiles",
+    summary="Vector tilesets of a collection (OGC API - Tiles)",
+)
+def collection_tilesets(request: Request, visible: VisibleDep, collectionId: str) -> Response:
+    found = visible.layer(collectionId)
+    base = _base(request)
+    item = {
+        "title": f"{found.name} ({found.kind})",
+        "dataType": "vector",
+        "crs": WMQ_CRS,
+        "tileMatrixSetURI": WMQ_URI,
+        "links": _tileset_links(request, found.name)[:2],
+    }
+    own = _link(f"{base}/collections/{found.name}/tiles", "self", "application/json", "tilesets")
+    return _json({"links": [own], "tilesets": [item]})
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/WebMercatorQuad",
+    summary="Vector tileset metadata of a collection (OGC API - Tiles)",
+)
+def collection_tileset(request: Request, visible: VisibleDep, collectionId: str) -> Response:
+    found = visible.layer(collectionId)
+    box = _bounds(visible.index, found)
+    minzoom, maxzoom = zoom_range(found.kind)
+    base = _base(request)
+    template = f"{base}/collections/{found.name}/tiles/{WMQ}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"
+    links = _tileset_links(request, found.name)
+    links.append(_link(template, "item", MVT, "Mapbox Vector Tiles", templated=True))
+    body = {
+        "title": f"{found.name} ({found.kind})",
+        "dataType": "vector",
+        "crs": WMQ_CRS,
+        "tileMatrixSetURI": WMQ_URI,
+        "links": links,
+        "boundingBox": {
+            "lowerLeft": box[:2],
+            "upperRight": box[2:],
+            "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        },
+        "tileMatrixSetLimits": _limits(box, minzoom, maxzoom),
+        "layers": [
+            {
+                "id": found.name,
+                "dataType": "vector",
+                "geometryDimension": _DIMENSION.get(found.info.geometry_type or "", 2),
+                "minTileMatrix": str(minzoom),
+                "maxTileMatrix": str(maxzoom),
+                "propertiesSchema": {
+                    "type": "object",
+                    "properties": {n: {} for n in tile_fields(found.frame, found.kind)},
+                },
+            }
+        ],
+    }
+    return _json(body)

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import mapbox_vector_tile
 import pyogrio
+import pytest
 
 import twin
 from tests.api.conftest import LiveServer
@@ -98,3 +99,141 @@ def test_impact_answer_downloads_as_a_geopackage(live_server: LiveServer, tmp_pa
         live_server.url + "/export/geopackage", json={"type": "FeatureCollection", "features": []}
     )
     assert empty.status_code == 400 and "no feature" in empty.json()["description"]
+
+
+OGC_TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+
+
+def test_web_mercator_quad_matches_the_ogc_definition(live_server: LiveServer) -> None:
+    listing = live_server.get("/tileMatrixSets").json()["tileMatrixSets"]
+    assert [t["id"] for t in listing] == ["WebMercatorQuad"]
+    assert listing[0]["links"][0]["href"].endswith("/tileMatrixSets/WebMercatorQuad")
+    tms = live_server.get("/tileMatrixSets/WebMercatorQuad").json()
+    assert tms["crs"] == "http://www.opengis.net/def/crs/EPSG/0/3857"
+    assert tms["uri"] == "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+    matrices = tms["tileMatrices"]
+    assert [m["id"] for m in matrices] == [str(z) for z in range(25)]
+    # OGC 17-083r4 annex D.1: zoom 0 scale 559082264.0287178, cell 156543.0339280410 m,
+    # origin (-20037508.3427892, 20037508.3427892); each zoom halves both.
+    for z, m in enumerate(matrices):
+        assert m["scaleDenominator"] == pytest.approx(559082264.0287178 / 2**z, rel=1e-12)
+        assert m["cellSize"] == pytest.approx(156543.0339280410 / 2**z, rel=1e-12)
+        assert m["pointOfOrigin"] == pytest.approx([-20037508.3427892, 20037508.3427892])
+        assert m["matrixWidth"] == m["matrixHeight"] == 2**z
+        assert m["tileWidth"] == m["tileHeight"] == 256
+        assert m["cornerOfOrigin"] == "topLeft"
+    assert live_server.get("/tileMatrixSets/WorldCRS84Quad").status_code == 404
+    conforms = live_server.get("/conformance").json()["conformsTo"]
+    assert {OGC_TILES + c for c in ("core", "tileset", "tilesets-list", "mvt")} <= set(conforms)
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conforms
+
+
+def test_collection_tileset_metadata_leads_to_its_tiles(live_server: LiveServer) -> None:
+    sets = live_server.get("/collections/buildings/tiles").json()["tilesets"]
+    assert len(sets) == 1 and sets[0]["dataType"] == "vector"
+    self_href = next(link["href"] for link in sets[0]["links"] if link["rel"] == "self")
+    meta = httpx.get(self_href).json()
+    assert meta["tileMatrixSetURI"].endswith("/WebMercatorQuad")
+    assert [lim["tileMatrix"] for lim in meta["tileMatrixSetLimits"]] == ["13", "14", "15", "16"]
+    template = next(link["href"] for link in meta["links"] if link["rel"] == "item")
+    x, y = _tile_of(live_server, "buildings", 15)
+    limit = meta["tileMatrixSetLimits"][2]
+    assert limit["minTileCol"] <= x <= limit["maxTileCol"]
+    assert limit["minTileRow"] <= y <= limit["maxTileRow"]
+    url = template.format(tileMatrix=15, tileRow=y, tileCol=x)
+    decoded = mapbox_vector_tile.decode(httpx.get(url).content)["buildings"]["features"]
+    assert len(decoded) > 20
+    # every building lies within the limits: the tile just outside them holds nothing
+    outside = template.format(tileMatrix=15, tileRow=y, tileCol=limit["maxTileCol"] + 1)
+    assert httpx.get(outside).status_code == 204
+    west, south, east, north = live_server.get("/tiles/buildings.json").json()["bounds"]
+    box = meta["boundingBox"]
+    assert box["lowerLeft"] == [west, south] and box["upperRight"] == [east, north]
+    assert meta["layers"][0]["geometryDimension"] == 2
+    assert live_server.get("/collections/valves/tiles").status_code == 404
+    assert live_server.get("/collections/valves/tiles", "restricted").status_code == 200
+
+
+def test_tile_sources_prepare_once_in_the_background(
+    sample_twin_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from twin.query.index import CityIndex
+    from twin.tiles import TileSource
+    from twin_api.routers import tiles as tile_routes
+
+    built: list[str] = []
+    real = TileSource.from_frame
+
+    def counted(name: str, *args: object, **kwargs: object) -> TileSource:
+        built.append(name)
+        if name == "buildings":
+            time.sleep(0.3)  # slow enough that the requests below arrive mid-build
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TileSource, "from_frame", staticmethod(counted))
+    index = CityIndex.load(sample_twin_file)
+    buildings = index.layer("buildings")
+    answers: list[TileSource] = []
+    go = threading.Barrier(6)
+
+    def first_request() -> None:
+        go.wait()
+        answers.append(tile_routes.tile_source(index, buildings))
+
+    requests = [threading.Thread(target=first_request) for _ in range(5)]
+    for thread in requests:
+        thread.start()
+    go.wait()
+    warming = tile_routes.warm(index)  # as a snapshot loads, racing the requests
+    for thread in [*requests, warming]:
+        thread.join(60)
+    assert sorted(built) == sorted(index.layers)  # every layer once, buildings included
+    assert len(answers) == 5 and all(a is answers[0] for a in answers)
+    assert answers[0].tile(*answers[0].tile_of(15, *_inside_first(buildings)))  # a real tile
+
+
+def _inside_first(layer: object) -> tuple[float, float]:
+    from pyproj import Transformer
+
+    frame = layer.frame  # type: ignore[attr-defined]
+    point = frame.geometry.iloc[0].representative_point()  # inside the first feature
+    to_lonlat = Transformer.from_crs(frame.crs, "OGC:CRS84", always_xy=True)
+    lon, lat = to_lonlat.transform(point.x, point.y)
+    return float(lon), float(lat)
+
+
+def test_a_newer_snapshot_stops_the_older_ones_preparation(
+    sample_twin_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from twin.query.index import CityIndex
+    from twin.tiles import TileSource
+    from twin_api.routers import tiles as tile_routes
+
+    old, new = CityIndex.load(sample_twin_file), CityIndex.load(sample_twin_file)
+    built: list[tuple[int, str]] = []
+    real = TileSource.from_frame
+    first_started = threading.Event()
+
+    def counted(name: str, kind: str, frame: object, **kwargs: object) -> TileSource:
+        snapshot = next(i for i in (old, new) if i.layers[name].frame is frame)
+        built.append((id(snapshot), name))
+        if snapshot is old:
+            first_started.set()
+            time.sleep(0.5)  # the reload arrives while the old snapshot's first layer builds
+        return real(name, kind, frame, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TileSource, "from_frame", staticmethod(counted))
+    older = tile_routes.warm(old)
+    assert first_started.wait(30)
+    newer = tile_routes.warm(new)
+    older.join(60)
+    newer.join(60)
+    first = next(iter(old.layers))
+    assert [name for i, name in built if i == id(old)] == [first]  # stopped after one layer
+    assert sorted(name for i, name in built if i == id(new)) == sorted(new.layers)

@@ -248,6 +248,22 @@ def test_search_exact_contains_and_fuzzy(
     assert any(h.uid in exact and h.how == "fuzzy" for h in fuzzy.hits)
 
 
+def test_fuzzy_ties_go_to_the_name_that_sounds_alike(
+    index: CityIndex, layers: dict[str, gpd.GeoDataFrame]
+) -> None:
+    names = set(layers["parcels"]["name"].dropna())
+    assert {"天阳花园", "天坝花园"} <= names  # the sample's two names one character apart
+    # 杨 and 阳 are both yang, 霸 and 坝 both ba
+    for typed, heard in (("天杨花园", "天阳花园"), ("天霸花园", "天坝花园")):
+        hits = search(index, typed, layers=["parcels"], fuzzy=True, geometry=False).hits
+        both = {h.value: h.score for h in hits if h.value in ("天阳花园", "天坝花园")}
+        assert len(both) == 2 and len(set(both.values())) == 1  # a tie by characters
+        assert hits[0].value == heard and hits[0].how == "fuzzy"
+    # an exact name keeps its place ahead of every fuzzy hit
+    exact = search(index, "天坝花园", layers=["parcels"], fuzzy=True, geometry=False).hits
+    assert (exact[0].value, exact[0].how) == ("天坝花园", "exact")
+
+
 def test_search_by_attribute_and_code(
     index: CityIndex, layers: dict[str, gpd.GeoDataFrame], public: list[str]
 ) -> None:

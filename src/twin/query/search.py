@@ -5,7 +5,9 @@ the caller may read (names, addresses, codes, the uid): an equal value scores
 100, a value containing the text 90, and with ``fuzzy=True`` a name or address
 close to it (rapidfuzz's WRatio, 0-100) scores what it scores, down to
 ``min_score`` (codes and uids are matched exactly or by containment only: a
-code one character off is another object).
+code one character off is another object). Fuzzy hits of equal score are
+ordered by how alike they sound (toneless pinyin, by pypinyin): 天杨花园 ties
+天阳花园 and 天坝花园 by characters, and 天阳花园 (杨, 阳: both *yang*) comes first.
 Attribute filters (``where={"land_use": "R2"}``) keep only features whose field
 equals the value (numerically for numeric fields) and apply with or without text.
 
@@ -211,20 +213,45 @@ def _layer_hits(
     text: str | None,
     mask: np.ndarray | None,
     options: tuple[Collection[str] | None, bool, float, int],
-) -> tuple[int, list[tuple[float, int, str | None, str]]]:
-    """How many rows of ``layer`` match, and the best ``limit`` as (score, row, field, how)."""
+) -> tuple[int, list[tuple[float, float, int, str | None, str]]]:
+    """How many rows match, and the best ``limit`` as (score, sound, row, field, how)."""
     fields, fuzzy, min_score, limit = options
     if text is None:
         rows = np.flatnonzero(mask) if mask is not None else np.arange(len(layer.frame))
-        return len(rows), [(_EXACT, int(r), None, "attribute") for r in rows[:limit]]
+        return len(rows), [(_EXACT, 0.0, int(r), None, "attribute") for r in rows[:limit]]
     best, field_of, how = _text_scores(index, layer, text, fields, fuzzy, min_score)
     hit = best > 0
     if mask is not None:
         hit &= mask
     rows = np.flatnonzero(hit)
-    top = rows[np.lexsort((rows, -best[rows]))][:limit]
     names = text_fields(layer)
-    return len(rows), [(float(best[r]), int(r), names[field_of[r]], _HOW[int(how[r])]) for r in top]
+    heard = _sounds(index, layer, text, rows[how[rows] == 3], field_of)
+    top = rows[np.lexsort((rows, -heard[rows], -best[rows]))][:limit]
+    return len(rows), [
+        (float(best[r]), float(heard[r]), int(r), names[field_of[r]], _HOW[int(how[r])])
+        for r in top
+    ]
+
+
+def _sounds(
+    index: CityIndex, layer: IndexedLayer, text: str, rows: np.ndarray, field_of: np.ndarray
+) -> np.ndarray:
+    """Per row: how alike its matched value sounds to ``text`` (0-100; fuzzy ``rows`` only).
+
+    The tie-break between fuzzy hits of one score: 天杨花园 is as close to 天阳花园
+    as to 天坝花园 by characters, but 杨 and 阳 are both *yang*.
+    """
+    heard = np.zeros(len(layer.frame))
+    if len(rows) == 0:
+        return heard
+    from pypinyin import lazy_pinyin  # loads its dictionary: only when a fuzzy hit needs it
+
+    needle = lazy_pinyin(text.lower())
+    names = text_fields(layer)
+    for row in rows.tolist():
+        value = _choices(index, layer, names[field_of[row]])[row]
+        heard[row] = fuzz.ratio(needle, lazy_pinyin(value))
+    return heard
 
 
 def _check(text: str | None, where: Mapping[str, str], limit: int, min_score: float) -> None:
@@ -286,7 +313,7 @@ def search(
     shown = visible_layers(index, layers)
     result = SearchResult(text, filters, fuzzy, [item.name for item in shown])
     options = (fields, fuzzy, min_score, limit)
-    ranked: list[tuple[float, int, int, IndexedLayer, str | None, str]] = []
+    ranked: list[tuple[float, float, int, int, IndexedLayer, str | None, str]] = []
     for order, layer in enumerate(shown):
         mask = _attribute_mask(layer, filters) if filters else None
         if filters and mask is None:
@@ -295,10 +322,12 @@ def search(
             index, layer, None if text is None else text.strip(), mask, options
         )
         result.count += count
-        ranked += [(score, order, row, layer, name, how) for score, row, name, how in top]
-    ranked.sort(key=lambda r: (-r[0], r[1], r[2]))
+        ranked += [
+            (score, heard, order, row, layer, name, how) for score, heard, row, name, how in top
+        ]
+    ranked.sort(key=lambda r: (-r[0], -r[1], r[2], r[3]))  # ties: the closer sound first
     out = GeometryOut(index, coords) if geometry else None
-    for score, _, row, layer, name, how in ranked[:limit]:
+    for score, _, _, row, layer, name, how in ranked[:limit]:
         feature = feature_dict(index, layer, [row], out)[0]
         value = None if name is None else feature["properties"].get(name, feature["id"])
         result.hits.append(
