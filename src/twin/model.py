@@ -18,6 +18,7 @@ import pyogrio
 import pyproj
 
 from twin import history
+from twin.analyses import TwinAnalyses
 from twin.build import BuildReport
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
@@ -55,7 +56,7 @@ class LayerInfo:
         return Category(self.category).label_zh
 
 
-class Twin:
+class Twin(TwinAnalyses):
     """A city information model stored in one GeoPackage.
 
     Examples

@@ -19,7 +19,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -30,12 +30,32 @@ from twin.network.access import RoadAccess
 from twin.network.closures import ClosureResult, _result
 from twin.network.isolation import BreakResult
 from twin.network.routing import base_answer, nearest_facility
+from twin.results import Result, Summary
 
 __all__ = ["CascadeResult", "cascade", "roads_over"]
 
 
-@dataclass
-class CascadeResult:
+@dataclass(eq=False, repr=False)
+class CascadeSummary(Summary):
+    """The joined summary of a cascade (both sides, JSON-ready)."""
+
+    pipe: str
+    network: str
+    valves_to_close: list[str]
+    pipes_isolated: int
+    isolated_length_m: float
+    pipes_cut_off: int
+    buildings_without_service: int | None
+    distance_m: float
+    min_overlap_m: float
+    roads_closed: list[str]
+    road_closure: dict[str, Any] | None
+    access_affected: list[dict[str, Any]]
+    warnings: list[str]
+
+
+@dataclass(repr=False)
+class CascadeResult(Result):
     """One impact report for a pipe break and the road closures it causes.
 
     Attributes
@@ -48,10 +68,38 @@ class CascadeResult:
         The works' reach from the isolated pipes, and how much of an edge must lie within it.
     """
 
+    _tables: ClassVar[tuple[str, ...]] = (
+        "valves_to_close",
+        "isolated_pipes",
+        "closed_roads",
+        "access_affected",
+    )
+
     pipe_break: BreakResult
     closure: ClosureResult | None
     distance_m: float
     min_overlap_m: float = 0.0
+
+    @property
+    def valves_to_close(self) -> gpd.GeoDataFrame:
+        return self.pipe_break.valves_to_close
+
+    @property
+    def isolated_pipes(self) -> gpd.GeoDataFrame:
+        return self.pipe_break.isolated_pipes
+
+    @property
+    def closed_roads(self) -> gpd.GeoDataFrame | None:
+        return None if self.closure is None else self.closure.closed
+
+    @property
+    def access_affected(self) -> gpd.GeoDataFrame | None:
+        return None if self.closure is None else self.closure.affected()
+
+    @property
+    def summary(self) -> CascadeSummary:
+        """Both sides in numbers (as :meth:`to_dict`)."""
+        return CascadeSummary(**self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The joined summary, JSON-ready."""

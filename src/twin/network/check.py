@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 
 from twin.errors import UsageError
 from twin.network.pipes import PipeNetwork
+from twin.results import CheckSummary, Result
 
 __all__ = ["ISSUES", "NetworkReport", "check_network"]
 
@@ -44,8 +45,8 @@ ISSUES = (
 COLUMNS = ("issue", "layer", "uid", "other_uid", "detail", "distance_m")
 
 
-@dataclass
-class NetworkReport:
+@dataclass(repr=False)
+class NetworkReport(Result):
     """The outcome of :func:`check_network`.
 
     Attributes
@@ -60,6 +61,8 @@ class NetworkReport:
         of a near miss as a line).
     warnings : list of str
     """
+
+    _tables: ClassVar[tuple[str, ...]] = ("issues",)
 
     network: str
     stats: dict[str, Any]
@@ -76,9 +79,13 @@ class NetworkReport:
     def ok(self) -> bool:
         return self.issues.empty
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary: network, stats and issue counts."""
-        return {"network": self.network, **self.stats, "issues": self.counts}
+    @property
+    def summary(self) -> CheckSummary:
+        """A JSON-ready summary: network, stats and issue counts.
+
+        Calling it, ``report.summary()``, the 0.1 form, returns the same summary.
+        """
+        return CheckSummary.of(self.network, self.stats, self.counts)
 
 
 def check_network(net: PipeNetwork, *, near_miss_m: float = 2.0) -> NetworkReport:

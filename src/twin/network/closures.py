@@ -22,8 +22,8 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -41,14 +41,15 @@ from twin.network.routing import (
     facility_labels,
     nearest_facility,
 )
+from twin.results import Result, Summary
 
 __all__ = ["ClosureResult", "ClosureSummary", "closed_edges", "road_closure", "road_criticality"]
 
 DELAY_S = 1.0  # a detour shorter than this is rounding, not a delay
 
 
-@dataclass
-class ClosureSummary:
+@dataclass(eq=False, repr=False)
+class ClosureSummary(Summary):
     """Counts of a closure scenario (``to_dict`` for JSON)."""
 
     closed_roads: int
@@ -63,12 +64,9 @@ class ClosureSummary:
     max_detour_s: float | None
     population_affected: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-@dataclass
-class ClosureResult:
+@dataclass(repr=False)
+class ClosureResult(Result):
     """What a closure does.
 
     Attributes
@@ -82,10 +80,17 @@ class ClosureResult:
     summary : ClosureSummary
     """
 
+    _tables: ClassVar[tuple[str, ...]] = ("closed", "affected_buildings")
+
     buildings: pd.DataFrame
     closed: gpd.GeoDataFrame
     summary: ClosureSummary
     points: Any = None
+
+    @property
+    def affected_buildings(self) -> gpd.GeoDataFrame:
+        """Buildings delayed or cut off (the table :meth:`to_file` and :meth:`explore` show)."""
+        return self.affected()
 
     def affected(self) -> gpd.GeoDataFrame:
         """Buildings delayed or cut off, with their access points as geometry."""

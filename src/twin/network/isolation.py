@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -60,8 +60,9 @@ from twin.network.pipes import (
     _index_lookup,
 )
 from twin.network.services import Buildings, Services, buildings_of, prepared, ranges
+from twin.results import Result, Summary, as_geoframe
 
-__all__ = ["BreakResult", "Segments", "isolation_segments", "pipe_break"]
+__all__ = ["BreakResult", "BreakSummary", "Segments", "isolation_segments", "pipe_break"]
 
 log = logging.getLogger(__name__)
 
@@ -395,8 +396,53 @@ def _grouped(group: IntArray, values: npt.NDArray[Any], n_groups: int) -> list[l
 # --------------------------------------------------------------------------- pipe break
 
 
-@dataclass
-class BreakResult:
+@dataclass(eq=False, repr=False)
+class BreakSummary(Summary):
+    """Counts, lengths and population of a pipe break (also a dict, for ``--json``).
+
+    Attributes
+    ----------
+    network, pipe : str
+        The network and the broken pipe.
+    segments : list of int
+        The isolated segments.
+    valves_to_close, valves_already_closed : int
+    isolated_pipes, cut_off_pipes : int
+    isolated_length_m, cut_off_length_m : float
+    buildings, extra_buildings : int or None
+        Buildings losing service (None without service connections).
+    extra_valves : int
+        Valves to close beyond the no-failure answer.
+    population : float, optional
+        Population losing service, where buildings carry it.
+    warnings : list of str
+    failed_valves : list of str
+    service_connections : str, optional
+        Whether the connections were stored by the build or computed.
+    """
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("population", "service_connections")
+
+    network: str
+    pipe: str
+    segments: list[int]
+    valves_to_close: int
+    valves_already_closed: int
+    isolated_pipes: int
+    isolated_length_m: float
+    cut_off_pipes: int
+    cut_off_length_m: float
+    buildings: int | None
+    extra_valves: int
+    extra_buildings: int | None
+    population: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    failed_valves: list[str] = field(default_factory=list)
+    service_connections: str | None = None
+
+
+@dataclass(repr=False)
+class BreakResult(Result):
     """What a break on one pipe shuts off.
 
     Attributes
@@ -408,25 +454,43 @@ class BreakResult:
         normally closed valves on that boundary (``role`` "already closed").
     isolated_pipes, cut_off_pipes : geopandas.GeoDataFrame
         Pipes inside the closed valves; further pipes with no path to a source.
-    buildings : pandas.DataFrame
-        Buildings losing service: ``pipe`` and ``reason`` (isolated / cut_off).
+    buildings : geopandas.GeoDataFrame
+        Buildings losing service: ``pipe`` and ``reason`` (isolated / cut_off),
+        with their footprints when the connections carried them (else no geometry).
     extra_valves : geopandas.GeoDataFrame
         With failed valves: valves to close beyond the no-failure answer.
-    extra_buildings : pandas.DataFrame
+    extra_buildings : geopandas.GeoDataFrame
         With failed valves: buildings affected beyond the no-failure answer.
-    summary : dict
+    summary : BreakSummary
         Counts, lengths and population, for reports and ``--json``.
     warnings : list of str
+
+    Examples
+    --------
+    >>> r = city.pipe_break("water_pipes.JS000010")
+    >>> r.summary.valves_to_close == len(r.valves_to_close[r.valves_to_close.role == "close"])
+    True
+    >>> r.buildings.crs == r.valves_to_close.crs
+    True
     """
+
+    _tables: ClassVar[tuple[str, ...]] = (
+        "valves_to_close",
+        "isolated_pipes",
+        "cut_off_pipes",
+        "buildings",
+        "extra_valves",
+        "extra_buildings",
+    )
 
     pipe: str
     valves_to_close: gpd.GeoDataFrame
     isolated_pipes: gpd.GeoDataFrame
     cut_off_pipes: gpd.GeoDataFrame
-    buildings: pd.DataFrame
+    buildings: gpd.GeoDataFrame
     extra_valves: gpd.GeoDataFrame
-    extra_buildings: pd.DataFrame
-    summary: dict[str, Any]
+    extra_buildings: gpd.GeoDataFrame
+    summary: BreakSummary
     warnings: list[str]
 
 
@@ -497,10 +561,21 @@ def pipe_break(
     none = np.zeros(0, dtype=np.int64)
     base = _outage(net, model, tree, start, none, services) if len(failed) else outage
     result = _result(net, model, str(pipe_uid), outage, base, services, warnings)
-    result.summary["failed_valves"] = [str(v) for v in model.valve_uid[failed]]
+    result.summary.failed_valves = [str(v) for v in model.valve_uid[failed]]
     if isinstance(buildings, pd.DataFrame) and "service_connections" in buildings.attrs:
-        result.summary["service_connections"] = buildings.attrs["service_connections"]
+        result.summary.service_connections = buildings.attrs["service_connections"]
+    if isinstance(buildings, gpd.GeoDataFrame):
+        result.buildings = _with_footprints(result.buildings, buildings)
+        result.extra_buildings = _with_footprints(result.extra_buildings, buildings)
     return result
+
+
+def _with_footprints(rows: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The affected buildings with the geometry the connections table carries."""
+    shapes = buildings.geometry.reindex(rows.index)
+    return gpd.GeoDataFrame(
+        rows.drop(columns="geometry"), geometry=shapes.to_numpy(), crs=buildings.crs
+    )
 
 
 def _failed(
@@ -614,7 +689,7 @@ _REASONS = pd.Index(["isolated", "cut_off"])
 
 def _building_rows(
     net: PipeNetwork, services: Services | None, found: IntArray, state: IntArray
-) -> pd.DataFrame:
+) -> gpd.GeoDataFrame:
     """Buildings at ``found`` (positions in ``services``): ``pipe``, ``reason``, ``population``."""
     if services is None:
         found = state = np.empty(0, dtype=np.int64)
@@ -628,7 +703,7 @@ def _building_rows(
     )
     if services is not None and services.population is not None:
         rows["population"] = services.population[found]
-    return rows
+    return as_geoframe(rows, net.crs)
 
 
 def _result(
@@ -656,23 +731,23 @@ def _result(
     cut_rows = outage.pipe_rows[outage.pipe_state == 2]
     isolated, cut_off = net.pipes.iloc[isolated_rows], net.pipes.iloc[cut_rows]
     length = net.pipe_length_m
-    summary: dict[str, Any] = {
-        "network": net.network,
-        "pipe": pipe_uid,
-        "segments": [int(s) for s in np.flatnonzero(outage.segments)],
-        "valves_to_close": len(outage.close),
-        "valves_already_closed": len(outage.already),
-        "isolated_pipes": len(isolated),
-        "isolated_length_m": round(float(length[isolated_rows].sum()), 2),
-        "cut_off_pipes": len(cut_off),
-        "cut_off_length_m": round(float(length[cut_rows].sum()), 2),
-        "buildings": len(affected) if services is not None else None,
-        "extra_valves": len(extra_valves),
-        "extra_buildings": len(extra_buildings) if services is not None else None,
-    }
+    summary = BreakSummary(
+        network=net.network,
+        pipe=pipe_uid,
+        segments=[int(s) for s in np.flatnonzero(outage.segments)],
+        valves_to_close=len(outage.close),
+        valves_already_closed=len(outage.already),
+        isolated_pipes=len(isolated),
+        isolated_length_m=round(float(length[isolated_rows].sum()), 2),
+        cut_off_pipes=len(cut_off),
+        cut_off_length_m=round(float(length[cut_rows].sum()), 2),
+        buildings=len(affected) if services is not None else None,
+        extra_valves=len(extra_valves),
+        extra_buildings=len(extra_buildings) if services is not None else None,
+    )
     if services is not None and services.population is not None:
-        summary["population"] = float(affected["population"].sum())
-    summary["warnings"] = warnings
+        summary.population = float(affected["population"].sum())
+    summary.warnings = warnings
     return BreakResult(
         pipe=pipe_uid,
         valves_to_close=valves,

@@ -21,7 +21,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -31,6 +31,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from twin.network.roads import RoadNetwork, road_levels
+from twin.results import CheckSummary, Result
 
 __all__ = ["ROAD_ISSUES", "RoadReport", "check_roads"]
 
@@ -38,8 +39,8 @@ ROAD_ISSUES = ("dangling_end", "near_miss", "disconnected_part", "one_way_trap")
 _COLUMNS = ["issue", "layer", "uid", "detail", "distance_m", "geometry"]
 
 
-@dataclass
-class RoadReport:
+@dataclass(repr=False)
+class RoadReport(Result):
     """The outcome of :func:`check_roads` (same shape as the pipe network report).
 
     Attributes
@@ -52,6 +53,8 @@ class RoadReport:
     warnings : list of str
     """
 
+    _tables: ClassVar[tuple[str, ...]] = ("issues",)
+
     stats: dict[str, Any]
     issues: gpd.GeoDataFrame
     warnings: list[str] = field(default_factory=list)
@@ -61,8 +64,10 @@ class RoadReport:
         found = self.issues["issue"].value_counts()
         return {name: int(found.get(name, 0)) for name in ROAD_ISSUES}
 
-    def summary(self) -> dict[str, Any]:
-        return {"network": "roads", **self.stats, "issues": self.counts}
+    @property
+    def summary(self) -> CheckSummary:
+        """Stats and issue counts (``report.summary()``, the 0.1 form, returns the same)."""
+        return CheckSummary.of("roads", self.stats, self.counts)
 
 
 def check_roads(net: RoadNetwork, *, near_miss_m: float = 2.0) -> RoadReport:

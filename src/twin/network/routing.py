@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -36,6 +36,7 @@ from shapely.ops import substring
 from twin.errors import UsageError
 from twin.network.access import AccessPoints, RoadAccess, access_points
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
+from twin.results import Result, Summary
 
 __all__ = [
     "Route",
@@ -280,8 +281,8 @@ def _same_edge(
 # --------------------------------------------------------------------------- service areas
 
 
-@dataclass
-class ServiceSummary:
+@dataclass(eq=False, repr=False)
+class ServiceSummary(Summary):
     """Counts of a service-area analysis (``to_dict`` for JSON)."""
 
     buildings: int
@@ -294,12 +295,9 @@ class ServiceSummary:
     direction: str
     per_facility: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-@dataclass
-class ServiceAreas:
+@dataclass(repr=False)
+class ServiceAreas(Result):
     """Service areas of the facilities.
 
     Attributes
@@ -318,6 +316,8 @@ class ServiceAreas:
 
     buildings: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
+    _tables: ClassVar[tuple[str, ...]] = ("buildings", "facilities")
+
     reach: pd.DataFrame | None
     summary: ServiceSummary
 
@@ -453,8 +453,22 @@ def _facility_table(
 # --------------------------------------------------------------------------- routes
 
 
-@dataclass
-class Route:
+@dataclass(eq=False, repr=False)
+class RouteSummary(Summary):
+    """A route in numbers (``to_dict`` for JSON: no infinity, geometry as WKT)."""
+
+    distance_m: float | None
+    time_s: float | None
+    roads: list[str]
+    origin_access_m: float
+    destination_access_m: float
+    weight: str
+    found: bool
+    geometry_wkt: str | None
+
+
+@dataclass(repr=False)
+class Route(Result):
     """The best route between two points.
 
     Attributes
@@ -479,9 +493,33 @@ class Route:
     destination_access_m: float
     weight: str
 
+    _tables: ClassVar[tuple[str, ...]] = ("line",)
+
+    @property
+    def found(self) -> bool:
+        """Whether the destination can be reached."""
+        return self.geometry is not None
+
+    @property
+    def summary(self) -> RouteSummary:
+        """The route in numbers (:meth:`to_dict` as a :class:`RouteSummary`)."""
+        return RouteSummary(**self.to_dict())
+
+    @property
+    def line(self) -> gpd.GeoDataFrame:
+        """The route as a one-row table (none when not found); its CRS is unknown here."""
+        shapes = [self.geometry] if self.geometry is not None else []
+        return gpd.GeoDataFrame(
+            {"distance_m": [self.distance_m] * len(shapes), "time_s": [self.time_s] * len(shapes)},
+            geometry=shapes,
+            crs=self.crs,
+        )
+
+    crs: Any = None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (geometry as WKT)."""
-        out = {k: v for k, v in asdict(self).items() if k != "geometry"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("geometry", "crs")}
         found = self.geometry is not None
         out["found"] = found
         if not found:  # JSON has no infinity
@@ -589,7 +627,7 @@ def _route_result(
     n = net.n_nodes
     best, last = _destination(net, pts, closed, dist, weight)
     if not np.isfinite(best):
-        return Route(INF, INF, None, [], *_access_m(pts), weight=weight)
+        return Route(INF, INF, None, [], *_access_m(pts), weight=weight, crs=net.crs)
     e_dest = int(pts.edge[1])
     if last < 0:  # straight along the common edge
         pieces = [(e_dest, float(pts.position_m[0]), float(pts.position_m[1]))]
@@ -611,7 +649,9 @@ def _route_result(
     )
     roads = [str(net.edge_uid[e]) for e, a, b in pieces if a != b]
     roads = [r for i, r in enumerate(roads) if i == 0 or roads[i - 1] != r]
-    return Route(float(length), float(time), geometry, roads, *_access_m(pts), weight=weight)
+    return Route(
+        float(length), float(time), geometry, roads, *_access_m(pts), weight=weight, crs=net.crs
+    )
 
 
 def _access_m(pts: AccessPoints) -> tuple[float, float]:

@@ -18,13 +18,10 @@ reading the version they opened.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import shutil
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ import shapely
 
 from twin.errors import TwinBusyError, TwinNotFoundError
 from twin.store import schema
+from twin.store._lock import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +66,16 @@ class GpkgStore:
             raise TwinNotFoundError(
                 f"no twin at {self.path}: create one with `twin init {self.path}`"
             )
+
+    def version(self) -> tuple[int, int, int]:
+        """The file's version: ``(inode, size, mtime_ns)``; every commit changes it.
+
+        A commit replaces the file (a new inode), so caches keyed by this never
+        serve an answer computed from an older twin.
+        """
+        self.require()
+        stat = self.path.stat()
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def connect(self) -> sqlite3.Connection:
         """Open a read-only SQLite connection to the twin file."""
@@ -117,24 +125,14 @@ class GpkgStore:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         lock_path = self.path.with_name(f".{self.path.name}.lock")
-        with open(lock_path, "a+b") as handle:
-            deadline = time.monotonic() + _LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise TwinBusyError(
-                            f"{self.path} is being written by another process; try again later"
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+
+        def busy() -> TwinBusyError:
+            return TwinBusyError(
+                f"{self.path} is being written by another process; try again later"
+            )
+
+        with exclusive_lock(lock_path, _LOCK_TIMEOUT_S, busy):
+            yield
 
     def _remove_stale_copies(self) -> None:
         # Only called under the lock: any copy left is from a writer that died.
@@ -201,6 +199,8 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a directory; its rename is durable once done
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
