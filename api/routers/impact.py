@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.errors import UsageError
-from twin.query._shared import GeometryOut, json_ready, query_point, visible_layer
+from twin.query.common import GeometryOut, json_ready, query_point, visible_layer
 from twin.query.impact import pipe_break_impact
 from twin.query.impact_roads import (
     area_in_twin,

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from twin.errors import UsageError
-from twin.query._shared import GeometryOut
 from twin.query.around import MAX_LIMIT, MAX_RADIUS_M, around
+from twin.query.common import GeometryOut
 from twin.query.identify import MAX_TOLERANCE_M, identify
 from twin.query.profile import profile
 from twin.query.search import MAX_RESULTS, search

@@ -118,8 +118,14 @@ class TwinAnalyses:
         found = ", ".join(names) if names else "none"
         raise UsageError(f"name the {kind} layer to use ({kind} layers: {found})")
 
-    def _pipe_layer(self, pipe: str) -> tuple[str, str]:
-        """The layer and the network of a pipe uid."""
+    def pipe_layer_of(self, pipe: str) -> tuple[str, str]:
+        """The layer and the network of a pipe uid.
+
+        Examples
+        --------
+        >>> city.pipe_layer_of("water_pipes.JS000010")
+        ('water_pipes', 'water')
+        """
         layer = layer_of_uid(pipe)
         if layer not in self.layer_names():
             raise UsageError(f"pipe {pipe!r}: the twin has no layer {layer!r}")
@@ -312,7 +318,7 @@ class TwinAnalyses:
         """
         from twin.network import pipe_break
 
-        layer, network = self._pipe_layer(pipe)
+        layer, network = self.pipe_layer_of(pipe)
         net = self.pipe_network(
             network, pipes=layer, valves=valves, sources=sources, tolerance_m=tolerance_m
         )

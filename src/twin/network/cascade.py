@@ -27,7 +27,7 @@ import shapely
 
 from twin.errors import UsageError
 from twin.network.access import RoadAccess
-from twin.network.closures import ClosureResult, _result
+from twin.network.closures import ClosureResult, closure_result
 from twin.network.isolation import BreakResult
 from twin.network.routing import base_answer, nearest_facility
 from twin.results import Result, Summary
@@ -209,5 +209,5 @@ def cascade(
         return CascadeResult(pipe_break, None, float(distance_m), float(min_overlap_m))
     before, fac_before = base_answer(access)
     after, fac_after = nearest_facility(access, mask)
-    closure = _result(access, mask, before, fac_before, after, fac_after, max_time_s)
+    closure = closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)
     return CascadeResult(pipe_break, closure, float(distance_m), float(min_overlap_m))

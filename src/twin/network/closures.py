@@ -35,7 +35,7 @@ from twin.errors import UsageError
 from twin.network.access import RoadAccess
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
 from twin.network.routing import (
-    _access_graph,
+    access_graph,
     base_answer,
     building_times,
     facility_labels,
@@ -153,10 +153,10 @@ def road_closure(
     mask = closed_edges(net, roads=roads, area=area)
     before, fac_before = base_answer(access)
     after, fac_after = nearest_facility(access, mask)
-    return _result(access, mask, before, fac_before, after, fac_after, max_time_s)
+    return closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)
 
 
-def _result(
+def closure_result(
     access: RoadAccess,
     mask: BoolArray,
     before: FloatArray,
@@ -253,7 +253,7 @@ def road_criticality(
         mask = np.zeros(net.n_edges, dtype=bool)
         mask[road_edges[road]] = True
         after, fac_after = nearest_facility(access, mask)
-        s = _result(access, mask, before, fac_before, after, fac_after, max_time_s).summary
+        s = closure_result(access, mask, before, fac_before, after, fac_after, max_time_s).summary
         finite = np.isfinite(after) & np.isfinite(before)
         rows.append(
             {
@@ -292,7 +292,7 @@ _CRIT_COLUMNS = [
 def _road_usage(access: RoadAccess) -> IntArray:
     """Per road: buildings whose fastest route runs over it or whose access point is on it."""
     net, b = access.net, access.buildings
-    graph = _access_graph(access)
+    graph = access_graph(access)
     matrix = graph.matrix()
     virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
     dist, pred, _ = dijkstra(

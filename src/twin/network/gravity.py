@@ -25,7 +25,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import UsageError
-from twin.network.pipes import BoolArray, IntArray, PipeNetwork, _piece_at
+from twin.network.pipes import BoolArray, IntArray, PipeNetwork, piece_at
 
 __all__ = ["Trace", "flow_direction", "trace_downstream", "trace_upstream"]
 
@@ -129,7 +129,7 @@ def _start_pieces(net: PipeNetwork, pipe: str | None, point: Any, max_m: float) 
         raise UsageError(f"no {net.network} pipe within {max_m} m of the point {geom.wkt}")
     row = np.array([found[0]], dtype=np.int64)
     position = shapely.line_locate_point(lines[row], [geom])
-    return _piece_at(net, row, np.asarray(position, dtype=float))
+    return piece_at(net, row, np.asarray(position, dtype=float))
 
 
 def _trace(

@@ -56,8 +56,8 @@ from twin.network.pipes import (
     BoolArray,
     IntArray,
     PipeNetwork,
-    _few,
-    _index_lookup,
+    few,
+    index_lookup,
 )
 from twin.network.services import Buildings, Services, buildings_of, prepared, ranges
 from twin.results import Result, Summary, as_geoframe
@@ -91,7 +91,7 @@ class Segments:
 
 
 @dataclass
-class _Model:
+class SegmentModel:
     """Arrays shared by every analysis of one network (cached on the network)."""
 
     n_seg: int
@@ -115,11 +115,11 @@ class _Model:
     seg_piece_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     seg_valve_ptr: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     seg_valve_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    tree: _Tree | None = None  # with the incidences, built by the first query
+    tree: SegmentTree | None = None  # with the incidences, built by the first query
 
 
 @dataclass
-class _Tree:
+class SegmentTree:
     """A depth-first search of the segment graph from a root joined to every source segment.
 
     The root is vertex ``n_seg``. A segment's subtree is the run
@@ -136,14 +136,14 @@ class _Tree:
     sep: IntArray
 
 
-def _model(net: PipeNetwork) -> _Model:
+def _model(net: PipeNetwork) -> SegmentModel:
     cached = net.cache.get("model")
     if cached is None:
         cached = net.cache["model"] = _build_model(net)
     return cached
 
 
-def _build_model(net: PipeNetwork) -> _Model:
+def _build_model(net: PipeNetwork) -> SegmentModel:
     n, m = net.n_nodes, net.n_pieces
     valves = net.valves
     on = valves["on_network"].to_numpy(dtype=bool)
@@ -172,7 +172,7 @@ def _build_model(net: PipeNetwork) -> _Model:
         )
     source_nodes = net.sources["node"].to_numpy()
     source_seg = np.unique(node_seg[source_nodes[source_nodes >= 0]])
-    model = _Model(
+    model = SegmentModel(
         n_seg=n_seg,
         piece_seg=piece_seg,
         node_seg=node_seg,
@@ -192,7 +192,7 @@ def _build_model(net: PipeNetwork) -> _Model:
     return model
 
 
-def _query_model(net: PipeNetwork) -> tuple[_Model, _Tree]:
+def query_model(net: PipeNetwork) -> tuple[SegmentModel, SegmentTree]:
     """The model with what queries need: the incidences and the tree (built once)."""
     model = _model(net)
     if model.tree is None:
@@ -208,7 +208,7 @@ def _csr(group: IntArray, values: IntArray, n_groups: int) -> tuple[IntArray, In
     return ptr, values[order].astype(np.int64)
 
 
-def _add_incidences(net: PipeNetwork, model: _Model) -> None:
+def _add_incidences(net: PipeNetwork, model: SegmentModel) -> None:
     """Pipe -> segments, segment -> pipe pieces and segment -> cutting valves, as CSR."""
     k = model.n_seg
     on_pipe = np.flatnonzero(net.piece_pipe >= 0)
@@ -227,7 +227,7 @@ def _distinct_pairs(a: IntArray, b: IntArray, n_b: int) -> tuple[IntArray, IntAr
     return key // max(n_b, 1), key % max(n_b, 1)
 
 
-def _segment_tree(model: _Model) -> _Tree:
+def _segment_tree(model: SegmentModel) -> SegmentTree:
     """One DFS of the segment graph from the sources: subtrees and separated children."""
     k = model.n_seg
     root = k
@@ -250,7 +250,7 @@ def _segment_tree(model: _Model) -> _Tree:
     child = np.flatnonzero(parent >= 0)
     sep = child[low[child] >= disc[parent[child]]]
     sep_ptr, sep = _csr(parent[sep], sep, k + 1)
-    return _Tree(disc=disc, size=size, parent=parent, order=order, sep_ptr=sep_ptr, sep=sep)
+    return SegmentTree(disc=disc, size=size, parent=parent, order=order, sep_ptr=sep_ptr, sep=sep)
 
 
 def _dfs(ptr: IntArray, nbr: IntArray, root: int) -> tuple[IntArray, IntArray, IntArray, list[int]]:
@@ -283,7 +283,7 @@ def _dfs(ptr: IntArray, nbr: IntArray, root: int) -> tuple[IntArray, IntArray, I
     return as_array[0], as_array[1], as_array[2], post
 
 
-def _tree_cut(tree: _Tree, seg: int) -> IntArray:
+def _tree_cut(tree: SegmentTree, seg: int) -> IntArray:
     """Segments that lose every path to a source when segment ``seg`` alone is shut."""
     children = tree.sep[tree.sep_ptr[seg] : tree.sep_ptr[seg + 1]]
     first = tree.disc[children]
@@ -307,7 +307,7 @@ def _pipe_segments(net: PipeNetwork, piece_seg: IntArray) -> IntArray:
     return out
 
 
-def _unsupplied(model: _Model, removed: BoolArray) -> BoolArray:
+def _unsupplied(model: SegmentModel, removed: BoolArray) -> BoolArray:
     """Segments (not removed) without a path to a source segment once ``removed`` are shut."""
     keep = ~removed[model.edge_a] & ~removed[model.edge_b]
     k = model.n_seg
@@ -376,7 +376,7 @@ def isolation_segments(net: PipeNetwork) -> Segments:
     )
 
 
-def _boundary(model: _Model, which: BoolArray) -> list[list[str]]:
+def _boundary(model: SegmentModel, which: BoolArray) -> list[list[str]]:
     """For each segment, the uids of the ``which`` valves on its boundary."""
     a, b = model.valve_a[which], model.valve_b[which]
     uid = model.valve_uid[which]
@@ -547,7 +547,7 @@ def pipe_break(
     >>> r.summary["buildings"], r.summary["extra_buildings"]  # doctest: +SKIP
     (384, 238)
     """
-    model, tree = _query_model(net)
+    model, tree = query_model(net)
     row = net.pipe_index(pipe_uid)
     failed, warnings = _failed(net, model, failed_valves)
     warnings = [*net.warnings, *model.warnings, *warnings]
@@ -579,7 +579,7 @@ def _with_footprints(rows: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> gpd
 
 
 def _failed(
-    net: PipeNetwork, model: _Model, failed_valves: Iterable[str]
+    net: PipeNetwork, model: SegmentModel, failed_valves: Iterable[str]
 ) -> tuple[IntArray, list[str]]:
     """Positions of the failed valves among the cutting valves, and notes on the others."""
     names = [failed_valves] if isinstance(failed_valves, str) else [str(v) for v in failed_valves]
@@ -587,10 +587,10 @@ def _failed(
         return np.empty(0, dtype=np.int64), []
     lookup = net.cache.get("valve_rows")
     if lookup is None:
-        lookup = net.cache["valve_rows"] = _index_lookup(net.valves.index)
+        lookup = net.cache["valve_rows"] = index_lookup(net.valves.index)
     unknown = [v for v in names if v not in lookup]
     if unknown:
-        raise UsageError(f"valve(s) not in the {net.network} network's valves: {_few(unknown)}")
+        raise UsageError(f"valve(s) not in the {net.network} network's valves: {few(unknown)}")
     cut_position = np.full(len(net.valves), -1, dtype=np.int64)
     cut_position[model.valve_row] = np.arange(len(model.valve_row))
     notes = []
@@ -609,8 +609,8 @@ def _failed(
 
 def _outage(
     net: PipeNetwork,
-    model: _Model,
-    tree: _Tree,
+    model: SegmentModel,
+    tree: SegmentTree,
     start: IntArray,
     failed: IntArray,
     services: Services | None,
@@ -646,7 +646,7 @@ def _outage(
     )
 
 
-def _grow(model: _Model, start: IntArray, failed: IntArray) -> BoolArray:
+def _grow(model: SegmentModel, start: IntArray, failed: IntArray) -> BoolArray:
     """The isolated segments: ``start``, grown through failed valves on the boundary."""
     inside = np.zeros(model.n_seg, dtype=bool)
     inside[start] = True
@@ -660,7 +660,7 @@ def _grow(model: _Model, start: IntArray, failed: IntArray) -> BoolArray:
 
 
 def _affected_pipes(
-    net: PipeNetwork, model: _Model, isolated: IntArray, cut: IntArray
+    net: PipeNetwork, model: SegmentModel, isolated: IntArray, cut: IntArray
 ) -> tuple[IntArray, IntArray]:
     """Rows of the pipes with a piece in ``isolated`` (state 1) or else in ``cut`` (state 2)."""
     segs = np.concatenate([isolated, cut])
@@ -674,7 +674,7 @@ def _affected_pipes(
     return rows, states
 
 
-def _valve_rows(net: PipeNetwork, model: _Model, close: IntArray, already: IntArray) -> Any:
+def _valve_rows(net: PipeNetwork, model: SegmentModel, close: IntArray, already: IntArray) -> Any:
     table = net.cache.get("valve_table")
     if table is None:
         table = net.cache["valve_table"] = net.valves[["status", "pipe", "position_m", "geometry"]]
@@ -708,7 +708,7 @@ def _building_rows(
 
 def _result(
     net: PipeNetwork,
-    model: _Model,
+    model: SegmentModel,
     pipe_uid: str,
     outage: _Outage,
     base: _Outage,

@@ -64,7 +64,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass
+@dataclass(repr=False)
 class PipeNetwork:
     """The topology of one utility network.
 
@@ -119,6 +119,13 @@ class PipeNetwork:
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     pipe_layer: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<PipeNetwork {self.network} ({self.pipe_layer or 'frames'}): {len(self.pipes):,} "
+            f"pipes, {self.n_nodes:,} nodes, {len(self.valves):,} valves, "
+            f"{len(self.sources):,} sources>"
+        )
 
     @property
     def n_nodes(self) -> int:
@@ -424,7 +431,7 @@ def _topology_from_lines(geoms: npt.NDArray[np.object_], tol: float) -> dict[str
     step[first] = 0.0
     along = np.cumsum(step)
     along -= along[first][owner]
-    cluster = _clusters(xy, tol)
+    cluster = snap_clusters(xy, tol)
     # a cluster is a node when it holds a pipe end or vertices of two or more pipes
     pairs = _distinct(cluster.astype(np.int64) * n_pipes + owner)
     pipes_per_cluster = np.bincount(pairs // n_pipes, minlength=cluster.max() + 1)
@@ -466,7 +473,7 @@ def _distinct(values: IntArray) -> IntArray:
     return ordered[keep]
 
 
-def _clusters(xy: FloatArray, tol: float) -> IntArray:
+def snap_clusters(xy: FloatArray, tol: float) -> IntArray:
     """Label points so that points within ``tol`` of each other (transitively) share a label.
 
     Exact duplicates (shared end points, the common case) are merged by sorting;
@@ -528,7 +535,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     lines = net.pipes.geometry.to_numpy()
     pipe_row, distance = _nearest_pipe(lines, points, net.snap_tolerance_m)
     if "pipe" in valves.columns:
-        named = valves["pipe"].map(_index_lookup(net.pipes.index)).to_numpy(dtype=float)
+        named = valves["pipe"].map(index_lookup(net.pipes.index)).to_numpy(dtype=float)
         given = ~np.isnan(named)
         pipe_row[given] = named[given].astype(np.int64)
         distance[given] = shapely.distance(lines[pipe_row[given]], points[given])
@@ -538,7 +545,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     node = np.full(n, -1, dtype=np.int64)
     if on.any():
         position[on] = shapely.line_locate_point(lines[pipe_row[on]], points[on])
-        piece[on] = _piece_at(net, pipe_row[on], position[on])
+        piece[on] = piece_at(net, pipe_row[on], position[on])
         start, end = net.piece_start_m[piece[on]], net.piece_end_m[piece[on]]
         nearer_start = position[on] - start <= end - position[on]
         node[on] = np.where(nearer_start, net.piece_from[piece[on]], net.piece_to[piece[on]])
@@ -559,7 +566,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(points, index=valves.index), crs=net.crs)
 
 
-def _index_lookup(index: pd.Index) -> dict[Any, int]:
+def index_lookup(index: pd.Index) -> dict[Any, int]:
     return dict(zip(index.tolist(), range(len(index)), strict=True))
 
 
@@ -588,7 +595,7 @@ def _nearest_pipe(
     return row, dist
 
 
-def _piece_at(net: PipeNetwork, pipe_row: IntArray, position: FloatArray) -> IntArray:
+def piece_at(net: PipeNetwork, pipe_row: IntArray, position: FloatArray) -> IntArray:
     """The piece of each pipe that holds ``position`` (metres along the pipe)."""
     is_pipe = net.piece_pipe >= 0
     pieces = np.flatnonzero(is_pipe)
@@ -630,12 +637,12 @@ def _warn_build(net: PipeNetwork) -> None:
     if len(off):
         net.warnings.append(
             f"{len(off)} valve(s) farther than {net.snap_tolerance_m} m from any "
-            f"{net.network} pipe, left out: {_few(off)}"
+            f"{net.network} pipe, left out: {few(off)}"
         )
     lost = net.sources.index[net.sources["node"].to_numpy() < 0]
     if len(lost):
         net.warnings.append(
-            f"{len(lost)} source(s) not on the {net.network} network, left out: {_few(lost)}"
+            f"{len(lost)} source(s) not on the {net.network} network, left out: {few(lost)}"
         )
     if not (net.sources["node"].to_numpy() >= 0).any():
         net.warnings.append(
@@ -646,7 +653,7 @@ def _warn_build(net: PipeNetwork) -> None:
         log.warning(text)
 
 
-def _few(values: Any, k: int = 5) -> str:
+def few(values: Any, k: int = 5) -> str:
     items = [str(v) for v in list(values)[:k]]
     more = len(values) - len(items)
     return ", ".join(items) + (f" and {more} more" if more > 0 else "")

@@ -49,7 +49,7 @@ from scipy.sparse.csgraph import connected_components
 
 from twin.crs import require_projected
 from twin.errors import NetworkError, UsageError
-from twin.network.pipes import _clusters
+from twin.network.pipes import snap_clusters
 from twin.network.speeds import DEFAULT_SPEEDS, SpeedTable
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass
+@dataclass(repr=False)
 class RoadNetwork:
     """The directed road graph of a road layer.
 
@@ -110,6 +110,9 @@ class RoadNetwork:
     snap_tolerance_m: float
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"<RoadNetwork: {self.n_nodes:,} nodes, {self.n_edges:,} edges>"
 
     @property
     def n_nodes(self) -> int:
@@ -362,7 +365,7 @@ def _topology(geoms: npt.NDArray[np.object_], level: IntArray, tol: float) -> di
     step[first] = 0.0
     along = np.cumsum(step)
     along -= along[first][owner]
-    cluster = _clusters(xy, tol)
+    cluster = snap_clusters(xy, tol)
     group, node_of_group = _groups(cluster, level[owner], owner, is_end)
     vertex_node = node_of_group[group]
     is_node = vertex_node >= 0

@@ -129,7 +129,7 @@ def _source_arcs(
     return np.concatenate([e[to_from], e[to_to]]), tail, head, w
 
 
-def _access_graph(access: RoadAccess, weight: str = "time") -> _Graph:
+def access_graph(access: RoadAccess, weight: str = "time") -> _Graph:
     key = f"graph:{weight}"
     graph = access.cache.get(key)
     if graph is None:
@@ -150,7 +150,7 @@ def prepare(access: RoadAccess) -> RoadAccess:
 
     A server calls this once at start-up so that the first request pays no set-up.
     """
-    _access_graph(access)
+    access_graph(access)
     _legs(access, "time")
     _building_frame(access)
     _same_edge(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
@@ -179,7 +179,7 @@ def nearest_facility(
         Seconds (metres for ``length``; inf when unreachable) and facility positions.
     """
     net = access.net
-    graph = _access_graph(access, weight)
+    graph = access_graph(access, weight)
     virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
     dist, _, source = dijkstra(
         graph.matrix(closed_edges),
@@ -393,7 +393,7 @@ def base_answer(access: RoadAccess) -> tuple[FloatArray, IntArray]:
 def _reach(access: RoadAccess, limit: float) -> pd.DataFrame:
     """Every (facility, building) pair within ``limit`` seconds."""
     net, b = access.net, access.buildings
-    graph = _access_graph(access)
+    graph = access_graph(access)
     frames = []
     matrix = graph.matrix()
     for i in range(len(access.facilities)):

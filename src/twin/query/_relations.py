@@ -19,7 +19,7 @@ import pandas as pd
 
 from twin.build import DEFAULT_MAX_DISTANCE_M
 from twin.errors import UsageError
-from twin.query._shared import derived
+from twin.query.common import derived
 from twin.query.index import CityIndex, IndexedLayer
 from twin.relate import largest_share, nearest_within
 

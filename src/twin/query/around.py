@@ -26,7 +26,7 @@ import numpy as np
 import shapely
 
 from twin.errors import UsageError
-from twin.query._shared import (
+from twin.query.common import (
     GeometryOut,
     QueryPoint,
     feature_dict,

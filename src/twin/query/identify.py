@@ -28,7 +28,7 @@ import shapely
 
 from twin.errors import UsageError
 from twin.kinds import get_kind
-from twin.query._shared import (
+from twin.query.common import (
     GeometryOut,
     QueryPoint,
     feature_dict,
@@ -145,7 +145,7 @@ def identify(
     index : CityIndex
         The twin snapshot.
     lon, lat : float
-        The point, longitude first (see :func:`twin.query._shared.query_point`).
+        The point, longitude first (see :func:`twin.query.common.query_point`).
     layers : collection of str, optional
         The layers the caller may read; others are never searched (None: all).
     crs : str, default "CRS84"

@@ -35,7 +35,7 @@ import pandas as pd
 
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network import BreakResult, PipeNetwork, pipe_break, pipe_network, service_connections
-from twin.query._shared import GeometryOut, derived, json_value, visible_layer
+from twin.query.common import GeometryOut, derived, json_value, visible_layer
 from twin.query.index import CityIndex
 from twin.query.statistics import VisibleTwin
 
@@ -62,7 +62,7 @@ class NetworkLayers:
         return [n for n in roles if n]
 
 
-def _only(
+def only_visible_layer(
     index: CityIndex, kind: str, layers: Collection[str] | None, network: str | None = None
 ) -> str | None:
     """The one visible layer of ``kind`` (holding ``network``, for pipes); None when none.
@@ -105,16 +105,16 @@ def network_layers(
     for name in (pipes, valves, sources, buildings):
         if name:
             visible_layer(index, name, layers)
-    pipe_layer = pipes or _only(index, "pipe", layers, network)
+    pipe_layer = pipes or only_visible_layer(index, "pipe", layers, network)
     if pipe_layer is None:
         raise UsageError(f"no pipe layer holds the {network} network: name one with pipes=")
     return NetworkLayers(
         network=network,
         pipes=pipe_layer,
-        valves=valves or _only(index, "valve", layers),
-        sources=sources or _only(index, "source", layers),
-        buildings=buildings or _only(index, "building", layers),
-        pumps=_only(index, "pump", layers),
+        valves=valves or only_visible_layer(index, "valve", layers),
+        sources=sources or only_visible_layer(index, "source", layers),
+        buildings=buildings or only_visible_layer(index, "building", layers),
+        pumps=only_visible_layer(index, "pump", layers),
     )
 
 
@@ -187,7 +187,7 @@ class BreakImpact:
         extra_valves = set(map(str, r.extra_valves.index))
         extra_buildings = set(map(str, r.extra_buildings.index))
         roles = r.valves_to_close["role"].astype(str)
-        found = _features(
+        found = impact_features(
             r.valves_to_close,
             [
                 "valve_to_close" if role == "close" else "valve_already_closed"
@@ -197,17 +197,17 @@ class BreakImpact:
             out,
             extra_valves,
         )
-        found += _features(r.isolated_pipes, "isolated_pipe", self.layers.pipes, out, set())
-        found += _features(r.cut_off_pipes, "cut_off_pipe", self.layers.pipes, out, set())
+        found += impact_features(r.isolated_pipes, "isolated_pipe", self.layers.pipes, out, set())
+        found += impact_features(r.cut_off_pipes, "cut_off_pipe", self.layers.pipes, out, set())
         if self.layers.buildings is not None and len(r.buildings):
             footprints = index.layer(self.layers.buildings).frame
             rows = footprints.index.get_indexer(r.buildings.index)
             table = r.buildings.assign(geometry=footprints.geometry.array[rows])
-            found += _features(table, "building", self.layers.buildings, out, extra_buildings)
+            found += impact_features(table, "building", self.layers.buildings, out, extra_buildings)
         return found
 
 
-def _features(
+def impact_features(
     table: pd.DataFrame,
     result: str | list[str],
     layer: str | None,

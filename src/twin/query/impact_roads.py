@@ -45,8 +45,8 @@ from twin.network import (
     select_facilities,
     service_areas,
 )
-from twin.query._shared import GeometryOut, derived, json_ready, json_value, visible_layer
-from twin.query.impact import NetworkLayers, _features, _only, pipe_break_impact
+from twin.query.common import GeometryOut, derived, json_ready, json_value, visible_layer
+from twin.query.impact import NetworkLayers, impact_features, only_visible_layer, pipe_break_impact
 from twin.query.index import CityIndex
 from twin.query.statistics import VisibleTwin
 
@@ -91,8 +91,8 @@ def road_layers(
     for name in (roads, buildings, facilities):
         if name:
             visible_layer(index, name, layers)
-    road_layer = roads or _only(index, "road", layers)
-    building_layer = buildings or _only(index, "building", layers)
+    road_layer = roads or only_visible_layer(index, "road", layers)
+    building_layer = buildings or only_visible_layer(index, "building", layers)
     if road_layer is None or building_layer is None:
         raise UsageError("the twin needs a road layer and a building layer for road analyses")
     return RoadLayers(
@@ -129,7 +129,7 @@ def area_in_twin(
 ) -> shapely.Geometry:
     """A GeoJSON geometry in CRS84 (or a web-map convention) taken to the twin CRS."""
     from twin import webcoords
-    from twin.query._shared import normalise_coords
+    from twin.query.common import normalise_coords
 
     try:
         shape = shapely.geometry.shape(geometry)
@@ -167,7 +167,7 @@ def closure_features(
     closed.index = pd.Index(
         [f"{road}#{k}" for k, road in enumerate(closed["road"].astype(str))], name="uid"
     )
-    found = _features(closed, "closed_road", chosen.roads, out)
+    found = impact_features(closed, "closed_road", chosen.roads, out)
     table = result.buildings
     hit = (table["detour_s"] > 1.0).to_numpy() | table["lost"].to_numpy()
     affected = table.loc[hit]
@@ -176,7 +176,7 @@ def closure_features(
         rows = footprints.index.get_indexer(affected.index)
         affected = affected.assign(geometry=footprints.geometry.array[rows])
         kinds = ["building_lost" if lost else "building_delayed" for lost in affected["lost"]]
-        found += _features(affected, kinds, chosen.buildings, out)
+        found += impact_features(affected, kinds, chosen.buildings, out)
     return found
 
 
@@ -227,7 +227,7 @@ class CascadeImpact:
 
     def features(self, index: CityIndex, out: GeometryOut | None) -> list[dict[str, Any]]:
         broken = self.result.pipe_break
-        found = _features(
+        found = impact_features(
             broken.valves_to_close,
             [
                 "valve_to_close" if r == "close" else "valve_already_closed"
@@ -236,8 +236,8 @@ class CascadeImpact:
             self.network.valves,
             out,
         )
-        found += _features(broken.isolated_pipes, "isolated_pipe", self.network.pipes, out)
-        found += _features(broken.cut_off_pipes, "cut_off_pipe", self.network.pipes, out)
+        found += impact_features(broken.isolated_pipes, "isolated_pipe", self.network.pipes, out)
+        found += impact_features(broken.cut_off_pipes, "cut_off_pipe", self.network.pipes, out)
         if self.result.closure is not None:
             found += closure_features(index, self.layers, self.result.closure, out)
         return found
@@ -297,11 +297,11 @@ class ServiceAreaImpact:
     ) -> tuple[list[dict[str, Any]], int]:
         """Facilities (``facility``) and the ``buildings`` slowest-served buildings
         (``building``, access point as geometry); also how many buildings there are."""
-        found = _features(self.result.facilities, "facility", self.layers.facilities, out)
+        found = impact_features(self.result.facilities, "facility", self.layers.facilities, out)
         table = self.result.buildings
         if buildings:
             slowest = table.sort_values("time_s", ascending=False, kind="stable").head(buildings)
-            found += _features(slowest, "building", self.layers.buildings, out)
+            found += impact_features(slowest, "building", self.layers.buildings, out)
         return found, len(table)
 
 
@@ -329,7 +329,7 @@ def route_impact(
     layers: Collection[str] | None = None,
 ) -> tuple[Route, str]:
     """The fastest (or shortest) route between two twin-CRS geometries; and the road layer."""
-    road_layer = roads or _only(index, "road", layers)
+    road_layer = roads or only_visible_layer(index, "road", layers)
     if road_layer is None:
         raise UsageError("the twin has no road layer to route on")
     visible_layer(index, road_layer, layers)

@@ -38,7 +38,7 @@ import shapely
 from twin.compliance import plan_compliance
 from twin.errors import UsageError
 from twin.query._relations import Related, related_from, related_to
-from twin.query._shared import GeometryOut, derived, feature_dict, json_value, visible_layer
+from twin.query.common import GeometryOut, derived, feature_dict, json_value, visible_layer
 from twin.query.index import CityIndex, IndexedLayer
 from twin.query.statistics import zone_indicators
 

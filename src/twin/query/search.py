@@ -31,7 +31,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from twin.errors import UsageError
-from twin.query._shared import GeometryOut, derived, feature_dict, visible_layers
+from twin.query.common import GeometryOut, derived, feature_dict, visible_layers
 from twin.query.index import CityIndex, IndexedLayer
 
 __all__ = ["MAX_RESULTS", "SearchHit", "SearchResult", "fuzzy_field", "search", "text_fields"]

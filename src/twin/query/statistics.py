@@ -27,7 +27,7 @@ import numpy as np
 from twin.errors import LayerNotFoundError
 from twin.indicators import sensing_radii
 from twin.model import LayerInfo
-from twin.query._shared import GeometryOut, derived, json_value, visible_layers
+from twin.query.common import GeometryOut, derived, json_value, visible_layers
 from twin.query.index import CityIndex, IndexedLayer
 from twin.zones import ZONE_KINDS, indicators_by_zone, zone_layer
 
