@@ -3,7 +3,8 @@
 The sample district (``data/samples``) is imported through its mapping file and
 its relations are built once; the tests that only read it share it as
 ``sample_twin`` and the doctests under ``src/twin`` find it as ``city`` (with
-``sample_twin_path``, ``net``, the water network, and ``twin``) in their namespace,
+``sample_twin_path``, ``net`` (the water network), ``index`` (its
+:class:`~twin.query.index.CityIndex`) and ``twin``) in their namespace,
 so their examples run instead of being skipped.
 """
 
@@ -38,9 +39,12 @@ def _doctest_twin(request: pytest.FixtureRequest) -> None:
     namespace: dict[str, Any] = request.getfixturevalue("doctest_namespace")
     if "city" not in namespace:
         city = request.getfixturevalue("sample_twin")
+        from twin.query.index import CityIndex
+
         namespace.update(
             city=city,
             sample_twin_path=city.path,
             net=city.pipe_network("water"),
+            index=CityIndex.load(city.path),
             twin=twin,
         )

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin import settings
 from twin.errors import UsageError
 from twin.query.common import GeometryOut, json_ready, query_point, visible_layer
 from twin.query.impact import pipe_break_impact
@@ -48,15 +49,27 @@ class PipeBreakRequest(_Request):
     failed_valves: list[str] = Field(
         default_factory=list, max_length=200, description="Valves that will not close"
     )
-    network: str = Field(default="water", min_length=1, max_length=50)
+    network: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="The network (default: the pipe's own, from the layer its uid names)",
+    )
     pipes: str | None = Field(
-        default=None, max_length=200, description="Pipe layer (default: the one of the network)"
+        default=None, max_length=200, description="Pipe layer (default: the one the uid names)"
     )
     valves: str | None = Field(default=None, max_length=200)
     sources: str | None = Field(default=None, max_length=200)
     buildings: str | None = Field(default=None, max_length=200)
-    max_service_m: float = Field(default=50.0, ge=0, le=5000)
-    tolerance_m: float = Field(default=0.5, ge=0, le=50, description="Snapping tolerance")
+    max_service_m: float = Field(
+        default=settings.SERVICE_DISTANCE_M, ge=0, le=settings.MAX_SERVICE_DISTANCE_M
+    )
+    tolerance_m: float = Field(
+        default=settings.TOLERANCE_M,
+        ge=0,
+        le=settings.MAX_TOLERANCE_M,
+        description="Snapping tolerance",
+    )
 
 
 class BreakLayers(BaseModel):
@@ -114,7 +127,7 @@ class _RoadRequest(_Request):
     max_time_s: float | None = Field(
         default=None, gt=0, le=86400, description="Emergency access limit, seconds"
     )
-    snap_tolerance_m: float = Field(default=0.5, ge=0, le=50)
+    snap_tolerance_m: float = Field(default=settings.TOLERANCE_M, ge=0, le=settings.MAX_TOLERANCE_M)
 
     def options(self) -> dict[str, Any]:
         return {
@@ -167,11 +180,18 @@ class CascadeRequest(_RoadRequest):
 
     pipe: str = Field(min_length=1, max_length=200)
     distance_m: float = Field(default=10.0, ge=0, le=500)
-    network: str = Field(default="water", min_length=1, max_length=50)
+    network: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="The network (default: the pipe's own, from the layer its uid names)",
+    )
     pipes: str | None = Field(default=None, max_length=200)
     valves: str | None = Field(default=None, max_length=200)
     sources: str | None = Field(default=None, max_length=200)
-    max_service_m: float = Field(default=50.0, ge=0, le=5000)
+    max_service_m: float = Field(
+        default=settings.SERVICE_DISTANCE_M, ge=0, le=settings.MAX_SERVICE_DISTANCE_M
+    )
 
 
 class CascadeSummary(BaseModel):
@@ -248,7 +268,7 @@ class RouteRequest(_Request):
     closed_roads: list[str] = Field(default_factory=list, max_length=1000)
     roads: str | None = Field(default=None, max_length=200)
     crs: str = Field(default="CRS84", max_length=100, description="CRS of lon/lat places")
-    snap_tolerance_m: float = Field(default=0.5, ge=0, le=50)
+    snap_tolerance_m: float = Field(default=settings.TOLERANCE_M, ge=0, le=settings.MAX_TOLERANCE_M)
 
 
 class RouteSummary(BaseModel):

@@ -4,7 +4,8 @@
 the errors and the subpackages (:mod:`twin.network`, :mod:`twin.indicators`,
 :mod:`twin.compliance`, :mod:`twin.zones`, :mod:`twin.query`,
 :mod:`twin.settings`…) are reachable from here. Subpackages load on first use,
-so ``import twin`` stays quick.
+so ``import twin`` stays quick. ``KINDS`` lists the layer kinds
+(:data:`twin.kinds.KINDS`).
 
 Examples
 --------

@@ -12,6 +12,10 @@ kind. The same keyword names everywhere: ``failed_valves``, ``max_service_m``,
 ``tolerance_m``, ``max_time_s``. Networks and service connections are built once
 per twin file version (a re-import makes new ones), never per call.
 
+Option types: ``Weight`` (``"time"`` or ``"length"``), ``Direction``
+(``"from_facility"`` or ``"to_facility"``) and ``Place`` (a uid, an ``(x, y)``
+pair or a shapely geometry).
+
 Examples
 --------
 >>> r = city.pipe_break("water_pipes.JS000010")

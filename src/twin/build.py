@@ -45,6 +45,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from twin import settings
 from twin.errors import UsageError
 from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
 from twin.store import relations as relstore
@@ -53,8 +54,8 @@ from twin.store import schema
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
 
-DEFAULT_MAX_DISTANCE_M = 30.0
-DEFAULT_MAX_SERVICE_M = 50.0
+DEFAULT_MAX_DISTANCE_M = settings.SENSOR_DISTANCE_M
+DEFAULT_MAX_SERVICE_M = settings.SERVICE_DISTANCE_M
 SERVICE_PREFIX = "service_"
 _SENSOR_KINDS = ("sensor",)
 
@@ -81,7 +82,13 @@ class RelationPlan:
 
 @dataclass
 class BuildReport:
-    """What a build computed, kept and dropped."""
+    """What a build computed, kept and dropped.
+
+    Examples
+    --------
+    >>> BuildReport().max_service_m
+    50.0
+    """
 
     build_id: int | None = None
     time: str | None = None

@@ -40,7 +40,13 @@ MAX_STORED_REJECTIONS = 10_000
 
 @dataclass
 class Rejection:
-    """One source feature that was not imported, and why."""
+    """One source feature that was not imported, and why.
+
+    Examples
+    --------
+    >>> Rejection(row=3, source_id="B7", reason="empty geometry").reason
+    'empty geometry'
+    """
 
     row: int  # 1-based position in the source
     source_id: str | None
@@ -49,7 +55,14 @@ class Rejection:
 
 @dataclass
 class ImportReport:
-    """What an import read, repaired, rejected and changed."""
+    """What an import read, repaired, rejected and changed.
+
+    Examples
+    --------
+    >>> report = city.imports("buildings")["report"].iloc[-1]
+    >>> report["imported"] == len(city.layer("buildings"))
+    True
+    """
 
     layer: str
     kind: str

@@ -17,7 +17,7 @@ import pandas as pd
 import pyogrio
 import pyproj
 
-from twin import history
+from twin import history, settings
 from twin.analyses import TwinAnalyses
 from twin.build import BuildReport
 from twin.crs import require_projected, resolve_crs
@@ -36,7 +36,14 @@ _MS_UTC = pd.DatetimeTZDtype(unit="ms", tz="UTC")  # what a GeoPackage DATETIME 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """Metadata of one layer."""
+    """Metadata of one layer.
+
+    Examples
+    --------
+    >>> info = city.info("buildings")
+    >>> info.kind, info.category_zh
+    ('building', '时空基础')
+    """
 
     name: str
     kind: str
@@ -384,8 +391,8 @@ class Twin(TwinAnalyses):
     def build(
         self,
         *,
-        max_distance_m: float = 30.0,
-        max_service_m: float = 50.0,
+        max_distance_m: float = settings.SENSOR_DISTANCE_M,
+        max_service_m: float = settings.SERVICE_DISTANCE_M,
         force: bool = False,
         progress: Progress | None = None,
     ) -> BuildReport:
@@ -483,10 +490,9 @@ class Twin(TwinAnalyses):
 
         Examples
         --------
-        >>> city.service_connections("water").head(1)  # doctest: +SKIP
-                              pipe_layer                  pipe  distance_m
-        uid
-        buildings.JZ0000001  water_pipes  water_pipes.JS000001   21.894662
+        >>> links = city.service_connections("water")
+        >>> list(links.columns), bool((links["distance_m"] <= 50).all())
+        (['pipe_layer', 'pipe', 'distance_m'], True)
         """
         from twin.build import service_connections
 

@@ -24,6 +24,9 @@ DEFAULT_SPEED_KMH : float
     Speed (km/h) of a road class the speed table does not list (30); the table
     itself is :data:`twin.network.DEFAULT_SPEEDS`.
 
+NetworkName, ZoneBy : typing.Literal
+    The option strings of ``network=`` and ``by=``.
+
 Examples
 --------
 >>> from twin import settings

@@ -67,6 +67,13 @@ class AccessPoints:
         Straight-line distance from the feature to its access point.
     point : ndarray of shapely Points
         The access points.
+
+    Examples
+    --------
+    >>> from twin.network import access_points
+    >>> points = access_points(city.road_network(), city.layer("facilities"))
+    >>> len(points) == len(city.layer("facilities"))
+    True
     """
 
     uid: pd.Index
@@ -103,6 +110,12 @@ def access_points(
     Returns
     -------
     AccessPoints
+
+    Examples
+    --------
+    >>> points = access_points(city.road_network(), city.layer("buildings").head(3))
+    >>> len(points), bool((points.distance_m >= 0).all())
+    (3, True)
     """
     if snap not in SNAPS:
         raise UsageError(f"snap must be edge or node, not {snap!r}")
@@ -162,6 +175,14 @@ class RoadAccess:
         ``from_facility`` (a fire engine driving out) or ``to_facility`` (a
         patient driving in): which way trips run on one-way streets.
     cache : dict
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> access.n_virtual >= 0
+    True
     """
 
     net: RoadNetwork
@@ -210,8 +231,11 @@ def road_access(
 
     Examples
     --------
-    >>> access = road_access(net, city.layer("buildings"), city.layer("facilities"))
-    ...  # doctest: +SKIP
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> len(access.buildings) == len(city.layer("buildings"))
+    True
     """
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be from_facility or to_facility, not {direction!r}")

@@ -10,10 +10,13 @@ buildings whose emergency access is cut or delayed, and by how much (from
 
 Examples
 --------
->>> broken = pipe_break(pipes, "JS000123", buildings=links)  # doctest: +SKIP
->>> report = cascade(broken, access, distance_m=15, max_time_s=300)  # doctest: +SKIP
->>> report.to_dict()["roads_closed"]  # doctest: +SKIP
-3
+>>> from twin.network import road_access, select_facilities
+>>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+>>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+>>> broken = city.pipe_break("water_pipes.JS000010")
+>>> report = cascade(broken, access, distance_m=15, max_time_s=300)
+>>> report.to_dict()["pipe"]
+'water_pipes.JS000010'
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ class CascadeResult(Result):
         The closure of the roads over the isolated pipes (None when no road is that close).
     distance_m, min_overlap_m : float
         The works' reach from the isolated pipes, and how much of an edge must lie within it.
+
+    Examples
+    --------
+    >>> c = city.cascade("water_pipes.JS000010", where="poi_type=消防站")
+    >>> c.summary.pipe, isinstance(c.summary.roads_closed, list)
+    ('water_pipes.JS000010', True)
     """
 
     _tables: ClassVar[tuple[str, ...]] = (
@@ -199,6 +208,16 @@ def cascade(
     Returns
     -------
     CascadeResult
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> from twin.network import cascade
+    >>> c = cascade(city.pipe_break("water_pipes.JS000010"), access, distance_m=10)
+    >>> c.to_dict()["network"]
+    'water'
     """
     if distance_m < 0 or min_overlap_m < 0:
         raise UsageError(

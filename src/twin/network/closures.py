@@ -14,9 +14,12 @@ each candidate's closure is then computed exactly.
 
 Examples
 --------
->>> result = road_closure(access, roads=["DL000123"], max_time_s=300)  # doctest: +SKIP
->>> result.summary.to_dict()["buildings_beyond_max"]  # doctest: +SKIP
-12
+>>> from twin.network import road_access, select_facilities
+>>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+>>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+>>> result = road_closure(access, roads=["roads.DL000002"], max_time_s=300)
+>>> result.summary.closed_roads
+1
 """
 
 from __future__ import annotations
@@ -78,6 +81,12 @@ class ClosureResult(Result):
     closed : geopandas.GeoDataFrame
         The closed edges: ``road``, ``length_m``.
     summary : ClosureSummary
+
+    Examples
+    --------
+    >>> c = city.road_closure(["roads.DL000002"], where="poi_type=消防站")
+    >>> c.summary.closed_roads, len(c.closed) == c.summary.closed_edges
+    (1, True)
     """
 
     _tables: ClassVar[tuple[str, ...]] = ("closed", "affected_buildings")
@@ -148,6 +157,15 @@ def road_closure(
     Returns
     -------
     ClosureResult
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> closure = road_closure(access, roads=["roads.DL000002"], max_time_s=180)
+    >>> closure.summary.buildings == len(access.buildings)
+    True
     """
     net = access.net
     mask = closed_edges(net, roads=roads, area=area)
@@ -237,6 +255,15 @@ def road_criticality(
         ``total_detour_s``, ``routes_over`` (buildings whose route or access uses it).
         Harm is ordered by the buildings pushed beyond ``max_time_s`` (those cut off
         included; without a limit: those cut off), then by the total detour.
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> ranking = road_criticality(access, candidates=3)
+    >>> len(ranking) <= 3 and list(ranking["rank"]) == sorted(ranking["rank"])
+    True
     """
     if candidates is not None and candidates < 1:
         raise UsageError(f"candidates must be at least 1, not {candidates}")

@@ -49,6 +49,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from twin import settings
 from twin.crs import require_projected
 from twin.errors import LayerNotFoundError, NetworkError, UsageError
 
@@ -101,6 +102,12 @@ class PipeNetwork:
         What the build noticed (valves or sources off the network…).
     pipe_layer : str or None
         The twin layer the pipes come from (None when built from frames).
+
+    Examples
+    --------
+    >>> net = pipe_network(city, "water", pipes="water_pipes")
+    >>> net.network, net.n_pieces >= len(net.pipes)
+    ('water', True)
     """
 
     network: str
@@ -217,7 +224,7 @@ def pipe_network(
     valves: str | None = "valves",
     sources: str | None = "sources",
     pumps: str | None = "pumps",
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
 ) -> PipeNetwork:
     """Build the topology of one network of a twin.
 
@@ -239,9 +246,9 @@ def pipe_network(
 
     Examples
     --------
-    >>> net = pipe_network(twin.Twin.open("city.gpkg"), "water")  # doctest: +SKIP
-    >>> net.n_pieces  # doctest: +SKIP
-    117
+    >>> net = pipe_network(city, "gas", pipes="gas_pipes")
+    >>> net.network, net.pipe_layer
+    ('gas', 'gas_pipes')
     """
     frames: dict[str, gpd.GeoDataFrame | None] = {}
     for role, name in (("valves", valves), ("sources", sources), ("pumps", pumps)):
@@ -271,7 +278,7 @@ def network_from_frames(
     *,
     links: gpd.GeoDataFrame | None = None,
     network: str | None = None,
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
 ) -> PipeNetwork:
     """Build a :class:`PipeNetwork` from GeoDataFrames indexed by uid.
 
@@ -301,7 +308,14 @@ def network_from_frames(
 
     Examples
     --------
-    See the module docstring.
+    >>> import geopandas as gpd, shapely
+    >>> pipes = gpd.GeoDataFrame(
+    ...     {"network": ["water"] * 2},
+    ...     geometry=[shapely.LineString([(0, 0), (100, 0)]), shapely.LineString([(100, 0), (100, 80)])],
+    ...     index=["p.1", "p.2"], crs="EPSG:4544")
+    >>> small = network_from_frames(pipes, network="water")
+    >>> small.n_nodes, small.n_pieces
+    (3, 2)
     """
     if snap_tolerance_m < 0:
         raise UsageError(f"snap_tolerance_m must be >= 0, not {snap_tolerance_m}")

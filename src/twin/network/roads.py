@@ -47,6 +47,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from twin import settings
 from twin.crs import require_projected
 from twin.errors import NetworkError, UsageError
 from twin.network.pipes import snap_clusters
@@ -92,6 +93,12 @@ class RoadNetwork:
     warnings : list of str
     cache : dict
         Graphs and base answers computed once per network.
+
+    Examples
+    --------
+    >>> roads = city.road_network()
+    >>> roads.n_edges >= len(city.layer("roads"))
+    True
     """
 
     roads: gpd.GeoDataFrame
@@ -192,7 +199,7 @@ def road_network(
     layer: str = "roads",
     *,
     speeds: SpeedTable = DEFAULT_SPEEDS,
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
 ) -> RoadNetwork:
     """Build the road graph of a twin's road layer.
 
@@ -211,9 +218,9 @@ def road_network(
 
     Examples
     --------
-    >>> net = road_network(twin.Twin.open("city.gpkg"))  # doctest: +SKIP
-    >>> net.n_edges  # doctest: +SKIP
-    350
+    >>> roads = road_network(city, "roads")
+    >>> roads.crs == city.crs
+    True
     """
     return road_network_from_frame(
         twin.layer(layer), speeds=speeds, snap_tolerance_m=snap_tolerance_m
@@ -224,7 +231,7 @@ def road_network_from_frame(
     roads: gpd.GeoDataFrame,
     *,
     speeds: SpeedTable = DEFAULT_SPEEDS,
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
 ) -> RoadNetwork:
     """Build a :class:`RoadNetwork` from road lines indexed by uid.
 
@@ -250,7 +257,13 @@ def road_network_from_frame(
 
     Examples
     --------
-    See the module docstring.
+    >>> import geopandas as gpd, shapely
+    >>> frame = gpd.GeoDataFrame(
+    ...     {"road_class": ["primary"]}, geometry=[shapely.LineString([(0, 0), (500, 0)])],
+    ...     index=["r.1"], crs="EPSG:4544")
+    >>> tiny = road_network_from_frame(frame)
+    >>> tiny.n_nodes, tiny.n_edges
+    (2, 1)
     """
     if snap_tolerance_m < 0:
         raise UsageError(f"snap_tolerance_m must be >= 0, not {snap_tolerance_m}")

@@ -11,10 +11,12 @@ once per network.
 
 Examples
 --------
->>> access = road_access(net, city.layer("buildings"), city.layer("facilities"))
-...  # doctest: +SKIP
->>> service_areas(access, max_time_s=300).summary.to_dict()["reached"]  # doctest: +SKIP
-2996
+>>> from twin.network import road_access, select_facilities
+>>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+>>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+>>> areas = service_areas(access, max_time_s=300)
+>>> 0 < areas.summary.reached <= areas.summary.buildings
+True
 """
 
 from __future__ import annotations
@@ -312,6 +314,12 @@ class ServiceAreas(Result):
     reach : pandas.DataFrame or None
         With ``max_time_s``: one row per (facility, building) pair within it, with ``time_s``.
     summary : ServiceSummary
+
+    Examples
+    --------
+    >>> areas = city.service_area(where="poi_type=消防站", max_time_s=300)
+    >>> int(areas.facilities["buildings"].sum()) == areas.summary.reached
+    True
     """
 
     buildings: gpd.GeoDataFrame
@@ -337,8 +345,12 @@ def service_areas(access: RoadAccess, *, max_time_s: float | None = None) -> Ser
 
     Examples
     --------
-    >>> areas = service_areas(access, max_time_s=240)  # doctest: +SKIP
-    >>> areas.buildings.loc["JZ0000001", ["facility", "time_s"]]  # doctest: +SKIP
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> areas = service_areas(access, max_time_s=300)
+    >>> areas.summary.buildings == len(areas.buildings)
+    True
     """
     if max_time_s is not None and not max_time_s > 0:
         raise UsageError(f"max_time_s must be positive seconds, not {max_time_s}")
@@ -483,6 +495,12 @@ class Route(Result):
         Straight-line distance from each point to its access point.
     weight : str
         What was minimised: ``time`` or ``length``.
+
+    Examples
+    --------
+    >>> r = city.route("facilities.YJ0001", "buildings.JZ0000001")
+    >>> r.summary.found, r.summary.weight
+    (True, 'time')
     """
 
     distance_m: float
@@ -553,8 +571,12 @@ def route(
 
     Examples
     --------
-    >>> r = route(net, shapely.Point(0, 0), shapely.Point(500, 300))  # doctest: +SKIP
-    >>> r.distance_m, r.time_s  # doctest: +SKIP
+    >>> roads = city.road_network()
+    >>> start = city.feature("facilities", "facilities.YJ0001").geometry
+    >>> end = city.feature("buildings", "buildings.JZ0000001").geometry
+    >>> r = route(roads, start, end, weight="length")
+    >>> r.distance_m > 0 and r.roads[0].startswith("roads.")
+    True
     """
     if weight not in ("time", "length"):
         raise UsageError(f"weight must be time or length, not {weight!r}")

@@ -9,12 +9,10 @@ same as ``twin analyze road-closure / cascade / service-area / route --json``.
 
 Examples
 --------
->>> from twin.query.index import CityIndex
 >>> from twin.query.impact_roads import road_closure_impact
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> closure = road_closure_impact(index, roads=["roads.DL000012"])  # doctest: +SKIP
->>> closure.result.summary.buildings_delayed  # doctest: +SKIP
-41
+>>> closure = road_closure_impact(index, roads_closed=["roads.DL000002"])
+>>> closure.result.summary.closed_roads
+1
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from twin import settings
 from twin.errors import UsageError
 from twin.network import (
     DEFAULT_SPEEDS,
@@ -71,7 +70,7 @@ class RoadLayers:
     facilities: str
     where: str | None = None
     direction: str = "from_facility"
-    snap_tolerance_m: float = 0.5
+    snap_tolerance_m: float = settings.TOLERANCE_M
 
 
 def road_layers(
@@ -82,11 +81,11 @@ def road_layers(
     facilities: str = "facilities",
     where: str | None = None,
     direction: str = "from_facility",
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
     layers: Collection[str] | None = None,
 ) -> RoadLayers:
     """Resolve (and check the visibility of) the layers of a road analysis."""
-    if not (math.isfinite(snap_tolerance_m) and 0 <= snap_tolerance_m <= 50):
+    if not (math.isfinite(snap_tolerance_m) and 0 <= snap_tolerance_m <= settings.MAX_TOLERANCE_M):
         raise UsageError(f"snap tolerance {snap_tolerance_m}: give metres from 0 to 50")
     for name in (roads, buildings, facilities):
         if name:
@@ -249,11 +248,11 @@ def cascade_impact(
     *,
     distance_m: float = 10.0,
     max_time_s: float | None = None,
-    network: str = "water",
+    network: str | None = None,
     pipes: str | None = None,
     valves: str | None = None,
     sources: str | None = None,
-    max_service_m: float = 50.0,
+    max_service_m: float = settings.SERVICE_DISTANCE_M,
     layers: Collection[str] | None = None,
     **options: Any,
 ) -> CascadeImpact:
@@ -325,7 +324,7 @@ def route_impact(
     weight: str = "time",
     closed_roads: Sequence[str] = (),
     roads: str | None = None,
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
     layers: Collection[str] | None = None,
 ) -> tuple[Route, str]:
     """The fastest (or shortest) route between two twin-CRS geometries; and the road layer."""

@@ -43,7 +43,13 @@ _LOCK_TIMEOUT_S = 600.0
 
 
 def history_table(layer: str) -> str:
-    """Name of the table that keeps a layer's replaced versions."""
+    """Name of the table that keeps a layer's replaced versions.
+
+    Examples
+    --------
+    >>> history_table("buildings")
+    'buildings__history'
+    """
     return f"{layer}{HISTORY_SUFFIX}"
 
 
@@ -54,6 +60,12 @@ class GpkgStore:
     ----------
     path : str or Path
         The twin file (``*.gpkg``).
+
+    Examples
+    --------
+    >>> store = GpkgStore(sample_twin_path)
+    >>> "buildings" in store.tables()
+    True
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
