@@ -311,7 +311,8 @@ def network_from_frames(
     >>> import geopandas as gpd, shapely
     >>> pipes = gpd.GeoDataFrame(
     ...     {"network": ["water"] * 2},
-    ...     geometry=[shapely.LineString([(0, 0), (100, 0)]), shapely.LineString([(100, 0), (100, 80)])],
+    ...     geometry=[shapely.LineString([(0, 0), (100, 0)]),
+    ...               shapely.LineString([(100, 0), (100, 80)])],
     ...     index=["p.1", "p.2"], crs="EPSG:4544")
     >>> small = network_from_frames(pipes, network="water")
     >>> small.n_nodes, small.n_pieces
