@@ -210,3 +210,17 @@ def test_indicators_and_check_in_one_call(sample_twin: twin.Twin) -> None:
     table = sample_twin.check()
     expected = plan_compliance(sample_twin.layer("parcels"), sample_twin.layer("buildings"))
     assert table.equals(expected)
+
+
+def test_grouped_connections_follow_an_in_place_edit(sample_twin: twin.Twin) -> None:
+    """The cache of a network's service table is keyed by content, not by the table object."""
+    net = pipe_network(sample_twin, "water", pipes="water_pipes")
+    links = building_connections(sample_twin, net)
+    pipe = "water_pipes.JS000010"
+    first = pipe_break(net, pipe, buildings=links)
+    # move every building onto the broken pipe, in place: they all lose service now
+    links.loc[:, "pipe"] = pipe
+    edited = pipe_break(net, pipe, buildings=links)
+    fresh = pipe_break(net, pipe, buildings=links.copy())
+    assert edited.summary["buildings"] == fresh.summary["buildings"] == len(links)
+    assert first.summary["buildings"] < len(links)

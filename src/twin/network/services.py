@@ -200,37 +200,77 @@ class Services:
 
 
 def prepared(net: PipeNetwork, buildings: Buildings) -> Services | None:
-    """``buildings`` grouped by pipe, cached on ``net`` for the same table object."""
+    """``buildings`` grouped by pipe, cached on ``net`` while the table's content is the same.
+
+    The cache is keyed by content, not by the table object: an in-place edit of
+    the table (``links.loc[uid, "pipe"] = …``) gives a new grouping. With pandas'
+    copy-on-write (pandas 3) a column keeps its buffer until it is written, so
+    the check is a buffer comparison; without it the values are compared.
+
+    Examples
+    --------
+    >>> links = service_connections(city.layer("buildings"), net)
+    >>> before = prepared(net, links)
+    >>> prepared(net, links) is before
+    True
+    >>> links.loc[links.index[0], "pipe"] = links["pipe"].iloc[-1]
+    >>> prepared(net, links) is before
+    False
+    """
     if buildings is None:
         return None
+    pipe, population = _columns(buildings)
     cached = net.cache.get("services")
-    if cached is not None and cached[0] is buildings:
-        return cached[1]
-    if isinstance(buildings, pd.DataFrame):
-        pipe = buildings["pipe"]
-    elif isinstance(buildings, pd.Series):
-        pipe = buildings
-    else:
-        pipe = pd.Series(dict(buildings))
+    if cached is not None and _same(cached[0], pipe) and _same(cached[1], population):
+        return cached[2]
     row = net.pipes.index.get_indexer(pipe.to_numpy())
-    population = None
-    if isinstance(buildings, pd.DataFrame):
-        for name in ("population", "customers"):
-            if name in buildings.columns:
-                values = pd.to_numeric(buildings[name], errors="coerce")
-                population = values.astype(float).to_numpy()
-                break
+    values = None
+    if population is not None:
+        values = pd.to_numeric(population, errors="coerce").astype(float).to_numpy()
     known = row >= 0
     order = np.flatnonzero(known)[np.argsort(row[known], kind="stable")]
     services = Services(
         uid=pipe.index.take(order),
         pipe_row=row[order].astype(np.int64),
         ptr=np.searchsorted(row[order], np.arange(len(net.pipes) + 1)).astype(np.int64),
-        population=None if population is None else np.nan_to_num(population[order]),
+        population=None if values is None else np.nan_to_num(values[order]),
         unknown=int((~known).sum()),
     )
-    net.cache["services"] = (buildings, services)
+    net.cache["services"] = (pipe, population, services)
     return services
+
+
+def _columns(buildings: Buildings) -> tuple[pd.Series, pd.Series | None]:
+    """The serving pipe of every building and, where given, its population (or customers)."""
+    if isinstance(buildings, pd.DataFrame):
+        population = next(
+            (buildings[c] for c in ("population", "customers") if c in buildings.columns), None
+        )
+        return buildings["pipe"], population
+    if isinstance(buildings, pd.Series):
+        return buildings, None
+    return pd.Series(dict(buildings or {})), None
+
+
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
+    getattr(pd.options.mode, "copy_on_write", False) is True
+)
+
+
+def _same(held: pd.Series | None, current: pd.Series | None) -> bool:
+    """Whether ``current`` holds the values ``held`` held when it was cached."""
+    if held is None or current is None:
+        return held is current
+    if len(held) != len(current) or not (
+        held.index is current.index or held.index.equals(current.index)
+    ):
+        return False
+    if not _COPY_ON_WRITE:
+        return bool(held.equals(current))
+    if isinstance(current.array, np.ndarray | pd.arrays.NumpyExtensionArray):
+        a, b = held.to_numpy(), current.to_numpy()
+        return bool(a.__array_interface__["data"] == b.__array_interface__["data"])
+    return held.array is current.array
 
 
 def buildings_of(services: Services, pipe_rows: IntArray) -> IntArray:
