@@ -380,10 +380,10 @@ class Twin(TwinAnalyses):
             report.time = _sql_time(now)
             records.fill_counts(report, changes, len(frame))
             with contextlib.closing(sqlite3.connect(work)) as con, con:
-                records.record_import(con, prepared, report, initial=changes is None)
+                records.record_import(con, spec, report, initial=changes is None)
                 if changes is not None:
                     records.record_changes(con, report.import_id, spec.layer, changes)
-                records.record_layer(con, prepared, frame, report)
+                records.record_layer(con, spec, prepared.kind, frame, report)
                 if self.crs_text == "auto":
                     schema.set_meta(con, "crs", _crs_text(prepared.crs))
 
