@@ -24,6 +24,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from twin.analyses import Twin
 from twin.errors import (
     CRSError,
     FeatureNotFoundError,
@@ -42,9 +43,12 @@ from twin.errors import (
 from twin.imports import ImportReport, Rejection
 from twin.kinds import KINDS, Category, Classification, LayerKind, get_kind
 from twin.mapping import ImportSpec, read_mapping
-from twin.model import LayerInfo, Twin
+from twin.model import LayerInfo
 
 if TYPE_CHECKING:
+    from twin import (
+        analyses as analyses,
+    )
     from twin import (
         build as build,
     )
@@ -124,6 +128,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 #: Subpackages and modules loaded on first attribute access (``twin.network``).
 _SUBMODULES = frozenset(
     {
+        "analyses",
         "build",
         "compliance",
         "crs",

@@ -32,13 +32,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import shapely
 
-from twin import settings
+from twin import model, settings
 from twin.errors import LayerNotFoundError, UsageError
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
+    from twin.build import BuildReport
+    from twin.imports import Progress
     from twin.network import (
         BreakResult,
         CascadeResult,
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     )
     from twin.store.gpkg import GpkgStore
 
-__all__ = ["Direction", "Place", "TwinAnalyses", "Weight", "layer_of_uid"]
+__all__ = ["Direction", "Place", "Twin", "TwinAnalyses", "Weight", "layer_of_uid"]
 
 Weight = Literal["time", "length"]
 Direction = Literal["from_facility", "to_facility"]
@@ -139,6 +141,88 @@ class TwinAnalyses:
         if not isinstance(network, str) or not network:
             raise UsageError(f"pipe {pipe!r} has no network value (water, gas…)")
         return layer, network
+
+    # -- relations -----------------------------------------------------------
+    def build(
+        self,
+        *,
+        max_distance_m: float = settings.SENSOR_DISTANCE_M,
+        max_service_m: float = settings.SERVICE_DISTANCE_M,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> BuildReport:
+        """Compute the cross-layer relations (see :mod:`twin.build`) and store them.
+
+        Only relations whose input layers were re-imported since the last build
+        (or whose option changed) are recomputed, unless ``force``.
+
+        Parameters
+        ----------
+        max_distance_m : float, default 30
+            How far a sensor outside every building may be from its building.
+        max_service_m : float, default 50
+            How far a building may be from the pipe that serves it.
+        force : bool, default False
+            Recompute every relation.
+        progress : callable, optional
+            Called as ``progress(relation_key, fraction)``.
+        """
+        from twin.build import build_relations
+
+        return build_relations(
+            self,  # type: ignore[arg-type]
+            max_distance_m=max_distance_m,
+            max_service_m=max_service_m,
+            force=force,
+            progress=progress,
+        )
+
+    def service_connections(
+        self,
+        network: str,
+        *,
+        buildings: str | None = None,
+        max_service_m: float | None = None,
+    ) -> pd.DataFrame:
+        """Each building's service connection on ``network``, as stored by :meth:`build`.
+
+        Parameters
+        ----------
+        network : str
+            The pipes' ``network`` value (``water``, ``gas``…).
+        buildings : str, optional
+            The building layer (default: the twin's only one).
+        max_service_m : float, optional
+            Keep connections at most this long (default: the build's, 50 m);
+            more than the build's raises :class:`~twin.errors.UsageError`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by building uid, connected buildings only, in layer order:
+            ``pipe_layer``, ``pipe`` (uid of the nearest pipe of that network,
+            over every pipe layer holding that network) and ``distance_m``.
+
+        Raises
+        ------
+        UsageError
+            No build yet, a building or pipe layer re-imported since the last
+            build, or no pipe of that network.
+
+        Examples
+        --------
+        >>> links = city.service_connections("water")
+        >>> list(links.columns), bool((links["distance_m"] <= 50).all())
+        (['pipe_layer', 'pipe', 'distance_m'], True)
+        """
+        from twin.build import service_connections
+
+        return service_connections(
+            self,  # type: ignore[arg-type]
+            network,
+            buildings=buildings,
+            max_service_m=max_service_m,
+        )
 
     # -- networks ------------------------------------------------------------
     def pipe_network(
@@ -245,7 +329,7 @@ class TwinAnalyses:
         def build() -> gpd.GeoDataFrame:
             import geopandas as gpd
 
-            links = building_connections(self, net, buildings=layer, max_service_m=max_service_m)  # type: ignore[arg-type]
+            links = building_connections(self, net, buildings=layer, max_service_m=max_service_m)
             shapes = self.layer(layer, columns=[]).geometry.reindex(links.index)
             framed = gpd.GeoDataFrame(links, geometry=shapes.to_numpy(), crs=net.crs)
             framed.attrs.update(links.attrs)
@@ -521,3 +605,19 @@ class TwinAnalyses:
             parcel_layer=str(parcel_layer),
             building_layer=str(building_layer),
         )
+
+
+class Twin(model.Twin, TwinAnalyses):
+    """A city information model in one GeoPackage, with its relations and analyses.
+
+    The store-level twin (:class:`twin.model.Twin`: layers, imports, history,
+    export) plus :meth:`build` (the cross-layer relations) and the one-call
+    analyses of :class:`TwinAnalyses`. This is ``twin.Twin``.
+
+    Examples
+    --------
+    >>> import twin
+    >>> city = twin.Twin.open(sample_twin_path)
+    >>> isinstance(city, twin.model.Twin), city.pipe_break("water_pipes.JS000010").pipe
+    (True, 'water_pipes.JS000010')
+    """

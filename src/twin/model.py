@@ -10,16 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
 import pyproj
 
-from twin import history, settings
-from twin.analyses import TwinAnalyses
-from twin.build import BuildReport
+from twin import history
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
@@ -63,8 +61,11 @@ class LayerInfo:
         return Category(self.category).label_zh
 
 
-class Twin(TwinAnalyses):
-    """A city information model stored in one GeoPackage.
+class Twin:
+    """A city information model stored in one GeoPackage: its layers, provenance and history.
+
+    This is the store-level twin; :class:`twin.Twin` (:class:`twin.analyses.Twin`)
+    adds the relations build and the one-call analyses on top of it.
 
     Examples
     --------
@@ -92,7 +93,7 @@ class Twin(TwinAnalyses):
         crs: Any = "auto",
         name: str | None = None,
         overwrite: bool = False,
-    ) -> Twin:
+    ) -> Self:
         """Create an empty twin file.
 
         Parameters
@@ -132,7 +133,7 @@ class Twin(TwinAnalyses):
         return cls(target)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Twin:
+    def open(cls, path: str | os.PathLike[str]) -> Self:
         """Open an existing twin file."""
         return cls(path)
 
@@ -388,40 +389,6 @@ class Twin(TwinAnalyses):
                     schema.set_meta(con, "crs", _crs_text(prepared.crs))
 
     # -- relations -----------------------------------------------------------
-    def build(
-        self,
-        *,
-        max_distance_m: float = settings.SENSOR_DISTANCE_M,
-        max_service_m: float = settings.SERVICE_DISTANCE_M,
-        force: bool = False,
-        progress: Progress | None = None,
-    ) -> BuildReport:
-        """Compute the cross-layer relations (see :mod:`twin.build`) and store them.
-
-        Only relations whose input layers were re-imported since the last build
-        (or whose option changed) are recomputed, unless ``force``.
-
-        Parameters
-        ----------
-        max_distance_m : float, default 30
-            How far a sensor outside every building may be from its building.
-        max_service_m : float, default 50
-            How far a building may be from the pipe that serves it.
-        force : bool, default False
-            Recompute every relation.
-        progress : callable, optional
-            Called as ``progress(relation_key, fraction)``.
-        """
-        from twin.build import build_relations
-
-        return build_relations(
-            self,
-            max_distance_m=max_distance_m,
-            max_service_m=max_service_m,
-            force=force,
-            progress=progress,
-        )
-
     def relations(
         self,
         relation: str | None = None,
@@ -455,48 +422,6 @@ class Twin(TwinAnalyses):
             if uid is not None:
                 return relstore.read_uid_rows(con, uid, chosen)
             return relstore.read_rows(self.path, chosen)
-
-    def service_connections(
-        self,
-        network: str,
-        *,
-        buildings: str | None = None,
-        max_service_m: float | None = None,
-    ) -> pd.DataFrame:
-        """Each building's service connection on ``network``, as stored by :meth:`build`.
-
-        Parameters
-        ----------
-        network : str
-            The pipes' ``network`` value (``water``, ``gas``…).
-        buildings : str, optional
-            The building layer (default: the twin's only one).
-        max_service_m : float, optional
-            Keep connections at most this long (default: the build's, 50 m);
-            more than the build's raises :class:`~twin.errors.UsageError`.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Indexed by building uid, connected buildings only, in layer order:
-            ``pipe_layer``, ``pipe`` (uid of the nearest pipe of that network,
-            over every pipe layer holding that network) and ``distance_m``.
-
-        Raises
-        ------
-        UsageError
-            No build yet, a building or pipe layer re-imported since the last
-            build, or no pipe of that network.
-
-        Examples
-        --------
-        >>> links = city.service_connections("water")
-        >>> list(links.columns), bool((links["distance_m"] <= 50).all())
-        (['pipe_layer', 'pipe', 'distance_m'], True)
-        """
-        from twin.build import service_connections
-
-        return service_connections(self, network, buildings=buildings, max_service_m=max_service_m)
 
     # -- provenance and history ---------------------------------------------
     def imports(self, layer: str | None = None) -> pd.DataFrame:

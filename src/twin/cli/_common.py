@@ -190,7 +190,7 @@ def load_network(
     default_network: str = "water",
 ) -> tuple[Any, Any]:
     """Open the twin and build the network the options (or the ``--pipe`` uid) describe."""
-    from twin.model import Twin
+    from twin.analyses import Twin
     from twin.network import pipe_network
 
     city = Twin.open(twin_path)

@@ -9,6 +9,7 @@ import geopandas as gpd
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli import analyze_roads
 from twin.cli._common import (
     SERVICE_DISTANCE_M,
@@ -30,7 +31,6 @@ from twin.cli._common import (
     service_links,
 )
 from twin.errors import UsageError
-from twin.model import Twin
 from twin.network import BreakResult, criticality, pipe_break
 
 sub = typer.Typer(help="Impact analyses on the twin's networks.", no_args_is_help=True)

@@ -13,6 +13,7 @@ import shapely
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import (
     SERVICE_DISTANCE_M,
     TOLERANCE_M,
@@ -32,7 +33,6 @@ from twin.cli._common import (
     write_check_report,
 )
 from twin.errors import UsageError
-from twin.model import Twin
 from twin.network import (
     DEFAULT_SPEEDS,
     RoadAccess,

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from twin import settings
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json, progress_callback, show_progress
-from twin.model import Twin
 
 
 def build(

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
 from twin.io.export import write_layer
-from twin.model import Twin
 from twin.zones import indicators_by_zone, zone_layer
 
 _SHOWN = ["building_count", "far", "coverage", "height_max_m"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -33,9 +33,25 @@ import shapely
 from twin import settings
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network.pipes import FloatArray, IntArray, PipeNetwork
+from twin.store.gpkg import GpkgStore
 
 if TYPE_CHECKING:
     from twin.model import Twin
+
+
+class RelatedTwin(Protocol):
+    """What :func:`building_connections` needs of a twin: its layers and stored relations."""
+
+    store: GpkgStore
+
+    def layer_names(self, kind: str | None = None) -> list[str]: ...
+
+    def layer(self, name: str) -> gpd.GeoDataFrame: ...
+
+    def service_connections(
+        self, network: str, *, buildings: str | None = None, max_service_m: float | None = None
+    ) -> pd.DataFrame: ...
+
 
 __all__ = ["Buildings", "building_connections", "service_connections"]
 
@@ -94,7 +110,7 @@ def service_connections(
 
 
 def building_connections(
-    city: Twin,
+    city: RelatedTwin,
     net: PipeNetwork,
     *,
     buildings: str = "buildings",
@@ -165,13 +181,9 @@ def building_connections(
     return links
 
 
-def _population(city: Twin, layer: str) -> pd.Series | None:
+def _population(city: RelatedTwin, layer: str) -> pd.Series | None:
     """The ``population`` column of a building layer by uid, or None when it has none."""
-    columns = city.store.query(f'PRAGMA table_info("{layer}")')["name"].tolist()
-    if "population" not in columns:
-        return None
-    rows = city.store.query(f'SELECT uid, population FROM "{layer}"')
-    return pd.Series(rows["population"].to_numpy(), index=rows["uid"].to_numpy(dtype=object))
+    return city.store.column(layer, "population")
 
 
 @dataclass

@@ -100,6 +100,25 @@ class GpkgStore:
         with contextlib.closing(self.connect()) as con:
             return pd.read_sql_query(sql, con, params=params)
 
+    def column(self, table: str, column: str) -> pd.Series | None:
+        """One attribute column of a table by uid (None when the table has no such column).
+
+        Examples
+        --------
+        >>> pop = GpkgStore(sample_twin_path).column("buildings", "population")
+        >>> pop.index[0].startswith("buildings.")
+        True
+        """
+        with contextlib.closing(self.connect()) as con:
+            names = [row[1] for row in con.execute(f'PRAGMA table_info("{_quoted(table)}")')]
+            if column not in names:
+                return None
+            rows = con.execute(
+                f'SELECT uid, "{_quoted(column)}" FROM "{_quoted(table)}"'
+            ).fetchall()
+        uids = np.array([r[0] for r in rows], dtype=object)
+        return pd.Series([r[1] for r in rows], index=uids, name=column)
+
     def tables(self) -> set[str]:
         """Names of all tables registered in ``gpkg_contents``."""
         return set(self.query("SELECT table_name FROM gpkg_contents")["table_name"])
@@ -152,6 +171,11 @@ class GpkgStore:
             log.info("removing %s left by an interrupted write", stale)
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
+
+
+def _quoted(name: str) -> str:
+    """An identifier for a double-quoted SQL name (quotes doubled)."""
+    return name.replace('"', '""')
 
 
 def create_file(path: Path, meta: dict[str, str]) -> None:
