@@ -238,3 +238,22 @@ def test_readme_one_call_examples_run(sample_twin: twin.Twin, tmp_path: Path) ->
     assert (tmp_path / "break.gpkg").exists()
     r = namespace["r"]
     assert r.summary.failed_valves == ["valves.JSF000039"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("by", ["grids", "districts", "parcels"])
+def test_indicators_reuse_the_stored_zone_relation(sample_twin: twin.Twin, by: str) -> None:
+    """With a current build, building indicators start from the stored largest-share
+    relation; the table is the one the overlay alone gives."""
+    import pandas as pd
+
+    from twin.build import stored_zone_shares
+    from twin.indicators import building_indicators
+
+    known = stored_zone_shares(sample_twin, "buildings", by)
+    assert known is not None and len(known) == len(sample_twin.layer("buildings"))
+    zones = sample_twin.layer(by, columns=[])
+    buildings = sample_twin.layer("buildings")
+    fast = building_indicators(zones, buildings, zone_of=known)
+    overlay = building_indicators(zones, buildings)
+    pd.testing.assert_frame_equal(fast, overlay, rtol=1e-9)
+    assert (known["n_zones"] == 1).sum() > len(known) / 2  # most took the short way

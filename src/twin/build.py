@@ -482,6 +482,62 @@ def service_connections(
     )
 
 
+#: The stored largest-share relation of each zone kind (buildings -> parcels has its own).
+ZONE_RELATIONS = {"grid": "feature_grid", "district": "feature_district"}
+
+
+def stored_zone_shares(city: Twin, layer: str, zone_layer: str) -> pd.DataFrame | None:
+    """The stored largest-share relation ``layer`` -> ``zone_layer`` when the build is current.
+
+    Returns None when there is no such relation, or when either layer was
+    re-imported since the last build: the caller then computes the overlay itself.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Indexed by feature uid: ``zone`` (uid, missing when in no zone), ``share``
+        (of the feature inside that zone) and ``n_zones`` (zones it overlaps).
+
+    Examples
+    --------
+    >>> shares = stored_zone_shares(city, "buildings", "grids")
+    >>> len(shares) == len(city.layer("buildings")), bool((shares["share"] <= 1 + 1e-9).all())
+    (True, True)
+    """
+    infos = {i.name: i for i in city.layer_infos()}
+    if layer not in infos or zone_layer not in infos:
+        return None
+    kinds = (infos[layer].kind, infos[zone_layer].kind)
+    relation = (
+        "building_parcel" if kinds == ("building", "parcel") else ZONE_RELATIONS.get(kinds[1])
+    )
+    if relation is None:
+        return None
+    with contextlib.closing(city.store.connect()) as con:
+        built = last_build(con)
+        if built is None:
+            return None
+        imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
+        if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
+            return None
+        sets = [
+            s
+            for s in relstore.stored_sets(con).values()
+            if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
+        ]
+    if len(sets) != 1:
+        return None
+    rows = relstore.read_rows(city.path, sets)
+    return pd.DataFrame(
+        {
+            "zone": rows["to_uid"].astype(object).to_numpy(),
+            "share": rows["share"].to_numpy(dtype=float),
+            "n_zones": rows["n_candidates"].to_numpy(dtype=np.int64),
+        },
+        index=pd.Index(rows["from_uid"].to_numpy(dtype=object), name="uid"),
+    )
+
+
 def _building_layer(city: Twin, infos: list[LayerInfo], name: str | None) -> str:
     layers = [i.name for i in infos if i.kind == "building"]
     if name is None and len(layers) == 1:
