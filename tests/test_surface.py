@@ -257,3 +257,33 @@ def test_indicators_reuse_the_stored_zone_relation(sample_twin: twin.Twin, by: s
     overlay = building_indicators(zones, buildings)
     pd.testing.assert_frame_equal(fast, overlay, rtol=1e-9)
     assert (known["n_zones"] == 1).sum() > len(known) / 2  # most took the short way
+
+
+def test_a_snapshot_never_reads_relations_from_a_newer_file(
+    sample_twin: twin.Twin, tmp_path: Path
+) -> None:
+    """After an import replaces the file, a snapshot's relation lookups come from its own
+    geometry (the build's rule), not from the rows of the new file."""
+    import shutil
+
+    from twin.query.index import CityIndex
+    from twin.query.profile import profile
+
+    path = tmp_path / "copy.gpkg"
+    shutil.copy(sample_twin.path, path)
+    snapshot = CityIndex.load(path)
+    uid = "buildings.JZ0000101"
+    parcel_before = profile(CityIndex.load(path), "buildings", uid).group("parcel")
+    # re-import the parcels, every one moved 5 km away, and rebuild: the new file's
+    # stored relation puts the building on no parcel
+    city = twin.Twin.open(path)
+    moved = city.layer("parcels").reset_index()
+    moved = moved.set_geometry(moved.geometry.translate(5000, 5000))
+    moved["id"] = moved["uid"].str.removeprefix("parcels.")
+    city.import_frame(
+        moved.drop(columns=["uid", "valid_from"]), layer="parcels", kind="parcel", id="id"
+    )
+    city.build()
+    assert profile(CityIndex.load(path), "buildings", uid).group("parcel") == []
+    # the old snapshot still answers for the file it read
+    assert profile(snapshot, "buildings", uid).group("parcel") == parcel_before != []
