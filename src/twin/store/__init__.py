@@ -8,6 +8,7 @@ Examples
 'citytwin'
 """
 
-from twin.store.gpkg import GpkgStore, history_table
+from twin.store.base import StoreSession, TwinStore
+from twin.store.gpkg import GpkgSession, GpkgStore, history_table
 
-__all__ = ["GpkgStore", "history_table"]
+__all__ = ["GpkgSession", "GpkgStore", "StoreSession", "TwinStore", "history_table"]

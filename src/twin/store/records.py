@@ -20,7 +20,7 @@ from twin import history
 from twin.kinds import LayerKind
 from twin.mapping import ImportSpec
 from twin.reports import MAX_STORED_REJECTIONS, ImportReport
-from twin.store.gpkg import history_table, write_table
+from twin.store.files import history_table, write_table
 
 _GEOMETRY_NAMES = {
     "POINT": "Point",
