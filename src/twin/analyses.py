@@ -28,12 +28,13 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import shapely
 
 from twin import model, settings
 from twin.errors import LayerNotFoundError, UsageError
+from twin.settings import Direction, Weight
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Direction", "Place", "Twin", "TwinAnalyses", "Weight", "layer_of_uid"]
 
-Weight = Literal["time", "length"]
-Direction = Literal["from_facility", "to_facility"]
 #: A place: a feature uid (``facilities.YJ0001``), an ``(x, y)`` pair in the twin
 #: CRS or a shapely geometry.
 Place: TypeAlias = str | tuple[float, float] | shapely.Geometry

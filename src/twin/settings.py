@@ -24,8 +24,8 @@ DEFAULT_SPEED_KMH : float
     Speed (km/h) of a road class the speed table does not list (30); the table
     itself is :data:`twin.network.DEFAULT_SPEEDS`.
 
-NetworkName, ZoneBy : typing.Literal
-    The option strings of ``network=`` and ``by=``.
+NetworkName, ZoneBy, Weight, Direction, Snap : typing.Literal
+    The option strings of ``network=``, ``by=``, ``weight=``, ``direction=`` and ``snap=``.
 
 Examples
 --------
@@ -36,7 +36,9 @@ Examples
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal, get_args
+
+from twin.errors import UsageError
 
 __all__ = [
     "DEFAULT_SPEED_KMH",
@@ -46,8 +48,12 @@ __all__ = [
     "SENSOR_DISTANCE_M",
     "SERVICE_DISTANCE_M",
     "TOLERANCE_M",
+    "Direction",
     "NetworkName",
+    "Snap",
+    "Weight",
     "ZoneBy",
+    "choice",
 ]
 
 SERVICE_DISTANCE_M: Final = 50.0
@@ -62,3 +68,27 @@ DEFAULT_SPEED_KMH: Final = 30.0
 ZoneBy = Literal["parcel", "grid", "district"]
 #: The utility networks a pipe's ``network`` field names.
 NetworkName = Literal["water", "gas", "drainage", "heat", "power"]
+#: What a route minimises.
+Weight = Literal["time", "length"]
+#: Which way emergency access is measured: engines drive out, or people drive in.
+Direction = Literal["from_facility", "to_facility"]
+#: Where a building joins the road: its nearest point on an edge, or the nearest node.
+Snap = Literal["edge", "node"]
+
+
+def choice(value: str, options: Any, name: str) -> Any:
+    """``value`` checked against a ``Literal`` option type (its one-line error names ``name``).
+
+    Examples
+    --------
+    >>> choice("length", Weight, "weight")
+    'length'
+    >>> choice("fast", Weight, "weight")
+    Traceback (most recent call last):
+    ...
+    twin.errors.UsageError: weight='fast': use one of time, length
+    """
+    allowed = get_args(options)
+    if value not in allowed:
+        raise UsageError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+    return value

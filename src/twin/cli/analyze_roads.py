@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -49,6 +49,7 @@ from twin.network import (
     select_facilities,
     service_areas,
 )
+from twin.settings import Direction, Weight
 
 RoadsOpt = Annotated[str, typer.Option("--roads", help="The road layer.")]
 FacilitiesOpt = Annotated[
@@ -95,7 +96,9 @@ def load_access(
     city = Twin.open(twin_path)
     net = _network(city, roads, speeds, tolerance)
     chosen = select_facilities(city.layer(facilities), where)
-    return city, road_access(net, city.layer(buildings), chosen, direction=direction)
+    return city, road_access(
+        net, city.layer(buildings), chosen, direction=cast(Direction, direction)
+    )
 
 
 def _place(city: Twin, text: str, option: str) -> shapely.Geometry:
@@ -153,7 +156,7 @@ def route_cmd(
         net,
         _place(city, origin, "--from"),
         _place(city, destination, "--to"),
-        weight=weight,
+        weight=cast(Weight, weight),  # the library says which values it takes
         closed_roads=closed or (),
     )
     summary = result.to_dict()

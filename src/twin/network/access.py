@@ -37,6 +37,7 @@ import shapely
 
 from twin.errors import UsageError
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
+from twin.settings import Direction, Snap
 
 __all__ = [
     "AccessPoints",
@@ -94,7 +95,7 @@ class AccessPoints:
 
 
 def access_points(
-    net: RoadNetwork, features: gpd.GeoDataFrame, *, snap: str = "edge"
+    net: RoadNetwork, features: gpd.GeoDataFrame, *, snap: Snap = "edge"
 ) -> AccessPoints:
     """Link every feature to its nearest edge.
 
@@ -190,7 +191,7 @@ class RoadAccess:
     facilities: AccessPoints
     facility_info: pd.DataFrame
     building_population: FloatArray | None = None
-    direction: str = "from_facility"
+    direction: Direction = "from_facility"
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -206,8 +207,8 @@ def road_access(
     buildings: gpd.GeoDataFrame,
     facilities: gpd.GeoDataFrame,
     *,
-    snap: str = "edge",
-    direction: str = "from_facility",
+    snap: Snap = "edge",
+    direction: Direction = "from_facility",
 ) -> RoadAccess:
     """Link buildings and facilities to ``net``.
 

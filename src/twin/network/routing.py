@@ -39,6 +39,7 @@ from twin.errors import UsageError
 from twin.network.access import AccessPoints, RoadAccess, access_points
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
 from twin.results import Result, Summary
+from twin.settings import Weight
 
 __all__ = [
     "Route",
@@ -551,7 +552,7 @@ def route(
     origin: shapely.Geometry,
     destination: shapely.Geometry,
     *,
-    weight: str = "time",
+    weight: Weight = "time",
     closed_roads: list[str] | tuple[str, ...] = (),
 ) -> Route:
     """The fastest (or shortest) route between two points (or features) on ``net``.

@@ -48,6 +48,7 @@ from twin.query.common import GeometryOut, derived, json_ready, json_value, visi
 from twin.query.impact import NetworkLayers, impact_features, only_visible_layer, pipe_break_impact
 from twin.query.index import CityIndex
 from twin.query.statistics import VisibleTwin
+from twin.settings import Direction, Weight
 
 if TYPE_CHECKING:
     from twin.model import Twin
@@ -118,7 +119,7 @@ def access_of(index: CityIndex, chosen: RoadLayers) -> RoadAccess:
         net = road_network_of(index, chosen)
         facilities = select_facilities(index.layer(chosen.facilities).frame, chosen.where)
         buildings = index.layer(chosen.buildings).frame
-        return road_access(net, buildings, facilities, direction=chosen.direction)
+        return road_access(net, buildings, facilities, direction=cast(Direction, chosen.direction))
 
     return derived(index, ("road_access", chosen), build)
 
@@ -335,5 +336,5 @@ def route_impact(
     chosen = RoadLayers(road_layer, "", "", snap_tolerance_m=float(snap_tolerance_m))
     net = road_network_of(index, chosen)
     return route(
-        net, origin, destination, weight=weight, closed_roads=list(closed_roads)
+        net, origin, destination, weight=cast(Weight, weight), closed_roads=list(closed_roads)
     ), road_layer
