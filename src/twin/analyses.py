@@ -267,8 +267,10 @@ class TwinAnalyses:
                 self,  # type: ignore[arg-type]
                 network,
                 pipes=pipe_layer,
-                snap_tolerance_m=tolerance_m,
-                **roles,
+                valves=roles["valves"],
+                sources=roles["sources"],
+                pumps=roles["pumps"],
+                tolerance_m=tolerance_m,
             ),
         )
 
@@ -314,7 +316,7 @@ class TwinAnalyses:
         key = ("road_network", layer, id(table) if speeds is not None else None, tolerance_m)
         return self._cached(
             key,
-            lambda: road_network(self, layer, speeds=table, snap_tolerance_m=tolerance_m),  # type: ignore[arg-type]
+            lambda: road_network(self, layer, speeds=table, tolerance_m=tolerance_m),  # type: ignore[arg-type]
         )
 
     def _connections(self, net: PipeNetwork, buildings: str | None, max_service_m: float) -> Any:

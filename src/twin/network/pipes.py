@@ -224,7 +224,8 @@ def pipe_network(
     valves: str | None = "valves",
     sources: str | None = "sources",
     pumps: str | None = "pumps",
-    snap_tolerance_m: float = settings.TOLERANCE_M,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> PipeNetwork:
     """Build the topology of one network of a twin.
 
@@ -237,8 +238,10 @@ def pipe_network(
     pipes, valves, sources, pumps : str
         Layer names; a valve, source or pump layer the twin lacks is skipped
         (``None`` skips it on purpose).
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
         Pipe ends, valves and sources closer than this are joined.
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -250,6 +253,8 @@ def pipe_network(
     >>> net.network, net.pipe_layer
     ('gas', 'gas_pipes')
     """
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
     frames: dict[str, gpd.GeoDataFrame | None] = {}
     for role, name in (("valves", valves), ("sources", sources), ("pumps", pumps)):
         frames[role] = None
@@ -265,7 +270,7 @@ def pipe_network(
         frames["sources"],
         links=frames["pumps"],
         network=network,
-        snap_tolerance_m=snap_tolerance_m,
+        tolerance_m=tolerance_m,
     )
     net.pipe_layer = pipes
     return net
@@ -278,7 +283,8 @@ def network_from_frames(
     *,
     links: gpd.GeoDataFrame | None = None,
     network: str | None = None,
-    snap_tolerance_m: float = settings.TOLERANCE_M,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> PipeNetwork:
     """Build a :class:`PipeNetwork` from GeoDataFrames indexed by uid.
 
@@ -299,8 +305,10 @@ def network_from_frames(
         Other links with ``from_node`` / ``to_node`` (EPANET pumps).
     network : str, optional
         The network value to keep (default: all rows; the name of the first).
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
         Snapping tolerance in metres.
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -318,8 +326,10 @@ def network_from_frames(
     >>> small.n_nodes, small.n_pieces
     (3, 2)
     """
-    if snap_tolerance_m < 0:
-        raise UsageError(f"snap_tolerance_m must be >= 0, not {snap_tolerance_m}")
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
+    if tolerance_m < 0:
+        raise UsageError(f"tolerance_m must be >= 0, not {tolerance_m}")
     pipes = _select(pipes, network)
     if pipes.empty:
         raise NetworkError(f"no pipes of the {network or 'given'} network")
@@ -337,14 +347,14 @@ def network_from_frames(
     else:
         if any(len(f) for f in extra):
             warnings.append("pumps and control valves need from_node/to_node on the pipes: skipped")
-        topo = _topology_from_lines(geoms, snap_tolerance_m)
+        topo = _topology_from_lines(geoms, tolerance_m)
         topo["piece_link"] = pipes.index.to_numpy(dtype=object)[topo["piece_pipe"]]
     net = PipeNetwork(
         network=name,
         pipes=pipes,
         valves=gpd.GeoDataFrame(),
         sources=gpd.GeoDataFrame(),
-        snap_tolerance_m=float(snap_tolerance_m),
+        snap_tolerance_m=float(tolerance_m),
         warnings=warnings,
         **topo,
     )

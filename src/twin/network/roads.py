@@ -199,7 +199,8 @@ def road_network(
     layer: str = "roads",
     *,
     speeds: SpeedTable = DEFAULT_SPEEDS,
-    snap_tolerance_m: float = settings.TOLERANCE_M,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> RoadNetwork:
     """Build the road graph of a twin's road layer.
 
@@ -209,8 +210,10 @@ def road_network(
     layer : str, default "roads"
     speeds : SpeedTable, optional
         Speeds per road class (see :mod:`twin.network.speeds`).
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
         Road ends and vertices closer than this are joined.
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -222,16 +225,17 @@ def road_network(
     >>> roads.crs == city.crs
     True
     """
-    return road_network_from_frame(
-        twin.layer(layer), speeds=speeds, snap_tolerance_m=snap_tolerance_m
-    )
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
+    return road_network_from_frame(twin.layer(layer), speeds=speeds, tolerance_m=tolerance_m)
 
 
 def road_network_from_frame(
     roads: gpd.GeoDataFrame,
     *,
     speeds: SpeedTable = DEFAULT_SPEEDS,
-    snap_tolerance_m: float = settings.TOLERANCE_M,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> RoadNetwork:
     """Build a :class:`RoadNetwork` from road lines indexed by uid.
 
@@ -242,7 +246,9 @@ def road_network_from_frame(
         ``speed_kmh``, ``level``, ``bridge``, ``tunnel``. Multi-part lines are
         split into their parts.
     speeds : SpeedTable, optional
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -265,14 +271,16 @@ def road_network_from_frame(
     >>> tiny.n_nodes, tiny.n_edges
     (2, 1)
     """
-    if snap_tolerance_m < 0:
-        raise UsageError(f"snap_tolerance_m must be >= 0, not {snap_tolerance_m}")
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
+    if tolerance_m < 0:
+        raise UsageError(f"tolerance_m must be >= 0, not {tolerance_m}")
     require_projected(roads.crs, "the road layer")
     roads, warnings = _drivable(roads, speeds)
     parts = roads.geometry.explode(index_parts=False)
     geoms = parts.to_numpy()
     owner_road = pd.Index(roads.index).get_indexer(parts.index).astype(np.int64)
-    topo = _topology(geoms, road_levels(roads)[owner_road], snap_tolerance_m)
+    topo = _topology(geoms, road_levels(roads)[owner_road], tolerance_m)
     road = owner_road[topo["part"]]
     oneway = _oneway(roads)[road]
     length = topo["end_m"] - topo["start_m"]
@@ -292,7 +300,7 @@ def road_network_from_frame(
         edge_forward=oneway >= 0,
         edge_backward=oneway <= 0,
         edge_geometry=topo["geometry"],
-        snap_tolerance_m=float(snap_tolerance_m),
+        snap_tolerance_m=float(tolerance_m),
         warnings=warnings,
     )
     log.debug("road network: %d nodes, %d edges", net.n_nodes, net.n_edges)
