@@ -27,18 +27,34 @@ ZONE_KINDS = ("parcel", "grid", "district")
 
 
 def zone_layer(city: Twin, by: str) -> str:
-    """The layer to group by: a layer name, or a kind with exactly one layer."""
+    """The layer to group by: a layer name, or a kind with exactly one layer.
+
+    Errors speak Python (``by='street'``); the CLI and the API translate them.
+
+    Examples
+    --------
+    >>> zone_layer(city, "district")
+    'districts'
+    >>> try:
+    ...     zone_layer(city, "street")
+    ... except UsageError as exc:
+    ...     print(str(exc)[:40])
+    by='street' is not a zone layer: use 'pa
+    """
     infos = city.layer_infos()
     if by in {i.name for i in infos if i.kind in ZONE_KINDS}:
         return by
     names = city.layer_names(by)
     if by in ZONE_KINDS and len(names) > 1:
         raise UsageError(
-            f"the twin has several {by} layers ({', '.join(names)}): name one with --by NAME"
+            f"the twin has several {by} layers ({', '.join(names)}): name one with by='NAME'"
         )
     if by not in ZONE_KINDS or len(names) != 1:
         choices = ", ".join(sorted({i.name for i in infos if i.kind in ZONE_KINDS})) or "none"
-        raise UsageError(f"--by {by!r}: give parcel, grid, district or a zone layer ({choices})")
+        raise UsageError(
+            f"by={by!r} is not a zone layer: use 'parcel', 'grid', 'district' or a zone "
+            f"layer's name ({choices})"
+        )
     return names[0]
 
 

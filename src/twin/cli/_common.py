@@ -228,3 +228,17 @@ def write_check_report(report: Any, output: Path | None, *, json_output: bool) -
         }
     )
     return True
+
+
+def as_option_error(exc: UsageError, **options: str) -> UsageError:
+    """The library's error in the CLI's words: ``by='x'`` becomes ``--by 'x'``.
+
+    Examples
+    --------
+    >>> str(as_option_error(UsageError("by='x' is wrong"), by="--by"))
+    "--by 'x' is wrong"
+    """
+    text = str(exc)
+    for keyword, option in options.items():
+        text = text.replace(f"{keyword}=", f"{option} ")
+    return UsageError(text)
