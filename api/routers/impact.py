@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twin import settings
 from twin.errors import UsageError
+from twin.network.cascade import CascadeSummary as LibraryCascadeSummary
+from twin.network.closures import ClosureSummary as LibraryClosureSummary
+from twin.network.isolation import BreakSummary
+from twin.network.routing import RouteSummary as LibraryRouteSummary
+from twin.network.routing import ServiceSummary as LibraryServiceSummary
 from twin.query.common import GeometryOut, json_ready, query_point, visible_layer
 from twin.query.impact import pipe_break_impact
 from twin.query.impact_roads import (
@@ -29,6 +34,7 @@ from twin.query.impact_roads import (
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..models import Feature
+from ..summaries import model_from_dataclass
 
 router = APIRouter(prefix="/impact", tags=["impact"], responses=ERROR_RESPONSES)
 
@@ -79,26 +85,39 @@ class BreakLayers(BaseModel):
     buildings: str | None
 
 
-class PipeBreakSummary(BaseModel):
-    """What ``twin analyze pipe-break --json`` prints, plus the layers used."""
-
-    network: str
-    pipe: str
-    segments: list[int]
-    valves_to_close: int
-    valves_already_closed: int
-    isolated_pipes: int
-    isolated_length_m: float
-    cut_off_pipes: int
-    cut_off_length_m: float
-    buildings: int | None
-    extra_valves: int
-    extra_buildings: int | None
-    population: float | None = None
-    warnings: list[str]
-    failed_valves: list[str]
-    extra_valve_uids: list[str]
-    layers: BreakLayers
+# The summaries are the library's dataclasses: their models are generated, not copied.
+PipeBreakSummary = model_from_dataclass(
+    BreakSummary,
+    "PipeBreakSummary",
+    doc="What ``twin analyze pipe-break --json`` prints, plus the layers used.",
+    exclude=("service_connections",),
+    extra_valve_uids=(list[str], ...),
+    layers=(BreakLayers, ...),
+)
+ClosureSummary = model_from_dataclass(
+    LibraryClosureSummary,
+    "ClosureSummary",
+    doc="What ``twin analyze road-closure --json`` prints.",
+)
+CascadeSummary = model_from_dataclass(
+    LibraryCascadeSummary,
+    "CascadeSummary",
+    doc="What ``twin analyze cascade --json`` prints.",
+    exclude=("min_overlap_m", "access_affected"),
+    road_closure=(ClosureSummary | None, ...),
+)
+ServiceSummary = model_from_dataclass(
+    LibraryServiceSummary,
+    "ServiceSummary",
+    doc="What ``twin analyze service-area --json`` prints.",
+)
+RouteSummary = model_from_dataclass(
+    LibraryRouteSummary,
+    "RouteSummary",
+    doc="What ``twin analyze route --json`` prints (without the WKT).",
+    exclude=("geometry_wkt",),
+    road_layer=(str, ...),
+)
 
 
 class PipeBreakResponse(BaseModel):
@@ -111,7 +130,7 @@ class PipeBreakResponse(BaseModel):
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: PipeBreakSummary
+    summary: PipeBreakSummary  # type: ignore[valid-type]
 
 
 class _RoadRequest(_Request):
@@ -150,29 +169,13 @@ class RoadClosureRequest(_RoadRequest):
     buffer_m: float = Field(default=0.0, ge=0, le=5000, description="Grow the area by metres")
 
 
-class ClosureSummary(BaseModel):
-    """What ``twin analyze road-closure --json`` prints."""
-
-    closed_roads: int
-    closed_edges: int
-    closed_length_m: float
-    buildings: int
-    buildings_lost: int
-    buildings_delayed: int
-    max_time_s: float | None
-    buildings_beyond_max: int | None
-    mean_detour_s: float | None
-    max_detour_s: float | None
-    population_affected: float | None
-
-
 class RoadClosureResponse(BaseModel):
     """Closed road edges (``closed_road``) and buildings delayed or cut off
     (``building_delayed`` / ``building_lost``) with their times and detours."""
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: ClosureSummary
+    summary: ClosureSummary  # type: ignore[valid-type]
 
 
 class CascadeRequest(_RoadRequest):
@@ -194,26 +197,10 @@ class CascadeRequest(_RoadRequest):
     )
 
 
-class CascadeSummary(BaseModel):
-    """What ``twin analyze cascade --json`` prints."""
-
-    pipe: str
-    network: str
-    valves_to_close: list[str]
-    pipes_isolated: int
-    isolated_length_m: float
-    pipes_cut_off: int
-    buildings_without_service: int | None
-    distance_m: float
-    roads_closed: list[str]
-    road_closure: ClosureSummary | None
-    warnings: list[str]
-
-
 class CascadeResponse(BaseModel):
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: CascadeSummary
+    summary: CascadeSummary  # type: ignore[valid-type]
 
 
 class ServiceAreaRequest(_RoadRequest):
@@ -224,20 +211,6 @@ class ServiceAreaRequest(_RoadRequest):
     )
 
 
-class ServiceSummary(BaseModel):
-    """What ``twin analyze service-area --json`` prints."""
-
-    buildings: int
-    facilities: int
-    reached: int
-    max_time_s: float | None
-    within_max_time: int | None
-    mean_time_s: float | None
-    median_time_s: float | None
-    direction: str
-    per_facility: dict[str, int]
-
-
 class ServiceAreaResponse(BaseModel):
     """Facilities (``facility``: buildings, within, access_m) and, when asked, the slowest
     buildings (``building``: facility, time_s, access_m; access point as geometry)."""
@@ -245,7 +218,7 @@ class ServiceAreaResponse(BaseModel):
     type: Literal["FeatureCollection"]
     features: list[Feature]
     numberMatched: int
-    summary: ServiceSummary
+    summary: ServiceSummary  # type: ignore[valid-type]
 
 
 class Place(BaseModel):
@@ -271,25 +244,12 @@ class RouteRequest(_Request):
     snap_tolerance_m: float = Field(default=settings.TOLERANCE_M, ge=0, le=settings.MAX_TOLERANCE_M)
 
 
-class RouteSummary(BaseModel):
-    """What ``twin analyze route --json`` prints (without the WKT)."""
-
-    found: bool
-    distance_m: float | None
-    time_s: float | None
-    roads: list[str]
-    origin_access_m: float
-    destination_access_m: float
-    weight: str
-    road_layer: str
-
-
 class RouteResponse(BaseModel):
     """The route as one LineString Feature (none when there is no route)."""
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: RouteSummary
+    summary: RouteSummary  # type: ignore[valid-type]
 
 
 def _json(body: dict[str, Any]) -> Response:
