@@ -38,6 +38,17 @@ class GpkgSession:
     ----------
     work : Path
         The transaction's private copy of the twin file.
+
+    Examples
+    --------
+    >>> import shutil, tempfile, pathlib
+    >>> from twin.store import GpkgStore
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "copy.gpkg"
+    >>> _ = shutil.copy(sample_twin_path, path)
+    >>> with GpkgStore(path).session() as session:
+    ...     session.set_meta("name", "renamed")
+    >>> GpkgStore(path).meta()["name"]
+    'renamed'
     """
 
     def __init__(self, work: Path) -> None:
