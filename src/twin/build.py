@@ -504,6 +504,8 @@ def stored_zone_shares(city: Twin, layer: str, zone_layer: str) -> pd.DataFrame 
     >>> len(shares) == len(city.layer("buildings")), bool((shares["share"] <= 1 + 1e-9).all())
     (True, True)
     """
+    if not hasattr(city, "store"):  # a snapshot's view (twin.query) reads no file
+        return None
     infos = {i.name: i for i in city.layer_infos()}
     if layer not in infos or zone_layer not in infos:
         return None
