@@ -287,3 +287,17 @@ def test_a_snapshot_never_reads_relations_from_a_newer_file(
     assert profile(CityIndex.load(path), "buildings", uid).group("parcel") == []
     # the old snapshot still answers for the file it read
     assert profile(snapshot, "buildings", uid).group("parcel") == parcel_before != []
+
+
+def test_service_distance_zero_keeps_only_buildings_touching_a_pipe(
+    sample_twin: twin.Twin,
+) -> None:
+    """max_service_m=0 (which the API accepts) is an answer, not a GEOS error."""
+    from twin.network import service_connections
+
+    net = pipe_network(sample_twin, "water", pipes="water_pipes")
+    buildings = sample_twin.layer("buildings")
+    links = service_connections(buildings, net, max_service_m=0.0)
+    touching = buildings.sjoin(net.pipes[["geometry"]], predicate="intersects").index.unique()
+    assert set(links.index) == set(touching)
+    assert (links["distance_m"] == 0).all()

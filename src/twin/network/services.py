@@ -94,12 +94,17 @@ def service_connections(
     if frame.crs is not None and net.crs is not None and frame.crs != net.crs:
         frame = frame.to_crs(net.crs)
     tree = shapely.STRtree(net.pipes.geometry.to_numpy())
+    if max_service_m < 0:
+        raise UsageError(f"max_service_m must be >= 0 metres, not {max_service_m}")
     (src, dst), dist = tree.query_nearest(
         frame.geometry.to_numpy(),
-        max_distance=max_service_m,
+        max_distance=max(max_service_m, 1e-9),  # GEOS wants a positive search radius
         all_matches=False,
         return_distance=True,
     )
+    if max_service_m == 0:  # touching only
+        keep = dist <= 0
+        src, dst, dist = src[keep], dst[keep], dist[keep]
     out = pd.DataFrame(
         {"pipe": net.pipes.index.to_numpy(dtype=object)[dst], "distance_m": dist},
         index=frame.index[src],
