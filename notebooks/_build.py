@@ -102,9 +102,7 @@ PLANNING_INDICATORS = [
         "import tempfile\n"
         "from pathlib import Path\n\n"
         "import twin\n"
-        "from twin.compliance import plan_compliance\n"
-        "from twin.indicators import coverage_gaps\n"
-        "from twin.zones import indicators_by_zone\n\n"
+        "from twin.indicators import coverage_gaps\n\n"
         "city = twin.Twin.create(Path(tempfile.mkdtemp()) / 'chengdu.twin.gpkg', crs='auto')\n"
         "city.import_mapping(Path('..') / 'data' / 'samples' / 'mapping.yaml')\n"
         "report = city.build()  # relations: building -> parcel, sensor -> building, -> grid\n"
@@ -112,7 +110,7 @@ PLANNING_INDICATORS = [
     ),
     new_markdown_cell("## Indicators by grid cell"),
     new_code_cell(
-        "grid = indicators_by_zone(city, 'grid')\n"
+        "grid = city.indicators(by='grid')\n"
         "grid[['building_count', 'far', 'coverage', 'height_max_m', 'sensors_smoke_count',\n"
         "      'roads_km', 'water_pipes_km']].describe().round(3)"
     ),
@@ -140,7 +138,7 @@ PLANNING_INDICATORS = [
     ),
     new_markdown_cell("## Plan compliance"),
     new_code_cell(
-        "violations = plan_compliance(city.layer('parcels'), city.layer('buildings'))\n"
+        "violations = city.check()  # FAR, coverage, height limits, buildings on no parcel\n"
         "print(violations['check'].value_counts().to_dict())\n"
         "violations.drop(columns='geometry').head(10)"
     ),
@@ -185,15 +183,10 @@ OPERATIONS = [
         "`failed_valves` lists the extra valves and the extra buildings."
     ),
     new_code_cell(
-        "from twin.network import building_connections, criticality, pipe_break, pipe_network\n"
-        "\n"
-        'net = pipe_network(city, "water", pipes="water_pipes")\n'
-        "links = building_connections(city, net)\n"
-        'print(links.attrs["service_connections"])\n'
-        "result = pipe_break(\n"
-        '    net, "water_pipes.JS000123", failed_valves=["valves.JSF000039"], buildings=links\n'
-        ")\n"
-        'result.summary["valves_to_close"], result.summary["extra_valves"]'
+        "# the uid names the layer (water_pipes) and so the network (water)\n"
+        'result = city.pipe_break("water_pipes.JS000123", failed_valves=["valves.JSF000039"])\n'
+        "print(result.summary.service_connections)\n"
+        "result.summary.valves_to_close, result.summary.extra_valves"
     ),
     new_code_cell('pd.Series({k: v for k, v in result.summary.items() if k != "warnings"})'),
     new_code_cell("result.buildings.head()  # uid -> pipe, reason (isolated / cut_off)"),
@@ -242,7 +235,10 @@ OPERATIONS = [
         "length its isolation takes out, to decide where a valve is worth adding."
     ),
     new_code_cell(
-        "ranking = criticality(net, buildings=links)  # a GeoDataFrame\n"
+        "from twin.network import building_connections, criticality\n"
+        "\n"
+        'net = city.pipe_network("water")\n'
+        "ranking = criticality(net, buildings=building_connections(city, net))  # a GeoDataFrame\n"
         'ranking.drop(columns="geometry").head()'
     ),
     new_markdown_cell(
@@ -254,21 +250,10 @@ OPERATIONS = [
         "nearest station and the time a fire engine needs to reach it."
     ),
     new_code_cell(
-        "from twin.network import (\n"
-        "    cascade,\n"
-        "    road_access,\n"
-        "    road_closure,\n"
-        "    road_criticality,\n"
-        "    road_network,\n"
-        "    select_facilities,\n"
-        "    service_areas,\n"
-        ")\n"
-        "\n"
-        'net = road_network(city, "roads")\n'
-        'fire = select_facilities(city.layer("facilities"), "poi_type=消防站")\n'
-        "access = road_access(net, buildings, fire)\n"
-        "areas = service_areas(access, max_time_s=180)  # .buildings, .facilities, .reach, "
-        ".summary\n"
+        'FIRE = "poi_type=消防站"  # the fire stations among the facilities\n'
+        "areas = city.service_area(where=FIRE, max_time_s=180)  # .buildings, .facilities, "
+        ".reach, .summary\n"
+        'fire = city.layer("facilities").query("poi_type == \'消防站\'")\n'
         "print(areas.summary)\n"
         'areas.facilities[["name", "buildings", "within"]]'
     ),
@@ -295,8 +280,8 @@ OPERATIONS = [
         "buildings whose access changed: cut off, or delayed by a detour."
     ),
     new_code_cell(
-        'closure = road_closure(access, roads=["roads.DL000002"], max_time_s=180)\n'
-        "print(closure.summary.to_dict())\n"
+        'closure = city.road_closure(["roads.DL000002"], where=FIRE, max_time_s=180)\n'
+        "print(closure.summary)\n"
         'closure.buildings.sort_values("detour_s", ascending=False).head()  # every building'
     ),
     new_code_cell(
@@ -320,7 +305,14 @@ OPERATIONS = [
         "Which single closures would hurt most? The roads carrying the most buildings' "
         "fastest routes are closed one at a time and ranked."
     ),
-    new_code_cell("road_criticality(access, candidates=20, max_time_s=180).head()"),
+    new_code_cell(
+        "from twin.network import road_access, road_criticality, select_facilities\n"
+        "\n"
+        "access = road_access(\n"
+        '    city.road_network(), buildings, select_facilities(city.layer("facilities"), FIRE)\n'
+        ")\n"
+        "road_criticality(access, candidates=20, max_time_s=180).head()"
+    ),
     new_markdown_cell(
         "## 3. The cascade: a burst main closes the streets above it\n"
         "\n"
@@ -329,12 +321,10 @@ OPERATIONS = [
         "last, and the fire stations' access is computed again."
     ),
     new_code_cell(
-        "broken = pipe_break(\n"
-        '    pipe_network(city, "water", pipes="water_pipes"), "water_pipes.JS000024", '
-        "buildings=links\n"
+        "works = city.cascade(\n"
+        '    "water_pipes.JS000024", where=FIRE, distance_m=10, min_overlap_m=15, max_time_s=120\n'
         ")\n"
-        "works = cascade(broken, access, distance_m=10, min_overlap_m=15, max_time_s=120)\n"
-        "summary = works.to_dict()\n"
+        "broken, summary = works.pipe_break, works.summary\n"
         "print(\n"
         '    len(summary["valves_to_close"]),\n'
         '    "valves to close,",\n'

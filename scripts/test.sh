@@ -7,4 +7,8 @@ bash "$root/scripts/setup.sh"
 cd "$root"
 .venv/bin/ruff check .
 .venv/bin/mypy
+# the layers (api -> query -> network / relate -> model -> store), no import cycles,
+# no module importing another module's private names
+.venv/bin/lint-imports
+.venv/bin/python scripts/private_imports.py
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -11,15 +11,14 @@ import pytest
 import shapely
 
 import twin
-from tests.conftest import GK105, SAMPLES
+from tests.conftest import GK105
 from twin.relate import largest_share, nearest_positions, nearest_within
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
-    city = twin.Twin.create(tmp_path_factory.mktemp("s") / "s.gpkg", crs="auto")
-    city.import_mapping(SAMPLES / "mapping.yaml")
-    return city
+def sample(sample_twin: twin.Twin) -> twin.Twin:
+    """The session's built sample twin (read only)."""
+    return sample_twin
 
 
 def _by_overlay(features: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, measure: str) -> pd.DataFrame:

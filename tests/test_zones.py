@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 
 import twin
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import run_cli
 from twin.relate import largest_share
 from twin.zones import indicators_by_zone
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
-    city = twin.Twin.create(tmp_path_factory.mktemp("z") / "z.gpkg", crs="auto")
-    city.import_mapping(SAMPLES / "mapping.yaml")
-    return city
+def sample(sample_twin: twin.Twin) -> twin.Twin:
+    """The session's built sample twin (read only)."""
+    return sample_twin
 
 
 def test_grid_table_adds_up(sample: twin.Twin) -> None:

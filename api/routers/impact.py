@@ -14,8 +14,14 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin import settings
 from twin.errors import UsageError
-from twin.query._shared import GeometryOut, json_ready, query_point, visible_layer
+from twin.network.cascade import CascadeSummary as LibraryCascadeSummary
+from twin.network.closures import ClosureSummary as LibraryClosureSummary
+from twin.network.isolation import BreakSummary
+from twin.network.routing import RouteSummary as LibraryRouteSummary
+from twin.network.routing import ServiceSummary as LibraryServiceSummary
+from twin.query.common import GeometryOut, json_ready, query_point, visible_layer
 from twin.query.impact import pipe_break_impact
 from twin.query.impact_roads import (
     area_in_twin,
@@ -28,6 +34,7 @@ from twin.query.impact_roads import (
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..models import Feature
+from ..summaries import model_from_dataclass
 
 router = APIRouter(prefix="/impact", tags=["impact"], responses=ERROR_RESPONSES)
 
@@ -48,15 +55,27 @@ class PipeBreakRequest(_Request):
     failed_valves: list[str] = Field(
         default_factory=list, max_length=200, description="Valves that will not close"
     )
-    network: str = Field(default="water", min_length=1, max_length=50)
+    network: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="The network (default: the pipe's own, from the layer its uid names)",
+    )
     pipes: str | None = Field(
-        default=None, max_length=200, description="Pipe layer (default: the one of the network)"
+        default=None, max_length=200, description="Pipe layer (default: the one the uid names)"
     )
     valves: str | None = Field(default=None, max_length=200)
     sources: str | None = Field(default=None, max_length=200)
     buildings: str | None = Field(default=None, max_length=200)
-    max_service_m: float = Field(default=50.0, ge=0, le=5000)
-    tolerance_m: float = Field(default=0.5, ge=0, le=50, description="Snapping tolerance")
+    max_service_m: float = Field(
+        default=settings.SERVICE_DISTANCE_M, ge=0, le=settings.MAX_SERVICE_DISTANCE_M
+    )
+    tolerance_m: float = Field(
+        default=settings.TOLERANCE_M,
+        ge=0,
+        le=settings.MAX_TOLERANCE_M,
+        description="Snapping tolerance",
+    )
 
 
 class BreakLayers(BaseModel):
@@ -66,26 +85,39 @@ class BreakLayers(BaseModel):
     buildings: str | None
 
 
-class PipeBreakSummary(BaseModel):
-    """What ``twin analyze pipe-break --json`` prints, plus the layers used."""
-
-    network: str
-    pipe: str
-    segments: list[int]
-    valves_to_close: int
-    valves_already_closed: int
-    isolated_pipes: int
-    isolated_length_m: float
-    cut_off_pipes: int
-    cut_off_length_m: float
-    buildings: int | None
-    extra_valves: int
-    extra_buildings: int | None
-    population: float | None = None
-    warnings: list[str]
-    failed_valves: list[str]
-    extra_valve_uids: list[str]
-    layers: BreakLayers
+# The summaries are the library's dataclasses: their models are generated, not copied.
+PipeBreakSummary = model_from_dataclass(
+    BreakSummary,
+    "PipeBreakSummary",
+    doc="What ``twin analyze pipe-break --json`` prints, plus the layers used.",
+    exclude=("service_connections",),
+    extra_valve_uids=(list[str], ...),
+    layers=(BreakLayers, ...),
+)
+ClosureSummary = model_from_dataclass(
+    LibraryClosureSummary,
+    "ClosureSummary",
+    doc="What ``twin analyze road-closure --json`` prints.",
+)
+CascadeSummary = model_from_dataclass(
+    LibraryCascadeSummary,
+    "CascadeSummary",
+    doc="What ``twin analyze cascade --json`` prints.",
+    exclude=("min_overlap_m", "access_affected"),
+    road_closure=(ClosureSummary | None, ...),
+)
+ServiceSummary = model_from_dataclass(
+    LibraryServiceSummary,
+    "ServiceSummary",
+    doc="What ``twin analyze service-area --json`` prints.",
+)
+RouteSummary = model_from_dataclass(
+    LibraryRouteSummary,
+    "RouteSummary",
+    doc="What ``twin analyze route --json`` prints (without the WKT).",
+    exclude=("geometry_wkt",),
+    road_layer=(str, ...),
+)
 
 
 class PipeBreakResponse(BaseModel):
@@ -98,7 +130,7 @@ class PipeBreakResponse(BaseModel):
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: PipeBreakSummary
+    summary: PipeBreakSummary  # type: ignore[valid-type]
 
 
 class _RoadRequest(_Request):
@@ -114,7 +146,7 @@ class _RoadRequest(_Request):
     max_time_s: float | None = Field(
         default=None, gt=0, le=86400, description="Emergency access limit, seconds"
     )
-    snap_tolerance_m: float = Field(default=0.5, ge=0, le=50)
+    snap_tolerance_m: float = Field(default=settings.TOLERANCE_M, ge=0, le=settings.MAX_TOLERANCE_M)
 
     def options(self) -> dict[str, Any]:
         return {
@@ -137,29 +169,13 @@ class RoadClosureRequest(_RoadRequest):
     buffer_m: float = Field(default=0.0, ge=0, le=5000, description="Grow the area by metres")
 
 
-class ClosureSummary(BaseModel):
-    """What ``twin analyze road-closure --json`` prints."""
-
-    closed_roads: int
-    closed_edges: int
-    closed_length_m: float
-    buildings: int
-    buildings_lost: int
-    buildings_delayed: int
-    max_time_s: float | None
-    buildings_beyond_max: int | None
-    mean_detour_s: float | None
-    max_detour_s: float | None
-    population_affected: float | None
-
-
 class RoadClosureResponse(BaseModel):
     """Closed road edges (``closed_road``) and buildings delayed or cut off
     (``building_delayed`` / ``building_lost``) with their times and detours."""
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: ClosureSummary
+    summary: ClosureSummary  # type: ignore[valid-type]
 
 
 class CascadeRequest(_RoadRequest):
@@ -167,33 +183,24 @@ class CascadeRequest(_RoadRequest):
 
     pipe: str = Field(min_length=1, max_length=200)
     distance_m: float = Field(default=10.0, ge=0, le=500)
-    network: str = Field(default="water", min_length=1, max_length=50)
+    network: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="The network (default: the pipe's own, from the layer its uid names)",
+    )
     pipes: str | None = Field(default=None, max_length=200)
     valves: str | None = Field(default=None, max_length=200)
     sources: str | None = Field(default=None, max_length=200)
-    max_service_m: float = Field(default=50.0, ge=0, le=5000)
-
-
-class CascadeSummary(BaseModel):
-    """What ``twin analyze cascade --json`` prints."""
-
-    pipe: str
-    network: str
-    valves_to_close: list[str]
-    pipes_isolated: int
-    isolated_length_m: float
-    pipes_cut_off: int
-    buildings_without_service: int | None
-    distance_m: float
-    roads_closed: list[str]
-    road_closure: ClosureSummary | None
-    warnings: list[str]
+    max_service_m: float = Field(
+        default=settings.SERVICE_DISTANCE_M, ge=0, le=settings.MAX_SERVICE_DISTANCE_M
+    )
 
 
 class CascadeResponse(BaseModel):
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: CascadeSummary
+    summary: CascadeSummary  # type: ignore[valid-type]
 
 
 class ServiceAreaRequest(_RoadRequest):
@@ -204,20 +211,6 @@ class ServiceAreaRequest(_RoadRequest):
     )
 
 
-class ServiceSummary(BaseModel):
-    """What ``twin analyze service-area --json`` prints."""
-
-    buildings: int
-    facilities: int
-    reached: int
-    max_time_s: float | None
-    within_max_time: int | None
-    mean_time_s: float | None
-    median_time_s: float | None
-    direction: str
-    per_facility: dict[str, int]
-
-
 class ServiceAreaResponse(BaseModel):
     """Facilities (``facility``: buildings, within, access_m) and, when asked, the slowest
     buildings (``building``: facility, time_s, access_m; access point as geometry)."""
@@ -225,7 +218,7 @@ class ServiceAreaResponse(BaseModel):
     type: Literal["FeatureCollection"]
     features: list[Feature]
     numberMatched: int
-    summary: ServiceSummary
+    summary: ServiceSummary  # type: ignore[valid-type]
 
 
 class Place(BaseModel):
@@ -248,20 +241,7 @@ class RouteRequest(_Request):
     closed_roads: list[str] = Field(default_factory=list, max_length=1000)
     roads: str | None = Field(default=None, max_length=200)
     crs: str = Field(default="CRS84", max_length=100, description="CRS of lon/lat places")
-    snap_tolerance_m: float = Field(default=0.5, ge=0, le=50)
-
-
-class RouteSummary(BaseModel):
-    """What ``twin analyze route --json`` prints (without the WKT)."""
-
-    found: bool
-    distance_m: float | None
-    time_s: float | None
-    roads: list[str]
-    origin_access_m: float
-    destination_access_m: float
-    weight: str
-    road_layer: str
+    snap_tolerance_m: float = Field(default=settings.TOLERANCE_M, ge=0, le=settings.MAX_TOLERANCE_M)
 
 
 class RouteResponse(BaseModel):
@@ -269,7 +249,7 @@ class RouteResponse(BaseModel):
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
-    summary: RouteSummary
+    summary: RouteSummary  # type: ignore[valid-type]
 
 
 def _json(body: dict[str, Any]) -> Response:

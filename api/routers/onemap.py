@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from twin import settings
 from twin.errors import UsageError
-from twin.query._shared import GeometryOut
 from twin.query.around import MAX_LIMIT, MAX_RADIUS_M, around
+from twin.query.common import GeometryOut
 from twin.query.identify import MAX_TOLERANCE_M, identify
 from twin.query.profile import profile
 from twin.query.search import MAX_RESULTS, search
@@ -282,7 +283,9 @@ def profile_route(
     uid: str,
     coords: CoordsParam = "wgs84",
     geometry: GeometryParam = True,
-    max_service_m: Annotated[float, Query(ge=0, le=5000)] = 50.0,
+    max_service_m: Annotated[
+        float, Query(ge=0, le=settings.MAX_SERVICE_DISTANCE_M)
+    ] = settings.SERVICE_DISTANCE_M,
     max_access_m: Annotated[float, Query(ge=0, le=5000)] = 200.0,
 ) -> Response:
     visible.layer(layer)

@@ -45,6 +45,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from twin import settings
 from twin.errors import UsageError
 from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
 from twin.store import relations as relstore
@@ -53,8 +54,8 @@ from twin.store import schema
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
 
-DEFAULT_MAX_DISTANCE_M = 30.0
-DEFAULT_MAX_SERVICE_M = 50.0
+DEFAULT_MAX_DISTANCE_M = settings.SENSOR_DISTANCE_M
+DEFAULT_MAX_SERVICE_M = settings.SERVICE_DISTANCE_M
 SERVICE_PREFIX = "service_"
 _SENSOR_KINDS = ("sensor",)
 
@@ -81,7 +82,13 @@ class RelationPlan:
 
 @dataclass
 class BuildReport:
-    """What a build computed, kept and dropped."""
+    """What a build computed, kept and dropped.
+
+    Examples
+    --------
+    >>> BuildReport().max_service_m
+    50.0
+    """
 
     build_id: int | None = None
     time: str | None = None
@@ -472,6 +479,64 @@ def service_connections(
             "distance_m": links["distance_m"].to_numpy(dtype=float),
         },
         index=pd.Index(links["from_uid"].to_numpy(dtype=object), name="uid"),
+    )
+
+
+#: The stored largest-share relation of each zone kind (buildings -> parcels has its own).
+ZONE_RELATIONS = {"grid": "feature_grid", "district": "feature_district"}
+
+
+def stored_zone_shares(city: Twin, layer: str, zone_layer: str) -> pd.DataFrame | None:
+    """The stored largest-share relation ``layer`` -> ``zone_layer`` when the build is current.
+
+    Returns None when there is no such relation, or when either layer was
+    re-imported since the last build: the caller then computes the overlay itself.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Indexed by feature uid: ``zone`` (uid, missing when in no zone), ``share``
+        (of the feature inside that zone) and ``n_zones`` (zones it overlaps).
+
+    Examples
+    --------
+    >>> shares = stored_zone_shares(city, "buildings", "grids")
+    >>> len(shares) == len(city.layer("buildings")), bool((shares["share"] <= 1 + 1e-9).all())
+    (True, True)
+    """
+    if not hasattr(city, "store"):  # a snapshot's view (twin.query) reads no file
+        return None
+    infos = {i.name: i for i in city.layer_infos()}
+    if layer not in infos or zone_layer not in infos:
+        return None
+    kinds = (infos[layer].kind, infos[zone_layer].kind)
+    relation = (
+        "building_parcel" if kinds == ("building", "parcel") else ZONE_RELATIONS.get(kinds[1])
+    )
+    if relation is None:
+        return None
+    with contextlib.closing(city.store.connect()) as con:
+        built = last_build(con)
+        if built is None:
+            return None
+        imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
+        if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
+            return None
+        sets = [
+            s
+            for s in relstore.stored_sets(con).values()
+            if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
+        ]
+    if len(sets) != 1:
+        return None
+    rows = relstore.read_rows(city.path, sets)
+    return pd.DataFrame(
+        {
+            "zone": rows["to_uid"].astype(object).to_numpy(),
+            "share": rows["share"].to_numpy(dtype=float),
+            "n_zones": rows["n_candidates"].to_numpy(dtype=np.int64),
+        },
+        index=pd.Index(rows["from_uid"].to_numpy(dtype=object), name="uid"),
     )
 
 

@@ -13,27 +13,80 @@ from typing import Any
 
 
 class TwinError(Exception):
-    """Root of every error citytwin raises on purpose."""
+    """Root of every error citytwin raises on purpose.
+
+    Examples
+    --------
+    >>> import twin
+    >>> try:
+    ...     twin.Twin.open("no/such/twin.gpkg")
+    ... except twin.TwinError as exc:
+    ...     print(type(exc).__name__)
+    TwinNotFoundError
+    """
 
 
 class InputDataError(TwinError, ValueError):
-    """The source data cannot be imported as it is (bad file, bad values)."""
+    """The source data cannot be imported as it is (bad file, bad values).
+
+    Examples
+    --------
+    >>> issubclass(InputDataError, ValueError)
+    True
+    """
 
 
 class SourceError(InputDataError):
-    """A source file is missing, unreadable or in a format twin does not read."""
+    """A source file is missing, unreadable or in a format twin does not read.
+
+    Examples
+    --------
+    >>> import twin
+    >>> try:
+    ...     city.import_layer("no/such/file.gpkg", layer="x", kind="poi")
+    ... except twin.SourceError as exc:
+    ...     print("SourceError")
+    SourceError
+    """
 
 
 class CRSError(InputDataError):
-    """A coordinate reference system is missing, unknown or unsuitable."""
+    """A coordinate reference system is missing, unknown or unsuitable.
+
+    Examples
+    --------
+    >>> from twin.crs import require_projected
+    >>> try:
+    ...     require_projected("EPSG:4326", "the pipe layer")
+    ... except CRSError:
+    ...     print("geographic CRS refused")
+    geographic CRS refused
+    """
 
 
 class SchemaError(InputDataError):
-    """A source does not fit the layer kind (missing field, wrong geometry type)."""
+    """A source does not fit the layer kind (missing field, wrong geometry type).
+
+    Examples
+    --------
+    >>> issubclass(SchemaError, InputDataError) and issubclass(SchemaError, ValueError)
+    True
+    """
 
 
 class NetworkError(InputDataError):
-    """A utility network cannot be analysed as it is (no pipes, no usable topology)."""
+    """A utility network cannot be analysed as it is (no pipes, no usable topology).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from twin.network import network_from_frames
+    >>> try:
+    ...     network_from_frames(gpd.GeoDataFrame(geometry=[], crs="EPSG:4544"), network="gas")
+    ... except NetworkError as exc:
+    ...     print(exc)
+    no pipes of the gas network
+    """
 
 
 class RejectedFeaturesError(InputDataError):
@@ -45,6 +98,11 @@ class RejectedFeaturesError(InputDataError):
         The one-line explanation.
     report : Any
         The :class:`twin.imports.ImportReport` describing every rejection.
+
+    Examples
+    --------
+    >>> issubclass(RejectedFeaturesError, InputDataError)
+    True
     """
 
     def __init__(self, message: str, report: Any) -> None:
@@ -53,30 +111,83 @@ class RejectedFeaturesError(InputDataError):
 
 
 class UsageError(TwinError, ValueError):
-    """An option or argument given by the caller is not valid."""
+    """An option or argument given by the caller is not valid.
+
+    Examples
+    --------
+    >>> try:
+    ...     city.indicators(by="street")
+    ... except UsageError as exc:
+    ...     print(type(exc).__name__, isinstance(exc, ValueError))
+    UsageError True
+    """
 
 
 class TwinNotFoundError(TwinError, FileNotFoundError):
-    """The twin file does not exist."""
+    """The twin file does not exist.
+
+    Examples
+    --------
+    >>> import twin
+    >>> try:
+    ...     twin.Twin.open("no/such/twin.gpkg")
+    ... except FileNotFoundError as exc:
+    ...     print(type(exc).__name__)
+    TwinNotFoundError
+    """
 
 
 class TwinExistsError(TwinError, FileExistsError):
-    """A twin file already exists where a new one was to be created."""
+    """A twin file already exists where a new one was to be created.
+
+    Examples
+    --------
+    >>> import twin
+    >>> try:
+    ...     twin.Twin.create(city.path)
+    ... except FileExistsError as exc:
+    ...     print(type(exc).__name__)
+    TwinExistsError
+    """
 
 
 class LayerNotFoundError(TwinError, KeyError):
-    """The twin has no layer of that name."""
+    """The twin has no layer of that name.
+
+    Examples
+    --------
+    >>> try:
+    ...     city.layer("nothing")
+    ... except KeyError as exc:
+    ...     print(type(exc).__name__)
+    LayerNotFoundError
+    """
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
 
 
 class FeatureNotFoundError(TwinError, KeyError):
-    """A layer has no feature with that uid."""
+    """A layer has no feature with that uid.
+
+    Examples
+    --------
+    >>> try:
+    ...     city.feature("buildings", "buildings.NONE")
+    ... except KeyError as exc:
+    ...     print(exc)
+    layer buildings has no feature 'buildings.NONE'
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
 class TwinBusyError(TwinError, TimeoutError):
-    """Another process is writing the twin and did not finish in time."""
+    """Another process is writing the twin and did not finish in time.
+
+    Examples
+    --------
+    >>> issubclass(TwinBusyError, TimeoutError)
+    True
+    """

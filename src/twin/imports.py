@@ -12,8 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -27,6 +26,7 @@ from twin.history import BOOKKEEPING
 from twin.io import SourceData, checksum, read_source
 from twin.kinds import RESTRICTED_SENSOR_TYPES, Classification, LayerKind, get_kind
 from twin.mapping import ImportSpec, check_layer_name
+from twin.reports import ImportReport, Rejection
 from twin.validate import check_geometries, convert_fields, new_reasons, note
 
 log = logging.getLogger(__name__)
@@ -35,61 +35,6 @@ Progress = Callable[[str, float], None]
 RESERVED_COLUMNS = (*BOOKKEEPING, "fid")  # names the twin writes itself
 _DEFAULT_ID_FIELDS = {"osm": "osm_id", "epanet": "id"}
 _UID_HASH_KEY = "citytwin-uid-v01"  # 16 bytes: SipHash key for geometry-derived uids
-MAX_STORED_REJECTIONS = 10_000
-
-
-@dataclass
-class Rejection:
-    """One source feature that was not imported, and why."""
-
-    row: int  # 1-based position in the source
-    source_id: str | None
-    reason: str
-
-
-@dataclass
-class ImportReport:
-    """What an import read, repaired, rejected and changed."""
-
-    layer: str
-    kind: str
-    source: str
-    source_format: str = ""
-    encoding: str | None = None
-    checksum: str = ""
-    src_crs: str | None = None
-    crs: str | None = None
-    classification: str = ""
-    read: int = 0
-    imported: int = 0
-    repaired: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    import_id: int | None = None
-    time: str | None = None
-    seconds: float = 0.0
-    rejections: list[Rejection] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self, *, max_rejections: int | None = None) -> dict[str, Any]:
-        """The report as a JSON-ready dict (``rejections`` capped if asked)."""
-        data = asdict(self)
-        if max_rejections is not None and len(self.rejections) > max_rejections:
-            data["rejections"] = data["rejections"][:max_rejections]
-            data["rejections_truncated"] = len(self.rejections) - max_rejections
-        return data
-
-    def summary(self) -> str:
-        """One line: the counts an analyst checks first."""
-        return (
-            f"{self.layer}: read {self.read}, imported {self.imported}, "
-            f"repaired {self.repaired}, rejected {self.rejected} "
-            f"(added {self.added}, changed {self.changed}, removed {self.removed})"
-        )
 
 
 @dataclass

@@ -24,7 +24,13 @@ from twin.errors import UsageError
 
 
 class Category(StrEnum):
-    """CIM data categories (城市信息模型数据分类)."""
+    """CIM data categories (城市信息模型数据分类).
+
+    Examples
+    --------
+    >>> Category("planning_control").label_zh
+    '规划管控'
+    """
 
     SPATIO_TEMPORAL_BASE = "spatio_temporal_base"  # 时空基础
     RESOURCE_SURVEY = "resource_survey"  # 资源调查
@@ -49,7 +55,13 @@ _CATEGORY_ZH = {
 
 
 class Classification(StrEnum):
-    """Data classification levels (数据分级), lowest first."""
+    """Data classification levels (数据分级), lowest first.
+
+    Examples
+    --------
+    >>> Classification("restricted").rank > Classification("public").rank
+    True
+    """
 
     PUBLIC = "public"
     INTERNAL = "internal"
@@ -102,7 +114,14 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class LayerKind:
-    """The schema of one kind of layer."""
+    """The schema of one kind of layer.
+
+    Examples
+    --------
+    >>> kind = get_kind("pipe")
+    >>> kind.geometry, kind.classification.value
+    ('line', 'restricted')
+    """
 
     name: str
     geometry: str  # "point", "line" or "polygon" (multi-parts allowed)
@@ -362,6 +381,11 @@ def get_kind(name: str) -> LayerKind:
     ------
     UsageError
         When no such kind exists; the message lists the kinds that do.
+
+    Examples
+    --------
+    >>> get_kind("building").category.label_zh
+    '时空基础'
     """
     try:
         return KINDS[name]

@@ -38,7 +38,14 @@ _RESERVED_PREFIXES = ("twin_", "gpkg_", "rtree_", "sqlite_")
 
 @dataclass
 class ImportSpec:
-    """Everything an import needs besides the twin: one source, one layer."""
+    """Everything an import needs besides the twin: one source, one layer.
+
+    Examples
+    --------
+    >>> spec = ImportSpec(source="buildings.geojson", layer="buildings", kind="building")
+    >>> spec.layer, spec.kind
+    ('buildings', 'building')
+    """
 
     source: Path
     layer: str
@@ -90,7 +97,14 @@ def parse_pairs(pairs: list[str] | tuple[str, ...], option: str) -> dict[str, st
 
 
 def read_mapping(path: str | os.PathLike[str]) -> dict[str, ImportSpec]:
-    """Read a mapping file into one :class:`ImportSpec` per layer, in file order."""
+    """Read a mapping file into one :class:`ImportSpec` per layer, in file order.
+
+    Examples
+    --------
+    >>> specs = read_mapping("data/samples/mapping.yaml")
+    >>> specs["water_pipes"].kind
+    'pipe'
+    """
     src = Path(path)
     try:
         doc = yaml.safe_load(src.read_text(encoding="utf-8"))

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
 import pyproj
 
 from twin import history
-from twin.build import BuildReport
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
 from twin.kinds import Category, get_kind
 from twin.mapping import ImportSpec, read_mapping
 from twin.store import records, schema
-from twin.store.gpkg import GpkgStore, create_file, history_table, write_table
+from twin.store.gpkg import GpkgStore, history_table
 
 __all__ = ["LayerInfo", "Twin"]
 
@@ -35,7 +31,14 @@ _MS_UTC = pd.DatetimeTZDtype(unit="ms", tz="UTC")  # what a GeoPackage DATETIME 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """Metadata of one layer."""
+    """Metadata of one layer.
+
+    Examples
+    --------
+    >>> info = city.info("buildings")
+    >>> info.kind, info.category_zh
+    ('building', '时空基础')
+    """
 
     name: str
     kind: str
@@ -56,7 +59,10 @@ class LayerInfo:
 
 
 class Twin:
-    """A city information model stored in one GeoPackage.
+    """A city information model stored in one GeoPackage: its layers, provenance and history.
+
+    This is the store-level twin; :class:`twin.Twin` (:class:`twin.analyses.Twin`)
+    adds the relations build and the one-call analyses on top of it.
 
     Examples
     --------
@@ -84,7 +90,7 @@ class Twin:
         crs: Any = "auto",
         name: str | None = None,
         overwrite: bool = False,
-    ) -> Twin:
+    ) -> Self:
         """Create an empty twin file.
 
         Parameters
@@ -117,14 +123,11 @@ class Twin:
             "schema_version": schema.SCHEMA_VERSION,
             "generator": "citytwin",
         }
-        store = GpkgStore(target)
-        with store.transaction() as work:
-            work.unlink(missing_ok=True)
-            create_file(work, meta)
+        GpkgStore(target).create(meta)
         return cls(target)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Twin:
+    def open(cls, path: str | os.PathLike[str]) -> Self:
         """Open an existing twin file."""
         return cls(path)
 
@@ -139,8 +142,7 @@ class Twin:
     @property
     def meta(self) -> dict[str, str]:
         """The twin's settings (``twin_meta``)."""
-        rows = self.store.query("SELECT key, value FROM twin_meta")
-        return dict(zip(rows["key"], rows["value"], strict=True))
+        return self.store.meta()
 
     @property
     def crs_text(self) -> str:
@@ -155,7 +157,7 @@ class Twin:
     @property
     def layers(self) -> list[str]:
         """Layer names, in the order they were first imported."""
-        return list(self.store.query("SELECT name FROM twin_layers ORDER BY created")["name"])
+        return list(self.store.layer_rows()["name"])
 
     def layer_names(self, kind: str | None = None) -> list[str]:
         """Layer names, optionally only those of one kind (``layer_names("grid")``)."""
@@ -163,21 +165,21 @@ class Twin:
 
     def info(self, layer: str) -> LayerInfo:
         """Metadata of ``layer``: kind, category, classification, count, extent…"""
-        rows = self.store.query("SELECT * FROM twin_layers WHERE name=?", (layer,))
+        rows = self.store.layer_rows(layer)
         if rows.empty:
             raise self._no_layer(layer)
         return _layer_info(rows.iloc[0])
 
     def layer_infos(self) -> list[LayerInfo]:
         """Metadata of every layer."""
-        rows = self.store.query("SELECT * FROM twin_layers ORDER BY created")
+        rows = self.store.layer_rows()
         return [_layer_info(row) for _, row in rows.iterrows()]
 
     def fields(self, layer: str) -> list[str]:
         """The attribute columns ``layer`` stores (``uid`` and geometry excluded)."""
         if layer not in self.layers:
             raise self._no_layer(layer)
-        return [f for f in pyogrio.read_info(self.path, layer=layer)["fields"] if f != "uid"]
+        return [f for f in self.store.fields(layer) if f != "uid"]
 
     # -- reading layers ---------------------------------------------------
     def layer(
@@ -214,17 +216,13 @@ class Twin:
 
     def _as_of(self, name: str, moment: pd.Timestamp, kwargs: dict[str, Any]) -> gpd.GeoDataFrame:
         stamp = _sql_time(moment)
-        current = self.store.read_table(name, where=f"valid_from <= '{stamp}'", **kwargs)
+        current = self.store.read_valid(name, stamp, **kwargs)
         parts = [current]
         if history_table(name) in self.store.tables():
             hist_kwargs = dict(kwargs)
             if "columns" in hist_kwargs:
                 hist_kwargs["columns"] = [*hist_kwargs["columns"], "valid_to"]
-            old = self.store.read_table(
-                history_table(name),
-                where=f"valid_from <= '{stamp}' AND valid_to > '{stamp}'",
-                **hist_kwargs,
-            )
+            old = self.store.read_valid(history_table(name), stamp, history=True, **hist_kwargs)
             parts.append(old.drop(columns=["change", "import_id"], errors="ignore"))
         frames = [p for p in parts if len(p)]
         if not frames:
@@ -233,7 +231,7 @@ class Twin:
 
     def feature(self, layer: str, uid: str) -> pd.Series:
         """One feature of ``layer`` by its uid."""
-        frame = self.store.read_table(layer, where=f"uid = '{uid.replace(chr(39), chr(39) * 2)}'")
+        frame = self.store.read_uid(layer, uid)
         if frame.empty:
             raise FeatureNotFoundError(f"layer {layer} has no feature {uid!r}")
         return _restore_types(frame, self.info(layer).kind).set_index("uid").iloc[0]
@@ -342,7 +340,7 @@ class Twin:
 
     def _check_kind(self, spec: ImportSpec) -> None:
         get_kind(spec.kind)
-        existing = self.store.query("SELECT kind FROM twin_layers WHERE name=?", (spec.layer,))
+        existing = self.store.layer_rows(spec.layer)
         if not existing.empty and existing["kind"].iloc[0] != spec.kind:
             raise UsageError(
                 f"layer {spec.layer} holds kind {existing['kind'].iloc[0]}: import it with "
@@ -351,69 +349,31 @@ class Twin:
 
     def _commit(self, prepared: PreparedImport) -> None:
         report, spec = prepared.report, prepared.spec
-        with self.store.transaction() as work:
-            now = records.next_time(work)
-            report.import_id = records.next_import_id(work)
+        with self.store.session() as session:
+            now = session.next_time()
+            report.import_id = session.next_import_id()
             frame = prepared.frame
-            exists = records.has_layer(work, spec.layer)
+            exists = session.has_layer(spec.layer)
             if exists:
-                current = GpkgStore(work).read_table(spec.layer)
+                current = session.read_table(spec.layer)
                 changes = history.compare(current, frame, now)
                 starts = pd.to_datetime(pd.Series(changes.valid_from, index=frame.index), utc=True)
                 frame = frame.assign(valid_from=starts.astype(_MS_UTC))
             else:
                 changes = None
                 frame = frame.assign(valid_from=pd.Series(now, index=frame.index).astype(_MS_UTC))
-            write_table(work, spec.layer, frame)
+            session.write_table(spec.layer, frame)
             if changes is not None and len(changes.retired):
                 retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
-                records.append_history(work, spec.layer, retired)
+                session.append_history(spec.layer, retired)
             prepared.finish_report()
             report.time = _sql_time(now)
             records.fill_counts(report, changes, len(frame))
-            with contextlib.closing(sqlite3.connect(work)) as con, con:
-                records.record_import(con, prepared, report, initial=changes is None)
-                if changes is not None:
-                    records.record_changes(con, report.import_id, spec.layer, changes)
-                records.record_layer(con, prepared, frame, report)
-                if self.crs_text == "auto":
-                    schema.set_meta(con, "crs", _crs_text(prepared.crs))
+            session.record_import(spec, report, prepared.kind, frame, changes)
+            if self.crs_text == "auto":
+                session.set_meta("crs", _crs_text(prepared.crs))
 
     # -- relations -----------------------------------------------------------
-    def build(
-        self,
-        *,
-        max_distance_m: float = 30.0,
-        max_service_m: float = 50.0,
-        force: bool = False,
-        progress: Progress | None = None,
-    ) -> BuildReport:
-        """Compute the cross-layer relations (see :mod:`twin.build`) and store them.
-
-        Only relations whose input layers were re-imported since the last build
-        (or whose option changed) are recomputed, unless ``force``.
-
-        Parameters
-        ----------
-        max_distance_m : float, default 30
-            How far a sensor outside every building may be from its building.
-        max_service_m : float, default 50
-            How far a building may be from the pipe that serves it.
-        force : bool, default False
-            Recompute every relation.
-        progress : callable, optional
-            Called as ``progress(relation_key, fraction)``.
-        """
-        from twin.build import build_relations
-
-        return build_relations(
-            self,
-            max_distance_m=max_distance_m,
-            max_service_m=max_service_m,
-            force=force,
-            progress=progress,
-        )
-
     def relations(
         self,
         relation: str | None = None,
@@ -429,99 +389,27 @@ class Twin:
         (a building on no parcel, a sensor with no building near). A ``uid``
         lookup uses the uid indexes; a relation is read as one range of rows.
         """
-        from twin.store import relations as relstore
-
-        with contextlib.closing(self.store.connect()) as con:
-            sets = relstore.stored_sets(con)
-            if not sets and not relstore.has_relation_tables(con):
-                raise UsageError(
-                    f"{self.path.name} has no relations yet: run `twin build {self.path}`"
-                )
-            chosen = [
-                s
-                for s in sets.values()
-                if relation in (None, s.relation)
-                and from_layer in (None, s.from_layer)
-                and to_layer in (None, s.to_layer)
-            ]
-            if uid is not None:
-                return relstore.read_uid_rows(con, uid, chosen)
-            return relstore.read_rows(self.path, chosen)
-
-    def service_connections(
-        self,
-        network: str,
-        *,
-        buildings: str | None = None,
-        max_service_m: float | None = None,
-    ) -> pd.DataFrame:
-        """Each building's service connection on ``network``, as stored by :meth:`build`.
-
-        Parameters
-        ----------
-        network : str
-            The pipes' ``network`` value (``water``, ``gas``…).
-        buildings : str, optional
-            The building layer (default: the twin's only one).
-        max_service_m : float, optional
-            Keep connections at most this long (default: the build's, 50 m);
-            more than the build's raises :class:`~twin.errors.UsageError`.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Indexed by building uid, connected buildings only, in layer order:
-            ``pipe_layer``, ``pipe`` (uid of the nearest pipe of that network,
-            over every pipe layer holding that network) and ``distance_m``.
-
-        Raises
-        ------
-        UsageError
-            No build yet, a building or pipe layer re-imported since the last
-            build, or no pipe of that network.
-
-        Examples
-        --------
-        >>> city.service_connections("water").head(1)  # doctest: +SKIP
-                              pipe_layer                  pipe  distance_m
-        uid
-        buildings.JZ0000001  water_pipes  water_pipes.JS000001   21.894662
-        """
-        from twin.build import service_connections
-
-        return service_connections(self, network, buildings=buildings, max_service_m=max_service_m)
+        return self.store.relations(relation, from_layer=from_layer, to_layer=to_layer, uid=uid)
 
     # -- provenance and history ---------------------------------------------
     def imports(self, layer: str | None = None) -> pd.DataFrame:
         """Every import (provenance), newest last; optionally for one layer."""
-        sql = "SELECT * FROM twin_imports"
-        params: tuple[Any, ...] = ()
-        if layer is not None:
-            sql += " WHERE layer=?"
-            params = (layer,)
-        frame = self.store.query(sql + " ORDER BY import_id", params)
+        frame = self.store.import_rows(layer)
         for column in ("options", "field_mapping", "report"):
             frame[column] = frame[column].map(json.loads)
         return frame.set_index("import_id")
 
     def changes(self, import_id: int) -> pd.DataFrame:
         """The change set of one import: a ``uid`` and a ``change`` per feature."""
-        imports = self.store.query(
-            "SELECT layer, time, initial FROM twin_imports WHERE import_id=?", (import_id,)
-        )
+        imports = self.store.import_rows(import_id=import_id)[["layer", "time", "initial"]]
         if imports.empty:
             raise UsageError(f"no import {import_id}: `twin history` lists them")
         layer, stamp, initial = imports.iloc[0]
         if not initial:
-            return self.store.query(
-                "SELECT uid, change FROM twin_changes WHERE import_id=? ORDER BY rowid",
-                (import_id,),
-            )
+            return self.store.change_rows(import_id)
         # A first import adds every feature; they are not listed one by one.
         uids = [
-            self.store.read_table(
-                table, columns=["uid"], where=f"valid_from = '{stamp}'", read_geometry=False
-            )["uid"]
+            self.store.read_started(table, stamp)
             for table in (layer, history_table(layer))
             if table in self.store.tables()
         ]
@@ -534,8 +422,7 @@ class Twin:
         if history_table(layer) not in self.store.tables():
             current = self.store.read_table(layer, max_features=0)
             return current.assign(valid_to=pd.Series(dtype=object), change=pd.Series(dtype=object))
-        where = None if uid is None else f"uid = '{uid.replace(chr(39), chr(39) * 2)}'"
-        return self.store.read_table(history_table(layer), where=where)
+        return self.store.read_uid(history_table(layer), uid)
 
     # -- exporting -----------------------------------------------------------
     def export(

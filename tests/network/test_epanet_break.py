@@ -15,7 +15,7 @@ import pandas as pd
 import wntr
 
 import twin
-from tests.network.test_wntr_segments import CRS, _valve_points
+from tests.network.test_wntr_segments import CRS, valve_points
 from twin.network import criticality, isolation_segments, pipe_break, pipe_network
 
 
@@ -63,7 +63,7 @@ def test_net3_breaks_match_networkx(tmp_path: Path, wntr_networks: Path) -> None
     city = twin.Twin.create(tmp_path / "net3.gpkg", crs=CRS)
     for name, kind in (("pipes", "pipe"), ("pumps", "pump"), ("sources", "source")):
         city.import_layer(inp, layer=name, kind=kind, src_crs=CRS)
-    _valve_points(city, wn, layer, tmp_path)
+    valve_points(city, wn, layer, tmp_path)
     net = pipe_network(city)
     assert (net.sources["node"] >= 0).all()  # reservoirs by id (reached by pumps), tanks
     assert not net.warnings

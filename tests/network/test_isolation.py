@@ -183,12 +183,12 @@ def test_clusters_match_brute_force() -> None:
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial.distance import cdist
 
-    from twin.network.pipes import _clusters
+    from twin.network.pipes import snap_clusters
 
     rng = np.random.default_rng(1)
     base = rng.uniform(0, 20, (150, 2))
     xy = np.vstack([base, base[:40], base[:30] + rng.uniform(-0.3, 0.3, (30, 2))])
-    labels = _clusters(xy, 0.5)
+    labels = snap_clusters(xy, 0.5)
     _, expected = connected_components(cdist(xy, xy) <= 0.5, directed=False)
     same = labels[:, None] == labels[None, :]
     assert (same == (expected[:, None] == expected[None, :])).all()

@@ -47,7 +47,7 @@ def _partition(nodes: dict, links: dict) -> set[frozenset]:
     return {frozenset(g) for g in groups.values()}
 
 
-def _valve_points(
+def valve_points(
     city: twin.Twin, wn: wntr.network.WaterNetworkModel, layer: pd.DataFrame, folder: Path
 ) -> None:
     """WNTR's valve layer as a valve layer of the twin: a point at node N, on pipe L."""
@@ -84,7 +84,7 @@ def _check(tmp_path: Path, inp: Path, placement: str, seed: int) -> None:
     layer = wntr.network.generate_valve_layer(wn, placement, n, seed=seed)
     city = twin.Twin.create(tmp_path / "net.gpkg", crs=CRS)
     city.import_layer(inp, layer="pipes", kind="pipe", src_crs=CRS)
-    _valve_points(city, wn, layer, tmp_path)
+    valve_points(city, wn, layer, tmp_path)
     ours, theirs = _our_partition(city), _wntr_partition(wn, layer)
     assert len(ours) == len(theirs)
     assert ours == theirs

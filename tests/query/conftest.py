@@ -6,17 +6,13 @@ import geopandas as gpd
 import pytest
 
 import twin
-from tests.conftest import SAMPLES
 from twin.query.index import CityIndex
 
 
 @pytest.fixture(scope="package")
-def city(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
-    path = tmp_path_factory.mktemp("query") / "chengdu.twin.gpkg"
-    made = twin.Twin.create(path, crs="auto")
-    made.import_mapping(SAMPLES / "mapping.yaml")
-    made.build()
-    return made
+def city(sample_twin: twin.Twin) -> twin.Twin:
+    """The session's built sample twin (read only)."""
+    return sample_twin
 
 
 @pytest.fixture(scope="package")

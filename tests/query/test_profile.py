@@ -20,7 +20,7 @@ from tests.conftest import failing_valve_break
 from twin.compliance import plan_compliance
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network import pipe_break, pipe_network, service_connections
-from twin.query._shared import GeometryOut
+from twin.query.common import GeometryOut
 from twin.query.impact import connections_of, network_layers, network_of, pipe_break_impact
 from twin.query.index import CityIndex
 from twin.query.profile import profile

@@ -17,8 +17,8 @@ import shapely
 
 import twin
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, UsageError
-from twin.query._shared import derived
 from twin.query.around import around
+from twin.query.common import derived
 from twin.query.identify import identify
 from twin.query.index import CityIndex
 from twin.query.search import search

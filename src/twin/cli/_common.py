@@ -1,4 +1,10 @@
-"""Options, output and error handling shared by every ``twin`` command."""
+"""Options, output and error handling shared by every ``twin`` command.
+
+The options several commands take (the pipe network's layers, the snapping
+tolerance, the service distance, ``--out``) are defined here once, like
+rasterio's ``rio/options.py``; defaults come from :mod:`twin.settings`. Command
+modules import from here and never from each other.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from twin import settings
 from twin.errors import (
     FeatureNotFoundError,
     InputDataError,
@@ -53,6 +60,45 @@ TwinArg = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
+
+# -- utility networks ----------------------------------------------------------
+NetworkOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--network",
+        "-n",
+        help="water, gas, drainage, heat or power (default: the --pipe uid's, else water).",
+        show_default=False,
+    ),
+]
+PipesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pipes",
+        help="The pipe layer (default: the --pipe uid's layer, else 'pipes').",
+        show_default=False,
+    ),
+]
+ValvesOpt = Annotated[str, typer.Option("--valves", help="The valve layer (skipped if absent).")]
+SourcesOpt = Annotated[str, typer.Option("--sources", help="The source layer (skipped if absent).")]
+ToleranceOpt = Annotated[
+    float, typer.Option("--tolerance", help="Snapping tolerance in metres.", min=0)
+]
+BuildingsOpt = Annotated[
+    str,
+    typer.Option("--buildings", help="Building layer served by the network ('' for none)."),
+]
+ServiceOpt = Annotated[
+    float,
+    typer.Option("--max-service", help="Buildings join the nearest pipe within this many metres."),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the result: .gpkg (layers) or .json (summary)."),
+]
+#: Defaults of the options above (one source: :mod:`twin.settings`).
+TOLERANCE_M = settings.TOLERANCE_M
+SERVICE_DISTANCE_M = settings.SERVICE_DISTANCE_M
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -117,3 +163,82 @@ def only_layer_of_kind(city: Any, kind: str, option: str) -> str:
 def show_progress(json_output: bool) -> bool:
     """Progress bars go to a terminal only, never with ``--json`` or ``-q``."""
     return err.is_terminal and not json_output and State.verbosity >= 0
+
+
+def network_layers(
+    city: Any, pipe: str | None, pipes: str | None, network: str | None, default_network: str
+) -> tuple[str, str]:
+    """The pipe layer and network: given, else the ``--pipe`` uid's, else the defaults.
+
+    ``--pipe gas_pipes.RQ000010`` alone gives layer ``gas_pipes`` and network ``gas``.
+    """
+    if pipe is not None and (pipes is None or network is None):
+        layer, of_pipe = city.pipe_layer_of(pipe)
+        return pipes or layer, network or of_pipe
+    return pipes or "pipes", network or default_network
+
+
+def load_network(
+    twin_path: Path,
+    network: str | None,
+    pipes: str | None,
+    valves: str,
+    sources: str,
+    tolerance: float,
+    *,
+    pipe: str | None = None,
+    default_network: str = "water",
+) -> tuple[Any, Any]:
+    """Open the twin and build the network the options (or the ``--pipe`` uid) describe."""
+    from twin.analyses import Twin
+    from twin.network import pipe_network
+
+    city = Twin.open(twin_path)
+    layer, name = network_layers(city, pipe, pipes, network, default_network)
+    net = pipe_network(
+        city, name, pipes=layer, valves=valves, sources=sources, snap_tolerance_m=tolerance
+    )
+    return city, net
+
+
+def service_links(city: Any, net: Any, layer: str, max_m: float) -> Any:
+    """The buildings' service connections (the twin's stored relation when current)."""
+    from twin.network import building_connections
+
+    if not layer or (layer == "buildings" and layer not in city.layer_names()):
+        return None
+    return building_connections(city, net, buildings=layer, max_service_m=max_m)
+
+
+def write_check_report(report: Any, output: Path | None, *, json_output: bool) -> bool:
+    """Write a topology report's issues to ``output`` and, with ``--json``, print it.
+
+    Returns True when the report was printed as JSON (nothing else to print).
+    """
+    if output is not None:
+        report.issues.to_file(output)
+    if not json_output:
+        return False
+    issues = report.issues.drop(columns="geometry")
+    print_json(
+        {
+            **report.summary,
+            "warnings": report.warnings,
+            "details": issues.astype(object).where(issues.notna(), None).to_dict("records"),
+        }
+    )
+    return True
+
+
+def as_option_error(exc: UsageError, **options: str) -> UsageError:
+    """The library's error in the CLI's words: ``by='x'`` becomes ``--by 'x'``.
+
+    Examples
+    --------
+    >>> str(as_option_error(UsageError("by='x' is wrong"), by="--by"))
+    "--by 'x' is wrong"
+    """
+    text = str(exc)
+    for keyword, option in options.items():
+        text = text.replace(f"{keyword}=", f"{option} ")
+    return UsageError(text)

@@ -6,50 +6,34 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import geopandas as gpd
-import pandas as pd
 import typer
 from rich.table import Table
 
-from twin.cli._common import JsonOpt, TwinArg, err, out, print_json
-from twin.cli.network_cmd import (
+from twin.analyses import Twin
+from twin.cli import analyze_roads
+from twin.cli._common import (
+    SERVICE_DISTANCE_M,
+    TOLERANCE_M,
+    BuildingsOpt,
+    JsonOpt,
     NetworkOpt,
+    OutOpt,
     PipesOpt,
+    ServiceOpt,
     SourcesOpt,
     ToleranceOpt,
+    TwinArg,
     ValvesOpt,
+    err,
     load_network,
+    out,
+    print_json,
+    service_links,
 )
 from twin.errors import UsageError
-from twin.model import Twin
-from twin.network import (
-    BreakResult,
-    PipeNetwork,
-    building_connections,
-    criticality,
-    pipe_break,
-)
-
-BuildingsOpt = Annotated[
-    str,
-    typer.Option("--buildings", help="Building layer served by the network ('' for none)."),
-]
-ServiceOpt = Annotated[
-    float,
-    typer.Option("--max-service", help="Buildings join the nearest pipe within this many metres."),
-]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", help="Write the result: .gpkg (layers) or .json (summary)."),
-]
+from twin.network import BreakResult, criticality, pipe_break
 
 sub = typer.Typer(help="Impact analyses on the twin's networks.", no_args_is_help=True)
-
-
-def _connections(city: Twin, net: PipeNetwork, layer: str, max_m: float) -> pd.DataFrame | None:
-    """The buildings' service connections: the twin's stored relation when current."""
-    if not layer or (layer == "buildings" and layer not in city.layer_names()):
-        return None
-    return building_connections(city, net, buildings=layer, max_service_m=max_m)
 
 
 @sub.command("pipe-break")
@@ -60,25 +44,27 @@ def pipe_break_cmd(
         list[str] | None,
         typer.Option("--failed-valve", help="A valve that will not close (repeatable)."),
     ] = None,
-    network: NetworkOpt = "water",
-    pipes: PipesOpt = "pipes",
+    network: NetworkOpt = None,
+    pipes: PipesOpt = None,
     valves: ValvesOpt = "valves",
     sources: SourcesOpt = "sources",
     buildings: BuildingsOpt = "buildings",
-    max_service_m: ServiceOpt = 50.0,
-    tolerance: ToleranceOpt = 0.5,
+    max_service_m: ServiceOpt = SERVICE_DISTANCE_M,
+    tolerance: ToleranceOpt = TOLERANCE_M,
     output: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Valves to close, pipes and buildings shut off when a pipe breaks; and if a valve fails.
 
-    Example: [bold]twin analyze pipe-break city.gpkg --pipes water_pipes
+    The pipe layer and the network come from the uid (--pipes / -n override them).
+
+    Example: [bold]twin analyze pipe-break city.gpkg
     --pipe water_pipes.JS000123 --failed-valve valves.JSF000039[/bold]
     """
     if json_output and output is not None:
         raise UsageError("give --json or --out, not both")
-    city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
-    links = _connections(city, net, buildings, max_service_m)
+    city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
+    links = service_links(city, net, buildings, max_service_m)
     result = pipe_break(net, pipe, failed_valves=failed_valve or (), buildings=links)
     if output is not None:
         _write(result, output, city, buildings if links is not None else None)
@@ -121,7 +107,9 @@ def _write(result: BreakResult, path: Path, city: Twin, building_layer: str | No
     }
     if building_layer is not None:
         footprints = city.layer(building_layer, columns=[])
-        affected = footprints.loc[result.buildings.index, ["geometry"]].join(result.buildings)
+        affected = footprints.loc[result.buildings.index, ["geometry"]].join(
+            result.buildings.drop(columns="geometry")
+        )
         affected["reason"] = affected["reason"].astype(str)
         layers["buildings"] = affected
     for name, frame in layers.items():
@@ -162,13 +150,13 @@ def _print_break(result: BreakResult) -> None:
 @sub.command("criticality")
 def criticality_cmd(
     twin_path: TwinArg,
-    network: NetworkOpt = "water",
-    pipes: PipesOpt = "pipes",
+    network: NetworkOpt = None,
+    pipes: PipesOpt = None,
     valves: ValvesOpt = "valves",
     sources: SourcesOpt = "sources",
     buildings: BuildingsOpt = "buildings",
-    max_service_m: ServiceOpt = 50.0,
-    tolerance: ToleranceOpt = 0.5,
+    max_service_m: ServiceOpt = SERVICE_DISTANCE_M,
+    tolerance: ToleranceOpt = TOLERANCE_M,
     top: Annotated[int, typer.Option("--top", help="Segments to show.")] = 10,
     output: OutOpt = None,
     json_output: JsonOpt = False,
@@ -178,7 +166,7 @@ def criticality_cmd(
     Example: [bold]twin analyze criticality city.gpkg --out critical_segments.gpkg[/bold]
     """
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
-    links = _connections(city, net, buildings, max_service_m)
+    links = service_links(city, net, buildings, max_service_m)
     ranking = criticality(net, buildings=links).sort_values("rank")
     if links is not None:
         err.print(f"[dim]service connections {links.attrs['service_connections']}[/dim]")
@@ -204,8 +192,5 @@ def criticality_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    analyze_roads.register_on(sub)
     app.add_typer(sub, name="analyze")
-
-
-# route, service-area, road-closure and cascade register themselves on `sub`
-from twin.cli import analyze_roads as _analyze_roads  # noqa: E402,F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -13,19 +13,26 @@ import shapely
 import typer
 from rich.table import Table
 
-from twin.cli._common import JsonOpt, TwinArg, out, print_json
-from twin.cli.analyze import OutOpt, ServiceOpt, _connections, sub
-from twin.cli.network_cmd import (
+from twin.analyses import Twin
+from twin.cli._common import (
+    SERVICE_DISTANCE_M,
+    TOLERANCE_M,
+    JsonOpt,
     NetworkOpt,
+    OutOpt,
     PipesOpt,
+    ServiceOpt,
     SourcesOpt,
     ToleranceOpt,
+    TwinArg,
     ValvesOpt,
     load_network,
+    out,
+    print_json,
+    service_links,
     write_check_report,
 )
 from twin.errors import UsageError
-from twin.model import Twin
 from twin.network import (
     DEFAULT_SPEEDS,
     RoadAccess,
@@ -42,6 +49,7 @@ from twin.network import (
     select_facilities,
     service_areas,
 )
+from twin.settings import Direction, Weight
 
 RoadsOpt = Annotated[str, typer.Option("--roads", help="The road layer.")]
 FacilitiesOpt = Annotated[
@@ -88,7 +96,9 @@ def load_access(
     city = Twin.open(twin_path)
     net = _network(city, roads, speeds, tolerance)
     chosen = select_facilities(city.layer(facilities), where)
-    return city, road_access(net, city.layer(buildings), chosen, direction=direction)
+    return city, road_access(
+        net, city.layer(buildings), chosen, direction=cast(Direction, direction)
+    )
 
 
 def _place(city: Twin, text: str, option: str) -> shapely.Geometry:
@@ -120,7 +130,6 @@ def _check_out(json_output: bool, output: Path | None) -> None:
         raise UsageError("give --json or --out, not both")
 
 
-@sub.command("route")
 def route_cmd(
     twin_path: TwinArg,
     origin: Annotated[str, typer.Option("--from", help="'x,y' or a feature uid.")],
@@ -131,7 +140,7 @@ def route_cmd(
         list[str] | None, typer.Option("--closed", help="A closed road uid (repeatable).")
     ] = None,
     speeds: SpeedsOpt = None,
-    tolerance: RoadToleranceOpt = 0.5,
+    tolerance: RoadToleranceOpt = TOLERANCE_M,
     output: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -147,7 +156,7 @@ def route_cmd(
         net,
         _place(city, origin, "--from"),
         _place(city, destination, "--to"),
-        weight=weight,
+        weight=cast(Weight, weight),  # the library says which values it takes
         closed_roads=closed or (),
     )
     summary = result.to_dict()
@@ -172,7 +181,6 @@ def route_cmd(
         )
 
 
-@sub.command("service-area")
 def service_area_cmd(
     twin_path: TwinArg,
     facilities: FacilitiesOpt = "facilities",
@@ -182,7 +190,7 @@ def service_area_cmd(
     max_time: MaxTimeOpt = None,
     direction: DirectionOpt = "from_facility",
     speeds: SpeedsOpt = None,
-    tolerance: RoadToleranceOpt = 0.5,
+    tolerance: RoadToleranceOpt = TOLERANCE_M,
     output: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -244,7 +252,6 @@ def _area(city: Twin, area: Path | None, wkt: str | None, buffer_m: float) -> An
     return geom.buffer(buffer_m) if buffer_m > 0 else geom
 
 
-@sub.command("road-closure")
 def road_closure_cmd(
     twin_path: TwinArg,
     close: Annotated[
@@ -267,7 +274,7 @@ def road_closure_cmd(
     ] = 0,
     direction: DirectionOpt = "from_facility",
     speeds: SpeedsOpt = None,
-    tolerance: RoadToleranceOpt = 0.5,
+    tolerance: RoadToleranceOpt = TOLERANCE_M,
     output: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -324,7 +331,6 @@ def _print_closure(s: dict[str, Any]) -> None:
         )
 
 
-@sub.command("cascade")
 def cascade_cmd(
     twin_path: TwinArg,
     pipe: Annotated[str, typer.Option("--pipe", help="The broken pipe's uid.", show_default=False)],
@@ -337,29 +343,29 @@ def cascade_cmd(
             "--min-overlap", help="Close a road with this much of it within reach, m (0: any)."
         ),
     ] = 15.0,
-    network: NetworkOpt = "water",
-    pipes: PipesOpt = "pipes",
+    network: NetworkOpt = None,
+    pipes: PipesOpt = None,
     valves: ValvesOpt = "valves",
     sources: SourcesOpt = "sources",
-    max_service_m: ServiceOpt = 50.0,
+    max_service_m: ServiceOpt = SERVICE_DISTANCE_M,
     facilities: FacilitiesOpt = "facilities",
     where: WhereOpt = None,
     buildings: BuildingLayerOpt = "buildings",
     roads: RoadsOpt = "roads",
     max_time: MaxTimeOpt = None,
     speeds: SpeedsOpt = None,
-    tolerance: ToleranceOpt = 0.5,
+    tolerance: ToleranceOpt = TOLERANCE_M,
     output: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """A pipe break and the roads it closes: valves, outage, closed roads, emergency access.
 
-    Example: [bold]twin analyze cascade city.gpkg --pipes water_pipes
+    Example: [bold]twin analyze cascade city.gpkg
     --pipe water_pipes.JS000123 --where poi_type=消防站 --max-time 180 --json[/bold]
     """
     _check_out(json_output, output)
-    city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
-    links = _connections(city, net, buildings, max_service_m)
+    city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
+    links = service_links(city, net, buildings, max_service_m)
     broken = pipe_break(net, pipe, buildings=links)
     _, access = load_access(twin_path, roads, buildings, facilities, where, speeds, tolerance)
     report = cascade(
@@ -429,3 +435,11 @@ def check_road_layer(
     out.print(table)
     for text in report.warnings:
         out.print(f"[yellow]warning:[/yellow] {text}")
+
+
+def register_on(group: typer.Typer) -> None:
+    """Add route, service-area, road-closure and cascade to the ``twin analyze`` group."""
+    group.command("route")(route_cmd)
+    group.command("service-area")(service_area_cmd)
+    group.command("road-closure")(road_closure_cmd)
+    group.command("cascade")(cascade_cmd)

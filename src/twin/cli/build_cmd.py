@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from twin import settings
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json, progress_callback, show_progress
-from twin.model import Twin
 
 
 def build(
@@ -16,11 +17,11 @@ def build(
     max_distance_m: Annotated[
         float,
         typer.Option("--max-distance-m", help="How far a sensor may stand from its building."),
-    ] = 30.0,
+    ] = settings.SENSOR_DISTANCE_M,
     max_service_m: Annotated[
         float,
         typer.Option("--max-service-m", help="How far a building may be from its serving pipe."),
-    ] = 50.0,
+    ] = settings.SERVICE_DISTANCE_M,
     force: Annotated[
         bool, typer.Option("--force", help="Recompute every relation, changed inputs or not.")
     ] = False,

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
 from twin.compliance import plan_compliance
 from twin.io.export import write_layer
-from twin.model import Twin
 
 _SHOWN = 20
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
 from twin.errors import UsageError
-from twin.model import Twin
 
 
 def export(

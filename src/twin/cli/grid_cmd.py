@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
 from twin.grid import grid_from_districts
-from twin.model import Twin
 
 
 def grid(

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
-from twin.model import Twin
 
 _SHOWN_CHANGES = 50
 

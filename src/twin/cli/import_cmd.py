@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import (
     JsonOpt,
     TwinArg,
@@ -20,7 +21,6 @@ from twin.cli._common import (
 from twin.errors import RejectedFeaturesError, UsageError
 from twin.imports import ImportReport
 from twin.mapping import ImportSpec, parse_pairs, read_mapping
-from twin.model import Twin
 
 _SHOWN_REJECTIONS = 10
 

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.analyses import Twin
+from twin.cli._common import JsonOpt, TwinArg, as_option_error, out, print_json
+from twin.errors import UsageError
 from twin.io.export import write_layer
-from twin.model import Twin
 from twin.zones import indicators_by_zone, zone_layer
 
 _SHOWN = ["building_count", "far", "coverage", "height_max_m"]
@@ -35,7 +36,10 @@ def indicators(
     Example: [bold]twin indicators chengdu.twin.gpkg --by grid --out grid_indicators.gpkg[/bold]
     """
     city = Twin.open(twin_path)
-    layer = zone_layer(city, by)
+    try:
+        layer = zone_layer(city, by)
+    except UsageError as exc:
+        raise as_option_error(exc, by="--by") from None
     table = indicators_by_zone(city, layer, floor_height_m=floor_height_m)
     if output is not None:
         write_layer(table.reset_index(), output, layer=f"indicators_{layer}")

@@ -7,8 +7,8 @@ from dataclasses import asdict
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
-from twin.model import Twin
 from twin.raster import raster_infos
 
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
-from twin.model import Twin
 
 
 def init(

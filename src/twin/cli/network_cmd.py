@@ -8,28 +8,23 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from twin.cli._common import JsonOpt, TwinArg, out, print_json
-from twin.errors import UsageError
-from twin.model import Twin
-from twin.network import (
-    NetworkReport,
-    PipeNetwork,
-    check_network,
-    pipe_network,
-    trace_downstream,
-    trace_upstream,
+from twin.cli._common import (
+    TOLERANCE_M,
+    JsonOpt,
+    NetworkOpt,
+    PipesOpt,
+    SourcesOpt,
+    ToleranceOpt,
+    TwinArg,
+    ValvesOpt,
+    load_network,
+    out,
+    print_json,
+    write_check_report,
 )
-from twin.network.road_check import RoadReport
-
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="water, gas, drainage, heat or power.")
-]
-PipesOpt = Annotated[str, typer.Option("--pipes", help="The pipe layer.")]
-ValvesOpt = Annotated[str, typer.Option("--valves", help="The valve layer (skipped if absent).")]
-SourcesOpt = Annotated[str, typer.Option("--sources", help="The source layer (skipped if absent).")]
-ToleranceOpt = Annotated[
-    float, typer.Option("--tolerance", help="Snapping tolerance in metres.", min=0)
-]
+from twin.cli.analyze_roads import check_road_layer
+from twin.errors import UsageError
+from twin.network import check_network, trace_downstream, trace_upstream
 
 sub = typer.Typer(
     help="Check and trace the twin's utility networks (pipes, valves, sources).",
@@ -37,25 +32,14 @@ sub = typer.Typer(
 )
 
 
-def load_network(
-    twin_path: Path, network: str, pipes: str, valves: str, sources: str, tolerance: float
-) -> tuple[Twin, PipeNetwork]:
-    """Open the twin and build the network the options describe."""
-    city = Twin.open(twin_path)
-    net = pipe_network(
-        city, network, pipes=pipes, valves=valves, sources=sources, snap_tolerance_m=tolerance
-    )
-    return city, net
-
-
 @sub.command("check")
 def check(
     twin_path: TwinArg,
-    network: NetworkOpt = "water",
-    pipes: PipesOpt = "pipes",
+    network: NetworkOpt = None,
+    pipes: PipesOpt = None,
     valves: ValvesOpt = "valves",
     sources: SourcesOpt = "sources",
-    tolerance: ToleranceOpt = 0.5,
+    tolerance: ToleranceOpt = TOLERANCE_M,
     near_miss: Annotated[
         float,
         typer.Option(
@@ -77,8 +61,6 @@ def check(
     [bold]twin network check city.gpkg --pipes water_pipes --near-miss 2 --json[/bold]
     """
     if roads is not None:
-        from twin.cli.analyze_roads import check_road_layer
-
         check_road_layer(twin_path, roads, tolerance, near_miss, output, json_output)
         return
     _, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
@@ -87,7 +69,7 @@ def check(
         return
     stats = report.stats
     out.print(
-        f"[bold]{network}[/bold] network: {stats['pipes']:,} pipes, {stats['nodes']:,} nodes, "
+        f"[bold]{net.network}[/bold] network: {stats['pipes']:,} pipes, {stats['nodes']:,} nodes, "
         f"{stats['valves']:,} valves, {stats['sources']:,} sources, {stats['parts']:,} part(s), "
         f"{stats['length_m'] / 1000:,.1f} km"
     )
@@ -115,9 +97,9 @@ def trace(
     direction: Annotated[
         str, typer.Option("--direction", help="downstream or upstream.")
     ] = "downstream",
-    network: NetworkOpt = "drainage",
-    pipes: PipesOpt = "pipes",
-    tolerance: ToleranceOpt = 0.5,
+    network: NetworkOpt = None,
+    pipes: PipesOpt = None,
+    tolerance: ToleranceOpt = TOLERANCE_M,
     output: Annotated[
         Path | None, typer.Option("--out", help="Write the traced pipes, e.g. trace.gpkg.")
     ] = None,
@@ -135,7 +117,16 @@ def trace(
             xy = tuple(float(v) for v in point.split(","))
         except ValueError:
             raise UsageError(f"--point must be 'x,y', not {point!r}") from None
-    _, net = load_network(twin_path, network, pipes, "valves", "sources", tolerance)
+    _, net = load_network(
+        twin_path,
+        network,
+        pipes,
+        "valves",
+        "sources",
+        tolerance,
+        pipe=pipe,
+        default_network="drainage",
+    )
     fn = trace_downstream if direction == "downstream" else trace_upstream
     result = fn(net, pipe=pipe, point=xy)
     if output is not None:
@@ -159,25 +150,3 @@ def trace(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(sub, name="network")
-
-
-def write_check_report(
-    report: NetworkReport | RoadReport, output: Path | None, *, json_output: bool
-) -> bool:
-    """Write a topology report's issues to ``output`` and, with ``--json``, print it.
-
-    Returns True when the report was printed as JSON (nothing else to print).
-    """
-    if output is not None:
-        report.issues.to_file(output)
-    if not json_output:
-        return False
-    issues = report.issues.drop(columns="geometry")
-    print_json(
-        {
-            **report.summary(),
-            "warnings": report.warnings,
-            "details": issues.astype(object).where(issues.notna(), None).to_dict("records"),
-        }
-    )
-    return True

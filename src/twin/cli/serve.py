@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from twin.analyses import Twin
 from twin.cli._common import State, TwinArg, err
-from twin.model import Twin
 
 
 def serve(

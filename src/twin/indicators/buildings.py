@@ -23,6 +23,7 @@ from twin.indicators._overlay import (
     geometry_array,
     largest_share,
     per_area,
+    pieces_with_shares,
     zone_areas,
 )
 
@@ -151,7 +152,11 @@ def building_heights(buildings: pd.DataFrame, *, floor_height_m: float = 3.0) ->
 
 
 def building_indicators(
-    zones: Frame, buildings: gpd.GeoDataFrame, *, floor_height_m: float = 3.0
+    zones: Frame,
+    buildings: gpd.GeoDataFrame,
+    *,
+    floor_height_m: float = 3.0,
+    zone_of: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Building count, footprint, gross floor area, FAR, coverage and height per zone.
 
@@ -172,6 +177,11 @@ def building_indicators(
     floor_height_m : float, default 3.0
         Storey height linking floors and height (see :func:`floor_counts`,
         :func:`building_heights`).
+    zone_of : DataFrame, optional
+        A known largest-share assignment of the buildings (indexed by building,
+        ``zone`` label, ``share``, ``n_zones``; the relation ``twin build``
+        stores): buildings wholly inside one zone skip the overlay. The answer
+        is the same as without it.
 
     Returns
     -------
@@ -232,7 +242,11 @@ def building_indicators(
     floors_given = _positive(buildings, "floors")
     height_given = _positive(buildings, "height_m")
     no_floors, no_height = np.isnan(floors_given), np.isnan(height_given)
-    pieces = clipped_pieces(zone_geoms, geoms)
+    if zone_of is None:
+        pieces = clipped_pieces(zone_geoms, geoms)
+    else:
+        known = zone_of.reindex(buildings.index)
+        pieces = pieces_with_shares(zone_geoms, zones.index, geoms, known)
     owner = largest_share(pieces, len(geoms))
 
     footprint = np.bincount(pieces.zone, weights=pieces.measure, minlength=n).astype(np.float64)

@@ -1,14 +1,20 @@
 """Utility and road networks: topology, isolation segments, pipe breaks, traces and checks;
 road access, service areas, closures and the burst-to-road cascade.
 
+Constants: ``DEFAULT_SPEEDS`` (speeds by road class, a :class:`SpeedTable`),
+``ISSUES`` and ``ROAD_ISSUES`` (the kinds of issue the pipe and road checks report).
+
 Examples
 --------
 >>> import twin
+>>> city = twin.Twin.open(sample_twin_path)
+>>> r = city.pipe_break("water_pipes.JS000010")
+>>> r.summary.network
+'water'
 >>> from twin.network import pipe_network, pipe_break
->>> city = twin.Twin.open("chengdu.twin.gpkg")  # doctest: +SKIP
->>> net = pipe_network(city, "water", pipes="water_pipes")  # doctest: +SKIP
->>> pipe_break(net, "water_pipes.JS000123").summary["valves_to_close"]  # doctest: +SKIP
-10
+>>> net = pipe_network(city, "water", pipes="water_pipes")
+>>> pipe_break(net, "water_pipes.JS000010").summary.valves_to_close == r.summary.valves_to_close
+True
 """
 
 from twin.network.access import (

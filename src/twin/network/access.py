@@ -37,6 +37,7 @@ import shapely
 
 from twin.errors import UsageError
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
+from twin.settings import Direction, Snap
 
 __all__ = [
     "AccessPoints",
@@ -67,6 +68,13 @@ class AccessPoints:
         Straight-line distance from the feature to its access point.
     point : ndarray of shapely Points
         The access points.
+
+    Examples
+    --------
+    >>> from twin.network import access_points
+    >>> points = access_points(city.road_network(), city.layer("facilities"))
+    >>> len(points) == len(city.layer("facilities"))
+    True
     """
 
     uid: pd.Index
@@ -87,7 +95,7 @@ class AccessPoints:
 
 
 def access_points(
-    net: RoadNetwork, features: gpd.GeoDataFrame, *, snap: str = "edge"
+    net: RoadNetwork, features: gpd.GeoDataFrame, *, snap: Snap = "edge"
 ) -> AccessPoints:
     """Link every feature to its nearest edge.
 
@@ -103,6 +111,12 @@ def access_points(
     Returns
     -------
     AccessPoints
+
+    Examples
+    --------
+    >>> points = access_points(city.road_network(), city.layer("buildings").head(3))
+    >>> len(points), bool((points.distance_m >= 0).all())
+    (3, True)
     """
     if snap not in SNAPS:
         raise UsageError(f"snap must be edge or node, not {snap!r}")
@@ -162,6 +176,14 @@ class RoadAccess:
         ``from_facility`` (a fire engine driving out) or ``to_facility`` (a
         patient driving in): which way trips run on one-way streets.
     cache : dict
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> access.n_virtual >= 0
+    True
     """
 
     net: RoadNetwork
@@ -169,7 +191,7 @@ class RoadAccess:
     facilities: AccessPoints
     facility_info: pd.DataFrame
     building_population: FloatArray | None = None
-    direction: str = "from_facility"
+    direction: Direction = "from_facility"
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -185,8 +207,8 @@ def road_access(
     buildings: gpd.GeoDataFrame,
     facilities: gpd.GeoDataFrame,
     *,
-    snap: str = "edge",
-    direction: str = "from_facility",
+    snap: Snap = "edge",
+    direction: Direction = "from_facility",
 ) -> RoadAccess:
     """Link buildings and facilities to ``net``.
 
@@ -210,8 +232,11 @@ def road_access(
 
     Examples
     --------
-    >>> access = road_access(net, city.layer("buildings"), city.layer("facilities"))
-    ...  # doctest: +SKIP
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> len(access.buildings) == len(city.layer("buildings"))
+    True
     """
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be from_facility or to_facility, not {direction!r}")

@@ -10,16 +10,19 @@ buildings whose emergency access is cut or delayed, and by how much (from
 
 Examples
 --------
->>> broken = pipe_break(pipes, "JS000123", buildings=links)  # doctest: +SKIP
->>> report = cascade(broken, access, distance_m=15, max_time_s=300)  # doctest: +SKIP
->>> report.to_dict()["roads_closed"]  # doctest: +SKIP
-3
+>>> from twin.network import road_access, select_facilities
+>>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+>>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+>>> broken = city.pipe_break("water_pipes.JS000010")
+>>> report = cascade(broken, access, distance_m=15, max_time_s=300)
+>>> report.to_dict()["pipe"]
+'water_pipes.JS000010'
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -27,15 +30,35 @@ import shapely
 
 from twin.errors import UsageError
 from twin.network.access import RoadAccess
-from twin.network.closures import ClosureResult, _result
+from twin.network.closures import ClosureResult, closure_result
 from twin.network.isolation import BreakResult
 from twin.network.routing import base_answer, nearest_facility
+from twin.results import Result, Summary
 
 __all__ = ["CascadeResult", "cascade", "roads_over"]
 
 
-@dataclass
-class CascadeResult:
+@dataclass(eq=False, repr=False)
+class CascadeSummary(Summary):
+    """The joined summary of a cascade (both sides, JSON-ready)."""
+
+    pipe: str
+    network: str
+    valves_to_close: list[str]
+    pipes_isolated: int
+    isolated_length_m: float
+    pipes_cut_off: int
+    buildings_without_service: int | None
+    distance_m: float
+    min_overlap_m: float
+    roads_closed: list[str]
+    road_closure: dict[str, Any] | None
+    access_affected: list[dict[str, Any]]
+    warnings: list[str]
+
+
+@dataclass(repr=False)
+class CascadeResult(Result):
     """One impact report for a pipe break and the road closures it causes.
 
     Attributes
@@ -46,12 +69,46 @@ class CascadeResult:
         The closure of the roads over the isolated pipes (None when no road is that close).
     distance_m, min_overlap_m : float
         The works' reach from the isolated pipes, and how much of an edge must lie within it.
+
+    Examples
+    --------
+    >>> c = city.cascade("water_pipes.JS000010", where="poi_type=消防站")
+    >>> c.summary.pipe, isinstance(c.summary.roads_closed, list)
+    ('water_pipes.JS000010', True)
     """
+
+    _tables: ClassVar[tuple[str, ...]] = (
+        "valves_to_close",
+        "isolated_pipes",
+        "closed_roads",
+        "access_affected",
+    )
 
     pipe_break: BreakResult
     closure: ClosureResult | None
     distance_m: float
     min_overlap_m: float = 0.0
+
+    @property
+    def valves_to_close(self) -> gpd.GeoDataFrame:
+        return self.pipe_break.valves_to_close
+
+    @property
+    def isolated_pipes(self) -> gpd.GeoDataFrame:
+        return self.pipe_break.isolated_pipes
+
+    @property
+    def closed_roads(self) -> gpd.GeoDataFrame | None:
+        return None if self.closure is None else self.closure.closed
+
+    @property
+    def access_affected(self) -> gpd.GeoDataFrame | None:
+        return None if self.closure is None else self.closure.affected()
+
+    @property
+    def summary(self) -> CascadeSummary:
+        """Both sides in numbers (as :meth:`to_dict`)."""
+        return CascadeSummary(**self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The joined summary, JSON-ready."""
@@ -151,6 +208,16 @@ def cascade(
     Returns
     -------
     CascadeResult
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> from twin.network import cascade
+    >>> c = cascade(city.pipe_break("water_pipes.JS000010"), access, distance_m=10)
+    >>> c.to_dict()["network"]
+    'water'
     """
     if distance_m < 0 or min_overlap_m < 0:
         raise UsageError(
@@ -161,5 +228,5 @@ def cascade(
         return CascadeResult(pipe_break, None, float(distance_m), float(min_overlap_m))
     before, fac_before = base_answer(access)
     after, fac_after = nearest_facility(access, mask)
-    closure = _result(access, mask, before, fac_before, after, fac_after, max_time_s)
+    closure = closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)
     return CascadeResult(pipe_break, closure, float(distance_m), float(min_overlap_m))

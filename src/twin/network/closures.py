@@ -14,16 +14,19 @@ each candidate's closure is then computed exactly.
 
 Examples
 --------
->>> result = road_closure(access, roads=["DL000123"], max_time_s=300)  # doctest: +SKIP
->>> result.summary.to_dict()["buildings_beyond_max"]  # doctest: +SKIP
-12
+>>> from twin.network import road_access, select_facilities
+>>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+>>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+>>> result = road_closure(access, roads=["roads.DL000002"], max_time_s=300)
+>>> result.summary.closed_roads
+1
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -35,20 +38,21 @@ from twin.errors import UsageError
 from twin.network.access import RoadAccess
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
 from twin.network.routing import (
-    _access_graph,
+    access_graph,
     base_answer,
     building_times,
     facility_labels,
     nearest_facility,
 )
+from twin.results import Result, Summary
 
 __all__ = ["ClosureResult", "ClosureSummary", "closed_edges", "road_closure", "road_criticality"]
 
 DELAY_S = 1.0  # a detour shorter than this is rounding, not a delay
 
 
-@dataclass
-class ClosureSummary:
+@dataclass(eq=False, repr=False)
+class ClosureSummary(Summary):
     """Counts of a closure scenario (``to_dict`` for JSON)."""
 
     closed_roads: int
@@ -63,12 +67,9 @@ class ClosureSummary:
     max_detour_s: float | None
     population_affected: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-@dataclass
-class ClosureResult:
+@dataclass(repr=False)
+class ClosureResult(Result):
     """What a closure does.
 
     Attributes
@@ -80,12 +81,25 @@ class ClosureResult:
     closed : geopandas.GeoDataFrame
         The closed edges: ``road``, ``length_m``.
     summary : ClosureSummary
+
+    Examples
+    --------
+    >>> c = city.road_closure(["roads.DL000002"], where="poi_type=消防站")
+    >>> c.summary.closed_roads, len(c.closed) == c.summary.closed_edges
+    (1, True)
     """
+
+    _tables: ClassVar[tuple[str, ...]] = ("closed", "affected_buildings")
 
     buildings: pd.DataFrame
     closed: gpd.GeoDataFrame
     summary: ClosureSummary
     points: Any = None
+
+    @property
+    def affected_buildings(self) -> gpd.GeoDataFrame:
+        """Buildings delayed or cut off (the table :meth:`to_file` and :meth:`explore` show)."""
+        return self.affected()
 
     def affected(self) -> gpd.GeoDataFrame:
         """Buildings delayed or cut off, with their access points as geometry."""
@@ -143,15 +157,24 @@ def road_closure(
     Returns
     -------
     ClosureResult
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> closure = road_closure(access, roads=["roads.DL000002"], max_time_s=180)
+    >>> closure.summary.buildings == len(access.buildings)
+    True
     """
     net = access.net
     mask = closed_edges(net, roads=roads, area=area)
     before, fac_before = base_answer(access)
     after, fac_after = nearest_facility(access, mask)
-    return _result(access, mask, before, fac_before, after, fac_after, max_time_s)
+    return closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)
 
 
-def _result(
+def closure_result(
     access: RoadAccess,
     mask: BoolArray,
     before: FloatArray,
@@ -232,6 +255,15 @@ def road_criticality(
         ``total_detour_s``, ``routes_over`` (buildings whose route or access uses it).
         Harm is ordered by the buildings pushed beyond ``max_time_s`` (those cut off
         included; without a limit: those cut off), then by the total detour.
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> ranking = road_criticality(access, candidates=3)
+    >>> len(ranking) <= 3 and list(ranking["rank"]) == sorted(ranking["rank"])
+    True
     """
     if candidates is not None and candidates < 1:
         raise UsageError(f"candidates must be at least 1, not {candidates}")
@@ -248,7 +280,7 @@ def road_criticality(
         mask = np.zeros(net.n_edges, dtype=bool)
         mask[road_edges[road]] = True
         after, fac_after = nearest_facility(access, mask)
-        s = _result(access, mask, before, fac_before, after, fac_after, max_time_s).summary
+        s = closure_result(access, mask, before, fac_before, after, fac_after, max_time_s).summary
         finite = np.isfinite(after) & np.isfinite(before)
         rows.append(
             {
@@ -287,7 +319,7 @@ _CRIT_COLUMNS = [
 def _road_usage(access: RoadAccess) -> IntArray:
     """Per road: buildings whose fastest route runs over it or whose access point is on it."""
     net, b = access.net, access.buildings
-    graph = _access_graph(access)
+    graph = access_graph(access)
     matrix = graph.matrix()
     virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
     dist, pred, _ = dijkstra(

@@ -25,15 +25,13 @@ connected components of the segment graph. Criticality
 
 Examples
 --------
->>> city = twin.Twin.open("chengdu.twin.gpkg")  # doctest: +SKIP
->>> net = pipe_network(city, "water", pipes="water_pipes")  # doctest: +SKIP
->>> segs = isolation_segments(net)  # doctest: +SKIP
->>> pipe_break(net, "water_pipes.JS000123").summary["valves_to_close"]  # doctest: +SKIP
-10
->>> failing = pipe_break(net, "water_pipes.JS000123", failed_valves=["valves.JSF000039"])
-...  # doctest: +SKIP
->>> failing.summary["valves_to_close"], failing.summary["extra_valves"]  # doctest: +SKIP
-(19, 12)
+>>> segs = isolation_segments(net)
+>>> r = pipe_break(net, "water_pipes.JS000010")
+>>> set(r.summary.segments) <= set(segs.table.index)
+True
+>>> wider = pipe_break(net, "water_pipes.JS000010", failed_valves=list(r.valves_to_close.index[:1]))
+>>> wider.summary.valves_to_close >= r.summary.valves_to_close - 1
+True
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -56,12 +54,13 @@ from twin.network.pipes import (
     BoolArray,
     IntArray,
     PipeNetwork,
-    _few,
-    _index_lookup,
+    few,
+    index_lookup,
 )
 from twin.network.services import Buildings, Services, buildings_of, prepared, ranges
+from twin.results import Result, Summary, as_geoframe
 
-__all__ = ["BreakResult", "Segments", "isolation_segments", "pipe_break"]
+__all__ = ["BreakResult", "BreakSummary", "Segments", "isolation_segments", "pipe_break"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +80,12 @@ class Segments:
         ``valves`` (operable valves bounding it), ``closed_valves`` (normally
         closed ones), ``has_source``; geometry the segment's pipes.
     warnings : list of str
+
+    Examples
+    --------
+    >>> segs = isolation_segments(net)
+    >>> int(segs.table["n_pipes"].sum()) >= len(net.pipes)
+    True
     """
 
     of_pipe: pd.Series
@@ -90,7 +95,7 @@ class Segments:
 
 
 @dataclass
-class _Model:
+class SegmentModel:
     """Arrays shared by every analysis of one network (cached on the network)."""
 
     n_seg: int
@@ -114,11 +119,11 @@ class _Model:
     seg_piece_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     seg_valve_ptr: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     seg_valve_idx: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    tree: _Tree | None = None  # with the incidences, built by the first query
+    tree: SegmentTree | None = None  # with the incidences, built by the first query
 
 
 @dataclass
-class _Tree:
+class SegmentTree:
     """A depth-first search of the segment graph from a root joined to every source segment.
 
     The root is vertex ``n_seg``. A segment's subtree is the run
@@ -135,14 +140,14 @@ class _Tree:
     sep: IntArray
 
 
-def _model(net: PipeNetwork) -> _Model:
+def _model(net: PipeNetwork) -> SegmentModel:
     cached = net.cache.get("model")
     if cached is None:
         cached = net.cache["model"] = _build_model(net)
     return cached
 
 
-def _build_model(net: PipeNetwork) -> _Model:
+def _build_model(net: PipeNetwork) -> SegmentModel:
     n, m = net.n_nodes, net.n_pieces
     valves = net.valves
     on = valves["on_network"].to_numpy(dtype=bool)
@@ -171,7 +176,7 @@ def _build_model(net: PipeNetwork) -> _Model:
         )
     source_nodes = net.sources["node"].to_numpy()
     source_seg = np.unique(node_seg[source_nodes[source_nodes >= 0]])
-    model = _Model(
+    model = SegmentModel(
         n_seg=n_seg,
         piece_seg=piece_seg,
         node_seg=node_seg,
@@ -191,7 +196,7 @@ def _build_model(net: PipeNetwork) -> _Model:
     return model
 
 
-def _query_model(net: PipeNetwork) -> tuple[_Model, _Tree]:
+def query_model(net: PipeNetwork) -> tuple[SegmentModel, SegmentTree]:
     """The model with what queries need: the incidences and the tree (built once)."""
     model = _model(net)
     if model.tree is None:
@@ -207,7 +212,7 @@ def _csr(group: IntArray, values: IntArray, n_groups: int) -> tuple[IntArray, In
     return ptr, values[order].astype(np.int64)
 
 
-def _add_incidences(net: PipeNetwork, model: _Model) -> None:
+def _add_incidences(net: PipeNetwork, model: SegmentModel) -> None:
     """Pipe -> segments, segment -> pipe pieces and segment -> cutting valves, as CSR."""
     k = model.n_seg
     on_pipe = np.flatnonzero(net.piece_pipe >= 0)
@@ -226,7 +231,7 @@ def _distinct_pairs(a: IntArray, b: IntArray, n_b: int) -> tuple[IntArray, IntAr
     return key // max(n_b, 1), key % max(n_b, 1)
 
 
-def _segment_tree(model: _Model) -> _Tree:
+def _segment_tree(model: SegmentModel) -> SegmentTree:
     """One DFS of the segment graph from the sources: subtrees and separated children."""
     k = model.n_seg
     root = k
@@ -249,7 +254,7 @@ def _segment_tree(model: _Model) -> _Tree:
     child = np.flatnonzero(parent >= 0)
     sep = child[low[child] >= disc[parent[child]]]
     sep_ptr, sep = _csr(parent[sep], sep, k + 1)
-    return _Tree(disc=disc, size=size, parent=parent, order=order, sep_ptr=sep_ptr, sep=sep)
+    return SegmentTree(disc=disc, size=size, parent=parent, order=order, sep_ptr=sep_ptr, sep=sep)
 
 
 def _dfs(ptr: IntArray, nbr: IntArray, root: int) -> tuple[IntArray, IntArray, IntArray, list[int]]:
@@ -282,7 +287,7 @@ def _dfs(ptr: IntArray, nbr: IntArray, root: int) -> tuple[IntArray, IntArray, I
     return as_array[0], as_array[1], as_array[2], post
 
 
-def _tree_cut(tree: _Tree, seg: int) -> IntArray:
+def _tree_cut(tree: SegmentTree, seg: int) -> IntArray:
     """Segments that lose every path to a source when segment ``seg`` alone is shut."""
     children = tree.sep[tree.sep_ptr[seg] : tree.sep_ptr[seg + 1]]
     first = tree.disc[children]
@@ -306,7 +311,7 @@ def _pipe_segments(net: PipeNetwork, piece_seg: IntArray) -> IntArray:
     return out
 
 
-def _unsupplied(model: _Model, removed: BoolArray) -> BoolArray:
+def _unsupplied(model: SegmentModel, removed: BoolArray) -> BoolArray:
     """Segments (not removed) without a path to a source segment once ``removed`` are shut."""
     keep = ~removed[model.edge_a] & ~removed[model.edge_b]
     k = model.n_seg
@@ -334,11 +339,9 @@ def isolation_segments(net: PipeNetwork) -> Segments:
 
     Examples
     --------
-    >>> segs = isolation_segments(net)  # doctest: +SKIP
-    >>> segs.table[["n_pipes", "length_m"]].head(1)  # doctest: +SKIP
-             n_pipes  length_m
-    segment
-    0              6    1043.3
+    >>> segs = isolation_segments(net)
+    >>> segs.of_pipe.index.equals(net.pipes.index)
+    True
     """
     model = _model(net)
     k = model.n_seg
@@ -375,7 +378,7 @@ def isolation_segments(net: PipeNetwork) -> Segments:
     )
 
 
-def _boundary(model: _Model, which: BoolArray) -> list[list[str]]:
+def _boundary(model: SegmentModel, which: BoolArray) -> list[list[str]]:
     """For each segment, the uids of the ``which`` valves on its boundary."""
     a, b = model.valve_a[which], model.valve_b[which]
     uid = model.valve_uid[which]
@@ -395,8 +398,53 @@ def _grouped(group: IntArray, values: npt.NDArray[Any], n_groups: int) -> list[l
 # --------------------------------------------------------------------------- pipe break
 
 
-@dataclass
-class BreakResult:
+@dataclass(eq=False, repr=False)
+class BreakSummary(Summary):
+    """Counts, lengths and population of a pipe break (also a dict, for ``--json``).
+
+    Attributes
+    ----------
+    network, pipe : str
+        The network and the broken pipe.
+    segments : list of int
+        The isolated segments.
+    valves_to_close, valves_already_closed : int
+    isolated_pipes, cut_off_pipes : int
+    isolated_length_m, cut_off_length_m : float
+    buildings, extra_buildings : int or None
+        Buildings losing service (None without service connections).
+    extra_valves : int
+        Valves to close beyond the no-failure answer.
+    population : float, optional
+        Population losing service, where buildings carry it.
+    warnings : list of str
+    failed_valves : list of str
+    service_connections : str, optional
+        Whether the connections were stored by the build or computed.
+    """
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("population", "service_connections")
+
+    network: str
+    pipe: str
+    segments: list[int]
+    valves_to_close: int
+    valves_already_closed: int
+    isolated_pipes: int
+    isolated_length_m: float
+    cut_off_pipes: int
+    cut_off_length_m: float
+    buildings: int | None
+    extra_valves: int
+    extra_buildings: int | None
+    population: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    failed_valves: list[str] = field(default_factory=list)
+    service_connections: str | None = None
+
+
+@dataclass(repr=False)
+class BreakResult(Result):
     """What a break on one pipe shuts off.
 
     Attributes
@@ -408,25 +456,43 @@ class BreakResult:
         normally closed valves on that boundary (``role`` "already closed").
     isolated_pipes, cut_off_pipes : geopandas.GeoDataFrame
         Pipes inside the closed valves; further pipes with no path to a source.
-    buildings : pandas.DataFrame
-        Buildings losing service: ``pipe`` and ``reason`` (isolated / cut_off).
+    buildings : geopandas.GeoDataFrame
+        Buildings losing service: ``pipe`` and ``reason`` (isolated / cut_off),
+        with their footprints when the connections carried them (else no geometry).
     extra_valves : geopandas.GeoDataFrame
         With failed valves: valves to close beyond the no-failure answer.
-    extra_buildings : pandas.DataFrame
+    extra_buildings : geopandas.GeoDataFrame
         With failed valves: buildings affected beyond the no-failure answer.
-    summary : dict
+    summary : BreakSummary
         Counts, lengths and population, for reports and ``--json``.
     warnings : list of str
+
+    Examples
+    --------
+    >>> r = city.pipe_break("water_pipes.JS000010")
+    >>> r.summary.valves_to_close == len(r.valves_to_close[r.valves_to_close.role == "close"])
+    True
+    >>> r.buildings.crs == r.valves_to_close.crs
+    True
     """
+
+    _tables: ClassVar[tuple[str, ...]] = (
+        "valves_to_close",
+        "isolated_pipes",
+        "cut_off_pipes",
+        "buildings",
+        "extra_valves",
+        "extra_buildings",
+    )
 
     pipe: str
     valves_to_close: gpd.GeoDataFrame
     isolated_pipes: gpd.GeoDataFrame
     cut_off_pipes: gpd.GeoDataFrame
-    buildings: pd.DataFrame
+    buildings: gpd.GeoDataFrame
     extra_valves: gpd.GeoDataFrame
-    extra_buildings: pd.DataFrame
-    summary: dict[str, Any]
+    extra_buildings: gpd.GeoDataFrame
+    summary: BreakSummary
     warnings: list[str]
 
 
@@ -476,14 +542,13 @@ def pipe_break(
 
     Examples
     --------
-    >>> links = building_connections(city, net)  # doctest: +SKIP
-    >>> r = pipe_break(
-    ...     net, "water_pipes.JS000123", failed_valves=["valves.JSF000039"], buildings=links
-    ... )  # doctest: +SKIP
-    >>> r.summary["buildings"], r.summary["extra_buildings"]  # doctest: +SKIP
-    (384, 238)
+    >>> from twin.network import building_connections
+    >>> links = building_connections(city, net)
+    >>> r = pipe_break(net, "water_pipes.JS000010", buildings=links)
+    >>> r.summary["buildings"] == len(r.buildings), r.summary.network
+    (True, 'water')
     """
-    model, tree = _query_model(net)
+    model, tree = query_model(net)
     row = net.pipe_index(pipe_uid)
     failed, warnings = _failed(net, model, failed_valves)
     warnings = [*net.warnings, *model.warnings, *warnings]
@@ -497,14 +562,25 @@ def pipe_break(
     none = np.zeros(0, dtype=np.int64)
     base = _outage(net, model, tree, start, none, services) if len(failed) else outage
     result = _result(net, model, str(pipe_uid), outage, base, services, warnings)
-    result.summary["failed_valves"] = [str(v) for v in model.valve_uid[failed]]
+    result.summary.failed_valves = [str(v) for v in model.valve_uid[failed]]
     if isinstance(buildings, pd.DataFrame) and "service_connections" in buildings.attrs:
-        result.summary["service_connections"] = buildings.attrs["service_connections"]
+        result.summary.service_connections = buildings.attrs["service_connections"]
+    if isinstance(buildings, gpd.GeoDataFrame):
+        result.buildings = _with_footprints(result.buildings, buildings)
+        result.extra_buildings = _with_footprints(result.extra_buildings, buildings)
     return result
 
 
+def _with_footprints(rows: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The affected buildings with the geometry the connections table carries."""
+    shapes = buildings.geometry.reindex(rows.index)
+    return gpd.GeoDataFrame(
+        rows.drop(columns="geometry"), geometry=shapes.to_numpy(), crs=buildings.crs
+    )
+
+
 def _failed(
-    net: PipeNetwork, model: _Model, failed_valves: Iterable[str]
+    net: PipeNetwork, model: SegmentModel, failed_valves: Iterable[str]
 ) -> tuple[IntArray, list[str]]:
     """Positions of the failed valves among the cutting valves, and notes on the others."""
     names = [failed_valves] if isinstance(failed_valves, str) else [str(v) for v in failed_valves]
@@ -512,10 +588,10 @@ def _failed(
         return np.empty(0, dtype=np.int64), []
     lookup = net.cache.get("valve_rows")
     if lookup is None:
-        lookup = net.cache["valve_rows"] = _index_lookup(net.valves.index)
+        lookup = net.cache["valve_rows"] = index_lookup(net.valves.index)
     unknown = [v for v in names if v not in lookup]
     if unknown:
-        raise UsageError(f"valve(s) not in the {net.network} network's valves: {_few(unknown)}")
+        raise UsageError(f"valve(s) not in the {net.network} network's valves: {few(unknown)}")
     cut_position = np.full(len(net.valves), -1, dtype=np.int64)
     cut_position[model.valve_row] = np.arange(len(model.valve_row))
     notes = []
@@ -534,8 +610,8 @@ def _failed(
 
 def _outage(
     net: PipeNetwork,
-    model: _Model,
-    tree: _Tree,
+    model: SegmentModel,
+    tree: SegmentTree,
     start: IntArray,
     failed: IntArray,
     services: Services | None,
@@ -571,7 +647,7 @@ def _outage(
     )
 
 
-def _grow(model: _Model, start: IntArray, failed: IntArray) -> BoolArray:
+def _grow(model: SegmentModel, start: IntArray, failed: IntArray) -> BoolArray:
     """The isolated segments: ``start``, grown through failed valves on the boundary."""
     inside = np.zeros(model.n_seg, dtype=bool)
     inside[start] = True
@@ -585,7 +661,7 @@ def _grow(model: _Model, start: IntArray, failed: IntArray) -> BoolArray:
 
 
 def _affected_pipes(
-    net: PipeNetwork, model: _Model, isolated: IntArray, cut: IntArray
+    net: PipeNetwork, model: SegmentModel, isolated: IntArray, cut: IntArray
 ) -> tuple[IntArray, IntArray]:
     """Rows of the pipes with a piece in ``isolated`` (state 1) or else in ``cut`` (state 2)."""
     segs = np.concatenate([isolated, cut])
@@ -599,7 +675,7 @@ def _affected_pipes(
     return rows, states
 
 
-def _valve_rows(net: PipeNetwork, model: _Model, close: IntArray, already: IntArray) -> Any:
+def _valve_rows(net: PipeNetwork, model: SegmentModel, close: IntArray, already: IntArray) -> Any:
     table = net.cache.get("valve_table")
     if table is None:
         table = net.cache["valve_table"] = net.valves[["status", "pipe", "position_m", "geometry"]]
@@ -614,7 +690,7 @@ _REASONS = pd.Index(["isolated", "cut_off"])
 
 def _building_rows(
     net: PipeNetwork, services: Services | None, found: IntArray, state: IntArray
-) -> pd.DataFrame:
+) -> gpd.GeoDataFrame:
     """Buildings at ``found`` (positions in ``services``): ``pipe``, ``reason``, ``population``."""
     if services is None:
         found = state = np.empty(0, dtype=np.int64)
@@ -628,12 +704,12 @@ def _building_rows(
     )
     if services is not None and services.population is not None:
         rows["population"] = services.population[found]
-    return rows
+    return as_geoframe(rows, net.crs)
 
 
 def _result(
     net: PipeNetwork,
-    model: _Model,
+    model: SegmentModel,
     pipe_uid: str,
     outage: _Outage,
     base: _Outage,
@@ -656,23 +732,23 @@ def _result(
     cut_rows = outage.pipe_rows[outage.pipe_state == 2]
     isolated, cut_off = net.pipes.iloc[isolated_rows], net.pipes.iloc[cut_rows]
     length = net.pipe_length_m
-    summary: dict[str, Any] = {
-        "network": net.network,
-        "pipe": pipe_uid,
-        "segments": [int(s) for s in np.flatnonzero(outage.segments)],
-        "valves_to_close": len(outage.close),
-        "valves_already_closed": len(outage.already),
-        "isolated_pipes": len(isolated),
-        "isolated_length_m": round(float(length[isolated_rows].sum()), 2),
-        "cut_off_pipes": len(cut_off),
-        "cut_off_length_m": round(float(length[cut_rows].sum()), 2),
-        "buildings": len(affected) if services is not None else None,
-        "extra_valves": len(extra_valves),
-        "extra_buildings": len(extra_buildings) if services is not None else None,
-    }
+    summary = BreakSummary(
+        network=net.network,
+        pipe=pipe_uid,
+        segments=[int(s) for s in np.flatnonzero(outage.segments)],
+        valves_to_close=len(outage.close),
+        valves_already_closed=len(outage.already),
+        isolated_pipes=len(isolated),
+        isolated_length_m=round(float(length[isolated_rows].sum()), 2),
+        cut_off_pipes=len(cut_off),
+        cut_off_length_m=round(float(length[cut_rows].sum()), 2),
+        buildings=len(affected) if services is not None else None,
+        extra_valves=len(extra_valves),
+        extra_buildings=len(extra_buildings) if services is not None else None,
+    )
     if services is not None and services.population is not None:
-        summary["population"] = float(affected["population"].sum())
-    summary["warnings"] = warnings
+        summary.population = float(affected["population"].sum())
+    summary.warnings = warnings
     return BreakResult(
         pipe=pipe_uid,
         valves_to_close=valves,

@@ -49,6 +49,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from twin import settings
 from twin.crs import require_projected
 from twin.errors import LayerNotFoundError, NetworkError, UsageError
 
@@ -64,7 +65,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass
+@dataclass(repr=False)
 class PipeNetwork:
     """The topology of one utility network.
 
@@ -101,6 +102,12 @@ class PipeNetwork:
         What the build noticed (valves or sources off the network…).
     pipe_layer : str or None
         The twin layer the pipes come from (None when built from frames).
+
+    Examples
+    --------
+    >>> net = pipe_network(city, "water", pipes="water_pipes")
+    >>> net.network, net.n_pieces >= len(net.pipes)
+    ('water', True)
     """
 
     network: str
@@ -119,6 +126,13 @@ class PipeNetwork:
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     pipe_layer: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<PipeNetwork {self.network} ({self.pipe_layer or 'frames'}): {len(self.pipes):,} "
+            f"pipes, {self.n_nodes:,} nodes, {len(self.valves):,} valves, "
+            f"{len(self.sources):,} sources>"
+        )
 
     @property
     def n_nodes(self) -> int:
@@ -210,7 +224,8 @@ def pipe_network(
     valves: str | None = "valves",
     sources: str | None = "sources",
     pumps: str | None = "pumps",
-    snap_tolerance_m: float = 0.5,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> PipeNetwork:
     """Build the topology of one network of a twin.
 
@@ -223,8 +238,10 @@ def pipe_network(
     pipes, valves, sources, pumps : str
         Layer names; a valve, source or pump layer the twin lacks is skipped
         (``None`` skips it on purpose).
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
         Pipe ends, valves and sources closer than this are joined.
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -232,10 +249,12 @@ def pipe_network(
 
     Examples
     --------
-    >>> net = pipe_network(twin.Twin.open("city.gpkg"), "water")  # doctest: +SKIP
-    >>> net.n_pieces  # doctest: +SKIP
-    117
+    >>> net = pipe_network(city, "gas", pipes="gas_pipes")
+    >>> net.network, net.pipe_layer
+    ('gas', 'gas_pipes')
     """
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
     frames: dict[str, gpd.GeoDataFrame | None] = {}
     for role, name in (("valves", valves), ("sources", sources), ("pumps", pumps)):
         frames[role] = None
@@ -251,7 +270,7 @@ def pipe_network(
         frames["sources"],
         links=frames["pumps"],
         network=network,
-        snap_tolerance_m=snap_tolerance_m,
+        tolerance_m=tolerance_m,
     )
     net.pipe_layer = pipes
     return net
@@ -264,7 +283,8 @@ def network_from_frames(
     *,
     links: gpd.GeoDataFrame | None = None,
     network: str | None = None,
-    snap_tolerance_m: float = 0.5,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> PipeNetwork:
     """Build a :class:`PipeNetwork` from GeoDataFrames indexed by uid.
 
@@ -285,8 +305,10 @@ def network_from_frames(
         Other links with ``from_node`` / ``to_node`` (EPANET pumps).
     network : str, optional
         The network value to keep (default: all rows; the name of the first).
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
         Snapping tolerance in metres.
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -294,10 +316,20 @@ def network_from_frames(
 
     Examples
     --------
-    See the module docstring.
+    >>> import geopandas as gpd, shapely
+    >>> pipes = gpd.GeoDataFrame(
+    ...     {"network": ["water"] * 2},
+    ...     geometry=[shapely.LineString([(0, 0), (100, 0)]),
+    ...               shapely.LineString([(100, 0), (100, 80)])],
+    ...     index=["p.1", "p.2"], crs="EPSG:4544")
+    >>> small = network_from_frames(pipes, network="water")
+    >>> small.n_nodes, small.n_pieces
+    (3, 2)
     """
-    if snap_tolerance_m < 0:
-        raise UsageError(f"snap_tolerance_m must be >= 0, not {snap_tolerance_m}")
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
+    if tolerance_m < 0:
+        raise UsageError(f"tolerance_m must be >= 0, not {tolerance_m}")
     pipes = _select(pipes, network)
     if pipes.empty:
         raise NetworkError(f"no pipes of the {network or 'given'} network")
@@ -315,14 +347,14 @@ def network_from_frames(
     else:
         if any(len(f) for f in extra):
             warnings.append("pumps and control valves need from_node/to_node on the pipes: skipped")
-        topo = _topology_from_lines(geoms, snap_tolerance_m)
+        topo = _topology_from_lines(geoms, tolerance_m)
         topo["piece_link"] = pipes.index.to_numpy(dtype=object)[topo["piece_pipe"]]
     net = PipeNetwork(
         network=name,
         pipes=pipes,
         valves=gpd.GeoDataFrame(),
         sources=gpd.GeoDataFrame(),
-        snap_tolerance_m=float(snap_tolerance_m),
+        snap_tolerance_m=float(tolerance_m),
         warnings=warnings,
         **topo,
     )
@@ -424,7 +456,7 @@ def _topology_from_lines(geoms: npt.NDArray[np.object_], tol: float) -> dict[str
     step[first] = 0.0
     along = np.cumsum(step)
     along -= along[first][owner]
-    cluster = _clusters(xy, tol)
+    cluster = snap_clusters(xy, tol)
     # a cluster is a node when it holds a pipe end or vertices of two or more pipes
     pairs = _distinct(cluster.astype(np.int64) * n_pipes + owner)
     pipes_per_cluster = np.bincount(pairs // n_pipes, minlength=cluster.max() + 1)
@@ -466,7 +498,7 @@ def _distinct(values: IntArray) -> IntArray:
     return ordered[keep]
 
 
-def _clusters(xy: FloatArray, tol: float) -> IntArray:
+def snap_clusters(xy: FloatArray, tol: float) -> IntArray:
     """Label points so that points within ``tol`` of each other (transitively) share a label.
 
     Exact duplicates (shared end points, the common case) are merged by sorting;
@@ -528,7 +560,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     lines = net.pipes.geometry.to_numpy()
     pipe_row, distance = _nearest_pipe(lines, points, net.snap_tolerance_m)
     if "pipe" in valves.columns:
-        named = valves["pipe"].map(_index_lookup(net.pipes.index)).to_numpy(dtype=float)
+        named = valves["pipe"].map(index_lookup(net.pipes.index)).to_numpy(dtype=float)
         given = ~np.isnan(named)
         pipe_row[given] = named[given].astype(np.int64)
         distance[given] = shapely.distance(lines[pipe_row[given]], points[given])
@@ -538,7 +570,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     node = np.full(n, -1, dtype=np.int64)
     if on.any():
         position[on] = shapely.line_locate_point(lines[pipe_row[on]], points[on])
-        piece[on] = _piece_at(net, pipe_row[on], position[on])
+        piece[on] = piece_at(net, pipe_row[on], position[on])
         start, end = net.piece_start_m[piece[on]], net.piece_end_m[piece[on]]
         nearer_start = position[on] - start <= end - position[on]
         node[on] = np.where(nearer_start, net.piece_from[piece[on]], net.piece_to[piece[on]])
@@ -559,7 +591,7 @@ def _snap_valves(net: PipeNetwork, valves: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(points, index=valves.index), crs=net.crs)
 
 
-def _index_lookup(index: pd.Index) -> dict[Any, int]:
+def index_lookup(index: pd.Index) -> dict[Any, int]:
     return dict(zip(index.tolist(), range(len(index)), strict=True))
 
 
@@ -588,7 +620,7 @@ def _nearest_pipe(
     return row, dist
 
 
-def _piece_at(net: PipeNetwork, pipe_row: IntArray, position: FloatArray) -> IntArray:
+def piece_at(net: PipeNetwork, pipe_row: IntArray, position: FloatArray) -> IntArray:
     """The piece of each pipe that holds ``position`` (metres along the pipe)."""
     is_pipe = net.piece_pipe >= 0
     pieces = np.flatnonzero(is_pipe)
@@ -630,12 +662,12 @@ def _warn_build(net: PipeNetwork) -> None:
     if len(off):
         net.warnings.append(
             f"{len(off)} valve(s) farther than {net.snap_tolerance_m} m from any "
-            f"{net.network} pipe, left out: {_few(off)}"
+            f"{net.network} pipe, left out: {few(off)}"
         )
     lost = net.sources.index[net.sources["node"].to_numpy() < 0]
     if len(lost):
         net.warnings.append(
-            f"{len(lost)} source(s) not on the {net.network} network, left out: {_few(lost)}"
+            f"{len(lost)} source(s) not on the {net.network} network, left out: {few(lost)}"
         )
     if not (net.sources["node"].to_numpy() >= 0).any():
         net.warnings.append(
@@ -646,7 +678,7 @@ def _warn_build(net: PipeNetwork) -> None:
         log.warning(text)
 
 
-def _few(values: Any, k: int = 5) -> str:
+def few(values: Any, k: int = 5) -> str:
     items = [str(v) for v in list(values)[:k]]
     more = len(values) - len(items)
     return ", ".join(items) + (f" and {more} more" if more > 0 else "")

@@ -47,9 +47,10 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from twin import settings
 from twin.crs import require_projected
 from twin.errors import NetworkError, UsageError
-from twin.network.pipes import _clusters
+from twin.network.pipes import snap_clusters
 from twin.network.speeds import DEFAULT_SPEEDS, SpeedTable
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass
+@dataclass(repr=False)
 class RoadNetwork:
     """The directed road graph of a road layer.
 
@@ -92,6 +93,12 @@ class RoadNetwork:
     warnings : list of str
     cache : dict
         Graphs and base answers computed once per network.
+
+    Examples
+    --------
+    >>> roads = city.road_network()
+    >>> roads.n_edges >= len(city.layer("roads"))
+    True
     """
 
     roads: gpd.GeoDataFrame
@@ -110,6 +117,9 @@ class RoadNetwork:
     snap_tolerance_m: float
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"<RoadNetwork: {self.n_nodes:,} nodes, {self.n_edges:,} edges>"
 
     @property
     def n_nodes(self) -> int:
@@ -189,7 +199,8 @@ def road_network(
     layer: str = "roads",
     *,
     speeds: SpeedTable = DEFAULT_SPEEDS,
-    snap_tolerance_m: float = 0.5,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> RoadNetwork:
     """Build the road graph of a twin's road layer.
 
@@ -199,8 +210,10 @@ def road_network(
     layer : str, default "roads"
     speeds : SpeedTable, optional
         Speeds per road class (see :mod:`twin.network.speeds`).
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
         Road ends and vertices closer than this are joined.
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -208,20 +221,21 @@ def road_network(
 
     Examples
     --------
-    >>> net = road_network(twin.Twin.open("city.gpkg"))  # doctest: +SKIP
-    >>> net.n_edges  # doctest: +SKIP
-    350
+    >>> roads = road_network(city, "roads")
+    >>> roads.crs == city.crs
+    True
     """
-    return road_network_from_frame(
-        twin.layer(layer), speeds=speeds, snap_tolerance_m=snap_tolerance_m
-    )
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
+    return road_network_from_frame(twin.layer(layer), speeds=speeds, tolerance_m=tolerance_m)
 
 
 def road_network_from_frame(
     roads: gpd.GeoDataFrame,
     *,
     speeds: SpeedTable = DEFAULT_SPEEDS,
-    snap_tolerance_m: float = 0.5,
+    tolerance_m: float = settings.TOLERANCE_M,
+    snap_tolerance_m: float | None = None,
 ) -> RoadNetwork:
     """Build a :class:`RoadNetwork` from road lines indexed by uid.
 
@@ -232,7 +246,9 @@ def road_network_from_frame(
         ``speed_kmh``, ``level``, ``bridge``, ``tunnel``. Multi-part lines are
         split into their parts.
     speeds : SpeedTable, optional
-    snap_tolerance_m : float, default 0.5
+    tolerance_m : float, default :data:`twin.settings.TOLERANCE_M` (0.5)
+    snap_tolerance_m : float, optional
+        The 0.1 spelling of ``tolerance_m`` (a thin alias: it wins when given).
 
     Returns
     -------
@@ -247,16 +263,24 @@ def road_network_from_frame(
 
     Examples
     --------
-    See the module docstring.
+    >>> import geopandas as gpd, shapely
+    >>> frame = gpd.GeoDataFrame(
+    ...     {"road_class": ["primary"]}, geometry=[shapely.LineString([(0, 0), (500, 0)])],
+    ...     index=["r.1"], crs="EPSG:4544")
+    >>> tiny = road_network_from_frame(frame)
+    >>> tiny.n_nodes, tiny.n_edges
+    (2, 1)
     """
-    if snap_tolerance_m < 0:
-        raise UsageError(f"snap_tolerance_m must be >= 0, not {snap_tolerance_m}")
+    if snap_tolerance_m is not None:
+        tolerance_m = snap_tolerance_m
+    if tolerance_m < 0:
+        raise UsageError(f"tolerance_m must be >= 0, not {tolerance_m}")
     require_projected(roads.crs, "the road layer")
     roads, warnings = _drivable(roads, speeds)
     parts = roads.geometry.explode(index_parts=False)
     geoms = parts.to_numpy()
     owner_road = pd.Index(roads.index).get_indexer(parts.index).astype(np.int64)
-    topo = _topology(geoms, road_levels(roads)[owner_road], snap_tolerance_m)
+    topo = _topology(geoms, road_levels(roads)[owner_road], tolerance_m)
     road = owner_road[topo["part"]]
     oneway = _oneway(roads)[road]
     length = topo["end_m"] - topo["start_m"]
@@ -276,7 +300,7 @@ def road_network_from_frame(
         edge_forward=oneway >= 0,
         edge_backward=oneway <= 0,
         edge_geometry=topo["geometry"],
-        snap_tolerance_m=float(snap_tolerance_m),
+        snap_tolerance_m=float(tolerance_m),
         warnings=warnings,
     )
     log.debug("road network: %d nodes, %d edges", net.n_nodes, net.n_edges)
@@ -362,7 +386,7 @@ def _topology(geoms: npt.NDArray[np.object_], level: IntArray, tol: float) -> di
     step[first] = 0.0
     along = np.cumsum(step)
     along -= along[first][owner]
-    cluster = _clusters(xy, tol)
+    cluster = snap_clusters(xy, tol)
     group, node_of_group = _groups(cluster, level[owner], owner, is_end)
     vertex_node = node_of_group[group]
     is_node = vertex_node >= 0

@@ -11,17 +11,19 @@ once per network.
 
 Examples
 --------
->>> access = road_access(net, city.layer("buildings"), city.layer("facilities"))
-...  # doctest: +SKIP
->>> service_areas(access, max_time_s=300).summary.to_dict()["reached"]  # doctest: +SKIP
-2996
+>>> from twin.network import road_access, select_facilities
+>>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+>>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+>>> areas = service_areas(access, max_time_s=300)
+>>> 0 < areas.summary.reached <= areas.summary.buildings
+True
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -36,6 +38,8 @@ from shapely.ops import substring
 from twin.errors import UsageError
 from twin.network.access import AccessPoints, RoadAccess, access_points
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
+from twin.results import Result, Summary
+from twin.settings import Weight
 
 __all__ = [
     "Route",
@@ -128,7 +132,7 @@ def _source_arcs(
     return np.concatenate([e[to_from], e[to_to]]), tail, head, w
 
 
-def _access_graph(access: RoadAccess, weight: str = "time") -> _Graph:
+def access_graph(access: RoadAccess, weight: str = "time") -> _Graph:
     key = f"graph:{weight}"
     graph = access.cache.get(key)
     if graph is None:
@@ -149,7 +153,7 @@ def prepare(access: RoadAccess) -> RoadAccess:
 
     A server calls this once at start-up so that the first request pays no set-up.
     """
-    _access_graph(access)
+    access_graph(access)
     _legs(access, "time")
     _building_frame(access)
     _same_edge(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
@@ -178,7 +182,7 @@ def nearest_facility(
         Seconds (metres for ``length``; inf when unreachable) and facility positions.
     """
     net = access.net
-    graph = _access_graph(access, weight)
+    graph = access_graph(access, weight)
     virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
     dist, _, source = dijkstra(
         graph.matrix(closed_edges),
@@ -280,8 +284,8 @@ def _same_edge(
 # --------------------------------------------------------------------------- service areas
 
 
-@dataclass
-class ServiceSummary:
+@dataclass(eq=False, repr=False)
+class ServiceSummary(Summary):
     """Counts of a service-area analysis (``to_dict`` for JSON)."""
 
     buildings: int
@@ -294,12 +298,9 @@ class ServiceSummary:
     direction: str
     per_facility: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-@dataclass
-class ServiceAreas:
+@dataclass(repr=False)
+class ServiceAreas(Result):
     """Service areas of the facilities.
 
     Attributes
@@ -314,10 +315,18 @@ class ServiceAreas:
     reach : pandas.DataFrame or None
         With ``max_time_s``: one row per (facility, building) pair within it, with ``time_s``.
     summary : ServiceSummary
+
+    Examples
+    --------
+    >>> areas = city.service_area(where="poi_type=消防站", max_time_s=300)
+    >>> int(areas.facilities["buildings"].sum()) == areas.summary.reached
+    True
     """
 
     buildings: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
+    _tables: ClassVar[tuple[str, ...]] = ("buildings", "facilities")
+
     reach: pd.DataFrame | None
     summary: ServiceSummary
 
@@ -337,8 +346,12 @@ def service_areas(access: RoadAccess, *, max_time_s: float | None = None) -> Ser
 
     Examples
     --------
-    >>> areas = service_areas(access, max_time_s=240)  # doctest: +SKIP
-    >>> areas.buildings.loc["JZ0000001", ["facility", "time_s"]]  # doctest: +SKIP
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> areas = service_areas(access, max_time_s=300)
+    >>> areas.summary.buildings == len(areas.buildings)
+    True
     """
     if max_time_s is not None and not max_time_s > 0:
         raise UsageError(f"max_time_s must be positive seconds, not {max_time_s}")
@@ -393,7 +406,7 @@ def base_answer(access: RoadAccess) -> tuple[FloatArray, IntArray]:
 def _reach(access: RoadAccess, limit: float) -> pd.DataFrame:
     """Every (facility, building) pair within ``limit`` seconds."""
     net, b = access.net, access.buildings
-    graph = _access_graph(access)
+    graph = access_graph(access)
     frames = []
     matrix = graph.matrix()
     for i in range(len(access.facilities)):
@@ -453,8 +466,22 @@ def _facility_table(
 # --------------------------------------------------------------------------- routes
 
 
-@dataclass
-class Route:
+@dataclass(eq=False, repr=False)
+class RouteSummary(Summary):
+    """A route in numbers (``to_dict`` for JSON: no infinity, geometry as WKT)."""
+
+    distance_m: float | None
+    time_s: float | None
+    roads: list[str]
+    origin_access_m: float
+    destination_access_m: float
+    weight: str
+    found: bool
+    geometry_wkt: str | None
+
+
+@dataclass(repr=False)
+class Route(Result):
     """The best route between two points.
 
     Attributes
@@ -469,6 +496,12 @@ class Route:
         Straight-line distance from each point to its access point.
     weight : str
         What was minimised: ``time`` or ``length``.
+
+    Examples
+    --------
+    >>> r = city.route("facilities.YJ0001", "buildings.JZ0000001")
+    >>> r.summary.found, r.summary.weight
+    (True, 'time')
     """
 
     distance_m: float
@@ -479,9 +512,33 @@ class Route:
     destination_access_m: float
     weight: str
 
+    _tables: ClassVar[tuple[str, ...]] = ("line",)
+
+    @property
+    def found(self) -> bool:
+        """Whether the destination can be reached."""
+        return self.geometry is not None
+
+    @property
+    def summary(self) -> RouteSummary:
+        """The route in numbers (:meth:`to_dict` as a :class:`RouteSummary`)."""
+        return RouteSummary(**self.to_dict())
+
+    @property
+    def line(self) -> gpd.GeoDataFrame:
+        """The route as a one-row table (none when not found); its CRS is unknown here."""
+        shapes = [self.geometry] if self.geometry is not None else []
+        return gpd.GeoDataFrame(
+            {"distance_m": [self.distance_m] * len(shapes), "time_s": [self.time_s] * len(shapes)},
+            geometry=shapes,
+            crs=self.crs,
+        )
+
+    crs: Any = None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (geometry as WKT)."""
-        out = {k: v for k, v in asdict(self).items() if k != "geometry"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("geometry", "crs")}
         found = self.geometry is not None
         out["found"] = found
         if not found:  # JSON has no infinity
@@ -495,7 +552,7 @@ def route(
     origin: shapely.Geometry,
     destination: shapely.Geometry,
     *,
-    weight: str = "time",
+    weight: Weight = "time",
     closed_roads: list[str] | tuple[str, ...] = (),
 ) -> Route:
     """The fastest (or shortest) route between two points (or features) on ``net``.
@@ -515,8 +572,12 @@ def route(
 
     Examples
     --------
-    >>> r = route(net, shapely.Point(0, 0), shapely.Point(500, 300))  # doctest: +SKIP
-    >>> r.distance_m, r.time_s  # doctest: +SKIP
+    >>> roads = city.road_network()
+    >>> start = city.feature("facilities", "facilities.YJ0001").geometry
+    >>> end = city.feature("buildings", "buildings.JZ0000001").geometry
+    >>> r = route(roads, start, end, weight="length")
+    >>> r.distance_m > 0 and r.roads[0].startswith("roads.")
+    True
     """
     if weight not in ("time", "length"):
         raise UsageError(f"weight must be time or length, not {weight!r}")
@@ -589,7 +650,7 @@ def _route_result(
     n = net.n_nodes
     best, last = _destination(net, pts, closed, dist, weight)
     if not np.isfinite(best):
-        return Route(INF, INF, None, [], *_access_m(pts), weight=weight)
+        return Route(INF, INF, None, [], *_access_m(pts), weight=weight, crs=net.crs)
     e_dest = int(pts.edge[1])
     if last < 0:  # straight along the common edge
         pieces = [(e_dest, float(pts.position_m[0]), float(pts.position_m[1]))]
@@ -611,7 +672,9 @@ def _route_result(
     )
     roads = [str(net.edge_uid[e]) for e, a, b in pieces if a != b]
     roads = [r for i, r in enumerate(roads) if i == 0 or roads[i - 1] != r]
-    return Route(float(length), float(time), geometry, roads, *_access_m(pts), weight=weight)
+    return Route(
+        float(length), float(time), geometry, roads, *_access_m(pts), weight=weight, crs=net.crs
+    )
 
 
 def _access_m(pts: AccessPoints) -> tuple[float, float]:

@@ -12,29 +12,46 @@ building uid with a ``pipe`` column, and group it by pipe once per network
 
 Examples
 --------
->>> links = building_connections(city, net)  # doctest: +SKIP
->>> links.attrs["service_connections"]  # doctest: +SKIP
+>>> links = building_connections(city, net)
+>>> links.attrs["service_connections"]
 'stored by the last build (relation service_water)'
->>> links.loc["buildings.JZ0000001", "pipe"]  # doctest: +SKIP
-'water_pipes.JS000001'
+>>> links["pipe"].str.startswith("water_pipes.").all()
+np.True_
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from twin import settings
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network.pipes import FloatArray, IntArray, PipeNetwork
+from twin.store.gpkg import GpkgStore
 
 if TYPE_CHECKING:
     from twin.model import Twin
+
+
+class RelatedTwin(Protocol):
+    """What :func:`building_connections` needs of a twin: its layers and stored relations."""
+
+    store: GpkgStore
+
+    def layer_names(self, kind: str | None = None) -> list[str]: ...
+
+    def layer(self, name: str) -> gpd.GeoDataFrame: ...
+
+    def service_connections(
+        self, network: str, *, buildings: str | None = None, max_service_m: float | None = None
+    ) -> pd.DataFrame: ...
+
 
 __all__ = ["Buildings", "building_connections", "service_connections"]
 
@@ -46,7 +63,7 @@ def service_connections(
     net: PipeNetwork,
     *,
     layer: str = "buildings",
-    max_service_m: float = 50.0,
+    max_service_m: float = settings.SERVICE_DISTANCE_M,
 ) -> pd.DataFrame:
     """Join every building to the nearest pipe of ``net`` within ``max_service_m``.
 
@@ -69,22 +86,25 @@ def service_connections(
 
     Examples
     --------
-    >>> links = service_connections(city.layer("buildings"), net)  # doctest: +SKIP
-    >>> links.head(1)  # doctest: +SKIP
-                                         pipe  distance_m
-    uid
-    buildings.JZ0000001  water_pipes.JS000001   21.894662
+    >>> links = service_connections(city.layer("buildings"), net)
+    >>> bool((links["distance_m"] <= 50).all())
+    True
     """
     frame = buildings if isinstance(buildings, gpd.GeoDataFrame) else buildings.layer(layer)
     if frame.crs is not None and net.crs is not None and frame.crs != net.crs:
         frame = frame.to_crs(net.crs)
     tree = shapely.STRtree(net.pipes.geometry.to_numpy())
+    if max_service_m < 0:
+        raise UsageError(f"max_service_m must be >= 0 metres, not {max_service_m}")
     (src, dst), dist = tree.query_nearest(
         frame.geometry.to_numpy(),
-        max_distance=max_service_m,
+        max_distance=max(max_service_m, 1e-9),  # GEOS wants a positive search radius
         all_matches=False,
         return_distance=True,
     )
+    if max_service_m == 0:  # touching only
+        keep = dist <= 0
+        src, dst, dist = src[keep], dst[keep], dist[keep]
     out = pd.DataFrame(
         {"pipe": net.pipes.index.to_numpy(dtype=object)[dst], "distance_m": dist},
         index=frame.index[src],
@@ -95,11 +115,11 @@ def service_connections(
 
 
 def building_connections(
-    city: Twin,
+    city: RelatedTwin,
     net: PipeNetwork,
     *,
     buildings: str = "buildings",
-    max_service_m: float = 50.0,
+    max_service_m: float = settings.SERVICE_DISTANCE_M,
 ) -> pd.DataFrame:
     """The service connections of ``net``: stored by the twin's build when current, else computed.
 
@@ -134,9 +154,8 @@ def building_connections(
 
     Examples
     --------
-    >>> links = building_connections(city, pipe_network(city, "water", pipes="water_pipes"))
-    ...  # doctest: +SKIP
-    >>> links.attrs["stored"]  # doctest: +SKIP
+    >>> links = building_connections(city, net)
+    >>> links.attrs["stored"]
     True
     """
     if buildings not in city.layer_names():
@@ -167,13 +186,9 @@ def building_connections(
     return links
 
 
-def _population(city: Twin, layer: str) -> pd.Series | None:
+def _population(city: RelatedTwin, layer: str) -> pd.Series | None:
     """The ``population`` column of a building layer by uid, or None when it has none."""
-    columns = city.store.query(f'PRAGMA table_info("{layer}")')["name"].tolist()
-    if "population" not in columns:
-        return None
-    rows = city.store.query(f'SELECT uid, population FROM "{layer}"')
-    return pd.Series(rows["population"].to_numpy(), index=rows["uid"].to_numpy(dtype=object))
+    return city.store.column(layer, "population")
 
 
 @dataclass
@@ -202,37 +217,77 @@ class Services:
 
 
 def prepared(net: PipeNetwork, buildings: Buildings) -> Services | None:
-    """``buildings`` grouped by pipe, cached on ``net`` for the same table object."""
+    """``buildings`` grouped by pipe, cached on ``net`` while the table's content is the same.
+
+    The cache is keyed by content, not by the table object: an in-place edit of
+    the table (``links.loc[uid, "pipe"] = …``) gives a new grouping. With pandas'
+    copy-on-write (pandas 3) a column keeps its buffer until it is written, so
+    the check is a buffer comparison; without it the values are compared.
+
+    Examples
+    --------
+    >>> links = service_connections(city.layer("buildings"), net)
+    >>> before = prepared(net, links)
+    >>> prepared(net, links) is before
+    True
+    >>> links.loc[links.index[0], "pipe"] = links["pipe"].iloc[-1]
+    >>> prepared(net, links) is before
+    False
+    """
     if buildings is None:
         return None
+    pipe, population = _columns(buildings)
     cached = net.cache.get("services")
-    if cached is not None and cached[0] is buildings:
-        return cached[1]
-    if isinstance(buildings, pd.DataFrame):
-        pipe = buildings["pipe"]
-    elif isinstance(buildings, pd.Series):
-        pipe = buildings
-    else:
-        pipe = pd.Series(dict(buildings))
+    if cached is not None and _same(cached[0], pipe) and _same(cached[1], population):
+        return cached[2]
     row = net.pipes.index.get_indexer(pipe.to_numpy())
-    population = None
-    if isinstance(buildings, pd.DataFrame):
-        for name in ("population", "customers"):
-            if name in buildings.columns:
-                values = pd.to_numeric(buildings[name], errors="coerce")
-                population = values.astype(float).to_numpy()
-                break
+    values = None
+    if population is not None:
+        values = pd.to_numeric(population, errors="coerce").astype(float).to_numpy()
     known = row >= 0
     order = np.flatnonzero(known)[np.argsort(row[known], kind="stable")]
     services = Services(
         uid=pipe.index.take(order),
         pipe_row=row[order].astype(np.int64),
         ptr=np.searchsorted(row[order], np.arange(len(net.pipes) + 1)).astype(np.int64),
-        population=None if population is None else np.nan_to_num(population[order]),
+        population=None if values is None else np.nan_to_num(values[order]),
         unknown=int((~known).sum()),
     )
-    net.cache["services"] = (buildings, services)
+    net.cache["services"] = (pipe, population, services)
     return services
+
+
+def _columns(buildings: Buildings) -> tuple[pd.Series, pd.Series | None]:
+    """The serving pipe of every building and, where given, its population (or customers)."""
+    if isinstance(buildings, pd.DataFrame):
+        population = next(
+            (buildings[c] for c in ("population", "customers") if c in buildings.columns), None
+        )
+        return buildings["pipe"], population
+    if isinstance(buildings, pd.Series):
+        return buildings, None
+    return pd.Series(dict(buildings or {})), None
+
+
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
+    getattr(pd.options.mode, "copy_on_write", False) is True
+)
+
+
+def _same(held: pd.Series | None, current: pd.Series | None) -> bool:
+    """Whether ``current`` holds the values ``held`` held when it was cached."""
+    if held is None or current is None:
+        return held is current
+    if len(held) != len(current) or not (
+        held.index is current.index or held.index.equals(current.index)
+    ):
+        return False
+    if not _COPY_ON_WRITE:
+        return bool(held.equals(current))
+    if isinstance(current.array, np.ndarray | pd.arrays.NumpyExtensionArray):
+        a, b = held.to_numpy(), current.to_numpy()
+        return bool(a.__array_interface__["data"] == b.__array_interface__["data"])
+    return held.array is current.array
 
 
 def buildings_of(services: Services, pipe_rows: IntArray) -> IntArray:

@@ -111,6 +111,11 @@ class SpeedTable:
         Speeds per ``road_class`` value.
     default_kmh : float
         Speed of classes missing from the table (and of roads without a class).
+
+    Examples
+    --------
+    >>> DEFAULT_SPEEDS.default_kmh
+    30.0
     """
 
     speeds_kmh: dict[str, float | None] = field(default_factory=lambda: dict(_SPEEDS))
@@ -172,6 +177,14 @@ def read_speeds(path: str | os.PathLike[str], base: SpeedTable = DEFAULT_SPEEDS)
     ------
     UsageError
         When the file is missing, not YAML, or holds anything but those keys.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "speeds.yaml"
+    >>> _ = path.write_text("speeds_kmh: {primary: 40}")
+    >>> read_speeds(path).speeds_kmh["primary"]
+    40.0
     """
     src = Path(path)
     try:

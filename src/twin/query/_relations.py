@@ -1,7 +1,8 @@
 """Relation lookups for one snapshot: the stored ``twin build`` relations, both ways.
 
 Each (relation, from layer, to layer) is read from the twin once per snapshot
-into sorted arrays, so a lookup is two binary searches. A pair the last build
+into sorted arrays, so a lookup is two binary searches; it is read only while the
+file is still the version the snapshot holds (never from a newer file). A pair the last build
 did not cover (a layer imported since, or no build at all) is computed from
 the geometry for the one feature asked about, with the same rules as the build
 (:mod:`twin.build`): largest share, or for sensors the building they stand in,
@@ -19,8 +20,8 @@ import pandas as pd
 
 from twin.build import DEFAULT_MAX_DISTANCE_M
 from twin.errors import UsageError
-from twin.query._shared import derived
-from twin.query.index import CityIndex, IndexedLayer
+from twin.query.common import derived
+from twin.query.index import CityIndex, IndexedLayer, file_identity
 from twin.relate import largest_share, nearest_within
 
 __all__ = ["Related", "related_from", "related_to"]
@@ -47,11 +48,16 @@ class _Table:
 
 def _table(index: CityIndex, relation: str, from_layer: str, to_layer: str) -> _Table | None:
     def build() -> _Table | None:
+        # Only from the very file version the snapshot holds: once an import has
+        # replaced the file, the stored rows describe other features, and the
+        # relation is computed from the snapshot's own geometry instead.
+        if not _same_version(index):
+            return None
         try:
             rows = index.twin.relations(relation, from_layer=from_layer, to_layer=to_layer)
         except UsageError:  # no relations built yet
             return None
-        if rows.empty:
+        if rows.empty or not _same_version(index):
             return None
         rows = rows[["from_uid", "to_uid", "share", "distance_m"]]
         forward = rows.sort_values("from_uid", kind="stable").reset_index(drop=True)
@@ -65,6 +71,14 @@ def _table(index: CityIndex, relation: str, from_layer: str, to_layer: str) -> _
         )
 
     return derived(index, ("relation", relation, from_layer, to_layer), build)
+
+
+def _same_version(index: CityIndex) -> bool:
+    """Whether the twin file is still the version the snapshot was read from."""
+    try:
+        return file_identity(index.path) == index.identity
+    except FileNotFoundError:
+        return False
 
 
 def _number(value: Any) -> float | None:

@@ -6,13 +6,10 @@ features come nearest first, at most ``limit`` of them, with the full count.
 
 Examples
 --------
->>> from twin.query.index import CityIndex
 >>> from twin.query.around import around
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
 >>> near = around(index, feature=("buildings", "buildings.JZ0000101"), radius_m=50)
-... # doctest: +SKIP
->>> [(h.layer, h.count) for h in near.layers]  # doctest: +SKIP
-[('parcels', 3), ('buildings', 6), ('roads', 1), ...]
+>>> "buildings" in [h.layer for h in near.layers]
+True
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ import numpy as np
 import shapely
 
 from twin.errors import UsageError
-from twin.query._shared import (
+from twin.query.common import (
     GeometryOut,
     QueryPoint,
     feature_dict,

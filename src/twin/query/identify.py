@@ -8,12 +8,14 @@ from the twin file.
 
 Examples
 --------
->>> from twin.query.index import CityIndex
 >>> from twin.query.identify import identify
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> hits = identify(index, 104.0655, 30.6607, layers=["buildings", "parcels"])  # doctest: +SKIP
->>> hits.uids("buildings")  # doctest: +SKIP
-['buildings.JZ0001234']
+>>> import pyproj
+>>> spot = city.layer("buildings").geometry.iloc[0].representative_point()
+>>> lon, lat = pyproj.Transformer.from_crs(city.crs, "EPSG:4326", always_xy=True).transform(
+...     spot.x, spot.y)
+>>> hits = identify(index, lon, lat, layers=["buildings"])
+>>> hits.uids("buildings") == [city.layer("buildings").index[0]]
+True
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import shapely
 
 from twin.errors import UsageError
 from twin.kinds import get_kind
-from twin.query._shared import (
+from twin.query.common import (
     GeometryOut,
     QueryPoint,
     feature_dict,
@@ -145,7 +147,7 @@ def identify(
     index : CityIndex
         The twin snapshot.
     lon, lat : float
-        The point, longitude first (see :func:`twin.query._shared.query_point`).
+        The point, longitude first (see :func:`twin.query.common.query_point`).
     layers : collection of str, optional
         The layers the caller may read; others are never searched (None: all).
     crs : str, default "CRS84"

@@ -14,13 +14,11 @@ layer is not silently skipped (the answer would be wrong), it does not exist.
 
 Examples
 --------
->>> from twin.query.index import CityIndex
 >>> from twin.query.impact import pipe_break_impact
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> impact = pipe_break_impact(index, "water_pipes.JS000123", pipes="water_pipes")
-... # doctest: +SKIP
->>> impact.result.summary["valves_to_close"]  # doctest: +SKIP
-4
+>>> impact = pipe_break_impact(index, "water_pipes.JS000010")
+>>> same = city.pipe_break("water_pipes.JS000010").summary
+>>> impact.result.summary.valves_to_close == same.valves_to_close
+True
 """
 
 from __future__ import annotations
@@ -33,9 +31,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from twin import settings
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network import BreakResult, PipeNetwork, pipe_break, pipe_network, service_connections
-from twin.query._shared import GeometryOut, derived, json_value, visible_layer
+from twin.query.common import GeometryOut, derived, json_value, visible_layer
 from twin.query.index import CityIndex
 from twin.query.statistics import VisibleTwin
 
@@ -62,7 +61,7 @@ class NetworkLayers:
         return [n for n in roles if n]
 
 
-def _only(
+def only_visible_layer(
     index: CityIndex, kind: str, layers: Collection[str] | None, network: str | None = None
 ) -> str | None:
     """The one visible layer of ``kind`` (holding ``network``, for pipes); None when none.
@@ -90,6 +89,22 @@ def _only(
     return shown[0] if shown else None
 
 
+def pipe_layer_of(
+    index: CityIndex, pipe: str, layers: Collection[str] | None = None
+) -> tuple[str | None, str | None]:
+    """The visible pipe layer a uid names and the pipe's network (None, None: not a pipe uid)."""
+    name = pipe.partition(".")[0]
+    if name not in index.layers or (layers is not None and name not in layers):
+        return None, None
+    item = index.layer(name)
+    if item.kind != "pipe":
+        return None, None
+    if "network" not in item.frame.columns or pipe not in item.frame.index:
+        return name, None
+    value = item.frame.at[pipe, "network"]
+    return name, (str(value) if isinstance(value, str) and value else None)
+
+
 def network_layers(
     index: CityIndex,
     *,
@@ -105,22 +120,22 @@ def network_layers(
     for name in (pipes, valves, sources, buildings):
         if name:
             visible_layer(index, name, layers)
-    pipe_layer = pipes or _only(index, "pipe", layers, network)
+    pipe_layer = pipes or only_visible_layer(index, "pipe", layers, network)
     if pipe_layer is None:
         raise UsageError(f"no pipe layer holds the {network} network: name one with pipes=")
     return NetworkLayers(
         network=network,
         pipes=pipe_layer,
-        valves=valves or _only(index, "valve", layers),
-        sources=sources or _only(index, "source", layers),
-        buildings=buildings or _only(index, "building", layers),
-        pumps=_only(index, "pump", layers),
+        valves=valves or only_visible_layer(index, "valve", layers),
+        sources=sources or only_visible_layer(index, "source", layers),
+        buildings=buildings or only_visible_layer(index, "building", layers),
+        pumps=only_visible_layer(index, "pump", layers),
     )
 
 
 def network_of(index: CityIndex, chosen: NetworkLayers, snap_tolerance_m: float) -> PipeNetwork:
     """The snapshot's :class:`~twin.network.PipeNetwork` (built once per snapshot and key)."""
-    if not (math.isfinite(snap_tolerance_m) and 0 <= snap_tolerance_m <= 50):
+    if not (math.isfinite(snap_tolerance_m) and 0 <= snap_tolerance_m <= settings.MAX_TOLERANCE_M):
         raise UsageError(f"snap tolerance {snap_tolerance_m}: give metres from 0 to 50")
     key = (
         "pipe_network",
@@ -153,7 +168,7 @@ def connections_of(
     a building layer."""
     if chosen.buildings is None:
         return None
-    if not (math.isfinite(max_service_m) and 0 <= max_service_m <= 5000):
+    if not (math.isfinite(max_service_m) and 0 <= max_service_m <= settings.MAX_SERVICE_DISTANCE_M):
         raise UsageError(f"max_service_m {max_service_m}: give metres from 0 to 5000")
     frame = index.layer(chosen.buildings).frame
     key = ("connections", id(net), chosen.buildings, float(max_service_m))
@@ -187,7 +202,7 @@ class BreakImpact:
         extra_valves = set(map(str, r.extra_valves.index))
         extra_buildings = set(map(str, r.extra_buildings.index))
         roles = r.valves_to_close["role"].astype(str)
-        found = _features(
+        found = impact_features(
             r.valves_to_close,
             [
                 "valve_to_close" if role == "close" else "valve_already_closed"
@@ -197,17 +212,17 @@ class BreakImpact:
             out,
             extra_valves,
         )
-        found += _features(r.isolated_pipes, "isolated_pipe", self.layers.pipes, out, set())
-        found += _features(r.cut_off_pipes, "cut_off_pipe", self.layers.pipes, out, set())
+        found += impact_features(r.isolated_pipes, "isolated_pipe", self.layers.pipes, out, set())
+        found += impact_features(r.cut_off_pipes, "cut_off_pipe", self.layers.pipes, out, set())
         if self.layers.buildings is not None and len(r.buildings):
             footprints = index.layer(self.layers.buildings).frame
             rows = footprints.index.get_indexer(r.buildings.index)
             table = r.buildings.assign(geometry=footprints.geometry.array[rows])
-            found += _features(table, "building", self.layers.buildings, out, extra_buildings)
+            found += impact_features(table, "building", self.layers.buildings, out, extra_buildings)
         return found
 
 
-def _features(
+def impact_features(
     table: pd.DataFrame,
     result: str | list[str],
     layer: str | None,
@@ -243,13 +258,13 @@ def pipe_break_impact(
     pipe: str,
     *,
     failed_valves: Iterable[str] = (),
-    network: str = "water",
+    network: str | None = None,
     pipes: str | None = None,
     valves: str | None = None,
     sources: str | None = None,
     buildings: str | None = None,
-    max_service_m: float = 50.0,
-    snap_tolerance_m: float = 0.5,
+    max_service_m: float = settings.SERVICE_DISTANCE_M,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
     layers: Collection[str] | None = None,
 ) -> BreakImpact:
     """A break on ``pipe``: valves to close, pipes and buildings shut off; and with failed valves.
@@ -262,11 +277,13 @@ def pipe_break_impact(
         The broken pipe's uid.
     failed_valves : iterable of str
         Valves that will not close.
-    network : str, default "water"
-        The network (``network`` value of the pipes).
+    network : str, optional
+        The network (``network`` value of the pipes); default: the pipe's own,
+        else water.
     pipes, valves, sources, buildings : str, optional
         Layer names; by default the only visible layer of the kind (pipes: the
-        one holding ``network``; no valve, source or building layer is fine).
+        layer the uid names, else the one holding ``network``; no valve, source
+        or building layer is fine).
     max_service_m : float, default 50
         Buildings join the nearest pipe within this distance.
     snap_tolerance_m : float, default 0.5
@@ -278,6 +295,10 @@ def pipe_break_impact(
     -------
     BreakImpact
     """
+    of_uid, of_pipe = pipe_layer_of(index, pipe, layers)
+    if pipes is None and (network is None or network == of_pipe):
+        pipes = of_uid
+    network = network or of_pipe or "water"
     chosen = network_layers(
         index,
         network=network,

@@ -9,12 +9,10 @@ same as ``twin analyze road-closure / cascade / service-area / route --json``.
 
 Examples
 --------
->>> from twin.query.index import CityIndex
 >>> from twin.query.impact_roads import road_closure_impact
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> closure = road_closure_impact(index, roads=["roads.DL000012"])  # doctest: +SKIP
->>> closure.result.summary.buildings_delayed  # doctest: +SKIP
-41
+>>> closure = road_closure_impact(index, roads_closed=["roads.DL000002"])
+>>> closure.result.summary.closed_roads
+1
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from twin import settings
 from twin.errors import UsageError
 from twin.network import (
     DEFAULT_SPEEDS,
@@ -45,10 +44,11 @@ from twin.network import (
     select_facilities,
     service_areas,
 )
-from twin.query._shared import GeometryOut, derived, json_ready, json_value, visible_layer
-from twin.query.impact import NetworkLayers, _features, _only, pipe_break_impact
+from twin.query.common import GeometryOut, derived, json_ready, json_value, visible_layer
+from twin.query.impact import NetworkLayers, impact_features, only_visible_layer, pipe_break_impact
 from twin.query.index import CityIndex
 from twin.query.statistics import VisibleTwin
+from twin.settings import Direction, Weight
 
 if TYPE_CHECKING:
     from twin.model import Twin
@@ -71,7 +71,7 @@ class RoadLayers:
     facilities: str
     where: str | None = None
     direction: str = "from_facility"
-    snap_tolerance_m: float = 0.5
+    snap_tolerance_m: float = settings.TOLERANCE_M
 
 
 def road_layers(
@@ -82,17 +82,17 @@ def road_layers(
     facilities: str = "facilities",
     where: str | None = None,
     direction: str = "from_facility",
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
     layers: Collection[str] | None = None,
 ) -> RoadLayers:
     """Resolve (and check the visibility of) the layers of a road analysis."""
-    if not (math.isfinite(snap_tolerance_m) and 0 <= snap_tolerance_m <= 50):
+    if not (math.isfinite(snap_tolerance_m) and 0 <= snap_tolerance_m <= settings.MAX_TOLERANCE_M):
         raise UsageError(f"snap tolerance {snap_tolerance_m}: give metres from 0 to 50")
     for name in (roads, buildings, facilities):
         if name:
             visible_layer(index, name, layers)
-    road_layer = roads or _only(index, "road", layers)
-    building_layer = buildings or _only(index, "building", layers)
+    road_layer = roads or only_visible_layer(index, "road", layers)
+    building_layer = buildings or only_visible_layer(index, "building", layers)
     if road_layer is None or building_layer is None:
         raise UsageError("the twin needs a road layer and a building layer for road analyses")
     return RoadLayers(
@@ -119,7 +119,7 @@ def access_of(index: CityIndex, chosen: RoadLayers) -> RoadAccess:
         net = road_network_of(index, chosen)
         facilities = select_facilities(index.layer(chosen.facilities).frame, chosen.where)
         buildings = index.layer(chosen.buildings).frame
-        return road_access(net, buildings, facilities, direction=chosen.direction)
+        return road_access(net, buildings, facilities, direction=cast(Direction, chosen.direction))
 
     return derived(index, ("road_access", chosen), build)
 
@@ -129,7 +129,7 @@ def area_in_twin(
 ) -> shapely.Geometry:
     """A GeoJSON geometry in CRS84 (or a web-map convention) taken to the twin CRS."""
     from twin import webcoords
-    from twin.query._shared import normalise_coords
+    from twin.query.common import normalise_coords
 
     try:
         shape = shapely.geometry.shape(geometry)
@@ -167,7 +167,7 @@ def closure_features(
     closed.index = pd.Index(
         [f"{road}#{k}" for k, road in enumerate(closed["road"].astype(str))], name="uid"
     )
-    found = _features(closed, "closed_road", chosen.roads, out)
+    found = impact_features(closed, "closed_road", chosen.roads, out)
     table = result.buildings
     hit = (table["detour_s"] > 1.0).to_numpy() | table["lost"].to_numpy()
     affected = table.loc[hit]
@@ -176,7 +176,7 @@ def closure_features(
         rows = footprints.index.get_indexer(affected.index)
         affected = affected.assign(geometry=footprints.geometry.array[rows])
         kinds = ["building_lost" if lost else "building_delayed" for lost in affected["lost"]]
-        found += _features(affected, kinds, chosen.buildings, out)
+        found += impact_features(affected, kinds, chosen.buildings, out)
     return found
 
 
@@ -227,7 +227,7 @@ class CascadeImpact:
 
     def features(self, index: CityIndex, out: GeometryOut | None) -> list[dict[str, Any]]:
         broken = self.result.pipe_break
-        found = _features(
+        found = impact_features(
             broken.valves_to_close,
             [
                 "valve_to_close" if r == "close" else "valve_already_closed"
@@ -236,8 +236,8 @@ class CascadeImpact:
             self.network.valves,
             out,
         )
-        found += _features(broken.isolated_pipes, "isolated_pipe", self.network.pipes, out)
-        found += _features(broken.cut_off_pipes, "cut_off_pipe", self.network.pipes, out)
+        found += impact_features(broken.isolated_pipes, "isolated_pipe", self.network.pipes, out)
+        found += impact_features(broken.cut_off_pipes, "cut_off_pipe", self.network.pipes, out)
         if self.result.closure is not None:
             found += closure_features(index, self.layers, self.result.closure, out)
         return found
@@ -249,11 +249,11 @@ def cascade_impact(
     *,
     distance_m: float = 10.0,
     max_time_s: float | None = None,
-    network: str = "water",
+    network: str | None = None,
     pipes: str | None = None,
     valves: str | None = None,
     sources: str | None = None,
-    max_service_m: float = 50.0,
+    max_service_m: float = settings.SERVICE_DISTANCE_M,
     layers: Collection[str] | None = None,
     **options: Any,
 ) -> CascadeImpact:
@@ -297,11 +297,11 @@ class ServiceAreaImpact:
     ) -> tuple[list[dict[str, Any]], int]:
         """Facilities (``facility``) and the ``buildings`` slowest-served buildings
         (``building``, access point as geometry); also how many buildings there are."""
-        found = _features(self.result.facilities, "facility", self.layers.facilities, out)
+        found = impact_features(self.result.facilities, "facility", self.layers.facilities, out)
         table = self.result.buildings
         if buildings:
             slowest = table.sort_values("time_s", ascending=False, kind="stable").head(buildings)
-            found += _features(slowest, "building", self.layers.buildings, out)
+            found += impact_features(slowest, "building", self.layers.buildings, out)
         return found, len(table)
 
 
@@ -325,16 +325,16 @@ def route_impact(
     weight: str = "time",
     closed_roads: Sequence[str] = (),
     roads: str | None = None,
-    snap_tolerance_m: float = 0.5,
+    snap_tolerance_m: float = settings.TOLERANCE_M,
     layers: Collection[str] | None = None,
 ) -> tuple[Route, str]:
     """The fastest (or shortest) route between two twin-CRS geometries; and the road layer."""
-    road_layer = roads or _only(index, "road", layers)
+    road_layer = roads or only_visible_layer(index, "road", layers)
     if road_layer is None:
         raise UsageError("the twin has no road layer to route on")
     visible_layer(index, road_layer, layers)
     chosen = RoadLayers(road_layer, "", "", snap_tolerance_m=float(snap_tolerance_m))
     net = road_network_of(index, chosen)
     return route(
-        net, origin, destination, weight=weight, closed_roads=list(closed_roads)
+        net, origin, destination, weight=cast(Weight, weight), closed_roads=list(closed_roads)
     ), road_layer

@@ -13,13 +13,10 @@ equals the value (numerically for numeric fields) and apply with or without text
 
 Examples
 --------
->>> from twin.query.index import CityIndex
 >>> from twin.query.search import search
->>> index = CityIndex.load("out/chengdu.twin.gpkg")  # doctest: +SKIP
->>> search(index, "天阳花园").hits[0].uid  # doctest: +SKIP
-'parcels.CD-HC-0008'
->>> search(index, "天杨花园", fuzzy=True).hits[0].score  # doctest: +SKIP
-75.0
+>>> name = city.layer("parcels")["name"].dropna().iloc[0]
+>>> search(index, name).hits[0].layer
+'parcels'
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from twin.errors import UsageError
-from twin.query._shared import GeometryOut, derived, feature_dict, visible_layers
+from twin.query.common import GeometryOut, derived, feature_dict, visible_layers
 from twin.query.index import CityIndex, IndexedLayer
 
 __all__ = ["MAX_RESULTS", "SearchHit", "SearchResult", "fuzzy_field", "search", "text_fields"]

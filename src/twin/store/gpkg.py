@@ -18,13 +18,10 @@ reading the version they opened.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import shutil
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,20 +30,32 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
-import shapely
 
 from twin.errors import TwinBusyError, TwinNotFoundError
-from twin.store import schema
+from twin.store._lock import exclusive_lock
+from twin.store.files import (
+    HISTORY_SUFFIX,
+    create_file,
+    fsync_dir,
+    fsync_file,
+    history_table,
+    quoted,
+    write_table,
+)
+from twin.store.session import GpkgSession
+
+__all__ = [
+    "HISTORY_SUFFIX",
+    "GpkgSession",
+    "GpkgStore",
+    "create_file",
+    "history_table",
+    "write_table",
+]
 
 log = logging.getLogger(__name__)
 
-HISTORY_SUFFIX = "__history"
 _LOCK_TIMEOUT_S = 600.0
-
-
-def history_table(layer: str) -> str:
-    """Name of the table that keeps a layer's replaced versions."""
-    return f"{layer}{HISTORY_SUFFIX}"
 
 
 class GpkgStore:
@@ -56,6 +65,12 @@ class GpkgStore:
     ----------
     path : str or Path
         The twin file (``*.gpkg``).
+
+    Examples
+    --------
+    >>> store = GpkgStore(sample_twin_path)
+    >>> "buildings" in store.tables()
+    True
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -69,6 +84,16 @@ class GpkgStore:
                 f"no twin at {self.path}: create one with `twin init {self.path}`"
             )
 
+    def version(self) -> tuple[int, int, int]:
+        """The file's version: ``(inode, size, mtime_ns)``; every commit changes it.
+
+        A commit replaces the file (a new inode), so caches keyed by this never
+        serve an answer computed from an older twin.
+        """
+        self.require()
+        stat = self.path.stat()
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
     def connect(self) -> sqlite3.Connection:
         """Open a read-only SQLite connection to the twin file."""
         self.require()
@@ -80,6 +105,24 @@ class GpkgStore:
         with contextlib.closing(self.connect()) as con:
             return pd.read_sql_query(sql, con, params=params)
 
+    def column(self, table: str, column: str) -> pd.Series | None:
+        """One attribute column of a table by uid (None when the table has no such column).
+
+        Examples
+        --------
+        >>> store = GpkgStore(sample_twin_path)
+        >>> floors = store.column("buildings", "floors")
+        >>> floors.index[0].startswith("buildings."), store.column("buildings", "nothing")
+        (True, None)
+        """
+        with contextlib.closing(self.connect()) as con:
+            names = [row[1] for row in con.execute(f'PRAGMA table_info("{quoted(table)}")')]
+            if column not in names:
+                return None
+            rows = con.execute(f'SELECT uid, "{quoted(column)}" FROM "{quoted(table)}"').fetchall()
+        uids = np.array([r[0] for r in rows], dtype=object)
+        return pd.Series([r[1] for r in rows], index=uids, name=column)
+
     def tables(self) -> set[str]:
         """Names of all tables registered in ``gpkg_contents``."""
         return set(self.query("SELECT table_name FROM gpkg_contents")["table_name"])
@@ -88,6 +131,106 @@ class GpkgStore:
         """Read a spatial table with pyogrio's Arrow path."""
         self.require()
         return pyogrio.read_dataframe(self.path, layer=table, use_arrow=True, **kwargs)
+
+    def fields(self, table: str) -> list[str]:
+        """The attribute columns of a table (geometry excluded)."""
+        self.require()
+        return [str(f) for f in pyogrio.read_info(self.path, layer=table)["fields"]]
+
+    # -- the twin's bookkeeping (the TwinStore interface) ------------------
+    def meta(self) -> dict[str, str]:
+        """The twin's settings (``twin_meta``)."""
+        rows = self.query("SELECT key, value FROM twin_meta")
+        return dict(zip(rows["key"], rows["value"], strict=True))
+
+    def layer_rows(self, name: str | None = None) -> pd.DataFrame:
+        """Rows of ``twin_layers`` (one layer's, or every layer's in creation order)."""
+        if name is not None:
+            return self.query("SELECT * FROM twin_layers WHERE name=?", (name,))
+        return self.query("SELECT * FROM twin_layers ORDER BY created")
+
+    def import_rows(self, layer: str | None = None, import_id: int | None = None) -> pd.DataFrame:
+        """Rows of ``twin_imports`` (provenance), oldest first; one layer's or one import."""
+        sql = "SELECT * FROM twin_imports"
+        params: tuple[Any, ...] = ()
+        if layer is not None:
+            sql, params = sql + " WHERE layer=?", (layer,)
+        elif import_id is not None:
+            sql, params = sql + " WHERE import_id=?", (int(import_id),)
+        return self.query(sql + " ORDER BY import_id", params)
+
+    def change_rows(self, import_id: int) -> pd.DataFrame:
+        """The listed changes of one import: ``uid`` and ``change``, in order."""
+        return self.query(
+            "SELECT uid, change FROM twin_changes WHERE import_id=? ORDER BY rowid",
+            (int(import_id),),
+        )
+
+    def read_valid(
+        self, table: str, at: str, *, history: bool = False, **kwargs: Any
+    ) -> gpd.GeoDataFrame:
+        """Versions valid at ``at`` (a stored timestamp): current rows started by then or,
+        with ``history``, replaced rows that were valid then."""
+        stamp = at.replace("'", "''")
+        where = f"valid_from <= '{stamp}'"
+        if history:
+            where += f" AND valid_to > '{stamp}'"
+        return self.read_table(table, where=where, **kwargs)
+
+    def read_started(self, table: str, at: str) -> pd.Series:
+        """The uids of the versions of ``table`` that started at ``at``."""
+        stamp = at.replace("'", "''")
+        frame = self.read_table(
+            table, columns=["uid"], where=f"valid_from = '{stamp}'", read_geometry=False
+        )
+        return frame["uid"]
+
+    def read_uid(self, table: str, uid: str | None) -> gpd.GeoDataFrame:
+        """The rows of ``table`` with ``uid`` (every row when ``uid`` is None)."""
+        if uid is None:
+            return self.read_table(table)
+        return self.read_table(table, where=f"uid = '{uid.replace(chr(39), chr(39) * 2)}'")
+
+    def relations(
+        self,
+        relation: str | None = None,
+        *,
+        from_layer: str | None = None,
+        to_layer: str | None = None,
+        uid: str | None = None,
+    ) -> pd.DataFrame:
+        """Stored relation rows, filtered (see :meth:`twin.model.Twin.relations`)."""
+        from twin.errors import UsageError
+        from twin.store import relations as relstore
+
+        with contextlib.closing(self.connect()) as con:
+            sets = relstore.stored_sets(con)
+            if not sets and not relstore.has_relation_tables(con):
+                raise UsageError(
+                    f"{self.path.name} has no relations yet: run `twin build {self.path}`"
+                )
+            chosen = [
+                s
+                for s in sets.values()
+                if relation in (None, s.relation)
+                and from_layer in (None, s.from_layer)
+                and to_layer in (None, s.to_layer)
+            ]
+            if uid is not None:
+                return relstore.read_uid_rows(con, uid, chosen)
+            return relstore.read_rows(self.path, chosen)
+
+    def create(self, meta: dict[str, str]) -> None:
+        """Write a new, empty twin file with ``meta`` (replacing any file there)."""
+        with self.transaction() as work:
+            work.unlink(missing_ok=True)
+            create_file(work, meta)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[GpkgSession]:
+        """A write transaction as a :class:`~twin.store.session.GpkgSession`: all or nothing."""
+        with self.transaction() as work:
+            yield GpkgSession(work)
 
     # -- writing ---------------------------------------------------------
     @contextlib.contextmanager
@@ -107,9 +250,9 @@ class GpkgStore:
                 shutil.copyfile(self.path, work)
             try:
                 yield work
-                _fsync_file(work)
+                fsync_file(work)
                 os.replace(work, self.path)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     work.unlink()
@@ -117,24 +260,14 @@ class GpkgStore:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         lock_path = self.path.with_name(f".{self.path.name}.lock")
-        with open(lock_path, "a+b") as handle:
-            deadline = time.monotonic() + _LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise TwinBusyError(
-                            f"{self.path} is being written by another process; try again later"
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+
+        def busy() -> TwinBusyError:
+            return TwinBusyError(
+                f"{self.path} is being written by another process; try again later"
+            )
+
+        with exclusive_lock(lock_path, _LOCK_TIMEOUT_S, busy):
+            yield
 
     def _remove_stale_copies(self) -> None:
         # Only called under the lock: any copy left is from a writer that died.
@@ -142,67 +275,3 @@ class GpkgStore:
             log.info("removing %s left by an interrupted write", stale)
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-
-
-def create_file(path: Path, meta: dict[str, str]) -> None:
-    """Create an empty twin GeoPackage with its metadata tables at ``path``."""
-    # Let GDAL lay down a valid GeoPackage skeleton, then add our tables.
-    pyogrio.write_dataframe(
-        pd.DataFrame({"key": list(meta), "value": list(meta.values())}),
-        path,
-        layer="twin_meta",
-        driver="GPKG",
-        # 1.3 rather than GDAL's newest 1.4: opens without warnings in older QGIS / GDAL.
-        dataset_options={"VERSION": "1.3"},
-    )
-    with contextlib.closing(sqlite3.connect(path)) as con, con:
-        schema.create_tables(con)
-
-
-def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
-    """Write (or append to) a spatial table of the working copy at ``path``."""
-    type_ids = shapely.get_type_id(np.asarray(frame.geometry.array))
-    promote = bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
-    with _no_sync_on_private_copy():
-        pyogrio.write_dataframe(
-            frame,
-            path,
-            layer=table,
-            driver="GPKG",
-            append=append,
-            promote_to_multi=promote or None,
-            use_arrow=True,
-            layer_options={"FID": "fid"},
-        )
-
-
-@contextlib.contextmanager
-def _no_sync_on_private_copy() -> Iterator[None]:
-    """Let SQLite skip its per-transaction fsyncs while GDAL writes the working copy.
-
-    Safe because the copy is private: a crash discards it, and the commit fsyncs
-    it once before the atomic rename. It saves about a second per 1M features.
-    """
-    option = "OGR_SQLITE_SYNCHRONOUS"
-    previous = pyogrio.get_gdal_config_option(option)
-    pyogrio.set_gdal_config_options({option: "OFF"})
-    try:
-        yield
-    finally:
-        pyogrio.set_gdal_config_options({option: previous})
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

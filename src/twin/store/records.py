@@ -17,8 +17,10 @@ import pandas as pd
 import shapely
 
 from twin import history
-from twin.imports import MAX_STORED_REJECTIONS, ImportReport, PreparedImport
-from twin.store.gpkg import history_table, write_table
+from twin.kinds import LayerKind
+from twin.mapping import ImportSpec
+from twin.reports import MAX_STORED_REJECTIONS, ImportReport
+from twin.store.files import history_table, write_table
 
 _GEOMETRY_NAMES = {
     "POINT": "Point",
@@ -75,9 +77,9 @@ def fill_counts(report: ImportReport, changes: history.ChangeSet | None, count: 
 
 
 def record_import(
-    con: sqlite3.Connection, prepared: PreparedImport, report: ImportReport, *, initial: bool
+    con: sqlite3.Connection, spec: ImportSpec, report: ImportReport, *, initial: bool
 ) -> None:
-    spec = prepared.spec
+    """Insert the provenance row of one import."""
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in spec.options().items()}
     body = report.to_dict(max_rejections=MAX_STORED_REJECTIONS)
     con.execute(
@@ -127,9 +129,13 @@ def record_changes(
 
 
 def record_layer(
-    con: sqlite3.Connection, prepared: PreparedImport, frame: gpd.GeoDataFrame, report: ImportReport
+    con: sqlite3.Connection,
+    spec: ImportSpec,
+    kind: LayerKind,
+    frame: gpd.GeoDataFrame,
+    report: ImportReport,
 ) -> None:
-    spec, kind = prepared.spec, prepared.kind
+    """Insert or update the layer's row in ``twin_layers``."""
     bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
     type_ids = np.unique(shapely.get_type_id(np.asarray(frame.geometry.array)))
     names = [shapely.GeometryType(int(t)).name for t in type_ids if t >= 0]

@@ -1,0 +1,286 @@
+"""One protocol for every analysis result.
+
+Every result (a pipe break, a road closure, a cascade, service areas, a
+route, a topology check) offers the same things:
+
+- ``summary``: a :class:`Summary` dataclass with :meth:`Summary.to_dict`
+  (it is also the dict it used to be: ``summary["buildings"]``);
+- its feature tables as GeoDataFrames with their CRS (:meth:`Result.tables`);
+- :meth:`Result.to_file`: every non-empty table as one layer of a GeoPackage;
+- :meth:`Result.explore`: every table on one folium map (the ``notebooks``
+  extra installs folium);
+- a short ``repr`` and an HTML ``_repr_html_`` for Jupyter.
+
+Examples
+--------
+>>> from dataclasses import dataclass
+>>> @dataclass(eq=False, repr=False)
+... class Counts(Summary):
+...     pipes: int
+...     buildings: int | None = None
+>>> s = Counts(pipes=3)
+>>> s.to_dict()
+{'pipes': 3, 'buildings': None}
+>>> s.pipes, s["pipes"], s == {"pipes": 3, "buildings": None}
+(3, 3, True)
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import geopandas as gpd
+import pandas as pd
+
+__all__ = ["CheckSummary", "Result", "Summary", "as_geoframe"]
+
+_REPR_ITEMS = 4
+
+
+@dataclass(eq=False, repr=False)
+class Summary(dict[str, Any]):
+    """Base of every result summary: a dataclass whose fields are also its dict items.
+
+    Subclasses are dataclasses (``@dataclass(eq=False, repr=False)``) whose
+    fields are the summary's entries: ``s.buildings`` and ``s["buildings"]``
+    read the same value, ``json.dumps(s)`` and ``s == {...}`` work as for the
+    dict a summary used to be. Fields listed in ``_omit_if_none`` are left out
+    of the dict while None (``population`` when no building carries it).
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(eq=False, repr=False)
+    ... class S(Summary):
+    ...     _omit_if_none: ClassVar[tuple[str, ...]] = ("population",)
+    ...     buildings: int = 0
+    ...     population: float | None = None
+    >>> S(buildings=2).to_dict(), S(2, 7.0).to_dict()
+    ({'buildings': 2}, {'buildings': 2, 'population': 7.0})
+    >>> s = S(2)
+    >>> s.population = 5.0
+    >>> s["population"], s
+    (5.0, S(buildings=2, population=5.0))
+    """
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name.startswith("_"):
+            return
+        if value is None and name in self._omit_if_none:
+            self.pop(name, None)
+        else:
+            dict.__setitem__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict (JSON-ready)."""
+        return dict(self)
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in self.items() if _short(v))
+        return f"{type(self).__name__}({items})"
+
+
+@dataclass(eq=False, repr=False)
+class CheckSummary(Summary):
+    """A topology check in numbers: the network, its stats (as items) and issue counts.
+
+    Calling it returns itself: ``report.summary()`` (the 0.1 form) still works.
+
+    Examples
+    --------
+    >>> s = CheckSummary.of("water", {"pipes": 3}, {"dangling_end": 1})
+    >>> s == {"network": "water", "pipes": 3, "issues": {"dangling_end": 1}}, s() is s
+    (True, True)
+    """
+
+    network: str
+
+    @classmethod
+    def of(cls, network: str, stats: dict[str, Any], counts: dict[str, int]) -> CheckSummary:
+        """The summary of ``network`` with its ``stats`` and issue ``counts``."""
+        made = cls(network)
+        dict.update(made, stats)
+        dict.__setitem__(made, "issues", counts)
+        return made
+
+    @property
+    def issues(self) -> dict[str, int]:
+        """Issue counts by kind."""
+        return dict(self["issues"])
+
+    def __call__(self) -> CheckSummary:
+        return self
+
+
+def _short(value: Any) -> bool:
+    """Whether a value is small enough for a one-line repr."""
+    return not isinstance(value, list | dict | tuple) or len(value) <= 3
+
+
+def as_geoframe(frame: pd.DataFrame, crs: Any) -> gpd.GeoDataFrame:
+    """``frame`` as a GeoDataFrame in ``crs`` (a geometry column of None when it has none).
+
+    Examples
+    --------
+    >>> t = as_geoframe(pd.DataFrame({"a": [1]}), "EPSG:4544")
+    >>> type(t).__name__, t.crs.to_epsg(), bool(t.geometry.isna().all())
+    ('GeoDataFrame', 4544, True)
+    """
+    if isinstance(frame, gpd.GeoDataFrame) and frame.crs is not None:
+        return frame
+    if isinstance(frame, gpd.GeoDataFrame) or "geometry" in frame.columns:
+        return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.GeoSeries([None] * len(frame), index=frame.index), crs=crs
+    )
+
+
+class Result:
+    """Mixin giving an analysis result the common protocol.
+
+    A subclass lists its table attributes in ``_tables`` and has a ``summary``.
+
+    Examples
+    --------
+    >>> r = city.pipe_break("water_pipes.JS000010")
+    >>> sorted(r.tables())[:2]
+    ['buildings', 'cut_off_pipes']
+    >>> len(repr(r)) < 200
+    True
+    """
+
+    _tables: ClassVar[tuple[str, ...]] = ()
+    summary: Any
+
+    def tables(self) -> dict[str, gpd.GeoDataFrame]:
+        """The result's feature tables, by name (GeoDataFrames with a CRS)."""
+        out = {}
+        for name in self._tables:
+            table = getattr(self, name)
+            if isinstance(table, pd.DataFrame):
+                out[name] = table
+        return out
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict."""
+        summary = self.summary
+        return summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
+
+    def to_file(self, path: str | os.PathLike[str]) -> Path:
+        """Write every non-empty table as one layer of the GeoPackage ``path``.
+
+        An existing file is replaced. Returns the path.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, pyogrio
+        >>> r = city.pipe_break("water_pipes.JS000010")
+        >>> out = r.to_file(pathlib.Path(tempfile.mkdtemp()) / "break.gpkg")
+        >>> "valves_to_close" in [n for n, _ in pyogrio.list_layers(out)]
+        True
+        """
+        target = Path(path)
+        target.unlink(missing_ok=True)
+        written = 0
+        for name, table in self.tables().items():
+            if table.empty:
+                continue
+            frame = table.reset_index()
+            for column in frame.columns:
+                if frame[column].dtype == object and frame[column].map(_nested).any():
+                    frame[column] = frame[column].map(_flat)
+                elif isinstance(frame[column].dtype, pd.CategoricalDtype):
+                    frame[column] = frame[column].astype(str)
+            gpd.GeoDataFrame(frame, geometry=table.geometry.name, crs=table.crs).to_file(
+                target, layer=name, driver="GPKG", engine="pyogrio"
+            )
+            written += 1
+        if not written:
+            from twin.errors import UsageError
+
+            raise UsageError(f"the result has no features to write to {target}")
+        return target
+
+    def explore(self, **kwargs: Any) -> Any:
+        """Every non-empty table on one folium map (needs the ``notebooks`` extra).
+
+        Keyword arguments go to :meth:`geopandas.GeoDataFrame.explore` for each table.
+        """
+        try:
+            import folium
+        except ImportError:  # pragma: no cover - depends on the environment
+            from twin.errors import UsageError
+
+            raise UsageError(
+                "explore() draws with folium: pip install 'citytwin[notebooks]'"
+            ) from None
+        colors = ["red", "blue", "orange", "purple", "green", "gray", "black"]
+        fmap = None
+        for i, (name, table) in enumerate(self.tables().items()):
+            shown = table[table.geometry.notna()] if len(table) else table
+            if shown.empty:
+                continue
+            shown = _json_safe(shown)
+            fmap = shown.explore(m=fmap, name=name, color=colors[i % len(colors)], **kwargs)
+        if fmap is None:
+            fmap = folium.Map(tiles=None)
+        folium.LayerControl().add_to(fmap)
+        return fmap
+
+    def __repr__(self) -> str:
+        summary = self.summary_dict()
+        items = [(k, v) for k, v in summary.items() if isinstance(v, int | float | str)]
+        text = ", ".join(f"{k}={v}" for k, v in items[:_REPR_ITEMS])
+        return f"<{type(self).__name__} {text}>"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td>{html.escape(_cell(v))}</td></tr>"
+            for k, v in self.summary_dict().items()
+        )
+        counts = ", ".join(f"{name}: {len(t)}" for name, t in self.tables().items())
+        return (
+            f"<div><strong>{html.escape(type(self).__name__)}</strong>"
+            f"<table>{rows}</table><p>tables: {html.escape(counts)}</p></div>"
+        )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list | tuple) and len(value) > 5:
+        return f"{', '.join(map(str, value[:5]))}, … ({len(value)})"
+    return str(value)
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, list | tuple | dict)
+
+
+def _flat(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return str(value)
+    return value
+
+
+def _json_safe(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Lists and categories as text, so folium's tooltips serialise."""
+    out = frame.reset_index()
+    for column in out.columns:
+        if column == out.geometry.name:
+            continue
+        if out[column].dtype == object and out[column].map(_nested).any():
+            out[column] = out[column].map(_flat)
+        elif isinstance(out[column].dtype, pd.CategoricalDtype) or str(
+            out[column].dtype
+        ).startswith("datetime"):
+            out[column] = out[column].astype(str)
+    return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs)

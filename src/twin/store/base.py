@@ -1,0 +1,113 @@
+"""The store interface: everything above ``twin.store`` reaches the twin file through it.
+
+:class:`TwinStore` is what the twin (:class:`twin.model.Twin`) needs of a
+backend: open, read a layer (current, as of a moment, one feature), metadata,
+provenance and change sets, relations, and a write transaction that yields a
+:class:`StoreSession`. :class:`~twin.store.gpkg.GpkgStore` implements it on one
+GeoPackage file; a PostGIS store implements the same protocol.
+
+Examples
+--------
+>>> from twin.store import GpkgStore, TwinStore
+>>> isinstance(GpkgStore(sample_twin_path), TwinStore)
+True
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import geopandas as gpd
+import pandas as pd
+
+__all__ = ["StoreSession", "TwinStore"]
+
+
+@runtime_checkable
+class StoreSession(Protocol):
+    """One write transaction: what an import writes, committed all at once or not at all.
+
+    Examples
+    --------
+    >>> from twin.store import GpkgSession
+    >>> issubclass(GpkgSession, StoreSession)
+    True
+    """
+
+    def next_time(self) -> pd.Timestamp: ...
+
+    def next_import_id(self) -> int: ...
+
+    def has_layer(self, layer: str) -> bool: ...
+
+    def read_table(self, table: str, **kwargs: Any) -> gpd.GeoDataFrame: ...
+
+    def write_table(self, table: str, frame: gpd.GeoDataFrame) -> None: ...
+
+    def append_history(self, layer: str, retired: gpd.GeoDataFrame) -> None: ...
+
+    def record_import(
+        self, spec: Any, report: Any, kind: Any, frame: Any, changes: Any
+    ) -> None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+@runtime_checkable
+class TwinStore(Protocol):
+    """The durable twin, whatever holds it (a GeoPackage file today, PostGIS next).
+
+    Examples
+    --------
+    >>> from twin.store import GpkgStore
+    >>> store = GpkgStore(sample_twin_path)
+    >>> store.meta()["generator"], "buildings" in list(store.layer_rows()["name"])
+    ('citytwin', True)
+    """
+
+    path: Path
+
+    def require(self) -> None: ...
+
+    def version(self) -> tuple[int, int, int]: ...
+
+    def meta(self) -> dict[str, str]: ...
+
+    def layer_rows(self, name: str | None = None) -> pd.DataFrame: ...
+
+    def import_rows(
+        self, layer: str | None = None, import_id: int | None = None
+    ) -> pd.DataFrame: ...
+
+    def change_rows(self, import_id: int) -> pd.DataFrame: ...
+
+    def tables(self) -> set[str]: ...
+
+    def fields(self, table: str) -> list[str]: ...
+
+    def read_table(self, table: str, **kwargs: Any) -> gpd.GeoDataFrame: ...
+
+    def read_valid(
+        self, table: str, at: str, *, history: bool, **kwargs: Any
+    ) -> gpd.GeoDataFrame: ...
+
+    def read_started(self, table: str, at: str) -> pd.Series: ...
+
+    def read_uid(self, table: str, uid: str | None) -> gpd.GeoDataFrame: ...
+
+    def create(self, meta: dict[str, str]) -> None: ...
+
+    def column(self, table: str, column: str) -> pd.Series | None: ...
+
+    def relations(
+        self,
+        relation: str | None = None,
+        *,
+        from_layer: str | None = None,
+        to_layer: str | None = None,
+        uid: str | None = None,
+    ) -> pd.DataFrame: ...
+
+    def session(self) -> AbstractContextManager[StoreSession]: ...

@@ -1,0 +1,117 @@
+"""Low-level file operations on a twin GeoPackage (its working copy during a write).
+
+Examples
+--------
+>>> history_table("buildings")
+'buildings__history'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from twin.store import schema
+
+__all__ = [
+    "HISTORY_SUFFIX",
+    "create_file",
+    "fsync_dir",
+    "fsync_file",
+    "history_table",
+    "quoted",
+    "write_table",
+]
+
+HISTORY_SUFFIX = "__history"
+
+
+def history_table(layer: str) -> str:
+    """Name of the table that keeps a layer's replaced versions.
+
+    Examples
+    --------
+    >>> history_table("buildings")
+    'buildings__history'
+    """
+    return f"{layer}{HISTORY_SUFFIX}"
+
+
+def quoted(name: str) -> str:
+    """An identifier for a double-quoted SQL name (quotes doubled)."""
+    return name.replace('"', '""')
+
+
+def create_file(path: Path, meta: dict[str, str]) -> None:
+    """Create an empty twin GeoPackage with its metadata tables at ``path``."""
+    # Let GDAL lay down a valid GeoPackage skeleton, then add our tables.
+    pyogrio.write_dataframe(
+        pd.DataFrame({"key": list(meta), "value": list(meta.values())}),
+        path,
+        layer="twin_meta",
+        driver="GPKG",
+        # 1.3 rather than GDAL's newest 1.4: opens without warnings in older QGIS / GDAL.
+        dataset_options={"VERSION": "1.3"},
+    )
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        schema.create_tables(con)
+
+
+def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
+    """Write (or append to) a spatial table of the working copy at ``path``."""
+    type_ids = shapely.get_type_id(np.asarray(frame.geometry.array))
+    promote = bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
+    with _no_sync_on_private_copy():
+        pyogrio.write_dataframe(
+            frame,
+            path,
+            layer=table,
+            driver="GPKG",
+            append=append,
+            promote_to_multi=promote or None,
+            use_arrow=True,
+            layer_options={"FID": "fid"},
+        )
+
+
+@contextlib.contextmanager
+def _no_sync_on_private_copy() -> Iterator[None]:
+    """Let SQLite skip its per-transaction fsyncs while GDAL writes the working copy.
+
+    Safe because the copy is private: a crash discards it, and the commit fsyncs
+    it once before the atomic rename. It saves about a second per 1M features.
+    """
+    option = "OGR_SQLITE_SYNCHRONOUS"
+    previous = pyogrio.get_gdal_config_option(option)
+    pyogrio.set_gdal_config_options({option: "OFF"})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({option: previous})
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a directory; its rename is durable once done
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

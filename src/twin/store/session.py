@@ -1,0 +1,92 @@
+"""A write transaction on a twin GeoPackage: the session :meth:`GpkgStore.session` yields.
+
+Every method works on the transaction's private working copy; the twin file is
+replaced by it at commit, or left as it was.
+
+Examples
+--------
+>>> import shutil, tempfile, pathlib
+>>> from twin.store import GpkgStore
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "copy.gpkg"
+>>> _ = shutil.copy(sample_twin_path, path)
+>>> with GpkgStore(path).session() as session:
+...     session.has_layer("buildings"), session.next_import_id() > 1
+(True, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from twin.store import records, schema
+from twin.store.files import write_table
+
+__all__ = ["GpkgSession"]
+
+
+class GpkgSession:
+    """The write side of the twin store on a GeoPackage working copy.
+
+    Parameters
+    ----------
+    work : Path
+        The transaction's private copy of the twin file.
+
+    Examples
+    --------
+    >>> import shutil, tempfile, pathlib
+    >>> from twin.store import GpkgStore
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "copy.gpkg"
+    >>> _ = shutil.copy(sample_twin_path, path)
+    >>> with GpkgStore(path).session() as session:
+    ...     session.set_meta("name", "renamed")
+    >>> GpkgStore(path).meta()["name"]
+    'renamed'
+    """
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def next_time(self) -> pd.Timestamp:
+        """Now (milliseconds), strictly after the twin's previous import."""
+        return records.next_time(self.work)
+
+    def next_import_id(self) -> int:
+        """The id the next import gets."""
+        return records.next_import_id(self.work)
+
+    def has_layer(self, layer: str) -> bool:
+        """Whether the twin already has ``layer``."""
+        return records.has_layer(self.work, layer)
+
+    def read_table(self, table: str, **kwargs: Any) -> gpd.GeoDataFrame:
+        """A table of the working copy."""
+        return pyogrio.read_dataframe(self.work, layer=table, use_arrow=True, **kwargs)
+
+    def write_table(self, table: str, frame: gpd.GeoDataFrame) -> None:
+        """Write (replace) a spatial table."""
+        write_table(self.work, table, frame)
+
+    def append_history(self, layer: str, retired: gpd.GeoDataFrame) -> None:
+        """Keep replaced and removed versions in the layer's history table."""
+        records.append_history(self.work, layer, retired)
+
+    def record_import(self, spec: Any, report: Any, kind: Any, frame: Any, changes: Any) -> None:
+        """Provenance, change set and the layer's row of one import, in one SQL transaction."""
+        with contextlib.closing(sqlite3.connect(self.work)) as con, con:
+            records.record_import(con, spec, report, initial=changes is None)
+            if changes is not None:
+                records.record_changes(con, report.import_id, spec.layer, changes)
+            records.record_layer(con, spec, kind, frame, report)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one of the twin's settings (``twin_meta``)."""
+        with contextlib.closing(sqlite3.connect(self.work)) as con, con:
+            schema.set_meta(con, key, value)
