@@ -549,7 +549,7 @@ def main() -> None:
     _write(PLANNING_INDICATORS, "02_planning_indicators.ipynb")
     _write(OPERATIONS, "03_operations.ipynb")
     _write(THREE_D_AND_FLOOD, "05_3d_and_flood.ipynb")
-    from _cells_04 import OPERATIONS_DAY
+    from cells_04 import OPERATIONS_DAY
 
     _write(OPERATIONS_DAY, "04_operations_day.ipynb")
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from twin.query._shared import derived
+from twin.query.common import derived
 from twin.query.index import CityIndex, IndexedLayer
 from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
 
