@@ -80,3 +80,11 @@ class FeatureNotFoundError(TwinError, KeyError):
 
 class TwinBusyError(TwinError, TimeoutError):
     """Another process is writing the twin and did not finish in time."""
+
+
+class StorageError(TwinError, OSError):
+    """The twin file cannot be written where it is (no free space, a read-only file)."""
+
+
+class ReadOnlyTwinError(UsageError):
+    """The twin file is read-only; writing it needs ``force``."""

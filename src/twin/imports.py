@@ -21,6 +21,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from twin import guards
 from twin.crs import auto_crs_for, resolve_crs
 from twin.errors import CRSError, RejectedFeaturesError, SchemaError, UsageError
 from twin.history import BOOKKEEPING
@@ -115,6 +116,7 @@ def prepare_import(
     progress: Progress | None = None,
     *,
     frame: gpd.GeoDataFrame | None = None,
+    twin_extent: tuple[float, float, float, float] | None = None,
 ) -> PreparedImport:
     """Read and check one source; nothing is written.
 
@@ -129,6 +131,7 @@ def prepare_import(
     step = progress or (lambda stage, fraction: None)
     kind = get_kind(spec.kind)
     check_layer_name(spec.layer)
+    guards.check_classification(spec.classification)
     step("reading", 0.0)
     if frame is not None:
         data = _in_memory_source(frame)
@@ -158,7 +161,9 @@ def prepare_import(
     frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
     src_crs = _source_crs(data, spec, report)
     step("reprojecting", 0.5)
+    _reject_outside_area_of_use(frame, src_crs, spec, reasons)
     frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons)
+    _check_near_twin(frame, reasons, twin_extent, spec)
     report.src_crs, report.crs = src_crs.to_string(), crs.to_string()
     kept = pd.isna(reasons)
     _record_rejections(report, frame, reasons, spec, data)
@@ -166,6 +171,8 @@ def prepare_import(
     if not kept.all():
         frame = frame.loc[kept].reset_index(drop=True)
     report.imported = len(frame)
+    if not spec.strict or not report.rejected:
+        guards.check_something_imported(report.read, report.imported, spec.layer, report.source)
     report.classification = _classification(spec, kind, frame, report)
     report.seconds = time.perf_counter() - started
     if spec.strict and report.rejected:
@@ -219,6 +226,12 @@ def _map_and_validate(
     spec.id = spec.fields.get(id_field, id_field) if id_field is not None else None
     frame = _apply_mapping(frame, spec, kind, report)
     reasons = new_reasons(len(frame))
+    values = np.asarray(frame.geometry.array, dtype=object)
+    nonfinite = guards.nonfinite_geometries(values)
+    if nonfinite.any():
+        note(reasons, nonfinite, "a coordinate is not a finite number (inf or NaN)")
+        values[nonfinite] = None
+        frame = frame.set_geometry(gpd.GeoSeries(values, index=frame.index, crs=frame.crs))
     geoms, repaired = check_geometries(frame.geometry, kind, reasons)
     frame = convert_fields(frame, kind, reasons)
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
@@ -240,12 +253,20 @@ def _apply_mapping(
     frame = frame.rename(columns=spec.fields)
     if geometry_name != "geometry":
         frame = frame.rename_geometry("geometry")
-    clashes = [c for c in RESERVED_COLUMNS if c in frame.columns and c != spec.id]
-    if clashes:
-        frame = frame.rename(columns={c: f"src_{c}" for c in clashes})
-        report.warnings.append(f"source fields {clashes} renamed src_<name>: twin reserves them")
     for name, value in spec.set.items():
+        if name in frame.columns and name != "geometry":
+            frame = frame.drop(columns=name)
         frame[name] = value
+    renames = guards.safe_field_names(frame.columns, geometry="geometry")
+    if renames:
+        frame = frame.rename(columns=renames)
+        if spec.id in renames:
+            spec.id = renames[spec.id]
+        listing = ", ".join(f"{old} -> {new}" for old, new in renames.items())
+        report.warnings.append(
+            f"fields renamed ({listing}): the twin reserves uid, valid_from, fid, geom and "
+            "geometry in any case, and GeoPackage field names ignore case"
+        )
     for spec_field in kind.fields:
         if spec_field.name not in frame.columns and spec_field.default is not None:
             frame[spec_field.name] = spec_field.default
@@ -289,6 +310,8 @@ def _source_crs(data: SourceData, spec: ImportSpec, report: ImportReport) -> pyp
                 f"--src-crs {spec.src_crs} overrides the source's own CRS {data.crs.to_string()}"
             )
         return given
+    if data.crs is None and spec.coords:
+        return pyproj.CRS.from_epsg(4326)  # GCJ-02 and BD-09 are offsets of WGS 84 lon/lat
     if data.crs is None:
         raise CRSError(
             f"{spec.source.name} declares no CRS: say which with --src-crs "
@@ -324,6 +347,43 @@ def _to_twin_crs(
         note(reasons, bad, f"coordinates cannot be projected to {twin_crs.to_string()}")
     frame.insert(0, "uid", _uids(frame, spec, uid_source))
     return frame, twin_crs
+
+
+def _reject_outside_area_of_use(
+    frame: gpd.GeoDataFrame, src_crs: pyproj.CRS, spec: ImportSpec, reasons: np.ndarray
+) -> None:
+    """Reject features outside the source CRS's area of use; fail when most of them are."""
+    kept = pd.isna(reasons)
+    if not kept.any():
+        return
+    points = _centres(frame.geometry[kept])
+    outside = guards.outside_area_of_use(points, src_crs)
+    if outside.sum() * 2 > len(points):
+        raise guards.crs_mismatch_error(points, src_crs, what=spec.source.name)
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[np.flatnonzero(kept)[outside]] = True
+    note(reasons, mask, f"outside the area of use of {src_crs.to_string()}")
+
+
+def _check_near_twin(
+    frame: gpd.GeoDataFrame,
+    reasons: np.ndarray,
+    twin_extent: tuple[float, float, float, float] | None,
+    spec: ImportSpec,
+) -> None:
+    kept = pd.isna(reasons)
+    if twin_extent is None or not kept.any():
+        return
+    bounds = tuple(float(v) for v in frame.geometry[kept].total_bounds)
+    guards.check_near_twin(bounds, twin_extent, what=spec.source.name)
+
+
+def _centres(geoms: gpd.GeoSeries) -> np.ndarray:
+    bounds = shapely.bounds(np.asarray(geoms.array, dtype=object))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.column_stack(
+            ((bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2)
+        )
 
 
 def _uids(frame: gpd.GeoDataFrame, spec: ImportSpec, source_geoms: gpd.GeoSeries) -> np.ndarray:

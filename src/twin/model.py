@@ -17,7 +17,7 @@ import pandas as pd
 import pyogrio
 import pyproj
 
-from twin import history
+from twin import guards, history
 from twin.build import BuildReport
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
@@ -315,7 +315,9 @@ class Twin:
     ) -> ImportReport:
         """Import as described by an :class:`~twin.mapping.ImportSpec` (or from ``frame``)."""
         self._check_kind(spec)
-        prepared = prepare_import(spec, self.crs, progress, frame=frame)
+        prepared = prepare_import(
+            spec, self.crs, progress, frame=frame, twin_extent=self._extent(spec.layer)
+        )
         if progress:
             progress("writing", 0.7)
         self._commit(prepared)
@@ -359,6 +361,15 @@ class Twin:
             if exists:
                 current = GpkgStore(work).read_table(spec.layer)
                 changes = history.compare(current, frame, now)
+                matched = len(changes.changed) + len(changes.unchanged)
+                self._check_same_delivery(prepared, matched / max(len(current), 1))
+                guards.check_removals(
+                    spec.layer,
+                    len(current),
+                    len(changes.removed),
+                    allow=spec.allow_removals,
+                    max_share=spec.max_removed_share,
+                )
                 starts = pd.to_datetime(pd.Series(changes.valid_from, index=frame.index), utc=True)
                 frame = frame.assign(valid_from=starts.astype(_MS_UTC))
             else:
@@ -378,6 +389,27 @@ class Twin:
                 records.record_layer(con, prepared, frame, report)
                 if self.crs_text == "auto":
                     schema.set_meta(con, "crs", _crs_text(prepared.crs))
+
+    def _extent(self, exclude: str) -> tuple[float, float, float, float] | None:
+        """The extent of every layer but ``exclude`` (None while there is none)."""
+        boxes = [i.extent for i in self.layer_infos() if i.name != exclude and i.extent]
+        if not boxes:
+            return None
+        mins = [min(b[k] for b in boxes) for k in (0, 1)]
+        maxs = [max(b[k] for b in boxes) for k in (2, 3)]
+        return (mins[0], mins[1], maxs[0], maxs[1])
+
+    def _check_same_delivery(self, prepared: PreparedImport, matched_share: float) -> None:
+        info = self.info(prepared.spec.layer)
+        guards.check_same_delivery(
+            prepared.spec.layer,
+            stored_id=info.id_field,
+            stored_source=info.source,
+            new_id=prepared.spec.id,
+            new_source=prepared.report.source,
+            matched_share=matched_share,
+            replace=prepared.spec.replace,
+        )
 
     # -- relations -----------------------------------------------------------
     def build(

@@ -18,6 +18,7 @@ from twin.errors import (
     FeatureNotFoundError,
     InputDataError,
     LayerNotFoundError,
+    StorageError,
     TwinError,
     TwinExistsError,
     TwinNotFoundError,
@@ -32,6 +33,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (LayerNotFoundError, 2),
     (FeatureNotFoundError, 2),
     (InputDataError, 3),
+    (StorageError, 3),
     (TwinError, 1),
 )
 

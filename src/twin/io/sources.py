@@ -14,6 +14,7 @@ import geopandas as gpd
 import pyogrio
 import pyproj
 
+from twin import guards
 from twin.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def read_source(
     if not src.exists():
         raise SourceError(f"source {src} does not exist")
     fmt = detect_format(src)
+    guards.check_encoding(encoding)
     if where and fmt not in _GDAL_FORMATS:
         raise UsageError(f"--where works on GDAL formats (GeoPackage, Shapefile, …), not {fmt}")
     if fmt in _GDAL_FORMATS:
@@ -140,18 +142,44 @@ def _read_gdal(
         kwargs["encoding"] = encoding
     if where:
         kwargs["where"] = where
+    if fmt == "geojson":
+        guards.check_geojson_crs(src)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             frame = pyogrio.read_dataframe(dataset, **kwargs)
-    except pyogrio.errors.DataSourceError as exc:
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
-    except pyogrio.errors.DataLayerError as exc:
-        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise guards.undecodable_text_error(src, fmt, encoding) from None
+    except ValueError as exc:
+        if where and "SQL" in str(exc):
+            raise UsageError(
+                f"--where {where!r} is not a valid OGR SQL filter on {src.name}: "
+                f"write e.g. \"类型 = 'camera'\" (fields: {_field_names(dataset, layer)})"
+            ) from None
+        raise
     if not isinstance(frame, gpd.GeoDataFrame):
         raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
+    if not where:
+        guards.check_rows_read(len(frame), _declared_count(dataset, src, fmt, layer), src)
     crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
     return SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+
+
+def _declared_count(dataset: str, src: Path, fmt: str, layer: str | None) -> int | None:
+    """The feature count the format declares (DBF header, GeoPackage contents…), if cheap."""
+    if fmt == "shapefile":
+        return guards.dbf_record_count(src)
+    try:
+        count = int(pyogrio.read_info(dataset, layer=layer)["features"])
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+        return None
+    return count if count >= 0 else None
+
+
+def _field_names(dataset: str, layer: str | None) -> str:
+    return ", ".join(str(f) for f in pyogrio.read_info(dataset, layer=layer)["fields"])
 
 
 def _pick_layer(dataset: str, src: Path, fmt: str, source_layer: str | None) -> str | None:
