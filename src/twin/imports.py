@@ -157,6 +157,8 @@ def prepare_import(
         encoding=data.encoding,
         read=len(data.frame),
     )
+    if report.read == 0:
+        guards.check_something_imported(0, 0, spec.layer, report.source)
     step("validating", 0.3)
     frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
     src_crs = _source_crs(data, spec, report)
@@ -257,9 +259,9 @@ def _apply_mapping(
         if name in frame.columns and name != "geometry":
             frame = frame.drop(columns=name)
         frame[name] = value
-    renames = guards.safe_field_names(frame.columns, geometry="geometry")
+    renames = {**frame.attrs.get("renamed", {}), **guards.safe_field_names(frame.columns)}
     if renames:
-        frame = frame.rename(columns=renames)
+        frame = frame.rename(columns={k: v for k, v in renames.items() if k != "geometry"})
         if spec.id in renames:
             spec.id = renames[spec.id]
         listing = ", ".join(f"{old} -> {new}" for old, new in renames.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pyarrow
 import pyogrio
 import pyproj
 
@@ -134,6 +136,9 @@ def _read_gdal(
     src: Path, fmt: str, source_layer: str | None, encoding: str | None, where: str | None
 ) -> SourceData:
     dataset = f"/vsizip/{src}" if fmt == "shapefile-zip" else str(src)
+    if fmt == "geojson":
+        _check_utf8(src)
+        guards.check_geojson_crs(src)
     layer = _pick_layer(dataset, src, fmt, source_layer)
     if fmt == "shapefile" and encoding is None:
         encoding = sniff_dbf_encoding(src)
@@ -142,8 +147,6 @@ def _read_gdal(
         kwargs["encoding"] = encoding
     if where:
         kwargs["where"] = where
-    if fmt == "geojson":
-        guards.check_geojson_crs(src)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -152,6 +155,10 @@ def _read_gdal(
         raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
     except UnicodeDecodeError:
         raise guards.undecodable_text_error(src, fmt, encoding) from None
+    except pyarrow.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
+            raise guards.undecodable_text_error(src, fmt, encoding) from None
+        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
     except ValueError as exc:
         if where and "SQL" in str(exc):
             raise UsageError(
@@ -161,10 +168,38 @@ def _read_gdal(
         raise
     if not isinstance(frame, gpd.GeoDataFrame):
         raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
+    frame = _keep_field_named_geometry(frame, dataset, kwargs)
     if not where:
         guards.check_rows_read(len(frame), _declared_count(dataset, src, fmt, layer), src)
     crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
     return SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+
+
+def _keep_field_named_geometry(
+    frame: gpd.GeoDataFrame, dataset: str, kwargs: dict[str, Any]
+) -> gpd.GeoDataFrame:
+    """Keep an attribute named ``geometry``, which pyogrio's geometry column would hide."""
+    fields = [str(f) for f in pyogrio.read_info(dataset, layer=kwargs.get("layer"))["fields"]]
+    if "geometry" not in fields:
+        return frame
+    options = {k: v for k, v in kwargs.items() if k != "on_invalid"}
+    attrs = pyogrio.read_dataframe(dataset, **options, columns=["geometry"], read_geometry=False)
+    frame = frame.copy()
+    frame["src_geometry"] = attrs["geometry"].to_numpy()
+    frame.attrs["renamed"] = {"geometry": "src_geometry"}
+    return frame
+
+
+def _check_utf8(src: Path) -> None:
+    """GeoJSON is UTF-8 (RFC 7946): fail early and clearly when it is not."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(src, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise guards.undecodable_text_error(src, "geojson", None) from None
 
 
 def _declared_count(dataset: str, src: Path, fmt: str, layer: str | None) -> int | None:
