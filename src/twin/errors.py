@@ -88,3 +88,7 @@ class StorageError(TwinError, OSError):
 
 class ReadOnlyTwinError(UsageError):
     """The twin file is read-only; writing it needs ``force``."""
+
+
+class TwinFileError(InputDataError):
+    """The file is not a twin: not a GeoPackage, truncated, damaged, or without twin tables."""

@@ -163,6 +163,8 @@ def prepare_import(
     frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
     src_crs = _source_crs(data, spec, report)
     step("reprojecting", 0.5)
+    if data.format == "epanet":
+        spec.local_coords = True  # INP coordinates are drawing units as often as metres
     _reject_outside_area_of_use(frame, src_crs, spec, reasons)
     frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons)
     _check_near_twin(frame, reasons, twin_extent, spec)
@@ -356,7 +358,7 @@ def _reject_outside_area_of_use(
 ) -> None:
     """Reject features outside the source CRS's area of use; fail when most of them are."""
     kept = pd.isna(reasons)
-    if not kept.any():
+    if spec.local_coords or not kept.any():
         return
     points = _centres(frame.geometry[kept])
     outside = guards.outside_area_of_use(points, src_crs)
@@ -374,7 +376,7 @@ def _check_near_twin(
     spec: ImportSpec,
 ) -> None:
     kept = pd.isna(reasons)
-    if twin_extent is None or not kept.any():
+    if spec.local_coords or twin_extent is None or not kept.any():
         return
     bounds = tuple(float(v) for v in frame.geometry[kept].total_bounds)
     guards.check_near_twin(bounds, twin_extent, what=spec.source.name)

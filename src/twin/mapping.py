@@ -57,6 +57,7 @@ class ImportSpec:
     classification: str | None = None
     strict: bool = False
     allow_removals: bool = False
+    local_coords: bool = False
     replace: bool = False
     max_removed_share: float = 0.2
 

@@ -74,6 +74,7 @@ class Twin:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.store = GpkgStore(path)
         self.store.require()
+        guards.check_twin_file(self.store.path)
 
     # -- creating and opening -------------------------------------------
     @classmethod

@@ -116,6 +116,14 @@ def import_(
             help="Share of a layer a re-import may remove without --allow-removals.",
         ),
     ] = 0.2,
+    local_coords: Annotated[
+        bool,
+        typer.Option(
+            "--local-coords",
+            help="The coordinates are local drawing units (EPANET, CAD), not in --src-crs's "
+            "area of use: skip the area-of-use and twin-extent checks.",
+        ),
+    ] = False,
     replace: Annotated[
         bool,
         typer.Option(
@@ -154,6 +162,7 @@ def import_(
         "classification": classification,
         "strict": strict,
         "allow_removals": allow_removals,
+        "local_coords": local_coords,
         "replace": replace,
     }
     specs = _specs(source, layer or [], kind, mapping, field_map or [], set_values or [], options)
@@ -198,7 +207,7 @@ def _specs(
                 raise UsageError(f"{mapping} has no layer {name!r}; it has: {', '.join(specs)}")
         chosen = [specs[name] for name in (layers or list(specs))]
         for spec in chosen:
-            for flag in ("strict", "allow_removals", "replace"):
+            for flag in ("strict", "allow_removals", "local_coords", "replace"):
                 setattr(spec, flag, getattr(spec, flag) or bool(options[flag]))
         return chosen
     if len(layers) != 1 or kind is None:
