@@ -10,9 +10,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import math
+import os
 import re
 import shutil
 import sqlite3
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import shapely
 from twin.errors import (
     CRSError,
     InputDataError,
+    ReadOnlyTwinError,
     SourceError,
     StorageError,
     TwinFileError,
@@ -396,6 +399,28 @@ def check_twin_file(path: Path) -> None:
         raise TwinFileError(f"{path} is damaged ({exc}): {fix}") from None
     if "crs" not in keys:
         raise TwinFileError(f"{path} has a twin_meta table without a crs: {fix}")
+
+
+def check_writable(path: Path, status: os.stat_result, *, force: bool) -> None:
+    """Refuse to replace a twin file nobody may write (mode without write bits) unless ``force``."""
+    if force or status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return
+    raise ReadOnlyTwinError(
+        f"{path} is read-only (mode {stat.S_IMODE(status.st_mode):o}): make it writable "
+        "(chmod u+w) or pass --force to write it anyway"
+    )
+
+
+def keep_mode_and_owner(work: Path, original: os.stat_result) -> None:
+    """Give the new twin file the original's mode, owner and group before it replaces it."""
+    os.chmod(work, stat.S_IMODE(original.st_mode))
+    current = work.stat()
+    if (current.st_uid, current.st_gid) != (original.st_uid, original.st_gid):
+        try:
+            os.chown(work, original.st_uid, original.st_gid)
+        except PermissionError:  # not root: keep the group at least, when we belong to it
+            with contextlib.suppress(PermissionError):
+                os.chown(work, -1, original.st_gid)
 
 
 def check_free_space(target_dir: Path, needed_bytes: int, *, factor: float = 1.1) -> None:

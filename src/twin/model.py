@@ -71,8 +71,8 @@ class Twin:
     4544
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.store = GpkgStore(path)
+    def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        self.store = GpkgStore(path, force=force)
         self.store.require()
         guards.check_twin_file(self.store.path)
 
@@ -125,9 +125,18 @@ class Twin:
         return cls(target)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Twin:
-        """Open an existing twin file."""
-        return cls(path)
+    def open(cls, path: str | os.PathLike[str], *, force: bool = False) -> Twin:
+        """Open an existing twin file.
+
+        Parameters
+        ----------
+        path : path-like
+            The twin GeoPackage.
+        force : bool, default False
+            Let writes replace the file even when it is read-only (its mode,
+            owner and group are kept either way).
+        """
+        return cls(path, force=force)
 
     @property
     def path(self) -> Path:

@@ -131,6 +131,9 @@ def import_(
             help="Replace the layer with a delivery using another id field or another dataset.",
         ),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write the twin even if its file is read-only.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Import a source into a twin layer; a re-import records what changed.
@@ -168,7 +171,7 @@ def import_(
     specs = _specs(source, layer or [], kind, mapping, field_map or [], set_values or [], options)
     for spec in specs:
         spec.max_removed_share = max_removed
-    city = Twin.open(twin_path)
+    city = Twin.open(twin_path, force=force)
     reports: list[ImportReport] = []
     for spec in specs:
         update, close = progress_callback(show_progress(json_output))
