@@ -214,10 +214,10 @@ def check_same_delivery(
 ) -> None:
     """Fail when a re-import looks like another dataset, unless ``replace``.
 
-    Another id field changes every uid. Another source file name is a new
-    delivery of the same layer as long as most stored features are found in
-    it again; when fewer than half are (``matched_share`` < 0.5), it is most
-    likely a different dataset imported into the wrong layer.
+    Another id field, or another source file name, is fine as long as most
+    stored features are found again by uid (a re-delivery, or a twin export
+    carrying its uids); when fewer than half are (``matched_share`` < 0.5),
+    every uid changes or it is a different dataset in the wrong layer.
 
     Examples
     --------
@@ -226,7 +226,7 @@ def check_same_delivery(
     """
     if replace:
         return
-    if (stored_id or None) != (new_id or None):
+    if (stored_id or None) != (new_id or None) and matched_share < 0.5:
         raise UsageError(
             f"layer {layer} was imported with id field {stored_id!r}, this import uses "
             f"{new_id!r}: every uid would change; pass --replace to replace the layer anyway"

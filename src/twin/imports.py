@@ -37,6 +37,7 @@ RESERVED_COLUMNS = (*BOOKKEEPING, "fid")  # names the twin writes itself
 _DEFAULT_ID_FIELDS = {"osm": "osm_id", "epanet": "id"}
 _UID_HASH_KEY = "citytwin-uid-v01"  # 16 bytes: SipHash key for geometry-derived uids
 MAX_STORED_REJECTIONS = 10_000
+_EXPORT_UID = "\x00twin_uid"  # the uids an export of the layer carries (never a field name)
 
 
 @dataclass
@@ -219,7 +220,7 @@ def _checksum_in_background(spec: ImportSpec) -> Future[str]:
 def _map_and_validate(
     data: SourceData, spec: ImportSpec, kind: LayerKind, report: ImportReport
 ) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
-    frame = data.frame
+    frame = _recognise_export(data.frame, spec, report)
     id_field = spec.id or _DEFAULT_ID_FIELDS.get(data.format)
     if id_field is not None and id_field not in frame.columns:
         raise SchemaError(
@@ -242,6 +243,61 @@ def _map_and_validate(
     if spec.id is not None:
         _check_ids(frame[spec.id], reasons, report)
     return frame, reasons, repaired
+
+
+def _recognise_export(
+    frame: gpd.GeoDataFrame, spec: ImportSpec, report: ImportReport
+) -> gpd.GeoDataFrame:
+    """A twin export of this layer carries its uids: keep them, drop the bookkeeping columns.
+
+    Without ``--id`` the uids come from the ``uid`` column, so re-importing an
+    unedited export is a change set of zero.
+    """
+    if "uid" not in frame.columns or spec.id == "uid":
+        return frame
+    uids = frame["uid"]
+    text = uids.dropna().astype(str)
+    if text.empty or not text.str.startswith(spec.layer + ".").all():
+        return frame
+    if spec.id is None and uids.notna().all() and not text.duplicated().any():
+        frame = frame.assign(**{_EXPORT_UID: text.to_numpy(dtype=object)})
+    if spec.source.suffix.lower() in (".csv", ".tsv", ".txt"):
+        frame = _numbers_back(_unescape(frame))  # CSV keeps no types: numbers come back as text
+    drop = [c for c in ("uid", "valid_from") if c in frame.columns]
+    report.warnings.append(
+        f"{spec.source.name} is an export of layer {spec.layer}: its uids are kept and "
+        f"its {' and '.join(drop)} columns are the twin's own bookkeeping"
+    )
+    return frame.drop(columns=drop)
+
+
+def _unescape(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Undo the ``'`` a CSV export puts before text a spreadsheet would run as a formula."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if column == out.geometry.name or not pd.api.types.is_string_dtype(values):
+            continue
+        escaped = values.str.match(r"^'[=+\-@\t\r]").fillna(False).astype(bool)
+        if escaped.any():
+            out[column] = values.where(~escaped, values.str[1:])
+    return out
+
+
+def _numbers_back(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Text columns whose every value is a plain number (no leading zero) as numbers."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if column == out.geometry.name or not pd.api.types.is_string_dtype(values):
+            continue
+        text = values.dropna().astype(str).str.strip()
+        if text.empty or text.str.match(r"^-?0\d").any():
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().sum() == len(text):
+            out[column] = numbers
+    return out
 
 
 def _apply_mapping(
@@ -392,6 +448,8 @@ def _centres(geoms: gpd.GeoSeries) -> np.ndarray:
 
 def _uids(frame: gpd.GeoDataFrame, spec: ImportSpec, source_geoms: gpd.GeoSeries) -> np.ndarray:
     """``<layer>.<source id>``; without an id field, a hash of the source geometry."""
+    if _EXPORT_UID in frame.columns:
+        return frame.pop(_EXPORT_UID).to_numpy(dtype=object)
     if spec.id is not None:
         ids = frame[spec.id]
         if pd.api.types.is_float_dtype(ids) and (ids.dropna() == ids.dropna().round()).all():

@@ -588,18 +588,23 @@ class Twin:
         as_of: DateLike | None = None,
         crs: Any = None,
         encoding: str | None = None,
+        raw: bool = False,
     ) -> Path:
         """Write a layer (optionally as of a date, in another CRS) to a file.
 
         The format follows the suffix: ``.gpkg``, ``.geojson``, ``.parquet``,
-        ``.shp``, ``.fgb`` or ``.csv`` (WKT geometry).
+        ``.shp``, ``.fgb`` or ``.csv`` (WKT geometry). Every feature keeps its
+        ``uid``, so re-importing an unedited export changes nothing. CSV text
+        that a spreadsheet would run as a formula is escaped unless ``raw``.
         """
         from twin.io.export import write_layer
 
         frame = self.layer(layer, as_of=as_of)
         if crs is not None:
             frame = frame.to_crs(resolve_crs(crs))
-        return write_layer(frame.reset_index(), Path(path), layer=layer, encoding=encoding)
+        return write_layer(
+            frame.reset_index(), Path(path), layer=layer, encoding=encoding, raw=raw
+        )
 
     def _no_layer(self, name: str) -> LayerNotFoundError:
         names = self.layers

@@ -33,6 +33,14 @@ def export(
     encoding: Annotated[
         str | None, typer.Option("--encoding", help="Shapefile encoding (default UTF-8), e.g. GBK.")
     ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="CSV: keep text starting with = + - @ as it is (by default it gets a "
+            "leading ' so spreadsheets do not run it as a formula).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Export a layer; the output suffix picks the format.
@@ -40,7 +48,7 @@ def export(
     Example: [bold]twin export city.gpkg buildings buildings_4490.geojson --crs EPSG:4490[/bold]
     """
     city = Twin.open(twin_path)
-    written = city.export(layer, output, as_of=as_of, crs=crs, encoding=encoding)
+    written = city.export(layer, output, as_of=as_of, crs=crs, encoding=encoding, raw=raw)
     count = city.info(layer).feature_count if as_of is None else None
     if json_output:
         print_json(

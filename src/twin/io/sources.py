@@ -169,6 +169,12 @@ def _read_gdal(
     if not isinstance(frame, gpd.GeoDataFrame):
         raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
     frame = _keep_field_named_geometry(frame, dataset, kwargs)
+    if fmt == "shapefile":
+        from twin.io.export import read_field_names
+
+        full = {k: v for k, v in read_field_names(src).items() if k in frame.columns}
+        if full:  # an export whose field names the Shapefile format shortened
+            frame = frame.rename(columns=full)
     if not where:
         guards.check_rows_read(len(frame), _declared_count(dataset, src, fmt, layer), src)
     crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
