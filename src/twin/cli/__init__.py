@@ -20,6 +20,7 @@ from twin.cli import (
     indicators_cmd,
     info,
     init,
+    keys_cmd,
     kinds,
     network_cmd,
     sample,
@@ -72,6 +73,7 @@ for module in (
     network_cmd,
     analyze,
     serve,
+    keys_cmd,
 ):
     module.register(app)
 
