@@ -335,6 +335,15 @@ class Twin:
             progress("done", 1.0)
         return prepared.report
 
+    def rollback(self, import_id: int) -> ImportReport:
+        """Restore the layer import ``import_id`` changed to its state just before it.
+
+        Recorded as a new import (see :func:`twin.rollback.rollback_import`).
+        """
+        from twin.rollback import rollback_import
+
+        return rollback_import(self, import_id)
+
     def import_mapping(
         self,
         mapping: str | os.PathLike[str],

@@ -23,6 +23,7 @@ from twin.cli import (
     keys_cmd,
     kinds,
     network_cmd,
+    rollback_cmd,
     sample,
     serve,
 )
@@ -74,6 +75,7 @@ for module in (
     analyze,
     serve,
     keys_cmd,
+    rollback_cmd,
 ):
     module.register(app)
 
