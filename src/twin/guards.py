@@ -304,9 +304,9 @@ def crs_mismatch_error(
 
     Examples
     --------
-    >>> str(crs_mismatch_error(np.array([[104.06, 30.66]]), pyproj.CRS("EPSG:4544"),
-    ...                        what="a.csv"))  # doctest: +ELLIPSIS
-    'a.csv lies outside the area of use of EPSG:4544 (...): the coordinates look like degrees...'
+    >>> print(crs_mismatch_error(np.array([[104.06, 30.66]]), pyproj.CRS("EPSG:4544"),
+    ...                          what="a.csv"))  # doctest: +ELLIPSIS
+    a.csv lies outside the area of use of EPSG:4544 (...): the coordinates look like degrees...
     """
     area = crs.area_of_use
     where = f" ({area.name})" if area is not None else ""
@@ -359,6 +359,79 @@ def _cause(points: np.ndarray, crs: pyproj.CRS) -> str:
 def _name(crs: pyproj.CRS) -> str:
     code = crs.to_epsg()
     return f"EPSG:{code}" if code else crs.name
+
+
+# -- points and areas given by a user -----------------------------------------------
+def geometry_in_twin(
+    geom: shapely.Geometry,
+    twin_crs: pyproj.CRS,
+    *,
+    crs: str | None = None,
+    coords: str | None = None,
+    option: str = "--from",
+) -> shapely.Geometry:
+    """A point or area given in ``crs`` (or lon/lat in a web-map ``coords`` convention).
+
+    Without either, ``geom`` is in the twin CRS; coordinates that then look
+    like degrees in a projected twin are an error naming the fix.
+
+    Examples
+    --------
+    >>> p = geometry_in_twin(shapely.Point(104.06, 30.66), pyproj.CRS("EPSG:4544"),
+    ...                      crs="EPSG:4326")
+    >>> round(p.x), round(p.y)
+    (409907, 3393657)
+    """
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise UsageError(f"{option}: every coordinate must be a finite number")
+    if coords is not None:
+        from twin.webcoords import geometries_to_wgs84
+
+        geom = geometries_to_wgs84(np.array([geom], dtype=object), coords)[0]
+        crs = "EPSG:4326"
+    if crs is None:
+        minx, miny, maxx, maxy = shapely.bounds(geom)
+        if (
+            not twin_crs.is_geographic
+            and max(abs(minx), abs(maxx)) <= 180
+            and max(abs(miny), abs(maxy)) <= 90
+        ):
+            raise UsageError(
+                f"{option} looks like longitude/latitude, but is read in the twin CRS "
+                f"{_name(twin_crs)} (metres): add --point-crs EPSG:4326 (or --coords gcj02 / "
+                "bd09 for web-map points)"
+            )
+        return geom
+    try:
+        source = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError:
+        raise UsageError(f"{option}: unknown CRS {crs!r}; use e.g. EPSG:4326") from None
+    forward = pyproj.Transformer.from_crs(source, twin_crs, always_xy=True)
+    moved = shapely.transform(geom, lambda xy: np.column_stack(forward.transform(*xy.T)))
+    if not np.isfinite(shapely.get_coordinates(moved)).all():
+        raise UsageError(f"{option} cannot be taken from {crs} to {_name(twin_crs)}")
+    return moved
+
+
+def check_access_distance(
+    distance_m: float, *, what: str, max_m: float, crs_note: str, option: str = "--max-access-m"
+) -> None:
+    """Fail when a point lies farther than ``max_m`` from the network it is routed on.
+
+    Examples
+    --------
+    >>> check_access_distance(12.0, what="--from", max_m=1000, crs_note="EPSG:4544")
+    >>> check_access_distance(3.4e6, what="--from", max_m=1000, crs_note="EPSG:4544")
+    Traceback (most recent call last):
+    ...
+    twin.errors.UsageError: --from lies 3,400,000 m from the nearest road ...
+    """
+    if math.isfinite(distance_m) and distance_m <= max_m:
+        return
+    raise UsageError(
+        f"{what} lies {distance_m:,.0f} m from the nearest road (read in {crs_note}), more "
+        f"than {max_m:,.0f} m: check the point and its CRS, or raise {option}"
+    )
 
 
 # -- files --------------------------------------------------------------------

@@ -611,9 +611,7 @@ class Twin:
         frame = self.layer(layer, as_of=as_of)
         if crs is not None:
             frame = frame.to_crs(resolve_crs(crs))
-        return write_layer(
-            frame.reset_index(), Path(path), layer=layer, encoding=encoding, raw=raw
-        )
+        return write_layer(frame.reset_index(), Path(path), layer=layer, encoding=encoding, raw=raw)
 
     def _no_layer(self, name: str) -> LayerNotFoundError:
         names = self.layers

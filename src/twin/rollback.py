@@ -40,9 +40,16 @@ def rollback_import(city: Twin, import_id: int) -> ImportReport:
 
     Examples
     --------
-    >>> report = rollback_import(city, 2)  # doctest: +SKIP
-    >>> report.source
-    'rollback of import 2'
+    >>> import tempfile, pathlib, geopandas as gpd, shapely, twin
+    >>> city = twin.Twin.create(pathlib.Path(tempfile.mkdtemp()) / "c.gpkg", crs="EPSG:4544")
+    >>> def deliver(name):
+    ...     frame = gpd.GeoDataFrame({"id": ["p1"], "name": [name]},
+    ...                              geometry=[shapely.Point(505700, 3392300)], crs="EPSG:4544")
+    ...     return city.import_frame(frame, layer="pois", kind="poi", id="id")
+    >>> first, second = deliver("old name"), deliver("new name")
+    >>> report = rollback_import(city, second.import_id)
+    >>> report.source, report.changed, city.layer("pois")["name"].tolist()
+    ('rollback of import 2', 1, ['old name'])
     """
     imports = city.imports()
     if import_id not in imports.index:

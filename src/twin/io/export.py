@@ -98,12 +98,11 @@ def escape_formulas(table: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
-    >>> escape_formulas(pd.DataFrame({"a": ["=1+1", "ok", "-x", None], "n": [-1, 2, 3, 4]}))
+    >>> escape_formulas(pd.DataFrame({"a": ["=1+1", "ok", "-x"], "n": [-1, 2, 3]}))
            a  n
     0  '=1+1 -1
     1     ok  2
     2    '-x  3
-    3   None  4
     """
     out = table.copy()
     for column in out.columns:
