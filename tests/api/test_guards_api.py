@@ -207,3 +207,25 @@ def test_unknown_geojson_type_for_an_area_is_a_400(live_server: LiveServer, kind
     answer = httpx.post(live_server.url + "/impact/road-closure", json=body, timeout=60)
     assert answer.status_code == 400
     assert "GeoJSON geometry" in answer.json()["description"]
+
+
+@pytest.mark.parametrize(
+    ("place", "status"),
+    [
+        ({"lon": 104.0489, "lat": 30.6685}, 200),  # in the sample district
+        ({"lon": 116.39, "lat": 39.91}, 400),  # Beijing: 1,500 km from every road
+        ({"lon": 0.0, "lat": 0.0}, 400),
+        ({"lon": 104.2, "lat": 30.6685}, 400),  # about 14 km east
+    ],
+)
+def test_route_from_a_place_far_from_every_road_is_a_400(
+    live_server: LiveServer, places: dict[str, Any], place: dict[str, float], status: int
+) -> None:
+    body = {"origin": place, "destination": {"layer": "facilities", "uid": places["facility"]}}
+    answer = httpx.post(live_server.url + "/impact/route", json=body, timeout=120)
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert "from the nearest road" in answer.json()["description"]
+        body["max_access_m"] = 100_000
+        if place["lon"] == 104.2:
+            assert httpx.post(live_server.url + "/impact/route", json=body, timeout=120).is_success
