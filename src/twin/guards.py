@@ -109,11 +109,11 @@ def nonfinite_geometries(values: np.ndarray) -> np.ndarray:
     ...                                None], dtype=object)).tolist()
     [False, True, False]
     """
-    present = ~shapely.is_missing(values) & ~shapely.is_empty(values)
+    coords, rows = shapely.get_coordinates(values, include_z=True, return_index=True)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(coords) | np.isnan(coords) & (np.arange(3) == 2)  # 2D: z is NaN
     bad = np.zeros(len(values), dtype=bool)
-    for i in np.flatnonzero(present):
-        coords = shapely.get_coordinates(values[i])
-        bad[i] = not np.isfinite(coords).all()
+    bad[np.unique(rows[~finite.all(axis=1)])] = True
     return bad
 
 
