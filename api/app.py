@@ -27,7 +27,7 @@ import twin
 from twin.query.index import CityIndex, LiveIndex
 
 from . import errors, geojson
-from .deps import AUDIT_STATE, IndexDep
+from .deps import AUDIT_STATE, CallerDep, IndexDep
 from .geojson import dumps
 from .models import Health
 from .routers import features
@@ -169,12 +169,13 @@ def _health_router() -> Any:
     router = APIRouter(tags=["service"], responses=errors.ERROR_RESPONSES)
 
     @router.get("/health", response_model=Health, summary="What the service has loaded")
-    async def health(request: Request, index: IndexDep) -> Response:
+    async def health(request: Request, index: IndexDep, caller: CallerDep) -> Response:
         live: LiveIndex = request.app.state.live
         loaded = datetime.fromtimestamp(index.loaded_at, UTC).isoformat(timespec="seconds")
         body = {
             "twin": index.path.name,
-            "layers": len(index.layers),
+            # only the layers this caller may see: the rest do not exist for them
+            "layers": len(index.names(max_classification=caller.max_classification)),
             "loaded_at": loaded.replace("+00:00", "Z"),
             "load_s": round(index.load_s, 3),
             "reloads": live.reloads,

@@ -20,8 +20,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from twin.errors import LayerNotFoundError
 from twin.kinds import Classification
-from twin.query.index import CityIndex, IndexedLayer
+from twin.query.index import CityIndex, IndexedLayer, on_layer_reads
 
+from .errors import AuthenticationError
 from .security import Caller
 from .settings import Settings
 
@@ -57,6 +58,15 @@ async def get_caller(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Caller:
     """Who is asking, from the ``X-API-Key`` header or ``Authorization: Bearer``."""
+    given = request.headers.getlist("x-api-key")
+    if len(given) > 1:
+        raise AuthenticationError(
+            f"{len(given)} X-API-Key headers: send exactly one key per request"
+        )
+    if api_key and bearer is not None and bearer.credentials != api_key:
+        raise AuthenticationError(
+            "an X-API-Key header and another key as a bearer token: send one key"
+        )
     key = api_key or (bearer.credentials if bearer is not None else None)
     caller: Caller = request.app.state.keys.caller(key)
     _audit_state(request)["caller"] = caller
@@ -127,7 +137,10 @@ async def get_visible(
     """The layers this caller may read in this request's snapshot."""
     touched = _audit_state(request)["layers"]
     assert isinstance(touched, set)
-    return Visible(index, caller, touched)
+    visible = Visible(index, caller, touched)
+    # Every layer a query resolves in this request is recorded, whichever route asked.
+    on_layer_reads(visible.touch)
+    return visible
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

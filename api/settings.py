@@ -53,6 +53,7 @@ class Settings:
     max_limit: int = 10_000
     max_body_bytes: int = 1_000_000
     poll_s: float = 1.0
+    public_url: str | None = None  # links use it instead of the request's Host header
 
     def __post_init__(self) -> None:
         for name in ("twin", "keys_file", "audit_log"):  # accept str paths too
@@ -66,6 +67,14 @@ class Settings:
             )
         if self.poll_s <= 0:
             raise UsageError(f"poll interval {self.poll_s} s must be positive")
+        if self.public_url is not None:
+            url = self.public_url.rstrip("/")
+            if not url.startswith(("http://", "https://")) or " " in url:
+                raise UsageError(
+                    f"public URL {self.public_url!r} must start with http:// or https://, "
+                    "e.g. https://twin.example.gov.cn/api"
+                )
+            object.__setattr__(self, "public_url", url)
 
     @property
     def audit_path(self) -> Path:
@@ -81,7 +90,7 @@ class Settings:
         Variables: ``TWIN_API_TWIN``, ``TWIN_API_KEYS_FILE``, ``TWIN_API_KEYS``,
         ``TWIN_API_AUDIT_LOG``, ``TWIN_API_CORS_ORIGINS`` (comma-separated),
         ``TWIN_API_DEFAULT_LIMIT``, ``TWIN_API_MAX_LIMIT``,
-        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``.
+        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``, ``TWIN_API_PUBLIC_URL``.
 
         Examples
         --------
@@ -104,6 +113,8 @@ class Settings:
             values["keys"] = keys
         if (audit := get("AUDIT_LOG")) is not None:
             values["audit_log"] = Path(audit)
+        if (public_url := get("PUBLIC_URL")) is not None:
+            values["public_url"] = public_url
         if (origins := get("CORS_ORIGINS")) is not None:
             values["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
         for name, convert in (
@@ -140,6 +151,8 @@ class Settings:
             env["KEYS_FILE"] = str(self.keys_file)
         if self.keys is not None:
             env["KEYS"] = self.keys
+        if self.public_url is not None:
+            env["PUBLIC_URL"] = self.public_url
         return {ENV_PREFIX + k: v for k, v in env.items()}
 
     def with_(self, **changes: object) -> Settings:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # own (bench/api.py installs both); tests/api serves and reads the twin over HTTP.
 LOCAL = [
     "import",
+    "reimport",
     "load",
     "segments",
     "segments-full",
@@ -49,7 +50,7 @@ def test_bench_runner_small_city() -> None:
     rows = json.loads(result.stdout)
     by_name = {r["scenario"]: r for r in rows}
     assert list(by_name) == LOCAL
-    for name in ("import", "load"):
+    for name in ("import", "reimport", "load"):
         row = by_name[name]
         assert row["same_answer"], row  # ours and the peer imported / loaded the same features
         assert row["ours"]["facts"]["features"] == 2000

@@ -136,7 +136,7 @@ def test_source_fields_named_like_bookkeeping_are_kept(city: twin.Twin, tmp_path
     )
     layer = city.layer("b")
     assert layer["src_uid"].tolist() == ["X-1"] and layer["src_valid_from"].tolist() == ["2001"]
-    assert "renamed src_<name>" in report.warnings[0]
+    assert "uid -> src_uid" in report.warnings[0]
 
 
 def test_numeric_ids_make_clean_uids(city: twin.Twin, tmp_path: Path) -> None:

@@ -91,7 +91,19 @@ def _output(index: CityIndex, value: str | None, name: str = "crs") -> OutputCrs
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The service's own URL for links: the configured public URL, else the request's."""
+    public: str | None = request.app.state.settings.public_url
+    return public if public else str(request.base_url).rstrip("/")
+
+
+def _here(request: Request, **params: Any) -> str:
+    """This request's URL (with ``params`` changed), under the public URL when one is set."""
+    url = request.url.include_query_params(**params) if params else request.url
+    public: str | None = request.app.state.settings.public_url
+    if not public:
+        return str(url)
+    query = f"?{url.query}" if url.query else ""
+    return f"{public}{url.path}{query}"
 
 
 def _collection(request: Request, layer: IndexedLayer, index: CityIndex) -> dict[str, Any]:
@@ -149,6 +161,10 @@ def bbox_in_twin(index: CityIndex, bbox: str, bbox_crs: str | None) -> shapely.G
     x0, y0, x1, y1 = (b0, a0, b1, a1) if source.swap else (a0, b0, a1, b1)
     if x0 > x1 or y0 > y1:
         raise UsageError(f"bbox {bbox!r}: the minimum must not exceed the maximum on either axis")
+    if x0 == x1 or y0 == y1:
+        raise UsageError(
+            f"bbox {bbox!r} has no area: give a minimum below the maximum on both axes"
+        )
     if source.text in _GEOGRAPHIC and not (x0 >= -180 and x1 <= 180 and y0 >= -90 and y1 <= 90):
         raise UsageError(
             f"bbox {bbox!r} is out of range for {source.uri}: longitudes within ±180, "
@@ -174,13 +190,26 @@ def parse_instant(text: str) -> pd.Timestamp:
         )
     try:
         stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise UsageError(
-            f"datetime {text!r} is not an RFC 3339 instant, e.g. 2026-05-01T12:00:00Z"
+            f"datetime {text!r} is not an RFC 3339 instant between {_FIRST:%Y-%m-%d} and "
+            f"{_LAST:%Y-%m-%d}, e.g. 2026-05-01T12:00:00Z"
         ) from None
     if pd.isna(stamp):
         raise UsageError(f"datetime {text!r} is not an instant")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if not _FIRST <= stamp <= _LAST:
+        raise UsageError(
+            f"datetime {text!r} is outside {_FIRST:%Y-%m-%d} .. {_LAST:%Y-%m-%d}: "
+            "give an instant in that range"
+        )
+    return stamp
+
+
+# Instants the history can be read at: pandas' nanosecond range, a day inside each end
+# so that a conversion between time zones or units never overflows.
+_FIRST = (pd.Timestamp.min + pd.Timedelta(days=1)).ceil("D").tz_localize("UTC")
+_LAST = (pd.Timestamp.max - pd.Timedelta(days=1)).floor("D").tz_localize("UTC")
 
 
 class _AsOfCache:
@@ -244,14 +273,12 @@ def _property_filters(request: Request, layer: IndexedLayer) -> dict[str, str]:
 def _page_links(
     request: Request, offset: int, limit: int, matched: int, kind: str
 ) -> list[dict[str, Any]]:
-    links = [_link(str(request.url), "self", kind, "this page")]
+    links = [_link(_here(request), "self", kind, "this page")]
     if offset + limit < matched:
-        links.append(
-            _link(str(request.url.include_query_params(offset=offset + limit)), "next", kind)
-        )
+        links.append(_link(_here(request, offset=offset + limit), "next", kind))
     if offset > 0:
         previous = max(0, offset - limit)
-        links.append(_link(str(request.url.include_query_params(offset=previous)), "prev", kind))
+        links.append(_link(_here(request, offset=previous), "prev", kind))
     return links
 
 
@@ -370,7 +397,7 @@ def make_router(settings: Settings) -> APIRouter:
         feature = feature_dicts(layer, np.array([position]), visible.index, out)[0]
         base = f"{_base(request)}/collections/{layer.name}"
         feature["links"] = [
-            _link(str(request.url), "self", GEOJSON),
+            _link(_here(request), "self", GEOJSON),
             _link(base, "collection", _JSON),
         ]
         return GeoJSONResponse(dumps(feature), headers={"Content-Crs": f"<{out.uri}>"})

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin import settings
+from twin import guards, settings
 from twin.errors import UsageError
 from twin.network.cascade import CascadeSummary as LibraryCascadeSummary
 from twin.network.closures import ClosureSummary as LibraryClosureSummary
@@ -242,6 +242,12 @@ class RouteRequest(_Request):
     roads: str | None = Field(default=None, max_length=200)
     crs: str = Field(default="CRS84", max_length=100, description="CRS of lon/lat places")
     snap_tolerance_m: float = Field(default=settings.TOLERANCE_M, ge=0, le=settings.MAX_TOLERANCE_M)
+    max_access_m: float = Field(
+        default=1000.0,
+        ge=0,
+        le=100_000,
+        description="A place farther than this from every road is a 400, not a route",
+    )
 
 
 class RouteResponse(BaseModel):
@@ -406,6 +412,17 @@ def route_route(visible: VisibleDep, body: RouteRequest) -> Response:
         layers=names,
     )
     visible.touch([road_layer])
+    for name, distance in (
+        ("origin", found.origin_access_m),
+        ("destination", found.destination_access_m),
+    ):
+        guards.check_access_distance(
+            distance,
+            what=f"the {name}",
+            max_m=body.max_access_m,
+            crs_note=f"{body.crs} lon/lat" if body.coords in (None, "wgs84") else body.coords,
+            option="max_access_m",
+        )
     summary = {k: json_ready(v) for k, v in found.to_dict().items() if k != "geometry_wkt"}
     summary["road_layer"] = road_layer
     features = []

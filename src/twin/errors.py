@@ -191,3 +191,15 @@ class TwinBusyError(TwinError, TimeoutError):
     >>> issubclass(TwinBusyError, TimeoutError)
     True
     """
+
+
+class StorageError(TwinError, OSError):
+    """The twin file cannot be written where it is (no free space, a read-only file)."""
+
+
+class ReadOnlyTwinError(UsageError):
+    """The twin file is read-only; writing it needs ``force``."""
+
+
+class TwinFileError(InputDataError):
+    """The file is not a twin: not a GeoPackage, truncated, damaged, or without twin tables."""

@@ -20,6 +20,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from twin import guards
 from twin.crs import auto_crs_for, resolve_crs
 from twin.errors import CRSError, RejectedFeaturesError, SchemaError, UsageError
 from twin.history import BOOKKEEPING
@@ -35,6 +36,7 @@ Progress = Callable[[str, float], None]
 RESERVED_COLUMNS = (*BOOKKEEPING, "fid")  # names the twin writes itself
 _DEFAULT_ID_FIELDS = {"osm": "osm_id", "epanet": "id"}
 _UID_HASH_KEY = "citytwin-uid-v01"  # 16 bytes: SipHash key for geometry-derived uids
+_EXPORT_UID = "\x00twin_uid"  # the uids an export of the layer carries (never a field name)
 
 
 @dataclass
@@ -60,6 +62,7 @@ def prepare_import(
     progress: Progress | None = None,
     *,
     frame: gpd.GeoDataFrame | None = None,
+    twin_extent: tuple[float, float, float, float] | None = None,
 ) -> PreparedImport:
     """Read and check one source; nothing is written.
 
@@ -74,6 +77,7 @@ def prepare_import(
     step = progress or (lambda stage, fraction: None)
     kind = get_kind(spec.kind)
     check_layer_name(spec.layer)
+    guards.check_classification(spec.classification)
     step("reading", 0.0)
     if frame is not None:
         data = _in_memory_source(frame)
@@ -99,11 +103,17 @@ def prepare_import(
         encoding=data.encoding,
         read=len(data.frame),
     )
+    if report.read == 0:
+        guards.check_something_imported(0, 0, spec.layer, report.source)
     step("validating", 0.3)
     frame, reasons, repaired = _map_and_validate(data, spec, kind, report)
     src_crs = _source_crs(data, spec, report)
     step("reprojecting", 0.5)
+    if data.format == "epanet":
+        spec.local_coords = True  # INP coordinates are drawing units as often as metres
+    _reject_outside_area_of_use(frame, src_crs, spec, reasons)
     frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons)
+    _check_near_twin(frame, reasons, twin_extent, spec)
     report.src_crs, report.crs = src_crs.to_string(), crs.to_string()
     kept = pd.isna(reasons)
     _record_rejections(report, frame, reasons, spec, data)
@@ -111,6 +121,8 @@ def prepare_import(
     if not kept.all():
         frame = frame.loc[kept].reset_index(drop=True)
     report.imported = len(frame)
+    if not spec.strict or not report.rejected:
+        guards.check_something_imported(report.read, report.imported, spec.layer, report.source)
     report.classification = _classification(spec, kind, frame, report)
     report.seconds = time.perf_counter() - started
     if spec.strict and report.rejected:
@@ -153,7 +165,7 @@ def _checksum_in_background(spec: ImportSpec) -> Future[str]:
 def _map_and_validate(
     data: SourceData, spec: ImportSpec, kind: LayerKind, report: ImportReport
 ) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
-    frame = data.frame
+    frame = _recognise_export(data.frame, spec, report)
     id_field = spec.id or _DEFAULT_ID_FIELDS.get(data.format)
     if id_field is not None and id_field not in frame.columns:
         raise SchemaError(
@@ -164,12 +176,73 @@ def _map_and_validate(
     spec.id = spec.fields.get(id_field, id_field) if id_field is not None else None
     frame = _apply_mapping(frame, spec, kind, report)
     reasons = new_reasons(len(frame))
+    values = np.asarray(frame.geometry.array, dtype=object)
+    nonfinite = guards.nonfinite_geometries(values)
+    if nonfinite.any():
+        note(reasons, nonfinite, "a coordinate is not a finite number (inf or NaN)")
+        values[nonfinite] = None
+        frame = frame.set_geometry(gpd.GeoSeries(values, index=frame.index, crs=frame.crs))
     geoms, repaired = check_geometries(frame.geometry, kind, reasons)
     frame = convert_fields(frame, kind, reasons)
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
     if spec.id is not None:
         _check_ids(frame[spec.id], reasons, report)
     return frame, reasons, repaired
+
+
+def _recognise_export(
+    frame: gpd.GeoDataFrame, spec: ImportSpec, report: ImportReport
+) -> gpd.GeoDataFrame:
+    """A twin export of this layer carries its uids: keep them, drop the bookkeeping columns.
+
+    Without ``--id`` the uids come from the ``uid`` column, so re-importing an
+    unedited export is a change set of zero.
+    """
+    if "uid" not in frame.columns or spec.id == "uid":
+        return frame
+    uids = frame["uid"]
+    text = uids.dropna().astype(str)
+    if text.empty or not text.str.startswith(spec.layer + ".").all():
+        return frame
+    if spec.id is None and uids.notna().all() and not text.duplicated().any():
+        frame = frame.assign(**{_EXPORT_UID: text.to_numpy(dtype=object)})
+    if spec.source.suffix.lower() in (".csv", ".tsv", ".txt"):
+        frame = _numbers_back(_unescape(frame))  # CSV keeps no types: numbers come back as text
+    drop = [c for c in ("uid", "valid_from") if c in frame.columns]
+    report.warnings.append(
+        f"{spec.source.name} is an export of layer {spec.layer}: its uids are kept and "
+        f"its {' and '.join(drop)} columns are the twin's own bookkeeping"
+    )
+    return frame.drop(columns=drop)
+
+
+def _unescape(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Undo the ``'`` a CSV export puts before text a spreadsheet would run as a formula."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if column == out.geometry.name or not pd.api.types.is_string_dtype(values):
+            continue
+        escaped = values.str.match(r"^'[=+\-@\t\r]").fillna(False).astype(bool)
+        if escaped.any():
+            out[column] = values.where(~escaped, values.str[1:])
+    return out
+
+
+def _numbers_back(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Text columns whose every value is a plain number (no leading zero) as numbers."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if column == out.geometry.name or not pd.api.types.is_string_dtype(values):
+            continue
+        text = values.dropna().astype(str).str.strip()
+        if text.empty or text.str.match(r"^-?0\d").any():
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().sum() == len(text):
+            out[column] = numbers
+    return out
 
 
 def _apply_mapping(
@@ -185,12 +258,20 @@ def _apply_mapping(
     frame = frame.rename(columns=spec.fields)
     if geometry_name != "geometry":
         frame = frame.rename_geometry("geometry")
-    clashes = [c for c in RESERVED_COLUMNS if c in frame.columns and c != spec.id]
-    if clashes:
-        frame = frame.rename(columns={c: f"src_{c}" for c in clashes})
-        report.warnings.append(f"source fields {clashes} renamed src_<name>: twin reserves them")
     for name, value in spec.set.items():
+        if name in frame.columns and name != "geometry":
+            frame = frame.drop(columns=name)
         frame[name] = value
+    renames = {**frame.attrs.get("renamed", {}), **guards.safe_field_names(frame.columns)}
+    if renames:
+        frame = frame.rename(columns={k: v for k, v in renames.items() if k != "geometry"})
+        if spec.id in renames:
+            spec.id = renames[spec.id]
+        listing = ", ".join(f"{old} -> {new}" for old, new in renames.items())
+        report.warnings.append(
+            f"fields renamed ({listing}): the twin reserves uid, valid_from, fid, geom and "
+            "geometry in any case, and GeoPackage field names ignore case"
+        )
     for spec_field in kind.fields:
         if spec_field.name not in frame.columns and spec_field.default is not None:
             frame[spec_field.name] = spec_field.default
@@ -234,6 +315,8 @@ def _source_crs(data: SourceData, spec: ImportSpec, report: ImportReport) -> pyp
                 f"--src-crs {spec.src_crs} overrides the source's own CRS {data.crs.to_string()}"
             )
         return given
+    if data.crs is None and spec.coords:
+        return pyproj.CRS.from_epsg(4326)  # GCJ-02 and BD-09 are offsets of WGS 84 lon/lat
     if data.crs is None:
         raise CRSError(
             f"{spec.source.name} declares no CRS: say which with --src-crs "
@@ -271,8 +354,47 @@ def _to_twin_crs(
     return frame, twin_crs
 
 
+def _reject_outside_area_of_use(
+    frame: gpd.GeoDataFrame, src_crs: pyproj.CRS, spec: ImportSpec, reasons: np.ndarray
+) -> None:
+    """Reject features outside the source CRS's area of use; fail when most of them are."""
+    kept = pd.isna(reasons)
+    if spec.local_coords or not kept.any():
+        return
+    points = _centres(frame.geometry[kept])
+    outside = guards.outside_area_of_use(points, src_crs)
+    if outside.sum() * 2 > len(points):
+        raise guards.crs_mismatch_error(points, src_crs, what=spec.source.name)
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[np.flatnonzero(kept)[outside]] = True
+    note(reasons, mask, f"outside the area of use of {src_crs.to_string()}")
+
+
+def _check_near_twin(
+    frame: gpd.GeoDataFrame,
+    reasons: np.ndarray,
+    twin_extent: tuple[float, float, float, float] | None,
+    spec: ImportSpec,
+) -> None:
+    kept = pd.isna(reasons)
+    if spec.local_coords or twin_extent is None or not kept.any():
+        return
+    bounds = tuple(float(v) for v in frame.geometry[kept].total_bounds)
+    guards.check_near_twin(bounds, twin_extent, what=spec.source.name)
+
+
+def _centres(geoms: gpd.GeoSeries) -> np.ndarray:
+    bounds = shapely.bounds(np.asarray(geoms.array, dtype=object))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.column_stack(
+            ((bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2)
+        )
+
+
 def _uids(frame: gpd.GeoDataFrame, spec: ImportSpec, source_geoms: gpd.GeoSeries) -> np.ndarray:
     """``<layer>.<source id>``; without an id field, a hash of the source geometry."""
+    if _EXPORT_UID in frame.columns:
+        return frame.pop(_EXPORT_UID).to_numpy(dtype=object)
     if spec.id is not None:
         ids = frame[spec.id]
         if pd.api.types.is_float_dtype(ids) and (ids.dropna() == ids.dropna().round()).all():

@@ -63,10 +63,14 @@ class ImportSpec:
     wkt: str | None = None
     classification: str | None = None
     strict: bool = False
+    allow_removals: bool = False
+    local_coords: bool = False
+    replace: bool = False
+    max_removed_share: float = 0.2
 
     def options(self) -> dict[str, Any]:
         """The options as a JSON-ready dict (recorded in provenance)."""
-        skip = {"source", "layer", "kind", "fields"}
+        skip = {"source", "layer", "kind", "fields", "max_removed_share"}
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)

@@ -14,7 +14,7 @@ import geopandas as gpd
 import pandas as pd
 import pyproj
 
-from twin import history
+from twin import guards, history
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
@@ -77,9 +77,10 @@ class Twin:
     4544
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.store = GpkgStore(path)
+    def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        self.store = GpkgStore(path, force=force)
         self.store.require()
+        guards.check_twin_file(self.store.path)
 
     # -- creating and opening -------------------------------------------
     @classmethod
@@ -127,9 +128,18 @@ class Twin:
         return cls(target)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Self:
-        """Open an existing twin file."""
-        return cls(path)
+    def open(cls, path: str | os.PathLike[str], *, force: bool = False) -> Self:
+        """Open an existing twin file.
+
+        Parameters
+        ----------
+        path : path-like
+            The twin GeoPackage.
+        force : bool, default False
+            Let writes replace the file even when it is read-only (its mode,
+            owner and group are kept either way).
+        """
+        return cls(path, force=force)
 
     @property
     def path(self) -> Path:
@@ -313,13 +323,24 @@ class Twin:
     ) -> ImportReport:
         """Import as described by an :class:`~twin.mapping.ImportSpec` (or from ``frame``)."""
         self._check_kind(spec)
-        prepared = prepare_import(spec, self.crs, progress, frame=frame)
+        prepared = prepare_import(
+            spec, self.crs, progress, frame=frame, twin_extent=self._extent(spec.layer)
+        )
         if progress:
             progress("writing", 0.7)
         self._commit(prepared)
         if progress:
             progress("done", 1.0)
         return prepared.report
+
+    def rollback(self, import_id: int) -> ImportReport:
+        """Restore the layer import ``import_id`` changed to its state just before it.
+
+        Recorded as a new import (see :func:`twin.rollback.rollback_import`).
+        """
+        from twin.rollback import rollback_import
+
+        return rollback_import(self, import_id)
 
     def import_mapping(
         self,
@@ -357,6 +378,15 @@ class Twin:
             if exists:
                 current = session.read_table(spec.layer)
                 changes = history.compare(current, frame, now)
+                matched = len(changes.changed) + len(changes.unchanged)
+                self._check_same_delivery(prepared, matched / max(len(current), 1))
+                guards.check_removals(
+                    spec.layer,
+                    len(current),
+                    len(changes.removed),
+                    allow=spec.allow_removals,
+                    max_share=spec.max_removed_share,
+                )
                 starts = pd.to_datetime(pd.Series(changes.valid_from, index=frame.index), utc=True)
                 frame = frame.assign(valid_from=starts.astype(_MS_UTC))
             else:
@@ -372,6 +402,27 @@ class Twin:
             session.record_import(spec, report, prepared.kind, frame, changes)
             if self.crs_text == "auto":
                 session.set_meta("crs", _crs_text(prepared.crs))
+
+    def _extent(self, exclude: str) -> tuple[float, float, float, float] | None:
+        """The extent of every layer but ``exclude`` (None while there is none)."""
+        boxes = [i.extent for i in self.layer_infos() if i.name != exclude and i.extent]
+        if not boxes:
+            return None
+        mins = [min(b[k] for b in boxes) for k in (0, 1)]
+        maxs = [max(b[k] for b in boxes) for k in (2, 3)]
+        return (mins[0], mins[1], maxs[0], maxs[1])
+
+    def _check_same_delivery(self, prepared: PreparedImport, matched_share: float) -> None:
+        info = self.info(prepared.spec.layer)
+        guards.check_same_delivery(
+            prepared.spec.layer,
+            stored_id=info.id_field,
+            stored_source=info.source,
+            new_id=prepared.spec.id,
+            new_source=prepared.report.source,
+            matched_share=matched_share,
+            replace=prepared.spec.replace,
+        )
 
     # -- relations -----------------------------------------------------------
     def relations(
@@ -433,18 +484,21 @@ class Twin:
         as_of: DateLike | None = None,
         crs: Any = None,
         encoding: str | None = None,
+        raw: bool = False,
     ) -> Path:
         """Write a layer (optionally as of a date, in another CRS) to a file.
 
         The format follows the suffix: ``.gpkg``, ``.geojson``, ``.parquet``,
-        ``.shp``, ``.fgb`` or ``.csv`` (WKT geometry).
+        ``.shp``, ``.fgb`` or ``.csv`` (WKT geometry). Every feature keeps its
+        ``uid``, so re-importing an unedited export changes nothing. CSV text
+        that a spreadsheet would run as a formula is escaped unless ``raw``.
         """
         from twin.io.export import write_layer
 
         frame = self.layer(layer, as_of=as_of)
         if crs is not None:
             frame = frame.to_crs(resolve_crs(crs))
-        return write_layer(frame.reset_index(), Path(path), layer=layer, encoding=encoding)
+        return write_layer(frame.reset_index(), Path(path), layer=layer, encoding=encoding, raw=raw)
 
     def _no_layer(self, name: str) -> LayerNotFoundError:
         names = self.layers

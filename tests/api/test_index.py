@@ -87,7 +87,7 @@ def test_live_index_swaps_whole_snapshots_and_survives_a_broken_file(twin_copy: 
     frame = gpd.read_file(SAMPLES / "boundaries.gpkg", layer="districts").iloc[:4]
     source = twin_copy.with_name("districts-v2.gpkg")
     frame.to_file(source, layer="districts")
-    city.import_spec(dataclasses.replace(spec, source=source))
+    city.import_spec(dataclasses.replace(spec, source=source, allow_removals=True))  # 2 of 6
     assert first.changed()
     assert live.refresh() is True
     second = live.current()

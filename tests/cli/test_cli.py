@@ -112,7 +112,7 @@ def test_reimport_and_change_set(twin_file: Path, source: Path, tmp_path: Path) 
     frame.loc[1, "层数"] = 20
     second = tmp_path / "v2.geojson"
     frame.to_crs(4490).to_file(second)
-    report = _import(twin_file, second)
+    report = _import(twin_file, second, "--allow-removals")  # 1 of 4 is over 20%
     assert (report["added"], report["changed"], report["removed"], report["unchanged"]) == (
         0,
         1,

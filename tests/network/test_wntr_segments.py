@@ -65,7 +65,8 @@ def valve_points(
     )
     path = folder / "valves.gpkg"
     frame.to_file(path, layer="valves")
-    city.import_layer(path, layer="valves", kind="valve", id="valve_id")
+    # EPANET drawing coordinates, labelled with a UTM zone they are not in (issue 12 guard).
+    city.import_layer(path, layer="valves", kind="valve", id="valve_id", local_coords=True)
 
 
 def _our_partition(city: twin.Twin) -> set[frozenset]:

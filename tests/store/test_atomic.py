@@ -96,6 +96,8 @@ def test_killed_import_leaves_twin_byte_identical(seeded: twin.Twin, tmp_path: P
             "building",
             "--id",
             "bid",
+            "--replace",  # another id field and another dataset: a replacement (issue 12)
+            "--allow-removals",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -117,7 +119,9 @@ def test_killed_import_leaves_twin_byte_identical(seeded: twin.Twin, tmp_path: P
     assert reopened.info("buildings").feature_count == 5
     assert len(reopened.imports()) == 1
     # The next writer removes the dead writer's copy and succeeds.
-    report = reopened.import_layer(src, layer="buildings", kind="building", id="bid")
+    report = reopened.import_layer(
+        src, layer="buildings", kind="building", id="bid", replace=True, allow_removals=True
+    )
     assert report.imported == 300_000 and report.removed == 5
     assert not work.exists()
     assert reopened.info("buildings").feature_count == 300_000
@@ -144,7 +148,9 @@ def test_readers_see_old_or_new_never_half(seeded: twin.Twin, tmp_path: Path) ->
     reader = threading.Thread(target=read_counts)
     reader.start()
     try:
-        seeded.import_layer(src, layer="buildings", kind="building", id="bid")
+        seeded.import_layer(
+            src, layer="buildings", kind="building", id="bid", replace=True, allow_removals=True
+        )
     finally:
         stop.set()
         reader.join()

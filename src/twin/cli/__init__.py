@@ -25,10 +25,12 @@ from twin.cli import (
     indicators_cmd,
     info,
     init,
+    keys_cmd,
     kinds,
     network_cmd,
     observe_cmd,
     rules_cmd,
+    rollback_cmd,
     sample,
     serve,
     vitals_cmd,
@@ -88,6 +90,8 @@ for module in (
     events_cmd,
     rules_cmd,
     vitals_cmd,
+    keys_cmd,
+    rollback_cmd,
 ):
     module.register(app)
 

@@ -25,6 +25,7 @@ from twin.errors import (
     FeatureNotFoundError,
     InputDataError,
     LayerNotFoundError,
+    StorageError,
     TwinError,
     TwinExistsError,
     TwinNotFoundError,
@@ -39,6 +40,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (LayerNotFoundError, 2),
     (FeatureNotFoundError, 2),
     (InputDataError, 3),
+    (StorageError, 3),
     (TwinError, 1),
 )
 

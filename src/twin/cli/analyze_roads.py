@@ -13,6 +13,7 @@ import shapely
 import typer
 from rich.table import Table
 
+from twin import guards
 from twin.analyses import Twin
 from twin.cli._common import (
     SERVICE_DISTANCE_M,
@@ -101,11 +102,41 @@ def load_access(
     )
 
 
-def _place(city: Twin, text: str, option: str) -> shapely.Geometry:
-    """A point ``x,y`` in the twin CRS, or a feature uid ``layer.id``."""
+PointCrsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--point-crs",
+        help="CRS of 'x,y' points and --area-wkt, e.g. EPSG:4326 for lon/lat "
+        "(default: the twin CRS).",
+    ),
+]
+CoordsOpt = Annotated[
+    str | None,
+    typer.Option("--coords", help="gcj02 or bd09: points are lon/lat read off a web map."),
+]
+MaxAccessOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-access-m", help="A point farther than this from every road is an error.", min=0
+    ),
+]
+
+
+def _place(
+    city: Twin,
+    text: str,
+    option: str,
+    point_crs: str | None = None,
+    coords: str | None = None,
+) -> shapely.Geometry:
+    """A point ``x,y`` (twin CRS unless ``point_crs`` / ``coords``), or a feature uid."""
     match = _XY.match(text)
     if match:
-        return shapely.Point(float(match.group(1)), float(match.group(2)))
+        point = shapely.Point(float(match.group(1)), float(match.group(2)))
+        assert city.crs is not None
+        return guards.geometry_in_twin(
+            point, city.crs, crs=point_crs, coords=coords, option=f"{option} {text}"
+        )
     layer = text.split(".", 1)[0]
     if "." not in text or layer not in city.layers:
         raise UsageError(
@@ -141,10 +172,16 @@ def route_cmd(
     ] = None,
     speeds: SpeedsOpt = None,
     tolerance: RoadToleranceOpt = TOLERANCE_M,
+    point_crs: PointCrsOpt = None,
+    coords: CoordsOpt = None,
+    max_access_m: MaxAccessOpt = guards.DEFAULT_MAX_SNAP_M,
     output: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Fastest (or shortest) route between two points or features: distance, time, geometry.
+
+    Points are 'x,y' in the twin CRS, or lon/lat with --point-crs EPSG:4326 (or
+    --coords gcj02 / bd09); a point over --max-access-m from every road is an error.
 
     Example: [bold]twin analyze route city.gpkg --from facilities.YJ0001
     --to buildings.JZ0000001 --json[/bold]
@@ -154,12 +191,21 @@ def route_cmd(
     net = _network(city, roads, speeds, tolerance)
     result = route(
         net,
-        _place(city, origin, "--from"),
-        _place(city, destination, "--to"),
+        _place(city, origin, "--from", point_crs, coords),
+        _place(city, destination, "--to", point_crs, coords),
         weight=cast(Weight, weight),  # the library says which values it takes
         closed_roads=closed or (),
     )
+    read_in = "EPSG:4326 (lon/lat)" if coords else (point_crs or f"the twin CRS {city.crs_text}")
+    for option, text, distance in (
+        ("--from", origin, result.origin_access_m),
+        ("--to", destination, result.destination_access_m),
+    ):
+        guards.check_access_distance(
+            distance, what=f"{option} {text}", max_m=max_access_m, crs_note=read_in
+        )
     summary = result.to_dict()
+    summary["point_crs"] = read_in
     if output is not None:
         line = [result.geometry] if result.geometry is not None else []
         frame = gpd.GeoDataFrame(
@@ -232,7 +278,14 @@ def _print_service(s: dict[str, Any], facilities: gpd.GeoDataFrame) -> None:
     out.print(table)
 
 
-def _area(city: Twin, area: Path | None, wkt: str | None, buffer_m: float) -> Any:
+def _area(
+    city: Twin,
+    area: Path | None,
+    wkt: str | None,
+    buffer_m: float,
+    point_crs: str | None = None,
+    coords: str | None = None,
+) -> Any:
     if area is None and wkt is None:
         return None
     shapes = []
@@ -245,9 +298,15 @@ def _area(city: Twin, area: Path | None, wkt: str | None, buffer_m: float) -> An
         shapes.append(shapely.union_all(frame.to_crs(city.crs).geometry.to_numpy()))
     if wkt is not None:
         try:
-            shapes.append(shapely.from_wkt(wkt))
+            given = shapely.from_wkt(wkt)
         except shapely.errors.GEOSException:
             raise UsageError(f"--area-wkt is not valid WKT: {wkt[:60]!r}") from None
+        assert city.crs is not None
+        shapes.append(
+            guards.geometry_in_twin(
+                given, city.crs, crs=point_crs, coords=coords, option="--area-wkt"
+            )
+        )
     geom = shapely.union_all(shapes)
     return geom.buffer(buffer_m) if buffer_m > 0 else geom
 
@@ -261,8 +320,11 @@ def road_closure_cmd(
         Path | None, typer.Option("--area", help="A vector file: close every road crossing it.")
     ] = None,
     area_wkt: Annotated[
-        str | None, typer.Option("--area-wkt", help="An area as WKT in the twin CRS.")
+        str | None,
+        typer.Option("--area-wkt", help="An area as WKT in the twin CRS (or in --point-crs)."),
     ] = None,
+    point_crs: PointCrsOpt = None,
+    coords: CoordsOpt = None,
     buffer_m: Annotated[float, typer.Option("--buffer", help="Grow the area by metres.")] = 0.0,
     facilities: FacilitiesOpt = "facilities",
     where: WhereOpt = None,
@@ -287,7 +349,7 @@ def road_closure_cmd(
     city, access = load_access(
         twin_path, roads, buildings, facilities, where, speeds, tolerance, direction
     )
-    shape = _area(city, area, area_wkt, buffer_m)
+    shape = _area(city, area, area_wkt, buffer_m, point_crs, coords)
     result = road_closure(access, roads=close or (), area=shape, max_time_s=max_time)
     summary = result.summary.to_dict()
     ranking = road_criticality(access, candidates=rank, max_time_s=max_time) if rank else None

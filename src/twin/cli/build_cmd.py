@@ -23,7 +23,11 @@ def build(
         typer.Option("--max-service-m", help="How far a building may be from its serving pipe."),
     ] = settings.SERVICE_DISTANCE_M,
     force: Annotated[
-        bool, typer.Option("--force", help="Recompute every relation, changed inputs or not.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Recompute every relation, changed inputs or not (and write a read-only twin).",
+        ),
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -34,7 +38,7 @@ def build(
 
     Example: [bold]twin build chengdu.twin.gpkg && twin build chengdu.twin.gpkg --json[/bold]
     """
-    city = Twin.open(twin_path)
+    city = Twin.open(twin_path, force=force)
     update, close = progress_callback(show_progress(json_output))
     try:
         report = city.build(

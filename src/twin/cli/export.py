@@ -36,6 +36,14 @@ def export(
     encoding: Annotated[
         str | None, typer.Option("--encoding", help="Shapefile encoding (default UTF-8), e.g. GBK.")
     ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="CSV: keep text starting with = + - @ as it is (by default it gets a "
+            "leading ' so spreadsheets do not run it as a formula).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Export a layer; the output suffix picks the format.
@@ -56,7 +64,7 @@ def export(
         else:
             out.print(f"wrote the LOD1 blocks of {layer} to {path}")
         return
-    written = city.export(layer, output, as_of=as_of, crs=crs, encoding=encoding)
+    written = city.export(layer, output, as_of=as_of, crs=crs, encoding=encoding, raw=raw)
     count = city.info(layer).feature_count if as_of is None else None
     if json_output:
         print_json(

@@ -19,6 +19,9 @@ def grid(
         typer.Option("--districts", help="District layer (default: the twin's district layer)."),
     ] = None,
     layer: Annotated[str, typer.Option("--layer", "-l", help="Grid layer to write.")] = "grids",
+    force: Annotated[
+        bool, typer.Option("--force", help="Write the twin even if its file is read-only.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Generate square grid cells clipped to the districts, with ids stable across runs
@@ -26,7 +29,7 @@ def grid(
 
     Example: [bold]twin grid chengdu.twin.gpkg --cell-m 500 && twin build chengdu.twin.gpkg[/bold]
     """
-    city = Twin.open(twin_path)
+    city = Twin.open(twin_path, force=force)
     source = districts or only_layer_of_kind(city, "district", "--districts")
     cells = grid_from_districts(city.layer(source), cell_m=cell_m)
     report = city.import_frame(

@@ -100,9 +100,47 @@ def import_(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (and write nothing) if any feature is rejected.")
     ] = False,
+    allow_removals: Annotated[
+        bool,
+        typer.Option(
+            "--allow-removals",
+            help="Let a re-import remove more than --max-removed of the layer's features.",
+        ),
+    ] = False,
+    max_removed: Annotated[
+        float,
+        typer.Option(
+            "--max-removed",
+            min=0.0,
+            max=1.0,
+            help="Share of a layer a re-import may remove without --allow-removals.",
+        ),
+    ] = 0.2,
+    local_coords: Annotated[
+        bool,
+        typer.Option(
+            "--local-coords",
+            help="The coordinates are local drawing units (EPANET, CAD), not in --src-crs's "
+            "area of use: skip the area-of-use and twin-extent checks.",
+        ),
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the layer with a delivery using another id field or another dataset.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write the twin even if its file is read-only.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Import a source into a twin layer; a re-import records what changed.
+
+    A delivery that holds nothing, whose every feature is rejected, or whose
+    file is truncated fails with exit code 3 and writes nothing; so does a
+    re-import that would remove more than 20% of the layer (--allow-removals).
 
     Examples:
 
@@ -128,13 +166,18 @@ def import_(
         "wkt": wkt,
         "classification": classification,
         "strict": strict,
+        "allow_removals": allow_removals,
+        "local_coords": local_coords,
+        "replace": replace,
     }
     if source is not None and _import_3d(
         twin_path, source, layer or [], kind, src_crs, json_output
     ):
         return
     specs = _specs(source, layer or [], kind, mapping, field_map or [], set_values or [], options)
-    city = Twin.open(twin_path)
+    for spec in specs:
+        spec.max_removed_share = max_removed
+    city = Twin.open(twin_path, force=force)
     reports: list[ImportReport] = []
     for spec in specs:
         update, close = progress_callback(show_progress(json_output))
@@ -208,7 +251,8 @@ def _specs(
                 raise UsageError(f"{mapping} has no layer {name!r}; it has: {', '.join(specs)}")
         chosen = [specs[name] for name in (layers or list(specs))]
         for spec in chosen:
-            spec.strict = spec.strict or bool(options["strict"])
+            for flag in ("strict", "allow_removals", "local_coords", "replace"):
+                setattr(spec, flag, getattr(spec, flag) or bool(options[flag]))
         return chosen
     if len(layers) != 1 or kind is None:
         raise UsageError("importing one SOURCE needs --layer NAME and --kind KIND")

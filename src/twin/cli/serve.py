@@ -42,6 +42,14 @@ def serve(
     max_limit: Annotated[
         int, typer.Option("--max-limit", help="Most features one items page returns.", min=1)
     ] = 10_000,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The URL clients reach the service at (behind a proxy): links use it "
+            "instead of the request's Host header.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the twin over HTTP: OGC API Features, city one-map queries, impact analysis.
 
@@ -61,6 +69,7 @@ def serve(
         audit_log=audit_log if audit_log is not None else base.audit_log,
         cors_origins=tuple(cors_origin) if cors_origin else base.cors_origins,
         max_limit=max_limit,
+        public_url=public_url if public_url is not None else base.public_url,
     )
     os.environ.update(settings.to_env())
     err.print(f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})")

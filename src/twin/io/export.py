@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -26,7 +27,12 @@ EXPORT_SUFFIXES = (*_DRIVERS, ".parquet", ".csv")
 
 
 def write_layer(
-    frame: gpd.GeoDataFrame, path: Path, *, layer: str, encoding: str | None = None
+    frame: gpd.GeoDataFrame,
+    path: Path,
+    *,
+    layer: str,
+    encoding: str | None = None,
+    raw: bool = False,
 ) -> Path:
     """Write ``frame`` to ``path``; the suffix picks the format.
 
@@ -42,6 +48,10 @@ def write_layer(
     encoding : str, optional
         Shapefile text encoding (default UTF-8, with a ``.cpg``); ``GBK`` for
         legacy Chinese desktop GIS.
+    raw : bool, default False
+        Write CSV text cells as they are. By default a cell starting with
+        ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+        ``'`` so that a spreadsheet shows it instead of running it as a formula.
     """
     suffix = path.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
@@ -52,13 +62,17 @@ def write_layer(
         frame.to_parquet(path)
     elif suffix == ".csv":
         table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        if not raw:
+            table = escape_formulas(table)
         table["wkt"] = shapely.to_wkt(frame.geometry.array, rounding_precision=-1)
         table.to_csv(path, index=False, encoding="utf-8-sig")
     else:
         kwargs = {}
         if suffix == ".shp":
             kwargs["encoding"] = encoding or "UTF-8"
-            frame = frame.rename(columns=shapefile_names(list(frame.columns), kwargs["encoding"]))
+            short = shapefile_names(list(frame.columns), kwargs["encoding"])
+            frame = frame.rename(columns=short)
+            write_field_names(path, short)
         elif encoding:
             raise UsageError("--encoding applies to Shapefile exports only")
         with warnings.catch_warnings():
@@ -74,6 +88,57 @@ def write_layer(
             )
     log.info("wrote %d features to %s", len(frame), path)
     return path
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula, prefixed with ``'``.
+
+    Examples
+    --------
+    >>> escape_formulas(pd.DataFrame({"a": ["=1+1", "ok", "-x"], "n": [-1, 2, 3]}))
+           a  n
+    0  '=1+1 -1
+    1     ok  2
+    2    '-x  3
+    """
+    out = table.copy()
+    for column in out.columns:
+        values = out[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype(object)
+        risky = text.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_STARTS))
+        if risky.any():
+            out[column] = text.where(~risky, "'" + text.astype(str))
+    return out
+
+
+FIELD_NAMES_SUFFIX = ".fieldnames.json"
+
+
+def write_field_names(shp: Path, short: dict[str, str]) -> None:
+    """Beside a Shapefile, the full name of every field the format shortened (if any)."""
+    sidecar = shp.with_name(shp.stem + FIELD_NAMES_SUFFIX)
+    renamed = {new: str(old) for old, new in short.items() if new != old}
+    if renamed:
+        sidecar.write_text(json.dumps(renamed, ensure_ascii=False, indent=1), encoding="utf-8")
+    elif sidecar.exists():
+        sidecar.unlink()
+
+
+def read_field_names(shp: Path) -> dict[str, str]:
+    """The ``{short: full}`` field names written by :func:`write_field_names` ({} if none)."""
+    sidecar = shp.with_name(shp.stem + FIELD_NAMES_SUFFIX)
+    if not sidecar.is_file():
+        return {}
+    try:
+        names = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
 
 
 def shapefile_names(columns: list[str], encoding: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pyarrow
 import pyogrio
 import pyproj
 
+from twin import guards
 from twin.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,7 @@ def read_source(
     if not src.exists():
         raise SourceError(f"source {src} does not exist")
     fmt = detect_format(src)
+    guards.check_encoding(encoding)
     if where and fmt not in _GDAL_FORMATS:
         raise UsageError(f"--where works on GDAL formats (GeoPackage, Shapefile, …), not {fmt}")
     if fmt in _GDAL_FORMATS:
@@ -132,6 +136,9 @@ def _read_gdal(
     src: Path, fmt: str, source_layer: str | None, encoding: str | None, where: str | None
 ) -> SourceData:
     dataset = f"/vsizip/{src}" if fmt == "shapefile-zip" else str(src)
+    if fmt == "geojson":
+        _check_utf8(src)
+        guards.check_geojson_crs(src)
     layer = _pick_layer(dataset, src, fmt, source_layer)
     if fmt == "shapefile" and encoding is None:
         encoding = sniff_dbf_encoding(src)
@@ -144,14 +151,76 @@ def _read_gdal(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             frame = pyogrio.read_dataframe(dataset, **kwargs)
-    except pyogrio.errors.DataSourceError as exc:
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
-    except pyogrio.errors.DataLayerError as exc:
+    except UnicodeDecodeError:
+        raise guards.undecodable_text_error(src, fmt, encoding) from None
+    except pyarrow.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
+            raise guards.undecodable_text_error(src, fmt, encoding) from None
         raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
+    except ValueError as exc:
+        if where and "SQL" in str(exc):
+            raise UsageError(
+                f"--where {where!r} is not a valid OGR SQL filter on {src.name}: "
+                f"write e.g. \"类型 = 'camera'\" (fields: {_field_names(dataset, layer)})"
+            ) from None
+        raise
     if not isinstance(frame, gpd.GeoDataFrame):
         raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
+    frame = _keep_field_named_geometry(frame, dataset, kwargs)
+    if fmt == "shapefile":
+        from twin.io.export import read_field_names
+
+        full = {k: v for k, v in read_field_names(src).items() if k in frame.columns}
+        if full:  # an export whose field names the Shapefile format shortened
+            frame = frame.rename(columns=full)
+    if not where:
+        guards.check_rows_read(len(frame), _declared_count(dataset, src, fmt, layer), src)
     crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
     return SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+
+
+def _keep_field_named_geometry(
+    frame: gpd.GeoDataFrame, dataset: str, kwargs: dict[str, Any]
+) -> gpd.GeoDataFrame:
+    """Keep an attribute named ``geometry``, which pyogrio's geometry column would hide."""
+    fields = [str(f) for f in pyogrio.read_info(dataset, layer=kwargs.get("layer"))["fields"]]
+    if "geometry" not in fields:
+        return frame
+    options = {k: v for k, v in kwargs.items() if k != "on_invalid"}
+    attrs = pyogrio.read_dataframe(dataset, **options, columns=["geometry"], read_geometry=False)
+    frame = frame.copy()
+    frame["src_geometry"] = attrs["geometry"].to_numpy()
+    frame.attrs["renamed"] = {"geometry": "src_geometry"}
+    return frame
+
+
+def _check_utf8(src: Path) -> None:
+    """GeoJSON is UTF-8 (RFC 7946): fail early and clearly when it is not."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(src, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise guards.undecodable_text_error(src, "geojson", None) from None
+
+
+def _declared_count(dataset: str, src: Path, fmt: str, layer: str | None) -> int | None:
+    """The feature count the format declares (DBF header, GeoPackage contents…), if cheap."""
+    if fmt == "shapefile":
+        return guards.dbf_record_count(src)
+    try:
+        count = int(pyogrio.read_info(dataset, layer=layer)["features"])
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+        return None
+    return count if count >= 0 else None
+
+
+def _field_names(dataset: str, layer: str | None) -> str:
+    return ", ".join(str(f) for f in pyogrio.read_info(dataset, layer=layer)["fields"])
 
 
 def _pick_layer(dataset: str, src: Path, fmt: str, source_layer: str | None) -> str | None:

@@ -29,7 +29,7 @@ import shapely
 
 from twin import webcoords
 from twin.errors import LayerNotFoundError, UsageError
-from twin.query.index import CityIndex, IndexedLayer
+from twin.query.index import CityIndex, IndexedLayer, note_reads
 
 __all__ = [
     "GEOGRAPHIC_CRS",
@@ -173,7 +173,9 @@ def query_point(
 
 def visible_layers(index: CityIndex, layers: Collection[str] | None) -> list[IndexedLayer]:
     """The snapshot's layers the caller may read (all of them when ``layers`` is None)."""
-    return [item for item in index if layers is None or item.name in layers]
+    chosen = [item for item in index if layers is None or item.name in layers]
+    note_reads([item.name for item in chosen])
+    return chosen
 
 
 def visible_layer(index: CityIndex, name: str, layers: Collection[str] | None) -> IndexedLayer:

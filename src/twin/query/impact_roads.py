@@ -133,8 +133,13 @@ def area_in_twin(
 
     try:
         shape = shapely.geometry.shape(geometry)
-    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException):
-        raise UsageError("area must be a GeoJSON geometry such as a Polygon") from None
+    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError):
+        raise UsageError(
+            "area must be a GeoJSON geometry: Polygon, MultiPolygon, LineString, Point, … "
+            f"(got type {str(geometry.get('type'))[:40]!r})"
+            if isinstance(geometry, dict)
+            else "area must be a GeoJSON geometry such as a Polygon"
+        ) from None
     if shape.is_empty or not shape.is_valid:
         raise UsageError("area must be a valid, non-empty GeoJSON geometry")
     lon_min, lat_min, lon_max, lat_max = shape.bounds

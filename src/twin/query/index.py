@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -42,6 +44,28 @@ from twin.model import LayerInfo, Twin
 __all__ = ["CityIndex", "IndexedLayer", "LiveIndex", "file_identity", "transformer"]
 
 log = logging.getLogger(__name__)
+
+# Who wants to know which layers are read: set per request by the API (for its audit log).
+_LAYER_READS: contextvars.ContextVar[Callable[[list[str]], None] | None] = contextvars.ContextVar(
+    "twin_layer_reads", default=None
+)
+
+
+def on_layer_reads(callback: Callable[[list[str]], None] | None) -> contextvars.Token[Any]:
+    """Call ``callback(names)`` whenever a layer is resolved in this context (see :func:`read`).
+
+    The API sets it once per request, so every layer a query reaches is recorded
+    where it is resolved, whichever route asked.
+    """
+    return _LAYER_READS.set(callback)
+
+
+def note_reads(names: list[str]) -> None:
+    """Tell the current context's listener (if any) that ``names`` are being read."""
+    callback = _LAYER_READS.get()
+    if callback is not None and names:
+        callback(names)
+
 
 FileIdentity = tuple[int, int, int, int]
 Bounds = tuple[float, float, float, float]
@@ -252,12 +276,14 @@ class CityIndex:
     def layer(self, name: str) -> IndexedLayer:
         """The layer called ``name``; :class:`LayerNotFoundError` when there is none."""
         try:
-            return self.layers[name]
+            found = self.layers[name]
         except KeyError:
             listing = ", ".join(self.layers) or "none"
             raise LayerNotFoundError(
                 f"the twin has no layer {name!r}; its layers: {listing}"
             ) from None
+        note_reads([name])
+        return found
 
     def names(
         self,

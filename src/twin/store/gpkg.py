@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
-from twin.errors import TwinBusyError, TwinNotFoundError
+from twin import guards
+from twin.errors import StorageError, TwinBusyError, TwinNotFoundError
 from twin.store._lock import exclusive_lock
 from twin.store.files import (
     HISTORY_SUFFIX,
@@ -73,8 +74,9 @@ class GpkgStore:
     True
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
         self.path = Path(path)
+        self.force = force  # write even a read-only twin file
 
     # -- reading ---------------------------------------------------------
     def require(self) -> None:
@@ -246,11 +248,17 @@ class GpkgStore:
         with self._lock():
             self._remove_stale_copies()
             work = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.gpkg")
-            if self.path.exists():
-                shutil.copyfile(self.path, work)
+            original = self.path.stat() if self.path.exists() else None
+            if original is not None:
+                guards.check_writable(self.path, original, force=self.force)
+                guards.check_free_space(self.path.parent, original.st_size)
             try:
+                if original is not None:
+                    _copy(self.path, work)
                 yield work
                 fsync_file(work)
+                if original is not None:
+                    guards.keep_mode_and_owner(work, original)
                 os.replace(work, self.path)
                 fsync_dir(self.path.parent)
             finally:
@@ -275,3 +283,13 @@ class GpkgStore:
             log.info("removing %s left by an interrupted write", stale)
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy the twin to its working copy; a failed copy is a :class:`StorageError`."""
+    try:
+        shutil.copyfile(src, dst)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot copy {src.name} to write it ({exc.strerror or exc}); nothing was changed"
+        ) from None
