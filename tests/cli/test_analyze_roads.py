@@ -32,7 +32,7 @@ GRID = {  # 100 m blocks; H1 one-way eastwards
 }
 
 
-def _at(x: float, y: float) -> tuple[float, float]:
+def at_offset(x: float, y: float) -> tuple[float, float]:
     return (X0 + x, Y0 + y)
 
 
@@ -46,20 +46,22 @@ def grid_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     city = twin.Twin.create(path, crs=CRS)
     roads = gpd.GeoDataFrame(
         {"code": list(GRID), "road_class": "支路", "oneway": [0, 1, 0, 0, 0, 0]},
-        geometry=[LineString([_at(*p) for p in pts]) for pts in GRID.values()],
+        geometry=[LineString([at_offset(*p) for p in pts]) for pts in GRID.values()],
         crs=CRS,
     )
     _import(city, roads, "roads", "road")
     facilities = gpd.GeoDataFrame(
         {"code": ["F", "H"], "poi_type": ["消防站", "医院"]},
-        geometry=[Point(_at(-7, -7)), Point(_at(205, 200))],
+        geometry=[Point(at_offset(-7, -7)), Point(at_offset(205, 200))],
         crs=CRS,
     )
     _import(city, facilities, "facilities", "poi")
     homes = {"b": (150, 205), "c": (100, 50), "d": (20, 3)}
     buildings = gpd.GeoDataFrame(
         {"code": list(homes), "floors": 3},
-        geometry=[box(*_at(x - 2, y - 2), *_at(x + 2, y + 2)) for x, y in homes.values()],
+        geometry=[
+            box(*at_offset(x - 2, y - 2), *at_offset(x + 2, y + 2)) for x, y in homes.values()
+        ],
         crs=CRS,
     )
     _import(city, buildings, "buildings", "building")
@@ -73,7 +75,7 @@ def _json(*args: str) -> dict:
 
 
 def test_route_json(grid_twin: Path) -> None:
-    x, y = _at(200, 100)
+    x, y = at_offset(200, 100)
     data = _json(
         "analyze",
         "route",
@@ -117,8 +119,8 @@ def test_road_closure_json(grid_twin: Path) -> None:
     assert data["mean_detour_s"] == pytest.approx(100 * S_PER_M)
     assert data["buildings_beyond_max"] == 2  # b (54 s after) and c (cut off)
     assert data["closed_length_m"] == pytest.approx(400.0)
-    x0, y0 = _at(-10, 40)
-    x1, y1 = _at(110, 60)
+    x0, y0 = at_offset(-10, 40)
+    x1, y1 = at_offset(110, 60)
     wkt = f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
     area = _json(*args, "--area-wkt", wkt, "--rank", "2")
     # the area closes the lower halves of V0 and V1: c (50 m up V1) stands on one of them
@@ -145,7 +147,7 @@ def test_road_closure_and_route_out_files(grid_twin: Path, tmp_path: Path) -> No
     assert run_cli(*args, "--close", "roads.V0", "--out", str(summary)).returncode == 0
     assert json.loads(summary.read_text())["closed_edges"] == 2
     line = tmp_path / "route.gpkg"
-    x, y = _at(200, 100)
+    x, y = at_offset(200, 100)
     result = run_cli(
         "analyze",
         "route",
@@ -186,7 +188,10 @@ def test_network_check_roads(tmp_path: Path) -> None:
     city = twin.Twin.create(path, crs=CRS)
     roads = gpd.GeoDataFrame(
         {"code": ["A", "B"], "road_class": "支路"},
-        geometry=[LineString([_at(0, 0), _at(100, 0)]), LineString([_at(101, 0.5), _at(200, 0)])],
+        geometry=[
+            LineString([at_offset(0, 0), at_offset(100, 0)]),
+            LineString([at_offset(101, 0.5), at_offset(200, 0)]),
+        ],
         crs=CRS,
     )
     _import(city, roads, "roads", "road")
@@ -215,11 +220,11 @@ def test_cascade_json(tmp_path: Path) -> None:
     }
     roads = gpd.GeoDataFrame(
         {"code": list(lines), "road_class": "支路"},
-        geometry=[LineString([_at(*p) for p in pts]) for pts in lines.values()],
+        geometry=[LineString([at_offset(*p) for p in pts]) for pts in lines.values()],
         crs=CRS,
     )
     _import(city, roads, "roads", "road")
-    station = gpd.GeoDataFrame({"code": ["F1"]}, geometry=[Point(_at(-10, -5))], crs=CRS)
+    station = gpd.GeoDataFrame({"code": ["F1"]}, geometry=[Point(at_offset(-10, -5))], crs=CRS)
     _import(city, station, "facilities", "poi")
     data = _json(
         "analyze",

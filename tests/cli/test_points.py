@@ -9,7 +9,7 @@ from pathlib import Path
 import pyproj
 import pytest
 
-from tests.cli.test_analyze_roads import _at, grid_twin  # noqa: F401 (the fixture)
+from tests.cli.test_analyze_roads import at_offset, grid_twin  # noqa: F401 (the fixture)
 from tests.cli.test_cli_guards import run_main
 from twin.webcoords import wgs84_to_gcj02
 
@@ -24,7 +24,7 @@ def cli(
 
 
 def _lonlat(x: float, y: float) -> tuple[float, float]:
-    lon, lat = TO_LONLAT.transform(*_at(x, y))
+    lon, lat = TO_LONLAT.transform(*at_offset(x, y))
     return float(lon), float(lat)
 
 
@@ -33,7 +33,7 @@ def _route(cli: Callable, twin_path: Path, origin: str, *extra: str) -> tuple[in
 
 
 def test_route_from_twin_crs_and_lonlat_agree(grid_twin: Path, cli: Callable) -> None:  # noqa: F811
-    x, y = _at(200, 100)
+    x, y = at_offset(200, 100)
     code, out, err = _route(cli, grid_twin, f"{x},{y}", "--json")
     assert code == 0, err
     in_twin = json.loads(out)
@@ -78,7 +78,7 @@ def test_a_point_far_from_every_road_is_an_error(
     dx: float,
     ok: bool,
 ) -> None:
-    x, y = _at(200 + dx, 100)
+    x, y = at_offset(200 + dx, 100)
     code, out, err = _route(cli, grid_twin, f"{x},{y}", "--json")
     if ok:
         assert code == 0 and json.loads(out)["origin_access_m"] == pytest.approx(dx, abs=0.01)

@@ -146,7 +146,9 @@ def _place(
     return city.feature(layer, text).geometry
 
 
-def _write(path: Path, summary: dict[str, Any], layers: dict[str, gpd.GeoDataFrame]) -> None:
+def write_analysis(
+    path: Path, summary: dict[str, Any], layers: dict[str, gpd.GeoDataFrame]
+) -> None:
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         return
@@ -156,7 +158,7 @@ def _write(path: Path, summary: dict[str, Any], layers: dict[str, gpd.GeoDataFra
             frame.reset_index().to_file(path, layer=name)
 
 
-def _check_out(json_output: bool, output: Path | None) -> None:
+def check_output_options(json_output: bool, output: Path | None) -> None:
     if json_output and output is not None:
         raise UsageError("give --json or --out, not both")
 
@@ -186,7 +188,7 @@ def route_cmd(
     Example: [bold]twin analyze route city.gpkg --from facilities.YJ0001
     --to buildings.JZ0000001 --json[/bold]
     """
-    _check_out(json_output, output)
+    check_output_options(json_output, output)
     city = Twin.open(twin_path)
     net = _network(city, roads, speeds, tolerance)
     result = route(
@@ -213,7 +215,7 @@ def route_cmd(
             geometry=line,
             crs=net.crs,
         )
-        _write(output, summary, {"route": frame})
+        write_analysis(output, summary, {"route": frame})
         out.print(f"wrote the route to {output}")
     if json_output:
         print_json(summary)
@@ -245,14 +247,16 @@ def service_area_cmd(
     Example: [bold]twin analyze service-area city.gpkg --facilities facilities
     --where poi_type=消防站 --max-time 300 --out fire_cover.gpkg[/bold]
     """
-    _check_out(json_output, output)
+    check_output_options(json_output, output)
     _, access = load_access(
         twin_path, roads, buildings, facilities, where, speeds, tolerance, direction
     )
     areas = service_areas(access, max_time_s=max_time)
     summary = areas.summary.to_dict()
     if output is not None:
-        _write(output, summary, {"buildings": areas.buildings, "facilities": areas.facilities})
+        write_analysis(
+            output, summary, {"buildings": areas.buildings, "facilities": areas.facilities}
+        )
         out.print(f"wrote the service areas to {output}")
     if json_output:
         print_json(summary)
@@ -345,7 +349,7 @@ def road_closure_cmd(
     Example: [bold]twin analyze road-closure city.gpkg --close roads.DL000002
     --where poi_type=消防站 --max-time 180 --rank 5 --json[/bold]
     """
-    _check_out(json_output, output)
+    check_output_options(json_output, output)
     city, access = load_access(
         twin_path, roads, buildings, facilities, where, speeds, tolerance, direction
     )
@@ -361,7 +365,7 @@ def road_closure_cmd(
         layers = {"closed_roads": result.closed, "buildings": result.affected()}
         if ranking is not None:
             layers["criticality"] = ranking
-        _write(output, summary, layers)
+        write_analysis(output, summary, layers)
         out.print(f"wrote the closure to {output}")
     if json_output:
         print_json(summary)
@@ -425,7 +429,7 @@ def cascade_cmd(
     Example: [bold]twin analyze cascade city.gpkg
     --pipe water_pipes.JS000123 --where poi_type=消防站 --max-time 180 --json[/bold]
     """
-    _check_out(json_output, output)
+    check_output_options(json_output, output)
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
     links = service_links(city, net, buildings, max_service_m)
     broken = pipe_break(net, pipe, buildings=links)
@@ -442,7 +446,7 @@ def cascade_cmd(
         if report.closure is not None:
             layers["closed_roads"] = report.closure.closed
             layers["access_affected"] = report.closure.affected()
-        _write(output, summary, layers)
+        write_analysis(output, summary, layers)
         out.print(f"wrote the cascade of {pipe} to {output}")
     if json_output:
         print_json(summary)

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from twin.analyses import Twin
 from twin.city3d import height_compliance_3d
 from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
-from twin.cli.check_cmd import _print
+from twin.cli.check_cmd import print_check_report
 from twin.io.export import write_layer
-from twin.model import Twin
 from twin.raster import read_raster
 
 
@@ -68,7 +68,7 @@ def check_3d(
             }
         )
         return
-    _print(table, counts, output)
+    print_check_report(table, counts, output)
     if table.empty:
         out.print("(heights checked against the parcel limits and the limit surface)")
 

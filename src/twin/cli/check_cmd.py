@@ -61,10 +61,10 @@ def check(
             }
         )
         return
-    _print(table, counts, output)
+    print_check_report(table, counts, output)
 
 
-def _print(table: object, counts: dict[str, int], output: Path | None) -> None:
+def print_check_report(table: object, counts: dict[str, int], output: Path | None) -> None:
     import pandas as pd
 
     assert isinstance(table, pd.DataFrame)

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
 from twin.cli.analyze import OutOpt, sub
 from twin.cli.analyze_roads import (
@@ -16,13 +17,12 @@ from twin.cli.analyze_roads import (
     FacilitiesOpt,
     MaxTimeOpt,
     RoadsOpt,
-    _check_out,
-    _write,
+    check_output_options,
     load_access,
+    write_analysis,
 )
 from twin.errors import UsageError
 from twin.flood import IMPASSABLE_M, FloodImpact, flood_impact, inundation
-from twin.model import Twin
 from twin.network.access import parse_where
 from twin.raster import Raster, read_raster, store_raster
 
@@ -76,7 +76,7 @@ def flood_cmd(
     Example: [bold]twin analyze flood city.gpkg --dem dem --level 503.2
     --water parcels:land_use=E1 --json[/bold]
     """
-    _check_out(json_output, output)
+    check_output_options(json_output, output)
     if (dem is None) == (depth_raster is None):
         raise UsageError("give --dem with --level, or --depth-raster")
     city = Twin.open(twin_path)
@@ -101,7 +101,7 @@ def flood_cmd(
     )
     summary = _summary(impact)
     if output is not None:
-        _write(output, summary, _layers(city, impact, buildings))
+        write_analysis(output, summary, _layers(city, impact, buildings))
         out.print(f"wrote the flood to {output}")
     if json_output:
         print_json(summary)

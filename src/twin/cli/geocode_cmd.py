@@ -12,9 +12,9 @@ import typer
 from rich.table import Table
 
 from twin.address.geocode import RESULT_COLUMNS, geocode, geocoder_for, level_report
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
 from twin.errors import SourceError, UsageError
-from twin.model import Twin
 
 _ENCODINGS = ("utf-8-sig", "gb18030")
 _SUFFIXES = (".gpkg", ".parquet", ".csv")

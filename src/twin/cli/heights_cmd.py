@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
 from twin.heights import apply_heights
-from twin.model import Twin
 
 _SHOWN = 15
 

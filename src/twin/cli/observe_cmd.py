@@ -184,7 +184,7 @@ def sample_cmd(
 
     Example: [bold]twin observe sample city.gpkg day.csv[/bold]
     """
-    from twin.model import Twin
+    from twin.analyses import Twin
     from twin.sample.readings import day_of_readings
 
     frame, incidents = day_of_readings(Twin.open(twin_path), seed=seed)

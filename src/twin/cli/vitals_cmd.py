@@ -22,7 +22,7 @@ def vitals_cmd(
 
     Example: [bold]twin vitals city.gpkg --by grid --json[/bold]
     """
-    from twin.model import Twin
+    from twin.analyses import Twin
     from twin.sensing.locate import Locator
     from twin.sensing.store import LiveStore
     from twin.sensing.vitals import vitals, vitals_series

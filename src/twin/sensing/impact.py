@@ -34,8 +34,8 @@ from typing import Any
 import pandas as pd
 import shapely
 
+from twin.analyses import Twin
 from twin.errors import TwinError
-from twin.model import Twin
 from twin.network import (
     PipeNetwork,
     RoadAccess,

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from twin.analyses import Twin
 from twin.errors import FeatureNotFoundError, UsageError
-from twin.model import Twin
 from twin.sensing.sensors import SensorRegistry
 
 __all__ = ["Locator"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from twin.model import Twin
+from twin.analyses import Twin
 from twin.sensing.events import escalate, raise_events
 from twin.sensing.ingest import IngestReport, ingest
 from twin.sensing.locate import Locator

@@ -25,8 +25,8 @@ import pandas as pd
 import pyproj
 import shapely
 
+from twin.analyses import Twin
 from twin.errors import SchemaError, SourceError, UsageError
-from twin.model import Twin
 from twin.sensing.events import GRADES, raise_events
 from twin.sensing.loop import OperationsLoop
 from twin.webcoords import bd09_to_wgs84, gcj02_to_wgs84
