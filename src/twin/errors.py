@@ -194,12 +194,34 @@ class TwinBusyError(TwinError, TimeoutError):
 
 
 class StorageError(TwinError, OSError):
-    """The twin file cannot be written where it is (no free space, a read-only file)."""
+    """The twin file cannot be written where it is (no free space, a failed copy).
+
+    Examples
+    --------
+    >>> issubclass(StorageError, OSError)
+    True
+    """
 
 
 class ReadOnlyTwinError(UsageError):
-    """The twin file is read-only; writing it needs ``force``."""
+    """The twin file is read-only; writing it needs ``force``.
+
+    Examples
+    --------
+    >>> issubclass(ReadOnlyTwinError, ValueError)
+    True
+    """
 
 
 class TwinFileError(InputDataError):
-    """The file is not a twin: not a GeoPackage, truncated, damaged, or without twin tables."""
+    """The file is not a twin: not a GeoPackage, truncated, damaged, or without twin tables.
+
+    Examples
+    --------
+    >>> import twin
+    >>> try:
+    ...     twin.Twin.open(__file__)
+    ... except twin.TwinFileError as exc:
+    ...     print(type(exc).__name__)
+    TwinFileError
+    """
