@@ -16,17 +16,19 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from twin import settings
+from twin.address.onemap import search_places
 from twin.errors import UsageError
 from twin.query.around import MAX_LIMIT, MAX_RADIUS_M, around
 from twin.query.common import GeometryOut
 from twin.query.identify import MAX_TOLERANCE_M, identify
 from twin.query.profile import profile
-from twin.query.search import MAX_RESULTS, search
+from twin.query.search import MAX_RESULTS
 from twin.query.statistics import statistics
 
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..models import Feature
+from .address import GeocodeResponse
 
 router = APIRouter(tags=["one map"], responses=ERROR_RESPONSES)
 
@@ -125,7 +127,7 @@ class SearchHitModel(BaseModel):
     field: str | None
     value: str | None
     score: float
-    how: Literal["exact", "contains", "fuzzy", "attribute"]
+    how: Literal["exact", "contains", "fuzzy", "attribute", "address"]
     feature: Feature
 
 
@@ -139,6 +141,9 @@ class SearchResponse(BaseModel):
     count: int
     truncated: bool
     hits: list[SearchHitModel]
+    address: GeocodeResponse | None = Field(
+        None, description="For an address-like q: the standard-address matcher's answer"
+    )
 
 
 class StatisticsResponse(BaseModel):
@@ -311,7 +316,10 @@ def profile_route(
     response_model=SearchResponse,
     summary="Search by name, address, code or attribute (搜索)",
     description="q matches every text field, case-insensitively (equal 100, containing 90, "
-    "fuzzy below); where=field:value filters on attributes (repeatable). "
+    "fuzzy below); where=field:value filters on attributes (repeatable). An address-like q "
+    "(road and number, or building / unit / room) is also geocoded against the standard "
+    "address layer: the answer is in address, and the building matched is a hit "
+    "(how=address), first when matched at house-number level or below. "
     "Example: /search?q=天阳花园&fuzzy=true",
 )
 def search_route(
@@ -334,7 +342,7 @@ def search_route(
         if not sep or not name.strip():
             raise UsageError(f"where={item!r}: write field:value, e.g. where=land_use:R2")
         filters[name.strip()] = value
-    found = search(
+    found = search_places(
         visible.index,
         q,
         where=filters,

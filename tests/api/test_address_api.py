@@ -19,6 +19,7 @@ import shapely
 import twin
 from tests.api.conftest import LiveServer, start_server, stop_server
 from twin.address import geocoder_for
+from twin.address.onemap import address_like
 from twin.sample import generate_city
 from twin.sample.addresses import standard_addresses, typed_addresses
 
@@ -111,3 +112,51 @@ def test_bad_requests(server: LiveServer):
     assert server.get("/geocode").status_code == 400
     assert server.get("/reverse", lon=200, lat=30).status_code == 400
     assert server.get("/reverse", lon=104, lat=30, coords="mars").status_code == 400
+
+
+def test_search_box_finds_a_typed_address_building_first(server: LiveServer):
+    """Noisy addresses typed in the one-map search box land on their building first."""
+    std = standard_addresses(generate_city(3000, seed=42), seed=42)
+    sample = typed_addresses(std, 60, seed=11)
+    real = sample[sample["truth_building"].notna()].head(25)
+    right = 0
+    for text, building, noise in zip(
+        real["地址"], real["truth_building"], real["noise"], strict=True
+    ):
+        body = server.get("/search", q=text, fuzzy="true", limit=5).json()
+        assert body["address"] is not None, text
+        first = body["hits"][0]
+        if first["uid"] == f"buildings.{building}":
+            right += 1
+            assert first["how"] == "address" and first["layer"] == "buildings"
+            assert body["address"]["building"] == first["uid"]
+            assert body["address"]["level"] in ("room", "building", "house_number")
+            assert body["address"]["grid"].startswith("grids.")
+            assert first["feature"]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+        else:
+            print("missed", text, noise, first["uid"], building)
+    assert right >= 24, f"{right} of {len(real)} typed addresses found their building first"
+
+
+def test_search_box_name_and_nowhere_queries(server: LiveServer):
+    city = twin.Twin.open(server.twin)
+    names = city.layer("buildings")["name"].dropna()
+    name = next(n for n in city.layer("facilities")["name"].dropna() if not address_like(n))
+    plain = server.get("/search", q=name).json()
+    assert plain["address"] is None and plain["hits"][0]["how"] in ("exact", "contains")
+    assert plain["hits"][0]["value"] == name
+    named = next(n for n in names if address_like(n))  # 宁芳厂2号厂房: both answers
+    both = server.get("/search", q=named, limit=50).json()
+    assert both["address"] is not None
+    owners = set(names.index[names == named])  # the building(s) of that name: listed once
+    listed = [h["uid"] for h in both["hits"] if h["uid"] in owners]
+    assert sorted(listed) == sorted(owners)
+    nowhere = server.get("/search", q="成都市锦江区杉江街999号").json()
+    assert nowhere["address"]["level"] in ("road", "unmatched")
+    assert all(h["layer"] != "buildings" or h["how"] != "address" for h in nowhere["hits"])
+    internal = server.get(
+        "/search", "internal", q="成都市锦江区杉江街1号", layers="addresses_internal"
+    )
+    assert internal.json()["address"]["layer"] == "addresses_internal"
+    public = server.get("/search", q="成都市锦江区杉江街1号", layers="addresses_internal")
+    assert public.status_code == 404

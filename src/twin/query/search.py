@@ -52,7 +52,7 @@ class SearchHit:
     field: str | None
     value: str | None
     score: float
-    how: str  # exact, contains, fuzzy or attribute
+    how: str  # exact, contains, fuzzy, attribute or address
     feature: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +78,8 @@ class SearchResult:
     searched: list[str]
     count: int = 0
     hits: list[SearchHit] = field(default_factory=list)
+    #: The standard-address matcher's answer (:func:`twin.address.onemap.search_places`).
+    address: dict[str, Any] | None = None
 
     @property
     def truncated(self) -> bool:
@@ -92,6 +94,7 @@ class SearchResult:
             "count": self.count,
             "truncated": self.truncated,
             "hits": [h.to_dict() for h in self.hits],
+            "address": self.address,
         }
 
 
