@@ -328,6 +328,12 @@ class ReportIn(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     coords: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
     place: str | None = Field(default=None, max_length=200, description="Feature uid or name")
+    address: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Address as typed, geocoded when no lon/lat or place is given; one that "
+        "locates nothing (or only a road) is refused with 400",
+    )
     text: str | None = Field(default=None, max_length=2000)
     grade: str = "一般"
 

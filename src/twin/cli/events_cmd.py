@@ -203,19 +203,29 @@ def report_cmd(
     who: Annotated[str, typer.Option("--who", help="Recorded as the events' opener.")] = "12345",
     json_output: JsonOpt = False,
 ) -> None:
-    """Citizen reports become events (columns ticket, type, time, lon, lat, coords, place, text).
+    """Citizen reports become events (columns ticket, type, time, lon, lat, coords, place,
+    address, text).
+
+    A report with only an address is geocoded against the standard address layer;
+    one whose address locates nothing (or only a road) opens no event and is kept
+    as a dead letter with the reason.
 
     Example: [bold]twin events report city.gpkg reports.csv[/bold]
     """
     from twin.sensing.loop import OperationsLoop
-    from twin.sensing.reports import read_reports, report_events
+    from twin.sensing.reports import locate_reports, read_reports
 
     loop = OperationsLoop.open(twin_path)
-    ids = report_events(loop, read_reports(reports), who=who)
+    done = locate_reports(loop, read_reports(reports), who=who, source=f"file:{reports.name}")
     if json_output:
-        print_json({"events": ids})
-    else:
-        out.print(f"{len(ids)} event(s) opened or changed: {', '.join(map(str, ids))}")
+        print_json(done.to_dict())
+        return
+    ids = done.events
+    out.print(f"{len(ids)} event(s) opened or changed: {', '.join(map(str, ids))}")
+    if done.rejected:
+        out.print(f"{len(done.rejected)} report(s) not located, kept as dead letters:")
+        for item in done.rejected:
+            out.print(f"  {item['reason']}", markup=False)
 
 
 @sub.command("escalate")
