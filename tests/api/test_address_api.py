@@ -160,3 +160,29 @@ def test_search_box_name_and_nowhere_queries(server: LiveServer):
     assert internal.json()["address"]["layer"] == "addresses_internal"
     public = server.get("/search", q="成都市锦江区杉江街1号", layers="addresses_internal")
     assert public.status_code == 404
+
+
+def test_page_search_box_selects_the_typed_address_building(server: LiveServer):
+    """In Chromium, a noisy address typed in the one-map search box selects its building."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.api.test_onemap_page import CHROMIUM, FLAGS, Session
+
+    std = standard_addresses(generate_city(3000, seed=42), seed=42)
+    sample = typed_addresses(std, 60, seed=11)
+    row = sample[sample["truth_building"].notna() & sample["noise"].str.contains(",")].iloc[0]
+    building = f"buildings.{row['truth_building']}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
+        session = Session(context.new_page(), server)
+        session.open()
+        session.page.fill("#search", row["地址"])
+        session.page.press("#search", "Enter")
+        session.page.wait_for_selector("#search-list li[data-uid]")
+        first = session.page.get_attribute("#search-list li:first-child", "data-uid")
+        session.page.wait_for_selector("#profile-uid")
+        shown = session.page.inner_text("#profile-uid")
+        browser.close()
+    assert (first, shown) == (building, building), row["地址"]
+    assert session.problems == []
