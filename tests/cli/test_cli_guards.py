@@ -8,6 +8,7 @@ and ``serve`` runs as a real process.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import sys
 from pathlib import Path
@@ -87,6 +88,9 @@ def run_main(
 ) -> tuple[int, str, str]:
     """Run the ``twin`` entry point in this process: exit code, stdout, stderr."""
     monkeypatch.setattr(sys, "argv", ["twin", *args])
+    # The entry point configures the root logger; put it back for the tests that follow.
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
     code = 0
     try:
         main()
