@@ -192,7 +192,29 @@ async def post_observations(
     frame = pd.DataFrame([o.model_dump() for o in batch.observations])
     frame["value"] = frame["value"].map(lambda v: None if v is None else str(v))
     report, changed = await asyncio.to_thread(loop.ingest, frame, source="api")
+    # The readings were stored against these sensors' layers (cameras are restricted).
+    layers = loop.registry.frame["layer"]
+    visible.touch(layers[layers.index.isin(report.sensors)].unique().tolist())
     return _json({**report.to_dict(), "events_changed": changed})
+
+
+def touch_references(visible: Visible, body: Any) -> None:
+    """Audit every layer a body refers to by uid (``<layer>.<id>``: located, impact, …).
+
+    An event's location and impact are worked out by the library from the whole
+    twin (nearest pipe, pipe-break impact), not through ``Visible``; the layers
+    they name are read on the caller's behalf and must reach the audit log.
+    """
+    if isinstance(body, dict):
+        for value in body.values():
+            touch_references(visible, value)
+    elif isinstance(body, list | tuple):
+        for value in body:
+            touch_references(visible, value)
+    elif isinstance(body, str) and "." in body:
+        name = body.split(".", 1)[0]
+        if name in visible.index.layers:
+            visible.touch([name])
 
 
 def _visible_events(visible: Visible, loop: OperationsLoop, frame: pd.DataFrame) -> pd.DataFrame:
@@ -239,7 +261,9 @@ def _event_visible(visible: Visible, loop: OperationsLoop, event_id: int) -> dic
         visible, loop
     ):
         raise FeatureNotFoundError(f"there is no event {event_id}")
-    return event.to_dict()
+    body = event.to_dict()
+    touch_references(visible, body)
+    return body
 
 
 # An endless stream: kept out of the OpenAPI document (a generic client would wait forever).

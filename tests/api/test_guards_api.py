@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 import twin
-from tests.api.conftest import LiveServer, start_server, stop_server
+from tests.api.conftest import KEY_NAMES, KEYS, LiveServer, sha256, start_server, stop_server
+from twin.sample import generate_city
+from twin.sample.addresses import standard_addresses
+from twin.sensing.events import raise_events
+from twin.sensing.loop import OperationsLoop
+from twin.sensing.rules import EPISODE_COLUMNS
 
 # Paths that only describe the service (metadata), never read a layer's features.
-METADATA = {"/", "/conformance", "/collections", "/collections/{collectionId}", "/health", "/api"}
+METADATA = {
+    "/",
+    "/conformance",
+    "/collections",
+    "/collections/{collectionId}",
+    "/health",
+    "/api",
+    # Tileset lists and TileJSON: names, zooms and extents of the layers the caller may
+    # read (Visible.listing / Visible.layer: a restricted one is a 404 without the key).
+    "/tiles",
+    "/tiles/{layer}.json",
+    "/collections/{collectionId}/tiles",
+    "/collections/{collectionId}/tiles/WebMercatorQuad",
+    # The WebMercatorQuad definition: constants, no layer at all.
+    "/tileMatrixSets",
+    "/tileMatrixSets/{tileMatrixSetId}",
+    # The SensorThings service root: two links, no sensor.
+    "/sta/v1.1",
+    # Converts the client's own FeatureCollection to a GeoPackage; it reads no layer of the
+    # twin (only the twin's CRS), so it is not a data route.
+    "/export/geopackage",
+}
 
 
 def _restricted_places(path: Path) -> dict[str, Any]:
@@ -43,9 +71,101 @@ def places(live_server: LiveServer) -> dict[str, Any]:
     return _restricted_places(live_server.twin)
 
 
+RESTRICTED_ADDRESSES = "addresses_restricted"
+
+
+def _writer_keys(folder: Path) -> Path:
+    """The shared keys, with the restricted role a writer (the audit cases post as it)."""
+    path = folder / "writer-keys.yaml"
+    lines = ["roles:", "  ops-centre: restricted", "writers: [restricted]", "keys:"]
+    for role, key in KEYS.items():
+        lines += [
+            f"  - name: {KEY_NAMES[role]}",
+            f"    role: {'ops-centre' if role == 'ops' else role}",
+            f"    sha256: {sha256(key)}",
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _camera_state(path: Path) -> dict[str, Any]:
+    """Readings of two cameras and an event on the first (as a rule firing raises it)."""
+    loop = OperationsLoop.open(path)
+    sensors = loop.registry.frame
+    cameras = sensors.index[sensors["layer"] == "cameras"]
+    readings = pd.DataFrame(
+        {
+            "sensor": [cameras[0], cameras[1]],
+            "time": ["2026-03-01T08:00:00Z", "2026-03-01T10:00:00Z"],
+            "value": ["1", "1"],
+        }
+    )
+    report, _ = loop.ingest(readings, source="test")
+    assert report.stored == 2
+    episode = ["guards", str(cameras[0]), "offline", "一般", pd.Timestamp(readings["time"][1])]
+    ids = raise_events(
+        loop.store,
+        pd.DataFrame([[*episode, pd.NaT, float("nan")]], columns=EPISODE_COLUMNS),
+        locate=loop.locator.sensor,
+    )
+    streams = loop.store.datastreams([str(cameras[0])])
+    assert ids and len(streams)
+    return {
+        "sensor": str(cameras[0]),
+        "event": int(ids[0]),
+        "datastream": int(streams.index[0]),
+    }
+
+
+@pytest.fixture(scope="module")
+def audit_server(
+    sample_twin_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The sample twin plus a restricted address layer and camera readings; writers' keys."""
+    folder = tmp_path_factory.mktemp("audit-server")
+    path = Path(shutil.copy(sample_twin_file, folder / "chengdu.twin.gpkg"))
+    std = standard_addresses(generate_city(3000, seed=42), seed=42)
+    twin.Twin.open(path).import_frame(
+        std, layer=RESTRICTED_ADDRESSES, kind="address", id="addr_id", classification="restricted"
+    )
+    server = start_server(path, folder, "--keys-file", str(_writer_keys(folder)))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def audit_places(audit_server: LiveServer) -> dict[str, Any]:
+    found = _restricted_places(audit_server.twin)
+    found.update(_camera_state(audit_server.twin))
+    city = twin.Twin.open(audit_server.twin)
+    addresses = city.layer(RESTRICTED_ADDRESSES)
+    row = addresses[addresses["level"] == "building"].iloc[0]
+    point = addresses.geometry.to_crs(4326).loc[row.name]
+    found.update(address=str(row["address"]), address_lon=point.x, address_lat=point.y)
+    return found
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """(x, y) of the XYZ tile at zoom z holding lon/lat."""
+    n = 1 << z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
 def _cases(p: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], str]]:
     """(method, OpenAPI path, URL, params or body, a restricted layer it must audit)."""
     near = {"lon": p["camera_lon"], "lat": p["camera_lat"]}
+    x, y = _tile_of(p["camera_lon"], p["camera_lat"], 16)
+    sensor, event, ds = p.get("sensor", ""), p.get("event", 0), p.get("datastream", 0)
+    sta = "/sta/v1.1"
+    reading = {"sensor": sensor, "time": "2026-03-01T10:30:00Z", "value": 1}
+    report = {
+        "ticket": "guards-1",
+        "type": "water_leak",
+        "time": "2026-03-01T10:40:00Z",
+        **near,
+    }
     return [
         ("GET", "/collections/{collectionId}/items", "/collections/cameras/items", {}, "cameras"),
         (
@@ -86,7 +206,92 @@ def _cases(p: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], str]]
             {"facilities": "cameras", "roads_closed": [p["road"]]},
             "cameras",
         ),
+        # vector tiles
+        ("GET", "/tiles/{layer}/{z}/{x}/{y}.pbf", f"/tiles/cameras/16/{x}/{y}.pbf", {}, "cameras"),
+        (
+            "GET",
+            "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}",
+            f"/collections/cameras/tiles/WebMercatorQuad/16/{y}/{x}",
+            {},
+            "cameras",
+        ),
+        # sensing
+        ("GET", "/datastreams", "/datastreams", {"layer": "cameras"}, "cameras"),
+        ("GET", "/latest", "/latest", {"layer": "cameras"}, "cameras"),
+        ("GET", "/observations", "/observations", {"sensor": sensor}, "cameras"),
+        ("POST", "/observations", "/observations", {"observations": [reading]}, "cameras"),
+        ("GET", "/events", "/events", {"layer": "cameras"}, "cameras"),
+        ("GET", "/events/{event_id}", f"/events/{event}", {}, "cameras"),
+        (
+            "POST",
+            "/events/{event_id}/{action}",
+            f"/events/{event}/ack",
+            {"note": "seen"},
+            "cameras",
+        ),
+        ("POST", "/reports", "/reports", report, "water_pipes"),
+        # SensorThings
+        ("GET", f"{sta}/Things", f"{sta}/Things", {}, "cameras"),
+        ("GET", f"{sta}/Things('{{uid}}')", f"{sta}/Things('{sensor}')", {}, "cameras"),
+        (
+            "GET",
+            f"{sta}/Things('{{uid}}')/Datastreams",
+            f"{sta}/Things('{sensor}')/Datastreams",
+            {},
+            "cameras",
+        ),
+        ("GET", f"{sta}/Datastreams", f"{sta}/Datastreams", {}, "cameras"),
+        ("GET", f"{sta}/Datastreams({{ds}})", f"{sta}/Datastreams({ds})", {}, "cameras"),
+        (
+            "GET",
+            f"{sta}/Datastreams({{ds}})/Thing",
+            f"{sta}/Datastreams({ds})/Thing",
+            {},
+            "cameras",
+        ),
+        (
+            "GET",
+            f"{sta}/Datastreams({{ds}})/Observations",
+            f"{sta}/Datastreams({ds})/Observations",
+            {},
+            "cameras",
+        ),
+        # addresses
+        (
+            "GET",
+            "/geocode",
+            "/geocode",
+            {"q": p.get("address", ""), "layer": RESTRICTED_ADDRESSES},
+            RESTRICTED_ADDRESSES,
+        ),
+        (
+            "GET",
+            "/reverse",
+            "/reverse",
+            {
+                "lon": p.get("address_lon", 0.0),
+                "lat": p.get("address_lat", 0.0),
+                "layer": RESTRICTED_ADDRESSES,
+            },
+            RESTRICTED_ADDRESSES,
+        ),
     ]
+
+
+# Writes that create something answer 201.
+CREATED = {"/reports"}
+CASES = len(
+    _cases(
+        {
+            "pipe": "",
+            "camera": "c.0",
+            "camera_lon": 0.0,
+            "camera_lat": 0.0,
+            "facility": "",
+            "road": "",
+        }
+    )
+)
 
 
 def _call(server: LiveServer, method: str, url: str, data: dict[str, Any]) -> httpx.Response:
@@ -104,15 +309,15 @@ def test_the_audit_cases_cover_every_data_route(
     assert paths - METADATA <= covered, sorted(paths - METADATA - covered)
 
 
-@pytest.mark.parametrize("number", range(12))
+@pytest.mark.parametrize("number", range(CASES))
 def test_every_route_reading_a_restricted_layer_writes_an_audit_line(
-    live_server: LiveServer, places: dict[str, Any], number: int
+    audit_server: LiveServer, audit_places: dict[str, Any], number: int
 ) -> None:
-    method, _, url, data, layer = _cases(places)[number]
-    before = len(live_server.audit_lines())
-    answer = _call(live_server, method, url, data)
-    assert answer.status_code == 200, answer.text
-    lines = [json.loads(line) for line in live_server.audit_lines()[before:]]
+    method, path, url, data, layer = _cases(audit_places)[number]
+    before = len(audit_server.audit_lines())
+    answer = _call(audit_server, method, url, data)
+    assert answer.status_code == (201 if path in CREATED else 200), answer.text
+    lines = [json.loads(line) for line in audit_server.audit_lines()[before:]]
     mine = [line for line in lines if line["path"] == url]
     assert mine, f"{method} {url} read {layer} without an audit line"
     assert layer in mine[0]["layers"] and mine[0]["who"] == "pipe-office"
@@ -229,3 +434,21 @@ def test_route_from_a_place_far_from_every_road_is_a_400(
         body["max_access_m"] = 100_000
         if place["lon"] == 104.2:
             assert httpx.post(live_server.url + "/impact/route", json=body, timeout=120).is_success
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiles/{layer}.json",
+        "/collections/{layer}/tiles",
+        "/collections/{layer}/tiles/WebMercatorQuad",
+    ],
+)
+def test_restricted_tileset_metadata_does_not_exist_without_the_key(
+    live_server: LiveServer, places: dict[str, Any], path: str
+) -> None:
+    for layer in places["restricted"]:
+        assert live_server.get(path.format(layer=layer)).status_code == 404
+        assert live_server.get(path.format(layer=layer), "restricted").status_code == 200
+    listed = {item["layer"] for item in live_server.get("/tiles").json()["tilesets"]}
+    assert listed and not listed & set(places["restricted"])
