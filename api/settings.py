@@ -54,6 +54,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     poll_s: float = 1.0
     public_url: str | None = None  # links use it instead of the request's Host header
+    allowed_hosts: tuple[str, ...] = ()  # Host names links may echo besides the bound address
 
     def __post_init__(self) -> None:
         for name in ("twin", "keys_file", "audit_log"):  # accept str paths too
@@ -90,7 +91,9 @@ class Settings:
         Variables: ``TWIN_API_TWIN``, ``TWIN_API_KEYS_FILE``, ``TWIN_API_KEYS``,
         ``TWIN_API_AUDIT_LOG``, ``TWIN_API_CORS_ORIGINS`` (comma-separated),
         ``TWIN_API_DEFAULT_LIMIT``, ``TWIN_API_MAX_LIMIT``,
-        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``, ``TWIN_API_PUBLIC_URL``.
+        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``, ``TWIN_API_PUBLIC_URL``,
+        ``TWIN_API_ALLOWED_HOSTS``
+        (comma-separated).
 
         Examples
         --------
@@ -115,6 +118,8 @@ class Settings:
             values["audit_log"] = Path(audit)
         if (public_url := get("PUBLIC_URL")) is not None:
             values["public_url"] = public_url
+        if (hosts := get("ALLOWED_HOSTS")) is not None:
+            values["allowed_hosts"] = tuple(h.strip() for h in hosts.split(",") if h.strip())
         if (origins := get("CORS_ORIGINS")) is not None:
             values["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
         for name, convert in (
@@ -140,6 +145,7 @@ class Settings:
         env = {
             "TWIN": str(self.twin),
             "CORS_ORIGINS": ",".join(self.cors_origins),
+            "ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "DEFAULT_LIMIT": str(self.default_limit),
             "MAX_LIMIT": str(self.max_limit),
             "MAX_BODY_BYTES": str(self.max_body_bytes),

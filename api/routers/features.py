@@ -39,6 +39,7 @@ from ..geojson import (
     transform_geometries,
     uri_to_text,
 )
+from ..links import base_url, here_url
 from ..models import Collection, Collections, Conformance, Feature, FeatureCollection, LandingPage
 from ..settings import Settings
 from .page import page_response, wants_html
@@ -91,19 +92,13 @@ def _output(index: CityIndex, value: str | None, name: str = "crs") -> OutputCrs
 
 
 def _base(request: Request) -> str:
-    """The service's own URL for links: the configured public URL, else the request's."""
-    public: str | None = request.app.state.settings.public_url
-    return public if public else str(request.base_url).rstrip("/")
+    """The service's own URL for links (see :mod:`twin_api.links`)."""
+    return base_url(request)
 
 
 def _here(request: Request, **params: Any) -> str:
-    """This request's URL (with ``params`` changed), under the public URL when one is set."""
-    url = request.url.include_query_params(**params) if params else request.url
-    public: str | None = request.app.state.settings.public_url
-    if not public:
-        return str(url)
-    query = f"?{url.query}" if url.query else ""
-    return f"{public}{url.path}{query}"
+    """This request's URL (with ``params`` changed), under the service's own URL."""
+    return here_url(request, **params)
 
 
 def _collection(request: Request, layer: IndexedLayer, index: CityIndex) -> dict[str, Any]:

@@ -21,7 +21,13 @@ from twin.network.closures import ClosureSummary as LibraryClosureSummary
 from twin.network.isolation import BreakSummary
 from twin.network.routing import RouteSummary as LibraryRouteSummary
 from twin.network.routing import ServiceSummary as LibraryServiceSummary
-from twin.query.common import GeometryOut, json_ready, query_point, visible_layer
+from twin.query.common import (
+    GeometryOut,
+    json_ready,
+    normalise_crs,
+    query_point,
+    visible_layer,
+)
 from twin.query.impact import pipe_break_impact
 from twin.query.impact_roads import (
     area_in_twin,
@@ -97,7 +103,8 @@ PipeBreakSummary = model_from_dataclass(
 ClosureSummary = model_from_dataclass(
     LibraryClosureSummary,
     "ClosureSummary",
-    doc="What ``twin analyze road-closure --json`` prints.",
+    doc="What ``twin analyze road-closure --json`` prints, and the CRS the area was read in.",
+    area_crs=(str | None, None),
 )
 CascadeSummary = model_from_dataclass(
     LibraryCascadeSummary,
@@ -117,7 +124,24 @@ RouteSummary = model_from_dataclass(
     doc="What ``twin analyze route --json`` prints (without the WKT).",
     exclude=("geometry_wkt",),
     road_layer=(str, ...),
+    point_crs=(str, ...),
 )
+
+
+_CONVENTIONS = {"gcj02": "GCJ-02 lon/lat", "bd09": "BD-09 lon/lat"}
+
+
+def read_in(crs: str | None, coords: str | None) -> str:
+    """The CRS lon/lat places (or an area) were read in, as the answer states it.
+
+    Examples
+    --------
+    >>> read_in("epsg:4490", "wgs84"), read_in(None, "wgs84"), read_in("CRS84", "gcj02")
+    ('EPSG:4490', 'OGC:CRS84', 'GCJ-02 lon/lat')
+    """
+    if coords in _CONVENTIONS:
+        return _CONVENTIONS[str(coords)]
+    return normalise_crs(crs)
 
 
 class PipeBreakResponse(BaseModel):
@@ -269,12 +293,18 @@ class _Impact(Protocol):
 
 
 def _collection(
-    visible: Visible, impact: _Impact, *, coords: str | None, geometry: bool
+    visible: Visible,
+    impact: _Impact,
+    *,
+    coords: str | None,
+    geometry: bool,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
-    """An impact's features (in the caller's coordinates) and summary as one answer."""
+    """An impact's features (in the caller's coordinates) and summary (plus ``extra``)."""
     out = GeometryOut(visible.index, coords) if geometry else None
     features = impact.features(visible.index, out)
-    return _json({"type": "FeatureCollection", "features": features, "summary": impact.summary()})
+    summary = {**impact.summary(), **(extra or {})}
+    return _json({"type": "FeatureCollection", "features": features, "summary": summary})
 
 
 @router.post(
@@ -325,7 +355,10 @@ def road_closure_route(visible: VisibleDep, body: RoadClosureRequest) -> Respons
     )
     chosen = impact.layers
     visible.touch([chosen.roads, chosen.buildings, chosen.facilities])
-    return _collection(visible, impact, coords=body.coords, geometry=body.geometry)
+    area_crs = None if body.area is None else read_in(None, body.coords)
+    return _collection(
+        visible, impact, coords=body.coords, geometry=body.geometry, extra={"area_crs": area_crs}
+    )
 
 
 @router.post(
@@ -420,11 +453,12 @@ def route_route(visible: VisibleDep, body: RouteRequest) -> Response:
             distance,
             what=f"the {name}",
             max_m=body.max_access_m,
-            crs_note=f"{body.crs} lon/lat" if body.coords in (None, "wgs84") else body.coords,
+            crs_note=read_in(body.crs, body.coords),
             option="max_access_m",
         )
     summary = {k: json_ready(v) for k, v in found.to_dict().items() if k != "geometry_wkt"}
     summary["road_layer"] = road_layer
+    summary["point_crs"] = read_in(body.crs, body.coords)
     features = []
     if found.geometry is not None:
         out = GeometryOut(visible.index, body.coords)

@@ -27,6 +27,7 @@ from twin.sensing.store import from_ms, records, to_ms
 
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
+from ..links import base_url, here_url
 from .sensing import operations, visible_sensors
 
 ROOT = "/sta/v1.1"
@@ -42,7 +43,7 @@ def _json(body: Any) -> Response:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + ROOT
+    return base_url(request) + ROOT
 
 
 def _iso(ms: int) -> str:
@@ -91,8 +92,7 @@ def _page(
         body["@iot.count"] = total
     body["value"] = values
     if skip + top < total:
-        url = request.url.include_query_params(**{"$skip": skip + top, "$top": top})
-        body["@iot.nextLink"] = str(url)
+        body["@iot.nextLink"] = here_url(request, **{"$skip": skip + top, "$top": top})
     return body
 
 

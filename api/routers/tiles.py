@@ -31,6 +31,7 @@ from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
 
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
+from ..links import base_url
 
 log = logging.getLogger("twin_api.tiles")
 router = APIRouter(tags=["vector tiles"], responses=ERROR_RESPONSES)
@@ -159,7 +160,7 @@ def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return base_url(request)
 
 
 def _template(request: Request, name: str) -> str:

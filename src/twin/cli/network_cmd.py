@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import shapely
 import typer
 from rich.table import Table
 
+from twin import guards
 from twin.cli._common import (
     TOLERANCE_M,
     JsonOpt,
@@ -22,7 +24,7 @@ from twin.cli._common import (
     print_json,
     write_check_report,
 )
-from twin.cli.analyze_roads import check_road_layer
+from twin.cli.analyze_roads import CoordsOpt, PointCrsOpt, check_road_layer
 from twin.errors import UsageError
 from twin.network import check_network, trace_downstream, trace_upstream
 
@@ -92,8 +94,15 @@ def trace(
     twin_path: TwinArg,
     pipe: Annotated[str | None, typer.Option("--pipe", help="Start pipe uid.")] = None,
     point: Annotated[
-        str | None, typer.Option("--point", help="Start point 'x,y' in the twin CRS.")
+        str | None,
+        typer.Option("--point", help="Start point 'x,y' (twin CRS unless --point-crs / --coords)."),
     ] = None,
+    point_crs: PointCrsOpt = None,
+    coords: CoordsOpt = None,
+    max_distance_m: Annotated[
+        float,
+        typer.Option("--max-distance-m", help="The point must lie this close to a pipe.", min=0),
+    ] = 50.0,
     direction: Annotated[
         str, typer.Option("--direction", help="downstream or upstream.")
     ] = "downstream",
@@ -107,17 +116,13 @@ def trace(
 ) -> None:
     """Trace a gravity network up or down from a pipe or a point (by invert elevations).
 
-    Example: [bold]twin network trace city.gpkg --pipe drains.YS000042 --direction upstream[/bold]
+    Example: [bold]twin network trace city.gpkg --pipe drains.YS000042 --direction upstream[/bold];
+    from lon/lat:
+    [bold]twin network trace city.gpkg --point 104.07,30.66 --point-crs EPSG:4326[/bold]
     """
     if direction not in ("downstream", "upstream"):
         raise UsageError(f"--direction must be downstream or upstream, not {direction!r}")
-    xy = None
-    if point is not None:
-        try:
-            xy = tuple(float(v) for v in point.split(","))
-        except ValueError:
-            raise UsageError(f"--point must be 'x,y', not {point!r}") from None
-    _, net = load_network(
+    city, net = load_network(
         twin_path,
         network,
         pipes,
@@ -127,14 +132,24 @@ def trace(
         pipe=pipe,
         default_network="drainage",
     )
+    start, read_in = _start_point(city, point, point_crs, coords)
     fn = trace_downstream if direction == "downstream" else trace_upstream
-    result = fn(net, pipe=pipe, point=xy)
+    try:
+        result = fn(net, pipe=pipe, point=start, max_distance_m=max_distance_m)
+    except UsageError as exc:
+        if start is None:
+            raise
+        raise UsageError(
+            f"--point {point} (read in {read_in}): {exc}; check the point and its CRS, "
+            "or raise --max-distance-m"
+        ) from None
     if output is not None:
         result.pipes.to_file(output)
     if json_output:
         print_json(
             {
                 **result.summary,
+                **({"point_crs": read_in} if start is not None else {}),
                 "pipe_uids": [str(u) for u in result.pipes.index],
                 "warnings": result.warnings,
             }
@@ -146,6 +161,23 @@ def trace(
     )
     for text in result.warnings:
         out.print(f"[yellow]warning:[/yellow] {text}")
+
+
+def _start_point(
+    city: Any, point: str | None, point_crs: str | None, coords: str | None
+) -> tuple[shapely.Point | None, str]:
+    """The ``--point`` in the twin CRS, and the CRS it was read in (for messages and --json)."""
+    read_in = "EPSG:4326 (lon/lat)" if coords else (point_crs or f"the twin CRS {city.crs_text}")
+    if point is None:
+        return None, read_in
+    try:
+        x, y = (float(v) for v in point.split(","))
+    except ValueError:
+        raise UsageError(f"--point must be 'x,y', not {point!r}") from None
+    geom = guards.geometry_in_twin(
+        shapely.Point(x, y), city.crs, crs=point_crs, coords=coords, option=f"--point {point}"
+    )
+    return geom, read_in
 
 
 def register(app: typer.Typer) -> None:

@@ -50,6 +50,14 @@ def serve(
             "instead of the request's Host header.",
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host name links may use besides the bound address and localhost "
+            "(repeatable); other Host headers are not echoed into links.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the twin over HTTP: OGC API Features, city one-map queries, impact analysis.
 
@@ -70,6 +78,7 @@ def serve(
         cors_origins=tuple(cors_origin) if cors_origin else base.cors_origins,
         max_limit=max_limit,
         public_url=public_url if public_url is not None else base.public_url,
+        allowed_hosts=tuple(allowed_host) if allowed_host else base.allowed_hosts,
     )
     os.environ.update(settings.to_env())
     err.print(f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})")

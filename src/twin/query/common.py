@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,7 @@ import shapely
 
 from twin import webcoords
 from twin.errors import LayerNotFoundError, UsageError
-from twin.query.index import CityIndex, IndexedLayer, note_reads
+from twin.query.index import CityIndex, IndexedLayer, note_reads, recording_reads
 
 __all__ = [
     "GEOGRAPHIC_CRS",
@@ -309,15 +309,48 @@ def feature_dict(
 # --------------------------------------------------------------------------- caches
 
 
-_CACHES: weakref.WeakKeyDictionary[CityIndex, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class _Cached:
+    """A cached value and the layers it was derived from (heard again on every hit)."""
+
+    value: Any
+    layers: tuple[str, ...]
+
+
+_CACHES: weakref.WeakKeyDictionary[CityIndex, dict[Hashable, _Cached]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 _BUILDING: dict[tuple[int, Hashable], threading.Lock] = {}
+
+
+def key_layers(index: CityIndex, key: Hashable) -> set[str]:
+    """Layer names a cache key mentions (strings, and string fields of dataclasses in it).
+
+    Examples
+    --------
+    >>> sorted(key_layers(index, ("columns", "buildings", ("x", "parcels"))))
+    ['buildings', 'parcels']
+    """
+    found: set[str] = set()
+    items: list[Any] = [key]
+    while items:
+        item = items.pop()
+        if isinstance(item, str):
+            if item in index.layers:
+                found.add(item)
+        elif isinstance(item, tuple | list | frozenset | set):
+            items.extend(item)
+        elif hasattr(item, "__dataclass_fields__"):
+            items.extend(getattr(item, name) for name in item.__dataclass_fields__)
+    return found
 
 
 def derived(index: CityIndex, key: Hashable, build: Callable[[], T]) -> T:
     """``build()`` once per snapshot and key; later calls get the same object.
 
-    Concurrent first calls for one key build it once (the others wait).
+    Concurrent first calls for one key build it once (the others wait). The
+    layers the value was derived from (those ``build`` resolved, and those the
+    key names) are recorded with it and reported as read on every call, cache
+    hit or not, so a caller auditing reads (the API) hears them by construction.
 
     Examples
     --------
@@ -326,15 +359,20 @@ def derived(index: CityIndex, key: Hashable, build: Callable[[], T]) -> T:
     """
     with _LOCK:
         cache = _CACHES.setdefault(index, {})
-        if key in cache:
-            return cache[key]
-        lock = _BUILDING.setdefault((id(index), key), threading.Lock())
-    with lock:
-        with _LOCK:
-            if key in cache:
-                return cache[key]
-        value = build()
-        with _LOCK:
-            cache[key] = value
-            _BUILDING.pop((id(index), key), None)
-    return value
+        hit = cache.get(key)
+        if hit is None:
+            lock = _BUILDING.setdefault((id(index), key), threading.Lock())
+    if hit is None:
+        with lock:
+            with _LOCK:
+                hit = cache.get(key)
+            if hit is None:
+                with recording_reads() as seen:
+                    value = build()
+                layers = tuple(sorted(seen | key_layers(index, key)))
+                hit = _Cached(value, layers)
+                with _LOCK:
+                    cache[key] = hit
+                    _BUILDING.pop((id(index), key), None)
+    note_reads(list(hit.layers))
+    return cast(T, hit.value)

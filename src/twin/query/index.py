@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -58,6 +59,32 @@ def on_layer_reads(callback: Callable[[list[str]], None] | None) -> contextvars.
     where it is resolved, whichever route asked.
     """
     return _LAYER_READS.set(callback)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[set[str]]:
+    """Collect the layers resolved inside the block; the outer listener hears them too.
+
+    Examples
+    --------
+    >>> with recording_reads() as seen:
+    ...     _ = index.layer("buildings")
+    >>> sorted(seen)
+    ['buildings']
+    """
+    seen: set[str] = set()
+    outer = _LAYER_READS.get()
+
+    def record(names: list[str]) -> None:
+        seen.update(names)
+        if outer is not None:
+            outer(names)
+
+    token = _LAYER_READS.set(record)
+    try:
+        yield seen
+    finally:
+        _LAYER_READS.reset(token)
 
 
 def note_reads(names: list[str]) -> None:

@@ -34,6 +34,7 @@ import pyogrio
 from twin import guards
 from twin.errors import StorageError, TwinBusyError, TwinNotFoundError
 from twin.store._lock import exclusive_lock
+from twin.store.damage import maps_file_errors
 from twin.store.files import (
     HISTORY_SUFFIX,
     create_file,
@@ -102,11 +103,13 @@ class GpkgStore:
         uri = f"file:{self.path.resolve()}?mode=ro"
         return sqlite3.connect(uri, uri=True)
 
+    @maps_file_errors("reading the twin's tables")
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
         """Run a read-only SQL query on the metadata tables."""
         with contextlib.closing(self.connect()) as con:
             return pd.read_sql_query(sql, con, params=params)
 
+    @maps_file_errors("reading table {0}")
     def column(self, table: str, column: str) -> pd.Series | None:
         """One attribute column of a table by uid (None when the table has no such column).
 
@@ -129,11 +132,13 @@ class GpkgStore:
         """Names of all tables registered in ``gpkg_contents``."""
         return set(self.query("SELECT table_name FROM gpkg_contents")["table_name"])
 
+    @maps_file_errors("reading table {0}")
     def read_table(self, table: str, **kwargs: Any) -> gpd.GeoDataFrame:
         """Read a spatial table with pyogrio's Arrow path."""
         self.require()
         return pyogrio.read_dataframe(self.path, layer=table, use_arrow=True, **kwargs)
 
+    @maps_file_errors("reading the fields of {0}")
     def fields(self, table: str) -> list[str]:
         """The attribute columns of a table (geometry excluded)."""
         self.require()
@@ -193,6 +198,7 @@ class GpkgStore:
             return self.read_table(table)
         return self.read_table(table, where=f"uid = '{uid.replace(chr(39), chr(39) * 2)}'")
 
+    @maps_file_errors("reading relations")
     def relations(
         self,
         relation: str | None = None,
