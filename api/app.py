@@ -12,6 +12,8 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -35,6 +37,9 @@ from .security import ANONYMOUS_CALLER, AuditLog, Caller, KeyRing
 from .settings import Settings
 
 log = logging.getLogger("twin_api")
+
+#: Environment variable holding the line a worker prints once its twin is loaded.
+ANNOUNCE_ENV = "TWIN_API_ANNOUNCE"
 
 OPTIONAL_ROUTERS = (
     "onemap",
@@ -147,8 +152,16 @@ def _prepare(index: CityIndex) -> None:
 
 
 def create_app_from_env() -> FastAPI:
-    """``create_app`` with :meth:`Settings.from_env` (the uvicorn factory ``twin serve`` uses)."""
-    return create_app(Settings.from_env())
+    """``create_app`` with :meth:`Settings.from_env` (the uvicorn factory ``twin serve`` uses).
+
+    Once the twin is loaded, the line ``twin serve`` left in ``TWIN_API_ANNOUNCE``
+    (if any) is printed, so "serving …" never precedes a twin that fails to load.
+    """
+    app = create_app(Settings.from_env())
+    announce = os.environ.get(ANNOUNCE_ENV)
+    if announce:
+        print(f"{announce} (worker {os.getpid()})", file=sys.stderr, flush=True)
+    return app
 
 
 def _optional_routers() -> list[ModuleType]:

@@ -33,6 +33,8 @@ def test_serving_a_damaged_twin_fails_with_one_line(sample_twin_file: Path, tmp_
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "is damaged" in errors[0]
     assert "Traceback" not in result.stderr
+    # the twin is loaded before it says "serving …"
+    assert not any(line.startswith("serving") for line in result.stderr.splitlines())
 
 
 def test_a_damaged_reimport_keeps_the_last_snapshot(sample_twin_file: Path, tmp_path: Path) -> None:

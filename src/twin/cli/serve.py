@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,7 +68,8 @@ def serve(
     """
     import uvicorn
 
-    from twin_api import Settings
+    from twin_api import Settings, create_app
+    from twin_api.app import ANNOUNCE_ENV
 
     Twin.open(twin_path)  # a missing twin is a one-line error, before uvicorn starts
     base = Settings.from_env(twin=twin_path.resolve())
@@ -81,16 +82,22 @@ def serve(
         allowed_hosts=tuple(allowed_host) if allowed_host else base.allowed_hosts,
     )
     os.environ.update(settings.to_env())
-    err.print(f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})")
-    uvicorn.run(
-        "twin_api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning" if State.verbosity < 0 else "info",
-        access_log=State.verbosity > 0,
-    )
+    announce = f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})"
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning" if State.verbosity < 0 else "info",
+        "access_log": State.verbosity > 0,
+    }
+    if workers == 1:
+        # Load and index the twin here, so a twin damaged inside fails before "serving".
+        app = create_app(settings)
+        err.print(announce)
+        uvicorn.run(app, **options)
+        return
+    # Each worker loads the twin itself and announces once it has (see create_app_from_env).
+    os.environ[ANNOUNCE_ENV] = announce
+    uvicorn.run("twin_api.app:create_app_from_env", factory=True, workers=workers, **options)
 
 
 def register(app: typer.Typer) -> None:
