@@ -198,23 +198,26 @@ async def post_observations(
     return _json({**report.to_dict(), "events_changed": changed})
 
 
-def touch_references(visible: Visible, body: Any) -> None:
-    """Audit every layer a body refers to by uid (``<layer>.<id>``: located, impact, …).
+def touch_references(visible: Visible, body: Any) -> Any:
+    """``body`` with every uid (``<layer>.<id>``) of a layer the caller may not read blanked.
 
     An event's location and impact are worked out by the library from the whole
-    twin (nearest pipe, pipe-break impact), not through ``Visible``; the layers
-    they name are read on the caller's behalf and must reach the audit log.
+    twin (nearest pipe, pipe-break impact), not through ``Visible``: the layers
+    they name are read on the caller's behalf, so the readable ones reach the
+    audit log, and the ones the caller may not read (restricted pipes for an
+    ``internal`` key) come out as None, as the address routes do.
     """
     if isinstance(body, dict):
-        for value in body.values():
-            touch_references(visible, value)
-    elif isinstance(body, list | tuple):
-        for value in body:
-            touch_references(visible, value)
-    elif isinstance(body, str) and "." in body:
+        return {key: touch_references(visible, value) for key, value in body.items()}
+    if isinstance(body, list | tuple):
+        return [touch_references(visible, value) for value in body]
+    if isinstance(body, str) and "." in body:
         name = body.split(".", 1)[0]
         if name in visible.index.layers:
+            if not visible.allowed(name):
+                return None
             visible.touch([name])
+    return body
 
 
 def _visible_events(visible: Visible, loop: OperationsLoop, frame: pd.DataFrame) -> pd.DataFrame:
@@ -252,7 +255,7 @@ async def events(
     frame = _visible_events(visible, loop, frame)
     if layer is not None:
         frame = frame[frame["sensor_uid"].isin(visible_sensors(visible, loop, layer))]
-    return _json({"events": _records(frame), "count": len(frame)})
+    return _json({"events": touch_references(visible, _records(frame)), "count": len(frame)})
 
 
 def _event_visible(visible: Visible, loop: OperationsLoop, event_id: int) -> dict[str, Any]:
@@ -261,8 +264,7 @@ def _event_visible(visible: Visible, loop: OperationsLoop, event_id: int) -> dic
         visible, loop
     ):
         raise FeatureNotFoundError(f"there is no event {event_id}")
-    body = event.to_dict()
-    touch_references(visible, body)
+    body: dict[str, Any] = touch_references(visible, event.to_dict())
     return body
 
 
@@ -291,7 +293,9 @@ async def stream(
             frame = event_changes(loop.store, seq)
             if len(frame):
                 seq = int(frame["seq"].max())
-                for item in _records(_visible_events(visible, loop, frame)):
+                for item in touch_references(
+                    visible, _records(_visible_events(visible, loop, frame))
+                ):
                     yield b"id: %d\nevent: event\ndata: %s\n\n" % (
                         item["seq"],
                         orjson.dumps(item, default=str),

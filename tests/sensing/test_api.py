@@ -153,6 +153,41 @@ def test_a_citizen_report_at_a_gcj02_point_becomes_a_located_event(
     assert event["impact"]["pipe"] == event["location"]["nearest"]["pipe_water"]["uid"]
 
 
+def _uids_of(body: Any, layers: set[str]) -> set[str]:
+    """Every string in a JSON body that is a uid of one of ``layers``."""
+    if isinstance(body, dict):
+        return set().union(*(_uids_of(v, layers) for v in body.values()))
+    if isinstance(body, list):
+        return set().union(*(_uids_of(v, layers) for v in body))
+    if isinstance(body, str) and body.split(".", 1)[0] in layers and "." in body:
+        return {body}
+    return set()
+
+
+def test_an_event_names_no_restricted_feature_to_a_caller_who_may_not_read_it(
+    server: LiveServer, ops_day: OpsDay
+) -> None:
+    city = twin.Twin.open(ops_day.twin)
+    restricted = {i.name for i in city.layer_infos() if i.classification == "restricted"}
+    point = city.layer("buildings").iloc[[20]].to_crs("EPSG:4326").geometry.iloc[0]
+    spot = point.representative_point()
+    body = {"ticket": "12345-0002", "type": "water_leak", "time": "2026-05-18T17:00:00Z"}
+    answer = _post(server, "/reports", "ops", {**body, "lon": spot.x, "lat": spot.y})
+    assert answer.status_code == 201, answer.text
+    event_id = answer.json()["id"]
+    seen = httpx.get(
+        f"{server.url}/events/{event_id}", headers=server.headers("restricted"), timeout=60
+    ).json()
+    assert seen["impact"]["pipe"].startswith("water_pipes.")  # the restricted caller sees it
+    assert _uids_of(seen, restricted)
+    hidden = httpx.get(
+        f"{server.url}/events/{event_id}", headers=server.headers("internal"), timeout=60
+    ).json()
+    assert hidden["impact"]["pipe"] is None and not _uids_of(hidden, restricted)
+    listed = httpx.get(f"{server.url}/events", headers=server.headers("internal"), timeout=60)
+    assert listed.status_code == 200 and not _uids_of(listed.json(), restricted)
+
+
 class _KeyAuth(AuthHandler):  # type: ignore[misc]
     """frost-sta-client's auth handler hook: the API key as a header."""
 
