@@ -9,9 +9,8 @@ import typer
 
 from twin.analyses import Twin
 from twin.city3d import height_compliance_3d
-from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
-from twin.cli.check_cmd import print_check_report
-from twin.io.export import write_layer
+from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out
+from twin.cli.check_cmd import report_check
 from twin.raster import read_raster
 
 
@@ -55,21 +54,8 @@ def check_3d(
         building_layer=building_layer,
         parcel_layer=parcel_layer or "parcels",
     )
-    if output is not None:
-        write_layer(table, output, layer="height_compliance")
-    counts = table["check"].value_counts().to_dict()
-    if json_output:
-        rows = table.drop(columns="geometry").replace({float("nan"): None})
-        print_json(
-            {
-                "counts": counts,
-                "violations": rows.to_dict(orient="records"),
-                "out": str(output) if output else None,
-            }
-        )
-        return
-    print_check_report(table, counts, output)
-    if table.empty:
+    report_check(table, output, json_output, layer="height_compliance")
+    if table.empty and not json_output:
         out.print("(heights checked against the parcel limits and the limit surface)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -48,9 +49,16 @@ def check(
         parcel_layer=parcel_layer,
         building_layer=building_layer,
     )
+    report_check(table, output, json_output, layer="compliance")
+
+
+def report_check(
+    table: pd.DataFrame, output: Path | None, json_output: bool, *, layer: str
+) -> None:
+    """Write a compliance table to ``output`` (as ``layer``), then print it or its JSON."""
     if output is not None:
-        write_layer(table, output, layer="compliance")
-    counts = table["check"].value_counts().to_dict()
+        write_layer(table, output, layer=layer)
+    counts = {str(check): int(n) for check, n in table["check"].value_counts().items()}
     if json_output:
         rows = table.drop(columns="geometry").replace({float("nan"): None})
         print_json(
@@ -61,13 +69,10 @@ def check(
             }
         )
         return
-    print_check_report(table, counts, output)
+    _print_table(table, counts, output)
 
 
-def print_check_report(table: object, counts: dict[str, int], output: Path | None) -> None:
-    import pandas as pd
-
-    assert isinstance(table, pd.DataFrame)
+def _print_table(table: pd.DataFrame, counts: dict[str, int], output: Path | None) -> None:
     if table.empty:
         out.print("no violations: every parcel and building complies")
         return
