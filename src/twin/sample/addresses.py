@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from twin.address.parse import FIELDS as LEVEL_FIELDS
 from twin.sample.draws import stream
 from twin.sample.layout import TWIN_CRS
 from twin.sample.names import FIRST, SECOND, zh_number
@@ -107,24 +108,7 @@ def standard_addresses(
     out["addr_id"] = [f"DZ{i:07d}" for i in range(1, len(out) + 1)]
     out["address"] = full_text(out)
     geometry = np.concatenate([pts, pts[rooms["row"].to_numpy()]])
-    columns = [
-        "addr_id",
-        "address",
-        "province",
-        "city",
-        "district",
-        "street",
-        "community",
-        "road",
-        "number",
-        "name",
-        "building",
-        "unit",
-        "room",
-        "level",
-        "building_id",
-        "building_name",
-    ]
+    columns = ["addr_id", "address", *LEVEL_FIELDS, "level", "building_id", "building_name"]
     return gpd.GeoDataFrame(out[columns], geometry=geometry, crs=TWIN_CRS)
 
 
