@@ -29,7 +29,7 @@ GETTING_STARTED = [
         "city = twin.Twin.create(workdir / 'chengdu.twin.gpkg', crs='auto')\n"
         "reports = city.import_mapping(samples / 'mapping.yaml')\n"
         "for report in reports:\n"
-        "    print(report.summary())"
+        "    print(report.summary)"
     ),
     new_markdown_cell(
         "`crs='auto'` chose the CGCS2000 3-degree Gauss-Krüger zone from the data's longitude "
@@ -79,7 +79,7 @@ GETTING_STARTED = [
         "spec = twin.read_mapping(samples / 'mapping.yaml')['buildings']\n"
         "spec.source = workdir / 'buildings_v2.geojson'\n"
         "report = city.import_spec(spec)\n"
-        "print(report.summary())\n"
+        "print(report.summary)\n"
         "city.changes(report.import_id)"
     ),
     new_code_cell(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
-import orjson
 from fastapi import APIRouter
-from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin import guards, settings
@@ -39,10 +37,11 @@ from twin.query.impact_roads import (
 
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
-from ..models import Feature
+from ..factory import AnalysisFactory, collection_model
 from ..summaries import model_from_dataclass
 
 router = APIRouter(prefix="/impact", tags=["impact"], responses=ERROR_RESPONSES)
+routes = AnalysisFactory(router)
 
 
 class _Request(BaseModel):
@@ -144,17 +143,14 @@ def read_in(crs: str | None, coords: str | None) -> str:
     return normalise_crs(crs)
 
 
-class PipeBreakResponse(BaseModel):
-    """Valves to close, isolated and cut-off pipes, buildings losing service.
-
-    Each Feature has ``properties.result`` (``valve_to_close``,
-    ``valve_already_closed``, ``isolated_pipe``, ``cut_off_pipe``, ``building``),
-    ``layer`` and ``extra`` (only because of the failed valves).
-    """
-
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
-    summary: PipeBreakSummary  # type: ignore[valid-type]
+PipeBreakResponse = collection_model(
+    "PipeBreakResponse",
+    PipeBreakSummary,
+    doc="Valves to close, isolated and cut-off pipes, buildings losing service.\n\n"
+    "Each Feature has ``properties.result`` (``valve_to_close``, ``valve_already_closed``, "
+    "``isolated_pipe``, ``cut_off_pipe``, ``building``), ``layer`` and ``extra`` (only "
+    "because of the failed valves).",
+)
 
 
 class _RoadRequest(_Request):
@@ -193,13 +189,12 @@ class RoadClosureRequest(_RoadRequest):
     buffer_m: float = Field(default=0.0, ge=0, le=5000, description="Grow the area by metres")
 
 
-class RoadClosureResponse(BaseModel):
-    """Closed road edges (``closed_road``) and buildings delayed or cut off
-    (``building_delayed`` / ``building_lost``) with their times and detours."""
-
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
-    summary: ClosureSummary  # type: ignore[valid-type]
+RoadClosureResponse = collection_model(
+    "RoadClosureResponse",
+    ClosureSummary,
+    doc="Closed road edges (``closed_road``) and buildings delayed or cut off "
+    "(``building_delayed`` / ``building_lost``) with their times and detours.",
+)
 
 
 class CascadeRequest(_RoadRequest):
@@ -221,10 +216,11 @@ class CascadeRequest(_RoadRequest):
     )
 
 
-class CascadeResponse(BaseModel):
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
-    summary: CascadeSummary  # type: ignore[valid-type]
+CascadeResponse = collection_model(
+    "CascadeResponse",
+    CascadeSummary,
+    doc="The pipe break's features and the closed roads' (see the two analyses).",
+)
 
 
 class ServiceAreaRequest(_RoadRequest):
@@ -235,14 +231,13 @@ class ServiceAreaRequest(_RoadRequest):
     )
 
 
-class ServiceAreaResponse(BaseModel):
-    """Facilities (``facility``: buildings, within, access_m) and, when asked, the slowest
-    buildings (``building``: facility, time_s, access_m; access point as geometry)."""
-
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
-    numberMatched: int
-    summary: ServiceSummary  # type: ignore[valid-type]
+ServiceAreaResponse = collection_model(
+    "ServiceAreaResponse",
+    ServiceSummary,
+    doc="Facilities (``facility``: buildings, within, access_m) and, when asked, the slowest "
+    "buildings (``building``: facility, time_s, access_m; access point as geometry).",
+    numberMatched=(int, ...),
+)
 
 
 class Place(BaseModel):
@@ -274,16 +269,11 @@ class RouteRequest(_Request):
     )
 
 
-class RouteResponse(BaseModel):
-    """The route as one LineString Feature (none when there is no route)."""
-
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
-    summary: RouteSummary  # type: ignore[valid-type]
-
-
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+RouteResponse = collection_model(
+    "RouteResponse",
+    RouteSummary,
+    doc="The route as one LineString Feature (none when there is no route).",
+)
 
 
 class _Impact(Protocol):
@@ -299,22 +289,22 @@ def _collection(
     coords: str | None,
     geometry: bool,
     extra: dict[str, Any] | None = None,
-) -> Response:
+) -> dict[str, Any]:
     """An impact's features (in the caller's coordinates) and summary (plus ``extra``)."""
     out = GeometryOut(visible.index, coords) if geometry else None
     features = impact.features(visible.index, out)
     summary = {**impact.summary(), **(extra or {})}
-    return _json({"type": "FeatureCollection", "features": features, "summary": summary})
+    return {"type": "FeatureCollection", "features": features, "summary": summary}
 
 
-@router.post(
+@routes.post(
     "/pipe-break",
-    response_model=PipeBreakResponse,
+    PipeBreakResponse,
     summary="A pipe breaks: valves to close, pipes and buildings shut off (爆管分析)",
     description="The answer of `twin analyze pipe-break`. Example body: "
     '{"pipe": "water_pipes.JS000123", "failed_valves": ["valves.JSF000045"]}',
 )
-def pipe_break_route(visible: VisibleDep, body: PipeBreakRequest) -> Response:
+def pipe_break_route(visible: VisibleDep, body: PipeBreakRequest) -> dict[str, Any]:
     names = [item.name for item in visible.listing()]
     impact = pipe_break_impact(
         visible.index,
@@ -333,14 +323,14 @@ def pipe_break_route(visible: VisibleDep, body: PipeBreakRequest) -> Response:
     return _collection(visible, impact, coords=body.coords, geometry=body.geometry)
 
 
-@router.post(
+@routes.post(
     "/road-closure",
-    response_model=RoadClosureResponse,
+    RoadClosureResponse,
     summary="Roads closed: who loses access to a facility, and each detour (封路分析)",
     description="The answer of `twin analyze road-closure`. Example body: "
     '{"roads_closed": ["roads.DL000012"], "where": "poi_type=消防站", "max_time_s": 180}',
 )
-def road_closure_route(visible: VisibleDep, body: RoadClosureRequest) -> Response:
+def road_closure_route(visible: VisibleDep, body: RoadClosureRequest) -> dict[str, Any]:
     names = [item.name for item in visible.listing()]
     area = None
     if body.area is not None:
@@ -361,14 +351,14 @@ def road_closure_route(visible: VisibleDep, body: RoadClosureRequest) -> Respons
     )
 
 
-@router.post(
+@routes.post(
     "/cascade",
-    response_model=CascadeResponse,
+    CascadeResponse,
     summary="A pipe break and the roads its works close (级联分析)",
     description="The answer of `twin analyze cascade`. Example body: "
     '{"pipe": "water_pipes.JS000123", "distance_m": 10, "where": "poi_type=消防站"}',
 )
-def cascade_route(visible: VisibleDep, body: CascadeRequest) -> Response:
+def cascade_route(visible: VisibleDep, body: CascadeRequest) -> dict[str, Any]:
     names = [item.name for item in visible.listing()]
     impact = cascade_impact(
         visible.index,
@@ -387,14 +377,14 @@ def cascade_route(visible: VisibleDep, body: CascadeRequest) -> Response:
     return _collection(visible, impact, coords=body.coords, geometry=body.geometry)
 
 
-@router.post(
+@routes.post(
     "/service-area",
-    response_model=ServiceAreaResponse,
+    ServiceAreaResponse,
     summary="Each building's nearest facility and each facility's reach (服务范围)",
     description="The answer of `twin analyze service-area`. Example body: "
     '{"where": "poi_type=消防站", "max_time_s": 240, "buildings_limit": 100}',
 )
-def service_area_route(visible: VisibleDep, body: ServiceAreaRequest) -> Response:
+def service_area_route(visible: VisibleDep, body: ServiceAreaRequest) -> dict[str, Any]:
     names = [item.name for item in visible.listing()]
     impact = service_area_impact(
         visible.index, max_time_s=body.max_time_s, layers=names, **body.options()
@@ -402,14 +392,12 @@ def service_area_route(visible: VisibleDep, body: ServiceAreaRequest) -> Respons
     visible.touch([impact.layers.roads, impact.layers.buildings, impact.layers.facilities])
     out = GeometryOut(visible.index, body.coords) if body.geometry else None
     features, total = impact.features(out, buildings=body.buildings_limit)
-    return _json(
-        {
-            "type": "FeatureCollection",
-            "features": features,
-            "numberMatched": total,
-            "summary": impact.summary(),
-        }
-    )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "numberMatched": total,
+        "summary": impact.summary(),
+    }
 
 
 def _place(visible: Any, place: Place, body: RouteRequest, names: list[str]) -> Any:
@@ -422,15 +410,15 @@ def _place(visible: Any, place: Place, body: RouteRequest, names: list[str]) -> 
     raise UsageError("a place is {lon, lat} or {layer, uid}: give one pair")
 
 
-@router.post(
+@routes.post(
     "/route",
-    response_model=RouteResponse,
+    RouteResponse,
     summary="The fastest or shortest route between two places (路径)",
     description="The answer of `twin analyze route`. Example body: "
     '{"origin": {"lon": 104.05, "lat": 30.66}, '
     '"destination": {"layer": "facilities", "uid": "facilities.YJ0001"}}',
 )
-def route_route(visible: VisibleDep, body: RouteRequest) -> Response:
+def route_route(visible: VisibleDep, body: RouteRequest) -> dict[str, Any]:
     names = [item.name for item in visible.listing()]
     origin = _place(visible, body.origin, body, names)
     destination = _place(visible, body.destination, body, names)
@@ -470,4 +458,4 @@ def route_route(visible: VisibleDep, body: RouteRequest) -> Response:
                 "properties": {"result": "route", **summary},
             }
         )
-    return _json({"type": "FeatureCollection", "features": features, "summary": summary})
+    return {"type": "FeatureCollection", "features": features, "summary": summary}

@@ -10,27 +10,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from twin import settings
 from twin.address.onemap import search_places
 from twin.errors import UsageError
-from twin.query.around import MAX_LIMIT, MAX_RADIUS_M, around
-from twin.query.common import GeometryOut
-from twin.query.identify import MAX_TOLERANCE_M, identify
-from twin.query.profile import profile
-from twin.query.search import MAX_RESULTS
+from twin.query.around import MAX_LIMIT, MAX_RADIUS_M, AroundResult, around
+from twin.query.common import GeometryOut, QueryPoint
+from twin.query.identify import MAX_TOLERANCE_M, IdentifyResult, LayerHits, identify
+from twin.query.profile import Profile, RelatedGroup, profile
+from twin.query.search import MAX_RESULTS, SearchHit, SearchResult
 from twin.query.statistics import statistics
 
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
+from ..factory import AnalysisFactory, collection_model
 from ..models import Feature
+from ..summaries import model_from_dataclass
 from .address import GeocodeResponse
 
 router = APIRouter(tags=["one map"], responses=ERROR_RESPONSES)
+routes = AnalysisFactory(router)
 
 Coords = Literal["wgs84", "gcj02", "bd09"]
 
@@ -38,34 +39,25 @@ Coords = Literal["wgs84", "gcj02", "bd09"]
 # --------------------------------------------------------------------------- models
 
 
-class QueryPointModel(BaseModel):
-    """The query point as given, and in the twin CRS."""
-
-    lon: float
-    lat: float
-    crs: str = Field(description="OGC:CRS84, EPSG:4326 or EPSG:4490")
-    coords: str = Field(description="wgs84, gcj02 or bd09")
-    x: float = Field(description="Easting in the twin CRS")
-    y: float = Field(description="Northing in the twin CRS")
-
-
-class LayerHitsModel(BaseModel):
-    """One layer's features, nearest first; ``properties.distance_m`` on each."""
-
-    layer: str
-    kind: str
-    count: int = Field(description="How many features matched")
-    truncated: bool = Field(description="Whether features was cut at the limit")
-    features: list[Feature]
-
-
-class IdentifyResponse(BaseModel):
-    """Everything at a point."""
-
-    point: QueryPointModel
-    tolerance_m: float
-    searched: list[str]
-    layers: list[LayerHitsModel]
+# Generated from the library's result dataclasses (one source of fields); only the
+# GeoJSON Features (plain dicts in the library) and nested results are typed here.
+QueryPointModel = model_from_dataclass(
+    QueryPoint, "QueryPointModel", doc="The query point as given, and in the twin CRS."
+)
+LayerHitsModel = model_from_dataclass(
+    LayerHits,
+    "LayerHitsModel",
+    doc="One layer's features, nearest first; ``properties.distance_m`` on each.",
+    features=(list[Feature], ...),
+    truncated=(bool, ...),
+)
+IdentifyResponse = model_from_dataclass(
+    IdentifyResult,
+    "IdentifyResponse",
+    doc="Everything at a point.",
+    point=(QueryPointModel, ...),
+    layers=(list[LayerHitsModel], ...),  # type: ignore[valid-type]
+)
 
 
 class FeatureRef(BaseModel):
@@ -73,23 +65,20 @@ class FeatureRef(BaseModel):
     uid: str
 
 
-class AroundResponse(BaseModel):
-    """Everything within a radius of a point or a feature, by layer."""
-
-    point: QueryPointModel | None = None
-    feature: FeatureRef | None = None
-    radius_m: float
-    searched: list[str]
-    layers: list[LayerHitsModel]
-
-
-class RelatedGroupModel(BaseModel):
-    """Features related through one relation (``properties.share``, ``distance_m``)."""
-
-    role: str
-    relation: str
-    layer: str
-    features: list[Feature]
+AroundResponse = model_from_dataclass(
+    AroundResult,
+    "AroundResponse",
+    doc="Everything within a radius of a point or a feature, by layer.",
+    point=(QueryPointModel | None, None),
+    feature=(FeatureRef | None, None),
+    layers=(list[LayerHitsModel], ...),  # type: ignore[valid-type]
+)
+RelatedGroupModel = model_from_dataclass(
+    RelatedGroup,
+    "RelatedGroupModel",
+    doc="Features related through one relation (``properties.share``, ``distance_m``).",
+    features=(list[Feature], ...),
+)
 
 
 class ServiceConnection(BaseModel):
@@ -107,53 +96,43 @@ class RoadAccess(BaseModel):
     access_point: dict[str, Any] | None = None
 
 
-class ProfileResponse(BaseModel):
-    """A feature and what the twin relates to it."""
-
-    layer: str
-    kind: str
-    feature: Feature
-    related: list[RelatedGroupModel]
-    indicators: dict[str, float | int | str | None] | None
-    compliance: list[dict[str, Any]] | None
-    service_connections: list[ServiceConnection] | None
-    road_access: list[RoadAccess] | None
-
-
-class SearchHitModel(BaseModel):
-    layer: str
-    kind: str
-    uid: str
-    field: str | None
-    value: str | None
-    score: float
-    how: Literal["exact", "contains", "fuzzy", "attribute", "address"]
-    feature: Feature
-
-
-class SearchResponse(BaseModel):
-    """Search hits, best first."""
-
-    text: str | None
-    where: dict[str, str]
-    fuzzy: bool
-    searched: list[str]
-    count: int
-    truncated: bool
-    hits: list[SearchHitModel]
-    address: GeocodeResponse | None = Field(
-        None, description="For an address-like q: the standard-address matcher's answer"
-    )
-
-
-class StatisticsResponse(BaseModel):
-    """Indicators by zone, one Feature per zone."""
-
-    type: Literal["FeatureCollection"]
-    by: str
-    layers: list[str]
-    numberReturned: int
-    features: list[Feature]
+ProfileResponse = model_from_dataclass(
+    Profile,
+    "ProfileResponse",
+    doc="A feature and what the twin relates to it.",
+    feature=(Feature, ...),
+    related=(list[RelatedGroupModel], ...),  # type: ignore[valid-type]
+    indicators=(dict[str, float | int | str | None] | None, ...),
+    compliance=(list[dict[str, Any]] | None, ...),
+    service_connections=(list[ServiceConnection] | None, ...),
+    road_access=(list[RoadAccess] | None, ...),
+)
+SearchHitModel = model_from_dataclass(
+    SearchHit,
+    "SearchHitModel",
+    how=(Literal["exact", "contains", "fuzzy", "attribute", "address"], ...),
+    feature=(Feature, ...),
+)
+SearchResponse = model_from_dataclass(
+    SearchResult,
+    "SearchResponse",
+    doc="Search hits, best first.",
+    count=(int, ...),
+    hits=(list[SearchHitModel], ...),  # type: ignore[valid-type]
+    truncated=(bool, ...),
+    address=(
+        GeocodeResponse | None,
+        Field(None, description="For an address-like q: the standard-address matcher's answer"),
+    ),
+)
+StatisticsResponse = collection_model(
+    "StatisticsResponse",
+    None,
+    doc="Indicators by zone, one Feature per zone.",
+    by=(str, ...),
+    layers=(list[str], ...),
+    numberReturned=(int, ...),
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -171,10 +150,6 @@ LayersParam = Annotated[
     Query(max_length=2000, description="Comma-separated layers to search (default: all visible)"),
 ]
 GeometryParam = Annotated[bool, Query(description="Include geometries")]
-
-
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _layers(visible: Visible, subset: str | None) -> list[str]:
@@ -196,9 +171,9 @@ def _touch(visible: Visible, body: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- routes
 
 
-@router.get(
+@routes.get(
     "/identify",
-    response_model=IdentifyResponse,
+    IdentifyResponse,
     summary="Everything at a point (点查)",
     description="Polygons containing the point (parcel, building, grid cell, district, …) and "
     "points or lines within tolerance_m (sensors, pipes, valves, roads), in every layer the "
@@ -213,7 +188,7 @@ async def identify_route(
     tolerance_m: Annotated[float, Query(ge=0, le=MAX_TOLERANCE_M)] = 10.0,
     layers: LayersParam = None,
     geometry: GeometryParam = True,
-) -> Response:
+) -> dict[str, Any]:
     names = _layers(visible, layers)
     found = identify(
         visible.index,
@@ -227,12 +202,12 @@ async def identify_route(
     )
     body = found.to_dict()
     _touch(visible, body)
-    return _json(body)
+    return body
 
 
-@router.get(
+@routes.get(
     "/around",
-    response_model=AroundResponse,
+    AroundResponse,
     summary="Everything within a radius of a point or a feature (周边)",
     description="Give lon and lat, or layer and uid. Each layer's features come nearest first "
     "with distance_m. Example: /around?layer=buildings&uid=buildings.JZ0000101&radius_m=50",
@@ -249,7 +224,7 @@ def around_route(
     coords: CoordsParam = "wgs84",
     layers: LayersParam = None,
     geometry: GeometryParam = True,
-) -> Response:
+) -> dict[str, Any]:
     names = _layers(visible, layers)
     if (layer is None) != (uid is None):
         raise UsageError("give both layer and uid to search around a feature")
@@ -271,12 +246,12 @@ def around_route(
     )
     body = found.to_dict()
     _touch(visible, body)
-    return _json(body)
+    return body
 
 
-@router.get(
+@routes.get(
     "/profile/{layer}/{uid}",
-    response_model=ProfileResponse,
+    ProfileResponse,
     summary="A feature with everything related to it (档案)",
     description="A parcel: buildings, sensors, grid cell, district, indicators, plan "
     "compliance. A building: parcel, grid cell, district, sensors, service connections, road "
@@ -292,7 +267,7 @@ def profile_route(
         float, Query(ge=0, le=settings.MAX_SERVICE_DISTANCE_M)
     ] = settings.SERVICE_DISTANCE_M,
     max_access_m: Annotated[float, Query(ge=0, le=5000)] = 200.0,
-) -> Response:
+) -> dict[str, Any]:
     visible.layer(layer)
     names = _layers(visible, None)
     card = profile(
@@ -308,12 +283,12 @@ def profile_route(
     body = card.to_dict()
     _touch(visible, {"layers": body["related"]})
     visible.touch(c["pipe_layer"] for c in body["service_connections"] or [])
-    return _json(body)
+    return body
 
 
-@router.get(
+@routes.get(
     "/search",
-    response_model=SearchResponse,
+    SearchResponse,
     summary="Search by name, address, code or attribute (搜索)",
     description="q matches every text field, case-insensitively (equal 100, containing 90, "
     "fuzzy below); where=field:value filters on attributes (repeatable). An address-like q "
@@ -335,7 +310,7 @@ def search_route(
     coords: CoordsParam = "wgs84",
     layers: LayersParam = None,
     geometry: GeometryParam = True,
-) -> Response:
+) -> dict[str, Any]:
     filters: dict[str, str] = {}
     for item in where or []:
         name, sep, value = item.partition(":")
@@ -356,12 +331,12 @@ def search_route(
     )
     body = found.to_dict()
     visible.touch(hit["layer"] for hit in body["hits"])
-    return _json(body)
+    return body
 
 
-@router.get(
+@routes.get(
     "/statistics",
-    response_model=StatisticsResponse,
+    StatisticsResponse,
     summary="Indicators by district, grid cell or parcel (统计)",
     description="Every indicator the visible layers allow (buildings, FAR, coverage, heights, "
     "sensors, road and pipe km), one Feature per zone. Example: /statistics?by=district",
@@ -371,18 +346,16 @@ def statistics_route(
     by: Annotated[str, Query(min_length=1, max_length=200)] = "grid",
     coords: CoordsParam = "wgs84",
     geometry: GeometryParam = False,
-) -> Response:
+) -> dict[str, Any]:
     names = _layers(visible, None)
     table = statistics(visible.index, by=by, layers=names)
     out = GeometryOut(visible.index, coords) if geometry else None
     features = table.records(out)
     visible.touch(table.layers)
-    return _json(
-        {
-            "type": "FeatureCollection",
-            "by": table.by,
-            "layers": table.layers,
-            "numberReturned": len(features),
-            "features": features,
-        }
-    )
+    return {
+        "type": "FeatureCollection",
+        "by": table.by,
+        "layers": table.layers,
+        "numberReturned": len(features),
+        "features": features,
+    }

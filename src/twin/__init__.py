@@ -47,6 +47,7 @@ from twin.imports import ImportReport, Rejection
 from twin.kinds import KINDS, Category, Classification, LayerKind, get_kind
 from twin.mapping import ImportSpec, read_mapping
 from twin.model import LayerInfo
+from twin.reports import ImportSummary
 
 if TYPE_CHECKING:
     from twin import (
@@ -202,6 +203,7 @@ __all__ = [
     "FeatureNotFoundError",
     "ImportReport",
     "ImportSpec",
+    "ImportSummary",
     "InputDataError",
     "LayerInfo",
     "LayerKind",

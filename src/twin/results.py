@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
-__all__ = ["CheckSummary", "Result", "Summary", "as_geoframe"]
+__all__ = ["CheckSummary", "Ranking", "RankingSummary", "Result", "Summary", "as_geoframe"]
 
 _REPR_ITEMS = 4
 
@@ -284,3 +285,58 @@ def _json_safe(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         ).startswith("datetime"):
             out[column] = out[column].astype(str)
     return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs)
+
+
+@dataclass(eq=False, repr=False)
+class RankingSummary(Summary):
+    """A ranking in numbers: how many rows, the top one and its harm.
+
+    Examples
+    --------
+    >>> RankingSummary(rows=2, top="roads.R1", top_buildings=4).to_dict()
+    {'rows': 2, 'top': 'roads.R1', 'top_buildings': 4}
+    """
+
+    rows: int
+    top: str | int | None = None
+    top_buildings: int | None = None
+
+
+class Ranking(gpd.GeoDataFrame):
+    """A ranked table (``rank`` 1 = most harm) that also has the result protocol.
+
+    It is the GeoDataFrame it always was (``.loc``, ``sort_values``, ``to_file``
+    and ``explore`` are geopandas'),
+    plus ``summary`` (a :class:`RankingSummary`), :meth:`tables` and
+    :meth:`summary_dict`. ``_harm`` names the column the top row's
+    ``top_buildings`` reads.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> r = Ranking({"rank": [2, 1], "total_buildings": [3, 9]}, index=["S1", "S2"],
+    ...             geometry=[shapely.Point(0, 0)] * 2, crs="EPSG:4544")
+    >>> r.summary.to_dict(), list(r.tables())
+    ({'rows': 2, 'top': 'S2', 'top_buildings': 9}, ['ranking'])
+    """
+
+    _harm: ClassVar[str] = "total_buildings"
+    _table_name: ClassVar[str] = "ranking"
+
+    @property
+    def summary(self) -> RankingSummary:
+        """Rows, the top-ranked row's label (uid or segment) and its buildings."""
+        if not len(self) or "rank" not in self.columns:
+            return RankingSummary(rows=len(self))
+        top = self.index[int(np.argmin(self["rank"].to_numpy()))]
+        harm = self[self._harm].loc[top] if self._harm in self.columns else None
+        label = top.item() if isinstance(top, np.generic) else top
+        return RankingSummary(len(self), label, None if harm is None else int(harm))
+
+    def tables(self) -> dict[str, gpd.GeoDataFrame]:
+        """The ranking as its one table (a plain GeoDataFrame)."""
+        return {self._table_name: gpd.GeoDataFrame(self, copy=False)}
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict."""
+        return self.summary.to_dict()

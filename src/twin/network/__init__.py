@@ -26,9 +26,15 @@ from twin.network.access import (
 )
 from twin.network.cascade import CascadeResult, cascade
 from twin.network.check import ISSUES, NetworkReport, check_network
-from twin.network.closures import ClosureResult, road_closure, road_criticality
-from twin.network.criticality import criticality
-from twin.network.gravity import Trace, flow_direction, trace_downstream, trace_upstream
+from twin.network.closures import ClosureResult, RoadCriticality, road_closure, road_criticality
+from twin.network.criticality import Criticality, criticality
+from twin.network.gravity import (
+    Trace,
+    TraceSummary,
+    flow_direction,
+    trace_downstream,
+    trace_upstream,
+)
 from twin.network.isolation import BreakResult, Segments, isolation_segments, pipe_break
 from twin.network.pipes import PipeNetwork, network_from_frames, pipe_network
 from twin.network.road_check import ROAD_ISSUES, RoadReport, check_roads
@@ -45,9 +51,11 @@ __all__ = [
     "BreakResult",
     "CascadeResult",
     "ClosureResult",
+    "Criticality",
     "NetworkReport",
     "PipeNetwork",
     "RoadAccess",
+    "RoadCriticality",
     "RoadNetwork",
     "RoadReport",
     "Route",
@@ -55,6 +63,7 @@ __all__ = [
     "ServiceAreas",
     "SpeedTable",
     "Trace",
+    "TraceSummary",
     "access_points",
     "building_connections",
     "cascade",

@@ -44,9 +44,16 @@ from twin.network.routing import (
     facility_labels,
     nearest_facility,
 )
-from twin.results import Result, Summary
+from twin.results import Ranking, Result, Summary
 
-__all__ = ["ClosureResult", "ClosureSummary", "closed_edges", "road_closure", "road_criticality"]
+__all__ = [
+    "ClosureResult",
+    "ClosureSummary",
+    "RoadCriticality",
+    "closed_edges",
+    "road_closure",
+    "road_criticality",
+]
 
 DELAY_S = 1.0  # a detour shorter than this is rounding, not a delay
 
@@ -230,12 +237,32 @@ def closure_result(
 # --------------------------------------------------------------------------- criticality
 
 
+class RoadCriticality(Ranking):
+    """The roads ranked by :func:`road_criticality` (a GeoDataFrame sorted by ``rank``).
+
+    ``summary``: roads ranked (``rows``), the most harmful closure (``top``) and the
+    buildings it cuts off (``top_buildings``).
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> ranking = road_criticality(access, candidates=3)
+    >>> ranking.summary.top == ranking.index[0], list(ranking.tables())
+    (True, ['road_criticality'])
+    """
+
+    _harm = "buildings_lost"
+    _table_name = "road_criticality"
+
+
 def road_criticality(
     access: RoadAccess,
     *,
     candidates: int | None = 50,
     max_time_s: float | None = None,
-) -> gpd.GeoDataFrame:
+) -> RoadCriticality:
     """Rank road segments by the harm their closure alone does.
 
     Parameters
@@ -249,9 +276,9 @@ def road_criticality(
 
     Returns
     -------
-    geopandas.GeoDataFrame
-        One row per candidate road (index: uid), sorted by ``rank``: ``buildings_lost``,
-        ``buildings_beyond_max`` (with ``max_time_s``), ``buildings_delayed``,
+    RoadCriticality
+        A GeoDataFrame, one row per candidate road (index: uid), sorted by ``rank``:
+        ``buildings_lost``, ``buildings_beyond_max`` (with ``max_time_s``), ``buildings_delayed``,
         ``total_detour_s``, ``routes_over`` (buildings whose route or access uses it).
         Harm is ordered by the buildings pushed beyond ``max_time_s`` (those cut off
         included; without a limit: those cut off), then by the total detour.
@@ -304,7 +331,7 @@ def road_criticality(
     table.iloc[ranked, table.columns.get_loc("rank")] = np.arange(1, len(table) + 1)
     if max_time_s is None:
         table = table.drop(columns="buildings_beyond_max")
-    return table.sort_values("rank")
+    return RoadCriticality(table.sort_values("rank"))
 
 
 _CRIT_COLUMNS = [

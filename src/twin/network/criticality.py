@@ -24,11 +24,30 @@ import pandas as pd
 from twin.network.isolation import SegmentModel, SegmentTree, isolation_segments, query_model
 from twin.network.pipes import FloatArray, PipeNetwork
 from twin.network.services import Buildings, Services, prepared
+from twin.results import Ranking
 
-__all__ = ["criticality"]
+__all__ = ["Criticality", "criticality"]
 
 
-def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> gpd.GeoDataFrame:
+class Criticality(Ranking):
+    """The isolation segments ranked by :func:`criticality` (a GeoDataFrame).
+
+    ``summary``: segments ranked (``rows``), the most critical one (``top``) and
+    the buildings its isolation takes out (``top_buildings``).
+
+    Examples
+    --------
+    >>> ranking = criticality(net)
+    >>> s = ranking.summary
+    >>> s.rows == len(ranking), int(ranking.loc[s.top, "rank"]), list(ranking.tables())
+    (True, 1, ['criticality'])
+    """
+
+    _harm = "total_buildings"
+    _table_name = "criticality"
+
+
+def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> Criticality:
     """What isolating each segment takes out, ranked: the segment and what it cuts off.
 
     One depth-first search over the segment graph rooted at the sources finds,
@@ -45,8 +64,8 @@ def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> gpd.GeoData
 
     Returns
     -------
-    geopandas.GeoDataFrame
-        Indexed by segment: ``pipes``, ``length_m``, ``buildings`` (and
+    Criticality
+        A GeoDataFrame indexed by segment: ``pipes``, ``length_m``, ``buildings`` (and
         ``population``) of the segment itself, the same with ``cut_off_``
         for the segments it cuts off, ``total_pipes``, ``total_length_m``,
         ``total_buildings`` and ``rank`` (1 = most critical, by buildings
@@ -76,7 +95,7 @@ def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> gpd.GeoData
     table["rank"] = rank
     if isinstance(buildings, pd.DataFrame) and "service_connections" in buildings.attrs:
         table.attrs["service_connections"] = buildings.attrs["service_connections"]
-    return table
+    return Criticality(table)
 
 
 def _segment_weights(

@@ -15,7 +15,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -26,13 +26,32 @@ from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import UsageError
 from twin.network.pipes import BoolArray, IntArray, PipeNetwork, piece_at
+from twin.results import Result, Summary
 
-__all__ = ["Trace", "flow_direction", "trace_downstream", "trace_upstream"]
+__all__ = ["Trace", "TraceSummary", "flow_direction", "trace_downstream", "trace_upstream"]
 
 
-@dataclass
-class Trace:
-    """The pipes reached by a trace.
+@dataclass(eq=False, repr=False)
+class TraceSummary(Summary):
+    """A trace in numbers (also a dict, as it used to be).
+
+    Examples
+    --------
+    >>> s = TraceSummary("drainage", "upstream", "drain_pipes.P1", pipes=3, length_m=120.5)
+    >>> s.pipes, s["direction"], s.to_dict()["length_m"]
+    (3, 'upstream', 120.5)
+    """
+
+    network: str
+    direction: str
+    start_pipe: str | None
+    pipes: int = 0
+    length_m: float = 0.0
+
+
+@dataclass(repr=False)
+class Trace(Result):
+    """The pipes reached by a trace, with the result protocol.
 
     Attributes
     ----------
@@ -40,8 +59,8 @@ class Trace:
         Pipes reached (the start pipe included), indexed by uid, with
         ``distance_m``: network distance from the start to where the pipe
         begins (along the flow for downstream, against it for upstream).
-    summary : dict
-        Direction, start, counts and total length.
+    summary : TraceSummary
+        Network, direction, start, counts and total length (``to_dict()``).
     warnings : list of str
 
     Examples
@@ -49,10 +68,14 @@ class Trace:
     >>> t = trace_downstream(net, pipe="water_pipes.JS000010")
     >>> t.summary["direction"], "water_pipes.JS000010" in t.pipes.index
     ('downstream', True)
+    >>> list(t.tables()), t.summary.to_dict()["pipes"] == len(t.pipes), len(repr(t)) < 200
+    (['pipes'], True, True)
     """
 
+    _tables: ClassVar[tuple[str, ...]] = ("pipes",)
+
     pipes: gpd.GeoDataFrame
-    summary: dict[str, Any]
+    summary: TraceSummary
     warnings: list[str] = field(default_factory=list)
 
 
@@ -165,13 +188,13 @@ def _trace(
     warnings = []
     if not {"invert_up_m", "invert_down_m"} <= set(net.pipes.columns):
         warnings.append("no invert elevations: flow follows the digitised direction")
-    summary = {
-        "network": net.network,
-        "direction": "downstream" if downstream else "upstream",
-        "start_pipe": str(net.piece_link[start[0]]) if len(start) else None,
-        "pipes": len(result),
-        "length_m": round(float(net.pipe_length_m[per_pipe.index.to_numpy()].sum()), 2),
-    }
+    summary = TraceSummary(
+        network=net.network,
+        direction="downstream" if downstream else "upstream",
+        start_pipe=str(net.piece_link[start[0]]) if len(start) else None,
+        pipes=len(result),
+        length_m=round(float(net.pipe_length_m[per_pipe.index.to_numpy()].sum()), 2),
+    )
     return Trace(pipes=result, summary=summary, warnings=warnings)
 
 
