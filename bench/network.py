@@ -179,13 +179,13 @@ def break_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
     net, links = _buildings_and_network(inputs)
     isolation_segments(net)  # builds the segment model once ("once the network is built")
-    pipe_break(net, net.pipes.index[0], buildings=links)  # prepares the service index
+    pipe_break(net, net.pipes.index[0], connections=links)  # prepares the service index
     rng = np.random.default_rng(42)
     chosen = rng.choice(net.pipes.index.to_numpy(), 100, replace=False)
     summaries, seconds = [], []
     for pipe in chosen:
         started = time.perf_counter()
-        summaries.append(pipe_break(net, pipe, buildings=links).summary)
+        summaries.append(pipe_break(net, pipe, connections=links).summary)
         seconds.append(time.perf_counter() - started)
     per_query = float(np.mean(seconds))
     _log("per pipe break", per_query)
@@ -206,7 +206,7 @@ def criticality_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
     net, links = _buildings_and_network(inputs)
     started = time.perf_counter()
-    ranking = criticality(net, buildings=links)
+    ranking = criticality(net, connections=links)
     seconds = time.perf_counter() - started
     _log(f"criticality of {len(ranking):,} segments", seconds)
     return {"segments": len(ranking), "criticality_s": round(seconds, 3)}

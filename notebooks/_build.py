@@ -238,7 +238,7 @@ OPERATIONS = [
         "from twin.network import building_connections, criticality\n"
         "\n"
         'net = city.pipe_network("water")\n'
-        "ranking = criticality(net, buildings=building_connections(city, net))  # a GeoDataFrame\n"
+        "ranking = criticality(net, connections=building_connections(city, net))  # GeoDataFrame\n"
         'ranking.drop(columns="geometry").head()'
     ),
     new_markdown_cell(

@@ -83,11 +83,11 @@ def failing_valve_break(city: twin.Twin) -> tuple[str, str]:
     net = pipe_network(city, "water", pipes="water_pipes")
     links = service_connections(city.layer("buildings"), net)
     for pipe in net.pipes.index:
-        first = pipe_break(net, pipe, buildings=links)
+        first = pipe_break(net, pipe, connections=links)
         closing = first.valves_to_close.index[first.valves_to_close["role"] == "close"]
         if len(closing) < 2 or not first.summary["buildings"]:
             continue
-        wider = pipe_break(net, pipe, failed_valves=[closing[0]], buildings=links)
+        wider = pipe_break(net, pipe, failed_valves=[closing[0]], connections=links)
         extra = wider.summary["extra_buildings"]
         if wider.summary["extra_valves"] and extra and wider.summary["buildings"] < len(links) / 2:
             return str(pipe), str(closing[0])

@@ -67,7 +67,7 @@ def test_criticality_has_the_result_protocol(
     sample_twin: twin.Twin, water: twin.PipeNetwork, tmp_path: Path
 ) -> None:
     links = building_connections(sample_twin, water)
-    ranking = criticality(water, buildings=links)
+    ranking = criticality(water, connections=links)
     assert isinstance(ranking, Criticality) and isinstance(ranking, gpd.GeoDataFrame)
     summary = ranking.summary
     top = ranking.sort_values("rank").index[0]
@@ -79,7 +79,7 @@ def test_criticality_has_the_result_protocol(
     # independent: breaking a pipe of the top segment takes out that many buildings
     segments = isolation_segments(water).of_pipe
     pipe = segments[segments == top].index[0]
-    assert pipe_break(water, pipe, buildings=links).summary["buildings"] == summary.top_buildings
+    assert pipe_break(water, pipe, connections=links).summary["buildings"] == summary.top_buildings
     table = ranking.tables()["criticality"]
     assert table.crs == water.crs and len(table) == summary.rows
     out = tmp_path / "criticality.gpkg"

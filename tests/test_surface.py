@@ -120,7 +120,7 @@ def test_pipe_break_in_one_call_matches_the_step_by_step_answer(sample_twin: twi
     one = sample_twin.pipe_break(pipe)
     net = pipe_network(sample_twin, "water", pipes="water_pipes")
     links = building_connections(sample_twin, net)
-    steps = pipe_break(net, pipe, buildings=links)
+    steps = pipe_break(net, pipe, connections=links)
     assert one.summary == steps.summary
     assert list(one.valves_to_close.index) == list(steps.valves_to_close.index)
     assert list(one.buildings.index) == list(steps.buildings.index)
@@ -138,7 +138,7 @@ def test_pipe_break_infers_the_gas_network_from_the_uid(sample_twin: twin.Twin) 
     pipe = str(gas.index[10])
     result = sample_twin.pipe_break(pipe)
     net = pipe_network(sample_twin, "gas", pipes="gas_pipes")
-    expected = pipe_break(net, pipe, buildings=building_connections(sample_twin, net))
+    expected = pipe_break(net, pipe, connections=building_connections(sample_twin, net))
     assert result.summary.network == "gas"
     assert result.summary == expected.summary
 
@@ -217,11 +217,11 @@ def test_grouped_connections_follow_an_in_place_edit(sample_twin: twin.Twin) -> 
     net = pipe_network(sample_twin, "water", pipes="water_pipes")
     links = building_connections(sample_twin, net)
     pipe = "water_pipes.JS000010"
-    first = pipe_break(net, pipe, buildings=links)
+    first = pipe_break(net, pipe, connections=links)
     # move every building onto the broken pipe, in place: they all lose service now
     links.loc[:, "pipe"] = pipe
-    edited = pipe_break(net, pipe, buildings=links)
-    fresh = pipe_break(net, pipe, buildings=links.copy())
+    edited = pipe_break(net, pipe, connections=links)
+    fresh = pipe_break(net, pipe, connections=links.copy())
     assert edited.summary["buildings"] == fresh.summary["buildings"] == len(links)
     assert first.summary["buildings"] < len(links)
 

@@ -412,7 +412,7 @@ class TwinAnalyses:
             network, pipes=layer, valves=valves, sources=sources, tolerance_m=tolerance_m
         )
         links = self._connections(net, buildings, max_service_m)
-        return pipe_break(net, pipe, failed_valves=list(failed_valves), buildings=links)
+        return pipe_break(net, pipe, failed_valves=list(failed_valves), connections=links)
 
     # -- roads ----------------------------------------------------------------
     def road_closure(

@@ -27,7 +27,7 @@ def cli_path_break(path: Path, pipe: str, failed: list[str]) -> BreakResult:
     city = twin.Twin.open(path)
     net = pipe_network(city, "water", pipes="water_pipes")
     links = service_connections(city.layer("buildings"), net)
-    return pipe_break(net, pipe, failed_valves=failed, buildings=links)
+    return pipe_break(net, pipe, failed_valves=failed, connections=links)
 
 
 @pytest.fixture(scope="module")

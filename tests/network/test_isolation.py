@@ -64,7 +64,7 @@ def test_pipe_break_with_buildings(small: twin.Twin) -> None:
         "b2": "P2",
         "b3": "P4",
     }
-    result = pipe_break(net, uid("pipes", "P3"), buildings=links)
+    result = pipe_break(net, uid("pipes", "P3"), connections=links)
     assert names(result.valves_to_close.index) == {"V3", "V4"}
     assert names(result.isolated_pipes.index) == {"P3"}
     assert names(result.cut_off_pipes.index) == {"P7"}
@@ -76,7 +76,7 @@ def test_pipe_break_with_buildings(small: twin.Twin) -> None:
 
 def test_break_in_the_source_segment_cuts_everything_off(small: twin.Twin) -> None:
     net = pipe_network(small)
-    result = pipe_break(net, uid("pipes", "P1"), buildings=service_connections(small, net))
+    result = pipe_break(net, uid("pipes", "P1"), connections=service_connections(small, net))
     assert names(result.valves_to_close.index) == {"V1", "V2", "V4"}
     assert names(result.cut_off_pipes.index) == {"P2", "P3", "P7"}
     assert result.summary["buildings"] == 3
@@ -86,7 +86,7 @@ def test_valve_failure_widens_isolation(small: twin.Twin) -> None:
     net = pipe_network(small)
     links = service_connections(small, net)
     result = pipe_break(
-        net, uid("pipes", "P3"), failed_valves=[uid("valves", "V4")], buildings=links
+        net, uid("pipes", "P3"), failed_valves=[uid("valves", "V4")], connections=links
     )
     assert names(result.valves_to_close.index) == {"V1", "V2", "V3"}
     assert names(result.extra_valves.index) == {"V1", "V2"}
@@ -157,11 +157,11 @@ def test_no_pipes_of_network(small: twin.Twin) -> None:
 def test_criticality_matches_breaks(small: twin.Twin) -> None:
     net = pipe_network(small)
     links = service_connections(small, net)
-    ranking = criticality(net, buildings=links)
+    ranking = criticality(net, connections=links)
     segs = isolation_segments(net).of_pipe
     for pipe in segs.index:
         row = ranking.loc[segs[pipe]]
-        result = pipe_break(net, pipe, buildings=links)
+        result = pipe_break(net, pipe, connections=links)
         assert row["total_pipes"] == len(result.isolated_pipes) + len(result.cut_off_pipes)
         assert row["total_buildings"] == result.summary["buildings"]
         assert row["cut_off_length_m"] == pytest.approx(result.summary["cut_off_length_m"])

@@ -143,7 +143,7 @@ def test_every_break_matches_networkx(
     served = links["pipe"]
     some_cut = 0
     for pipe in net.pipes.index:
-        result = pipe_break(net, pipe, buildings=links)
+        result = pipe_break(net, pipe, connections=links)
         want = expected.answer(pipe)
         assert _ours(result) == want, pipe
         hit = want["isolated"] | want["cut_off"]
@@ -190,10 +190,10 @@ def test_criticality_matches_every_break(city: dict[str, gpd.GeoDataFrame]) -> N
     frames = _frames(city, "water")
     net = network_from_frames(frames["pipes"], frames["valves"], frames["sources"])
     links = service_connections(city["buildings"].set_index("建筑编码"), net)
-    ranking = criticality(net, buildings=links)
+    ranking = criticality(net, connections=links)
     of_pipe = isolation_segments(net).of_pipe
     for pipe in of_pipe.index:
-        result = pipe_break(net, pipe, buildings=links)
+        result = pipe_break(net, pipe, connections=links)
         row = ranking.loc[of_pipe[pipe]]
         assert row["total_buildings"] == result.summary["buildings"], pipe
         assert row["cut_off_length_m"] == pytest.approx(

@@ -73,15 +73,15 @@ def test_stored_and_computed_connections_agree(sample: twin.Twin) -> None:
         assert np.allclose(stored["distance_m"], computed["distance_m"])
         rng = np.random.default_rng(3)
         for pipe in rng.choice(net.pipes.index.to_numpy(), 25, replace=False):
-            a = pipe_break(net, pipe, buildings=stored)
-            b = pipe_break(net, pipe, buildings=computed)
+            a = pipe_break(net, pipe, connections=stored)
+            b = pipe_break(net, pipe, connections=computed)
             assert a.buildings.index.equals(b.buildings.index), pipe
             assert a.buildings["pipe"].tolist() == b.buildings["pipe"].tolist()
             assert a.summary == {
                 **b.summary,
                 "service_connections": a.summary["service_connections"],
             }
-        ranked = [criticality(net, buildings=links) for links in (stored, computed)]
+        ranked = [criticality(net, connections=links) for links in (stored, computed)]
         pd.testing.assert_frame_equal(
             ranked[0].drop(columns="geometry"), ranked[1].drop(columns="geometry")
         )

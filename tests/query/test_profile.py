@@ -167,7 +167,7 @@ def test_pipe_break_equals_the_cli_path(
     pipe, failed = break_case
     net = pipe_network(city, "water", pipes="water_pipes")
     links = service_connections(city.layer("buildings"), net)
-    expected = pipe_break(net, pipe, failed_valves=[failed], buildings=links)
+    expected = pipe_break(net, pipe, failed_valves=[failed], connections=links)
     impact = pipe_break_impact(index, pipe, failed_valves=[failed])
     assert impact.result.summary == expected.summary
     assert impact.summary()["extra_valve_uids"] == list(expected.extra_valves.index)

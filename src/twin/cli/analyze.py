@@ -65,7 +65,7 @@ def pipe_break_cmd(
         raise UsageError("give --json or --out, not both")
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
     links = service_links(city, net, buildings, max_service_m)
-    result = pipe_break(net, pipe, failed_valves=failed_valve or (), buildings=links)
+    result = pipe_break(net, pipe, failed_valves=failed_valve or (), connections=links)
     if output is not None:
         _write(result, output, city, buildings if links is not None else None)
         out.print(f"wrote the break of {pipe} to {output}")
@@ -167,7 +167,7 @@ def criticality_cmd(
     """
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
     links = service_links(city, net, buildings, max_service_m)
-    ranking = criticality(net, buildings=links).sort_values("rank")
+    ranking = criticality(net, connections=links).sort_values("rank")
     if links is not None:
         err.print(f"[dim]service connections {links.attrs['service_connections']}[/dim]")
     if output is not None:

@@ -432,7 +432,7 @@ def cascade_cmd(
     check_output_options(json_output, output)
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
     links = service_links(city, net, buildings, max_service_m)
-    broken = pipe_break(net, pipe, buildings=links)
+    broken = pipe_break(net, pipe, connections=links)
     _, access = load_access(twin_path, roads, buildings, facilities, where, speeds, tolerance)
     report = cascade(
         broken, access, distance_m=distance_m, min_overlap_m=min_overlap_m, max_time_s=max_time

@@ -9,7 +9,7 @@ prefix sums over the DFS order, so every segment costs about as much as one.
 Examples
 --------
 >>> from twin.network import building_connections
->>> ranking = criticality(net, buildings=building_connections(city, net))
+>>> ranking = criticality(net, connections=building_connections(city, net))
 >>> top = ranking.sort_values("rank").iloc[0]
 >>> bool(top["total_buildings"] >= ranking["total_buildings"].iloc[1:].min())
 True
@@ -23,7 +23,7 @@ import pandas as pd
 
 from twin.network.isolation import SegmentModel, SegmentTree, isolation_segments, query_model
 from twin.network.pipes import FloatArray, PipeNetwork
-from twin.network.services import Buildings, Services, prepared
+from twin.network.services import Connections, Services, connections_argument, prepared
 from twin.results import Ranking
 
 __all__ = ["Criticality", "criticality"]
@@ -47,7 +47,9 @@ class Criticality(Ranking):
     _table_name = "criticality"
 
 
-def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> Criticality:
+def criticality(
+    net: PipeNetwork, *, connections: Connections = None, buildings: Connections = None
+) -> Criticality:
     """What isolating each segment takes out, ranked: the segment and what it cuts off.
 
     One depth-first search over the segment graph rooted at the sources finds,
@@ -58,9 +60,11 @@ def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> Criticality
     Parameters
     ----------
     net : PipeNetwork
-    buildings : DataFrame, Series or mapping, optional
-        Building uid -> serving pipe uid, as for
+    connections : DataFrame, Series or mapping, optional
+        The service connections (building uid -> serving pipe uid), as for
         :func:`~twin.network.isolation.pipe_break`.
+    buildings : DataFrame, Series or mapping, optional
+        Deprecated name of ``connections`` (0.x; warns).
 
     Returns
     -------
@@ -70,7 +74,7 @@ def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> Criticality
         for the segments it cuts off, ``total_pipes``, ``total_length_m``,
         ``total_buildings`` and ``rank`` (1 = most critical, by buildings
         then length); geometry the segment's pipes. Export it as a layer.
-        ``attrs["service_connections"]`` carries the note of ``buildings``.
+        ``attrs["service_connections"]`` carries the note of ``connections``.
 
     Examples
     --------
@@ -78,9 +82,10 @@ def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> Criticality
     >>> int(ranking["rank"].min()), len(ranking) == len(isolation_segments(net).table)
     (1, True)
     """
+    connections = connections_argument(connections, buildings, function="criticality")
     model, tree = query_model(net)
     segs = isolation_segments(net)
-    weights = _segment_weights(net, model, prepared(net, buildings))
+    weights = _segment_weights(net, model, prepared(net, connections))
     cut = _cut_off_weights(model, tree, weights)
     table = gpd.GeoDataFrame(geometry=segs.table.geometry, crs=net.crs)
     names = list(weights.columns)
@@ -93,8 +98,8 @@ def criticality(net: PipeNetwork, *, buildings: Buildings = None) -> Criticality
     rank = np.empty(len(table), dtype=np.int64)
     rank[order] = np.arange(1, len(table) + 1)
     table["rank"] = rank
-    if isinstance(buildings, pd.DataFrame) and "service_connections" in buildings.attrs:
-        table.attrs["service_connections"] = buildings.attrs["service_connections"]
+    if isinstance(connections, pd.DataFrame) and "service_connections" in connections.attrs:
+        table.attrs["service_connections"] = connections.attrs["service_connections"]
     return Criticality(table)
 
 

@@ -57,7 +57,14 @@ from twin.network.pipes import (
     few,
     index_lookup,
 )
-from twin.network.services import Buildings, Services, buildings_of, prepared, ranges
+from twin.network.services import (
+    Connections,
+    Services,
+    buildings_of,
+    connections_argument,
+    prepared,
+    ranges,
+)
 from twin.results import Result, Summary, as_geoframe
 
 __all__ = ["BreakResult", "BreakSummary", "Segments", "isolation_segments", "pipe_break"]
@@ -513,7 +520,8 @@ def pipe_break(
     pipe_uid: str,
     *,
     failed_valves: Iterable[str] = (),
-    buildings: Buildings = None,
+    connections: Connections = None,
+    buildings: Connections = None,
 ) -> BreakResult:
     """Valves to close, pipes and buildings shut off by a break on ``pipe_uid``.
 
@@ -525,11 +533,14 @@ def pipe_break(
         The broken pipe.
     failed_valves : iterable of str, optional
         Valves that will not close: the isolation grows to the next valves.
+    connections : DataFrame, Series or mapping, optional
+        The service connections: building uid -> serving pipe uid
+        (``building_connections`` or ``service_connections`` output; a
+        ``population`` or ``customers`` column is summed; the note in
+        ``attrs["service_connections"]``, saying whether the connections were
+        stored or computed, goes into the summary).
     buildings : DataFrame, Series or mapping, optional
-        Building uid -> serving pipe uid (``building_connections`` or
-        ``service_connections`` output; a ``population`` or ``customers``
-        column is summed; the note in ``attrs["service_connections"]``, saying
-        whether the connections were stored or computed, goes into the summary).
+        Deprecated name of ``connections`` (0.x; warns).
 
     Returns
     -------
@@ -544,7 +555,7 @@ def pipe_break(
     --------
     >>> from twin.network import building_connections
     >>> links = building_connections(city, net)
-    >>> r = pipe_break(net, "water_pipes.JS000010", buildings=links)
+    >>> r = pipe_break(net, "water_pipes.JS000010", connections=links)
     >>> r.summary["buildings"] == len(r.buildings), r.summary.network
     (True, 'water')
     """
@@ -554,7 +565,8 @@ def pipe_break(
     warnings = [*net.warnings, *model.warnings, *warnings]
     if not len(model.source_seg):
         warnings.append("no source on the network: cut-off pipes are not reported")
-    services = prepared(net, buildings)
+    connections = connections_argument(connections, buildings, function="pipe_break")
+    services = prepared(net, connections)
     start = model.pipe_seg_idx[model.pipe_seg_ptr[row] : model.pipe_seg_ptr[row + 1]]
     if len(model.source_seg) and not model.supplied[start].all():
         warnings.append(f"pipe {pipe_uid} had no path to a source even before the break")
@@ -563,11 +575,11 @@ def pipe_break(
     base = _outage(net, model, tree, start, none, services) if len(failed) else outage
     result = _result(net, model, str(pipe_uid), outage, base, services, warnings)
     result.summary.failed_valves = [str(v) for v in model.valve_uid[failed]]
-    if isinstance(buildings, pd.DataFrame) and "service_connections" in buildings.attrs:
-        result.summary.service_connections = buildings.attrs["service_connections"]
-    if isinstance(buildings, gpd.GeoDataFrame):
-        result.buildings = _with_footprints(result.buildings, buildings)
-        result.extra_buildings = _with_footprints(result.extra_buildings, buildings)
+    if isinstance(connections, pd.DataFrame) and "service_connections" in connections.attrs:
+        result.summary.service_connections = connections.attrs["service_connections"]
+    if isinstance(connections, gpd.GeoDataFrame):
+        result.buildings = _with_footprints(result.buildings, connections)
+        result.extra_buildings = _with_footprints(result.extra_buildings, connections)
     return result
 
 

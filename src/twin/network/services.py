@@ -21,6 +21,7 @@ np.True_
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -53,9 +54,55 @@ class RelatedTwin(Protocol):
     ) -> pd.DataFrame: ...
 
 
-__all__ = ["Buildings", "building_connections", "service_connections"]
+__all__ = [
+    "Buildings",
+    "Connections",
+    "building_connections",
+    "connections_argument",
+    "service_connections",
+]
 
-Buildings = pd.DataFrame | pd.Series | Mapping[Any, Any] | None
+#: Service connections: building uid -> serving pipe uid (a ``pipe`` column, a Series
+#: or a mapping), as :func:`building_connections` and :func:`service_connections` give.
+Connections = pd.DataFrame | pd.Series | Mapping[Any, Any] | None
+#: Deprecated (0.x) name of :data:`Connections`.
+Buildings = Connections
+
+
+def connections_argument(
+    connections: Connections, buildings: Connections, *, function: str
+) -> Connections:
+    """The service connections given as ``connections=`` or, deprecated, ``buildings=``.
+
+    In :mod:`twin.network` ``buildings`` names building features or, on
+    :class:`twin.Twin`, a building layer; the table of service connections a
+    pipe break or a criticality ranking reads is ``connections``. The old keyword
+    still works for now, with a :class:`DeprecationWarning`.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> connections_argument({"b1": "p1"}, None, function="pipe_break")
+    {'b1': 'p1'}
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     given = connections_argument(None, {"b1": "p1"}, function="pipe_break")
+    >>> given, caught[0].category.__name__
+    ({'b1': 'p1'}, 'DeprecationWarning')
+    """
+    if buildings is None:
+        return connections
+    if connections is not None:
+        raise UsageError(
+            f"{function}() got connections= and buildings=: give the service connections "
+            "once, as connections= (buildings= is its deprecated name)"
+        )
+    warnings.warn(
+        f"{function}(buildings=…) is deprecated: pass the service connections as connections=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return buildings
 
 
 def service_connections(
@@ -216,8 +263,8 @@ class Services:
     unknown: int
 
 
-def prepared(net: PipeNetwork, buildings: Buildings) -> Services | None:
-    """``buildings`` grouped by pipe, cached on ``net`` while the table's content is the same.
+def prepared(net: PipeNetwork, connections: Connections) -> Services | None:
+    """``connections`` grouped by pipe, cached on ``net`` while the table's content is the same.
 
     The cache is keyed by content, not by the table object: an in-place edit of
     the table (``links.loc[uid, "pipe"] = …``) gives a new grouping. With pandas'
@@ -234,9 +281,9 @@ def prepared(net: PipeNetwork, buildings: Buildings) -> Services | None:
     >>> prepared(net, links) is before
     False
     """
-    if buildings is None:
+    if connections is None:
         return None
-    pipe, population = _columns(buildings)
+    pipe, population = _columns(connections)
     cached = net.cache.get("services")
     if cached is not None and _same(cached[0], pipe) and _same(cached[1], population):
         return cached[2]
@@ -257,16 +304,17 @@ def prepared(net: PipeNetwork, buildings: Buildings) -> Services | None:
     return services
 
 
-def _columns(buildings: Buildings) -> tuple[pd.Series, pd.Series | None]:
+def _columns(connections: Connections) -> tuple[pd.Series, pd.Series | None]:
     """The serving pipe of every building and, where given, its population (or customers)."""
-    if isinstance(buildings, pd.DataFrame):
+    if isinstance(connections, pd.DataFrame):
         population = next(
-            (buildings[c] for c in ("population", "customers") if c in buildings.columns), None
+            (connections[c] for c in ("population", "customers") if c in connections.columns),
+            None,
         )
-        return buildings["pipe"], population
-    if isinstance(buildings, pd.Series):
-        return buildings, None
-    return pd.Series(dict(buildings or {})), None
+        return connections["pipe"], population
+    if isinstance(connections, pd.Series):
+        return connections, None
+    return pd.Series(dict(connections or {})), None
 
 
 _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(

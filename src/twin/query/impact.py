@@ -310,5 +310,5 @@ def pipe_break_impact(
     )
     net = network_of(index, chosen, snap_tolerance_m)
     links = connections_of(index, chosen, net, max_service_m)
-    result = pipe_break(net, pipe, failed_valves=list(failed_valves), buildings=links)
+    result = pipe_break(net, pipe, failed_valves=list(failed_valves), connections=links)
     return BreakImpact(result, chosen)

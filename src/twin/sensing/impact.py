@@ -148,7 +148,7 @@ class ImpactEngine:
     def pipe_break(self, network: str, pipe: str) -> dict[str, Any]:
         """A break of ``pipe``: the summary of ``twin analyze cascade``, valve and building uids."""
         net, links = self.network(network)
-        broken = pipe_break(net, pipe, buildings=links)
+        broken = pipe_break(net, pipe, connections=links)
         answer: dict[str, Any] = {"analysis": "pipe_break", "network": network, "pipe": pipe}
         layers = set(self.city.layers)
         if {self.roads, self.facilities, self.buildings} <= layers:
