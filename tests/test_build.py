@@ -31,12 +31,9 @@ COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("b") / "sample.gpkg"
-    city = twin.Twin.create(path, crs="auto")
-    city.import_mapping(SAMPLES / "mapping.yaml")
-    city.build()
-    return path
+def built_once(sample_twin: twin.Twin) -> Path:
+    """The session's built sample twin (read only: tests write to a copy, ``city``)."""
+    return sample_twin.path
 
 
 @pytest.fixture

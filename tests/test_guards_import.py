@@ -204,7 +204,7 @@ def test_wrong_shapefile_encoding_is_a_source_error(
     city: twin.Twin, encoding: str, tmp_path: Path
 ) -> None:
     # The sample DBF is GBK (its .cpg says so): none of these decodes it.
-    with pytest.raises(twin.errors.SourceError, match=f"--encoding {encoding}"):
+    with pytest.raises(twin.errors.SourceError, match=f"encoding='{encoding}'"):
         city.import_layer(SAMPLES / "parcels.shp", layer="p", kind="parcel", encoding=encoding)
 
 
@@ -216,7 +216,7 @@ def test_unknown_encoding_name_is_a_usage_error(city: twin.Twin, encoding: str) 
 
 @pytest.mark.parametrize("where", ["nonsense ===", "地块编码 = ", "((", "no_such_field = 1"])
 def test_invalid_where_is_a_usage_error(city: twin.Twin, where: str) -> None:
-    with pytest.raises(twin.errors.UsageError, match="--where"):
+    with pytest.raises(twin.errors.UsageError, match="where="):
         city.import_layer(SAMPLES / "parcels.shp", layer="p", kind="parcel", where=where)
 
 
@@ -274,7 +274,7 @@ def test_every_row_rejected_by_crs_fails_naming_the_cause(
     src = tmp_path / "s.csv"
     rows = ["30.66,104.06", "30.67,104.07"] if cause == "swapped" else ["104.06,30.66"]
     src.write_text("id,lon,lat\n" + "\n".join(f"s{i},{r}" for i, r in enumerate(rows)) + "\n")
-    with pytest.raises(twin.errors.CRSError, match=f"{cause}.*--src-crs|--src-crs.*{cause}"):
+    with pytest.raises(twin.errors.CRSError, match=f"{cause}.*src_crs=|src_crs=.*{cause}"):
         city.import_layer(src, layer="s", kind="poi", id="id", **options)
     assert city.layers == []
 
@@ -285,7 +285,7 @@ def test_geojson_in_metres_without_crs_member_names_the_cause(
     src = tmp_path / "gk.geojson"
     features = [_point_feature(f"p{i}", str(X0 + i), str(Y0)) for i in range(3)]
     src.write_text(_feature_collection(features), encoding="utf-8")
-    with pytest.raises(twin.errors.CRSError, match=r"look like metres.*--src-crs"):
+    with pytest.raises(twin.errors.CRSError, match=r"look like metres.*src_crs="):
         city.import_layer(src, layer="p", kind="poi", id="id")
     report = city.import_layer(src, layer="p", kind="poi", id="id", src_crs=GK105)
     assert report.imported == 3
@@ -373,7 +373,7 @@ def test_reimport_removing_more_than_20_percent_fails(
 def test_another_id_field_needs_replace(city: twin.Twin, tmp_path: Path) -> None:
     src = _buildings(tmp_path, 3)
     city.import_layer(src, layer="b", kind="building", id="建筑编码")
-    with pytest.raises(twin.errors.UsageError, match="--replace"):
+    with pytest.raises(twin.errors.UsageError, match="replace=True"):
         city.import_layer(src, layer="b", kind="building", id="建筑名称", allow_removals=True)
     report = city.import_layer(
         src, layer="b", kind="building", id="建筑名称", replace=True, allow_removals=True
@@ -388,7 +388,7 @@ def test_another_dataset_under_another_name_needs_replace(city: twin.Twin, tmp_p
     other["geometry"] = boxes(5, gap=40)
     src = tmp_path / "roads_by_mistake.geojson"
     other.to_crs(4490).to_file(src)
-    with pytest.raises(twin.errors.UsageError, match="--replace"):
+    with pytest.raises(twin.errors.UsageError, match="replace=True"):
         city.import_layer(src, layer="b", kind="building", id="建筑编码", allow_removals=True)
     renamed = tmp_path / "b_2026.geojson"  # a re-delivery under a new name is fine
     buildings_frame(5).to_crs(4490).to_file(renamed)

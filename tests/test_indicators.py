@@ -8,7 +8,6 @@ discs for coverage ratios, on the sample district imported into a twin.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 import shapely
 
 import twin
-from tests.conftest import GK105, SAMPLES
+from tests.conftest import GK105
 from twin.errors import CRSError, UsageError
 from twin.indicators import (
     DEFAULT_RADIUS_M,
@@ -51,12 +50,9 @@ def disc_area(radius: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, gpd.GeoDataFrame]:
-    """The sample delivery imported into a twin: layers with twin field names."""
-    path = Path(tmp_path_factory.mktemp("ind")) / "sample.gpkg"
-    city = twin.Twin.create(path, crs="auto")
-    city.import_mapping(SAMPLES / "mapping.yaml")
-    return {name: city.layer(name) for name in city.layers}
+def sample(sample_twin: twin.Twin) -> dict[str, gpd.GeoDataFrame]:
+    """The session's sample twin's layers (twin field names), read once for this module."""
+    return {name: sample_twin.layer(name) for name in sample_twin.layers}
 
 
 # -- floors and heights -------------------------------------------------------

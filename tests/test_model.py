@@ -43,7 +43,7 @@ def test_unknown_crs_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_create_refuses_to_overwrite(city: twin.Twin) -> None:
-    with pytest.raises(twin.TwinExistsError, match="--overwrite"):
+    with pytest.raises(twin.TwinExistsError, match="overwrite=True"):
         twin.Twin.create(city.path)
 
 
@@ -100,7 +100,7 @@ def test_kind_cannot_change_on_reimport(city: twin.Twin, tmp_path: Path) -> None
     src = tmp_path / "b.gpkg"
     buildings_frame(2).to_file(src)
     city.import_layer(src, layer="things", kind="building", id="建筑编码")
-    with pytest.raises(twin.UsageError, match="--kind building"):
+    with pytest.raises(twin.UsageError, match="kind='building'"):
         city.import_layer(src, layer="things", kind="parcel", id="建筑编码")
 
 

@@ -33,14 +33,16 @@ REACH_M = 50.0
 
 
 @pytest.fixture(scope="module")
-def city() -> dict[str, gpd.GeoDataFrame]:
+def generated() -> dict[str, gpd.GeoDataFrame]:
     return generate_city(N, seed=SEED)
 
 
 @pytest.fixture(scope="module")
-def delivery(city: dict[str, gpd.GeoDataFrame], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def delivery(
+    generated: dict[str, gpd.GeoDataFrame], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     out = tmp_path_factory.mktemp("delivery")
-    write_delivery(city, out)
+    write_delivery(generated, out)
     return out
 
 
@@ -63,12 +65,12 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_same_seed_gives_identical_layers_and_files(
-    city: dict[str, gpd.GeoDataFrame], delivery: Path, tmp_path: Path
+    generated: dict[str, gpd.GeoDataFrame], delivery: Path, tmp_path: Path
 ) -> None:
     again = generate_city(N, seed=SEED)
     assert list(again) == list(LAYERS)
     for name in LAYERS:
-        a, b = city[name], again[name]
+        a, b = generated[name], again[name]
         pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
         wkb_a, wkb_b = shapely.to_wkb(a.geometry.to_numpy()), shapely.to_wkb(b.geometry.to_numpy())
         assert (wkb_a == wkb_b).all()
@@ -76,13 +78,13 @@ def test_same_seed_gives_identical_layers_and_files(
     assert _files(tmp_path) == _files(delivery)
 
 
-def test_different_seed_gives_a_different_city(city: dict[str, gpd.GeoDataFrame]) -> None:
+def test_different_seed_gives_a_different_city(generated: dict[str, gpd.GeoDataFrame]) -> None:
     other = generate_city(N, seed=SEED + 1)
     assert len(other["buildings"]) == N
-    a = shapely.to_wkb(city["buildings"].geometry.to_numpy()[:100])
+    a = shapely.to_wkb(generated["buildings"].geometry.to_numpy()[:100])
     b = shapely.to_wkb(other["buildings"].geometry.to_numpy()[:100])
     assert not np.array_equal(a, b)
-    a = shapely.to_wkb(city["roads"].geometry.to_numpy()[:50])
+    a = shapely.to_wkb(generated["roads"].geometry.to_numpy()[:50])
     b = shapely.to_wkb(other["roads"].geometry.to_numpy()[:50])
     assert not np.array_equal(a, b)
 
@@ -91,8 +93,8 @@ def _counts(c: dict[str, gpd.GeoDataFrame]) -> dict[str, int]:
     return {name: len(frame) for name, frame in c.items()}
 
 
-def test_counts_follow_the_number_of_buildings(city: dict[str, gpd.GeoDataFrame]) -> None:
-    counts = _counts(city)
+def test_counts_follow_the_number_of_buildings(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    counts = _counts(generated)
     assert counts["buildings"] == N
     assert N / 6 <= counts["parcels"] <= N / 3.5  # ~1 parcel per 5 buildings
     assert N / 12 <= counts["roads"] <= N / 7  # ~1 segment per 10 buildings
@@ -100,8 +102,8 @@ def test_counts_follow_the_number_of_buildings(city: dict[str, gpd.GeoDataFrame]
     assert counts["sensors"] == N // 10
     assert 0.28 <= counts["valves"] / (counts["water_pipes"] + counts["gas_pipes"]) <= 0.38
     assert 3 <= counts["districts"] <= 6
-    assert len(city["sources"].query("network == 'water'")) in (1, 2)
-    assert len(city["sources"].query("network == 'gas'")) >= 1
+    assert len(generated["sources"].query("network == 'water'")) in (1, 2)
+    assert len(generated["sources"].query("network == 'gas'")) >= 1
     small = _counts(generate_city(1000, seed=SEED))
     assert small["buildings"] == 1000
     for name in ("parcels", "roads", "water_pipes", "gas_pipes", "sensors"):
@@ -109,9 +111,9 @@ def test_counts_follow_the_number_of_buildings(city: dict[str, gpd.GeoDataFrame]
 
 
 @pytest.mark.slow
-def test_counts_scale_to_100_000_buildings(city: dict[str, gpd.GeoDataFrame]) -> None:
+def test_counts_scale_to_100_000_buildings(generated: dict[str, gpd.GeoDataFrame]) -> None:
     big = generate_city(100_000, seed=SEED)
-    counts, base = _counts(big), _counts(city)
+    counts, base = _counts(big), _counts(generated)
     assert counts["buildings"] == 100_000
     scale = 100_000 / N
     for name in ("parcels", "roads", "water_pipes", "gas_pipes", "valves", "sensors"):
@@ -126,13 +128,13 @@ def test_counts_scale_to_100_000_buildings(city: dict[str, gpd.GeoDataFrame]) ->
     assert dist.max() <= REACH_M
 
 
-def test_rejects_bad_arguments(city: dict[str, gpd.GeoDataFrame], tmp_path: Path) -> None:
+def test_rejects_bad_arguments(generated: dict[str, gpd.GeoDataFrame], tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         generate_city(10)
     with pytest.raises(UsageError):
         generate_city(1000, seed=-1)
     with pytest.raises(UsageError):
-        write_delivery(city, tmp_path, formats="zip")
+        write_delivery(generated, tmp_path, formats="zip")
 
 
 # --- networks ------------------------------------------------------------------------------
@@ -230,9 +232,9 @@ def test_valves_cut_the_network_into_blocks_of_a_few_streets(delivery: Path, net
 
 
 @pytest.mark.parametrize("layer", ["roads", "water_pipes", "gas_pipes"])
-def test_every_building_within_50_m(city: dict[str, gpd.GeoDataFrame], layer: str) -> None:
+def test_every_building_within_50_m(generated: dict[str, gpd.GeoDataFrame], layer: str) -> None:
     joined = gpd.sjoin_nearest(
-        city["buildings"][["geometry"]], city[layer][["geometry"]], distance_col="dist"
+        generated["buildings"][["geometry"]], generated[layer][["geometry"]], distance_col="dist"
     )
     per_building = joined.groupby(level=0)["dist"].min()
     assert len(per_building) == N
@@ -242,10 +244,10 @@ def test_every_building_within_50_m(city: dict[str, gpd.GeoDataFrame], layer: st
 # --- delivery files ------------------------------------------------------------------------
 
 
-def test_parcels_shapefile_is_gbk(city: dict[str, gpd.GeoDataFrame], delivery: Path) -> None:
+def test_parcels_shapefile_is_gbk(generated: dict[str, gpd.GeoDataFrame], delivery: Path) -> None:
     assert (delivery / "parcels.cpg").read_text().strip().upper() == "GBK"
     parcels = pyogrio.read_dataframe(delivery / "parcels.shp")
-    expected = city["parcels"]
+    expected = generated["parcels"]
     assert list(parcels.columns) == list(expected.columns)
     for field in ("地块编码", "地块名称", "用地性质"):
         assert parcels[field].tolist() == expected[field].tolist()
@@ -261,7 +263,7 @@ def test_parcels_shapefile_is_gbk(city: dict[str, gpd.GeoDataFrame], delivery: P
 
 
 def test_buildings_geojson_is_cgcs2000_geographic(
-    city: dict[str, gpd.GeoDataFrame], delivery: Path
+    generated: dict[str, gpd.GeoDataFrame], delivery: Path
 ) -> None:
     path = delivery / "buildings.geojson"
     doc = json.loads(path.read_text(encoding="utf-8"))
@@ -273,15 +275,15 @@ def test_buildings_geojson_is_cgcs2000_geographic(
     assert abs(lon - 104.06) < 0.2 and abs(lat - 30.66) < 0.2
     moved = shapely.distance(
         back.to_crs(4544).geometry.centroid.to_numpy(),
-        city["buildings"].geometry.centroid.to_numpy(),
+        generated["buildings"].geometry.centroid.to_numpy(),
     )
     assert moved.max() < 0.01
-    assert back["建筑编码"].tolist() == city["buildings"]["建筑编码"].tolist()
+    assert back["建筑编码"].tolist() == generated["buildings"]["建筑编码"].tolist()
 
 
 @pytest.mark.parametrize("name", ["sensors", "cameras"])
 def test_csv_coordinates_are_gcj02(
-    city: dict[str, gpd.GeoDataFrame], delivery: Path, name: str
+    generated: dict[str, gpd.GeoDataFrame], delivery: Path, name: str
 ) -> None:
     path = delivery / f"{name}.csv"
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
@@ -297,7 +299,7 @@ def test_csv_coordinates_are_gcj02(
         "感知半径",
         "名称",
     ]
-    frame = city[name]
+    frame = generated[name]
     assert table["设备编号"].tolist() == frame["设备编号"].tolist()
     to_wgs84 = Transformer.from_crs("EPSG:4544", "EPSG:4326", always_xy=True)
     to_twin = Transformer.from_crs("EPSG:4326", "EPSG:4544", always_xy=True)
@@ -336,8 +338,8 @@ def test_mapping_file_describes_the_delivery(delivery: Path) -> None:
     assert specs["grids"].fields["所属街道"] == "district_code"
 
 
-def test_single_geopackage_format(city: dict[str, gpd.GeoDataFrame], tmp_path: Path) -> None:
-    paths = write_delivery(city, tmp_path, formats="gpkg")
+def test_single_geopackage_format(generated: dict[str, gpd.GeoDataFrame], tmp_path: Path) -> None:
+    paths = write_delivery(generated, tmp_path, formats="gpkg")
     layers = {row[0] for row in pyogrio.list_layers(tmp_path / "city.gpkg")}
     assert layers == set(LAYERS)
     specs = read_mapping(paths["mapping"])
@@ -396,13 +398,13 @@ def test_committed_sample_is_the_seed_42_city(delivery: Path) -> None:
 # --- attributes and deliberate defects -----------------------------------------------------
 
 
-def test_promised_shares(city: dict[str, gpd.GeoDataFrame]) -> None:
-    valves = city["valves"]
+def test_promised_shares(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    valves = generated["valves"]
     share = valves["status"].value_counts(normalize=True)
     assert 0.015 <= share["closed"] <= 0.045
     assert 0.01 <= share["inoperable"] <= 0.03
     assert share["open"] >= 0.9
-    b = city["buildings"]
+    b = generated["buildings"]
     assert b["层数"].isna().mean() == pytest.approx(0.10, abs=0.02)
     assert b["建筑高度"].notna().mean() == pytest.approx(0.60, abs=0.03)
     assert not (b["层数"].isna() & b["建筑高度"].isna()).any()
@@ -411,25 +413,25 @@ def test_promised_shares(city: dict[str, gpd.GeoDataFrame]) -> None:
     assert storey.between(2.7, 7.0).all()
     assert storey.median() == pytest.approx(3.0, abs=0.3)
     assert b["建筑名称"].notna().mean() == pytest.approx(0.3, abs=0.05)
-    assert b["建筑编码"].is_unique and city["parcels"]["地块编码"].is_unique
+    assert b["建筑编码"].is_unique and generated["parcels"]["地块编码"].is_unique
 
 
-def test_land_use_shares_and_empty_parcels(city: dict[str, gpd.GeoDataFrame]) -> None:
-    parcels = city["parcels"]
+def test_land_use_shares_and_empty_parcels(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    parcels = generated["parcels"]
     share = parcels["用地性质"].value_counts(normalize=True)
     assert share.index[0] == "R2"
     assert share[["R1", "R2", "R3"]].sum() > 0.3
     assert {"B1", "A3", "M1", "G1", "S4", "U1"} <= set(share.index)
-    hits = gpd.sjoin(parcels, city["buildings"][["geometry"]], predicate="intersects")
+    hits = gpd.sjoin(parcels, generated["buildings"][["geometry"]], predicate="intersects")
     empty = parcels.loc[~parcels.index.isin(hits.index), "用地性质"]
     assert {"G1", "S4"} <= set(empty)
     assert parcels["密度上限"].between(0, 1).all()
 
 
-def _largest_overlap(city: dict[str, gpd.GeoDataFrame]) -> tuple[pd.Series, pd.Series]:
+def _largest_overlap(generated: dict[str, gpd.GeoDataFrame]) -> tuple[pd.Series, pd.Series]:
     """Parcel of each building by largest overlap, and how many parcels each touches."""
-    b = city["buildings"][["geometry"]].reset_index(names="b")
-    p = city["parcels"][["geometry"]].reset_index(names="p")
+    b = generated["buildings"][["geometry"]].reset_index(names="b")
+    p = generated["parcels"][["geometry"]].reset_index(names="p")
     pieces = gpd.overlay(b, p, how="intersection", keep_geom_type=True)
     pieces["area"] = pieces.area
     pieces = pieces[pieces["area"] > 1.0]
@@ -437,9 +439,9 @@ def _largest_overlap(city: dict[str, gpd.GeoDataFrame]) -> tuple[pd.Series, pd.S
     return best, pieces.groupby("b").size()
 
 
-def test_compliance_checks_have_cases(city: dict[str, gpd.GeoDataFrame]) -> None:
-    b, parcels = city["buildings"], city["parcels"]
-    best, touched = _largest_overlap(city)
+def test_compliance_checks_have_cases(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    b, parcels = generated["buildings"], generated["parcels"]
+    best, touched = _largest_overlap(generated)
     assert (touched >= 2).sum() >= 1  # straddles a parcel boundary
     assert len(b) - len(best) >= 1  # stands on no parcel
     floors = b["层数"].astype(float).fillna(b["建筑高度"] / 3.0)
@@ -457,13 +459,13 @@ def test_compliance_checks_have_cases(city: dict[str, gpd.GeoDataFrame]) -> None
     assert shapely.is_valid(geoms).all()
 
 
-def test_sensors_stand_where_promised(city: dict[str, gpd.GeoDataFrame]) -> None:
-    s = city["sensors"]
+def test_sensors_stand_where_promised(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    s = generated["sensors"]
     assert set(s["类型"]) == {"smoke", "water_pressure", "gas_leak", "water_level"}
     assert s["设备编号"].is_unique
 
     def nearest(points: gpd.GeoDataFrame, layer: str) -> np.ndarray:
-        tree = shapely.STRtree(city[layer].geometry.to_numpy())
+        tree = shapely.STRtree(generated[layer].geometry.to_numpy())
         return tree.query_nearest(points.geometry.to_numpy(), return_distance=True)[1]
 
     assert nearest(s[s["类型"] == "water_pressure"], "water_pipes").max() < 1e-6
@@ -471,18 +473,18 @@ def test_sensors_stand_where_promised(city: dict[str, gpd.GeoDataFrame]) -> None
     assert nearest(s[s["类型"] == "smoke"], "buildings").max() == 0.0
     assert (s.loc[s["类型"] == "water_level", "单位"] == "m").all()
     assert (s["阈值上限"] > s["阈值下限"].fillna(-np.inf)).all()
-    cams = city["cameras"]
+    cams = generated["cameras"]
     assert (cams["类型"] == "camera").all() and len(cams) > 0
     assert nearest(cams, "roads").max() < 15.0
 
 
-def test_districts_tile_the_city_and_grids_nest(city: dict[str, gpd.GeoDataFrame]) -> None:
-    d, g = city["districts"], city["grids"]
+def test_districts_tile_the_city_and_grids_nest(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    d, g = generated["districts"], generated["grids"]
     assert d.geometry.is_valid.all() and g.geometry.is_valid.all()
     union = d.union_all()
     assert d.area.sum() == pytest.approx(union.area, rel=1e-9)  # no overlaps
     for layer in ("buildings", "roads", "parcels", "sensors", "cameras"):
-        assert city[layer].geometry.within(union).all(), layer
+        assert generated[layer].geometry.within(union).all(), layer
     assert g.area.sum() == pytest.approx(union.area, rel=1e-9)
     inside = gpd.sjoin(g.set_geometry(g.representative_point()), d, predicate="within")
     assert (inside["所属街道"] == inside["街道代码"]).all() and len(inside) == len(g)

@@ -78,7 +78,7 @@ def test_missing_required_field_names_the_fix(city: twin.Twin, tmp_path: Path) -
         {"id": ["p1"]}, geometry=[shapely.LineString([(X0, Y0), (X0 + 1, Y0)])], crs=GK105
     )
     src = _write(frame, tmp_path / "p.gpkg")
-    with pytest.raises(twin.SchemaError, match=r"needs field 'network'.*--set network=VALUE"):
+    with pytest.raises(twin.SchemaError, match=r"needs field 'network'.*set=\{'network': VALUE\}"):
         city.import_layer(src, layer="pipes", kind="pipe", id="id")
     report = city.import_layer(src, layer="pipes", kind="pipe", id="id", set={"network": "water"})
     assert report.imported == 1 and city.layer("pipes")["network"].tolist() == ["water"]

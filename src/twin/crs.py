@@ -80,7 +80,7 @@ def resolve_crs(value: Any) -> CRS:
     if text in {"gcj02", "bd09"}:
         raise CRSError(
             f"{value} is a web-map convention, not a CRS: give the CRS as EPSG:4326 and the "
-            f"convention separately (--coords {text})"
+            f"convention separately (coords={text!r})"
         )
     if text == "auto":
         raise CRSError("'auto' is chosen from the data: use auto_crs_for(data) (or crs='auto')")
@@ -124,7 +124,7 @@ def auto_crs(lon: float, lat: float) -> CRS:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
         raise CRSError(
             f"({lon}, {lat}) is not a longitude/latitude in degrees: check the source CRS "
-            "(pass --src-crs, e.g. --src-crs EPSG:4490) or give the twin's CRS explicitly"
+            "(pass src_crs=, e.g. src_crs='EPSG:4490') or give the twin's CRS explicitly"
         )
     if bool(in_china(lon, lat)):
         return CRS.from_epsg(_gk3_code(lon))
@@ -160,7 +160,7 @@ def auto_crs_for(data: _HasBounds | Sequence[float] | np.ndarray, crs: Any = Non
     if crs is None:
         crs = getattr(data, "crs", None)
     if crs is None:
-        raise CRSError("the data has no CRS: say which it is (e.g. --src-crs EPSG:4490)")
+        raise CRSError("the data has no CRS: say which it is (e.g. src_crs='EPSG:4490')")
     source = resolve_crs(crs)
     bounds = data.total_bounds if hasattr(data, "total_bounds") else data
     minx, miny, maxx, maxy = np.asarray(bounds, dtype=float).reshape(4)

@@ -54,7 +54,7 @@ def grid_from_districts(
     """
     require_projected(districts.crs, "grid generation")
     if not cell_m > 0:
-        raise UsageError(f"--cell-m must be a positive number of metres, not {cell_m}")
+        raise UsageError(f"cell_m= must be a positive number of metres, not {cell_m}")
     codes = _district_codes(districts, district_field)
     pieces = [
         _cells_of(geom, code, uid, cell_m)
@@ -84,7 +84,7 @@ def _cells_of(district: shapely.Geometry, code: str, uid: object, cell_m: float)
     if len(cols) * len(rows) > MAX_CELLS:
         raise UsageError(
             f"{len(cols) * len(rows):,} cells of {cell_m:g} m for district {code}: "
-            "use a larger --cell-m"
+            "use a larger cell_m="
         )
     cc, rr = (a.ravel() for a in np.meshgrid(cols, rows, indexing="ij"))
     squares = shapely.box(cc * cell_m, rr * cell_m, (cc + 1) * cell_m, (rr + 1) * cell_m)

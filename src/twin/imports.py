@@ -28,7 +28,13 @@ from twin.io import SourceData, checksum, read_source
 from twin.kinds import RESTRICTED_SENSOR_TYPES, Classification, LayerKind, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport, Rejection
-from twin.validate import check_geometries, convert_fields, new_reasons, note
+from twin.validate import (
+    check_geometries,
+    convert_fields,
+    new_reasons,
+    note,
+    valid_geometries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +183,13 @@ def _map_and_validate(
     frame = _apply_mapping(frame, spec, kind, report)
     reasons = new_reasons(len(frame))
     values = np.asarray(frame.geometry.array, dtype=object)
-    nonfinite = guards.nonfinite_geometries(values)
+    valid = valid_geometries(values)  # computed once: the guard and the repair both read it
+    nonfinite = guards.nonfinite_geometries(values, valid=valid)
     if nonfinite.any():
         note(reasons, nonfinite, "a coordinate is not a finite number (inf or NaN)")
         values[nonfinite] = None
         frame = frame.set_geometry(gpd.GeoSeries(values, index=frame.index, crs=frame.crs))
-    geoms, repaired = check_geometries(frame.geometry, kind, reasons)
+    geoms, repaired = check_geometries(frame.geometry, kind, reasons, valid=valid)
     frame = convert_fields(frame, kind, reasons)
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
     if spec.id is not None:
@@ -282,13 +289,15 @@ def _apply_mapping(
     if absent:
         raise SchemaError(
             f"kind {kind.name} needs field {absent[0]!r}: map a source field to it with "
-            f"--map SOURCE_FIELD={absent[0]} or give a constant with --set {absent[0]}=VALUE "
+            f"fields={{'SOURCE_FIELD': '{absent[0]}'}} or give a constant with "
+            f"set={{'{absent[0]}': VALUE}} "
             f"(source fields: {_field_list(frame)})"
         )
     for group in kind.require_one_of:
         if not any(name in frame.columns for name in group):
             report.warnings.append(
-                f"none of {', '.join(group)} present: map one with --map SOURCE_FIELD={group[0]}"
+                f"none of {', '.join(group)} present: map one with "
+                f"fields={{'SOURCE_FIELD': '{group[0]}'}}"
             )
     return frame
 
@@ -312,15 +321,15 @@ def _source_crs(data: SourceData, spec: ImportSpec, report: ImportReport) -> pyp
         given = resolve_crs(spec.src_crs)
         if data.crs is not None and not given.equals(data.crs):
             report.warnings.append(
-                f"--src-crs {spec.src_crs} overrides the source's own CRS {data.crs.to_string()}"
+                f"src_crs={spec.src_crs!r} overrides the source's own CRS {data.crs.to_string()}"
             )
         return given
     if data.crs is None and spec.coords:
         return pyproj.CRS.from_epsg(4326)  # GCJ-02 and BD-09 are offsets of WGS 84 lon/lat
     if data.crs is None:
         raise CRSError(
-            f"{spec.source.name} declares no CRS: say which with --src-crs "
-            "(e.g. --src-crs EPSG:4490 for CGCS2000 lon/lat, EPSG:4326 for WGS 84)"
+            f"{spec.source.name} declares no CRS: say which with src_crs= "
+            "(e.g. src_crs='EPSG:4490' for CGCS2000 lon/lat, src_crs='EPSG:4326' for WGS 84)"
         )
     return data.crs
 
@@ -336,8 +345,8 @@ def _to_twin_crs(
     if spec.coords:
         if not src_crs.is_geographic:
             raise CRSError(
-                f"--coords {spec.coords} converts web-map lon/lat, but the source CRS "
-                f"{src_crs.to_string()} is projected: drop --coords or fix --src-crs"
+                f"coords={spec.coords!r} converts web-map lon/lat, but the source CRS "
+                f"{src_crs.to_string()} is projected: drop coords= or fix src_crs="
             )
         from twin.webcoords import geometries_to_wgs84
 

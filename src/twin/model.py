@@ -109,9 +109,7 @@ class Twin:
         """
         target = Path(path)
         if target.exists() and not overwrite:
-            raise TwinExistsError(
-                f"{target} exists: pass overwrite=True (--overwrite) to replace it"
-            )
+            raise TwinExistsError(f"{target} exists: pass overwrite=True to replace it")
         crs_text = "auto"
         if not (isinstance(crs, str) and crs.lower() == "auto"):
             resolved = resolve_crs(crs)
@@ -365,7 +363,7 @@ class Twin:
         if not existing.empty and existing["kind"].iloc[0] != spec.kind:
             raise UsageError(
                 f"layer {spec.layer} holds kind {existing['kind'].iloc[0]}: import it with "
-                f"--kind {existing['kind'].iloc[0]}, or choose another layer name"
+                f"kind={existing['kind'].iloc[0]!r}, or choose another layer name"
             )
 
     def _commit(self, prepared: PreparedImport) -> None:

@@ -3,7 +3,8 @@
 Fixtures
 --------
 sample_twin_file
-    Session twin of data/samples (every layer of mapping.yaml) with relations built.
+    The path of the session's built sample twin (``sample_twin`` of the root
+    ``conftest.py``, shared read-only by every test: servers get copies).
 live_server
     Session server over a copy of it: ``url``, ``twin``, ``keys`` (role -> key:
     ``internal``, ``restricted``, ``ops``), ``audit_log``, ``get(path, role=None, **params)``.
@@ -126,8 +127,8 @@ def stop_server(server: LiveServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def sample_twin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_sample_twin(tmp_path_factory.mktemp("sample-twin") / "chengdu.twin.gpkg")
+def sample_twin_file(sample_twin: twin.Twin) -> Path:
+    return sample_twin.path
 
 
 @pytest.fixture(scope="session")

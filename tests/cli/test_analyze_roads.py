@@ -17,7 +17,7 @@ import pytest
 from shapely import LineString, Point, box
 
 import twin
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import run_cli
 from tests.network.small_network import X0, Y0, make_twin
 
 CRS = "EPSG:4544"
@@ -249,28 +249,20 @@ def test_cascade_json(tmp_path: Path) -> None:
     assert default["roads_closed"] == ["roads.R2"]
 
 
-@pytest.fixture(scope="module")
-def sample_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sample") / "chengdu.gpkg"
-    city = twin.Twin.create(path, crs="auto")
-    city.import_mapping(SAMPLES / "mapping.yaml")
-    return path
-
-
 @pytest.mark.slow
-def test_sample_service_area_matches_the_library(sample_twin: Path) -> None:
+def test_sample_service_area_matches_the_library(sample_twin: twin.Twin) -> None:
     from twin.network import road_access, road_network, select_facilities, service_areas
 
     data = _json(
         "analyze",
         "service-area",
-        str(sample_twin),
+        str(sample_twin.path),
         "--where",
         "poi_type=消防站",
         "--max-time",
         "120",
     )
-    city = twin.Twin.open(sample_twin)
+    city = sample_twin
     fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
     access = road_access(road_network(city), city.layer("buildings"), fire)
     times = service_areas(access).buildings["time_s"]

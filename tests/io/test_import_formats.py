@@ -97,7 +97,7 @@ def test_geopackage_with_several_layers_needs_source_layer(city: twin.Twin, tmp_
     gpkg = tmp_path / "delivery.gpkg"
     parcels_frame().to_file(gpkg, layer="parcels")
     parcels_frame().iloc[:1].to_file(gpkg, layer="other")
-    with pytest.raises(twin.UsageError, match="--source-layer"):
+    with pytest.raises(twin.UsageError, match="source_layer="):
         city.import_layer(gpkg, layer="parcels", kind="parcel", id="地块编码")
     with pytest.raises(twin.UsageError, match=r"no layer 'nope'.*parcels, other"):
         city.import_layer(gpkg, layer="parcels", kind="parcel", id="地块编码", source_layer="nope")
@@ -174,7 +174,7 @@ def test_csv_xy_needs_src_crs(city: twin.Twin, tmp_path: Path) -> None:
     pd.DataFrame(
         {"编号": ["P1", "P2"], "名称": ["医院", "学校"], "x": [X0, X0 + 100], "y": [Y0, Y0 + 50]}
     ).to_csv(src, index=False, encoding="utf-8-sig")
-    with pytest.raises(twin.CRSError, match="--src-crs"):
+    with pytest.raises(twin.CRSError, match="src_crs="):
         city.import_layer(src, layer="pois", kind="poi", id="编号")
     assert city.layers == []
     city.import_layer(
@@ -236,7 +236,7 @@ def test_csv_gcj02_points_are_converted(city: twin.Twin, tmp_path: Path) -> None
 def test_coords_on_projected_source_is_an_error(city: twin.Twin, tmp_path: Path) -> None:
     src = tmp_path / "p.gpkg"
     parcels_frame().to_file(src)
-    with pytest.raises(twin.CRSError, match="--coords gcj02"):
+    with pytest.raises(twin.CRSError, match="coords='gcj02'"):
         city.import_layer(src, layer="parcels", kind="parcel", coords="gcj02")
 
 

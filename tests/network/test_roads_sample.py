@@ -21,13 +21,13 @@ FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def city() -> dict[str, gpd.GeoDataFrame]:
+def generated() -> dict[str, gpd.GeoDataFrame]:
     return generate_city(3000, seed=42)
 
 
 @pytest.fixture(scope="module")
-def roads(city: dict[str, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
-    return city["roads"].rename(columns=FIELDS).set_index("道路编码")
+def roads(generated: dict[str, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    return generated["roads"].rename(columns=FIELDS).set_index("道路编码")
 
 
 def test_sample_roads_are_one_connected_network(roads: gpd.GeoDataFrame) -> None:
@@ -46,12 +46,12 @@ def test_sample_roads_are_one_connected_network(roads: gpd.GeoDataFrame) -> None
 
 
 def test_bridges_are_a_level_up_and_meet_streets_only_at_their_ends(
-    city: dict[str, gpd.GeoDataFrame], roads: gpd.GeoDataFrame
+    generated: dict[str, gpd.GeoDataFrame], roads: gpd.GeoDataFrame
 ) -> None:
     bridges = roads[roads["bridge"] == 1]
     assert len(bridges) >= 2 and (bridges["level"] == 1).all()
     assert (roads.loc[roads["bridge"] == 0, "level"] == 0).all()
-    parcels = city["parcels"]
+    parcels = generated["parcels"]
     river = shapely.union_all(parcels.loc[parcels["用地性质"] == "E1"].geometry.to_numpy())
     others = roads[roads["bridge"] == 0].geometry.to_numpy()
     ends = shapely.union_all(shapely.boundary(bridges.geometry.to_numpy()))
@@ -73,12 +73,12 @@ def test_bridges_are_a_level_up_and_meet_streets_only_at_their_ends(
     assert (degree[net.edge_to[bridge_edges]] >= 2).all()
 
 
-def test_facilities_spread_over_the_city(city: dict[str, gpd.GeoDataFrame]) -> None:
-    fac = city["facilities"]
+def test_facilities_spread_over_the_city(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    fac = generated["facilities"]
     assert len(fac) == facility_count(3000) == 6
     assert fac["设施类型"].value_counts().to_dict() == dict.fromkeys(FACILITY_TYPES, 2)
     assert fac["设施编码"].is_unique
-    buildings = city["buildings"].geometry.to_numpy()
+    buildings = generated["buildings"].geometry.to_numpy()
     hits = shapely.STRtree(buildings).query(fac.geometry.to_numpy(), predicate="within")
     assert sorted(set(hits[0])) == list(range(6))  # each stands inside a building
     gaps = fac.geometry.to_numpy()[:, None].tolist()

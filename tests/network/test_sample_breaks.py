@@ -31,15 +31,15 @@ from twin.sample import generate_city
 
 
 @pytest.fixture(scope="module")
-def city() -> dict[str, gpd.GeoDataFrame]:
+def generated() -> dict[str, gpd.GeoDataFrame]:
     return generate_city(3000, seed=42)
 
 
-def _frames(city: dict[str, gpd.GeoDataFrame], network: str) -> dict[str, gpd.GeoDataFrame]:
+def _frames(generated: dict[str, gpd.GeoDataFrame], network: str) -> dict[str, gpd.GeoDataFrame]:
     return {
-        "pipes": city[f"{network}_pipes"].set_index("pipe_id"),
-        "valves": city["valves"].query("network == @network").set_index("valve_id"),
-        "sources": city["sources"].query("network == @network").set_index("source_id"),
+        "pipes": generated[f"{network}_pipes"].set_index("pipe_id"),
+        "valves": generated["valves"].query("network == @network").set_index("valve_id"),
+        "sources": generated["sources"].query("network == @network").set_index("source_id"),
     }
 
 
@@ -134,12 +134,12 @@ def _shut_more(frames: dict[str, gpd.GeoDataFrame], share: float) -> dict[str, g
     [("water", 0, 0), ("gas", 0, 30), ("water", 0.6, 80), ("gas", 0.6, 120)],
 )
 def test_every_break_matches_networkx(
-    city: dict[str, gpd.GeoDataFrame], network: str, closed: float, min_cut: int
+    generated: dict[str, gpd.GeoDataFrame], network: str, closed: float, min_cut: int
 ) -> None:
-    frames = _shut_more(_frames(city, network), closed)
+    frames = _shut_more(_frames(generated, network), closed)
     net = network_from_frames(frames["pipes"], frames["valves"], frames["sources"], network=network)
     expected = Expected(frames)
-    links = service_connections(city["buildings"].set_index("建筑编码"), net)
+    links = service_connections(generated["buildings"].set_index("建筑编码"), net)
     served = links["pipe"]
     some_cut = 0
     for pipe in net.pipes.index:
@@ -156,9 +156,9 @@ def test_every_break_matches_networkx(
 
 @pytest.mark.parametrize(("network", "closed"), [("water", 0), ("gas", 0), ("water", 0.6)])
 def test_failed_valves_match_networkx(
-    city: dict[str, gpd.GeoDataFrame], network: str, closed: float
+    generated: dict[str, gpd.GeoDataFrame], network: str, closed: float
 ) -> None:
-    frames = _shut_more(_frames(city, network), closed)
+    frames = _shut_more(_frames(generated, network), closed)
     net = network_from_frames(frames["pipes"], frames["valves"], frames["sources"], network=network)
     expected = Expected(frames)
     rng = np.random.default_rng(7)
@@ -176,8 +176,8 @@ def test_failed_valves_match_networkx(
     assert some_cut >= (20 if closed else 0), some_cut
 
 
-def test_segment_sizes_match_networkx(city: dict[str, gpd.GeoDataFrame]) -> None:
-    frames = _frames(city, "water")
+def test_segment_sizes_match_networkx(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    frames = _frames(generated, "water")
     net = network_from_frames(frames["pipes"], frames["valves"], frames["sources"])
     table = isolation_segments(net).table
     expected = Expected(frames)
@@ -186,10 +186,10 @@ def test_segment_sizes_match_networkx(city: dict[str, gpd.GeoDataFrame]) -> None
     assert sorted(table["n_pipes"]) == sizes
 
 
-def test_criticality_matches_every_break(city: dict[str, gpd.GeoDataFrame]) -> None:
-    frames = _frames(city, "water")
+def test_criticality_matches_every_break(generated: dict[str, gpd.GeoDataFrame]) -> None:
+    frames = _frames(generated, "water")
     net = network_from_frames(frames["pipes"], frames["valves"], frames["sources"])
-    links = service_connections(city["buildings"].set_index("建筑编码"), net)
+    links = service_connections(generated["buildings"].set_index("建筑编码"), net)
     ranking = criticality(net, connections=links)
     of_pipe = isolation_segments(net).of_pipe
     for pipe in of_pipe.index:

@@ -300,7 +300,7 @@ def test_statistics_by_district_only_from_visible_layers(
     everything = statistics(index, by="grid")
     assert "water_pipes_km" in everything.table.columns
     assert statistics(index, by="grid") is everything  # computed once per snapshot
-    with pytest.raises(UsageError, match="--by"):
+    with pytest.raises(UsageError, match="by="):
         statistics(index, by="roads")
 
 

@@ -58,7 +58,7 @@ def test_read_only_twin_needs_force(tmp_path: Path, mode: int) -> None:
     city = _seeded(tmp_path)
     os.chmod(city.path, mode)
     before = city.path.read_bytes() if mode else None
-    with pytest.raises(twin.errors.ReadOnlyTwinError, match="--force"):
+    with pytest.raises(twin.errors.ReadOnlyTwinError, match="force=True"):
         _reimport(city, tmp_path)
     if before is not None:
         assert city.path.read_bytes() == before

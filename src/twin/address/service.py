@@ -83,7 +83,7 @@ def _choose(index: CityIndex, layers: Sequence[str], layer: str | None) -> str:
         return layer
     if not names:
         raise LayerNotFoundError(
-            "this twin has no standard address layer: import one with --kind address"
+            "this twin has no standard address layer: import one with kind='address'"
         )
     return names[0]
 

@@ -35,7 +35,8 @@ from twin.cli import (
     serve,
     vitals_cmd,
 )
-from twin.cli._common import State, err, exit_code_for
+from twin.cli._common import State, cli_wording, err, exit_code_for
+from twin.errors import TwinError
 
 app = typer.Typer(
     name="twin",
@@ -123,5 +124,6 @@ def main() -> None:
         if State.verbosity >= 2:
             raise
         prefix = "error" if code != 1 else f"unexpected error ({type(exc).__name__})"
-        err.print(f"[red]{prefix}:[/red] {escape(str(exc))}", markup=True, highlight=False)
+        text = cli_wording(str(exc)) if isinstance(exc, TwinError) else str(exc)
+        err.print(f"[red]{prefix}:[/red] {escape(text)}", markup=True, highlight=False)
         sys.exit(code)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -232,15 +233,80 @@ def write_check_report(report: Any, output: Path | None, *, json_output: bool) -
     return True
 
 
+#: The library's keyword -> the CLI's option, for the messages the library writes in
+#: Python (``src_crs='EPSG:4490'``): every keyword a library message names.
+OPTION_WORDS: dict[str, str] = {
+    name: "--" + name.replace("_", "-")
+    for name in (
+        "allow_removals",
+        "by",
+        "cell_m",
+        "classification",
+        "coords",
+        "encoding",
+        "force",
+        "kind",
+        "max_access_m",
+        "max_service_m",
+        "overwrite",
+        "point_crs",
+        "replace",
+        "source_layer",
+        "src_crs",
+        "where",
+        "wkt",
+        "x",
+        "y",
+    )
+}
+_KEYWORD = re.compile(
+    r"(?<![\w.'\"-])(" + "|".join(OPTION_WORDS) + r")=(True\b|'([^']*)'|([\w.:-]+))?"
+)
+_MAPPING = re.compile(r"\b(fields|set)=\{'([^']*)': '?([^'}]*)'?\}")
+
+
+def cli_wording(text: str) -> str:
+    """A library message (which names Python keywords) in the CLI's words.
+
+    ``src_crs='EPSG:4490'`` becomes ``--src-crs EPSG:4490``, ``replace=True``
+    ``--replace``, a bare ``x=`` ``--x``; ``fields={'A': 'b'}`` becomes
+    ``--map A=b`` and ``set={'b': VALUE}`` ``--set b=VALUE``. Other ``name=value``
+    text (a filter such as ``poi_type=消防站``) is left alone.
+
+    Examples
+    --------
+    >>> cli_wording("say which with src_crs= (e.g. src_crs='EPSG:4490')")
+    'say which with --src-crs (e.g. --src-crs EPSG:4490)'
+    >>> cli_wording("pass replace=True; x=/y= for a CSV; where 'poi_type=消防站' is fine")
+    "pass --replace; --x/--y for a CSV; where 'poi_type=消防站' is fine"
+    >>> cli_wording("map it with fields={'SOURCE_FIELD': 'floors'} or set={'floors': VALUE}")
+    'map it with --map SOURCE_FIELD=floors or --set floors=VALUE'
+    >>> cli_wording("raise max_service_m=80 or max_access_m=")
+    'raise --max-service-m 80 or --max-access-m'
+    """
+
+    def option(match: re.Match[str]) -> str:
+        value = match.group(3) if match.group(3) is not None else match.group(4)
+        flag = OPTION_WORDS[match.group(1)]
+        return f"{flag} {value}" if value else flag
+
+    text = _MAPPING.sub(
+        lambda m: f"--{'map' if m.group(1) == 'fields' else 'set'} {m.group(2)}={m.group(3)}", text
+    )
+    return _KEYWORD.sub(option, text)
+
+
 def as_option_error(exc: UsageError, **options: str) -> UsageError:
-    """The library's error in the CLI's words: ``by='x'`` becomes ``--by 'x'``.
+    """The library's error in the CLI's words: ``by='x'`` becomes ``--by x``.
+
+    ``options`` map more keywords to options than :data:`OPTION_WORDS` has.
 
     Examples
     --------
     >>> str(as_option_error(UsageError("by='x' is wrong"), by="--by"))
-    "--by 'x' is wrong"
+    '--by x is wrong'
     """
-    text = str(exc)
+    text = cli_wording(str(exc))
     for keyword, option in options.items():
         text = text.replace(f"{keyword}=", f"{option} ")
     return UsageError(text)

@@ -135,7 +135,12 @@ def _place(
         point = shapely.Point(float(match.group(1)), float(match.group(2)))
         assert city.crs is not None
         return guards.geometry_in_twin(
-            point, city.crs, crs=point_crs, coords=coords, option=f"{option} {text}"
+            point,
+            city.crs,
+            crs=point_crs,
+            coords=coords,
+            option=f"{option} {text}",
+            crs_option="point_crs",
         )
     layer = text.split(".", 1)[0]
     if "." not in text or layer not in city.layers:
@@ -308,7 +313,12 @@ def _area(
         assert city.crs is not None
         shapes.append(
             guards.geometry_in_twin(
-                given, city.crs, crs=point_crs, coords=coords, option="--area-wkt"
+                given,
+                city.crs,
+                crs=point_crs,
+                coords=coords,
+                option="--area-wkt",
+                crs_option="point_crs",
             )
         )
     geom = shapely.union_all(shapes)

@@ -12,6 +12,7 @@ from twin.analyses import Twin
 from twin.cli._common import (
     JsonOpt,
     TwinArg,
+    cli_wording,
     err,
     out,
     print_json,
@@ -305,7 +306,7 @@ def _print_report(report: ImportReport) -> None:
         f"import {report.import_id}; {report.seconds:.1f} s"
     )
     for warning in report.warnings:
-        err.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(f"  [yellow]warning:[/yellow] {cli_wording(warning)}", highlight=False)
     for rejection in report.rejections[:_SHOWN_REJECTIONS]:
         ident = f" ({rejection.source_id})" if rejection.source_id else ""
         out.print(

@@ -175,7 +175,12 @@ def _start_point(
     except ValueError:
         raise UsageError(f"--point must be 'x,y', not {point!r}") from None
     geom = guards.geometry_in_twin(
-        shapely.Point(x, y), city.crs, crs=point_crs, coords=coords, option=f"--point {point}"
+        shapely.Point(x, y),
+        city.crs,
+        crs=point_crs,
+        coords=coords,
+        option=f"--point {point}",
+        crs_option="point_crs",
     )
     return geom, read_in
 

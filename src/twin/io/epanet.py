@@ -13,10 +13,13 @@ and millimetres. Every value returned is metric (``_m``, ``_mm``, ``_lps``,
 
 Examples
 --------
+``ky4_inp`` is the path of the Kentucky network 4 that wntr ships
+(``wntr/library/networks/ky4.inp``; the doctests get it from ``conftest.py``):
+
 >>> from twin.io.epanet import read_epanet
->>> pipes = read_epanet("network.inp", "pipe")  # doctest: +SKIP
->>> pipes.crs is None  # INP coordinates carry no CRS  # doctest: +SKIP
-True
+>>> pipes = read_epanet(ky4_inp, "pipe")
+>>> pipes.crs is None, len(pipes)  # INP coordinates carry no CRS
+(True, 1156)
 """
 
 from __future__ import annotations
@@ -154,11 +157,13 @@ def read_epanet(path: str | os.PathLike[str], kind: str) -> gpd.GeoDataFrame:
 
     Examples
     --------
-    >>> junctions = read_epanet("Net3.inp", "junction")  # doctest: +SKIP
-    >>> junctions[["id", "elevation_m", "base_demand_lps"]].head(2)  # doctest: +SKIP
+    EPANET's example network 3 as wntr ships it (``net3_inp``, given by ``conftest.py``):
+
+    >>> junctions = read_epanet(net3_inp, "junction")
+    >>> junctions[["id", "elevation_m", "base_demand_lps"]].head(2)
        id  elevation_m  base_demand_lps
-    0  10      44.8056         0.000000
-    1  15       9.7536         0.063090
+    0  10      44.8056          0.00000
+    1  15       9.7536          0.06309
     """
     builder = _BUILDERS.get(kind)
     if builder is None:

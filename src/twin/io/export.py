@@ -74,7 +74,7 @@ def write_layer(
             frame = frame.rename(columns=short)
             write_field_names(path, short)
         elif encoding:
-            raise UsageError("--encoding applies to Shapefile exports only")
+            raise UsageError("encoding= applies to Shapefile exports only")
         with warnings.catch_warnings():
             # Shapefile field names are cut to 10 characters; GDAL says so per field.
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -111,7 +111,7 @@ def read_source(
     fmt = detect_format(src)
     guards.check_encoding(encoding)
     if where and fmt not in _GDAL_FORMATS:
-        raise UsageError(f"--where works on GDAL formats (GeoPackage, Shapefile, …), not {fmt}")
+        raise UsageError(f"where= works on GDAL formats (GeoPackage, Shapefile, …), not {fmt}")
     if fmt in _GDAL_FORMATS:
         return _read_gdal(src, fmt, source_layer, encoding, where)
     if fmt == "geoparquet":
@@ -162,7 +162,7 @@ def _read_gdal(
     except ValueError as exc:
         if where and "SQL" in str(exc):
             raise UsageError(
-                f"--where {where!r} is not a valid OGR SQL filter on {src.name}: "
+                f"where={where!r} is not a valid OGR SQL filter on {src.name}: "
                 f"write e.g. \"类型 = 'camera'\" (fields: {_field_names(dataset, layer)})"
             ) from None
         raise
@@ -237,8 +237,7 @@ def _pick_layer(dataset: str, src: Path, fmt: str, source_layer: str | None) -> 
     if len(layers) == 1 or fmt not in _MULTI_LAYER:
         return layers[0] if layers else None
     raise UsageError(
-        f"{src.name} holds {len(layers)} layers ({', '.join(layers)}): "
-        "say which with --source-layer"
+        f"{src.name} holds {len(layers)} layers ({', '.join(layers)}): say which with source_layer="
     )
 
 

@@ -5,7 +5,7 @@ spreadsheets saved as CSV, in GBK with Chinese headers (经度/纬度) or UTF-8
 with a byte-order mark (Excel). :func:`read_table` reads them as they are:
 every value stays a string, so codes like ``"0012"`` keep their zeros; only
 the coordinates are parsed. The CRS is not guessed (``crs=None``): the import
-pipeline sets it from ``--src-crs``.
+pipeline sets it from ``src_crs``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def read_table(
     SourceError
         If the file is missing, cannot be decoded or parsed, or has no
         coordinate columns (the message lists its columns and the
-        ``--x``/``--y``/``--wkt`` options), or a named column is missing.
+        ``x``/``y``/``wkt`` options), or a named column is missing.
     UsageError
         If ``x`` is given without ``y`` (or the reverse), or with ``wkt``.
 
@@ -113,9 +113,9 @@ def read_table(
     'gb18030'
     """
     if (x is None) != (y is None):
-        raise UsageError("--x and --y go together: give both columns or neither")
+        raise UsageError("x= and y= go together: give both columns or neither")
     if wkt is not None and x is not None:
-        raise UsageError("give either --wkt or --x/--y, not both")
+        raise UsageError("give either wkt= or x=/y=, not both")
     src = Path(path)
     text, used_encoding = _decode(_read_bytes(src), encoding, src.name)
     sep = _delimiter(delimiter, src, text)
@@ -123,11 +123,11 @@ def read_table(
     columns = [str(c) for c in frame.columns]
     if x is not None and y is not None:
         chosen = {
-            "x": _named(columns, x, "--x", src.name),
-            "y": _named(columns, y, "--y", src.name),
+            "x": _named(columns, x, "x=", src.name),
+            "y": _named(columns, y, "y=", src.name),
         }
     elif wkt is not None:
-        chosen = {"wkt": _named(columns, wkt, "--wkt", src.name)}
+        chosen = {"wkt": _named(columns, wkt, "wkt=", src.name)}
     else:
         chosen = _detect(frame, src.name)
     geometry = _geometry(frame, chosen)
@@ -165,8 +165,8 @@ def _decode(raw: bytes, encoding: str | None, name: str) -> tuple[str, str]:
             raise SourceError(f"unknown encoding {encoding!r}: try utf-8 or gb18030") from None
         except UnicodeDecodeError as exc:
             raise SourceError(
-                f"{name} is not valid {encoding} (byte {exc.start}): try --encoding gb18030 "
-                "or --encoding utf-8"
+                f"{name} is not valid {encoding} (byte {exc.start}): try encoding='gb18030' "
+                "or encoding='utf-8'"
             ) from None
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return raw.decode("utf-16").removeprefix("\ufeff"), "utf-16"
@@ -175,7 +175,7 @@ def _decode(raw: bytes, encoding: str | None, name: str) -> tuple[str, str]:
             return raw.decode(candidate), candidate
         except UnicodeDecodeError:
             continue
-    raise SourceError(f"{name} is neither UTF-8 nor GB18030 text: say which with --encoding")
+    raise SourceError(f"{name} is neither UTF-8 nor GB18030 text: say which with encoding=")
 
 
 def _delimiter(delimiter: str | None, src: Path, text: str) -> str:
@@ -230,7 +230,7 @@ def _detect(frame: pd.DataFrame, source: str) -> dict[str, str]:
         return {"wkt": wkt[0]}
     raise SourceError(
         f"{source}: no coordinate columns found among {[str(c) for c in frame.columns]}: name "
-        "them with --x and --y (e.g. --x 经度 --y 纬度) or a WKT column with --wkt"
+        "them with x= and y= (e.g. x='经度', y='纬度') or a WKT column with wkt="
     )
 
 

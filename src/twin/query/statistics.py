@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 import geopandas as gpd
 import numpy as np
 
-from twin.errors import LayerNotFoundError, UsageError
+from twin.errors import LayerNotFoundError
 from twin.indicators import sensing_radii
 from twin.model import LayerInfo
 from twin.query.common import GeometryOut, derived, json_value, visible_layers
@@ -134,10 +134,7 @@ def statistics(
     Statistics
     """
     view = VisibleTwin(index, layers)
-    try:
-        name = zone_layer(cast("Twin", view), by)
-    except UsageError as exc:  # the service's parameter, in the words its clients know
-        raise UsageError(str(exc).replace("by=", "--by ")) from None
+    name = zone_layer(cast("Twin", view), by)  # its errors name by=, the API's parameter too
     key = ("statistics", name, tuple(view.visible), float(floor_height_m))
 
     def build() -> Statistics:
