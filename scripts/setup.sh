@@ -78,3 +78,14 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     echo "setup: mosquitto not found; install it (Debian: mosquitto)" >&2
   fi
 fi
+# PostgreSQL 15 + PostGIS 3 (Debian): the PostGIS store's tests start a throwaway cluster.
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || [ ! -f /usr/share/postgresql/15/extension/postgis.control ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing postgresql-15 and postgresql-15-postgis-3 from Debian" >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      postgresql-15 postgresql-15-postgis-3 >/dev/null
+  else
+    echo "setup: PostgreSQL 15 + PostGIS 3 not found; install them (Debian: postgresql-15 postgresql-15-postgis-3)" >&2
+  fi
+fi

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         ServiceAreas,
         SpeedTable,
     )
-    from twin.store.gpkg import GpkgStore
+    from twin.store import GpkgStore, PostgisStore
 
 __all__ = ["Direction", "Place", "Twin", "TwinAnalyses", "Weight", "layer_of_uid"]
 
@@ -88,7 +88,7 @@ class TwinAnalyses:
     True
     """
 
-    store: GpkgStore
+    store: GpkgStore | PostgisStore
 
     # the Twin methods these rely on
     layer: Callable[..., gpd.GeoDataFrame]

@@ -29,10 +29,7 @@ so the three costs overlap.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
-import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -42,7 +39,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
 from twin import settings
@@ -50,6 +46,7 @@ from twin.errors import UsageError
 from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
 from twin.store import relations as relstore
 from twin.store import schema
+from twin.store.base import StoreSession
 
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
@@ -172,20 +169,16 @@ def build_relations(
             raise UsageError(f"{name} must be a distance in metres >= 0, not {value}")
     started = time.perf_counter()
     report = BuildReport(max_distance_m=max_distance_m, max_service_m=max_service_m)
-    with city.store.transaction() as work, contextlib.closing(sqlite3.connect(work)) as con, con:
-        relstore.tune_for_bulk_writes(con)
-        force = schema.ensure_relation_tables(con) or force
-        # Under the write lock, the twin is what the working copy started from: read
-        # layers from it (the copy is being written), and record exactly what was read.
+    with city.store.session() as session:
+        force = session.prepare_relations() or force
+        # Under the write lock, the twin is what the session started from: read layers
+        # from the store (the session is being written), and record exactly what was read.
         infos = city.layer_infos()
-        todo = _decide(city, con, infos, report, force=force)
-        build_id = _record_build(con, report, {i.name: i.last_import for i in infos})
-        _store(city, con, infos, todo, report, progress=progress)
+        todo = _decide(city, session.relation_sets(), infos, report, force=force)
+        build_id = _record_build(session, report, {i.name: i.last_import for i in infos})
+        _store(city, session, infos, todo, report, progress=progress)
         report.seconds = time.perf_counter() - started
-        con.execute(
-            "UPDATE twin_builds SET report=? WHERE build_id=?",
-            (json.dumps(report.to_dict(), ensure_ascii=False), build_id),
-        )
+        session.set_build_report(build_id, report.to_dict())
     report.seconds = time.perf_counter() - started
     return report
 
@@ -201,7 +194,12 @@ class _Todo:
 
 
 def _decide(
-    city: Twin, con: sqlite3.Connection, infos: list[LayerInfo], report: BuildReport, *, force: bool
+    city: Twin,
+    previous: dict[str, relstore.StoredSet],
+    infos: list[LayerInfo],
+    report: BuildReport,
+    *,
+    force: bool,
 ) -> _Todo:
     """Plan every relation, keep those whose inputs are unchanged, fill the report's lists."""
     plans = plan_relations(infos, _pipe_networks(city, infos))
@@ -210,7 +208,6 @@ def _decide(
     inputs: dict[RelationPlan, list[object]] = {
         p: [imports[p.from_layer], imports[p.to_layer], p.option(*options)] for p in plans
     }
-    previous = relstore.stored_sets(con)
     todo = [p for p in plans if force or _inputs_of(previous.get(p.key)) != inputs[p]]
     # Largest from layers first: their geometries are let go of early.
     counts = {info.name: info.feature_count for info in infos}
@@ -229,7 +226,7 @@ def _decide(
 
 def _store(
     city: Twin,
-    con: sqlite3.Connection,
+    session: StoreSession,
     infos: list[LayerInfo],
     todo: _Todo,
     report: BuildReport,
@@ -240,9 +237,8 @@ def _store(
     counts = {info.name: info.feature_count for info in infos}
     new_rows = sum(counts[p.from_layer] for p in todo.plans)
     dropped_rows = sum(s.n_rows for s in todo.stale)
-    writer = relstore.RelationWriter(
-        con,
-        bulk=relstore.is_bulk(new_rows, dropped_rows, todo.stored_rows),
+    writer = session.relation_writer(
+        bulk=relstore.is_bulk(new_rows, dropped_rows, todo.stored_rows)
     )
     writer.drop(todo.stale)
     with _LayerCache(city, infos, todo.plans) as layers:
@@ -257,32 +253,19 @@ def _store(
     writer.finish()
 
 
-def last_build(con: sqlite3.Connection) -> dict[str, object] | None:
+def last_build(city: Twin) -> dict[str, object] | None:
     """The inputs of the newest build (``layers``: import per layer, ``options``), if any."""
-    have = con.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='twin_builds'"
-    ).fetchone()
-    if not have:
-        return None
-    row = con.execute("SELECT inputs FROM twin_builds ORDER BY build_id DESC LIMIT 1").fetchone()
-    if not row:
-        return None
-    inputs = json.loads(row[0])
-    return inputs if "layers" in inputs else None  # builds before relation sets kept none
+    return city.store.last_build()
 
 
 def _record_build(
-    con: sqlite3.Connection, report: BuildReport, imports: dict[str, int | None]
+    session: StoreSession, report: BuildReport, imports: dict[str, int | None]
 ) -> int:
     inputs = {
         "layers": imports,
         "options": {"max_distance_m": report.max_distance_m, "max_service_m": report.max_service_m},
     }
-    cursor = con.execute(
-        "INSERT INTO twin_builds (time, inputs, report) VALUES (?, ?, '{}')",
-        (report.time, json.dumps(inputs, ensure_ascii=False)),
-    )
-    report.build_id = int(cursor.lastrowid or 0)
+    report.build_id = session.record_build(report.time or schema.now_utc(), inputs)
     return report.build_id
 
 
@@ -292,14 +275,11 @@ def _inputs_of(stored: relstore.StoredSet | None) -> list[object] | None:
 
 def _pipe_networks(city: Twin, infos: list[LayerInfo]) -> dict[str, list[str]]:
     """The distinct ``network`` values of each pipe layer."""
-    networks = {}
-    with contextlib.closing(city.store.connect()) as con:
-        for info in (i for i in infos if i.kind == "pipe"):
-            rows = con.execute(
-                f'SELECT DISTINCT network FROM "{info.name}" WHERE network IS NOT NULL'
-            ).fetchall()
-            networks[info.name] = sorted(str(row[0]) for row in rows)
-    return networks
+    return {
+        info.name: city.store.distinct(info.name, "network")
+        for info in infos
+        if info.kind == "pipe"
+    }
 
 
 # --------------------------------------------------------------------------- computing
@@ -424,14 +404,11 @@ class _LayerCache:
     def _read(self, name: str) -> _Layer:
         # Straight from Arrow: uids and geometries are all a relation needs.
         pipes = self.kinds.get(name) == "pipe"
-        meta, table = pyogrio.read_arrow(
-            self.city.path, layer=name, columns=["uid", "network"] if pipes else ["uid"]
-        )
-        wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+        wkb, columns = self.city.store.read_wkb(name, ["uid", "network"] if pipes else ["uid"])
         return _Layer(
             geoms=single_part_geoms(shapely.from_wkb(wkb)),
-            uids=table.column("uid").to_numpy(zero_copy_only=False).astype(object),
-            network=table.column("network").to_numpy(zero_copy_only=False) if pipes else None,
+            uids=columns["uid"].astype(object),
+            network=columns["network"] if pipes else None,
         )
 
 
@@ -444,29 +421,26 @@ def service_connections(
     """The stored service connections of one network (see :meth:`twin.Twin.service_connections`)."""
     infos = city.layer_infos()
     buildings = _building_layer(city, infos, buildings)
-    with contextlib.closing(city.store.connect()) as con:
-        built = _current_build(city, con, infos, buildings)
-        reach = float(built["options"]["max_service_m"])  # type: ignore[index]
-        if max_service_m is None:
-            max_service_m = reach
-        elif max_service_m > reach:
-            raise UsageError(
-                f"the last build connected buildings within {reach:g} m of a pipe: run "
-                f"`twin build {city.path} --max-service-m {max_service_m:g}` to reach farther"
-            )
-        stored = relstore.stored_sets(con).values()
-        sets = [
-            s
-            for s in stored
-            if s.relation == SERVICE_PREFIX + network and s.from_layer == buildings
-        ]
-        if not sets:
-            have = sorted({s.network for s in stored if s.network is not None})
-            raise UsageError(
-                f"the twin has no {network!r} pipes to connect buildings to; networks with "
-                f"pipes: {', '.join(have) or 'none (import a pipe layer)'}"
-            )
-        parts = [relstore.read_linked(city.path, s).assign(pipe_layer=s.to_layer) for s in sets]
+    built = _current_build(city, infos, buildings)
+    reach = float(built["options"]["max_service_m"])  # type: ignore[index]
+    if max_service_m is None:
+        max_service_m = reach
+    elif max_service_m > reach:
+        raise UsageError(
+            f"the last build connected buildings within {reach:g} m of a pipe: run "
+            f"`twin build {city.path} --max-service-m {max_service_m:g}` to reach farther"
+        )
+    stored = city.store.relation_sets().values()
+    sets = [
+        s for s in stored if s.relation == SERVICE_PREFIX + network and s.from_layer == buildings
+    ]
+    if not sets:
+        have = sorted({s.network for s in stored if s.network is not None})
+        raise UsageError(
+            f"the twin has no {network!r} pipes to connect buildings to; networks with "
+            f"pipes: {', '.join(have) or 'none (import a pipe layer)'}"
+        )
+    parts = [city.store.linked_rows(s).assign(pipe_layer=s.to_layer) for s in sets]
     links = pd.concat(parts, ignore_index=True)
     links = links[links["distance_m"] <= max_service_m]
     if len(sets) > 1:  # the nearest pipe over every layer of that network
@@ -515,21 +489,20 @@ def stored_zone_shares(city: Twin, layer: str, zone_layer: str) -> pd.DataFrame 
     )
     if relation is None:
         return None
-    with contextlib.closing(city.store.connect()) as con:
-        built = last_build(con)
-        if built is None:
-            return None
-        imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
-        if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
-            return None
-        sets = [
-            s
-            for s in relstore.stored_sets(con).values()
-            if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
-        ]
+    built = city.store.last_build()
+    if built is None:
+        return None
+    imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
+    if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
+        return None
+    sets = [
+        s
+        for s in city.store.relation_sets().values()
+        if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
+    ]
     if len(sets) != 1:
         return None
-    rows = relstore.read_rows(city.path, sets)
+    rows = city.store.relation_rows(sets)
     return pd.DataFrame(
         {
             "zone": rows["to_uid"].astype(object).to_numpy(),
@@ -555,11 +528,9 @@ def _building_layer(city: Twin, infos: list[LayerInfo], name: str | None) -> str
     raise UsageError(f"{name!r} is not a building layer; the twin's: {', '.join(layers)}")
 
 
-def _current_build(
-    city: Twin, con: sqlite3.Connection, infos: list[LayerInfo], buildings: str
-) -> dict[str, object]:
+def _current_build(city: Twin, infos: list[LayerInfo], buildings: str) -> dict[str, object]:
     """The last build's inputs, if no building or pipe layer changed since."""
-    built = last_build(con)
+    built = city.store.last_build()
     if built is None:
         raise UsageError(
             f"{city.path.name} has no service connections yet: run `twin build {city.path}`"

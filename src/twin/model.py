@@ -20,8 +20,8 @@ from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsErro
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
 from twin.kinds import Category, get_kind
 from twin.mapping import ImportSpec, read_mapping
-from twin.store import records, schema
-from twin.store.gpkg import GpkgStore, history_table
+from twin.store import GpkgStore, PostgisStore, open_store, records, schema
+from twin.store.gpkg import history_table
 
 __all__ = ["LayerInfo", "Twin"]
 
@@ -78,9 +78,10 @@ class Twin:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
-        self.store = GpkgStore(path, force=force)
+        self.store: GpkgStore | PostgisStore = open_store(path, force=force)
         self.store.require()
-        guards.check_twin_file(self.store.path)
+        if isinstance(self.store, GpkgStore):
+            guards.check_twin_file(self.store.path)
 
     # -- creating and opening -------------------------------------------
     @classmethod
@@ -92,12 +93,13 @@ class Twin:
         name: str | None = None,
         overwrite: bool = False,
     ) -> Self:
-        """Create an empty twin file.
+        """Create an empty twin: a GeoPackage file, or a schema in PostGIS.
 
         Parameters
         ----------
-        path : path-like
-            Where to write the GeoPackage.
+        path : path-like or str
+            Where to write the GeoPackage, or a PostGIS URL
+            (``postgresql://user@host:5432/db?schema=chengdu``).
         crs : str, int or pyproj.CRS, default "auto"
             The twin's one projected CRS. ``"auto"`` picks it at the first
             import: the CGCS2000 3-degree Gauss-Krüger zone for data in China,
@@ -107,23 +109,26 @@ class Twin:
         overwrite : bool, default False
             Replace an existing file.
         """
-        target = Path(path)
-        if target.exists() and not overwrite:
-            raise TwinExistsError(f"{target} exists: pass overwrite=True to replace it")
+        store = open_store(path)
+        exists = store.exists() if isinstance(store, PostgisStore) else store.path.exists()
+        if exists and not overwrite:
+            raise TwinExistsError(
+                f"{_location(store)} exists: pass overwrite=True to replace it"
+            )
         crs_text = "auto"
         if not (isinstance(crs, str) and crs.lower() == "auto"):
             resolved = resolve_crs(crs)
             require_projected(resolved, "a twin")
             crs_text = _crs_text(resolved)
         meta = {
-            "name": name or target.stem,
+            "name": name or store.path.stem,
             "crs": crs_text,
             "created": schema.now_utc(),
             "schema_version": schema.SCHEMA_VERSION,
             "generator": "citytwin",
         }
-        GpkgStore(target).create(meta)
-        return cls(target)
+        store.create(meta)
+        return cls(path)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, force: bool = False) -> Self:
@@ -141,7 +146,13 @@ class Twin:
 
     @property
     def path(self) -> Path:
+        """The twin file (for a PostGIS twin, a path named after its schema: see ``location``)."""
         return self.store.path
+
+    @property
+    def location(self) -> str:
+        """Where the twin lives: its file, or its PostGIS URL (password hidden)."""
+        return _location(self.store)
 
     def __repr__(self) -> str:
         return f"<Twin {self.path.name}: {len(self.layers)} layers, {self.crs_text}>"
@@ -502,6 +513,10 @@ class Twin:
         names = self.layers
         listing = ", ".join(names) if names else "none yet: import one with `twin import`"
         return LayerNotFoundError(f"the twin has no layer {name!r}; its layers: {listing}")
+
+
+def _location(store: GpkgStore | PostgisStore) -> str:
+    return store.location if isinstance(store, PostgisStore) else str(store.path)
 
 
 def _layer_info(row: pd.Series) -> LayerInfo:

@@ -57,9 +57,11 @@ class State:
 
 
 TwinArg = Annotated[
-    Path,
+    str,
     typer.Argument(
-        help="The twin file (a GeoPackage), e.g. chengdu.twin.gpkg.", show_default=False
+        help="The twin: a GeoPackage file (chengdu.twin.gpkg) or a PostGIS URL "
+        "(postgresql://user@host:5432/db?schema=chengdu).",
+        show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
@@ -182,7 +184,7 @@ def network_layers(
 
 
 def load_network(
-    twin_path: Path,
+    twin_path: str | Path,
     network: str | None,
     pipes: str | None,
     valves: str,

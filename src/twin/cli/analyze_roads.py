@@ -84,7 +84,7 @@ def _network(city: Twin, roads: str, speeds: Path | None, tolerance: float) -> R
 
 
 def load_access(
-    twin_path: Path,
+    twin_path: str | Path,
     roads: str,
     buildings: str,
     facilities: str,
@@ -483,7 +483,7 @@ def _print_cascade(s: dict[str, Any]) -> None:
 
 
 def check_road_layer(
-    twin_path: Path,
+    twin_path: str | Path,
     roads: str,
     tolerance: float,
     near_miss_m: float,

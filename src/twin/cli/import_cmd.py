@@ -199,7 +199,7 @@ def import_(
 
 
 def _import_3d(
-    twin_path: Path,
+    twin_path: str | Path,
     source: Path,
     layers: list[str],
     kind: str | None,

@@ -10,6 +10,8 @@ import typer
 
 from twin.analyses import Twin
 from twin.cli._common import State, TwinArg, err
+from twin.errors import UsageError
+from twin.store import is_url
 
 
 def serve(
@@ -71,8 +73,13 @@ def serve(
     from twin_api import Settings, create_app
     from twin_api.app import ANNOUNCE_ENV
 
+    if is_url(twin_path):
+        raise UsageError(
+            "twin serve reads a GeoPackage twin; export one from PostGIS first with "
+            f"`twin copy {twin_path} city.twin.gpkg` (serving PostGIS directly is not built yet)"
+        )
     Twin.open(twin_path)  # a missing twin is a one-line error, before uvicorn starts
-    base = Settings.from_env(twin=twin_path.resolve())
+    base = Settings.from_env(twin=Path(twin_path).resolve())
     settings = base.with_(
         keys_file=keys_file if keys_file is not None else base.keys_file,
         audit_log=audit_log if audit_log is not None else base.audit_log,

@@ -34,7 +34,7 @@ import shapely
 from twin import settings
 from twin.errors import LayerNotFoundError, UsageError
 from twin.network.pipes import FloatArray, IntArray, PipeNetwork
-from twin.store.gpkg import GpkgStore
+from twin.store import GpkgStore, PostgisStore
 
 if TYPE_CHECKING:
     from twin.model import Twin
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 class RelatedTwin(Protocol):
     """What :func:`building_connections` needs of a twin: its layers and stored relations."""
 
-    store: GpkgStore
+    store: GpkgStore | PostgisStore
 
     def layer_names(self, kind: str | None = None) -> list[str]: ...
 

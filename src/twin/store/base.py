@@ -15,14 +15,35 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
-__all__ = ["StoreSession", "TwinStore"]
+from twin.store.relations import RelationRows, StoredSet
+
+__all__ = ["RelationSink", "StoreSession", "TwinStore"]
+
+
+class RelationSink(Protocol):
+    """Where a build writes relation sets: drop old sets, put new ones, finish once."""
+
+    def drop(self, sets: Sequence[StoredSet]) -> None: ...
+
+    def put(
+        self,
+        key: tuple[str, str, str, str | None],
+        rows: RelationRows,
+        *,
+        inputs: Sequence[object],
+        build_id: int,
+    ) -> int: ...
+
+    def finish(self) -> None: ...
 
 
 @runtime_checkable
@@ -53,6 +74,16 @@ class StoreSession(Protocol):
     ) -> None: ...
 
     def set_meta(self, key: str, value: str) -> None: ...
+
+    def prepare_relations(self) -> bool: ...
+
+    def relation_sets(self) -> dict[str, StoredSet]: ...
+
+    def relation_writer(self, *, bulk: bool) -> RelationSink: ...
+
+    def record_build(self, time: str, inputs: Mapping[str, object]) -> int: ...
+
+    def set_build_report(self, build_id: int, report: Mapping[str, object]) -> None: ...
 
 
 @runtime_checkable
@@ -111,3 +142,17 @@ class TwinStore(Protocol):
     ) -> pd.DataFrame: ...
 
     def session(self) -> AbstractContextManager[StoreSession]: ...
+
+    def relation_sets(self) -> dict[str, StoredSet]: ...
+
+    def last_build(self) -> dict[str, object] | None: ...
+
+    def relation_rows(self, sets: list[StoredSet]) -> pd.DataFrame: ...
+
+    def linked_rows(self, stored: StoredSet) -> pd.DataFrame: ...
+
+    def distinct(self, table: str, column: str) -> list[str]: ...
+
+    def read_wkb(
+        self, table: str, columns: list[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...

@@ -18,6 +18,7 @@ reading the version they opened.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -33,6 +34,7 @@ import pyogrio
 
 from twin import guards
 from twin.errors import StorageError, TwinBusyError, TwinNotFoundError
+from twin.store import relations as relstore
 from twin.store._lock import exclusive_lock
 from twin.store.damage import maps_file_errors
 from twin.store.files import (
@@ -238,7 +240,65 @@ class GpkgStore:
     def session(self) -> Iterator[GpkgSession]:
         """A write transaction as a :class:`~twin.store.session.GpkgSession`: all or nothing."""
         with self.transaction() as work:
-            yield GpkgSession(work)
+            session = GpkgSession(work)
+            try:
+                yield session
+            except BaseException:
+                session.close(commit=False)
+                raise
+            session.close()
+
+    # -- relations and builds -----------------------------------------------
+    @maps_file_errors("reading relations")
+    def relation_sets(self) -> dict[str, relstore.StoredSet]:
+        """Every stored relation set by key (``relation:from->to``); empty before a build."""
+        with contextlib.closing(self.connect()) as con:
+            return relstore.stored_sets(con)
+
+    @maps_file_errors("reading the last build")
+    def last_build(self) -> dict[str, object] | None:
+        """The inputs of the newest build (``layers``: import per layer, ``options``), if any."""
+        with contextlib.closing(self.connect()) as con:
+            have = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='twin_builds'"
+            ).fetchone()
+            if not have:
+                return None
+            row = con.execute(
+                "SELECT inputs FROM twin_builds ORDER BY build_id DESC LIMIT 1"
+            ).fetchone()
+        if not row:
+            return None
+        inputs: dict[str, object] = json.loads(row[0])
+        return inputs if "layers" in inputs else None  # builds before relation sets kept none
+
+    @maps_file_errors("reading relations")
+    def relation_rows(self, sets: list[relstore.StoredSet]) -> pd.DataFrame:
+        """Every row of ``sets`` with the relation columns (see :data:`relstore.COLUMNS`)."""
+        return relstore.read_rows(self.path, sets)
+
+    @maps_file_errors("reading relations")
+    def linked_rows(self, stored: relstore.StoredSet) -> pd.DataFrame:
+        """The rows of one set that have a target (``row, from_uid, to_uid, distance_m``)."""
+        return relstore.read_linked(self.path, stored)
+
+    @maps_file_errors("reading table {0}")
+    def distinct(self, table: str, column: str) -> list[str]:
+        """The distinct non-null values of one column, as sorted text."""
+        with contextlib.closing(self.connect()) as con:
+            rows = con.execute(
+                f'SELECT DISTINCT "{quoted(column)}" FROM "{quoted(table)}"'
+                f' WHERE "{quoted(column)}" IS NOT NULL'
+            ).fetchall()
+        return sorted(str(row[0]) for row in rows)
+
+    @maps_file_errors("reading table {0}")
+    def read_wkb(self, table: str, columns: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A table's geometries as WKB and some columns, as arrays (no GeoDataFrame built)."""
+        self.require()
+        meta, data = pyogrio.read_arrow(self.path, layer=table, columns=columns)
+        wkb = data.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+        return wkb, {c: data.column(c).to_numpy(zero_copy_only=False) for c in columns}
 
     # -- writing ---------------------------------------------------------
     @contextlib.contextmanager

@@ -17,7 +17,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import pandas as pd
 import pyogrio
 
 from twin.store import records, schema
+from twin.store import relations as relstore
 from twin.store.files import write_table
 
 __all__ = ["GpkgSession"]
@@ -53,6 +56,24 @@ class GpkgSession:
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        self._con: sqlite3.Connection | None = None  # the relations' one connection (a build)
+
+    def close(self, *, commit: bool = True) -> None:
+        """Commit (or drop) and close the build's connection, if one was opened."""
+        if self._con is None:
+            return
+        try:
+            if commit:
+                self._con.commit()
+        finally:
+            self._con.close()
+            self._con = None
+
+    def _relations_con(self) -> sqlite3.Connection:
+        if self._con is None:
+            self._con = sqlite3.connect(self.work)
+            relstore.tune_for_bulk_writes(self._con)
+        return self._con
 
     def next_time(self) -> pd.Timestamp:
         """Now (milliseconds), strictly after the twin's previous import."""
@@ -90,3 +111,31 @@ class GpkgSession:
         """Set one of the twin's settings (``twin_meta``)."""
         with contextlib.closing(sqlite3.connect(self.work)) as con, con:
             schema.set_meta(con, key, value)
+
+    # -- relations (twin build) -----------------------------------------------
+    def prepare_relations(self) -> bool:
+        """Create the relation tables if missing; True when old-layout relations were dropped."""
+        return schema.ensure_relation_tables(self._relations_con())
+
+    def relation_sets(self) -> dict[str, relstore.StoredSet]:
+        """The stored relation sets of the working copy, by key."""
+        return relstore.stored_sets(self._relations_con())
+
+    def relation_writer(self, *, bulk: bool) -> relstore.RelationWriter:
+        """A writer that drops and stores relation sets in this transaction."""
+        return relstore.RelationWriter(self._relations_con(), bulk=bulk)
+
+    def record_build(self, time: str, inputs: Mapping[str, object]) -> int:
+        """Add a ``twin_builds`` row (its report comes later); returns its ``build_id``."""
+        cursor = self._relations_con().execute(
+            "INSERT INTO twin_builds (time, inputs, report) VALUES (?, ?, '{}')",
+            (time, json.dumps(inputs, ensure_ascii=False)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def set_build_report(self, build_id: int, report: Mapping[str, object]) -> None:
+        """Store the finished report of build ``build_id``."""
+        self._relations_con().execute(
+            "UPDATE twin_builds SET report=? WHERE build_id=?",
+            (json.dumps(report, ensure_ascii=False), build_id),
+        )

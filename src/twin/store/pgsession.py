@@ -1,0 +1,324 @@
+"""A write transaction on a PostGIS twin: the session :meth:`PostgisStore.session` yields.
+
+Everything happens in one PostgreSQL transaction that starts by taking the
+twin's advisory lock (``pg_advisory_xact_lock``): a second writer of the same
+twin waits for the first to commit, or gives up with :class:`TwinBusyError`
+after the store's ``lock_timeout_s``. A layer is loaded into a fresh table with
+COPY and swapped in for the old one just before the commit, so readers keep
+reading the old layer meanwhile and then see the new one whole. A failure, or
+the process dying, rolls everything back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from twin.errors import StorageError, TwinBusyError
+from twin.store import pgschema, records, schema
+from twin.store.files import history_table
+from twin.store.pgio import (
+    GEOM,
+    copy_frame,
+    csv_frame,
+    ident,
+    pg_type,
+    promoted,
+    read_layer,
+    stored_sets,
+)
+from twin.store.relations import RelationRows, StoredSet
+
+if TYPE_CHECKING:
+    from twin.store.postgis import PostgisStore
+
+__all__ = ["PgRelationWriter", "PostgisSession"]
+
+_GEOMETRY_TYPES = {
+    0: "Point",
+    1: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+}
+
+
+class _Qmark:
+    """A psycopg connection that takes the ``?`` placeholders of :mod:`twin.store.records`."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.con.execute(sql.replace("?", "%s").encode(), tuple(params))
+
+
+class PostgisSession:
+    """The write side of a PostGIS twin: one transaction, under the twin's advisory lock."""
+
+    def __init__(self, store: PostgisStore, con: Any) -> None:
+        self.store = store
+        self.con = con
+
+    # -- the transaction ----------------------------------------------------------
+    def lock(self) -> None:
+        """Take the twin's writer lock, waiting up to the store's ``lock_timeout_s``."""
+        import psycopg
+
+        timeout_ms = max(int(self.store.lock_timeout_s * 1000), 1)
+        self.con.execute(f"SET LOCAL lock_timeout = {timeout_ms}".encode())
+        try:
+            self.con.execute(
+                b"SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"citytwin:{self.store.schema}",),
+            )
+        except psycopg.errors.LockNotAvailable:
+            self.con.rollback()
+            raise TwinBusyError(
+                f"{self.store.location} is being written by another process "
+                f"(waited {self.store.lock_timeout_s:g} s); try again later"
+            ) from None
+        self.con.execute(b"SET LOCAL lock_timeout = 0")
+
+    def commit(self) -> None:
+        """Bump the twin's version, tell listeners, commit."""
+        self.con.execute(f"UPDATE {pgschema.VERSION_TABLE} SET n = n + 1".encode())
+        self.con.execute(b"SELECT pg_notify('citytwin', %s)", (self.store.schema,))
+        self.con.commit()
+
+    def create_schema(self, meta: dict[str, str]) -> None:
+        """Replace the schema with an empty twin holding ``meta``."""
+        schema_name = ident(self.store.schema)
+        self.con.execute(b"CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+        self.con.execute(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE".encode())
+        self.con.execute(f"CREATE SCHEMA {schema_name}".encode())
+        for ddl in (*pgschema.TABLES.values(), *pgschema.INDEXES):
+            self.con.execute(ddl.encode())
+        for key, value in meta.items():
+            self.con.execute(b"INSERT INTO twin_meta (key, value) VALUES (%s, %s)", (key, value))
+
+    # -- the StoreSession protocol ------------------------------------------------
+    def next_time(self) -> pd.Timestamp:
+        """Now (milliseconds), strictly after the twin's previous import."""
+        now = pd.Timestamp.now(tz="UTC").floor("ms")
+        last = self.con.execute(b"SELECT max(time) FROM twin_imports").fetchone()[0]
+        if last is not None and now <= pd.Timestamp(last):
+            now = pd.Timestamp(last) + pd.Timedelta(milliseconds=1)
+        return now
+
+    def next_import_id(self) -> int:
+        last = self.con.execute(b"SELECT max(import_id) FROM twin_imports").fetchone()[0]
+        return int(last or 0) + 1
+
+    def has_layer(self, layer: str) -> bool:
+        row = self.con.execute(b"SELECT 1 FROM twin_layers WHERE name=%s", (layer,)).fetchone()
+        return row is not None
+
+    def read_table(self, table: str, **kwargs: Any) -> gpd.GeoDataFrame:
+        """A table as this transaction sees it."""
+        types = self._types(table)
+        return read_layer(self.con, table, types, self._crs(), **kwargs)
+
+    def write_table(self, table: str, frame: gpd.GeoDataFrame) -> None:
+        """Replace a layer table: COPY into a new table, then swap it in."""
+        stage = f"{table}__load"
+        self._create(stage, frame, geometry_type=_geometry_type(frame))
+        self._copy(stage, frame)
+        self.con.execute(f"DROP TABLE IF EXISTS {ident(table)} CASCADE".encode())
+        self.con.execute(f"ALTER TABLE {ident(stage)} RENAME TO {ident(table)}".encode())
+        self._index(table, unique=True)
+
+    def append_history(self, layer: str, retired: gpd.GeoDataFrame) -> None:
+        """Keep replaced and removed versions in the layer's history table."""
+        table = history_table(layer)
+        have = [name for name, _ in self._types(table)]
+        if not have:
+            self._create(table, retired, geometry_type="Geometry")
+            self._index(table, unique=False)
+        else:
+            for column in retired.columns:
+                if column not in have and column != retired.geometry.name:
+                    kind = pg_type(retired[column].dtype)
+                    self.con.execute(
+                        f"ALTER TABLE {ident(table)} ADD COLUMN {ident(column)} {kind}".encode()
+                    )
+        self._copy(table, retired)
+
+    def record_import(self, spec: Any, report: Any, kind: Any, frame: Any, changes: Any) -> None:
+        """Provenance, change set and the layer's row of one import."""
+        con = cast(Any, _Qmark(self.con))
+        records.record_import(con, spec, report, initial=changes is None)
+        if changes is not None:
+            rows = pd.DataFrame(
+                [
+                    (report.import_id, spec.layer, str(uid), change)
+                    for change, uids in (
+                        ("added", changes.added),
+                        ("changed", changes.changed),
+                        ("removed", changes.removed),
+                    )
+                    for uid in uids
+                ],
+                columns=["import_id", "layer", "uid", "change"],
+            )
+            with self.con.cursor() as cursor:
+                copy_frame(cursor, "twin_changes", list(rows.columns), csv_frame(rows, 0))
+        records.record_layer(con, spec, kind, frame, report)
+
+    def set_meta(self, key: str, value: str) -> None:
+        schema.set_meta(cast(Any, _Qmark(self.con)), key, value)
+
+    # -- relations (twin build) -----------------------------------------------
+    def prepare_relations(self) -> bool:
+        """The relation tables exist from the start: nothing to upgrade."""
+        return False
+
+    def relation_sets(self) -> dict[str, StoredSet]:
+        return stored_sets(self.con)
+
+    def relation_writer(self, *, bulk: bool) -> PgRelationWriter:
+        return PgRelationWriter(self.con, bulk=bulk)
+
+    def record_build(self, time: str, inputs: Mapping[str, object]) -> int:
+        row = self.con.execute(
+            b"INSERT INTO twin_builds (time, inputs, report) VALUES (%s, %s, '{}')"
+            b" RETURNING build_id",
+            (time, json.dumps(inputs, ensure_ascii=False)),
+        ).fetchone()
+        return int(row[0])
+
+    def set_build_report(self, build_id: int, report: Mapping[str, object]) -> None:
+        self.con.execute(
+            b"UPDATE twin_builds SET report=%s WHERE build_id=%s",
+            (json.dumps(report, ensure_ascii=False), build_id),
+        )
+
+    # -- helpers -------------------------------------------------------------------
+    def _types(self, table: str) -> list[tuple[str, str]]:
+        rows = self.con.execute(
+            b"SELECT column_name, data_type FROM information_schema.columns"
+            b" WHERE table_schema=%s AND table_name=%s ORDER BY ordinal_position",
+            (self.store.schema, table),
+        ).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
+    def _crs(self) -> Any:
+        row = self.con.execute(b"SELECT value FROM twin_meta WHERE key='crs'").fetchone()
+        return None if row is None or row[0] == "auto" else row[0]
+
+    def _srid(self, frame: gpd.GeoDataFrame) -> int:
+        return int(frame.crs.to_epsg() or 0) if frame.crs is not None else 0
+
+    def _create(self, table: str, frame: gpd.GeoDataFrame, *, geometry_type: str) -> None:
+        columns = [
+            f"{ident(c)} {pg_type(frame[c].dtype)}"
+            for c in frame.columns
+            if c != frame.geometry.name
+        ]
+        columns.append(f"{GEOM} geometry({geometry_type}, {self._srid(frame)})")
+        self.con.execute(f"DROP TABLE IF EXISTS {ident(table)}".encode())
+        self.con.execute(f"CREATE TABLE {ident(table)} ({', '.join(columns)})".encode())
+
+    def _copy(self, table: str, frame: gpd.GeoDataFrame) -> None:
+        names = [c for c in frame.columns if c != frame.geometry.name] + [GEOM]
+        payload = csv_frame(frame, self._srid(frame))
+        with self.con.cursor() as cursor:
+            try:
+                copy_frame(cursor, table, names, payload)
+            except Exception as exc:
+                raise StorageError(
+                    f"cannot load {table} into {self.store.location}: {exc}"
+                ) from exc
+
+    def _index(self, table: str, *, unique: bool) -> None:
+        name = ident(table)
+        if unique:
+            self.con.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (uid)".encode())
+        else:
+            self.con.execute(f"CREATE INDEX ON {name} (uid)".encode())
+            self.con.execute(f"CREATE INDEX ON {name} (valid_to)".encode())
+        self.con.execute(f"CREATE INDEX ON {name} (valid_from)".encode())
+        self.con.execute(f"CREATE INDEX ON {name} USING gist ({GEOM})".encode())
+        self.con.execute(f"ANALYZE {name}".encode())
+
+
+def _geometry_type(frame: gpd.GeoDataFrame) -> str:
+    types = np.unique(shapely.get_type_id(promoted(np.asarray(frame.geometry.array))))
+    types = types[types >= 0]
+    return _GEOMETRY_TYPES.get(int(types[0]), "Geometry") if len(types) == 1 else "Geometry"
+
+
+class PgRelationWriter:
+    """Replaces relation sets in the transaction (rows loaded with COPY)."""
+
+    _INDEXES: ClassVar[dict[str, str]] = {
+        "twin_relations_from": "CREATE INDEX twin_relations_from ON twin_relations (from_uid)",
+        "twin_relations_to": "CREATE INDEX twin_relations_to ON twin_relations (to_uid)",
+    }
+
+    def __init__(self, con: Any, *, bulk: bool) -> None:
+        self.con = con
+        self.bulk = bulk
+        if bulk:
+            for name in self._INDEXES:
+                con.execute(f"DROP INDEX IF EXISTS {name}".encode())
+
+    def drop(self, sets: Sequence[StoredSet]) -> None:
+        for old in sets:
+            self.con.execute(b"DELETE FROM twin_relations WHERE fid BETWEEN %s AND %s", old.fids)
+            self.con.execute(b"DELETE FROM twin_relation_sets WHERE set_id=%s", (old.set_id,))
+
+    def put(
+        self,
+        key: tuple[str, str, str, str | None],
+        rows: RelationRows,
+        *,
+        inputs: Sequence[object],
+        build_id: int,
+    ) -> int:
+        relation, from_layer, to_layer, network = key
+        row = self.con.execute(
+            b"INSERT INTO twin_relation_sets (relation, from_layer, to_layer, network, inputs,"
+            b" build_id, n_rows, n_unrelated) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            b" RETURNING set_id",
+            (
+                relation,
+                from_layer,
+                to_layer,
+                network,
+                json.dumps(list(inputs)),
+                build_id,
+                len(rows),
+                rows.unrelated,
+            ),
+        ).fetchone()
+        set_id = int(row[0])
+        first = set_id << schema.SET_SHIFT
+        frame = pd.DataFrame(
+            {
+                "fid": np.arange(first, first + len(rows), dtype=np.int64),
+                "set_id": set_id,
+                "from_uid": rows.from_uid,
+                "to_uid": rows.to_uid,
+                "share": rows.share,
+                "distance_m": rows.distance_m,
+                "n_candidates": rows.n_candidates,
+            }
+        )
+        with self.con.cursor() as cursor:
+            copy_frame(cursor, "twin_relations", list(frame.columns), csv_frame(frame, 0))
+        return set_id
+
+    def finish(self) -> None:
+        if self.bulk:
+            for ddl in self._INDEXES.values():
+                self.con.execute(ddl.encode())
+            self.bulk = False
+        self.con.execute(b"ANALYZE twin_relations")
