@@ -61,12 +61,17 @@ class IngestReport:
         Rows kept as dead letters, by reason.
     sensors : list of str
         Uids of the sensors with new observations (for the rules).
+    rows : pandas.DataFrame or None
+        With ``ingest(..., keep_rows=True)``: the observations stored (``ds, uid,
+        pos, property, ms, value, prior_ms``; ``prior_ms`` is the datastream's
+        newest time before the batch), for the rules; not in :meth:`to_dict`.
     """
 
     received: int = 0
     stored: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     sensors: list[str] = field(default_factory=list)
+    rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def add(self, other: IngestReport) -> None:
         """Add another batch's counts to this one."""
@@ -147,26 +152,49 @@ def out_dtype_is_text(column: pd.Series) -> bool:
 def _checked(
     batch: pd.DataFrame, registry: SensorRegistry, now_ms: int, future_tolerance_s: float
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """The batch with ``uid``, ``ms`` and ``number`` columns, and each row's reason (None: ok)."""
-    text = [c for c in ("sensor", "property", "unit", "quality") if out_dtype_is_text(batch[c])]
-    out = batch.astype({c: object for c in text})  # arrow-backed strings iterate slowly
-    out["uid"] = registry.resolve(out["sensor"]).to_numpy()
+    """The batch with ``uid``, ``ms`` and ``number`` columns, and each row's reason (None: ok).
+
+    Sensor names are resolved once per distinct name (factorised), defaults
+    for property and unit taken by position in the registry.
+    """
+    out = batch.copy()
+    codes, names = pd.factorize(out["sensor"], use_na_sentinel=True)
+    unique_uids = registry.resolve(pd.Series(np.asarray(names, dtype=object)))
+    known = pd.Index(registry.frame.index).get_indexer(unique_uids.to_numpy(dtype=object))
+    pos = np.where(codes >= 0, known[np.maximum(codes, 0)] if len(known) else -1, -1)
+    index = registry.frame.index.to_numpy(dtype=object)
+    out["uid"] = np.where(pos >= 0, index[np.maximum(pos, 0)] if len(index) else None, None)
     number = pd.to_numeric(out["value"], errors="coerce")
-    out["number"] = number.where(np.isfinite(number.astype(float)))
+    number = pd.Series(np.asarray(number, dtype=float), index=out.index)
+    out["number"] = number.where(np.isfinite(number))
     stamps = _parse_times(out["time"])
     out["ms"] = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy()
-    reason = pd.Series(None, index=out.index, dtype=object)
-    reason[out["uid"].isna()] = "unknown sensor"
-    reason[reason.isna() & out["number"].isna()] = "non-numeric"
-    reason[reason.isna() & stamps.isna()] = "bad time"
-    ahead = out["ms"] > now_ms + int(future_tolerance_s * 1000)
-    reason[reason.isna() & ahead] = "future time"
-    defaults = registry.frame["property"]
-    prop = out["property"].where(out["property"].notna() & (out["property"] != ""))
-    out["property"] = prop.fillna(out["uid"].map(defaults)).fillna("value")
-    unit = out["unit"].where(out["unit"].notna() & (out["unit"] != ""))
-    out["unit"] = unit.fillna(out["uid"].map(registry.frame["unit"]))
-    return out, reason
+    reason = np.full(len(out), None, dtype=object)
+    bad_number = out["number"].isna().to_numpy()
+    ahead = out["ms"].to_numpy() > now_ms + int(future_tolerance_s * 1000)
+    for mask, why in (
+        (pos < 0, "unknown sensor"),
+        (bad_number, "non-numeric"),
+        (stamps.isna().to_numpy(), "bad time"),
+        (ahead, "future time"),
+    ):
+        reason[mask & (reason == None)] = why  # noqa: E711 (elementwise)
+    out["property"] = _filled(out["property"], registry.frame["property"], pos, "value")
+    out["unit"] = _filled(out["unit"], registry.frame["unit"], pos, None)
+    out["pos"] = pos
+    return out, pd.Series(reason, index=out.index, dtype=object)
+
+
+def _filled(given: pd.Series, defaults: pd.Series, pos: np.ndarray, last: Any) -> np.ndarray:
+    """``given`` where set (not null, not empty), else the sensor's default, else ``last``."""
+    values = given.to_numpy(dtype=object, na_value=None)
+    if len(defaults):
+        fallback = np.where(pos >= 0, defaults.to_numpy(dtype=object)[np.maximum(pos, 0)], None)
+    else:
+        fallback = np.full(len(values), None, dtype=object)
+    fallback = np.where(pd.isna(fallback), last, fallback)
+    unset = pd.isna(values) | (values == "")
+    return np.where(unset, fallback, values)
 
 
 def ingest(
@@ -177,6 +205,7 @@ def ingest(
     source: str = "api",
     now: pd.Timestamp | None = None,
     future_tolerance_s: float = 300.0,
+    keep_rows: bool = False,
 ) -> IngestReport:
     """Validate and store one batch of readings (one transaction); reject the rest with reasons.
 
@@ -193,6 +222,8 @@ def ingest(
         The reference for "future" (default: the wall clock).
     future_tolerance_s : float, default 300
         Clock skew accepted before a time counts as in the future.
+    keep_rows : bool, default False
+        Put the stored observations in the report's ``rows`` (for the rules).
 
     Returns
     -------
@@ -206,9 +237,10 @@ def ingest(
     if batch.empty:
         return report
     checked, reason = _checked(batch, registry, now_ms, future_tolerance_s)
-    good = checked[reason.isna()]
-    codes, _ = pd.factorize(good["uid"].astype(str) + "\x1f" + good["property"].astype(str))
-    first = np.unique(codes, return_index=True)[1] if len(good) else np.zeros(0, dtype=int)
+    good = checked[reason.isna().to_numpy()]
+    prop_codes, _ = pd.factorize(good["property"])
+    pairs = good["pos"].to_numpy(dtype="int64") * (int(prop_codes.max(initial=0)) + 1) + prop_codes
+    _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
     keys = list(
         zip(
             good["uid"].to_numpy(dtype=object)[first].tolist(),
@@ -219,12 +251,21 @@ def ingest(
     )
     with store.lock:
         found = np.asarray(store.datastream_ids(keys), dtype="int64")
-        good = good.assign(ds=found[codes] if len(good) else np.array([], dtype="int64"))
-        twice = good.duplicated(["ds", "ms"], keep="first")
-        reason[twice[twice].index] = "duplicate"
-        good = good[~twice]
-        _commit(store, good, checked, reason, source, now_ms, report)
+        ds = found[codes.reshape(-1)] if len(good) else np.zeros(0, dtype="int64")
+        twice = _repeated(ds, good["ms"].to_numpy(dtype="int64"))
+        reason[good.index[twice]] = "duplicate"
+        good = good[~twice].assign(ds=ds[~twice])
+        _commit(store, good, checked, reason, source, now_ms, report, keep_rows)
     return report
+
+
+def _repeated(ds: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """Rows whose (datastream, time) came earlier in the batch."""
+    order = np.lexsort((ms, ds))  # stable: the first of equal keys stays first
+    same = (ds[order][1:] == ds[order][:-1]) & (ms[order][1:] == ms[order][:-1])
+    out = np.zeros(ds.size, dtype=bool)
+    out[order[1:][same]] = True
+    return out
 
 
 def _commit(
@@ -235,90 +276,43 @@ def _commit(
     source: str,
     now_ms: int,
     report: IngestReport,
+    keep_rows: bool,
 ) -> None:
-    con = store.con
     quality = good["quality"]
-    qualities = (
-        [None] * len(good)
-        if quality.isna().all()
-        else quality.where(quality.notna(), None).tolist()
-    )
-    rows = list(
-        zip(
-            good["ds"].to_numpy(dtype="int64").tolist(),
-            good["ms"].to_numpy(dtype="int64").tolist(),
-            [now_ms] * len(good),
-            good["number"].to_numpy(dtype=float).tolist(),
-            qualities,
-            strict=True,
+    qualities = None if quality.isna().all() else quality.where(quality.notna(), None).tolist()
+    ds = good["ds"].to_numpy(dtype="int64")
+    ms = good["ms"].to_numpy(dtype="int64")
+    value = good["number"].to_numpy(dtype=float)
+    with store.batch() as tx:
+        already = tx.insert_observations(ds, ms, value, result_ms=now_ms, quality=qualities)
+        if already.any():  # stored by an earlier batch: a resend
+            reason[good.index[already]] = "duplicate"
+            good, ds, ms, value = good[~already], ds[~already], ms[~already], value[~already]
+        prior = tx.update_latest(ds, ms, value, prior=keep_rows)
+        tx.dead_letters(_dead_rows(checked, reason, source, now_ms, report))
+    report.stored = len(good)
+    uids = good["uid"].to_numpy(dtype=object)
+    report.sensors = sorted(pd.unique(uids).tolist())
+    if keep_rows:
+        report.rows = pd.DataFrame(
+            {
+                "ds": ds,
+                "uid": uids,
+                "pos": good["pos"].to_numpy(dtype="int64"),
+                "property": good["property"].to_numpy(dtype=object),
+                "ms": ms,
+                "value": value,
+                "prior_ms": prior,
+            }
         )
-    )
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        before = con.total_changes
-        con.executemany("INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?)", rows)
-        if con.total_changes - before != len(rows):
-            # Some were stored already: find them (rare path), keep them as duplicates.
-            con.execute("ROLLBACK")
-            con.execute("BEGIN IMMEDIATE")
-            stored = _already_stored(con, good)
-            reason[good.index[stored]] = "duplicate"
-            good = good[~stored]
-            rows = [r for r, s in zip(rows, stored, strict=True) if not s]
-            con.executemany("INSERT INTO observations VALUES (?, ?, ?, ?, ?)", rows)
-        _update_latest(con, good)
-        _dead_letters(con, checked, reason, source, now_ms, report)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    report.stored = len(rows)
-    report.sensors = sorted(pd.unique(good["uid"].to_numpy(dtype=object)).tolist())
 
 
-def _already_stored(con: Any, good: pd.DataFrame) -> np.ndarray:
-    found = np.zeros(len(good), dtype=bool)
-    query = "SELECT 1 FROM observations WHERE datastream = ? AND phenomenon_ms = ?"
-    for i, (ds, ms) in enumerate(zip(good["ds"].tolist(), good["ms"].tolist(), strict=True)):
-        found[i] = con.execute(query, (ds, ms)).fetchone() is not None
-    return found
-
-
-def _update_latest(con: Any, good: pd.DataFrame) -> None:
-    if good.empty:
-        return
-    newest = good.loc[good.groupby("ds")["ms"].idxmax(), ["ds", "ms", "number"]]
-    batch = con.execute(
-        "INSERT INTO counters (name, value) VALUES ('latest', 1) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
-    ).fetchone()[0]
-    con.executemany(
-        "INSERT INTO latest VALUES (?, ?, ?, ?) ON CONFLICT(datastream) DO UPDATE SET "
-        "phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, batch = excluded.batch "
-        "WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
-        list(
-            zip(
-                newest["ds"].tolist(),
-                newest["ms"].tolist(),
-                newest["number"].astype(float).tolist(),
-                [batch] * len(newest),
-                strict=True,
-            )
-        ),
-    )
-
-
-def _dead_letters(
-    con: Any,
-    checked: pd.DataFrame,
-    reason: pd.Series,
-    source: str,
-    now_ms: int,
-    report: IngestReport,
-) -> None:
-    bad = checked[reason.notna()]
+def _dead_rows(
+    checked: pd.DataFrame, reason: pd.Series, source: str, now_ms: int, report: IngestReport
+) -> list[tuple[Any, ...]]:
+    bad = checked[reason.notna().to_numpy()]
     if bad.empty:
-        return
+        return []
     why = reason[bad.index]
     report.rejected = {str(k): int(v) for k, v in why.value_counts().items()}
 
@@ -329,19 +323,15 @@ def _dead_letters(
             for v in values.tolist()
         ]
 
-    con.executemany(
-        "INSERT INTO dead_letters (received_ms, source, reason, sensor, time, property, value) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        list(
-            zip(
-                [now_ms] * len(bad),
-                [source] * len(bad),
-                why.tolist(),
-                text("sensor"),
-                text("time"),
-                text("property"),
-                text("value"),
-                strict=True,
-            )
-        ),
+    return list(
+        zip(
+            [now_ms] * len(bad),
+            [source] * len(bad),
+            why.tolist(),
+            text("sensor"),
+            text("time"),
+            text("property"),
+            text("value"),
+            strict=True,
+        )
     )
