@@ -163,13 +163,15 @@ def _checked(
     known = pd.Index(registry.frame.index).get_indexer(unique_uids.to_numpy(dtype=object))
     pos = np.where(codes >= 0, known[np.maximum(codes, 0)] if len(known) else -1, -1)
     index = registry.frame.index.to_numpy(dtype=object)
-    out["uid"] = np.where(pos >= 0, index[np.maximum(pos, 0)] if len(index) else None, None)
+    uid = np.full(len(out), None, dtype=object)
+    uid[pos >= 0] = index[pos[pos >= 0]]
+    out["uid"] = uid
     number = pd.to_numeric(out["value"], errors="coerce")
     number = pd.Series(np.asarray(number, dtype=float), index=out.index)
     out["number"] = number.where(np.isfinite(number))
     stamps = _parse_times(out["time"])
     out["ms"] = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy()
-    reason = np.full(len(out), None, dtype=object)
+    reason: np.ndarray = np.full(len(out), None, dtype=object)
     bad_number = out["number"].isna().to_numpy()
     ahead = out["ms"].to_numpy() > now_ms + int(future_tolerance_s * 1000)
     for mask, why in (
@@ -187,14 +189,13 @@ def _checked(
 
 def _filled(given: pd.Series, defaults: pd.Series, pos: np.ndarray, last: Any) -> np.ndarray:
     """``given`` where set (not null, not empty), else the sensor's default, else ``last``."""
-    values = given.to_numpy(dtype=object, na_value=None)
-    if len(defaults):
-        fallback = np.where(pos >= 0, defaults.to_numpy(dtype=object)[np.maximum(pos, 0)], None)
-    else:
-        fallback = np.full(len(values), None, dtype=object)
+    values: np.ndarray = np.asarray(given.astype(object).where(given.notna(), None))
+    fallback: np.ndarray = np.full(len(values), None, dtype=object)
+    fallback[pos >= 0] = defaults.to_numpy(dtype=object)[pos[pos >= 0]]
     fallback = np.where(pd.isna(fallback), last, fallback)
     unset = pd.isna(values) | (values == "")
-    return np.where(unset, fallback, values)
+    out: np.ndarray = np.where(unset, fallback, values)
+    return out
 
 
 def ingest(

@@ -56,7 +56,18 @@ from twin.errors import SourceError, UsageError
 from twin.sensing.sensors import SensorRegistry
 from twin.sensing.store import LiveStore, from_ms, records, to_ms
 
-__all__ = ["EPISODE_COLUMNS", "Rule", "episodes", "evaluate", "load_rules", "threshold_rules"]
+__all__ = [
+    "EPISODE_COLUMNS",
+    "AlarmState",
+    "Rule",
+    "advance",
+    "conditions",
+    "episodes",
+    "evaluate",
+    "load_rules",
+    "rates_per_min",
+    "threshold_rules",
+]
 
 GRADES = ("一般", "较大", "重大", "特别重大")
 LEAVES = ("above", "below", "rate_above", "rate_below")
@@ -244,6 +255,26 @@ def _clear_mask(
     clear = level * float(rule.clear) if isinstance(arg, str) else float(rule.clear)
     with np.errstate(invalid="ignore"):
         return np.asarray(values <= clear if key == "above" else values >= clear)
+
+
+def conditions(
+    rule: Rule, values: np.ndarray, rates: np.ndarray, sensor: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each reading meets the rule (``on``) and whether it clears it (``off``).
+
+    ``sensor`` maps ``threshold_low`` / ``threshold_high`` to one number or to an
+    array with one threshold per reading (many sensors at once).
+
+    Examples
+    --------
+    >>> rule = Rule("hot", {"above": "threshold_high"}, sensor_types=("x",), clear=0.9)
+    >>> on, off = conditions(rule, np.array([5.0, 9.5]), np.zeros(2),
+    ...                      {"threshold_high": np.array([4.0, 10.0])})
+    >>> on.tolist(), off.tolist()
+    ([True, False], [False, False])
+    """
+    on = _mask(rule.condition, values, rates, sensor)
+    return on, _clear_mask(rule, values, on, sensor)
 
 
 def rates_per_min(t: np.ndarray, v: np.ndarray, before: tuple[int, float] | None = None) -> Any:

@@ -10,6 +10,15 @@ Examples
 'chengdu.twin.gpkg.live.sqlite'
 """
 
-from twin.store.live import SCHEMA, LiveStore, from_ms, live_path, records, rows_of, to_ms
+from twin.store.live import (
+    NO_TIME,
+    SCHEMA,
+    LiveStore,
+    from_ms,
+    live_path,
+    records,
+    rows_of,
+    to_ms,
+)
 
-__all__ = ["SCHEMA", "LiveStore", "from_ms", "live_path", "records", "rows_of", "to_ms"]
+__all__ = ["NO_TIME", "SCHEMA", "LiveStore", "from_ms", "live_path", "records", "rows_of", "to_ms"]
