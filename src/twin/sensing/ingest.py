@@ -101,7 +101,7 @@ def normalise(frame: pd.DataFrame, mapping: Mapping[str, str] | None = None) -> 
     """
     from twin.errors import SchemaError
 
-    renamed = frame.rename(columns={v: k for k, v in (mapping or {}).items()})
+    renamed = frame.rename(columns={v: k for k, v in mapping.items()}) if mapping else frame
     missing = [c for c in REQUIRED if c not in renamed.columns]
     if missing:
         raise SchemaError(
@@ -137,61 +137,130 @@ def read_readings(
 
 def _parse_times(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
-    else:
-        text = values.astype(object).where(values.notna(), None)
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        return pd.to_datetime(values, utc=True)
+    text = _objects(values)
+    utc = _utc_iso(text)
+    if utc is not None:
+        return pd.Series(pd.to_datetime(utc, utc=True), index=values.index)
+    return pd.to_datetime(
+        pd.Series(text, dtype=object), utc=True, errors="coerce", format="ISO8601"
+    )
+
+
+def _utc_iso(text: np.ndarray) -> np.ndarray | None:
+    """Times that all end in ``Z`` or ``+00:00`` (what sensors send), parsed by numpy;
+    None when some do not (pandas parses those, zones and all)."""
+    bare = []
+    for t in text.tolist():
+        if not isinstance(t, str):
+            return None
+        if t.endswith("Z"):
+            bare.append(t[:-1])
+        elif t.endswith("+00:00"):
+            bare.append(t[:-6])
+        else:
+            return None
+    try:
+        parsed: np.ndarray = np.array(bare, dtype="datetime64[ms]")
+    except ValueError:
+        return None
+    if np.isnat(parsed).any():
+        return None
     return parsed
 
 
-def out_dtype_is_text(column: pd.Series) -> bool:
-    """Whether a column holds strings in an extension dtype (pyarrow or pandas strings)."""
-    return isinstance(column.dtype, pd.StringDtype) or str(column.dtype).startswith("string")
+def _objects(column: pd.Series) -> np.ndarray:
+    """A column as a numpy object array, missing values as None (one conversion)."""
+    if column.dtype == object:
+        values: np.ndarray = column.to_numpy()
+        missing = pd.isna(values)
+        if missing.any():
+            values = values.copy()
+            values[missing] = None
+        return values
+    out: np.ndarray = column.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    return out
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """Finite float values (NaN where the value is not a finite number)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        number = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        parsed = pd.to_numeric(pd.Series(_objects(column), dtype=object), errors="coerce")
+        number = np.asarray(parsed, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(number), number, np.nan)
+
+
+@dataclass
+class _Checked:
+    """A batch as arrays: the given columns, and what validation made of them."""
+
+    given: dict[str, np.ndarray]  # sensor, time, property, unit, value, quality as given
+    pos: np.ndarray  # the sensor's position in the registry (-1: unknown)
+    uid: np.ndarray
+    prop: np.ndarray
+    unit: np.ndarray
+    number: np.ndarray
+    ms: np.ndarray
+    reason: np.ndarray  # None where the reading is good
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "pos": self.pos[rows],
+            "uid": self.uid[rows],
+            "property": self.prop[rows],
+            "unit": self.unit[rows],
+            "number": self.number[rows],
+            "ms": self.ms[rows],
+            "quality": self.given["quality"][rows],
+        }
 
 
 def _checked(
     batch: pd.DataFrame, registry: SensorRegistry, now_ms: int, future_tolerance_s: float
-) -> tuple[pd.DataFrame, pd.Series]:
-    """The batch with ``uid``, ``ms`` and ``number`` columns, and each row's reason (None: ok).
+) -> _Checked:
+    """Each reading's sensor, property, unit, number and time, and its reason (None: ok).
 
-    Sensor names are resolved once per distinct name (factorised), defaults
-    for property and unit taken by position in the registry.
+    Numpy arrays throughout: one conversion per column, sensors looked up by
+    name in the registry's table, defaults for property and unit by position.
     """
-    out = batch.copy()
-    codes, names = pd.factorize(out["sensor"], use_na_sentinel=True)
-    unique_uids = registry.resolve(pd.Series(np.asarray(names, dtype=object)))
-    known = pd.Index(registry.frame.index).get_indexer(unique_uids.to_numpy(dtype=object))
-    pos = np.where(codes >= 0, known[np.maximum(codes, 0)] if len(known) else -1, -1)
-    index = registry.frame.index.to_numpy(dtype=object)
-    uid = np.full(len(out), None, dtype=object)
-    uid[pos >= 0] = index[pos[pos >= 0]]
-    out["uid"] = uid
-    number = pd.to_numeric(out["value"], errors="coerce")
-    number = pd.Series(np.asarray(number, dtype=float), index=out.index)
-    out["number"] = number.where(np.isfinite(number))
-    stamps = _parse_times(out["time"])
-    out["ms"] = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy()
-    reason: np.ndarray = np.full(len(out), None, dtype=object)
-    bad_number = out["number"].isna().to_numpy()
-    ahead = out["ms"].to_numpy() > now_ms + int(future_tolerance_s * 1000)
+    given = {c: _objects(batch[c]) for c in ("sensor", "property", "unit", "quality")}
+    pos = registry.positions(given["sensor"])
+    number = _numbers(batch["value"])
+    stamps = _parse_times(batch["time"])
+    bad_time = stamps.isna().to_numpy()
+    ms = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy(dtype="int64")
+    reason: np.ndarray = np.full(len(batch), None, dtype=object)
+    ahead = ms > now_ms + int(future_tolerance_s * 1000)
     for mask, why in (
         (pos < 0, "unknown sensor"),
-        (bad_number, "non-numeric"),
-        (stamps.isna().to_numpy(), "bad time"),
+        (np.isnan(number), "non-numeric"),
+        (bad_time, "bad time"),
         (ahead, "future time"),
     ):
         reason[mask & (reason == None)] = why  # noqa: E711 (elementwise)
-    out["property"] = _filled(out["property"], registry.frame["property"], pos, "value")
-    out["unit"] = _filled(out["unit"], registry.frame["unit"], pos, None)
-    out["pos"] = pos
-    return out, pd.Series(reason, index=out.index, dtype=object)
+    known = pos >= 0
+    arrays = registry.arrays
+    uid: np.ndarray = np.full(len(batch), None, dtype=object)
+    uid[known] = arrays["uid"][pos[known]]
+    return _Checked(
+        given={**given, "time": _objects(batch["time"]), "value": _objects(batch["value"])},
+        pos=pos,
+        uid=uid,
+        prop=_filled(given["property"], arrays["property"], pos, "value"),
+        unit=_filled(given["unit"], arrays["unit"], pos, None),
+        number=number,
+        ms=ms,
+        reason=reason,
+    )
 
 
-def _filled(given: pd.Series, defaults: pd.Series, pos: np.ndarray, last: Any) -> np.ndarray:
-    """``given`` where set (not null, not empty), else the sensor's default, else ``last``."""
-    values: np.ndarray = np.asarray(given.astype(object).where(given.notna(), None))
+def _filled(values: np.ndarray, defaults: np.ndarray, pos: np.ndarray, last: Any) -> np.ndarray:
+    """``values`` where set (not null, not empty), else the sensor's default, else ``last``."""
     fallback: np.ndarray = np.full(len(values), None, dtype=object)
-    fallback[pos >= 0] = defaults.to_numpy(dtype=object)[pos[pos >= 0]]
+    fallback[pos >= 0] = defaults[pos[pos >= 0]]
     fallback = np.where(pd.isna(fallback), last, fallback)
     unset = pd.isna(values) | (values == "")
     out: np.ndarray = np.where(unset, fallback, values)
@@ -237,26 +306,29 @@ def ingest(
     report = IngestReport(received=len(batch))
     if batch.empty:
         return report
-    checked, reason = _checked(batch, registry, now_ms, future_tolerance_s)
-    good = checked[reason.isna().to_numpy()]
+    checked = _checked(batch, registry, now_ms, future_tolerance_s)
+    rows = np.flatnonzero(checked.reason == None)  # noqa: E711 (elementwise)
+    good = checked.take(rows)
     prop_codes, _ = pd.factorize(good["property"])
-    pairs = good["pos"].to_numpy(dtype="int64") * (int(prop_codes.max(initial=0)) + 1) + prop_codes
+    pairs = good["pos"].astype("int64") * (int(prop_codes.max(initial=0)) + 1) + prop_codes
     _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
     keys = list(
         zip(
-            good["uid"].to_numpy(dtype=object)[first].tolist(),
-            good["property"].to_numpy(dtype=object)[first].tolist(),
-            good["unit"].to_numpy(dtype=object)[first].tolist(),
+            good["uid"][first].tolist(),
+            good["property"][first].tolist(),
+            good["unit"][first].tolist(),
             strict=True,
         )
     )
     with store.lock:
         found = np.asarray(store.datastream_ids(keys), dtype="int64")
-        ds = found[codes.reshape(-1)] if len(good) else np.zeros(0, dtype="int64")
-        twice = _repeated(ds, good["ms"].to_numpy(dtype="int64"))
-        reason[good.index[twice]] = "duplicate"
-        good = good[~twice].assign(ds=ds[~twice])
-        _commit(store, good, checked, reason, source, now_ms, report, keep_rows)
+        ds = found[codes.reshape(-1)] if rows.size else np.zeros(0, dtype="int64")
+        twice = _repeated(ds, good["ms"])
+        checked.reason[rows[twice]] = "duplicate"
+        keep = ~twice
+        good = {k: v[keep] for k, v in good.items()}
+        good["ds"], good["row"] = ds[keep], rows[keep]
+        _commit(store, good, checked, source, now_ms, report, keep_rows)
     return report
 
 
@@ -271,63 +343,60 @@ def _repeated(ds: np.ndarray, ms: np.ndarray) -> np.ndarray:
 
 def _commit(
     store: LiveStore,
-    good: pd.DataFrame,
-    checked: pd.DataFrame,
-    reason: pd.Series,
+    good: dict[str, np.ndarray],
+    checked: _Checked,
     source: str,
     now_ms: int,
     report: IngestReport,
     keep_rows: bool,
 ) -> None:
     quality = good["quality"]
-    qualities = None if quality.isna().all() else quality.where(quality.notna(), None).tolist()
-    ds = good["ds"].to_numpy(dtype="int64")
-    ms = good["ms"].to_numpy(dtype="int64")
-    value = good["number"].to_numpy(dtype=float)
+    qualities = None if pd.isna(quality).all() else quality.tolist()
     with store.batch() as tx:
-        already = tx.insert_observations(ds, ms, value, result_ms=now_ms, quality=qualities)
+        already = tx.insert_observations(
+            good["ds"], good["ms"], good["number"], result_ms=now_ms, quality=qualities
+        )
         if already.any():  # stored by an earlier batch: a resend
-            reason[good.index[already]] = "duplicate"
-            good, ds, ms, value = good[~already], ds[~already], ms[~already], value[~already]
-        prior = tx.update_latest(ds, ms, value, prior=keep_rows)
-        tx.dead_letters(_dead_rows(checked, reason, source, now_ms, report))
-    report.stored = len(good)
-    uids = good["uid"].to_numpy(dtype=object)
-    report.sensors = sorted(pd.unique(uids).tolist())
+            checked.reason[good["row"][already]] = "duplicate"
+            good = {k: v[~already] for k, v in good.items()}
+        prior = tx.update_latest(good["ds"], good["ms"], good["number"], prior=keep_rows)
+        tx.dead_letters(_dead_rows(checked, source, now_ms, report))
+    report.stored = len(good["ds"])
+    report.sensors = sorted(pd.unique(good["uid"]).tolist())
     if keep_rows:
         report.rows = pd.DataFrame(
             {
-                "ds": ds,
-                "uid": uids,
-                "pos": good["pos"].to_numpy(dtype="int64"),
-                "property": good["property"].to_numpy(dtype=object),
-                "ms": ms,
-                "value": value,
+                "ds": good["ds"],
+                "uid": good["uid"],
+                "pos": good["pos"].astype("int64"),
+                "property": good["property"],
+                "ms": good["ms"],
+                "value": good["number"],
                 "prior_ms": prior,
             }
         )
 
 
 def _dead_rows(
-    checked: pd.DataFrame, reason: pd.Series, source: str, now_ms: int, report: IngestReport
+    checked: _Checked, source: str, now_ms: int, report: IngestReport
 ) -> list[tuple[Any, ...]]:
-    bad = checked[reason.notna().to_numpy()]
-    if bad.empty:
+    bad = np.flatnonzero(checked.reason != None)  # noqa: E711 (elementwise)
+    if not bad.size:
         return []
-    why = reason[bad.index]
-    report.rejected = {str(k): int(v) for k, v in why.value_counts().items()}
+    why = checked.reason[bad]
+    reasons, counts = np.unique(why.astype(str), return_counts=True)
+    report.rejected = {str(k): int(v) for k, v in zip(reasons, counts, strict=True)}
 
     def text(column: str) -> list[str | None]:
-        values = bad[column]
         return [
-            None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
-            for v in values.tolist()
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            for v in checked.given[column][bad].tolist()
         ]
 
     return list(
         zip(
-            [now_ms] * len(bad),
-            [source] * len(bad),
+            [now_ms] * bad.size,
+            [source] * bad.size,
             why.tolist(),
             text("sensor"),
             text("time"),

@@ -285,7 +285,8 @@ def readings_of(batch: list[Message]) -> pd.DataFrame:
             "value": values,
             "quality": qualities,
             "unit": [None] * len(batch),
-        }
+        },
+        dtype=object,  # plain objects: no round trip through Arrow strings
     )
 
 

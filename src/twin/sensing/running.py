@@ -53,6 +53,15 @@ from twin.sensing.store import NO_TIME, LiveStore, from_ms
 
 __all__ = ["RuleRunner"]
 
+_NO_EPISODES = pd.DataFrame(
+    {
+        **{c: pd.Series(dtype=object) for c in EPISODE_COLUMNS},
+        "start": pd.Series(dtype="datetime64[ms, UTC]"),
+        "end": pd.Series(dtype="datetime64[ms, UTC]"),
+        "value": pd.Series(dtype=float),
+    }
+)[EPISODE_COLUMNS]
+
 
 class RuleRunner:
     """Value rules (not the no-data ones) advanced batch by batch, state kept in memory.
@@ -72,9 +81,9 @@ class RuleRunner:
         self.registry = registry
         self.lookback_ms = int(lookback_s * 1000)
         frame = registry.frame
-        self._uids = frame.index.to_numpy(dtype=object)
+        self._uids = registry.arrays["uid"]
         self._types = frame["sensor_type"].to_numpy(dtype=object)
-        self._prop = frame["property"].to_numpy(dtype=object)
+        self._prop = registry.arrays["property"]
         self._levels = {
             c: frame[c].to_numpy(dtype=float) for c in ("threshold_low", "threshold_high")
         }
@@ -224,6 +233,8 @@ class RuleRunner:
 
 
 def _episodes(found: list[list[Any]]) -> pd.DataFrame:
+    if not found:
+        return _NO_EPISODES
     frame = pd.DataFrame(found, columns=EPISODE_COLUMNS)
     frame["start"] = from_ms(frame["start"].to_numpy(dtype="int64"))
     frame["end"] = pd.to_datetime(frame["end"].astype("Int64").astype("float"), unit="ms", utc=True)
