@@ -65,7 +65,12 @@ class SensorRegistry:
         self._positions.update(where)
         self.arrays = {
             "uid": np.asarray(uids, dtype=object),
-            **{c: self.frame[c].to_numpy(dtype=object) for c in ("property", "unit")},
+            **{
+                c: self.frame[c].to_numpy(dtype=object)
+                if c in self.frame
+                else np.full(len(uids), None, dtype=object)
+                for c in ("property", "unit")
+            },
         }
 
     @classmethod
