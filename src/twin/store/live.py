@@ -33,9 +33,12 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
@@ -45,6 +48,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from twin.store.live_snapshot import read_snapshot, write_snapshot
 
 __all__ = [
     "NO_TIME",
@@ -129,6 +134,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+log = logging.getLogger(__name__)
+
 _NONE = np.iinfo("int64").min  # no latest value (yet) for that datastream id
 #: The time a datastream without any reading has (in :meth:`LiveBatch.update_latest`).
 NO_TIME = _NONE
@@ -205,6 +212,10 @@ class LiveStore:
     synchronous : str, default "NORMAL"
         SQLite's ``synchronous`` in WAL mode: NORMAL survives a killed process
         (what an acknowledged reading needs); FULL also survives a power cut.
+    snapshot_every_s : float or None, default 5
+        After a commit, refresh the latest-values snapshot beside the store
+        (:mod:`twin.store.live_snapshot`) when the last one is older than this
+        (and on :meth:`close`); None: never.
 
     Notes
     -----
@@ -212,7 +223,13 @@ class LiveStore:
     open the same file (SQLite serialises writers, ``busy_timeout`` waits).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        snapshot_every_s: float | None = 5.0,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
@@ -222,6 +239,14 @@ class LiveStore:
         self.con.execute(f"PRAGMA synchronous = {synchronous}")
         self.con.executescript(SCHEMA)
         self._streams: dict[tuple[str, str], int] = {}
+        self.con.execute(
+            "INSERT OR IGNORE INTO counters (name, value) VALUES ('store_id', ?)",
+            (secrets.randbits(62),),
+        )
+        self.store_id = str(self.scalar("SELECT value FROM counters WHERE name = 'store_id'"))
+        self.snapshot_every_s = snapshot_every_s
+        self._snapshot_at: float | None = None  # monotonic time of the last snapshot written
+        self._wrote = False
 
     @classmethod
     def beside(cls, twin_path: str | os.PathLike[str], **kwargs: Any) -> LiveStore:
@@ -229,9 +254,50 @@ class LiveStore:
         return cls(live_path(twin_path), **kwargs)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (refreshing the latest-values snapshot after writes)."""
         with self.lock:
+            if self._snapshot_at is not None and self._wrote:
+                self.snapshot()
             self.con.close()
+
+    @property
+    def snapshot_path(self) -> Path:
+        """The latest-values snapshot beside the store: ``<store>.latest.arrow``."""
+        return self.path.with_name(self.path.name + ".latest.arrow")
+
+    def snapshot(self) -> None:
+        """Write the latest values and datastreams to :attr:`snapshot_path` (atomically)."""
+        with self.lock:
+            times, values = self._latest_arrays()
+            streams = self._stream_table()
+            seen = self._latest_cache[0]
+            try:
+                write_snapshot(self.snapshot_path, self.store_id, seen, times, values, streams)
+            except OSError as exc:  # a cache: a read-only folder only costs speed
+                log.warning("cannot write %s: %s", self.snapshot_path, exc)
+            self._snapshot_at = time.monotonic()
+            self._wrote = False
+
+    def _committed(self, tx: LiveBatch) -> None:
+        """After a commit: the writer's own latest values go into its cache, and the
+        snapshot is refreshed when due."""
+        self._wrote = True
+        cached = getattr(self, "_latest_cache", None)
+        if tx.latest is not None and cached is not None and cached[0] == tx.latest[0] - 1:
+            batch, ds, ms, val = tx.latest  # no other writer since: apply in memory
+            times, values = cached[1], cached[2]
+            if ds.size and int(ds.max()) >= len(times):
+                grown = int(ds.max()) + 1
+                times = np.concatenate([times, np.full(grown - len(times), _NONE)])
+                values = np.concatenate([values, np.full(grown - len(values), np.nan)])
+            newer = ms >= times[ds]
+            times[ds[newer]], values[ds[newer]] = ms[newer], val[newer]
+            self._latest_cache = (batch, times, values)
+        every = self.snapshot_every_s
+        if every is not None and (
+            self._snapshot_at is None or time.monotonic() - self._snapshot_at >= every
+        ):
+            self.snapshot()
 
     def __enter__(self) -> LiveStore:
         return self
@@ -256,12 +322,14 @@ class LiveStore:
         """
         with self.lock:
             self.con.execute("BEGIN IMMEDIATE")
+            tx = LiveBatch(self.con)
             try:
-                yield LiveBatch(self.con)
+                yield tx
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
+            self._committed(tx)
 
     # -- datastreams ------------------------------------------------------
     def datastream_ids(self, keys: Iterable[tuple[str, str, str | None]]) -> list[int]:
@@ -323,6 +391,12 @@ class LiveStore:
         """Latest time and value by datastream id, kept in memory and refreshed with the
         rows changed since the last read (every ingest marks its rows with a batch number)."""
         cached = getattr(self, "_latest_cache", None)
+        if cached is None:
+            snap = read_snapshot(self.snapshot_path, self.store_id)
+            if snap is not None:
+                cached = self._latest_cache = (snap.batch, snap.times, snap.values)
+                top = int(snap.streams.index.max()) if len(snap.streams) else 0
+                self._stream_cache = (top, snap.streams)
         seen = cached[0] if cached is not None else -1
         rows = self.con.execute(
             "SELECT datastream, phenomenon_ms, value, batch FROM latest WHERE batch > ?", (seen,)
@@ -349,20 +423,23 @@ class LiveStore:
         return times, values
 
     def _stream_table(self) -> pd.DataFrame:
-        """The datastreams (id index), cached until a new one is created."""
-        count = self.con.execute("SELECT count(*) FROM datastreams").fetchone()[0]
+        """The datastreams (id index), cached; the ones created since are added."""
         cached = getattr(self, "_stream_cache", None)
-        if cached is None or cached[0] != count:
-            rows = self.con.execute(
-                "SELECT id, sensor_uid, property, unit FROM datastreams"
-            ).fetchall()
-            table = pd.DataFrame.from_records(
-                rows, columns=["id", "sensor_uid", "property", "unit"]
-            ).set_index("id")
-            self._stream_cache = (count, table)
-            return table
-        frame: pd.DataFrame = cached[1]
-        return frame
+        top = cached[0] if cached is not None else 0
+        rows = self.con.execute(
+            "SELECT id, sensor_uid, property, unit FROM datastreams WHERE id > ? ORDER BY id",
+            (top,),
+        ).fetchall()
+        if cached is not None and not rows:
+            frame: pd.DataFrame = cached[1]
+            return frame
+        table = pd.DataFrame.from_records(
+            rows, columns=["id", "sensor_uid", "property", "unit"]
+        ).set_index("id")
+        if cached is not None:
+            table = pd.concat([cached[1], table])
+        self._stream_cache = (int(table.index.max()) if len(table) else 0, table)
+        return table
 
     def window(
         self,
@@ -509,6 +586,8 @@ class LiveBatch:
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con = con
+        #: (batch number, datastreams, times, values) written to ``latest``
+        self.latest: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def insert_observations(
         self,
@@ -586,6 +665,7 @@ class LiveBatch:
             "batch = excluded.batch WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
             zip(ds[last].tolist(), ms[last].tolist(), val[last].tolist(), repeat(batch)),
         )
+        self.latest = (int(batch), ds[last], ms[last], val[last])
         return before
 
     def _latest_of(self, ds: np.ndarray) -> np.ndarray:
