@@ -197,7 +197,8 @@ def _numbers(column: pd.Series) -> np.ndarray:
 class _Checked:
     """A batch as arrays: the given columns, and what validation made of them."""
 
-    given: dict[str, np.ndarray]  # sensor, time, property, unit, value, quality as given
+    given: dict[str, np.ndarray]  # property, unit, quality as given
+    batch: pd.DataFrame  # the batch as given (dead letters quote it)
     pos: np.ndarray  # the sensor's position in the registry (-1: unknown)
     uid: np.ndarray
     prop: np.ndarray
@@ -226,8 +227,10 @@ def _checked(
     Numpy arrays throughout: one conversion per column, sensors looked up by
     name in the registry's table, defaults for property and unit by position.
     """
-    given = {c: _objects(batch[c]) for c in ("sensor", "property", "unit", "quality")}
-    pos = registry.positions(given["sensor"])
+    given = {c: _objects(batch[c]) for c in ("property", "unit", "quality")}
+    codes, names = pd.factorize(batch["sensor"], use_na_sentinel=True)
+    known_names = registry.positions(np.asarray(names, dtype=object))
+    pos = np.where(codes >= 0, known_names[np.maximum(codes, 0)] if names.size else -1, -1)
     number = _numbers(batch["value"])
     stamps = _parse_times(batch["time"])
     bad_time = stamps.isna().to_numpy()
@@ -246,7 +249,8 @@ def _checked(
     uid: np.ndarray = np.full(len(batch), None, dtype=object)
     uid[known] = arrays["uid"][pos[known]]
     return _Checked(
-        given={**given, "time": _objects(batch["time"]), "value": _objects(batch["value"])},
+        given=given,
+        batch=batch,
         pos=pos,
         uid=uid,
         prop=_filled(given["property"], arrays["property"], pos, "value"),
@@ -388,9 +392,10 @@ def _dead_rows(
     report.rejected = {str(k): int(v) for k, v in zip(reasons, counts, strict=True)}
 
     def text(column: str) -> list[str | None]:
+        values = _objects(checked.batch[column].iloc[bad])
         return [
             None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-            for v in checked.given[column][bad].tolist()
+            for v in values.tolist()
         ]
 
     return list(

@@ -237,6 +237,8 @@ class LiveStore:
         self.con.execute("PRAGMA busy_timeout = 30000")
         self.con.execute("PRAGMA journal_mode = WAL")
         self.con.execute(f"PRAGMA synchronous = {synchronous}")
+        self.con.execute("PRAGMA cache_size = -262144")  # up to 256 MiB, taken as needed
+        self.con.execute("PRAGMA temp_store = MEMORY")
         self.con.executescript(SCHEMA)
         self._streams: dict[tuple[str, str], int] = {}
         self.con.execute(
