@@ -167,7 +167,7 @@ def raise_events(
         event_id = _apply_episode(store, SimpleNamespace(**ep), start, end, locate, impact, who)
         if event_id is not None:
             changed.append(event_id)
-    if evaluated is not None:
+    if evaluated is not None and len(evaluated):
         lasting = {(e["rule"], e["sensor_uid"]) for e in eps if pd.isna(e["end"])}
         with store.lock:
             alarming = set(
@@ -175,10 +175,10 @@ def raise_events(
                     "SELECT rule, sensor_uid FROM events WHERE is_open = 1 AND cleared_ms IS NULL"
                 ).fetchall()
             )
-        for pair in records(evaluated):
-            key = (pair["rule"], pair["sensor_uid"])
+        pairs = zip(evaluated["rule"].tolist(), evaluated["sensor_uid"].tolist(), strict=True)
+        for key in pairs:
             if key in alarming and key not in lasting:
-                event_id = _clear(store, str(pair["rule"]), str(pair["sensor_uid"]), None, who)
+                event_id = _clear(store, str(key[0]), str(key[1]), None, who)
                 if event_id is not None:
                     changed.append(event_id)
     return sorted(set(changed))

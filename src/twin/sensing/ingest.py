@@ -61,12 +61,17 @@ class IngestReport:
         Rows kept as dead letters, by reason.
     sensors : list of str
         Uids of the sensors with new observations (for the rules).
+    rows : pandas.DataFrame or None
+        With ``ingest(..., keep_rows=True)``: the observations stored (``ds, uid,
+        pos, property, ms, value, prior_ms``; ``prior_ms`` is the datastream's
+        newest time before the batch), for the rules; not in :meth:`to_dict`.
     """
 
     received: int = 0
     stored: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     sensors: list[str] = field(default_factory=list)
+    rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def add(self, other: IngestReport) -> None:
         """Add another batch's counts to this one."""
@@ -96,7 +101,7 @@ def normalise(frame: pd.DataFrame, mapping: Mapping[str, str] | None = None) -> 
     """
     from twin.errors import SchemaError
 
-    renamed = frame.rename(columns={v: k for k, v in (mapping or {}).items()})
+    renamed = frame.rename(columns={v: k for k, v in mapping.items()}) if mapping else frame
     missing = [c for c in REQUIRED if c not in renamed.columns]
     if missing:
         raise SchemaError(
@@ -132,41 +137,138 @@ def read_readings(
 
 def _parse_times(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
-    else:
-        text = values.astype(object).where(values.notna(), None)
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        return pd.to_datetime(values, utc=True)
+    text = _objects(values)
+    utc = _utc_iso(text)
+    if utc is not None:
+        return pd.Series(pd.to_datetime(utc, utc=True), index=values.index)
+    return pd.to_datetime(
+        pd.Series(text, dtype=object), utc=True, errors="coerce", format="ISO8601"
+    )
+
+
+def _utc_iso(text: np.ndarray) -> np.ndarray | None:
+    """Times that all end in ``Z`` or ``+00:00`` (what sensors send), parsed by numpy;
+    None when some do not (pandas parses those, zones and all)."""
+    bare = []
+    for t in text.tolist():
+        if not isinstance(t, str):
+            return None
+        if t.endswith("Z"):
+            bare.append(t[:-1])
+        elif t.endswith("+00:00"):
+            bare.append(t[:-6])
+        else:
+            return None
+    try:
+        parsed: np.ndarray = np.array(bare, dtype="datetime64[ms]")
+    except ValueError:
+        return None
+    if np.isnat(parsed).any():
+        return None
     return parsed
 
 
-def out_dtype_is_text(column: pd.Series) -> bool:
-    """Whether a column holds strings in an extension dtype (pyarrow or pandas strings)."""
-    return isinstance(column.dtype, pd.StringDtype) or str(column.dtype).startswith("string")
+def _objects(column: pd.Series) -> np.ndarray:
+    """A column as a numpy object array, missing values as None (one conversion)."""
+    if column.dtype == object:
+        values: np.ndarray = column.to_numpy()
+        missing = pd.isna(values)
+        if missing.any():
+            values = values.copy()
+            values[missing] = None
+        return values
+    out: np.ndarray = column.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    return out
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """Finite float values (NaN where the value is not a finite number)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        number = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        parsed = pd.to_numeric(pd.Series(_objects(column), dtype=object), errors="coerce")
+        number = np.asarray(parsed, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(number), number, np.nan)
+
+
+@dataclass
+class _Checked:
+    """A batch as arrays: the given columns, and what validation made of them."""
+
+    given: dict[str, np.ndarray]  # property, unit, quality as given
+    batch: pd.DataFrame  # the batch as given (dead letters quote it)
+    pos: np.ndarray  # the sensor's position in the registry (-1: unknown)
+    uid: np.ndarray
+    prop: np.ndarray
+    unit: np.ndarray
+    number: np.ndarray
+    ms: np.ndarray
+    reason: np.ndarray  # None where the reading is good
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "pos": self.pos[rows],
+            "uid": self.uid[rows],
+            "property": self.prop[rows],
+            "unit": self.unit[rows],
+            "number": self.number[rows],
+            "ms": self.ms[rows],
+            "quality": self.given["quality"][rows],
+        }
 
 
 def _checked(
     batch: pd.DataFrame, registry: SensorRegistry, now_ms: int, future_tolerance_s: float
-) -> tuple[pd.DataFrame, pd.Series]:
-    """The batch with ``uid``, ``ms`` and ``number`` columns, and each row's reason (None: ok)."""
-    text = [c for c in ("sensor", "property", "unit", "quality") if out_dtype_is_text(batch[c])]
-    out = batch.astype({c: object for c in text})  # arrow-backed strings iterate slowly
-    out["uid"] = registry.resolve(out["sensor"]).to_numpy()
-    number = pd.to_numeric(out["value"], errors="coerce")
-    out["number"] = number.where(np.isfinite(number.astype(float)))
-    stamps = _parse_times(out["time"])
-    out["ms"] = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy()
-    reason = pd.Series(None, index=out.index, dtype=object)
-    reason[out["uid"].isna()] = "unknown sensor"
-    reason[reason.isna() & out["number"].isna()] = "non-numeric"
-    reason[reason.isna() & stamps.isna()] = "bad time"
-    ahead = out["ms"] > now_ms + int(future_tolerance_s * 1000)
-    reason[reason.isna() & ahead] = "future time"
-    defaults = registry.frame["property"]
-    prop = out["property"].where(out["property"].notna() & (out["property"] != ""))
-    out["property"] = prop.fillna(out["uid"].map(defaults)).fillna("value")
-    unit = out["unit"].where(out["unit"].notna() & (out["unit"] != ""))
-    out["unit"] = unit.fillna(out["uid"].map(registry.frame["unit"]))
-    return out, reason
+) -> _Checked:
+    """Each reading's sensor, property, unit, number and time, and its reason (None: ok).
+
+    Numpy arrays throughout: one conversion per column, sensors looked up by
+    name in the registry's table, defaults for property and unit by position.
+    """
+    given = {c: _objects(batch[c]) for c in ("property", "unit", "quality")}
+    codes, names = pd.factorize(batch["sensor"], use_na_sentinel=True)
+    known_names = registry.positions(np.asarray(names, dtype=object))
+    pos = np.where(codes >= 0, known_names[np.maximum(codes, 0)] if names.size else -1, -1)
+    number = _numbers(batch["value"])
+    stamps = _parse_times(batch["time"])
+    bad_time = stamps.isna().to_numpy()
+    ms = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy(dtype="int64")
+    reason: np.ndarray = np.full(len(batch), None, dtype=object)
+    ahead = ms > now_ms + int(future_tolerance_s * 1000)
+    for mask, why in (
+        (pos < 0, "unknown sensor"),
+        (np.isnan(number), "non-numeric"),
+        (bad_time, "bad time"),
+        (ahead, "future time"),
+    ):
+        reason[mask & (reason == None)] = why  # noqa: E711 (elementwise)
+    known = pos >= 0
+    arrays = registry.arrays
+    uid: np.ndarray = np.full(len(batch), None, dtype=object)
+    uid[known] = arrays["uid"][pos[known]]
+    return _Checked(
+        given=given,
+        batch=batch,
+        pos=pos,
+        uid=uid,
+        prop=_filled(given["property"], arrays["property"], pos, "value"),
+        unit=_filled(given["unit"], arrays["unit"], pos, None),
+        number=number,
+        ms=ms,
+        reason=reason,
+    )
+
+
+def _filled(values: np.ndarray, defaults: np.ndarray, pos: np.ndarray, last: Any) -> np.ndarray:
+    """``values`` where set (not null, not empty), else the sensor's default, else ``last``."""
+    fallback: np.ndarray = np.full(len(values), None, dtype=object)
+    fallback[pos >= 0] = defaults[pos[pos >= 0]]
+    fallback = np.where(pd.isna(fallback), last, fallback)
+    unset = pd.isna(values) | (values == "")
+    out: np.ndarray = np.where(unset, fallback, values)
+    return out
 
 
 def ingest(
@@ -177,6 +279,7 @@ def ingest(
     source: str = "api",
     now: pd.Timestamp | None = None,
     future_tolerance_s: float = 300.0,
+    keep_rows: bool = False,
 ) -> IngestReport:
     """Validate and store one batch of readings (one transaction); reject the rest with reasons.
 
@@ -193,6 +296,8 @@ def ingest(
         The reference for "future" (default: the wall clock).
     future_tolerance_s : float, default 300
         Clock skew accepted before a time counts as in the future.
+    keep_rows : bool, default False
+        Put the stored observations in the report's ``rows`` (for the rules).
 
     Returns
     -------
@@ -205,143 +310,103 @@ def ingest(
     report = IngestReport(received=len(batch))
     if batch.empty:
         return report
-    checked, reason = _checked(batch, registry, now_ms, future_tolerance_s)
-    good = checked[reason.isna()]
-    codes, _ = pd.factorize(good["uid"].astype(str) + "\x1f" + good["property"].astype(str))
-    first = np.unique(codes, return_index=True)[1] if len(good) else np.zeros(0, dtype=int)
+    checked = _checked(batch, registry, now_ms, future_tolerance_s)
+    rows = np.flatnonzero(checked.reason == None)  # noqa: E711 (elementwise)
+    good = checked.take(rows)
+    prop_codes, _ = pd.factorize(good["property"])
+    pairs = good["pos"].astype("int64") * (int(prop_codes.max(initial=0)) + 1) + prop_codes
+    _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
     keys = list(
         zip(
-            good["uid"].to_numpy(dtype=object)[first].tolist(),
-            good["property"].to_numpy(dtype=object)[first].tolist(),
-            good["unit"].to_numpy(dtype=object)[first].tolist(),
+            good["uid"][first].tolist(),
+            good["property"][first].tolist(),
+            good["unit"][first].tolist(),
             strict=True,
         )
     )
     with store.lock:
         found = np.asarray(store.datastream_ids(keys), dtype="int64")
-        good = good.assign(ds=found[codes] if len(good) else np.array([], dtype="int64"))
-        twice = good.duplicated(["ds", "ms"], keep="first")
-        reason[twice[twice].index] = "duplicate"
-        good = good[~twice]
-        _commit(store, good, checked, reason, source, now_ms, report)
+        ds = found[codes.reshape(-1)] if rows.size else np.zeros(0, dtype="int64")
+        twice = _repeated(ds, good["ms"])
+        checked.reason[rows[twice]] = "duplicate"
+        keep = ~twice
+        good = {k: v[keep] for k, v in good.items()}
+        good["ds"], good["row"] = ds[keep], rows[keep]
+        _commit(store, good, checked, source, now_ms, report, keep_rows)
     return report
+
+
+def _repeated(ds: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """Rows whose (datastream, time) came earlier in the batch."""
+    order = np.lexsort((ms, ds))  # stable: the first of equal keys stays first
+    same = (ds[order][1:] == ds[order][:-1]) & (ms[order][1:] == ms[order][:-1])
+    out = np.zeros(ds.size, dtype=bool)
+    out[order[1:][same]] = True
+    return out
 
 
 def _commit(
     store: LiveStore,
-    good: pd.DataFrame,
-    checked: pd.DataFrame,
-    reason: pd.Series,
+    good: dict[str, np.ndarray],
+    checked: _Checked,
     source: str,
     now_ms: int,
     report: IngestReport,
+    keep_rows: bool,
 ) -> None:
-    con = store.con
     quality = good["quality"]
-    qualities = (
-        [None] * len(good)
-        if quality.isna().all()
-        else quality.where(quality.notna(), None).tolist()
-    )
-    rows = list(
-        zip(
-            good["ds"].to_numpy(dtype="int64").tolist(),
-            good["ms"].to_numpy(dtype="int64").tolist(),
-            [now_ms] * len(good),
-            good["number"].to_numpy(dtype=float).tolist(),
-            qualities,
-            strict=True,
+    qualities = None if pd.isna(quality).all() else quality.tolist()
+    with store.batch() as tx:
+        already = tx.insert_observations(
+            good["ds"], good["ms"], good["number"], result_ms=now_ms, quality=qualities
         )
-    )
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        before = con.total_changes
-        con.executemany("INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?)", rows)
-        if con.total_changes - before != len(rows):
-            # Some were stored already: find them (rare path), keep them as duplicates.
-            con.execute("ROLLBACK")
-            con.execute("BEGIN IMMEDIATE")
-            stored = _already_stored(con, good)
-            reason[good.index[stored]] = "duplicate"
-            good = good[~stored]
-            rows = [r for r, s in zip(rows, stored, strict=True) if not s]
-            con.executemany("INSERT INTO observations VALUES (?, ?, ?, ?, ?)", rows)
-        _update_latest(con, good)
-        _dead_letters(con, checked, reason, source, now_ms, report)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    report.stored = len(rows)
-    report.sensors = sorted(pd.unique(good["uid"].to_numpy(dtype=object)).tolist())
+        if already.any():  # stored by an earlier batch: a resend
+            checked.reason[good["row"][already]] = "duplicate"
+            good = {k: v[~already] for k, v in good.items()}
+        prior = tx.update_latest(good["ds"], good["ms"], good["number"], prior=keep_rows)
+        tx.dead_letters(_dead_rows(checked, source, now_ms, report))
+    report.stored = len(good["ds"])
+    report.sensors = sorted(pd.unique(good["uid"]).tolist())
+    if keep_rows:
+        report.rows = pd.DataFrame(
+            {
+                "ds": good["ds"],
+                "uid": good["uid"],
+                "pos": good["pos"].astype("int64"),
+                "property": good["property"],
+                "ms": good["ms"],
+                "value": good["number"],
+                "prior_ms": prior,
+            }
+        )
 
 
-def _already_stored(con: Any, good: pd.DataFrame) -> np.ndarray:
-    found = np.zeros(len(good), dtype=bool)
-    query = "SELECT 1 FROM observations WHERE datastream = ? AND phenomenon_ms = ?"
-    for i, (ds, ms) in enumerate(zip(good["ds"].tolist(), good["ms"].tolist(), strict=True)):
-        found[i] = con.execute(query, (ds, ms)).fetchone() is not None
-    return found
-
-
-def _update_latest(con: Any, good: pd.DataFrame) -> None:
-    if good.empty:
-        return
-    newest = good.loc[good.groupby("ds")["ms"].idxmax(), ["ds", "ms", "number"]]
-    batch = con.execute(
-        "INSERT INTO counters (name, value) VALUES ('latest', 1) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
-    ).fetchone()[0]
-    con.executemany(
-        "INSERT INTO latest VALUES (?, ?, ?, ?) ON CONFLICT(datastream) DO UPDATE SET "
-        "phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, batch = excluded.batch "
-        "WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
-        list(
-            zip(
-                newest["ds"].tolist(),
-                newest["ms"].tolist(),
-                newest["number"].astype(float).tolist(),
-                [batch] * len(newest),
-                strict=True,
-            )
-        ),
-    )
-
-
-def _dead_letters(
-    con: Any,
-    checked: pd.DataFrame,
-    reason: pd.Series,
-    source: str,
-    now_ms: int,
-    report: IngestReport,
-) -> None:
-    bad = checked[reason.notna()]
-    if bad.empty:
-        return
-    why = reason[bad.index]
-    report.rejected = {str(k): int(v) for k, v in why.value_counts().items()}
+def _dead_rows(
+    checked: _Checked, source: str, now_ms: int, report: IngestReport
+) -> list[tuple[Any, ...]]:
+    bad = np.flatnonzero(checked.reason != None)  # noqa: E711 (elementwise)
+    if not bad.size:
+        return []
+    why = checked.reason[bad]
+    reasons, counts = np.unique(why.astype(str), return_counts=True)
+    report.rejected = {str(k): int(v) for k, v in zip(reasons, counts, strict=True)}
 
     def text(column: str) -> list[str | None]:
-        values = bad[column]
+        values = _objects(checked.batch[column].iloc[bad])
         return [
-            None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
             for v in values.tolist()
         ]
 
-    con.executemany(
-        "INSERT INTO dead_letters (received_ms, source, reason, sensor, time, property, value) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        list(
-            zip(
-                [now_ms] * len(bad),
-                [source] * len(bad),
-                why.tolist(),
-                text("sensor"),
-                text("time"),
-                text("property"),
-                text("value"),
-                strict=True,
-            )
-        ),
+    return list(
+        zip(
+            [now_ms] * bad.size,
+            [source] * bad.size,
+            why.tolist(),
+            text("sensor"),
+            text("time"),
+            text("property"),
+            text("value"),
+            strict=True,
+        )
     )

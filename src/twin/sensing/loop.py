@@ -26,6 +26,7 @@ from twin.sensing.events import escalate, raise_events
 from twin.sensing.ingest import IngestReport, ingest
 from twin.sensing.locate import Locator
 from twin.sensing.rules import EPISODE_COLUMNS, Rule, evaluate, load_rules, threshold_rules
+from twin.sensing.running import RuleRunner
 from twin.sensing.sensors import SensorRegistry
 from twin.sensing.store import LiveStore, from_ms, records
 
@@ -54,6 +55,7 @@ class OperationsLoop:
     cluster_m: float = 500.0
     _locator: Locator | None = field(default=None, repr=False)
     _impact: Any = field(default=None, repr=False)
+    _runner: RuleRunner | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -127,18 +129,46 @@ class OperationsLoop:
         """How far back the rules look for context (twice the longest ``for_s`` plus an hour)."""
         return 2 * max([r.for_s for r in self.rules] + [0.0]) + 3600.0
 
+    @property
+    def runner(self) -> RuleRunner:
+        """The value rules kept running over the readings this loop stores."""
+        if self._runner is None:
+            self._runner = RuleRunner(self.rules, self.registry, self.lookback_s())
+        return self._runner
+
     def ingest(
         self, readings: pd.DataFrame, *, source: str = "api", now: pd.Timestamp | None = None
     ) -> tuple[IngestReport, list[int]]:
-        """Store a batch, then evaluate the rules on the sensors it touched; events changed."""
-        report = ingest(self.store, self.registry, readings, source=source, now=now)
-        changed = self.evaluate_sensors(report.sensors, readings) if report.stored else []
-        return report, changed
+        """Store a batch, then advance the rules over it and raise events; events changed."""
+        report = self.store_batch(readings, source=source, now=now)
+        return report, self.raise_for(report)
+
+    def store_batch(
+        self, readings: pd.DataFrame, *, source: str = "api", now: pd.Timestamp | None = None
+    ) -> IngestReport:
+        """Validate and store a batch (one transaction), keeping its rows for :meth:`raise_for`."""
+        return ingest(self.store, self.registry, readings, source=source, now=now, keep_rows=True)
+
+    def raise_for(self, report: IngestReport) -> list[int]:
+        """Advance the rules over a stored batch (its ``rows``) and raise events; their ids."""
+        if not report.stored or report.rows is None:
+            return []
+        found, evaluated = self.runner.step(report.rows, self.store)
+        if found.empty and evaluated.empty:
+            return []
+        return raise_events(
+            self.store,
+            found,
+            evaluated=evaluated,
+            locate=self.locator.sensor,
+            impact=self.impact_of,
+        )
 
     def evaluate_sensors(
         self, sensors: Sequence[str], readings: pd.DataFrame | None = None
     ) -> list[int]:
-        """Run the value rules on ``sensors`` over the recent window and raise events."""
+        """Run the value rules on ``sensors`` over the recent window (read from the store)
+        and raise events: the full re-evaluation :meth:`ingest` avoids."""
         if not sensors:
             return []
         clock = self.store.clock_ms()

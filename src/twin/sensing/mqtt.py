@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ __all__ = [
     "mosquitto_config",
     "parse_broker",
     "payload_row",
+    "readings_of",
     "replay",
     "topic_parts",
 ]
@@ -106,9 +108,21 @@ def mosquitto_config(port: int, persistence_dir: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+Message = tuple[int, int, str, bytes, float]  # mid, qos, topic, payload, received (epoch s)
+
+
 @dataclass
 class MqttIngester:
-    """Subscribes to ``topic`` and feeds the operations loop; acks after commit."""
+    """Subscribes to ``topic`` and feeds the operations loop; acks after commit.
+
+    Three threads, none waiting on another's slow work: paho's network loop
+    only queues each message; the writer (the thread calling :meth:`run`)
+    takes what is queued, at most ``max_batch`` messages or what arrived
+    within ``flush_s`` of the first, stores it in one transaction and then
+    acknowledges it; the rules thread advances the rules over each stored
+    batch and raises events (impact analyses included), and runs the offline
+    check and escalation every ``housekeeping_s``.
+    """
 
     loop: OperationsLoop
     host: str
@@ -119,8 +133,10 @@ class MqttIngester:
     flush_s: float = 0.2
     housekeeping_s: float = 10.0
     on_batch: Callable[[IngestReport, list[int]], None] | None = None
-    _buffer: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _queue: queue.SimpleQueue[Message] = field(default_factory=queue.SimpleQueue, repr=False)
+    _stored: queue.SimpleQueue[IngestReport | None] = field(
+        default_factory=queue.SimpleQueue, repr=False
+    )
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def _client(self) -> Any:
@@ -134,14 +150,13 @@ class MqttIngester:
         )
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
+        put = self._queue.put
 
         def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             c.subscribe(self.topic, qos=1)
 
         def on_message(c: Any, userdata: Any, msg: Any) -> None:
-            row = payload_row(msg.topic, msg.payload, pd.Timestamp.now(tz="UTC"))
-            with self._lock:
-                self._buffer.append((msg.mid, msg.qos, row))
+            put((msg.mid, msg.qos, msg.topic, msg.payload, time.time()))
 
         client.on_connect = on_connect
         client.on_message = on_message
@@ -153,43 +168,126 @@ class MqttIngester:
 
     def run(self, *, idle_stop_s: float | None = None) -> IngestReport:
         """Ingest until :meth:`stop` (or ``idle_stop_s`` without a message)."""
+        _ = self.loop.locator  # built before the first alarm needs it
+        rules = threading.Thread(target=self._rules, name="twin-rules", daemon=True)
+        rules.start()
         client = self._client()
         client.connect(self.host, self.port, keepalive=30)
         client.loop_start()
         total = IngestReport()
-        last_message = last_house = time.monotonic()
+        last_message = time.monotonic()
         try:
             while not self._stop.is_set():
-                time.sleep(self.flush_s)
-                with self._lock:
-                    batch, self._buffer = (
-                        self._buffer[: self.max_batch],
-                        self._buffer[self.max_batch :],
-                    )
+                batch = self._collect()
                 now = time.monotonic()
                 if batch:
                     last_message = now
-                    total.add(self._commit(client, batch))
-                if now - last_house >= self.housekeeping_s:
-                    last_house = now
-                    self.loop.check_offline()
-                    self.loop.escalate()
-                if idle_stop_s is not None and now - last_message >= idle_stop_s:
+                    report = self._commit(client, batch)
+                    total.add(report)
+                    self._stored.put(report)
+                elif idle_stop_s is not None and now - last_message >= idle_stop_s:
                     break
         finally:
             client.loop_stop()
             client.disconnect()
+            self._stored.put(None)
+            rules.join()
         return total
 
-    def _commit(self, client: Any, batch: list[tuple[int, int, dict[str, Any]]]) -> IngestReport:
-        frame = pd.DataFrame([row for _, _, row in batch])
-        report, changed = self.loop.ingest(frame, source="mqtt")
-        for mid, qos, _ in batch:  # stored (or dead-lettered): now the broker may forget it
+    def _collect(self) -> list[Message]:
+        """The next batch: what is queued, up to ``max_batch`` messages or ``flush_s`` after
+        the first (waits up to ``flush_s`` for a first message)."""
+        try:
+            first = self._queue.get(timeout=self.flush_s)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.flush_s
+        get = self._queue.get_nowait
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(get())
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(min(0.005, self.flush_s / 4))
+        return batch
+
+    def _commit(self, client: Any, batch: list[Message]) -> IngestReport:
+        report = self.loop.store_batch(readings_of(batch), source="mqtt")
+        for mid, qos, *_ in batch:  # stored (or dead-lettered): now the broker may forget it
             if qos > 0:
                 client.ack(mid, qos)
-        if self.on_batch is not None:
-            self.on_batch(report, changed)
         return report
+
+    def _rules(self) -> None:
+        """The rules thread: events from each stored batch; offline check and escalation."""
+        last_house = time.monotonic()
+        while True:
+            try:
+                report = self._stored.get(timeout=self.housekeeping_s)
+            except queue.Empty:
+                report = IngestReport()
+            if report is None:
+                return
+            try:
+                changed = self.loop.raise_for(report)
+                if self.on_batch is not None and report.received:
+                    self.on_batch(report, changed)
+                if time.monotonic() - last_house >= self.housekeeping_s:
+                    last_house = time.monotonic()
+                    self.loop.check_offline()
+                    self.loop.escalate()
+            except Exception:  # a failed rule run must not stop the ingest; it is logged
+                log.exception("rules on an MQTT batch failed")
+
+
+def readings_of(batch: list[Message]) -> pd.DataFrame:
+    """The readings (columns as :func:`twin.sensing.ingest.normalise` takes them) of a batch
+    of messages ``(mid, qos, topic, payload, received epoch s)``.
+
+    Examples
+    --------
+    >>> message = (1, 1, "city/G1/gas", b'{"time": "2026-05-18T01:00:00Z", "value": 3}', 0.0)
+    >>> row = readings_of([message]).iloc[0]
+    >>> row["sensor"], row["property"], row["time"], int(row["value"])
+    ('G1', 'gas', '2026-05-18T01:00:00Z', 3)
+    """
+    sensors, props, times, values, qualities = [], [], [], [], []
+    loads = json.loads
+    for _, _, topic, payload, received in batch:
+        sensor, prop = topic_parts(topic)
+        sensors.append(sensor)
+        props.append(prop)
+        text = payload.decode("utf-8", errors="replace").strip()
+        stamp: Any = None
+        quality = None
+        try:
+            data = loads(text)
+        except ValueError:
+            data = text
+        if isinstance(data, dict):
+            value = data.get("value", data.get("result"))
+            stamp = data.get("time", data.get("phenomenonTime"))
+            quality = data.get("quality")
+        else:
+            value = data
+        if stamp is None:  # a bare value is timed on arrival
+            stamp = pd.Timestamp(received, unit="s", tz="UTC").isoformat()
+        times.append(stamp)
+        values.append(value)
+        qualities.append(quality)
+    return pd.DataFrame(
+        {
+            "sensor": sensors,
+            "property": props,
+            "time": times,
+            "value": values,
+            "quality": qualities,
+            "unit": [None] * len(batch),
+        },
+        dtype=object,  # plain objects: no round trip through Arrow strings
+    )
 
 
 def replay(

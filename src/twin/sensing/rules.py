@@ -42,7 +42,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +56,18 @@ from twin.errors import SourceError, UsageError
 from twin.sensing.sensors import SensorRegistry
 from twin.sensing.store import LiveStore, from_ms, records, to_ms
 
-__all__ = ["EPISODE_COLUMNS", "Rule", "episodes", "evaluate", "load_rules", "threshold_rules"]
+__all__ = [
+    "EPISODE_COLUMNS",
+    "AlarmState",
+    "Rule",
+    "advance",
+    "conditions",
+    "episodes",
+    "evaluate",
+    "load_rules",
+    "rates_per_min",
+    "threshold_rules",
+]
 
 GRADES = ("一般", "较大", "重大", "特别重大")
 LEAVES = ("above", "below", "rate_above", "rate_below")
@@ -203,9 +213,12 @@ def threshold_rules(registry: SensorRegistry) -> list[Rule]:
 
 
 # -- evaluation -------------------------------------------------------------
-def _threshold(value: Any, sensor: Mapping[str, Any]) -> float:
+def _threshold(value: Any, sensor: Mapping[str, Any]) -> Any:
+    """A rule's level: a number, or the sensor's own threshold (a float, or an array of
+    one threshold per reading when ``sensor`` maps the threshold names to arrays)."""
     if isinstance(value, str):
-        return float(sensor[value])
+        level = sensor[value]
+        return np.asarray(level, dtype=float) if np.ndim(level) else float(level)
     return float(value)
 
 
@@ -240,16 +253,105 @@ def _clear_mask(
     level = _threshold(arg, sensor)
     # a threshold rule's clear is a factor of the sensor's own threshold
     clear = level * float(rule.clear) if isinstance(arg, str) else float(rule.clear)
-    return values <= clear if key == "above" else values >= clear
+    with np.errstate(invalid="ignore"):
+        return np.asarray(values <= clear if key == "above" else values >= clear)
+
+
+def conditions(
+    rule: Rule, values: np.ndarray, rates: np.ndarray, sensor: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each reading meets the rule (``on``) and whether it clears it (``off``).
+
+    ``sensor`` maps ``threshold_low`` / ``threshold_high`` to one number or to an
+    array with one threshold per reading (many sensors at once).
+
+    Examples
+    --------
+    >>> rule = Rule("hot", {"above": "threshold_high"}, sensor_types=("x",), clear=0.9)
+    >>> on, off = conditions(rule, np.array([5.0, 9.5]), np.zeros(2),
+    ...                      {"threshold_high": np.array([4.0, 10.0])})
+    >>> on.tolist(), off.tolist()
+    ([True, False], [False, False])
+    """
+    on = _mask(rule.condition, values, rates, sensor)
+    return on, _clear_mask(rule, values, on, sensor)
+
+
+def rates_per_min(t: np.ndarray, v: np.ndarray, before: tuple[int, float] | None = None) -> Any:
+    """Change per minute of each reading since the one before (``before``: the reading
+    preceding ``t[0]``, when known; otherwise the first rate is NaN).
+
+    Examples
+    --------
+    >>> rates_per_min(np.array([0, 60_000]), np.array([1.0, 3.0]), (-60_000, 2.0)).tolist()
+    [-1.0, 2.0]
+    """
+    if before is None:
+        pt, pv = np.concatenate([[0], t[:-1]]), np.concatenate([[np.nan], v[:-1]])
+    else:
+        pt, pv = np.concatenate([[before[0]], t[:-1]]), np.concatenate([[before[1]], v[:-1]])
+    minutes = (t - pt) / 60_000.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (v - pv) / np.where(minutes > 0, minutes, np.nan)
+
+
+@dataclass
+class AlarmState:
+    """Where one rule's alarm stands on one datastream after the readings seen so far."""
+
+    active: bool = False
+    since: int | None = None  # when the condition began to hold (for ``for_s``)
+    start: int = 0  # when the alarm went on
+    value: float = 0.0  # the reading that set it off
+    last: tuple[int, float] | None = None  # the last reading seen (time ms, value)
+
+
+def advance(
+    state: AlarmState, need_ms: int, t: np.ndarray, v: np.ndarray, on: Any, off: Any
+) -> list[tuple[int, int | None, float]]:
+    """Run the alarm's state machine over new readings (in time order); the episodes that
+    ended among them. ``state`` is updated in place.
+
+    Examples
+    --------
+    >>> state = AlarmState()
+    >>> t, v = np.array([0, 1000]), np.array([5.0, 0.0])
+    >>> advance(state, 0, t, v, v > 1, v <= 1), state.active
+    ([(0, 1000, 5.0)], False)
+    """
+    found: list[tuple[int, int | None, float]] = []
+    active, since, start, value = state.active, state.since, state.start, state.value
+    times = t.tolist()
+    for i, (stamp, yes, no) in enumerate(zip(times, on.tolist(), off.tolist(), strict=True)):
+        if not active:
+            if not yes:
+                since = None
+                continue
+            since = stamp if since is None else since
+            if stamp - since >= need_ms:
+                active, start, value = True, int(stamp), float(v[i])
+        elif no:
+            found.append((start, int(stamp), value))
+            active, since = False, None
+    state.active, state.since, state.start, state.value = active, since, start, value
+    if times:
+        state.last = (int(times[-1]), float(v[-1]))
+    return found
 
 
 def episodes(
-    rule: Rule, sensor: Mapping[str, Any], t: np.ndarray, v: np.ndarray
+    rule: Rule,
+    sensor: Mapping[str, Any],
+    t: np.ndarray,
+    v: np.ndarray,
+    state: AlarmState | None = None,
 ) -> list[tuple[int, int | None, float]]:
     """The alarm episodes of ``rule`` over one sensor's readings ``(start_ms, end_ms, value)``.
 
     ``t`` (int ms) and ``v`` are the readings in time order; ``sensor`` maps
     ``threshold_low`` / ``threshold_high`` to the sensor's own thresholds.
+    ``state``, when given, is where the alarm stood before ``t[0]`` and is
+    left where it stands after the last reading.
 
     Examples
     --------
@@ -258,31 +360,18 @@ def episodes(
     >>> episodes(rule, {}, t, np.array([0, 2, 2, 2, 0.8, 0.4]))
     [(90000, 150000, 2.0)]
     """
+    state = state if state is not None else AlarmState()
     if t.size == 0:
-        return []
-    minutes = np.diff(t) / 60_000.0
-    rates = np.concatenate([[np.nan], np.diff(v) / np.where(minutes > 0, minutes, np.nan)])
+        return [(state.start, None, state.value)] if state.active else []
+    rates = rates_per_min(t, v, state.last)
     try:
         on = _mask(rule.condition, v, rates, sensor)
         off = _clear_mask(rule, v, on, sensor)
     except (KeyError, ValueError):
         return []
-    found: list[tuple[int, int | None, float]] = []
-    active, since, start, value = False, None, 0, 0.0
-    need = int(rule.for_s * 1000)
-    for i in range(t.size):
-        if not active:
-            if not on[i]:
-                since = None
-                continue
-            since = t[i] if since is None else since
-            if t[i] - since >= need:
-                active, start, value = True, int(t[i]), float(v[i])
-        elif off[i]:
-            found.append((start, int(t[i]), value))
-            active, since = False, None
-    if active:
-        found.append((start, None, value))
+    found = advance(state, int(rule.for_s * 1000), t, v, on, off)
+    if state.active:
+        found.append((state.start, None, state.value))
     return found
 
 
@@ -335,8 +424,8 @@ def evaluate(
     info = registry.frame.loc[needed].drop(columns="geometry")
     sensors_of = dict(zip(needed, records(info), strict=True))
     value_ds = sorted({ds for rule, _, ds in tasks if rule.no_data_min is None})
-    cache = _windows(store, value_ds, lo, clock)
-    latest = _latest_ms(store) if any(r.no_data_min is not None for r, _, _ in tasks) else {}
+    cache = store.windows(value_ds, lo, clock)
+    latest = store.latest_ms() if any(r.no_data_min is not None for r, _, _ in tasks) else {}
     empty = (np.zeros(0, dtype="int64"), np.zeros(0))
     for rule, uid, ds in tasks:
         sensor = sensors_of[uid]
@@ -353,55 +442,6 @@ def evaluate(
     return frame.sort_values(["start", "rule", "sensor_uid"]).reset_index(drop=True)
 
 
-def _readings(
-    store: LiveStore, ds: int, lo: int | None, hi: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    with store.lock:
-        rows = store.con.execute(
-            "SELECT phenomenon_ms, value FROM observations WHERE datastream = ? "
-            "AND phenomenon_ms BETWEEN ? AND ? ORDER BY phenomenon_ms",
-            (ds, lo if lo is not None else -(2**62), hi if hi is not None else 2**62),
-        ).fetchall()
-    if not rows:
-        return np.zeros(0, dtype="int64"), np.zeros(0)
-    t, v = zip(*rows, strict=True)
-    return np.asarray(t, dtype="int64"), np.asarray(v, dtype=float)
-
-
-def _windows(
-    store: LiveStore, streams: list[int], lo: int | None, hi: int | None
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The readings of many datastreams in ``[lo, hi]`` (one query), by datastream."""
-    if not streams:
-        return {}
-    with store.lock:
-        rows = store.con.execute(
-            "SELECT datastream, phenomenon_ms, value FROM observations "
-            "WHERE datastream IN (SELECT value FROM json_each(?)) "
-            "AND phenomenon_ms BETWEEN ? AND ? ORDER BY datastream, phenomenon_ms",
-            (
-                json.dumps(streams),
-                lo if lo is not None else -(2**62),
-                hi if hi is not None else 2**62,
-            ),
-        ).fetchall()
-    if not rows:
-        return {}
-    ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
-    t = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
-    v = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
-    cuts = np.flatnonzero(np.diff(ds)) + 1
-    starts = np.concatenate([[0], cuts])
-    ends = np.concatenate([cuts, [len(ds)]])
-    return {int(ds[a]): (t[a:b], v[a:b]) for a, b in zip(starts, ends, strict=True)}
-
-
-def _latest_ms(store: LiveStore) -> dict[int, int]:
-    with store.lock:
-        rows = store.con.execute("SELECT datastream, phenomenon_ms FROM latest").fetchall()
-    return {int(d): int(t) for d, t in rows}
-
-
 def _offline(
     rule: Rule,
     store: LiveStore,
@@ -414,22 +454,13 @@ def _offline(
     """The no-data episode of one datastream at ``clock`` (at most one, while it lasts)."""
     assert rule.no_data_min is not None
     if latest is not None and clock is not None and latest <= clock:
-        row: Any = (latest,)
+        last: int | None = latest
     else:
-        row = _last_before(store, ds, clock)
-    if row[0] is None or clock is None:
+        last = store.last_before(ds, clock)
+    if last is None or clock is None:
         return []
-    silent_from = int(row[0]) + int(rule.no_data_min * 60_000)
+    silent_from = int(last) + int(rule.no_data_min * 60_000)
     if clock < silent_from:
         return []
     kind = rule.type_for(sensor["sensor_type"])
     return [[rule.name, uid, kind, rule.grade, silent_from, None, np.nan]]
-
-
-def _last_before(store: LiveStore, ds: int, clock: int | None) -> Any:
-    with store.lock:
-        return store.con.execute(
-            "SELECT max(phenomenon_ms) FROM observations "
-            "WHERE datastream = ? AND phenomenon_ms <= ?",
-            (ds, clock if clock is not None else 2**62),
-        ).fetchone()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -49,10 +50,28 @@ class SensorRegistry:
     frame: gpd.GeoDataFrame
     _by_short: dict[str, str] = field(default_factory=dict, repr=False)
 
+    _positions: dict[str, int] = field(default_factory=dict, repr=False)
+    #: ``uid``, ``property``, ``unit`` of every sensor as numpy object arrays (by position)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
     def __post_init__(self) -> None:
         short = pd.Series(self.frame.index, index=self.frame.index).str.split(".", n=1).str[-1]
         unique = ~short.duplicated(keep=False)
         self._by_short = dict(zip(short[unique], short.index[unique], strict=True))
+        uids = [str(u) for u in self.frame.index]
+        where = {uid: i for i, uid in enumerate(uids)}
+        # a delivery id names its sensor unless it is some sensor's uid
+        self._positions = {s: where[u] for s, u in self._by_short.items() if s not in where}
+        self._positions.update(where)
+        self.arrays = {
+            "uid": np.asarray(uids, dtype=object),
+            **{
+                c: self.frame[c].to_numpy(dtype=object)
+                if c in self.frame
+                else np.full(len(uids), None, dtype=object)
+                for c in ("property", "unit")
+            },
+        }
 
     @classmethod
     def from_twin(cls, city: Twin) -> SensorRegistry:
@@ -110,6 +129,26 @@ class SensorRegistry:
             short = text.map(self._by_short).to_numpy(dtype=object)
             out.iloc[miss] = np.where(full >= 0, index.to_numpy()[full], short)
         return out.where(out.notna(), np.nan)
+
+    def positions(self, names: Iterable[Any]) -> np.ndarray:
+        """The position in :attr:`frame` of each sensor name (uid or delivery id; -1: unknown).
+
+        Examples
+        --------
+        >>> import shapely
+        >>> frame = gpd.GeoDataFrame({"sensor_type": ["smoke"]}, geometry=[shapely.Point(0, 0)],
+        ...                          index=pd.Index(["sensors.SM1"], name="uid"))
+        >>> SensorRegistry(frame).positions(["SM1", "sensors.SM1", " SM1 ", "x", None]).tolist()
+        [0, 0, 0, -1, -1]
+        """
+        table = self._positions
+        out = []
+        for name in names:
+            found = table.get(name, -1) if isinstance(name, str) else -1
+            if found < 0 and name is not None and not (isinstance(name, float) and name != name):
+                found = table.get(str(name).strip(), -1)
+            out.append(found)
+        return np.asarray(out, dtype="int64")
 
     def visible(self, classifications: Iterable[str]) -> gpd.GeoDataFrame:
         """The sensors of layers with one of ``classifications``."""

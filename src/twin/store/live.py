@@ -1,0 +1,694 @@
+"""The live store: observations, latest values, dead letters, events, beside the twin file.
+
+One SQLite database in WAL mode, ``<twin file>.live.sqlite``. Why beside the
+twin and not inside it: an import writes a new GeoPackage and renames it over
+the old one; a rename replaces that one file and leaves every other file
+alone, so the live store is never replaced, never locked by an import, and a
+reader of the twin never waits for a writer of readings (WAL: readers and the
+one writer do not block each other). Everything in it is keyed by twin uids,
+which survive re-imports.
+
+Times are stored as integer milliseconds since the Unix epoch (UTC):
+compact, ordered, and a 24-hour window is one range scan of the primary key
+``(datastream, phenomenon_ms)``.
+
+Tables
+------
+datastreams(id, sensor_uid, property, unit)
+observations(datastream, phenomenon_ms, result_ms, value, quality)
+latest(datastream, phenomenon_ms, value)  -- updated on every ingest
+dead_letters(id, received_ms, source, reason, sensor, time, property, value)
+events, event_history  -- see :mod:`twin.sensing.events`
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> live = LiveStore(pathlib.Path(tempfile.mkdtemp()) / "x.live.sqlite")
+>>> live.datastream_ids([("sensors.WP1", "pressure", "MPa")])
+[1]
+>>> live.latest().empty
+True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import repeat
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twin.store.live_snapshot import read_snapshot, write_snapshot
+
+__all__ = [
+    "NO_TIME",
+    "SCHEMA",
+    "LiveBatch",
+    "LiveStore",
+    "from_ms",
+    "live_path",
+    "records",
+    "rows_of",
+    "to_ms",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datastreams (
+    id INTEGER PRIMARY KEY,
+    sensor_uid TEXT NOT NULL,
+    property TEXT NOT NULL,
+    unit TEXT,
+    UNIQUE (sensor_uid, property)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    datastream INTEGER NOT NULL,
+    phenomenon_ms INTEGER NOT NULL,
+    result_ms INTEGER NOT NULL,
+    value REAL NOT NULL,
+    quality TEXT,
+    PRIMARY KEY (datastream, phenomenon_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (
+    datastream INTEGER PRIMARY KEY,
+    phenomenon_ms INTEGER NOT NULL,
+    value REAL NOT NULL,
+    batch INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS latest_batch ON latest (batch);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    sensor TEXT,
+    time TEXT,
+    property TEXT,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL,
+    sensor_uid TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    grade TEXT NOT NULL,
+    status TEXT NOT NULL,
+    is_open INTEGER NOT NULL DEFAULT 1,
+    opened_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    value REAL,
+    repeats INTEGER NOT NULL DEFAULT 1,
+    escalated INTEGER NOT NULL DEFAULT 0,
+    cleared_ms INTEGER,
+    assignee TEXT,
+    message TEXT,
+    x REAL, y REAL,
+    district TEXT, grid TEXT, unit TEXT,
+    location TEXT,
+    impact TEXT,
+    seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_one_open ON events (rule, sensor_uid) WHERE is_open = 1;
+CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
+CREATE TABLE IF NOT EXISTS event_history (
+    event_id INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    status TEXT NOT NULL,
+    who TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS event_history_event ON event_history (event_id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+log = logging.getLogger(__name__)
+
+_NONE = np.iinfo("int64").min  # no latest value (yet) for that datastream id
+#: The time a datastream without any reading has (in :meth:`LiveBatch.update_latest`).
+NO_TIME = _NONE
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts (column name -> value).
+
+    Examples
+    --------
+    >>> records(pd.DataFrame({"a": [1]}))
+    [{'a': 1}]
+    """
+    rows: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
+    return rows
+
+
+def rows_of(frame: pd.DataFrame) -> list[Any]:
+    """The rows of ``frame`` as namespaces (``row.column``), for printing.
+
+    Examples
+    --------
+    >>> rows_of(pd.DataFrame({"a": [1]}))[0].a
+    1
+    """
+    return [SimpleNamespace(**row) for row in records(frame)]
+
+
+def live_path(twin_path: str | os.PathLike[str]) -> Path:
+    """The live store of a twin file: ``<twin file>.live.sqlite`` beside it.
+
+    Examples
+    --------
+    >>> live_path("out/chengdu.twin.gpkg").name
+    'chengdu.twin.gpkg.live.sqlite'
+    """
+    path = Path(twin_path)
+    return path.with_name(path.name + ".live.sqlite")
+
+
+def to_ms(times: Any) -> Any:
+    """UTC times (a Timestamp, a datetime Series or index) as integer milliseconds.
+
+    Examples
+    --------
+    >>> to_ms(pd.Timestamp("2026-05-18T08:00:00Z"))
+    1779091200000
+    """
+    if isinstance(times, pd.Timestamp):
+        return int(times.value // 1_000_000)
+    return pd.to_datetime(times, utc=True).astype("datetime64[ms, UTC]").astype("int64")
+
+
+def from_ms(ms: Any) -> Any:
+    """Integer milliseconds as UTC Timestamps (scalar or array-like).
+
+    Examples
+    --------
+    >>> from_ms(1779091200000)
+    Timestamp('2026-05-18 08:00:00+0000', tz='UTC')
+    """
+    if np.isscalar(ms):
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC")  # type: ignore[arg-type]
+    return pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True)
+
+
+class LiveStore:
+    """The SQLite live store of one twin (created on first use).
+
+    Parameters
+    ----------
+    path : path-like
+        The database file (see :func:`live_path`).
+    synchronous : str, default "NORMAL"
+        SQLite's ``synchronous`` in WAL mode: NORMAL survives a killed process
+        (what an acknowledged reading needs); FULL also survives a power cut.
+    snapshot_every_s : float or None, default 5
+        After a commit, refresh the latest-values snapshot beside the store
+        (:mod:`twin.store.live_snapshot`) when the last one is older than this
+        (and on :meth:`close`); None: never.
+
+    Notes
+    -----
+    One connection per store object, guarded by a lock; several processes may
+    open the same file (SQLite serialises writers, ``busy_timeout`` waits).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        snapshot_every_s: float | None = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.con.execute("PRAGMA busy_timeout = 30000")
+        self.con.execute("PRAGMA journal_mode = WAL")
+        self.con.execute(f"PRAGMA synchronous = {synchronous}")
+        self.con.execute("PRAGMA cache_size = -262144")  # up to 256 MiB, taken as needed
+        self.con.execute("PRAGMA temp_store = MEMORY")
+        self.con.executescript(SCHEMA)
+        self._streams: dict[tuple[str, str], int] = {}
+        self.con.execute(
+            "INSERT OR IGNORE INTO counters (name, value) VALUES ('store_id', ?)",
+            (secrets.randbits(62),),
+        )
+        self.store_id = str(self.scalar("SELECT value FROM counters WHERE name = 'store_id'"))
+        self.snapshot_every_s = snapshot_every_s
+        self._snapshot_at: float | None = None  # monotonic time of the last snapshot written
+        self._wrote = False
+
+    @classmethod
+    def beside(cls, twin_path: str | os.PathLike[str], **kwargs: Any) -> LiveStore:
+        """The live store beside ``twin_path``."""
+        return cls(live_path(twin_path), **kwargs)
+
+    def close(self) -> None:
+        """Close the connection (refreshing the latest-values snapshot after writes)."""
+        with self.lock:
+            if self._snapshot_at is not None and self._wrote:
+                self.snapshot()
+            self.con.close()
+
+    @property
+    def snapshot_path(self) -> Path:
+        """The latest-values snapshot beside the store: ``<store>.latest.arrow``."""
+        return self.path.with_name(self.path.name + ".latest.arrow")
+
+    def snapshot(self) -> None:
+        """Write the latest values and datastreams to :attr:`snapshot_path` (atomically)."""
+        with self.lock:
+            times, values = self._latest_arrays()
+            streams = self._stream_table()
+            seen = self._latest_cache[0]
+            try:
+                write_snapshot(self.snapshot_path, self.store_id, seen, times, values, streams)
+            except OSError as exc:  # a cache: a read-only folder only costs speed
+                log.warning("cannot write %s: %s", self.snapshot_path, exc)
+            self._snapshot_at = time.monotonic()
+            self._wrote = False
+
+    def _committed(self, tx: LiveBatch) -> None:
+        """After a commit: the writer's own latest values go into its cache, and the
+        snapshot is refreshed when due."""
+        self._wrote = True
+        cached = getattr(self, "_latest_cache", None)
+        if tx.latest is not None and cached is not None and cached[0] == tx.latest[0] - 1:
+            batch, ds, ms, val = tx.latest  # no other writer since: apply in memory
+            times, values = cached[1], cached[2]
+            if ds.size and int(ds.max()) >= len(times):
+                grown = int(ds.max()) + 1
+                times = np.concatenate([times, np.full(grown - len(times), _NONE)])
+                values = np.concatenate([values, np.full(grown - len(values), np.nan)])
+            newer = ms >= times[ds]
+            times[ds[newer]], values[ds[newer]] = ms[newer], val[newer]
+            self._latest_cache = (batch, times, values)
+        every = self.snapshot_every_s
+        if every is not None and (
+            self._snapshot_at is None or time.monotonic() - self._snapshot_at >= every
+        ):
+            self.snapshot()
+
+    def __enter__(self) -> LiveStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[LiveBatch]:
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on error).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> live = LiveStore(pathlib.Path(tempfile.mkdtemp()) / "x.live.sqlite")
+        >>> (ds,) = live.datastream_ids([("sensors.WP1", "pressure", "MPa")])
+        >>> with live.batch() as tx:
+        ...     tx.insert_observations([ds], [1000], [0.31], result_ms=2000).tolist()
+        [False]
+        >>> live.count_observations()
+        1
+        """
+        with self.lock:
+            self.con.execute("BEGIN IMMEDIATE")
+            tx = LiveBatch(self.con)
+            try:
+                yield tx
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self._committed(tx)
+
+    # -- datastreams ------------------------------------------------------
+    def datastream_ids(self, keys: Iterable[tuple[str, str, str | None]]) -> list[int]:
+        """Ids of the datastreams ``(sensor_uid, property, unit)``, created when new."""
+        wanted = list(keys)
+        with self.lock:
+            missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
+            if missing:
+                self.con.executemany(
+                    "INSERT OR IGNORE INTO datastreams (sensor_uid, property, unit) "
+                    "VALUES (?, ?, ?)",
+                    missing,
+                )
+                self._load_streams()
+            return [self._streams[(k[0], k[1])] for k in wanted]
+
+    def _load_streams(self) -> None:
+        rows = self.con.execute("SELECT id, sensor_uid, property FROM datastreams").fetchall()
+        self._streams = {(s, p): int(i) for i, s, p in rows}
+
+    def datastreams(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every datastream: ``id`` (index), ``sensor_uid``, ``property``, ``unit``."""
+        frame = self._query("SELECT id, sensor_uid, property, unit FROM datastreams ORDER BY id")
+        frame = frame.set_index("id")
+        if sensors is not None:
+            frame = frame[frame["sensor_uid"].isin(list(sensors))]
+        return frame
+
+    # -- reads ------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self.lock:
+            cursor = self.con.execute(sql, tuple(params))
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return pd.DataFrame.from_records(rows, columns=names)
+
+    def latest(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
+        """The latest value of every datastream (from the ``latest`` table, one row each).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``datastream, sensor_uid, property, unit, time (UTC), value``.
+        """
+        with self.lock:
+            ms, value = self._latest_arrays()
+            streams = self._stream_table()
+        present = np.flatnonzero(ms[: len(ms)] != _NONE)
+        present = present[present > 0]
+        pos = streams.index.get_indexer(pd.Index(present))
+        frame = streams.iloc[pos].reset_index(names="datastream")
+        frame.insert(4, "time", from_ms(ms[present]))
+        frame["value"] = value[present]
+        if sensors is not None:
+            frame = frame[frame["sensor_uid"].isin(list(sensors))].reset_index(drop=True)
+        return frame
+
+    def _latest_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latest time and value by datastream id, kept in memory and refreshed with the
+        rows changed since the last read (every ingest marks its rows with a batch number)."""
+        cached = getattr(self, "_latest_cache", None)
+        if cached is None:
+            snap = read_snapshot(self.snapshot_path, self.store_id)
+            if snap is not None:
+                cached = self._latest_cache = (snap.batch, snap.times, snap.values)
+                top = int(snap.streams.index.max()) if len(snap.streams) else 0
+                self._stream_cache = (top, snap.streams)
+        seen = cached[0] if cached is not None else -1
+        rows = self.con.execute(
+            "SELECT datastream, phenomenon_ms, value, batch FROM latest WHERE batch > ?", (seen,)
+        ).fetchall()
+        if cached is not None and not rows:
+            return cached[1], cached[2]
+        if rows:
+            ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
+            ms = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
+            val = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
+            top = max(int(r[3]) for r in rows)
+        else:
+            ds = ms = np.zeros(0, dtype="int64")
+            val, top = np.zeros(0), seen
+        size = max(int(ds.max()) + 1 if ds.size else 0, len(cached[1]) if cached else 0)
+        times = np.full(size, _NONE, dtype="int64")
+        values = np.full(size, np.nan)
+        if cached is not None:
+            times[: len(cached[1])] = cached[1]
+            values[: len(cached[2])] = cached[2]
+        times[ds] = ms
+        values[ds] = val
+        self._latest_cache = (max(top, seen), times, values)
+        return times, values
+
+    def _stream_table(self) -> pd.DataFrame:
+        """The datastreams (id index), cached; the ones created since are added."""
+        cached = getattr(self, "_stream_cache", None)
+        top = cached[0] if cached is not None else 0
+        rows = self.con.execute(
+            "SELECT id, sensor_uid, property, unit FROM datastreams WHERE id > ? ORDER BY id",
+            (top,),
+        ).fetchall()
+        if cached is not None and not rows:
+            frame: pd.DataFrame = cached[1]
+            return frame
+        table = pd.DataFrame.from_records(
+            rows, columns=["id", "sensor_uid", "property", "unit"]
+        ).set_index("id")
+        if cached is not None:
+            table = pd.concat([cached[1], table])
+        self._stream_cache = (int(table.index.max()) if len(table) else 0, table)
+        return table
+
+    def window(
+        self,
+        sensor_uid: str,
+        prop: str | None = None,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Observations of one sensor (one property or all) in ``[start, end]``, in time order.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``property, time, result_time, value, quality``, indexed 0…n-1.
+        """
+        lo = to_ms(start) if start is not None else -(2**62)
+        hi = to_ms(end) if end is not None else 2**62
+        sql = (
+            "SELECT d.property, o.phenomenon_ms, o.result_ms, o.value, o.quality "
+            "FROM datastreams d JOIN observations o ON o.datastream = d.id "
+            "WHERE d.sensor_uid = ? AND o.phenomenon_ms BETWEEN ? AND ?"
+        )
+        params: tuple[Any, ...] = (sensor_uid, lo, hi)
+        if prop is not None:
+            sql += " AND d.property = ?"
+            params += (prop,)
+        with self.lock:
+            rows = self.con.execute(
+                sql + " ORDER BY o.phenomenon_ms, d.property", params
+            ).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        return pd.DataFrame(
+            {
+                "property": np.asarray(columns[0], dtype=object),
+                "time": from_ms(np.asarray(columns[1], dtype="int64")),
+                "result_time": from_ms(np.asarray(columns[2], dtype="int64")),
+                "value": np.asarray(columns[3], dtype=float),
+                "quality": np.asarray(columns[4], dtype=object),
+            }
+        )
+
+    def windows(
+        self, streams: Sequence[int], lo: int | None = None, hi: int | None = None
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The readings ``(times ms, values)`` of many datastreams in ``[lo, hi]`` ms, in
+        time order, by datastream (one query); datastreams without readings are left out."""
+        if not len(streams):
+            return {}
+        with self.lock:
+            rows = self.con.execute(
+                "SELECT datastream, phenomenon_ms, value FROM observations "
+                "WHERE datastream IN (SELECT value FROM json_each(?)) "
+                "AND phenomenon_ms BETWEEN ? AND ? ORDER BY datastream, phenomenon_ms",
+                (
+                    json.dumps([int(s) for s in streams]),
+                    lo if lo is not None else -(2**62),
+                    hi if hi is not None else 2**62,
+                ),
+            ).fetchall()
+        if not rows:
+            return {}
+        ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
+        t = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
+        v = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
+        cuts = np.flatnonzero(np.diff(ds)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(ds)]])
+        return {int(ds[a]): (t[a:b], v[a:b]) for a, b in zip(starts, ends, strict=True)}
+
+    def latest_ms(self) -> dict[int, int]:
+        """The newest phenomenon time (ms) of every datastream with a reading."""
+        with self.lock:
+            rows = self.con.execute("SELECT datastream, phenomenon_ms FROM latest").fetchall()
+        return {int(d): int(t) for d, t in rows}
+
+    def last_before(self, datastream: int, clock: int | None) -> int | None:
+        """The newest phenomenon time (ms) of a datastream at or before ``clock`` ms."""
+        with self.lock:
+            row = self.con.execute(
+                "SELECT max(phenomenon_ms) FROM observations "
+                "WHERE datastream = ? AND phenomenon_ms <= ?",
+                (int(datastream), clock if clock is not None else 2**62),
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def observations_of(
+        self, datastream: int, *, skip: int = 0, top: int = 100, newest_first: bool = True
+    ) -> pd.DataFrame:
+        """One page of a datastream's observations (for the SensorThings read paths)."""
+        order = "DESC" if newest_first else "ASC"
+        return self._query(
+            "SELECT phenomenon_ms, result_ms, value, quality FROM observations "
+            f"WHERE datastream = ? ORDER BY phenomenon_ms {order} LIMIT ? OFFSET ?",
+            (int(datastream), int(top), int(skip)),
+        )
+
+    def count_observations(self, datastream: int | None = None) -> int:
+        """How many observations are stored (for one datastream, or all)."""
+        with self.lock:
+            if datastream is None:
+                row = self.con.execute("SELECT count(*) FROM observations").fetchone()
+            else:
+                row = self.con.execute(
+                    "SELECT count(*) FROM observations WHERE datastream = ?", (int(datastream),)
+                ).fetchone()
+        return int(row[0])
+
+    def dead_letters(self, reason: str | None = None) -> pd.DataFrame:
+        """The rejected readings with their reason, oldest first."""
+        sql = "SELECT * FROM dead_letters"
+        params: tuple[Any, ...] = ()
+        if reason is not None:
+            sql += " WHERE reason = ?"
+            params = (reason,)
+        frame = self._query(sql + " ORDER BY id", params)
+        frame.insert(1, "received", from_ms(frame.pop("received_ms").to_numpy()))
+        return frame
+
+    def clock_ms(self) -> int | None:
+        """The newest phenomenon time stored (the data's own clock), or None."""
+        with self.lock:
+            row = self.con.execute("SELECT max(phenomenon_ms) FROM latest").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row of a query (None when no row)."""
+        with self.lock:
+            row = self.con.execute(sql, tuple(params)).fetchone()
+        return None if row is None else row[0]
+
+    def next_seq(self) -> int:
+        """A store-wide increasing number (events carry it for change streams)."""
+        with self.lock:
+            row = self.con.execute(
+                "INSERT INTO counters (name, value) VALUES ('seq', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+            ).fetchone()
+        return int(row[0])
+
+
+class LiveBatch:
+    """The writes of one live-store transaction (made by :meth:`LiveStore.batch`)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        #: (batch number, datastreams, times, values) written to ``latest``
+        self.latest: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def insert_observations(
+        self,
+        datastream: Any,
+        phenomenon_ms: Any,
+        value: Any,
+        *,
+        result_ms: int,
+        quality: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """Insert observations; the rows stored already (same datastream and time) are left
+        as they are. Returns a mask of those (True: stored already, not inserted).
+
+        Rows go in key order (datastream, time), which keeps the B-tree writes local.
+        """
+        ds = np.asarray(datastream, dtype="int64")
+        ms = np.asarray(phenomenon_ms, dtype="int64")
+        val = np.asarray(value, dtype=float)
+        order = np.lexsort((ms, ds))
+        sorted_q = None if quality is None else [quality[i] for i in order.tolist()]
+        rows = self._rows(ds[order], ms[order], val[order], result_ms, sorted_q)
+        con = self.con
+        con.execute("SAVEPOINT observations")
+        before = con.total_changes
+        con.executemany("INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?)", rows)
+        already = np.zeros(len(ds), dtype=bool)
+        if con.total_changes - before != len(ds):
+            # Some were stored already (a resend): find them, insert only the others.
+            con.execute("ROLLBACK TO observations")
+            query = "SELECT 1 FROM observations WHERE datastream = ? AND phenomenon_ms = ?"
+            for i, (d, m) in enumerate(zip(ds.tolist(), ms.tolist(), strict=True)):
+                already[i] = con.execute(query, (d, m)).fetchone() is not None
+            keep = order[~already[order]]
+            kept_q = None if quality is None else [quality[i] for i in keep.tolist()]
+            con.executemany(
+                "INSERT INTO observations VALUES (?, ?, ?, ?, ?)",
+                self._rows(ds[keep], ms[keep], val[keep], result_ms, kept_q),
+            )
+        con.execute("RELEASE observations")
+        return already
+
+    @staticmethod
+    def _rows(
+        ds: np.ndarray, ms: np.ndarray, val: np.ndarray, result_ms: int, quality: Any
+    ) -> Iterator[tuple[Any, ...]]:
+        return zip(
+            ds.tolist(),
+            ms.tolist(),
+            repeat(int(result_ms)),
+            val.tolist(),
+            repeat(None) if quality is None else quality,
+        )
+
+    def update_latest(
+        self, datastream: Any, phenomenon_ms: Any, value: Any, *, prior: bool = False
+    ) -> np.ndarray | None:
+        """Keep the ``latest`` table up to date with new observations (the newest of each
+        datastream wins). With ``prior``, return each row's datastream's newest time before
+        this update (``NO_TIME`` where it had none)."""
+        ds = np.asarray(datastream, dtype="int64")
+        if not ds.size:
+            return np.zeros(0, dtype="int64") if prior else None
+        ms = np.asarray(phenomenon_ms, dtype="int64")
+        val = np.asarray(value, dtype=float)
+        before = self._latest_of(ds) if prior else None
+        order = np.lexsort((ms, ds))
+        last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]  # newest row of each
+        batch = self.con.execute(
+            "INSERT INTO counters (name, value) VALUES ('latest', 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()[0]
+        self.con.executemany(
+            "INSERT INTO latest VALUES (?, ?, ?, ?) ON CONFLICT(datastream) DO UPDATE SET "
+            "phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, "
+            "batch = excluded.batch WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
+            zip(ds[last].tolist(), ms[last].tolist(), val[last].tolist(), repeat(batch)),
+        )
+        self.latest = (int(batch), ds[last], ms[last], val[last])
+        return before
+
+    def _latest_of(self, ds: np.ndarray) -> np.ndarray:
+        unique, back = np.unique(ds, return_inverse=True)
+        rows = self.con.execute(
+            "SELECT datastream, phenomenon_ms FROM latest "
+            "WHERE datastream IN (SELECT value FROM json_each(?))",
+            (json.dumps(unique.tolist()),),
+        ).fetchall()
+        found = np.full(unique.size, NO_TIME, dtype="int64")
+        if rows:
+            have = np.asarray(rows, dtype="int64")
+            found[np.searchsorted(unique, have[:, 0])] = have[:, 1]
+        out: np.ndarray = found[back]
+        return out
+
+    def dead_letters(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Keep rejected readings: ``(received_ms, source, reason, sensor, time, property,
+        value)`` each."""
+        self.con.executemany(
+            "INSERT INTO dead_letters (received_ms, source, reason, sensor, time, property, "
+            "value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
