@@ -18,23 +18,10 @@ import requests
 from frost_sta_client.service.auth_handler import AuthHandler
 
 import twin
-from tests.api.conftest import KEYS, LiveServer, sha256, start_server, stop_server
-from tests.sensing.conftest import OpsDay
+from tests.api.conftest import KEYS, LiveServer, start_server, stop_server
+from tests.sensing.conftest import OpsDay, sensing_keys_file
 from twin.sensing import LiveStore, live_path
 from twin.webcoords import wgs84_to_gcj02
-
-
-def _keys_file(folder: Path) -> Path:
-    path = folder / "sensing-keys.yaml"
-    lines = ["roles:", "  ops-centre: restricted", "writers: [ops-centre]", "keys:"]
-    for role, name, key_role in (
-        ("internal", "planner-1", "internal"),
-        ("restricted", "pipe-office", "restricted"),
-        ("ops", "ops-desk-1", "ops-centre"),
-    ):
-        lines += [f"  - name: {name}", f"    role: {key_role}", f"    sha256: {sha256(KEYS[role])}"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +30,7 @@ def server(ops_day: OpsDay, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     path = Path(shutil.copy(ops_day.twin, folder / "chengdu.twin.gpkg"))
     with sqlite3.connect(live_path(path)) as copy:  # the day's live store, consistently
         ops_day.loop.store.con.backup(copy)
-    running = start_server(path, folder, "--keys-file", str(_keys_file(folder)))
+    running = start_server(path, folder, "--keys-file", str(sensing_keys_file(folder)))
     yield running
     stop_server(running)
 
