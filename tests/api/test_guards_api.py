@@ -230,6 +230,8 @@ def _cases(p: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], str]]
             "cameras",
         ),
         ("POST", "/reports", "/reports", report, "water_pipes"),
+        ("GET", "/vitals", "/vitals", {"by": "grid"}, "cameras"),
+        ("GET", "/vitals/series", "/vitals/series", {}, "cameras"),
         # SensorThings
         ("GET", f"{sta}/Things", f"{sta}/Things", {}, "cameras"),
         ("GET", f"{sta}/Things('{{uid}}')", f"{sta}/Things('{sensor}')", {}, "cameras"),

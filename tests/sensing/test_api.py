@@ -4,8 +4,10 @@ SensorThings client (frost-sta-client) reading datastreams and observations."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from frost_sta_client.service.auth_handler import AuthHandler
 
 import twin
 from tests.api.conftest import KEYS, LiveServer, start_server, stop_server
+from tests.conftest import TWIN_CLI
 from tests.sensing.conftest import OpsDay, sensing_keys_file
 from twin.sensing import LiveStore, live_path
 from twin.webcoords import wgs84_to_gcj02
@@ -240,3 +243,49 @@ def test_restricted_sensors_stay_invisible_without_the_role(server: LiveServer) 
     assert camera in {t["@iot.id"] for t in things}
     things = server.get("/sta/v1.1/Things", role="internal", **{"$top": 1000}).json()["value"]
     assert camera not in {t["@iot.id"] for t in things}
+
+
+def _cli_vitals(path: Path, *args: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [TWIN_CLI, "vitals", str(path), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                row[key] = None
+    return rows
+
+
+def test_vitals_over_http_are_the_cli_numbers_for_what_the_caller_may_read(
+    server: LiveServer,
+) -> None:
+    for by in ("district", "grid"):
+        expected = _cli_vitals(server.twin, "--by", by)
+        got = server.get("/vitals", role="restricted", by=by).json()
+        assert got["by"] == by and got["count"] == len(expected)
+        assert got["vitals"] == [pytest.approx(row) for row in expected]
+    cameras = len(twin.Twin.open(server.twin).layer("cameras"))
+    full = server.get("/vitals", role="restricted", by="grid").json()["vitals"]
+    internal = server.get("/vitals", role="internal", by="grid").json()["vitals"]
+    assert sum(r["sensors"] for r in internal) == sum(r["sensors"] for r in full) - cameras > 0
+    anonymous = server.get("/vitals").json()
+    assert sum(r["sensors"] for r in anonymous["vitals"]) == 0, anonymous
+    series = _cli_vitals(server.twin, "--series")
+    got = server.get("/vitals/series", role="restricted").json()["series"]
+    assert len(got) == len(series) > 20
+    for mine, theirs in zip(got, series, strict=True):
+        assert pd.Timestamp(mine.pop("time")) == pd.Timestamp(theirs.pop("time"))
+        assert mine == theirs
+    hourly = server.get("/vitals/series", role="internal").json()["series"]
+    two = server.get("/vitals/series", role="internal", freq="2h").json()["series"]
+    total = sum(r["readings"] for r in hourly)
+    assert sum(r["readings"] for r in two) == total > 0
+    assert total <= sum(r["readings"] for r in got)
+    bad = server.get("/vitals/series", role="internal", freq="fortnight")
+    assert bad.status_code == 400 and "15min" in bad.json()["description"]
+    assert server.get("/vitals", role="internal", by="street").status_code in (400, 422)

@@ -83,7 +83,7 @@ def vitals(
     table["open_events"] = events[is_open].groupby("area").size()
     for grade in GRADES:
         table[f"open_{grade}"] = events[is_open & (events["grade"] == grade)].groupby("area").size()
-    deadline = events["grade"].map(ACK_DEADLINES_MIN).fillna(120.0) * 60_000
+    deadline = events["grade"].map(ACK_DEADLINES_MIN).astype(float).fillna(120.0) * 60_000
     opened = to_ms(events["opened"]) if len(events) else pd.Series(dtype="int64")
     overdue = is_open & (
         events["escalated"] | ((events["status"] == "new") & (opened + deadline < clock))
