@@ -261,6 +261,8 @@ def parse_orderby(text: str) -> list[tuple[str, bool]]:
     out = []
     for part in text.split(","):
         words = part.split()
+        if len(words) == 2:
+            words[1] = words[1].lower()
         if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
             raise UsageError(
                 f"$orderby {text!r}: write <property> [asc|desc], comma-separated, "
