@@ -119,6 +119,9 @@ class MqttIngester:
     flush_s: float = 0.2
     housekeeping_s: float = 10.0
     on_batch: Callable[[IngestReport, list[int]], None] | None = None
+    #: Called with the loop and each batch before it is stored; returns the loop to use
+    #: (e.g. :class:`twin.sensing.reload.SensorWatch`, reopening it after a re-import).
+    before_batch: Callable[[OperationsLoop, pd.DataFrame], OperationsLoop] | None = None
     _buffer: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -183,6 +186,8 @@ class MqttIngester:
 
     def _commit(self, client: Any, batch: list[tuple[int, int, dict[str, Any]]]) -> IngestReport:
         frame = pd.DataFrame([row for _, _, row in batch])
+        if self.before_batch is not None:
+            self.loop = self.before_batch(self.loop, frame)
         report, changed = self.loop.ingest(frame, source="mqtt")
         for mid, qos, _ in batch:  # stored (or dead-lettered): now the broker may forget it
             if qos > 0:
