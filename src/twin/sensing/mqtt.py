@@ -125,6 +125,8 @@ class MqttIngester:
     _buffer: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: Set once the broker has confirmed the subscription (messages published after it arrive).
+    subscribed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def _client(self) -> Any:
         import paho.mqtt.client as mqtt
@@ -148,6 +150,7 @@ class MqttIngester:
 
         client.on_connect = on_connect
         client.on_message = on_message
+        client.on_subscribe = lambda *args: self.subscribed.set()
         return client
 
     def stop(self) -> None:
@@ -197,6 +200,10 @@ class MqttIngester:
         return report
 
 
+#: Most messages :func:`replay` leaves unacknowledged (MQTT message ids wrap at 65,535).
+REPLAY_WINDOW = 30_000
+
+
 def replay(
     readings: pd.DataFrame,
     host: str,
@@ -233,6 +240,8 @@ def replay(
             for row in group.itertuples(index=False):
                 payload = json.dumps({"time": str(row.time), "value": row.value}, default=str)
                 prop = row.property if isinstance(row.property, str) and row.property else "value"
+                if len(infos) >= REPLAY_WINDOW:  # message ids are 16 bits: never 65,536 pending
+                    infos[-REPLAY_WINDOW].wait_for_publish(timeout=60)
                 infos.append(client.publish(f"{prefix}/{row.sensor}/{prop}", payload, qos=1))
         for info in infos:
             info.wait_for_publish(timeout=60)
