@@ -228,7 +228,7 @@ def replay(
     client.max_queued_messages_set(0)
     client.connect(host, port, keepalive=30)
     client.loop_start()
-    infos = []
+    infos: list[Any] = []
     start_wall, start_data = time.monotonic(), frame["_t"].min()
     try:
         for stamp, group in frame.groupby("_t", sort=True):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,8 @@ NAVIGATION: dict[tuple[str, str], tuple[str, bool, str, str]] = {
     ("FeaturesOfInterest", "Observations"): ("Observations", False, "FeatureOfInterest/id", "id"),
 }
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+#: Entity tables by registry (a re-import makes a new registry), then by request shape.
+_CACHE: dict[int, tuple[weakref.ref[SensorRegistry], dict[tuple[Any, ...], pd.DataFrame]]] = {}
 _RESOURCE = re.compile(
     r"^(?P<set>[A-Za-z]+)(?:\((?P<id>'(?:[^']|'')*'|-?\d+)\))?(?:/(?P<nav>[A-Za-z]+))?/?$"
 )
@@ -190,9 +193,20 @@ class SensorThings:
 
     # -- tables of the small entity sets ---------------------------------
     def table(self, name: str) -> pd.DataFrame:
-        """The rows of entity set ``name`` (not Observations), columns named by property path."""
+        """The rows of entity set ``name`` (not Observations), columns named by property path.
+
+        Kept between requests for the same registry and the same visible sensors
+        (Datastreams: until the store has another number of them).
+        """
         if name not in self._tables:
-            self._tables[name] = getattr(self, "_" + name.lower())()
+            streams = int(self.store.scalar("SELECT count(*) FROM datastreams"))
+            key = (name, len(self.visible), hash(tuple(self.visible)), streams)
+            cached = _tables_of(self.registry)
+            if key not in cached:
+                if len(cached) >= 32:
+                    cached.clear()
+                cached[key] = getattr(self, "_" + name.lower())()
+            self._tables[name] = cached[key]
         return self._tables[name]
 
     def _sensors_frame(self) -> pd.DataFrame:
@@ -342,10 +356,9 @@ class SensorThings:
         self, where: tuple[str, Any] | None, text: str | None, query: Query
     ) -> tuple[list[dict[str, Any]], int]:
         conditions, params = ["1 = 1"], []
-        streams = self.table("Datastreams")
-        if len(streams) < len(self.store.datastreams()):  # only the visible sensors' streams
-            conditions.append("o.datastream IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(streams["id"].tolist()))
+        if len(self.visible) < len(self.registry):  # only the visible sensors' streams
+            conditions.append("d.sensor_uid IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(self.visible)))
         if where is not None:
             sql, convert = OBSERVATION_COLUMNS[where[0]] if where[0] != "id" else ("", str)
             if where[0] == "id":
@@ -507,6 +520,17 @@ _SELECTABLE: dict[str, set[str]] = {
     "Datastreams": {"id", "name", "description", "observationType", "unitOfMeasurement"},
     "Observations": {"id", "phenomenonTime", "resultTime", "result", "resultQuality"},
 }
+
+
+def _tables_of(registry: SensorRegistry) -> dict[tuple[Any, ...], pd.DataFrame]:
+    """The cached tables of ``registry`` (entries of registries gone are dropped)."""
+    for key in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
+        del _CACHE[key]
+    ref, tables = _CACHE.get(id(registry), (None, None))
+    if ref is None or ref() is not registry or tables is None:
+        tables = {}
+        _CACHE[id(registry)] = (weakref.ref(registry), tables)
+    return tables
 
 
 def _observation_key(ident: Any) -> tuple[str, tuple[int, int]]:
