@@ -29,6 +29,7 @@ import twin
 from twin.query.index import CityIndex, LiveIndex
 
 from . import errors, geojson
+from .background import EscalationTask
 from .deps import AUDIT_STATE, CallerDep, IndexDep
 from .geojson import dumps
 from .models import Health
@@ -50,6 +51,7 @@ OPTIONAL_ROUTERS = (
     "page",
     "sensing",
     "sta",
+    "vitals",
 )
 
 
@@ -68,9 +70,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live.start()
+        escalation = EscalationTask(settings)
+        escalation.start()
+        app.state.escalation = escalation
         try:
             yield
         finally:
+            await escalation.stop()
             live.stop()
 
     app = FastAPI(

@@ -42,6 +42,12 @@ class Settings:
         Largest request body accepted (413 above it).
     poll_s : float
         How often the twin file is checked for a re-import.
+    escalate_every_s : float
+        How often unacknowledged events are checked against their grade's
+        deadline and escalated (0: never, by the service).
+    ack_deadlines : str, optional
+        Acknowledgement deadlines per grade in minutes, ``"重大=10,一般=60"``
+        (over the defaults of :data:`twin.sensing.events.ACK_DEADLINES_MIN`).
     """
 
     twin: Path
@@ -55,6 +61,8 @@ class Settings:
     poll_s: float = 1.0
     public_url: str | None = None  # links use it instead of the request's Host header
     allowed_hosts: tuple[str, ...] = ()  # Host names links may echo besides the bound address
+    escalate_every_s: float = 30.0
+    ack_deadlines: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("twin", "keys_file", "audit_log"):  # accept str paths too
@@ -68,6 +76,11 @@ class Settings:
             )
         if self.poll_s <= 0:
             raise UsageError(f"poll interval {self.poll_s} s must be positive")
+        if self.escalate_every_s < 0:
+            raise UsageError(f"escalation interval {self.escalate_every_s} s must be >= 0 (0: off)")
+        from twin.sensing.escalation import parse_deadlines
+
+        parse_deadlines(self.ack_deadlines)  # a malformed one fails here, not in a worker
         if self.public_url is not None:
             url = self.public_url.rstrip("/")
             if not url.startswith(("http://", "https://")) or " " in url:
@@ -92,6 +105,7 @@ class Settings:
         ``TWIN_API_AUDIT_LOG``, ``TWIN_API_CORS_ORIGINS`` (comma-separated),
         ``TWIN_API_DEFAULT_LIMIT``, ``TWIN_API_MAX_LIMIT``,
         ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``, ``TWIN_API_PUBLIC_URL``,
+        ``TWIN_API_ESCALATE_EVERY_S``, ``TWIN_API_ACK_DEADLINES``,
         ``TWIN_API_ALLOWED_HOSTS``
         (comma-separated).
 
@@ -118,6 +132,8 @@ class Settings:
             values["audit_log"] = Path(audit)
         if (public_url := get("PUBLIC_URL")) is not None:
             values["public_url"] = public_url
+        if (deadlines := get("ACK_DEADLINES")) is not None:
+            values["ack_deadlines"] = deadlines
         if (hosts := get("ALLOWED_HOSTS")) is not None:
             values["allowed_hosts"] = tuple(h.strip() for h in hosts.split(",") if h.strip())
         if (origins := get("CORS_ORIGINS")) is not None:
@@ -127,6 +143,7 @@ class Settings:
             ("max_limit", int),
             ("max_body_bytes", int),
             ("poll_s", float),
+            ("escalate_every_s", float),
         ):
             if (text := get(name.upper())) is not None:
                 try:
@@ -150,7 +167,10 @@ class Settings:
             "MAX_LIMIT": str(self.max_limit),
             "MAX_BODY_BYTES": str(self.max_body_bytes),
             "POLL_S": str(self.poll_s),
+            "ESCALATE_EVERY_S": str(self.escalate_every_s),
         }
+        if self.ack_deadlines is not None:
+            env["ACK_DEADLINES"] = self.ack_deadlines
         if self.audit_log is not None:
             env["AUDIT_LOG"] = str(self.audit_log)
         if self.keys_file is not None:

@@ -365,7 +365,7 @@ def _tile_scenarios() -> list[Scenario]:
 
 
 def _sensing_scenarios() -> list[Scenario]:
-    from bench import sensing
+    from bench import sensing, sensorthings
 
     return [
         Scenario(
@@ -378,6 +378,18 @@ def _sensing_scenarios() -> list[Scenario]:
             metric="readings_per_s",
             same=("stored",),
             timed="ingest_s",
+        ),
+        Scenario(
+            "sta-filter",
+            "SensorThings $filter: one stream by result and time, observations by Thing id, "
+            "Things by type and name (median of 20 each, summed)",
+            sensorthings.sta_ours,
+            sensorthings.sta_peer,
+            "the same conditions hand-written for sqlite3 / pandas, no JSON",
+            None,
+            metric="query_ms",
+            same=("stream", "thing", "things"),
+            timed="query_ms",
         ),
         Scenario(
             "observe-mqtt",

@@ -16,6 +16,22 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 OPERATIONS = NOTEBOOKS[0].parent / "03_operations.ipynb"
+OPERATIONS_DAY = NOTEBOOKS[0].parent / "04_operations_day.ipynb"
+
+# Appended to the executed copy of 04_operations_day.ipynb: what came through the broker.
+DAY_FACTS_CELL = """
+import json as _json
+
+_events = list_events(loop.store)
+print('FACTS ' + _json.dumps({
+    'readings': len(readings), 'sent': sent, 'stored': loop.store.count_observations(),
+    'dead': len(loop.store.dead_letters()), 'batches': len(timeline),
+    'broker_stopped': broker.process.poll() is not None,
+    'incidents': {kind: sorted(set(_events.loc[_events['sensor_uid'] == spot['sensor'],
+                                               'event_type']))
+                  for kind, spot in incidents.items() if 'sensor' in spot},
+}))
+"""
 
 # Appended to the executed copy of 03_operations.ipynb. The map checks count the
 # footprints drawn by the highlighted layers (found by their label; geopandas draws
@@ -71,6 +87,8 @@ def _execute(path: Path) -> nbformat.NotebookNode:
         notebook = nbformat.read(path, as_version=4)
         if path == OPERATIONS:
             notebook.cells.append(nbformat.v4.new_code_cell(FACTS_CELL))
+        if path == OPERATIONS_DAY:
+            notebook.cells.append(nbformat.v4.new_code_cell(DAY_FACTS_CELL))
         NotebookClient(
             notebook,
             timeout=600,
@@ -131,3 +149,17 @@ def test_operations_notebook_matches_the_docs() -> None:
     assert facts["identify"] == [["buildings.JZ0000101"], ["parcels.CD-HC-0008"]]
     far, gfa_over_area = facts["far"]
     assert far == pytest.approx(gfa_over_area) and far > 0
+
+
+@pytest.mark.slow
+def test_operations_day_notebook_runs_the_day_through_a_real_broker() -> None:
+    notebook = _execute(OPERATIONS_DAY)
+    text = "".join(o.get("text", "") for o in notebook.cells[-1].get("outputs", []))
+    facts = json.loads(text.split("FACTS ", 1)[1])
+    # every reading of the day was acknowledged by the broker and stored once
+    assert facts["sent"] == facts["readings"] == facts["stored"] > 80_000
+    assert facts["dead"] == 0 and facts["batches"] > 1 and facts["broker_stopped"]
+    # each planted incident's sensor raised its event
+    kinds = facts["incidents"]
+    assert "pressure_drop" in kinds["pressure_drop"] and "gas_leak" in kinds["gas_leak"]
+    assert "flooding" in kinds["flooding"] and "sensor_offline" in kinds["offline"]

@@ -107,6 +107,12 @@ def _time(text: str | None, name: str) -> pd.Timestamp | None:
     return pd.Timestamp(stamp)
 
 
+# Public names for the routers built on these helpers (vitals, SensorThings).
+json_response = _json
+frame_records = _records
+parse_time = _time
+
+
 def require_writer(visible: Visible) -> str:
     """The caller's name when they may write; 403 otherwise."""
     if not visible.caller.may_write:

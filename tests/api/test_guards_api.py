@@ -230,32 +230,27 @@ def _cases(p: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], str]]
             "cameras",
         ),
         ("POST", "/reports", "/reports", report, "water_pipes"),
-        # SensorThings
-        ("GET", f"{sta}/Things", f"{sta}/Things", {}, "cameras"),
-        ("GET", f"{sta}/Things('{{uid}}')", f"{sta}/Things('{sensor}')", {}, "cameras"),
-        (
-            "GET",
-            f"{sta}/Things('{{uid}}')/Datastreams",
-            f"{sta}/Things('{sensor}')/Datastreams",
-            {},
-            "cameras",
-        ),
-        ("GET", f"{sta}/Datastreams", f"{sta}/Datastreams", {}, "cameras"),
-        ("GET", f"{sta}/Datastreams({{ds}})", f"{sta}/Datastreams({ds})", {}, "cameras"),
-        (
-            "GET",
-            f"{sta}/Datastreams({{ds}})/Thing",
-            f"{sta}/Datastreams({ds})/Thing",
-            {},
-            "cameras",
-        ),
-        (
-            "GET",
-            f"{sta}/Datastreams({{ds}})/Observations",
-            f"{sta}/Datastreams({ds})/Observations",
-            {},
-            "cameras",
-        ),
+        ("GET", "/vitals", "/vitals", {"by": "grid"}, "cameras"),
+        ("GET", "/vitals/series", "/vitals/series", {}, "cameras"),
+        # SensorThings: one route for every resource path
+        *[
+            ("GET", f"{sta}/{{resource}}", f"{sta}/{resource}", {}, "cameras")
+            for resource in (
+                "Things",
+                f"Things('{sensor}')",
+                f"Things('{sensor}')/Datastreams",
+                f"Things('{sensor}')/Locations",
+                "Locations",
+                "FeaturesOfInterest",
+                "Sensors",
+                "ObservedProperties",
+                "Datastreams",
+                f"Datastreams({ds})",
+                f"Datastreams({ds})/Thing",
+                f"Datastreams({ds})/Observations",
+                "Observations",
+            )
+        ],
         # addresses
         (
             "GET",

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import twin
+from tests.api.conftest import KEYS, sha256
 from tests.conftest import SAMPLES
 from twin.sample.readings import day_of_readings
 from twin.sensing.loop import OperationsLoop
@@ -56,3 +57,17 @@ def ops_day(
         loop.ingest(part, source="test")
         loop.check_offline()
     return OpsDay(path, loop, incidents)
+
+
+def sensing_keys_file(folder: Path) -> Path:
+    """Keys for the sensing servers: ``ops`` is a writer (role ops-centre, reads restricted)."""
+    path = folder / "sensing-keys.yaml"
+    lines = ["roles:", "  ops-centre: restricted", "writers: [ops-centre]", "keys:"]
+    for role, name, key_role in (
+        ("internal", "planner-1", "internal"),
+        ("restricted", "pipe-office", "restricted"),
+        ("ops", "ops-desk-1", "ops-centre"),
+    ):
+        lines += [f"  - name: {name}", f"    role: {key_role}", f"    sha256: {sha256(KEYS[role])}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -4,8 +4,10 @@ SensorThings client (frost-sta-client) reading datastreams and observations."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,23 +20,11 @@ import requests
 from frost_sta_client.service.auth_handler import AuthHandler
 
 import twin
-from tests.api.conftest import KEYS, LiveServer, sha256, start_server, stop_server
-from tests.sensing.conftest import OpsDay
+from tests.api.conftest import KEYS, LiveServer, start_server, stop_server
+from tests.conftest import TWIN_CLI
+from tests.sensing.conftest import OpsDay, sensing_keys_file
 from twin.sensing import LiveStore, live_path
 from twin.webcoords import wgs84_to_gcj02
-
-
-def _keys_file(folder: Path) -> Path:
-    path = folder / "sensing-keys.yaml"
-    lines = ["roles:", "  ops-centre: restricted", "writers: [ops-centre]", "keys:"]
-    for role, name, key_role in (
-        ("internal", "planner-1", "internal"),
-        ("restricted", "pipe-office", "restricted"),
-        ("ops", "ops-desk-1", "ops-centre"),
-    ):
-        lines += [f"  - name: {name}", f"    role: {key_role}", f"    sha256: {sha256(KEYS[role])}"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,7 @@ def server(ops_day: OpsDay, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     path = Path(shutil.copy(ops_day.twin, folder / "chengdu.twin.gpkg"))
     with sqlite3.connect(live_path(path)) as copy:  # the day's live store, consistently
         ops_day.loop.store.con.backup(copy)
-    running = start_server(path, folder, "--keys-file", str(_keys_file(folder)))
+    running = start_server(path, folder, "--keys-file", str(sensing_keys_file(folder)))
     yield running
     stop_server(running)
 
@@ -253,3 +243,157 @@ def test_restricted_sensors_stay_invisible_without_the_role(server: LiveServer) 
     assert camera in {t["@iot.id"] for t in things}
     things = server.get("/sta/v1.1/Things", role="internal", **{"$top": 1000}).json()["value"]
     assert camera not in {t["@iot.id"] for t in things}
+
+
+def _cli_vitals(path: Path, *args: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [TWIN_CLI, "vitals", str(path), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                row[key] = None
+    return rows
+
+
+@pytest.mark.slow
+def test_vitals_over_http_are_the_cli_numbers_for_what_the_caller_may_read(
+    server: LiveServer,
+) -> None:
+    expected = _cli_vitals(server.twin, "--by", "grid")
+    got = server.get("/vitals", role="restricted", by="grid").json()
+    assert got["by"] == "grid" and got["count"] == len(expected)
+    assert got["vitals"] == [pytest.approx(row) for row in expected]
+    districts = server.get("/vitals", role="restricted", by="district").json()["vitals"]
+    for column in ("sensors", "readings_last_hour", "open_events"):  # the same, grouped otherwise
+        assert sum(r[column] for r in districts) == sum(r[column] for r in expected)
+    cameras = len(twin.Twin.open(server.twin).layer("cameras"))
+    full = server.get("/vitals", role="restricted", by="grid").json()["vitals"]
+    internal = server.get("/vitals", role="internal", by="grid").json()["vitals"]
+    assert sum(r["sensors"] for r in internal) == sum(r["sensors"] for r in full) - cameras > 0
+    anonymous = server.get("/vitals").json()
+    assert sum(r["sensors"] for r in anonymous["vitals"]) == 0, anonymous
+    series = _cli_vitals(server.twin, "--series")
+    got = server.get("/vitals/series", role="restricted").json()["series"]
+    assert len(got) == len(series) > 20
+    for mine, theirs in zip(got, series, strict=True):
+        assert pd.Timestamp(mine.pop("time")) == pd.Timestamp(theirs.pop("time"))
+        assert mine == theirs
+    hourly = server.get("/vitals/series", role="internal").json()["series"]
+    two = server.get("/vitals/series", role="internal", freq="2h").json()["series"]
+    total = sum(r["readings"] for r in hourly)
+    assert sum(r["readings"] for r in two) == total > 0
+    assert total <= sum(r["readings"] for r in got)
+    bad = server.get("/vitals/series", role="internal", freq="fortnight")
+    assert bad.status_code == 400 and "15min" in bad.json()["description"]
+    assert server.get("/vitals", role="internal", by="street").status_code in (400, 422)
+
+
+def test_frost_sta_client_reads_every_entity_set_navigates_and_filters(
+    server: LiveServer, ops_day: OpsDay
+) -> None:
+    import frost_sta_client as fsc
+
+    service = fsc.SensorThingsService(
+        server.url + "/sta/v1.1", auth_handler=_KeyAuth(KEYS["internal"])
+    )
+    registry = ops_day.loop.registry.frame
+    internal = registry[registry["classification"] != "restricted"]  # cameras are restricted
+    store = LiveStore.beside(server.twin)
+    streams = store.datastreams(list(internal.index))
+    things = list(service.things().query().expand("Locations").top(1000).list())
+    assert sorted(t.id for t in things) == sorted(internal.index)
+    lonlat = internal.geometry.to_crs(4326)
+    first = things[0]
+    [place] = first.locations.entities
+    assert place.id == first.id
+    assert place.location["coordinates"] == pytest.approx(
+        [lonlat[first.id].x, lonlat[first.id].y], abs=1e-9
+    )
+    assert [loc.id for loc in first.get_locations().query().list()] == [first.id]
+    kinds = {s.id for s in service.sensors().query().list()}
+    assert kinds == set(internal["sensor_type"])
+    props = {p.name for p in service.observed_properties().query().list()}
+    assert props == set(streams["property"])
+    features = list(service.features_of_interest().query().top(1000).list())
+    assert len(features) == len(internal)
+    assert len(list(service.locations().query().top(1000).list())) == len(internal)
+    # navigation: Datastream -> Sensor / ObservedProperty / Thing, expanded
+    sensor = ops_day.incidents["gas_leak"]["sensor"]
+    ds = int(streams.index[streams["sensor_uid"] == sensor][0])
+    stream = (
+        service.datastreams()
+        .query()
+        .filter(f"Thing/id eq '{sensor}'")
+        .expand("Thing,Sensor,ObservedProperty")
+        .list()
+        .entities
+    )
+    assert [s.id for s in stream] == [ds]
+    assert stream[0].sensor.id == "gas_leak" and stream[0].observed_property.name == "gas"
+    assert stream[0].thing.id == sensor
+    # $filter on result and phenomenonTime, against the library's window
+    window = store.window(
+        sensor, start=pd.Timestamp("2026-05-18T04:00Z"), end=pd.Timestamp("2026-05-18T08:00Z")
+    )
+    high = window[window["value"] > 20]
+    text = (
+        "result gt 20 and phenomenonTime ge 2026-05-18T04:00:00Z "
+        "and phenomenonTime le 2026-05-18T08:00:00Z"
+    )
+    found = list(
+        service.datastreams()
+        .find(ds)
+        .get_observations()
+        .query()
+        .filter(text)
+        .orderby("phenomenonTime", "ASC")
+        .top(1000)
+        .list()
+    )
+    assert len(high) > 0
+    assert [o.result for o in found] == high["value"].tolist()
+    # the same readings from the top-level Observations by Thing id, with their feature
+    everywhere = list(
+        service.observations()
+        .query()
+        .filter(f"Datastream/Thing/id eq '{sensor}' and ({text})")
+        .expand("FeatureOfInterest")
+        .top(1000)
+        .list()
+    )
+    assert sorted(o.result for o in everywhere) == sorted(high["value"])
+    assert {o.feature_of_interest.id for o in everywhere} == {sensor}
+    # counts, paging and the restricted camera
+    answer = server.get("/sta/v1.1/Observations", role="internal", **{"$count": "true", "$top": 1})
+    visible_ids = json.dumps(streams.index.tolist())
+    expected = store.scalar(
+        "SELECT count(*) FROM observations WHERE datastream IN (SELECT value FROM json_each(?))",
+        (visible_ids,),
+    )
+    assert answer.json()["@iot.count"] == expected > 0 and "@iot.nextLink" in answer.json()
+    camera = str(registry.index[registry["layer"] == "cameras"][0])
+    assert server.get(f"/sta/v1.1/Locations('{camera}')", role="internal").status_code == 404
+    assert server.get(f"/sta/v1.1/Locations('{camera}')", role="restricted").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ({"$filter": "substringof('x', name)"}, "eq|ne|gt|ge|lt|le"),
+        ({"$filter": "colour eq 'red'"}, "cannot filter on colour"),
+        ({"$orderby": "name sideways"}, "[asc|desc]"),
+        ({"$expand": "Datastreams($top=1)"}, "one level"),
+        ({"$select": "id,colour"}, "colour is not supported"),
+    ],
+)
+def test_sensorthings_options_outside_the_subset_are_a_400_naming_it(
+    server: LiveServer, query: dict[str, str], words: str
+) -> None:
+    answer = server.get("/sta/v1.1/Things", role="internal", **query)
+    assert answer.status_code == 400 and words in answer.json()["description"]

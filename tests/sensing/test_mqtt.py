@@ -4,11 +4,8 @@ stores none twice."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,39 +15,25 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
-from tests.api.conftest import free_port
-from tests.conftest import TWIN_CLI
+import twin
+from tests.conftest import SAMPLES, TWIN_CLI
 from twin.sensing import LiveStore
+from twin.sensing.broker import start_mosquitto
 from twin.sensing.events import list_events
-from twin.sensing.mqtt import mosquitto_config, replay
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from twin.sensing.mqtt import replay
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    folder = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    conf = folder / "mosquitto.conf"
-    conf.write_text(mosquitto_config(port), encoding="utf-8")
-    log = open(folder / "mosquitto.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            break
-        time.sleep(0.05)
-    else:
-        process.kill()
-        raise RuntimeError((folder / "mosquitto.log").read_text())
-    yield "127.0.0.1", port
-    process.terminate()
-    process.wait(10)
-    log.close()
+    with start_mosquitto(tmp_path_factory.mktemp("mosquitto")) as running:
+        yield running.host, running.port
 
 
-def _ingester(twin: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _ingester(
+    twin: Path, port: int, log: Path, *extra: str, client_id: str = "ingester-under-test"
+) -> subprocess.Popen[bytes]:
     command = [
         TWIN_CLI,
         "observe",
@@ -59,11 +42,12 @@ def _ingester(twin: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         "--broker",
         f"127.0.0.1:{port}",
         "--client-id",
-        "ingester-under-test",
+        client_id,
         "--max-batch",
         "500",
         "--flush",
         "0.05",
+        *extra,
     ]
     return subprocess.Popen(command, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
@@ -177,3 +161,59 @@ def test_replay_publishes_in_time_order_at_speed(
         text=True,
     )
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+
+def _reimported_sensors(twin_path: Path, folder: Path) -> None:
+    """Re-import the sample sensor layer without WP000002 and with a new sensor NEW000001."""
+    source = pd.read_csv(SAMPLES / "sensors.csv", encoding="utf-8-sig", dtype=str)
+    added = source[source["设备编号"] == "WP000003"].assign(设备编号="NEW000001", 名称="新压力点")
+    changed = pd.concat([source[source["设备编号"] != "WP000002"], added], ignore_index=True)
+    path = folder / "sensors.csv"
+    changed.to_csv(path, index=False, encoding="utf-8")
+    spec = yaml.safe_load((SAMPLES / "mapping.yaml").read_text(encoding="utf-8"))
+    options = {k: v for k, v in spec["layers"]["sensors"].items() if k not in ("source", "kind")}
+    twin.Twin.open(twin_path).import_layer(path, layer="sensors", kind="sensor", **options)
+
+
+@pytest.mark.slow
+def test_the_ingester_follows_a_reimport_of_the_sensor_layer(
+    fresh: Path, broker: tuple[str, int], tmp_path: Path
+) -> None:
+    host, port = broker
+    store = LiveStore.beside(fresh)
+    # routine checks far apart: the new sensor's first reading is what makes it look
+    ingester = _ingester(
+        fresh, port, tmp_path / "ingester.log", "--watch-every", "600", client_id="reload-test"
+    )
+
+    def reading(sensor: str, minute: int) -> pd.DataFrame:
+        stamp = f"2026-05-18T08:{minute:02d}:00Z"
+        return pd.DataFrame(
+            {"sensor": [sensor], "time": [stamp], "property": ["pressure"], "value": [0.3]}
+        )
+
+    try:
+        _wait(
+            lambda: (
+                replay(reading("WP000002", 0), host, port, speed=0)
+                and store.count_observations() >= 1
+            ),
+            60,
+            "the ingester to subscribe",
+        )
+        before = store.count_observations()
+        _reimported_sensors(fresh, tmp_path)
+        time.sleep(1.2)  # past the miss gap
+        sent = pd.concat([reading("NEW000001", 1), reading("WP000002", 2)])
+        assert replay(sent, host, port, speed=0) == 2
+        _wait(lambda: store.count_observations() == before + 1, 60, "the new sensor's reading")
+        _wait(lambda: len(store.dead_letters("unknown sensor")) == 1, 30, "the dead letter")
+    finally:
+        ingester.terminate()
+        ingester.wait(30)
+    assert store.window("sensors.NEW000001")["value"].tolist() == [0.3]
+    dead = store.dead_letters("unknown sensor")
+    assert dead["sensor"].tolist() == ["WP000002"] and dead["time"].iloc[0].startswith(
+        "2026-05-18T08:02"
+    )
+    assert len(store.window("sensors.WP000002")) == 1  # the reading from before the re-import

@@ -131,19 +131,33 @@ def mqtt_cmd(
     stop_after: Annotated[
         float | None, typer.Option("--stop-after", help="Stop after this many idle seconds.")
     ] = None,
+    watch_every: Annotated[
+        float,
+        typer.Option(
+            "--watch-every",
+            help="Seconds between checks for a re-import of the twin (its sensor layers are "
+            "reloaded; also checked when an unknown sensor reports; 0: only then).",
+            min=0,
+        ),
+    ] = 5.0,
 ) -> None:
     """Subscribe to a broker (QoS 1) and ingest; a message is acknowledged only once stored.
+
+    A re-import of the sensor layers is picked up without a restart: new sensors
+    are accepted, readings of removed ones become dead letters.
 
     Example: [bold]twin observe mqtt city.gpkg --broker 127.0.0.1:1883 --topic 'city/+/+'[/bold]
     """
     from twin.sensing.loop import OperationsLoop
     from twin.sensing.mqtt import MqttIngester, parse_broker
+    from twin.sensing.reload import SensorWatch
 
     host, port = parse_broker(broker)
     loop = OperationsLoop.open(twin_path, rules_file=rules)
     ingester = MqttIngester(
         loop, host, port, topic, client_id=client_id, max_batch=max_batch, flush_s=flush_s
     )
+    ingester.before_batch = SensorWatch(twin_path, rules_file=rules, every_s=watch_every)
     total = ingester.run(idle_stop_s=stop_after)
     out.print(
         f"stored {total.stored:,} of {total.received:,} reading(s); rejected {total.rejected}"

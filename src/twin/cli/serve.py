@@ -60,11 +60,31 @@ def serve(
             "(repeatable); other Host headers are not echoed into links.",
         ),
     ] = None,
+    escalate_every: Annotated[
+        float,
+        typer.Option(
+            "--escalate-every",
+            help="Seconds between two checks for unacknowledged events past their grade's "
+            "deadline (0: no escalation by the service).",
+            min=0,
+        ),
+    ] = 30.0,
+    ack_deadlines: Annotated[
+        str | None,
+        typer.Option(
+            "--ack-deadlines",
+            help="Acknowledgement deadlines in minutes per grade, e.g. '重大=10,一般=60' "
+            "(defaults: 特别重大 5, 重大 15, 较大 30, 一般 120).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the twin over HTTP: OGC API Features, city one-map queries, impact analysis.
 
     The twin is loaded and indexed once per worker; a re-import into the file is
     picked up while serving. Without an API key only public layers exist.
+
+    Events not acknowledged within their grade's deadline are escalated by the
+    service itself (one worker at a time), and the change is sent on /events/stream.
 
     Example: [bold]twin serve chengdu.twin.gpkg --port 8000 --keys-file keys.yaml[/bold]
     """
@@ -87,6 +107,8 @@ def serve(
         max_limit=max_limit,
         public_url=public_url if public_url is not None else base.public_url,
         allowed_hosts=tuple(allowed_host) if allowed_host else base.allowed_hosts,
+        escalate_every_s=escalate_every,
+        ack_deadlines=ack_deadlines if ack_deadlines is not None else base.ack_deadlines,
     )
     os.environ.update(settings.to_env())
     announce = f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})"

@@ -388,10 +388,15 @@ def escalate(
             continue
         with store.lock:
             store.con.execute("BEGIN IMMEDIATE")
-            store.con.execute(
-                "UPDATE events SET escalated = 1, updated_ms = ?, seq = ? WHERE id = ?",
+            # Conditional: another process may have escalated (or acknowledged) it meanwhile.
+            cursor = store.con.execute(
+                "UPDATE events SET escalated = 1, updated_ms = ?, seq = ? WHERE id = ? "
+                "AND status = 'new' AND escalated = 0",
                 (stamp, _seq(store.con), event_id),
             )
+            if cursor.rowcount == 0:
+                store.con.execute("COMMIT")
+                continue
             _history(
                 store,
                 event_id,

@@ -137,7 +137,12 @@ class MqttIngester:
     _stored: queue.SimpleQueue[IngestReport | None] = field(
         default_factory=queue.SimpleQueue, repr=False
     )
+    #: Called with the loop and each batch before it is stored; returns the loop to use
+    #: (e.g. :class:`twin.sensing.reload.SensorWatch`, reopening it after a re-import).
+    before_batch: Callable[[OperationsLoop, pd.DataFrame], OperationsLoop] | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: Set once the broker has confirmed the subscription (messages published after it arrive).
+    subscribed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def _client(self) -> Any:
         import paho.mqtt.client as mqtt
@@ -160,6 +165,7 @@ class MqttIngester:
 
         client.on_connect = on_connect
         client.on_message = on_message
+        client.on_subscribe = lambda *args: self.subscribed.set()
         return client
 
     def stop(self) -> None:
@@ -214,7 +220,10 @@ class MqttIngester:
         return batch
 
     def _commit(self, client: Any, batch: list[Message]) -> IngestReport:
-        report = self.loop.store_batch(readings_of(batch), source="mqtt")
+        frame = readings_of(batch)
+        if self.before_batch is not None:
+            self.loop = self.before_batch(self.loop, frame)
+        report = self.loop.store_batch(frame, source="mqtt")
         for mid, qos, *_ in batch:  # stored (or dead-lettered): now the broker may forget it
             if qos > 0:
                 client.ack(mid, qos)
@@ -290,6 +299,10 @@ def readings_of(batch: list[Message]) -> pd.DataFrame:
     )
 
 
+#: Most messages :func:`replay` leaves unacknowledged (MQTT message ids wrap at 65,535).
+REPLAY_WINDOW = 30_000
+
+
 def replay(
     readings: pd.DataFrame,
     host: str,
@@ -314,7 +327,7 @@ def replay(
     client.max_queued_messages_set(0)
     client.connect(host, port, keepalive=30)
     client.loop_start()
-    infos = []
+    infos: list[Any] = []
     start_wall, start_data = time.monotonic(), frame["_t"].min()
     try:
         for stamp, group in frame.groupby("_t", sort=True):
@@ -326,6 +339,8 @@ def replay(
             for row in group.itertuples(index=False):
                 payload = json.dumps({"time": str(row.time), "value": row.value}, default=str)
                 prop = row.property if isinstance(row.property, str) and row.property else "value"
+                if len(infos) >= REPLAY_WINDOW:  # message ids are 16 bits: never 65,536 pending
+                    infos[-REPLAY_WINDOW].wait_for_publish(timeout=60)
                 infos.append(client.publish(f"{prefix}/{row.sensor}/{prop}", payload, qos=1))
         for info in infos:
             info.wait_for_publish(timeout=60)

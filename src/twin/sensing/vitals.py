@@ -13,6 +13,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -24,11 +26,22 @@ from twin.sensing.store import LiveStore, from_ms, to_ms
 __all__ = ["vitals", "vitals_series"]
 
 
-def _areas(locator: Locator, by: str) -> pd.Series:
+def _areas(locator: Locator, by: str, sensors: Sequence[str] | None = None) -> pd.Series:
     if by not in ("district", "grid"):
         raise UsageError(f"vitals by {by!r}: use district or grid")
     uids = locator.registry.frame.index
+    if sensors is not None:
+        uids = uids[uids.isin(list(sensors))]
     return pd.Series([locator.relations.get((u, by)) for u in uids], index=uids, name=by)
+
+
+def _events(store: LiveStore, by: str, sensors: Sequence[str] | None) -> pd.DataFrame:
+    """Every event (of ``sensors`` and citizen reports, when given), its area in ``area``."""
+    events = list_events(store)
+    if sensors is not None:
+        mine = events["sensor_uid"].isin(list(sensors))
+        events = events[mine | events["sensor_uid"].str.startswith("report:")]
+    return events.assign(area=events[by]).reset_index(drop=True)
 
 
 def _readings(store: LiveStore, lo: int, hi: int) -> pd.DataFrame:
@@ -46,25 +59,31 @@ def vitals(
     by: str = "district",
     at: pd.Timestamp | None = None,
     online_min: float = 30.0,
+    sensors: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The vital signs of every district (or grid) at ``at``, one row per area."""
-    areas = _areas(locator, by)
+    """The vital signs of every district (or grid) at ``at``, one row per area.
+
+    ``sensors`` (uids) limits the count to those sensors, their readings and
+    events (citizen reports always count): what a caller who may read only
+    some sensor layers is shown.
+    """
+    areas = _areas(locator, by, sensors)
     clock = to_ms(at) if at is not None else (store.clock_ms() or to_ms(pd.Timestamp.now("UTC")))
-    latest = store.latest()
+    latest = store.latest(None if sensors is None else list(sensors))
     last = latest.groupby("sensor_uid")["time"].max()
     last_ms = to_ms(last) if len(last) else pd.Series(dtype="int64")
     online = last_ms[(last_ms <= clock) & (last_ms > clock - online_min * 60_000)].index
     hour = _readings(store, clock - 3_600_000, clock)
+    hour = hour[hour["sensor_uid"].isin(areas.index)]
     table = pd.DataFrame({"sensors": areas.value_counts()})
     table["sensors_online"] = areas[areas.index.isin(online)].value_counts()
     table["readings_last_hour"] = hour["sensor_uid"].map(areas).value_counts()
-    events = list_events(store)
-    events["area"] = events[by]
+    events = _events(store, by, sensors)
     is_open = events["is_open"]
     table["open_events"] = events[is_open].groupby("area").size()
     for grade in GRADES:
         table[f"open_{grade}"] = events[is_open & (events["grade"] == grade)].groupby("area").size()
-    deadline = events["grade"].map(ACK_DEADLINES_MIN).fillna(120.0) * 60_000
+    deadline = events["grade"].map(ACK_DEADLINES_MIN).astype(float).fillna(120.0) * 60_000
     opened = to_ms(events["opened"]) if len(events) else pd.Series(dtype="int64")
     overdue = is_open & (
         events["escalated"] | ((events["status"] == "new") & (opened + deadline < clock))
@@ -98,6 +117,7 @@ def vitals_series(
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     freq: str = "1h",
+    sensors: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per period and area: readings, sensors reporting, events opened, events open at the end.
 
@@ -105,9 +125,9 @@ def vitals_series(
     -------
     pandas.DataFrame
         Indexed by ``(time, area)``: ``readings``, ``sensors_reporting``,
-        ``events_opened``, ``events_open``.
+        ``events_opened``, ``events_open``. ``sensors`` limits it as in :func:`vitals`.
     """
-    areas = _areas(locator, by)
+    areas = _areas(locator, by, sensors)
     clock = store.clock_ms()
     if clock is None:
         return pd.DataFrame(
@@ -116,14 +136,14 @@ def vitals_series(
     hi = to_ms(end) if end is not None else clock
     lo = to_ms(start) if start is not None else hi - 86_400_000
     readings = _readings(store, lo, hi)
+    readings = readings[readings["sensor_uid"].isin(areas.index)].copy()
     readings["time"] = from_ms(readings["phenomenon_ms"].to_numpy()).floor(freq)
     readings["area"] = readings["sensor_uid"].map(areas)
     grouped = readings.groupby(["time", "area"])
     out = pd.DataFrame(
         {"readings": grouped.size(), "sensors_reporting": grouped["sensor_uid"].nunique()}
     )
-    events = list_events(store)
-    events["area"] = events[by]
+    events = _events(store, by, sensors)
     events = events[(events["opened"] > from_ms(lo)) & (events["opened"] <= from_ms(hi))]
     opened = events.assign(time=events["opened"].dt.floor(freq)).groupby(["time", "area"]).size()
     out["events_opened"] = opened
