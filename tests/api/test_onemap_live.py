@@ -190,3 +190,94 @@ def test_the_stream_reports_an_event_to_a_token_holder(live: LiveServer) -> None
     assert post(live, "/reports", "ops", report).status_code == 201
     listener.join(30)
     assert seen and '"water_leak"' in seen[0]
+
+
+# --------------------------------------------------------------------------- the page, live
+
+
+@pytest.mark.slow
+def test_page_fed_by_the_stream_markers_states_impact_and_vitals(live: LiveServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.api.test_onemap_page import ARTEFACTS, CHROMIUM, FLAGS, Session
+
+    city = twin.Twin.open(live.twin)
+    sensors = city.layer("sensors")
+    gas = sensors[sensors["sensor_type"] == "gas_leak"]
+    fresh = gas.index[20]  # no reading yet: no data until the page sees its alarm
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 850}, locale="zh-CN")
+        session = Session(context.new_page(), live)
+        try:
+            session.open()
+            session.enter_key(live.keys["ops"])
+            page = session.page
+            page.wait_for_selector("#events-status:text-is('事件流已接入')", timeout=30_000)
+            before = live.get("/map/events", role="ops").json()["features"]
+            page.wait_for_function(
+                f"document.querySelectorAll('#events-list li').length === {len(before)}"
+            )
+            page.wait_for_function("citytwin.sensorCounts !== undefined")
+            state_of = (
+                "uid => citytwin.map.getFeatureState("
+                "{source: 'sensors', sourceLayer: 'sensors', id: uid}).state"
+            )
+            assert page.evaluate(state_of, fresh) == "no_data"
+            counts = page.evaluate("citytwin.sensorCounts")
+            assert counts == live.get("/map/sensors", role="ops").json()["counts"]
+            assert "报警 (1)" in page.inner_text("#legend-sensors [data-state='alarm']")
+            # a reading over the threshold, posted through the API while the page is open
+            high = float(gas.loc[fresh, "threshold_high"]) * 3
+            reading = {
+                "sensor": fresh,
+                "time": (T0 + pd.Timedelta(minutes=10)).isoformat(),
+                "value": high,
+            }
+            assert (
+                post(live, "/observations", "ops", {"observations": [reading]}).status_code == 200
+            )
+            after = live.get("/map/events", role="ops").json()["features"]
+            (new,) = [f for f in after if f["properties"]["sensor_uid"] == fresh]
+            event_id = new["id"]
+            page.wait_for_selector(f"#events-list li[data-id='{event_id}']", timeout=30_000)
+            page.wait_for_selector(f".event-marker[data-id='{event_id}']")
+            assert page.inner_text(f"#events-list li[data-id='{event_id}']").startswith(
+                "[新事件] 燃气泄漏"
+            )
+            page.wait_for_function(f"({state_of})('{fresh}') === 'alarm'", timeout=30_000)
+            # the vital-signs strip: the library's vitals for the event's district
+            with LiveStore(live_path(live.twin)) as store:
+                expected = vitals(store, Locator.from_twin(city), by="district")
+            district = new["properties"]["district"]
+            vital = page.locator(f"#vitals .vital[data-zone='{district}']")
+            page.wait_for_function(
+                "([z, n]) => document.querySelector(`#vitals .vital[data-zone='${z}']`)"
+                ".dataset.open === String(n)",
+                arg=[district, int(expected.loc[district, "open_events"])],
+                timeout=30_000,
+            )
+            assert vital.get_attribute("data-online") == str(
+                expected.loc[district, "sensors_online"]
+            )
+            stats = live.get("/statistics", role="ops", by="district").json()["features"]
+            (row,) = [f["properties"] for f in stats if f["id"] == district]
+            assert vital.get_attribute("data-buildings") == str(row["building_count"])
+            # click the marker: the impact attached to the event is drawn
+            lon, lat = new["geometry"]["coordinates"]
+            session.jump(lon, lat, 16)
+            page.click(f".event-marker[data-id='{event_id}']")
+            page.wait_for_selector(
+                "#impact-summary tr[data-result='valve_to_close']", timeout=30_000
+            )
+            impact = live.get(f"/events/{event_id}", role="ops").json()["impact"]
+            drawn = page.evaluate("citytwin.impactCounts")
+            assert drawn["valve_to_close"] == len(impact["valves_to_close"]) > 0
+            assert drawn["building"] == len(impact["buildings"]) > 0
+            session.idle()
+            session.shot("07-live-event-and-sensor-states")
+            session.assert_clean()
+        finally:
+            context.close()
+            browser.close()

@@ -10,13 +10,20 @@ const ROAD_COLOUR = ["match", ["get", "road_class"],
   ["motorway", "trunk", "expressway", "快速路"], "#f4a261", ["primary", "主干路"], "#f6bd60",
   ["secondary", "次干路"], "#ffffff", "#ffffff"];
 
+const SENSOR_STATE = ["coalesce", ["feature-state", "state"], "unknown"];
+// Sensor states (normal / alarm / offline / no data) and their colours, in legend order.
+export const SENSOR_STATE_COLOUR = { normal: "#2e7d32", alarm: "#d50000", offline: "#757575", no_data: "#ffffff" };
+// The detour heat surface: weight 1 at DETOUR_FULL_MIN minutes of detour or more.
+export const DETOUR_FULL_MIN = 10;
+export const HEAT_RAMP = [[0, "rgba(255,224,130,0)"], [0.2, "#ffe082"], [0.5, "#fb8c00"], [0.8, "#e53935"], [1, "#7f0000"]];
+
 export const KIND_COLOUR = {
   building: "#9fb3c8", road: "#f6bd60", pipe: "#1e88e5", valve: "#2e7d32", sensor: "#00897b",
   district: "#5c6b7a", grid: "#90a4ae", parcel: "#c5e1a5", water: "#90caf9", poi: "#6a1b9a", source: "#0d47a1",
 };
 
 // Drawing order: base first, assets on top.
-const ORDER = ["water", "district", "parcel", "grid", "road", "pipe", "building", "source", "valve", "sensor", "poi"];
+const ORDER = ["district", "water", "parcel", "grid", "road", "pipe", "building", "source", "valve", "sensor", "poi"];
 
 function layersFor(set) {
   const id = set.layer, base = { source: id, "source-layer": id, metadata: { twinLayer: id } };
@@ -45,9 +52,14 @@ function layersFor(set) {
       return [{ ...base, id: `${id}-circle`, type: "circle", paint: { "circle-radius": 4, "circle-stroke-width": 1, "circle-stroke-color": "#fff",
         "circle-color": ["match", ["get", "status"], "open", "#2e7d32", "closed", "#c62828", "inoperable", "#212121", "#757575"] } }];
     case "sensor":
-      return [{ ...base, id: `${id}-circle`, type: "circle", paint: { "circle-radius": 4, "circle-stroke-width": 1, "circle-stroke-color": "#fff",
-        "circle-color": ["case", ["has", "state"],
-          ["match", ["get", "state"], "alarm", "#c62828", "offline", "#757575", "#2e7d32"],
+      // Coloured by the live state the page sets as feature state (see SENSOR_STATE_COLOUR);
+      // by sensor type until the state is known.
+      return [{ ...base, id: `${id}-circle`, type: "circle", paint: {
+        "circle-radius": ["match", SENSOR_STATE, "alarm", 7, 4.5],
+        "circle-stroke-width": ["match", SENSOR_STATE, "alarm", 2, 1],
+        "circle-stroke-color": ["match", SENSOR_STATE, "alarm", "#000000", "no_data", "#757575", "#ffffff"],
+        "circle-color": ["match", SENSOR_STATE,
+          ...Object.entries(SENSOR_STATE_COLOUR).flat(),
           ["match", ["get", "sensor_type"], "water_pressure", "#1e88e5", "gas_leak", "#f9a825", "smoke", "#6d4c41", "camera", "#8e24aa", "#00897b"]] } }];
     default:
       return [{ ...base, id: `${id}-circle`, type: "circle", paint: { "circle-radius": 4, "circle-color": KIND_COLOUR[set.kind] || "#6a1b9a" } }];
@@ -62,9 +74,17 @@ export function buildStyle(tilesets) {
     layers.push(...layersFor(set));
   }
   sources.impact = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
+  sources["detour-heat"] = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   sources.selection = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   sources.drawing = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   layers.push(
+    // The detour heat map: a surface from the delayed buildings, weighted by minutes of detour.
+    { id: "detour-heat", type: "heatmap", source: "detour-heat", maxzoom: 19, paint: {
+      "heatmap-weight": ["interpolate", ["linear"], ["get", "detour_min"], 0, 0, DETOUR_FULL_MIN, 1],
+      "heatmap-intensity": ["interpolate", ["linear"], ["zoom"], 12, 0.6, 17, 1.5],
+      "heatmap-radius": ["interpolate", ["exponential", 2], ["zoom"], 12, 8, 15, 30, 18, 160],
+      "heatmap-color": ["interpolate", ["linear"], ["heatmap-density"], ...HEAT_RAMP.flat()],
+      "heatmap-opacity": 0.75 } },
     { id: "impact-buildings", type: "fill", source: "impact", filter: ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
       paint: { "fill-color": ["match", ["get", "result"],
         // detour heat: yellow for a short detour to deep red for ten minutes or more
