@@ -296,6 +296,27 @@ def test_road_close_from_the_map_and_the_events_slot(
     assert counts["closed_road"] == expected["closed_edges"]
     assert counts["building_lost"] == expected["buildings_lost"]
     assert counts["building_delayed"] == expected["buildings_delayed"]
+    # The detour heat surface: one weighted point per delayed building, a legend in minutes.
+    heat = anonymous.page.evaluate("citytwin.map.getSource('detour-heat').serialize().data")
+    answer = anonymous.page.evaluate("citytwin.state.impact.answer.features")
+    delayed = {
+        f["id"]: f["properties"]["detour_s"]
+        for f in answer
+        if f["properties"]["result"] == "building_delayed"
+    }
+    assert len(heat["features"]) == expected["buildings_delayed"]
+    longest = expected["max_detour_s"] / 60
+    assert max(delayed.values()) == pytest.approx(expected["max_detour_s"], abs=0.5)
+    for point in heat["features"]:
+        minutes = point["properties"]["detour_min"]
+        assert minutes == pytest.approx(delayed[point["properties"]["uid"]] / 60)
+        assert point["properties"]["weight"] == pytest.approx(minutes / longest, abs=1e-3)
+    legend_max = anonymous.page.inner_text("#legend-heat-max")
+    assert legend_max == f"{longest:.1f} 分钟"
+    assert anonymous.page.is_visible("#legend-heat") and "分钟" in anonymous.page.inner_text(
+        "#legend-heat"
+    )
+    assert anonymous.page.evaluate("citytwin.map.getLayer('detour-heat').type") == "heatmap"
     # The events slot: an event pushed through the page's hook is listed and marked on the map.
     event = {"id": "ev-1", "status": "overdue", "title": "爆管 井盖冒水", "lon": lon, "lat": lat}
     anonymous.page.evaluate("ev => citytwin.events.add(ev)", event)

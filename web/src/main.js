@@ -2,7 +2,7 @@
 import maplibregl from "maplibre-gl";
 import { formatPosition, parseProj4 } from "./coords.js";
 import { language, setLanguage, t } from "./i18n.js";
-import { buildStyle, DETOUR_FULL_MIN, HEAT_RAMP, KIND_COLOUR, SENSOR_STATE_COLOUR } from "./style.js";
+import { buildStyle, HEAT_RAMP, KIND_COLOUR, SENSOR_STATE_COLOUR } from "./style.js";
 
 const KEY_STORE = "citytwin.apiKey"; // sessionStorage: gone when the tab closes
 const LANG_STORE = "citytwin.lang";
@@ -23,7 +23,7 @@ const state = {
 };
 
 // Exposed for the browser tests, for an operator's console, and as the events hook.
-const citytwin = (window.citytwin = { state, ready: false, map: null, events: null });
+const citytwin = (window.citytwin = { state, ready: false, map: null, events: null, marks: {} });
 
 function headers(extra = {}) {
   return state.key ? { ...extra, "X-API-Key": state.key } : extra;
@@ -126,9 +126,15 @@ function createMap() {
   map.on("mousemove", (e) => showPosition(e.lngLat.lng, e.lngLat.lat));
   map.on("click", onMapClick);
   map.once("idle", () => {
-    // First full render done (flat, the fastest); then tilt to show the buildings in 2.5D.
+    // First full render done (flat, the fastest); then tilt to show the buildings in 2.5D,
+    // and only now the live layers (sensor states, events, vital signs): they would compete
+    // with the first tiles for the main thread and re-render the sensors as states arrive.
     citytwin.ready = true;
     citytwin.firstIdleMs = performance.now();
+    citytwin.marks.firstIdle = Math.round(citytwin.firstIdleMs);
+    loadVitals();
+    loadSensorStates();
+    connectEvents();
     document.body.dataset.ready = "true";
     map.easeTo({ pitch: 45, duration: 500 });
     const settle = () => { citytwin.settled = true; };
@@ -312,11 +318,17 @@ function centroid(geometry) {
   return [x / n, y / n];
 }
 
-// The detour heat surface: one point per delayed building, weighted by its detour in minutes.
+// The detour heat surface: one point per delayed building, weighted by its detour in minutes
+// over the longest detour of the closure (the legend runs from 0 to that many minutes).
 function detourHeat(features) {
-  return features.filter((f) => f.properties.result === "building_delayed" && f.geometry)
-    .map((f) => ({ type: "Feature", properties: { uid: f.id, detour_min: (f.properties.detour_s || 0) / 60 },
-      geometry: { type: "Point", coordinates: centroid(f.geometry) } }));
+  const delayed = features.filter((f) => f.properties.result === "building_delayed" && f.geometry);
+  const longest = Math.max(0, ...delayed.map((f) => (f.properties.detour_s || 0) / 60));
+  state.longestDetourMin = longest;
+  return delayed.map((f) => {
+    const minutes = (f.properties.detour_s || 0) / 60;
+    return { type: "Feature", properties: { uid: f.id, detour_min: minutes, weight: longest ? minutes / longest : 0 },
+      geometry: { type: "Point", coordinates: centroid(f.geometry) } };
+  });
 }
 
 function drawImpact(impact) {
@@ -325,6 +337,7 @@ function drawImpact(impact) {
   const heat = detourHeat(answer.features);
   citytwin.map.getSource("detour-heat").setData({ type: "FeatureCollection", features: heat });
   citytwin.heatPoints = heat.length;
+  renderHeatLegend();
   $("legend-heat").hidden = heat.length === 0;
   const counts = {};
   for (const f of answer.features) {
@@ -476,10 +489,11 @@ function renderLegend(counts) {
 
 function renderHeatLegend() {
   const stops = HEAT_RAMP.map(([at, colour]) => `${colour} ${at * 100}%`).join(", ");
+  const longest = state.longestDetourMin || 0;
   $("legend-heat").replaceChildren(el("h3", {}, t("detourHeat")),
     el("div", { class: "ramp", style: `background: linear-gradient(to right, ${stops})` }),
-    el("div", { class: "ramp-labels" }, el("span", {}, "0"), el("span", {}, `${DETOUR_FULL_MIN / 2}`),
-      el("span", {}, `≥ ${DETOUR_FULL_MIN} ${t("minutes")}`)));
+    el("div", { class: "ramp-labels" }, el("span", {}, `0 ${t("minutes")}`),
+      el("span", {}, (longest / 2).toFixed(1)), el("span", { id: "legend-heat-max" }, `${longest.toFixed(1)} ${t("minutes")}`)));
 }
 
 let refreshTimer = null;
@@ -660,18 +674,17 @@ function applyLanguage(lang) {
 async function start() {
   wireControls();
   applyLanguage(sessionStorage.getItem(LANG_STORE) || "zh-CN");
-  const [landing] = await Promise.all([api("/?f=json"), loadTilesets()]);
-  $("twin-name").textContent = landing.title.replace(/^citytwin: /, "");
+  // Only the layer listing stands between the page and the map; the twin's title comes when it comes.
+  api("/?f=json").then((landing) => { $("twin-name").textContent = landing.title.replace(/^citytwin: /, ""); })
+    .catch((error) => console.warn(`landing: ${error.message}`));
+  await loadTilesets();
+  citytwin.marks.tilesets = Math.round(performance.now());
   renderLayerList();
-  const map = createMap();
   citytwin.events = makeEvents();
+  const map = createMap();
   renderHeatLegend();
   renderLegend(null);
-  map.on("load", () => {
-    loadVitals();
-    loadSensorStates();
-    connectEvents();
-  });
+  map.on("load", () => { citytwin.marks.styleLoaded = Math.round(performance.now()); });
 }
 
 start().catch((error) => {

@@ -13,8 +13,6 @@ const ROAD_COLOUR = ["match", ["get", "road_class"],
 const SENSOR_STATE = ["coalesce", ["feature-state", "state"], "unknown"];
 // Sensor states (normal / alarm / offline / no data) and their colours, in legend order.
 export const SENSOR_STATE_COLOUR = { normal: "#2e7d32", alarm: "#d50000", offline: "#757575", no_data: "#ffffff" };
-// The detour heat surface: weight 1 at DETOUR_FULL_MIN minutes of detour or more.
-export const DETOUR_FULL_MIN = 10;
 export const HEAT_RAMP = [[0, "rgba(255,224,130,0)"], [0.2, "#ffe082"], [0.5, "#fb8c00"], [0.8, "#e53935"], [1, "#7f0000"]];
 
 export const KIND_COLOUR = {
@@ -23,7 +21,7 @@ export const KIND_COLOUR = {
 };
 
 // Drawing order: base first, assets on top.
-const ORDER = ["district", "water", "parcel", "grid", "road", "pipe", "building", "source", "valve", "sensor", "poi"];
+const ORDER = ["district", "parcel", "water", "grid", "road", "pipe", "building", "source", "valve", "sensor", "poi"];
 
 function layersFor(set) {
   const id = set.layer, base = { source: id, "source-layer": id, metadata: { twinLayer: id } };
@@ -80,11 +78,12 @@ export function buildStyle(tilesets) {
   layers.push(
     // The detour heat map: a surface from the delayed buildings, weighted by minutes of detour.
     { id: "detour-heat", type: "heatmap", source: "detour-heat", maxzoom: 19, paint: {
-      "heatmap-weight": ["interpolate", ["linear"], ["get", "detour_min"], 0, 0, DETOUR_FULL_MIN, 1],
-      "heatmap-intensity": ["interpolate", ["linear"], ["zoom"], 12, 0.6, 17, 1.5],
+      // weight: the building's detour over the closure's longest (legend: 0 … max minutes)
+      "heatmap-weight": ["get", "weight"],
+      "heatmap-intensity": ["interpolate", ["linear"], ["zoom"], 12, 1, 17, 2.5],
       "heatmap-radius": ["interpolate", ["exponential", 2], ["zoom"], 12, 8, 15, 30, 18, 160],
       "heatmap-color": ["interpolate", ["linear"], ["heatmap-density"], ...HEAT_RAMP.flat()],
-      "heatmap-opacity": 0.75 } },
+      "heatmap-opacity": 0.8 } },
     { id: "impact-buildings", type: "fill", source: "impact", filter: ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
       paint: { "fill-color": ["match", ["get", "result"],
         // detour heat: yellow for a short detour to deep red for ten minutes or more
