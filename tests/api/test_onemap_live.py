@@ -222,7 +222,7 @@ def test_page_fed_by_the_stream_markers_states_impact_and_vitals(live: LiveServe
             page.wait_for_function("citytwin.sensorCounts !== undefined")
             state_of = (
                 "uid => citytwin.map.getFeatureState("
-                "{source: 'sensors', sourceLayer: 'sensors', id: uid}).state"
+                "{source: 'twin', sourceLayer: 'sensors', id: uid}).state"
             )
             assert page.evaluate(state_of, fresh) == "no_data"
             counts = page.evaluate("citytwin.sensorCounts")

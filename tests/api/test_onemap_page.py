@@ -178,8 +178,12 @@ def test_page_renders_offline_without_errors_and_without_restricted_layers(
         "citytwin.map.queryRenderedFeatures({layers: ['buildings-3d']}).length"
     )
     assert drawn > 100
-    assert any("/tiles/buildings/" in u for u in anonymous.requests)
-    assert not any("/tiles/water_pipes/" in u or "/tiles/valves/" in u for u in anonymous.requests)
+    # one composite tile per z/x/y ("/tiles/a,b,c/z/x/y.pbf") of the layers the caller may read
+    tiles = [u for u in anonymous.requests if "/tiles/" in u and u.endswith(".pbf")]
+    asked = {name for u in tiles for name in u.split("/tiles/")[1].split("/")[0].split(",")}
+    assert {"buildings", "roads", "districts", "water"} <= asked
+    assert not asked & {"water_pipes", "gas_pipes", "valves", "cameras", "sensors"}
+    assert len(tiles) == len({u.split("?")[0] for u in tiles}) <= 8  # first view: a few tiles
     anonymous.page.wait_for_selector("#vitals .vital")
     vitals = anonymous.page.inner_text("#vitals")
     assert "天亭街道" in vitals and "建筑" in vitals

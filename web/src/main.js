@@ -2,7 +2,7 @@
 import maplibregl from "maplibre-gl";
 import { formatPosition, parseProj4 } from "./coords.js";
 import { language, setLanguage, t } from "./i18n.js";
-import { buildStyle, HEAT_RAMP, KIND_COLOUR, SENSOR_STATE_COLOUR } from "./style.js";
+import { buildStyle, HEAT_RAMP, KIND_COLOUR, SENSOR_STATE_COLOUR, TWIN_SOURCE } from "./style.js";
 
 const KEY_STORE = "citytwin.apiKey"; // sessionStorage: gone when the tab closes
 const LANG_STORE = "citytwin.lang";
@@ -339,6 +339,7 @@ function drawImpact(impact) {
   citytwin.heatPoints = heat.length;
   renderHeatLegend();
   $("legend-heat").hidden = heat.length === 0;
+  legendVisibility();
   const counts = {};
   for (const f of answer.features) {
     const r = f.properties.result;
@@ -468,9 +469,10 @@ async function loadSensorStates() {
     return; // no live store here
   }
   state.sensorStates = answer.sensors;
-  for (const s of answer.sensors) {
-    if (!citytwin.map.getSource(s.layer)) continue;
-    citytwin.map.setFeatureState({ source: s.layer, sourceLayer: s.layer, id: s.uid }, { state: s.state });
+  if (citytwin.map.getSource(TWIN_SOURCE)) {
+    for (const s of answer.sensors) {
+      citytwin.map.setFeatureState({ source: TWIN_SOURCE, sourceLayer: s.layer, id: s.uid }, { state: s.state });
+    }
   }
   citytwin.sensorCounts = answer.counts;
   renderLegend(answer.counts);
@@ -485,6 +487,11 @@ function renderLegend(counts) {
       `${t(`states.${name}`)}${counts ? ` (${counts[name] ?? 0})` : ""}`));
   }
   box.hidden = !state.tilesets.some((s) => s.kind === "sensor");
+  legendVisibility();
+}
+
+function legendVisibility() {
+  $("legend").hidden = $("legend-sensors").hidden && $("legend-heat").hidden;
 }
 
 function renderHeatLegend() {
@@ -649,6 +656,7 @@ function wireControls() {
     citytwin.map.getSource("impact").setData({ type: "FeatureCollection", features: [] });
     citytwin.map.getSource("detour-heat").setData({ type: "FeatureCollection", features: [] });
     $("legend-heat").hidden = true;
+    legendVisibility();
     $("impact-panel").hidden = true;
   });
 }
