@@ -36,6 +36,7 @@ from .models import Health
 from .routers import features
 from .security import ANONYMOUS_CALLER, AuditLog, Caller, KeyRing
 from .settings import Settings
+from .streamtoken import StreamTokens
 
 log = logging.getLogger("twin_api")
 
@@ -50,6 +51,7 @@ OPTIONAL_ROUTERS = (
     "export",
     "page",
     "sensing",
+    "live",
     "sta",
     "vitals",
 )
@@ -96,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.keys = keys
     app.state.audit = AuditLog(settings.audit_path)
+    app.state.stream_tokens = StreamTokens.from_env()
     errors.install(app)
     app.include_router(features.make_router(settings))
     app.include_router(_health_router())

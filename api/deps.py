@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from twin.errors import LayerNotFoundError
@@ -143,7 +143,43 @@ async def get_visible(
     return visible
 
 
+async def get_stream_caller(
+    request: Request,
+    api_key: Annotated[str | None, Depends(_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    token: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="A token from POST /events/stream-token (for a browser's EventSource, "
+            "which cannot send X-API-Key); never the API key itself",
+        ),
+    ] = None,
+) -> Caller:
+    """Who is asking for the events stream: a key header as elsewhere, or a stream token.
+
+    Only the stream route takes this dependency: a token opens nothing else.
+    """
+    if token is None:
+        return await get_caller(request, api_key, bearer)
+    if api_key or bearer is not None:
+        raise AuthenticationError("send a key header or a ?token=, not both")
+    caller: Caller = request.app.state.stream_tokens.verify(token, request.app.state.keys)
+    _audit_state(request)["caller"] = caller
+    return caller
+
+
+async def get_stream_visible(
+    request: Request,
+    index: Annotated[CityIndex, Depends(get_index)],
+    caller: Annotated[Caller, Depends(get_stream_caller)],
+) -> Visible:
+    """:func:`get_visible` for the events stream (a key header or a stream token)."""
+    return await get_visible(request, index, caller)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IndexDep = Annotated[CityIndex, Depends(get_index)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 VisibleDep = Annotated[Visible, Depends(get_visible)]
+StreamVisibleDep = Annotated[Visible, Depends(get_stream_visible)]

@@ -187,11 +187,15 @@ def page_render(inputs: Inputs, scratch: Path) -> dict[str, Any]:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=flags
             )
+            tile_requests = []
             for _ in range(4):  # the first one warms the server's tile sources
                 page = browser.new_page(viewport={"width": 1400, "height": 850})
+                asked: list[str] = []
+                page.on("request", lambda r, asked=asked: asked.append(r.url))
                 page.goto(url)
                 page.wait_for_function("window.citytwin && window.citytwin.ready", timeout=60_000)
                 renders.append(page.evaluate("citytwin.firstIdleMs") / 1000)
+                tile_requests.append(sum(u.endswith(".pbf") for u in asked))
                 page.close()
             browser.close()
     finally:
@@ -200,4 +204,5 @@ def page_render(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     return {
         "cold_render_s": round(renders[0], 2),
         "first_render_s": round(float(np.median(renders[1:])), 2),
+        "tile_requests": int(np.median(tile_requests)),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from twin import settings
@@ -22,6 +22,7 @@ from twin.query.identify import MAX_TOLERANCE_M, IdentifyResult, LayerHits, iden
 from twin.query.profile import Profile, RelatedGroup, profile
 from twin.query.search import MAX_RESULTS, SearchHit, SearchResult
 from twin.query.statistics import statistics
+from twin.sensing.states import area_vitals
 
 from ..deps import Visible, VisibleDep
 from ..errors import ERROR_RESPONSES
@@ -166,6 +167,25 @@ def _layers(visible: Visible, subset: str | None) -> list[str]:
 
 def _touch(visible: Visible, body: dict[str, Any]) -> None:
     visible.touch(group["layer"] for group in body.get("layers", []))
+
+
+def _add_vitals(
+    request: Request, visible: Visible, zones: str, features: list[dict[str, Any]]
+) -> None:
+    """The live vital signs of each zone (:func:`twin.sensing.states.area_vitals`), in place."""
+    from .sensing import operations, visible_sensors
+
+    kind = visible.index.layers[zones].info.kind
+    if kind not in ("district", "grid"):
+        raise UsageError(f"live=true needs by=district or by=grid, not a {kind} layer")
+    loop = operations(request)
+    sensors = visible_sensors(visible, loop)
+    table = area_vitals(loop.store, loop.locator, sensors=list(sensors), by=kind)
+    rows: dict[Any, dict[Any, Any]] = table.to_dict("index")
+    for feature in features:
+        row = rows.get(str(feature["id"]), {})
+        for column in ("sensors_online", "open_events", "overdue_events"):
+            feature["properties"][column] = int(row.get(column, 0))
 
 
 # --------------------------------------------------------------------------- routes
@@ -339,19 +359,30 @@ def search_route(
     StatisticsResponse,
     summary="Indicators by district, grid cell or parcel (统计)",
     description="Every indicator the visible layers allow (buildings, FAR, coverage, heights, "
-    "sensors, road and pipe km), one Feature per zone. Example: /statistics?by=district",
+    "sensors, road and pipe km), one Feature per zone; with live=true also the vital signs "
+    "(sensors online, open and overdue events). Example: /statistics?by=district&live=true",
 )
 def statistics_route(
+    request: Request,
     visible: VisibleDep,
     by: Annotated[str, Query(min_length=1, max_length=200)] = "grid",
     coords: CoordsParam = "wgs84",
     geometry: GeometryParam = False,
+    live: Annotated[
+        bool,
+        Query(
+            description="Add the live vital signs (by district or grid): sensors_online, "
+            "open_events, overdue_events, counting only the sensors the caller may read"
+        ),
+    ] = False,
 ) -> dict[str, Any]:
     names = _layers(visible, None)
     table = statistics(visible.index, by=by, layers=names)
     out = GeometryOut(visible.index, coords) if geometry else None
     features = table.records(out)
     visible.touch(table.layers)
+    if live:
+        _add_vitals(request, visible, table.by, features)
     return {
         "type": "FeatureCollection",
         "by": table.by,

@@ -28,7 +28,7 @@ from twin.sensing.loop import OperationsLoop
 from twin.sensing.reports import report_events
 from twin.sensing.store import records
 
-from ..deps import Visible, VisibleDep
+from ..deps import StreamVisibleDep, Visible, VisibleDep
 from ..errors import ERROR_RESPONSES, ErrorBody, ForbiddenError
 
 router = APIRouter(tags=["sensing"], responses=ERROR_RESPONSES)
@@ -278,7 +278,7 @@ def _event_visible(visible: Visible, loop: OperationsLoop, event_id: int) -> dic
 @router.get("/events/stream", include_in_schema=False)
 async def stream(
     request: Request,
-    visible: VisibleDep,
+    visible: StreamVisibleDep,  # a key header, or ?token= from POST /events/stream-token
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     last_event_id: str | None = Header(default=None),
 ) -> StreamingResponse:

@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from twin.errors import UsageError
 from twin.query.common import derived
 from twin.query.index import CityIndex, IndexedLayer
 from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
@@ -254,11 +255,42 @@ def tilejson(request: Request, visible: VisibleDep, layer: str) -> Response:
     response_class=Response,
     responses=TILE_RESPONSES,
     summary="A vector tile of a layer (XYZ, Web Mercator)",
-    description="Mapbox Vector Tile 2.1; 204 when the tile holds no feature. "
-    "Example: /tiles/buildings/16/53705/27070.pbf",
+    description="Mapbox Vector Tile 2.1; 204 when the tile holds no feature. Several layers "
+    "separated by commas give one tile with a layer each (as the one-map page asks). "
+    "Example: /tiles/buildings/16/53705/27070.pbf, /tiles/roads,buildings/15/26852/13535.pbf",
 )
 def tile_xyz(visible: VisibleDep, layer: str, z: Zoom, x: Index, y: Index) -> Response:
+    if "," in layer:
+        return _composite(visible, layer, z, x, y)
     return _tile(visible, layer, z, x, y)
+
+
+#: At most this many layers in one composite tile.
+MAX_COMPOSITE = 64
+
+
+def _composite(visible: VisibleDep, names: str, z: int, x: int, y: int) -> Response:
+    """Several layers' tiles as one MVT (one protobuf layer each: a Tile's ``layers`` field is
+    repeated, so the encoded tiles concatenate). A layer below its minzoom adds nothing.
+
+    The one-map page asks for the layers the caller may read in one tile per z/x/y: a
+    handful of requests for its first view instead of one per layer and tile.
+    """
+    wanted = list(dict.fromkeys(n.strip() for n in names.split(",") if n.strip()))
+    if len(wanted) > MAX_COMPOSITE:
+        raise UsageError(f"at most {MAX_COMPOSITE} layers in one tile, not {len(wanted)}")
+    layers = [visible.layer(name) for name in wanted]  # 404 for a layer the caller may not read
+    parts = [
+        tile_source(visible.index, found).tile(z, x, y)
+        for found in layers
+        if z >= zoom_range(found.kind)[0]
+    ]
+    private = any(found.classification.rank > 0 for found in layers)
+    cache = "private, max-age=30" if private else "public, max-age=30"
+    data = b"".join(part for part in parts if part)
+    if not data:
+        return Response(status_code=204, headers={"Cache-Control": cache})
+    return Response(data, media_type=MVT, headers={"Cache-Control": cache})
 
 
 @router.get(

@@ -358,6 +358,17 @@ KINDS: dict[str, LayerKind] = {
             (_NAME, _f("poi_type", "str", None, "type"), _f("address", "str", None, "address")),
         ),
         LayerKind(
+            "water",
+            "polygon",
+            Category.SPATIO_TEMPORAL_BASE,
+            Classification.PUBLIC,
+            "water body (水系: river, lake, pond, canal), part of the base map (基础地理信息)",
+            (
+                _NAME,
+                _f("water_type", "str", None, "河流 river, 湖泊 lake, 坑塘 pond, 沟渠 canal"),
+            ),
+        ),
+        LayerKind(
             "address",
             "point",
             Category.PUBLIC_THEMATIC,

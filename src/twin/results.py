@@ -7,8 +7,8 @@ route, a topology check) offers the same things:
   (it is also the dict it used to be: ``summary["buildings"]``);
 - its feature tables as GeoDataFrames with their CRS (:meth:`Result.tables`);
 - :meth:`Result.to_file`: every non-empty table as one layer of a GeoPackage;
-- :meth:`Result.explore`: every table on one folium map (the ``notebooks``
-  extra installs folium);
+- :meth:`Result.explore`: every table on one interactive map, folium or, for
+  large results, lonboard (the ``notebooks`` extra installs both);
 - a short ``repr`` and an HTML ``_repr_html_`` for Jupyter.
 
 Examples
@@ -209,31 +209,16 @@ class Result:
             raise UsageError(f"the result has no features to write to {target}")
         return target
 
-    def explore(self, **kwargs: Any) -> Any:
-        """Every non-empty table on one folium map (needs the ``notebooks`` extra).
+    def explore(self, *, renderer: str = "auto", **kwargs: Any) -> Any:
+        """Every non-empty table on one interactive map (needs the ``notebooks`` extra).
 
-        Keyword arguments go to :meth:`geopandas.GeoDataFrame.explore` for each table.
+        folium for small results; lonboard above :data:`twin.explore.LARGE_FEATURES`
+        features in total (see :func:`twin.explore.explore`). Keyword arguments go to
+        :meth:`geopandas.GeoDataFrame.explore` for each table (folium only).
         """
-        try:
-            import folium
-        except ImportError:  # pragma: no cover - depends on the environment
-            from twin.errors import UsageError
+        from twin.explore import explore
 
-            raise UsageError(
-                "explore() draws with folium: pip install 'citytwin[notebooks]'"
-            ) from None
-        colors = ["red", "blue", "orange", "purple", "green", "gray", "black"]
-        fmap = None
-        for i, (name, table) in enumerate(self.tables().items()):
-            shown = table[table.geometry.notna()] if len(table) else table
-            if shown.empty:
-                continue
-            shown = _json_safe(shown)
-            fmap = shown.explore(m=fmap, name=name, color=colors[i % len(colors)], **kwargs)
-        if fmap is None:
-            fmap = folium.Map(tiles=None)
-        folium.LayerControl().add_to(fmap)
-        return fmap
+        return explore(self.tables(), renderer=renderer, **kwargs)
 
     def __repr__(self) -> str:
         summary = self.summary_dict()
@@ -270,21 +255,6 @@ def _flat(value: Any) -> Any:
     if isinstance(value, dict):
         return str(value)
     return value
-
-
-def _json_safe(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Lists and categories as text, so folium's tooltips serialise."""
-    out = frame.reset_index()
-    for column in out.columns:
-        if column == out.geometry.name:
-            continue
-        if out[column].dtype == object and out[column].map(_nested).any():
-            out[column] = out[column].map(_flat)
-        elif isinstance(out[column].dtype, pd.CategoricalDtype) or str(
-            out[column].dtype
-        ).startswith("datetime"):
-            out[column] = out[column].astype(str)
-    return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs)
 
 
 @dataclass(eq=False, repr=False)

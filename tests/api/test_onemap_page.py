@@ -178,8 +178,12 @@ def test_page_renders_offline_without_errors_and_without_restricted_layers(
         "citytwin.map.queryRenderedFeatures({layers: ['buildings-3d']}).length"
     )
     assert drawn > 100
-    assert any("/tiles/buildings/" in u for u in anonymous.requests)
-    assert not any("/tiles/water_pipes/" in u or "/tiles/valves/" in u for u in anonymous.requests)
+    # one composite tile per z/x/y ("/tiles/a,b,c/z/x/y.pbf") of the layers the caller may read
+    tiles = [u for u in anonymous.requests if "/tiles/" in u and u.endswith(".pbf")]
+    asked = {name for u in tiles for name in u.split("/tiles/")[1].split("/")[0].split(",")}
+    assert {"buildings", "roads", "districts", "water"} <= asked
+    assert not asked & {"water_pipes", "gas_pipes", "valves", "cameras", "sensors"}
+    assert len(tiles) == len({u.split("?")[0] for u in tiles}) <= 8  # first view: a few tiles
     anonymous.page.wait_for_selector("#vitals .vital")
     vitals = anonymous.page.inner_text("#vitals")
     assert "天亭街道" in vitals and "建筑" in vitals
@@ -296,6 +300,27 @@ def test_road_close_from_the_map_and_the_events_slot(
     assert counts["closed_road"] == expected["closed_edges"]
     assert counts["building_lost"] == expected["buildings_lost"]
     assert counts["building_delayed"] == expected["buildings_delayed"]
+    # The detour heat surface: one weighted point per delayed building, a legend in minutes.
+    heat = anonymous.page.evaluate("citytwin.map.getSource('detour-heat').serialize().data")
+    answer = anonymous.page.evaluate("citytwin.state.impact.answer.features")
+    delayed = {
+        f["id"]: f["properties"]["detour_s"]
+        for f in answer
+        if f["properties"]["result"] == "building_delayed"
+    }
+    assert len(heat["features"]) == expected["buildings_delayed"]
+    longest = expected["max_detour_s"] / 60
+    assert max(delayed.values()) == pytest.approx(expected["max_detour_s"], abs=0.5)
+    for point in heat["features"]:
+        minutes = point["properties"]["detour_min"]
+        assert minutes == pytest.approx(delayed[point["properties"]["uid"]] / 60)
+        assert point["properties"]["weight"] == pytest.approx(minutes / longest, abs=1e-3)
+    legend_max = anonymous.page.inner_text("#legend-heat-max")
+    assert legend_max == f"{longest:.1f} 分钟"
+    assert anonymous.page.is_visible("#legend-heat") and "分钟" in anonymous.page.inner_text(
+        "#legend-heat"
+    )
+    assert anonymous.page.evaluate("citytwin.map.getLayer('detour-heat').type") == "heatmap"
     # The events slot: an event pushed through the page's hook is listed and marked on the map.
     event = {"id": "ev-1", "status": "overdue", "title": "爆管 井盖冒水", "lon": lon, "lat": lat}
     anonymous.page.evaluate("ev => citytwin.events.add(ev)", event)

@@ -237,3 +237,27 @@ def test_a_newer_snapshot_stops_the_older_ones_preparation(
     first = next(iter(old.layers))
     assert [name for i, name in built if i == id(old)] == [first]  # stopped after one layer
     assert sorted(name for i, name in built if i == id(new)) == sorted(new.layers)
+
+
+def test_composite_tile_holds_one_layer_per_name(live_server: LiveServer) -> None:
+    """/tiles/a,b/z/x/y.pbf is the layers' own tiles in one MVT, decoded independently."""
+    z = 15
+    x, y = _tile_of(live_server, "buildings", z)
+    single = {
+        name: live_server.get(f"/tiles/{name}/{z}/{x}/{y}.pbf") for name in ("roads", "buildings")
+    }
+    assert all(r.status_code == 200 for r in single.values())
+    both = live_server.get(f"/tiles/roads,buildings/{z}/{x}/{y}.pbf")
+    assert both.status_code == 200
+    assert both.content == single["roads"].content + single["buildings"].content
+    decoded = mapbox_vector_tile.decode(both.content)
+    for name, answer in single.items():
+        alone = mapbox_vector_tile.decode(answer.content)[name]["features"]
+        assert len(decoded[name]["features"]) == len(alone) > 0
+    # a layer below its minzoom (buildings from 13) adds nothing; a hidden one is a 404
+    lx, ly = _tile_of(live_server, "districts", 12)
+    low = live_server.get(f"/tiles/districts,buildings/12/{lx}/{ly}.pbf")
+    assert set(mapbox_vector_tile.decode(low.content)) == {"districts"}
+    assert live_server.get(f"/tiles/roads,water_pipes/{z}/{x}/{y}.pbf").status_code == 404
+    with_key = live_server.get(f"/tiles/roads,water_pipes/{z}/{x}/{y}.pbf", role="restricted")
+    assert with_key.headers["cache-control"].startswith("private")

@@ -16,6 +16,11 @@ export const STRINGS = {
     closedRoads: "封闭道路", buildingsLost: "失去通行的建筑", buildingsDelayed: "绕行建筑", maxDetour: "最大绕行 (秒)",
     pipeBurst: "爆管分析", roadClosure: "封路分析", areaClosure: "区域封闭分析", warnings: "提示",
     buildings: "建筑", sensors: "传感器", roadsKm: "道路 (公里)", openEvents: "未结事件", district: "区",
+    sensorsOnline: "传感器在线", legend: "图例", sensorStates: "传感器状态", detourHeat: "绕行热力 (绕行时间)", minutes: "分钟",
+    states: { normal: "正常", alarm: "报警", offline: "离线", no_data: "无数据" },
+    eventAcknowledged: "已确认", eventInProgress: "处置中", eventResolved: "已处置", eventClosed: "已关闭",
+    eventTypes: { gas_leak: "燃气泄漏", pressure_drop: "水压骤降", pressure_surge: "水压突增", water_leak: "漏水",
+      flooding: "积水内涝", low_water: "低水位", fire: "火情", road_blocked: "道路阻断", no_data: "设备离线", offline: "设备离线" },
     working: "分析中…", failed: "失败",
     categories: {
       spatio_temporal_base: "时空基础", resource_survey: "资源调查", planning_control: "规划管控",
@@ -40,6 +45,11 @@ export const STRINGS = {
     closedRoads: "Closed roads", buildingsLost: "Buildings cut off", buildingsDelayed: "Buildings delayed", maxDetour: "Longest detour (s)",
     pipeBurst: "Pipe burst", roadClosure: "Road closure", areaClosure: "Area closure", warnings: "Warnings",
     buildings: "buildings", sensors: "sensors", roadsKm: "road km", openEvents: "open events", district: "District",
+    sensorsOnline: "sensors online", legend: "Legend", sensorStates: "Sensor state", detourHeat: "Detour heat (detour time)", minutes: "min",
+    states: { normal: "Normal", alarm: "Alarm", offline: "Offline", no_data: "No data" },
+    eventAcknowledged: "Acknowledged", eventInProgress: "In progress", eventResolved: "Resolved", eventClosed: "Closed",
+    eventTypes: { gas_leak: "Gas leak", pressure_drop: "Pressure drop", pressure_surge: "Pressure surge", water_leak: "Water leak",
+      flooding: "Flooding", low_water: "Low water", fire: "Fire", road_blocked: "Road blocked", no_data: "Sensor offline", offline: "Sensor offline" },
     working: "Working…", failed: "Failed",
     categories: {
       spatio_temporal_base: "Spatio-temporal base", resource_survey: "Resource survey", planning_control: "Planning control",

@@ -2,7 +2,7 @@
 import maplibregl from "maplibre-gl";
 import { formatPosition, parseProj4 } from "./coords.js";
 import { language, setLanguage, t } from "./i18n.js";
-import { buildStyle, KIND_COLOUR } from "./style.js";
+import { buildStyle, HEAT_RAMP, KIND_COLOUR, SENSOR_STATE_COLOUR, TWIN_SOURCE } from "./style.js";
 
 const KEY_STORE = "citytwin.apiKey"; // sessionStorage: gone when the tab closes
 const LANG_STORE = "citytwin.lang";
@@ -18,10 +18,12 @@ const state = {
   districtMarkers: [],
   eventMarkers: new Map(),
   vitals: null,
+  eventSeq: 0,
+  sensorStates: [],
 };
 
 // Exposed for the browser tests, for an operator's console, and as the events hook.
-const citytwin = (window.citytwin = { state, ready: false, map: null, events: null });
+const citytwin = (window.citytwin = { state, ready: false, map: null, events: null, marks: {} });
 
 function headers(extra = {}) {
   return state.key ? { ...extra, "X-API-Key": state.key } : extra;
@@ -124,9 +126,15 @@ function createMap() {
   map.on("mousemove", (e) => showPosition(e.lngLat.lng, e.lngLat.lat));
   map.on("click", onMapClick);
   map.once("idle", () => {
-    // First full render done (flat, the fastest); then tilt to show the buildings in 2.5D.
+    // First full render done (flat, the fastest); then tilt to show the buildings in 2.5D,
+    // and only now the live layers (sensor states, events, vital signs): they would compete
+    // with the first tiles for the main thread and re-render the sensors as states arrive.
     citytwin.ready = true;
     citytwin.firstIdleMs = performance.now();
+    citytwin.marks.firstIdle = Math.round(citytwin.firstIdleMs);
+    loadVitals();
+    loadSensorStates();
+    connectEvents();
     document.body.dataset.ready = "true";
     map.easeTo({ pitch: 45, duration: 500 });
     const settle = () => { citytwin.settled = true; };
@@ -140,8 +148,17 @@ async function restyle() {
   await loadTilesets();
   renderLayerList();
   citytwin.map.setStyle(buildStyle(state.tilesets));
-  if (state.impact) citytwin.map.once("styledata", () => drawImpact(state.impact));
+  citytwin.map.once("styledata", () => {
+    if (state.impact) drawImpact(state.impact);
+    loadSensorStates();
+  });
   loadVitals();
+  for (const marker of state.eventMarkers.values()) marker.remove();
+  state.eventMarkers.clear();
+  citytwin.events.items.clear();
+  citytwin.events.render();
+  state.eventSeq = 0;
+  connectEvents();
 }
 
 function showPosition(lon, lat) {
@@ -291,9 +308,38 @@ async function runImpact(title, path, request, extra) {
   }
 }
 
+function centroid(geometry) {
+  // The mean of the outer ring's vertices: a point inside a building footprint.
+  const ring = geometry.type === "MultiPolygon" ? geometry.coordinates[0][0]
+    : geometry.type === "Polygon" ? geometry.coordinates[0] : [geometry.coordinates];
+  const n = Math.max(ring.length - (ring.length > 1 ? 1 : 0), 1);
+  let x = 0, y = 0;
+  for (let i = 0; i < n; i += 1) { x += ring[i][0]; y += ring[i][1]; }
+  return [x / n, y / n];
+}
+
+// The detour heat surface: one point per delayed building, weighted by its detour in minutes
+// over the longest detour of the closure (the legend runs from 0 to that many minutes).
+function detourHeat(features) {
+  const delayed = features.filter((f) => f.properties.result === "building_delayed" && f.geometry);
+  const longest = Math.max(0, ...delayed.map((f) => (f.properties.detour_s || 0) / 60));
+  state.longestDetourMin = longest;
+  return delayed.map((f) => {
+    const minutes = (f.properties.detour_s || 0) / 60;
+    return { type: "Feature", properties: { uid: f.id, detour_min: minutes, weight: longest ? minutes / longest : 0 },
+      geometry: { type: "Point", coordinates: centroid(f.geometry) } };
+  });
+}
+
 function drawImpact(impact) {
   const { title, answer } = impact;
   citytwin.map.getSource("impact").setData({ type: "FeatureCollection", features: answer.features });
+  const heat = detourHeat(answer.features);
+  citytwin.map.getSource("detour-heat").setData({ type: "FeatureCollection", features: heat });
+  citytwin.heatPoints = heat.length;
+  renderHeatLegend();
+  $("legend-heat").hidden = heat.length === 0;
+  legendVisibility();
   const counts = {};
   for (const f of answer.features) {
     const r = f.properties.result;
@@ -375,22 +421,25 @@ async function downloadGeopackage() {
 
 async function loadVitals() {
   const [stats, districts] = await Promise.all([
-    api("/statistics?by=district"),
-    api("/collections/districts/items?limit=1000").catch(() => ({ features: [] })),
+    api("/statistics?by=district&live=true").catch(() => api("/statistics?by=district")),
+    state.districtNames ? Promise.resolve(null) : api("/collections/districts/items?limit=1000").catch(() => ({ features: [] })),
   ]);
-  state.districtNames = new Map(districts.features.map((f) => [f.id, f]));
   state.vitals = stats;
-  renderVitals();
-  for (const m of state.districtMarkers) m.remove();
-  state.districtMarkers = [];
-  for (const f of districts.features) {
-    if (!f.geometry || !f.properties || !f.properties.name) continue;
-    const b = geometryBounds(f.geometry);
-    const label = el("div", { class: "district-label" }, f.properties.name);
-    state.districtMarkers.push(new maplibregl.Marker({ element: label }).setLngLat([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]).addTo(citytwin.map));
+  if (districts) {
+    state.districtNames = new Map(districts.features.map((f) => [f.id, f]));
+    for (const m of state.districtMarkers) m.remove();
+    state.districtMarkers = [];
+    for (const f of districts.features) {
+      if (!f.geometry || !f.properties || !f.properties.name) continue;
+      const b = geometryBounds(f.geometry);
+      const label = el("div", { class: "district-label" }, f.properties.name);
+      state.districtMarkers.push(new maplibregl.Marker({ element: label }).setLngLat([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]).addTo(citytwin.map));
+    }
   }
+  renderVitals();
 }
 
+// Per district: buildings, sensors online (of those the caller may read), open events.
 function renderVitals() {
   const strip = $("vitals");
   strip.replaceChildren();
@@ -399,68 +448,173 @@ function renderVitals() {
     const p = f.properties, named = state.districtNames && state.districtNames.get(f.id);
     const name = named && named.properties.name ? named.properties.name : f.id;
     const sensors = p.sensors_sensor_count;
-    const open = citytwin.events ? citytwin.events.openIn(f.id) : null;
-    strip.append(el("span", { class: "vital", dataset: { zone: f.id } }, `${name}: `,
+    const online = p.sensors_online;
+    strip.append(el("span", { class: "vital", dataset: { zone: f.id, buildings: p.building_count ?? 0,
+      online: online ?? "", open: p.open_events ?? "" } }, `${name}: `,
       el("b", {}, p.building_count ?? 0), ` ${t("buildings")}`,
-      sensors == null ? "" : ` · ${sensors} ${t("sensors")}`,
-      p.roads_km == null ? "" : ` · ${p.roads_km.toFixed(1)} ${t("roadsKm")}`,
-      open == null ? "" : ` · ${open} ${t("openEvents")}`));
+      sensors == null ? "" : ` · ${online ?? "?"}/${sensors} ${t("sensorsOnline")}`,
+      p.open_events == null ? "" : el("span", { class: p.open_events ? "open-events hot" : "open-events" },
+        ` · ${p.open_events} ${t("openEvents")}`)));
   }
 }
 
-// ------------------------------------------------------------------ events (the slot for the SSE feed)
+// ------------------------------------------------------------------ sensor states
 
-// citytwin.events.add(event) takes one event: {id, status: "new"|"dispatched"|"overdue", title,
-// lon, lat, district?, impact?: FeatureCollection}. citytwin.events.connect(url) feeds it from a
-// server-sent-events stream (each message's data one event as JSON); the page connects by
-// itself when the landing document links one (rel "events").
+async function loadSensorStates() {
+  if (!state.tilesets.some((s) => s.kind === "sensor")) { state.sensorStates = []; return; }
+  let answer;
+  try {
+    answer = await api("/map/sensors");
+  } catch (error) {
+    return; // no live store here
+  }
+  state.sensorStates = answer.sensors;
+  if (citytwin.map.getSource(TWIN_SOURCE)) {
+    for (const s of answer.sensors) {
+      citytwin.map.setFeatureState({ source: TWIN_SOURCE, sourceLayer: s.layer, id: s.uid }, { state: s.state });
+    }
+  }
+  citytwin.sensorCounts = answer.counts;
+  renderLegend(answer.counts);
+}
+
+function renderLegend(counts) {
+  const box = $("legend-sensors");
+  box.replaceChildren(el("h3", {}, t("sensorStates")));
+  for (const [name, colour] of Object.entries(SENSOR_STATE_COLOUR)) {
+    box.append(el("div", { class: "legend-row", dataset: { state: name } },
+      el("span", { class: "dot", style: `background:${colour}` }),
+      `${t(`states.${name}`)}${counts ? ` (${counts[name] ?? 0})` : ""}`));
+  }
+  box.hidden = !state.tilesets.some((s) => s.kind === "sensor");
+  legendVisibility();
+}
+
+function legendVisibility() {
+  $("legend").hidden = $("legend-sensors").hidden && $("legend-heat").hidden;
+}
+
+function renderHeatLegend() {
+  const stops = HEAT_RAMP.map(([at, colour]) => `${colour} ${at * 100}%`).join(", ");
+  const longest = state.longestDetourMin || 0;
+  $("legend-heat").replaceChildren(el("h3", {}, t("detourHeat")),
+    el("div", { class: "ramp", style: `background: linear-gradient(to right, ${stops})` }),
+    el("div", { class: "ramp-labels" }, el("span", {}, `0 ${t("minutes")}`),
+      el("span", {}, (longest / 2).toFixed(1)), el("span", { id: "legend-heat-max" }, `${longest.toFixed(1)} ${t("minutes")}`)));
+}
+
+let refreshTimer = null;
+function refreshLive() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => { loadSensorStates(); loadVitals(); }, 300);
+}
+
+// ------------------------------------------------------------------ events (fed by the SSE stream)
+
+// citytwin.events.add(event) takes one event: {id, status: "new"|"dispatched"|"overdue"|…, title,
+// lon, lat, district?, open?, impact?: FeatureCollection}. connectEvents() feeds it: the open
+// events from /map/events, then every change from /events/stream, opened with a short-lived
+// token (POST /events/stream-token) because EventSource cannot send the X-API-Key header.
+const STATUS_LABEL = { new: "eventNew", acknowledged: "eventAcknowledged", dispatched: "eventDispatched",
+  in_progress: "eventInProgress", resolved: "eventResolved", closed: "eventClosed", overdue: "eventOverdue" };
+
+function eventTitle(p) {
+  return `${t(`eventTypes.${p.event_type}`)} · ${p.grade}`;
+}
+
+function eventFrom(feature) {
+  const p = feature.properties, [lon, lat] = feature.geometry ? feature.geometry.coordinates : [NaN, NaN];
+  return { id: feature.id, status: p.overdue ? "overdue" : p.status, title: eventTitle(p), lon, lat,
+    district: p.district, open: p.is_open, props: p };
+}
+
 function makeEvents() {
   const items = new Map();
   const render = () => {
     const list = $("events-list");
     list.replaceChildren();
     for (const ev of [...items.values()].reverse()) {
-      const label = { new: "eventNew", dispatched: "eventDispatched", overdue: "eventOverdue" }[ev.status] || "eventNew";
+      const label = STATUS_LABEL[ev.status] || "eventNew";
+      const title = ev.props ? eventTitle(ev.props) : ev.title || ev.id;
       list.append(el("li", { dataset: { id: ev.id, status: ev.status } },
-        el("a", { href: "#", onclick: (e) => { e.preventDefault(); showEvent(ev); } }, `[${t(label)}] ${ev.title || ev.id}`)));
+        el("a", { href: "#", onclick: (e) => { e.preventDefault(); showEvent(items.get(ev.id)); } }, `[${t(label)}] ${title}`)));
     }
-    renderVitals();
   };
-  const showEvent = (ev) => {
-    citytwin.map.flyTo({ center: [ev.lon, ev.lat], zoom: Math.max(citytwin.map.getZoom(), 16) });
+  const showEvent = async (ev) => {
+    if (Number.isFinite(ev.lon)) citytwin.map.flyTo({ center: [ev.lon, ev.lat], zoom: Math.max(citytwin.map.getZoom(), 16) });
+    if (!ev.impact && typeof ev.id === "number") {
+      try {
+        const full = await api(`/map/events/${ev.id}`);
+        ev.impact = full.properties.impact;
+      } catch (error) {
+        ev.impact = null;
+      }
+    }
     if (ev.impact) {
-      state.impact = { title: ev.title || ev.id, answer: ev.impact };
+      state.impact = { title: ev.props ? eventTitle(ev.props) : ev.title || String(ev.id), answer: ev.impact };
       $("impact-panel").hidden = false;
       drawImpact(state.impact);
     }
+    citytwin.shownEvent = ev.id;
   };
   return {
+    items,
+    show: (id) => showEvent(items.get(id)),
     add(ev) {
+      const before = items.get(ev.id);
+      if (before && before.impact && !ev.impact) ev.impact = before.impact;
       items.set(ev.id, ev);
+      let marker = state.eventMarkers.get(ev.id);
       if (Number.isFinite(ev.lon) && Number.isFinite(ev.lat)) {
-        let marker = state.eventMarkers.get(ev.id);
         if (!marker) {
-          const dot = el("div", { class: "event-marker", title: ev.title || ev.id });
-          dot.addEventListener("click", () => showEvent(items.get(ev.id)));
+          const dot = el("div", { class: "event-marker", dataset: { id: ev.id }, title: ev.title || ev.id });
+          dot.addEventListener("click", (e) => { e.stopPropagation(); showEvent(items.get(ev.id)); });
           marker = new maplibregl.Marker({ element: dot }).setLngLat([ev.lon, ev.lat]).addTo(citytwin.map);
           state.eventMarkers.set(ev.id, marker);
         }
         marker.setLngLat([ev.lon, ev.lat]);
+        marker.getElement().dataset.status = ev.status;
       }
       render();
     },
-    openIn(zone) {
-      let n = 0;
-      for (const ev of items.values()) if (ev.district === zone && ev.status !== "closed") n += 1;
-      return items.size ? n : null;
-    },
-    connect(url) {
-      const source = new EventSource(url);
-      source.onmessage = (m) => this.add(JSON.parse(m.data));
-      source.onopen = () => { $("events-status").textContent = t("eventsLive"); };
-      return source;
-    },
+    render,
   };
+}
+
+async function connectEvents() {
+  if (citytwin.stream) { citytwin.stream.close(); citytwin.stream = null; }
+  let issued;
+  try {
+    issued = await api("/events/stream-token", { method: "POST" });
+  } catch (error) {
+    $("events-status").textContent = t("eventsWaiting");
+    return;
+  }
+  if (!state.eventSeq) {
+    const open = await api("/map/events?open=true");
+    for (const f of [...open.features].reverse()) citytwin.events.add(eventFrom(f));
+    state.eventSeq = open.seq;
+  }
+  const source = new EventSource(`${issued.stream}&after=${state.eventSeq}`);
+  citytwin.stream = source;
+  source.addEventListener("open", () => { $("events-status").textContent = t("eventsLive"); });
+  source.addEventListener("event", async (m) => {
+    const change = JSON.parse(m.data);
+    state.eventSeq = Math.max(state.eventSeq, change.seq || 0);
+    try {
+      citytwin.events.add(eventFrom(await api(`/map/events/${change.id}`)));
+    } catch (error) {
+      console.warn(`event ${change.id}: ${error.message}`);
+    }
+    refreshLive();
+  });
+  source.addEventListener("error", () => {
+    // A network blip: EventSource reconnects by itself. A refused token (expired): a new one.
+    if (source.readyState === EventSource.CLOSED && citytwin.stream === source) {
+      $("events-status").textContent = t("eventsWaiting");
+      setTimeout(connectEvents, 2000);
+    }
+  });
 }
 
 // ------------------------------------------------------------------ key, language, start
@@ -500,6 +654,9 @@ function wireControls() {
   $("impact-clear").addEventListener("click", () => {
     state.impact = null;
     citytwin.map.getSource("impact").setData({ type: "FeatureCollection", features: [] });
+    citytwin.map.getSource("detour-heat").setData({ type: "FeatureCollection", features: [] });
+    $("legend-heat").hidden = true;
+    legendVisibility();
     $("impact-panel").hidden = true;
   });
 }
@@ -516,22 +673,26 @@ function applyLanguage(lang) {
     if (box && citytwin.map) box.checked = visible;
   }
   renderVitals();
+  renderHeatLegend();
+  renderLegend(citytwin.sensorCounts || null);
+  if (citytwin.events) citytwin.events.render();
   if (state.impact) drawImpact(state.impact);
 }
 
 async function start() {
   wireControls();
   applyLanguage(sessionStorage.getItem(LANG_STORE) || "zh-CN");
-  const [landing] = await Promise.all([api("/?f=json"), loadTilesets()]);
-  $("twin-name").textContent = landing.title.replace(/^citytwin: /, "");
+  // Only the layer listing stands between the page and the map; the twin's title comes when it comes.
+  api("/?f=json").then((landing) => { $("twin-name").textContent = landing.title.replace(/^citytwin: /, ""); })
+    .catch((error) => console.warn(`landing: ${error.message}`));
+  await loadTilesets();
+  citytwin.marks.tilesets = Math.round(performance.now());
   renderLayerList();
-  const map = createMap();
   citytwin.events = makeEvents();
-  map.on("load", () => {
-    loadVitals();
-    const stream = (landing.links || []).find((l) => l.rel === "events");
-    if (stream) citytwin.events.connect(stream.href);
-  });
+  const map = createMap();
+  renderHeatLegend();
+  renderLegend(null);
+  map.on("load", () => { citytwin.marks.styleLoaded = Math.round(performance.now()); });
 }
 
 start().catch((error) => {

@@ -10,16 +10,25 @@ const ROAD_COLOUR = ["match", ["get", "road_class"],
   ["motorway", "trunk", "expressway", "快速路"], "#f4a261", ["primary", "主干路"], "#f6bd60",
   ["secondary", "次干路"], "#ffffff", "#ffffff"];
 
+const SENSOR_STATE = ["coalesce", ["feature-state", "state"], "unknown"];
+// Sensor states (normal / alarm / offline / no data) and their colours, in legend order.
+export const SENSOR_STATE_COLOUR = { normal: "#2e7d32", alarm: "#d50000", offline: "#757575", no_data: "#ffffff" };
+export const HEAT_RAMP = [[0, "rgba(255,224,130,0)"], [0.2, "#ffe082"], [0.5, "#fb8c00"], [0.8, "#e53935"], [1, "#7f0000"]];
+
 export const KIND_COLOUR = {
   building: "#9fb3c8", road: "#f6bd60", pipe: "#1e88e5", valve: "#2e7d32", sensor: "#00897b",
   district: "#5c6b7a", grid: "#90a4ae", parcel: "#c5e1a5", water: "#90caf9", poi: "#6a1b9a", source: "#0d47a1",
 };
 
 // Drawing order: base first, assets on top.
-const ORDER = ["water", "district", "parcel", "grid", "road", "pipe", "building", "source", "valve", "sensor", "poi"];
+const ORDER = ["district", "parcel", "water", "grid", "road", "pipe", "building", "source", "valve", "sensor", "poi"];
+
+// The one vector source of the twin's layers: one composite tile per z/x/y holds them all.
+export const TWIN_SOURCE = "twin";
 
 function layersFor(set) {
-  const id = set.layer, base = { source: id, "source-layer": id, metadata: { twinLayer: id } };
+  const id = set.layer, base = { source: TWIN_SOURCE, "source-layer": id, metadata: { twinLayer: id },
+    ...(set.minzoom ? { minzoom: set.minzoom } : {}) };
   switch (set.kind) {
     case "district":
       return [{ ...base, id: `${id}-fill`, type: "fill", paint: { "fill-color": "#e8edf2", "fill-opacity": 0.6 } },
@@ -45,9 +54,14 @@ function layersFor(set) {
       return [{ ...base, id: `${id}-circle`, type: "circle", paint: { "circle-radius": 4, "circle-stroke-width": 1, "circle-stroke-color": "#fff",
         "circle-color": ["match", ["get", "status"], "open", "#2e7d32", "closed", "#c62828", "inoperable", "#212121", "#757575"] } }];
     case "sensor":
-      return [{ ...base, id: `${id}-circle`, type: "circle", paint: { "circle-radius": 4, "circle-stroke-width": 1, "circle-stroke-color": "#fff",
-        "circle-color": ["case", ["has", "state"],
-          ["match", ["get", "state"], "alarm", "#c62828", "offline", "#757575", "#2e7d32"],
+      // Coloured by the live state the page sets as feature state (see SENSOR_STATE_COLOUR);
+      // by sensor type until the state is known.
+      return [{ ...base, id: `${id}-circle`, type: "circle", paint: {
+        "circle-radius": ["match", SENSOR_STATE, "alarm", 7, 4.5],
+        "circle-stroke-width": ["match", SENSOR_STATE, "alarm", 2, 1],
+        "circle-stroke-color": ["match", SENSOR_STATE, "alarm", "#000000", "no_data", "#757575", "#ffffff"],
+        "circle-color": ["match", SENSOR_STATE,
+          ...Object.entries(SENSOR_STATE_COLOUR).flat(),
           ["match", ["get", "sensor_type"], "water_pressure", "#1e88e5", "gas_leak", "#f9a825", "smoke", "#6d4c41", "camera", "#8e24aa", "#00897b"]] } }];
     default:
       return [{ ...base, id: `${id}-circle`, type: "circle", paint: { "circle-radius": 4, "circle-color": KIND_COLOUR[set.kind] || "#6a1b9a" } }];
@@ -57,14 +71,28 @@ function layersFor(set) {
 export function buildStyle(tilesets) {
   const sources = {}, layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1f4" } }];
   const rank = (s) => { const i = ORDER.indexOf(s.kind); return i < 0 ? ORDER.length : i; };
-  for (const set of [...tilesets].sort((a, b) => rank(a) - rank(b))) {
-    sources[set.layer] = { type: "vector", tiles: [set.tiles], minzoom: set.minzoom ?? 0, maxzoom: 16, promoteId: "uid" };
-    layers.push(...layersFor(set));
+  const ordered = [...tilesets].sort((a, b) => rank(a) - rank(b));
+  if (ordered.length) {
+    // "/tiles/a,b,c/{z}/{x}/{y}.pbf": every layer the caller may read in one request per tile
+    // (the first view needs 4 requests instead of 4 per layer). Each layer keeps its minzoom.
+    const names = ordered.map((set) => encodeURIComponent(set.layer)).join(",");
+    const template = ordered[0].tiles.replace(`/tiles/${encodeURIComponent(ordered[0].layer)}/`, `/tiles/${names}/`);
+    sources[TWIN_SOURCE] = { type: "vector", tiles: [template], minzoom: 0, maxzoom: 16, promoteId: "uid" };
   }
+  for (const set of ordered) layers.push(...layersFor(set));
   sources.impact = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
+  sources["detour-heat"] = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   sources.selection = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   sources.drawing = { type: "geojson", data: { type: "FeatureCollection", features: [] } };
   layers.push(
+    // The detour heat map: a surface from the delayed buildings, weighted by minutes of detour.
+    { id: "detour-heat", type: "heatmap", source: "detour-heat", maxzoom: 19, paint: {
+      // weight: the building's detour over the closure's longest (legend: 0 … max minutes)
+      "heatmap-weight": ["get", "weight"],
+      "heatmap-intensity": ["interpolate", ["linear"], ["zoom"], 12, 1, 17, 2.5],
+      "heatmap-radius": ["interpolate", ["exponential", 2], ["zoom"], 12, 8, 15, 30, 18, 160],
+      "heatmap-color": ["interpolate", ["linear"], ["heatmap-density"], ...HEAT_RAMP.flat()],
+      "heatmap-opacity": 0.8 } },
     { id: "impact-buildings", type: "fill", source: "impact", filter: ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
       paint: { "fill-color": ["match", ["get", "result"],
         // detour heat: yellow for a short detour to deep red for ten minutes or more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,6 +127,10 @@ def serve(
         return
     # Each worker loads the twin itself and announces once it has (see create_app_from_env).
     os.environ[ANNOUNCE_ENV] = announce
+    # One secret for every worker's events-stream tokens (a token from one opens any).
+    from twin_api.streamtoken import SECRET_ENV
+
+    os.environ.setdefault(SECRET_ENV, secrets.token_hex(32))
     uvicorn.run("twin_api.app:create_app_from_env", factory=True, workers=workers, **options)
 
 

@@ -26,6 +26,7 @@ from twin.sample.parcels import LAND_USES, LU, Parcels, parcels_for
 from twin.sample.pipes import pipe_networks
 from twin.sample.roads import roads_frame
 from twin.sample.sensors import cameras_frame, sensors_frame
+from twin.sample.water import water_frame
 
 __all__ = ["LAYERS", "MIN_BUILDINGS", "generate_city"]
 
@@ -45,6 +46,7 @@ LAYERS = (
     "districts",
     "grids",
     "facilities",
+    "water",
 )
 MIN_BUILDINGS = 100
 _ATTEMPTS = 6
@@ -106,8 +108,9 @@ def generate_city(n_buildings: int = 3000, *, seed: int = 42) -> dict[str, gpd.G
     residents = np.bincount(
         plan.block_district.ravel()[fp.block], attrs.residents, minlength=len(plan.boxes)
     )
+    parcels_frame = _parcels_frame(parcels)
     city = {
-        "parcels": _parcels_frame(parcels),
+        "parcels": parcels_frame,
         "buildings": buildings,
         "roads": roads,
         **networks,
@@ -116,6 +119,7 @@ def generate_city(n_buildings: int = 3000, *, seed: int = 42) -> dict[str, gpd.G
         "districts": districts_frame(layout, plan, np.round(residents)),
         "grids": grids_frame(layout, plan, stream(seed, "grids")),
         "facilities": facilities_frame(buildings, stream(seed, "facilities")),
+        "water": water_frame(parcels_frame),
     }
     return {name: city[name] for name in LAYERS}
 

@@ -176,6 +176,13 @@ DELIVERY: dict[str, dict[str, Any]] = {
         "id": "设施编码",
         "fields": {"设施名称": "name", "设施类型": "poi_type"},
     },
+    "water": {
+        "kind": "water",
+        "file": "water.gpkg",
+        "layer": "water",
+        "id": "水体编码",
+        "fields": {"水体名称": "name", "水体类型": "water_type"},
+    },
 }
 
 
@@ -198,8 +205,8 @@ def write_delivery(
         ``"delivery"`` writes the municipal-style files (``parcels.shp`` in
         GBK, ``buildings.geojson`` in EPSG:4490, ``roads.gdb``,
         ``networks.gpkg``, ``sensors.csv``, ``cameras.csv``,
-        ``boundaries.gpkg``, ``facilities.gpkg``); ``"gpkg"`` writes every layer into one
-        ``city.gpkg`` in EPSG:4544 (fast, for benchmarks).
+        ``boundaries.gpkg``, ``facilities.gpkg``, ``water.gpkg``); ``"gpkg"``
+        writes every layer into one ``city.gpkg`` in EPSG:4544 (fast, for benchmarks).
 
     Returns
     -------
@@ -270,6 +277,7 @@ def _write_files(city: Mapping[str, gpd.GeoDataFrame], out: Path) -> dict[str, P
         ("networks.gpkg", ("water_pipes", "gas_pipes", "valves", "sources"), TWIN_CRS),
         ("boundaries.gpkg", ("districts", "grids"), GEOGRAPHIC_CRS),
         ("facilities.gpkg", ("facilities",), TWIN_CRS),
+        ("water.gpkg", ("water",), TWIN_CRS),
     ):
         path = out / file
         path.unlink(missing_ok=True)
