@@ -20,6 +20,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "buildings": buildings,
         "dem": SAMPLES / "dem.tif",
         "dsm": SAMPLES / "dsm.tif",
+        "ndsm": threed.write_ndsm_vrt(
+            folder / "ndsm.vrt", SAMPLES / "dsm.tif", SAMPLES / "dem.tif"
+        ),
         "flood_dem": threed.write_flood_dem(folder / "flood.tif", side=600),
     }
 

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -51,6 +52,8 @@ class StoreSession(Protocol):
     def record_import(
         self, spec: Any, report: Any, kind: Any, frame: Any, changes: Any
     ) -> None: ...
+
+    def record_raster_import(self, row: Mapping[str, Any]) -> None: ...
 
     def set_meta(self, key: str, value: str) -> None: ...
 
