@@ -162,9 +162,12 @@ def _summary(impact: FloodImpact) -> dict[str, Any]:
         str(u) for u in impact.roads.index[impact.roads["impassable"].astype(bool)]
     ]
     if impact.edges is not None:
+        edges = impact.edges
         summary["impassable_edges"] = [
-            {"edge": int(edge), "road": str(row.road), "length_m": round(float(row.length_m), 2)}
-            for edge, row in zip(impact.edges.index, impact.edges.itertuples(), strict=True)
+            {"edge": int(edge), "road": str(road), "length_m": round(float(length), 2)}
+            for edge, road, length in zip(
+                edges.index, edges["road"], edges["length_m"].to_numpy(dtype=float), strict=True
+            )
         ]
     if impact.closure is not None:
         lost = impact.closure.buildings
