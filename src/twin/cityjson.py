@@ -127,33 +127,74 @@ def cityjson_document(
     }
 
 
-def _features(
-    buildings: gpd.GeoDataFrame, blocks: Blocks, transform: dict[str, list[float]]
-) -> Iterator[dict[str, Any]]:
-    quantised = _quantise(blocks.vertices, transform)
-    attributes = _attributes(buildings, blocks)
-    top = blocks.top_offset
+def _building_vertices(blocks: Blocks, quantised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every building's own vertices (bottom ones, then top ones) in one array, and offsets."""
     starts, ends = blocks.vertex_ranges()
-    for i, (uid, start, end) in enumerate(
-        zip(blocks.uids, starts.tolist(), ends.tolist(), strict=True)
-    ):
-        count = end - start
-        solids = [
-            [blocks.surfaces(part, shift=start, top_offset=count)] for part in blocks.parts(i)
-        ]
-        geometry = (
-            {"type": "Solid", "lod": "1.2", "boundaries": solids[0]}
-            if len(solids) == 1
-            else {"type": "MultiSolid", "lod": "1.2", "boundaries": solids}
+    count = ends - starts
+    offsets = np.concatenate([[0], np.cumsum(2 * count)])
+    within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], 2 * count)
+    per = np.repeat(count, 2 * count)
+    index = np.repeat(starts, 2 * count) + within % per + (within >= per) * blocks.top_offset
+    return quantised[index], offsets
+
+
+def _prism(size: int) -> bytes:
+    """The ``Solid`` of a one-ring footprint of ``size`` corners, in its own numbering."""
+    bottom = list(range(size))
+    walls = [[[a, (a + 1) % size, (a + 1) % size + size, a + size]] for a in bottom]
+    shell = [[bottom[::-1]], [[i + size for i in bottom]], *walls]
+    return orjson.dumps({"type": "Solid", "lod": "1.2", "boundaries": [shell]})
+
+
+def _feature_lines(
+    buildings: gpd.GeoDataFrame, blocks: Blocks, transform: dict[str, list[float]]
+) -> Iterator[bytes]:
+    """One ``CityJSONFeature`` per building, serialised.
+
+    A one-part footprint without holes (nearly every building) takes its
+    ``Solid`` from a template per corner count, since in the feature's own
+    numbering it depends on nothing else; others are built surface by surface.
+    """
+    vertices, offsets = _building_vertices(blocks, _quantise(blocks.vertices, transform))
+    attributes = _attributes(buildings, blocks)
+    simple = (np.diff(blocks.building_parts) == 1) & (
+        np.diff(blocks.part_rings)[blocks.building_parts[:-1]] == 1
+    )
+    first_ring = blocks.part_rings[blocks.building_parts[:-1]]
+    corners = blocks.ring_size[first_ring]
+    templates: dict[int, bytes] = {}
+    starts, _ = blocks.vertex_ranges()
+    numpy = orjson.OPT_SERIALIZE_NUMPY
+    for i, uid in enumerate(blocks.uids.tolist()):
+        if simple[i]:
+            size = int(corners[i])
+            geometry = templates.get(size) or templates.setdefault(size, _prism(size))
+        else:
+            start, count = int(starts[i]), int(offsets[i + 1] - offsets[i]) // 2
+            solids = [
+                [blocks.surfaces(part, shift=start, top_offset=count)] for part in blocks.parts(i)
+            ]
+            geometry = orjson.dumps(
+                {"type": "Solid", "lod": "1.2", "boundaries": solids[0]}
+                if len(solids) == 1
+                else {"type": "MultiSolid", "lod": "1.2", "boundaries": solids}
+            )
+        name = orjson.dumps(str(uid))
+        yield b"".join(
+            (
+                b'{"type":"CityJSONFeature","id":',
+                name,
+                b',"CityObjects":{',
+                name,
+                b':{"type":"Building","attributes":',
+                orjson.dumps(attributes[i], option=numpy),
+                b',"geometry":[',
+                geometry,
+                b']}},"vertices":',
+                orjson.dumps(vertices[offsets[i] : offsets[i + 1]], option=numpy),
+                b"}",
+            )
         )
-        yield {
-            "type": "CityJSONFeature",
-            "id": str(uid),
-            "CityObjects": {
-                str(uid): {"type": "Building", "attributes": attributes[i], "geometry": [geometry]}
-            },
-            "vertices": np.concatenate([quantised[start:end], quantised[start + top : end + top]]),
-        }
 
 
 def write_cityjson(
@@ -184,8 +225,14 @@ def write_cityjson(
         }
         with tmp.open("wb") as handle:
             handle.write(orjson.dumps(header, option=options) + b"\n")
-            for feature in _features(buildings, blocks, transform):
-                handle.write(orjson.dumps(feature, option=options) + b"\n")
+            chunk: list[bytes] = []
+            for line in _feature_lines(buildings, blocks, transform):
+                chunk.append(line)
+                if len(chunk) == 10_000:
+                    handle.write(b"\n".join(chunk) + b"\n")
+                    chunk.clear()
+            if chunk:
+                handle.write(b"\n".join(chunk) + b"\n")
     else:
         document = cityjson_document(buildings, storey_m=storey_m, title=title)
         tmp.write_bytes(orjson.dumps(document, option=options))

@@ -10,8 +10,11 @@ binary search, a sparse graph of runs gives the components, and the wet runs
 are painted back with one cumulative sum; no cell is visited one by one.
 
 :func:`flood_impact` measures the depth at each building footprint and along
-each road; roads deeper than ``impassable_m`` (0.15 m by default, a car's
-limit) close, and the road-closure analysis (:mod:`twin.network.closures`)
+each road. The cells deeper than ``impassable_m`` (0.15 m by default, a car's
+limit) are the impassable extent (:func:`impassable_extent`); the road
+network's edges (the segments between junctions) crossing it close, not whole
+road features: a long road only partly under water keeps its dry segments
+open. The road-closure analysis (:mod:`twin.network.closures`) on those edges
 tells who loses access to hospitals and fire stations.
 
 Examples
@@ -38,6 +41,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio.features
+import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
@@ -50,6 +54,8 @@ __all__ = [
     "FloodSummary",
     "connected_to",
     "flood_impact",
+    "impassable_edges",
+    "impassable_extent",
     "inundation",
 ]
 
@@ -171,6 +177,8 @@ class FloodSummary:
     buildings_flooded: int
     roads_impassable: int
     impassable_m: float
+    edges_impassable: int = 0
+    impassable_length_m: float = 0.0
     buildings_lost_access: int | None = None
     buildings_delayed: int | None = None
 
@@ -184,9 +192,47 @@ class FloodImpact:
 
     depth: Raster
     buildings: pd.DataFrame  # uid -> max_depth_m, mean_depth_m, flooded_cells
-    roads: pd.DataFrame  # uid -> max_depth_m, impassable
+    roads: pd.DataFrame  # uid -> max_depth_m, edges, closed_edges, closed_length_m, impassable
     summary: FloodSummary
     closure: Any = None  # twin.network.closures.ClosureResult
+    extent: np.ndarray | None = None  # polygons of the cells deeper than impassable_m
+    edges: pd.DataFrame | None = None  # the closed edges: road, length_m (by edge index)
+
+
+def impassable_extent(depth: Raster, impassable_m: float = IMPASSABLE_M) -> np.ndarray:
+    """Polygons (shapely, in the grid's CRS) of the cells deeper than ``impassable_m``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> depth = Raster(np.array([[0.5, 0.1], [0.3, np.nan]]), Affine(1, 0, 0, 0, -1, 2), None)
+    >>> [p.area for p in impassable_extent(depth, 0.15)]
+    [2.0]
+    """
+    deep = np.nan_to_num(depth.values, nan=0.0) > impassable_m
+    if not deep.any():
+        return np.empty(0, dtype=object)
+    parts = rasterio.features.shapes(
+        deep.astype("uint8"), mask=deep, transform=depth.transform, connectivity=4
+    )
+    return np.array([shapely.geometry.shape(geom) for geom, _ in parts], dtype=object)
+
+
+def impassable_edges(net: Any, extent: np.ndarray) -> np.ndarray:
+    """Mask of the road network's edges that cross the impassable extent.
+
+    ``net`` is a :class:`twin.network.RoadNetwork`; an edge touching any
+    polygon of ``extent`` closes, the other edges of its road stay open.
+    """
+    mask = np.zeros(net.n_edges, dtype=bool)
+    if len(extent) and net.n_edges:
+        tree = net.cache.get("edge_tree")
+        if tree is None:
+            tree = net.cache["edge_tree"] = shapely.STRtree(net.edge_geometry)
+        _, edges = tree.query(extent, predicate="intersects")
+        mask[edges] = True
+    return mask
 
 
 def flood_impact(
@@ -197,13 +243,17 @@ def flood_impact(
     impassable_m: float = IMPASSABLE_M,
     level_m: float | None = None,
     access: Any = None,
+    net: Any = None,
     max_time_s: float | None = None,
 ) -> FloodImpact:
-    """Buildings and roads under water; with ``access`` (a RoadAccess), who loses access.
+    """Buildings and road segments under water; with ``access`` (a RoadAccess), who loses access.
 
     A building is flooded when any cell its footprint touches is wet
-    (``max_depth_m`` > 0); a road is impassable when its deepest cell is
-    deeper than ``impassable_m``.
+    (``max_depth_m`` > 0). A road segment (an edge of the road network:
+    ``access.net``, or ``net``) is impassable when it crosses a cell deeper
+    than ``impassable_m``; a road is listed impassable when any of its
+    segments is, with the number and length of its closed segments. Without a
+    network, a road feature crossing such a cell is impassable as a whole.
     """
     wet = np.nan_to_num(depth.values, nan=0.0)
     wet_raster = Raster(wet, depth.transform, depth.crs)
@@ -212,12 +262,10 @@ def flood_impact(
     ).rename(columns={"max": "max_depth_m", "mean": "mean_depth_m", "count": "cells"})
     hit = on_buildings["max_depth_m"].fillna(0) > 0
     flooded = on_buildings.loc[hit].sort_values("max_depth_m", ascending=False)
-    if roads is not None and len(roads):
-        on_roads = zonal_stats(roads, wet_raster, stats=("max",), all_touched=True)
-        road_table = pd.DataFrame({"max_depth_m": on_roads["max"].fillna(0.0)}, index=roads.index)
-        road_table["impassable"] = road_table["max_depth_m"] > impassable_m
-    else:
-        road_table = pd.DataFrame({"max_depth_m": [], "impassable": []})
+    extent = impassable_extent(depth, impassable_m)
+    network = access.net if access is not None else net
+    mask = impassable_edges(network, extent) if network is not None else None
+    road_table, edge_table = _road_table(wet_raster, roads, extent, network, mask)
     closed = road_table.index[road_table["impassable"].astype(bool)]
     summary = FloodSummary(
         level_m=level_m,
@@ -227,14 +275,59 @@ def flood_impact(
         buildings_flooded=int(hit.sum()),
         roads_impassable=len(closed),
         impassable_m=impassable_m,
+        edges_impassable=0 if edge_table is None else len(edge_table),
+        impassable_length_m=0.0 if edge_table is None else float(edge_table["length_m"].sum()),
     )
     closure = None
-    if access is not None and len(closed):
-        from twin.network.closures import road_closure
-
-        closure = road_closure(access, roads=list(closed), max_time_s=max_time_s)
+    if access is not None and mask is not None and mask.any():
+        closure = _closure(access, mask, max_time_s)
         summary.buildings_lost_access = closure.summary.buildings_lost
         summary.buildings_delayed = closure.summary.buildings_delayed
     elif access is not None:
         summary.buildings_lost_access = summary.buildings_delayed = 0
-    return FloodImpact(depth, flooded, road_table, summary, closure)
+    return FloodImpact(depth, flooded, road_table, summary, closure, extent, edge_table)
+
+
+def _road_table(
+    wet: Raster,
+    roads: gpd.GeoDataFrame | None,
+    extent: np.ndarray,
+    net: Any,
+    mask: np.ndarray | None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Per road: deepest cell touched, and its closed segments (per edge when ``net``)."""
+    if roads is None or not len(roads):
+        empty = pd.DataFrame({"max_depth_m": [], "impassable": []})
+        return empty, None
+    on_roads = zonal_stats(roads, wet, stats=("max",), all_touched=True)
+    table = pd.DataFrame({"max_depth_m": on_roads["max"].fillna(0.0)}, index=roads.index)
+    if net is None or mask is None:
+        geoms = np.asarray(roads.geometry.array)
+        crossing = np.zeros(len(roads), dtype=bool)
+        if len(extent):
+            _, hits = shapely.STRtree(geoms).query(extent, predicate="intersects")
+            crossing[hits] = True
+        table["impassable"] = crossing
+        return table, None
+    edge_road = pd.Series(np.asarray(net.edge_uid, dtype=object))
+    closed = np.flatnonzero(mask)
+    edges = pd.DataFrame(
+        {"road": edge_road.to_numpy()[closed], "length_m": np.asarray(net.edge_length_m)[closed]},
+        index=pd.Index(closed, name="edge"),
+    )
+    table["edges"] = edge_road.value_counts().reindex(table.index).fillna(0).astype(int)
+    by_road = edges.groupby("road")["length_m"]
+    table["closed_edges"] = by_road.size().reindex(table.index).fillna(0).astype(int)
+    table["closed_length_m"] = by_road.sum().reindex(table.index).fillna(0.0).round(2)
+    table["impassable"] = table["closed_edges"] > 0
+    return table, edges
+
+
+def _closure(access: Any, mask: np.ndarray, max_time_s: float | None) -> Any:
+    """The road-closure answer with exactly the edges of ``mask`` closed."""
+    from twin.network.closures import closure_result
+    from twin.network.routing import base_answer, nearest_facility
+
+    before, fac_before = base_answer(access)
+    after, fac_after = nearest_facility(access, mask)
+    return closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)

@@ -53,7 +53,6 @@ class Blocks:
     ring_size: np.ndarray
     part_rings: np.ndarray  # (parts + 1,) offsets into the ring list
     building_parts: np.ndarray  # (buildings + 1,) offsets into the part list
-    part_polygons: np.ndarray  # oriented shapely polygons, one per part
     ground_m: np.ndarray
     height_m: np.ndarray
     height_source: np.ndarray
@@ -91,6 +90,14 @@ class Blocks:
         last_ring = self.part_rings[self.building_parts[1:]] - 1
         return self.ring_start[first_ring], self.ring_start[last_ring] + self.ring_size[last_ring]
 
+    def part_polygon(self, part: int) -> shapely.Polygon:
+        """The part's footprint as an oriented polygon (its exterior counter-clockwise)."""
+        rings = [
+            self.vertices[int(self.ring_start[r]) : int(self.ring_start[r] + self.ring_size[r]), :2]
+            for r in range(int(self.part_rings[part]), int(self.part_rings[part + 1]))
+        ]
+        return shapely.Polygon(rings[0], rings[1:])
+
     def ring(self, ring: int, *, shift: int = 0) -> list[int]:
         """Bottom vertex indices of one ring (add ``top_offset`` for the top)."""
         start = int(self.ring_start[ring]) - shift
@@ -122,6 +129,10 @@ def block_heights(buildings: pd.DataFrame, *, storey_m: float = 3.0) -> pd.DataF
 def lod1_blocks(buildings: gpd.GeoDataFrame, *, storey_m: float = 3.0) -> Blocks:
     """Extrude every building with a known height and a polygonal footprint.
 
+    The footprints' coordinates come out of shapely in one pass and the
+    rings are oriented with numpy (shoelace signs), so a million footprints
+    take no Python loop.
+
     Raises
     ------
     SchemaError
@@ -137,17 +148,12 @@ def lod1_blocks(buildings: gpd.GeoDataFrame, *, storey_m: float = 3.0) -> Blocks
     if not usable.any():
         raise SchemaError("no building has a height: run twin heights, or give height_m or floors")
     chosen = np.flatnonzero(usable)
-    parts, owner = shapely.get_parts(geoms[chosen], return_index=True)
-    parts = shapely.orient_polygons(parts, exterior_cw=False)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-    size_closed = np.bincount(coord_ring, minlength=len(rings))
-    last = np.cumsum(size_closed) - 1
-    keep = np.ones(len(coords), dtype=bool)
-    keep[last] = False  # drop each ring's closing point
-    coords, coord_ring = coords[keep], coord_ring[keep]
-    ring_size = size_closed - 1
+    coords, ring_offsets, part_rings, building_parts = _ragged(geoms[chosen])
+    coords, ring_size = _oriented_open_rings(coords, ring_offsets, part_rings)
     ring_start = np.concatenate([[0], np.cumsum(ring_size)[:-1]])
+    ring_part = np.repeat(np.arange(len(part_rings) - 1), np.diff(part_rings))
+    owner = np.repeat(np.arange(len(chosen)), np.diff(building_parts))
+    coord_ring = np.repeat(np.arange(len(ring_size)), ring_size)
     ground = heights["ground_m"].to_numpy(dtype=float)[chosen]
     height = heights["height_m"].to_numpy(dtype=float)[chosen]
     z_bottom = ground[owner][ring_part][coord_ring]
@@ -159,18 +165,63 @@ def lod1_blocks(buildings: gpd.GeoDataFrame, *, storey_m: float = 3.0) -> Blocks
         top_offset=len(coords),
         ring_start=ring_start,
         ring_size=ring_size,
-        part_rings=np.concatenate([[0], np.cumsum(np.bincount(ring_part, minlength=len(parts)))]),
-        building_parts=np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=len(chosen)))]),
-        part_polygons=parts,
+        part_rings=part_rings,
+        building_parts=building_parts,
         ground_m=ground,
         height_m=height,
         height_source=heights["height_source"].to_numpy()[chosen],
     )
 
 
+def _ragged(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates (closed rings), ring offsets, rings per part, parts per footprint.
+
+    Counted with shapely's vectorised counters; ring objects are made only for
+    the few parts with holes.
+    """
+    parts = shapely.get_parts(geoms)
+    building_parts = np.concatenate([[0], np.cumsum(shapely.get_num_geometries(geoms))])
+    holes = shapely.get_num_interior_rings(parts)
+    part_rings = np.concatenate([[0], np.cumsum(holes + 1)])
+    ring_size = np.repeat(shapely.get_num_coordinates(parts), holes + 1)
+    holed = holes > 0
+    if holed.any():
+        slots = np.repeat(holed, holes + 1)
+        ring_size[slots] = shapely.get_num_coordinates(shapely.get_rings(parts[holed]))
+    ring_offsets = np.concatenate([[0], np.cumsum(ring_size)])
+    return shapely.get_coordinates(geoms), ring_offsets, part_rings, building_parts
+
+
+def _oriented_open_rings(
+    coords: np.ndarray, ring_offsets: np.ndarray, part_rings: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rings without their closing point, exteriors counter-clockwise and holes clockwise.
+
+    A reversed ring keeps its first point (as GEOS reverses a closed ring).
+    """
+    size_closed = np.diff(ring_offsets)
+    starts = ring_offsets[:-1]
+    ring_of = np.repeat(np.arange(len(size_closed)), size_closed)
+    local = coords - coords[starts][ring_of]  # small numbers: an exact enough shoelace
+    following = np.roll(local, -1, axis=0)
+    cross = local[:, 0] * following[:, 1] - following[:, 0] * local[:, 1]
+    cross[ring_offsets[1:] - 1] = 0.0  # the closing point pairs with the next ring
+    area2 = np.add.reduceat(cross, starts)
+    exterior = np.zeros(len(size_closed), dtype=bool)
+    exterior[part_rings[:-1]] = True
+    flip = np.where(exterior, area2 < 0, area2 > 0)
+    size = size_closed - 1
+    position = np.arange(len(coords)) - starts[ring_of]  # 0 … size (the closing point)
+    keep = position < size[ring_of]
+    ring_of, position = ring_of[keep], position[keep]
+    flipped = flip[ring_of] & (position > 0)
+    position = np.where(flipped, size[ring_of] - position, position)
+    return coords[starts[ring_of] + position], size
+
+
 def part_triangles(blocks: Blocks, part: int) -> np.ndarray:
     """Triangles (k, 3) of vertex indices closing one part: roof, floor and walls, outwards."""
-    polygon = blocks.part_polygons[part]
+    polygon = blocks.part_polygon(part)
     rings = range(int(blocks.part_rings[part]), int(blocks.part_rings[part + 1]))
     index = {}
     for r in rings:

@@ -465,7 +465,8 @@ class Twin:
         if imports.empty:
             raise UsageError(f"no import {import_id}: `twin history` lists them")
         layer, stamp, initial = imports.iloc[0]
-        if not initial:
+        if not initial or layer not in self.store.tables():
+            # A raster import has no features: its change set is counted in cells.
             return self.store.change_rows(import_id)
         # A first import adds every feature; they are not listed one by one.
         uids = [

@@ -4,8 +4,15 @@ A raster layer is a Cloud-Optimised GeoTIFF in a folder beside the twin file,
 ``<twin>.rasters/<layer>.tif``, in the twin's CRS. A manifest in the same
 folder (``rasters.json``) records each layer's kind and, for every import, its
 provenance (source, checksum, CRS, resampling, time), like the vector imports
-in the GeoPackage. A re-import keeps the replaced file as
-``<layer>@<import_id>.tif`` with its ``valid_to``, so nothing is lost.
+in the GeoPackage. Every raster import is also recorded in the twin's own
+provenance table (``twin_imports``, the same import-id sequence as vector
+imports), so ``twin history TWIN --layer dem`` lists it with its source,
+checksum, CRS and cell counts; a re-import counts the cells added, changed and
+removed (same grid) like a vector change set. A re-import keeps the replaced
+file as ``<layer>@<import_id>.tif`` with its ``valid_to``, so nothing is lost:
+the layer's name always holds the current version (what QGIS opens), the
+earlier versions keep theirs, as a vector layer's current features stay in the
+layer's table and the replaced ones move to its history table.
 
 Why COGs beside the file rather than GeoPackage tiles: GeoPackage 2D gridded
 tiles store 16-bit PNG or 32-bit TIFF tiles with a scale/offset per tile and
@@ -110,6 +117,7 @@ class RasterImportReport:
     layer: str
     kind: str
     source: str
+    source_format: str = ""
     checksum: str = ""
     src_crs: str = ""
     crs: str = ""
@@ -122,6 +130,10 @@ class RasterImportReport:
     time: str = ""
     seconds: float = 0.0
     replaced: str | None = None
+    cells_added: int = 0
+    cells_changed: int = 0
+    cells_removed: int = 0
+    cells_unchanged: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,11 +249,12 @@ def import_raster(
             "the twin has no CRS yet: create it with --crs EPSG:… or import a vector layer first"
         )
     path = Path(source)
-    raster, source_crs = _read_source(path, src_crs)
+    raster, source_crs, driver = _read_source(path, src_crs)
     report = RasterImportReport(
         layer=layer,
         kind=kind,
         source=str(path),
+        source_format=driver,
         checksum="sha256:" + _sha256(path),
         src_crs=source_crs.to_string(),
         crs=twin_crs.to_string(),
@@ -272,6 +285,7 @@ def store_raster(
         layer=layer,
         kind=kind,
         source=source,
+        source_format="computed",
         src_crs=raster.crs.to_string(),
         crs=raster.crs.to_string(),
         resampling="none",
@@ -292,13 +306,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_source(path: Path, src_crs: Any) -> tuple[Raster, pyproj.CRS]:
+def _read_source(path: Path, src_crs: Any) -> tuple[Raster, pyproj.CRS, str]:
     if not path.exists():
         raise SourceError(f"{path} does not exist")
     try:
         with rasterio.open(path) as src:
             values = src.read(1, masked=True).astype("float64").filled(np.nan)
-            transform, crs = src.transform, src.crs
+            transform, crs, driver = src.transform, src.crs, str(src.driver)
     except rasterio.errors.RasterioIOError as exc:
         raise SourceError(f"{path} is not a raster GDAL can read: {exc}") from exc
     if src_crs is not None:
@@ -309,7 +323,7 @@ def _read_source(path: Path, src_crs: Any) -> tuple[Raster, pyproj.CRS]:
         declared = pyproj.CRS.from_user_input(crs.to_wkt())
     if transform == Affine.identity():
         raise SourceError(f"{path.name} has no georeferencing (no geotransform)")
-    return Raster(values, transform, declared), declared
+    return Raster(values, transform, declared), declared, driver
 
 
 def _reproject(
@@ -377,30 +391,102 @@ def write_raster(raster: Raster, path: str | os.PathLike[str], *, cog: bool = Tr
 
 
 def _store(city: Any, raster: Raster, report: RasterImportReport) -> None:
+    """Write the COG and record the import, in the twin's provenance and the manifest.
+
+    Runs inside a write transaction of the twin (its lock serialises raster and
+    vector imports alike): the new file is staged first; the provenance row, the
+    renames and the manifest follow; the twin file commits last. A failure
+    before the renames leaves the twin and its rasters as they were.
+    """
     folder = raster_dir(city)
     folder.mkdir(exist_ok=True)
-    data = _manifest(city)
-    report.import_id = 1 + max((entry["import_id"] for entry in data["imports"]), default=0)
-    report.time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    target = folder / f"{report.layer}.tif"
-    staged = write_raster(raster, folder / f"{report.layer}.tif.new")
-    previous = data["layers"].get(report.layer)
-    if previous is not None:
-        kept = folder / f"{report.layer}@{previous['import_id']}.tif"
-        os.replace(target, kept)
-        report.replaced = kept.name
-        for entry in data["imports"]:
-            if entry["import_id"] == previous["import_id"]:
-                entry["valid_to"] = report.time
-                entry["file"] = kept.name
-    os.replace(staged, target)
-    data["layers"][report.layer] = {
-        "kind": report.kind,
-        "file": target.name,
+    staged = write_raster(raster, folder / f".{report.layer}.{os.getpid()}.tif.new")
+    try:
+        with city.store.session() as session:
+            data = _manifest(city)
+            previous = data["layers"].get(report.layer)
+            report.import_id = session.next_import_id()
+            report.time = _iso_time(session.next_time())
+            old = None if previous is None else open_raster(folder / previous["file"])
+            _count_cells(report, raster, old)
+            target = folder / f"{report.layer}.tif"
+            if previous is not None:
+                report.replaced = f"{report.layer}@{previous['import_id']}.tif"
+            session.record_raster_import(_provenance(report, initial=previous is None))
+            if previous is not None:
+                kept = folder / f"{report.layer}@{previous['import_id']}.tif"
+                os.replace(target, kept)
+                for entry in data["imports"]:
+                    if entry["import_id"] == previous["import_id"]:
+                        entry["valid_to"] = report.time
+                        entry["file"] = kept.name
+            os.replace(staged, target)
+            data["layers"][report.layer] = {
+                "kind": report.kind,
+                "file": target.name,
+                "import_id": report.import_id,
+            }
+            data["imports"].append({**report.to_dict(), "file": target.name, "valid_to": None})
+            _save_manifest(city, data)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _iso_time(stamp: Any) -> str:
+    """A UTC timestamp as the twin stores import times (ISO 8601, milliseconds)."""
+    return str(stamp.strftime("%Y-%m-%dT%H:%M:%S.")) + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _count_cells(report: RasterImportReport, new: Raster, old: Raster | None) -> None:
+    """The cell change set: on the same grid, cells added / changed / removed / unchanged.
+
+    Values compare as stored (float32). On another grid every old valid cell
+    is removed and every new one added.
+    """
+    now = np.where(np.isnan(new.values), np.nan, new.values.astype("float32"))
+    valid = np.isfinite(now)
+    if old is None or old.shape != new.shape or not old.transform.almost_equals(new.transform):
+        report.cells_added = int(valid.sum())
+        report.cells_removed = 0 if old is None else int(np.isfinite(old.values).sum())
+        return
+    was = np.isfinite(old.values)
+    both = valid & was
+    same = both & (now == old.values)
+    report.cells_added = int((valid & ~was).sum())
+    report.cells_removed = int((was & ~valid).sum())
+    report.cells_unchanged = int(same.sum())
+    report.cells_changed = int(both.sum()) - report.cells_unchanged
+
+
+def _provenance(report: RasterImportReport, *, initial: bool) -> dict[str, Any]:
+    """The import's row of the twin's provenance table (counts in cells)."""
+    cells = report.width * report.height
+    return {
         "import_id": report.import_id,
+        "layer": report.layer,
+        "time": report.time,
+        "source": report.source,
+        "source_format": report.source_format,
+        "checksum": report.checksum,
+        "src_crs": report.src_crs,
+        "options": {
+            "raster": True,
+            "kind": report.kind,
+            "resampling": report.resampling,
+            "cell_size_m": report.cell_size_m,
+            "width": report.width,
+            "height": report.height,
+            "file": f"{report.layer}.tif",
+        },
+        "n_read": cells,
+        "n_imported": cells - report.nodata_cells,
+        "n_added": report.cells_added,
+        "n_changed": report.cells_changed,
+        "n_removed": report.cells_removed,
+        "n_unchanged": report.cells_unchanged,
+        "initial": initial,
+        "report": report.to_dict(),
     }
-    data["imports"].append({**report.to_dict(), "file": target.name, "valid_to": None})
-    _save_manifest(city, data)
 
 
 def raster_path(city: Any, layer: str) -> Path:

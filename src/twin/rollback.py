@@ -57,6 +57,12 @@ def rollback_import(city: Twin, import_id: int) -> ImportReport:
         raise UsageError(f"no import {import_id}: the twin's imports are {listed}")
     row = imports.loc[import_id]
     layer = str(row["layer"])
+    if row["options"].get("raster"):
+        raise UsageError(
+            f"import {import_id} is a raster import of {layer}: its earlier version is kept "
+            f"beside the twin ({layer}@ID.tif, see `twin history --layer {layer}`); "
+            "re-import that file to go back"
+        )
     if bool(row["initial"]):
         raise UsageError(
             f"import {import_id} created layer {layer}: there is no earlier state to go back to"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import numpy as np
+import pyproj
 import pytest
 import rasterio.features
 import rasterio.mask
+import shapely
 from affine import Affine
 from scipy import ndimage
 
@@ -99,13 +102,105 @@ def test_impact_on_buildings_and_roads(sample3d_read: twin.Twin) -> None:
             got = impact.buildings["max_depth_m"].get(uid, 0.0)
             assert got == pytest.approx(deepest, abs=1e-9)
     closed = impact.roads.index[impact.roads["impassable"]]
-    assert (impact.roads.loc[closed, "max_depth_m"] > 0.15).all()
     assert impact.summary.roads_impassable == len(closed) > 0
+    # Without a network a road feature crossing a cell deeper than 0.15 m closes whole.
+    deep = _deep_cells(depth, 0.15)
+    crossing = np.unique(deep.query(np.asarray(roads.geometry.array), predicate="intersects")[0])
+    assert sorted(closed) == sorted(roads.index[crossing])
+
+
+def _deep_cells(depth: Raster, limit: float) -> shapely.STRtree:
+    """An index of the cells deeper than ``limit``, one box each (independent of
+    rasterio's polygonising)."""
+    rows, cols = np.nonzero(np.nan_to_num(depth.values, nan=0.0) > limit)
+    t = depth.transform
+    return shapely.STRtree(
+        shapely.box(
+            t.c + cols * t.a, t.f + (rows + 1) * t.e, t.c + (cols + 1) * t.a, t.f + rows * t.e
+        )
+    )
+
+
+X0, Y0 = 505_000.0, 3_392_000.0
+
+
+def _street() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, Raster]:
+    """A 400 m road (one feature) with side streets at 100, 200 and 300 m, a hospital at its
+    east end, building A at its west end and B at 150 m; a hollow under its first 100 m."""
+    lines = {
+        "main": [(0, 0), (100, 0), (200, 0), (300, 0), (400, 0)],
+        "s1": [(100, 0), (100, 100)],
+        "s2": [(200, 0), (200, 100)],
+        "s3": [(300, 0), (300, 100)],
+    }
+    roads = gpd.GeoDataFrame(
+        {"road_class": ["secondary"] * 4},
+        geometry=[shapely.LineString([(X0 + x, Y0 + y) for x, y in v]) for v in lines.values()],
+        index=list(lines),
+        crs="EPSG:4544",
+    )
+    boxes = {"A": (5, 10), "B": (145, 10)}
+    buildings = gpd.GeoDataFrame(
+        {"floors": [2, 2]},
+        geometry=[shapely.box(X0 + x, Y0 + y, X0 + x + 10, Y0 + y + 10) for x, y in boxes.values()],
+        index=list(boxes),
+        crs="EPSG:4544",
+    )
+    hospital = gpd.GeoDataFrame(
+        {"poi_type": ["医院"]}, geometry=[shapely.Point(X0 + 395, Y0 + 10)], index=["H"]
+    ).set_crs("EPSG:4544")
+    ground = np.full((40, 100), 10.0)  # 5 m cells from (-50, 150) to (450, -50)
+    ground[28:32, 14:26] = 9.0  # the hollow: x 20..80 m, y -10..10 m
+    dem = Raster(ground, Affine(5, 0, X0 - 50, 0, -5, Y0 + 150), pyproj.CRS("EPSG:4544"))
+    return roads, buildings, hospital, dem
+
+
+def test_flood_closes_the_flooded_segments_not_whole_roads() -> None:
+    from twin.network import road_access
+    from twin.network.closures import road_closure
+    from twin.network.roads import road_network_from_frame
+
+    roads, buildings, hospital, dem = _street()
+    net = road_network_from_frame(roads)
+    access = road_access(net, buildings, hospital)
+    depth = inundation(dem, level_m=9.5, seeds=[(X0 + 50, Y0)])
+    impact = flood_impact(depth, buildings, roads, access=access)
+    # Hand-checked: only the main road's first 100 m segment crosses the hollow.
+    assert impact.edges["road"].tolist() == ["main"]
+    assert impact.edges["length_m"].tolist() == pytest.approx([100.0])
+    assert impact.roads.loc["main", ["edges", "closed_edges"]].tolist() == [4, 1]
+    assert impact.roads["impassable"].tolist() == [True, False, False, False]
+    assert (impact.summary.roads_impassable, impact.summary.edges_impassable) == (1, 1)
+    # A (on the flooded segment) is cut off; B keeps its route along the dry part.
+    lost = impact.closure.buildings["lost"]
+    assert lost.to_dict() == {"A": True, "B": False}
+    assert impact.closure.buildings.loc["B", "detour_s"] == pytest.approx(0.0)
+    assert impact.summary.buildings_lost_access == 1
+    # Closing the whole road feature (the old behaviour) would have cut off B too.
+    whole = road_closure(access, roads=["main"])
+    assert whole.summary.buildings_lost == 2
+
+
+def test_flood_segments_equal_shapely_on_the_edges(sample3d_read: twin.Twin) -> None:
+    depth = inundation(read_raster(sample3d_read, "dem"), level_m=503.2)
+    buildings, roads = sample3d_read.layer("buildings"), sample3d_read.layer("roads")
+    net = sample3d_read.road_network()
+    impact = flood_impact(depth, buildings, roads, net=net)
+    # Independent: shapely on the network's edges against one box per deep cell.
+    edges_hit, _ = _deep_cells(depth, 0.15).query(net.edge_geometry, predicate="intersects")
+    expected = np.unique(edges_hit)
+    assert impact.edges.index.tolist() == expected.tolist() and len(expected) > 0
+    assert impact.summary.edges_impassable == len(expected)
+    np.testing.assert_allclose(
+        impact.summary.impassable_length_m, net.edge_length_m[expected].sum()
+    )
+    closed_roads = sorted(set(net.edge_uid[expected]))
+    assert sorted(impact.roads.index[impact.roads["impassable"]]) == closed_roads
 
 
 @pytest.mark.slow
 def test_cli_flood_report_with_lost_access(sample3d: twin.Twin, tmp_path) -> None:
-    result = run_cli(
+    flood_args = (
         "analyze",
         "flood",
         str(sample3d.path),
@@ -115,28 +210,36 @@ def test_cli_flood_report_with_lost_access(sample3d: twin.Twin, tmp_path) -> Non
         "503.2",
         "--water",
         "parcels:land_use=E1",
-        "--save-depth",
-        "flood_503",
         "--json",
     )
+    result = run_cli(*flood_args[:-1], "--save-depth", "flood_503", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["level_m"] == 503.2 and report["buildings_flooded"] > 0
     assert report["roads_impassable"] == len(report["impassable_roads"]) > 0
     assert report["buildings_lost_access"] is not None
     assert report["buildings_lost_access"] + report["buildings_delayed"] > 0
-    # The same closure through the road-closure analysis gives the same answer.
+    assert report["edges_impassable"] == len(report["impassable_edges"]) > 0
+    # The same closure through the road-closure analysis (every edge crossing the
+    # impassable area the flood writes with --out) gives the same answer.
+    out = tmp_path / "flood.gpkg"
+    written = run_cli(*flood_args[:-1], "--out", str(out))
+    assert written.returncode == 0 and out.exists(), written.stderr
+    area = tmp_path / "impassable.gpkg"
+    gpd.read_file(out, layer="impassable_area").to_file(area)
     closure = run_cli(
         "analyze",
         "road-closure",
         str(sample3d.path),
         "--where",
         "poi_type=医院,消防站",
-        *[arg for road in report["impassable_roads"] for arg in ("--close", road)],
+        "--area",
+        str(area),
         "--json",
     )
     assert closure.returncode == 0, closure.stderr
     summary = json.loads(closure.stdout)
+    assert summary["closed_edges"] == report["edges_impassable"]
     assert summary["buildings_lost"] == report["buildings_lost_access"]
     assert summary["buildings_delayed"] == report["buildings_delayed"]
     # The stored depth grid is a raster layer; --depth-raster reads it back.
@@ -155,18 +258,5 @@ def test_cli_flood_report_with_lost_access(sample3d: twin.Twin, tmp_path) -> Non
     replay = json.loads(again.stdout)
     assert replay["buildings_flooded"] == report["buildings_flooded"]
     assert replay["roads_impassable"] == report["roads_impassable"]
-    out = tmp_path / "flood.gpkg"
-    written = run_cli(
-        "analyze",
-        "flood",
-        str(sample3d.path),
-        "--dem",
-        "dem",
-        "--level",
-        "503.2",
-        "--out",
-        str(out),
-    )
-    assert written.returncode == 0 and out.exists()
     bad = run_cli("analyze", "flood", str(sample3d.path), "--level", "503")
     assert bad.returncode == 2 and "--dem" in bad.stderr

@@ -85,11 +85,13 @@ def flood_cmd(
         source = f"twin analyze flood: {f'level {level} m on {dem}' if dem else depth_raster}"
         store_raster(city, depth, layer=save_depth, kind="raster", source=source)
     road_layer = roads if roads in city.layer_names() else None
-    access = None
+    access, net = None, None
     if road_layer and facilities in city.layer_names() and where != "":
         _, access = load_access(
             twin_path, road_layer, buildings, facilities, where or None, None, 0.5
         )
+    elif road_layer:
+        net = city.road_network(roads=road_layer)
     impact = flood_impact(
         depth,
         city.layer(buildings),
@@ -97,6 +99,7 @@ def flood_cmd(
         impassable_m=impassable,
         level_m=level,
         access=access,
+        net=net,
         max_time_s=max_time,
     )
     summary = _summary(impact)
@@ -158,6 +161,14 @@ def _summary(impact: FloodImpact) -> dict[str, Any]:
     summary["impassable_roads"] = [
         str(u) for u in impact.roads.index[impact.roads["impassable"].astype(bool)]
     ]
+    if impact.edges is not None:
+        edges = impact.edges
+        summary["impassable_edges"] = [
+            {"edge": int(edge), "road": str(road), "length_m": round(float(length), 2)}
+            for edge, road, length in zip(
+                edges.index, edges["road"], edges["length_m"].to_numpy(dtype=float), strict=True
+            )
+        ]
     if impact.closure is not None:
         lost = impact.closure.buildings
         summary["facilities_lost"] = (
@@ -174,6 +185,12 @@ def _layers(city: Twin, impact: FloodImpact, layer: str) -> dict[str, gpd.GeoDat
         crs=footprints.crs,
     )
     layers = {"flooded_buildings": flooded}
+    if impact.extent is not None and len(impact.extent):
+        layers["impassable_area"] = gpd.GeoDataFrame(
+            {"depth_over_m": [impact.summary.impassable_m] * len(impact.extent)},
+            geometry=list(impact.extent),
+            crs=footprints.crs,
+        )
     if impact.closure is not None:
         layers["closed_roads"] = impact.closure.closed
         layers["lost_access"] = impact.closure.affected()
@@ -185,8 +202,9 @@ def _print(s: dict[str, Any]) -> None:
     out.print(
         f"flood{level}: {s['flooded_area_m2'] / 1e4:,.1f} ha under water "
         f"(max {s['max_depth_m']:.2f} m); "
-        f"{s['buildings_flooded']:,} building(s) flooded; {s['roads_impassable']:,} road(s) "
-        f"deeper than {s['impassable_m']:g} m"
+        f"{s['buildings_flooded']:,} building(s) flooded; {s['edges_impassable']:,} road "
+        f"segment(s) of {s['roads_impassable']:,} road(s) deeper than {s['impassable_m']:g} m "
+        f"({s['impassable_length_m']:,.0f} m closed)"
     )
     if s.get("buildings_lost_access") is not None:
         out.print(

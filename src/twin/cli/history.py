@@ -10,6 +10,7 @@ from rich.table import Table
 
 from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json
+from twin.raster import raster_layers
 
 _SHOWN_CHANGES = 50
 
@@ -36,7 +37,7 @@ def history(
     if import_id is not None:
         _show_changes(city, import_id, json_output)
         return
-    if layer is not None:
+    if layer is not None and layer not in raster_layers(city):
         city.info(layer)
     imports = city.imports(layer)
     if json_output:
@@ -79,6 +80,15 @@ def _show_changes(city: Twin, import_id: int, json_output: bool) -> None:
     changes = city.changes(import_id)
     if json_output:
         print_json({"import_id": import_id, "changes": changes.to_dict(orient="records")})
+        return
+    row = city.imports().loc[import_id]
+    if row["options"].get("raster"):
+        out.print(
+            f"import {import_id} (raster {row['layer']}): {row['n_added']} cells added, "
+            f"{row['n_changed']} changed, {row['n_removed']} removed, "
+            f"{row['n_unchanged']} unchanged",
+            highlight=False,
+        )
         return
     counts = changes["change"].value_counts().to_dict()
     out.print(f"import {import_id}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

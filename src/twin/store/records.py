@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -107,6 +109,34 @@ def record_import(
             report.unchanged,
             int(initial),
             json.dumps(body, ensure_ascii=False, default=str),
+        ),
+    )
+
+
+def record_raster_import(con: sqlite3.Connection, row: Mapping[str, Any]) -> None:
+    """Insert the provenance row of one raster import (counts in cells, options as JSON)."""
+    con.execute(
+        "INSERT INTO twin_imports (import_id, layer, time, source, source_format, checksum,"
+        " src_crs, options, field_mapping, n_read, n_imported, n_repaired, n_rejected, n_added,"
+        " n_changed, n_removed, n_unchanged, initial, report)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)",
+        (
+            int(row["import_id"]),
+            row["layer"],
+            row["time"],
+            row["source"],
+            row["source_format"],
+            row["checksum"],
+            row["src_crs"],
+            json.dumps(row["options"], ensure_ascii=False, default=str),
+            int(row["n_read"]),
+            int(row["n_imported"]),
+            int(row["n_added"]),
+            int(row["n_changed"]),
+            int(row["n_removed"]),
+            int(row["n_unchanged"]),
+            int(bool(row["initial"])),
+            json.dumps(row["report"], ensure_ascii=False, default=str),
         ),
     )
 

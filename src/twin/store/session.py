@@ -107,6 +107,11 @@ class GpkgSession:
                 records.record_changes(con, report.import_id, spec.layer, changes)
             records.record_layer(con, spec, kind, frame, report)
 
+    def record_raster_import(self, row: Mapping[str, Any]) -> None:
+        """Provenance of one raster import (the raster itself is a file beside the twin)."""
+        with contextlib.closing(sqlite3.connect(self.work)) as con, con:
+            records.record_raster_import(con, row)
+
     def set_meta(self, key: str, value: str) -> None:
         """Set one of the twin's settings (``twin_meta``)."""
         with contextlib.closing(sqlite3.connect(self.work)) as con, con:
