@@ -275,6 +275,13 @@ def test_page_fed_by_the_stream_markers_states_impact_and_vitals(live: LiveServe
             drawn = page.evaluate("citytwin.impactCounts")
             assert drawn["valve_to_close"] == len(impact["valves_to_close"]) > 0
             assert drawn["building"] == len(impact["buildings"]) > 0
+            # dispatched through the API: the entry changes without a reload
+            done = post(live, f"/events/{event_id}/dispatch", "ops", {"assignee": "燃气抢修队"})
+            assert done.status_code == 200, done.text
+            page.wait_for_selector(
+                f"#events-list li[data-id='{event_id}'][data-status='dispatched']", timeout=30_000
+            )
+            assert page.inner_text(f"#events-list li[data-id='{event_id}']").startswith("[已派单]")
             session.idle()
             session.shot("07-live-event-and-sensor-states")
             session.assert_clean()

@@ -275,9 +275,11 @@ def test_language_switch(anonymous: Session) -> None:
     assert anonymous.page.evaluate("document.documentElement.lang") == "en"
     assert "Spatio-temporal base" in anonymous.page.inner_text("#layer-list")
     assert anonymous.page.get_attribute("#search", "placeholder") == "Name, address or code"
+    assert anonymous.page.inner_text("#events-status") == "Event stream connected"
     anonymous.shot("04-english")
     anonymous.page.click("#lang-button")
     assert anonymous.page.inner_text("h1") == "城市一张图"
+    assert anonymous.page.inner_text("#events-status") == "事件流已接入"
     anonymous.assert_clean()
 
 

@@ -581,13 +581,19 @@ function makeEvents() {
   };
 }
 
+function setStreamStatus(live) {
+  state.streamLive = live;
+  $("events-status").textContent = t(live ? "eventsLive" : "eventsWaiting");
+  $("events-status").dataset.live = String(live);
+}
+
 async function connectEvents() {
   if (citytwin.stream) { citytwin.stream.close(); citytwin.stream = null; }
   let issued;
   try {
     issued = await api("/events/stream-token", { method: "POST" });
   } catch (error) {
-    $("events-status").textContent = t("eventsWaiting");
+    setStreamStatus(false);
     return;
   }
   if (!state.eventSeq) {
@@ -597,7 +603,7 @@ async function connectEvents() {
   }
   const source = new EventSource(`${issued.stream}&after=${state.eventSeq}`);
   citytwin.stream = source;
-  source.addEventListener("open", () => { $("events-status").textContent = t("eventsLive"); });
+  source.addEventListener("open", () => setStreamStatus(true));
   source.addEventListener("event", async (m) => {
     const change = JSON.parse(m.data);
     state.eventSeq = Math.max(state.eventSeq, change.seq || 0);
@@ -611,7 +617,7 @@ async function connectEvents() {
   source.addEventListener("error", () => {
     // A network blip: EventSource reconnects by itself. A refused token (expired): a new one.
     if (source.readyState === EventSource.CLOSED && citytwin.stream === source) {
-      $("events-status").textContent = t("eventsWaiting");
+      setStreamStatus(false);
       setTimeout(connectEvents, 2000);
     }
   });
@@ -665,6 +671,7 @@ function applyLanguage(lang) {
   setLanguage(lang);
   $("lang-button").textContent = lang === "zh-CN" ? "English" : "中文";
   $("key-status").textContent = state.key ? t("keyActive") : t("keyNone");
+  setStreamStatus(Boolean(state.streamLive));
   if (state.tilesets.length) renderLayerList();
   for (const set of state.tilesets) {
     const box = document.querySelector(`input[data-layer="${set.layer}"]`);
