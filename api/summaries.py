@@ -9,12 +9,40 @@ to a library summary appears in the OpenAPI document without a hand-kept copy.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
-__all__ = ["model_from_dataclass"]
+__all__ = ["attribute_docs", "model_from_dataclass"]
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The descriptions of the numpydoc ``Attributes`` section of ``cls``'s docstring.
+
+    A line ``x, y : float`` describes both names with the indented text below it.
+
+    Examples
+    --------
+    >>> from twin.query.common import QueryPoint
+    >>> attribute_docs(QueryPoint)["x"]
+    'The point in the twin CRS.'
+    """
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    if "Attributes" not in lines:
+        return {}
+    found: dict[str, str] = {}
+    names: list[str] = []
+    for line in lines[lines.index("Attributes") + 2 :]:
+        if line and not line.startswith(" "):
+            if " : " not in line and not line.strip().isidentifier():
+                break  # the next section's title
+            names = [n.strip() for n in line.split(" : ")[0].split(",")]
+            continue
+        for name in names:
+            found[name] = " ".join(filter(None, [found.get(name, ""), line.strip()]))
+    return {name: text for name, text in found.items() if text}
 
 
 def model_from_dataclass(
@@ -38,6 +66,7 @@ def model_from_dataclass(
     ['buildings', 'buildings_beyond_max', 'buildings_delayed']
     """
     hints = typing.get_type_hints(cls)
+    described = attribute_docs(cls)
     fields: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if field.name in exclude or field.name.startswith("_"):
@@ -48,7 +77,8 @@ def model_from_dataclass(
             default = field.default_factory()
         else:
             default = ...
-        fields[field.name] = (hints[field.name], default)
+        text = described.get(field.name)
+        fields[field.name] = (hints[field.name], Field(default, description=text))
     fields.update(extra)
     model: type[BaseModel] = create_model(name, __doc__=doc or cls.__doc__, **fields)
     return model

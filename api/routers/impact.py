@@ -26,7 +26,7 @@ from twin.query.common import (
     query_point,
     visible_layer,
 )
-from twin.query.impact import pipe_break_impact
+from twin.query.impact import NetworkLayers, pipe_break_impact
 from twin.query.impact_roads import (
     area_in_twin,
     cascade_impact,
@@ -83,11 +83,12 @@ class PipeBreakRequest(_Request):
     )
 
 
-class BreakLayers(BaseModel):
-    pipes: str
-    valves: str | None
-    sources: str | None
-    buildings: str | None
+BreakLayers = model_from_dataclass(
+    NetworkLayers,
+    "BreakLayers",
+    doc="The layers a pipe break read.",
+    exclude=("network", "pumps"),
+)
 
 
 # The summaries are the library's dataclasses: their models are generated, not copied.

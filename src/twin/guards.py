@@ -17,6 +17,7 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyproj
@@ -296,6 +297,8 @@ def outside_area_of_use(
     if not crs.is_geographic:
         geodetic = crs.geodetic_crs or pyproj.CRS("EPSG:4326")
         to_geo = pyproj.Transformer.from_crs(crs, geodetic, always_xy=True)
+        if _box_inside_area(points[~bad], to_geo, area, margin_deg):
+            return bad  # every finite point is inside: none needs transforming
         xs, ys = to_geo.transform(xs, ys, errcheck=False)
         xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     with np.errstate(invalid="ignore"):
@@ -306,6 +309,57 @@ def outside_area_of_use(
             & (ys <= area.north + margin_deg)
         )
     return bad | ~inside
+
+
+_BOX_STEP_M = 1000.0  # at most this far between the points tracing the box's edges
+_BOX_SLACK_DEG = 0.01  # room for the bends of the traced edges between those points
+
+
+def _box_inside_area(
+    points: np.ndarray, to_geo: pyproj.Transformer, area: Any, margin_deg: float
+) -> bool:
+    """Whether the bounding box of ``points`` (projected) maps inside the area of use.
+
+    A projection maps the inside of the box into the inside of the curve its edges map
+    to; when that curve (a point every kilometre, with 0.01° of slack for the bends in
+    between) lies in the lon/lat box of the area of use (grown by ``margin_deg``), so
+    does every point, and none needs transforming. False (check point by point) when
+    the box is larger than 2,000 km, crosses the antimeridian or does not map.
+
+    Examples
+    --------
+    >>> gk = pyproj.CRS("EPSG:4544")
+    >>> to_geo = pyproj.Transformer.from_crs(gk, gk.geodetic_crs, always_xy=True)
+    >>> near = np.array([[505_700.0, 3_392_300.0], [520_000.0, 3_400_000.0]])
+    >>> _box_inside_area(near, to_geo, gk.area_of_use, 1.0)
+    True
+    >>> _box_inside_area(near * [1, 3], to_geo, gk.area_of_use, 1.0)  # 10,000 km north
+    False
+    """
+    if not len(points) or area.west > area.east:
+        return False
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    steps = int(max(x1 - x0, y1 - y0) // _BOX_STEP_M) + 2
+    if steps > 2000:
+        return False
+    t = np.linspace(0.0, 1.0, steps)
+    xs = np.concatenate(
+        [x0 + (x1 - x0) * t, np.full(steps, x1), x1 - (x1 - x0) * t, np.full(steps, x0)]
+    )
+    ys = np.concatenate(
+        [np.full(steps, y0), y0 + (y1 - y0) * t, np.full(steps, y1), y1 - (y1 - y0) * t]
+    )
+    lon, lat = (np.asarray(v, dtype=float) for v in to_geo.transform(xs, ys, errcheck=False))
+    grow = margin_deg - _BOX_SLACK_DEG
+    with np.errstate(invalid="ignore"):
+        return bool(
+            np.isfinite(lon).all()
+            and np.isfinite(lat).all()
+            and (lon >= area.west - grow).all()
+            and (lon <= area.east + grow).all()
+            and (lat >= area.south - grow).all()
+            and (lat <= area.north + grow).all()
+        )
 
 
 def crs_mismatch_error(

@@ -238,6 +238,7 @@ def test_search_finds_a_chinese_name_with_a_typo(anonymous: Session) -> None:
     anonymous.assert_clean()
 
 
+@pytest.mark.slow  # the longest test of the suite (a browser waits for a whole pipe break)
 def test_pipe_burst_draws_what_the_cli_finds(session: Session, live_server: LiveServer) -> None:
     city = twin.Twin.open(live_server.twin)
     cli = run_cli(
