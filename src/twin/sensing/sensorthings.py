@@ -359,15 +359,13 @@ class SensorThings:
         if len(self.visible) < len(self.registry):  # only the visible sensors' streams
             conditions.append("d.sensor_uid IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(self.visible)))
-        if where is not None:
-            sql, convert = OBSERVATION_COLUMNS[where[0]] if where[0] != "id" else ("", str)
-            if where[0] == "id":
-                ds, ms = where[1]
-                conditions.append("o.datastream = ? AND o.phenomenon_ms = ?")
-                params += [ds, ms]
-            else:
-                conditions.append(f"{sql} = ?")
-                params.append(convert(where[1]))
+        if where is not None and where[0] == "id":  # one observation: (datastream, ms)
+            conditions.append("o.datastream = ? AND o.phenomenon_ms = ?")
+            params += list(where[1])
+        elif where is not None:
+            sql, convert = OBSERVATION_COLUMNS[where[0]]
+            conditions.append(f"{sql} = ?")
+            params.append(convert(where[1]))
         if text:
             sql, more = to_sql(text, parse_filter(text), OBSERVATION_COLUMNS)
             conditions.append(sql)
