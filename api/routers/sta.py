@@ -26,7 +26,7 @@ from twin.sensing.sensorthings import Query as StaQuery
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..links import base_url, here_url
-from .sensing import operations, visible_sensors
+from .sensing import operations
 
 ROOT = "/sta/v1.1"
 router = APIRouter(prefix=ROOT, tags=["sensorthings"], responses=ERROR_RESPONSES)
@@ -68,7 +68,7 @@ async def resource(
 ) -> Response:
     loop = operations(request)
     view = SensorThings(
-        loop.store, loop.registry, list(visible_sensors(visible, loop)), base_url(request) + ROOT
+        loop.store, loop.registry, visible.names(kind="sensor"), base_url(request) + ROOT
     )
     query = StaQuery(filter, orderby, top, skip, count, select, expand)
     body = await asyncio.to_thread(view.get, resource, query)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from twin.errors import UsageError
+from twin.sensing.escalation import parse_deadlines
 from twin.sensing.vitals import vitals, vitals_series
 
 from ..deps import VisibleDep
@@ -44,7 +45,8 @@ async def vitals_table(
     online_min: Annotated[float, Query(gt=0, le=10_080)] = 30.0,
 ) -> Response:
     """Sensors, sensors online, readings in the last hour, open events (by grade), overdue
-    events and mean minutes to dispose, per area, at ``at`` (default: the newest reading)."""
+    events (by the service's deadlines) and mean minutes to dispose, per area, at ``at``
+    (default: the newest reading)."""
     loop = operations(request)
     sensors = list(visible_sensors(visible, loop))
     frame = await asyncio.to_thread(
@@ -55,6 +57,7 @@ async def vitals_table(
         at=parse_time(at, "at"),
         online_min=online_min,
         sensors=sensors,
+        deadlines_min=parse_deadlines(request.app.state.settings.ack_deadlines),
     )
     rows = frame_records(frame.reset_index())
     return json_response({"by": by, "vitals": rows, "count": len(rows)})

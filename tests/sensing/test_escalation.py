@@ -5,6 +5,7 @@ stop."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.api.conftest import start_server, stop_server
+from tests.conftest import TWIN_CLI
 from tests.sensing.conftest import sensing_keys_file
 from twin.errors import UsageError
 from twin.sensing import LiveStore
@@ -114,3 +116,14 @@ def test_twin_serve_escalates_by_itself_and_streams_it(fresh: Path, tmp_path: Pa
         stop_server(server)
     # both workers stopped cleanly: the holder gave the lease back
     assert store._query("SELECT holder FROM leases").empty
+
+
+def test_twin_serve_refuses_bad_deadlines_in_one_line(fresh: Path) -> None:
+    result = subprocess.run(
+        [TWIN_CLI, "serve", str(fresh), "--ack-deadlines", "urgent=3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "GRADE=MINUTES" in result.stderr and len(result.stderr.strip().splitlines()) == 1

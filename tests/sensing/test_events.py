@@ -16,7 +16,7 @@ from tests.conftest import run_cli
 from tests.sensing.conftest import OpsDay
 from twin.errors import UsageError
 from twin.sensing import LiveStore, Rule, SensorRegistry, evaluate, ingest, load_rules
-from twin.sensing.events import escalate, get_event, list_events, transition
+from twin.sensing.events import GRADES, escalate, get_event, list_events, transition
 from twin.sensing.locate import Locator
 from twin.sensing.vitals import vitals, vitals_series
 
@@ -265,3 +265,17 @@ def test_vitals_count_sensors_readings_and_events(ops_day: OpsDay) -> None:
     series = vitals_series(ops_day.loop.store, locator, by="district")
     assert series["readings"].sum() == 86292 - 12 * 0  # the whole day lies in the last 24 h
     assert series["events_opened"].sum() == len(events)
+
+
+def test_vitals_count_overdue_events_by_the_deadlines_given(ops_day: OpsDay) -> None:
+    locator = Locator.from_twin(twin.Twin.open(ops_day.twin))
+    events = list_events(ops_day.loop.store)
+    new = events[events["is_open"] & (events["status"] == "new") & ~events["escalated"]]
+    assert len(new) > 0
+    clock = new["opened"].max() + pd.Timedelta(minutes=10)
+    short = vitals(ops_day.loop.store, locator, at=clock, deadlines_min=dict.fromkeys(GRADES, 5.0))
+    long = vitals(ops_day.loop.store, locator, at=clock, deadlines_min=dict.fromkeys(GRADES, 1e6))
+    # every unescalated new event is overdue past 5 minutes, none within a million
+    escalated = int((events["is_open"] & events["escalated"]).sum())
+    assert short["overdue_events"].sum() == escalated + len(new)
+    assert long["overdue_events"].sum() == escalated

@@ -172,21 +172,21 @@ class Query:
 
 @dataclass
 class SensorThings:
-    """The SensorThings entities of the sensors ``visible`` (uids), over ``store``.
+    """The SensorThings entities of the sensors of ``layers``, over ``store``.
 
     Parameters
     ----------
     store : LiveStore
     registry : SensorRegistry
-    visible : sequence of str
-        Uids of the sensors the caller may read: nothing else exists.
+    layers : sequence of str
+        The sensor layers the caller may read: no other sensor exists.
     base : str
         The service root URL (``…/sta/v1.1``) links are built on.
     """
 
     store: LiveStore
     registry: SensorRegistry
-    visible: Sequence[str]
+    layers: Sequence[str]
     base: str
     total: int | None = None  # rows in the last collection asked for (paging links)
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
@@ -195,12 +195,12 @@ class SensorThings:
     def table(self, name: str) -> pd.DataFrame:
         """The rows of entity set ``name`` (not Observations), columns named by property path.
 
-        Kept between requests for the same registry and the same visible sensors
-        (Datastreams: until the store has another number of them).
+        Kept between requests for the same registry and the same visible layers
+        (Datastreams: until the store has a new one).
         """
         if name not in self._tables:
-            streams = int(self.store.scalar("SELECT count(*) FROM datastreams"))
-            key = (name, len(self.visible), hash(tuple(self.visible)), streams)
+            streams = self.store.scalar("SELECT max(id) FROM datastreams")  # append-only
+            key = (name, tuple(sorted(self.layers)), streams)
             cached = _tables_of(self.registry)
             if key not in cached:
                 if len(cached) >= 32:
@@ -209,9 +209,14 @@ class SensorThings:
             self._tables[name] = cached[key]
         return self._tables[name]
 
+    @property
+    def visible(self) -> list[str]:
+        """Uids of the sensors of the visible layers."""
+        return self._sensors_frame().index.tolist()
+
     def _sensors_frame(self) -> pd.DataFrame:
         frame = self.registry.frame
-        return frame[frame.index.isin(list(self.visible))]
+        return frame[frame["layer"].isin(list(self.layers))]
 
     def _things(self) -> pd.DataFrame:
         frame = self._sensors_frame()
@@ -356,18 +361,17 @@ class SensorThings:
         self, where: tuple[str, Any] | None, text: str | None, query: Query
     ) -> tuple[list[dict[str, Any]], int]:
         conditions, params = ["1 = 1"], []
-        if len(self.visible) < len(self.registry):  # only the visible sensors' streams
+        hidden = set(self.registry.frame["layer"].unique()) - set(self.layers)
+        if hidden:  # only the visible sensors' streams
             conditions.append("d.sensor_uid IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(self.visible)))
-        if where is not None:
-            sql, convert = OBSERVATION_COLUMNS[where[0]] if where[0] != "id" else ("", str)
-            if where[0] == "id":
-                ds, ms = where[1]
-                conditions.append("o.datastream = ? AND o.phenomenon_ms = ?")
-                params += [ds, ms]
-            else:
-                conditions.append(f"{sql} = ?")
-                params.append(convert(where[1]))
+            params.append(json.dumps(self.table("Things")["id"].tolist()))
+        if where is not None and where[0] == "id":  # one observation: (datastream, ms)
+            conditions.append("o.datastream = ? AND o.phenomenon_ms = ?")
+            params += list(where[1])
+        elif where is not None:
+            sql, convert = OBSERVATION_COLUMNS[where[0]]
+            conditions.append(f"{sql} = ?")
+            params.append(convert(where[1]))
         if text:
             sql, more = to_sql(text, parse_filter(text), OBSERVATION_COLUMNS)
             conditions.append(sql)

@@ -13,7 +13,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,12 +60,14 @@ def vitals(
     at: pd.Timestamp | None = None,
     online_min: float = 30.0,
     sensors: Sequence[str] | None = None,
+    deadlines_min: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """The vital signs of every district (or grid) at ``at``, one row per area.
 
     ``sensors`` (uids) limits the count to those sensors, their readings and
     events (citizen reports always count): what a caller who may read only
-    some sensor layers is shown.
+    some sensor layers is shown. ``deadlines_min`` (minutes per grade, over
+    :data:`~twin.sensing.events.ACK_DEADLINES_MIN`) decides which events are overdue.
     """
     areas = _areas(locator, by, sensors)
     clock = to_ms(at) if at is not None else (store.clock_ms() or to_ms(pd.Timestamp.now("UTC")))
@@ -83,7 +85,8 @@ def vitals(
     table["open_events"] = events[is_open].groupby("area").size()
     for grade in GRADES:
         table[f"open_{grade}"] = events[is_open & (events["grade"] == grade)].groupby("area").size()
-    deadline = events["grade"].map(ACK_DEADLINES_MIN).astype(float).fillna(120.0) * 60_000
+    limits = {**ACK_DEADLINES_MIN, **(deadlines_min or {})}
+    deadline = events["grade"].map(limits).astype(float).fillna(120.0) * 60_000
     opened = to_ms(events["opened"]) if len(events) else pd.Series(dtype="int64")
     overdue = is_open & (
         events["escalated"] | ((events["status"] == "new") & (opened + deadline < clock))
