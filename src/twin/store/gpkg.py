@@ -248,6 +248,13 @@ class GpkgStore:
                 raise
             session.close()
 
+    @maps_file_errors("reading table {0}")
+    def table_rows(self, table: str) -> pd.DataFrame:
+        """Every row of a bookkeeping table (``twin_imports``, ``twin_relations``…), in order."""
+        if table not in self.tables():
+            return pd.DataFrame()
+        return self.query(f'SELECT * FROM "{quoted(table)}" ORDER BY rowid')
+
     # -- relations and builds -----------------------------------------------
     @maps_file_errors("reading relations")
     def relation_sets(self) -> dict[str, relstore.StoredSet]:

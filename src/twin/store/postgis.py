@@ -280,6 +280,15 @@ class PostgisStore:
         )
         return raw[GEOM].to_numpy(dtype=object), {c: raw[c].to_numpy(dtype=object) for c in columns}
 
+    def table_rows(self, table: str) -> pd.DataFrame:
+        """Every row of a bookkeeping table (``twin_imports``, ``twin_relations``…), in order."""
+        keys = {"twin_changes": "seq", "twin_meta": "key", "twin_layers": "created"}
+        first = self.column_types(table)
+        if not first:
+            return pd.DataFrame()
+        frame = self.frame(f"SELECT * FROM {ident(table)} ORDER BY {keys.get(table, first[0][0])}")
+        return frame.drop(columns=["seq"], errors="ignore")
+
     # -- relations and builds ----------------------------------------------------
     def relation_sets(self) -> dict[str, StoredSet]:
         """Every stored relation set by key (``relation:from->to``)."""

@@ -1,0 +1,209 @@
+"""The PostGIS store against the GeoPackage store: same CLI, same answers.
+
+A throwaway PostgreSQL 15 + PostGIS cluster runs for the module
+(:class:`twin.store.pgtest.TempCluster`). The sample delivery is imported and
+built through the real ``twin`` command on each ``backend`` (a GeoPackage path
+or a ``postgresql://…?schema=`` URL), buildings are re-imported once with
+edits (a change set and history), and every answer is compared with the
+GeoPackage twin's: uids, counts, geometries to the coordinate, history,
+relations, and the impact of a pipe break.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+import yaml
+
+import twin
+from tests.conftest import SAMPLES, run_cli
+from twin.errors import TwinBusyError
+from twin.store import PostgisStore
+from twin.store.pgtest import TempCluster
+from twin.store.transfer import copy_twin
+
+# A real server, the sample built four ways through the CLI: well over 10 s.
+pytestmark = pytest.mark.slow
+
+BACKENDS = ["gpkg", "postgis"]
+BROKEN_PIPE = "water_pipes.JS000010"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A PostgreSQL + PostGIS cluster in a temporary folder on a free port, dropped after."""
+    with TempCluster() as cluster:
+        yield cluster
+
+
+def _edited_mapping(folder: Path) -> Path:
+    """The sample mapping with buildings redelivered: three heights changed, the last one gone."""
+    frame = gpd.read_file(SAMPLES / "buildings.geojson")
+    frame = frame.iloc[:-1].copy()
+    frame.loc[frame.index[:3], "建筑高度"] = frame.loc[frame.index[:3], "建筑高度"] + 7.0
+    frame.to_file(folder / "buildings_v2.geojson", driver="GeoJSON")
+    spec = yaml.safe_load((SAMPLES / "mapping.yaml").read_text(encoding="utf-8"))
+    spec["layers"]["buildings"]["source"] = str(folder / "buildings_v2.geojson")
+    path = folder / "mapping_v2.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def twins(pg_cluster: TempCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The sample twin built through the CLI on each backend, with one re-import of buildings."""
+    folder = tmp_path_factory.mktemp("backends")
+    edited = _edited_mapping(folder)
+    names = {"gpkg": str(folder / "city.twin.gpkg"), "postgis": pg_cluster.url(schema="city")}
+    for name in names.values():
+        run_cli("init", name, "--crs", "auto", check=True)
+        run_cli("import", name, "--mapping", str(SAMPLES / "mapping.yaml"), check=True)
+        run_cli("import", name, "--mapping", str(edited), "--layer", "buildings", check=True)
+        run_cli("build", name, check=True)
+    return names
+
+
+def _cli_json(*args: str) -> object:
+    done = run_cli(*args, "--json", check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_same_layers_features_and_geometries(twins: dict[str, str], backend: str) -> None:
+    ref, city = twin.Twin.open(twins["gpkg"]), twin.Twin.open(twins[backend])
+    assert city.layers == ref.layers
+    for name in ref.layers:
+        mine, theirs = city.layer(name), ref.layer(name)
+        assert list(mine.index) == list(theirs.index), name
+        assert list(mine.columns) == list(theirs.columns), name
+        assert shapely.equals_exact(mine.geometry.array, theirs.geometry.array, 0).all(), name
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(mine.drop(columns="valid_from")),
+            pd.DataFrame(theirs.drop(columns="valid_from")),
+            obj=name,
+        )
+
+
+def test_the_reimport_change_set_and_history(twins: dict[str, str], backend: str) -> None:
+    city = twin.Twin.open(twins[backend])
+    imports = city.imports("buildings")
+    assert len(imports) == 2
+    last = imports.iloc[-1]
+    # hand-checked: 3 heights edited, 1 building dropped from the delivery of 3000
+    assert (last["n_changed"], last["n_removed"], last["n_added"]) == (3, 1, 0)
+    changes = city.changes(int(imports.index[-1]))
+    assert sorted(changes["change"].value_counts().items()) == [("changed", 3), ("removed", 1)]
+    old = city.history("buildings")
+    assert len(old) == 4 and set(old["uid"]) == set(changes["uid"])
+    before = city.layer("buildings", as_of=imports.iloc[0]["time"])
+    assert len(before) == 3000 and len(city.layer("buildings")) == 2999
+
+
+def test_cli_info_and_history_agree(twins: dict[str, str], backend: str) -> None:
+    mine, ref = _cli_json("info", twins[backend]), _cli_json("info", twins["gpkg"])
+    assert isinstance(mine, dict) and isinstance(ref, dict)
+    strip = ("created", "updated", "last_import_time", "source")
+    rows = [
+        [{k: v for k, v in e.items() if k not in strip} for e in d["layers"]] for d in (mine, ref)
+    ]
+    assert rows[0] == rows[1]
+    history = _cli_json("history", twins[backend])
+    assert isinstance(history, list | dict)
+
+
+def test_the_same_relations(twins: dict[str, str], backend: str) -> None:
+    city, ref = twin.Twin.open(twins[backend]), twin.Twin.open(twins["gpkg"])
+    mine, theirs = city.relations(), ref.relations()
+    assert len(mine) > 10_000
+    pd.testing.assert_frame_equal(mine, theirs)
+    one = ref.relations(uid="buildings.JZ0000001")
+    pd.testing.assert_frame_equal(city.relations(uid="buildings.JZ0000001"), one)
+    assert set(one["relation"]) >= {"building_parcel", "feature_grid"}
+
+
+def test_the_same_pipe_break_impact(twins: dict[str, str], backend: str) -> None:
+    mine = _cli_json("analyze", "pipe-break", twins[backend], "--pipe", BROKEN_PIPE)
+    ref = _cli_json("analyze", "pipe-break", twins["gpkg"], "--pipe", BROKEN_PIPE)
+    assert mine == ref
+    assert isinstance(mine, dict) and mine  # a real answer, not an empty one
+
+
+def test_copy_gpkg_to_postgis_and_back(
+    twins: dict[str, str], pg_cluster: TempCluster, tmp_path: Path
+) -> None:
+    there = pg_cluster.url(schema="copied")
+    back = tmp_path / "back.twin.gpkg"
+    done = run_cli("copy", twins["gpkg"], there, "--json", check=True)
+    assert json.loads(done.stdout)["layers"]["buildings"] == 2999
+    copy_twin(there, back)
+    for copy in (there, str(back)):
+        _assert_same_twin(twin.Twin.open(twins["gpkg"]), twin.Twin.open(copy))
+
+
+def _assert_same_twin(ref: twin.Twin, city: twin.Twin) -> None:
+    assert city.layers == ref.layers and city.meta == ref.meta
+    for name in ref.layers:
+        pd.testing.assert_frame_equal(pd.DataFrame(city.layer(name)), pd.DataFrame(ref.layer(name)))
+        mine, theirs = city.history(name), ref.history(name)
+        # an empty history read from a GeoPackage has naive datetimes (GDAL sees no value)
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(mine), pd.DataFrame(theirs), obj=name, check_dtype=len(theirs) > 0
+        )
+    pd.testing.assert_frame_equal(city.imports(), ref.imports(), check_dtype=False)
+    last = int(ref.imports("buildings").index[-1])
+    pd.testing.assert_frame_equal(city.changes(last), ref.changes(last))
+    pd.testing.assert_frame_equal(city.relations(), ref.relations())
+
+
+def test_a_second_writer_waits_then_fails_clearly(pg_cluster: TempCluster) -> None:
+    url = pg_cluster.url(schema="locked")
+    twin.Twin.create(url, crs="EPSG:4544")
+    holder = PostgisStore(url)
+    impatient = PostgisStore(url, lock_timeout_s=0.5)
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with holder.session() as session:
+            session.set_meta("name", "first")
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    entered.wait(10)
+    started = time.monotonic()
+    busy = pytest.raises(TwinBusyError, match="being written by another process")
+    with busy, impatient.session() as session:
+        session.set_meta("name", "second")
+    assert time.monotonic() - started >= 0.4
+    release.set()
+    thread.join()
+    assert twin.Twin.open(url).meta["name"] == "first"
+
+
+def test_a_failed_import_leaves_nothing(pg_cluster: TempCluster) -> None:
+    url = pg_cluster.url(schema="failing")
+    city = twin.Twin.create(url, crs="EPSG:4544")
+    good = gpd.GeoDataFrame(
+        {"id": ["a", "b"]}, geometry=[shapely.Point(505700, 3392300)] * 2, crs="EPSG:4544"
+    )
+    city.import_frame(good, layer="pois", kind="poi", id="id")
+    store = PostgisStore(url)
+    with pytest.raises(RuntimeError, match="killed"), store.session() as session:
+        session.write_table("pois", good.assign(uid=["x", "y"], valid_from=pd.Timestamp.now("UTC")))
+        raise RuntimeError("killed mid-import")
+    assert list(city.layer("pois").index) == ["pois.a", "pois.b"]
+    assert "pois__load" not in store.tables()
