@@ -262,12 +262,12 @@ class PostgisSession:
 
     def _index(self, table: str, *, unique: bool) -> None:
         name = ident(table)
-        if unique:
+        if unique:  # a layer: as-of reads keep most rows, a valid_from index would not serve
             self.con.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (uid)".encode())
-        else:
+        else:  # a history: one feature's versions, and the versions valid at a moment
             self.con.execute(f"CREATE INDEX ON {name} (uid)".encode())
             self.con.execute(f"CREATE INDEX ON {name} (valid_to)".encode())
-        self.con.execute(f"CREATE INDEX ON {name} (valid_from)".encode())
+            self.con.execute(f"CREATE INDEX ON {name} (valid_from)".encode())
         self.con.execute(f"CREATE INDEX ON {name} USING gist ({GEOM})".encode())
         self.con.execute(f"ANALYZE {name}".encode())
 
