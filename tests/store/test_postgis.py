@@ -13,6 +13,8 @@ relations, and the impact of a pipe break.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ import shapely
 import yaml
 
 import twin
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, TWIN_CLI, run_cli
 from twin.errors import TwinBusyError
 from twin.store import PostgisStore
 from twin.store.pgtest import TempCluster
@@ -240,3 +242,31 @@ def test_hot_queries_use_the_indexes(twins: dict[str, str]) -> None:
             "EXPLAIN SELECT * FROM buildings__history WHERE uid = 'buildings.JZ0000001'"
         ).fetchall()
     assert "buildings__history_uid_idx" in "\n".join(r[0] for r in rows)
+
+
+def test_an_import_killed_mid_write_leaves_nothing(pg_cluster: TempCluster) -> None:
+    url = pg_cluster.url(schema="killed")
+    run_cli("init", url, "--crs", "auto", check=True)
+    mapping = str(SAMPLES / "mapping.yaml")
+    command = [TWIN_CLI, "import", url, "--mapping", mapping, "--layer", "buildings"]
+    store = PostgisStore(url)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # kill it while it holds the twin's writer lock: inside its one transaction
+        deadline = time.monotonic() + 60
+        while not _writer_holds_lock(store) and time.monotonic() < deadline:
+            assert child.poll() is None, "the import ended before it could be killed"
+            time.sleep(0.01)
+        assert _writer_holds_lock(store)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    city = twin.Twin.open(url)
+    assert city.layers == [] and city.imports().empty
+    assert not {"buildings", "buildings__load"} & store.tables()
+    run_cli("import", url, "--mapping", mapping, "--layer", "buildings", check=True)
+    assert len(twin.Twin.open(url).layer("buildings")) == 3000
+
+
+def _writer_holds_lock(store: PostgisStore) -> bool:
+    rows = store.rows("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+    return bool(rows[0][0])

@@ -13,6 +13,9 @@ Examples
 ('postgresql://analyst@db.local:5433/cim', 'chengdu')
 >>> is_url("postgresql://db/cim?schema=x"), is_url("city.gpkg")
 (True, False)
+>>> from twin.store.base import TwinStore
+>>> isinstance(PostgisStore("postgresql://db/cim?schema=x"), TwinStore)  # no connection yet
+True
 """
 
 from __future__ import annotations
