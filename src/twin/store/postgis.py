@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from twin.errors import StorageError, TwinNotFoundError, UsageError
+from twin.errors import StorageError, TwinFileError, TwinNotFoundError, UsageError
 from twin.store import pgschema
 from twin.store.pgio import GEOM, NULL, copy_out, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
@@ -163,6 +163,11 @@ class PostgisStore:
             raise TwinNotFoundError(
                 f"no twin at {self.location}: create one with `twin init {self.location}`"
             )
+
+    def check(self) -> None:
+        """Fail unless the schema holds a twin with a CRS setting."""
+        if "crs" not in self.meta():
+            raise TwinFileError(f"{self.location} has a twin_meta table without a crs")
 
     def version(self) -> tuple[int, int, int]:
         """``(0, 0, commits)``: every commit changes it."""
