@@ -365,6 +365,23 @@ def _tile_scenarios() -> list[Scenario]:
     ]
 
 
+def _postgis_scenarios() -> list[Scenario]:
+    from bench import postgis
+
+    return [
+        Scenario(
+            "import-postgis",
+            "import the buildings into a PostGIS twin (COPY, one transaction, keys and indexes)",
+            postgis.import_ours,
+            postgis.import_peer,
+            "ogr2ogr -f PostgreSQL with PG_USE_COPY",
+            1.5,
+            same=("features",),
+            timed="import_s",
+        ),
+    ]
+
+
 def _sensing_scenarios() -> list[Scenario]:
     from bench import sensing, sensorthings
 
@@ -442,5 +459,6 @@ SCENARIOS: dict[str, Scenario] = {
         *_address_scenarios(),
         *_tile_scenarios(),
         *_sensing_scenarios(),
+        *_postgis_scenarios(),
     )
 }

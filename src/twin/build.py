@@ -428,7 +428,7 @@ def service_connections(
     elif max_service_m > reach:
         raise UsageError(
             f"the last build connected buildings within {reach:g} m of a pipe: run "
-            f"`twin build {city.path} --max-service-m {max_service_m:g}` to reach farther"
+            f"`twin build {city.location} --max-service-m {max_service_m:g}` to reach farther"
         )
     stored = city.store.relation_sets().values()
     sets = [
@@ -533,7 +533,7 @@ def _current_build(city: Twin, infos: list[LayerInfo], buildings: str) -> dict[s
     built = city.store.last_build()
     if built is None:
         raise UsageError(
-            f"{city.path.name} has no service connections yet: run `twin build {city.path}`"
+            f"{city.path.name} has no service connections yet: run `twin build {city.location}`"
         )
     layers: dict[str, object] = built["layers"]  # type: ignore[assignment]
     changed = sorted(
@@ -544,6 +544,6 @@ def _current_build(city: Twin, infos: list[LayerInfo], buildings: str) -> dict[s
     if changed:
         raise UsageError(
             f"the relations are stale: {', '.join(changed)} changed since the last build; "
-            f"run `twin build {city.path}`"
+            f"run `twin build {city.location}`"
         )
     return built

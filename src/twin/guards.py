@@ -13,7 +13,6 @@ import math
 import os
 import re
 import shutil
-import sqlite3
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,7 +28,6 @@ from twin.errors import (
     ReadOnlyTwinError,
     SourceError,
     StorageError,
-    TwinFileError,
     UsageError,
 )
 from twin.kinds import Classification
@@ -510,45 +508,6 @@ def check_access_distance(
 
 
 # -- files --------------------------------------------------------------------
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def check_twin_file(path: Path) -> None:
-    """Fail unless ``path`` is a whole twin GeoPackage (cheap: header and ``twin_meta`` only).
-
-    Catches a file that is not SQLite, a file truncated below the size its
-    header declares, and a GeoPackage without the twin's tables.
-
-    Raises
-    ------
-    TwinFileError
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(100)
-    fix = f"restore it from a backup, or create a twin with `twin init {path}`"
-    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
-        raise TwinFileError(f"{path} is not a twin file (not a GeoPackage, or empty): {fix}")
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(head[28:32], "big")
-    size = path.stat().st_size
-    if head[24:28] == head[92:96] and pages and size < pages * page_size:
-        raise TwinFileError(f"{path} is truncated ({size} of {pages * page_size} bytes): {fix}")
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as con:
-            keys = {row[0] for row in con.execute("SELECT key FROM twin_meta")}
-            con.execute("SELECT name FROM twin_layers LIMIT 1").fetchall()
-    except sqlite3.DatabaseError as exc:
-        if "no such table" in str(exc):
-            raise TwinFileError(
-                f"{path} is a GeoPackage but not a twin (no {str(exc).split()[-1]} table): "
-                f"import its layers into a twin made with `twin init`"
-            ) from None
-        raise TwinFileError(f"{path} is damaged ({exc}): {fix}") from None
-    if "crs" not in keys:
-        raise TwinFileError(f"{path} has a twin_meta table without a crs: {fix}")
-
-
 def check_writable(path: Path, status: os.stat_result, *, force: bool) -> None:
     """Refuse to replace a twin file nobody may write (mode without write bits) unless ``force``."""
     if force or status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):

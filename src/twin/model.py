@@ -80,8 +80,7 @@ class Twin:
     def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
         self.store: GpkgStore | PostgisStore = open_store(path, force=force)
         self.store.require()
-        if isinstance(self.store, GpkgStore):
-            guards.check_twin_file(self.store.path)
+        self.store.check()
 
     # -- creating and opening -------------------------------------------
     @classmethod

@@ -14,6 +14,7 @@ from twin.cli import (
     build_cmd,
     check3d_cmd,
     check_cmd,
+    copy_cmd,
     events_cmd,
     export,
     flood_cmd,
@@ -111,6 +112,7 @@ for module in (
     vitals_cmd,
     keys_cmd,
     rollback_cmd,
+    copy_cmd,
 ):
     module.register(app)
 

@@ -29,18 +29,20 @@ def info(twin_path: TwinArg, json_output: JsonOpt = False) -> None:
             layers.append(entry)
         print_json(
             {
-                "path": str(city.path),
+                "path": city.location,
                 "name": city.meta["name"],
                 "crs": city.crs_text,
-                "size_bytes": city.path.stat().st_size,
+                "size_bytes": city.path.stat().st_size if city.path.is_file() else None,
                 "layers": layers,
                 "rasters": raster_infos(city),
             }
         )
         return
-    out.print(f"[bold]{city.meta['name']}[/bold]  {city.path}  CRS {city.crs_text}")
+    out.print(f"[bold]{city.meta['name']}[/bold]  {city.location}  CRS {city.crs_text}")
     if not infos:
-        out.print(f"no layers yet: add one with `twin import {city.path} SOURCE -l NAME -k KIND`")
+        out.print(
+            f"no layers yet: add one with `twin import {city.location} SOURCE -l NAME -k KIND`"
+        )
         return
     table = Table(show_lines=False)
     for column in (

@@ -32,9 +32,9 @@ def init(
     """
     city = Twin.create(twin_path, crs=crs, name=name, overwrite=overwrite)
     if json_output:
-        print_json({"path": str(city.path), "crs": city.crs_text, "name": city.meta["name"]})
+        print_json({"path": city.location, "crs": city.crs_text, "name": city.meta["name"]})
     else:
-        out.print(f"created {city.path} (CRS {city.crs_text})")
+        out.print(f"created {city.location} (CRS {city.crs_text})")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,10 +20,12 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from twin.errors import TwinFileError
 from twin.store import schema
 
 __all__ = [
     "HISTORY_SUFFIX",
+    "check_twin_file",
     "create_file",
     "fsync_dir",
     "fsync_file",
@@ -115,3 +117,42 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_twin_file(path: Path) -> None:
+    """Fail unless ``path`` is a whole twin GeoPackage (cheap: header and ``twin_meta`` only).
+
+    Catches a file that is not SQLite, a file truncated below the size its
+    header declares, and a GeoPackage without the twin's tables.
+
+    Raises
+    ------
+    TwinFileError
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(100)
+    fix = f"restore it from a backup, or create a twin with `twin init {path}`"
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        raise TwinFileError(f"{path} is not a twin file (not a GeoPackage, or empty): {fix}")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    size = path.stat().st_size
+    if head[24:28] == head[92:96] and pages and size < pages * page_size:
+        raise TwinFileError(f"{path} is truncated ({size} of {pages * page_size} bytes): {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as con:
+            keys = {row[0] for row in con.execute("SELECT key FROM twin_meta")}
+            con.execute("SELECT name FROM twin_layers LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if "no such table" in str(exc):
+            raise TwinFileError(
+                f"{path} is a GeoPackage but not a twin (no {str(exc).split()[-1]} table): "
+                f"import its layers into a twin made with `twin init`"
+            ) from None
+        raise TwinFileError(f"{path} is damaged ({exc}): {fix}") from None
+    if "crs" not in keys:
+        raise TwinFileError(f"{path} has a twin_meta table without a crs: {fix}")

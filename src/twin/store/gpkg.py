@@ -39,6 +39,7 @@ from twin.store._lock import exclusive_lock
 from twin.store.damage import maps_file_errors
 from twin.store.files import (
     HISTORY_SUFFIX,
+    check_twin_file,
     create_file,
     fsync_dir,
     fsync_file,
@@ -88,6 +89,10 @@ class GpkgStore:
             raise TwinNotFoundError(
                 f"no twin at {self.path}: create one with `twin init {self.path}`"
             )
+
+    def check(self) -> None:
+        """Fail with :class:`~twin.errors.TwinFileError` unless the file is a whole twin."""
+        check_twin_file(self.path)
 
     def version(self) -> tuple[int, int, int]:
         """The file's version: ``(inode, size, mtime_ns)``; every commit changes it.
@@ -247,6 +252,13 @@ class GpkgStore:
                 session.close(commit=False)
                 raise
             session.close()
+
+    @maps_file_errors("reading table {0}")
+    def table_rows(self, table: str) -> pd.DataFrame:
+        """Every row of a bookkeeping table (``twin_imports``, ``twin_relations``…), in order."""
+        if table not in self.tables():
+            return pd.DataFrame()
+        return self.query(f'SELECT * FROM "{quoted(table)}" ORDER BY rowid')
 
     # -- relations and builds -----------------------------------------------
     @maps_file_errors("reading relations")

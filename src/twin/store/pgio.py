@@ -25,6 +25,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import shapely
 
 from twin.errors import StorageError
@@ -46,7 +48,7 @@ __all__ = [
 
 #: The geometry column of every PostGIS layer table.
 GEOM = "geom"
-#: How COPY spells NULL (an empty quoted field stays an empty string).
+#: How COPY TO spells NULL in what the store reads back.
 NULL = r"\N"
 _MULTI = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
 
@@ -88,29 +90,38 @@ def promoted(geoms: np.ndarray) -> np.ndarray:
 
 
 def csv_frame(frame: gpd.GeoDataFrame | pd.DataFrame, srid: int) -> bytes:
-    """``frame`` as COPY CSV (no header), its geometry last as hex EWKB with ``srid``."""
-    data = pd.DataFrame(index=range(len(frame)))
+    """``frame`` as COPY CSV (no header), its geometry last as hex EWKB with ``srid``.
+
+    Written by Arrow's C++ CSV writer: every value quoted, NULL an unquoted
+    empty field (PostgreSQL's CSV default), so an empty string stays one.
+    """
+    columns: dict[str, pa.Array] = {}
     for column in frame.columns:
         if isinstance(frame, gpd.GeoDataFrame) and column == frame.geometry.name:
             continue
-        values = frame[column]
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            text = values.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-            values = text.where(values.notna(), None)
-        data[column] = values.to_numpy(dtype=object)
+        columns[str(column)] = _arrow(frame[column])
     if isinstance(frame, gpd.GeoDataFrame):
-        geoms = promoted(np.asarray(frame.geometry.array))
-        geoms = shapely.set_srid(geoms, srid)
-        data[GEOM] = shapely.to_wkb(geoms, hex=True, include_srid=True)
-    buffer = io.StringIO()
-    data.to_csv(buffer, header=False, index=False, na_rep=NULL)
-    return buffer.getvalue().encode("utf-8")
+        geoms = shapely.set_srid(promoted(np.asarray(frame.geometry.array)), srid)
+        columns[GEOM] = pa.array(shapely.to_wkb(geoms, hex=True, include_srid=True))
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    pacsv.write_csv(pa.table(columns), sink, options)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    """One column as Arrow (NaN as null); text of anything Arrow cannot type."""
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = values.astype(object).where(values.isna(), values.astype(str))
+        return pa.array(text, type=pa.string(), from_pandas=True)
 
 
 def copy_frame(cursor: Any, table: str, columns: Sequence[str], payload: bytes) -> None:
     """COPY ``payload`` (from :func:`csv_frame`) into ``table``'s ``columns``."""
     names = ", ".join(ident(c) for c in columns)
-    statement = f"COPY {ident(table)} ({names}) FROM STDIN (FORMAT csv, NULL '{NULL}')"
+    statement = f"COPY {ident(table)} ({names}) FROM STDIN (FORMAT csv)"
     with cursor.copy(statement.encode()) as copy:
         step = 1 << 22
         for start in range(0, len(payload), step):

@@ -175,6 +175,29 @@ class PostgisSession:
     def set_meta(self, key: str, value: str) -> None:
         schema.set_meta(cast(Any, _Qmark(self.con)), key, value)
 
+    def replace_rows(self, table: str, rows: pd.DataFrame) -> None:
+        """Replace every row of a bookkeeping table with COPY (copying a twin)."""
+        self.con.execute(f"DELETE FROM {ident(table)}".encode())
+        if rows.empty:
+            return
+        types = dict(self._types(table))
+        typed = rows.copy()
+        for column in rows.columns:
+            if types.get(column) == "bigint":
+                typed[column] = pd.to_numeric(rows[column]).astype("Int64")
+        with self.con.cursor() as cursor:
+            copy_frame(cursor, table, list(typed.columns), csv_frame(typed, 0))
+        for column, _default in self.con.execute(
+            b"SELECT column_name, column_default FROM information_schema.columns"
+            b" WHERE table_schema=%s AND table_name=%s AND column_default LIKE 'nextval%%'",
+            (self.store.schema, table),
+        ).fetchall():
+            if column in rows.columns:
+                self.con.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                    f" greatest(max({ident(column)}), 1)) FROM {ident(table)}".encode()
+                )
+
     # -- relations (twin build) -----------------------------------------------
     def prepare_relations(self) -> bool:
         """The relation tables exist from the start: nothing to upgrade."""
@@ -239,12 +262,12 @@ class PostgisSession:
 
     def _index(self, table: str, *, unique: bool) -> None:
         name = ident(table)
-        if unique:
+        if unique:  # a layer: as-of reads keep most rows, a valid_from index would not serve
             self.con.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (uid)".encode())
-        else:
+        else:  # a history: one feature's versions, and the versions valid at a moment
             self.con.execute(f"CREATE INDEX ON {name} (uid)".encode())
             self.con.execute(f"CREATE INDEX ON {name} (valid_to)".encode())
-        self.con.execute(f"CREATE INDEX ON {name} (valid_from)".encode())
+            self.con.execute(f"CREATE INDEX ON {name} (valid_from)".encode())
         self.con.execute(f"CREATE INDEX ON {name} USING gist ({GEOM})".encode())
         self.con.execute(f"ANALYZE {name}".encode())
 

@@ -13,6 +13,9 @@ Examples
 ('postgresql://analyst@db.local:5433/cim', 'chengdu')
 >>> is_url("postgresql://db/cim?schema=x"), is_url("city.gpkg")
 (True, False)
+>>> from twin.store.base import TwinStore
+>>> isinstance(PostgisStore("postgresql://db/cim?schema=x"), TwinStore)  # no connection yet
+True
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from twin.errors import StorageError, TwinNotFoundError, UsageError
+from twin.errors import StorageError, TwinFileError, TwinNotFoundError, UsageError
 from twin.store import pgschema
 from twin.store.pgio import GEOM, NULL, copy_out, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
@@ -161,6 +164,11 @@ class PostgisStore:
                 f"no twin at {self.location}: create one with `twin init {self.location}`"
             )
 
+    def check(self) -> None:
+        """Fail unless the schema holds a twin with a CRS setting."""
+        if "crs" not in self.meta():
+            raise TwinFileError(f"{self.location} has a twin_meta table without a crs")
+
     def version(self) -> tuple[int, int, int]:
         """``(0, 0, commits)``: every commit changes it."""
         return (0, 0, int(self.rows(f"SELECT n FROM {pgschema.VERSION_TABLE}")[0][0]))
@@ -279,6 +287,15 @@ class PostgisStore:
             na_values=[NULL],
         )
         return raw[GEOM].to_numpy(dtype=object), {c: raw[c].to_numpy(dtype=object) for c in columns}
+
+    def table_rows(self, table: str) -> pd.DataFrame:
+        """Every row of a bookkeeping table (``twin_imports``, ``twin_relations``…), in order."""
+        keys = {"twin_changes": "seq", "twin_meta": "key", "twin_layers": "created"}
+        first = self.column_types(table)
+        if not first:
+            return pd.DataFrame()
+        frame = self.frame(f"SELECT * FROM {ident(table)} ORDER BY {keys.get(table, first[0][0])}")
+        return frame.drop(columns=["seq"], errors="ignore")
 
     # -- relations and builds ----------------------------------------------------
     def relation_sets(self) -> dict[str, StoredSet]:

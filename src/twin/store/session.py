@@ -144,3 +144,16 @@ class GpkgSession:
             "UPDATE twin_builds SET report=? WHERE build_id=?",
             (json.dumps(report, ensure_ascii=False), build_id),
         )
+
+    def replace_rows(self, table: str, rows: pd.DataFrame) -> None:
+        """Replace every row of a bookkeeping table (copying a twin)."""
+        con = self._relations_con()
+        con.execute(f'DELETE FROM "{table}"')
+        if rows.empty:
+            return
+        names = ", ".join(f'"{c}"' for c in rows.columns)
+        marks = ", ".join("?" * len(rows.columns))
+        columns = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in rows]
+        con.executemany(
+            f'INSERT INTO "{table}" ({names}) VALUES ({marks})', zip(*columns, strict=True)
+        )
