@@ -154,9 +154,9 @@ def prepare(access: RoadAccess) -> RoadAccess:
     A server calls this once at start-up so that the first request pays no set-up.
     """
     access_graph(access)
-    _legs(access, "time")
+    building_legs(access, "time")
     _building_frame(access)
-    _same_edge(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
+    same_edge_trips(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
     return access
 
 
@@ -192,10 +192,10 @@ def nearest_facility(
         return_predecessors=True,
     )
     time, via_from_end = building_times(access, dist, closed_edges, weight)
-    legs = _legs(access, weight)
+    legs = building_legs(access, weight)
     src = source[np.where(via_from_end, legs.from_node, legs.to_node)]
     fac = np.where(np.isfinite(time), src - net.n_nodes, -1).astype(np.int64)
-    return _same_edge(access, time, fac, weight, closed_edges)
+    return same_edge_trips(access, time, fac, weight, closed_edges)
 
 
 @dataclass
@@ -211,7 +211,7 @@ class _Legs:
     at_to: BoolArray
 
 
-def _legs(access: RoadAccess, weight: str) -> _Legs:
+def building_legs(access: RoadAccess, weight: str) -> _Legs:
     key = f"legs:{weight}"
     legs = access.cache.get(key)
     if legs is None:
@@ -243,7 +243,7 @@ def building_times(
 
     On a closed edge only a leg of no length is usable (a building at a node of the edge).
     """
-    legs = _legs(access, weight)
+    legs = building_legs(access, weight)
     via_from = dist[legs.from_node] + legs.cost_from
     via_to = dist[legs.to_node] + legs.cost_to
     if closed is not None and closed.any():
@@ -253,7 +253,7 @@ def building_times(
     return np.minimum(via_from, via_to), via_from <= via_to
 
 
-def _same_edge(
+def same_edge_trips(
     access: RoadAccess,
     time: FloatArray,
     fac: IntArray,
@@ -412,7 +412,7 @@ def _reach(access: RoadAccess, limit: float) -> pd.DataFrame:
     for i in range(len(access.facilities)):
         dist = dijkstra(matrix, directed=True, indices=net.n_nodes + i, limit=limit)
         time, _ = building_times(access, dist)
-        time, _ = _same_edge(access, time, np.zeros(len(time), dtype=np.int64), "time", only=i)
+        time, _ = same_edge_trips(access, time, np.zeros(len(time), dtype=np.int64), "time", only=i)
         rows = np.flatnonzero(time <= limit)
         frames.append(
             pd.DataFrame(
