@@ -93,10 +93,8 @@ def _tree(access: RoadAccess) -> _Tree:
     if tree is not None:
         return tree
     net, graph = access.net, access_graph(access)
-    virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
-    dist, pred, source = dijkstra(
-        graph.matrix(), directed=True, indices=virtual, min_only=True, return_predecessors=True
-    )
+    base_answer(access)  # the open network's Dijkstra keeps its node times and tree
+    dist, pred, source = access.cache["nodes:time"]
     has_parent = np.flatnonzero(pred >= 0)
     child_ptr, order = _csr_of(pred[has_parent], graph.n)
     arc_tail = np.repeat(np.arange(graph.n), np.diff(graph.indptr))

@@ -184,13 +184,15 @@ def nearest_facility(
     net = access.net
     graph = access_graph(access, weight)
     virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
-    dist, _, source = dijkstra(
+    dist, pred, source = dijkstra(
         graph.matrix(closed_edges),
         directed=True,
         indices=virtual,
         min_only=True,
         return_predecessors=True,
     )
+    if closed_edges is None or not closed_edges.any():  # the open network's tree: closures grow it
+        access.cache.setdefault(f"nodes:{weight}", (dist, pred, source))
     time, via_from_end = building_times(access, dist, closed_edges, weight)
     legs = building_legs(access, weight)
     src = source[np.where(via_from_end, legs.from_node, legs.to_node)]
