@@ -38,7 +38,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -151,6 +151,7 @@ def build_relations(
     max_service_m: float = DEFAULT_MAX_SERVICE_M,
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
+    storer: Storer | None = None,
 ) -> BuildReport:
     """Compute the relations that changed and store them atomically.
 
@@ -166,6 +167,9 @@ def build_relations(
         Recompute every relation, changed inputs or not.
     progress : callable, optional
         Called as ``progress(relation_key, fraction)``.
+    storer : callable, optional
+        Computes and writes the relations of ``todo`` (default: whole layers in this
+        process; :mod:`twin.partition` passes its tiled one).
     """
     for name, value in (("max_distance_m", max_distance_m), ("max_service_m", max_service_m)):
         if not value >= 0:
@@ -180,7 +184,7 @@ def build_relations(
         infos = city.layer_infos()
         todo = _decide(city, con, infos, report, force=force)
         build_id = _record_build(con, report, {i.name: i.last_import for i in infos})
-        _store(city, con, infos, todo, report, progress=progress)
+        (storer or _store)(city, con, infos, todo, report, progress=progress)
         report.seconds = time.perf_counter() - started
         con.execute(
             "UPDATE twin_builds SET report=? WHERE build_id=?",
@@ -198,6 +202,25 @@ class _Todo:
     inputs: dict[RelationPlan, list[object]]
     stale: list[relstore.StoredSet]
     stored_rows: int
+
+
+#: The relations a build recomputes and the stored sets they replace (given to a storer).
+BuildWork = _Todo
+
+
+class Storer(Protocol):
+    """Computes and writes a build's relations into the working copy."""
+
+    def __call__(
+        self,
+        city: Twin,
+        con: sqlite3.Connection,
+        infos: list[LayerInfo],
+        todo: BuildWork,
+        report: BuildReport,
+        *,
+        progress: Callable[[str, float], None] | None,
+    ) -> None: ...
 
 
 def _decide(
@@ -309,7 +332,24 @@ def compute_relation(
     layers: _LayerCache, plan: RelationPlan, *, max_distance_m: float, max_service_m: float
 ) -> relstore.RelationRows:
     """The rows of one relation: one per feature of the from layer."""
-    source, target = layers.get(plan.from_layer), layers.get(plan.to_layer)
+    return relation_rows(
+        plan,
+        layers.get(plan.from_layer),
+        layers.get(plan.to_layer),
+        max_distance_m=max_distance_m,
+        max_service_m=max_service_m,
+    )
+
+
+def relation_rows(
+    plan: RelationPlan,
+    source: _Layer,
+    target: _Layer,
+    *,
+    max_distance_m: float,
+    max_service_m: float,
+) -> relstore.RelationRows:
+    """The rows of one relation between the features of two layers (or of two tiles of them)."""
     if plan.network is not None and target.network is not None:
         target = target.subset(target.network == plan.network)
     if plan.relation == "sensor_building" or plan.network is not None:
@@ -388,6 +428,10 @@ class _Layer:
 
     def subset(self, mask: np.ndarray) -> _Layer:
         return _Layer(self.geoms[mask], self.uids[mask])
+
+
+#: The public name of the per-layer arrays :func:`relation_rows` relates.
+FeatureArrays = _Layer
 
 
 class _LayerCache:
