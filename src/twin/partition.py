@@ -21,6 +21,7 @@ twin's file itself; the writes stay in this process.
 Examples
 --------
 >>> import shutil, tempfile, pathlib
+>>> from twin import Twin
 >>> copy = pathlib.Path(tempfile.mkdtemp()) / "copy.gpkg"
 >>> _ = shutil.copyfile(city.path, copy)
 >>> report = build_partitioned(Twin.open(copy), tile_features=500, force=True)
