@@ -29,19 +29,19 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
 from twin.network.access import RoadAccess
 from twin.network.roads import BoolArray, FloatArray, IntArray
 from twin.network.routing import (
+    ClosureTree,
     access_graph,
     base_answer,
     building_legs,
+    closure_tree,
+    ranges,
     same_edge_trips,
 )
 
@@ -50,77 +50,7 @@ __all__ = ["nearest_facility_closed"]
 INF = np.inf
 
 
-@dataclass
-class _Tree:
-    """The open network's shortest-path forest from the facilities, and lookups over it."""
-
-    dist: FloatArray  # every node's time (virtual nodes: 0)
-    pred: npt.NDArray[np.int32]  # tree parent (-9999: a root or unreached)
-    source: npt.NDArray[np.int32]  # the virtual node each node's time comes from
-    child_ptr: IntArray  # children of node v: child[child_ptr[v]:child_ptr[v + 1]]
-    child: IntArray
-    arc_tail: IntArray  # tail of every arc of the CSR graph
-    edge_ptr: IntArray  # arcs of edge e: edge_arc[edge_ptr[e]:edge_ptr[e + 1]]
-    edge_arc: IntArray
-    in_ptr: IntArray  # arcs into node v: in_arc[in_ptr[v]:in_ptr[v + 1]]
-    in_arc: IntArray
-    building_ptr: IntArray  # buildings with an end of their edge at node v
-    building_at: IntArray
-
-
-def _csr_of(keys: IntArray, size: int) -> tuple[IntArray, IntArray]:
-    """Positions grouped by key: ``order[ptr[k]:ptr[k + 1]]`` are the positions with key k."""
-    order = np.argsort(keys, kind="stable")
-    ptr = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys, minlength=size), out=ptr[1:])
-    return ptr, order
-
-
-def _ranges(ptr: IntArray, order: IntArray, keys: IntArray) -> IntArray:
-    """Concatenation of ``order[ptr[k]:ptr[k + 1]]`` over ``keys`` (vectorised)."""
-    starts, stops = ptr[keys], ptr[keys + 1]
-    counts = stops - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return order[np.arange(total) + offsets]
-
-
-def _tree(access: RoadAccess) -> _Tree:
-    """The cached tree (built with the base answer, once per network and facilities)."""
-    tree = access.cache.get("closure_tree")
-    if tree is not None:
-        return tree
-    net, graph = access.net, access_graph(access)
-    base_answer(access)  # the open network's Dijkstra keeps its node times and tree
-    dist, pred, source = access.cache["nodes:time"]
-    has_parent = np.flatnonzero(pred >= 0)
-    child_ptr, order = _csr_of(pred[has_parent], graph.n)
-    arc_tail = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
-    edge_ptr, edge_arc = _csr_of(graph.arc_edge, net.n_edges)
-    in_ptr, in_arc = _csr_of(graph.indices.astype(np.int64), graph.n)
-    legs = building_legs(access, "time")
-    ends = np.concatenate([legs.from_node, legs.to_node])
-    building_ptr, at = _csr_of(ends, graph.n)
-    tree = access.cache["closure_tree"] = _Tree(
-        dist=dist,
-        pred=pred,
-        source=source,
-        child_ptr=child_ptr,
-        child=has_parent[order],
-        arc_tail=arc_tail,
-        edge_ptr=edge_ptr,
-        edge_arc=edge_arc,
-        in_ptr=in_ptr,
-        in_arc=in_arc,
-        building_ptr=building_ptr,
-        building_at=at % len(legs.edge) if len(legs.edge) else at,
-    )
-    return tree
-
-
-def _cut_nodes(tree: _Tree, closed_arcs: IntArray, heads: IntArray) -> IntArray:
+def _cut_nodes(tree: ClosureTree, closed_arcs: IntArray, heads: IntArray) -> IntArray:
     """Every node below a closed tree arc (the roots of the cut subtrees and their descendants)."""
     roots = heads[tree.pred[heads] == tree.arc_tail[closed_arcs]]
     seen = np.zeros(len(tree.dist), dtype=bool)
@@ -130,12 +60,12 @@ def _cut_nodes(tree: _Tree, closed_arcs: IntArray, heads: IntArray) -> IntArray:
         frontier = frontier[~seen[frontier]]
         seen[frontier] = True
         parts.append(frontier)
-        frontier = _ranges(tree.child_ptr, tree.child, frontier)
+        frontier = ranges(tree.child_ptr, tree.child, frontier)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _regrow(
-    access: RoadAccess, tree: _Tree, cut: IntArray, closed_arc: BoolArray
+    access: RoadAccess, tree: ClosureTree, cut: IntArray, closed_arc: BoolArray
 ) -> tuple[FloatArray, IntArray]:
     """New times and sources of the cut nodes: one Dijkstra over them, seeded from the rest."""
     graph = access_graph(access)
@@ -143,7 +73,7 @@ def _regrow(
     local = np.full(graph.n, -1, dtype=np.int64)
     local[cut] = np.arange(n_cut)
     # seeds: open arcs into the cut from nodes that kept their time, per seeding facility
-    arcs = _ranges(tree.in_ptr, tree.in_arc, cut)
+    arcs = ranges(tree.in_ptr, tree.in_arc, cut)
     tails = tree.arc_tail[arcs]
     seed = (local[tails] < 0) & ~closed_arc[arcs] & np.isfinite(tree.dist[tails])
     arcs, tails = arcs[seed], tails[seed]
@@ -154,7 +84,7 @@ def _regrow(
     seed_head = local[graph.indices[arcs]]
     seed_w = tree.dist[tails] + graph.data[arcs]
     # arcs inside the cut
-    inner = _ranges(graph.indptr.astype(np.int64), np.arange(len(graph.indices)), cut)
+    inner = ranges(graph.indptr.astype(np.int64), np.arange(len(graph.indices)), cut)
     heads = local[graph.indices[inner]]
     inner = inner[(heads >= 0) & ~closed_arc[inner]]
     size = n_cut + len(facs)
@@ -197,10 +127,10 @@ def nearest_facility_closed(access: RoadAccess, closed: BoolArray) -> tuple[Floa
         (-1: none).
     """
     before, fac_before = base_answer(access)
-    tree = _tree(access)
+    tree = closure_tree(access)
     graph = access_graph(access)
     edges = np.flatnonzero(closed)
-    arcs = _ranges(tree.edge_ptr, tree.edge_arc, edges)
+    arcs = ranges(tree.edge_ptr, tree.edge_arc, edges)
     arcs = arcs[graph.closable[arcs]]
     closed_arc = np.zeros(len(graph.indices), dtype=bool)
     closed_arc[arcs] = True
@@ -213,7 +143,7 @@ def nearest_facility_closed(access: RoadAccess, closed: BoolArray) -> tuple[Floa
     rows = np.unique(
         np.concatenate(
             [
-                _ranges(tree.building_ptr, tree.building_at, cut),
+                ranges(tree.building_ptr, tree.building_at, cut),
                 np.flatnonzero(closed[legs.edge]),
             ]
         )
