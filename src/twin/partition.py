@@ -34,7 +34,9 @@ from __future__ import annotations
 import contextlib
 import math
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -331,7 +333,7 @@ def build_partitioned(
             with _dask_client(scheduler) as client:
                 _write(city, con, infos, todo, report, _on_dask(client, jobs), progress, len(jobs))
         else:
-            _write(city, con, infos, todo, report, map(compute_tile, jobs), progress, len(jobs))
+            _write(city, con, infos, todo, report, _ahead(jobs), progress, len(jobs))
 
     return build_relations(
         city,
@@ -392,7 +394,22 @@ def _write(
         parts.close_set(con, set_ids[i], n_rows[i], n_unrelated[i])
         report.recomputed[plan.key] = n_rows[i]
         report.unrelated[plan.key] = n_unrelated[i]
+    # the index sort spills to a temporary file, not to memory: a province's uids do not fit
+    con.execute("PRAGMA temp_store=FILE")
     writer.finish()
+
+
+def _ahead(jobs: list[TileJob]) -> Iterator[TileRows]:
+    """Each tile computed in a worker thread while the previous one is written (GEOS, GDAL
+    and SQLite release the GIL); one tile ahead at most, so memory holds two."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-tile") as pool:
+        pending: deque[Future[TileRows]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(compute_tile, job))
+            if len(pending) > 1:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _on_dask(client: object, jobs: Iterable[TileJob]) -> Iterator[TileRows]:
