@@ -112,6 +112,9 @@ def test_block_tiled_equals_whole_row_for_row(block: Path, tmp_path: Path) -> No
     assert tiled_report.recomputed == report.recomputed
     assert tiled_report.unrelated == report.unrelated
     _assert_same(whole, tiled)
+    again = build_partitioned(twin.Twin.open(tiled), tile_features=3)  # nothing changed
+    assert again.recomputed == {} and len(again.kept) == len(report.recomputed)
+    _assert_same(whole, tiled)
     # the tiles really cut through footprints: owned boxes of different tiles overlap
     city = twin.Twin.open(tiled)
     plans = [p for p in _plans(city) if p.from_layer == "houses"]
