@@ -62,9 +62,7 @@ def _rtree(con: sqlite3.Connection, layer: str) -> str | None:
     return name if have else None
 
 
-def feature_boxes(
-    path: Path, layer: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+def feature_boxes(path: Path, layer: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Fid and box (``minx, miny, maxx, maxy``, rounded outwards) of every feature in the R-tree.
 
     Read as Arrow columns (about 40 bytes a feature). Features with an empty or missing
