@@ -189,7 +189,7 @@ def closure_result(
     lost = np.isfinite(before) & ~np.isfinite(after)
     frame = pd.DataFrame(
         {
-            "time_before_s": before,
+            "time_before_s": before.copy(),  # the cached base answer stays untouched
             "time_after_s": after,
             "detour_s": detour,
             "facility_before": facility_labels(access, fac_before),
@@ -197,6 +197,7 @@ def closure_result(
             "lost": lost,
         },
         index=access.buildings.uid,
+        copy=False,  # fresh arrays: kept as they are, not stacked into one block (a copy)
     )
     beyond = None
     if max_time_s is not None:
