@@ -172,6 +172,7 @@ def test_dask_cluster_gives_the_same_rows(block: Path, tmp_path: Path) -> None:
     _assert_same(whole, on_dask)
 
 
+@pytest.mark.slow
 def test_cli_tiles_and_refuses_bad_options(block: Path, tmp_path: Path) -> None:
     (path,) = _copies(block, tmp_path, 1)
     done = run_cli("build", str(path), "--tile-features", "5", "--json", check=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyogrio
+import pytest
 import shapely
 
 import twin
@@ -44,6 +45,7 @@ def test_city_sizes_even_out() -> None:
     assert sum(city_sizes(3_000_001)) == 3_000_001 and len(city_sizes(3_000_001)) == 4
 
 
+@pytest.mark.slow
 def test_cli_writes_a_province(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
