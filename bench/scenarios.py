@@ -184,6 +184,32 @@ def _build_scenarios() -> list[Scenario]:
             needs_city_twin=True,
             timed="build_indicators_s",
         ),
+        Scenario(
+            "build-tiled",
+            "twin build tile by tile (250,000 features a tile), rows streamed per tile",
+            relations.tiled_build,
+            relations.whole_build,
+            "today's whole-layer twin build",
+            None,
+            metric="build_s",
+            goal="same rows; memory bounded by a tile",
+            same=("relations", "rows", "checksum", "unrelated"),
+            needs_city_twin=True,
+            timed="build_s",
+        ),
+        Scenario(
+            "build-dask",
+            "the same tiles on dask.distributed (local cluster, 2 worker processes)",
+            relations.dask_build,
+            relations.whole_build,
+            "today's whole-layer twin build",
+            1.3,
+            metric="build_s",
+            goal="≤ 1.3 × in-process",
+            same=("relations", "rows", "checksum", "unrelated"),
+            needs_city_twin=True,
+            timed="build_s",
+        ),
     ]
 
 

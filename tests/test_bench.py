@@ -22,6 +22,7 @@ LOCAL = [
     "criticality",
     "relations",
     "build",
+    "build-tiled",
     "road-service",
     "road-closure",
     "observe-ingest",
@@ -61,5 +62,6 @@ def test_bench_runner_small_city() -> None:
     assert by_name["pipe-break"]["ours"]["facts"]["breaks"] == 100
     assert by_name["relations"]["same_answer"]  # same straddlers and sensor matches as the peer
     assert by_name["build"]["ours"]["facts"]["relations"] > 20
+    assert by_name["build-tiled"]["same_answer"]  # tiled rows = whole-layer rows (checksum)
     for name in ("road-service", "road-closure"):
         assert by_name[name]["same_answer"], name  # networkx gives the same reach and detours

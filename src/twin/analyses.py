@@ -149,6 +149,9 @@ class TwinAnalyses:
         max_service_m: float = settings.SERVICE_DISTANCE_M,
         force: bool = False,
         progress: Progress | None = None,
+        tile_features: int | None = None,
+        engine: str = "local",
+        scheduler: str | None = None,
     ) -> BuildReport:
         """Compute the cross-layer relations (see :mod:`twin.build`) and store them.
 
@@ -165,11 +168,34 @@ class TwinAnalyses:
             Recompute every relation.
         progress : callable, optional
             Called as ``progress(relation_key, fraction)``.
+        tile_features : int, optional
+            Build tile by tile, about this many features of the largest layer per tile
+            (see :mod:`twin.partition`): the same rows with memory bounded by a tile. By
+            default whole layers, unless a layer holds more than
+            :data:`twin.partition.PARTITION_ABOVE` features or the engine is dask.
+        engine : {"local", "dask"}, default "local"
+            Where tiles are computed; ``dask`` runs them on ``dask.distributed``.
+        scheduler : str, optional
+            The dask scheduler's address (``tcp://host:8786``); default: a local cluster.
         """
         from twin.build import build_relations
+        from twin.partition import build_partitioned, tiles_by_default
 
-        return build_relations(
+        if tile_features is None and engine == "local" and scheduler is None:
+            tile_features = tiles_by_default(self.layer_infos())  # type: ignore[attr-defined]
+        if tile_features is None and engine == "local" and scheduler is None:
+            return build_relations(
+                self,  # type: ignore[arg-type]
+                max_distance_m=max_distance_m,
+                max_service_m=max_service_m,
+                force=force,
+                progress=progress,
+            )
+        return build_partitioned(
             self,  # type: ignore[arg-type]
+            tile_features=tile_features,
+            engine=engine,
+            scheduler=scheduler,
             max_distance_m=max_distance_m,
             max_service_m=max_service_m,
             force=force,

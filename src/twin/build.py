@@ -35,7 +35,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -148,6 +148,7 @@ def build_relations(
     max_service_m: float = DEFAULT_MAX_SERVICE_M,
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
+    storer: Storer | None = None,
 ) -> BuildReport:
     """Compute the relations that changed and store them atomically.
 
@@ -163,6 +164,9 @@ def build_relations(
         Recompute every relation, changed inputs or not.
     progress : callable, optional
         Called as ``progress(relation_key, fraction)``.
+    storer : callable, optional
+        Computes and writes the relations of ``todo`` (default: whole layers in this
+        process; :mod:`twin.partition` passes its tiled one).
     """
     for name, value in (("max_distance_m", max_distance_m), ("max_service_m", max_service_m)):
         if not value >= 0:
@@ -176,7 +180,7 @@ def build_relations(
         infos = city.layer_infos()
         todo = _decide(city, session.relation_sets(), infos, report, force=force)
         build_id = _record_build(session, report, {i.name: i.last_import for i in infos})
-        _store(city, session, infos, todo, report, progress=progress)
+        (storer or _store)(city, session, infos, todo, report, progress=progress)
         report.seconds = time.perf_counter() - started
         session.set_build_report(build_id, report.to_dict())
     report.seconds = time.perf_counter() - started
@@ -191,6 +195,25 @@ class _Todo:
     inputs: dict[RelationPlan, list[object]]
     stale: list[relstore.StoredSet]
     stored_rows: int
+
+
+#: The relations a build recomputes and the stored sets they replace (given to a storer).
+BuildWork = _Todo
+
+
+class Storer(Protocol):
+    """Computes and writes a build's relations through the build's store session."""
+
+    def __call__(
+        self,
+        city: Twin,
+        session: StoreSession,
+        infos: list[LayerInfo],
+        todo: BuildWork,
+        report: BuildReport,
+        *,
+        progress: Callable[[str, float], None] | None,
+    ) -> None: ...
 
 
 def _decide(
@@ -289,7 +312,24 @@ def compute_relation(
     layers: _LayerCache, plan: RelationPlan, *, max_distance_m: float, max_service_m: float
 ) -> relstore.RelationRows:
     """The rows of one relation: one per feature of the from layer."""
-    source, target = layers.get(plan.from_layer), layers.get(plan.to_layer)
+    return relation_rows(
+        plan,
+        layers.get(plan.from_layer),
+        layers.get(plan.to_layer),
+        max_distance_m=max_distance_m,
+        max_service_m=max_service_m,
+    )
+
+
+def relation_rows(
+    plan: RelationPlan,
+    source: _Layer,
+    target: _Layer,
+    *,
+    max_distance_m: float,
+    max_service_m: float,
+) -> relstore.RelationRows:
+    """The rows of one relation between the features of two layers (or of two tiles of them)."""
     if plan.network is not None and target.network is not None:
         target = target.subset(target.network == plan.network)
     if plan.relation == "sensor_building" or plan.network is not None:
@@ -368,6 +408,10 @@ class _Layer:
 
     def subset(self, mask: np.ndarray) -> _Layer:
         return _Layer(self.geoms[mask], self.uids[mask])
+
+
+#: The public name of the per-layer arrays :func:`relation_rows` relates.
+FeatureArrays = _Layer
 
 
 class _LayerCache:

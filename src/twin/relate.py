@@ -81,8 +81,9 @@ def largest_share_positions(
     total = _size(geoms)
     best_zone = np.full(len(geoms), -1)
     best = np.zeros(len(geoms))
-    # Sort pairs by measure so the last write per feature is its largest share.
-    order = np.argsort(measure, kind="stable")
+    # Sort pairs by measure so the last write per feature is its largest share; on an
+    # exact tie (a point on a shared edge) the first zone wins, whatever the tree's order.
+    order = np.lexsort((-zi, measure))
     best_zone[fi[order]] = zi[order]
     best[fi[order]] = measure[order]
     with np.errstate(invalid="ignore", divide="ignore"):

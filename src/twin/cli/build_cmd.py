@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -10,6 +11,13 @@ from rich.table import Table
 from twin import settings
 from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, out, print_json, progress_callback, show_progress
+
+
+class Engine(StrEnum):
+    """Where a build's tiles are computed."""
+
+    local = "local"
+    dask = "dask"
 
 
 def build(
@@ -29,6 +37,26 @@ def build(
             help="Recompute every relation, changed inputs or not (and write a read-only twin).",
         ),
     ] = False,
+    tile_features: Annotated[
+        int | None,
+        typer.Option(
+            "--tile-features",
+            min=1,
+            help="Build tile by tile, about N features of the largest layer per tile (same "
+            "rows, memory bounded by a tile). Default: whole layers up to 2,000,000 features.",
+        ),
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option("--engine", help="Where tiles are computed: local, or on dask.distributed."),
+    ] = Engine.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="The dask scheduler's address (tcp://HOST:PORT); default: a local cluster.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Relate layers: building → parcel (largest share), sensor → building and parcel,
@@ -37,6 +65,8 @@ def build(
     re-imported since the last build are recomputed.
 
     Example: [bold]twin build chengdu.twin.gpkg && twin build chengdu.twin.gpkg --json[/bold]
+
+    A province: [bold]twin build sichuan.twin.gpkg --engine dask --scheduler tcp://10.0.0.5:8786[/bold]
     """
     city = Twin.open(twin_path, force=force)
     update, close = progress_callback(show_progress(json_output))
@@ -46,6 +76,9 @@ def build(
             max_service_m=max_service_m,
             force=force,
             progress=update,
+            tile_features=tile_features,
+            engine=engine.value,
+            scheduler=scheduler,
         )
     finally:
         close()

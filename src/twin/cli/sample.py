@@ -32,6 +32,16 @@ def sample(
             "--kind address --id addr_id) and addresses_typed.csv (3,000 typed, with the truth).",
         ),
     ] = False,
+    city_buildings: Annotated[
+        int | None,
+        typer.Option(
+            "--city-buildings",
+            min=100,
+            help="A province: cities of about N buildings side by side, written city by "
+            "city into one city.gpkg (memory holds one city). E.g. --buildings 10000000 "
+            "--city-buildings 1000000.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a synthetic district in Chengdu (parcels, buildings, roads, pipes, valves,
@@ -42,6 +52,9 @@ def sample(
     """
     from twin.sample import generate_city, write_delivery
 
+    if city_buildings is not None:
+        _province(out_dir, buildings, seed, city_buildings, json_output)
+        return
     city = generate_city(buildings, seed=seed)
     paths = write_delivery(city, out_dir, formats="gpkg" if one_gpkg else "delivery")
     if not one_gpkg:  # the district's DEM and DSM at 2 m (twin.sample.terrain)
@@ -65,6 +78,18 @@ def sample(
     out.print(f"mapping file: {paths['mapping']}")
     if "dem" in paths:
         out.print(f"terrain: {paths['dem'].name}, {paths['dsm'].name}")
+
+
+def _province(out_dir: Path, buildings: int, seed: int, per_city: int, as_json: bool) -> None:
+    from twin.sample.province import city_sizes, write_province
+
+    paths = write_province(buildings, out_dir, seed=seed, city_buildings=per_city)
+    sizes = city_sizes(buildings, per_city)
+    if as_json:
+        print_json({"files": {k: str(v) for k, v in paths.items()}, "cities": sizes})
+        return
+    out.print(f"{len(sizes)} cities, {buildings:,} buildings: {paths['buildings']}")
+    out.print(f"mapping file: {paths['mapping']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,13 +36,13 @@ from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import UsageError
 from twin.network.access import RoadAccess
+from twin.network.incremental import nearest_facility_closed
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
 from twin.network.routing import (
     access_graph,
     base_answer,
     building_times,
     facility_labels,
-    nearest_facility,
 )
 from twin.results import Ranking, Result, Summary
 
@@ -177,7 +177,7 @@ def road_closure(
     net = access.net
     mask = closed_edges(net, roads=roads, area=area)
     before, fac_before = base_answer(access)
-    after, fac_after = nearest_facility(access, mask)
+    after, fac_after = nearest_facility_closed(access, mask)
     return closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)
 
 
@@ -196,7 +196,7 @@ def closure_result(
     lost = np.isfinite(before) & ~np.isfinite(after)
     frame = pd.DataFrame(
         {
-            "time_before_s": before,
+            "time_before_s": before.copy(),  # the cached base answer stays untouched
             "time_after_s": after,
             "detour_s": detour,
             "facility_before": facility_labels(access, fac_before),
@@ -204,6 +204,7 @@ def closure_result(
             "lost": lost,
         },
         index=access.buildings.uid,
+        copy=False,  # fresh arrays: kept as they are, not stacked into one block (a copy)
     )
     beyond = None
     if max_time_s is not None:
@@ -306,7 +307,7 @@ def road_criticality(
     for road in order:
         mask = np.zeros(net.n_edges, dtype=bool)
         mask[road_edges[road]] = True
-        after, fac_after = nearest_facility(access, mask)
+        after, fac_after = nearest_facility_closed(access, mask)
         s = closure_result(access, mask, before, fac_before, after, fac_after, max_time_s).summary
         finite = np.isfinite(after) & np.isfinite(before)
         rows.append(

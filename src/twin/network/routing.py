@@ -154,9 +154,10 @@ def prepare(access: RoadAccess) -> RoadAccess:
     A server calls this once at start-up so that the first request pays no set-up.
     """
     access_graph(access)
-    _legs(access, "time")
+    building_legs(access, "time")
     _building_frame(access)
-    _same_edge(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
+    same_edge_trips(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
+    closure_tree(access)
     return access
 
 
@@ -184,18 +185,20 @@ def nearest_facility(
     net = access.net
     graph = access_graph(access, weight)
     virtual = np.arange(net.n_nodes, graph.n, dtype=np.int32)
-    dist, _, source = dijkstra(
+    dist, pred, source = dijkstra(
         graph.matrix(closed_edges),
         directed=True,
         indices=virtual,
         min_only=True,
         return_predecessors=True,
     )
+    if closed_edges is None or not closed_edges.any():  # the open network's tree: closures grow it
+        access.cache.setdefault(f"nodes:{weight}", (dist, pred, source))
     time, via_from_end = building_times(access, dist, closed_edges, weight)
-    legs = _legs(access, weight)
+    legs = building_legs(access, weight)
     src = source[np.where(via_from_end, legs.from_node, legs.to_node)]
     fac = np.where(np.isfinite(time), src - net.n_nodes, -1).astype(np.int64)
-    return _same_edge(access, time, fac, weight, closed_edges)
+    return same_edge_trips(access, time, fac, weight, closed_edges)
 
 
 @dataclass
@@ -211,7 +214,7 @@ class _Legs:
     at_to: BoolArray
 
 
-def _legs(access: RoadAccess, weight: str) -> _Legs:
+def building_legs(access: RoadAccess, weight: str) -> _Legs:
     key = f"legs:{weight}"
     legs = access.cache.get(key)
     if legs is None:
@@ -243,7 +246,7 @@ def building_times(
 
     On a closed edge only a leg of no length is usable (a building at a node of the edge).
     """
-    legs = _legs(access, weight)
+    legs = building_legs(access, weight)
     via_from = dist[legs.from_node] + legs.cost_from
     via_to = dist[legs.to_node] + legs.cost_to
     if closed is not None and closed.any():
@@ -253,7 +256,7 @@ def building_times(
     return np.minimum(via_from, via_to), via_from <= via_to
 
 
-def _same_edge(
+def same_edge_trips(
     access: RoadAccess,
     time: FloatArray,
     fac: IntArray,
@@ -279,6 +282,82 @@ def _same_edge(
         time[rows[better]] = cost[better]
         fac[rows[better]] = i
     return time, fac
+
+
+# --------------------------------------------------------------------------- closure tree
+
+
+@dataclass
+class ClosureTree:
+    """The open network's shortest-path forest from the facilities, and lookups over it."""
+
+    dist: FloatArray  # every node's time (virtual nodes: 0)
+    pred: npt.NDArray[np.int32]  # tree parent (-9999: a root or unreached)
+    source: npt.NDArray[np.int32]  # the virtual node each node's time comes from
+    child_ptr: IntArray  # children of node v: child[child_ptr[v]:child_ptr[v + 1]]
+    child: IntArray
+    arc_tail: IntArray  # tail of every arc of the CSR graph
+    edge_ptr: IntArray  # arcs of edge e: edge_arc[edge_ptr[e]:edge_ptr[e + 1]]
+    edge_arc: IntArray
+    in_ptr: IntArray  # arcs into node v: in_arc[in_ptr[v]:in_ptr[v + 1]]
+    in_arc: IntArray
+    building_ptr: IntArray  # buildings with an end of their edge at node v
+    building_at: IntArray
+
+
+def _csr_of(keys: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """Positions grouped by key: ``order[ptr[k]:ptr[k + 1]]`` are the positions with key k."""
+    order = np.argsort(keys, kind="stable")
+    ptr = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=size), out=ptr[1:])
+    return ptr, order
+
+
+def ranges(ptr: IntArray, order: IntArray, keys: IntArray) -> IntArray:
+    """Concatenation of ``order[ptr[k]:ptr[k + 1]]`` over ``keys`` (vectorised)."""
+    starts, stops = ptr[keys], ptr[keys + 1]
+    counts = stops - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
+    return order[np.arange(total) + offsets]
+
+
+def closure_tree(access: RoadAccess) -> ClosureTree:
+    """The open network's shortest-path tree and its lookups (cached; :func:`prepare` builds it).
+
+    What :func:`twin.network.incremental.nearest_facility_closed` grows closures from.
+    """
+    tree = access.cache.get("closure_tree")
+    if tree is not None:
+        return tree
+    net, graph = access.net, access_graph(access)
+    base_answer(access)  # the open network's Dijkstra keeps its node times and tree
+    dist, pred, source = access.cache["nodes:time"]
+    has_parent = np.flatnonzero(pred >= 0)
+    child_ptr, order = _csr_of(pred[has_parent], graph.n)
+    arc_tail = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+    edge_ptr, edge_arc = _csr_of(graph.arc_edge, net.n_edges)
+    in_ptr, in_arc = _csr_of(graph.indices.astype(np.int64), graph.n)
+    legs = building_legs(access, "time")
+    ends = np.concatenate([legs.from_node, legs.to_node])
+    building_ptr, at = _csr_of(ends, graph.n)
+    tree = access.cache["closure_tree"] = ClosureTree(
+        dist=dist,
+        pred=pred,
+        source=source,
+        child_ptr=child_ptr,
+        child=has_parent[order],
+        arc_tail=arc_tail,
+        edge_ptr=edge_ptr,
+        edge_arc=edge_arc,
+        in_ptr=in_ptr,
+        in_arc=in_arc,
+        building_ptr=building_ptr,
+        building_at=at % len(legs.edge) if len(legs.edge) else at,
+    )
+    return tree
 
 
 # --------------------------------------------------------------------------- service areas
@@ -412,7 +491,7 @@ def _reach(access: RoadAccess, limit: float) -> pd.DataFrame:
     for i in range(len(access.facilities)):
         dist = dijkstra(matrix, directed=True, indices=net.n_nodes + i, limit=limit)
         time, _ = building_times(access, dist)
-        time, _ = _same_edge(access, time, np.zeros(len(time), dtype=np.int64), "time", only=i)
+        time, _ = same_edge_trips(access, time, np.zeros(len(time), dtype=np.int64), "time", only=i)
         rows = np.flatnonzero(time <= limit)
         frames.append(
             pd.DataFrame(

@@ -69,6 +69,10 @@ class GpkgSession:
             self._con.close()
             self._con = None
 
+    def relations_connection(self) -> sqlite3.Connection:
+        """The session's one connection for relation writes (a partitioned build's parts)."""
+        return self._relations_con()
+
     def _relations_con(self) -> sqlite3.Connection:
         if self._con is None:
             self._con = sqlite3.connect(self.work)

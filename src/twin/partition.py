@@ -1,0 +1,454 @@
+"""Partitioned builds: the relations computed tile by tile, in this process or on dask.
+
+``twin build --tile-features N`` cuts the twin's extent into a grid of tiles
+holding about ``N`` features of the largest layer each. Every feature belongs
+to exactly one tile: the one holding the centre of its box (from the layer's
+R-tree; no geometry is read to decide). A tile reads its own features of each
+from layer, then every target layer through GDAL's spatial filter over the
+box of those features grown by the relation's reach (0 for largest share,
+``max_distance_m`` for sensors, ``max_service_m`` for service connections),
+so a footprint straddling a tile edge, or a pipe just across it, is still
+there. Targets are kept in fid order, so ties go to the same target as in a
+whole-layer build: the rows are identical, row for row, and written at the
+same fids, each tile's as soon as it is done. Features without a geometry (not
+in the R-tree) form one last part.
+
+Memory is bounded by a tile and its halo, not by the city. The tiles are
+independent: with ``engine="dask"`` they run on a ``dask.distributed``
+cluster (the scheduler's address, or a local cluster), each worker reading the
+twin's file itself; the writes stay in this process.
+
+Examples
+--------
+>>> import shutil, tempfile, pathlib
+>>> from twin import Twin
+>>> copy = pathlib.Path(tempfile.mkdtemp()) / "copy.gpkg"
+>>> _ = shutil.copyfile(city.path, copy)
+>>> report = build_partitioned(Twin.open(copy), tile_features=500, force=True)
+>>> report.recomputed["building_parcel:buildings->parcels"] == city.info("buildings").feature_count
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import pyogrio
+import shapely
+
+from twin.build import (
+    DEFAULT_MAX_DISTANCE_M,
+    DEFAULT_MAX_SERVICE_M,
+    BuildReport,
+    BuildWork,
+    FeatureArrays,
+    RelationPlan,
+    build_relations,
+    relation_rows,
+)
+from twin.errors import UsageError
+from twin.relate import single_part_geoms
+from twin.store import parts
+from twin.store import relations as relstore
+
+if TYPE_CHECKING:
+    from twin.model import LayerInfo, Twin
+    from twin.store.base import StoreSession
+
+__all__ = ["TileJob", "build_partitioned", "compute_tile", "tile_jobs", "tiles_by_default"]
+
+Fids = npt.NDArray[np.int64]
+Box = tuple[float, float, float, float]
+ENGINES = ("local", "dask")
+#: Features of the largest layer per tile by default (about 0.5 GiB at the peak).
+TILE_FEATURES = 250_000
+#: A whole-layer build is faster up to here; past it, ``twin build`` goes tile by tile.
+PARTITION_ABOVE = 2_000_000
+_MARGIN_M = 1.0  # grown boxes are grown a little more: R-tree boxes are float32
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One tile's work: the fids it owns per from layer, and the relations to compute.
+
+    Small and picklable: a dask worker gets this and the twin's path, nothing else.
+    """
+
+    path: str
+    owned: dict[str, Fids]  # from layer -> owned fids, sorted
+    boxes: dict[str, Box | None]  # from layer -> box of the owned features (None: no geometry)
+    plans: tuple[RelationPlan, ...]
+    pipes: frozenset[str]  # layers with a network column
+    max_distance_m: float
+    max_service_m: float
+
+    def reach(self, plan: RelationPlan) -> float:
+        if plan.network is not None:
+            return self.max_service_m
+        return self.max_distance_m if plan.relation == "sensor_building" else 0.0
+
+
+TileRows = list[tuple[int, Fids, relstore.RelationRows]]  # plan index, fids, rows
+
+
+def compute_tile(job: TileJob) -> TileRows:
+    """The rows of every relation for the features one tile owns (runs anywhere)."""
+    sources = {name: _read(job, name, fids=fids) for name, fids in job.owned.items() if len(fids)}
+    wanted: dict[str, list[float]] = {}
+    for plan in job.plans:
+        box = job.boxes.get(plan.from_layer)
+        if plan.from_layer in sources and box is not None:
+            grown = _grown(box, job.reach(plan) + _MARGIN_M)
+            wanted[plan.to_layer] = _union(wanted.get(plan.to_layer), grown)
+    targets = {name: _read(job, name, box=tuple(box)) for name, box in wanted.items()}  # type: ignore[arg-type]
+    out: TileRows = []
+    for i, plan in enumerate(job.plans):
+        source = sources.get(plan.from_layer)
+        if source is None:
+            continue
+        fids, arrays = source
+        target = targets.get(plan.to_layer, (None, _empty(plan.to_layer in job.pipes)))[1]
+        rows = relation_rows(
+            plan,
+            arrays,
+            target,
+            max_distance_m=job.max_distance_m,
+            max_service_m=job.max_service_m,
+        )
+        out.append((i, fids, rows))
+    return out
+
+
+def _grown(box: Box, by: float) -> list[float]:
+    return [box[0] - by, box[1] - by, box[2] + by, box[3] + by]
+
+
+def _union(a: list[float] | None, b: list[float]) -> list[float]:
+    if a is None:
+        return b
+    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+
+
+def _empty(pipes: bool) -> FeatureArrays:
+    none = np.empty(0, dtype=object)
+    return FeatureArrays(none, none, none if pipes else None)
+
+
+def _read(
+    job: TileJob, name: str, *, fids: Fids | None = None, box: Box | None = None
+) -> tuple[Fids, FeatureArrays]:
+    """Features of a layer: those of ``fids`` (read through their box), or all in ``box``."""
+    pipes = name in job.pipes
+    columns = ["uid", "network"] if pipes else ["uid"]
+    if fids is not None:
+        box = job.boxes.get(name)
+    if box is not None:
+        meta, table = pyogrio.read_arrow(
+            job.path, layer=name, columns=columns, bbox=box, return_fids=True
+        )
+    else:  # features without a geometry: by fid
+        where = f"fid IN ({','.join(str(int(f)) for f in fids)})" if fids is not None else "0"
+        meta, table = pyogrio.read_arrow(
+            job.path, layer=name, columns=columns, where=where, return_fids=True
+        )
+    got = table.column(meta["fid_column"] or "fid").to_numpy(zero_copy_only=False)
+    keep = np.argsort(got, kind="stable")
+    if fids is not None:
+        keep = keep[np.isin(got[keep], fids)]
+    wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+    arrays = FeatureArrays(
+        geoms=single_part_geoms(shapely.from_wkb(wkb[keep])),
+        uids=table.column("uid").to_numpy(zero_copy_only=False)[keep].astype(object),
+        network=table.column("network").to_numpy(zero_copy_only=False)[keep] if pipes else None,
+    )
+    return got[keep].astype(np.int64), arrays
+
+
+# --------------------------------------------------------------------------- tiles
+
+
+def tile_jobs(
+    path: Path,
+    plans: list[RelationPlan],
+    infos: list[LayerInfo],
+    *,
+    tile_features: int,
+    max_distance_m: float,
+    max_service_m: float,
+) -> Iterator[TileJob]:
+    """The tiles of a partitioned build over ``plans``, then the part without geometries.
+
+    Parameters
+    ----------
+    path : Path
+        The twin file the tiles read.
+    plans : list of RelationPlan
+    infos : list of LayerInfo
+    tile_features : int
+        About how many features of the largest from layer a tile holds.
+    """
+    if tile_features < 1:
+        raise UsageError(f"tile_features must be at least 1, not {tile_features}")
+    sources = list(dict.fromkeys(p.from_layer for p in plans))
+    boxes = {name: parts.feature_boxes(path, name) for name in sources}
+    centres = {name: (b[:, :2] + b[:, 2:]) / 2 for name, (_, b) in boxes.items()}
+    every = np.vstack([c for c in centres.values() if len(c)] or [np.zeros((1, 2))])
+    (x0, y0), (x1, y1) = every.min(axis=0), every.max(axis=0)
+    biggest = max((len(c) for c in centres.values()), default=0)
+    nx, ny = _grid_shape(math.ceil(biggest / tile_features), x1 - x0, y1 - y0)
+    width, height = max((x1 - x0) / nx, 1e-9), max((y1 - y0) / ny, 1e-9)
+    pipes = frozenset(i.name for i in infos if i.kind == "pipe")
+    common = {
+        "path": str(path),
+        "plans": tuple(plans),
+        "pipes": pipes,
+        "max_distance_m": max_distance_m,
+        "max_service_m": max_service_m,
+    }
+    cells = {
+        name: np.clip(((c[:, 0] - x0) // width), 0, nx - 1).astype(np.int64) * ny
+        + np.clip(((c[:, 1] - y0) // height), 0, ny - 1).astype(np.int64)
+        for name, c in centres.items()
+    }
+    orders = {name: np.argsort(cell, kind="stable") for name, cell in cells.items()}
+    starts = {
+        name: np.searchsorted(cells[name][orders[name]], np.arange(nx * ny + 1)) for name in sources
+    }
+    for t in range(nx * ny):
+        owned, tile_boxes = {}, {}
+        for name in sources:
+            rows = orders[name][starts[name][t] : starts[name][t + 1]]
+            fid, box = boxes[name]
+            owned[name] = np.sort(fid[rows])
+            tile_boxes[name] = _box_of(box[rows])
+        if any(len(f) for f in owned.values()):
+            yield TileJob(owned=owned, boxes=tile_boxes, **common)  # type: ignore[arg-type]
+    loose = {name: parts.unboxed_fids(path, name) for name in sources}
+    if any(len(f) for f in loose.values()):
+        yield TileJob(owned=loose, boxes=dict.fromkeys(sources), **common)  # type: ignore[arg-type]
+
+
+def _grid_shape(tiles: int, width: float, height: float) -> tuple[int, int]:
+    """Columns and rows of about ``tiles`` tiles of roughly square shape."""
+    tiles = max(tiles, 1)
+    aspect = width / height if height > 0 else float(tiles)
+    nx = max(1, min(tiles, round(math.sqrt(tiles * aspect)) if aspect > 0 else 1))
+    return nx, max(1, math.ceil(tiles / nx))
+
+
+def _box_of(box: npt.NDArray[np.float64]) -> Box | None:
+    if not len(box):
+        return None
+    return (
+        float(box[:, 0].min()),
+        float(box[:, 1].min()),
+        float(box[:, 2].max()),
+        float(box[:, 3].max()),
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+def tiles_by_default(infos: list[LayerInfo]) -> int | None:
+    """The tile size a build uses unasked: :data:`TILE_FEATURES` past :data:`PARTITION_ABOVE`.
+
+    Examples
+    --------
+    >>> tiles_by_default(city.layer_infos()) is None
+    True
+    """
+    biggest = max((i.feature_count for i in infos), default=0)
+    return TILE_FEATURES if biggest > PARTITION_ABOVE else None
+
+
+def build_partitioned(
+    city: Twin,
+    *,
+    tile_features: int | None = TILE_FEATURES,
+    engine: str = "local",
+    scheduler: str | None = None,
+    max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+    max_service_m: float = DEFAULT_MAX_SERVICE_M,
+    force: bool = False,
+    progress: Callable[[str, float], None] | None = None,
+) -> BuildReport:
+    """:func:`twin.build.build_relations`, tile by tile: the same rows with bounded memory.
+
+    Parameters
+    ----------
+    city : Twin
+    tile_features : int, default 250,000
+        About how many features of the largest layer one tile holds (None: the default).
+    engine : {"local", "dask"}, default "local"
+        Where the tiles are computed: in this process, or on ``dask.distributed``.
+    scheduler : str, optional
+        With ``engine="dask"``: the scheduler's address (``tcp://host:8786``); without it,
+        a local cluster of two workers is started for the build.
+    max_distance_m, max_service_m, force, progress
+        As for :func:`~twin.build.build_relations`.
+
+    Returns
+    -------
+    BuildReport
+    """
+    tile_features = TILE_FEATURES if tile_features is None else tile_features
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    for name, value in (("max_distance_m", max_distance_m), ("max_service_m", max_service_m)):
+        if not math.isfinite(value):
+            raise UsageError(f"a partitioned build needs a finite {name}, not {value}")
+    if scheduler is not None and engine != "dask":
+        raise UsageError("a scheduler address needs --engine dask")
+
+    def storer(
+        city: Twin,
+        session: StoreSession,
+        infos: list[LayerInfo],
+        todo: BuildWork,
+        report: BuildReport,
+        *,
+        progress: Callable[[str, float], None] | None,
+    ) -> None:
+        con = parts.session_connection(session)
+        jobs = list(
+            tile_jobs(
+                city.path,
+                todo.plans,
+                infos,
+                tile_features=tile_features,
+                max_distance_m=report.max_distance_m,
+                max_service_m=report.max_service_m,
+            )
+        )
+        if engine == "dask":
+            with _dask_client(scheduler) as client:
+                _write(city, con, infos, todo, report, _on_dask(client, jobs), progress, len(jobs))
+        else:
+            _write(city, con, infos, todo, report, _ahead(jobs), progress, len(jobs))
+
+    return build_relations(
+        city,
+        max_distance_m=max_distance_m,
+        max_service_m=max_service_m,
+        force=force,
+        progress=progress,
+        storer=storer,
+    )
+
+
+def _write(
+    city: Twin,
+    con: sqlite3.Connection,
+    infos: list[LayerInfo],
+    todo: BuildWork,
+    report: BuildReport,
+    results: Iterable[TileRows],
+    progress: Callable[[str, float], None] | None,
+    n_tiles: int = 0,
+) -> None:
+    """Open every set, write each tile's rows as they come, then close the sets."""
+    counts = {info.name: info.feature_count for info in infos}
+    new_rows = sum(counts[p.from_layer] for p in todo.plans)
+    dropped_rows = sum(s.n_rows for s in todo.stale)
+    writer = relstore.RelationWriter(
+        con, bulk=relstore.is_bulk(new_rows, dropped_rows, todo.stored_rows)
+    )  # the session's own connection: the same writer its relation_writer() gives
+    writer.drop(todo.stale)
+    build_id = report.build_id or 0
+    set_ids = [
+        parts.open_set(
+            con,
+            (p.relation, p.from_layer, p.to_layer, p.network),
+            inputs=todo.inputs[p],
+            build_id=build_id,
+        )
+        for p in todo.plans
+    ]
+    fids = {name: parts.layer_fids(city.path, name) for name in {p.from_layer for p in todo.plans}}
+    written = {name: np.zeros(len(f), dtype=bool) for name, f in fids.items()}
+    n_rows, n_unrelated = [0] * len(todo.plans), [0] * len(todo.plans)
+    for done, tile in enumerate(results, start=1):
+        for i, tile_fids, rows in tile:
+            plan = todo.plans[i]
+            positions = np.searchsorted(fids[plan.from_layer], tile_fids)
+            parts.put_part(con, set_ids[i], positions, rows)
+            if i == next(j for j, p in enumerate(todo.plans) if p.from_layer == plan.from_layer):
+                written[plan.from_layer][positions] = True
+            n_rows[i] += len(rows)
+            n_unrelated[i] += rows.unrelated
+        if progress:
+            progress(f"tile {done} of {n_tiles}", done / max(n_tiles, 1))
+    missing = [name for name, w in written.items() if not w.all()]
+    if missing:
+        raise RuntimeError(f"partitioned build left features of {', '.join(missing)} out")
+    for i, plan in enumerate(todo.plans):
+        parts.close_set(con, set_ids[i], n_rows[i], n_unrelated[i])
+        report.recomputed[plan.key] = n_rows[i]
+        report.unrelated[plan.key] = n_unrelated[i]
+    parts.spill_sorts_to_file(con)
+    writer.finish()
+
+
+def _ahead(jobs: list[TileJob]) -> Iterator[TileRows]:
+    """Each tile computed in a worker thread while the previous one is written (GEOS, GDAL
+    and SQLite release the GIL); one tile ahead at most, so memory holds two."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-tile") as pool:
+        pending: deque[Future[TileRows]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(compute_tile, job))
+            if len(pending) > 1:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _on_dask(client: object, jobs: Iterable[TileJob]) -> Iterator[TileRows]:
+    """Each tile computed on the cluster; results as they complete (a few tiles in flight)."""
+    from dask.distributed import Client, as_completed
+
+    assert isinstance(client, Client)
+    queue = iter(jobs)
+    window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
+    running = as_completed(
+        [client.submit(compute_tile, job, pure=False) for job in _take(queue, window)]
+    )
+    for future in running:
+        yield future.result()
+        future.release()
+        following = next(queue, None)
+        if following is not None:
+            running.add(client.submit(compute_tile, following, pure=False))
+
+
+def _take(queue: Iterator[TileJob], n: int) -> list[TileJob]:
+    return [job for _, job in zip(range(n), queue, strict=False)]
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[object]:
+    """A client of the scheduler at ``scheduler``, or of a local two-worker cluster."""
+    from dask.distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="10s"))
+            except OSError as exc:
+                raise UsageError(f"no dask scheduler answers at {scheduler}: {exc}") from exc
+        yield client
