@@ -27,6 +27,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 def test_heights_scenarios_agree(inputs: dict[str, Path], tmp_path: Path) -> None:
     ours = threed.heights_ours(inputs, tmp_path)
     peer = threed.heights_rasterstats(inputs, tmp_path)

@@ -95,6 +95,7 @@ def test_reimport_keeps_the_earlier_cog_under_its_import_id(
         rollback_import(city, second.import_id)
 
 
+@pytest.mark.slow
 def test_twin_history_lists_raster_imports(city: twin.Twin, versions: tuple[Path, Path]) -> None:
     for source in versions:
         run_cli(
