@@ -147,7 +147,18 @@ class RasterImportReport:
 
 
 def raster_dir(city: Any) -> Path:
-    """The folder holding a twin's raster layers: ``<twin file>.rasters``."""
+    """The folder holding a twin's raster layers: ``<twin file>.rasters``.
+
+    Raises
+    ------
+    UsageError
+        For a twin in PostGIS: its raster layers have no folder beside a file yet.
+    """
+    if str(getattr(city, "location", "")).startswith(("postgresql://", "postgres://")):
+        raise UsageError(
+            "raster layers live beside a GeoPackage twin: import them into a GeoPackage "
+            "twin (twin copy moves the vector layers)"
+        )
     path = Path(city.path)
     return path.with_name(path.name + ".rasters")
 

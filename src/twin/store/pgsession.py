@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from twin.errors import StorageError, TwinBusyError
+from twin.errors import StorageError, TwinBusyError, UsageError
 from twin.store import pgschema, records, schema
 from twin.store.files import history_table
 from twin.store.pgio import (
@@ -171,6 +171,10 @@ class PostgisSession:
             with self.con.cursor() as cursor:
                 copy_frame(cursor, "twin_changes", list(rows.columns), csv_frame(rows, 0))
         records.record_layer(con, spec, kind, frame, report)
+
+    def record_raster_import(self, row: Mapping[str, Any]) -> None:
+        """Raster layers live beside a GeoPackage twin only (see :func:`twin.raster.raster_dir`)."""
+        raise UsageError("raster layers live beside a GeoPackage twin, not in PostGIS")
 
     def set_meta(self, key: str, value: str) -> None:
         schema.set_meta(cast(Any, _Qmark(self.con)), key, value)
