@@ -168,7 +168,6 @@ class MqttIngester:
 
     def run(self, *, idle_stop_s: float | None = None) -> IngestReport:
         """Ingest until :meth:`stop` (or ``idle_stop_s`` without a message)."""
-        _ = self.loop.locator  # built before the first alarm needs it
         rules = threading.Thread(target=self._rules, name="twin-rules", daemon=True)
         rules.start()
         client = self._client()
@@ -222,6 +221,10 @@ class MqttIngester:
 
     def _rules(self) -> None:
         """The rules thread: events from each stored batch; offline check and escalation."""
+        try:
+            _ = self.loop.locator  # built while the first readings are stored, not at the alarm
+        except Exception:
+            log.exception("cannot locate sensors")
         last_house = time.monotonic()
         while True:
             try:
@@ -253,19 +256,20 @@ def readings_of(batch: list[Message]) -> pd.DataFrame:
     >>> row["sensor"], row["property"], row["time"], int(row["value"])
     ('G1', 'gas', '2026-05-18T01:00:00Z', 3)
     """
+    import orjson
+
     sensors, props, times, values, qualities = [], [], [], [], []
-    loads = json.loads
+    loads = orjson.loads
     for _, _, topic, payload, received in batch:
         sensor, prop = topic_parts(topic)
         sensors.append(sensor)
         props.append(prop)
-        text = payload.decode("utf-8", errors="replace").strip()
         stamp: Any = None
         quality = None
         try:
-            data = loads(text)
-        except ValueError:
-            data = text
+            data = loads(payload)
+        except orjson.JSONDecodeError:
+            data = payload.decode("utf-8", errors="replace").strip()
         if isinstance(data, dict):
             value = data.get("value", data.get("result"))
             stamp = data.get("time", data.get("phenomenonTime"))
