@@ -161,12 +161,12 @@ print((time.perf_counter() - started) * 1000, len(frame))
 
 def _cold_latest_ms(path: Path, n_sensors: int) -> float:
     """The latest value of every datastream read by a fresh process that opens the store
-    (median of 5 processes; imports not timed)."""
+    (median of 3 processes; imports not timed)."""
     import subprocess
     import sys
 
     times = []
-    for _ in range(5):
+    for _ in range(3):
         out = subprocess.run(
             [sys.executable, "-c", COLD_PROBE, str(path)],
             capture_output=True,
