@@ -144,6 +144,10 @@ def mqtt_cmd(
     ingester = MqttIngester(
         loop, host, port, topic, client_id=client_id, max_batch=max_batch, flush_s=flush_s
     )
+    import signal
+
+    # SIGTERM stops after the batch in hand: stored, acknowledged, its events raised.
+    signal.signal(signal.SIGTERM, lambda *_: ingester.stop())
     total = ingester.run(idle_stop_s=stop_after)
     out.print(
         f"stored {total.stored:,} of {total.received:,} reading(s); rejected {total.rejected}"

@@ -278,7 +278,7 @@ class LiveStore:
             seen = self._latest_cache[0]
             try:
                 write_snapshot(self.snapshot_path, self.store_id, seen, times, values, streams)
-            except OSError as exc:  # a cache: a read-only folder only costs speed
+            except Exception as exc:  # a cache: failing to write it only costs speed
                 log.warning("cannot write %s: %s", self.snapshot_path, exc)
             self._snapshot_at = time.monotonic()
             self._wrote = False
