@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -168,6 +169,10 @@ class MqttIngester:
 
     def run(self, *, idle_stop_s: float | None = None) -> IngestReport:
         """Ingest until :meth:`stop` (or ``idle_stop_s`` without a message)."""
+        # paho's network thread reads every message in Python: let it take the GIL from the
+        # writer and the rules thread often (the default, 5 ms, starves it at thousands/s).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
         rules = threading.Thread(target=self._rules, name="twin-rules", daemon=True)
         rules.start()
         client = self._client()
@@ -191,6 +196,7 @@ class MqttIngester:
             client.disconnect()
             self._stored.put(None)
             rules.join()
+            sys.setswitchinterval(switch)
         return total
 
     def _collect(self) -> list[Message]:
