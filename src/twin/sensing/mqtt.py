@@ -116,13 +116,13 @@ Message = tuple[int, int, str, bytes, float]  # mid, qos, topic, payload, receiv
 class MqttIngester:
     """Subscribes to ``topic`` and feeds the operations loop; acks after commit.
 
-    Three threads, none waiting on another's slow work: paho's network loop
+    Threads that never wait on each other's slow work: paho's network loop
     only queues each message; the writer (the thread calling :meth:`run`)
     takes what is queued, at most ``max_batch`` messages or what arrived
     within ``flush_s`` of the first, stores it in one transaction and then
     acknowledges it; the rules thread advances the rules over each stored
-    batch and raises events (impact analyses included), and runs the offline
-    check and escalation every ``housekeeping_s``.
+    batch and raises events (impact analyses included); a fourth runs the
+    offline check and escalation every ``housekeeping_s``.
     """
 
     loop: OperationsLoop
@@ -175,6 +175,11 @@ class MqttIngester:
         sys.setswitchinterval(min(switch, 0.0005))
         rules = threading.Thread(target=self._rules, name="twin-rules", daemon=True)
         rules.start()
+        done = threading.Event()
+        house = threading.Thread(
+            target=self._housekeeping, args=(done,), name="twin-housekeeping", daemon=True
+        )
+        house.start()
         client = self._client()
         client.connect(self.host, self.port, keepalive=30)
         client.loop_start()
@@ -195,7 +200,9 @@ class MqttIngester:
             client.loop_stop()
             client.disconnect()
             self._stored.put(None)
+            done.set()
             rules.join()
+            house.join()
             sys.setswitchinterval(switch)
         return total
 
@@ -226,29 +233,31 @@ class MqttIngester:
         return report
 
     def _rules(self) -> None:
-        """The rules thread: events from each stored batch; offline check and escalation."""
+        """The rules thread: events from each stored batch, in order."""
         try:
-            _ = self.loop.locator  # built while the first readings are stored, not at the alarm
+            self.loop.warm()  # built while the first readings are stored, not at the alarm
         except Exception:
             log.exception("cannot locate sensors")
-        last_house = time.monotonic()
         while True:
-            try:
-                report = self._stored.get(timeout=self.housekeeping_s)
-            except queue.Empty:
-                report = IngestReport()
+            report = self._stored.get()
             if report is None:
                 return
             try:
                 changed = self.loop.raise_for(report)
-                if self.on_batch is not None and report.received:
+                if self.on_batch is not None:
                     self.on_batch(report, changed)
-                if time.monotonic() - last_house >= self.housekeeping_s:
-                    last_house = time.monotonic()
-                    self.loop.check_offline()
-                    self.loop.escalate()
             except Exception:  # a failed rule run must not stop the ingest; it is logged
                 log.exception("rules on an MQTT batch failed")
+
+    def _housekeeping(self, done: threading.Event) -> None:
+        """Every ``housekeeping_s``: the offline check and escalation (their own thread, so
+        a sweep over every sensor never delays the events of the batches arriving)."""
+        while not done.wait(self.housekeeping_s):
+            try:
+                self.loop.check_offline()
+                self.loop.escalate()
+            except Exception:
+                log.exception("offline check or escalation failed")
 
 
 def readings_of(batch: list[Message]) -> pd.DataFrame:
