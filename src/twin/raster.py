@@ -154,7 +154,7 @@ def raster_dir(city: Any) -> Path:
     UsageError
         For a twin in PostGIS: its raster layers have no folder beside a file yet.
     """
-    if str(getattr(city, "location", "")).startswith(("postgresql://", "postgres://")):
+    if _in_postgis(city):
         raise UsageError(
             "raster layers live beside a GeoPackage twin: import them into a GeoPackage "
             "twin (twin copy moves the vector layers)"
@@ -163,7 +163,13 @@ def raster_dir(city: Any) -> Path:
     return path.with_name(path.name + ".rasters")
 
 
+def _in_postgis(city: Any) -> bool:
+    return str(getattr(city, "location", "")).startswith(("postgresql://", "postgres://"))
+
+
 def _manifest(city: Any) -> dict[str, Any]:
+    if _in_postgis(city):  # no raster layers yet: see raster_dir
+        return {"layers": {}, "imports": []}
     file = raster_dir(city) / MANIFEST
     if not file.exists():
         return {"layers": {}, "imports": []}

@@ -158,6 +158,10 @@ def mqtt_cmd(
         loop, host, port, topic, client_id=client_id, max_batch=max_batch, flush_s=flush_s
     )
     ingester.before_batch = SensorWatch(twin_path, rules_file=rules, every_s=watch_every)
+    import signal
+
+    # SIGTERM stops after the batch in hand: stored, acknowledged, its events raised.
+    signal.signal(signal.SIGTERM, lambda *_: ingester.stop())
     total = ingester.run(idle_stop_s=stop_after)
     out.print(
         f"stored {total.stored:,} of {total.received:,} reading(s); rejected {total.rejected}"

@@ -138,13 +138,21 @@ def read_readings(
 def _parse_times(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return pd.to_datetime(values, utc=True)
-    text = _objects(values)
+    codes, distinct = pd.factorize(pd.Series(_objects(values), dtype=object))
+    text = np.asarray(distinct, dtype=object)  # readings of one moment share their time
     utc = _utc_iso(text)
     if utc is not None:
-        return pd.Series(pd.to_datetime(utc, utc=True), index=values.index)
-    return pd.to_datetime(
-        pd.Series(text, dtype=object), utc=True, errors="coerce", format="ISO8601"
-    )
+        parsed = pd.DatetimeIndex(pd.to_datetime(utc, utc=True))
+    else:
+        parsed = pd.DatetimeIndex(
+            pd.to_datetime(
+                pd.Series(text, dtype=object), utc=True, errors="coerce", format="ISO8601"
+            )
+        )
+    if not len(parsed):
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    out = pd.Series(parsed.take(np.maximum(codes, 0)), index=values.index)
+    return out.where(codes >= 0)
 
 
 def _utc_iso(text: np.ndarray) -> np.ndarray | None:

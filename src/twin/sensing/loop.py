@@ -87,6 +87,14 @@ class OperationsLoop:
             self._locator = Locator.from_twin(Twin.open(self.twin_path), self.registry)
         return self._locator
 
+    def warm(self) -> None:
+        """Build the locator and the impact engine now, not when the first alarm needs them."""
+        _ = self.locator
+        if self.with_impact and self._impact is None:
+            from twin.sensing.impact import ImpactEngine
+
+            self._impact = ImpactEngine(Twin.open(self.twin_path))
+
     def impact_of(
         self, event_type: str, sensor_uid: str, place: dict[str, Any]
     ) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -115,13 +116,13 @@ Message = tuple[int, int, str, bytes, float]  # mid, qos, topic, payload, receiv
 class MqttIngester:
     """Subscribes to ``topic`` and feeds the operations loop; acks after commit.
 
-    Three threads, none waiting on another's slow work: paho's network loop
+    Threads that never wait on each other's slow work: paho's network loop
     only queues each message; the writer (the thread calling :meth:`run`)
     takes what is queued, at most ``max_batch`` messages or what arrived
     within ``flush_s`` of the first, stores it in one transaction and then
     acknowledges it; the rules thread advances the rules over each stored
-    batch and raises events (impact analyses included), and runs the offline
-    check and escalation every ``housekeeping_s``.
+    batch and raises events (impact analyses included); a fourth runs the
+    offline check and escalation every ``housekeeping_s``.
     """
 
     loop: OperationsLoop
@@ -174,9 +175,17 @@ class MqttIngester:
 
     def run(self, *, idle_stop_s: float | None = None) -> IngestReport:
         """Ingest until :meth:`stop` (or ``idle_stop_s`` without a message)."""
-        _ = self.loop.locator  # built before the first alarm needs it
+        # paho's network thread reads every message in Python: let it take the GIL from the
+        # writer and the rules thread often (the default, 5 ms, starves it at thousands/s).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
         rules = threading.Thread(target=self._rules, name="twin-rules", daemon=True)
         rules.start()
+        done = threading.Event()
+        house = threading.Thread(
+            target=self._housekeeping, args=(done,), name="twin-housekeeping", daemon=True
+        )
+        house.start()
         client = self._client()
         client.connect(self.host, self.port, keepalive=30)
         client.loop_start()
@@ -197,7 +206,10 @@ class MqttIngester:
             client.loop_stop()
             client.disconnect()
             self._stored.put(None)
+            done.set()
             rules.join()
+            house.join()
+            sys.setswitchinterval(switch)
         return total
 
     def _collect(self) -> list[Message]:
@@ -230,25 +242,31 @@ class MqttIngester:
         return report
 
     def _rules(self) -> None:
-        """The rules thread: events from each stored batch; offline check and escalation."""
-        last_house = time.monotonic()
+        """The rules thread: events from each stored batch, in order."""
+        try:
+            self.loop.warm()  # built while the first readings are stored, not at the alarm
+        except Exception:
+            log.exception("cannot locate sensors")
         while True:
-            try:
-                report = self._stored.get(timeout=self.housekeeping_s)
-            except queue.Empty:
-                report = IngestReport()
+            report = self._stored.get()
             if report is None:
                 return
             try:
                 changed = self.loop.raise_for(report)
-                if self.on_batch is not None and report.received:
+                if self.on_batch is not None:
                     self.on_batch(report, changed)
-                if time.monotonic() - last_house >= self.housekeeping_s:
-                    last_house = time.monotonic()
-                    self.loop.check_offline()
-                    self.loop.escalate()
             except Exception:  # a failed rule run must not stop the ingest; it is logged
                 log.exception("rules on an MQTT batch failed")
+
+    def _housekeeping(self, done: threading.Event) -> None:
+        """Every ``housekeeping_s``: the offline check and escalation (their own thread, so
+        a sweep over every sensor never delays the events of the batches arriving)."""
+        while not done.wait(self.housekeeping_s):
+            try:
+                self.loop.check_offline()
+                self.loop.escalate()
+            except Exception:
+                log.exception("offline check or escalation failed")
 
 
 def readings_of(batch: list[Message]) -> pd.DataFrame:
@@ -262,19 +280,20 @@ def readings_of(batch: list[Message]) -> pd.DataFrame:
     >>> row["sensor"], row["property"], row["time"], int(row["value"])
     ('G1', 'gas', '2026-05-18T01:00:00Z', 3)
     """
+    import orjson
+
     sensors, props, times, values, qualities = [], [], [], [], []
-    loads = json.loads
+    loads = orjson.loads
     for _, _, topic, payload, received in batch:
         sensor, prop = topic_parts(topic)
         sensors.append(sensor)
         props.append(prop)
-        text = payload.decode("utf-8", errors="replace").strip()
         stamp: Any = None
         quality = None
         try:
-            data = loads(text)
-        except ValueError:
-            data = text
+            data = loads(payload)
+        except orjson.JSONDecodeError:
+            data = payload.decode("utf-8", errors="replace").strip()
         if isinstance(data, dict):
             value = data.get("value", data.get("result"))
             stamp = data.get("time", data.get("phenomenonTime"))

@@ -241,11 +241,14 @@ class LiveStore:
         self.con.execute("PRAGMA temp_store = MEMORY")
         self.con.executescript(SCHEMA)
         self._streams: dict[tuple[str, str], int] = {}
-        self.con.execute(
-            "INSERT OR IGNORE INTO counters (name, value) VALUES ('store_id', ?)",
-            (secrets.randbits(62),),
-        )
-        self.store_id = str(self.scalar("SELECT value FROM counters WHERE name = 'store_id'"))
+        found = self.scalar("SELECT value FROM counters WHERE name = 'store_id'")
+        if found is None:  # a new store: an identity for its snapshots
+            self.con.execute(
+                "INSERT OR IGNORE INTO counters (name, value) VALUES ('store_id', ?)",
+                (secrets.randbits(62),),
+            )
+            found = self.scalar("SELECT value FROM counters WHERE name = 'store_id'")
+        self.store_id = str(found)
         self.snapshot_every_s = snapshot_every_s
         self._snapshot_at: float | None = None  # monotonic time of the last snapshot written
         self._wrote = False
@@ -275,10 +278,20 @@ class LiveStore:
             seen = self._latest_cache[0]
             try:
                 write_snapshot(self.snapshot_path, self.store_id, seen, times, values, streams)
-            except OSError as exc:  # a cache: a read-only folder only costs speed
+            except Exception as exc:  # a cache: failing to write it only costs speed
                 log.warning("cannot write %s: %s", self.snapshot_path, exc)
             self._snapshot_at = time.monotonic()
             self._wrote = False
+
+    def _current_latest(self) -> np.ndarray | None:
+        """Inside a write transaction: the cached latest times when no other writer has
+        committed since they were read (then they are the stored ones), else None."""
+        cached = getattr(self, "_latest_cache", None)
+        if cached is None:
+            return None
+        batch = self.con.execute("SELECT value FROM counters WHERE name = 'latest'").fetchone()
+        times: np.ndarray = cached[1]
+        return times if batch is not None and int(batch[0]) == cached[0] else None
 
     def _committed(self, tx: LiveBatch) -> None:
         """After a commit: the writer's own latest values go into its cache, and the
@@ -324,7 +337,7 @@ class LiveStore:
         """
         with self.lock:
             self.con.execute("BEGIN IMMEDIATE")
-            tx = LiveBatch(self.con)
+            tx = LiveBatch(self.con, self._current_latest())
             try:
                 yield tx
                 self.con.execute("COMMIT")
@@ -340,6 +353,9 @@ class LiveStore:
         with self.lock:
             missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
             if missing:
+                self._load_streams()  # another process may have made them
+                missing = [k for k in missing if (k[0], k[1]) not in self._streams]
+            if missing:
                 self.con.executemany(
                     "INSERT OR IGNORE INTO datastreams (sensor_uid, property, unit) "
                     "VALUES (?, ?, ?)",
@@ -349,8 +365,12 @@ class LiveStore:
             return [self._streams[(k[0], k[1])] for k in wanted]
 
     def _load_streams(self) -> None:
-        rows = self.con.execute("SELECT id, sensor_uid, property FROM datastreams").fetchall()
-        self._streams = {(s, p): int(i) for i, s, p in rows}
+        """Add the datastreams created since the last load (ids only grow)."""
+        top = max(self._streams.values(), default=0)
+        rows = self.con.execute(
+            "SELECT id, sensor_uid, property FROM datastreams WHERE id > ?", (top,)
+        ).fetchall()
+        self._streams.update({(s, p): int(i) for i, s, p in rows})
 
     def datastreams(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
         """Every datastream: ``id`` (index), ``sensor_uid``, ``property``, ``unit``."""
@@ -586,8 +606,9 @@ class LiveStore:
 class LiveBatch:
     """The writes of one live-store transaction (made by :meth:`LiveStore.batch`)."""
 
-    def __init__(self, con: sqlite3.Connection) -> None:
+    def __init__(self, con: sqlite3.Connection, latest: np.ndarray | None = None) -> None:
         self.con = con
+        self._known = latest  # the stored latest times by datastream id, when known
         #: (batch number, datastreams, times, values) written to ``latest``
         self.latest: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -671,6 +692,12 @@ class LiveBatch:
         return before
 
     def _latest_of(self, ds: np.ndarray) -> np.ndarray:
+        if self._known is not None:
+            known = self._known
+            inside = ds < len(known)
+            mine = np.full(ds.size, NO_TIME, dtype="int64")
+            mine[inside] = known[ds[inside]]
+            return mine
         unique, back = np.unique(ds, return_inverse=True)
         rows = self.con.execute(
             "SELECT datastream, phenomenon_ms FROM latest "

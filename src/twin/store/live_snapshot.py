@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,12 +68,17 @@ def write_snapshot(
     full_t = np.full(n, NONE, dtype="int64")
     full_v = np.full(n, np.nan)
     full_t[: len(times)], full_v[: len(values)] = times, values
+
+    def text(column: str) -> Any:
+        values = streams[column].to_numpy(dtype=object)
+        return pa.array([None if v is None else str(v) for v in values], pa.large_string())
+
     table = pa.table(
         {
             "id": pa.array(ids),
-            "sensor_uid": pa.array(streams["sensor_uid"].to_numpy(dtype=object), pa.large_string()),
-            "property": pa.array(streams["property"].to_numpy(dtype=object), pa.large_string()),
-            "unit": pa.array(streams["unit"].to_numpy(dtype=object), pa.large_string()),
+            "sensor_uid": text("sensor_uid"),
+            "property": text("property"),
+            "unit": text("unit"),
             "time_ms": pa.array(full_t[ids] if ids.size else np.zeros(0, dtype="int64")),
             "value": pa.array(full_v[ids] if ids.size else np.zeros(0)),
         },
