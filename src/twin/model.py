@@ -111,9 +111,7 @@ class Twin:
         store = open_store(path)
         exists = store.exists() if isinstance(store, PostgisStore) else store.path.exists()
         if exists and not overwrite:
-            raise TwinExistsError(
-                f"{_location(store)} exists: pass overwrite=True to replace it"
-            )
+            raise TwinExistsError(f"{_location(store)} exists: pass overwrite=True to replace it")
         crs_text = "auto"
         if not (isinstance(crs, str) and crs.lower() == "auto"):
             resolved = resolve_crs(crs)
