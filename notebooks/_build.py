@@ -455,7 +455,7 @@ THREE_D_AND_FLOOD = [
         "blocks = lod1_blocks(buildings[district == busiest])\n"
         "print(busiest, len(blocks), 'blocks; all watertight:',\n"
         "      all(solid_mesh(blocks, i).is_watertight for i in range(len(blocks))))\n"
-        "faces = [blocks.vertices[ring] for part in range(len(blocks.part_polygons))\n"
+        "faces = [blocks.vertices[ring] for part in range(len(blocks.part_rings) - 1)\n"
         "         for surface in blocks.surfaces(part)[1:] for ring in surface[:1]]\n"
         "fig = plt.figure(figsize=(11, 8))\n"
         "ax3d = fig.add_subplot(projection='3d')\n"

@@ -43,6 +43,8 @@ METADATA = {
     # Converts the client's own FeatureCollection to a GeoPackage; it reads no layer of the
     # twin (only the twin's CRS), so it is not a data route.
     "/export/geopackage",
+    # Signs a short-lived token for the caller's own role (for EventSource); reads no layer.
+    "/events/stream-token",
 }
 
 
@@ -231,6 +233,10 @@ def _cases(p: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], str]]
         ),
         ("POST", "/reports", "/reports", report, "water_pipes"),
         ("GET", "/vitals", "/vitals", {"by": "grid"}, "cameras"),
+        # the one-map page's live layers
+        ("GET", "/map/events", "/map/events", {}, "cameras"),
+        ("GET", "/map/events/{event_id}", f"/map/events/{event}", {}, "cameras"),
+        ("GET", "/map/sensors", "/map/sensors", {}, "cameras"),
         ("GET", "/vitals/series", "/vitals/series", {}, "cameras"),
         # SensorThings: one route for every resource path
         *[

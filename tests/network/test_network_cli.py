@@ -36,7 +36,7 @@ def app() -> typer.Typer:
 def test_network_check_json(app: typer.Typer, small: twin.Twin) -> None:
     result = CliRunner().invoke(app, ["network", "check", str(small.path), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # warnings go to stderr
     assert data["issues"]["valve_off_network"] == 1
     assert data["pipes"] == 7
     text = CliRunner().invoke(app, ["network", "check", str(small.path)])
@@ -47,7 +47,7 @@ def test_pipe_break_json_and_out(app: typer.Typer, small: twin.Twin, tmp_path: P
     args = ["analyze", "pipe-break", str(small.path), "--pipe", uid("pipes", "P3")]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # warnings go to stderr
     assert data["valves_to_close"] == 2 and data["buildings"] == 1
     assert {v["uid"] for v in data["valves"]} == {uid("valves", "V3"), uid("valves", "V4")}
     failed = CliRunner().invoke(app, [*args, "--failed-valve", uid("valves", "V4")])
@@ -85,7 +85,7 @@ def test_network_check_near_miss(app: typer.Typer, tmp_path: Path) -> None:
     args = ["network", "check", str(city.path), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # warnings go to stderr
     assert data["issues"]["near_miss"] == 1
     [near] = [d for d in data["details"] if d["issue"] == "near_miss"]
     assert (near["uid"], near["other_uid"]) == (uid("pipes", "P8"), uid("pipes", "P3"))

@@ -45,6 +45,13 @@ def open_store(name: str | os.PathLike[str], *, force: bool = False) -> GpkgStor
         ``postgresql://user@host:port/db?schema=NAME`` or ``city.twin.gpkg``.
     force : bool, default False
         GeoPackage only: write even a read-only twin file.
+
+    Examples
+    --------
+    >>> open_store("postgresql://analyst@db.example:5432/cim?schema=chengdu")
+    PostgisStore('postgresql://analyst@db.example:5432/cim?schema=chengdu')
+    >>> type(open_store(sample_twin_path)).__name__
+    'GpkgStore'
     """
     if is_url(name):
         return PostgisStore(str(name))

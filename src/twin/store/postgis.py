@@ -47,7 +47,13 @@ _LOCK_TIMEOUT_S = 600.0
 
 
 def is_url(name: object) -> bool:
-    """Whether a twin name is a PostgreSQL URL (else it is a GeoPackage path)."""
+    """Whether a twin name is a PostgreSQL URL (else it is a GeoPackage path).
+
+    Examples
+    --------
+    >>> is_url("postgresql://analyst@localhost/cim?schema=chengdu"), is_url("city.twin.gpkg")
+    (True, False)
+    """
     return isinstance(name, str) and name.startswith(_SCHEMES)
 
 
@@ -74,6 +80,14 @@ class PostgisStore:
         ``postgresql://user@host:port/db?schema=NAME``.
     lock_timeout_s : float, default 600
         How long a writer waits for another writer of the same twin.
+
+    Examples
+    --------
+    Nothing connects until the store is used; a password never shows:
+
+    >>> store = PostgisStore("postgresql://analyst:secret@localhost:5432/cim?schema=chengdu")
+    >>> store.schema, store.location
+    ('chengdu', 'postgresql://analyst:***@localhost:5432/cim?schema=chengdu')
     """
 
     def __init__(self, url: str, *, lock_timeout_s: float = _LOCK_TIMEOUT_S) -> None:
