@@ -91,6 +91,6 @@ def test_network_check_near_miss(app: typer.Typer, tmp_path: Path) -> None:
     assert (near["uid"], near["other_uid"]) == (uid("pipes", "P8"), uid("pipes", "P3"))
     assert near["distance_m"] == pytest.approx(1.5)
     tighter = CliRunner().invoke(app, [*args, "--near-miss", "1"])
-    assert json.loads(tighter.output)["issues"]["near_miss"] == 0
+    assert json.loads(tighter.stdout)["issues"]["near_miss"] == 0
     bad = CliRunner().invoke(app, [*args, "--near-miss", "-1"])
     assert isinstance(bad.exception, UsageError)

@@ -61,7 +61,7 @@ def test_sample_dem_is_stored_as_a_cog_with_provenance(city: twin.Twin) -> None:
     from twin.cli import app
 
     shown = CliRunner().invoke(app, ["info", str(city.path), "--json"])
-    (raster,) = json.loads(shown.output)["rasters"]
+    (raster,) = json.loads(shown.stdout)["rasters"]
     assert (raster["name"], raster["kind"], raster["width"], raster["cell_size_m"]) == (
         "dem",
         "dem",
