@@ -123,3 +123,33 @@ def test_import_report_summary_is_a_dataclass_with_the_old_line(tmp_path: Path) 
     }
     line = f"pois: read 3, imported {summary.imported}, repaired 0, rejected {summary.rejected}"
     assert str(summary).startswith(line) and summary() == str(summary)  # the 0.1 form
+
+
+def test_plot_draws_every_table_in_the_colours_explore_uses(
+    sample_twin: twin.Twin, water: twin.PipeNetwork
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgba
+
+    palette = ["red", "blue", "orange", "purple", "green", "gray", "black"]  # explore()'s
+    result = sample_twin.pipe_break(str(water.pipes.index[10]))
+    tables = result.tables()
+    assert all(t.geometry.notna().all() for t in tables.values())
+    ax = result.plot()
+    drawn = [name for name, table in tables.items() if len(table)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == drawn
+    # each non-empty table is one collection, in explore()'s colour for its position
+    colours = [palette[i % len(palette)] for i, t in enumerate(tables.values()) if len(t)]
+    assert len(ax.collections) == len(drawn)
+    for collection, colour in zip(ax.collections, colours, strict=True):
+        face, edge = collection.get_facecolor(), collection.get_edgecolor()
+        painted = face if len(face) else edge
+        assert tuple(painted[0]) == to_rgba(colour)
+    # the drawing covers what the tables hold
+    x0, x1 = ax.get_xlim()
+    bounds = gpd.GeoSeries(
+        [g for t in tables.values() if len(t) for g in t.geometry], crs=water.crs
+    ).total_bounds
+    assert x0 <= bounds[0] and x1 >= bounds[2]

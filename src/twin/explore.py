@@ -30,7 +30,7 @@ import pandas as pd
 
 from twin.errors import UsageError
 
-__all__ = ["LARGE_FEATURES", "RENDERERS", "explore", "renderer_for"]
+__all__ = ["LARGE_FEATURES", "RENDERERS", "explore", "plot", "renderer_for"]
 
 #: Above this many features (all frames together) :func:`explore` draws with lonboard.
 LARGE_FEATURES = 50_000
@@ -98,6 +98,57 @@ def explore(
     if renderer_for(total, renderer) == "lonboard":
         return _lonboard(shown)
     return _folium(shown, **kwargs)
+
+
+def plot(
+    frames: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame], *, ax: Any = None, **kwargs: Any
+) -> Any:
+    """A static map of ``frames`` (matplotlib), in the colours :func:`explore` uses.
+
+    For reports and printed pages: each non-empty frame is drawn in turn in
+    :func:`explore`'s colour for its position, with a legend of the frames' names.
+
+    Parameters
+    ----------
+    frames : GeoDataFrame or mapping of name to GeoDataFrame
+        What to draw; empty frames and missing geometries are left out.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure's axes by default.
+    **kwargs
+        Passed to :meth:`geopandas.GeoDataFrame.plot` for each frame.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> a = gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)], crs=3857)
+    >>> b = gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (5, 5)])], crs=3857)
+    >>> ax = plot({"valves": a, "pipes": b})
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['valves', 'pipes']
+    """
+    import matplotlib
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(8, 8))
+    named = {"layer": frames} if isinstance(frames, gpd.GeoDataFrame) else dict(frames)
+    handles = []
+    for i, (name, frame) in enumerate(named.items()):
+        shown = frame[frame.geometry.notna() & ~frame.geometry.is_empty] if len(frame) else frame
+        if shown.empty:
+            continue
+        colour = _COLOURS[i % len(_COLOURS)]
+        shown.plot(ax=ax, color=colour, **kwargs)
+        handles.append(matplotlib.patches.Patch(color=colour, label=name))
+    if handles:
+        ax.legend(handles=handles)
+    ax.set_aspect("equal")
+    return ax
 
 
 def _folium(frames: Mapping[str, gpd.GeoDataFrame], **kwargs: Any) -> Any:

@@ -209,6 +209,15 @@ class Result:
             raise UsageError(f"the result has no features to write to {target}")
         return target
 
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """Every non-empty table on one static matplotlib map, in :meth:`explore`'s colours.
+
+        See :func:`twin.explore.plot`; returns the matplotlib Axes.
+        """
+        from twin.explore import plot
+
+        return plot(self.tables(), ax=ax, **kwargs)
+
     def explore(self, *, renderer: str = "auto", **kwargs: Any) -> Any:
         """Every non-empty table on one interactive map (needs the ``notebooks`` extra).
 
