@@ -564,7 +564,7 @@ def _building_layer(city: Twin, infos: list[LayerInfo], name: str | None) -> str
     if name is not None and name in layers:
         return name
     if not layers:
-        raise UsageError(f"{city.path.name} has no building layer: import one with --kind building")
+        raise UsageError(f"{city.path.name} has no building layer: import one with kind='building'")
     if name is None:
         raise UsageError(
             f"the twin has several building layers ({', '.join(layers)}): name one with buildings="

@@ -257,13 +257,13 @@ def import_raster(
     held = raster_layers(city).get(layer)
     if held is not None and held != kind:
         raise UsageError(
-            f"raster layer {layer} holds kind {held}: import it with --kind {held}, "
+            f"raster layer {layer} holds kind {held}: import it with kind='{held}', "
             "or choose another layer name"
         )
     twin_crs = city.crs
     if twin_crs is None:
         raise CRSError(
-            "the twin has no CRS yet: create it with --crs EPSG:… or import a vector layer first"
+            "the twin has no CRS yet: create it with crs='EPSG:…' or import a vector layer first"
         )
     path = Path(source)
     raster, source_crs, driver = _read_source(path, src_crs)
@@ -335,7 +335,7 @@ def _read_source(path: Path, src_crs: Any) -> tuple[Raster, pyproj.CRS, str]:
     if src_crs is not None:
         declared = resolve_crs(src_crs)
     elif crs is None:
-        raise CRSError(f"{path.name} declares no CRS: say which it is with --src-crs EPSG:…")
+        raise CRSError(f"{path.name} declares no CRS: say which it is with src_crs='EPSG:…'")
     else:
         declared = pyproj.CRS.from_user_input(crs.to_wkt())
     if transform == Affine.identity():
@@ -521,7 +521,7 @@ def read_raster(city: Any, layer: str, *, import_id: int | None = None) -> Raste
         known = ", ".join(data["layers"]) or "none"
         raise LayerNotFoundError(
             f"the twin has no raster layer {layer!r} (raster layers: {known}); "
-            "import one with twin import TWIN FILE.tif --layer NAME --kind dem|dsm|raster"
+            "import a GeoTIFF as one with kind=dem|dsm|raster"
         )
     file = data["layers"][layer]["file"]
     if import_id is not None:

@@ -108,11 +108,12 @@ def test_reprojection_from_geographic_and_nodata(city: twin.Twin, tmp_path: Path
 
 def test_raster_without_crs_fails_like_a_vector(city: twin.Twin, tmp_path: Path) -> None:
     src = _write(tmp_path / "nocrs.tif", np.ones((3, 3)), Affine(1, 0, 0, 0, -1, 3), None)
-    with pytest.raises(CRSError, match="--src-crs"):
+    with pytest.raises(CRSError, match="src_crs="):
         import_raster(city, src, layer="x", kind="dem")
     assert raster_layers(city) == {}
     result = run_cli("import", str(city.path), str(src), "-l", "x", "-k", "dem")
     assert result.returncode == 3 and "declares no CRS" in result.stderr
+    assert "say which it is with --src-crs EPSG:" in result.stderr  # the CLI's words
     ok = run_cli(
         "import",
         str(city.path),

@@ -245,6 +245,7 @@ OPTION_WORDS: dict[str, str] = {
         "cell_m",
         "classification",
         "coords",
+        "crs",
         "encoding",
         "force",
         "kind",
@@ -254,6 +255,7 @@ OPTION_WORDS: dict[str, str] = {
         "point_crs",
         "replace",
         "source_layer",
+        "speed",
         "src_crs",
         "where",
         "wkt",
@@ -264,7 +266,9 @@ OPTION_WORDS: dict[str, str] = {
 _KEYWORD = re.compile(
     r"(?<![\w.'\"-])(" + "|".join(OPTION_WORDS) + r")=(True\b|'([^']*)'|([\w.:-]+))?"
 )
-_MAPPING = re.compile(r"\b(fields|set)=\{'([^']*)': '?([^'}]*)'?\}")
+_MAPPING = re.compile(r"\b(fields|set|mapping)=\{'([^']*)': '?([^'}]*)'?\}")
+#: The library's mapping keyword -> the CLI's repeated option.
+_MAPPING_FLAGS = {"fields": "--map", "set": "--set", "mapping": "--column"}
 
 
 def cli_wording(text: str) -> str:
@@ -285,6 +289,8 @@ def cli_wording(text: str) -> str:
     'map it with --map SOURCE_FIELD=floors or --set floors=VALUE'
     >>> cli_wording("raise max_service_m=80 or max_access_m=")
     'raise --max-service-m 80 or --max-access-m'
+    >>> cli_wording("map them with mapping={'sensor': '设备编号'}; create it with crs='EPSG:…'")
+    'map them with --column sensor=设备编号; create it with --crs EPSG:…'
     """
 
     def option(match: re.Match[str]) -> str:
@@ -292,9 +298,7 @@ def cli_wording(text: str) -> str:
         flag = OPTION_WORDS[match.group(1)]
         return f"{flag} {value}" if value else flag
 
-    text = _MAPPING.sub(
-        lambda m: f"--{'map' if m.group(1) == 'fields' else 'set'} {m.group(2)}={m.group(3)}", text
-    )
+    text = _MAPPING.sub(lambda m: f"{_MAPPING_FLAGS[m.group(1)]} {m.group(2)}={m.group(3)}", text)
     return _KEYWORD.sub(option, text)
 
 

@@ -107,7 +107,7 @@ def normalise(frame: pd.DataFrame, mapping: Mapping[str, str] | None = None) -> 
         raise SchemaError(
             f"readings lack column(s) {', '.join(missing)} "
             f"(have {', '.join(map(str, frame.columns))})"
-            "; map them with --column sensor=设备编号 etc."
+            "; map them with mapping={'sensor': '设备编号'} etc."
         )
     out = pd.DataFrame({c: renamed[c] if c in renamed.columns else None for c in COLUMNS})
     return out.reset_index(drop=True)

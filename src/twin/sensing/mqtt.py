@@ -59,7 +59,7 @@ def parse_broker(text: str) -> tuple[str, int]:
     """``HOST:PORT`` -> ``(host, port)``; :class:`UsageError` when malformed."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--broker {text!r} must be HOST:PORT, e.g. 127.0.0.1:1883")
+        raise UsageError(f"broker {text!r} must be HOST:PORT, e.g. 127.0.0.1:1883")
     return host, int(port)
 
 
@@ -338,7 +338,7 @@ def replay(
     import paho.mqtt.client as mqtt
 
     if speed < 0:
-        raise UsageError(f"--speed {speed} must be >= 0 (0: as fast as possible)")
+        raise UsageError(f"speed={speed} must be >= 0 (0: as fast as possible)")
     times = pd.to_datetime(readings["time"], utc=True, errors="coerce", format="ISO8601")
     frame = readings.assign(_t=times).sort_values("_t", kind="stable")
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
