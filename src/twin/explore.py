@@ -196,8 +196,9 @@ def _lonboard(frames: Mapping[str, gpd.GeoDataFrame]) -> Any:
     return lonboard.Map(layers=layers)
 
 
-def json_safe(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Lists, dicts, categories and times as text, so folium's tooltips serialise.
+def json_safe(frame: gpd.GeoDataFrame, *, times: bool = True) -> gpd.GeoDataFrame:
+    """Lists, dicts, categories and (with ``times``) times as text, so folium's tooltips
+    serialise; with ``times=False`` what a GeoPackage layer can hold (its index a column).
 
     Examples
     --------
@@ -213,8 +214,8 @@ def json_safe(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         values = out[column]
         if values.dtype == object and values.map(_nested).any():
             out[column] = values.map(_flat)
-        elif isinstance(values.dtype, pd.CategoricalDtype) or str(values.dtype).startswith(
-            "datetime"
+        elif isinstance(values.dtype, pd.CategoricalDtype) or (
+            times and str(values.dtype).startswith("datetime")
         ):
             out[column] = values.astype(str)
     return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs)

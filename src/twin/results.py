@@ -187,19 +187,15 @@ class Result:
         >>> "valves_to_close" in [n for n, _ in pyogrio.list_layers(out)]
         True
         """
+        from twin.explore import json_safe
+
         target = Path(path)
         target.unlink(missing_ok=True)
         written = 0
         for name, table in self.tables().items():
             if table.empty:
                 continue
-            frame = table.reset_index()
-            for column in frame.columns:
-                if frame[column].dtype == object and frame[column].map(_nested).any():
-                    frame[column] = frame[column].map(_flat)
-                elif isinstance(frame[column].dtype, pd.CategoricalDtype):
-                    frame[column] = frame[column].astype(str)
-            gpd.GeoDataFrame(frame, geometry=table.geometry.name, crs=table.crs).to_file(
+            json_safe(table, times=False).to_file(
                 target, layer=name, driver="GPKG", engine="pyogrio"
             )
             written += 1
@@ -252,18 +248,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple) and len(value) > 5:
         return f"{', '.join(map(str, value[:5]))}, … ({len(value)})"
     return str(value)
-
-
-def _nested(value: Any) -> bool:
-    return isinstance(value, list | tuple | dict)
-
-
-def _flat(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return ", ".join(map(str, value))
-    if isinstance(value, dict):
-        return str(value)
-    return value
 
 
 @dataclass(eq=False, repr=False)
