@@ -94,6 +94,11 @@ def test_bad_input_gives_one_line_and_the_right_exit_code(fresh: Path, tmp_path:
     assert wrong.returncode == 3 and ".csv or .parquet" in wrong.stderr
     bad_map = run_cli("observe", "import", str(fresh), str(odd), "--column", "sensor")
     assert bad_map.returncode == 2 and "ours=theirs" in bad_map.stderr
+    for name, text in (("header.csv", "sensor,time,property,value\n"), ("blank.csv", "")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        empty = run_cli("observe", "import", str(fresh), str(tmp_path / name))
+        assert empty.returncode == 3, (name, empty.stderr)
+        assert "holds no readings" in empty.stderr or "cannot read" in empty.stderr
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - name: x\n    sensor_type: smoke\n    when: {abov: 1}\n")
     bad_rule = run_cli("rules", "check", str(fresh), "--rules", str(rules))

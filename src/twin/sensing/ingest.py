@@ -132,6 +132,8 @@ def read_readings(
         if isinstance(exc, SourceError):
             raise
         raise SourceError(f"cannot read {path.name}: {exc}") from None
+    if frame.empty:  # a header-only or truncated delivery is an error, not "0 stored"
+        raise SourceError(f"{path.name} holds no readings: check it is the file you meant")
     return normalise(frame, mapping)
 
 
