@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.errors import (
+    BuildNeededError,
     CRSError,
     FeatureNotFoundError,
     InputDataError,
@@ -111,6 +112,32 @@ def error_response(status: int, code: str, description: str) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+def describe(exc: BaseException) -> str:
+    """The one-line description of a domain error, in the API's words.
+
+    A :class:`~twin.errors.BuildNeededError` names the request's ``max_service_m``
+    parameter and the operator's rebuild, not a Python call.
+
+    Examples
+    --------
+    >>> from twin.errors import BuildNeeded
+    >>> describe(BuildNeededError(BuildNeeded("beyond_reach", "c.gpkg",
+    ...     parameter="max_service_m", value=80.0, built=50.0)))
+    'the last build connected buildings within 50 m of a pipe: ask with max_service_m <= 50, or have the twin built again with max_service_m=80'
+    >>> describe(BuildNeededError(BuildNeeded("stale", "c.gpkg", layers=("pipes",))))
+    'the relations are stale: pipes changed since the last build: have the twin built again'
+    """  # noqa: E501
+    if not isinstance(exc, BuildNeededError):
+        return _one_line(str(exc))
+    reason = exc.reason
+    if reason.code == "beyond_reach":
+        return (
+            f"{reason.fact}: ask with {reason.parameter} <= {reason.built or 0:g}, "
+            f"or have the twin built again with {reason.parameter}={reason.value or 0:g}"
+        )
+    return f"{reason.fact}: have the twin built{' again' if reason.code == 'stale' else ''}"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -120,7 +147,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if status == 500:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, code, "internal error; the service log has the details")
-    return error_response(status, code, _one_line(str(exc)))
+    return error_response(status, code, describe(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

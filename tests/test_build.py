@@ -224,8 +224,9 @@ def test_build_cli_json(city: twin.Twin) -> None:
 
 def test_relations_before_any_build(tmp_path: Path) -> None:
     empty = twin.Twin.create(tmp_path / "e.gpkg", crs="EPSG:4544")
-    with pytest.raises(twin.UsageError, match="twin build"):
+    with pytest.raises(twin.BuildNeededError, match=r"no relations yet: build the twin") as why:
         empty.relations()
+    assert why.value.reason == twin.BuildNeeded("no_build", str(empty.path), what="relations")
 
 
 def test_an_old_single_table_build_is_upgraded(city: twin.Twin) -> None:
@@ -313,11 +314,18 @@ def test_service_connections_hand_checked(hand_city: twin.Twin) -> None:
 
 
 def test_service_connections_say_how_to_fix(hand_city: twin.Twin) -> None:
-    with pytest.raises(twin.UsageError, match=r"no service connections yet: run `twin build"):
+    with pytest.raises(twin.UsageError, match=r"no service connections yet: build the twin"):
         hand_city.service_connections("water")
     hand_city.build()
-    with pytest.raises(twin.UsageError, match=r"--max-service-m 80"):
+    with pytest.raises(twin.BuildNeededError, match=r"with build\(max_service_m=80\)") as far:
         hand_city.service_connections("water", max_service_m=80)
+    reason = far.value.reason
+    assert (reason.code, reason.parameter, reason.value, reason.built) == (
+        "beyond_reach",
+        "max_service_m",
+        80.0,
+        50.0,
+    )
     with pytest.raises(twin.UsageError, match=r"no 'heat' pipes.*gas, water"):
         hand_city.service_connections("heat")
     with pytest.raises(twin.UsageError, match=r"'mains' is not a building layer"):
@@ -328,8 +336,11 @@ def test_service_connections_say_how_to_fix(hand_city: twin.Twin) -> None:
         crs=GK105,
     )
     hand_city.import_frame(moved, layer="mains", kind="pipe", id="id")
-    with pytest.raises(twin.UsageError, match=r"stale: mains changed.*run `twin build"):
+    with pytest.raises(
+        twin.BuildNeededError, match=r"stale: mains changed.*build the twin"
+    ) as stale:
         hand_city.service_connections("water")
+    assert stale.value.reason.layers == ("mains",)
     hand_city.build()
     assert hand_city.service_connections("water").loc["houses.h1", "distance_m"] == 2.0
 

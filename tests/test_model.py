@@ -48,7 +48,7 @@ def test_create_refuses_to_overwrite(city: twin.Twin) -> None:
 
 
 def test_open_missing_twin(tmp_path: Path) -> None:
-    with pytest.raises(twin.TwinNotFoundError, match="twin init"):
+    with pytest.raises(twin.TwinNotFoundError, match=r"Twin\.create\("):
         twin.Twin.open(tmp_path / "nope.gpkg")
 
 

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from twin.analyses import Twin
 from twin.errors import (
+    BuildNeeded,
+    BuildNeededError,
     CRSError,
     FeatureNotFoundError,
     InputDataError,
@@ -194,6 +196,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "KINDS",
     "BreakResult",
+    "BuildNeeded",
+    "BuildNeededError",
     "BuildReport",
     "CRSError",
     "CascadeResult",

@@ -95,6 +95,10 @@ class TwinAnalyses:
     layer_names: Callable[..., list[str]]
     feature: Callable[..., pd.Series]
     info: Callable[..., Any]
+    if TYPE_CHECKING:
+
+        @property
+        def location(self) -> str: ...
 
     # -- caching ------------------------------------------------------------
     def _cached(self, key: tuple[Any, ...], build: Callable[[], _T]) -> _T:

@@ -42,7 +42,7 @@ import pandas as pd
 import shapely
 
 from twin import settings
-from twin.errors import UsageError
+from twin.errors import BuildNeeded, BuildNeededError, UsageError
 from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
 from twin.store import relations as relstore
 from twin.store import schema
@@ -470,9 +470,14 @@ def service_connections(
     if max_service_m is None:
         max_service_m = reach
     elif max_service_m > reach:
-        raise UsageError(
-            f"the last build connected buildings within {reach:g} m of a pipe: run "
-            f"`twin build {city.location} --max-service-m {max_service_m:g}` to reach farther"
+        raise BuildNeededError(
+            BuildNeeded(
+                "beyond_reach",
+                city.location,
+                parameter="max_service_m",
+                value=float(max_service_m),
+                built=reach,
+            )
         )
     stored = city.store.relation_sets().values()
     sets = [
@@ -576,9 +581,7 @@ def _current_build(city: Twin, infos: list[LayerInfo], buildings: str) -> dict[s
     """The last build's inputs, if no building or pipe layer changed since."""
     built = city.store.last_build()
     if built is None:
-        raise UsageError(
-            f"{city.path.name} has no service connections yet: run `twin build {city.location}`"
-        )
+        raise BuildNeededError(BuildNeeded("no_build", city.location))
     layers: dict[str, object] = built["layers"]  # type: ignore[assignment]
     changed = sorted(
         i.name
@@ -586,8 +589,5 @@ def _current_build(city: Twin, infos: list[LayerInfo], buildings: str) -> dict[s
         if (i.kind == "pipe" or i.name == buildings) and layers.get(i.name, -1) != i.last_import
     )
     if changed:
-        raise UsageError(
-            f"the relations are stale: {', '.join(changed)} changed since the last build; "
-            f"run `twin build {city.location}`"
-        )
+        raise BuildNeededError(BuildNeeded("stale", city.location, layers=tuple(changed)))
     return built

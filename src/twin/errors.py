@@ -9,7 +9,9 @@ an error is shown.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass
+from pathlib import PurePath
+from typing import Any, Literal
 
 
 class TwinError(Exception):
@@ -121,6 +123,102 @@ class UsageError(TwinError, ValueError):
     ...     print(type(exc).__name__, isinstance(exc, ValueError))
     UsageError True
     """
+
+
+@dataclass(frozen=True)
+class BuildNeeded:
+    """Why the twin's stored relations cannot answer, in fields a caller can word.
+
+    The library's message (``str()``) names Python calls and keywords; the CLI
+    words the same fields as ``twin build PATH --max-service-m 80``, the API as
+    its ``max_service_m`` parameter.
+
+    Attributes
+    ----------
+    code : {"no_build", "stale", "beyond_reach", "other_pipes"}
+        No build yet; layers changed since the last build; a larger reach asked
+        than the build used; the build joined buildings to other pipe layers too.
+    twin : str
+        The twin's location (file path or PostGIS URL).
+    what : str
+        What is missing: ``"relations"`` or ``"service connections"``.
+    layers : tuple of str
+        The changed layers (``stale``) or the other pipe layers (``other_pipes``).
+    parameter : str, optional
+        The build keyword that would help (``"max_service_m"``).
+    value, built : float, optional
+        The value asked for and the one the last build used.
+
+    Examples
+    --------
+    >>> reason = BuildNeeded("beyond_reach", "city.gpkg", parameter="max_service_m",
+    ...                      value=80.0, built=50.0)
+    >>> reason.fact
+    'the last build connected buildings within 50 m of a pipe'
+    >>> str(reason).split(": ")[1]
+    'build the twin again with build(max_service_m=80) to reach farther'
+    >>> reason.to_dict()["parameter"], reason.advice
+    ('max_service_m', True)
+    """
+
+    code: Literal["no_build", "stale", "beyond_reach", "other_pipes"]
+    twin: str
+    what: str = "service connections"
+    layers: tuple[str, ...] = ()
+    parameter: str | None = None
+    value: float | None = None
+    built: float | None = None
+
+    @property
+    def fact(self) -> str:
+        """What is wrong, without the advice (the same words everywhere)."""
+        name = self.twin if "://" in self.twin else PurePath(self.twin).name
+        listed = ", ".join(self.layers)
+        if self.code == "no_build":
+            return f"{name} has no {self.what} yet"
+        if self.code == "stale":
+            return f"the relations are stale: {listed} changed since the last build"
+        if self.code == "beyond_reach":
+            return f"the last build connected buildings within {self.built or 0:g} m of a pipe"
+        return f"the build connected buildings to pipes of {listed} too"
+
+    @property
+    def advice(self) -> bool:
+        """Whether building the twin (again) is the fix."""
+        return self.code != "other_pipes"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
+        return {**asdict(self), "layers": list(self.layers), "message": str(self)}
+
+    def __str__(self) -> str:
+        if not self.advice:
+            return self.fact
+        if self.code == "beyond_reach":
+            return (
+                f"{self.fact}: build the twin again with "
+                f"build({self.parameter}={self.value or 0:g}) to reach farther"
+            )
+        return f"{self.fact}: build the twin{' again' if self.code == 'stale' else ''} with build()"
+
+
+class BuildNeededError(UsageError):
+    """The twin's stored relations are missing or stale: :meth:`twin.Twin.build` is the fix.
+
+    ``reason`` (a :class:`BuildNeeded`) holds the fields; the message words them for Python.
+
+    Examples
+    --------
+    >>> exc = BuildNeededError(BuildNeeded("no_build", "data/empty.gpkg", what="relations"))
+    >>> print(exc.reason.code, "|", exc)
+    no_build | empty.gpkg has no relations yet: build the twin with build()
+    >>> isinstance(exc, UsageError)
+    True
+    """
+
+    def __init__(self, reason: BuildNeeded) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 class TwinNotFoundError(TwinError, FileNotFoundError):

@@ -460,7 +460,7 @@ class Twin:
         """The change set of one import: a ``uid`` and a ``change`` per feature."""
         imports = self.store.import_rows(import_id=import_id)[["layer", "time", "initial"]]
         if imports.empty:
-            raise UsageError(f"no import {import_id}: `twin history` lists them")
+            raise UsageError(f"no import {import_id}: Twin.imports() lists them")
         layer, stamp, initial = imports.iloc[0]
         if not initial or layer not in self.store.tables():
             # A raster import has no features: its change set is counted in cells.
@@ -509,7 +509,7 @@ class Twin:
 
     def _no_layer(self, name: str) -> LayerNotFoundError:
         names = self.layers
-        listing = ", ".join(names) if names else "none yet: import one with `twin import`"
+        listing = ", ".join(names) if names else "none yet: import one with Twin.import_layer()"
         return LayerNotFoundError(f"the twin has no layer {name!r}; its layers: {listing}")
 
 

@@ -309,7 +309,7 @@ def build_partitioned(
         if not math.isfinite(value):
             raise UsageError(f"a partitioned build needs a finite {name}, not {value}")
     if scheduler is not None and engine != "dask":
-        raise UsageError("a scheduler address needs --engine dask")
+        raise UsageError("a scheduler address needs engine='dask'")
 
     def storer(
         city: Twin,

@@ -60,7 +60,7 @@ def rollback_import(city: Twin, import_id: int) -> ImportReport:
     if row["options"].get("raster"):
         raise UsageError(
             f"import {import_id} is a raster import of {layer}: its earlier version is kept "
-            f"beside the twin ({layer}@ID.tif, see `twin history --layer {layer}`); "
+            f"beside the twin ({layer}@ID.tif, see Twin.imports('{layer}')); "
             "re-import that file to go back"
         )
     if bool(row["initial"]):

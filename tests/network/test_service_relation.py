@@ -57,7 +57,8 @@ def test_stored_and_computed_connections_agree(sample: twin.Twin) -> None:
         net = pipe_network(sample, network, pipes=f"{network}_pipes")
         before = building_connections(sample, net)
         assert before.attrs["stored"] is False
-        assert "twin build" in before.attrs["service_connections"]
+        assert "build the twin with build()" in before.attrs["service_connections"]
+        assert before.attrs["service_connections_reason"].code == "no_build"
     sample.build()
     for network in ("water", "gas"):
         net = pipe_network(sample, network, pipes=f"{network}_pipes")

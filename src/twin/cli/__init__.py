@@ -36,8 +36,7 @@ from twin.cli import (
     serve,
     vitals_cmd,
 )
-from twin.cli._common import State, cli_wording, err, exit_code_for
-from twin.errors import TwinError
+from twin.cli._common import State, err, error_wording, exit_code_for
 
 app = typer.Typer(
     name="twin",
@@ -126,6 +125,6 @@ def main() -> None:
         if State.verbosity >= 2:
             raise
         prefix = "error" if code != 1 else f"unexpected error ({type(exc).__name__})"
-        text = cli_wording(str(exc)) if isinstance(exc, TwinError) else str(exc)
+        text = error_wording(exc)
         err.print(f"[red]{prefix}:[/red] {escape(text)}", markup=True, highlight=False)
         sys.exit(code)

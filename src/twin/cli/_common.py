@@ -23,6 +23,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin import settings
 from twin.errors import (
+    BuildNeeded,
+    BuildNeededError,
     FeatureNotFoundError,
     InputDataError,
     LayerNotFoundError,
@@ -247,6 +249,7 @@ OPTION_WORDS: dict[str, str] = {
         "coords",
         "crs",
         "encoding",
+        "engine",
         "force",
         "kind",
         "max_access_m",
@@ -266,6 +269,15 @@ OPTION_WORDS: dict[str, str] = {
 _KEYWORD = re.compile(
     r"(?<![\w.'\"-])(" + "|".join(OPTION_WORDS) + r")=(True\b|'([^']*)'|([\w.:-]+))?"
 )
+#: The library's advice to call a method -> the CLI's command.
+_CALLS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Twin\.create\('([^']*)'\)"), r"`twin init \1`"),
+    (re.compile(r"Twin\.create\(\)"), "`twin init`"),
+    (re.compile(r"Twin\.imports\('([^']*)'\)"), r"`twin history --layer \1`"),
+    (re.compile(r"Twin\.imports\(\)"), "`twin history`"),
+    (re.compile(r"Twin\.import_layer\(\)"), "`twin import`"),
+    (re.compile(r"Twin\.rollback\(\)"), "`twin rollback`"),
+)
 _MAPPING = re.compile(r"\b(fields|set|mapping)=\{'([^']*)': '?([^'}]*)'?\}")
 #: The library's mapping keyword -> the CLI's repeated option.
 _MAPPING_FLAGS = {"fields": "--map", "set": "--set", "mapping": "--column"}
@@ -276,8 +288,9 @@ def cli_wording(text: str) -> str:
 
     ``src_crs='EPSG:4490'`` becomes ``--src-crs EPSG:4490``, ``replace=True``
     ``--replace``, a bare ``x=`` ``--x``; ``fields={'A': 'b'}`` becomes
-    ``--map A=b`` and ``set={'b': VALUE}`` ``--set b=VALUE``. Other ``name=value``
-    text (a filter such as ``poi_type=消防站``) is left alone.
+    ``--map A=b`` and ``set={'b': VALUE}`` ``--set b=VALUE``; advice to call a
+    method (``Twin.create('x.gpkg')``) becomes its command (``twin init x.gpkg``).
+    Other ``name=value`` text (a filter such as ``poi_type=消防站``) is left alone.
 
     Examples
     --------
@@ -291,6 +304,8 @@ def cli_wording(text: str) -> str:
     'raise --max-service-m 80 or --max-access-m'
     >>> cli_wording("map them with mapping={'sensor': '设备编号'}; create it with crs='EPSG:…'")
     'map them with --column sensor=设备编号; create it with --crs EPSG:…'
+    >>> cli_wording("no twin at c.gpkg: create one with Twin.create('c.gpkg')")
+    'no twin at c.gpkg: create one with `twin init c.gpkg`'
     """
 
     def option(match: re.Match[str]) -> str:
@@ -298,6 +313,8 @@ def cli_wording(text: str) -> str:
         flag = OPTION_WORDS[match.group(1)]
         return f"{flag} {value}" if value else flag
 
+    for call, command in _CALLS:
+        text = call.sub(command, text)
     text = _MAPPING.sub(lambda m: f"{_MAPPING_FLAGS[m.group(1)]} {m.group(2)}={m.group(3)}", text)
     return _KEYWORD.sub(option, text)
 
@@ -316,3 +333,47 @@ def as_option_error(exc: UsageError, **options: str) -> UsageError:
     for keyword, option in options.items():
         text = text.replace(f"{keyword}=", f"{option} ")
     return UsageError(text)
+
+
+def build_wording(reason: BuildNeeded) -> str:
+    """Why the stored relations cannot answer, with the ``twin build`` command that fixes it.
+
+    Examples
+    --------
+    >>> build_wording(BuildNeeded("beyond_reach", "c.gpkg", parameter="max_service_m",
+    ...                           value=80.0, built=50.0))
+    'the last build connected buildings within 50 m of a pipe: run `twin build c.gpkg --max-service-m 80` to reach farther'
+    >>> build_wording(BuildNeeded("stale", "c.gpkg", layers=("mains",)))
+    'the relations are stale: mains changed since the last build; run `twin build c.gpkg`'
+    """  # noqa: E501
+    if not reason.advice:
+        return reason.fact
+    command = f"twin build {reason.twin}"
+    if reason.code == "beyond_reach" and reason.parameter and reason.value is not None:
+        flag = OPTION_WORDS.get(reason.parameter, reason.parameter)
+        return f"{reason.fact}: run `{command} {flag} {reason.value:g}` to reach farther"
+    return f"{reason.fact}{'; ' if reason.code == 'stale' else ': '}run `{command}`"
+
+
+def error_wording(exc: BaseException) -> str:
+    """The one-line message of ``exc`` in the CLI's words (options, commands).
+
+    Examples
+    --------
+    >>> error_wording(BuildNeededError(BuildNeeded("no_build", "c.gpkg", what="relations")))
+    'c.gpkg has no relations yet: run `twin build c.gpkg`'
+    >>> error_wording(UsageError("a scheduler address needs engine='dask'"))
+    'a scheduler address needs --engine dask'
+    """
+    if isinstance(exc, BuildNeededError):
+        return build_wording(exc.reason)
+    return cli_wording(str(exc)) if isinstance(exc, TwinError) else str(exc)
+
+
+def connections_note(links: Any) -> str:
+    """The service connections' note of a :func:`twin.network.building_connections` table,
+    in the CLI's words (``computed for this analysis: … run `twin build …```)."""
+    reason = links.attrs.get("service_connections_reason")
+    if reason is None:
+        return str(links.attrs["service_connections"])
+    return f"computed for this analysis: {build_wording(reason)}"

@@ -24,6 +24,7 @@ from twin.cli._common import (
     ToleranceOpt,
     TwinArg,
     ValvesOpt,
+    connections_note,
     err,
     load_network,
     out,
@@ -66,6 +67,8 @@ def pipe_break_cmd(
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
     links = service_links(city, net, buildings, max_service_m)
     result = pipe_break(net, pipe, failed_valves=failed_valve or (), connections=links)
+    if links is not None:
+        result.summary.service_connections = connections_note(links)
     if output is not None:
         _write(result, output, city, buildings if links is not None else None)
         out.print(f"wrote the break of {pipe} to {output}")
@@ -169,7 +172,7 @@ def criticality_cmd(
     links = service_links(city, net, buildings, max_service_m)
     ranking = criticality(net, connections=links).sort_values("rank")
     if links is not None:
-        err.print(f"[dim]service connections {links.attrs['service_connections']}[/dim]")
+        err.print(f"[dim]service connections {connections_note(links)}[/dim]")
     if output is not None:
         ranking.reset_index().to_file(output, layer="criticality")
     shown = ranking.drop(columns="geometry").head(top)

@@ -153,7 +153,7 @@ class RoadNetwork:
             missing = [str(u) for u, r in zip(uids, rows, strict=True) if r < 0]
             raise UsageError(
                 f"no road {missing[0]!r} in the network ({len(missing)} unknown uid(s)); "
-                "give road uids as `twin info` lists them"
+                "give road uids as the road layer's index holds them"
             )
         parts = [order[starts[r] : starts[r + 1]] for r in np.unique(rows)]
         return np.sort(np.concatenate(parts)).astype(np.int64) if parts else order[:0]

@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 
 from twin import settings
-from twin.errors import LayerNotFoundError, UsageError
+from twin.errors import BuildNeeded, BuildNeededError, LayerNotFoundError, UsageError
 from twin.network.pipes import FloatArray, IntArray, PipeNetwork
 from twin.store import GpkgStore, PostgisStore
 
@@ -44,6 +44,9 @@ class RelatedTwin(Protocol):
     """What :func:`building_connections` needs of a twin: its layers and stored relations."""
 
     store: GpkgStore | PostgisStore
+
+    @property
+    def location(self) -> str: ...
 
     def layer_names(self, kind: str | None = None) -> list[str]: ...
 
@@ -192,7 +195,9 @@ def building_connections(
     pandas.DataFrame
         As :func:`service_connections`: indexed by building uid, ``pipe``,
         ``distance_m`` and ``population`` when the layer has it;
-        ``attrs["service_connections"]`` (a note) and ``attrs["stored"]`` (bool).
+        ``attrs["service_connections"]`` (a note), ``attrs["stored"]`` (bool) and
+        ``attrs["service_connections_reason"]`` (why they were computed, a
+        :class:`twin.errors.BuildNeeded`, or None when stored).
 
     Raises
     ------
@@ -202,24 +207,29 @@ def building_connections(
     Examples
     --------
     >>> links = building_connections(city, net)
-    >>> links.attrs["stored"]
-    True
+    >>> links.attrs["stored"], links.attrs["service_connections_reason"]
+    (True, None)
+    >>> wider = building_connections(city, net, max_service_m=80)
+    >>> reason = wider.attrs["service_connections_reason"]
+    >>> reason.code, reason.parameter, reason.value, reason.built
+    ('beyond_reach', 'max_service_m', 80.0, 50.0)
     """
     if buildings not in city.layer_names():
         raise LayerNotFoundError(f"the twin has no layer {buildings!r}")
-    reason = ""
+    reason: BuildNeeded | None = None
     try:
         stored = city.service_connections(
             net.network, buildings=buildings, max_service_m=max_service_m
         )
-        foreign = sorted(set(stored["pipe_layer"]) - {net.pipe_layer})
+        foreign = tuple(sorted(set(stored["pipe_layer"]) - {net.pipe_layer}))
         if foreign:
-            reason = f"the build connected buildings to pipes of {', '.join(foreign)} too"
-    except UsageError as why:
-        reason = str(why)
-    if reason:
+            reason = BuildNeeded("other_pipes", city.location, layers=foreign)
+    except BuildNeededError as why:
+        reason = why.reason
+    if reason is not None:
         links = service_connections(city.layer(buildings), net, max_service_m=max_service_m)
         links.attrs["service_connections"] = f"computed for this analysis: {reason}"
+        links.attrs["service_connections_reason"] = reason
         links.attrs["stored"] = False
         return links
     links = stored[["pipe", "distance_m"]].copy()
@@ -229,6 +239,7 @@ def building_connections(
     links.attrs["service_connections"] = (
         f"stored by the last build (relation service_{net.network})"
     )
+    links.attrs["service_connections_reason"] = None
     links.attrs["stored"] = True
     return links
 

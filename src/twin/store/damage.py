@@ -84,7 +84,7 @@ def file_errors(path: Path, doing: str) -> Iterator[None]:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise TwinFileError(
             f"{path} is damaged ({reason}) while {doing}: restore it from a backup "
-            f"(or `twin rollback`), then check it with "
+            "(or Twin.rollback()), then check it with "
             f"`sqlite3 {path.name} 'PRAGMA integrity_check'`"
         ) from None
 

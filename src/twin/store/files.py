@@ -134,7 +134,7 @@ def check_twin_file(path: Path) -> None:
     """
     with open(path, "rb") as handle:
         head = handle.read(100)
-    fix = f"restore it from a backup, or create a twin with `twin init {path}`"
+    fix = f"restore it from a backup, or create a twin with Twin.create('{path}')"
     if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
         raise TwinFileError(f"{path} is not a twin file (not a GeoPackage, or empty): {fix}")
     page_size = int.from_bytes(head[16:18], "big")
@@ -151,7 +151,7 @@ def check_twin_file(path: Path) -> None:
         if "no such table" in str(exc):
             raise TwinFileError(
                 f"{path} is a GeoPackage but not a twin (no {str(exc).split()[-1]} table): "
-                f"import its layers into a twin made with `twin init`"
+                "import its layers into a twin made with Twin.create()"
             ) from None
         raise TwinFileError(f"{path} is damaged ({exc}): {fix}") from None
     if "crs" not in keys:

@@ -87,7 +87,7 @@ class GpkgStore:
         """Raise :class:`TwinNotFoundError` unless the twin file exists."""
         if not self.path.is_file():
             raise TwinNotFoundError(
-                f"no twin at {self.path}: create one with `twin init {self.path}`"
+                f"no twin at {self.path}: create one with Twin.create('{self.path}')"
             )
 
     def check(self) -> None:
@@ -215,15 +215,13 @@ class GpkgStore:
         uid: str | None = None,
     ) -> pd.DataFrame:
         """Stored relation rows, filtered (see :meth:`twin.model.Twin.relations`)."""
-        from twin.errors import UsageError
+        from twin.errors import BuildNeeded, BuildNeededError
         from twin.store import relations as relstore
 
         with contextlib.closing(self.connect()) as con:
             sets = relstore.stored_sets(con)
             if not sets and not relstore.has_relation_tables(con):
-                raise UsageError(
-                    f"{self.path.name} has no relations yet: run `twin build {self.path}`"
-                )
+                raise BuildNeededError(BuildNeeded("no_build", str(self.path), what="relations"))
             chosen = [
                 s
                 for s in sets.values()

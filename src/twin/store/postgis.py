@@ -34,7 +34,14 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from twin.errors import StorageError, TwinFileError, TwinNotFoundError, UsageError
+from twin.errors import (
+    BuildNeeded,
+    BuildNeededError,
+    StorageError,
+    TwinFileError,
+    TwinNotFoundError,
+    UsageError,
+)
 from twin.store import pgschema
 from twin.store.pgio import GEOM, NULL, copy_out, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
@@ -175,7 +182,7 @@ class PostgisStore:
         """Raise :class:`TwinNotFoundError` unless the schema holds a twin."""
         if not self.exists():
             raise TwinNotFoundError(
-                f"no twin at {self.location}: create one with `twin init {self.location}`"
+                f"no twin at {self.location}: create one with Twin.create('{self.location}')"
             )
 
     def check(self) -> None:
@@ -366,7 +373,7 @@ class PostgisStore:
         """Stored relation rows, filtered (see :meth:`twin.model.Twin.relations`)."""
         sets = self.relation_sets()
         if not sets and self.last_build() is None:
-            raise UsageError(f"{self.location} has no relations yet: run `twin build URL`")
+            raise BuildNeededError(BuildNeeded("no_build", self.location, what="relations"))
         chosen = [
             s
             for s in sets.values()
