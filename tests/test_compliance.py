@@ -13,15 +13,14 @@ import pytest
 import shapely
 
 import twin
-from tests.conftest import GK105, SAMPLES, run_cli
+from tests.conftest import GK105, run_cli
 from twin.compliance import plan_compliance
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> twin.Twin:
-    city = twin.Twin.create(tmp_path_factory.mktemp("c") / "c.gpkg", crs="auto")
-    city.import_mapping(SAMPLES / "mapping.yaml", layers=["parcels", "buildings"])
-    return city
+def sample(sample_twin: twin.Twin) -> twin.Twin:
+    """The session's built sample twin (read only)."""
+    return sample_twin
 
 
 def _floors(buildings: gpd.GeoDataFrame) -> pd.Series:

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 import twin
-from tests.conftest import SAMPLES, TWIN_CLI
+from tests.conftest import TWIN_CLI
 
 KEYS = {
     "internal": "k-internal-5f1c9a0e7b2d4c38a1e6",
@@ -70,14 +70,6 @@ class LiveServer:
         if not self.audit_log.exists():
             return []
         return self.audit_log.read_text(encoding="utf-8").splitlines()
-
-
-def make_sample_twin(path: Path) -> Path:
-    """The sample delivery imported through its mapping file, relations built."""
-    city = twin.Twin.create(path, crs="auto", name="成都示例街区 (synthetic)")
-    city.import_mapping(SAMPLES / "mapping.yaml")
-    city.build()
-    return path
 
 
 def write_keys_file(path: Path) -> Path:

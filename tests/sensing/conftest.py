@@ -12,19 +12,14 @@ import pytest
 
 import twin
 from tests.api.conftest import KEYS, sha256
-from tests.conftest import SAMPLES
 from twin.sample.readings import day_of_readings
 from twin.sensing.loop import OperationsLoop
 
 
 @pytest.fixture(scope="package")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample delivery imported and built (do not write to it: copy it)."""
-    path = tmp_path_factory.mktemp("sensing") / "chengdu.twin.gpkg"
-    made = twin.Twin.create(path, crs="auto")
-    made.import_mapping(SAMPLES / "mapping.yaml")
-    made.build()
-    return path
+def built(sample_twin: twin.Twin) -> Path:
+    """The session's built sample twin (root ``conftest.py``): do not write to it, copy it."""
+    return sample_twin.path
 
 
 @pytest.fixture(scope="package")
