@@ -209,39 +209,32 @@ def _relation_facts(city: Any, report: Any) -> dict[str, Any]:
 
 def whole_build(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     """Today's ``twin build --force``: whole layers in one process (the peer of the tiles)."""
-    import twin
-
-    copy = scratch / "city.gpkg"
-    shutil.copy(inputs["city_twin"], copy)
-    city = twin.Twin.open(copy)
-    started = time.perf_counter()
-    report = city.build(force=True)
-    return {"build_s": round(time.perf_counter() - started, 2), **_relation_facts(city, report)}
+    return _timed_build(inputs, scratch)
 
 
 def tiled_build(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     """``twin build --force --tile-features 250000``: tile by tile, rows streamed per tile."""
-    import twin
     from twin.partition import TILE_FEATURES
 
-    copy = scratch / "city.gpkg"
-    shutil.copy(inputs["city_twin"], copy)
-    city = twin.Twin.open(copy)
-    started = time.perf_counter()
-    report = city.build(force=True, tile_features=TILE_FEATURES)
-    return {"build_s": round(time.perf_counter() - started, 2), **_relation_facts(city, report)}
+    return _timed_build(inputs, scratch, tile_features=TILE_FEATURES)
 
 
 def dask_build(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     """``twin build --force --engine dask``: the same tiles on a local cluster of 2 workers
     (the cluster's start is timed too). Peak memory here is the writer's; each worker
     process holds about one tile."""
-    import twin
     from twin.partition import TILE_FEATURES
+
+    return _timed_build(inputs, scratch, tile_features=TILE_FEATURES, engine="dask")
+
+
+def _timed_build(inputs: Inputs, scratch: Path, **options: Any) -> dict[str, Any]:
+    """``build(force=True, **options)`` on a copy of the city twin: seconds and row facts."""
+    import twin
 
     copy = scratch / "city.gpkg"
     shutil.copy(inputs["city_twin"], copy)
     city = twin.Twin.open(copy)
     started = time.perf_counter()
-    report = city.build(force=True, tile_features=TILE_FEATURES, engine="dask")
+    report = city.build(force=True, **options)
     return {"build_s": round(time.perf_counter() - started, 2), **_relation_facts(city, report)}

@@ -15,11 +15,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from twin import settings
 from twin.errors import (
@@ -34,6 +35,9 @@ from twin.errors import (
     TwinNotFoundError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # One table: which error gives which exit code (first match wins).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -102,6 +106,15 @@ ServiceOpt = Annotated[
 OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the result: .gpkg (layers) or .json (summary)."),
+]
+
+# -- plan compliance (twin check, twin check-3d) -------------------------------
+BuildingLayerOpt = Annotated[
+    str | None, typer.Option("--buildings", help="Building layer (default: the only one).")
+]
+TableOutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the table as a layer: .gpkg .geojson .parquet .csv …"),
 ]
 #: Defaults of the options above (one source: :mod:`twin.settings`).
 TOLERANCE_M = settings.TOLERANCE_M
@@ -377,3 +390,55 @@ def connections_note(links: Any) -> str:
     if reason is None:
         return str(links.attrs["service_connections"])
     return f"computed for this analysis: {build_wording(reason)}"
+
+
+# -- plan compliance tables ----------------------------------------------------
+_COMPLIANCE_SHOWN = 20
+
+
+def report_check(
+    table: pd.DataFrame, output: Path | None, json_output: bool, *, layer: str
+) -> None:
+    """Write a compliance table to ``output`` (as ``layer``), then print it or its JSON."""
+    from twin.io.export import write_layer
+
+    if output is not None:
+        write_layer(table, output, layer=layer)
+    counts = {str(check): int(n) for check, n in table["check"].value_counts().items()}
+    if json_output:
+        rows = table.drop(columns="geometry").replace({float("nan"): None})
+        print_json(
+            {
+                "counts": counts,
+                "violations": rows.to_dict(orient="records"),
+                "out": str(output) if output else None,
+            }
+        )
+        return
+    _print_compliance(table, counts, output)
+
+
+def _print_compliance(table: pd.DataFrame, counts: dict[str, int], output: Path | None) -> None:
+    import pandas as pd
+
+    if table.empty:
+        out.print("no violations: every parcel and building complies")
+        return
+    out.print(", ".join(f"{n} {check}" for check, n in counts.items()))
+    grid = Table()
+    for column in ("check", "uid", "parcel", "measured", "limit", "excess"):
+        grid.add_column(
+            column, justify="right" if column in ("measured", "limit", "excess") else "left"
+        )
+    for _, row in table.head(_COMPLIANCE_SHOWN).iterrows():
+        grid.add_row(
+            row["check"],
+            row["uid"],
+            str(row["parcel_uid"] or ""),
+            *(("" if pd.isna(row[c]) else f"{row[c]:g}") for c in ("measured", "limit", "excess")),
+        )
+    out.print(grid)
+    if len(table) > _COMPLIANCE_SHOWN:
+        out.print(f"… and {len(table) - _COMPLIANCE_SHOWN} more (all of them with --json or --out)")
+    if output is not None:
+        out.print(f"wrote {len(table)} rows to {output}")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from twin.analyses import Twin
 from twin.city3d import height_compliance_3d
-from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out
-from twin.cli.check_cmd import report_check
+from twin.cli._common import (
+    BuildingLayerOpt,
+    JsonOpt,
+    TableOutOpt,
+    TwinArg,
+    only_layer_of_kind,
+    out,
+    report_check,
+)
 from twin.raster import read_raster
 
 
@@ -24,16 +30,11 @@ def check_3d(
         str | None,
         typer.Option(help="Parcel layer with height_limit_m (default: the only one; '' none)."),
     ] = None,
-    buildings: Annotated[
-        str | None, typer.Option(help="Building layer (default: the only one).")
-    ] = None,
+    buildings: BuildingLayerOpt = None,
     storey_m: Annotated[
         float, typer.Option("--storey-m", help="Storey height where only floors are known.")
     ] = 3.0,
-    output: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the table as a layer: .gpkg .geojson .parquet .csv …"),
-    ] = None,
+    output: TableOutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Height limits (限高) in 3D: buildings over their parcel's limit, and roofs
