@@ -25,7 +25,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["LiveBatchProtocol", "LiveStoreProtocol"]
+__all__ = ["NO_TIME", "LiveBatchProtocol", "LiveStoreProtocol"]
+
+#: The time a datastream without any reading has (in ``update_latest(prior=True)``).
+NO_TIME = int(np.iinfo("int64").min)
 
 
 class LiveBatchProtocol(Protocol):

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from twin.errors import StorageError
+from twin.store.live_base import NO_TIME
 from twin.store.live_queries import LiveQueries
 from twin.store.pgio import ident
 from twin.store.postgis import parse_url
@@ -446,8 +447,6 @@ class PgLiveBatch:
     ) -> np.ndarray | None:
         """Keep ``latest`` up to date (the newest of each datastream wins); with ``prior``,
         each row's datastream's newest time before this update (``NO_TIME`` where none)."""
-        from twin.store.live import NO_TIME
-
         ds = np.asarray(datastream, dtype="int64")
         if not ds.size:
             return np.zeros(0, dtype="int64") if prior else None
