@@ -29,6 +29,7 @@ from twin.sensing.rules import EPISODE_COLUMNS, Rule, evaluate, load_rules, thre
 from twin.sensing.running import RuleRunner
 from twin.sensing.sensors import SensorRegistry
 from twin.sensing.store import LiveStore, LiveStoreProtocol, from_ms
+from twin.store.postgis import is_url
 
 __all__ = ["OperationsLoop"]
 
@@ -47,7 +48,7 @@ OFFLINE_RULE = Rule(
 class OperationsLoop:
     """Store, sensors and rules of one twin; events raised as readings arrive."""
 
-    twin_path: Path
+    twin_path: Path | str
     store: LiveStoreProtocol
     registry: SensorRegistry
     rules: list[Rule]
@@ -78,7 +79,8 @@ class OperationsLoop:
 
             rules.append(replace(OFFLINE_RULE, no_data_min=float(offline_min)))
         live = store if store is not None else LiveStore.beside(twin_path)
-        return cls(Path(twin_path), live, registry, rules, with_impact)
+        name = str(twin_path) if is_url(twin_path) else Path(twin_path)  # a URL stays one
+        return cls(name, live, registry, rules, with_impact)
 
     @property
     def locator(self) -> Locator:
