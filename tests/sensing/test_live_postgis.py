@@ -288,3 +288,27 @@ def test_the_live_tables_have_their_indexes(pg_cluster: TempCluster, pg_twin: st
         "latest_pkey",
         "leases_pkey",
     } <= names
+
+
+def test_quality_texts_and_resends_in_one_batch(loops: dict[str, OperationsLoop]) -> None:
+    """Quality texts survive the binary COPY; a batch half stored already stores the other half."""
+    answers = {}
+    for name, loop in loops.items():
+        store = loop.store
+        (ds,) = store.datastream_ids([("sensors.QUALITY-1", "pressure", "MPa")])
+        with store.batch() as tx:
+            first = tx.insert_observations(
+                [ds, ds], [1_000, 2_000], [0.5, 0.25], result_ms=3_000, quality=["ok", None]
+            )
+        with store.batch() as tx:
+            again = tx.insert_observations(
+                [ds, ds, ds], [3_000, 2_000, 1_000], [0.75, 9.0, 9.0], result_ms=4_000
+            )
+        window = store.window("sensors.QUALITY-1")
+        answers[name] = (first.tolist(), again.tolist(), window)
+    for name in ("sqlite", "postgis"):
+        first, again, window = answers[name]
+        assert (first, again) == ([False, False], [False, True, True])
+        assert window["value"].tolist() == [0.5, 0.25, 0.75]  # the stored ones were kept
+        assert window["quality"].fillna("-").tolist() == ["ok", "-", "-"]
+    pd.testing.assert_frame_equal(answers["postgis"][2], answers["sqlite"][2])

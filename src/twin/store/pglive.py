@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -114,6 +113,55 @@ CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,
     until_ms BIGINT NOT NULL);
 """
 _FAR = 2**62
+_COPY_IN = b"COPY %s FROM STDIN (FORMAT binary)"
+# One observation in PostgreSQL's binary COPY format: 5 fields, each length-prefixed.
+_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("ld", ">i4"),
+        ("d", ">i8"),
+        ("lm", ">i4"),
+        ("m", ">i8"),
+        ("lr", ">i4"),
+        ("r", ">i8"),
+        ("lv", ">i4"),
+        ("v", ">f8"),
+        ("lq", ">i4"),
+    ]
+)
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_TRAILER = b"\xff\xff"
+
+
+def _copy_data(
+    ds: np.ndarray, ms: np.ndarray, result_ms: int, val: np.ndarray, quality: Any
+) -> bytes:
+    """Observation rows as binary COPY data (numbers packed by numpy, no text formatting)."""
+    if quality is not None and any(q is not None for q in quality):
+        return _copy_rows_with_quality(ds, ms, result_ms, val, quality)
+    order = np.lexsort((ms, ds))  # key order: the primary key's B-tree writes stay local
+    ds, ms, val = ds[order], ms[order], val[order]
+    rows = np.empty(ds.size, dtype=_ROW)
+    rows["n"] = 5
+    rows["ld"] = rows["lm"] = rows["lr"] = rows["lv"] = 8
+    rows["d"], rows["m"], rows["r"], rows["v"] = ds, ms, result_ms, val
+    rows["lq"] = -1  # NULL quality
+    return _HEADER + rows.tobytes() + _TRAILER
+
+
+def _copy_rows_with_quality(
+    ds: np.ndarray, ms: np.ndarray, result_ms: int, val: np.ndarray, quality: Any
+) -> bytes:
+    """As :func:`_copy_data`, with the quality texts (row by row: rare)."""
+    out = [_HEADER]
+    head = np.dtype([("n", ">i2"), *_ROW.descr[1:-1]])
+    for d, m, v, q in zip(ds.tolist(), ms.tolist(), val.tolist(), quality, strict=True):
+        row = np.array([(5, 8, d, 8, m, 8, result_ms, 8, v)], dtype=head).tobytes()
+        text = None if q is None else str(q).encode()
+        tail = b"\xff\xff\xff\xff" if text is None else len(text).to_bytes(4, "big") + text
+        out.append(row + tail)
+    out.append(_TRAILER)
+    return b"".join(out)
 
 
 def _q(sql: str) -> bytes:
@@ -416,22 +464,32 @@ class PgLiveBatch:
         result_ms: int,
         quality: Sequence[str | None] | None = None,
     ) -> np.ndarray:
-        """Insert observations (COPY, then ``ON CONFLICT DO NOTHING``); a mask of the rows
-        stored already (same datastream and time), which are left as they are."""
+        """Insert observations; a mask of the rows stored already (same datastream and time),
+        which are left as they are.
+
+        New rows go in with one COPY (in a savepoint); when one of them is stored already
+        (a resend, from this process or another), the savepoint is rolled back and the
+        batch goes through a temporary table and ``INSERT … ON CONFLICT DO NOTHING``.
+        """
         ds = np.asarray(datastream, dtype="int64")
         ms = np.asarray(phenomenon_ms, dtype="int64")
         val = np.asarray(value, dtype=float)
         if not ds.size:
             return np.zeros(0, dtype=bool)
-        frame = pd.DataFrame({"d": ds, "m": ms, "r": int(result_ms), "v": val})
-        frame["q"] = None if quality is None else list(quality)
-        text = io.StringIO()
-        frame.to_csv(text, header=False, index=False, float_format="%.17g")
+        import psycopg
+
+        data = _copy_data(ds, ms, int(result_ms), val, quality)
+        try:  # new readings (the usual case): straight in, in a savepoint
+            with self.con.transaction(), self.con.cursor().copy(_COPY_IN % b"observations") as c:
+                c.write(data)
+            return np.zeros(ds.size, dtype=bool)
+        except psycopg.errors.UniqueViolation:
+            pass  # some are stored already (a resend): through a temporary table
         self.con.execute(
             b"CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE observations) ON COMMIT DELETE ROWS"
         )
-        with self.con.cursor().copy(b"COPY incoming FROM STDIN (FORMAT csv)") as copy:
-            copy.write(text.getvalue().encode())
+        with self.con.cursor().copy(_COPY_IN % b"incoming") as copy:
+            copy.write(data)
         stored = self.con.execute(
             b"INSERT INTO observations SELECT * FROM incoming "
             b"ON CONFLICT (datastream, phenomenon_ms) DO NOTHING "
