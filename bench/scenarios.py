@@ -401,7 +401,7 @@ def _tile_scenarios() -> list[Scenario]:
 
 
 def _postgis_scenarios() -> list[Scenario]:
-    from bench import postgis
+    from bench import live_postgis, postgis
 
     return [
         Scenario(
@@ -413,6 +413,18 @@ def _postgis_scenarios() -> list[Scenario]:
             1.5,
             same=("features",),
             timed="import_s",
+        ),
+        Scenario(
+            "observe-ingest-postgis",
+            "bulk ingest into the live store of a PostGIS twin, N/10 sensors x 100 readings "
+            "(validated, COPY + ON CONFLICT dedup, latest values); then latest, window",
+            live_postgis.ingest_ours,
+            live_postgis.ingest_peer,
+            "bare psycopg COPY of the same rows into the same table",
+            1.5,
+            metric="readings_per_s",
+            same=("stored", "rows"),
+            timed="ingest_s",
         ),
     ]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ import pytest
 import shapely
 
 import twin
+from twin.store.pgtest import TempCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -32,6 +34,13 @@ TWIN_CLI = str(Path(sys.executable).with_name("twin"))
 GK105 = "EPSG:4544"
 # A spot in Chengdu in that CRS (about 104.06E 30.66N).
 X0, Y0 = 505_700.0, 3_392_300.0
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A PostgreSQL + PostGIS cluster in a temporary folder on a free port, dropped after."""
+    with TempCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -301,3 +301,35 @@ def test_service_distance_zero_keeps_only_buildings_touching_a_pipe(
     touching = buildings.sjoin(net.pipes[["geometry"]], predicate="intersects").index.unique()
     assert set(links.index) == set(touching)
     assert (links["distance_m"] == 0).all()
+
+
+# Only twin.store talks SQL: no statement, no cursor, no sqlite3 above it (the GeoPackage
+# media type "application/geopackage+sqlite3" is a name, not a use).
+_SQL_OUTSIDE_STORE = r"execute\(|SELECT |INSERT |(?<!\+)sqlite3"
+
+
+def _sql_lines(paths: list[Path], root: Path) -> list[str]:
+    import re
+
+    pattern = re.compile(_SQL_OUTSIDE_STORE)
+    return [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in paths
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+
+
+def test_no_sql_outside_the_store() -> None:
+    root = Path(__file__).resolve().parents[1]
+    store = root / "src" / "twin" / "store"
+    above = [
+        path
+        for folder in (root / "src" / "twin", root / "api")
+        for path in sorted(folder.rglob("*.py"))
+        if store not in path.parents
+    ]
+    assert len(above) > 100  # the whole package and the service
+    assert _sql_lines(above, root) == [], "SQL outside twin.store"
+    # the check does see SQL where it belongs
+    assert len(_sql_lines([store / "live_queries.py"], root)) >= 10

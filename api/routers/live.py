@@ -135,7 +135,7 @@ async def map_events(
     frame = frame[frame["seq"] > after]
     clock = loop.store.clock_ms() or int(pd.Timestamp.now("UTC").value // 1_000_000)
     features = _event_features(visible, frame, clock)
-    last = int(loop.store.scalar("SELECT coalesce(max(seq), 0) FROM events"))
+    last = loop.store.max_seq()
     return _json({"type": "FeatureCollection", "seq": last, "features": features})
 
 

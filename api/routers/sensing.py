@@ -289,7 +289,7 @@ async def stream(
         else (int(last_event_id) if last_event_id and last_event_id.isdigit() else None)
     )
     if start is None:
-        start = int(loop.store.scalar("SELECT coalesce(max(seq), 0) FROM events"))
+        start = loop.store.max_seq()
     poll_s = request.app.state.settings.poll_s
 
     async def chunks() -> AsyncIterator[bytes]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -349,7 +348,7 @@ def build_partitioned(
 
 def _write(
     city: Twin,
-    con: sqlite3.Connection,
+    con: parts.Connection,
     infos: list[LayerInfo],
     todo: BuildWork,
     report: BuildReport,

@@ -3,16 +3,16 @@
 ``twin serve`` may run several workers over one twin; each runs an
 :class:`Escalator`, but only the holder of the live store's ``escalation``
 lease escalates. The lease is one row of the ``leases`` table, taken and
-renewed inside a ``BEGIN IMMEDIATE`` transaction (SQLite's write lock, so two
-processes can never both take it); it expires ``ttl_s`` after its last
+renewed by one conditional upsert (:meth:`~twin.store.live_queries.LiveQueries.take_lease`:
+the database decides, so two processes can never both take it); it expires ``ttl_s`` after its last
 renewal, so a worker that dies hands over to another within that time, and a
 worker that stops releases it at once. No election, no heartbeat protocol:
-SQLite's lock decides.
+the database decides.
 
 Examples
 --------
 >>> import tempfile, pathlib
->>> from twin.sensing.store import LiveStore
+>>> from twin.sensing.store import LiveStore, LiveStoreProtocol
 >>> live = LiveStore(pathlib.Path(tempfile.mkdtemp()) / "x.live.sqlite")
 >>> take_lease(live, "escalation", "worker-1", ttl_s=30)
 True
@@ -33,24 +33,16 @@ from dataclasses import dataclass, field
 
 from twin.errors import UsageError
 from twin.sensing.events import GRADES, escalate
-from twin.sensing.store import LiveStore
+from twin.sensing.store import LiveStoreProtocol
 
 __all__ = ["Escalator", "lease_holder", "parse_deadlines", "release_lease", "take_lease"]
-
-LEASES = """
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    until_ms INTEGER NOT NULL
-)
-"""
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def take_lease(store: LiveStore, name: str, holder: str, *, ttl_s: float) -> bool:
+def take_lease(store: LiveStoreProtocol, name: str, holder: str, *, ttl_s: float) -> bool:
     """Take (or renew) the lease ``name`` for ``ttl_s`` seconds; False when another holds it.
 
     Parameters
@@ -64,34 +56,12 @@ def take_lease(store: LiveStore, name: str, holder: str, *, ttl_s: float) -> boo
         How long the lease lasts without renewal.
     """
     now = _now_ms()
-    with store.lock:
-        con = store.con
-        con.execute(LEASES)
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            row = con.execute(
-                "SELECT holder, until_ms FROM leases WHERE name = ?", (name,)
-            ).fetchone()
-            mine = row is None or row[0] == holder or int(row[1]) < now
-            if mine:
-                con.execute(
-                    "INSERT INTO leases (name, holder, until_ms) VALUES (?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, "
-                    "until_ms = excluded.until_ms",
-                    (name, holder, now + int(ttl_s * 1000)),
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return mine
+    return store.take_lease(name, holder, until_ms=now + int(ttl_s * 1000), now_ms=now)
 
 
-def release_lease(store: LiveStore, name: str, holder: str) -> None:
+def release_lease(store: LiveStoreProtocol, name: str, holder: str) -> None:
     """Give the lease ``name`` back (only if ``holder`` holds it)."""
-    with store.lock:
-        store.con.execute(LEASES)
-        store.con.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+    store.release_lease(name, holder)
 
 
 def lease_holder() -> str:
@@ -149,7 +119,7 @@ class Escalator:
         :data:`twin.sensing.events.ACK_DEADLINES_MIN`.
     """
 
-    store: LiveStore
+    store: LiveStoreProtocol
     every_s: float = 30.0
     deadlines_min: Mapping[str, float] = field(default_factory=dict)
     holder: str = field(default_factory=lease_holder)

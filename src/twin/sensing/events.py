@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from twin.errors import FeatureNotFoundError, UsageError
-from twin.sensing.store import LiveStore, from_ms, records, to_ms
+from twin.sensing.store import LiveStoreProtocol, from_ms, records, to_ms
 
 __all__ = [
     "ACK_DEADLINES_MIN",
@@ -112,23 +112,8 @@ def _now_ms() -> int:
     return to_ms(pd.Timestamp.now(tz="UTC"))
 
 
-def _history(
-    store: LiveStore,
-    event_id: int,
-    at: int,
-    action: str,
-    status: str,
-    who: str,
-    note: str | None = None,
-) -> None:
-    store.con.execute(
-        "INSERT INTO event_history VALUES (?, ?, ?, ?, ?, ?)",
-        (event_id, at, action, status, who, note),
-    )
-
-
 def raise_events(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     episodes: pd.DataFrame,
     *,
     evaluated: pd.DataFrame | None = None,
@@ -169,12 +154,7 @@ def raise_events(
             changed.append(event_id)
     if evaluated is not None and len(evaluated):
         lasting = {(e["rule"], e["sensor_uid"]) for e in eps if pd.isna(e["end"])}
-        with store.lock:
-            alarming = set(
-                store.con.execute(
-                    "SELECT rule, sensor_uid FROM events WHERE is_open = 1 AND cleared_ms IS NULL"
-                ).fetchall()
-            )
+        alarming = store.alarming_pairs()
         pairs = zip(evaluated["rule"].tolist(), evaluated["sensor_uid"].tolist(), strict=True)
         for key in pairs:
             if key in alarming and key not in lasting:
@@ -185,7 +165,7 @@ def raise_events(
 
 
 def _apply_episode(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     ep: Any,
     start: int,
     end: int | None,
@@ -193,17 +173,7 @@ def _apply_episode(
     impact: Impact | None,
     who: str,
 ) -> int | None:
-    con = store.con
-    with store.lock:
-        row = con.execute(
-            "SELECT id, last_ms, cleared_ms FROM events WHERE rule = ? AND sensor_uid = ? "
-            "AND is_open = 1",
-            (ep.rule, ep.sensor_uid),
-        ).fetchone()
-        newest = con.execute(
-            "SELECT max(opened_ms) FROM events WHERE rule = ? AND sensor_uid = ?",
-            (ep.rule, ep.sensor_uid),
-        ).fetchone()[0]
+    row, newest = store.event_state(ep.rule, ep.sensor_uid)
     value = None if pd.isna(ep.value) else float(ep.value)
     if row is None:
         if newest is not None and start <= newest:
@@ -215,36 +185,23 @@ def _apply_episode(
     known = start <= last_ms  # this episode is the one the event holds
     if known and (end is None or cleared_ms is not None):
         return None  # seen again, nothing new
-    with store.lock:
-        con.execute("BEGIN IMMEDIATE")
-        con.execute(
-            "UPDATE events SET last_ms = max(last_ms, ?), value = coalesce(?, value), "
-            "repeats = repeats + ?, cleared_ms = ?, updated_ms = ?, seq = ? WHERE id = ?",
-            (max(start, end or start), value, int(not known), end, _now_ms(), _seq(con), event_id),
-        )
-        status = _status(con, event_id)
-        if not known:
-            _history(store, event_id, start, "repeat", status, who)
-        if end is not None:
-            _history(store, event_id, end, "cleared", status, who)
-        con.execute("COMMIT")
+    history = [] if known else [(start, "repeat", who)]
+    if end is not None:
+        history.append((end, "cleared", who))
+    store.update_event(
+        event_id,
+        last_ms=max(start, end or start),
+        value=value,
+        repeated=not known,
+        cleared_ms=end,
+        now_ms=_now_ms(),
+        history=history,
+    )
     return int(event_id)
 
 
-def _seq(con: Any) -> int:
-    row = con.execute(
-        "INSERT INTO counters (name, value) VALUES ('seq', 1) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
-    ).fetchone()
-    return int(row[0])
-
-
-def _status(con: Any, event_id: int) -> str:
-    return str(con.execute("SELECT status FROM events WHERE id = ?", (event_id,)).fetchone()[0])
-
-
 def _open(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     ep: Any,
     start: int,
     end: int | None,
@@ -256,64 +213,32 @@ def _open(
     grade = str(ep.grade)
     if answer and answer.get("grade") in GRADES:
         grade = max(grade, str(answer["grade"]), key=GRADES.index)
-    con = store.con
-    with store.lock:
-        con.execute("BEGIN IMMEDIATE")
-        cursor = con.execute(
-            "INSERT INTO events (rule, sensor_uid, event_type, grade, status, opened_ms, "
-            "updated_ms, last_ms, value, cleared_ms, x, y, district, grid, unit, location, "
-            "impact, seq) VALUES (?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                ep.rule,
-                ep.sensor_uid,
-                ep.event_type,
-                grade,
-                start,
-                _now_ms(),
-                end or start,
-                value,
-                end,
-                place.get("x"),
-                place.get("y"),
-                place.get("district"),
-                place.get("grid"),
-                place.get("unit"),
-                json.dumps(place, ensure_ascii=False, default=str),
-                None if answer is None else json.dumps(answer, ensure_ascii=False, default=str),
-                _seq(con),
-            ),
-        )
-        event_id = int(cursor.lastrowid or 0)
-        _history(store, event_id, start, "open", "new", who)
-        if end is not None:
-            _history(store, event_id, end, "cleared", "new", who)
-        con.execute("COMMIT")
-    return event_id
+    fields = {
+        "rule": ep.rule,
+        "sensor_uid": ep.sensor_uid,
+        "event_type": ep.event_type,
+        "grade": grade,
+        "opened_ms": start,
+        "updated_ms": _now_ms(),
+        "last_ms": end or start,
+        "value": value,
+        "cleared_ms": end,
+        **{k: place.get(k) for k in ("x", "y", "district", "grid", "unit")},
+        "location": json.dumps(place, ensure_ascii=False, default=str),
+        "impact": None if answer is None else json.dumps(answer, ensure_ascii=False, default=str),
+    }
+    history = [(start, "open", who)] + ([(end, "cleared", who)] if end is not None else [])
+    return store.insert_event(fields, history)
 
 
-def _clear(store: LiveStore, rule: str, sensor_uid: str, at: int | None, who: str) -> int | None:
-    con = store.con
-    with store.lock:
-        row = con.execute(
-            "SELECT id, status FROM events WHERE rule = ? AND sensor_uid = ? AND is_open = 1 "
-            "AND cleared_ms IS NULL",
-            (rule, sensor_uid),
-        ).fetchone()
-        if row is None:
-            return None
-        at = at if at is not None else (store.clock_ms() or _now_ms())
-        con.execute("BEGIN IMMEDIATE")
-        con.execute(
-            "UPDATE events SET cleared_ms = ?, updated_ms = ?, seq = ? WHERE id = ?",
-            (at, _now_ms(), _seq(con), row[0]),
-        )
-        _history(store, int(row[0]), at, "cleared", str(row[1]), who)
-        con.execute("COMMIT")
-    return int(row[0])
+def _clear(
+    store: LiveStoreProtocol, rule: str, sensor_uid: str, at: int | None, who: str
+) -> int | None:
+    return store.clear_event(rule, sensor_uid, at, _now_ms(), who)
 
 
 def transition(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     event_id: int,
     action: str,
     who: str,
@@ -340,36 +265,28 @@ def transition(
         raise UsageError("dispatch needs an assignee (the unit or worker it goes to)")
     allowed, target = ACTIONS[action]
     stamp = to_ms(at) if at is not None else _now_ms()
-    con = store.con
-    with store.lock:
-        row = con.execute("SELECT status FROM events WHERE id = ?", (int(event_id),)).fetchone()
-        if row is None:
-            raise FeatureNotFoundError(f"there is no event {event_id}")
-        if row[0] not in allowed:
-            raise UsageError(
-                f"event {event_id} is {row[0]}: {action} applies to {', '.join(allowed)} events"
-            )
-        con.execute("BEGIN IMMEDIATE")
-        con.execute(
-            "UPDATE events SET status = ?, is_open = ?, assignee = coalesce(?, assignee), "
-            "updated_ms = ?, seq = ? WHERE id = ?",
-            (
-                target,
-                0 if target in ("resolved", "closed") else 1,
-                assignee,
-                stamp,
-                _seq(con),
-                int(event_id),
-            ),
+    text = note if assignee is None else f"to {assignee}" + (f": {note}" if note else "")
+    found = store.set_event_status(
+        int(event_id),
+        allowed,
+        target,
+        assignee=assignee,
+        at_ms=stamp,
+        action=action,
+        who=who,
+        note=text,
+    )
+    if found is None:
+        raise FeatureNotFoundError(f"there is no event {event_id}")
+    if found not in allowed:
+        raise UsageError(
+            f"event {event_id} is {found}: {action} applies to {', '.join(allowed)} events"
         )
-        text = note if assignee is None else f"to {assignee}" + (f": {note}" if note else "")
-        _history(store, int(event_id), stamp, action, target, who, text)
-        con.execute("COMMIT")
     return get_event(store, int(event_id))
 
 
 def escalate(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     *,
     now: pd.Timestamp | None = None,
     deadlines_min: Mapping[str, float] | None = None,
@@ -377,48 +294,19 @@ def escalate(
     """Escalate every event still ``new`` past its grade's acknowledgement deadline."""
     limits = {**ACK_DEADLINES_MIN, **(deadlines_min or {})}
     stamp = to_ms(now) if now is not None else _now_ms()
-    with store.lock:
-        rows = store.con.execute(
-            "SELECT id, grade, opened_ms FROM events WHERE status = 'new' AND escalated = 0"
-        ).fetchall()
     done = []
-    for event_id, grade, opened in rows:
+    for event_id, grade, opened in store.unescalated_new():
         due = opened + int(limits.get(grade, ACK_DEADLINES_MIN["一般"]) * 60_000)
         if stamp < due:
             continue
-        with store.lock:
-            store.con.execute("BEGIN IMMEDIATE")
-            # Conditional: another process may have escalated (or acknowledged) it meanwhile.
-            cursor = store.con.execute(
-                "UPDATE events SET escalated = 1, updated_ms = ?, seq = ? WHERE id = ? "
-                "AND status = 'new' AND escalated = 0",
-                (stamp, _seq(store.con), event_id),
-            )
-            if cursor.rowcount == 0:
-                store.con.execute("COMMIT")
-                continue
-            _history(
-                store,
-                event_id,
-                stamp,
-                "escalate",
-                "new",
-                "system",
-                f"not acknowledged within {limits.get(grade)} min ({grade})",
-            )
-            store.con.execute("COMMIT")
-        done.append(int(event_id))
+        note = f"not acknowledged within {limits.get(grade)} min ({grade})"
+        if store.mark_escalated(event_id, stamp, note):
+            done.append(int(event_id))
     return done
 
 
-EVENT_COLUMNS = (
-    "id, rule, sensor_uid, event_type, grade, status, is_open, opened_ms, updated_ms, last_ms, "
-    "value, repeats, escalated, cleared_ms, assignee, x, y, district, grid, unit, seq"
-)
-
-
 def list_events(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     *,
     status: str | None = None,
     open_only: bool = False,
@@ -431,29 +319,20 @@ def list_events(
     until: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Events, filtered, newest first: one row each (times as UTC Timestamps)."""
-    where, params = ["1 = 1"], []
-    for column, value in (
-        ("status", status),
-        ("event_type", event_type),
-        ("grade", grade),
-        ("district", district),
-        ("grid", grid),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
     if status is not None and status not in EVENT_STATUSES:
         raise UsageError(f"unknown status {status!r}: use one of {', '.join(EVENT_STATUSES)}")
-    if open_only:
-        where.append("is_open = 1")
-    if since is not None:
-        where.append("last_ms >= ?")
-        params.append(to_ms(since))
-    if until is not None:
-        where.append("opened_ms <= ?")
-        params.append(to_ms(until))
-    frame = store._query(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id DESC", params
+    filters = {
+        "status": status,
+        "event_type": event_type,
+        "grade": grade,
+        "district": district,
+        "grid": grid,
+    }
+    frame = store.events_frame(
+        filters,
+        open_only=open_only,
+        since_ms=None if since is None else to_ms(since),
+        until_ms=None if until is None else to_ms(until),
     )
     if sensors is not None:
         frame = frame[frame["sensor_uid"].isin(sensors)]
@@ -471,31 +350,24 @@ def _times(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def open_events(store: LiveStore) -> pd.DataFrame:
+def open_events(store: LiveStoreProtocol) -> pd.DataFrame:
     """The open events (not yet resolved)."""
     return list_events(store, open_only=True)
 
 
-def event_changes(store: LiveStore, after_seq: int, limit: int = 500) -> pd.DataFrame:
+def event_changes(store: LiveStoreProtocol, after_seq: int, limit: int = 500) -> pd.DataFrame:
     """Events opened or changed after change number ``after_seq``, oldest change first."""
-    frame = store._query(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-        (int(after_seq), int(limit)),
-    )
+    frame = store.event_changes_frame(int(after_seq), int(limit))
     return _times(frame)
 
 
-def get_event(store: LiveStore, event_id: int) -> Event:
+def get_event(store: LiveStoreProtocol, event_id: int) -> Event:
     """One event with its history."""
-    frame = store._query("SELECT * FROM events WHERE id = ?", (int(event_id),))
+    frame = store.event_row(int(event_id))
     if frame.empty:
         raise FeatureNotFoundError(f"there is no event {event_id}")
     row = frame.iloc[0]
-    history = store._query(
-        "SELECT at_ms, action, status, who, note FROM event_history WHERE event_id = ? "
-        "ORDER BY rowid",
-        (int(event_id),),
-    )
+    history = store.event_history(int(event_id))
     history.insert(0, "time", from_ms(history.pop("at_ms").to_numpy()))
 
     def stamp(value: Any) -> pd.Timestamp | None:

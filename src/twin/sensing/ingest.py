@@ -41,7 +41,7 @@ import pandas as pd
 
 from twin.errors import SourceError, UsageError
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, to_ms
+from twin.sensing.store import LiveStoreProtocol, to_ms
 
 __all__ = ["COLUMNS", "IngestReport", "ingest", "normalise", "read_readings"]
 
@@ -282,7 +282,7 @@ def _filled(values: np.ndarray, defaults: np.ndarray, pos: np.ndarray, last: Any
 
 
 def ingest(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     registry: SensorRegistry,
     readings: pd.DataFrame,
     *,
@@ -356,7 +356,7 @@ def _repeated(ds: np.ndarray, ms: np.ndarray) -> np.ndarray:
 
 
 def _commit(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     good: dict[str, np.ndarray],
     checked: _Checked,
     source: str,

@@ -28,7 +28,8 @@ from twin.sensing.locate import Locator
 from twin.sensing.rules import EPISODE_COLUMNS, Rule, evaluate, load_rules, threshold_rules
 from twin.sensing.running import RuleRunner
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, from_ms, records
+from twin.sensing.store import LiveStore, LiveStoreProtocol, from_ms
+from twin.store.postgis import is_url
 
 __all__ = ["OperationsLoop"]
 
@@ -47,8 +48,8 @@ OFFLINE_RULE = Rule(
 class OperationsLoop:
     """Store, sensors and rules of one twin; events raised as readings arrive."""
 
-    twin_path: Path
-    store: LiveStore
+    twin_path: Path | str
+    store: LiveStoreProtocol
     registry: SensorRegistry
     rules: list[Rule]
     with_impact: bool = True
@@ -65,7 +66,7 @@ class OperationsLoop:
         rules_file: str | os.PathLike[str] | None = None,
         with_impact: bool = True,
         offline_min: float | None = 30.0,
-        store: LiveStore | None = None,
+        store: LiveStoreProtocol | None = None,
     ) -> OperationsLoop:
         """The loop of the twin at ``twin_path``: threshold rules, the file's rules, offline."""
         city = Twin.open(twin_path)
@@ -78,7 +79,8 @@ class OperationsLoop:
 
             rules.append(replace(OFFLINE_RULE, no_data_min=float(offline_min)))
         live = store if store is not None else LiveStore.beside(twin_path)
-        return cls(Path(twin_path), live, registry, rules, with_impact)
+        name = str(twin_path) if is_url(twin_path) else Path(twin_path)  # a URL stays one
+        return cls(name, live, registry, rules, with_impact)
 
     @property
     def locator(self) -> Locator:
@@ -119,18 +121,13 @@ class OperationsLoop:
         """
         if event_type != "pressure_drop" or place.get("x") is None:
             return None
-        rows = records(
-            self.store._query(
-                "SELECT id, value, impact FROM events WHERE is_open = 1 AND event_type = ? "
-                "AND impact IS NOT NULL AND (x - ?) * (x - ?) + (y - ?) * (y - ?) <= ? "
-                "ORDER BY value, id LIMIT 1",
-                (event_type, place["x"], place["x"], place["y"], place["y"], self.cluster_m**2),
-            )
+        found = self.store.nearest_incident(
+            event_type, float(place["x"]), float(place["y"]), self.cluster_m
         )
-        if not rows:
+        if found is None:
             return None
-        answer: dict[str, Any] = json.loads(rows[0]["impact"])
-        answer["joins_event"] = int(rows[0]["id"])
+        answer: dict[str, Any] = json.loads(found[1])
+        answer["joins_event"] = found[0]
         return answer
 
     def lookback_s(self) -> float:

@@ -253,15 +253,7 @@ def _dead_letters(loop: OperationsLoop, rejected: list[dict[str, Any]], source: 
         )
         for r in rejected
     ]
-    store = loop.store
-    with store.lock:
-        store.con.execute("BEGIN")
-        store.con.executemany(
-            "INSERT INTO dead_letters (received_ms, source, reason, sensor, time, property, value)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        store.con.execute("COMMIT")
+    loop.store.add_dead_letters(rows)
 
 
 def report_events(

@@ -54,7 +54,7 @@ import yaml
 
 from twin.errors import SourceError, UsageError
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, from_ms, records, to_ms
+from twin.sensing.store import LiveStoreProtocol, from_ms, records, to_ms
 
 __all__ = [
     "EPISODE_COLUMNS",
@@ -377,7 +377,7 @@ def episodes(
 
 def evaluate(
     rules: Sequence[Rule],
-    store: LiveStore,
+    store: LiveStoreProtocol,
     registry: SensorRegistry,
     *,
     start: pd.Timestamp | None = None,
@@ -444,7 +444,7 @@ def evaluate(
 
 def _offline(
     rule: Rule,
-    store: LiveStore,
+    store: LiveStoreProtocol,
     ds: int,
     uid: str,
     sensor: Mapping[str, Any],

@@ -49,7 +49,7 @@ from twin.sensing.rules import (
     episodes,
 )
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import NO_TIME, LiveStore, from_ms
+from twin.sensing.store import NO_TIME, LiveStoreProtocol, from_ms
 
 __all__ = ["RuleRunner"]
 
@@ -93,7 +93,7 @@ class RuleRunner:
         self.last: dict[int, tuple[int, float]] = {}  # datastream -> last reading seen
 
     def step(
-        self, rows: pd.DataFrame, store: LiveStore | None
+        self, rows: pd.DataFrame, store: LiveStoreProtocol | None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Advance the rules over one stored batch (``IngestReport.rows``).
 
@@ -204,7 +204,7 @@ class RuleRunner:
     def _rerun(
         self,
         mine: pd.DataFrame,
-        store: LiveStore,
+        store: LiveStoreProtocol,
         found: list[list[Any]],
         evaluated: list[tuple[str, str]],
     ) -> None:

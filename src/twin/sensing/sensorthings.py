@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -44,7 +43,7 @@ import pandas as pd
 from twin.errors import FeatureNotFoundError, UsageError
 from twin.sensing.odata import mask, parse_filter, parse_list, parse_orderby, to_sql
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, from_ms, records, to_ms
+from twin.sensing.store import LiveStoreProtocol, from_ms, records, to_ms
 
 __all__ = ["NAVIGATION", "SETS", "SensorThings", "parse_resource"]
 
@@ -184,7 +183,7 @@ class SensorThings:
         The service root URL (``…/sta/v1.1``) links are built on.
     """
 
-    store: LiveStore
+    store: LiveStoreProtocol
     registry: SensorRegistry
     layers: Sequence[str]
     base: str
@@ -199,7 +198,7 @@ class SensorThings:
         (Datastreams: until the store has a new one).
         """
         if name not in self._tables:
-            streams = self.store.scalar("SELECT max(id) FROM datastreams")  # append-only
+            streams = self.store.max_datastream_id()  # datastreams are append-only
             key = (name, tuple(sorted(self.layers)), streams)
             cached = _tables_of(self.registry)
             if key not in cached:
@@ -360,33 +359,23 @@ class SensorThings:
     def _observation_rows(
         self, where: tuple[str, Any] | None, text: str | None, query: Query
     ) -> tuple[list[dict[str, Any]], int]:
-        conditions, params = ["1 = 1"], []
+        conditions: list[tuple[str, list[Any]]] = []
         hidden = set(self.registry.frame["layer"].unique()) - set(self.layers)
-        if hidden:  # only the visible sensors' streams
-            conditions.append("d.sensor_uid IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(self.table("Things")["id"].tolist()))
+        sensors = self.table("Things")["id"].tolist() if hidden else None  # only the visible
         if where is not None and where[0] == "id":  # one observation: (datastream, ms)
-            conditions.append("o.datastream = ? AND o.phenomenon_ms = ?")
-            params += list(where[1])
+            conditions.append(("o.datastream = ? AND o.phenomenon_ms = ?", list(where[1])))
         elif where is not None:
             sql, convert = OBSERVATION_COLUMNS[where[0]]
-            conditions.append(f"{sql} = ?")
-            params.append(convert(where[1]))
+            conditions.append((f"{sql} = ?", [convert(where[1])]))
         if text:
-            sql, more = to_sql(text, parse_filter(text), OBSERVATION_COLUMNS)
-            conditions.append(sql)
-            params += more
-        order = self._observation_order(query.orderby)
-        source = (
-            "FROM observations o JOIN datastreams d ON d.id = o.datastream WHERE "
-            + " AND ".join(conditions)
+            conditions.append(to_sql(text, parse_filter(text), OBSERVATION_COLUMNS))
+        frame, total = self.store.observation_page(
+            sensors,
+            conditions,
+            order=self._observation_order(query.orderby),
+            top=query.top,
+            skip=query.skip,
         )
-        frame = self.store._query(
-            "SELECT o.datastream, o.phenomenon_ms, o.result_ms, o.value, o.quality, "
-            f"d.sensor_uid {source} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.top, query.skip],
-        )
-        total = int(self.store.scalar(f"SELECT count(*) {source}", params))
         rows = [
             {
                 "id": f"{int(r['datastream'])}-{int(r['phenomenon_ms'])}",

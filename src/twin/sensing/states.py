@@ -36,7 +36,7 @@ import pandas as pd
 from twin.sensing.events import ACK_DEADLINES_MIN, list_events
 from twin.sensing.locate import Locator
 from twin.sensing.sensors import SensorRegistry
-from twin.sensing.store import LiveStore, to_ms
+from twin.sensing.store import LiveStoreProtocol, to_ms
 from twin.sensing.vitals import vitals
 
 __all__ = [
@@ -52,7 +52,7 @@ SENSOR_STATES = ("normal", "alarm", "offline", "no_data")
 
 
 def sensor_states(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     registry: SensorRegistry,
     *,
     sensors: Sequence[str] | None = None,
@@ -164,7 +164,7 @@ def overdue_events(events: pd.DataFrame, clock_ms: int) -> pd.Series:
 
 
 def area_vitals(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     locator: Locator,
     *,
     sensors: Sequence[str] | None = None,

@@ -20,5 +20,16 @@ from twin.store.live import (
     rows_of,
     to_ms,
 )
+from twin.store.live_base import LiveStoreProtocol
 
-__all__ = ["NO_TIME", "SCHEMA", "LiveStore", "from_ms", "live_path", "records", "rows_of", "to_ms"]
+__all__ = [
+    "NO_TIME",
+    "SCHEMA",
+    "LiveStore",
+    "LiveStoreProtocol",
+    "from_ms",
+    "live_path",
+    "records",
+    "rows_of",
+    "to_ms",
+]

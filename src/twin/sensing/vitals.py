@@ -21,7 +21,7 @@ import pandas as pd
 from twin.errors import UsageError
 from twin.sensing.events import ACK_DEADLINES_MIN, GRADES, list_events
 from twin.sensing.locate import Locator
-from twin.sensing.store import LiveStore, from_ms, to_ms
+from twin.sensing.store import LiveStoreProtocol, from_ms, to_ms
 
 __all__ = ["vitals", "vitals_series"]
 
@@ -35,7 +35,7 @@ def _areas(locator: Locator, by: str, sensors: Sequence[str] | None = None) -> p
     return pd.Series([locator.relations.get((u, by)) for u in uids], index=uids, name=by)
 
 
-def _events(store: LiveStore, by: str, sensors: Sequence[str] | None) -> pd.DataFrame:
+def _events(store: LiveStoreProtocol, by: str, sensors: Sequence[str] | None) -> pd.DataFrame:
     """Every event (of ``sensors`` and citizen reports, when given), its area in ``area``."""
     events = list_events(store)
     if sensors is not None:
@@ -44,16 +44,12 @@ def _events(store: LiveStore, by: str, sensors: Sequence[str] | None) -> pd.Data
     return events.assign(area=events[by]).reset_index(drop=True)
 
 
-def _readings(store: LiveStore, lo: int, hi: int) -> pd.DataFrame:
-    return store._query(
-        "SELECT d.sensor_uid, o.phenomenon_ms FROM observations o JOIN datastreams d "
-        "ON d.id = o.datastream WHERE o.phenomenon_ms > ? AND o.phenomenon_ms <= ?",
-        (lo, hi),
-    )
+def _readings(store: LiveStoreProtocol, lo: int, hi: int) -> pd.DataFrame:
+    return store.readings_between(lo, hi)
 
 
 def vitals(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     locator: Locator,
     *,
     by: str = "district",
@@ -101,19 +97,16 @@ def vitals(
     return table.sort_index()
 
 
-def _dispose_minutes(store: LiveStore, done: pd.DataFrame) -> pd.Series:
+def _dispose_minutes(store: LiveStoreProtocol, done: pd.DataFrame) -> pd.Series:
     if done.empty:
         return pd.Series(dtype=float)
-    rows = store._query(
-        "SELECT event_id, min(at_ms) AS at_ms FROM event_history WHERE action = 'resolve' "
-        "GROUP BY event_id"
-    ).set_index("event_id")["at_ms"]
+    rows = pd.Series(store.resolved_ms(), dtype="float64")
     resolved = done["id"].map(rows)
     return (resolved - to_ms(done["opened"])) / 60_000.0
 
 
 def vitals_series(
-    store: LiveStore,
+    store: LiveStoreProtocol,
     locator: Locator,
     *,
     by: str = "district",
@@ -167,10 +160,5 @@ def vitals_series(
     return out.fillna(0).astype(int).sort_index()
 
 
-def _resolved_at(store: LiveStore) -> dict[int, pd.Timestamp]:
-    with store.lock:
-        rows = store.con.execute(
-            "SELECT event_id, min(at_ms) FROM event_history WHERE action = 'resolve' "
-            "GROUP BY event_id"
-        ).fetchall()
-    return {int(i): from_ms(int(t)) for i, t in rows}
+def _resolved_at(store: LiveStoreProtocol) -> dict[int, pd.Timestamp]:
+    return {i: from_ms(t) for i, t in store.resolved_ms().items()}

@@ -49,6 +49,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.errors import StorageError
+from twin.store.live_base import LiveStoreProtocol
+from twin.store.live_queries import LiveQueries, SqliteAccess
 from twin.store.live_snapshot import read_snapshot, write_snapshot
 
 __all__ = [
@@ -202,7 +205,7 @@ def from_ms(ms: Any) -> Any:
     return pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True)
 
 
-class LiveStore:
+class LiveStore(SqliteAccess, LiveQueries):
     """The SQLite live store of one twin (created on first use).
 
     Parameters
@@ -254,9 +257,28 @@ class LiveStore:
         self._wrote = False
 
     @classmethod
-    def beside(cls, twin_path: str | os.PathLike[str], **kwargs: Any) -> LiveStore:
-        """The live store beside ``twin_path``."""
-        return cls(live_path(twin_path), **kwargs)
+    def beside(cls, twin_path: str | os.PathLike[str], **kwargs: Any) -> LiveStoreProtocol:
+        """The live store of a twin: beside its file, or in its database for a
+        ``postgresql://…?schema=NAME`` twin (:class:`~twin.store.pglive.PgLiveStore`).
+
+        Raises
+        ------
+        StorageError
+            The store cannot be opened (a read-only folder, an unreachable database).
+        """
+        from twin.store.postgis import is_url
+
+        if is_url(twin_path):
+            from twin.store.pglive import PgLiveStore
+
+            return PgLiveStore(str(twin_path), **kwargs)
+        try:
+            return cls(live_path(twin_path), **kwargs)
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"cannot open the live store {live_path(twin_path)}: {exc}; "
+                "check the folder is writable"
+            ) from None
 
     def close(self) -> None:
         """Close the connection (refreshing the latest-values snapshot after writes)."""

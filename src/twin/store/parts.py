@@ -34,6 +34,7 @@ from twin.store.gpkg import GpkgStore
 from twin.store.relations import RelationRows
 
 __all__ = [
+    "Connection",
     "close_set",
     "con_path",
     "feature_boxes",
@@ -44,6 +45,9 @@ __all__ = [
     "spill_sorts_to_file",
     "unboxed_fids",
 ]
+
+#: The connection relation parts are written with (for callers' type hints).
+Connection = sqlite3.Connection
 
 
 def session_connection(session: object) -> sqlite3.Connection:

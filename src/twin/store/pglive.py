@@ -1,0 +1,539 @@
+"""The live store of a PostGIS twin: readings and events in the twin's database.
+
+A twin named ``postgresql://…?schema=NAME`` keeps its live tables (the same
+as the SQLite live store's: datastreams, observations, latest, dead letters,
+events, event history, counters, leases) in the schema ``NAME_live`` of the
+same database, created on first use under an advisory lock. Why a schema of
+their own: ``twin init`` replaces the twin's schema, and readings (keyed by
+uids that survive re-imports) must outlive it, as the SQLite store outlives a
+re-written GeoPackage.
+
+Every process that opens the store shares it: a reading or an event
+transition written by one API worker is seen by every other. Writes are
+transactions; an ingest batch goes in with COPY into a temporary table, then
+one ``INSERT … ON CONFLICT DO NOTHING``: a batch sent again, by any process,
+stores nothing twice. Event and lease statements are the shared ones of
+:class:`~twin.store.live_queries.LiveQueries`.
+
+Examples
+--------
+>>> PgLiveStore.schema_of("postgresql://db/cim?schema=chengdu")
+'chengdu_live'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twin.errors import StorageError
+from twin.store.live_base import NO_TIME
+from twin.store.live_queries import LiveQueries
+from twin.store.pgio import ident
+from twin.store.postgis import parse_url
+
+__all__ = ["PG_LIVE_TABLES", "PgLiveBatch", "PgLiveStore"]
+
+#: The live tables and the indexes of the hot queries (latest, windows, events, vitals).
+PG_LIVE_TABLES = """
+CREATE TABLE IF NOT EXISTS datastreams (
+    id BIGSERIAL PRIMARY KEY,
+    sensor_uid TEXT NOT NULL,
+    property TEXT NOT NULL,
+    unit TEXT,
+    UNIQUE (sensor_uid, property)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    datastream BIGINT NOT NULL,
+    phenomenon_ms BIGINT NOT NULL,
+    result_ms BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    quality TEXT,
+    PRIMARY KEY (datastream, phenomenon_ms)
+);
+CREATE INDEX IF NOT EXISTS observations_time ON observations (phenomenon_ms);
+CREATE TABLE IF NOT EXISTS latest (
+    datastream BIGINT PRIMARY KEY,
+    phenomenon_ms BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id BIGSERIAL PRIMARY KEY,
+    received_ms BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    sensor TEXT,
+    time TEXT,
+    property TEXT,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id BIGSERIAL PRIMARY KEY,
+    rule TEXT NOT NULL,
+    sensor_uid TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    grade TEXT NOT NULL,
+    status TEXT NOT NULL,
+    is_open INTEGER NOT NULL DEFAULT 1,
+    opened_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    last_ms BIGINT NOT NULL,
+    value DOUBLE PRECISION,
+    repeats INTEGER NOT NULL DEFAULT 1,
+    escalated INTEGER NOT NULL DEFAULT 0,
+    cleared_ms BIGINT,
+    assignee TEXT,
+    message TEXT,
+    x DOUBLE PRECISION, y DOUBLE PRECISION,
+    district TEXT, grid TEXT, unit TEXT,
+    location TEXT,
+    impact TEXT,
+    seq BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_one_open ON events (rule, sensor_uid) WHERE is_open = 1;
+CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
+CREATE INDEX IF NOT EXISTS events_rule_sensor ON events (rule, sensor_uid);
+CREATE TABLE IF NOT EXISTS event_history (
+    id BIGSERIAL PRIMARY KEY,
+    event_id BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    status TEXT NOT NULL,
+    who TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS event_history_event ON event_history (event_id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,
+    until_ms BIGINT NOT NULL);
+"""
+_FAR = 2**62
+_COPY_IN = b"COPY %s FROM STDIN (FORMAT binary)"
+# One observation in PostgreSQL's binary COPY format: 5 fields, each length-prefixed.
+_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("ld", ">i4"),
+        ("d", ">i8"),
+        ("lm", ">i4"),
+        ("m", ">i8"),
+        ("lr", ">i4"),
+        ("r", ">i8"),
+        ("lv", ">i4"),
+        ("v", ">f8"),
+        ("lq", ">i4"),
+    ]
+)
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_TRAILER = b"\xff\xff"
+
+
+def _copy_data(
+    ds: np.ndarray, ms: np.ndarray, result_ms: int, val: np.ndarray, quality: Any
+) -> bytes:
+    """Observation rows as binary COPY data (numbers packed by numpy, no text formatting)."""
+    if quality is not None and any(q is not None for q in quality):
+        return _copy_rows_with_quality(ds, ms, result_ms, val, quality)
+    order = np.lexsort((ms, ds))  # key order: the primary key's B-tree writes stay local
+    ds, ms, val = ds[order], ms[order], val[order]
+    rows = np.empty(ds.size, dtype=_ROW)
+    rows["n"] = 5
+    rows["ld"] = rows["lm"] = rows["lr"] = rows["lv"] = 8
+    rows["d"], rows["m"], rows["r"], rows["v"] = ds, ms, result_ms, val
+    rows["lq"] = -1  # NULL quality
+    return _HEADER + rows.tobytes() + _TRAILER
+
+
+def _copy_rows_with_quality(
+    ds: np.ndarray, ms: np.ndarray, result_ms: int, val: np.ndarray, quality: Any
+) -> bytes:
+    """As :func:`_copy_data`, with the quality texts (row by row: rare)."""
+    out = [_HEADER]
+    head = np.dtype([("n", ">i2"), *_ROW.descr[1:-1]])
+    for d, m, v, q in zip(ds.tolist(), ms.tolist(), val.tolist(), quality, strict=True):
+        row = np.array([(5, 8, d, 8, m, 8, result_ms, 8, v)], dtype=head).tobytes()
+        text = None if q is None else str(q).encode()
+        tail = b"\xff\xff\xff\xff" if text is None else len(text).to_bytes(4, "big") + text
+        out.append(row + tail)
+    out.append(_TRAILER)
+    return b"".join(out)
+
+
+def _q(sql: str) -> bytes:
+    """A statement with ``?`` marks in psycopg's ``%s`` style."""
+    return sql.replace("?", "%s").encode()
+
+
+class _PgTx:
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.con.execute(_q(sql), tuple(params))
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self.con.execute(_q(sql), tuple(params)).rowcount)
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(r) for r in rows]
+        if rows:
+            self.con.cursor().executemany(_q(sql), rows)
+
+
+class PgLiveStore(LiveQueries):
+    """The live store of a PostGIS twin (one connection, guarded by :attr:`lock`).
+
+    Parameters
+    ----------
+    url : str
+        The twin's URL, ``postgresql://user@host:port/db?schema=NAME``; the
+        live tables are in the schema ``NAME_live``.
+    **_ : Any
+        The SQLite store's options (``synchronous``, ``snapshot_every_s``) mean
+        nothing here and are ignored, so callers open either store alike.
+    """
+
+    _history_key = "id"
+
+    def __init__(self, url: str, **_: Any) -> None:
+        self.url = url
+        self.conninfo = parse_url(url)[0]
+        self.schema = self.schema_of(url)
+        self.lock = threading.RLock()
+        self._streams: dict[tuple[str, str], int] = {}
+        self.con = self._connect()
+        self._create()
+
+    @staticmethod
+    def schema_of(url: str) -> str:
+        """The schema of a twin's live tables: ``<twin schema>_live``."""
+        return parse_url(url)[1] + "_live"
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        options = f"-c search_path={ident(self.schema)},public -c TimeZone=UTC"
+        try:
+            return psycopg.connect(
+                self.conninfo, autocommit=True, options=options, connect_timeout=10
+            )
+        except psycopg.OperationalError as exc:
+            reason = " ".join(str(exc).split())
+            raise StorageError(
+                f"cannot reach the live store of {self.schema[:-5]} ({reason}): "
+                "check the URL and that PostgreSQL runs"
+            ) from None
+
+    def _create(self) -> None:
+        """The schema and its tables, once, whoever else opens it at the same time."""
+        with self.con.transaction():
+            self.con.execute(
+                b"SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"citytwin-live:{self.schema}",),
+            )
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}".encode())
+            self.con.execute(PG_LIVE_TABLES.encode())
+        self._leases_ready = True
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self.con.close()
+
+    def __enter__(self) -> PgLiveStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PgLiveStore(schema={self.schema!r})"
+
+    # -- primitives of LiveQueries ------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return list(self.con.execute(_q(sql), tuple(params)).fetchall())
+
+    def _frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self.lock:
+            cursor = self.con.execute(_q(sql), tuple(params))
+            names = [d.name for d in cursor.description]
+            rows = cursor.fetchall()
+        return pd.DataFrame.from_records(rows, columns=names)
+
+    @contextmanager
+    def _tx(self) -> Iterator[_PgTx]:
+        with self.lock, self.con.transaction():
+            yield _PgTx(self.con)
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    # -- writes -------------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[PgLiveBatch]:
+        """One write transaction (committed at the end, rolled back on error)."""
+        with self.lock, self.con.transaction():
+            yield PgLiveBatch(self.con)
+
+    def datastream_ids(self, keys: Iterable[tuple[str, str, str | None]]) -> list[int]:
+        """Ids of the datastreams ``(sensor_uid, property, unit)``, created when new."""
+        wanted = list(keys)
+        with self.lock:
+            missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
+            if missing:
+                with self.con.transaction():
+                    _PgTx(self.con).many(
+                        "INSERT INTO datastreams (sensor_uid, property, unit) VALUES (?, ?, ?) "
+                        "ON CONFLICT (sensor_uid, property) DO NOTHING",
+                        missing,
+                    )
+                top = max(self._streams.values(), default=0)
+                rows = self._rows(
+                    "SELECT id, sensor_uid, property FROM datastreams WHERE id > ?", (top,)
+                )
+                self._streams.update({(s, p): int(i) for i, s, p in rows})
+                if any((k[0], k[1]) not in self._streams for k in missing):  # ids not in order
+                    rows = self._rows("SELECT id, sensor_uid, property FROM datastreams")
+                    self._streams = {(s, p): int(i) for i, s, p in rows}
+            return [self._streams[(k[0], k[1])] for k in wanted]
+
+    # -- reads --------------------------------------------------------------------------
+    def datastreams(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every datastream: ``id`` (index), ``sensor_uid``, ``property``, ``unit``."""
+        frame = self._frame("SELECT id, sensor_uid, property, unit FROM datastreams ORDER BY id")
+        frame = frame.set_index("id")
+        if sensors is not None:
+            frame = frame[frame["sensor_uid"].isin(list(sensors))]
+        return frame
+
+    def latest(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
+        """The latest value of every datastream: ``datastream, sensor_uid, property, unit,
+        time (UTC), value``, by datastream id."""
+        sql = (
+            "SELECT l.datastream, d.sensor_uid, d.property, d.unit, l.phenomenon_ms, l.value "
+            "FROM latest l JOIN datastreams d ON d.id = l.datastream"
+        )
+        params: list[Any] = []
+        if sensors is not None:
+            sql += " WHERE d.sensor_uid = ANY(?)"
+            params.append(list(sensors))
+        frame = self._frame(sql + " ORDER BY l.datastream", params)
+        if frame.empty:
+            frame = pd.DataFrame(
+                columns=["datastream", "sensor_uid", "property", "unit", "phenomenon_ms", "value"]
+            )
+        ms = frame.pop("phenomenon_ms").to_numpy(dtype="int64")
+        frame.insert(4, "time", pd.to_datetime(ms, unit="ms", utc=True))
+        frame["value"] = frame["value"].astype(float)
+        frame["datastream"] = frame["datastream"].astype("int64")
+        return frame
+
+    def window(
+        self,
+        sensor_uid: str,
+        prop: str | None = None,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Observations of one sensor in ``[start, end]``, in time order:
+        ``property, time, result_time, value, quality``."""
+        lo = int(start.value // 1_000_000) if start is not None else -_FAR
+        hi = int(end.value // 1_000_000) if end is not None else _FAR
+        sql = (
+            "SELECT d.property, o.phenomenon_ms, o.result_ms, o.value, o.quality "
+            "FROM datastreams d JOIN observations o ON o.datastream = d.id "
+            "WHERE d.sensor_uid = ? AND o.phenomenon_ms BETWEEN ? AND ?"
+        )
+        params: list[Any] = [sensor_uid, lo, hi]
+        if prop is not None:
+            sql += " AND d.property = ?"
+            params.append(prop)
+        rows = self._rows(sql + " ORDER BY o.phenomenon_ms, d.property", params)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        return pd.DataFrame(
+            {
+                "property": np.asarray(columns[0], dtype=object),
+                "time": pd.to_datetime(np.asarray(columns[1], dtype="int64"), unit="ms", utc=True),
+                "result_time": pd.to_datetime(
+                    np.asarray(columns[2], dtype="int64"), unit="ms", utc=True
+                ),
+                "value": np.asarray(columns[3], dtype=float),
+                "quality": np.asarray(columns[4], dtype=object),
+            }
+        )
+
+    def windows(
+        self, streams: Sequence[int], lo: int | None = None, hi: int | None = None
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The readings ``(times ms, values)`` of many datastreams in ``[lo, hi]`` ms, by
+        datastream, in time order; datastreams without readings are left out."""
+        if not len(streams):
+            return {}
+        rows = self._rows(
+            "SELECT datastream, phenomenon_ms, value FROM observations "
+            "WHERE datastream = ANY(?) AND phenomenon_ms BETWEEN ? AND ? "
+            "ORDER BY datastream, phenomenon_ms",
+            (
+                [int(s) for s in streams],
+                lo if lo is not None else -_FAR,
+                hi if hi is not None else _FAR,
+            ),
+        )
+        if not rows:
+            return {}
+        table = np.asarray(rows, dtype=float)
+        ds, t, v = table[:, 0].astype("int64"), table[:, 1].astype("int64"), table[:, 2]
+        cuts = np.flatnonzero(np.diff(ds)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(ds)]])
+        return {int(ds[a]): (t[a:b], v[a:b]) for a, b in zip(starts, ends, strict=True)}
+
+    def latest_ms(self) -> dict[int, int]:
+        """The newest phenomenon time (ms) of every datastream with a reading."""
+        rows = self._rows("SELECT datastream, phenomenon_ms FROM latest")
+        return {int(d): int(t) for d, t in rows}
+
+    def last_before(self, datastream: int, clock: int | None) -> int | None:
+        """The newest phenomenon time (ms) of a datastream at or before ``clock`` ms."""
+        row = self._rows(
+            "SELECT max(phenomenon_ms) FROM observations "
+            "WHERE datastream = ? AND phenomenon_ms <= ?",
+            (int(datastream), clock if clock is not None else _FAR),
+        )[0]
+        return None if row[0] is None else int(row[0])
+
+    def observations_of(
+        self, datastream: int, *, skip: int = 0, top: int = 100, newest_first: bool = True
+    ) -> pd.DataFrame:
+        """One page of a datastream's observations."""
+        order = "DESC" if newest_first else "ASC"
+        return self._frame(
+            "SELECT phenomenon_ms, result_ms, value, quality FROM observations "
+            f"WHERE datastream = ? ORDER BY phenomenon_ms {order} LIMIT ? OFFSET ?",
+            (int(datastream), int(top), int(skip)),
+        )
+
+    def count_observations(self, datastream: int | None = None) -> int:
+        """How many observations are stored (for one datastream, or all)."""
+        if datastream is None:
+            return int(self._rows("SELECT count(*) FROM observations")[0][0])
+        return int(
+            self._rows(
+                "SELECT count(*) FROM observations WHERE datastream = ?", (int(datastream),)
+            )[0][0]
+        )
+
+    def dead_letters(self, reason: str | None = None) -> pd.DataFrame:
+        """The rejected readings with their reason, oldest first."""
+        sql = "SELECT * FROM dead_letters"
+        params: tuple[Any, ...] = ()
+        if reason is not None:
+            sql += " WHERE reason = ?"
+            params = (reason,)
+        frame = self._frame(sql + " ORDER BY id", params)
+        received = frame.pop("received_ms").to_numpy(dtype="int64")
+        frame.insert(1, "received", pd.to_datetime(received, unit="ms", utc=True))
+        return frame
+
+    def clock_ms(self) -> int | None:
+        """The newest phenomenon time stored (the data's own clock), or None."""
+        row = self._rows("SELECT max(phenomenon_ms) FROM latest")[0]
+        return None if row[0] is None else int(row[0])
+
+
+class PgLiveBatch:
+    """The writes of one PostGIS live-store transaction (made by :meth:`PgLiveStore.batch`)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def insert_observations(
+        self,
+        datastream: Any,
+        phenomenon_ms: Any,
+        value: Any,
+        *,
+        result_ms: int,
+        quality: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """Insert observations; a mask of the rows stored already (same datastream and time),
+        which are left as they are.
+
+        New rows go in with one COPY (in a savepoint); when one of them is stored already
+        (a resend, from this process or another), the savepoint is rolled back and the
+        batch goes through a temporary table and ``INSERT … ON CONFLICT DO NOTHING``.
+        """
+        ds = np.asarray(datastream, dtype="int64")
+        ms = np.asarray(phenomenon_ms, dtype="int64")
+        val = np.asarray(value, dtype=float)
+        if not ds.size:
+            return np.zeros(0, dtype=bool)
+        import psycopg
+
+        data = _copy_data(ds, ms, int(result_ms), val, quality)
+        try:  # new readings (the usual case): straight in, in a savepoint
+            with self.con.transaction(), self.con.cursor().copy(_COPY_IN % b"observations") as c:
+                c.write(data)
+            return np.zeros(ds.size, dtype=bool)
+        except psycopg.errors.UniqueViolation:
+            pass  # some are stored already (a resend): through a temporary table
+        self.con.execute(
+            b"CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE observations) ON COMMIT DELETE ROWS"
+        )
+        with self.con.cursor().copy(_COPY_IN % b"incoming") as copy:
+            copy.write(data)
+        stored = self.con.execute(
+            b"INSERT INTO observations SELECT * FROM incoming "
+            b"ON CONFLICT (datastream, phenomenon_ms) DO NOTHING "
+            b"RETURNING datastream, phenomenon_ms"
+        ).fetchall()
+        self.con.execute(b"DELETE FROM incoming")
+        new = pd.MultiIndex.from_tuples(stored) if stored else pd.MultiIndex.from_arrays([[], []])
+        mask: np.ndarray = ~pd.MultiIndex.from_arrays([ds, ms]).isin(new)
+        return mask
+
+    def update_latest(
+        self, datastream: Any, phenomenon_ms: Any, value: Any, *, prior: bool = False
+    ) -> np.ndarray | None:
+        """Keep ``latest`` up to date (the newest of each datastream wins); with ``prior``,
+        each row's datastream's newest time before this update (``NO_TIME`` where none)."""
+        ds = np.asarray(datastream, dtype="int64")
+        if not ds.size:
+            return np.zeros(0, dtype="int64") if prior else None
+        ms = np.asarray(phenomenon_ms, dtype="int64")
+        val = np.asarray(value, dtype=float)
+        before = None
+        if prior:
+            rows = self.con.execute(
+                b"SELECT datastream, phenomenon_ms FROM latest WHERE datastream = ANY(%s)",
+                (np.unique(ds).tolist(),),
+            ).fetchall()
+            known = dict(rows)
+            before = np.asarray([known.get(d, NO_TIME) for d in ds.tolist()], dtype="int64")
+        order = np.lexsort((ms, ds))
+        last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]  # newest row of each
+        self.con.execute(
+            b"INSERT INTO latest SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
+            b"%s::float8[]) ON CONFLICT (datastream) DO UPDATE SET "
+            b"phenomenon_ms = excluded.phenomenon_ms, value = excluded.value "
+            b"WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
+            (ds[last].tolist(), ms[last].tolist(), val[last].tolist()),
+        )
+        return before
+
+    def dead_letters(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Keep rejected readings: ``(received_ms, source, reason, sensor, time, property,
+        value)`` each."""
+        _PgTx(self.con).many(
+            "INSERT INTO dead_letters (received_ms, source, reason, sensor, time, property, "
+            "value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
