@@ -356,11 +356,21 @@ class LiveStore:
                 self._load_streams()  # another process may have made them
                 missing = [k for k in missing if (k[0], k[1]) not in self._streams]
             if missing:
-                self.con.executemany(
-                    "INSERT OR IGNORE INTO datastreams (sensor_uid, property, unit) "
-                    "VALUES (?, ?, ?)",
-                    missing,
-                )
+                own = not self.con.in_transaction  # one commit for all, not one per row
+                if own:
+                    self.con.execute("BEGIN IMMEDIATE")
+                try:
+                    self.con.executemany(
+                        "INSERT OR IGNORE INTO datastreams (sensor_uid, property, unit) "
+                        "VALUES (?, ?, ?)",
+                        missing,
+                    )
+                    if own:
+                        self.con.execute("COMMIT")
+                except BaseException:
+                    if own:
+                        self.con.execute("ROLLBACK")
+                    raise
                 self._load_streams()
             return [self._streams[(k[0], k[1])] for k in wanted]
 
