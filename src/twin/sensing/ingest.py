@@ -246,6 +246,8 @@ def _checked(
 def _given(column: pd.Series, rows: np.ndarray) -> np.ndarray | None:
     """The column's values at ``rows`` (objects, None where missing), or None when no
     row sets it (missing or empty everywhere)."""
+    if not column.count():  # missing everywhere (the column was not delivered)
+        return None
     values = _objects(column)[rows]
     if (pd.isna(values) | (values == "")).all():
         return None

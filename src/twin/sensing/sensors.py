@@ -56,6 +56,7 @@ class SensorRegistry:
     _names: pd.Index = field(default_factory=lambda: pd.Index([]), repr=False)
     _named: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"), repr=False)
     _rank: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"), repr=False)
+    _by_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"), repr=False)
     _slots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +79,8 @@ class SensorRegistry:
         }
         self._names = pd.Index(list(self._positions), dtype=object)
         self._named = np.fromiter(self._positions.values(), "int64", len(self._positions))
-        self._rank = np.argsort(np.argsort(np.asarray(uids, dtype=str), kind="stable"))
+        self._by_rank = np.argsort(np.asarray(uids, dtype=str), kind="stable")
+        self._rank = np.argsort(self._by_rank)  # the place of each uid in sorted order
 
     @classmethod
     def from_twin(cls, city: Twin) -> SensorRegistry:
@@ -169,10 +171,9 @@ class SensorRegistry:
         >>> SensorRegistry(frame).sorted_uids(np.array([0, 1, 0]))
         ['s.A', 's.B']
         """
-        ranks = np.unique(self._rank[np.asarray(positions, dtype="int64")])
-        order = np.empty_like(self._rank)
-        order[self._rank] = np.arange(self._rank.size)
-        uids: list[str] = self.arrays["uid"][order[ranks]].tolist()
+        seen = np.zeros(self._rank.size, dtype=bool)
+        seen[self._rank[np.asarray(positions, dtype="int64")]] = True
+        uids: list[str] = self.arrays["uid"][self._by_rank[seen]].tolist()
         return uids
 
     def stream_slots(self, store_id: str, prop: str) -> np.ndarray:
