@@ -151,8 +151,10 @@ class SensorRegistry:
         [0, 0, 0, -1, -1]
         """
         values = names if isinstance(names, np.ndarray) else np.asarray(list(names), object)
-        hit = self._names.get_indexer(values.astype(object, copy=False)) if values.size else []
-        out = np.where(np.asarray(hit) >= 0, self._named[np.maximum(hit, 0)], -1)
+        hit: np.ndarray = np.zeros(0, dtype="int64")
+        if values.size:
+            hit = self._names.get_indexer(pd.Index(values.astype(object, copy=False)))
+        out = np.where(hit >= 0, self._named[np.maximum(hit, 0)], -1)
         table = self._positions
         for i in np.flatnonzero(out < 0).tolist():  # a name with spaces, a number, …
             name = values[i]
