@@ -7,9 +7,10 @@ path (:func:`twin.sensing.ingest`: sensor lookup, number and time checks,
 duplicates, datastreams, the latest table, dead letters) in 500,000-row
 transactions; the peer appends the same rows to the same observation table
 with bare ``sqlite3`` ``executemany`` (no validation, no latest table), the
-same chunks read from the same file. Both time only the store work
-(``ingest_s``); then ours reads the latest value of every sensor and a
-24-hour window of one sensor.
+same chunks read from the same file, binding what ours binds (datastream,
+time, value; the result time is one literal per chunk, as ours writes it).
+Both time only the store work (``ingest_s``); then ours reads the latest
+value of every sensor and a 24-hour window of one sensor.
 """
 
 from __future__ import annotations
@@ -206,17 +207,12 @@ def ingest_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         ms = chunk["time"].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
         value = chunk["value"].to_numpy(dtype=float)
         order = np.lexsort((ms, ds))  # key order, as ours writes: B-tree writes stay local
-        rows = zip(
-            ds[order].tolist(),
-            ms[order].tolist(),
-            ms[order].tolist(),
-            value[order].tolist(),
-            strict=True,
-        )
+        rows = zip(ds[order].tolist(), ms[order].tolist(), value[order].tolist(), strict=True)
+        received = int(time.time() * 1000)  # the result time: one per chunk, as ours
         con.execute("BEGIN")
         con.executemany(
             "INSERT INTO observations (datastream, phenomenon_ms, result_ms, value) "
-            "VALUES (?, ?, ?, ?)",
+            f"VALUES (?, ?, {received:d}, ?)",
             rows,
         )
         con.execute("COMMIT")

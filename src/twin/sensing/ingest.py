@@ -33,6 +33,7 @@ import os
 import time as _time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -203,41 +204,30 @@ def _numbers(column: pd.Series) -> np.ndarray:
         return np.where(np.isfinite(number), number, np.nan)
 
 
+#: Why a reading is a dead letter, by its code (0: stored).
+REASONS = ("", "unknown sensor", "non-numeric", "bad time", "future time", "duplicate")
+_DUPLICATE = REASONS.index("duplicate")
+
+
 @dataclass
 class _Checked:
-    """A batch as arrays: the given columns, and what validation made of them."""
+    """A batch as arrays: what validation made of each reading."""
 
-    given: dict[str, np.ndarray]  # property, unit, quality as given
     batch: pd.DataFrame  # the batch as given (dead letters quote it)
     pos: np.ndarray  # the sensor's position in the registry (-1: unknown)
-    uid: np.ndarray
-    prop: np.ndarray
-    unit: np.ndarray
     number: np.ndarray
     ms: np.ndarray
-    reason: np.ndarray  # None where the reading is good
-
-    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {
-            "pos": self.pos[rows],
-            "uid": self.uid[rows],
-            "property": self.prop[rows],
-            "unit": self.unit[rows],
-            "number": self.number[rows],
-            "ms": self.ms[rows],
-            "quality": self.given["quality"][rows],
-        }
+    code: np.ndarray  # why the reading is rejected: an index into REASONS (0: it is good)
 
 
 def _checked(
     batch: pd.DataFrame, registry: SensorRegistry, now_ms: int, future_tolerance_s: float
 ) -> _Checked:
-    """Each reading's sensor, property, unit, number and time, and its reason (None: ok).
+    """Each reading's sensor, number and time, and its reason code (0: ok).
 
-    Numpy arrays throughout: one conversion per column, sensors looked up by
-    name in the registry's table, defaults for property and unit by position.
+    Numpy arrays throughout: one conversion per column, each distinct sensor
+    name looked up once in the registry.
     """
-    given = {c: _objects(batch[c]) for c in ("property", "unit", "quality")}
     codes, names = pd.factorize(batch["sensor"], use_na_sentinel=True)
     known_names = registry.positions(np.asarray(names, dtype=object))
     pos = np.where(codes >= 0, known_names[np.maximum(codes, 0)] if names.size else -1, -1)
@@ -245,40 +235,81 @@ def _checked(
     stamps = _parse_times(batch["time"])
     bad_time = stamps.isna().to_numpy()
     ms = to_ms(stamps.fillna(pd.Timestamp(0, tz="UTC"))).to_numpy(dtype="int64")
-    reason: np.ndarray = np.full(len(batch), None, dtype=object)
+    code = np.zeros(len(batch), dtype="int8")
     ahead = ms > now_ms + int(future_tolerance_s * 1000)
-    for mask, why in (
-        (pos < 0, "unknown sensor"),
-        (np.isnan(number), "non-numeric"),
-        (bad_time, "bad time"),
-        (ahead, "future time"),
-    ):
-        reason[mask & (reason == None)] = why  # noqa: E711 (elementwise)
-    known = pos >= 0
-    arrays = registry.arrays
-    uid: np.ndarray = np.full(len(batch), None, dtype=object)
-    uid[known] = arrays["uid"][pos[known]]
-    return _Checked(
-        given=given,
-        batch=batch,
-        pos=pos,
-        uid=uid,
-        prop=_filled(given["property"], arrays["property"], pos, "value"),
-        unit=_filled(given["unit"], arrays["unit"], pos, None),
-        number=number,
-        ms=ms,
-        reason=reason,
-    )
+    masks = (pos < 0, np.isnan(number), bad_time, ahead)  # in REASONS order
+    for why, mask in reversed(list(enumerate(masks, start=1))):  # the first reason wins
+        code[mask] = why
+    return _Checked(batch=batch, pos=pos, number=number, ms=ms, code=code)
 
 
-def _filled(values: np.ndarray, defaults: np.ndarray, pos: np.ndarray, last: Any) -> np.ndarray:
-    """``values`` where set (not null, not empty), else the sensor's default, else ``last``."""
-    fallback: np.ndarray = np.full(len(values), None, dtype=object)
-    fallback[pos >= 0] = defaults[pos[pos >= 0]]
-    fallback = np.where(pd.isna(fallback), last, fallback)
-    unset = pd.isna(values) | (values == "")
-    out: np.ndarray = np.where(unset, fallback, values)
+def _given(column: pd.Series, rows: np.ndarray) -> np.ndarray | None:
+    """The column's values at ``rows`` (objects, None where missing), or None when no
+    row sets it (missing or empty everywhere)."""
+    if not column.count():  # missing everywhere (the column was not delivered)
+        return None
+    values = _objects(column)[rows]
+    if (pd.isna(values) | (values == "")).all():
+        return None
+    return values
+
+
+def _defaulted(values: np.ndarray | None, defaults: np.ndarray) -> np.ndarray:
+    """``values`` where set (not null, not empty), else ``defaults``."""
+    if values is None:
+        return defaults
+    out: np.ndarray = np.where(pd.isna(values) | (values == ""), defaults, values)
     return out
+
+
+def _properties(
+    batch: pd.DataFrame, registry: SensorRegistry, pos: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each good reading's property, as codes into distinct names: the one given, else
+    its sensor's default property, else ``value``."""
+    defaults = registry.arrays["property"]
+    default_codes, default_names = pd.factorize(np.where(pd.isna(defaults), "value", defaults))
+    given = _given(batch["property"], rows)
+    if given is None:  # the usual delivery: each sensor's own property
+        return default_codes[pos], np.asarray(default_names, dtype=object)
+    named = _defaulted(given, np.asarray(default_names, dtype=object)[default_codes[pos]])
+    codes, names = pd.factorize(named)
+    return codes, np.asarray(names, dtype=object)
+
+
+def _streams(
+    store: LiveStoreProtocol,
+    registry: SensorRegistry,
+    batch: pd.DataFrame,
+    good: dict[str, np.ndarray],
+    names: np.ndarray,
+) -> np.ndarray:
+    """The datastream of each good reading: known ones by sensor position, the others
+    looked up (or made) in the store by ``(uid, property, unit)``."""
+    pos, codes = good["pos"], good["prop"]
+    ds = np.empty(pos.size, dtype="int64")
+    for code, name in enumerate(names.tolist()):
+        sel = np.flatnonzero(codes == code) if len(names) > 1 else np.arange(pos.size)
+        slots = registry.stream_slots(store.store_id, name)
+        found = slots[pos[sel]]
+        new = sel[found < 0]
+        if new.size:
+            fresh, first = np.unique(pos[new], return_index=True)
+            units = _units(batch, registry, good["row"][new[first]], fresh)
+            keys = zip(registry.arrays["uid"][fresh].tolist(), repeat(name), units, strict=False)
+            slots[fresh] = store.datastream_ids(keys)
+            found = slots[pos[sel]]
+        ds[sel] = found
+    return ds
+
+
+def _units(
+    batch: pd.DataFrame, registry: SensorRegistry, rows: np.ndarray, pos: np.ndarray
+) -> list[Any]:
+    """The unit of new datastreams: the reading's own, else its sensor's, else None."""
+    defaults = registry.arrays["unit"][pos]
+    units = _defaulted(_given(batch["unit"], rows), defaults)
+    return [None if pd.isna(u) else u for u in units.tolist()]
 
 
 def ingest(
@@ -321,69 +352,63 @@ def ingest(
     if batch.empty:
         return report
     checked = _checked(batch, registry, now_ms, future_tolerance_s)
-    rows = np.flatnonzero(checked.reason == None)  # noqa: E711 (elementwise)
-    good = checked.take(rows)
-    prop_codes, _ = pd.factorize(good["property"])
-    pairs = good["pos"].astype("int64") * (int(prop_codes.max(initial=0)) + 1) + prop_codes
-    _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
-    keys = list(
-        zip(
-            good["uid"][first].tolist(),
-            good["property"][first].tolist(),
-            good["unit"][first].tolist(),
-            strict=True,
-        )
-    )
+    rows = np.flatnonzero(checked.code == 0)
+    good = {"row": rows, "pos": checked.pos[rows], "ms": checked.ms[rows]}
+    good["number"] = checked.number[rows]
+    good["prop"], names = _properties(batch, registry, good["pos"], rows)
     with store.lock:
-        found = np.asarray(store.datastream_ids(keys), dtype="int64")
-        ds = found[codes.reshape(-1)] if rows.size else np.zeros(0, dtype="int64")
-        twice = _repeated(ds, good["ms"])
-        checked.reason[rows[twice]] = "duplicate"
-        keep = ~twice
+        good["ds"] = _streams(store, registry, batch, good, names)
+        twice, order = _repeated(good["ds"], good["ms"])
+        checked.code[rows[twice]] = _DUPLICATE
+        keep = order[~twice[order]]  # in key order (datastream, time), as the store writes
         good = {k: v[keep] for k, v in good.items()}
-        good["ds"], good["row"] = ds[keep], rows[keep]
-        _commit(store, good, checked, source, now_ms, report, keep_rows)
+        _commit(store, registry, good, names, checked, source, now_ms, report, keep_rows)
     return report
 
 
-def _repeated(ds: np.ndarray, ms: np.ndarray) -> np.ndarray:
-    """Rows whose (datastream, time) came earlier in the batch."""
+def _repeated(ds: np.ndarray, ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose (datastream, time) came earlier in the batch, and the key order."""
     order = np.lexsort((ms, ds))  # stable: the first of equal keys stays first
     same = (ds[order][1:] == ds[order][:-1]) & (ms[order][1:] == ms[order][:-1])
     out = np.zeros(ds.size, dtype=bool)
     out[order[1:][same]] = True
-    return out
+    return out, order
 
 
 def _commit(
     store: LiveStoreProtocol,
+    registry: SensorRegistry,
     good: dict[str, np.ndarray],
+    names: np.ndarray,
     checked: _Checked,
     source: str,
     now_ms: int,
     report: IngestReport,
     keep_rows: bool,
 ) -> None:
-    quality = good["quality"]
-    qualities = None if pd.isna(quality).all() else quality.tolist()
+    quality = _given(checked.batch["quality"], good["row"])
     with store.batch() as tx:
         already = tx.insert_observations(
-            good["ds"], good["ms"], good["number"], result_ms=now_ms, quality=qualities
+            good["ds"],
+            good["ms"],
+            good["number"],
+            result_ms=now_ms,
+            quality=None if quality is None else quality.tolist(),
         )
         if already.any():  # stored by an earlier batch: a resend
-            checked.reason[good["row"][already]] = "duplicate"
+            checked.code[good["row"][already]] = _DUPLICATE
             good = {k: v[~already] for k, v in good.items()}
         prior = tx.update_latest(good["ds"], good["ms"], good["number"], prior=keep_rows)
         tx.dead_letters(_dead_rows(checked, source, now_ms, report))
     report.stored = len(good["ds"])
-    report.sensors = sorted(pd.unique(good["uid"]).tolist())
+    report.sensors = registry.sorted_uids(good["pos"])
     if keep_rows:
         report.rows = pd.DataFrame(
             {
                 "ds": good["ds"],
-                "uid": good["uid"],
+                "uid": registry.arrays["uid"][good["pos"]],
                 "pos": good["pos"].astype("int64"),
-                "property": good["property"],
+                "property": names[good["prop"]],
                 "ms": good["ms"],
                 "value": good["number"],
                 "prior_ms": prior,
@@ -394,12 +419,12 @@ def _commit(
 def _dead_rows(
     checked: _Checked, source: str, now_ms: int, report: IngestReport
 ) -> list[tuple[Any, ...]]:
-    bad = np.flatnonzero(checked.reason != None)  # noqa: E711 (elementwise)
+    bad = np.flatnonzero(checked.code != 0)
     if not bad.size:
         return []
-    why = checked.reason[bad]
-    reasons, counts = np.unique(why.astype(str), return_counts=True)
-    report.rejected = {str(k): int(v) for k, v in zip(reasons, counts, strict=True)}
+    counts = np.bincount(checked.code[bad], minlength=len(REASONS))
+    report.rejected = {REASONS[i]: int(n) for i, n in enumerate(counts.tolist()) if n}
+    why = np.asarray(REASONS, dtype=object)[checked.code[bad]]
 
     def text(column: str) -> list[str | None]:
         values = _objects(checked.batch[column].iloc[bad])

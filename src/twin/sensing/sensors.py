@@ -53,6 +53,11 @@ class SensorRegistry:
     _positions: dict[str, int] = field(default_factory=dict, repr=False)
     #: ``uid``, ``property``, ``unit`` of every sensor as numpy object arrays (by position)
     arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _names: pd.Index = field(default_factory=lambda: pd.Index([]), repr=False)
+    _named: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"), repr=False)
+    _rank: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"), repr=False)
+    _by_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"), repr=False)
+    _slots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         short = pd.Series(self.frame.index, index=self.frame.index).str.split(".", n=1).str[-1]
@@ -72,6 +77,10 @@ class SensorRegistry:
                 for c in ("property", "unit")
             },
         }
+        self._names = pd.Index(list(self._positions), dtype=object)
+        self._named = np.fromiter(self._positions.values(), "int64", len(self._positions))
+        self._by_rank = np.argsort(np.asarray(uids, dtype=str), kind="stable")
+        self._rank = np.argsort(self._by_rank)  # the place of each uid in sorted order
 
     @classmethod
     def from_twin(cls, city: Twin) -> SensorRegistry:
@@ -141,14 +150,51 @@ class SensorRegistry:
         >>> SensorRegistry(frame).positions(["SM1", "sensors.SM1", " SM1 ", "x", None]).tolist()
         [0, 0, 0, -1, -1]
         """
+        values = names if isinstance(names, np.ndarray) else np.asarray(list(names), object)
+        hit: np.ndarray = np.zeros(0, dtype="int64")
+        if values.size:
+            hit = self._names.get_indexer(pd.Index(values.astype(object, copy=False)))
+        out = np.where(hit >= 0, self._named[np.maximum(hit, 0)], -1)
         table = self._positions
-        out = []
-        for name in names:
-            found = table.get(name, -1) if isinstance(name, str) else -1
-            if found < 0 and name is not None and not (isinstance(name, float) and name != name):
-                found = table.get(str(name).strip(), -1)
-            out.append(found)
-        return np.asarray(out, dtype="int64")
+        for i in np.flatnonzero(out < 0).tolist():  # a name with spaces, a number, …
+            name = values[i]
+            if name is not None and not (isinstance(name, float) and name != name):
+                out[i] = table.get(str(name).strip(), -1)
+        return out.astype("int64")
+
+    def sorted_uids(self, positions: np.ndarray) -> list[str]:
+        """The uids of the sensors at ``positions`` (repeats once), in sorted order.
+
+        Examples
+        --------
+        >>> import shapely
+        >>> frame = gpd.GeoDataFrame({"sensor_type": ["smoke", "smoke"]},
+        ...     geometry=[shapely.Point(0, 0)] * 2, index=pd.Index(["s.B", "s.A"], name="uid"))
+        >>> SensorRegistry(frame).sorted_uids(np.array([0, 1, 0]))
+        ['s.A', 's.B']
+        """
+        seen = np.zeros(self._rank.size, dtype=bool)
+        seen[self._rank[np.asarray(positions, dtype="int64")]] = True
+        uids: list[str] = self.arrays["uid"][self._by_rank[seen]].tolist()
+        return uids
+
+    def stream_slots(self, store_id: str, prop: str) -> np.ndarray:
+        """The datastream id of each sensor (by position) for ``prop`` in one live store,
+        -1 where not known yet: an array the caller fills as it learns ids (a datastream's
+        id never changes in its store).
+
+        Examples
+        --------
+        >>> import shapely
+        >>> frame = gpd.GeoDataFrame({"sensor_type": ["smoke"]}, geometry=[shapely.Point(0, 0)],
+        ...                          index=pd.Index(["sensors.SM1"], name="uid"))
+        >>> SensorRegistry(frame).stream_slots("store-1", "smoke").tolist()
+        [-1]
+        """
+        key = (store_id, prop)
+        if key not in self._slots:
+            self._slots[key] = np.full(len(self.frame), -1, dtype="int64")
+        return self._slots[key]
 
     def visible(self, classifications: Iterable[str]) -> gpd.GeoDataFrame:
         """The sensors of layers with one of ``classifications``."""

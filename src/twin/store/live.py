@@ -378,11 +378,21 @@ class LiveStore(SqliteAccess, LiveQueries):
                 self._load_streams()  # another process may have made them
                 missing = [k for k in missing if (k[0], k[1]) not in self._streams]
             if missing:
-                self.con.executemany(
-                    "INSERT OR IGNORE INTO datastreams (sensor_uid, property, unit) "
-                    "VALUES (?, ?, ?)",
-                    missing,
-                )
+                own = not self.con.in_transaction  # one commit for all, not one per row
+                if own:
+                    self.con.execute("BEGIN IMMEDIATE")
+                try:
+                    self.con.executemany(
+                        "INSERT OR IGNORE INTO datastreams (sensor_uid, property, unit) "
+                        "VALUES (?, ?, ?)",
+                        missing,
+                    )
+                    if own:
+                        self.con.execute("COMMIT")
+                except BaseException:
+                    if own:
+                        self.con.execute("ROLLBACK")
+                    raise
                 self._load_streams()
             return [self._streams[(k[0], k[1])] for k in wanted]
 
@@ -625,6 +635,17 @@ class LiveStore(SqliteAccess, LiveQueries):
         return int(row[0])
 
 
+def _key_order(ds: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """The order of rows by key (datastream, time); no sort when they are in it already."""
+    if ds.size < 2:
+        return np.arange(ds.size)
+    step_ds, step_ms = np.diff(ds), np.diff(ms)
+    if bool(((step_ds > 0) | ((step_ds == 0) & (step_ms >= 0))).all()):
+        return np.arange(ds.size)
+    order: np.ndarray = np.lexsort((ms, ds))
+    return order
+
+
 class LiveBatch:
     """The writes of one live-store transaction (made by :meth:`LiveStore.batch`)."""
 
@@ -651,13 +672,15 @@ class LiveBatch:
         ds = np.asarray(datastream, dtype="int64")
         ms = np.asarray(phenomenon_ms, dtype="int64")
         val = np.asarray(value, dtype=float)
-        order = np.lexsort((ms, ds))
+        if quality is not None and all(q is None for q in quality):
+            quality = None
+        order = _key_order(ds, ms)
+        sql = self._insert_sql(int(result_ms), quality is not None)
         sorted_q = None if quality is None else [quality[i] for i in order.tolist()]
-        rows = self._rows(ds[order], ms[order], val[order], result_ms, sorted_q)
         con = self.con
         con.execute("SAVEPOINT observations")
         before = con.total_changes
-        con.executemany("INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?)", rows)
+        con.executemany(sql, self._rows(ds[order], ms[order], val[order], sorted_q))
         already = np.zeros(len(ds), dtype=bool)
         if con.total_changes - before != len(ds):
             # Some were stored already (a resend): find them, insert only the others.
@@ -667,24 +690,22 @@ class LiveBatch:
                 already[i] = con.execute(query, (d, m)).fetchone() is not None
             keep = order[~already[order]]
             kept_q = None if quality is None else [quality[i] for i in keep.tolist()]
-            con.executemany(
-                "INSERT INTO observations VALUES (?, ?, ?, ?, ?)",
-                self._rows(ds[keep], ms[keep], val[keep], result_ms, kept_q),
-            )
+            con.executemany(sql, self._rows(ds[keep], ms[keep], val[keep], kept_q))
         con.execute("RELEASE observations")
         return already
 
     @staticmethod
-    def _rows(
-        ds: np.ndarray, ms: np.ndarray, val: np.ndarray, result_ms: int, quality: Any
-    ) -> Iterator[tuple[Any, ...]]:
-        return zip(
-            ds.tolist(),
-            ms.tolist(),
-            repeat(int(result_ms)),
-            val.tolist(),
-            repeat(None) if quality is None else quality,
-        )
+    def _insert_sql(result_ms: int, with_quality: bool) -> str:
+        """The insert of one batch: its one result time and, when no row has a quality,
+        NULL are written into the statement (fewer parameters to bind per row)."""
+        quality = "?" if with_quality else "NULL"
+        return f"INSERT OR IGNORE INTO observations VALUES (?, ?, {result_ms:d}, ?, {quality})"
+
+    @staticmethod
+    def _rows(ds: np.ndarray, ms: np.ndarray, val: np.ndarray, quality: Any) -> Iterator[Any]:
+        if quality is None:
+            return zip(ds.tolist(), ms.tolist(), val.tolist(), strict=True)
+        return zip(ds.tolist(), ms.tolist(), val.tolist(), quality, strict=True)
 
     def update_latest(
         self, datastream: Any, phenomenon_ms: Any, value: Any, *, prior: bool = False
@@ -698,7 +719,7 @@ class LiveBatch:
         ms = np.asarray(phenomenon_ms, dtype="int64")
         val = np.asarray(value, dtype=float)
         before = self._latest_of(ds) if prior else None
-        order = np.lexsort((ms, ds))
+        order = _key_order(ds, ms)
         last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]  # newest row of each
         batch = self.con.execute(
             "INSERT INTO counters (name, value) VALUES ('latest', 1) "

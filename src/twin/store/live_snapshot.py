@@ -71,7 +71,10 @@ def write_snapshot(
 
     def text(column: str) -> Any:
         values = streams[column].to_numpy(dtype=object)
-        return pa.array([None if v is None else str(v) for v in values], pa.large_string())
+        try:  # strings and None (the usual): converted by Arrow in one go
+            return pa.array(values, pa.large_string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            return pa.array([None if v is None else str(v) for v in values], pa.large_string())
 
     table = pa.table(
         {
