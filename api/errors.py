@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.errors import (
     CRSError,
+    DatabaseUnavailableError,
     FeatureNotFoundError,
     InputDataError,
     LayerNotFoundError,
@@ -62,6 +63,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (UsageError, 400, "InvalidParameterValue"),
     (InputDataError, 400, "InvalidParameterValue"),
     (TwinBusyError, 503, "ServiceUnavailable"),
+    (DatabaseUnavailableError, 503, "ServiceUnavailable"),
     (TwinNotFoundError, 503, "ServiceUnavailable"),
 )
 

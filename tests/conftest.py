@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ import pytest
 import shapely
 
 import twin
+from twin.store.pgtest import TempCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -46,6 +48,13 @@ def wntr_networks() -> Path:
     import wntr
 
     return Path(os.path.dirname(wntr.__file__)) / "library" / "networks"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A PostgreSQL + PostGIS cluster in a temporary folder on a free port, dropped after."""
+    with TempCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture
