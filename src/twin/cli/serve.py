@@ -15,6 +15,10 @@ from twin.cli._common import State, TwinArg, err
 from twin.store import is_url
 
 
+#: How long a worker may take to answer uvicorn's health ping (loading a twin included).
+WORKER_PING_S = 120
+
+
 def serve(
     twin_path: TwinArg,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -131,7 +135,15 @@ def serve(
     from twin_api.streamtoken import SECRET_ENV
 
     os.environ.setdefault(SECRET_ENV, secrets.token_hex(32))
-    uvicorn.run("twin_api.app:create_app_from_env", factory=True, workers=workers, **options)
+    # A worker loading a large twin on a busy machine may not answer uvicorn's pings for
+    # a while; its 5 s default would kill and respawn it over and over.
+    uvicorn.run(
+        "twin_api.app:create_app_from_env",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_PING_S,
+        **options,
+    )
 
 
 def serving_url(url: str, *, connect_timeout_s: int = 3, statement_timeout_ms: int = 15_000) -> str:
