@@ -14,7 +14,6 @@ from twin.analyses import Twin
 from twin.cli._common import State, TwinArg, err
 from twin.store import is_url
 
-
 #: How long a worker may take to answer uvicorn's health ping (loading a twin included).
 WORKER_PING_S = 120
 
