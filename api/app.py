@@ -109,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         AuditAndLimits, audit=app.state.audit, max_body_bytes=settings.max_body_bytes
     )
+    app.add_middleware(SnapshotHeaders, live=live)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -202,10 +203,46 @@ def _health_router() -> Any:
             "load_s": round(index.load_s, 3),
             "reloads": live.reloads,
             "last_reload_error": live.last_error,
+            "version": index.version_tag,
+            "worker": os.getpid(),
         }
+        if live.listener is not None:  # a PostGIS twin: is the commit listener connected?
+            body["listening"] = live.listener.connected
+            body["subscriptions"] = live.listener.subscriptions
         return Response(dumps(body), media_type="application/json")
 
     return router
+
+
+class SnapshotHeaders:
+    """ASGI middleware: which worker answered, from which version of the twin.
+
+    Every HTTP answer carries ``X-Twin-Worker`` (the worker's process id) and
+    ``X-Twin-Version`` (:attr:`twin.query.index.CityIndex.version_tag` of the
+    snapshot the request used: the commit counter of a PostGIS twin), so a
+    client behind several workers can tell when each one serves a new import.
+    """
+
+    def __init__(self, app: ASGIApp, *, live: LiveIndex) -> None:
+        self.app = app
+        self.live = live
+        self.worker = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                index = (scope.get("state") or {}).get("twin_index") or self.live.current()
+                headers = list(message.get("headers", []))
+                headers.append((b"x-twin-worker", self.worker))
+                headers.append((b"x-twin-version", index.version_tag.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, tagged_send)
 
 
 class AuditAndLimits:

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from twin.errors import (
     BuildNeededError,
     CRSError,
+    DatabaseUnavailableError,
     FeatureNotFoundError,
     InputDataError,
     LayerNotFoundError,
@@ -63,6 +64,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (UsageError, 400, "InvalidParameterValue"),
     (InputDataError, 400, "InvalidParameterValue"),
     (TwinBusyError, 503, "ServiceUnavailable"),
+    (DatabaseUnavailableError, 503, "ServiceUnavailable"),
     (TwinNotFoundError, 503, "ServiceUnavailable"),
 )
 

@@ -105,3 +105,11 @@ class Health(BaseModel):
     load_s: float
     reloads: int
     last_reload_error: str | None
+    version: str = Field(description="The snapshot's version (a PostGIS twin's commit counter).")
+    worker: int = Field(description="The process id of the worker that answered.")
+    listening: bool | None = Field(
+        None, description="PostGIS twins: whether the worker's LISTEN connection is up."
+    )
+    subscriptions: int | None = Field(
+        None, description="PostGIS twins: how many times the worker (re)subscribed to commits."
+    )

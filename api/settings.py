@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from twin.errors import UsageError
+from twin.store.postgis import is_url, parse_url
 
 ENV_PREFIX = "TWIN_API_"
 KEYS_ENV = "TWIN_API_KEYS"
@@ -24,8 +25,9 @@ class Settings:
 
     Parameters
     ----------
-    twin : Path
-        The twin file to serve.
+    twin : Path or str
+        The twin to serve: a GeoPackage path, or a PostGIS twin's URL
+        (``postgresql://user@host:port/db?schema=NAME``, kept as text).
     keys_file : Path, optional
         YAML/JSON file of hashed API keys and roles (see :mod:`twin_api.security`).
     keys : str, optional
@@ -33,7 +35,8 @@ class Settings:
         ``TWIN_API_KEYS`` environment variable).
     audit_log : Path, optional
         Where every request that touches restricted data is recorded, one JSON
-        line each. Defaults to ``<twin file>.audit.jsonl`` beside the twin.
+        line each. Defaults to ``<twin file>.audit.jsonl`` beside the twin, or
+        to ``<schema>.audit.jsonl`` in the working folder for a PostGIS twin.
     cors_origins : tuple of str
         Origins allowed by CORS (``"*"`` for any); none by default.
     default_limit, max_limit : int
@@ -50,7 +53,7 @@ class Settings:
         (over the defaults of :data:`twin.sensing.events.ACK_DEADLINES_MIN`).
     """
 
-    twin: Path
+    twin: Path | str
     keys_file: Path | None = None
     keys: str | None = None
     audit_log: Path | None = None
@@ -67,6 +70,8 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("twin", "keys_file", "audit_log"):  # accept str paths too
             value = getattr(self, name)
+            if name == "twin" and is_url(value):
+                continue  # a PostGIS twin is named by its URL
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
         if not 1 <= self.default_limit <= self.max_limit:
@@ -95,7 +100,20 @@ class Settings:
         """The audit log file (given, or beside the twin)."""
         if self.audit_log is not None:
             return self.audit_log
+        if isinstance(self.twin, str):
+            return Path(parse_url(self.twin)[1] + ".audit.jsonl").resolve()
         return self.twin.with_name(self.twin.name + ".audit.jsonl")
+
+    @property
+    def remote(self) -> bool:
+        """Whether the twin is a PostGIS twin (named by a URL).
+
+        Examples
+        --------
+        >>> Settings(twin="postgresql://db/cim?schema=chengdu").remote
+        True
+        """
+        return isinstance(self.twin, str)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -123,7 +141,7 @@ class Settings:
 
         values: dict[str, object] = {}
         if (twin := get("TWIN")) is not None:
-            values["twin"] = Path(twin)
+            values["twin"] = twin  # a path, or a PostGIS URL
         if (keys_file := get("KEYS_FILE")) is not None:
             values["keys_file"] = Path(keys_file)
         if (keys := get("KEYS")) is not None:

@@ -429,6 +429,34 @@ def _postgis_scenarios() -> list[Scenario]:
     ]
 
 
+def _pgserve_scenarios() -> list[Scenario]:
+    from bench import pgserve
+
+    return [
+        Scenario(
+            "serve-postgis-items",
+            "twin serve on a PostGIS twin, 4 workers: bbox pages of ~100 buildings, 8 connections",
+            pgserve.items_ours,
+            pgserve.items_peer,
+            "tipg 1.6 (FastAPI on PostGIS), uvicorn, 4 workers, the same table",
+            0.2,
+            metric="identify_p50_ms",
+            same=("features_per_page", "page_ids"),
+            timed="ms_per_page",
+        ),
+        Scenario(
+            "serve-postgis-reimport",
+            "re-import the buildings under a wrk load on 4 workers (PostGIS, LISTEN/NOTIFY)",
+            pgserve.reimport_ours,
+            None,
+            "",
+            None,
+            metric="max_reload_lag_s",
+            goal="0 failed requests, every worker on the new data < 2 s after the commit",
+        ),
+    ]
+
+
 def _sensing_scenarios() -> list[Scenario]:
     from bench import sensing, sensorthings
 
@@ -507,5 +535,6 @@ SCENARIOS: dict[str, Scenario] = {
         *_tile_scenarios(),
         *_sensing_scenarios(),
         *_postgis_scenarios(),
+        *_pgserve_scenarios(),
     )
 }

@@ -89,3 +89,20 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || [ ! -f /usr/share/postgresql/
     echo "setup: PostgreSQL 15 + PostGIS 3 not found; install them (Debian: postgresql-15 postgresql-15-postgis-3)" >&2
   fi
 fi
+# wrk (Debian): the HTTP load generator of the serving benchmarks (bench/api.py, bench/pgserve.py).
+# python3-qgis (Debian, ~100 MB download, for /usr/bin/python3): the QGIS check opens the
+# PostGIS and GeoPackage twins with QGIS's postgres and ogr providers (tests/store/test_qgis.py).
+missing=""
+command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+/usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 || missing="$missing python3-qgis"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing$missing from Debian" >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends $missing >/dev/null
+  else
+    echo "setup:$missing not found; install them (Debian:$missing)" >&2
+  fi
+fi

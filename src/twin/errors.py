@@ -301,6 +301,18 @@ class StorageError(TwinError, OSError):
     """
 
 
+class DatabaseUnavailableError(StorageError):
+    """The twin's database cannot be reached now (down, restarting, or too slow to answer).
+
+    A service answers 503 and serves again once the database is back.
+
+    Examples
+    --------
+    >>> issubclass(DatabaseUnavailableError, StorageError)
+    True
+    """
+
+
 class ReadOnlyTwinError(UsageError):
     """The twin file is read-only; writing it needs ``force``.
 

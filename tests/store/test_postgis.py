@@ -17,7 +17,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,13 +37,6 @@ pytestmark = pytest.mark.slow
 
 BACKENDS = ["gpkg", "postgis"]
 BROKEN_PIPE = "water_pipes.JS000010"
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[TempCluster]:
-    """A PostgreSQL + PostGIS cluster in a temporary folder on a free port, dropped after."""
-    with TempCluster() as cluster:
-        yield cluster
 
 
 def _edited_mapping(folder: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,8 +12,10 @@ import typer
 
 from twin.analyses import Twin
 from twin.cli._common import State, TwinArg, err
-from twin.errors import UsageError
 from twin.store import is_url
+
+#: How long a worker may take to answer uvicorn's health ping (loading a twin included).
+WORKER_PING_S = 120
 
 
 def serve(
@@ -82,25 +85,25 @@ def serve(
     """Serve the twin over HTTP: OGC API Features, city one-map queries, impact analysis.
 
     The twin is loaded and indexed once per worker; a re-import into the file is
-    picked up while serving. Without an API key only public layers exist.
+    picked up while serving. TWIN may be a PostGIS twin's URL: each worker then
+    reloads when an import commits (LISTEN/NOTIFY), and answers 503 while the
+    database is unreachable. Without an API key only public layers exist.
 
     Events not acknowledged within their grade's deadline are escalated by the
     service itself (one worker at a time), and the change is sent on /events/stream.
 
     Example: [bold]twin serve chengdu.twin.gpkg --port 8000 --keys-file keys.yaml[/bold]
+
+    Example: [bold]twin serve 'postgresql://twin@db/cim?schema=chengdu' --workers 4[/bold]
     """
     import uvicorn
 
     from twin_api import Settings, create_app
     from twin_api.app import ANNOUNCE_ENV
 
-    if is_url(twin_path):
-        raise UsageError(
-            "twin serve reads a GeoPackage twin; export one from PostGIS first with "
-            f"`twin copy {twin_path} city.twin.gpkg` (serving PostGIS directly is not built yet)"
-        )
-    Twin.open(twin_path)  # a missing twin is a one-line error, before uvicorn starts
-    base = Settings.from_env(twin=Path(twin_path).resolve())
+    name: str | Path = serving_url(twin_path) if is_url(twin_path) else Path(twin_path).resolve()
+    Twin.open(name)  # a missing twin or database is a one-line error, before uvicorn starts
+    base = Settings.from_env(twin=name)
     settings = base.with_(
         keys_file=keys_file if keys_file is not None else base.keys_file,
         audit_log=audit_log if audit_log is not None else base.audit_log,
@@ -131,7 +134,40 @@ def serve(
     from twin_api.streamtoken import SECRET_ENV
 
     os.environ.setdefault(SECRET_ENV, secrets.token_hex(32))
-    uvicorn.run("twin_api.app:create_app_from_env", factory=True, workers=workers, **options)
+    # A worker loading a large twin on a busy machine may not answer uvicorn's pings for
+    # a while; its 5 s default would kill and respawn it over and over.
+    uvicorn.run(
+        "twin_api.app:create_app_from_env",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_PING_S,
+        **options,
+    )
+
+
+def serving_url(url: str, *, connect_timeout_s: int = 3, statement_timeout_ms: int = 15_000) -> str:
+    """``url`` with the timeouts a service needs, unless it sets them itself.
+
+    A request must fail fast (503) while the database is unreachable, never
+    hang: connections give up after ``connect_timeout_s`` and statements after
+    ``statement_timeout_ms``.
+
+    Examples
+    --------
+    >>> serving_url("postgresql://db/cim?schema=x")
+    'postgresql://db/cim?schema=x&connect_timeout=3&options=-c%20statement_timeout%3D15000'
+    >>> serving_url("postgresql://db/cim?schema=x&connect_timeout=9")
+    'postgresql://db/cim?schema=x&connect_timeout=9&options=-c%20statement_timeout%3D15000'
+    """
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    keys = {k for k, _ in query}
+    if "connect_timeout" not in keys:
+        query.append(("connect_timeout", str(connect_timeout_s)))
+    if "options" not in keys:
+        query.append(("options", f"-c statement_timeout={statement_timeout_ms}"))
+    rest = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    return urllib.parse.urlunsplit(parts._replace(query=rest))
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 from twin.build import DEFAULT_MAX_DISTANCE_M
 from twin.errors import UsageError
 from twin.query.common import derived
-from twin.query.index import CityIndex, IndexedLayer, file_identity
+from twin.query.index import CityIndex, IndexedLayer
 from twin.relate import largest_share, nearest_within
 
 __all__ = ["Related", "related_from", "related_to"]
@@ -74,11 +74,8 @@ def _table(index: CityIndex, relation: str, from_layer: str, to_layer: str) -> _
 
 
 def _same_version(index: CityIndex) -> bool:
-    """Whether the twin file is still the version the snapshot was read from."""
-    try:
-        return file_identity(index.path) == index.identity
-    except FileNotFoundError:
-        return False
+    """Whether the twin is still the version the snapshot was read from."""
+    return index.is_current()
 
 
 def _number(value: Any) -> float | None:

@@ -38,9 +38,11 @@ import numpy as np
 import pyproj
 import shapely
 
-from twin.errors import FeatureNotFoundError, LayerNotFoundError, UsageError
+from twin.errors import FeatureNotFoundError, LayerNotFoundError, StorageError, UsageError
 from twin.kinds import Classification
 from twin.model import LayerInfo, Twin
+from twin.store import PostgisStore, is_url
+from twin.store.pglisten import CommitListener
 
 __all__ = ["CityIndex", "IndexedLayer", "LiveIndex", "file_identity", "transformer"]
 
@@ -249,45 +251,76 @@ class CityIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, attempts: int = 5) -> CityIndex:
-        """Read every layer of the twin at ``path`` and index it.
+        """Read every layer of the twin at ``path`` (a file or a PostGIS URL) and index it.
 
         If the file is replaced while it is being read (a concurrent import),
-        the read starts again, up to ``attempts`` times, so a snapshot never
-        mixes two versions.
+        or the PostGIS twin commits meanwhile, the read starts again, up to
+        ``attempts`` times, so a snapshot never mixes two versions.
         """
-        target = Path(path)
+        target: str | Path = str(path) if is_url(path) else Path(path)
         for _ in range(attempts):
             started = time.perf_counter()
-            before = file_identity(target) if target.exists() else None
             city = Twin.open(target)
+            before = _identity_of(city)
             infos = city.layer_infos()
             # GDAL reads and GEOS builds trees without the GIL: layers load side by side.
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                 loaded = pool.map(_load_layer, [city] * len(infos), infos)
                 layers = {layer.name: layer for layer in loaded}
             meta = city.meta
-            after = file_identity(target)
-            if before == after:
+            after = _identity_of(city)
+            if before == after and after is not None:
                 seconds = time.perf_counter() - started
-                log.info("indexed %d layers of %s in %.2f s", len(layers), target, seconds)
+                log.info("indexed %d layers of %s in %.2f s", len(layers), city.location, seconds)
                 return cls(
-                    path=target,
+                    path=city.path,
                     crs=city.crs,
                     crs_text=meta["crs"],
-                    name=meta.get("name", target.stem),
+                    name=meta.get("name", city.path.stem),
                     layers=layers,
                     identity=after,
                     loaded_at=time.time(),
                     load_s=seconds,
                     _twin=city,
                 )
-            log.info("%s changed while it was read; reading it again", target)
-        raise UsageError(f"{target} kept changing while it was read; try again when imports end")
+            log.info("%s changed while it was read; reading it again", city.location)
+        raise UsageError(f"{path} kept changing while it was read; try again when imports end")
 
     @property
     def generation(self) -> FileIdentity:
         """A value that differs between any two versions of the file (its identity)."""
         return self.identity
+
+    @property
+    def remote(self) -> bool:
+        """Whether the twin lives in PostGIS (its identity is the commit counter)."""
+        return isinstance(self._twin.store, PostgisStore)
+
+    @property
+    def version_tag(self) -> str:
+        """The snapshot's version in short: the PostGIS commit counter, or inode.mtime_ns.
+
+        Examples
+        --------
+        >>> index.version_tag == f"{index.identity[1]}.{index.identity[2]}"
+        True
+        """
+        if self.remote:
+            return str(self.identity[-1])
+        return f"{self.identity[1]}.{self.identity[2]}"
+
+    def is_current(self) -> bool:
+        """Whether the twin is still the version this snapshot was read from.
+
+        For a PostGIS twin this asks the database (one small query), and raises
+        :class:`~twin.errors.DatabaseUnavailableError` when it cannot be reached.
+
+        Examples
+        --------
+        >>> index.is_current()
+        True
+        """
+        return _identity_of(self._twin) == self.identity
 
     @property
     def twin(self) -> Twin:
@@ -341,11 +374,20 @@ class CityIndex:
         return transformer(self.crs_text, _crs_key(target))
 
     def changed(self) -> bool:
-        """Whether the twin file is no longer the version this snapshot was read from."""
-        try:
-            return file_identity(self.path) != self.identity
-        except FileNotFoundError:
-            return False  # gone for a moment (being replaced) or deleted: keep serving
+        """Whether the twin is no longer the version this snapshot was read from.
+
+        A twin file gone for a moment (being replaced) or deleted counts as
+        unchanged: keep serving.
+        """
+        seen = _identity_of(self._twin)
+        return seen is not None and seen != self.identity
+
+
+def _identity_of(city: Twin) -> FileIdentity | None:
+    """The twin's version now: its file identity, or ``(0, 0, 0, commits)`` in PostGIS."""
+    if isinstance(city.store, PostgisStore):
+        return (0, *city.store.version())
+    return _identity_or_none(city.path)
 
 
 def _identity_or_none(path: Path) -> FileIdentity | None:
@@ -364,21 +406,26 @@ def _crs_key(crs: str | pyproj.CRS) -> str:
 
 
 class LiveIndex:
-    """The current :class:`CityIndex` of a twin file, replaced whole when the file changes.
+    """The current :class:`CityIndex` of a twin, replaced whole when the twin changes.
 
     :meth:`current` is what a request uses: it returns the snapshot in force
-    without waiting. A background thread (started by :meth:`start`) compares
-    the file's identity every ``poll_s`` seconds; on a change it loads a new
-    snapshot while the old one keeps answering, then swaps the reference (an
-    atomic assignment). :meth:`current` also notices a change when the poller
-    is not running, and starts the same background reload.
+    without waiting. For a twin file, a background thread (started by
+    :meth:`start`) compares the file's identity every ``poll_s`` seconds; on a
+    change it loads a new snapshot while the old one keeps answering, then swaps
+    the reference (an atomic assignment). :meth:`current` also notices a change
+    when the poller is not running, and starts the same background reload.
+
+    For a PostGIS twin (a ``postgresql://…?schema=`` URL) nothing polls: a
+    :class:`~twin.store.pglisten.CommitListener` hears each commit
+    (``LISTEN citytwin``) and reloads then, and again after it reconnects
+    from a lost connection.
 
     Parameters
     ----------
-    path : path-like
-        The twin file.
+    path : path-like or str
+        The twin file, or the PostGIS twin's URL.
     poll_s : float, default 1.0
-        How often to look at the file.
+        How often to look at the file (twin files only).
     prepare : callable, optional
         Called with each new snapshot before it is swapped in (for caches a
         service derives from it), in the reloading thread.
@@ -388,6 +435,8 @@ class LiveIndex:
     >>> live = LiveIndex(sample_twin_path)
     >>> live.current().layer("roads").kind
     'road'
+    >>> live.listener is None  # a file: polled, not listened to
+    True
     """
 
     def __init__(
@@ -397,10 +446,14 @@ class LiveIndex:
         poll_s: float = 1.0,
         prepare: Callable[[CityIndex], object] | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.name: str | Path = str(path) if is_url(path) else Path(path)
         self.poll_s = poll_s
         self.prepare = prepare
-        self._index = CityIndex.load(self.path)
+        self._index = CityIndex.load(self.name)
+        self.path = self._index.path
+        self.listener = (
+            CommitListener(str(self.name), self._heard) if isinstance(self.name, str) else None
+        )
         self._reloading = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -412,44 +465,54 @@ class LiveIndex:
     def current(self) -> CityIndex:
         """The snapshot in force (never blocks on a reload)."""
         now = time.monotonic()
-        if self._thread is None and now - self._last_check >= self.poll_s:
+        polled = self._thread is None and self.listener is None
+        if polled and now - self._last_check >= self.poll_s:
             self._last_check = now
             if self._index.changed():
                 threading.Thread(target=self.refresh, daemon=True).start()
         return self._index
 
     def refresh(self) -> bool:
-        """Reload now if the file changed; return whether a new snapshot is in force.
+        """Reload now if the twin changed; return whether a new snapshot is in force.
 
         Runs in the caller's thread. A reload already running elsewhere makes
         this return False at once. A failed reload (a twin left unreadable)
         keeps the old snapshot and records the error in :attr:`last_error`;
-        that version of the file is not tried again.
+        that version of the twin is not tried again. A database that cannot be
+        reached is only recorded: the next commit or reconnection tries again.
         """
-        if not self._index.changed() or not self._reloading.acquire(blocking=False):
+        if not self._reloading.acquire(blocking=False):
             return False
+        seen: FileIdentity | None = None
         try:
-            seen = _identity_or_none(self.path)
-            if seen is None or seen == self._failed:
+            seen = _identity_of(self._index.twin)
+            if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            fresh = CityIndex.load(self.path)
+            fresh = CityIndex.load(self.name)
             if self.prepare is not None:
                 self.prepare(fresh)
         except Exception as exc:  # keep serving the last good snapshot
-            self._failed = seen
+            if not isinstance(exc, StorageError):
+                self._failed = seen
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("could not reload %s, still serving the previous version: %s", self.path, exc)
             return False
         finally:
             self._reloading.release()
-        self._index = fresh
+        old, self._index = self._index, fresh
+        store = old.twin.store
+        if isinstance(store, PostgisStore):  # its read connection; a late request reopens one
+            store.close()
         self.reloads += 1
         self.last_error = None
         log.info("reloaded %s (%d layers)", self.path, len(fresh.layers))
         return True
 
     def start(self) -> None:
-        """Start the background thread that watches the file."""
+        """Start watching: the file poller, or the PostGIS commit listener."""
+        if self.listener is not None:
+            self.listener.start()
+            return
         if self._thread is not None:
             return
         self._stop.clear()
@@ -457,11 +520,16 @@ class LiveIndex:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the watching thread (waits for it)."""
+        """Stop watching (waits for the thread)."""
+        if self.listener is not None:
+            self.listener.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, 2 * self.poll_s))
             self._thread = None
+
+    def _heard(self) -> None:
+        self.refresh()
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_s):

@@ -77,6 +77,7 @@ class TempCluster:
         self.port = 0
         self.folder: Path | None = None
         self._bin = postgres_bin()
+        self._options = ""
 
     @staticmethod
     def url_for(port: int, database: str, *, schema: str | None = None) -> str:
@@ -122,28 +123,24 @@ class TempCluster:
                 "-c max_connections=60",
             ]
         )
-        log = self.folder / "server.log"
-        self._run(
-            [
-                str(self._bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
+        self._options = options
+        self.resume()
         self.sql("postgres", f'CREATE DATABASE "{self.database}"')
         self.sql(self.database, "CREATE EXTENSION postgis")
 
     def restart(self) -> None:
         """Stop and start the server (same port and data): for fault tests."""
         self._run([str(self._bin / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "restart"])
+
+    def halt(self) -> None:
+        """Stop the server but keep its data (an outage; :meth:`resume` ends it)."""
+        self._run([str(self._bin / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop"])
+
+    def resume(self) -> None:
+        """Start the server on its data, on the same port and settings (after :meth:`halt`)."""
+        log = self.data.parent / "server.log"
+        command = [str(self._bin / "pg_ctl"), "-D", str(self.data), "-l", str(log)]
+        self._run([*command, "-o", self._options, "-w", "-t", "60", "start"])
 
     def stop(self) -> None:
         """Stop the server and remove its folder."""

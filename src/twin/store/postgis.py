@@ -37,6 +37,7 @@ import pyproj
 from twin.errors import (
     BuildNeeded,
     BuildNeededError,
+    DatabaseUnavailableError,
     StorageError,
     TwinFileError,
     TwinNotFoundError,
@@ -74,7 +75,10 @@ def parse_url(url: str) -> tuple[str, str]:
             f"{url} names no twin: add its schema, e.g. "
             "postgresql://user@host:5432/db?schema=chengdu"
         )
-    rest = urllib.parse.urlencode({k: v[-1] for k, v in query.items()})
+    # %20, not "+", for spaces: libpq decodes percent escapes only (options=-c%20a=b)
+    rest = urllib.parse.urlencode(
+        {k: v[-1] for k, v in query.items()}, quote_via=urllib.parse.quote
+    )
     return urllib.parse.urlunsplit(parts._replace(query=rest)), schemas[0]
 
 
@@ -121,15 +125,20 @@ class PostgisStore:
     def connect(self, *, autocommit: bool = True) -> Any:
         """A new connection with the twin's schema first on the search path, times in UTC."""
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict
 
+        # Settings in the URL (connect_timeout=, options=-c statement_timeout=…) are kept.
+        given = conninfo_to_dict(self.conninfo)
         options = f"-c search_path={ident(self.schema)},public -c TimeZone=UTC"
+        options = f"{given.get('options') or ''} {options}".strip()
+        timeout = given.get("connect_timeout") or 10
         try:
             return psycopg.connect(
-                self.conninfo, autocommit=autocommit, options=options, connect_timeout=10
+                self.conninfo, autocommit=autocommit, options=options, connect_timeout=timeout
             )
         except psycopg.OperationalError as exc:
             reason = " ".join(str(exc).split())
-            raise StorageError(
+            raise DatabaseUnavailableError(
                 f"cannot reach the twin database {self.location} ({reason}): "
                 "check the URL and that PostgreSQL runs"
             ) from None
@@ -147,7 +156,10 @@ class PostgisStore:
             except psycopg.OperationalError as exc:
                 self._con.close()
                 self._con = None
-                raise StorageError(f"lost the twin database {self.location}: {exc}") from None
+                reason = " ".join(str(exc).split())
+                raise DatabaseUnavailableError(
+                    f"lost the twin database {self.location} ({reason}); try again shortly"
+                ) from None
 
     def close(self) -> None:
         """Close the read connection."""

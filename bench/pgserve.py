@@ -1,0 +1,316 @@
+"""Serving a PostGIS twin: ``twin serve URL --workers 4`` beside tipg, and a re-import under load.
+
+Set-up (not timed), on each side: a throwaway PostgreSQL cluster
+(:class:`twin.store.pgtest.TempCluster`) and the benchmark's buildings twin
+copied into it with :func:`twin.store.transfer.copy_twin` (schema ``bench``,
+table ``bench.buildings``, primary key ``uid``, GiST index).
+
+``serve-postgis-items``
+    Ours: ``twin serve postgresql://…?schema=bench --workers 4``. Peer: tipg
+    (FastAPI on PostGIS, ``uvicorn tipg.main:app --workers 4``) serving the same
+    table. Both answer the same bbox page of about 100 buildings (the feature
+    ids must be equal), loaded by ``wrk`` from another process. Ours also gives
+    identify's latency at one connection (goal p50 < 2 ms).
+
+``serve-postgis-reimport``
+    Ours only: 4 workers under a ``wrk`` load of bbox pages while the buildings
+    are re-imported; every answer names its worker (``X-Twin-Worker``) and the
+    snapshot's commit counter (``X-Twin-Version``). Figures: failed requests
+    (goal 0) and, per worker, seconds from the commit to its first answer from
+    the new snapshot (goal < 2 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.api import CACHE, ensure_wrk, free_port, run_load, stop, wait_until_up
+
+Inputs = dict[str, Path]
+WORKERS = 4
+CONNECTIONS = 8
+TARGET_FEATURES = 100
+SCHEMA = "bench"
+BUILDING_FIELDS = {"层数": "floors", "建筑高度": "height_m", "建筑名称": "name", "用途": "use"}
+
+
+# -- set-up ---------------------------------------------------------------------
+@contextlib.contextmanager
+def postgis_twin(inputs: Inputs) -> Iterator[str]:
+    """A throwaway cluster holding the buildings twin in schema ``bench``: its URL."""
+    from twin.store.pgtest import TempCluster
+    from twin.store.transfer import copy_twin
+
+    with TempCluster() as cluster:
+        url = cluster.url(schema=SCHEMA)
+        started = time.perf_counter()
+        copy_twin(inputs["twin"], url)
+        print(
+            f"copied the twin into PostGIS in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        yield url
+
+
+def choose_bbox(twin_gpkg: Path, target: int = TARGET_FEATURES) -> dict[str, Any]:
+    """A CRS84 bbox holding about ``target`` buildings, the same ones for ours and tipg (cached).
+
+    Ours intersects the box reprojected edge by edge into the twin CRS; tipg
+    intersects the rectangle around its reprojected corners (a little larger).
+    A box whose edges fall in streets holds the same buildings either way: the
+    first such box near the median building, of 90 to 110 buildings, is taken.
+    """
+    cache = CACHE / f"pgserve-bbox-{twin_gpkg.parent.name}-{target}.json"
+    if cache.exists():
+        return dict(json.loads(cache.read_text()))
+    import numpy as np
+    import pyogrio
+    import pyproj
+    import shapely
+
+    frame = pyogrio.read_dataframe(twin_gpkg, layer="buildings", columns=[], use_arrow=True)
+    geoms = np.asarray(frame.geometry.array)
+    tree = shapely.STRtree(geoms)
+    to_lonlat = pyproj.Transformer.from_crs(frame.crs, "OGC:CRS84", always_xy=True)
+    to_twin = pyproj.Transformer.from_crs("OGC:CRS84", frame.crs, always_xy=True)
+
+    def hits(bbox: list[float]) -> tuple[set[int], set[int]]:
+        x0, y0, x1, y1 = bbox
+        edge = max(x1 - x0, y1 - y0) / 64
+        exact = shapely.transform(
+            shapely.segmentize(shapely.box(x0, y0, x1, y1), edge),
+            lambda xy: np.column_stack(to_twin.transform(xy[:, 0], xy[:, 1])),
+        )
+        corners = shapely.box(*to_twin.transform_bounds(x0, y0, x1, y1))
+        return set(tree.query(exact, "intersects")), set(tree.query(corners, "intersects"))
+
+    for step in range(400):
+        which = len(geoms) // 2 + step * 7919 % len(geoms)
+        centre = np.array(to_lonlat.transform(*shapely.get_coordinates(geoms[which].centroid)[0]))
+        for half in np.linspace(2e-4, 2e-3, 37):
+            bbox = [*(centre - half).tolist(), *(centre + half).tolist()]
+            ours, theirs = hits(bbox)
+            if len(ours) > 110:
+                break
+            if len(ours) >= 90 and ours == theirs:
+                point = shapely.point_on_surface(geoms[which])
+                lonlat = to_lonlat.transform(point.x, point.y)
+                answer = {"bbox": bbox, "features": len(ours), "point": list(lonlat)}
+                cache.write_text(json.dumps(answer))
+                return answer
+    raise RuntimeError("no bbox of about 100 buildings holds the same ones for ours and tipg")
+
+
+def _page_query(bbox: list[float]) -> str:
+    # 90 to 110 buildings match (see choose_bbox): one page holds them all, on both sides
+    return urlencode({"bbox": ",".join(f"{v:.9f}" for v in bbox), "limit": TARGET_FEATURES + 10})
+
+
+def _ids_digest(page: dict[str, Any]) -> tuple[int, str]:
+    ids = sorted(str(f["id"]).removeprefix("buildings.") for f in page["features"])
+    return len(ids), hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], health: str, env: dict[str, str]) -> Iterator[float]:
+    """Run a server; yield its start-up seconds (to the first 200 of ``health``)."""
+    log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield wait_until_up(health, process, timeout_s=900)
+    finally:
+        stop(process)
+        log.close()
+
+
+def _ours_command(url: str, port: int, scratch: Path) -> list[str]:
+    twin_cli = str(Path(sys.executable).with_name("twin"))
+    command = [twin_cli, "-q", "serve", url, "--port", str(port), "--workers", str(WORKERS)]
+    return [*command, "--audit-log", str(scratch / "audit.jsonl"), "--escalate-every", "0"]
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TWIN_API_")}
+
+
+# -- serve-postgis-items ---------------------------------------------------------
+def items_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    """``twin serve`` with 4 workers on the PostGIS twin: bbox pages, then identify."""
+    import httpx
+
+    chosen = choose_bbox(inputs["twin"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with postgis_twin(inputs) as url:
+        command = _ours_command(url, port, scratch)
+        with serving(command, base + "/health", _clean_env()) as startup_s:
+            page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
+            n, digest = _ids_digest(httpx.get(page_url, timeout=60).json())
+            items = run_load(page_url, connections=CONNECTIONS)
+            lon, lat = chosen["point"]
+            ident = f"{base}/identify?lon={lon:.9f}&lat={lat:.9f}&geometry=false"
+            if httpx.get(ident, timeout=60).status_code != 200:
+                raise RuntimeError("identify failed")
+            one = run_load(ident, connections=1)
+    return {
+        "startup_s": round(startup_s, 2),
+        "features_per_page": n,
+        "page_ids": digest,
+        "items_rps": round(items["rps"], 1),
+        "ms_per_page": round(1e3 / items["rps"], 3),
+        "identify_p50_ms": round(one["p50_ms"], 3),
+        "identify_p99_ms": round(one["p99_ms"], 3),
+    }
+
+
+def items_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    """tipg (uvicorn, 4 workers) on the same PostGIS table: bbox pages."""
+    import httpx
+
+    chosen = choose_bbox(inputs["twin"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with postgis_twin(inputs) as url:
+        database = url.split("?")[0]
+        env = {
+            **_clean_env(),
+            "DATABASE_URL": database,
+            "TIPG_DB_SCHEMAS": json.dumps([SCHEMA]),
+            "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": json.dumps(["public"]),
+            "TIPG_MAX_FEATURES_PER_QUERY": "10000",
+        }
+        command = [sys.executable, "-m", "uvicorn", "tipg.main:app", "--port", str(port)]
+        command += ["--workers", str(WORKERS), "--log-level", "error"]
+        collection = f"{base}/collections/{SCHEMA}.buildings"
+        with serving(command, collection, env) as startup_s:
+            page_url = f"{collection}/items?{_page_query(chosen['bbox'])}&f=geojson"
+            n, digest = _ids_digest(httpx.get(page_url, timeout=60).json())
+            items = run_load(page_url, connections=CONNECTIONS)
+    return {
+        "startup_s": round(startup_s, 2),
+        "features_per_page": n,
+        "page_ids": digest,
+        "items_rps": round(items["rps"], 1),
+        "ms_per_page": round(1e3 / items["rps"], 3),
+    }
+
+
+# -- serve-postgis-reimport ------------------------------------------------------
+class Watcher(threading.Thread):
+    """Asks ``/health`` on fresh connections; notes when each worker first shows a version."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.first_seen: dict[tuple[int, str], float] = {}
+        self.failures = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        while not self.stopping.is_set():
+            try:
+                answer = httpx.get(self.base + "/health", timeout=10)  # a new connection each
+            except httpx.HTTPError:
+                self.failures += 1
+                continue
+            if answer.status_code != 200:
+                self.failures += 1
+                continue
+            key = (int(answer.headers["x-twin-worker"]), answer.headers["x-twin-version"])
+            self.first_seen.setdefault(key, time.monotonic())
+
+    def workers(self) -> set[int]:
+        return {pid for pid, _ in self.first_seen}
+
+
+def _wrk(url: str, seconds: int) -> subprocess.Popen[str]:
+    wrk = ensure_wrk()
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: run `bash scripts/setup.sh`")
+    command = [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", url]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _failed(wrk_output: str) -> int:
+    import re
+
+    failed = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_output):
+        failed += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wrk_output
+    ):
+        failed += sum(int(g) for g in match.groups())
+    return failed
+
+
+def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
+    """Re-import the buildings while 4 workers answer a wrk load; how soon each one reloads."""
+    import re
+
+    import twin
+
+    chosen = choose_bbox(inputs["twin"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with postgis_twin(inputs) as url:
+        city = twin.Twin.open(url)
+        with serving(_ours_command(url, port, scratch), base + "/health", _clean_env()):
+            watcher = Watcher(base)
+            watcher.start()
+            deadline = time.monotonic() + 60
+            while len(watcher.workers()) < WORKERS and time.monotonic() < deadline:
+                time.sleep(0.05)
+            before = city.store.version()[-1]
+            load_s = 30
+            page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
+            load = _wrk(page_url, load_s)
+            time.sleep(3)
+            started = time.monotonic()
+            city.import_layer(
+                inputs["buildings"],
+                layer="buildings",
+                kind="building",
+                id="建筑编码",
+                fields=BUILDING_FIELDS,
+            )
+            committed = time.monotonic()
+            after = city.store.version()[-1]
+            deadline = committed + 120
+            while time.monotonic() < deadline:
+                seen = {pid for (pid, version) in watcher.first_seen if version == str(after)}
+                if len(seen) >= len(watcher.workers()):
+                    break
+                time.sleep(0.05)
+            output, _ = load.communicate(timeout=load_s + 120)
+            watcher.stopping.set()
+            watcher.join()
+    lags = {
+        pid: round(when - committed, 3)
+        for (pid, version), when in watcher.first_seen.items()
+        if version == str(after)
+    }
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    return {
+        "workers_seen": len(watcher.workers()),
+        "workers_reloaded": len(lags),
+        "versions": f"{before}->{after}",
+        "import_s": round(committed - started, 2),
+        "failed_requests": _failed(output) + watcher.failures,
+        "max_reload_lag_s": max(lags.values()) if lags else None,
+        "reload_lags_s": sorted(lags.values()),
+        "load_rps": float(rps.group(1)) if rps else None,
+    }
