@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from twin.errors import StorageError, TwinBusyError, UsageError
-from twin.store import pgschema, records, schema
+from twin.store import pgcopy, pgschema, records, schema
 from twin.store.files import history_table
 from twin.store.pgio import (
     GEOM,
@@ -130,7 +130,7 @@ class PostgisSession:
         """Replace a layer table: COPY into a new table, then swap it in."""
         stage = f"{table}__load"
         self._create(stage, frame, geometry_type=_geometry_type(frame))
-        self._copy(stage, frame)
+        self._copy(stage, frame, fresh=True)
         self.con.execute(f"DROP TABLE IF EXISTS {ident(table)} CASCADE".encode())
         self.con.execute(f"ALTER TABLE {ident(stage)} RENAME TO {ident(table)}".encode())
         self._index(table, unique=True)
@@ -253,12 +253,25 @@ class PostgisSession:
         self.con.execute(f"DROP TABLE IF EXISTS {ident(table)}".encode())
         self.con.execute(f"CREATE TABLE {ident(table)} ({', '.join(columns)})".encode())
 
-    def _copy(self, table: str, frame: gpd.GeoDataFrame) -> None:
-        names = [c for c in frame.columns if c != frame.geometry.name] + [GEOM]
-        payload = csv_frame(frame, self._srid(frame))
+    def _copy(self, table: str, frame: gpd.GeoDataFrame, *, fresh: bool = False) -> None:
+        """COPY ``frame`` into ``table``: binary when every column encodes as the table's
+        type, else CSV; ``fresh`` (a table made in this transaction) loads it frozen."""
+        names = [c for c in frame.columns if c != frame.geometry.name]
+        types = dict(self._types(table))
+        rows = pd.DataFrame({c: frame[c] for c in names}, index=frame.index)
+        rows[GEOM] = promoted(np.asarray(frame.geometry.array))
+        column_types = [types.get(str(c), "text") for c in rows.columns]
+        binary = pgcopy.encodable(rows, column_types)
+        columns = ", ".join(ident(str(c)) for c in rows.columns)
+        freeze = ", FREEZE" if fresh else ""
+        statement = f"COPY {ident(table)} ({columns}) FROM STDIN (FORMAT binary{freeze})"
         with self.con.cursor() as cursor:
             try:
-                copy_frame(cursor, table, names, payload)
+                if binary:
+                    pgcopy.copy_binary(cursor, statement, pgcopy.binary_batches(rows, column_types))
+                else:
+                    payload = csv_frame(frame, self._srid(frame))
+                    copy_frame(cursor, table, list(rows.columns), payload)
             except Exception as exc:
                 raise StorageError(
                     f"cannot load {table} into {self.store.location}: {exc}"
