@@ -405,6 +405,18 @@ def _postgis_scenarios() -> list[Scenario]:
             same=("features",),
             timed="import_s",
         ),
+        Scenario(
+            "build-postgis",
+            "twin build --force on the city twin in PostGIS (copied in first, not timed)",
+            postgis.build_ours,
+            postgis.build_peer,
+            "the same build on the GeoPackage twin",
+            1.5,
+            metric="build_s",
+            same=("relations", "rows", "unrelated", "digests"),
+            needs_city_twin=True,
+            timed="build_s",
+        ),
     ]
 
 
