@@ -71,12 +71,7 @@ def build_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     with TempCluster() as cluster:
         url = cluster.url(schema="bench")
         copy_twin(inputs["city_twin"], url)
-        city = twin.Twin.open(url)
-        started = time.perf_counter()
-        report = city.build(force=True)
-        seconds = time.perf_counter() - started
-        facts = build_facts(city, report)
-    return {"build_s": round(seconds, 2), **facts}
+        return timed_build(twin.Twin.open(url))
 
 
 def build_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
@@ -85,9 +80,12 @@ def build_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
     import twin
 
-    copy = scratch / "city.gpkg"
-    shutil.copy(inputs["city_twin"], copy)
-    city = twin.Twin.open(copy)
+    shutil.copy(inputs["city_twin"], scratch / "city.gpkg")
+    return timed_build(twin.Twin.open(scratch / "city.gpkg"))
+
+
+def timed_build(city: Any) -> dict[str, Any]:
+    """``city.build(force=True)``: its seconds and :func:`build_facts`."""
     started = time.perf_counter()
     report = city.build(force=True)
     seconds = time.perf_counter() - started
