@@ -415,6 +415,18 @@ def _postgis_scenarios() -> list[Scenario]:
             timed="import_s",
         ),
         Scenario(
+            "build-postgis",
+            "twin build --force on the city twin in PostGIS (copied in first, not timed)",
+            postgis.build_ours,
+            postgis.build_peer,
+            "the same build on the GeoPackage twin",
+            1.5,
+            metric="build_s",
+            same=("relations", "rows", "unrelated", "digests"),
+            needs_city_twin=True,
+            timed="build_s",
+        ),
+        Scenario(
             "observe-ingest-postgis",
             "bulk ingest into the live store of a PostGIS twin, N/10 sensors x 100 readings "
             "(validated, COPY + ON CONFLICT dedup, latest values); then latest, window",

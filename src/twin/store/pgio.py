@@ -44,12 +44,16 @@ __all__ = [
     "promoted",
     "read_layer",
     "stored_sets",
+    "wkb_from_hex",
 ]
 
 #: The geometry column of every PostGIS layer table.
 GEOM = "geom"
 #: How COPY TO spells NULL in what the store reads back.
 NULL = r"\N"
+_NIBBLES = np.zeros(256, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _NIBBLES[_c] = _NIBBLES[bytes([_c]).upper()[0]] = _i
 _MULTI = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
 
 
@@ -154,9 +158,39 @@ def frame_from_csv(
     data = {name: _typed(raw[name], pg) for name, pg in columns}
     if not geometry:
         return pd.DataFrame(data, index=range(len(raw)))
-    hexes = raw[GEOM].to_numpy(dtype=object)
-    geoms = shapely.from_wkb(hexes) if len(hexes) else np.empty(0, dtype=object)
+    geoms = shapely.from_wkb(wkb_from_hex(raw[GEOM])) if len(raw) else np.empty(0, dtype=object)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+
+
+def wkb_from_hex(hexes: Any) -> np.ndarray:
+    """Hex-encoded WKB (strings, None for NULL) as WKB bytes, decoded in bulk with numpy.
+
+    :func:`shapely.from_wkb` reads hex too, but one string at a time through a
+    text stream: twenty times slower than decoding here and reading bytes.
+
+    Examples
+    --------
+    >>> wkb = wkb_from_hex(["0101000000000000000000F03F0000000000000040", None])
+    >>> shapely.from_wkb(wkb)[0].wkt, wkb[1]
+    ('POINT (1 2)', None)
+    """
+    text = pa.array(hexes, type=pa.large_string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # pragma: no cover - pa.array gives one chunk
+        text = text.combine_chunks()
+    text = pa.concat_arrays([text]) if text.offset else text
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[: len(text) + 1]
+    if len(text) == 0 or (offsets & 1).any():  # odd lengths are no hex WKB: let shapely say so
+        return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+    start, end = int(offsets[0]), int(offsets[-1])
+    digits = _NIBBLES[np.frombuffer(text.buffers()[2], dtype=np.uint8)[start:end]]
+    raw = (digits[0::2] << 4) | digits[1::2]
+    halves = pa.py_buffer((offsets - start) // 2)
+    binary = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(text), [None, halves, pa.py_buffer(raw)]
+    )
+    wkb = np.asarray(binary.to_numpy(zero_copy_only=False), dtype=object)
+    wkb[text.is_null().to_numpy(zero_copy_only=False)] = None
+    return wkb
 
 
 def _typed(values: pd.Series, pg: str) -> Any:

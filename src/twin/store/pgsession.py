@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from twin.errors import StorageError, TwinBusyError, UsageError
-from twin.store import pgschema, records, schema
+from twin.store import pgcopy, pgschema, records, relations, schema
 from twin.store.files import history_table
 from twin.store.pgio import (
     GEOM,
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PgRelationWriter", "PostgisSession"]
 
+#: Memory for the index builds of one write (PostgreSQL's default is 64MB).
+_MAINTENANCE_MEM = "256MB"
 _GEOMETRY_TYPES = {
     0: "Point",
     1: "LineString",
@@ -86,6 +88,8 @@ class PostgisSession:
                 f"(waited {self.store.lock_timeout_s:g} s); try again later"
             ) from None
         self.con.execute(b"SET LOCAL lock_timeout = 0")
+        # index builds (primary keys, GiST, relation uids) sort in memory
+        self.con.execute(f"SET LOCAL maintenance_work_mem = '{_MAINTENANCE_MEM}'".encode())
 
     def commit(self) -> None:
         """Bump the twin's version, tell listeners, commit."""
@@ -130,7 +134,7 @@ class PostgisSession:
         """Replace a layer table: COPY into a new table, then swap it in."""
         stage = f"{table}__load"
         self._create(stage, frame, geometry_type=_geometry_type(frame))
-        self._copy(stage, frame)
+        self._copy(stage, frame, fresh=True)
         self.con.execute(f"DROP TABLE IF EXISTS {ident(table)} CASCADE".encode())
         self.con.execute(f"ALTER TABLE {ident(stage)} RENAME TO {ident(table)}".encode())
         self._index(table, unique=True)
@@ -253,12 +257,25 @@ class PostgisSession:
         self.con.execute(f"DROP TABLE IF EXISTS {ident(table)}".encode())
         self.con.execute(f"CREATE TABLE {ident(table)} ({', '.join(columns)})".encode())
 
-    def _copy(self, table: str, frame: gpd.GeoDataFrame) -> None:
-        names = [c for c in frame.columns if c != frame.geometry.name] + [GEOM]
-        payload = csv_frame(frame, self._srid(frame))
+    def _copy(self, table: str, frame: gpd.GeoDataFrame, *, fresh: bool = False) -> None:
+        """COPY ``frame`` into ``table``: binary when every column encodes as the table's
+        type, else CSV; ``fresh`` (a table made in this transaction) loads it frozen."""
+        names = [c for c in frame.columns if c != frame.geometry.name]
+        types = dict(self._types(table))
+        rows = pd.DataFrame({c: frame[c] for c in names}, index=frame.index)
+        rows[GEOM] = promoted(np.asarray(frame.geometry.array))
+        column_types = [types.get(str(c), "text") for c in rows.columns]
+        binary = pgcopy.encodable(rows, column_types)
+        columns = ", ".join(ident(str(c)) for c in rows.columns)
+        freeze = ", FREEZE" if fresh else ""
+        statement = f"COPY {ident(table)} ({columns}) FROM STDIN (FORMAT binary{freeze})"
         with self.con.cursor() as cursor:
             try:
-                copy_frame(cursor, table, names, payload)
+                if binary:
+                    pgcopy.copy_binary(cursor, statement, pgcopy.binary_batches(rows, column_types))
+                else:
+                    payload = csv_frame(frame, self._srid(frame))
+                    copy_frame(cursor, table, list(rows.columns), payload)
             except Exception as exc:
                 raise StorageError(
                     f"cannot load {table} into {self.store.location}: {exc}"
@@ -282,70 +299,36 @@ def _geometry_type(frame: gpd.GeoDataFrame) -> str:
     return _GEOMETRY_TYPES.get(int(types[0]), "Geometry") if len(types) == 1 else "Geometry"
 
 
-class PgRelationWriter:
-    """Replaces relation sets in the transaction (rows loaded with COPY)."""
+class PgRelationWriter(relations.BaseRelationWriter):
+    """Replaces relation sets in the transaction (rows loaded by binary COPY)."""
 
-    _INDEXES: ClassVar[dict[str, str]] = {
-        "twin_relations_from": "CREATE INDEX twin_relations_from ON twin_relations (from_uid)",
-        "twin_relations_to": "CREATE INDEX twin_relations_to ON twin_relations (to_uid)",
-    }
+    mark = "%s"
+    _TYPES = ("bigint", "bigint", "text", "text", "double precision", "double precision", "bigint")
 
-    def __init__(self, con: Any, *, bulk: bool) -> None:
-        self.con = con
-        self.bulk = bulk
-        if bulk:
-            for name in self._INDEXES:
-                con.execute(f"DROP INDEX IF EXISTS {name}".encode())
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.con.execute(sql.encode(), tuple(params))
 
-    def drop(self, sets: Sequence[StoredSet]) -> None:
-        for old in sets:
-            self.con.execute(b"DELETE FROM twin_relations WHERE fid BETWEEN %s AND %s", old.fids)
-            self.con.execute(b"DELETE FROM twin_relation_sets WHERE set_id=%s", (old.set_id,))
+    def _insert_set(self, values: tuple[Any, ...]) -> int:
+        sql = relations.insert_set_sql(self.mark) + " RETURNING set_id"
+        return int(self._run(sql, values).fetchone()[0])
 
-    def put(
-        self,
-        key: tuple[str, str, str, str | None],
-        rows: RelationRows,
-        *,
-        inputs: Sequence[object],
-        build_id: int,
-    ) -> int:
-        relation, from_layer, to_layer, network = key
-        row = self.con.execute(
-            b"INSERT INTO twin_relation_sets (relation, from_layer, to_layer, network, inputs,"
-            b" build_id, n_rows, n_unrelated) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            b" RETURNING set_id",
-            (
-                relation,
-                from_layer,
-                to_layer,
-                network,
-                json.dumps(list(inputs)),
-                build_id,
-                len(rows),
-                rows.unrelated,
-            ),
-        ).fetchone()
-        set_id = int(row[0])
-        first = set_id << schema.SET_SHIFT
+    def _insert_rows(self, set_id: int, first: int, rows: RelationRows) -> None:
         frame = pd.DataFrame(
             {
                 "fid": np.arange(first, first + len(rows), dtype=np.int64),
-                "set_id": set_id,
-                "from_uid": rows.from_uid,
-                "to_uid": rows.to_uid,
+                "set_id": np.full(len(rows), set_id, dtype=np.int64),
+                "from_uid": pd.Series(rows.from_uid, dtype=object),
+                "to_uid": pd.Series(rows.to_uid, dtype=object),
                 "share": rows.share,
                 "distance_m": rows.distance_m,
                 "n_candidates": rows.n_candidates,
             }
         )
+        columns = ", ".join(relations.ROW_COLUMNS)
+        statement = f"COPY twin_relations ({columns}) FROM STDIN (FORMAT binary)"
         with self.con.cursor() as cursor:
-            copy_frame(cursor, "twin_relations", list(frame.columns), csv_frame(frame, 0))
-        return set_id
+            pgcopy.copy_binary(cursor, statement, pgcopy.binary_batches(frame, self._TYPES))
 
     def finish(self) -> None:
-        if self.bulk:
-            for ddl in self._INDEXES.values():
-                self.con.execute(ddl.encode())
-            self.bulk = False
+        super().finish()
         self.con.execute(b"ANALYZE twin_relations")

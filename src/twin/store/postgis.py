@@ -21,7 +21,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import threading
 import urllib.parse
@@ -44,7 +43,7 @@ from twin.errors import (
     UsageError,
 )
 from twin.store import pgschema
-from twin.store.pgio import GEOM, NULL, copy_out, ident, read_layer, stored_sets
+from twin.store.pgio import GEOM, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
 from twin.store.relations import COLUMNS, StoredSet
 
@@ -304,22 +303,19 @@ class PostgisStore:
         return sorted(str(r[0]) for r in rows)
 
     def read_wkb(self, table: str, columns: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """A table's geometries (hex WKB, which :func:`shapely.from_wkb` reads) and some columns."""
+        """A table's geometries as WKB bytes and some columns, as object arrays.
+
+        Fetched in binary (bytea as bytes, decoded by psycopg's C loaders):
+        several times faster than a COPY stream, which psycopg hands over one
+        row at a time.
+        """
         names = ", ".join(ident(c) for c in columns)
-        sql = (
-            f"SELECT {names}, encode(ST_AsBinary({GEOM}), 'hex') FROM {ident(table)} ORDER BY ctid"
-        )
+        sql = f"SELECT {names}, ST_AsBinary({GEOM}) FROM {ident(table)} ORDER BY ctid"
         with self._reading() as con:
-            payload = copy_out(con, sql)
-        raw = pd.read_csv(
-            io.BytesIO(payload),
-            header=None,
-            names=[*columns, GEOM],
-            dtype=str,
-            keep_default_na=False,
-            na_values=[NULL],
-        )
-        return raw[GEOM].to_numpy(dtype=object), {c: raw[c].to_numpy(dtype=object) for c in columns}
+            rows = con.cursor(binary=True).execute(sql.encode()).fetchall()
+        values = list(zip(*rows, strict=True)) or [()] * (len(columns) + 1)
+        arrays = [_objects(v) for v in values]
+        return arrays[-1], dict(zip(columns, arrays[:-1], strict=True))
 
     def table_rows(self, table: str) -> pd.DataFrame:
         """Every row of a bookkeeping table (``twin_imports``, ``twin_relations``…), in order."""
@@ -425,6 +421,12 @@ class PostgisStore:
             session.commit()
         finally:
             con.close()
+
+
+def _objects(values: tuple[Any, ...]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _with_set(rows: pd.DataFrame, stored: StoredSet) -> pd.DataFrame:

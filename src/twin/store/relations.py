@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -129,31 +130,35 @@ def tune_for_bulk_writes(con: sqlite3.Connection) -> None:
     con.execute("PRAGMA temp_store=MEMORY")
 
 
-class RelationWriter:
-    """Replaces sets in the working copy; call :meth:`finish` once at the end.
+class BaseRelationWriter:
+    """What every store's relation writer does; a store says how it runs SQL and loads rows.
 
     Parameters
     ----------
-    con : sqlite3.Connection
-        A connection to the private working copy (relation tables present).
+    con
+        The write transaction's connection.
     bulk : bool
         Drop the uid indexes now and rebuild them in :meth:`finish`: one sort
         each costs a fraction of keeping them up to date row by row (measured
-        at 1M buildings: 4 s against 10 s more of inserts).
+        at 1M buildings on SQLite: 4 s against 10 s more of inserts).
     """
 
-    def __init__(self, con: sqlite3.Connection, *, bulk: bool) -> None:
+    #: The connection's parameter placeholder.
+    mark = "?"
+
+    def __init__(self, con: Any, *, bulk: bool) -> None:
         self.con = con
         self.bulk = bulk
         if bulk:
             for name in schema.RELATION_INDEXES:
-                con.execute(f"DROP INDEX IF EXISTS {name}")
+                self._run(f"DROP INDEX IF EXISTS {name}")
 
     def drop(self, sets: Sequence[StoredSet]) -> None:
         """Delete these sets and their rows."""
+        m = self.mark
         for old in sets:
-            self.con.execute("DELETE FROM twin_relations WHERE fid BETWEEN ? AND ?", old.fids)
-            self.con.execute("DELETE FROM twin_relation_sets WHERE set_id=?", (old.set_id,))
+            self._run(f"DELETE FROM twin_relations WHERE fid BETWEEN {m} AND {m}", old.fids)
+            self._run(f"DELETE FROM twin_relation_sets WHERE set_id={m}", (old.set_id,))
 
     def put(
         self,
@@ -165,22 +170,62 @@ class RelationWriter:
     ) -> int:
         """Store one set's rows; returns its ``set_id``."""
         relation, from_layer, to_layer, network = key
-        cursor = self.con.execute(
-            "INSERT INTO twin_relation_sets (relation, from_layer, to_layer, network, inputs,"
-            " build_id, n_rows, n_unrelated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                relation,
-                from_layer,
-                to_layer,
-                network,
-                json.dumps(inputs),
-                build_id,
-                len(rows),
-                rows.unrelated,
-            ),
-        )
-        set_id = int(cursor.lastrowid or 0)
-        first = set_id << schema.SET_SHIFT
+        values = (relation, from_layer, to_layer, network, json.dumps(list(inputs)))
+        set_id = self._insert_set((*values, build_id, len(rows), rows.unrelated))
+        self._insert_rows(set_id, set_id << schema.SET_SHIFT, rows)
+        return set_id
+
+    def finish(self) -> None:
+        """Rebuild the uid indexes dropped for a bulk write (once)."""
+        if self.bulk:
+            for ddl in schema.RELATION_INDEXES.values():
+                self._run(ddl)
+            self.bulk = False
+
+    # -- what a store provides ----------------------------------------------------
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.con.execute(sql, tuple(params))
+
+    def _insert_set(self, values: tuple[Any, ...]) -> int:
+        """Add the ``twin_relation_sets`` row (:data:`SET_COLUMNS` ``values``); its id."""
+        raise NotImplementedError
+
+    def _insert_rows(self, set_id: int, first: int, rows: RelationRows) -> None:
+        """Add one set's rows to ``twin_relations`` with fids from ``first``."""
+        raise NotImplementedError
+
+
+#: The columns of a ``twin_relation_sets`` row a writer adds, in order.
+SET_COLUMNS = (
+    "relation",
+    "from_layer",
+    "to_layer",
+    "network",
+    "inputs",
+    "build_id",
+    "n_rows",
+    "n_unrelated",
+)
+#: The columns of ``twin_relations``, in order.
+ROW_COLUMNS = ("fid", "set_id", "from_uid", "to_uid", "share", "distance_m", "n_candidates")
+
+
+def insert_set_sql(mark: str) -> str:
+    """The INSERT of one ``twin_relation_sets`` row with ``mark`` placeholders."""
+    marks = ", ".join([mark] * len(SET_COLUMNS))
+    return f"INSERT INTO twin_relation_sets ({', '.join(SET_COLUMNS)}) VALUES ({marks})"
+
+
+class RelationWriter(BaseRelationWriter):
+    """Replaces sets in the GeoPackage's working copy; call :meth:`finish` once at the end.
+
+    ``con`` is a connection to the private working copy (relation tables present).
+    """
+
+    def _insert_set(self, values: tuple[Any, ...]) -> int:
+        return int(self.con.execute(insert_set_sql("?"), values).lastrowid or 0)
+
+    def _insert_rows(self, set_id: int, first: int, rows: RelationRows) -> None:
         # NaN binds as NULL in SQLite: the float columns need no per-row work.
         columns = (
             range(first, first + len(rows)),
@@ -191,19 +236,11 @@ class RelationWriter:
             rows.distance_m.tolist(),
             rows.n_candidates.tolist(),
         )
+        marks = ", ".join(["?"] * len(ROW_COLUMNS))
         self.con.executemany(
-            "INSERT INTO twin_relations (fid, set_id, from_uid, to_uid, share, distance_m,"
-            " n_candidates) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO twin_relations ({', '.join(ROW_COLUMNS)}) VALUES ({marks})",
             zip(*columns, strict=False),  # set_id repeats without end
         )
-        return set_id
-
-    def finish(self) -> None:
-        """Rebuild the uid indexes dropped for a bulk write (once)."""
-        if self.bulk:
-            for ddl in schema.RELATION_INDEXES.values():
-                self.con.execute(ddl)
-            self.bulk = False
 
 
 def is_bulk(new_rows: int, dropped_rows: int, stored_rows: int) -> bool:
