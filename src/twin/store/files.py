@@ -68,10 +68,16 @@ def create_file(path: Path, meta: dict[str, str]) -> None:
         schema.create_tables(con)
 
 
-def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
-    """Write (or append to) a spatial table of the working copy at ``path``."""
+def write_table(
+    path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False, multi: bool = False
+) -> None:
+    """Write (or append to) a spatial table of the working copy at ``path``.
+
+    Single parts are written as multi-parts when any feature is a multi-part,
+    or when ``multi`` (a table written in batches whose source declares them).
+    """
     type_ids = shapely.get_type_id(np.asarray(frame.geometry.array))
-    promote = bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
+    promote = multi or bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
     with _no_sync_on_private_copy():
         pyogrio.write_dataframe(
             frame,
