@@ -178,6 +178,7 @@ def read_source_batches(
     source_layer: str | None = None,
     encoding: str | None = None,
     where: str | None = None,
+    columns: list[str] | None = None,
 ) -> Iterator[SourceData]:
     """Read a large GDAL source in batches of about ``batch_size`` features, in file order.
 
@@ -204,6 +205,8 @@ def read_source_batches(
     kwargs: dict[str, Any] = {"layer": layer, "use_arrow": True, "on_invalid": "ignore"}
     if encoding:
         kwargs["encoding"] = encoding
+    if columns is not None:
+        kwargs["columns"] = columns
     renames: dict[str, str] = {}
     if fmt == "shapefile":
         from twin.io.export import read_field_names
