@@ -252,6 +252,8 @@ def test_building_indicators_in_batches_with_straddlers() -> None:
     batched = building_indicators_in_batches(zones, parts)
     pd.testing.assert_frame_equal(batched, whole, check_exact=True)
     # independent check of the clipped footprint: the areas of the footprints' parts in A
-    inside_a = shapely.area(shapely.intersection(buildings.geometry.to_numpy(), zones.geometry["A"]))
+    inside_a = shapely.area(
+        shapely.intersection(buildings.geometry.to_numpy(), zones.geometry["A"])
+    )
     assert batched.loc["A", "footprint_m2"] == pytest.approx(inside_a.sum())
     assert batched["building_count"].sum() == 400
