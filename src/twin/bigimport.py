@@ -50,7 +50,7 @@ from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
-from twin.store.files import write_table
+from twin.store.files import write_stream, write_table
 from twin.store.records import LayerSummary
 
 if TYPE_CHECKING:
@@ -150,32 +150,13 @@ class _Writer:
         """Prepare, compare and write every batch; returns the merged report."""
         self.now = session.next_time()
         import_id = session.next_import_id()
-        exists = session.has_layer(self.spec.layer)
-        extent = _extent(self.city, self.spec.layer)
-        crs = self.city.crs
-        assert crs is not None  # streams() sends only twins with a CRS
-        report: ImportReport | None = None
-        batches = read_source_batches(
-            self.spec.source,
-            batch_size=self.batch_size,
-            source_layer=self.spec.source_layer,
-            encoding=self.spec.encoding,
-            where=self.spec.where,
-        )
-        for data in batches:
-            frame, part, used = prepare_batch(
-                data, self.spec, crs, self.earlier, twin_extent=extent
+        report = ImportReport(layer=self.spec.layer, kind=self.spec.kind, source="")
+        with warnings.catch_warnings():  # a multi-part after single parts: see _promote
+            warnings.filterwarnings("ignore", "A geometry of type", RuntimeWarning)
+            write_stream(
+                session.work, self.spec.layer, self._frames(session, report), multi=self.multi
             )
-            if report is None:
-                report, self.spec = part, dataclasses.replace(self.spec, id=used.id)
-                if exists:
-                    self.stored = _Stored.read(session, self.spec.layer, frame, self.now)
-            else:
-                _merge(report, part)
-            self._write(session, frame, first=self.summary is None)
-            self.step("writing", min(0.9, 0.9 * self.earlier.first_row / self.total))
-        assert report is not None  # read_source_batches yields at least one batch
-        assert self.summary is not None
+        assert self.summary is not None  # read_source_batches yields at least one batch
         if self.single and np.isin(self.summary.type_ids, _MULTI_TYPES).any():
             self._promote(session)
         report.import_id = import_id
@@ -186,7 +167,44 @@ class _Writer:
             self._retire(session, report)
         return report
 
-    def _write(self, session: GpkgSession, frame: gpd.GeoDataFrame, *, first: bool) -> None:
+    def _frames(self, session: GpkgSession, report: ImportReport) -> Iterator[gpd.GeoDataFrame]:
+        """Each batch prepared, compared with the stored layer, with its ``valid_from``.
+
+        The first batch's report becomes ``report``; the stored layer (a re-import)
+        is read before the first batch is handed over, so before it is replaced.
+        """
+        exists = session.has_layer(self.spec.layer)
+        extent = _extent(self.city, self.spec.layer)
+        crs = self.city.crs
+        assert crs is not None  # streams() sends only twins with a CRS
+        batches = read_source_batches(
+            self.spec.source,
+            batch_size=self.batch_size,
+            source_layer=self.spec.source_layer,
+            encoding=self.spec.encoding,
+            where=self.spec.where,
+        )
+        for n, data in enumerate(batches):
+            frame, part, used = prepare_batch(
+                data, self.spec, crs, self.earlier, twin_extent=extent
+            )
+            if n == 0:
+                vars(report).update(vars(part))
+                self.spec = dataclasses.replace(self.spec, id=used.id)
+                if exists:
+                    self.stored = _Stored.read(session, self.spec.layer, frame, self.now)
+            else:
+                _merge(report, part)
+            frame = self._dated(frame)
+            if n == 0 and self.summary is not None:  # the layer is made single-part?
+                self.single = (
+                    not self.multi and not np.isin(self.summary.type_ids, _MULTI_TYPES).any()
+                )
+            yield frame
+            self.step("writing", min(0.9, 0.9 * self.earlier.first_row / self.total))
+
+    def _dated(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """The batch with its ``valid_from``: kept for unchanged features, now for the others."""
         now_ms = self.now.value // 1_000_000
         if self.stored is not None:
             starts, same, known = self.stored.compare(frame, now_ms)
@@ -199,13 +217,7 @@ class _Writer:
         frame = frame.assign(valid_from=valid_from.astype(_MS_UTC))
         summary = LayerSummary.of(frame)
         self.summary = summary if self.summary is None else self.summary + summary
-        self.single |= not self.multi and not np.isin(summary.type_ids, _MULTI_TYPES).any()
-        with warnings.catch_warnings():  # a multi-part after single parts: see _promote
-            warnings.filterwarnings("ignore", "A geometry of type", RuntimeWarning)
-            if first:
-                write_table(session.work, self.spec.layer, frame, multi=self.multi)
-            else:
-                session.append_table(self.spec.layer, frame, multi=self.multi)
+        return frame
 
     def _promote(self, session: GpkgSession) -> None:
         """Rewrite the layer with multi-parts only, as the one-frame write stores a layer
@@ -217,8 +229,7 @@ class _Writer:
                 batches = read_source_batches(
                     source, batch_size=self.batch_size, source_layer=layer
                 )
-                for n, data in enumerate(batches):
-                    write_table(target, layer, data.frame, append=n > 0, multi=True)
+                write_stream(target, layer, (d.frame for d in batches), multi=True)
         finally:
             scratch.unlink(missing_ok=True)
 

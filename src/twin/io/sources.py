@@ -213,10 +213,13 @@ def read_source_batches(
 
         renames = read_field_names(src)
     total = 0
+    floats = _integers_with_nulls(src, fmt, layer, where)
     for window in _windows(dataset, src, fmt, layer, batch_size, where):
         frame = _read_frame(dataset, src, fmt, {**kwargs, **window})
         if len(frame) == 0 and total:
             continue
+        for name in floats & set(frame.columns):  # as one read of the whole layer gives them
+            frame[name] = frame[name].astype("float64")
         full = {k: v for k, v in renames.items() if k in frame.columns}
         frame = frame.rename(columns=full) if full else frame
         total += len(frame)
@@ -224,6 +227,26 @@ def read_source_batches(
         yield SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
     if not where:
         guards.check_rows_read(total, _declared_count(dataset, src, fmt, layer), src)
+
+
+def _integers_with_nulls(src: Path, fmt: str, layer: str | None, where: str | None) -> set[str]:
+    """Integer fields holding a null somewhere in a GeoPackage layer.
+
+    One read of the whole layer gives them as floats (NaN for null); a batch
+    without a null would give integers. Other formats: none are known.
+    """
+    if fmt != "gpkg":
+        return set()
+    info = pyogrio.read_info(str(src), layer=layer)
+    names = [str(n) for n, t in zip(info["fields"], info["dtypes"], strict=True) if "int" in str(t)]
+    found = set()
+    with contextlib.closing(sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True)) as con:
+        for name in names:
+            test = f'"{name}" IS NULL' + (f" AND ({where})" if where else "")
+            with contextlib.suppress(sqlite3.Error):  # an OGR filter SQLite cannot run
+                if con.execute(f'SELECT 1 FROM "{layer}" WHERE {test} LIMIT 1').fetchone():
+                    found.add(name)
+    return found
 
 
 def _windows(
