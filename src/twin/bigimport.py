@@ -134,6 +134,7 @@ class _Writer:
 
     def __init__(self, city: Twin, spec: ImportSpec, batch_size: int, step: Progress) -> None:
         self.city, self.spec, self.batch_size, self.step = city, spec, batch_size, step
+        self.delivery = spec  # as given: every batch maps its source field names
         self.total = streamable_count(spec.source, source_layer=spec.source_layer) or 1
         self.earlier = BatchState()
         self.summary: LayerSummary | None = None
@@ -143,7 +144,6 @@ class _Writer:
         self.unchanged = 0
         self.removed = np.empty(0, dtype=object)
         self.now = pd.Timestamp.now(tz="UTC")
-        self.multi = _declared_multi(spec)
         self.single = False  # a batch was written with single parts only
 
     def run(self, session: GpkgSession, started: float, digest: Future[str]) -> ImportReport:
@@ -153,9 +153,7 @@ class _Writer:
         report = ImportReport(layer=self.spec.layer, kind=self.spec.kind, source="")
         with warnings.catch_warnings():  # a multi-part after single parts: see _promote
             warnings.filterwarnings("ignore", "A geometry of type", RuntimeWarning)
-            write_stream(
-                session.work, self.spec.layer, self._frames(session, report), multi=self.multi
-            )
+            write_stream(session.work, self.spec.layer, self._frames(session, report))
         assert self.summary is not None  # read_source_batches yields at least one batch
         if self.single and np.isin(self.summary.type_ids, _MULTI_TYPES).any():
             self._promote(session)
@@ -186,7 +184,7 @@ class _Writer:
         )
         for n, data in enumerate(batches):
             frame, part, used = prepare_batch(
-                data, self.spec, crs, self.earlier, twin_extent=extent
+                data, self.delivery, crs, self.earlier, twin_extent=extent
             )
             if n == 0:
                 vars(report).update(vars(part))
@@ -197,9 +195,7 @@ class _Writer:
                 _merge(report, part)
             frame = self._dated(frame)
             if n == 0 and self.summary is not None:  # the layer is made single-part?
-                self.single = (
-                    not self.multi and not np.isin(self.summary.type_ids, _MULTI_TYPES).any()
-                )
+                self.single = not np.isin(self.summary.type_ids, _MULTI_TYPES).any()
             yield frame
             self.step("writing", min(0.9, 0.9 * self.earlier.first_row / self.total))
 
@@ -397,17 +393,6 @@ def _extent(city: Twin, exclude: str) -> tuple[float, float, float, float] | Non
         max(b[2] for b in boxes),
         max(b[3] for b in boxes),
     )
-
-
-def _declared_multi(spec: ImportSpec) -> bool:
-    """Whether the source declares multi-part geometries (every batch is then written so)."""
-    dataset = f"/vsizip/{spec.source}" if spec.source.suffix.lower() == ".zip" else spec.source
-    layer = spec.source_layer
-    try:
-        kind = pyogrio.read_info(dataset, layer=layer)["geometry_type"] or ""
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
-        return False
-    return str(kind).startswith("Multi")
 
 
 def _uid_keys(uids: pd.Series) -> np.ndarray:
