@@ -50,7 +50,7 @@ from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
-from twin.store.files import write_stream, write_table
+from twin.store.files import write_stream
 from twin.store.records import LayerSummary
 
 if TYPE_CHECKING:
@@ -225,7 +225,8 @@ class _Writer:
                 batches = read_source_batches(
                     source, batch_size=self.batch_size, source_layer=layer
                 )
-                write_stream(target, layer, (d.frame for d in batches), multi=True)
+                frames = (d.frame for d in batches)
+                write_stream(target, layer, frames, multi=True, spatial_index=target != scratch)
         finally:
             scratch.unlink(missing_ok=True)
 
@@ -304,13 +305,17 @@ class _Stored:
         scratch = session.work.with_name(session.work.name.replace(".tmp.gpkg", "-old.tmp.gpkg"))
         stored = cls(scratch, layer, columns)
         keys, prints, starts = [], [], []
-        batches = read_source_batches(session.work, batch_size=BATCH_SIZE, source_layer=layer)
-        for n, data in enumerate(batches):
-            part = data.frame
-            keys.append(_uid_keys(part["uid"]))
-            prints.append(history.fingerprints(part, columns))
-            starts.append(_millis(part["valid_from"]))
-            write_table(scratch, layer, part, append=n > 0)
+
+        def parts() -> Iterator[gpd.GeoDataFrame]:
+            batches = read_source_batches(session.work, batch_size=BATCH_SIZE, source_layer=layer)
+            for data in batches:
+                part = data.frame
+                keys.append(_uid_keys(part["uid"]))
+                prints.append(history.fingerprints(part, columns))
+                starts.append(_millis(part["valid_from"]))
+                yield part
+
+        write_stream(scratch, layer, parts(), spatial_index=False)
         order = np.argsort(np.concatenate(keys), kind="stable")
         stored.keys = np.concatenate(keys)[order]
         stored.prints = np.concatenate(prints)[order]

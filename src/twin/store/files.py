@@ -71,16 +71,10 @@ def create_file(path: Path, meta: dict[str, str]) -> None:
         schema.create_tables(con)
 
 
-def write_table(
-    path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False, multi: bool = False
-) -> None:
-    """Write (or append to) a spatial table of the working copy at ``path``.
-
-    Single parts are written as multi-parts when any feature is a multi-part,
-    or when ``multi`` (a table written in batches whose source declares them).
-    """
+def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
+    """Write (or append to) a spatial table of the working copy at ``path``."""
     type_ids = shapely.get_type_id(np.asarray(frame.geometry.array))
-    promote = multi or bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
+    promote = bool(np.isin(type_ids, (4, 5, 6)).any())  # any Multi* part
     with _no_sync_on_private_copy():
         pyogrio.write_dataframe(
             frame,
@@ -95,7 +89,12 @@ def write_table(
 
 
 def write_stream(
-    path: Path, table: str, frames: Iterator[gpd.GeoDataFrame], *, multi: bool = False
+    path: Path,
+    table: str,
+    frames: Iterator[gpd.GeoDataFrame],
+    *,
+    multi: bool = False,
+    spatial_index: bool = True,
 ) -> None:
     """Write (replace) a spatial table from frames made one at a time, in one GDAL write.
 
@@ -105,6 +104,7 @@ def write_stream(
     parts as multi-parts when ``multi`` or when the first frame holds one). The first
     frame is made before the table is touched. An exception raised while a frame is
     made is raised here (the table is then half-written: use on a working copy).
+    ``spatial_index=False`` skips the R-tree (a scratch table read back in fid order).
     """
     first = next(frames)
     types = shapely.get_type_id(np.asarray(first.geometry.array))
@@ -136,7 +136,7 @@ def write_stream(
                 geometry_name="geometry",
                 geometry_type=_geometry_type(first, multi),
                 crs=_crs_text(first),
-                layer_options={"FID": "fid"},
+                layer_options={"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
             )
     except Exception:
         if failures:

@@ -99,10 +99,6 @@ class GpkgSession:
         """Write (replace) a spatial table."""
         write_table(self.work, table, frame)
 
-    def append_table(self, table: str, frame: gpd.GeoDataFrame, *, multi: bool = False) -> None:
-        """Append rows to a spatial table (a layer written in batches); see ``write_table``."""
-        write_table(self.work, table, frame, append=True, multi=multi)
-
     def append_history(self, layer: str, retired: gpd.GeoDataFrame) -> None:
         """Keep replaced and removed versions in the layer's history table."""
         records.append_history(self.work, layer, retired)
