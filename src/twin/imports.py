@@ -7,6 +7,7 @@ already stored and commits the change set atomically (:mod:`twin.history`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -142,6 +143,110 @@ def prepare_import(
     return PreparedImport(frame, kind, crs, report, spec, digest)
 
 
+class SeenKeys:
+    """64-bit keys met in earlier batches, each with its first row and count (sorted arrays).
+
+    Examples
+    --------
+    >>> seen = SeenKeys()
+    >>> seen.add(np.array([7, 3, 7], dtype=np.uint64), np.array([0, 1, 2]))
+    >>> seen.lookup(np.array([3, 5, 7], dtype=np.uint64)), seen.count.tolist()
+    (array([ 0, -1,  1]), [1, 2])
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.first = np.empty(0, dtype=np.int64)
+        self.count = np.empty(0, dtype=np.int64)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Position of each key in the sorted arrays; -1 when never seen."""
+        if not len(self.keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, at, -1)
+
+    def counts(self, keys: np.ndarray) -> np.ndarray:
+        """How often each key was seen (0 for never)."""
+        seen = self.lookup(keys)
+        out = np.zeros(len(keys), dtype=np.int64)
+        out[seen >= 0] = self.count[seen[seen >= 0]]
+        return out
+
+    def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Count ``keys`` once more; keys not seen before start at ``rows``."""
+        unique, at, counts = np.unique(keys, return_index=True, return_counts=True)
+        seen = self.lookup(unique)
+        np.add.at(self.count, seen[seen >= 0], counts[seen >= 0])
+        new = seen < 0
+        merged = np.concatenate([self.keys, unique[new]])
+        order = np.argsort(merged, kind="stable")
+        self.keys = merged[order]
+        self.first = np.concatenate([self.first, np.asarray(rows)[at[new]]])[order]
+        self.count = np.concatenate([self.count, counts[new]])[order]
+
+
+@dataclass
+class BatchState:
+    """What a batch of a streamed import must know of the batches before it.
+
+    ``ids`` holds a 64-bit hash of every id met so far (16 bytes a feature,
+    never the features themselves), so duplicates across batches are found.
+    """
+
+    first_row: int = 0  # the delivery's row number of the batch's first feature
+    ids: SeenKeys = dataclasses.field(default_factory=SeenKeys)
+    geometries: SeenKeys = dataclasses.field(default_factory=SeenKeys)
+
+
+def prepare_batch(
+    data: SourceData,
+    spec: ImportSpec,
+    twin_crs: pyproj.CRS,
+    earlier: BatchState,
+    *,
+    twin_extent: tuple[float, float, float, float] | None = None,
+) -> tuple[gpd.GeoDataFrame, ImportReport, ImportSpec]:
+    """Map, validate, identify and reproject one batch of a delivery read in batches.
+
+    The same steps as :func:`prepare_import`, with rows numbered in the whole
+    delivery and ids checked against the earlier batches (``earlier``, updated).
+    The checks over the whole delivery (something imported, ``strict``) are the
+    caller's, once every batch is done.
+
+    Returns
+    -------
+    (GeoDataFrame, ImportReport, ImportSpec)
+        The kept features (``uid``, fields…, geometry), the batch's report and
+        the spec as the batch used it (``id`` follows a renamed id field).
+    """
+    spec = dataclasses.replace(spec, fields=dict(spec.fields), set=dict(spec.set))
+    kind = get_kind(spec.kind)
+    report = ImportReport(
+        layer=spec.layer,
+        kind=kind.name,
+        source=str(spec.source),
+        source_format=data.format,
+        encoding=data.encoding,
+        read=len(data.frame),
+    )
+    frame, reasons, repaired = _map_and_validate(data, spec, kind, report, earlier)
+    src_crs = _source_crs(data, spec, report)
+    _reject_outside_area_of_use(frame, src_crs, spec, reasons)
+    frame, crs = _to_twin_crs(frame, src_crs, spec, twin_crs, reasons, earlier)
+    _check_near_twin(frame, reasons, twin_extent, spec)
+    report.src_crs, report.crs = src_crs.to_string(), crs.to_string()
+    kept = pd.isna(reasons)
+    _record_rejections(report, frame, reasons, spec, data, earlier.first_row)
+    report.repaired = int((repaired & kept).sum())
+    if not kept.all():
+        frame = frame.loc[kept].reset_index(drop=True)
+    report.imported = len(frame)
+    report.classification = _classification(spec, kind, frame, report)
+    earlier.first_row += report.read
+    return frame, report, spec
+
+
 def _in_memory_source(frame: gpd.GeoDataFrame) -> SourceData:
     if not isinstance(frame, gpd.GeoDataFrame):
         raise UsageError("import_frame takes a GeoDataFrame (with an active geometry column)")
@@ -169,7 +274,11 @@ def _checksum_in_background(spec: ImportSpec) -> Future[str]:
 
 
 def _map_and_validate(
-    data: SourceData, spec: ImportSpec, kind: LayerKind, report: ImportReport
+    data: SourceData,
+    spec: ImportSpec,
+    kind: LayerKind,
+    report: ImportReport,
+    earlier: BatchState | None = None,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
     frame = _recognise_export(data.frame, spec, report)
     id_field = spec.id or _DEFAULT_ID_FIELDS.get(data.format)
@@ -193,7 +302,7 @@ def _map_and_validate(
     frame = convert_fields(frame, kind, reasons)
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
     if spec.id is not None:
-        _check_ids(frame[spec.id], reasons, report)
+        _check_ids(frame[spec.id], reasons, report, earlier)
     return frame, reasons, repaired
 
 
@@ -302,18 +411,38 @@ def _apply_mapping(
     return frame
 
 
-def _check_ids(ids: pd.Series, reasons: np.ndarray, report: ImportReport) -> None:
+def _check_ids(
+    ids: pd.Series, reasons: np.ndarray, report: ImportReport, earlier: BatchState | None = None
+) -> None:
     text = (ids if pd.api.types.is_string_dtype(ids) else ids.astype(str)).str.strip()
     blank = (ids.isna() | text.isin(["", "nan", "None"])).to_numpy()
     note(reasons, blank, f"empty id in field {ids.name}")
     candidates = text.where(pd.isna(reasons))
-    dup = candidates.notna() & candidates.duplicated(keep="first")
-    report.duplicates = int(dup.sum())
-    if report.duplicates:
-        first_row = {v: i for i, v in reversed(list(enumerate(candidates.tolist())))}
-        for i in np.flatnonzero(dup.to_numpy()):
-            value = candidates.iloc[i]
-            reasons[i] = f"duplicate id {value!r} (first at row {first_row[value] + 1})"
+    first_at = _first_rows(candidates, earlier)
+    offset = earlier.first_row if earlier is not None else 0
+    present = candidates.notna().to_numpy()
+    duplicate = present & (first_at != np.arange(len(candidates)) + offset)
+    report.duplicates = int(duplicate.sum())
+    for i in np.flatnonzero(duplicate):
+        value = candidates.iloc[i]
+        reasons[i] = f"duplicate id {value!r} (first at row {first_at[i] + 1})"
+
+
+def _first_rows(candidates: pd.Series, earlier: BatchState | None) -> np.ndarray:
+    """For each id, the row (of the whole delivery) where it first occurs; -1 for none."""
+    codes, uniques = pd.factorize(candidates)
+    present = codes >= 0
+    offset = earlier.first_row if earlier is not None else 0
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    unique_codes, at = np.unique(codes[present], return_index=True)
+    first[unique_codes] = np.flatnonzero(present)[at] + offset
+    if earlier is not None and len(uniques):  # an earlier batch of the same delivery
+        keys = pd.util.hash_array(np.asarray(uniques, dtype=object))
+        seen = earlier.ids.lookup(keys)
+        known = seen >= 0
+        first[known] = earlier.ids.first[seen[known]]
+        earlier.ids.add(keys[~known], first[~known])
+    return np.where(present, first[np.maximum(codes, 0)], -1)
 
 
 def _source_crs(data: SourceData, spec: ImportSpec, report: ImportReport) -> pyproj.CRS:
@@ -340,6 +469,7 @@ def _to_twin_crs(
     spec: ImportSpec,
     twin_crs: pyproj.CRS | None,
     reasons: np.ndarray,
+    earlier: BatchState | None = None,
 ) -> tuple[gpd.GeoDataFrame, pyproj.CRS]:
     frame = frame.set_crs(src_crs, allow_override=True)
     if spec.coords:
@@ -359,7 +489,7 @@ def _to_twin_crs(
         values = np.asarray(frame.geometry.array)
         bad = ~np.isfinite(shapely.bounds(values)).all(axis=1) & ~shapely.is_missing(values)
         note(reasons, bad, f"coordinates cannot be projected to {twin_crs.to_string()}")
-    frame.insert(0, "uid", _uids(frame, spec, uid_source))
+    frame.insert(0, "uid", _uids(frame, spec, uid_source, earlier))
     return frame, twin_crs
 
 
@@ -400,7 +530,12 @@ def _centres(geoms: gpd.GeoSeries) -> np.ndarray:
         )
 
 
-def _uids(frame: gpd.GeoDataFrame, spec: ImportSpec, source_geoms: gpd.GeoSeries) -> np.ndarray:
+def _uids(
+    frame: gpd.GeoDataFrame,
+    spec: ImportSpec,
+    source_geoms: gpd.GeoSeries,
+    earlier: BatchState | None = None,
+) -> np.ndarray:
     """``<layer>.<source id>``; without an id field, a hash of the source geometry."""
     if _EXPORT_UID in frame.columns:
         return frame.pop(_EXPORT_UID).to_numpy(dtype=object)
@@ -414,6 +549,9 @@ def _uids(frame: gpd.GeoDataFrame, spec: ImportSpec, source_geoms: gpd.GeoSeries
     hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY)
     base = pd.Series([f"{spec.layer}.g{h:016x}" for h in hashes.tolist()])
     occurrence = base.groupby(base).cumcount()
+    if earlier is not None:  # the same geometry in an earlier batch: count on from there
+        occurrence += earlier.geometries.counts(hashes)
+        earlier.geometries.add(hashes, np.arange(len(hashes)) + earlier.first_row)
     suffix = np.where(occurrence > 0, "-" + (occurrence + 1).astype(str), "")
     return (base + suffix).to_numpy(dtype=object)
 
@@ -424,13 +562,16 @@ def _record_rejections(
     reasons: np.ndarray,
     spec: ImportSpec,
     data: SourceData,
+    first_row: int = 0,
 ) -> None:
     rows = np.flatnonzero(~pd.isna(reasons))
     report.rejected = len(rows)
     ids = frame[spec.id].to_numpy(dtype=object) if spec.id is not None else None
     report.rejections = [
         Rejection(
-            int(i) + 1, None if ids is None or pd.isna(ids[i]) else str(ids[i]), str(reasons[i])
+            int(i) + first_row + 1,
+            None if ids is None or pd.isna(ids[i]) else str(ids[i]),
+            str(reasons[i]),
         )
         for i in rows
     ]

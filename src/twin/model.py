@@ -14,7 +14,7 @@ import geopandas as gpd
 import pandas as pd
 import pyproj
 
-from twin import guards, history
+from twin import bigimport, guards, history
 from twin.crs import require_projected, resolve_crs
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsError, UsageError
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
@@ -329,6 +329,8 @@ class Twin:
     ) -> ImportReport:
         """Import as described by an :class:`~twin.mapping.ImportSpec` (or from ``frame``)."""
         self._check_kind(spec)
+        if frame is None and bigimport.streams(self, spec):  # memory bounded by a batch
+            return bigimport.import_streamed(self, spec, progress=progress)
         prepared = prepare_import(
             spec, self.crs, progress, frame=frame, twin_extent=self._extent(spec.layer)
         )

@@ -7,7 +7,9 @@ density and coverage by type), roads and pipes (km, pipes by network).
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -16,8 +18,15 @@ import pandas as pd
 import shapely
 from geopandas import GeoDataFrame
 
-from twin.errors import UsageError
-from twin.indicators import building_indicators, network_lengths, sensor_indicators
+from twin.errors import TwinBusyError, UsageError
+from twin.indicators import (
+    building_indicators,
+    building_indicators_in_batches,
+    network_lengths,
+    sensor_indicators,
+)
+from twin.io import read_source_batches
+from twin.store import GpkgStore
 
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
@@ -91,6 +100,30 @@ def indicators_by_zone(
     return GeoDataFrame(table, geometry=zones.geometry, crs=zones.crs)
 
 
+STREAM_ABOVE = 500_000  # buildings: a larger layer is read and overlaid in batches
+BATCH_SIZE = 200_000  # buildings a batch
+
+
+def _layer_batches(city: Twin, name: str, columns: list[str]) -> Iterator[GeoDataFrame]:
+    """The layer's features in fid order, a batch at a time, all from one version of the twin.
+
+    Raises
+    ------
+    TwinBusyError
+        When an import or build replaced the twin file between two batches.
+    """
+    path = city.path
+    version = os.stat(path).st_ino
+    batches = read_source_batches(path, batch_size=BATCH_SIZE, source_layer=name, columns=columns)
+    for data in batches:
+        if os.stat(path).st_ino != version:
+            raise TwinBusyError(
+                f"{path.name} was changed by another writer while layer {name} was read: "
+                "run the indicators again"
+            )
+        yield data.frame
+
+
 # Rough seconds per million features of each kind's indicators (sensors: coverage discs).
 _COST_PER_FEATURE = {"building": 3.0, "road": 15.0, "pipe": 7.0, "sensor": 35.0}
 # The columns each kind's indicators read (those the layer has).
@@ -107,12 +140,18 @@ def _indicators_of(
 ) -> pd.DataFrame:
     name = info.name
     fields = set(city.fields(name))
-    frame = city.layer(name, columns=[c for c in _COLUMNS[info.kind] if c in fields])
+    columns = [c for c in _COLUMNS[info.kind] if c in fields]
     if info.kind == "building":
         # Not started from the build's stored building -> zone relation (stored_zone_shares):
         # at 1M buildings reading it (2-3 s) costs more than the overlay it spares.
-        table = building_indicators(zones, frame, floor_height_m=floor_height_m)
+        if info.feature_count > STREAM_ABOVE and isinstance(city.store, GpkgStore):
+            batches = _layer_batches(city, name, columns)
+            table = building_indicators_in_batches(zones, batches, floor_height_m=floor_height_m)
+        else:
+            frame = city.layer(name, columns=columns)
+            table = building_indicators(zones, frame, floor_height_m=floor_height_m)
         return table.add_prefix(f"{name}_") if name != "buildings" else table
+    frame = city.layer(name, columns=columns)
     if info.kind == "sensor":
         return sensor_indicators(zones, frame).add_prefix(f"{name}_")
     if info.kind == "road":

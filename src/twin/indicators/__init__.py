@@ -30,7 +30,12 @@ Examples
 
 from __future__ import annotations
 
-from twin.indicators.buildings import building_heights, building_indicators, floor_counts
+from twin.indicators.buildings import (
+    building_heights,
+    building_indicators,
+    building_indicators_in_batches,
+    floor_counts,
+)
 from twin.indicators.networks import network_lengths
 from twin.indicators.sensors import (
     DEFAULT_RADIUS_M,
@@ -43,6 +48,7 @@ __all__ = [
     "DEFAULT_RADIUS_M",
     "building_heights",
     "building_indicators",
+    "building_indicators_in_batches",
     "coverage_gaps",
     "floor_counts",
     "network_lengths",

@@ -7,6 +7,7 @@ building straddling two parcels adds its part inside each to each.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import geopandas as gpd
@@ -27,7 +28,12 @@ from twin.indicators._overlay import (
     zone_areas,
 )
 
-__all__ = ["building_heights", "building_indicators", "floor_counts"]
+__all__ = [
+    "building_heights",
+    "building_indicators",
+    "building_indicators_in_batches",
+    "floor_counts",
+]
 
 
 def _positive(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
@@ -234,42 +240,120 @@ def building_indicators(
     [30.0, 1.0, 1.0]
     """
     check_inputs(zones, {"buildings": buildings})
-    zone_geoms = geometry_array(zones)
-    geoms = geometry_array(buildings)
-    n = len(zone_geoms)
-    area = zone_areas(zone_geoms)
-    fh = _check_floor_height(floor_height_m)
-    floors_given = _positive(buildings, "floors")
-    height_given = _positive(buildings, "height_m")
-    no_floors, no_height = np.isnan(floors_given), np.isnan(height_given)
-    if zone_of is None:
-        pieces = clipped_pieces(zone_geoms, geoms)
-    else:
-        known = zone_of.reindex(buildings.index)
-        pieces = pieces_with_shares(zone_geoms, zones.index, geoms, known)
-    owner = largest_share(pieces, len(geoms))
+    totals = _Totals(zones, floor_height_m, population="population" in buildings.columns)
+    totals.add(buildings, zone_of)
+    return totals.table()
 
-    footprint = np.bincount(pieces.zone, weights=pieces.measure, minlength=n).astype(np.float64)
-    floor_values = _floors_used(floors_given, height_given, fh)[pieces.feature]
-    gfa = np.bincount(
-        pieces.zone, weights=np.nan_to_num(pieces.measure * floor_values), minlength=n
-    ).astype(np.float64)
-    out: dict[str, Any] = {
-        "building_count": _count(owner, np.ones(len(geoms), dtype=bool), n),
-        "footprint_m2": footprint,
-        "gfa_m2": gfa,
-        "far": per_area(gfa, area),
-        "coverage": per_area(footprint, area),
-    }
-    out.update(_height_stats(owner, _heights_used(floors_given, height_given, fh), n))
-    out["floors_from_height"] = _count(owner, no_floors & ~no_height, n)
-    out["height_from_floors"] = _count(owner, no_height & ~no_floors, n)
-    out["floors_unknown"] = _count(owner, no_floors & no_height, n)
-    if "population" in buildings.columns:
-        out["population"] = _population(
-            buildings, geoms, pieces.zone, pieces.feature, pieces.measure, n
-        )
-    return pd.DataFrame(out, index=zones.index)
+
+def building_indicators_in_batches(
+    zones: Frame,
+    batches: Iterable[gpd.GeoDataFrame],
+    *,
+    floor_height_m: float = 3.0,
+) -> pd.DataFrame:
+    """:func:`building_indicators` over buildings read in batches, with memory bounded.
+
+    Each batch is overlaid on the zones and added to running per-zone totals
+    in the order the whole layer would be (the same sums, bit for bit); only
+    the counted zone and height of each building (12 bytes) are kept for the
+    height statistics. The answer equals ``building_indicators(zones,
+    pd.concat(batches))``.
+
+    Parameters
+    ----------
+    zones : GeoDataFrame or GeoSeries
+        Polygons in a projected CRS.
+    batches : iterable of GeoDataFrame
+        The buildings, a batch at a time, every batch in the zones' CRS with
+        the same columns.
+    floor_height_m : float, default 3.0
+        As for :func:`building_indicators`.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> zones = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100)], crs="EPSG:4544")
+    >>> b = gpd.GeoDataFrame({"floors": [2, 3]}, crs="EPSG:4544",
+    ...     geometry=[shapely.box(0, 0, 10, 10), shapely.box(50, 50, 60, 70)])
+    >>> out = building_indicators_in_batches(zones, [b.iloc[:1], b.iloc[1:]])
+    >>> out[["building_count", "gfa_m2"]]
+       building_count  gfa_m2
+    0               2   800.0
+    """
+    totals: _Totals | None = None
+    for batch in batches:
+        if totals is None:
+            check_inputs(zones, {"buildings": batch})
+            totals = _Totals(zones, floor_height_m, population="population" in batch.columns)
+        totals.add(batch)
+    if totals is None:
+        empty = gpd.GeoDataFrame(geometry=[], crs=zones.crs)
+        totals = _Totals(zones, floor_height_m, population=False)
+        totals.add(empty)
+    return totals.table()
+
+
+class _Totals:
+    """Per-zone sums of the buildings added so far (see :func:`building_indicators`)."""
+
+    def __init__(self, zones: Frame, floor_height_m: float, *, population: bool) -> None:
+        self.zones = zones
+        self.zone_geoms = geometry_array(zones)
+        self.n = n = len(self.zone_geoms)
+        self.fh = _check_floor_height(floor_height_m)
+        sums = ["footprint_m2", "gfa_m2", *(["population"] if population else [])]
+        self.sums = {name: np.zeros(n, dtype=np.float64) for name in sums}
+        counts = ("building_count", "floors_from_height", "height_from_floors", "floors_unknown")
+        self.counts = {name: np.zeros(n, dtype=np.int64) for name in counts}
+        self.owners: list[npt.NDArray[np.intp]] = []
+        self.heights: list[npt.NDArray[np.float64]] = []
+
+    def add(self, buildings: gpd.GeoDataFrame, zone_of: pd.DataFrame | None = None) -> None:
+        """Overlay one batch of buildings and add it to the totals."""
+        geoms = geometry_array(buildings)
+        floors_given = _positive(buildings, "floors")
+        height_given = _positive(buildings, "height_m")
+        no_floors, no_height = np.isnan(floors_given), np.isnan(height_given)
+        if zone_of is None:
+            pieces = clipped_pieces(self.zone_geoms, geoms)
+        else:
+            known = zone_of.reindex(buildings.index)
+            pieces = pieces_with_shares(self.zone_geoms, self.zones.index, geoms, known)
+        owner = largest_share(pieces, len(geoms))
+        # np.add.at adds piece by piece in order, as np.bincount does over the whole layer.
+        np.add.at(self.sums["footprint_m2"], pieces.zone, pieces.measure)
+        floor_values = _floors_used(floors_given, height_given, self.fh)[pieces.feature]
+        np.add.at(self.sums["gfa_m2"], pieces.zone, np.nan_to_num(pieces.measure * floor_values))
+        if "population" in self.sums:
+            np.add.at(self.sums["population"], pieces.zone, _population(buildings, geoms, pieces))
+        for name, mask in (
+            ("building_count", np.ones(len(geoms), dtype=bool)),
+            ("floors_from_height", no_floors & ~no_height),
+            ("height_from_floors", no_height & ~no_floors),
+            ("floors_unknown", no_floors & no_height),
+        ):
+            self.counts[name] += _count(owner, mask, self.n)
+        self.owners.append(owner.astype(np.int32))
+        self.heights.append(_heights_used(floors_given, height_given, self.fh))
+
+    def table(self) -> pd.DataFrame:
+        """The indicators of the buildings added, one row per zone."""
+        area = zone_areas(self.zone_geoms)
+        footprint, gfa = self.sums["footprint_m2"], self.sums["gfa_m2"]
+        out: dict[str, Any] = {
+            "building_count": self.counts["building_count"],
+            "footprint_m2": footprint,
+            "gfa_m2": gfa,
+            "far": per_area(gfa, area),
+            "coverage": per_area(footprint, area),
+        }
+        owner = np.concatenate(self.owners).astype(np.intp)
+        out.update(_height_stats(owner, np.concatenate(self.heights), self.n))
+        for name in ("floors_from_height", "height_from_floors", "floors_unknown"):
+            out[name] = self.counts[name]
+        if "population" in self.sums:
+            out["population"] = self.sums["population"]
+        return pd.DataFrame(out, index=self.zones.index)
 
 
 def _count(owner: npt.NDArray[np.intp], mask: npt.NDArray[np.bool_], n: int) -> Any:
@@ -290,20 +374,11 @@ def _height_stats(
     }
 
 
-def _population(
-    buildings: pd.DataFrame,
-    geoms: Any,
-    zone: npt.NDArray[np.intp],
-    feature: npt.NDArray[np.intp],
-    measure: npt.NDArray[np.float64],
-    n: int,
-) -> Any:
-    """Population per zone, each building's split by the share of its footprint."""
+def _population(buildings: pd.DataFrame, geoms: Any, pieces: Any) -> Any:
+    """Each piece's people: its building's population times the piece's share of the footprint."""
     people = pd.to_numeric(buildings["population"], errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
     )
-    footprint = np.asarray(shapely.area(geoms), dtype=np.float64)[feature]
-    share = per_area(measure, footprint)
-    return np.bincount(zone, weights=np.nan_to_num(people[feature] * share), minlength=n).astype(
-        np.float64
-    )
+    footprint = np.asarray(shapely.area(geoms), dtype=np.float64)[pieces.feature]
+    share = per_area(pieces.measure, footprint)
+    return np.nan_to_num(people[pieces.feature] * share)

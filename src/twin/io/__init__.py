@@ -5,6 +5,20 @@ source's own CRS and fields; the import pipeline (:mod:`twin.imports`) maps,
 validates and reprojects it.
 """
 
-from twin.io.sources import SourceData, checksum, detect_format, read_source
+from twin.io.sources import (
+    SourceData,
+    checksum,
+    detect_format,
+    read_source,
+    read_source_batches,
+    streamable_count,
+)
 
-__all__ = ["SourceData", "checksum", "detect_format", "read_source"]
+__all__ = [
+    "SourceData",
+    "checksum",
+    "detect_format",
+    "read_source",
+    "read_source_batches",
+    "streamable_count",
+]

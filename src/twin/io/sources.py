@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import logging
 import os
+import sqlite3
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,8 @@ _SUFFIXES = {
 }
 _GDAL_FORMATS = {"gpkg", "shapefile", "shapefile-zip", "geojson", "flatgeobuf", "filegdb"}
 _MULTI_LAYER = {"gpkg", "filegdb", "shapefile-zip"}
+# Formats read in batches without rereading the file per batch (fid ranges, record index).
+STREAMED_FORMATS = frozenset({"gpkg", "shapefile", "shapefile-zip", "flatgeobuf", "filegdb"})
 
 
 @dataclass
@@ -132,6 +137,143 @@ def read_source(
     return SourceData(read_epanet(src, kind), None, fmt)
 
 
+def streamable_count(
+    path: str | os.PathLike[str], *, source_layer: str | None = None
+) -> int | None:
+    """The feature count of a source :func:`read_source_batches` can read; None otherwise.
+
+    None for formats read whole (CSV, GeoJSON, GeoParquet, OSM, EPANET), for a
+    layer with a field named ``uid`` (a twin export: its uids are checked over
+    the whole file) or ``geometry``, and whenever the source cannot be opened
+    (the whole-file read then says why).
+
+    Examples
+    --------
+    >>> streamable_count("data/samples/networks.gpkg", source_layer="valves") > 0
+    True
+    >>> streamable_count("data/samples/networks.gpkg") is None  # several layers: say which
+    True
+    """
+    src = Path(path)
+    try:
+        fmt = detect_format(src)
+        if fmt not in STREAMED_FORMATS or not src.exists():
+            return None
+        dataset = f"/vsizip/{src}" if fmt == "shapefile-zip" else str(src)
+        layer = _pick_layer(dataset, src, fmt, source_layer)
+        info = pyogrio.read_info(dataset, layer=layer)
+    except (SourceError, UsageError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+        return None
+    fields = {str(f).lower() for f in info["fields"]}
+    if fields & {"uid", "geometry"} or info["geometry_type"] is None:
+        return None
+    count = int(info["features"])
+    return count if count >= 0 else None
+
+
+def read_source_batches(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int,
+    source_layer: str | None = None,
+    encoding: str | None = None,
+    where: str | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[SourceData]:
+    """Read a large GDAL source in batches of about ``batch_size`` features, in file order.
+
+    A GeoPackage is read by ranges of its fid (one indexed range scan each), other
+    formats by record index. Concatenated, the batches are what :func:`read_source`
+    returns, so memory holds one batch, never the file.
+
+    Examples
+    --------
+    >>> batches = read_source_batches(
+    ...     "data/samples/networks.gpkg", source_layer="valves", batch_size=10)
+    >>> [len(b.frame) for b in batches][:3]
+    [10, 10, 10]
+    """
+    src = Path(path)
+    fmt = detect_format(src)
+    if fmt not in STREAMED_FORMATS:
+        raise UsageError(f"{src.name}: {fmt} is read whole, not in batches")
+    guards.check_encoding(encoding)
+    dataset = f"/vsizip/{src}" if fmt == "shapefile-zip" else str(src)
+    layer = _pick_layer(dataset, src, fmt, source_layer)
+    if fmt == "shapefile" and encoding is None:
+        encoding = sniff_dbf_encoding(src)
+    kwargs: dict[str, Any] = {"layer": layer, "use_arrow": True, "on_invalid": "ignore"}
+    if encoding:
+        kwargs["encoding"] = encoding
+    if columns is not None:
+        kwargs["columns"] = columns
+    renames: dict[str, str] = {}
+    if fmt == "shapefile":
+        from twin.io.export import read_field_names
+
+        renames = read_field_names(src)
+    total = 0
+    floats = _integers_with_nulls(src, fmt, layer, where)
+    for window in _windows(dataset, src, fmt, layer, batch_size, where):
+        frame = _read_frame(dataset, src, fmt, {**kwargs, **window})
+        if len(frame) == 0 and total:
+            continue
+        for name in floats & set(frame.columns):  # as one read of the whole layer gives them
+            frame[name] = frame[name].astype("float64")
+        full = {k: v for k, v in renames.items() if k in frame.columns}
+        frame = frame.rename(columns=full) if full else frame
+        total += len(frame)
+        crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
+        yield SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+    if not where:
+        guards.check_rows_read(total, _declared_count(dataset, src, fmt, layer), src)
+
+
+def _integers_with_nulls(src: Path, fmt: str, layer: str | None, where: str | None) -> set[str]:
+    """Integer fields holding a null somewhere in a GeoPackage layer.
+
+    One read of the whole layer gives them as floats (NaN for null); a batch
+    without a null would give integers. Other formats: none are known.
+    """
+    if fmt != "gpkg":
+        return set()
+    info = pyogrio.read_info(str(src), layer=layer)
+    names = [str(n) for n, t in zip(info["fields"], info["dtypes"], strict=True) if "int" in str(t)]
+    found = set()
+    with contextlib.closing(sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True)) as con:
+        for name in names:
+            test = f'"{name}" IS NULL' + (f" AND ({where})" if where else "")
+            with contextlib.suppress(sqlite3.Error):  # an OGR filter SQLite cannot run
+                if con.execute(f'SELECT 1 FROM "{layer}" WHERE {test} LIMIT 1').fetchone():
+                    found.add(name)
+    return found
+
+
+def _windows(
+    dataset: str, src: Path, fmt: str, layer: str | None, size: int, where: str | None
+) -> Iterator[dict[str, Any]]:
+    """The read options of each batch: fid ranges in a GeoPackage, record windows elsewhere."""
+    size = max(int(size), 1)
+    if fmt == "gpkg":
+        info = pyogrio.read_info(dataset, layer=layer)
+        fid = info.get("fid_column") or "fid"
+        with contextlib.closing(sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True)) as con:
+            low, high = con.execute(f'SELECT min("{fid}"), max("{fid}") FROM "{layer}"').fetchone()
+        if low is None:
+            yield {"where": where} if where else {}
+            return
+        for start in range(int(low), int(high) + 1, size):
+            window = f"{fid} >= {start} AND {fid} < {start + size}"
+            yield {"where": f"({where}) AND {window}" if where else window}
+        return
+    count = int(pyogrio.read_info(dataset, layer=layer)["features"])
+    if count < 0:  # not declared: count once
+        count = len(pyogrio.read_dataframe(dataset, layer=layer, read_geometry=False, columns=[]))
+    extra = {"where": where} if where else {}
+    for start in range(0, max(count, 1), size):
+        yield {"skip_features": start, "max_features": size, **extra}
+
+
 def _read_gdal(
     src: Path, fmt: str, source_layer: str | None, encoding: str | None, where: str | None
 ) -> SourceData:
@@ -147,27 +289,7 @@ def _read_gdal(
         kwargs["encoding"] = encoding
     if where:
         kwargs["where"] = where
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            frame = pyogrio.read_dataframe(dataset, **kwargs)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
-    except UnicodeDecodeError:
-        raise guards.undecodable_text_error(src, fmt, encoding) from None
-    except pyarrow.ArrowInvalid as exc:
-        if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
-            raise guards.undecodable_text_error(src, fmt, encoding) from None
-        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
-    except ValueError as exc:
-        if where and "SQL" in str(exc):
-            raise UsageError(
-                f"where={where!r} is not a valid OGR SQL filter on {src.name}: "
-                f"write e.g. \"类型 = 'camera'\" (fields: {_field_names(dataset, layer)})"
-            ) from None
-        raise
-    if not isinstance(frame, gpd.GeoDataFrame):
-        raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
+    frame = _read_frame(dataset, src, fmt, kwargs)
     frame = _keep_field_named_geometry(frame, dataset, kwargs)
     if fmt == "shapefile":
         from twin.io.export import read_field_names
@@ -179,6 +301,33 @@ def _read_gdal(
         guards.check_rows_read(len(frame), _declared_count(dataset, src, fmt, layer), src)
     crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
     return SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+
+
+def _read_frame(dataset: str, src: Path, fmt: str, kwargs: dict[str, Any]) -> gpd.GeoDataFrame:
+    """One ``read_dataframe`` call, its errors worded for the user."""
+    layer, where = kwargs.get("layer"), kwargs.get("where")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frame = pyogrio.read_dataframe(dataset, **kwargs)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise guards.undecodable_text_error(src, fmt, kwargs.get("encoding")) from None
+    except pyarrow.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
+            raise guards.undecodable_text_error(src, fmt, kwargs.get("encoding")) from None
+        raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
+    except ValueError as exc:
+        if where and "SQL" in str(exc):
+            raise UsageError(
+                f"where={where!r} is not a valid OGR SQL filter on {src.name}: "
+                f"write e.g. \"类型 = 'camera'\" (fields: {_field_names(dataset, layer)})"
+            ) from None
+        raise
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
+    return frame
 
 
 def _keep_field_named_geometry(

@@ -17,7 +17,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
+import pyogrio.raw
 import shapely
 
 from twin.errors import TwinFileError
@@ -31,6 +33,7 @@ __all__ = [
     "fsync_file",
     "history_table",
     "quoted",
+    "write_stream",
     "write_table",
 ]
 
@@ -83,6 +86,112 @@ def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool
             use_arrow=True,
             layer_options={"FID": "fid"},
         )
+
+
+def write_stream(
+    path: Path,
+    table: str,
+    frames: Iterator[gpd.GeoDataFrame],
+    *,
+    multi: bool = False,
+    spatial_index: bool = True,
+) -> None:
+    """Write (replace) a spatial table from frames made one at a time, in one GDAL write.
+
+    Memory holds one frame; GDAL builds the table's spatial index once at the end,
+    where appending frame by frame would update it row by row. Every frame has the
+    first one's columns; each is stored as :func:`write_table` would store it (single
+    parts as multi-parts when ``multi`` or when the first frame holds one). The first
+    frame is made before the table is touched. An exception raised while a frame is
+    made is raised here (the table is then half-written: use on a working copy).
+    ``spatial_index=False`` skips the R-tree (a scratch table read back in fid order).
+    """
+    first = next(frames)
+    types = shapely.get_type_id(np.asarray(first.geometry.array))
+    multi = multi or bool(np.isin(types, (4, 5, 6)).any())
+    head = _arrow_batch(first, multi)
+    failures: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield head
+        try:
+            for frame in frames:
+                yield (
+                    pa.Table.from_batches([_arrow_batch(frame, multi)])
+                    .cast(head.schema)
+                    .to_batches()[0]
+                )
+        except BaseException as exc:
+            failures.append(exc)
+            raise
+
+    reader = pa.RecordBatchReader.from_batches(head.schema, batches())
+    try:
+        with _no_sync_on_private_copy():
+            pyogrio.raw.write_arrow(
+                reader,
+                path,
+                layer=table,
+                driver="GPKG",
+                geometry_name="geometry",
+                geometry_type=_geometry_type(first, multi),
+                crs=_crs_text(first),
+                layer_options={"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
+            )
+    except Exception:
+        if failures:
+            raise failures[0] from None
+        raise
+    if failures:
+        raise failures[0]
+
+
+def _arrow_batch(frame: gpd.GeoDataFrame, multi: bool) -> pa.RecordBatch:
+    """The frame as pyogrio's ``write_dataframe(use_arrow=True)`` hands it to GDAL."""
+    geoms = np.asarray(frame.geometry.array, dtype=object).copy()
+    if multi:
+        types = shapely.get_type_id(geoms)
+        for single, make in (
+            (0, shapely.multipoints),
+            (1, shapely.multilinestrings),
+            (3, shapely.multipolygons),
+        ):
+            mask = types == single
+            if mask.any():
+                geoms[mask] = make(np.atleast_2d(geoms[mask]), axis=0)
+    data = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    data["geometry"] = shapely.to_wkb(geoms)
+    for name in data.columns[:-1]:
+        if data[name].dtype == object and pd.api.types.infer_dtype(data[name]) != "string":
+            try:
+                pa.Schema.from_pandas(data[[name]])
+            except pa.ArrowInvalid:
+                data[name] = data[name].astype("string")
+    batch = pa.RecordBatch.from_pandas(data, preserve_index=False)
+    for i, field in enumerate(batch.schema):
+        if pa.types.is_null(field.type):
+            target = pa.binary() if field.name == "geometry" else pa.string()
+            batch = batch.set_column(i, field.with_type(target), batch.column(i).cast(target))
+    return batch
+
+
+def _geometry_type(frame: gpd.GeoDataFrame, multi: bool) -> str:
+    """The layer geometry type pyogrio would declare for ``frame`` (multi: promoted)."""
+    geoms = frame.geometry
+    names = pd.Series(geoms.geom_type.unique()).dropna().tolist()
+    if multi:
+        names = sorted({n if n.startswith("Multi") else f"Multi{n}" for n in names})
+    if len(names) != 1:
+        return "Unknown"
+    present = geoms[geoms.notna() & ~geoms.is_empty]
+    return f"{names[0]} Z" if present.has_z.any() else str(names[0])
+
+
+def _crs_text(frame: gpd.GeoDataFrame) -> str | None:
+    if frame.crs is None:
+        return None
+    epsg = frame.crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else frame.crs.to_wkt("WKT1_GDAL")
 
 
 @contextlib.contextmanager

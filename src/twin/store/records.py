@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,16 +160,50 @@ def record_changes(
     )
 
 
+@dataclass
+class LayerSummary:
+    """What ``twin_layers`` records of a layer's features: count, extent, geometry types.
+
+    A layer written in batches adds each batch's summary instead of keeping its rows.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> one = LayerSummary.of(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)]))
+    >>> two = one + LayerSummary.of(gpd.GeoDataFrame(geometry=[shapely.Point(3, 4)]))
+    >>> two.count, two.bounds.tolist(), two.type_ids.tolist()
+    (2, [0.0, 0.0, 3.0, 4.0], [0])
+    """
+
+    count: int
+    bounds: np.ndarray
+    type_ids: np.ndarray
+
+    @classmethod
+    def of(cls, frame: gpd.GeoDataFrame) -> LayerSummary:
+        bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
+        type_ids = np.unique(shapely.get_type_id(np.asarray(frame.geometry.array)))
+        return cls(len(frame), np.asarray(bounds, dtype=float), type_ids)
+
+    def __add__(self, other: LayerSummary) -> LayerSummary:
+        both = np.vstack([self.bounds, other.bounds])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: an empty side
+            bounds = np.concatenate([np.nanmin(both[:, :2], 0), np.nanmax(both[:, 2:], 0)])
+        type_ids = np.union1d(self.type_ids, other.type_ids)
+        return LayerSummary(self.count + other.count, bounds, type_ids)
+
+
 def record_layer(
     con: sqlite3.Connection,
     spec: ImportSpec,
     kind: LayerKind,
-    frame: gpd.GeoDataFrame,
+    frame: gpd.GeoDataFrame | LayerSummary,
     report: ImportReport,
 ) -> None:
     """Insert or update the layer's row in ``twin_layers``."""
-    bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
-    type_ids = np.unique(shapely.get_type_id(np.asarray(frame.geometry.array)))
+    summary = frame if isinstance(frame, LayerSummary) else LayerSummary.of(frame)
+    bounds, type_ids = summary.bounds, summary.type_ids
     names = [shapely.GeometryType(int(t)).name for t in type_ids if t >= 0]
     geometry_type = _GEOMETRY_NAMES[names[0]] if len(names) == 1 else _MULTI[kind.geometry]
     extent = [None if np.isnan(v) else float(v) for v in bounds]
@@ -176,7 +212,7 @@ def record_layer(
         " geometry_type=?, id_field=?, source=?, updated=?, last_import=?, classification=?"
         " WHERE name=?",
         (
-            len(frame),
+            summary.count,
             *extent,
             geometry_type,
             spec.id,
@@ -199,7 +235,7 @@ def record_layer(
                 report.classification,
                 spec.id,
                 geometry_type,
-                len(frame),
+                summary.count,
                 *extent,
                 report.source,
                 report.time,
