@@ -77,6 +77,52 @@ def prepare_roads(folder: Path, n_buildings: int, seed: int = 42) -> Inputs:
     return {"roads": path}
 
 
+def prepare_province_roads(city: Path, path: Path, batch: int = 1_000_000) -> Inputs:
+    """Write ``path`` like :func:`prepare_roads` from a generated province's ``city.gpkg``.
+
+    ``generate_city`` holds a whole city in memory, which a 10,000,000-building province
+    does not fit; the province (``twin sample --city-buildings``) is read back instead,
+    its buildings ``batch`` at a time (a point inside each footprint), so memory holds a
+    batch. Reused when ``path`` exists; built under a ``.lock`` file beside it.
+    """
+    import fcntl
+
+    import pyogrio
+    import shapely
+
+    lock = path.parent / f".{path.name}.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if path.exists():
+            return {"roads": path}
+        started = time.perf_counter()
+        tmp = path.with_suffix(".tmp.gpkg")
+        tmp.unlink(missing_ok=True)
+        roads = pyogrio.read_dataframe(city, layer="roads", use_arrow=True)
+        roads = roads.rename(columns={**ROAD_FIELDS, "道路编码": "uid"})
+        pyogrio.write_dataframe(roads, tmp, layer="roads", use_arrow=True)
+        del roads
+        total = pyogrio.read_info(city, layer="buildings")["features"]
+        for skip in range(0, total, batch):
+            part = pyogrio.read_dataframe(
+                city,
+                layer="buildings",
+                columns=["建筑编码"],
+                skip_features=skip,
+                max_features=batch,
+                use_arrow=True,
+            ).rename(columns={"建筑编码": "uid"})
+            part = part.set_geometry(shapely.point_on_surface(part.geometry.to_numpy()))
+            pyogrio.write_dataframe(part, tmp, layer="buildings", use_arrow=True, append=skip > 0)
+        facilities = pyogrio.read_dataframe(city, layer="facilities", use_arrow=True).rename(
+            columns={"设施编码": "uid", "设施名称": "name", "设施类型": "poi_type"}
+        )
+        pyogrio.write_dataframe(facilities, tmp, layer="facilities", use_arrow=True)
+        tmp.rename(path)
+        print(f"prepared the road inputs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return {"roads": path}
+
+
 def _log(what: str, seconds: float) -> None:
     print(f"  {what}: {seconds * 1000:.1f} ms", file=sys.stderr)
 

@@ -128,3 +128,38 @@ def test_road_closure_reports_the_full_answer(access) -> None:  # type: ignore[n
     np.testing.assert_allclose(result.buildings["time_after_s"].to_numpy(), full)
     lost = np.isinf(full) & np.isfinite(result.buildings["time_before_s"].to_numpy())
     assert result.summary.buildings_lost == int(lost.sum())
+
+
+def test_road_closure_rows_equal_the_full_comparison(access) -> None:  # type: ignore[no-untyped-def]
+    """The frame built from the changed rows alone equals one compared over every building."""
+    from twin.network.closures import closed_edges, closure_result
+    from twin.network.routing import base_answer
+
+    rng = np.random.default_rng(5)
+    roads = access.net.roads.index.to_numpy()
+    before, fac_before = base_answer(access)
+    hit = 0
+    for _ in range(10):
+        chosen = list(rng.choice(roads, size=int(rng.integers(1, 9)), replace=False))
+        result = road_closure(access, roads=chosen, max_time_s=120.0)
+        mask = closed_edges(access.net, roads=chosen)
+        after, fac_after = nearest_facility(access, mask)  # a full Dijkstra
+        full = closure_result(access, mask, before, fac_before, after, fac_after, 120.0)
+        pd.testing.assert_frame_equal(result.buildings, full.buildings, rtol=1e-12)
+        assert result.summary.to_dict() == pytest.approx(full.summary.to_dict())
+        with np.errstate(invalid="ignore"):
+            detour = np.where(np.isfinite(before), after - before, 0.0)
+        assert result.summary.buildings_delayed == int(((detour > 1.0) & np.isfinite(after)).sum())
+        hit += result.summary.buildings_delayed + result.summary.buildings_lost
+    assert hit > 50
+
+
+def test_writing_to_a_closure_frame_leaves_the_base_answer(access) -> None:  # type: ignore[no-untyped-def]
+    first = road_closure(access, roads=["V5_3"])
+    kept = first.buildings["time_before_s"].to_numpy().copy()
+    first.buildings.loc[first.buildings.index[:5], "time_before_s"] = -1.0
+    first.buildings.loc[first.buildings.index[:5], "facility_before"] = None
+    second = road_closure(access, roads=["V5_3"])
+    np.testing.assert_array_equal(second.buildings["time_before_s"].to_numpy(), kept)
+    assert second.buildings["facility_before"].notna().sum() > 5
+    assert (first.buildings["time_before_s"].to_numpy()[:5] == -1.0).all()

@@ -30,19 +30,22 @@ from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import UsageError
 from twin.network.access import RoadAccess
-from twin.network.incremental import nearest_facility_closed
+from twin.network.incremental import closure_change
 from twin.network.roads import BoolArray, FloatArray, IntArray, RoadNetwork
 from twin.network.routing import (
     access_graph,
     base_answer,
+    base_columns,
     building_times,
     facility_labels,
+    labels_of_codes,
 )
 from twin.results import Ranking, Result, Summary
 
@@ -177,8 +180,10 @@ def road_closure(
     net = access.net
     mask = closed_edges(net, roads=roads, area=area)
     before, fac_before = base_answer(access)
-    after, fac_after = nearest_facility_closed(access, mask)
-    return closure_result(access, mask, before, fac_before, after, fac_after, max_time_s)
+    change = closure_change(access, mask)
+    return _result(
+        access, mask, before, fac_before, change.rows, change.time, change.fac, max_time_s
+    )
 
 
 def closure_result(
@@ -190,49 +195,113 @@ def closure_result(
     fac_after: IntArray,
     max_time_s: float | None,
 ) -> ClosureResult:
-    net = access.net
+    """The closure's result from every building's answer before and after it."""
+    rows = np.flatnonzero((after != before) | (fac_after != fac_before))
+    return _result(access, mask, before, fac_before, rows, after[rows], fac_after[rows], max_time_s)
+
+
+def _result(
+    access: RoadAccess,
+    mask: BoolArray,
+    before: FloatArray,
+    fac_before: IntArray,
+    rows: IntArray,
+    time: FloatArray,
+    fac: IntArray,
+    max_time_s: float | None,
+) -> ClosureResult:
+    """The result from the new answer (``time``, ``fac``) of the buildings at ``rows`` (sorted).
+
+    Every other building keeps its time: no detour. Only the new times are a copy of the
+    whole column; the before columns are the cached base answer's (copy on write).
+    """
+    t0 = before[rows]
     with np.errstate(invalid="ignore"):
-        detour = np.where(np.isfinite(before), after - before, 0.0)
-    lost = np.isfinite(before) & ~np.isfinite(after)
-    frame = pd.DataFrame(
-        {
-            "time_before_s": before.copy(),  # the cached base answer stays untouched
-            "time_after_s": after,
-            "detour_s": detour,
-            "facility_before": facility_labels(access, fac_before),
-            "facility_after": facility_labels(access, fac_after),
-            "lost": lost,
-        },
-        index=access.buildings.uid,
-        copy=False,  # fresh arrays: kept as they are, not stacked into one block (a copy)
-    )
+        detour_rows = np.where(np.isfinite(t0), time - t0, 0.0)
+    lost_rows = np.isfinite(t0) & ~np.isfinite(time)
+    time_before, fac_labels = _before_columns(access, before, fac_before)
+    after = before.copy()
+    after[rows] = time
+    codes = fac_labels.cat.codes.to_numpy().copy()
+    codes[rows] = fac
+    columns: dict[str, Any] = {
+        "time_before_s": time_before,
+        "time_after_s": after,
+        "detour_s": _scattered(len(before), rows, detour_rows),
+        "facility_before": fac_labels,
+        "facility_after": labels_of_codes(access, codes),
+        "lost": _scattered(len(before), rows, lost_rows),
+    }
     beyond = None
     if max_time_s is not None:
-        frame["beyond_max"] = (before <= max_time_s) & (after > max_time_s)
-        beyond = int(frame["beyond_max"].sum())
+        beyond_rows = (t0 <= max_time_s) & (time > max_time_s)
+        columns["beyond_max"] = _scattered(len(before), rows, beyond_rows)
+        beyond = int(beyond_rows.sum())
+    # fresh arrays kept as they are (not stacked into one block); the before Series by reference
+    frame = pd.DataFrame(columns, index=access.buildings.uid, copy=False)
+    closed = _closed_table(access.net, mask)
+    summary = _summary(access, closed, len(frame), rows, detour_rows, lost_rows, max_time_s, beyond)
+    return ClosureResult(frame, closed, summary, access.buildings.point)
+
+
+def _scattered(n: int, rows: IntArray, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """An array of ``n`` zeros (False) holding ``values`` at ``rows``."""
+    out = np.zeros(n, dtype=values.dtype)
+    out[rows] = values
+    return out
+
+
+def _before_columns(
+    access: RoadAccess, before: FloatArray, fac_before: IntArray
+) -> tuple[pd.Series, pd.Series]:
+    """The before columns as Series on the buildings' uids (the base answer's are cached)."""
+    base = base_answer(access)
+    if before is base[0] and fac_before is base[1]:
+        return base_columns(access)
+    uid = access.buildings.uid
+    return (
+        pd.Series(before.copy(), index=uid, copy=False),
+        pd.Series(facility_labels(access, fac_before), index=uid, copy=False),
+    )
+
+
+def _closed_table(net: RoadNetwork, mask: BoolArray) -> gpd.GeoDataFrame:
     edges = np.flatnonzero(mask)
-    closed = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {"road": net.edge_uid[edges], "length_m": net.edge_length_m[edges]},
         geometry=net.edge_geometry[edges],
         crs=net.crs,
     )
+
+
+def _summary(
+    access: RoadAccess,
+    closed: gpd.GeoDataFrame,
+    n_buildings: int,
+    rows: IntArray,
+    detour: FloatArray,
+    lost: BoolArray,
+    max_time_s: float | None,
+    beyond: int | None,
+) -> ClosureSummary:
+    """Counts over the changed ``rows`` (``detour`` and ``lost`` are theirs)."""
     delayed = (detour > DELAY_S) & np.isfinite(detour)
-    hit = delayed | lost
     population = access.building_population
-    summary = ClosureSummary(
+    return ClosureSummary(
         closed_roads=int(closed["road"].nunique()),
-        closed_edges=len(edges),
+        closed_edges=len(closed),
         closed_length_m=float(closed["length_m"].sum()),
-        buildings=len(frame),
+        buildings=n_buildings,
         buildings_lost=int(lost.sum()),
         buildings_delayed=int(delayed.sum()),
         max_time_s=max_time_s,
         buildings_beyond_max=beyond,
         mean_detour_s=float(detour[delayed].mean()) if delayed.any() else None,
         max_detour_s=float(detour[delayed].max()) if delayed.any() else None,
-        population_affected=None if population is None else float(population[hit].sum()),
+        population_affected=(
+            None if population is None else float(population[rows[delayed | lost]].sum())
+        ),
     )
-    return ClosureResult(frame, closed, summary, access.buildings.point)
 
 
 # --------------------------------------------------------------------------- criticality
@@ -301,21 +370,35 @@ def road_criticality(
     order = order[usage[order] > 0]
     if candidates is not None:
         order = order[:candidates]
-    before, fac_before = base_answer(access)
+    before, _ = base_answer(access)
     rows = []
     road_edges = pd.Series(np.arange(net.n_edges)).groupby(net.edge_road).apply(np.asarray)
     for road in order:
         mask = np.zeros(net.n_edges, dtype=bool)
         mask[road_edges[road]] = True
-        after, fac_after = nearest_facility_closed(access, mask)
-        s = closure_result(access, mask, before, fac_before, after, fac_after, max_time_s).summary
-        finite = np.isfinite(after) & np.isfinite(before)
+        change = closure_change(access, mask)
+        t0, t1 = before[change.rows], change.time
+        with np.errstate(invalid="ignore"):
+            detour = np.where(np.isfinite(t0), t1 - t0, 0.0)
+        lost = np.isfinite(t0) & ~np.isfinite(t1)
+        beyond = None if max_time_s is None else int(((t0 <= max_time_s) & (t1 > max_time_s)).sum())
+        s = _summary(
+            access,
+            _closed_table(net, mask),
+            len(before),
+            change.rows,
+            detour,
+            lost,
+            max_time_s,
+            beyond,
+        )
+        finite = np.isfinite(t1) & np.isfinite(t0)
         rows.append(
             {
                 "buildings_lost": s.buildings_lost,
                 "buildings_beyond_max": s.buildings_beyond_max,
                 "buildings_delayed": s.buildings_delayed,
-                "total_detour_s": float((after - before)[finite].sum()),
+                "total_detour_s": float((t1 - t0)[finite].sum()),
                 "routes_over": int(usage[road]),
             }
         )

@@ -29,6 +29,8 @@ True
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
@@ -42,10 +44,11 @@ from twin.network.routing import (
     building_legs,
     closure_tree,
     ranges,
-    same_edge_trips,
+    same_edge_legs,
+    spans,
 )
 
-__all__ = ["nearest_facility_closed"]
+__all__ = ["ClosureChange", "closure_change", "nearest_facility_closed"]
 
 INF = np.inf
 
@@ -84,7 +87,7 @@ def _regrow(
     seed_head = local[graph.indices[arcs]]
     seed_w = tree.dist[tails] + graph.data[arcs]
     # arcs inside the cut
-    inner = ranges(graph.indptr.astype(np.int64), np.arange(len(graph.indices)), cut)
+    inner = spans(graph.indptr, cut)
     heads = local[graph.indices[inner]]
     inner = inner[(heads >= 0) & ~closed_arc[inner]]
     size = n_cut + len(facs)
@@ -107,12 +110,107 @@ def _regrow(
     return dist[:n_cut], new_source
 
 
+@dataclass
+class ClosureChange:
+    """The buildings a closure may change, and their new answer (the rest keep the base one).
+
+    Attributes
+    ----------
+    rows : ndarray of int
+        Building positions, sorted: those with an end of their edge in a cut subtree and
+        those on a closed edge.
+    time : ndarray of float
+        Their new seconds to the nearest facility (inf: unreachable).
+    fac : ndarray of int
+        Their new facility position (-1: none).
+    """
+
+    rows: IntArray
+    time: FloatArray
+    fac: IntArray
+
+
+def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
+    """The answer of the buildings ``closed`` can change; cost: the cut subtrees, not the city.
+
+    Parameters
+    ----------
+    access : RoadAccess
+    closed : ndarray of bool
+        Per edge of ``access.net``: closed in this scenario.
+
+    Returns
+    -------
+    ClosureChange
+
+    Examples
+    --------
+    >>> from twin.network import road_access, select_facilities
+    >>> from twin.network.closures import closed_edges
+    >>> fire = select_facilities(city.layer("facilities"), "poi_type=消防站")
+    >>> access = road_access(city.road_network(), city.layer("buildings"), fire)
+    >>> change = closure_change(access, closed_edges(access.net, roads=["roads.DL000002"]))
+    >>> 0 < len(change.rows) < len(access.buildings)
+    True
+    """
+    tree = closure_tree(access)
+    graph = access_graph(access)
+    edges = np.flatnonzero(closed)
+    arcs = ranges(tree.edge_ptr, tree.edge_arc, edges)
+    arcs = arcs[graph.closable[arcs]]
+    closed_arc = np.zeros(len(graph.indices), dtype=bool)
+    closed_arc[arcs] = True
+    cut = _cut_nodes(tree, arcs, graph.indices[arcs].astype(np.int64))
+    dist, source = tree.dist, tree.source
+    if len(cut):
+        dist, source = dist.copy(), source.copy()
+        dist[cut], source[cut] = _regrow(access, tree, cut, closed_arc)
+    legs = building_legs(access, "time")
+    rows = np.unique(
+        np.concatenate(
+            [
+                ranges(tree.building_ptr, tree.building_at, cut),
+                ranges(tree.on_edge_ptr, tree.on_edge, edges),
+            ]
+        )
+    )
+    via_from = dist[legs.from_node[rows]] + legs.cost_from[rows]
+    via_to = dist[legs.to_node[rows]] + legs.cost_to[rows]
+    on = closed[legs.edge[rows]]
+    via_from[on & ~legs.at_from[rows]] = INF
+    via_to[on & ~legs.at_to[rows]] = INF
+    time = np.minimum(via_from, via_to)
+    src = source[np.where(via_from <= via_to, legs.from_node[rows], legs.to_node[rows])]
+    fac = np.where(np.isfinite(time), src - access.net.n_nodes, -1).astype(np.int64)
+    _same_edge(access, closed, rows, time, fac)
+    return ClosureChange(rows, time, fac)
+
+
+def _same_edge(
+    access: RoadAccess, closed: BoolArray, rows: IntArray, time: FloatArray, fac: IntArray
+) -> None:
+    """Trips along a facility's own edge, for the changed ``rows`` among its buildings."""
+    if not len(rows):
+        return
+    edge = access.facilities.edge
+    for i, (on_edge, cost) in enumerate(same_edge_legs(access, "time")):
+        if not len(on_edge) or closed[edge[i]]:
+            continue
+        pos = np.minimum(np.searchsorted(rows, on_edge), len(rows) - 1)
+        hit = rows[pos] == on_edge
+        pos, trip = pos[hit], cost[hit]
+        better = trip < time[pos]
+        time[pos[better]] = trip[better]
+        fac[pos[better]] = i
+
+
 def nearest_facility_closed(access: RoadAccess, closed: BoolArray) -> tuple[FloatArray, IntArray]:
     """:func:`~twin.network.routing.nearest_facility` with ``closed`` edges, recomputed locally.
 
     The same times as a full Dijkstra over the network with those edges closed
     (and the same facility, unless two facilities are exactly as near), at a cost
-    proportional to the subtrees of the shortest-path tree that the closure cuts.
+    proportional to the subtrees of the shortest-path tree that the closure cuts
+    (plus a copy of the base answer: see :func:`closure_change` for the change alone).
 
     Parameters
     ----------
@@ -127,36 +225,8 @@ def nearest_facility_closed(access: RoadAccess, closed: BoolArray) -> tuple[Floa
         (-1: none).
     """
     before, fac_before = base_answer(access)
-    tree = closure_tree(access)
-    graph = access_graph(access)
-    edges = np.flatnonzero(closed)
-    arcs = ranges(tree.edge_ptr, tree.edge_arc, edges)
-    arcs = arcs[graph.closable[arcs]]
-    closed_arc = np.zeros(len(graph.indices), dtype=bool)
-    closed_arc[arcs] = True
-    cut = _cut_nodes(tree, arcs, graph.indices[arcs].astype(np.int64))
-    dist = tree.dist.copy()
-    source = tree.source.copy()
-    if len(cut):
-        dist[cut], source[cut] = _regrow(access, tree, cut, closed_arc)
-    legs = building_legs(access, "time")
-    rows = np.unique(
-        np.concatenate(
-            [
-                ranges(tree.building_ptr, tree.building_at, cut),
-                np.flatnonzero(closed[legs.edge]),
-            ]
-        )
-    )
+    change = closure_change(access, closed)
     time, fac = before.copy(), fac_before.copy()
-    if len(rows):
-        via_from = dist[legs.from_node[rows]] + legs.cost_from[rows]
-        via_to = dist[legs.to_node[rows]] + legs.cost_to[rows]
-        on = closed[legs.edge[rows]]
-        via_from[on & ~legs.at_from[rows]] = INF
-        via_to[on & ~legs.at_to[rows]] = INF
-        t = np.minimum(via_from, via_to)
-        src = source[np.where(via_from <= via_to, legs.from_node[rows], legs.to_node[rows])]
-        time[rows] = t
-        fac[rows] = np.where(np.isfinite(t), src - access.net.n_nodes, -1)
-    return same_edge_trips(access, time, fac, "time", closed)
+    time[change.rows] = change.time
+    fac[change.rows] = change.fac
+    return time, fac

@@ -53,6 +53,7 @@ __all__ = [
 
 INF = np.inf
 Arcs = tuple[IntArray, IntArray, IntArray, FloatArray]  # edge, tail, head, weight
+Codes = npt.NDArray[np.integer[Any]]  # categorical codes (int8 for up to 126 facilities)
 
 
 # --------------------------------------------------------------------------- the graph
@@ -156,8 +157,9 @@ def prepare(access: RoadAccess) -> RoadAccess:
     access_graph(access)
     building_legs(access, "time")
     _building_frame(access)
-    same_edge_trips(access, np.zeros(0), np.zeros(0, dtype=np.int64), "time", only=-1)
+    same_edge_legs(access, "time")
     closure_tree(access)
+    base_columns(access)
     return access
 
 
@@ -265,23 +267,35 @@ def same_edge_trips(
     only: int | None = None,
 ) -> tuple[FloatArray, IntArray]:
     """Trips between a facility and a building on the same edge, along that edge only."""
-    net, b, f = access.net, access.buildings, access.facilities
-    reverse = access.direction == "to_facility"
-    rows_of = access.cache.get("same_edge")
-    if rows_of is None:
-        rows_of = access.cache["same_edge"] = [np.flatnonzero(b.edge == e) for e in f.edge]
-    for i in range(len(f)) if only is None else [only] if only >= 0 else []:
-        e, rows = f.edge[i], rows_of[i]
-        if not len(rows) or (closed is not None and closed[e]):
+    trips = same_edge_legs(access, weight)
+    edge = access.facilities.edge
+    for i in range(len(trips)) if only is None else [only] if only >= 0 else []:
+        rows, cost = trips[i]
+        if not len(rows) or (closed is not None and closed[edge[i]]):
             continue
-        gap = b.position_m[rows] - f.position_m[i]  # building ahead of the facility: > 0
-        ahead = gap >= 0
-        ok = np.where(ahead != reverse, net.edge_forward[e], net.edge_backward[e]) | (gap == 0)
-        cost = np.abs(gap) / max(net.edge_length_m[e], 1e-12) * _edge_cost(net, weight)[e]
-        better = ok & (cost < time[rows])
+        better = cost < time[rows]
         time[rows[better]] = cost[better]
         fac[rows[better]] = i
     return time, fac
+
+
+def same_edge_legs(access: RoadAccess, weight: str) -> list[tuple[IntArray, FloatArray]]:
+    """Per facility: the buildings on its edge and the trip along it (inf: not allowed); cached."""
+    key = f"same_edge:{weight}"
+    trips = access.cache.get(key)
+    if trips is None:
+        net, b, f = access.net, access.buildings, access.facilities
+        reverse = access.direction == "to_facility"
+        trips = []
+        for i, e in enumerate(f.edge):
+            rows = np.flatnonzero(b.edge == e)
+            gap = b.position_m[rows] - f.position_m[i]  # building ahead of the facility: > 0
+            ahead = gap >= 0
+            ok = np.where(ahead != reverse, net.edge_forward[e], net.edge_backward[e]) | (gap == 0)
+            cost = np.abs(gap) / max(net.edge_length_m[e], 1e-12) * _edge_cost(net, weight)[e]
+            trips.append((rows, np.where(ok, cost, INF)))
+        access.cache[key] = trips
+    return trips
 
 
 # --------------------------------------------------------------------------- closure tree
@@ -303,6 +317,8 @@ class ClosureTree:
     in_arc: IntArray
     building_ptr: IntArray  # buildings with an end of their edge at node v
     building_at: IntArray
+    on_edge_ptr: IntArray  # buildings on edge e: on_edge[on_edge_ptr[e]:on_edge_ptr[e + 1]]
+    on_edge: IntArray
 
 
 def _csr_of(keys: IntArray, size: int) -> tuple[IntArray, IntArray]:
@@ -324,6 +340,16 @@ def ranges(ptr: IntArray, order: IntArray, keys: IntArray) -> IntArray:
     return order[np.arange(total) + offsets]
 
 
+def spans(ptr: npt.NDArray[np.integer], keys: IntArray) -> IntArray:
+    """Concatenation of ``arange(ptr[k], ptr[k + 1])`` over ``keys`` (vectorised)."""
+    starts = ptr[keys].astype(np.int64)
+    counts = ptr[keys + 1] - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(total) + np.repeat(starts - np.cumsum(counts) + counts, counts)
+
+
 def closure_tree(access: RoadAccess) -> ClosureTree:
     """The open network's shortest-path tree and its lookups (cached; :func:`prepare` builds it).
 
@@ -343,6 +369,7 @@ def closure_tree(access: RoadAccess) -> ClosureTree:
     legs = building_legs(access, "time")
     ends = np.concatenate([legs.from_node, legs.to_node])
     building_ptr, at = _csr_of(ends, graph.n)
+    on_edge_ptr, on_edge = _csr_of(legs.edge, net.n_edges)
     tree = access.cache["closure_tree"] = ClosureTree(
         dist=dist,
         pred=pred,
@@ -356,6 +383,8 @@ def closure_tree(access: RoadAccess) -> ClosureTree:
         in_arc=in_arc,
         building_ptr=building_ptr,
         building_at=at % len(legs.edge) if len(legs.edge) else at,
+        on_edge_ptr=on_edge_ptr,
+        on_edge=on_edge,
     )
     return tree
 
@@ -458,7 +487,54 @@ def service_areas(access: RoadAccess, *, max_time_s: float | None = None) -> Ser
 
 def facility_labels(access: RoadAccess, fac: IntArray) -> pd.Categorical:
     """Facility uids of facility positions (-1: none), as a categorical (cheap for millions)."""
-    return pd.Categorical.from_codes(fac, categories=pd.Index(access.facilities.uid.astype(str)))
+    dtype = _facility_dtype(access)
+    codes: Codes = fac.astype(_code_type(dtype), copy=False)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+def labels_of_codes(access: RoadAccess, codes: Codes) -> pd.Categorical:
+    """Like :func:`facility_labels` for codes already checked (``base_codes`` and its copies)."""
+    return pd.Categorical.from_codes(codes, dtype=_facility_dtype(access), validate=False)
+
+
+def base_codes(access: RoadAccess) -> Codes:
+    """The base answer's facilities as categorical codes of the smallest type (cached)."""
+    codes: Codes | None = access.cache.get("base_codes")
+    if codes is None:
+        codes = access.cache["base_codes"] = facility_labels(access, base_answer(access)[1]).codes
+    return codes
+
+
+def base_columns(access: RoadAccess) -> tuple[pd.Series, pd.Series]:
+    """The base answer's times and facility labels as Series on the buildings' uids (cached).
+
+    A frame built from them shares their memory until it is written to (pandas' copy on
+    write): a closure's before columns cost nothing, and no caller can change the cache.
+    """
+    columns = access.cache.get("base_columns")
+    if columns is None:
+        uid = access.buildings.uid
+        time = base_answer(access)[0]
+        columns = access.cache["base_columns"] = (
+            pd.Series(time.copy(), index=uid, copy=False),
+            pd.Series(labels_of_codes(access, base_codes(access).copy()), index=uid, copy=False),
+        )
+    return columns
+
+
+def _facility_dtype(access: RoadAccess) -> pd.CategoricalDtype:
+    dtype = access.cache.get("facility_dtype")
+    if dtype is None:
+        categories = pd.Index(access.facilities.uid.astype(str))
+        dtype = access.cache["facility_dtype"] = pd.CategoricalDtype(categories)
+    return dtype
+
+
+def _code_type(dtype: pd.CategoricalDtype) -> type:
+    n = len(dtype.categories)
+    return (
+        np.int8 if n < 127 else np.int16 if n < 32767 else np.int32 if n < 2**31 - 1 else np.int64
+    )
 
 
 def _building_frame(access: RoadAccess) -> gpd.GeoDataFrame:
