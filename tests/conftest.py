@@ -57,13 +57,6 @@ def wntr_networks() -> Path:
     return Path(os.path.dirname(wntr.__file__)) / "library" / "networks"
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[TempCluster]:
-    """A PostgreSQL + PostGIS cluster in a temporary folder on a free port, dropped after."""
-    with TempCluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def city(tmp_path: Path) -> twin.Twin:
     """An empty twin in the Chengdu Gauss-Krüger zone."""

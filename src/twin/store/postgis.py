@@ -37,7 +37,6 @@ from twin.errors import (
     BuildNeeded,
     BuildNeededError,
     DatabaseUnavailableError,
-    StorageError,
     TwinFileError,
     TwinNotFoundError,
     UsageError,
