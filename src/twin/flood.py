@@ -45,6 +45,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from twin import settings
 from twin.errors import UsageError
 from twin.raster import Raster
 from twin.zonal import zonal_stats
@@ -59,7 +60,7 @@ __all__ = [
     "inundation",
 ]
 
-IMPASSABLE_M = 0.15
+IMPASSABLE_M = settings.IMPASSABLE_M
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

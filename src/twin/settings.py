@@ -23,6 +23,8 @@ MAX_SERVICE_DISTANCE_M : float
 DEFAULT_SPEED_KMH : float
     Speed (km/h) of a road class the speed table does not list (30); the table
     itself is :data:`twin.network.DEFAULT_SPEEDS`.
+IMPASSABLE_M : float
+    Flood depth (m) from which a road is impassable to vehicles (0.15).
 
 NetworkName, ZoneBy, Weight, Direction, Snap : typing.Literal
     The option strings of ``network=``, ``by=``, ``weight=``, ``direction=`` and ``snap=``.
@@ -42,6 +44,7 @@ from twin.errors import UsageError
 
 __all__ = [
     "DEFAULT_SPEED_KMH",
+    "IMPASSABLE_M",
     "MAX_SERVICE_DISTANCE_M",
     "MAX_TOLERANCE_M",
     "NEAR_MISS_M",
@@ -63,6 +66,7 @@ NEAR_MISS_M: Final = 2.0
 MAX_TOLERANCE_M: Final = 50.0
 MAX_SERVICE_DISTANCE_M: Final = 5000.0
 DEFAULT_SPEED_KMH: Final = 30.0
+IMPASSABLE_M: Final = 0.15
 
 #: The zone layers indicators and compliance group by (``by=``).
 ZoneBy = Literal["parcel", "grid", "district"]

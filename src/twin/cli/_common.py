@@ -109,7 +109,7 @@ OutOpt = Annotated[
 ]
 
 # -- plan compliance (twin check, twin check-3d) -------------------------------
-BuildingLayerOpt = Annotated[
+OnlyBuildingsOpt = Annotated[
     str | None, typer.Option("--buildings", help="Building layer (default: the only one).")
 ]
 TableOutOpt = Annotated[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import geopandas as gpd
 import typer
@@ -32,7 +32,9 @@ from twin.cli._common import (
     service_links,
 )
 from twin.errors import UsageError
-from twin.network import BreakResult, criticality, pipe_break
+
+if TYPE_CHECKING:  # twin.network (networkx, scipy) is imported when a command runs
+    from twin.network import BreakResult
 
 sub = typer.Typer(help="Impact analyses on the twin's networks.", no_args_is_help=True)
 
@@ -64,6 +66,8 @@ def pipe_break_cmd(
     """
     if json_output and output is not None:
         raise UsageError("give --json or --out, not both")
+    from twin.network import pipe_break
+
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
     links = service_links(city, net, buildings, max_service_m)
     result = pipe_break(net, pipe, failed_valves=failed_valve or (), connections=links)
@@ -168,6 +172,8 @@ def criticality_cmd(
 
     Example: [bold]twin analyze criticality city.gpkg --out critical_segments.gpkg[/bold]
     """
+    from twin.network import criticality
+
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
     links = service_links(city, net, buildings, max_service_m)
     ranking = criticality(net, connections=links).sort_values("rank")

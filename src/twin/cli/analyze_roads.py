@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -34,23 +34,10 @@ from twin.cli._common import (
     write_check_report,
 )
 from twin.errors import UsageError
-from twin.network import (
-    DEFAULT_SPEEDS,
-    RoadAccess,
-    RoadNetwork,
-    cascade,
-    check_roads,
-    pipe_break,
-    read_speeds,
-    road_access,
-    road_closure,
-    road_criticality,
-    road_network,
-    route,
-    select_facilities,
-    service_areas,
-)
 from twin.settings import Direction, Weight
+
+if TYPE_CHECKING:  # twin.network (networkx, scipy) is imported when a command runs
+    from twin.network import RoadAccess, RoadNetwork
 
 RoadsOpt = Annotated[str, typer.Option("--roads", help="The road layer.")]
 FacilitiesOpt = Annotated[
@@ -79,6 +66,8 @@ _XY = re.compile(r"^\s*(-?\d+(?:\.\d*)?)\s*,\s*(-?\d+(?:\.\d*)?)\s*$")
 
 
 def _network(city: Twin, roads: str, speeds: Path | None, tolerance: float) -> RoadNetwork:
+    from twin.network import DEFAULT_SPEEDS, read_speeds, road_network
+
     table = read_speeds(speeds) if speeds is not None else DEFAULT_SPEEDS
     return road_network(city, roads, speeds=table, snap_tolerance_m=tolerance)
 
@@ -94,6 +83,8 @@ def load_access(
     direction: str = "from_facility",
 ) -> tuple[Twin, RoadAccess]:
     """Open the twin, build the road network and link buildings and facilities to it."""
+    from twin.network import road_access, select_facilities
+
     city = Twin.open(twin_path)
     net = _network(city, roads, speeds, tolerance)
     chosen = select_facilities(city.layer(facilities), where)
@@ -196,6 +187,8 @@ def route_cmd(
     check_output_options(json_output, output)
     city = Twin.open(twin_path)
     net = _network(city, roads, speeds, tolerance)
+    from twin.network import route
+
     result = route(
         net,
         _place(city, origin, "--from", point_crs, coords),
@@ -256,6 +249,8 @@ def service_area_cmd(
     _, access = load_access(
         twin_path, roads, buildings, facilities, where, speeds, tolerance, direction
     )
+    from twin.network import service_areas
+
     areas = service_areas(access, max_time_s=max_time)
     summary = areas.summary.to_dict()
     if output is not None:
@@ -364,6 +359,8 @@ def road_closure_cmd(
         twin_path, roads, buildings, facilities, where, speeds, tolerance, direction
     )
     shape = _area(city, area, area_wkt, buffer_m, point_crs, coords)
+    from twin.network import road_closure, road_criticality
+
     result = road_closure(access, roads=close or (), area=shape, max_time_s=max_time)
     summary = result.summary.to_dict()
     ranking = road_criticality(access, candidates=rank, max_time_s=max_time) if rank else None
@@ -442,6 +439,8 @@ def cascade_cmd(
     check_output_options(json_output, output)
     city, net = load_network(twin_path, network, pipes, valves, sources, tolerance, pipe=pipe)
     links = service_links(city, net, buildings, max_service_m)
+    from twin.network import cascade, pipe_break
+
     broken = pipe_break(net, pipe, connections=links)
     _, access = load_access(twin_path, roads, buildings, facilities, where, speeds, tolerance)
     report = cascade(
@@ -492,6 +491,8 @@ def check_road_layer(
 ) -> None:
     """``twin network check --roads LAYER``: road topology problems."""
     city = Twin.open(twin_path)
+    from twin.network import check_roads
+
     report = check_roads(_network(city, roads, None, tolerance), near_miss_m=near_miss_m)
     if write_check_report(report, output, json_output=json_output):
         return

@@ -7,17 +7,15 @@ from typing import Annotated
 import typer
 
 from twin.analyses import Twin
-from twin.city3d import height_compliance_3d
 from twin.cli._common import (
-    BuildingLayerOpt,
     JsonOpt,
+    OnlyBuildingsOpt,
     TableOutOpt,
     TwinArg,
     only_layer_of_kind,
     out,
     report_check,
 )
-from twin.raster import read_raster
 
 
 def check_3d(
@@ -30,7 +28,7 @@ def check_3d(
         str | None,
         typer.Option(help="Parcel layer with height_limit_m (default: the only one; '' none)."),
     ] = None,
-    buildings: BuildingLayerOpt = None,
+    buildings: OnlyBuildingsOpt = None,
     storey_m: Annotated[
         float, typer.Option("--storey-m", help="Storey height where only floors are known.")
     ] = 3.0,
@@ -42,6 +40,9 @@ def check_3d(
 
     Example: [bold]twin check-3d city.gpkg --limit-surface airport_clearance --json[/bold]
     """
+    from twin.city3d import height_compliance_3d  # trimesh: imported when this command runs
+    from twin.raster import read_raster
+
     city = Twin.open(twin_path)
     building_layer = buildings or only_layer_of_kind(city, "building", "--buildings")
     parcel_layer = (

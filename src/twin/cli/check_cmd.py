@@ -8,14 +8,13 @@ import typer
 
 from twin.analyses import Twin
 from twin.cli._common import (
-    BuildingLayerOpt,
     JsonOpt,
+    OnlyBuildingsOpt,
     TableOutOpt,
     TwinArg,
     only_layer_of_kind,
     report_check,
 )
-from twin.compliance import plan_compliance
 
 
 def check(
@@ -23,7 +22,7 @@ def check(
     parcels: Annotated[
         str | None, typer.Option(help="Parcel layer (default: the only one).")
     ] = None,
-    buildings: BuildingLayerOpt = None,
+    buildings: OnlyBuildingsOpt = None,
     floor_height_m: Annotated[
         float, typer.Option("--floor-height-m", help="Storey height linking floors and height.")
     ] = 3.0,
@@ -35,6 +34,8 @@ def check(
 
     Example: [bold]twin check chengdu.twin.gpkg --out compliance.gpkg[/bold]
     """
+    from twin.compliance import plan_compliance  # scipy: imported when the command runs
+
     city = Twin.open(twin_path)
     parcel_layer = parcels or only_layer_of_kind(city, "parcel", "--parcels")
     building_layer = buildings or only_layer_of_kind(city, "building", "--buildings")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import geopandas as gpd
 import numpy as np
@@ -22,9 +22,11 @@ from twin.cli.analyze_roads import (
     write_analysis,
 )
 from twin.errors import UsageError
-from twin.flood import IMPASSABLE_M, FloodImpact, flood_impact, inundation
-from twin.network.access import parse_where
-from twin.raster import Raster, read_raster, store_raster
+from twin.settings import IMPASSABLE_M
+
+if TYPE_CHECKING:  # rasterio and twin.network are imported when the command runs
+    from twin.flood import FloodImpact
+    from twin.raster import Raster
 
 _SHOWN = 10
 
@@ -79,6 +81,9 @@ def flood_cmd(
     check_output_options(json_output, output)
     if (dem is None) == (depth_raster is None):
         raise UsageError("give --dem with --level, or --depth-raster")
+    from twin.flood import flood_impact
+    from twin.raster import store_raster
+
     city = Twin.open(twin_path)
     depth = _depth(city, dem, level, depth_raster, seed or [], water)
     if save_depth:
@@ -120,6 +125,9 @@ def _depth(
     seeds: list[str],
     water: str | None,
 ) -> Raster:
+    from twin.flood import inundation
+    from twin.raster import Raster, read_raster
+
     if depth_raster is not None:
         given = read_raster(city, depth_raster)
         wet = np.where(given.values > 0, given.values, np.nan)
@@ -144,6 +152,8 @@ def _water(city: Twin, text: str | None) -> gpd.GeoDataFrame | None:
     layer, _, condition = text.partition(":")
     frame = city.layer(layer)
     if condition:
+        from twin.network.access import parse_where
+
         field, negate, values = parse_where(condition)
         if field not in frame.columns:
             raise UsageError(f"--water: layer {layer} has no field {field!r}")

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, only_layer_of_kind, out, print_json
-from twin.heights import apply_heights
 
 _SHOWN = 15
 
@@ -39,6 +38,8 @@ def heights(
     Example: [bold]twin import city.gpkg dsm.tif -l dsm -k dsm && twin import city.gpkg
     dem.tif -l dem -k dem && twin heights city.gpkg --dsm dsm --dem dem[/bold]
     """
+    from twin.heights import apply_heights  # rasterio: imported when the command runs
+
     city = Twin.open(twin_path)
     layer = buildings or only_layer_of_kind(city, "building", "--buildings")
     report, measured = apply_heights(

@@ -10,8 +10,6 @@ import typer
 from twin.analyses import Twin
 from twin.cli._common import JsonOpt, TwinArg, as_option_error, out, print_json
 from twin.errors import UsageError
-from twin.io.export import write_layer
-from twin.zones import indicators_by_zone, zone_layer
 
 _SHOWN = ["building_count", "far", "coverage", "height_max_m"]
 
@@ -35,6 +33,9 @@ def indicators(
 
     Example: [bold]twin indicators chengdu.twin.gpkg --by grid --out grid_indicators.gpkg[/bold]
     """
+    from twin.io.export import write_layer  # the indicators' scipy: when the command runs
+    from twin.zones import indicators_by_zone, zone_layer
+
     city = Twin.open(twin_path)
     try:
         layer = zone_layer(city, by)

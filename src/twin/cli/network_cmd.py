@@ -26,7 +26,6 @@ from twin.cli._common import (
 )
 from twin.cli.analyze_roads import CoordsOpt, PointCrsOpt, check_road_layer
 from twin.errors import UsageError
-from twin.network import check_network, trace_downstream, trace_upstream
 
 sub = typer.Typer(
     help="Check and trace the twin's utility networks (pipes, valves, sources).",
@@ -65,6 +64,8 @@ def check(
     if roads is not None:
         check_road_layer(twin_path, roads, tolerance, near_miss, output, json_output)
         return
+    from twin.network import check_network  # networkx, scipy: when the command runs
+
     _, net = load_network(twin_path, network, pipes, valves, sources, tolerance)
     report = check_network(net, near_miss_m=near_miss)
     if write_check_report(report, output, json_output=json_output):
@@ -133,6 +134,8 @@ def trace(
         default_network="drainage",
     )
     start, read_in = _start_point(city, point, point_crs, coords)
+    from twin.network import trace_downstream, trace_upstream
+
     fn = trace_downstream if direction == "downstream" else trace_upstream
     try:
         result = fn(net, pipe=pipe, point=start, max_distance_m=max_distance_m)

@@ -18,6 +18,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,9 @@ class RelationRows:
     def __len__(self) -> int:
         return len(self.from_uid)
 
-    @property
+    @cached_property
     def unrelated(self) -> int:
+        """Rows without a target (counted once: the build reads it twice per set)."""
         return int(pd.isna(self.to_uid).sum())
 
 

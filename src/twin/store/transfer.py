@@ -65,7 +65,7 @@ def copy_twin(
     src.require()
     if _exists(dst) and not overwrite:
         raise TwinExistsError(
-            f"{_name(dst)} exists: pass overwrite=True (--overwrite) to replace it"
+            f"{_name(dst)} exists: pass overwrite=True to replace it"
         )
     report = CopyReport(source=_name(src), target=_name(dst))
     dst.create(src.meta())
