@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
+from twin.errors import StorageError
 from twin.sensing.escalation import release_lease, take_lease
 from twin.sensing.events import event_changes, get_event, list_events, transition
 from twin.sensing.loop import OperationsLoop
@@ -312,3 +313,30 @@ def test_quality_texts_and_resends_in_one_batch(loops: dict[str, OperationsLoop]
         assert window["value"].tolist() == [0.5, 0.25, 0.75]  # the stored ones were kept
         assert window["quality"].fillna("-").tolist() == ["ok", "-", "-"]
     pd.testing.assert_frame_equal(answers["postgis"][2], answers["sqlite"][2])
+
+
+def _drop_connection(cluster: TempCluster, store: PgLiveStore) -> None:
+    """End the store's session from the server side (what a server restart does to it)."""
+    import psycopg
+
+    pid = store.con.info.backend_pid
+    with psycopg.connect(cluster.url(), autocommit=True) as con:
+        assert con.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+def test_a_dropped_connection_costs_one_write_at_most(
+    pg_cluster: TempCluster, pg_twin: str
+) -> None:
+    store = PgLiveStore(pg_twin)
+    try:
+        seq = store.max_seq()
+        assert seq > 0
+        _drop_connection(pg_cluster, store)
+        assert store.max_seq() == seq  # a read connects again by itself
+        _drop_connection(pg_cluster, store)
+        with pytest.raises(StorageError, match=r"mid-write .*send it again"):
+            store.take_lease("dropped", "me", until_ms=2_000, now_ms=1_000)
+        assert store.take_lease("dropped", "me", until_ms=2_000, now_ms=1_000)
+        assert store.max_seq() == seq
+    finally:
+        store.close()

@@ -256,21 +256,54 @@ class PgLiveStore(LiveQueries):
         return f"PgLiveStore(schema={self.schema!r})"
 
     # -- primitives of LiveQueries ------------------------------------------------------
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _live(self) -> Any:
+        """The connection, opened again when the server dropped it (a restart)."""
+        if self.con.closed or self.con.broken:
+            self.con = self._connect()
+        return self.con
+
+    def _read(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """One read, tried again once on a new connection when the old one was lost."""
+        import psycopg
+
         with self.lock:
-            return list(self.con.execute(_q(sql), tuple(params)).fetchall())
+            for attempt in (1, 2):
+                try:
+                    cursor = self._live().execute(_q(sql), tuple(params))
+                    return [d.name for d in cursor.description], list(cursor.fetchall())
+                except psycopg.OperationalError as exc:
+                    if attempt == 2 or not self.con.broken:
+                        raise StorageError(f"lost the live store {self.schema}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(sql, params)[1]
 
     def _frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        with self.lock:
-            cursor = self.con.execute(_q(sql), tuple(params))
-            names = [d.name for d in cursor.description]
-            rows = cursor.fetchall()
+        names, rows = self._read(sql, params)
         return pd.DataFrame.from_records(rows, columns=names)
 
     @contextmanager
     def _tx(self) -> Iterator[_PgTx]:
-        with self.lock, self.con.transaction():
-            yield _PgTx(self.con)
+        with self.lock, self._writing() as con:
+            yield _PgTx(con)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A transaction on a live connection; a lost connection is a :class:`StorageError`
+        (nothing of the transaction is stored; the next call connects again)."""
+        import psycopg
+
+        with self.lock:
+            con = self._live()
+            try:
+                with con.transaction():
+                    yield con
+            except psycopg.OperationalError as exc:
+                raise StorageError(
+                    f"lost the live store {self.schema} mid-write (nothing of it was stored; "
+                    f"send it again): {exc}"
+                ) from None
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?)", [list(values)]
@@ -279,8 +312,8 @@ class PgLiveStore(LiveQueries):
     @contextmanager
     def batch(self) -> Iterator[PgLiveBatch]:
         """One write transaction (committed at the end, rolled back on error)."""
-        with self.lock, self.con.transaction():
-            yield PgLiveBatch(self.con)
+        with self._writing() as con:
+            yield PgLiveBatch(con)
 
     def datastream_ids(self, keys: Iterable[tuple[str, str, str | None]]) -> list[int]:
         """Ids of the datastreams ``(sensor_uid, property, unit)``, created when new."""
@@ -288,8 +321,8 @@ class PgLiveStore(LiveQueries):
         with self.lock:
             missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
             if missing:
-                with self.con.transaction():
-                    _PgTx(self.con).many(
+                with self._writing() as con:
+                    _PgTx(con).many(
                         "INSERT INTO datastreams (sensor_uid, property, unit) VALUES (?, ?, ?) "
                         "ON CONFLICT (sensor_uid, property) DO NOTHING",
                         missing,
