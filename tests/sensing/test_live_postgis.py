@@ -340,3 +340,15 @@ def test_a_dropped_connection_costs_one_write_at_most(
         assert store.max_seq() == seq
     finally:
         store.close()
+
+
+def test_a_store_that_cannot_open_is_one_clear_error(tmp_path: Path) -> None:
+    from twin.store.pgtest import free_port
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(StorageError, match=r"cannot open the live store .*not-a-folder"):
+        LiveStore.beside(blocker / "city.twin.gpkg")
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/twin?schema=nowhere"
+    with pytest.raises(StorageError, match=r"cannot reach the live store of nowhere"):
+        LiveStore.beside(url)
