@@ -234,6 +234,8 @@ def test_two_stores_on_one_url_see_each_others_writes(
             {"sensor": [sensor], "time": [when], "property": [row["property"]], "value": [0.123]}
         )
         now = row["time"] + HOUR
+        warm = second.store.latest()  # the second keeps the latest values in memory now
+        assert len(warm) == len(first.store.latest())
         assert first.store_batch(reading, source="a", now=now).stored == 1
         assert reference.store_batch(reading, source="a", now=now).stored == 1
         seen = second.store.latest([str(row["sensor_uid"])])

@@ -60,8 +60,10 @@ CREATE INDEX IF NOT EXISTS observations_time ON observations (phenomenon_ms);
 CREATE TABLE IF NOT EXISTS latest (
     datastream BIGINT PRIMARY KEY,
     phenomenon_ms BIGINT NOT NULL,
-    value DOUBLE PRECISION NOT NULL
+    value DOUBLE PRECISION NOT NULL,
+    batch BIGINT NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS latest_batch ON latest (batch);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id BIGSERIAL PRIMARY KEY,
     received_ms BIGINT NOT NULL,
@@ -200,6 +202,8 @@ class PgLiveStore(LiveQueries):
     """
 
     _history_key = "id"
+    _latest_cache: tuple[int, pd.DataFrame]
+    _stream_cache: tuple[int, pd.DataFrame]
 
     def __init__(self, url: str, **_: Any) -> None:
         self.url = url
@@ -348,25 +352,59 @@ class PgLiveStore(LiveQueries):
 
     def latest(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
         """The latest value of every datastream: ``datastream, sensor_uid, property, unit,
-        time (UTC), value``, by datastream id."""
-        sql = (
-            "SELECT l.datastream, d.sensor_uid, d.property, d.unit, l.phenomenon_ms, l.value "
-            "FROM latest l JOIN datastreams d ON d.id = l.datastream"
-        )
-        params: list[Any] = []
+        time (UTC), value``, by datastream id.
+
+        Kept in memory between calls: every ingest stamps the rows it changes with a
+        batch number (handed out in commit order), so a call reads only the rows
+        changed since the last one, by whichever process.
+        """
+        with self.lock:
+            table = self._latest_table()
+            streams = self._stream_table()
+            if not table.index.isin(streams.index).all():  # ids committed out of order
+                del self._stream_cache
+                streams = self._stream_table()
+        frame = streams.reindex(table.index).reset_index(names="datastream")
+        frame["time"] = pd.to_datetime(table["phenomenon_ms"].to_numpy(), unit="ms", utc=True)
+        frame["value"] = table["value"].to_numpy(dtype=float)
         if sensors is not None:
-            sql += " WHERE d.sensor_uid = ANY(?)"
-            params.append(list(sensors))
-        frame = self._frame(sql + " ORDER BY l.datastream", params)
-        if frame.empty:
-            frame = pd.DataFrame(
-                columns=["datastream", "sensor_uid", "property", "unit", "phenomenon_ms", "value"]
-            )
-        ms = frame.pop("phenomenon_ms").to_numpy(dtype="int64")
-        frame.insert(4, "time", pd.to_datetime(ms, unit="ms", utc=True))
-        frame["value"] = frame["value"].astype(float)
-        frame["datastream"] = frame["datastream"].astype("int64")
+            frame = frame[frame["sensor_uid"].isin(list(sensors))].reset_index(drop=True)
         return frame
+
+    def _latest_table(self) -> pd.DataFrame:
+        """``phenomenon_ms, value`` by datastream id (sorted), refreshed with the rows of
+        the batches committed since the last read."""
+        seen, table = getattr(self, "_latest_cache", (-1, None))  # type: tuple[int, Any]
+        rows = self._rows(
+            "SELECT datastream, phenomenon_ms, value, batch FROM latest WHERE batch > ?", (seen,)
+        )
+        if table is not None and not rows:
+            return table
+        new = pd.DataFrame.from_records(
+            rows, columns=["datastream", "phenomenon_ms", "value", "batch"]
+        ).astype({"datastream": "int64", "phenomenon_ms": "int64", "value": float})
+        top = max(seen, int(new["batch"].max()) if len(new) else seen)
+        new = new.drop(columns="batch").set_index("datastream")
+        if table is not None:
+            new = pd.concat([table[~table.index.isin(new.index)], new])
+        table = new.sort_index()
+        self._latest_cache = (top, table)
+        return table
+
+    def _stream_table(self) -> pd.DataFrame:
+        """The datastreams (id index), cached; the ones created since are added."""
+        top, table = getattr(self, "_stream_cache", (0, None))  # type: tuple[int, Any]
+        rows = self._rows(
+            "SELECT id, sensor_uid, property, unit FROM datastreams WHERE id > ? ORDER BY id",
+            (top,),
+        )
+        if table is not None and not rows:
+            return table
+        new = pd.DataFrame.from_records(rows, columns=["id", "sensor_uid", "property", "unit"])
+        new = new.astype({"id": "int64"}).set_index("id")
+        table = new if table is None else pd.concat([table, new]).sort_index()
+        self._stream_cache = (int(table.index.max()) if len(table) else 0, table)
+        return table
 
     def window(
         self,
@@ -553,12 +591,18 @@ class PgLiveBatch:
             before = np.asarray([known.get(d, NO_TIME) for d in ds.tolist()], dtype="int64")
         order = np.lexsort((ms, ds))
         last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]  # newest row of each
+        # The batch number: the counter's row stays locked until this transaction ends, so
+        # batches commit in number order and a reader that saw one saw all before it.
+        (batch,) = self.con.execute(
+            b"INSERT INTO counters (name, value) VALUES ('latest', 1) ON CONFLICT (name) "
+            b"DO UPDATE SET value = counters.value + 1 RETURNING value"
+        ).fetchone()
         self.con.execute(
-            b"INSERT INTO latest SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
-            b"%s::float8[]) ON CONFLICT (datastream) DO UPDATE SET "
-            b"phenomenon_ms = excluded.phenomenon_ms, value = excluded.value "
-            b"WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
-            (ds[last].tolist(), ms[last].tolist(), val[last].tolist()),
+            b"INSERT INTO latest SELECT d, m, v, %s FROM unnest(%s::bigint[], %s::bigint[], "
+            b"%s::float8[]) AS t (d, m, v) ON CONFLICT (datastream) DO UPDATE SET "
+            b"phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, "
+            b"batch = excluded.batch WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
+            (int(batch), ds[last].tolist(), ms[last].tolist(), val[last].tolist()),
         )
         return before
 
