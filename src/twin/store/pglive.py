@@ -199,6 +199,15 @@ class PgLiveStore(LiveQueries):
     **_ : Any
         The SQLite store's options (``synchronous``, ``snapshot_every_s``) mean
         nothing here and are ignored, so callers open either store alike.
+
+    Examples
+    --------
+    Opened through :meth:`twin.store.live.LiveStore.beside` for a twin's URL (a server
+    must run, hence no doctest; ``tests/sensing/test_live_postgis.py`` runs one):
+
+    >>> live = LiveStore.beside("postgresql://ops@db/cim?schema=chengdu")  # doctest: +SKIP
+    >>> live.schema, live.max_seq()  # doctest: +SKIP
+    ('chengdu_live', 0)
     """
 
     _history_key = "id"
