@@ -354,3 +354,28 @@ def test_a_store_that_cannot_open_is_one_clear_error(tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/twin?schema=nowhere"
     with pytest.raises(StorageError, match=r"cannot reach the live store of nowhere"):
         LiveStore.beside(url)
+
+
+def test_sensorthings_answers_match(loops: dict[str, OperationsLoop], backend: str) -> None:
+    from twin.sensing.sensorthings import Query, SensorThings
+
+    layers = sorted(set(loops["sqlite"].registry.frame["layer"]))
+    end = pd.Timestamp(loops["sqlite"].store.clock_ms(), unit="ms", tz="UTC")
+    since = (end - HOUR).isoformat().replace("+00:00", "Z")
+    asks = [
+        (
+            "Observations",
+            Query(filter=f"result gt 0.1 and phenomenonTime ge {since}", top=9, count=True),
+        ),
+        ("Observations", Query(orderby="result desc", top=4, skip=3, count=True)),
+        ("Datastreams", Query(top=5, count=True)),
+    ]
+    assert layers == ["cameras", "sensors"]
+    for shown in (layers, ["sensors"]):  # every layer, then one (the cameras hidden)
+        answers = {}
+        for name in {backend, "sqlite"}:
+            loop = loops[name]
+            view = SensorThings(loop.store, loop.registry, shown, "http://x/sta/v1.1")
+            answers[name] = [view.get(path, query) for path, query in asks]
+        assert answers[backend] == answers["sqlite"]
+        assert len(answers["sqlite"][0]["value"]) == 9
