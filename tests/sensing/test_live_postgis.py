@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
+from twin.errors import StorageError
 from twin.sensing.escalation import release_lease, take_lease
 from twin.sensing.events import event_changes, get_event, list_events, transition
 from twin.sensing.loop import OperationsLoop
@@ -233,6 +234,8 @@ def test_two_stores_on_one_url_see_each_others_writes(
             {"sensor": [sensor], "time": [when], "property": [row["property"]], "value": [0.123]}
         )
         now = row["time"] + HOUR
+        warm = second.store.latest()  # the second keeps the latest values in memory now
+        assert len(warm) == len(first.store.latest())
         assert first.store_batch(reading, source="a", now=now).stored == 1
         assert reference.store_batch(reading, source="a", now=now).stored == 1
         seen = second.store.latest([str(row["sensor_uid"])])
@@ -312,3 +315,67 @@ def test_quality_texts_and_resends_in_one_batch(loops: dict[str, OperationsLoop]
         assert window["value"].tolist() == [0.5, 0.25, 0.75]  # the stored ones were kept
         assert window["quality"].fillna("-").tolist() == ["ok", "-", "-"]
     pd.testing.assert_frame_equal(answers["postgis"][2], answers["sqlite"][2])
+
+
+def _drop_connection(cluster: TempCluster, store: PgLiveStore) -> None:
+    """End the store's session from the server side (what a server restart does to it)."""
+    import psycopg
+
+    pid = store.con.info.backend_pid
+    with psycopg.connect(cluster.url(), autocommit=True) as con:
+        assert con.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+def test_a_dropped_connection_costs_one_write_at_most(
+    pg_cluster: TempCluster, pg_twin: str
+) -> None:
+    store = PgLiveStore(pg_twin)
+    try:
+        seq = store.max_seq()
+        assert seq > 0
+        _drop_connection(pg_cluster, store)
+        assert store.max_seq() == seq  # a read connects again by itself
+        _drop_connection(pg_cluster, store)
+        with pytest.raises(StorageError, match=r"mid-write .*send it again"):
+            store.take_lease("dropped", "me", until_ms=2_000, now_ms=1_000)
+        assert store.take_lease("dropped", "me", until_ms=2_000, now_ms=1_000)
+        assert store.max_seq() == seq
+    finally:
+        store.close()
+
+
+def test_a_store_that_cannot_open_is_one_clear_error(tmp_path: Path) -> None:
+    from twin.store.pgtest import free_port
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(StorageError, match=r"cannot open the live store .*not-a-folder"):
+        LiveStore.beside(blocker / "city.twin.gpkg")
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/twin?schema=nowhere"
+    with pytest.raises(StorageError, match=r"cannot reach the live store of nowhere"):
+        LiveStore.beside(url)
+
+
+def test_sensorthings_answers_match(loops: dict[str, OperationsLoop], backend: str) -> None:
+    from twin.sensing.sensorthings import Query, SensorThings
+
+    layers = sorted(set(loops["sqlite"].registry.frame["layer"]))
+    end = pd.Timestamp(loops["sqlite"].store.clock_ms(), unit="ms", tz="UTC")
+    since = (end - HOUR).isoformat().replace("+00:00", "Z")
+    asks = [
+        (
+            "Observations",
+            Query(filter=f"result gt 0.1 and phenomenonTime ge {since}", top=9, count=True),
+        ),
+        ("Observations", Query(orderby="result desc", top=4, skip=3, count=True)),
+        ("Datastreams", Query(top=5, count=True)),
+    ]
+    assert layers == ["cameras", "sensors"]
+    for shown in (layers, ["sensors"]):  # every layer, then one (the cameras hidden)
+        answers = {}
+        for name in {backend, "sqlite"}:
+            loop = loops[name]
+            view = SensorThings(loop.store, loop.registry, shown, "http://x/sta/v1.1")
+            answers[name] = [view.get(path, query) for path, query in asks]
+        assert answers[backend] == answers["sqlite"]
+        assert len(answers["sqlite"][0]["value"]) == 9

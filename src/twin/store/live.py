@@ -274,10 +274,10 @@ class LiveStore(SqliteAccess, LiveQueries):
             return PgLiveStore(str(twin_path), **kwargs)
         try:
             return cls(live_path(twin_path), **kwargs)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(
                 f"cannot open the live store {live_path(twin_path)}: {exc}; "
-                "check the folder is writable"
+                "check the folder exists and is writable"
             ) from None
 
     def close(self) -> None:

@@ -395,7 +395,8 @@ class LiveQueries:
 
         ``sensors``: only theirs (None: all); ``conditions``: ``(SQL condition over
         ``o.`` observations and ``d.`` datastreams with ``?`` marks, parameters)`` each,
-        as :func:`twin.sensing.odata.to_sql` writes them; ``order``: an ORDER BY list.
+        as :func:`twin.sensing.odata.to_sql` writes them; ``order``: an ORDER BY list, to
+        which the key is added (ties in a stable order: pages neither repeat nor skip).
         Columns: ``datastream, phenomenon_ms, result_ms, value, quality, sensor_uid``.
         """
         where, params = ["1 = 1"], []
@@ -413,7 +414,8 @@ class LiveQueries:
         with self.lock:
             frame = self._frame(
                 "SELECT o.datastream, o.phenomenon_ms, o.result_ms, o.value, o.quality, "
-                f"d.sensor_uid {source} ORDER BY {order} LIMIT ? OFFSET ?",
+                f"d.sensor_uid {source} ORDER BY {order}, o.datastream, o.phenomenon_ms "
+                "LIMIT ? OFFSET ?",
                 [*params, int(top), int(skip)],
             )
             total = int(self._rows(f"SELECT count(*) {source}", params)[0][0])

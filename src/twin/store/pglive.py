@@ -60,8 +60,10 @@ CREATE INDEX IF NOT EXISTS observations_time ON observations (phenomenon_ms);
 CREATE TABLE IF NOT EXISTS latest (
     datastream BIGINT PRIMARY KEY,
     phenomenon_ms BIGINT NOT NULL,
-    value DOUBLE PRECISION NOT NULL
+    value DOUBLE PRECISION NOT NULL,
+    batch BIGINT NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS latest_batch ON latest (batch);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id BIGSERIAL PRIMARY KEY,
     received_ms BIGINT NOT NULL,
@@ -197,9 +199,20 @@ class PgLiveStore(LiveQueries):
     **_ : Any
         The SQLite store's options (``synchronous``, ``snapshot_every_s``) mean
         nothing here and are ignored, so callers open either store alike.
+
+    Examples
+    --------
+    Opened through :meth:`twin.store.live.LiveStore.beside` for a twin's URL (a server
+    must run, hence no doctest; ``tests/sensing/test_live_postgis.py`` runs one):
+
+    >>> live = LiveStore.beside("postgresql://ops@db/cim?schema=chengdu")  # doctest: +SKIP
+    >>> live.schema, live.max_seq()  # doctest: +SKIP
+    ('chengdu_live', 0)
     """
 
     _history_key = "id"
+    _latest_cache: tuple[int, pd.DataFrame]
+    _stream_cache: tuple[int, pd.DataFrame]
 
     def __init__(self, url: str, **_: Any) -> None:
         self.url = url
@@ -256,21 +269,54 @@ class PgLiveStore(LiveQueries):
         return f"PgLiveStore(schema={self.schema!r})"
 
     # -- primitives of LiveQueries ------------------------------------------------------
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _live(self) -> Any:
+        """The connection, opened again when the server dropped it (a restart)."""
+        if self.con.closed or self.con.broken:
+            self.con = self._connect()
+        return self.con
+
+    def _read(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """One read, tried again once on a new connection when the old one was lost."""
+        import psycopg
+
         with self.lock:
-            return list(self.con.execute(_q(sql), tuple(params)).fetchall())
+            for attempt in (1, 2):
+                try:
+                    cursor = self._live().execute(_q(sql), tuple(params))
+                    return [d.name for d in cursor.description], list(cursor.fetchall())
+                except psycopg.OperationalError as exc:
+                    if attempt == 2 or not self.con.broken:
+                        raise StorageError(f"lost the live store {self.schema}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(sql, params)[1]
 
     def _frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        with self.lock:
-            cursor = self.con.execute(_q(sql), tuple(params))
-            names = [d.name for d in cursor.description]
-            rows = cursor.fetchall()
+        names, rows = self._read(sql, params)
         return pd.DataFrame.from_records(rows, columns=names)
 
     @contextmanager
     def _tx(self) -> Iterator[_PgTx]:
-        with self.lock, self.con.transaction():
-            yield _PgTx(self.con)
+        with self.lock, self._writing() as con:
+            yield _PgTx(con)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A transaction on a live connection; a lost connection is a :class:`StorageError`
+        (nothing of the transaction is stored; the next call connects again)."""
+        import psycopg
+
+        with self.lock:
+            con = self._live()
+            try:
+                with con.transaction():
+                    yield con
+            except psycopg.OperationalError as exc:
+                raise StorageError(
+                    f"lost the live store {self.schema} mid-write (nothing of it was stored; "
+                    f"send it again): {exc}"
+                ) from None
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?)", [list(values)]
@@ -279,8 +325,8 @@ class PgLiveStore(LiveQueries):
     @contextmanager
     def batch(self) -> Iterator[PgLiveBatch]:
         """One write transaction (committed at the end, rolled back on error)."""
-        with self.lock, self.con.transaction():
-            yield PgLiveBatch(self.con)
+        with self._writing() as con:
+            yield PgLiveBatch(con)
 
     def datastream_ids(self, keys: Iterable[tuple[str, str, str | None]]) -> list[int]:
         """Ids of the datastreams ``(sensor_uid, property, unit)``, created when new."""
@@ -288,8 +334,8 @@ class PgLiveStore(LiveQueries):
         with self.lock:
             missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
             if missing:
-                with self.con.transaction():
-                    _PgTx(self.con).many(
+                with self._writing() as con:
+                    _PgTx(con).many(
                         "INSERT INTO datastreams (sensor_uid, property, unit) VALUES (?, ?, ?) "
                         "ON CONFLICT (sensor_uid, property) DO NOTHING",
                         missing,
@@ -315,25 +361,59 @@ class PgLiveStore(LiveQueries):
 
     def latest(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
         """The latest value of every datastream: ``datastream, sensor_uid, property, unit,
-        time (UTC), value``, by datastream id."""
-        sql = (
-            "SELECT l.datastream, d.sensor_uid, d.property, d.unit, l.phenomenon_ms, l.value "
-            "FROM latest l JOIN datastreams d ON d.id = l.datastream"
-        )
-        params: list[Any] = []
+        time (UTC), value``, by datastream id.
+
+        Kept in memory between calls: every ingest stamps the rows it changes with a
+        batch number (handed out in commit order), so a call reads only the rows
+        changed since the last one, by whichever process.
+        """
+        with self.lock:
+            table = self._latest_table()
+            streams = self._stream_table()
+            if not table.index.isin(streams.index).all():  # ids committed out of order
+                del self._stream_cache
+                streams = self._stream_table()
+        frame = streams.reindex(table.index).reset_index(names="datastream")
+        frame["time"] = pd.to_datetime(table["phenomenon_ms"].to_numpy(), unit="ms", utc=True)
+        frame["value"] = table["value"].to_numpy(dtype=float)
         if sensors is not None:
-            sql += " WHERE d.sensor_uid = ANY(?)"
-            params.append(list(sensors))
-        frame = self._frame(sql + " ORDER BY l.datastream", params)
-        if frame.empty:
-            frame = pd.DataFrame(
-                columns=["datastream", "sensor_uid", "property", "unit", "phenomenon_ms", "value"]
-            )
-        ms = frame.pop("phenomenon_ms").to_numpy(dtype="int64")
-        frame.insert(4, "time", pd.to_datetime(ms, unit="ms", utc=True))
-        frame["value"] = frame["value"].astype(float)
-        frame["datastream"] = frame["datastream"].astype("int64")
+            frame = frame[frame["sensor_uid"].isin(list(sensors))].reset_index(drop=True)
         return frame
+
+    def _latest_table(self) -> pd.DataFrame:
+        """``phenomenon_ms, value`` by datastream id (sorted), refreshed with the rows of
+        the batches committed since the last read."""
+        seen, table = getattr(self, "_latest_cache", (-1, None))  # type: tuple[int, Any]
+        rows = self._rows(
+            "SELECT datastream, phenomenon_ms, value, batch FROM latest WHERE batch > ?", (seen,)
+        )
+        if table is not None and not rows:
+            return table
+        new = pd.DataFrame.from_records(
+            rows, columns=["datastream", "phenomenon_ms", "value", "batch"]
+        ).astype({"datastream": "int64", "phenomenon_ms": "int64", "value": float})
+        top = max(seen, int(new["batch"].max()) if len(new) else seen)
+        new = new.drop(columns="batch").set_index("datastream")
+        if table is not None:
+            new = pd.concat([table[~table.index.isin(new.index)], new])
+        table = new.sort_index()
+        self._latest_cache = (top, table)
+        return table
+
+    def _stream_table(self) -> pd.DataFrame:
+        """The datastreams (id index), cached; the ones created since are added."""
+        top, table = getattr(self, "_stream_cache", (0, None))  # type: tuple[int, Any]
+        rows = self._rows(
+            "SELECT id, sensor_uid, property, unit FROM datastreams WHERE id > ? ORDER BY id",
+            (top,),
+        )
+        if table is not None and not rows:
+            return table
+        new = pd.DataFrame.from_records(rows, columns=["id", "sensor_uid", "property", "unit"])
+        new = new.astype({"id": "int64"}).set_index("id")
+        table = new if table is None else pd.concat([table, new]).sort_index()
+        self._stream_cache = (int(table.index.max()) if len(table) else 0, table)
+        return table
 
     def window(
         self,
@@ -520,12 +600,18 @@ class PgLiveBatch:
             before = np.asarray([known.get(d, NO_TIME) for d in ds.tolist()], dtype="int64")
         order = np.lexsort((ms, ds))
         last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]  # newest row of each
+        # The batch number: the counter's row stays locked until this transaction ends, so
+        # batches commit in number order and a reader that saw one saw all before it.
+        (batch,) = self.con.execute(
+            b"INSERT INTO counters (name, value) VALUES ('latest', 1) ON CONFLICT (name) "
+            b"DO UPDATE SET value = counters.value + 1 RETURNING value"
+        ).fetchone()
         self.con.execute(
-            b"INSERT INTO latest SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
-            b"%s::float8[]) ON CONFLICT (datastream) DO UPDATE SET "
-            b"phenomenon_ms = excluded.phenomenon_ms, value = excluded.value "
-            b"WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
-            (ds[last].tolist(), ms[last].tolist(), val[last].tolist()),
+            b"INSERT INTO latest SELECT d, m, v, %s FROM unnest(%s::bigint[], %s::bigint[], "
+            b"%s::float8[]) AS t (d, m, v) ON CONFLICT (datastream) DO UPDATE SET "
+            b"phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, "
+            b"batch = excluded.batch WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
+            (int(batch), ds[last].tolist(), ms[last].tolist(), val[last].tolist()),
         )
         return before
 
