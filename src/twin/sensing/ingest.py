@@ -309,7 +309,8 @@ def _units(
     """The unit of new datastreams: the reading's own, else its sensor's, else None."""
     defaults = registry.arrays["unit"][pos]
     units = _defaulted(_given(batch["unit"], rows), defaults)
-    return [None if pd.isna(u) else u for u in units.tolist()]
+    out: list[Any] = np.where(pd.isna(units), None, units).tolist()
+    return out
 
 
 def ingest(

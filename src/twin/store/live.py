@@ -452,9 +452,8 @@ class LiveStore:
         if cached is not None and not rows:
             self._latest_cache = (max(top, seen), cached[1], cached[2])
             return cached[1], cached[2]
-        ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
-        ms = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
-        val = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
+        table = np.asarray(rows, dtype=float).reshape(-1, 3)  # ids and ms are exact in float
+        ds, ms, val = table[:, 0].astype("int64"), table[:, 1].astype("int64"), table[:, 2]
         size = max(int(ds.max()) + 1 if ds.size else 0, len(cached[1]) if cached else 0)
         times = np.full(size, _NONE, dtype="int64")
         values = np.full(size, np.nan)
