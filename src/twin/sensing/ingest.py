@@ -309,7 +309,9 @@ def _units(
     """The unit of new datastreams: the reading's own, else its sensor's, else None."""
     defaults = registry.arrays["unit"][pos]
     units = _defaulted(_given(batch["unit"], rows), defaults)
-    out: list[Any] = np.where(pd.isna(units), None, units).tolist()
+    units = units.astype(object)  # a copy: the registry's defaults stay as they are
+    units[pd.isna(units)] = None
+    out: list[Any] = units.tolist()
     return out
 
 
