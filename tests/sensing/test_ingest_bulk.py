@@ -161,3 +161,67 @@ def test_a_time_major_bulk_delivery_matches_an_independent_tally(
     assert window["value"].tolist() == one["value"].tolist()  # time order, as delivered
     resent = ingest(store, registry, frame, now=NOW)
     assert resent.stored == 0 and resent.rejected == {"duplicate": n * steps}
+
+
+def _latest(store: LiveStore) -> dict[str, tuple[str, float]]:
+    frame = store.latest()
+    return {
+        uid: (t.isoformat(), v)
+        for uid, t, v in zip(frame["sensor_uid"], frame["time"], frame["value"], strict=True)
+    }
+
+
+def test_a_reader_follows_the_writers_change_log_small_many_and_pruned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twin.store.live as live
+
+    monkeypatch.setattr(live, "LOG_STREAMS", 2)  # an ingest of 3+ datastreams logs "many"
+    monkeypatch.setattr(live, "LOG_BATCHES", 5)
+    registry = _registry(4)
+    writer = LiveStore(tmp_path / "x.live.sqlite", snapshot_every_s=None)
+    reader = LiveStore(tmp_path / "x.live.sqlite", snapshot_every_s=None)
+
+    def send(sensors: list[str], minute: int, value: float) -> None:
+        frame = pd.DataFrame({"sensor": sensors, "time": _at(minute), "value": value})
+        ingest(writer, registry, frame, now=NOW)
+
+    send(["S0001", "S0002", "S0003", "S0004"], 0, 1.0)
+    assert reader.latest()["value"].tolist() == [1.0] * 4
+    send(["S0002"], 5, 2.0)  # a small ingest: the reader reads that one row
+    send(["S0001", "S0003", "S0004"], 5, 3.0)  # many: the reader reads them all
+    send(["S0004"], 1, 9.0)  # older than the latest: no change
+    expected = {
+        "sensors.S0001": (_at(5), 3.0),
+        "sensors.S0002": (_at(5), 2.0),
+        "sensors.S0003": (_at(5), 3.0),
+        "sensors.S0004": (_at(5), 3.0),
+    }
+    assert _latest(reader) == expected
+    send(["S0001"], 6, 6.0)  # batch 5: pruned from the log before the reader looks again
+    for minute in range(10, 10 + 100):  # past a prune: batch 100 drops batches <= 95
+        send(["S0003"], minute, float(minute))
+    assert writer.scalar("SELECT min(batch) FROM latest_log") == 96
+    expected["sensors.S0001"] = (_at(6), 6.0)
+    expected["sensors.S0003"] = (_at(109), 109.0)
+    assert _latest(reader) == expected  # the reader was behind the pruned log: reads all
+    assert _latest(LiveStore(tmp_path / "x.live.sqlite")) == expected
+
+
+def test_a_store_made_with_the_batch_index_drops_it_and_answers_the_same(tmp_path: Path) -> None:
+    registry = _registry(2)
+    path = tmp_path / "x.live.sqlite"
+    store = LiveStore(path)
+    ingest(store, registry, pd.DataFrame({"sensor": ["S0001"], "time": _at(0), "value": 1.0}))
+    store.close()  # leaves a snapshot at this batch
+    old = LiveStore(path, snapshot_every_s=None)
+    old.con.execute("CREATE INDEX latest_batch ON latest (batch)")  # as stores were made
+    old.con.execute("DELETE FROM latest_log")  # before the change log existed
+    old.con.execute(
+        "UPDATE latest SET value = 5.0, phenomenon_ms = phenomenon_ms + 1000, batch = 2"
+    )
+    old.con.execute("UPDATE counters SET value = 2 WHERE name = 'latest'")
+    old.close()
+    reopened = LiveStore(path)
+    assert reopened.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'latest_batch'") == 0
+    assert _latest(reopened) == {"sensors.S0001": ((T0 + pd.Timedelta(seconds=1)).isoformat(), 5.0)}

@@ -309,7 +309,10 @@ def _units(
     """The unit of new datastreams: the reading's own, else its sensor's, else None."""
     defaults = registry.arrays["unit"][pos]
     units = _defaulted(_given(batch["unit"], rows), defaults)
-    return [None if pd.isna(u) else u for u in units.tolist()]
+    units = units.astype(object)  # a copy: the registry's defaults stay as they are
+    units[pd.isna(units)] = None
+    out: list[Any] = units.tolist()
+    return out
 
 
 def ingest(

@@ -16,7 +16,8 @@ Tables
 ------
 datastreams(id, sensor_uid, property, unit)
 observations(datastream, phenomenon_ms, result_ms, value, quality)
-latest(datastream, phenomenon_ms, value)  -- updated on every ingest
+latest(datastream, phenomenon_ms, value, batch)  -- updated on every ingest
+latest_log(batch, streams)  -- the datastreams each ingest changed (NULL: many)
 dead_letters(id, received_ms, source, reason, sensor, time, property, value)
 events, event_history  -- see :mod:`twin.sensing.events`
 
@@ -41,7 +42,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import repeat
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS latest (
     value REAL NOT NULL,
     batch INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS latest_batch ON latest (batch);
+CREATE TABLE IF NOT EXISTS latest_log (batch INTEGER PRIMARY KEY, streams BLOB);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,
@@ -142,6 +142,10 @@ log = logging.getLogger(__name__)
 _NONE = np.iinfo("int64").min  # no latest value (yet) for that datastream id
 #: The time a datastream without any reading has (in :meth:`LiveBatch.update_latest`).
 NO_TIME = _NONE
+#: An ingest changing more datastreams than this logs "many" (readers then read all).
+LOG_STREAMS = 4096
+#: Ingests kept in the change log (a reader further behind reads all latest values).
+LOG_BATCHES = 2000
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -243,6 +247,8 @@ class LiveStore(SqliteAccess, LiveQueries):
         self.con.execute("PRAGMA cache_size = -262144")  # up to 256 MiB, taken as needed
         self.con.execute("PRAGMA temp_store = MEMORY")
         self.con.executescript(SCHEMA)
+        if self.scalar("SELECT 1 FROM sqlite_master WHERE name = 'latest_batch'"):
+            self._drop_batch_index()
         self._streams: dict[tuple[str, str], int] = {}
         found = self.scalar("SELECT value FROM counters WHERE name = 'store_id'")
         if found is None:  # a new store: an identity for its snapshots
@@ -255,6 +261,18 @@ class LiveStore(SqliteAccess, LiveQueries):
         self.snapshot_every_s = snapshot_every_s
         self._snapshot_at: float | None = None  # monotonic time of the last snapshot written
         self._wrote = False
+
+    def _drop_batch_index(self) -> None:
+        """A store made before the change log: drop the index on ``latest.batch`` (every
+        ingest paid for it) and have readers of older batches read all latest values."""
+        with self.lock:
+            self.con.execute("BEGIN IMMEDIATE")
+            self.con.execute("DROP INDEX IF EXISTS latest_batch")
+            self.con.execute(
+                "INSERT OR REPLACE INTO counters (name, value) SELECT 'latest_pruned', "
+                "coalesce((SELECT value FROM counters WHERE name = 'latest'), 0)"
+            )
+            self.con.execute("COMMIT")
 
     @classmethod
     def beside(cls, twin_path: str | os.PathLike[str], **kwargs: Any) -> LiveStoreProtocol:
@@ -443,7 +461,7 @@ class LiveStore(SqliteAccess, LiveQueries):
 
     def _latest_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Latest time and value by datastream id, kept in memory and refreshed with the
-        rows changed since the last read (every ingest marks its rows with a batch number)."""
+        rows changed since the last read (every ingest logs the datastreams it changed)."""
         cached = getattr(self, "_latest_cache", None)
         if cached is None:
             snap = read_snapshot(self.snapshot_path, self.store_id)
@@ -452,19 +470,12 @@ class LiveStore(SqliteAccess, LiveQueries):
                 top = int(snap.streams.index.max()) if len(snap.streams) else 0
                 self._stream_cache = (top, snap.streams)
         seen = cached[0] if cached is not None else -1
-        rows = self.con.execute(
-            "SELECT datastream, phenomenon_ms, value, batch FROM latest WHERE batch > ?", (seen,)
-        ).fetchall()
+        rows, top = self._latest_since(seen, everything=cached is None)
         if cached is not None and not rows:
+            self._latest_cache = (max(top, seen), cached[1], cached[2])
             return cached[1], cached[2]
-        if rows:
-            ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
-            ms = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
-            val = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
-            top = max(int(r[3]) for r in rows)
-        else:
-            ds = ms = np.zeros(0, dtype="int64")
-            val, top = np.zeros(0), seen
+        table = np.asarray(rows, dtype=float).reshape(-1, 3)  # ids and ms are exact in float
+        ds, ms, val = table[:, 0].astype("int64"), table[:, 1].astype("int64"), table[:, 2]
         size = max(int(ds.max()) + 1 if ds.size else 0, len(cached[1]) if cached else 0)
         times = np.full(size, _NONE, dtype="int64")
         values = np.full(size, np.nan)
@@ -475,6 +486,38 @@ class LiveStore(SqliteAccess, LiveQueries):
         values[ds] = val
         self._latest_cache = (max(top, seen), times, values)
         return times, values
+
+    def _latest_since(self, seen: int, everything: bool = False) -> tuple[list[Any], int]:
+        """The latest rows changed by the ingests after batch ``seen`` (from the change
+        log; all rows when many changed, the log was pruned, or ``everything``) and the
+        newest batch number they include."""
+        con = self.con
+        own = not con.in_transaction
+        if own:
+            con.execute("BEGIN")  # one view of the counters, the log and the rows
+        try:
+            counters = dict(
+                con.execute(
+                    "SELECT name, value FROM counters WHERE name IN ('latest', 'latest_pruned')"
+                ).fetchall()
+            )
+            top = int(counters.get("latest", 0))
+            log = con.execute(
+                "SELECT streams FROM latest_log WHERE batch > ? AND batch <= ?", (seen, top)
+            ).fetchall()
+            sql = "SELECT datastream, phenomenon_ms, value FROM latest"
+            if everything or seen < int(counters.get("latest_pruned", 0)):
+                return con.execute(sql).fetchall(), top
+            if not log:
+                return [], top
+            if any(blob is None for (blob,) in log):
+                return con.execute(sql).fetchall(), top
+            ids = np.unique(np.concatenate([np.frombuffer(b, dtype="<i8") for (b,) in log]))
+            sql += " WHERE datastream IN (SELECT value FROM json_each(?))"
+            return con.execute(sql, (json.dumps(ids.tolist()),)).fetchall(), top
+        finally:
+            if own:
+                con.execute("COMMIT")
 
     def _stream_table(self) -> pd.DataFrame:
         """The datastreams (id index), cached; the ones created since are added."""
@@ -726,13 +769,26 @@ class LiveBatch:
             "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
         ).fetchone()[0]
         self.con.executemany(
-            "INSERT INTO latest VALUES (?, ?, ?, ?) ON CONFLICT(datastream) DO UPDATE SET "
-            "phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, "
+            f"INSERT INTO latest VALUES (?, ?, ?, {int(batch):d}) ON CONFLICT(datastream) DO "
+            "UPDATE SET phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, "
             "batch = excluded.batch WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
-            zip(ds[last].tolist(), ms[last].tolist(), val[last].tolist(), repeat(batch)),
+            zip(ds[last].tolist(), ms[last].tolist(), val[last].tolist(), strict=True),
         )
+        self._log(int(batch), ds[last])
         self.latest = (int(batch), ds[last], ms[last], val[last])
         return before
+
+    def _log(self, batch: int, ds: np.ndarray) -> None:
+        """Note the datastreams this batch changed, for readers that keep the latest values
+        (NULL when many did: those read them all); old entries are pruned now and then."""
+        streams = ds.astype("<i8").tobytes() if ds.size <= LOG_STREAMS else None
+        self.con.execute("INSERT INTO latest_log VALUES (?, ?)", (batch, streams))
+        if batch % 100 == 0 and batch > LOG_BATCHES:
+            self.con.execute("DELETE FROM latest_log WHERE batch <= ?", (batch - LOG_BATCHES,))
+            self.con.execute(
+                "INSERT OR REPLACE INTO counters VALUES ('latest_pruned', ?)",
+                (batch - LOG_BATCHES,),
+            )
 
     def _latest_of(self, ds: np.ndarray) -> np.ndarray:
         if self._known is not None:

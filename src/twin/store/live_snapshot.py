@@ -4,8 +4,9 @@ Reading the latest value of 100,000 datastreams row by row from SQLite takes
 a few hundred milliseconds in a fresh process; reading one memory-mapped
 Arrow file takes a few. The snapshot is only a cache: it records the store's
 identity and the highest ingest batch number it holds, and a reader adds the
-rows changed since (``latest.batch > n``, an indexed range) and the
-datastreams created since (``id > max id``) from SQLite. The writer of the
+rows changed since (the datastreams the store's change log ``latest_log``
+names for batches after it) and the datastreams created since
+(``id > max id``) from SQLite. The writer of the
 readings refreshes it now and then (:meth:`twin.store.live.LiveStore.snapshot`);
 a stale, missing or foreign snapshot costs time, never a wrong answer. It is
 written to a temporary file and renamed over the old one, so a reader sees a
