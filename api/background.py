@@ -15,6 +15,7 @@ import contextlib
 import logging
 import sqlite3
 
+from twin.errors import StorageError
 from twin.sensing.escalation import Escalator, parse_deadlines
 from twin.sensing.store import LiveStore
 
@@ -42,7 +43,7 @@ class EscalationTask:
             return
         try:
             store = LiveStore.beside(self.settings.twin)
-        except sqlite3.Error as exc:  # e.g. a read-only folder: serve, but say why
+        except (sqlite3.Error, StorageError) as exc:  # e.g. a read-only folder: serve, but say why
             log.warning("no escalation: the live store beside the twin cannot open: %s", exc)
             return
         deadlines = parse_deadlines(self.settings.ack_deadlines)

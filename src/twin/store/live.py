@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.errors import StorageError
 from twin.store.live_snapshot import read_snapshot, write_snapshot
 
 __all__ = [
@@ -172,6 +173,10 @@ def live_path(twin_path: str | os.PathLike[str]) -> Path:
     >>> live_path("out/chengdu.twin.gpkg").name
     'chengdu.twin.gpkg.live.sqlite'
     """
+    if str(twin_path).startswith(("postgresql://", "postgres://")):
+        raise StorageError(
+            f"{twin_path} is a PostGIS twin: its live store is in its database, not in a file"
+        )
     path = Path(twin_path)
     return path.with_name(path.name + ".live.sqlite")
 
