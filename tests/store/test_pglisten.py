@@ -78,3 +78,27 @@ def test_serve_on_an_unreachable_database_is_a_one_line_error() -> None:
     assert done.returncode == 3, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the twin database" in lines[0]
+
+
+def test_a_reload_reads_again_only_the_layers_that_changed(pg_cluster: TempCluster) -> None:
+    import geopandas as gpd
+
+    from twin.query.index import LiveIndex
+
+    url = pg_cluster.url(schema="partial_reload")
+    twin.Twin.create(url, crs="EPSG:4544", overwrite=True)
+    _import_boxes(url, 5)
+    parcels = gpd.GeoDataFrame({"code": ["P1", "P2"]}, geometry=boxes(2, size=30.0), crs=4544)
+    twin.Twin.open(url).import_frame(parcels, layer="parcels", kind="parcel", id="code")
+    live = LiveIndex(url)
+    first = live.current()
+    assert len(first.layer("buildings")) == 5 and len(first.layer("parcels")) == 2
+    _import_boxes(url, 7)  # buildings change, parcels do not
+    assert live.refresh()
+    second = live.current()
+    assert second.identity[-1] == first.identity[-1] + 1
+    assert second.layers["parcels"] is first.layers["parcels"]  # taken over, not read again
+    assert second.layers["buildings"] is not first.layers["buildings"]
+    assert len(second.layer("buildings")) == 7
+    assert list(second.layers) == list(first.layers)
+    assert not live.refresh()  # nothing new: no reload
