@@ -71,7 +71,7 @@ def choose_bbox(twin_gpkg: Path, target: int = TARGET_FEATURES) -> dict[str, Any
     A box whose edges fall in streets holds the same buildings either way: the
     first such box near the median building, of 90 to 110 buildings, is taken.
     """
-    cache = CACHE / f"pgserve-bbox-{twin_gpkg.parent.name}-{target}.json"
+    cache = CACHE / f"pgserve-bbox2-{twin_gpkg.parent.name}-{target}.json"
     if cache.exists():
         return dict(json.loads(cache.read_text()))
     import numpy as np
@@ -96,7 +96,7 @@ def choose_bbox(twin_gpkg: Path, target: int = TARGET_FEATURES) -> dict[str, Any
         return set(tree.query(exact, "intersects")), set(tree.query(corners, "intersects"))
 
     for step in range(400):
-        which = len(geoms) // 2 + step * 7919 % len(geoms)
+        which = (len(geoms) // 2 + step * 7919) % len(geoms)
         centre = np.array(to_lonlat.transform(*shapely.get_coordinates(geoms[which].centroid)[0]))
         for half in np.linspace(2e-4, 2e-3, 37):
             bbox = [*(centre - half).tolist(), *(centre + half).tolist()]
@@ -214,7 +214,7 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.base = base
         self.first_seen: dict[tuple[int, str], float] = {}
-        self.failures = 0
+        self.failures: list[str] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -223,11 +223,11 @@ class Watcher(threading.Thread):
         while not self.stopping.is_set():
             try:
                 answer = httpx.get(self.base + "/health", timeout=10)  # a new connection each
-            except httpx.HTTPError:
-                self.failures += 1
+            except httpx.HTTPError as exc:
+                self.failures.append(repr(exc))
                 continue
             if answer.status_code != 200:
-                self.failures += 1
+                self.failures.append(f"{answer.status_code} {answer.text[:200]}")
                 continue
             key = (int(answer.headers["x-twin-worker"]), answer.headers["x-twin-version"])
             self.first_seen.setdefault(key, time.monotonic())
@@ -309,7 +309,9 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         "workers_reloaded": len(lags),
         "versions": f"{before}->{after}",
         "import_s": round(committed - started, 2),
-        "failed_requests": _failed(output) + watcher.failures,
+        "failed_requests": _failed(output) + len(watcher.failures),
+        "failures": watcher.failures[:3]
+        + [line.strip() for line in output.splitlines() if "error" in line or "Non-2xx" in line],
         "max_reload_lag_s": max(lags.values()) if lags else None,
         "reload_lags_s": sorted(lags.values()),
         "load_rps": float(rps.group(1)) if rps else None,

@@ -250,12 +250,19 @@ class CityIndex:
     _twin: Twin = field(repr=False)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, attempts: int = 5) -> CityIndex:
+    def load(
+        cls, path: str | os.PathLike[str], *, attempts: int = 5, previous: CityIndex | None = None
+    ) -> CityIndex:
         """Read every layer of the twin at ``path`` (a file or a PostGIS URL) and index it.
 
         If the file is replaced while it is being read (a concurrent import),
         or the PostGIS twin commits meanwhile, the read starts again, up to
         ``attempts`` times, so a snapshot never mixes two versions.
+
+        With ``previous`` (an older snapshot of the same PostGIS twin), a layer
+        whose metadata is unchanged (same last import, update time, count,
+        classification) is taken over from it instead of read again: a build,
+        or an import of another layer, reloads only what changed.
         """
         target: str | Path = str(path) if is_url(path) else Path(path)
         for _ in range(attempts):
@@ -263,10 +270,13 @@ class CityIndex:
             city = Twin.open(target)
             before = _identity_of(city)
             infos = city.layer_infos()
+            kept = _unchanged(previous, infos) if isinstance(city.store, PostgisStore) else {}
+            todo = [info for info in infos if info.name not in kept]
             # GDAL reads and GEOS builds trees without the GIL: layers load side by side.
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                loaded = pool.map(_load_layer, [city] * len(infos), infos)
-                layers = {layer.name: layer for layer in loaded}
+                loaded = pool.map(_load_layer, [city] * len(todo), todo)
+                kept.update((item.name, item) for item in loaded)
+            layers = {info.name: kept[info.name] for info in infos}  # in the twin's order
             meta = city.meta
             after = _identity_of(city)
             if before == after and after is not None:
@@ -397,6 +407,14 @@ def _identity_or_none(path: Path) -> FileIdentity | None:
         return None
 
 
+def _unchanged(previous: CityIndex | None, infos: list[LayerInfo]) -> dict[str, IndexedLayer]:
+    """The layers of ``previous`` whose metadata equals their new ``infos``."""
+    if previous is None:
+        return {}
+    old = previous.layers
+    return {i.name: old[i.name] for i in infos if i.name in old and old[i.name].info == i}
+
+
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
     return IndexedLayer.from_frame(info, city.layer(info.name))
 
@@ -488,7 +506,7 @@ class LiveIndex:
             seen = _identity_of(self._index.twin)
             if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            fresh = CityIndex.load(self.name)
+            fresh = CityIndex.load(self.name, previous=self._index)
             if self.prepare is not None:
                 self.prepare(fresh)
         except Exception as exc:  # keep serving the last good snapshot

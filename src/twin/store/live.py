@@ -179,6 +179,10 @@ def live_path(twin_path: str | os.PathLike[str]) -> Path:
     >>> live_path("out/chengdu.twin.gpkg").name
     'chengdu.twin.gpkg.live.sqlite'
     """
+    if str(twin_path).startswith(("postgresql://", "postgres://")):
+        raise StorageError(
+            f"{twin_path} is a PostGIS twin: its live store is in its database, not in a file"
+        )
     path = Path(twin_path)
     return path.with_name(path.name + ".live.sqlite")
 
