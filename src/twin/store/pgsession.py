@@ -4,9 +4,10 @@ Everything happens in one PostgreSQL transaction that starts by taking the
 twin's advisory lock (``pg_advisory_xact_lock``): a second writer of the same
 twin waits for the first to commit, or gives up with :class:`TwinBusyError`
 after the store's ``lock_timeout_s``. A layer is loaded into a fresh table with
-COPY and swapped in for the old one just before the commit, so readers keep
-reading the old layer meanwhile and then see the new one whole. A failure, or
-the process dying, rolls everything back.
+binary COPY (:mod:`twin.store.pgcopy`; ``FREEZE``, as the table is new in this
+transaction) and swapped in for the old one just before the commit, so readers
+keep reading the old layer meanwhile and then see the new one whole. A
+failure, or the process dying, rolls everything back.
 """
 
 from __future__ import annotations
