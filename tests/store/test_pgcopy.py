@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -145,6 +146,20 @@ def test_a_failure_while_encoding_aborts_the_copy(con: Any) -> None:
     assert con.execute("SELECT to_regclass('pg_temp.t')").fetchone()[0] is None  # rolled back
 
 
+def test_a_row_the_server_refuses_fails_the_whole_copy(con: Any) -> None:
+    con.execute("ALTER TABLE t ADD PRIMARY KEY (n)")
+    frame = pd.concat([_frame()] * 40, ignore_index=True)  # n repeats from row 5 on
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        _load(con, frame, rows=2)  # 100 small batches: the encoder is far ahead of the server
+    con.rollback()
+    con.execute(
+        "CREATE TEMP TABLE t (n bigint, s smallint, f double precision, b boolean, txt text,"
+        " tz timestamptz, naive timestamp, maybe bigint, geom geometry(Geometry, 4544))"
+    )
+    _load(con, _frame())  # the connection is usable again
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 5
+
+
 def test_columns_that_do_not_fit_their_type_are_refused() -> None:
     frame = pd.DataFrame({"x": [1.5, 2.0]})
     assert not pgcopy.encodable(frame, ["bigint"])
@@ -157,8 +172,11 @@ def test_columns_that_do_not_fit_their_type_are_refused() -> None:
         list(pgcopy.binary_batches(frame, ["bigint"]))
 
 
-def test_a_layer_imported_into_postgis_reads_back_the_same(cluster: TempCluster) -> None:
-    """Through the library: the frame read back equals the frame imported (binary COPY)."""
+def test_a_layer_imported_into_postgis_reads_back_the_same(
+    cluster: TempCluster, tmp_path: Path
+) -> None:
+    """Through the library: the frame read back equals the frame imported (binary COPY),
+    and the build's WKB read gives what the GeoPackage store gives."""
     points = gpd.GeoDataFrame(
         {
             "id": [f"p{i}" for i in range(250)],
@@ -177,3 +195,11 @@ def test_a_layer_imported_into_postgis_reads_back_the_same(cluster: TempCluster)
     np.testing.assert_array_equal(stored["floors"], points["floors"])
     np.testing.assert_array_equal(stored["height_m"], points["height_m"])
     assert shapely.equals_exact(stored.geometry.array, points.geometry.array, 0).all()
+    reference = twin.Twin.create(tmp_path / "ref.gpkg", crs="EPSG:4544")
+    reference.import_frame(points, layer="pois", kind="poi", id="id")
+    wkb, columns = city.store.read_wkb("pois", ["uid", "name"])
+    ref_wkb, ref_columns = reference.store.read_wkb("pois", ["uid", "name"])
+    assert list(columns["uid"]) == list(ref_columns["uid"])
+    assert list(columns["name"]) == list(ref_columns["name"])  # None where NULL, both
+    assert columns["name"][0] is None
+    assert shapely.equals_exact(shapely.from_wkb(wkb), shapely.from_wkb(ref_wkb), 0).all()

@@ -110,21 +110,25 @@ def copy_binary(cursor: Any, statement: str, batches: Iterator[Any]) -> None:
     pending: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
+    def offer(item: Any) -> bool:
+        """Queue ``item`` unless the writer has stopped (then never block on a full queue)."""
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for piece in batches:
-                while not stop.is_set():
-                    try:
-                        pending.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(piece):
                     return
         except BaseException as exc:  # handed to the writer, raised there
-            pending.put(exc)
+            offer(exc)
             return
-        pending.put(None)
+        offer(None)
 
     worker = threading.Thread(target=produce, name="twin-copy-encoder", daemon=True)
     worker.start()

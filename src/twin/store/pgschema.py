@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["INDEXES", "TABLES", "VERSION_TABLE"]
+__all__ = ["INDEXES", "RELATION_VIEW", "TABLES", "VERSION_TABLE"]
 
 #: Bumped by every commit: the twin's version for caches (see ``PostgisStore.version``).
 VERSION_TABLE = "twin_commits"
@@ -94,16 +94,19 @@ TABLES = {
     VERSION_TABLE: f"CREATE TABLE {VERSION_TABLE} (n bigint NOT NULL)",
 }
 
+#: The view of relation rows with their names (rebuilt when a build swaps the rows' table).
+RELATION_VIEW = """CREATE VIEW twin_relation_rows AS
+    SELECT r.fid AS fid, s.relation AS relation, s.from_layer AS from_layer,
+           r.from_uid AS from_uid, s.to_layer AS to_layer, r.to_uid AS to_uid,
+           r.share AS share, r.distance_m AS distance_m, r.n_candidates AS n_candidates
+    FROM twin_relations r JOIN twin_relation_sets s ON s.set_id = r.set_id"""
+
 INDEXES = (
     "CREATE INDEX twin_changes_import ON twin_changes (import_id)",
     "CREATE INDEX twin_changes_uid ON twin_changes (layer, uid)",
     "CREATE INDEX twin_relations_from ON twin_relations (from_uid)",
     "CREATE INDEX twin_relations_to ON twin_relations (to_uid)",
-    """CREATE VIEW twin_relation_rows AS
-    SELECT r.fid AS fid, s.relation AS relation, s.from_layer AS from_layer,
-           r.from_uid AS from_uid, s.to_layer AS to_layer, r.to_uid AS to_uid,
-           r.share AS share, r.distance_m AS distance_m, r.n_candidates AS n_candidates
-    FROM twin_relations r JOIN twin_relation_sets s ON s.set_id = r.set_id""",
+    RELATION_VIEW,
     f"INSERT INTO {VERSION_TABLE} (n) VALUES (0)",
 )
 

@@ -4,9 +4,10 @@ Everything happens in one PostgreSQL transaction that starts by taking the
 twin's advisory lock (``pg_advisory_xact_lock``): a second writer of the same
 twin waits for the first to commit, or gives up with :class:`TwinBusyError`
 after the store's ``lock_timeout_s``. A layer is loaded into a fresh table with
-COPY and swapped in for the old one just before the commit, so readers keep
-reading the old layer meanwhile and then see the new one whole. A failure, or
-the process dying, rolls everything back.
+binary COPY (:mod:`twin.store.pgcopy`; ``FREEZE``, as the table is new in this
+transaction) and swapped in for the old one just before the commit, so readers
+keep reading the old layer meanwhile and then see the new one whole. A
+failure, or the process dying, rolls everything back.
 """
 
 from __future__ import annotations
@@ -300,17 +301,43 @@ def _geometry_type(frame: gpd.GeoDataFrame) -> str:
 
 
 class PgRelationWriter(relations.BaseRelationWriter):
-    """Replaces relation sets in the transaction (rows loaded by binary COPY)."""
+    """Replaces relation sets in the transaction (rows loaded by binary COPY).
+
+    A bulk write (most of the table rewritten, as by ``twin build --force``)
+    does not delete millions of rows and then add as many beside them: it
+    loads a new table (``FREEZE``, no indexes), copies the kept sets' rows
+    into it, indexes it once and swaps it in for the old one in
+    :meth:`finish`, as a layer is swapped in. Other sessions read the old
+    rows until the commit.
+    """
 
     mark = "%s"
     _TYPES = ("bigint", "bigint", "text", "text", "double precision", "double precision", "bigint")
+    _LOAD = "twin_relations__load"
+
+    def __init__(self, con: Any, *, bulk: bool) -> None:
+        self.con = con
+        self.bulk = bulk
+        self.table = self._LOAD if bulk else "twin_relations"
+        self.added: list[int] = []
+        if bulk:
+            self._run(f"DROP TABLE IF EXISTS {self._LOAD}")
+            self._run(f"CREATE TABLE {self._LOAD} (LIKE twin_relations INCLUDING DEFAULTS)")
+
+    def drop(self, sets: Sequence[StoredSet]) -> None:
+        if not self.bulk:
+            super().drop(sets)
+            return
+        for old in sets:  # their rows are left behind with the old table
+            self._run("DELETE FROM twin_relation_sets WHERE set_id=%s", (old.set_id,))
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.con.execute(sql.encode(), tuple(params))
 
     def _insert_set(self, values: tuple[Any, ...]) -> int:
         sql = relations.insert_set_sql(self.mark) + " RETURNING set_id"
-        return int(self._run(sql, values).fetchone()[0])
+        self.added.append(int(self._run(sql, values).fetchone()[0]))
+        return self.added[-1]
 
     def _insert_rows(self, set_id: int, first: int, rows: RelationRows) -> None:
         frame = pd.DataFrame(
@@ -325,10 +352,35 @@ class PgRelationWriter(relations.BaseRelationWriter):
             }
         )
         columns = ", ".join(relations.ROW_COLUMNS)
-        statement = f"COPY twin_relations ({columns}) FROM STDIN (FORMAT binary)"
+        freeze = ", FREEZE" if self.bulk else ""  # the load table is new in this transaction
+        statement = f"COPY {self.table} ({columns}) FROM STDIN (FORMAT binary{freeze})"
         with self.con.cursor() as cursor:
             pgcopy.copy_binary(cursor, statement, pgcopy.binary_batches(frame, self._TYPES))
 
     def finish(self) -> None:
-        super().finish()
+        if self.bulk:
+            self._swap()
+            self.bulk = False
         self.con.execute(b"ANALYZE twin_relations")
+
+    def _swap(self) -> None:
+        """Keep the sets not replaced, index the new table, put it in the old one's place."""
+        columns = ", ".join(relations.ROW_COLUMNS)
+        kept = self._run(
+            "SELECT set_id FROM twin_relation_sets WHERE NOT (set_id = ANY(%s)) ORDER BY set_id",
+            (self.added,),
+        ).fetchall()
+        for (set_id,) in kept:  # one primary-key range each
+            first = int(set_id) << schema.SET_SHIFT
+            self._run(
+                f"INSERT INTO {self._LOAD} ({columns}) SELECT {columns} FROM twin_relations"
+                " WHERE fid BETWEEN %s AND %s ORDER BY fid",
+                (first, first + (1 << schema.SET_SHIFT) - 1),
+            )
+        self._run("DROP VIEW twin_relation_rows")
+        self._run("DROP TABLE twin_relations")  # fails loudly if anything else depends on it
+        self._run(f"ALTER TABLE {self._LOAD} RENAME TO twin_relations")
+        self._run("ALTER TABLE twin_relations ADD PRIMARY KEY (fid)")
+        for ddl in schema.RELATION_INDEXES.values():
+            self._run(ddl)
+        self._run(pgschema.RELATION_VIEW)
