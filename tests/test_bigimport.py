@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pytest
 import shapely
@@ -278,3 +279,24 @@ def test_sample_layers_in_batches_equal_whole(tmp_path: Path, layer: str) -> Non
     pd.testing.assert_frame_equal(left.drop(columns="valid_from"), right.drop(columns="valid_from"))
     info = [dataclasses.replace(c.info(layer), created="", updated="") for c in (whole, batched)]
     assert info[0] == info[1]
+
+
+def test_write_stream_takes_chunked_arrow_strings(tmp_path: Path) -> None:
+    """A batch of more than GDAL's 65,536-row Arrow chunks reads back with chunked text
+    columns; the stream writes them as text, every row, in order."""
+    from twin.store.files import write_stream
+
+    chunked = pd.arrays.ArrowStringArray(pa.chunked_array([["一", "二"], ["三"]]))
+    frames = [
+        gpd.GeoDataFrame(
+            {"name": pd.Series(chunked), "n": [1, 2, 3]},
+            geometry=[shapely.Point(i, i) for i in range(3)],
+            crs=GK105,
+        ),
+        gpd.GeoDataFrame({"name": ["四"], "n": [4]}, geometry=[shapely.Point(9, 9)], crs=GK105),
+    ]
+    write_stream(tmp_path / "t.gpkg", "t", iter(frames))
+    back = pyogrio.read_dataframe(tmp_path / "t.gpkg", layer="t")
+    assert back["name"].tolist() == ["一", "二", "三", "四"]
+    assert back["n"].tolist() == [1, 2, 3, 4]
+    assert shapely.get_x(back.geometry.to_numpy()).tolist() == [0.0, 1.0, 2.0, 9.0]

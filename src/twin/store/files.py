@@ -109,18 +109,14 @@ def write_stream(
     first = next(frames)
     types = shapely.get_type_id(np.asarray(first.geometry.array))
     multi = multi or bool(np.isin(types, (4, 5, 6)).any())
-    head = _arrow_batch(first, multi)
+    head = _arrow_table(first, multi)
     failures: list[BaseException] = []
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield head
+        yield from head.to_batches()
         try:
             for frame in frames:
-                yield (
-                    pa.Table.from_batches([_arrow_batch(frame, multi)])
-                    .cast(head.schema)
-                    .to_batches()[0]
-                )
+                yield from _arrow_table(frame, multi).cast(head.schema).to_batches()
         except BaseException as exc:
             failures.append(exc)
             raise
@@ -146,7 +142,7 @@ def write_stream(
         raise failures[0]
 
 
-def _arrow_batch(frame: gpd.GeoDataFrame, multi: bool) -> pa.RecordBatch:
+def _arrow_table(frame: gpd.GeoDataFrame, multi: bool) -> pa.Table:
     """The frame as pyogrio's ``write_dataframe(use_arrow=True)`` hands it to GDAL."""
     geoms = np.asarray(frame.geometry.array, dtype=object).copy()
     if multi:
@@ -167,12 +163,12 @@ def _arrow_batch(frame: gpd.GeoDataFrame, multi: bool) -> pa.RecordBatch:
                 pa.Schema.from_pandas(data[[name]])
             except pa.ArrowInvalid:
                 data[name] = data[name].astype("string")
-    batch = pa.RecordBatch.from_pandas(data, preserve_index=False)
-    for i, field in enumerate(batch.schema):
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
             target = pa.binary() if field.name == "geometry" else pa.string()
-            batch = batch.set_column(i, field.with_type(target), batch.column(i).cast(target))
-    return batch
+            table = table.set_column(i, field.with_type(target), table.column(i).cast(target))
+    return table
 
 
 def _geometry_type(frame: gpd.GeoDataFrame, multi: bool) -> str:
