@@ -310,40 +310,39 @@ def build_partitioned(
     if scheduler is not None and engine != "dask":
         raise UsageError("a scheduler address needs engine='dask'")
 
-    def storer(
-        city: Twin,
-        session: StoreSession,
-        infos: list[LayerInfo],
-        todo: BuildWork,
-        report: BuildReport,
-        *,
-        progress: Callable[[str, float], None] | None,
-    ) -> None:
-        con = parts.session_connection(session)
-        jobs = list(
-            tile_jobs(
-                city.path,
-                todo.plans,
-                infos,
-                tile_features=tile_features,
-                max_distance_m=report.max_distance_m,
-                max_service_m=report.max_service_m,
-            )
-        )
-        if engine == "dask":
-            with _dask_client(scheduler) as client:
-                _write(city, con, infos, todo, report, _on_dask(client, jobs), progress, len(jobs))
-        else:
-            _write(city, con, infos, todo, report, _ahead(jobs), progress, len(jobs))
+    with _client_soon(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
 
-    return build_relations(
-        city,
-        max_distance_m=max_distance_m,
-        max_service_m=max_service_m,
-        force=force,
-        progress=progress,
-        storer=storer,
-    )
+        def storer(
+            city: Twin,
+            session: StoreSession,
+            infos: list[LayerInfo],
+            todo: BuildWork,
+            report: BuildReport,
+            *,
+            progress: Callable[[str, float], None] | None,
+        ) -> None:
+            con = parts.session_connection(session)
+            jobs = list(
+                tile_jobs(
+                    city.path,
+                    todo.plans,
+                    infos,
+                    tile_features=tile_features,
+                    max_distance_m=report.max_distance_m,
+                    max_service_m=report.max_service_m,
+                )
+            )
+            results = _ahead(jobs) if client is None else _on_dask(client.result()[0], jobs)
+            _write(city, con, infos, todo, report, results, progress, len(jobs))
+
+        return build_relations(
+            city,
+            max_distance_m=max_distance_m,
+            max_service_m=max_service_m,
+            force=force,
+            progress=progress,
+            storer=storer,
+        )
 
 
 def _write(
@@ -420,7 +419,8 @@ def _on_dask(client: object, jobs: Iterable[TileJob]) -> Iterator[TileRows]:
     queue = iter(jobs)
     window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
     running = as_completed(
-        [client.submit(compute_tile, job, pure=False) for job in _take(queue, window)]
+        [client.submit(compute_tile, job, pure=False) for job in _take(queue, window)],
+        loop=client.loop,
     )
     for future in running:
         yield future.result()
@@ -435,19 +435,36 @@ def _take(queue: Iterator[TileJob], n: int) -> list[TileJob]:
 
 
 @contextlib.contextmanager
-def _dask_client(scheduler: str | None) -> Iterator[object]:
+def _client_soon(scheduler: str | None) -> Iterator[Future[tuple[object, object]]]:
+    """The dask client (and its cluster), connected or started in a thread meanwhile.
+
+    Worker processes take seconds to start and import; the build reads the twin's
+    layers and cuts its tiles in the meantime. Both are closed on the way out.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-dask") as pool:
+        future = pool.submit(_connect, scheduler)
+        try:
+            yield future
+        finally:
+            if future.exception() is None:  # a failed start was raised to the build
+                client, cluster = future.result()
+                client.close()  # type: ignore[attr-defined]
+                if cluster is not None:
+                    cluster.close()  # type: ignore[attr-defined]
+
+
+def _connect(scheduler: str | None) -> tuple[object, object]:
     """A client of the scheduler at ``scheduler``, or of a local two-worker cluster."""
     from dask.distributed import Client, LocalCluster
 
-    with contextlib.ExitStack() as stack:
-        if scheduler is None:
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
-            )
-            client = stack.enter_context(Client(cluster))
-        else:
-            try:
-                client = stack.enter_context(Client(scheduler, timeout="10s"))
-            except OSError as exc:
-                raise UsageError(f"no dask scheduler answers at {scheduler}: {exc}") from exc
-        yield client
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+        try:
+            return Client(cluster, set_as_default=False), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        return Client(scheduler, timeout="10s", set_as_default=False), None
+    except OSError as exc:
+        raise UsageError(f"no dask scheduler answers at {scheduler}: {exc}") from exc

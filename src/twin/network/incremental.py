@@ -30,8 +30,10 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
@@ -73,26 +75,32 @@ def _regrow(
     """New times and sources of the cut nodes: one Dijkstra over them, seeded from the rest."""
     graph = access_graph(access)
     n_cut = len(cut)
-    local = np.full(graph.n, -1, dtype=np.int64)
-    local[cut] = np.arange(n_cut)
+    # position in the cut + 1 (0: outside); zeros are allocated lazily, only looked-up
+    # pages are touched: no pass over every node
+    local_1 = np.zeros(graph.n, dtype=np.int64)
+    local_1[cut] = np.arange(1, n_cut + 1)
+
+    def local(nodes: npt.NDArray[np.integer[Any]]) -> IntArray:
+        return local_1[nodes] - 1
+
     # seeds: open arcs into the cut from nodes that kept their time, per seeding facility
     arcs = ranges(tree.in_ptr, tree.in_arc, cut)
     tails = tree.arc_tail[arcs]
-    seed = (local[tails] < 0) & ~closed_arc[arcs] & np.isfinite(tree.dist[tails])
+    seed = (local(tails) < 0) & ~closed_arc[arcs] & np.isfinite(tree.dist[tails])
     arcs, tails = arcs[seed], tails[seed]
     facs, fac_slot = np.unique(tree.source[tails], return_inverse=True)
     if not len(facs):  # nothing open leads into the cut any more
         return np.full(n_cut, INF), np.full(n_cut, -9999, dtype=np.int32)
     seed_tail = n_cut + fac_slot
-    seed_head = local[graph.indices[arcs]]
+    seed_head = local(graph.indices[arcs])
     seed_w = tree.dist[tails] + graph.data[arcs]
     # arcs inside the cut
     inner = spans(graph.indptr, cut)
-    heads = local[graph.indices[inner]]
+    heads = local(graph.indices[inner])
     inner = inner[(heads >= 0) & ~closed_arc[inner]]
     size = n_cut + len(facs)
-    tail = np.concatenate([local[tree.arc_tail[inner]], seed_tail])
-    head = np.concatenate([local[graph.indices[inner]], seed_head])
+    tail = np.concatenate([local(tree.arc_tail[inner]), seed_tail])
+    head = np.concatenate([local(graph.indices[inner]), seed_head])
     weight = np.concatenate([graph.data[inner], seed_w])
     order = np.argsort(tail, kind="stable")
     indptr = np.zeros(size + 1, dtype=np.int64)
@@ -161,10 +169,12 @@ def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
     closed_arc = np.zeros(len(graph.indices), dtype=bool)
     closed_arc[arcs] = True
     cut = _cut_nodes(tree, arcs, graph.indices[arcs].astype(np.int64))
-    dist, source = tree.dist, tree.source
-    if len(cut):
-        dist, source = dist.copy(), source.copy()
-        dist[cut], source[cut] = _regrow(access, tree, cut, closed_arc)
+    new_dist, new_source = _regrow(access, tree, cut, closed_arc) if len(cut) else (None, None)
+    order = np.argsort(cut)
+
+    def at(values: npt.NDArray[Any], new: npt.NDArray[Any] | None, nodes: IntArray) -> Any:
+        return _at(values, new, cut, order, nodes)
+
     legs = building_legs(access, "time")
     rows = np.unique(
         np.concatenate(
@@ -174,16 +184,37 @@ def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
             ]
         )
     )
-    via_from = dist[legs.from_node[rows]] + legs.cost_from[rows]
-    via_to = dist[legs.to_node[rows]] + legs.cost_to[rows]
+    from_node, to_node = legs.from_node[rows], legs.to_node[rows]
+    via_from = at(tree.dist, new_dist, from_node) + legs.cost_from[rows]
+    via_to = at(tree.dist, new_dist, to_node) + legs.cost_to[rows]
     on = closed[legs.edge[rows]]
     via_from[on & ~legs.at_from[rows]] = INF
     via_to[on & ~legs.at_to[rows]] = INF
     time = np.minimum(via_from, via_to)
-    src = source[np.where(via_from <= via_to, legs.from_node[rows], legs.to_node[rows])]
+    src = at(tree.source, new_source, np.where(via_from <= via_to, from_node, to_node))
     fac = np.where(np.isfinite(time), src - access.net.n_nodes, -1).astype(np.int64)
     _same_edge(access, closed, rows, time, fac)
     return ClosureChange(rows, time, fac)
+
+
+def _at(
+    values: npt.NDArray[Any],
+    new: npt.NDArray[Any] | None,
+    cut: IntArray,
+    order: IntArray,
+    nodes: IntArray,
+) -> Any:
+    """``values`` of ``nodes``, the cut nodes' taken from ``new`` (``order`` sorts ``cut``).
+
+    No copy of every node's values: the cost is that of ``nodes`` and the cut.
+    """
+    out = values[nodes]
+    if new is not None and len(nodes):
+        cut_sorted = cut[order]
+        pos = np.minimum(np.searchsorted(cut_sorted, nodes), len(cut) - 1)
+        hit = cut_sorted[pos] == nodes
+        out[hit] = new[order[pos[hit]]]
+    return out
 
 
 def _same_edge(
