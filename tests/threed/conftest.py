@@ -1,4 +1,4 @@
-"""The sample district with its DEM and DSM imported and heights measured, built once."""
+"""The sample twin with its DEM and DSM imported and heights measured, made once a session."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ from tests.conftest import SAMPLES
 from twin.heights import apply_heights
 from twin.raster import import_raster
 
-LAYERS = ["parcels", "buildings", "roads", "facilities", "districts"]
-
 
 @pytest.fixture(scope="session")
-def sample3d_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A twin of the sample (parcels, buildings, roads, facilities, districts, dem, dsm)."""
-    path = tmp_path_factory.mktemp("sample3d") / "city.gpkg"
-    city = twin.Twin.create(path, crs="EPSG:4544")
-    city.import_mapping(SAMPLES / "mapping.yaml", layers=LAYERS)
+def sample3d_master(sample_twin: twin.Twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's sample twin (root ``conftest.py``) with dem and dsm
+    imported and the buildings' heights measured."""
+    path = Path(shutil.copy(sample_twin.path, tmp_path_factory.mktemp("sample3d") / "city.gpkg"))
+    city = twin.Twin.open(path)
     import_raster(city, SAMPLES / "dem.tif", layer="dem", kind="dem")
     import_raster(city, SAMPLES / "dsm.tif", layer="dsm", kind="dsm")
     apply_heights(city, layer="buildings", dsm="dsm", dem="dem")
