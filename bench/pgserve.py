@@ -134,6 +134,24 @@ def serving(command: list[str], health: str, env: dict[str, str]) -> Iterator[fl
         log.close()
 
 
+def wait_for_workers(base: str, timeout_s: float = 900) -> float:
+    """Seconds until every worker answers (distinct ``X-Twin-Worker`` on fresh connections).
+
+    The first worker up answers ``/health`` while the others still load the
+    twin; a load started then would measure a machine busy loading.
+    """
+    import httpx
+
+    started = time.perf_counter()
+    seen: set[str] = set()
+    while len(seen) < WORKERS:
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"only {len(seen)} of {WORKERS} workers answered in {timeout_s} s")
+        with contextlib.suppress(httpx.HTTPError):
+            seen.add(httpx.get(base + "/health", timeout=10).headers["x-twin-worker"])
+    return time.perf_counter() - started
+
+
 def _ours_command(url: str, port: int, scratch: Path) -> list[str]:
     twin_cli = str(Path(sys.executable).with_name("twin"))
     command = [twin_cli, "-q", "serve", url, "--port", str(port), "--workers", str(WORKERS)]
@@ -154,7 +172,8 @@ def items_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     with postgis_twin(inputs) as url:
         command = _ours_command(url, port, scratch)
-        with serving(command, base + "/health", _clean_env()) as startup_s:
+        with serving(command, base + "/health", _clean_env()) as first_s:
+            startup_s = first_s + wait_for_workers(base)
             page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
             n, digest = _ids_digest(httpx.get(page_url, timeout=60).json())
             items = run_load(page_url, connections=CONNECTIONS)
@@ -269,11 +288,9 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     with postgis_twin(inputs) as url:
         city = twin.Twin.open(url)
         with serving(_ours_command(url, port, scratch), base + "/health", _clean_env()):
+            wait_for_workers(base)
             watcher = Watcher(base)
             watcher.start()
-            deadline = time.monotonic() + 60
-            while len(watcher.workers()) < WORKERS and time.monotonic() < deadline:
-                time.sleep(0.05)
             before = city.store.version()[-1]
             load_s = 30
             page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"

@@ -12,7 +12,7 @@ import typer
 
 from twin.analyses import Twin
 from twin.cli._common import State, TwinArg, err
-from twin.store import is_url
+from twin.store import PostgisStore, is_url
 
 #: How long a worker may take to answer uvicorn's health ping (loading a twin included).
 WORKER_PING_S = 120
@@ -102,7 +102,11 @@ def serve(
     from twin_api.app import ANNOUNCE_ENV
 
     name: str | Path = serving_url(twin_path) if is_url(twin_path) else Path(twin_path).resolve()
-    Twin.open(name)  # a missing twin or database is a one-line error, before uvicorn starts
+    # A missing twin or database is a one-line error, before uvicorn starts.
+    opened = Twin.open(name)
+    shown = opened.location if is_url(twin_path) else twin_path  # no password shown
+    if isinstance(opened.store, PostgisStore):
+        opened.store.close()  # the workers open their own connections
     base = Settings.from_env(twin=name)
     settings = base.with_(
         keys_file=keys_file if keys_file is not None else base.keys_file,
@@ -115,7 +119,7 @@ def serve(
         ack_deadlines=ack_deadlines if ack_deadlines is not None else base.ack_deadlines,
     )
     os.environ.update(settings.to_env())
-    announce = f"serving {twin_path} on http://{host}:{port} (audit log {settings.audit_path})"
+    announce = f"serving {shown} on http://{host}:{port} (audit log {settings.audit_path})"
     options: dict[str, Any] = {
         "host": host,
         "port": port,
