@@ -58,12 +58,26 @@ def step_load(p: dict[str, Path]) -> dict[str, Any]:
 
 
 def step_build(p: dict[str, Path]) -> dict[str, Any]:
-    """``twin build --force`` (tiled past 2,000,000 features) on a copy of the twin."""
+    """``twin build --force`` (tiled past 2,000,000 features) on a copy of the twin.
+
+    Progress (one line a tile) goes to ``<twin>.build.log`` beside the twin.
+    """
+    import logging
+
     import twin
+
+    logging.basicConfig(
+        filename=p["twin"].with_suffix(".build.log"),
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+    )
 
     shutil.copyfile(p["twin"], p["scratch"])
     try:
-        report = twin.Twin.open(p["scratch"]).build(force=True)
+        log = logging.getLogger("bench.province")
+        report = twin.Twin.open(p["scratch"]).build(
+            force=True, progress=lambda stage, fraction: log.info("%s %.3f", stage, fraction)
+        )
         return {"relations": len(report.recomputed), "rows": int(sum(report.recomputed.values()))}
     finally:
         p["scratch"].unlink(missing_ok=True)

@@ -9,7 +9,7 @@ to the working copy before the next is read. Ids are checked for duplicates
 across batches by their 64-bit hashes, never by holding the features.
 
 A re-import compares batch by batch too: the stored layer is read once in
-batches into a uid-hash → fingerprint table (24 bytes a feature) while its
+batches into a uid-hash → fingerprint table (about 34 bytes a feature) while its
 rows are copied aside to a scratch GeoPackage beside the working copy; the new
 batches are then compared with that table and written, and the stored
 versions that end (changed, removed) are moved from the scratch copy to the
