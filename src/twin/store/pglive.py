@@ -346,10 +346,12 @@ class PgLiveStore(LiveQueries):
             missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
             if missing:
                 with self._writing() as con:
-                    _PgTx(con).many(
-                        "INSERT INTO datastreams (sensor_uid, property, unit) VALUES (?, ?, ?) "
-                        "ON CONFLICT (sensor_uid, property) DO NOTHING",
-                        missing,
+                    columns = [list(c) for c in zip(*missing, strict=True)]
+                    con.execute(
+                        b"INSERT INTO datastreams (sensor_uid, property, unit) SELECT * FROM "
+                        b"unnest(%s::text[], %s::text[], %s::text[]) "
+                        b"ON CONFLICT (sensor_uid, property) DO NOTHING",
+                        columns,
                     )
                 top = max(self._streams.values(), default=0)
                 rows = self._rows(
