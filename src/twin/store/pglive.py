@@ -131,6 +131,17 @@ _ROW = np.dtype(
         ("lq", ">i4"),
     ]
 )
+_LATEST_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("ld", ">i4"),
+        ("d", ">i8"),
+        ("lm", ">i4"),
+        ("m", ">i8"),
+        ("lv", ">i4"),
+        ("v", ">f8"),
+    ]
+)
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _TRAILER = b"\xff\xff"
 
@@ -335,10 +346,12 @@ class PgLiveStore(LiveQueries):
             missing = [k for k in wanted if (k[0], k[1]) not in self._streams]
             if missing:
                 with self._writing() as con:
-                    _PgTx(con).many(
-                        "INSERT INTO datastreams (sensor_uid, property, unit) VALUES (?, ?, ?) "
-                        "ON CONFLICT (sensor_uid, property) DO NOTHING",
-                        missing,
+                    columns = [list(c) for c in zip(*missing, strict=True)]
+                    con.execute(
+                        b"INSERT INTO datastreams (sensor_uid, property, unit) SELECT * FROM "
+                        b"unnest(%s::text[], %s::text[], %s::text[]) "
+                        b"ON CONFLICT (sensor_uid, property) DO NOTHING",
+                        columns,
                     )
                 top = max(self._streams.values(), default=0)
                 rows = self._rows(
@@ -606,13 +619,23 @@ class PgLiveBatch:
             b"INSERT INTO counters (name, value) VALUES ('latest', 1) ON CONFLICT (name) "
             b"DO UPDATE SET value = counters.value + 1 RETURNING value"
         ).fetchone()
+        rows = np.empty(last.size, dtype=_LATEST_ROW)
+        rows["n"], rows["ld"], rows["lm"], rows["lv"] = 3, 8, 8, 8
+        rows["d"], rows["m"], rows["v"] = ds[last], ms[last], val[last]
         self.con.execute(
-            b"INSERT INTO latest SELECT d, m, v, %s FROM unnest(%s::bigint[], %s::bigint[], "
-            b"%s::float8[]) AS t (d, m, v) ON CONFLICT (datastream) DO UPDATE SET "
+            b"CREATE TEMP TABLE IF NOT EXISTS latest_in (datastream BIGINT, "
+            b"phenomenon_ms BIGINT, value DOUBLE PRECISION) ON COMMIT DELETE ROWS"
+        )
+        with self.con.cursor().copy(_COPY_IN % b"latest_in") as copy:
+            copy.write(_HEADER + rows.tobytes() + _TRAILER)
+        self.con.execute(
+            b"INSERT INTO latest SELECT datastream, phenomenon_ms, value, %s FROM latest_in "
+            b"ON CONFLICT (datastream) DO UPDATE SET "
             b"phenomenon_ms = excluded.phenomenon_ms, value = excluded.value, "
             b"batch = excluded.batch WHERE excluded.phenomenon_ms >= latest.phenomenon_ms",
-            (int(batch), ds[last].tolist(), ms[last].tolist(), val[last].tolist()),
+            (int(batch),),
         )
+        self.con.execute(b"DELETE FROM latest_in")
         return before
 
     def dead_letters(self, rows: Iterable[tuple[Any, ...]]) -> None:
