@@ -56,6 +56,8 @@ class LiveStoreProtocol(Protocol):
     """A twin's live store: observations, latest values, dead letters, events, leases."""
 
     lock: threading.RLock
+    #: This store's identity (ids of datastreams are cached per store).
+    store_id: str
 
     # -- life -------------------------------------------------------------------
     def close(self) -> None: ...

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -263,6 +264,16 @@ class PgLiveStore(LiveQueries):
             )
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}".encode())
             self.con.execute(PG_LIVE_TABLES.encode())
+            # An identity for this store (datastream ids are cached per store by ingest).
+            self.con.execute(
+                b"INSERT INTO counters (name, value) VALUES ('store_id', %s) "
+                b"ON CONFLICT (name) DO NOTHING",
+                (secrets.randbits(62),),
+            )
+            (found,) = self.con.execute(
+                b"SELECT value FROM counters WHERE name = 'store_id'"
+            ).fetchone()
+        self.store_id = f"pg:{found}"
         self._leases_ready = True
 
     def close(self) -> None:
