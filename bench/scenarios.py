@@ -199,7 +199,7 @@ def _build_scenarios() -> list[Scenario]:
         ),
         Scenario(
             "build-dask",
-            "the same tiles on dask.distributed (local cluster, 2 worker processes)",
+            "the same tiles on dask.distributed (local cluster, 2 workers)",
             relations.dask_build,
             relations.whole_build,
             "today's whole-layer twin build",
