@@ -220,9 +220,9 @@ def tiled_build(inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
 
 def dask_build(inputs: Inputs, scratch: Path) -> dict[str, Any]:
-    """``twin build --force --engine dask``: the same tiles on a local cluster of 2 workers
-    (the cluster's start is timed too). Peak memory here is the writer's; each worker
-    process holds about one tile."""
+    """``twin build --force --engine dask``: the same tiles on dask's local cluster of 2
+    workers (threads of this process; the cluster's start is timed too), so the peak
+    memory includes the workers'."""
     from twin.partition import TILE_FEATURES
 
     return _timed_build(inputs, scratch, tile_features=TILE_FEATURES, engine="dask")

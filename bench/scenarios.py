@@ -193,7 +193,7 @@ def _build_scenarios() -> list[Scenario]:
         ),
         _against_whole_build(
             "build-dask",
-            "the same tiles on dask.distributed (local cluster, 2 worker processes)",
+            "the same tiles on dask.distributed (local cluster, 2 workers)",
             relations.dask_build,
             1.3,
             "≤ 1.3 × in-process",

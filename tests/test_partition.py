@@ -159,15 +159,28 @@ def test_sample_tiled_equals_whole(sample_twin: twin.Twin, tmp_path: Path) -> No
     _assert_same(whole, tiled)
 
 
-def test_dask_cluster_gives_the_same_rows(block: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_dask_cluster_gives_the_same_rows(block: Path, tmp_path: Path, processes: bool) -> None:
+    """Any scheduler's address: worker processes get each tile's job pickled, and send back
+    its rows pickled; the rows stored are the whole-layer build's."""
     from dask.distributed import LocalCluster
 
     whole, on_dask = _copies(block, tmp_path, 2)
     twin.Twin.open(whole).build(force=True)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+    ) as cluster:
         report = twin.Twin.open(on_dask).build(
             force=True, tile_features=4, engine="dask", scheduler=cluster.scheduler_address
         )
+    assert report.recomputed["building_parcel:houses->parcels"] == 40
+    _assert_same(whole, on_dask)
+
+
+def test_dask_without_a_scheduler_starts_its_local_cluster(block: Path, tmp_path: Path) -> None:
+    whole, on_dask = _copies(block, tmp_path, 2)
+    twin.Twin.open(whole).build(force=True)
+    report = twin.Twin.open(on_dask).build(force=True, tile_features=4, engine="dask")
     assert report.recomputed["building_parcel:houses->parcels"] == 40
     _assert_same(whole, on_dask)
 

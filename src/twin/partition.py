@@ -293,7 +293,7 @@ def build_partitioned(
         Where the tiles are computed: in this process, or on ``dask.distributed``.
     scheduler : str, optional
         With ``engine="dask"``: the scheduler's address (``tcp://host:8786``); without it,
-        a local cluster of two workers is started for the build.
+        a local cluster of two workers (threads of this process) is started for the build.
     max_distance_m, max_service_m, force, progress
         As for :func:`~twin.build.build_relations`.
 
@@ -454,11 +454,19 @@ def _client_soon(scheduler: str | None) -> Iterator[Future[tuple[object, object]
 
 
 def _connect(scheduler: str | None) -> tuple[object, object]:
-    """A client of the scheduler at ``scheduler``, or of a local two-worker cluster."""
+    """A client of the scheduler at ``scheduler``, or of a local two-worker cluster.
+
+    The local cluster's two workers are threads of this process (dask's in-process
+    transport): on one machine, worker processes only add their start-up and the pickling
+    of every tile's rows, and a tile's work (GDAL reads, GEOS, NumPy) releases the GIL.
+    For worker processes, start a cluster and give its address.
+    """
     from dask.distributed import Client, LocalCluster
 
     if scheduler is None:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        )
         try:
             return Client(cluster, set_as_default=False), cluster
         except BaseException:
