@@ -122,13 +122,38 @@ def _ids_digest(page: dict[str, Any]) -> tuple[int, str]:
     return len(ids), hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
 
 
+def settle(pid: int, *, idle_percent: float = 15.0, timeout_s: float = 600) -> float:
+    """Seconds until a server and its workers are idle (background preparation done).
+
+    ``twin serve`` prepares each layer for vector tiles in a background thread
+    once a worker is up; a load measured meanwhile measures that work too.
+    Idle: under ``idle_percent`` of one core in all, two seconds running.
+    """
+    import psutil
+
+    started = time.perf_counter()
+    quiet = 0
+    parent = psutil.Process(pid)
+    while quiet < 2 and time.perf_counter() - started < timeout_s:
+        family = [parent, *parent.children(recursive=True)]
+        for member in family:
+            member.cpu_percent(None)
+        time.sleep(1.0)
+        busy = 0.0
+        for member in family:
+            with contextlib.suppress(psutil.Error):
+                busy += member.cpu_percent(None)
+        quiet = quiet + 1 if busy < idle_percent else 0
+    return time.perf_counter() - started
+
+
 @contextlib.contextmanager
-def serving(command: list[str], health: str, env: dict[str, str]) -> Iterator[float]:
-    """Run a server; yield its start-up seconds (to the first 200 of ``health``)."""
+def serving(command: list[str], health: str, env: dict[str, str]) -> Iterator[tuple[float, int]]:
+    """Run a server; yield its start-up seconds (to the first 200 of ``health``) and pid."""
     log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        yield wait_until_up(health, process, timeout_s=900)
+        yield wait_until_up(health, process, timeout_s=900), process.pid
     finally:
         stop(process)
         log.close()
@@ -172,8 +197,9 @@ def items_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     with postgis_twin(inputs) as url:
         command = _ours_command(url, port, scratch)
-        with serving(command, base + "/health", _clean_env()) as first_s:
+        with serving(command, base + "/health", _clean_env()) as (first_s, pid):
             startup_s = first_s + wait_for_workers(base)
+            settle_s = settle(pid)
             page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
             n, digest = _ids_digest(httpx.get(page_url, timeout=60).json())
             items = run_load(page_url, connections=CONNECTIONS)
@@ -184,6 +210,7 @@ def items_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
             one = run_load(ident, connections=1)
     return {
         "startup_s": round(startup_s, 2),
+        "settle_s": round(settle_s, 1),
         "features_per_page": n,
         "page_ids": digest,
         "items_rps": round(items["rps"], 1),
@@ -212,12 +239,14 @@ def items_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         command = [sys.executable, "-m", "uvicorn", "tipg.main:app", "--port", str(port)]
         command += ["--workers", str(WORKERS), "--log-level", "error"]
         collection = f"{base}/collections/{SCHEMA}.buildings"
-        with serving(command, collection, env) as startup_s:
+        with serving(command, collection, env) as (startup_s, pid):
+            settle_s = settle(pid)
             page_url = f"{collection}/items?{_page_query(chosen['bbox'])}&f=geojson"
             n, digest = _ids_digest(httpx.get(page_url, timeout=60).json())
             items = run_load(page_url, connections=CONNECTIONS)
     return {
         "startup_s": round(startup_s, 2),
+        "settle_s": round(settle_s, 1),
         "features_per_page": n,
         "page_ids": digest,
         "items_rps": round(items["rps"], 1),
@@ -287,8 +316,12 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     with postgis_twin(inputs) as url:
         city = twin.Twin.open(url)
-        with serving(_ours_command(url, port, scratch), base + "/health", _clean_env()):
+        with serving(_ours_command(url, port, scratch), base + "/health", _clean_env()) as (
+            _,
+            pid,
+        ):
             wait_for_workers(base)
+            settle(pid)
             watcher = Watcher(base)
             watcher.start()
             before = city.store.version()[-1]
