@@ -432,6 +432,8 @@ def _first_rows(candidates: pd.Series, earlier: BatchState | None) -> np.ndarray
     """For each id, the row (of the whole delivery) where it first occurs; -1 for none."""
     codes, uniques = pd.factorize(candidates)
     present = codes >= 0
+    if not len(uniques):  # no id at all in this batch (every one blank)
+        return np.full(len(codes), -1, dtype=np.int64)
     offset = earlier.first_row if earlier is not None else 0
     first = np.full(len(uniques), -1, dtype=np.int64)
     unique_codes, at = np.unique(codes[present], return_index=True)

@@ -94,7 +94,9 @@ def test_observations_posted_to_one_worker_are_read_by_every_worker(
     )
     assert [r[0] for r in rows] == [1.5, 2.5, 3.5]
     # every worker serves them, and the newest as the latest value
-    for answer in _from_every_worker(server, "/observations", sensor=SENSOR).values():
+    window = {"start": "2026-05-18T14:00:00Z", "end": "2026-05-18T16:00:00Z"}
+    reads = _from_every_worker(server, "/observations", sensor=f"sensors.{SENSOR}", **window)
+    for answer in reads.values():
         assert [o["value"] for o in answer["observations"]] == [1.5, 2.5, 3.5]
     for answer in _from_every_worker(server, "/latest").values():
         mine = [r for r in answer["latest"] if r["sensor_uid"] == f"sensors.{SENSOR}"]
@@ -131,6 +133,7 @@ def test_an_event_moved_through_one_worker_is_seen_by_every_worker(
     assert moved.status_code == 200, moved.text
     for answer in _from_every_worker(server, f"/events/{event_id}").values():
         assert answer["status"] == "dispatched"
-        assert [h["to"] for h in answer["history"]][-1] == "dispatched"
+        assert answer["history"][-1]["who"] == "ops-desk-1"
+        assert answer["assignee"] == "供水抢修队"
     status = _sql(pg_url, f"SELECT status FROM {SCHEMA}_live.events WHERE id = {int(event_id)}")
     assert status == [("dispatched",)]
