@@ -62,9 +62,7 @@ def _from_every_worker(server: LiveServer, path: str, **params: Any) -> dict[int
     """The answer of each worker to the same GET (fresh connections until both answered)."""
     answers: dict[int, Any] = {}
     for _ in range(60):
-        got = httpx.get(
-            server.url + path, params=params, headers=server.headers("ops"), timeout=30
-        )
+        got = httpx.get(server.url + path, params=params, headers=server.headers("ops"), timeout=30)
         assert got.status_code == 200, got.text
         answers[int(got.headers["x-twin-worker"])] = got.json()
         if len(answers) == WORKERS:
