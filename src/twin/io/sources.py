@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
 import hashlib
 import logging
 import os
-import sqlite3
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import pyproj
 
 from twin import guards
 from twin.errors import SourceError, UsageError
+from twin.store.gpkgread import fid_range, fields_with_nulls
 
 log = logging.getLogger(__name__)
 
@@ -239,14 +238,7 @@ def _integers_with_nulls(src: Path, fmt: str, layer: str | None, where: str | No
         return set()
     info = pyogrio.read_info(str(src), layer=layer)
     names = [str(n) for n, t in zip(info["fields"], info["dtypes"], strict=True) if "int" in str(t)]
-    found = set()
-    with contextlib.closing(sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True)) as con:
-        for name in names:
-            test = f'"{name}" IS NULL' + (f" AND ({where})" if where else "")
-            with contextlib.suppress(sqlite3.Error):  # an OGR filter SQLite cannot run
-                if con.execute(f'SELECT 1 FROM "{layer}" WHERE {test} LIMIT 1').fetchone():
-                    found.add(name)
-    return found
+    return fields_with_nulls(src, str(layer), names, where)
 
 
 def _windows(
@@ -257,12 +249,11 @@ def _windows(
     if fmt == "gpkg":
         info = pyogrio.read_info(dataset, layer=layer)
         fid = info.get("fid_column") or "fid"
-        with contextlib.closing(sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True)) as con:
-            low, high = con.execute(f'SELECT min("{fid}"), max("{fid}") FROM "{layer}"').fetchone()
-        if low is None:
+        span = fid_range(src, str(layer), fid)
+        if span is None:
             yield {"where": where} if where else {}
             return
-        for start in range(int(low), int(high) + 1, size):
+        for start in range(span[0], span[1] + 1, size):
             window = f"{fid} >= {start} AND {fid} < {start + size}"
             yield {"where": f"({where}) AND {window}" if where else window}
         return
