@@ -436,11 +436,7 @@ class LiveStore(SqliteAccess, LiveQueries):
 
     # -- reads ------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        with self.lock:
-            cursor = self.con.execute(sql, tuple(params))
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        return pd.DataFrame.from_records(rows, columns=names)
+        return self._frame(sql, params)
 
     def latest(self, sensors: Sequence[str] | None = None) -> pd.DataFrame:
         """The latest value of every datastream (from the ``latest`` table, one row each).
@@ -582,89 +578,6 @@ class LiveStore(SqliteAccess, LiveQueries):
                 "quality": np.asarray(columns[4], dtype=object),
             }
         )
-
-    def windows(
-        self, streams: Sequence[int], lo: int | None = None, hi: int | None = None
-    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """The readings ``(times ms, values)`` of many datastreams in ``[lo, hi]`` ms, in
-        time order, by datastream (one query); datastreams without readings are left out."""
-        if not len(streams):
-            return {}
-        with self.lock:
-            rows = self.con.execute(
-                "SELECT datastream, phenomenon_ms, value FROM observations "
-                "WHERE datastream IN (SELECT value FROM json_each(?)) "
-                "AND phenomenon_ms BETWEEN ? AND ? ORDER BY datastream, phenomenon_ms",
-                (
-                    json.dumps([int(s) for s in streams]),
-                    lo if lo is not None else -(2**62),
-                    hi if hi is not None else 2**62,
-                ),
-            ).fetchall()
-        if not rows:
-            return {}
-        ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
-        t = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
-        v = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
-        cuts = np.flatnonzero(np.diff(ds)) + 1
-        starts = np.concatenate([[0], cuts])
-        ends = np.concatenate([cuts, [len(ds)]])
-        return {int(ds[a]): (t[a:b], v[a:b]) for a, b in zip(starts, ends, strict=True)}
-
-    def latest_ms(self) -> dict[int, int]:
-        """The newest phenomenon time (ms) of every datastream with a reading."""
-        with self.lock:
-            rows = self.con.execute("SELECT datastream, phenomenon_ms FROM latest").fetchall()
-        return {int(d): int(t) for d, t in rows}
-
-    def last_before(self, datastream: int, clock: int | None) -> int | None:
-        """The newest phenomenon time (ms) of a datastream at or before ``clock`` ms."""
-        with self.lock:
-            row = self.con.execute(
-                "SELECT max(phenomenon_ms) FROM observations "
-                "WHERE datastream = ? AND phenomenon_ms <= ?",
-                (int(datastream), clock if clock is not None else 2**62),
-            ).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    def observations_of(
-        self, datastream: int, *, skip: int = 0, top: int = 100, newest_first: bool = True
-    ) -> pd.DataFrame:
-        """One page of a datastream's observations (for the SensorThings read paths)."""
-        order = "DESC" if newest_first else "ASC"
-        return self._query(
-            "SELECT phenomenon_ms, result_ms, value, quality FROM observations "
-            f"WHERE datastream = ? ORDER BY phenomenon_ms {order} LIMIT ? OFFSET ?",
-            (int(datastream), int(top), int(skip)),
-        )
-
-    def count_observations(self, datastream: int | None = None) -> int:
-        """How many observations are stored (for one datastream, or all)."""
-        with self.lock:
-            if datastream is None:
-                row = self.con.execute("SELECT count(*) FROM observations").fetchone()
-            else:
-                row = self.con.execute(
-                    "SELECT count(*) FROM observations WHERE datastream = ?", (int(datastream),)
-                ).fetchone()
-        return int(row[0])
-
-    def dead_letters(self, reason: str | None = None) -> pd.DataFrame:
-        """The rejected readings with their reason, oldest first."""
-        sql = "SELECT * FROM dead_letters"
-        params: tuple[Any, ...] = ()
-        if reason is not None:
-            sql += " WHERE reason = ?"
-            params = (reason,)
-        frame = self._query(sql + " ORDER BY id", params)
-        frame.insert(1, "received", from_ms(frame.pop("received_ms").to_numpy()))
-        return frame
-
-    def clock_ms(self) -> int | None:
-        """The newest phenomenon time stored (the data's own clock), or None."""
-        with self.lock:
-            row = self.con.execute("SELECT max(phenomenon_ms) FROM latest").fetchone()
-        return None if row[0] is None else int(row[0])
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row of a query (None when no row)."""

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["EVENT_COLUMNS", "LiveQueries", "LiveTx", "SqliteAccess"]
@@ -69,6 +70,8 @@ LEASES = (
     "CREATE TABLE IF NOT EXISTS leases "
     "(name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL)"
 )
+#: Beyond any stored time (ms): the open ends of a time window.
+_FAR = 2**62
 _FILTERS = ("status", "event_type", "grade", "district", "grid")
 _NEXT_SEQ = (
     "INSERT INTO counters (name, value) VALUES ('seq', 1) "
@@ -110,9 +113,6 @@ class LiveQueries:
         raise NotImplementedError
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-        raise NotImplementedError
-
-    def clock_ms(self) -> int | None:
         raise NotImplementedError
 
     # -- events: reads ----------------------------------------------------------------
@@ -372,6 +372,75 @@ class LiveQueries:
             with self._tx() as tx:
                 tx.run(LEASES)
             self._leases_ready = True
+
+    # -- observations: reads ---------------------------------------------------------
+    def windows(
+        self, streams: Sequence[int], lo: int | None = None, hi: int | None = None
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The readings ``(times ms, values)`` of many datastreams in ``[lo, hi]`` ms, by
+        datastream, in time order (one query); datastreams without readings are left out."""
+        if not len(streams):
+            return {}
+        among, params = self._in("datastream", [int(s) for s in streams])
+        rows = self._rows(
+            f"SELECT datastream, phenomenon_ms, value FROM observations WHERE {among} "
+            "AND phenomenon_ms BETWEEN ? AND ? ORDER BY datastream, phenomenon_ms",
+            (*params, lo if lo is not None else -_FAR, hi if hi is not None else _FAR),
+        )
+        if not rows:
+            return {}
+        ds = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
+        t = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
+        v = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
+        cuts = np.flatnonzero(np.diff(ds)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(ds)]])
+        return {int(ds[a]): (t[a:b], v[a:b]) for a, b in zip(starts, ends, strict=True)}
+
+    def latest_ms(self) -> dict[int, int]:
+        """The newest phenomenon time (ms) of every datastream with a reading."""
+        rows = self._rows("SELECT datastream, phenomenon_ms FROM latest")
+        return {int(d): int(t) for d, t in rows}
+
+    def last_before(self, datastream: int, clock: int | None) -> int | None:
+        """The newest phenomenon time (ms) of a datastream at or before ``clock`` ms."""
+        row = self._rows(
+            "SELECT max(phenomenon_ms) FROM observations "
+            "WHERE datastream = ? AND phenomenon_ms <= ?",
+            (int(datastream), clock if clock is not None else _FAR),
+        )[0]
+        return None if row[0] is None else int(row[0])
+
+    def observations_of(
+        self, datastream: int, *, skip: int = 0, top: int = 100, newest_first: bool = True
+    ) -> pd.DataFrame:
+        """One page of a datastream's observations (for the SensorThings read paths)."""
+        order = "DESC" if newest_first else "ASC"
+        return self._frame(
+            "SELECT phenomenon_ms, result_ms, value, quality FROM observations "
+            f"WHERE datastream = ? ORDER BY phenomenon_ms {order} LIMIT ? OFFSET ?",
+            (int(datastream), int(top), int(skip)),
+        )
+
+    def count_observations(self, datastream: int | None = None) -> int:
+        """How many observations are stored (for one datastream, or all)."""
+        if datastream is None:
+            return int(self._rows("SELECT count(*) FROM observations")[0][0])
+        sql = "SELECT count(*) FROM observations WHERE datastream = ?"
+        return int(self._rows(sql, (int(datastream),))[0][0])
+
+    def dead_letters(self, reason: str | None = None) -> pd.DataFrame:
+        """The rejected readings with their reason, oldest first."""
+        where, params = (" WHERE reason = ?", (reason,)) if reason is not None else ("", ())
+        frame = self._frame(f"SELECT * FROM dead_letters{where} ORDER BY id", params)
+        received = frame.pop("received_ms").to_numpy(dtype="int64")
+        frame.insert(1, "received", pd.to_datetime(received, unit="ms", utc=True))
+        return frame
+
+    def clock_ms(self) -> int | None:
+        """The newest phenomenon time stored (the data's own clock), or None."""
+        row = self._rows("SELECT max(phenomenon_ms) FROM latest")[0]
+        return None if row[0] is None else int(row[0])
 
     # -- readings for vitals and SensorThings ------------------------------------------
     def readings_between(self, lo_ms: int, hi_ms: int) -> pd.DataFrame:
