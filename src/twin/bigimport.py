@@ -43,8 +43,7 @@ import pandas as pd
 import pyogrio
 
 from twin import guards, history
-from twin.errors import RejectedFeaturesError
-from twin.imports import BatchState, Progress, prepare_batch
+from twin.imports import BatchState, Progress, prepare_batch, refuse_strict_rejections
 from twin.io import checksum, read_source_batches, streamable_count
 from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
@@ -377,14 +376,7 @@ def _check_whole(report: ImportReport, spec: ImportSpec, digest: Future[str]) ->
     """The checks over the whole delivery: something imported; ``strict`` rejects nothing."""
     if report.read == 0 or not spec.strict or not report.rejected:
         guards.check_something_imported(report.read, report.imported, spec.layer, report.source)
-    if spec.strict and report.rejected:
-        first = report.rejections[0]
-        report.checksum = digest.result()
-        raise RejectedFeaturesError(
-            f"strict import of {spec.layer}: {report.rejected} of {report.read} features "
-            f"rejected (first: row {first.row}: {first.reason}); nothing was written",
-            report,
-        )
+    refuse_strict_rejections(report, spec, digest)
 
 
 def _extent(city: Twin, exclude: str) -> tuple[float, float, float, float] | None:

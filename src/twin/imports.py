@@ -132,6 +132,13 @@ def prepare_import(
         guards.check_something_imported(report.read, report.imported, spec.layer, report.source)
     report.classification = _classification(spec, kind, frame, report)
     report.seconds = time.perf_counter() - started
+    refuse_strict_rejections(report, spec, digest)
+    return PreparedImport(frame, kind, crs, report, spec, digest)
+
+
+def refuse_strict_rejections(report: ImportReport, spec: ImportSpec, digest: Future[str]) -> None:
+    """Raise :class:`RejectedFeaturesError` when a ``strict`` import rejected any feature
+    (the report, with the source's checksum, travels with the error)."""
     if spec.strict and report.rejected:
         first = report.rejections[0]
         report.checksum = digest.result()
@@ -140,7 +147,6 @@ def prepare_import(
             f"rejected (first: row {first.row}: {first.reason}); nothing was written",
             report,
         )
-    return PreparedImport(frame, kind, crs, report, spec, digest)
 
 
 class SeenKeys:

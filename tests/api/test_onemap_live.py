@@ -16,25 +16,13 @@ import pandas as pd
 import pytest
 
 import twin
-from tests.api.conftest import KEYS, LiveServer, sha256, start_server, stop_server
+from tests.api.conftest import KEYS, LiveServer, start_server, stop_server
+from tests.sensing.conftest import sensing_keys_file
 from twin.sensing import LiveStore, live_path
 from twin.sensing.locate import Locator
 from twin.sensing.vitals import vitals
 
 T0 = pd.Timestamp("2026-05-18T08:00:00Z")
-
-
-def _keys_file(folder: Path) -> Path:
-    path = folder / "live-keys.yaml"
-    lines = ["roles:", "  ops-centre: restricted", "writers: [ops-centre]", "keys:"]
-    for role, name, key_role in (
-        ("internal", "planner-1", "internal"),
-        ("restricted", "pipe-office", "restricted"),
-        ("ops", "ops-desk-1", "ops-centre"),
-    ):
-        lines += [f"  - name: {name}", f"    role: {key_role}", f"    sha256: {sha256(KEYS[role])}"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @dataclass
@@ -67,7 +55,7 @@ def pick_sensors(path: Path) -> Picked:
 def live(sample_twin_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("onemap-live")
     path = Path(shutil.copy(sample_twin_file, folder / "chengdu.twin.gpkg"))
-    server = start_server(path, folder, "--keys-file", str(_keys_file(folder)))
+    server = start_server(path, folder, "--keys-file", str(sensing_keys_file(folder)))
     yield server
     stop_server(server)
 
