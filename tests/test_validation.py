@@ -164,3 +164,38 @@ def test_id_field_that_is_also_renamed(city: twin.Twin, tmp_path: Path) -> None:
     assert layer.index.tolist() == ["districts.510104001", "districts.510104002"]
     assert layer["district_code"].tolist() == ["510104001", "510104002"]
     assert city.info("districts").id_field == "district_code"
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["numbers", "text"])
+def test_non_finite_and_huge_numbers_are_rejected_not_crashed(
+    city: twin.Twin, tmp_path: Path, as_text: bool
+) -> None:
+    """Every class of number a delivery can hold, in an int field (floors) and a float
+    field (height_m): finite ones pass, NaN is blank, ±inf and whole numbers past 2**53
+    are rejected with their reason (they used to raise OverflowError)."""
+    floors = [3.0, float("nan"), float("inf"), float("-inf"), 1e308, 2.0**60, 7.0, 4.0]
+    heights = [9.5, 6.0, 3.0, 3.0, 3.0, 3.0, float("inf"), 1e308]
+    frame = gpd.GeoDataFrame(
+        {
+            "id": [f"b{i}" for i in range(8)],
+            "floors": [str(v) for v in floors] if as_text else floors,
+            "height_m": [str(v) for v in heights] if as_text else heights,
+        },
+        geometry=boxes(8),
+        crs=GK105,
+    )
+    src = _write(frame, tmp_path / "b.gpkg")
+    report = city.import_layer(src, layer="buildings", kind="building", id="id")
+    reasons = {r.row: r.reason for r in report.rejections}
+    shown = (lambda v: f"'{v}'") if as_text else str  # text values are quoted
+    assert reasons == {  # rows count from 1, as a delivery's rows are shown to users
+        3: f"floors={shown('inf')} is not a finite number",
+        4: f"floors={shown('-inf')} is not a finite number",
+        5: f"floors={shown('1e+308')} is too large for a whole number",
+        6: f"floors={shown('1.152921504606847e+18')} is too large for a whole number",
+        7: f"height_m={shown('inf')} is not a finite number",
+    }
+    stored = city.layer("buildings").sort_index()
+    assert list(stored.index) == ["buildings.b0", "buildings.b1", "buildings.b7"]
+    assert stored["floors"].tolist()[0] == 3 and pd.isna(stored["floors"].tolist()[1])
+    assert stored["height_m"].tolist() == [9.5, 6.0, 1e308]

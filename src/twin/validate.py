@@ -156,6 +156,10 @@ def convert_fields(frame: _Frame, kind: LayerKind, reasons: np.ndarray) -> _Fram
     return out
 
 
+#: Whole numbers beyond this lose digits as floats (2**53); the twin refuses them.
+_LARGEST_WHOLE = float(2**53)
+
+
 def _convert(series: pd.Series, spec: FieldSpec, reasons: np.ndarray) -> pd.Series:
     raw = series
     text = _stripped_text(raw)
@@ -200,11 +204,16 @@ def _numeric(
     else:
         values = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
         note_values(reasons, ~blank & values.isna().to_numpy(), spec, raw, "is not a number")
+    infinite = np.isinf(values.to_numpy())
+    note_values(reasons, infinite, spec, raw, "is not a finite number")
+    values = values.where(~infinite)
     if spec.dtype == "int":
         frac = (values.notna() & (values != values.round())).to_numpy()
         note_values(reasons, frac, spec, raw, "is not a whole number")
         _check_range(values, spec, raw, reasons)
-        return values.where(~frac).round().astype("Int64")
+        huge = (values.abs() > _LARGEST_WHOLE).to_numpy(dtype=bool)
+        note_values(reasons, huge & ~frac, spec, raw, "is too large for a whole number")
+        return values.where(~frac & ~huge).round().astype("Int64")
     _check_range(values, spec, raw, reasons)
     return values
 
