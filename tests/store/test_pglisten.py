@@ -78,6 +78,7 @@ def test_serve_on_an_unreachable_database_is_a_one_line_error() -> None:
     assert done.returncode == 3, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the twin database" in lines[0]
+    assert f"database {url} (" in lines[0]  # as typed: not with the timeouts serve adds
 
 
 def test_a_reload_reads_again_only_the_layers_that_changed(pg_cluster: TempCluster) -> None:

@@ -12,6 +12,7 @@ import typer
 
 from twin.analyses import Twin
 from twin.cli._common import State, TwinArg, err
+from twin.errors import TwinError
 from twin.store import PostgisStore, is_url
 
 #: How long a worker may take to answer uvicorn's health ping (loading a twin included).
@@ -103,7 +104,7 @@ def serve(
 
     name: str | Path = serving_url(twin_path) if is_url(twin_path) else Path(twin_path).resolve()
     # A missing twin or database is a one-line error, before uvicorn starts.
-    opened = Twin.open(name)
+    opened = _open_for_serving(name, twin_path)
     shown = opened.location if is_url(twin_path) else twin_path  # no password shown
     if isinstance(opened.store, PostgisStore):
         opened.store.close()  # the workers open their own connections
@@ -147,6 +148,17 @@ def serve(
         timeout_worker_healthcheck=WORKER_PING_S,
         **options,
     )
+
+
+def _open_for_serving(name: str | Path, given: str) -> Twin:
+    """Open the twin once to check it; errors name the URL as given, not with our timeouts."""
+    try:
+        return Twin.open(name)
+    except TwinError as exc:
+        if isinstance(name, str) and exc.args and isinstance(exc.args[0], str):
+            ours, theirs = PostgisStore(name).location, PostgisStore(given).location
+            exc.args = (exc.args[0].replace(ours, theirs), *exc.args[1:])
+        raise
 
 
 def serving_url(url: str, *, connect_timeout_s: int = 3, statement_timeout_ms: int = 15_000) -> str:
