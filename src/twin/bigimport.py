@@ -59,6 +59,7 @@ __all__ = ["BATCH_SIZE", "STREAM_ABOVE", "import_streamed", "streams"]
 
 STREAM_ABOVE = 500_000  # features: larger deliveries are imported in batches
 BATCH_SIZE = 200_000  # features a batch
+HELPER_BATCH = 50_000  # batches this large are written by GDAL in a helper process
 _MS_UTC = pd.DatetimeTZDtype(unit="ms", tz="UTC")
 _MULTI_TYPES = (4, 5, 6)  # shapely type ids of MultiPoint, MultiLineString, MultiPolygon
 
@@ -144,6 +145,7 @@ class _Writer:
         self.removed = np.empty(0, dtype=object)
         self.now = pd.Timestamp.now(tz="UTC")
         self.single = False  # a batch was written with single parts only
+        self.helper = batch_size >= HELPER_BATCH  # GDAL writes in a helper process
 
     def run(self, session: GpkgSession, started: float, digest: Future[str]) -> ImportReport:
         """Prepare, compare and write every batch; returns the merged report."""
@@ -152,7 +154,8 @@ class _Writer:
         report = ImportReport(layer=self.spec.layer, kind=self.spec.kind, source="")
         with warnings.catch_warnings():  # a multi-part after single parts: see _promote
             warnings.filterwarnings("ignore", "A geometry of type", RuntimeWarning)
-            write_stream(session.work, self.spec.layer, self._frames(session, report))
+            frames = self._frames(session, report)
+            write_stream(session.work, self.spec.layer, frames, helper=self.helper)
         assert self.summary is not None  # read_source_batches yields at least one batch
         if self.single and np.isin(self.summary.type_ids, _MULTI_TYPES).any():
             self._promote(session)
@@ -189,7 +192,7 @@ class _Writer:
                 vars(report).update(vars(part))
                 self.spec = dataclasses.replace(self.spec, id=used.id)
                 if exists:
-                    self.stored = _Stored.read(session, self.spec.layer, frame, self.now)
+                    self.stored = _Stored.read(session, self.spec.layer, frame, self.helper)
             else:
                 _merge(report, part)
             frame = self._dated(frame)
@@ -295,9 +298,10 @@ class _Stored:
 
     @classmethod
     def read(
-        cls, session: GpkgSession, layer: str, first: gpd.GeoDataFrame, now: pd.Timestamp
+        cls, session: GpkgSession, layer: str, first: gpd.GeoDataFrame, helper: bool
     ) -> _Stored:
-        """Fingerprint the stored layer batch by batch, copying its rows aside."""
+        """Fingerprint the stored layer batch by batch, copying its rows aside (written by
+        a helper process when ``helper``)."""
         skip = (*history.BOOKKEEPING, "geometry")
         fields = pyogrio.read_info(session.work, layer=layer)["fields"]
         columns = sorted({str(c) for c in (*fields, *first.columns) if c not in skip})
@@ -314,7 +318,7 @@ class _Stored:
                 starts.append(_millis(part["valid_from"]))
                 yield part
 
-        write_stream(scratch, layer, parts(), spatial_index=False)
+        write_stream(scratch, layer, parts(), spatial_index=False, helper=helper)
         order = np.argsort(np.concatenate(keys), kind="stable")
         stored.keys = np.concatenate(keys)[order]
         stored.prints = np.concatenate(prints)[order]

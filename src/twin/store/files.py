@@ -9,10 +9,12 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +26,7 @@ import shapely
 
 from twin.errors import TwinFileError
 from twin.store import schema
+from twin.store.gdalsink import GdalSink
 
 __all__ = [
     "HISTORY_SUFFIX",
@@ -95,6 +98,7 @@ def write_stream(
     *,
     multi: bool = False,
     spatial_index: bool = True,
+    helper: bool = False,
 ) -> None:
     """Write (replace) a spatial table from frames made one at a time, in one GDAL write.
 
@@ -105,18 +109,50 @@ def write_stream(
     frame is made before the table is touched. An exception raised while a frame is
     made is raised here (the table is then half-written: use on a working copy).
     ``spatial_index=False`` skips the R-tree (a scratch table read back in fid order).
+    ``helper=True`` has GDAL write in a helper process (:mod:`twin.store.gdalsink`)
+    while this one makes the next frame: worth its half-second start for frames of
+    tens of thousands of rows.
     """
-    first = next(frames)
-    types = shapely.get_type_id(np.asarray(first.geometry.array))
-    multi = multi or bool(np.isin(types, (4, 5, 6)).any())
-    head = _arrow_table(first, multi)
+    sink = GdalSink() if helper else None
+    try:
+        first = next(frames)
+        types = shapely.get_type_id(np.asarray(first.geometry.array))
+        multi = multi or bool(np.isin(types, (4, 5, 6)).any())
+        head = _arrow_table(first, multi)
+        options = {
+            "layer": table,
+            "driver": "GPKG",
+            "geometry_name": "geometry",
+            "geometry_type": _geometry_type(first, multi),
+            "crs": _crs_text(first),
+            "layer_options": {"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
+        }
+        rest = (_arrow_table(frame, multi).cast(head.schema) for frame in frames)
+        if sink is None:
+            _write_here(path, head, rest, options)
+            return
+        sink.open(path, head.schema, options)
+        for part in itertools.chain([head], rest):
+            for batch in part.to_batches():
+                sink.write(batch)
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    sink.close()
+
+
+def _write_here(
+    path: Path, head: pa.Table, rest: Iterator[pa.Table], options: dict[str, Any]
+) -> None:
+    """One ``write_arrow`` in this process, pulling the tables as GDAL asks for them."""
     failures: list[BaseException] = []
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from head.to_batches()
         try:
-            for frame in frames:
-                yield from _arrow_table(frame, multi).cast(head.schema).to_batches()
+            for part in rest:
+                yield from part.to_batches()
         except BaseException as exc:
             failures.append(exc)
             raise
@@ -124,16 +160,7 @@ def write_stream(
     reader = pa.RecordBatchReader.from_batches(head.schema, batches())
     try:
         with _no_sync_on_private_copy():
-            pyogrio.raw.write_arrow(
-                reader,
-                path,
-                layer=table,
-                driver="GPKG",
-                geometry_name="geometry",
-                geometry_type=_geometry_type(first, multi),
-                crs=_crs_text(first),
-                layer_options={"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
-            )
+            pyogrio.raw.write_arrow(reader, path, **options)
     except Exception:
         if failures:
             raise failures[0] from None
