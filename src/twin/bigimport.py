@@ -49,7 +49,7 @@ from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
-from twin.store.files import write_stream
+from twin.store.files import Encoded, write_stream
 from twin.store.records import LayerSummary
 
 if TYPE_CHECKING:
@@ -167,8 +167,9 @@ class _Writer:
             self._retire(session, report)
         return report
 
-    def _frames(self, session: GpkgSession, report: ImportReport) -> Iterator[gpd.GeoDataFrame]:
-        """Each batch prepared, compared with the stored layer, with its ``valid_from``.
+    def _frames(self, session: GpkgSession, report: ImportReport) -> Iterator[Encoded]:
+        """Each batch prepared, compared with the stored layer, with its ``valid_from``
+        and the WKB of its geometries as read (stored as they are where unchanged).
 
         The first batch's report becomes ``report``; the stored layer (a re-import)
         is read before the first batch is handed over, so before it is replaced.
@@ -183,9 +184,10 @@ class _Writer:
             source_layer=self.spec.source_layer,
             encoding=self.spec.encoding,
             where=self.spec.where,
+            keep_wkb=True,
         )
         for n, data in enumerate(batches):
-            frame, part, used = prepare_batch(
+            frame, part, used, wkb = prepare_batch(
                 data, self.delivery, crs, self.earlier, twin_extent=extent
             )
             if n == 0:
@@ -198,7 +200,7 @@ class _Writer:
             frame = self._dated(frame)
             if n == 0 and self.summary is not None:  # the layer is made single-part?
                 self.single = not np.isin(self.summary.type_ids, _MULTI_TYPES).any()
-            yield frame
+            yield Encoded(frame, wkb)
             self.step("writing", min(0.9, 0.9 * self.earlier.first_row / self.total))
 
     def _dated(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
