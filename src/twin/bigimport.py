@@ -399,7 +399,7 @@ def _extent(city: Twin, exclude: str) -> tuple[float, float, float, float] | Non
 
 
 def _uid_keys(uids: pd.Series) -> np.ndarray:
-    return pd.util.hash_array(uids.to_numpy(dtype=object))
+    return pd.util.hash_array(uids.to_numpy(dtype=object), categorize=False)  # uids: unique
 
 
 def _millis(stamps: pd.Series) -> np.ndarray:

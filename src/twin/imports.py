@@ -188,11 +188,10 @@ class SeenKeys:
         seen = self.lookup(unique)
         np.add.at(self.count, seen[seen >= 0], counts[seen >= 0])
         new = seen < 0
-        merged = np.concatenate([self.keys, unique[new]])
-        order = np.argsort(merged, kind="stable")
-        self.keys = merged[order]
-        self.first = np.concatenate([self.first, np.asarray(rows)[at[new]]])[order]
-        self.count = np.concatenate([self.count, counts[new]])[order]
+        where = np.searchsorted(self.keys, unique[new])  # both sorted: a linear merge
+        self.keys = np.insert(self.keys, where, unique[new])
+        self.first = np.insert(self.first, where, np.asarray(rows)[at[new]])
+        self.count = np.insert(self.count, where, counts[new])
 
 
 @dataclass
@@ -514,7 +513,8 @@ def _first_rows(candidates: pd.Series, earlier: BatchState | None) -> np.ndarray
     unique_codes, at = np.unique(codes[present], return_index=True)
     first[unique_codes] = np.flatnonzero(present)[at] + offset
     if earlier is not None and len(uniques):  # an earlier batch of the same delivery
-        keys = pd.util.hash_array(np.asarray(uniques, dtype=object))
+        # the values are unique: categorizing first (the default) would only cost time
+        keys = pd.util.hash_array(np.asarray(uniques, dtype=object), categorize=False)
         seen = earlier.ids.lookup(keys)
         known = seen >= 0
         first[known] = earlier.ids.first[seen[known]]
@@ -623,7 +623,7 @@ def _uids(
         return (spec.layer + "." + ids.astype(str).str.strip()).to_numpy(dtype=object)
     wkb = shapely.to_wkb(np.asarray(source_geoms.array), hex=True)
     wkb = np.where(pd.isna(wkb), "", wkb).astype(object)
-    hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY)
+    hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY, categorize=False)  # same hashes
     base = pd.Series([f"{spec.layer}.g{h:016x}" for h in hashes.tolist()])
     occurrence = base.groupby(base).cumcount()
     if earlier is not None:  # the same geometry in an earlier batch: count on from there
