@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -113,10 +114,11 @@ def write_stream(
     ``spatial_index=False`` skips the R-tree (a scratch table read back in fid order).
     ``helper=True`` has GDAL write in a helper process (:mod:`twin.store.gdalsink`)
     while this one makes the next frame: worth its half-second start for frames of
-    tens of thousands of rows. A frame given as :class:`Encoded` brings geometries
+    tens of thousands of rows (an embedded interpreter without ``sys.executable``
+    writes here). A frame given as :class:`Encoded` brings geometries
     already encoded as WKB (GDAL's own, as read), stored as they are.
     """
-    sink = GdalSink() if helper else None
+    sink = GdalSink() if helper and sys.executable else None
     try:
         first, wkb = _unpacked(next(frames))
         types = shapely.get_type_id(np.asarray(first.geometry.array))

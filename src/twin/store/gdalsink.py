@@ -71,7 +71,7 @@ class GdalSink:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errors,
-            env={**os.environ, **HELPER_CONFIG},
+            env={**os.environ, **HELPER_CONFIG, "PYTHONPATH": _search_path()},
         )
         self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._path = Path()
@@ -145,6 +145,13 @@ class GdalSink:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
         if result["error"]:
             raise StorageError(f"cannot write {self._path.name}: {result['error']}")
+
+
+def _search_path() -> str:
+    """This interpreter's module search path, so the helper imports the same twin
+    (an entry added at run time, a source checkout) as multiprocessing's spawn does."""
+    here = str(Path(__file__).resolve().parents[2])  # the folder holding the twin package
+    return os.pathsep.join(dict.fromkeys([here, *(p for p in sys.path if p)]))
 
 
 def serve(source: IO[bytes], out: IO[str]) -> None:
