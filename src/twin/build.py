@@ -39,11 +39,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from twin import settings
 from twin.errors import BuildNeeded, BuildNeededError, UsageError
-from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
+from twin.relate import geoms_from_wkb, largest_share_positions, nearest_positions
 from twin.store import relations as relstore
 from twin.store import schema
 from twin.store.base import StoreSession
@@ -450,7 +449,7 @@ class _LayerCache:
         pipes = self.kinds.get(name) == "pipe"
         wkb, columns = self.city.store.read_wkb(name, ["uid", "network"] if pipes else ["uid"])
         return _Layer(
-            geoms=single_part_geoms(shapely.from_wkb(wkb)),
+            geoms=geoms_from_wkb(wkb),
             uids=columns["uid"].astype(object),
             network=columns["network"] if pipes else None,
         )

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 import pyogrio
-import shapely
 
 from twin.build import (
     DEFAULT_MAX_DISTANCE_M,
@@ -56,7 +55,7 @@ from twin.build import (
     relation_rows,
 )
 from twin.errors import UsageError
-from twin.relate import single_part_geoms
+from twin.relate import geoms_from_wkb
 from twin.store import parts
 from twin.store import relations as relstore
 
@@ -166,7 +165,7 @@ def _read(
         keep = keep[np.isin(got[keep], fids)]
     wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
     arrays = FeatureArrays(
-        geoms=single_part_geoms(shapely.from_wkb(wkb[keep])),
+        geoms=geoms_from_wkb(wkb[keep]),
         uids=table.column("uid").to_numpy(zero_copy_only=False)[keep].astype(object),
         network=table.column("network").to_numpy(zero_copy_only=False)[keep] if pipes else None,
     )
