@@ -3,12 +3,17 @@ threads and the relation writer's NULL columns, checked against the relate funct
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import shapely
 
 import twin
 from twin.relate import geoms_from_wkb, largest_share, nearest_within, single_part_geoms
+from twin.store import relations as relstore
 
 
 def test_one_part_multis_are_decoded_as_their_part() -> None:
@@ -92,3 +97,39 @@ def test_every_stored_set_equals_the_relate_functions(sample_twin: twin.Twin) ->
         "SELECT count(*) AS n FROM twin_relations WHERE distance_m IS NOT NULL"
     )
     assert int(with_distance["n"].iloc[0]) > 0
+
+
+def test_relation_rows_get_their_sets_fids_either_way(
+    sample_twin: twin.Twin, tmp_path: Path
+) -> None:
+    """The writer lets SQLite number a set's rows after its first when they are the table's
+    last, and binds every fid otherwise (a stray row above): the same fids both ways."""
+    path = shutil.copy(sample_twin.path, tmp_path / "rows.gpkg")
+    rows = relstore.RelationRows(
+        from_uid=["a.1", "a.2", "a.3"],
+        to_uid=np.array(["z.1", None, "z.2"], dtype=object),
+        share=np.array([1.0, 0.0, 0.25]),
+        distance_m=np.full(3, np.nan),
+        n_candidates=np.array([1, 0, 2]),
+    )
+    con = sqlite3.connect(path)
+    writer = relstore.RelationWriter(con, bulk=False)
+    first = writer.put(("feature_grid", "a", "z", None), rows, inputs=[1, 2, None], build_id=9)
+    con.execute(
+        "INSERT INTO twin_relations (fid, set_id, from_uid) VALUES (?, 0, 'stray')",
+        ((first + 5) << 32,),
+    )
+    second = writer.put(("feature_grid", "b", "z", None), rows, inputs=[1, 2, None], build_id=9)
+    for set_id in (first, second):
+        got = con.execute(
+            "SELECT fid, set_id, from_uid, to_uid, share, distance_m, n_candidates"
+            " FROM twin_relations WHERE set_id = ? ORDER BY fid",
+            (set_id,),
+        ).fetchall()
+        base = set_id << 32
+        assert got == [
+            (base, set_id, "a.1", "z.1", 1.0, None, 1),
+            (base + 1, set_id, "a.2", None, 0.0, None, 0),
+            (base + 2, set_id, "a.3", "z.2", 0.25, None, 2),
+        ]
+    con.close()

@@ -231,6 +231,8 @@ class RelationWriter(BaseRelationWriter):
         # NaN binds as NULL in SQLite: the float columns need no per-row work. What is the
         # same on every row (the set id, a float column without any value) is written into
         # the statement instead of bound row by row: binding is most of an insert's cost.
+        if not len(rows):
+            return
         marks = dict.fromkeys(ROW_COLUMNS, "?")
         marks["set_id"] = str(int(set_id))
         floats = {"share": rows.share, "distance_m": rows.distance_m}
@@ -244,9 +246,29 @@ class RelationWriter(BaseRelationWriter):
             **{name: values.tolist() for name, values in floats.items() if marks[name] == "?"},
             "n_candidates": rows.n_candidates.tolist(),
         }
+        (top,) = self.con.execute("SELECT max(fid) FROM twin_relations").fetchone()
+        if top is None or top < first:
+            # The set's rows are the table's last: the first row carries the set's first
+            # fid and SQLite gives each following one the next rowid (max + 1).
+            self._execute_many(marks, columns, start=0, stop=1)
+            del marks["fid"]
+            self._execute_many(marks, columns, start=1, stop=len(rows))
+            (last,) = self.con.execute("SELECT max(fid) FROM twin_relations").fetchone()
+            if last != first + len(rows) - 1:
+                raise RuntimeError(f"relation rows of set {set_id} got fids up to {last}")
+        else:
+            self._execute_many(marks, columns, start=0, stop=len(rows))
+
+    def _execute_many(
+        self, marks: dict[str, str], columns: dict[str, Any], *, start: int, stop: int
+    ) -> None:
+        """One INSERT of rows ``start:stop`` with ``marks`` (``?`` for the bound columns)."""
+        bound = [
+            itertools.islice(columns[name], start, stop) for name in marks if marks[name] == "?"
+        ]
         self.con.executemany(
             f"INSERT INTO twin_relations ({', '.join(marks)}) VALUES ({', '.join(marks.values())})",
-            zip(*(columns[name] for name in marks if marks[name] == "?"), strict=True),
+            zip(*bound, strict=True),
         )
 
 
