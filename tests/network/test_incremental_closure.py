@@ -146,12 +146,28 @@ def test_road_closure_rows_equal_the_full_comparison(access) -> None:  # type: i
         after, fac_after = nearest_facility(access, mask)  # a full Dijkstra
         full = closure_result(access, mask, before, fac_before, after, fac_after, 120.0)
         pd.testing.assert_frame_equal(result.buildings, full.buildings, rtol=1e-12)
+        _assert_tables_of_the_rows(result, full.buildings)
         assert result.summary.to_dict() == pytest.approx(full.summary.to_dict())
         with np.errstate(invalid="ignore"):
             detour = np.where(np.isfinite(before), after - before, 0.0)
         assert result.summary.buildings_delayed == int(((detour > 1.0) & np.isfinite(after)).sum())
         hit += result.summary.buildings_delayed + result.summary.buildings_lost
     assert hit > 50
+
+
+def _assert_tables_of_the_rows(result, every) -> None:  # type: ignore[no-untyped-def]
+    """``touched`` and ``affected()``, built from the changed rows alone, are rows of ``every``."""
+    touched = result.touched
+    assert touched.index.is_unique and len(touched) == len(result.rows.rows)
+    pd.testing.assert_frame_equal(touched, every.loc[touched.index], rtol=1e-12)
+    untouched = every.drop(index=touched.index)
+    assert (untouched["detour_s"] == 0).all() and not untouched["lost"].any()
+    hit = (every["detour_s"] > 1.0).to_numpy() | every["lost"].to_numpy()
+    affected = result.affected()
+    assert affected.crs == result.closed.crs
+    pd.testing.assert_frame_equal(pd.DataFrame(affected.drop(columns="geometry")), every.loc[hit])
+    points = result.access.buildings.point[hit]
+    assert shapely.equals(affected.geometry.to_numpy(), points).all()
 
 
 def test_writing_to_a_closure_frame_leaves_the_base_answer(access) -> None:  # type: ignore[no-untyped-def]
