@@ -26,7 +26,9 @@ N = 12
 STEP = 100.0
 
 
-def _city(seed: int = 7) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def _city(
+    seed: int = 7, n_buildings: int = 300, n_facilities: int = 4
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     rng = np.random.default_rng(seed)
     lines, names = [], []
     for i in range(N):
@@ -56,7 +58,7 @@ def _city(seed: int = 7) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDat
             crs=CRS,
         )
 
-    return roads, pts(300, "b"), pts(4, "f")
+    return roads, pts(n_buildings, "b"), pts(n_facilities, "f")
 
 
 def _networkx_times(access, closed: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -117,6 +119,39 @@ def test_local_closure_equals_networkx_and_the_full_dijkstra(access) -> None:  #
         before = _networkx_times(access, np.zeros(net.n_edges, dtype=bool))
         changed += int((~np.isclose(local, before)).sum())
     assert changed > 100  # the closures did move many buildings: the test compares real detours
+
+
+def test_local_closure_of_buildings_beside_facilities() -> None:
+    """Closures around the facilities' own edges, where trips along those edges decide."""
+    roads, homes, facilities = _city(seed=3, n_buildings=3000, n_facilities=12)
+    pairs = gpd.GeoDataFrame(  # two facilities on each of two edges: the nearer one wins
+        geometry=shapely.points([(410, 300.5), (470, 299.5), (700.4, 520), (699.6, 580)]),
+        index=pd.Index([f"pair{i}" for i in range(4)], name="uid"),
+        crs=CRS,
+    )
+    facilities = pd.concat([facilities, pairs])
+    access = road_access(road_network_from_frame(roads), homes, facilities)
+    net, b, f = access.net, access.buildings, access.facilities
+    rng = np.random.default_rng(2)
+    near = np.flatnonzero(
+        np.isin(net.edge_from, net.edge_from[f.edge]) | np.isin(net.edge_to, net.edge_to[f.edge])
+    )
+    beside = np.isin(b.edge, f.edge)
+    assert beside.sum() > 50  # many buildings share an edge with a facility
+    decided = 0
+    for _ in range(30):
+        closed = np.zeros(net.n_edges, dtype=bool)
+        closed[rng.choice(near, size=int(rng.integers(1, 6)), replace=False)] = True
+        local, fac = nearest_facility_closed(access, closed)
+        full, full_fac = nearest_facility(access, closed)
+        np.testing.assert_allclose(local, full, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(local, _networkx_times(access, closed), rtol=1e-12, atol=1e-9)
+        assert (fac == full_fac).all()
+        # buildings beside an open facility edge, answered by that facility after the closure
+        own = beside & (fac >= 0)
+        own[own] = f.edge[fac[own]] == b.edge[own]
+        decided += int(own.sum())
+    assert decided > 100
 
 
 def test_road_closure_reports_the_full_answer(access) -> None:  # type: ignore[no-untyped-def]

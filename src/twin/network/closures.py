@@ -86,8 +86,9 @@ class ClosureRows:
     Attributes
     ----------
     rows : ndarray of int
-        Building positions (in ``access.buildings``), sorted: those whose fastest route or
-        access the closure cuts. Some may find a route as fast as before (detour 0).
+        Building positions (in ``access.buildings``), each once, in no particular order:
+        those whose fastest route or access the closure cuts. Some may find a route as
+        fast as before (detour 0).
     time_before, time_after : ndarray of float
         Their seconds to the nearest facility before and after (inf: unreachable).
     fac_before, fac_after : ndarray of int
@@ -173,8 +174,13 @@ class ClosureResult(Result):
 
     @cached_property
     def touched(self) -> pd.DataFrame:
-        """The rows of :attr:`buildings` that the closure may change, alone."""
-        return _frame_of_rows(self.access, self.rows)
+        """The rows of :attr:`buildings` that the closure may change, alone (in its order)."""
+        return _frame_of_rows(self.access, self.rows, self._order)
+
+    @cached_property
+    def _order(self) -> IntArray:
+        """The order of :attr:`rows` that sorts them as :attr:`buildings` is."""
+        return np.argsort(self.rows.rows, kind="stable")
 
     @property
     def affected_buildings(self) -> gpd.GeoDataFrame:
@@ -183,11 +189,11 @@ class ClosureResult(Result):
 
     def affected(self) -> gpd.GeoDataFrame:
         """Buildings delayed or cut off, with their access points as geometry."""
-        r = self.rows
-        hit = (r.detour > DELAY_S) | r.lost
+        r, order = self.rows, self._order
+        hit = ((r.detour > DELAY_S) | r.lost)[order]
         return gpd.GeoDataFrame(
             self.touched.loc[hit],
-            geometry=self.access.buildings.point[r.rows[hit]],
+            geometry=self.access.buildings.point[r.rows[order][hit]],
             crs=self.access.net.crs,
         )
 
@@ -290,7 +296,7 @@ def _result(
     fac: IntArray,
     max_time_s: float | None,
 ) -> ClosureResult:
-    """The result from the new answer (``time``, ``fac``) of the buildings at ``rows`` (sorted).
+    """The result from the new answer (``time``, ``fac``) of the buildings at ``rows``.
 
     Every other building keeps its time: no detour. Nothing here is as long as the city.
     """
@@ -342,19 +348,19 @@ def _every_building(
     return pd.DataFrame(columns, index=access.buildings.uid, copy=False)
 
 
-def _frame_of_rows(access: RoadAccess, r: ClosureRows) -> pd.DataFrame:
-    """The columns of :func:`_every_building` for the changed ``r.rows`` alone."""
+def _frame_of_rows(access: RoadAccess, r: ClosureRows, order: IntArray) -> pd.DataFrame:
+    """The columns of :func:`_every_building` for the changed ``r.rows`` alone, in ``order``."""
     columns: dict[str, Any] = {
-        "time_before_s": r.time_before,
-        "time_after_s": r.time_after,
-        "detour_s": r.detour,
-        "facility_before": facility_labels(access, r.fac_before),
-        "facility_after": facility_labels(access, r.fac_after),
-        "lost": r.lost,
+        "time_before_s": r.time_before[order],
+        "time_after_s": r.time_after[order],
+        "detour_s": r.detour[order],
+        "facility_before": facility_labels(access, r.fac_before[order]),
+        "facility_after": facility_labels(access, r.fac_after[order]),
+        "lost": r.lost[order],
     }
     if r.beyond is not None:
-        columns["beyond_max"] = r.beyond
-    return pd.DataFrame(columns, index=access.buildings.uid[r.rows])
+        columns["beyond_max"] = r.beyond[order]
+    return pd.DataFrame(columns, index=access.buildings.uid[r.rows[order]])
 
 
 def _scattered(n: int, rows: IntArray, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
