@@ -214,3 +214,21 @@ def test_writing_to_a_closure_frame_leaves_the_base_answer(access) -> None:  # t
     np.testing.assert_array_equal(second.buildings["time_before_s"].to_numpy(), kept)
     assert second.buildings["facility_before"].notna().sum() > 5
     assert (first.buildings["time_before_s"].to_numpy()[:5] == -1.0).all()
+
+
+def test_uids_read_in_batches_are_joined_once() -> None:
+    """Uids read as many Arrow chunks (pyogrio batches) are one chunk on the access points,
+    so that a closure's few changed rows are taken without a pass over every uid."""
+    import pyarrow as pa
+
+    roads, homes, facilities = _city()
+    names = homes.index.to_numpy(dtype=str)
+    chunks = pa.chunked_array([pa.array(names[:100]), pa.array(names[100:])])
+    homes.index = pd.Index(pd.array(chunks, dtype="str"), name="uid")
+    assert homes.index.array.__arrow_array__().num_chunks == 2
+    access = road_access(road_network_from_frame(roads), homes, facilities)
+    uid = access.buildings.uid
+    assert uid.array.__arrow_array__().num_chunks == 1
+    assert uid.equals(homes.index) and uid.dtype == homes.index.dtype and uid.name == "uid"
+    result = road_closure(access, roads=["V5_3", "H4_5"])
+    assert result.touched.index.isin(homes.index).all() and len(result.touched) > 0
