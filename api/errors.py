@@ -30,6 +30,7 @@ from twin.errors import (
     TwinError,
     TwinNotFoundError,
     UsageError,
+    api_wording,
 )
 
 log = logging.getLogger("twin_api")
@@ -131,13 +132,7 @@ def describe(exc: BaseException) -> str:
     """  # noqa: E501
     if not isinstance(exc, BuildNeededError):
         return _one_line(str(exc))
-    reason = exc.reason
-    if reason.code == "beyond_reach":
-        return (
-            f"{reason.fact}: ask with {reason.parameter} <= {reason.built or 0:g}, "
-            f"or have the twin built again with {reason.parameter}={reason.value or 0:g}"
-        )
-    return f"{reason.fact}: have the twin built{' again' if reason.code == 'stale' else ''}"
+    return api_wording(exc.reason)
 
 
 def _one_line(text: str) -> str:

@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}")
-    inputs = prepare(args.buildings, args.seed)
+    if any(SCENARIOS[n].needs_city for n in names):
+        inputs = prepare(args.buildings, args.seed)
+    else:  # scenarios with their own cached inputs, found beside the city's folder
+        inputs = {"buildings": CACHE / f"city-{args.buildings}-{args.seed}" / "buildings.gpkg"}
     if any(SCENARIOS[n].needs_network for n in names):
         from bench.network import prepare_network
 

@@ -111,7 +111,13 @@ def test_first_import_in_batches_equals_whole(tmp_path: Path) -> None:
     assert info[0] == info[1]  # count, extent, geometry type, id field, classification
 
 
-def test_reimport_in_batches_equals_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("helper", [False, True], ids=["in-process", "helper-process"])
+def test_reimport_in_batches_equals_whole(
+    tmp_path: Path, helper: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also with GDAL writing the layer and the stored layer's scratch copy in a helper
+    process (as batches of 50,000 features and more are)."""
+    monkeypatch.setattr("twin.bigimport.HELPER_BATCH", 1 if helper else 10**9)
     v1 = _first_delivery()
     v2 = v1.copy()
     v2.loc[5, "层数"] = 40  # changed attribute (batch 1)
@@ -300,3 +306,38 @@ def test_write_stream_takes_chunked_arrow_strings(tmp_path: Path) -> None:
     assert back["name"].tolist() == ["一", "二", "三", "四"]
     assert back["n"].tolist() == [1, 2, 3, 4]
     assert shapely.get_x(back.geometry.to_numpy()).tolist() == [0.0, 1.0, 2.0, 9.0]
+
+
+def test_unchanged_geometries_are_stored_as_read(tmp_path: Path) -> None:
+    """A delivery in the twin's CRS: batches keep the WKB GDAL read for every geometry
+    no step changed and encode the others (the repaired bow tie); the stored
+    GeoPackage geometry blobs are byte for byte the one-frame import's."""
+    import pyproj
+
+    from twin.imports import BatchState, prepare_batch
+    from twin.io import read_source_batches
+
+    frame = _first_delivery().to_crs(GK105)
+    geoms = frame.geometry.to_numpy().copy()
+    geoms[10] = shapely.force_3d(geoms[10], 7.5)  # a 3D footprint: ISO Z WKB
+    frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=GK105))
+    source = _delivery(tmp_path / "local.gpkg", frame)
+    data = next(read_source_batches(source, batch_size=100, keep_wkb=True))
+    batch = prepare_batch(data, _spec(source), pyproj.CRS(GK105), BatchState())
+    assert batch.wkb is not None and len(batch.wkb) == 98  # rows 61 (none) and 62 (point) go
+    encoded = np.flatnonzero(batch.wkb.is_null().to_numpy(zero_copy_only=False))
+    assert encoded.tolist() == [60]  # the repaired bow tie (row 61 in the delivery)
+    as_read = shapely.from_wkb(batch.wkb.to_numpy(zero_copy_only=False))
+    kept = np.delete(np.arange(100), [61, 62])
+    same = shapely.equals_exact(as_read, shapely.force_2d(geoms[kept]), tolerance=0)
+    assert same.sum() == 97 and not same[60]  # every other is the delivery's geometry
+    assert shapely.get_coordinates(as_read[10], include_z=True)[0, 2] == 7.5
+
+    whole, batched = _pair(tmp_path)
+    whole.import_spec(_spec(source))
+    import_streamed(batched, _spec(source), batch_size=BATCH)
+    blobs = []
+    for city in (whole, batched):
+        with sqlite3.connect(city.path) as con:
+            blobs.append(con.execute("SELECT fid, geom FROM buildings ORDER BY fid").fetchall())
+    assert len(blobs[1]) == 224 and blobs[0] == blobs[1]

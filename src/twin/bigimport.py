@@ -49,7 +49,7 @@ from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
-from twin.store.files import write_stream
+from twin.store.files import Encoded, write_stream
 from twin.store.records import LayerSummary
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ __all__ = ["BATCH_SIZE", "STREAM_ABOVE", "import_streamed", "streams"]
 
 STREAM_ABOVE = 500_000  # features: larger deliveries are imported in batches
 BATCH_SIZE = 200_000  # features a batch
+HELPER_BATCH = 50_000  # batches this large are written by GDAL in a helper process
 _MS_UTC = pd.DatetimeTZDtype(unit="ms", tz="UTC")
 _MULTI_TYPES = (4, 5, 6)  # shapely type ids of MultiPoint, MultiLineString, MultiPolygon
 
@@ -144,6 +145,7 @@ class _Writer:
         self.removed = np.empty(0, dtype=object)
         self.now = pd.Timestamp.now(tz="UTC")
         self.single = False  # a batch was written with single parts only
+        self.helper = batch_size >= HELPER_BATCH  # GDAL writes in a helper process
 
     def run(self, session: GpkgSession, started: float, digest: Future[str]) -> ImportReport:
         """Prepare, compare and write every batch; returns the merged report."""
@@ -152,7 +154,8 @@ class _Writer:
         report = ImportReport(layer=self.spec.layer, kind=self.spec.kind, source="")
         with warnings.catch_warnings():  # a multi-part after single parts: see _promote
             warnings.filterwarnings("ignore", "A geometry of type", RuntimeWarning)
-            write_stream(session.work, self.spec.layer, self._frames(session, report))
+            frames = self._frames(session, report)
+            write_stream(session.work, self.spec.layer, frames, helper=self.helper)
         assert self.summary is not None  # read_source_batches yields at least one batch
         if self.single and np.isin(self.summary.type_ids, _MULTI_TYPES).any():
             self._promote(session)
@@ -164,8 +167,9 @@ class _Writer:
             self._retire(session, report)
         return report
 
-    def _frames(self, session: GpkgSession, report: ImportReport) -> Iterator[gpd.GeoDataFrame]:
-        """Each batch prepared, compared with the stored layer, with its ``valid_from``.
+    def _frames(self, session: GpkgSession, report: ImportReport) -> Iterator[Encoded]:
+        """Each batch prepared, compared with the stored layer, with its ``valid_from``
+        and the WKB of its geometries as read (stored as they are where unchanged).
 
         The first batch's report becomes ``report``; the stored layer (a re-import)
         is read before the first batch is handed over, so before it is replaced.
@@ -180,22 +184,23 @@ class _Writer:
             source_layer=self.spec.source_layer,
             encoding=self.spec.encoding,
             where=self.spec.where,
+            keep_wkb=True,
         )
         for n, data in enumerate(batches):
-            frame, part, used = prepare_batch(
+            frame, part, used, wkb = prepare_batch(
                 data, self.delivery, crs, self.earlier, twin_extent=extent
             )
             if n == 0:
                 vars(report).update(vars(part))
                 self.spec = dataclasses.replace(self.spec, id=used.id)
                 if exists:
-                    self.stored = _Stored.read(session, self.spec.layer, frame, self.now)
+                    self.stored = _Stored.read(session, self.spec.layer, frame, self.helper)
             else:
                 _merge(report, part)
             frame = self._dated(frame)
             if n == 0 and self.summary is not None:  # the layer is made single-part?
                 self.single = not np.isin(self.summary.type_ids, _MULTI_TYPES).any()
-            yield frame
+            yield Encoded(frame, wkb)
             self.step("writing", min(0.9, 0.9 * self.earlier.first_row / self.total))
 
     def _dated(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -295,9 +300,10 @@ class _Stored:
 
     @classmethod
     def read(
-        cls, session: GpkgSession, layer: str, first: gpd.GeoDataFrame, now: pd.Timestamp
+        cls, session: GpkgSession, layer: str, first: gpd.GeoDataFrame, helper: bool
     ) -> _Stored:
-        """Fingerprint the stored layer batch by batch, copying its rows aside."""
+        """Fingerprint the stored layer batch by batch, copying its rows aside (written by
+        a helper process when ``helper``)."""
         skip = (*history.BOOKKEEPING, "geometry")
         fields = pyogrio.read_info(session.work, layer=layer)["fields"]
         columns = sorted({str(c) for c in (*fields, *first.columns) if c not in skip})
@@ -314,7 +320,7 @@ class _Stored:
                 starts.append(_millis(part["valid_from"]))
                 yield part
 
-        write_stream(scratch, layer, parts(), spatial_index=False)
+        write_stream(scratch, layer, parts(), spatial_index=False, helper=helper)
         order = np.argsort(np.concatenate(keys), kind="stable")
         stored.keys = np.concatenate(keys)[order]
         stored.prints = np.concatenate(prints)[order]
@@ -393,7 +399,7 @@ def _extent(city: Twin, exclude: str) -> tuple[float, float, float, float] | Non
 
 
 def _uid_keys(uids: pd.Series) -> np.ndarray:
-    return pd.util.hash_array(uids.to_numpy(dtype=object))
+    return pd.util.hash_array(uids.to_numpy(dtype=object), categorize=False)  # uids: unique
 
 
 def _millis(stamps: pd.Series) -> np.ndarray:

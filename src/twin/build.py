@@ -22,14 +22,15 @@ the imports and option it was built from), and drops relations whose layers
 are gone. Rows with no ``to_uid`` are the flagged ones: a building on no
 parcel, a sensor with no building near, a building with no pipe within reach.
 
-Layers are read ahead in one thread, relations computed in another, and
+Layers are read ahead in one thread, relations computed in two others, and
 written to the twin in the calling one (GDAL, GEOS and SQLite release the GIL),
-so the three costs overlap.
+so the costs overlap.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -39,11 +40,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from twin import settings
 from twin.errors import BuildNeeded, BuildNeededError, UsageError
-from twin.relate import largest_share_positions, nearest_positions, single_part_geoms
+from twin.relate import geoms_from_wkb, largest_share_positions, nearest_positions
 from twin.store import relations as relstore
 from twin.store import schema
 from twin.store.base import StoreSession
@@ -363,16 +363,22 @@ def _labels(uids: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def _computed(
     plans: list[RelationPlan], layers: _LayerCache, max_distance_m: float, max_service_m: float
 ) -> Iterator[tuple[RelationPlan, relstore.RelationRows]]:
-    """Each plan's rows, in order, computed up to :data:`_AHEAD` plans ahead in a worker thread."""
+    """Each plan's rows, in order, computed up to :data:`_AHEAD` plans ahead by
+    :data:`_WORKERS` threads (GEOS releases the GIL: two relations compute at once)."""
+    # A relation prepares its target layer's geometries in place, and GEOS prepared
+    # geometries must not be used by two threads at once: relations onto the same layer
+    # take turns (those onto other layers run beside them).
+    turns = {name: threading.Lock() for name in {p.to_layer for p in plans}}
 
     def compute(plan: RelationPlan) -> relstore.RelationRows:
-        rows = compute_relation(
-            layers, plan, max_distance_m=max_distance_m, max_service_m=max_service_m
-        )
+        with turns[plan.to_layer]:
+            rows = compute_relation(
+                layers, plan, max_distance_m=max_distance_m, max_service_m=max_service_m
+            )
         layers.done(plan)
         return rows
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-build")
+    pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="twin-build")
     pending: deque[tuple[RelationPlan, Future[relstore.RelationRows]]] = deque()
     queue = iter(plans)
     try:
@@ -389,9 +395,12 @@ def _computed(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-# Relations computed ahead of the one being written: the worker never waits for
+# Relations computed ahead of the one being written: the workers never wait for
 # the writer (a few relations' rows held at most, ~40 MB per million rows).
 _AHEAD = 4
+# Threads computing relations. Two use both cores of a small machine while the writer
+# waits for rows; the GEOS work of a relation releases the GIL.
+_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -426,6 +435,7 @@ class _LayerCache:
         self.city = city
         self.kinds = {info.name: info.kind for info in infos}
         self.uses = Counter(name for p in plans for name in (p.from_layer, p.to_layer))
+        self.lock = threading.Lock()
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-read")
         order = dict.fromkeys(name for p in plans for name in (p.from_layer, p.to_layer))
         self.layers = {name: self.reader.submit(self._read, name) for name in order}
@@ -440,17 +450,18 @@ class _LayerCache:
         return self.layers[name].result()
 
     def done(self, plan: RelationPlan) -> None:
-        for name in (plan.from_layer, plan.to_layer):
-            self.uses[name] -= 1
-            if self.uses[name] <= 0:
-                self.layers.pop(name, None)
+        with self.lock:  # called by every computing thread
+            for name in (plan.from_layer, plan.to_layer):
+                self.uses[name] -= 1
+                if self.uses[name] <= 0:
+                    self.layers.pop(name, None)
 
     def _read(self, name: str) -> _Layer:
         # Straight from Arrow: uids and geometries are all a relation needs.
         pipes = self.kinds.get(name) == "pipe"
         wkb, columns = self.city.store.read_wkb(name, ["uid", "network"] if pipes else ["uid"])
         return _Layer(
-            geoms=single_part_geoms(shapely.from_wkb(wkb)),
+            geoms=geoms_from_wkb(wkb),
             uids=columns["uid"].astype(object),
             network=columns["network"] if pipes else None,
         )

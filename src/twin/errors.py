@@ -221,6 +221,34 @@ class BuildNeededError(UsageError):
         self.reason = reason
 
 
+def api_wording(reason: BuildNeeded) -> str:
+    """Why the stored relations cannot answer, in the words of the HTTP API and its operators.
+
+    The library's message names a Python call (``build(max_service_m=80)``); an
+    operator reading an API answer or an event gets the request's parameter and
+    "have the twin built" instead. The API's error bodies and the impact notes
+    events carry both use this wording (the CLI has its own, naming ``twin build``).
+
+    Examples
+    --------
+    >>> api_wording(BuildNeeded("beyond_reach", "c.gpkg", parameter="max_service_m",
+    ...                         value=80.0, built=50.0))
+    'the last build connected buildings within 50 m of a pipe: ask with max_service_m <= 50, or have the twin built again with max_service_m=80'
+    >>> api_wording(BuildNeeded("stale", "c.gpkg", layers=("pipes",)))
+    'the relations are stale: pipes changed since the last build: have the twin built again'
+    >>> api_wording(BuildNeeded("no_build", "data/c.gpkg"))
+    'c.gpkg has no service connections yet: have the twin built'
+    """  # noqa: E501
+    if not reason.advice:
+        return reason.fact
+    if reason.code == "beyond_reach":
+        return (
+            f"{reason.fact}: ask with {reason.parameter} <= {reason.built or 0:g}, "
+            f"or have the twin built again with {reason.parameter}={reason.value or 0:g}"
+        )
+    return f"{reason.fact}: have the twin built{' again' if reason.code == 'stale' else ''}"
+
+
 class TwinNotFoundError(TwinError, FileNotFoundError):
     """The twin file does not exist.
 

@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyproj
 import shapely
 
@@ -185,11 +188,10 @@ class SeenKeys:
         seen = self.lookup(unique)
         np.add.at(self.count, seen[seen >= 0], counts[seen >= 0])
         new = seen < 0
-        merged = np.concatenate([self.keys, unique[new]])
-        order = np.argsort(merged, kind="stable")
-        self.keys = merged[order]
-        self.first = np.concatenate([self.first, np.asarray(rows)[at[new]]])[order]
-        self.count = np.concatenate([self.count, counts[new]])[order]
+        where = np.searchsorted(self.keys, unique[new])  # both sorted: a linear merge
+        self.keys = np.insert(self.keys, where, unique[new])
+        self.first = np.insert(self.first, where, np.asarray(rows)[at[new]])
+        self.count = np.insert(self.count, where, counts[new])
 
 
 @dataclass
@@ -205,6 +207,15 @@ class BatchState:
     geometries: SeenKeys = dataclasses.field(default_factory=SeenKeys)
 
 
+class PreparedBatch(NamedTuple):
+    """One batch of a delivery read in batches, ready to store."""
+
+    frame: gpd.GeoDataFrame  # the kept features: uid, fields…, geometry
+    report: ImportReport  # the batch's report
+    spec: ImportSpec  # as the batch used it (``id`` follows a renamed id field)
+    wkb: pa.Array | None  # each kept feature's geometry as read (WKB); null: changed
+
+
 def prepare_batch(
     data: SourceData,
     spec: ImportSpec,
@@ -212,20 +223,18 @@ def prepare_batch(
     earlier: BatchState,
     *,
     twin_extent: tuple[float, float, float, float] | None = None,
-) -> tuple[gpd.GeoDataFrame, ImportReport, ImportSpec]:
+) -> PreparedBatch:
     """Map, validate, identify and reproject one batch of a delivery read in batches.
 
     The same steps as :func:`prepare_import`, with rows numbered in the whole
     delivery and ids checked against the earlier batches (``earlier``, updated).
     The checks over the whole delivery (something imported, ``strict``) are the
-    caller's, once every batch is done.
-
-    Returns
-    -------
-    (GeoDataFrame, ImportReport, ImportSpec)
-        The kept features (``uid``, fields…, geometry), the batch's report and
-        the spec as the batch used it (``id`` follows a renamed id field).
+    caller's, once every batch is done. When the batch came with its WKB
+    (:attr:`SourceData.wkb`), the result has it for every feature whose geometry
+    no step changed (not repaired, unwrapped nor reprojected), so it is stored
+    without being encoded again.
     """
+    read = np.array(data.frame.geometry.array, dtype=object)  # keeps them alive: see _as_read
     spec = dataclasses.replace(spec, fields=dict(spec.fields), set=dict(spec.set))
     kind = get_kind(spec.kind)
     report = ImportReport(
@@ -250,7 +259,66 @@ def prepare_batch(
     report.imported = len(frame)
     report.classification = _classification(spec, kind, frame, report)
     earlier.first_row += report.read
-    return frame, report, spec
+    wkb = _as_read(data.wkb, read, kept, frame) if data.wkb is not None else None
+    return PreparedBatch(frame, report, spec, wkb)
+
+
+_PLAIN_WKB = (*range(1, 8), *range(1001, 1008))  # ISO 2D and Z simple-feature types
+
+
+def _as_read(
+    wkb: pa.Array, read: np.ndarray, kept: np.ndarray, frame: gpd.GeoDataFrame
+) -> pa.Array:
+    """The source WKB of each row of ``frame`` (the ``kept`` rows of the batch) whose
+    geometry is the very object read (``read``: holding them, it keeps every ``id``
+    unique); null where a step made a new geometry, and where the WKB is not
+    little-endian 2D or Z (M values, curves: shapely encodes those as before)."""
+    rows = np.flatnonzero(kept)
+    final = np.asarray(frame.geometry.array, dtype=object)
+    same = _ids(final) == _ids(read[rows])
+    if len(rows) < len(wkb):
+        wkb = wkb.take(pa.array(rows))
+    same &= _plain_wkb(wkb)
+    if same.all():
+        return wkb
+    return pc.if_else(pa.array(same), wkb, pa.nulls(len(wkb), wkb.type))
+
+
+def _ids(values: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(id, values), dtype=np.uintp, count=len(values))
+
+
+def _plain_wkb(wkb: pa.Array) -> np.ndarray:
+    """Which values are WKB of a little-endian 2D or Z point, line, polygon or collection.
+
+    Examples
+    --------
+    >>> import shapely, struct
+    >>> values = [shapely.Point(1, 2), shapely.Point(1, 2, 3), shapely.box(0, 0, 1, 1)]
+    >>> point_m = struct.pack("<BIddd", 1, 2001, 1, 2, 3)  # ISO Point M
+    >>> big_endian = struct.pack(">BIdd", 0, 1, 1, 2)
+    >>> wkb = list(shapely.to_wkb(values, flavor="iso")) + [point_m, big_endian, None]
+    >>> _plain_wkb(pa.array(wkb, pa.binary())).tolist()
+    [True, True, True, False, False, False]
+    """
+    wide = pa.types.is_large_binary(wkb.type)
+    window = np.frombuffer(wkb.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = np.asarray(window[wkb.offset : wkb.offset + len(wkb) + 1], dtype=np.int64)
+    out = np.zeros(len(wkb), dtype=bool)
+    data = wkb.buffers()[2]
+    if data is None:
+        return out
+    raw = np.frombuffer(data, dtype=np.uint8)
+    starts = offsets[:-1]
+    long = (offsets[1:] - starts >= 5) & ~_nulls(wkb)
+    at = starts[long].astype(np.int64)
+    code = sum(raw[at + k].astype(np.uint32) << np.uint32(8 * (k - 1)) for k in range(1, 5))
+    out[long] = (raw[at] == 1) & np.isin(code, _PLAIN_WKB)
+    return out
+
+
+def _nulls(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _in_memory_source(frame: gpd.GeoDataFrame) -> SourceData:
@@ -445,7 +513,8 @@ def _first_rows(candidates: pd.Series, earlier: BatchState | None) -> np.ndarray
     unique_codes, at = np.unique(codes[present], return_index=True)
     first[unique_codes] = np.flatnonzero(present)[at] + offset
     if earlier is not None and len(uniques):  # an earlier batch of the same delivery
-        keys = pd.util.hash_array(np.asarray(uniques, dtype=object))
+        # the values are unique: categorizing first (the default) would only cost time
+        keys = pd.util.hash_array(np.asarray(uniques, dtype=object), categorize=False)
         seen = earlier.ids.lookup(keys)
         known = seen >= 0
         first[known] = earlier.ids.first[seen[known]]
@@ -554,7 +623,7 @@ def _uids(
         return (spec.layer + "." + ids.astype(str).str.strip()).to_numpy(dtype=object)
     wkb = shapely.to_wkb(np.asarray(source_geoms.array), hex=True)
     wkb = np.where(pd.isna(wkb), "", wkb).astype(object)
-    hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY)
+    hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY, categorize=False)  # same hashes
     base = pd.Series([f"{spec.layer}.g{h:016x}" for h in hashes.tolist()])
     occurrence = base.groupby(base).cumcount()
     if earlier is not None:  # the same geometry in an earlier batch: count on from there

@@ -36,14 +36,13 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pyogrio
-import shapely
 
 from twin.build import (
     DEFAULT_MAX_DISTANCE_M,
@@ -56,7 +55,7 @@ from twin.build import (
     relation_rows,
 )
 from twin.errors import UsageError
-from twin.relate import single_part_geoms
+from twin.relate import geoms_from_wkb
 from twin.store import parts
 from twin.store import relations as relstore
 
@@ -90,6 +89,8 @@ class TileJob:
     pipes: frozenset[str]  # layers with a network column
     max_distance_m: float
     max_service_m: float
+    #: from layer -> each owned fid's position in the layer (set by the writer on submit)
+    positions: dict[str, Fids] | None = None
 
     def reach(self, plan: RelationPlan) -> float:
         if plan.network is not None:
@@ -98,6 +99,34 @@ class TileJob:
 
 
 TileRows = list[tuple[int, Fids, relstore.RelationRows]]  # plan index, fids, rows
+
+
+@dataclass(frozen=True)
+class PackedTile:
+    """A tile's rows ready to store: counts per plan, and the rows as one SQLite image."""
+
+    counts: tuple[tuple[int, int, int], ...]  # plan index, rows, rows without a target
+    image: bytes  # twin.store.parts.pack_parts: rows at plan << 32 | position
+
+
+def compute_packed(job: TileJob) -> PackedTile:
+    """:func:`compute_tile`, then the rows packed where they were computed (runs anywhere).
+
+    The job must carry ``positions``. Raises ``RuntimeError`` if a feature the tile
+    owns was not read (the writer would otherwise leave its row out).
+    """
+    if job.positions is None:
+        raise ValueError("a packed tile needs the positions of its owned features")
+    tile = compute_tile(job)
+    placed = []
+    for i, fids, rows in tile:
+        layer = job.plans[i].from_layer
+        owned = job.owned[layer]
+        if len(fids) != len(owned):
+            raise RuntimeError(f"a tile read {len(fids)} of its {len(owned)} {layer} features")
+        placed.append((i, job.positions[layer], rows))
+    counts = tuple((i, len(rows), rows.unrelated) for i, _, rows in tile)
+    return PackedTile(counts=counts, image=parts.pack_parts(placed))
 
 
 def compute_tile(job: TileJob) -> TileRows:
@@ -166,7 +195,7 @@ def _read(
         keep = keep[np.isin(got[keep], fids)]
     wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
     arrays = FeatureArrays(
-        geoms=single_part_geoms(shapely.from_wkb(wkb[keep])),
+        geoms=geoms_from_wkb(wkb[keep]),
         uids=table.column("uid").to_numpy(zero_copy_only=False)[keep].astype(object),
         network=table.column("network").to_numpy(zero_copy_only=False)[keep] if pipes else None,
     )
@@ -332,8 +361,8 @@ def build_partitioned(
                     max_service_m=report.max_service_m,
                 )
             )
-            results = _ahead(jobs) if client is None else _on_dask(client.result()[0], jobs)
-            _write(city, con, infos, todo, report, results, progress, len(jobs))
+            run = _ahead if client is None else _dask_runner(client.result()[0])
+            _write(city, con, infos, todo, report, jobs, run, progress)
 
         return build_relations(
             city,
@@ -345,17 +374,20 @@ def build_partitioned(
         )
 
 
+Runner = Callable[[Iterable[TileJob]], Iterator[tuple[TileJob, PackedTile]]]
+
+
 def _write(
     city: Twin,
     con: parts.Connection,
     infos: list[LayerInfo],
     todo: BuildWork,
     report: BuildReport,
-    results: Iterable[TileRows],
+    jobs: list[TileJob],
+    run: Runner,
     progress: Callable[[str, float], None] | None,
-    n_tiles: int = 0,
 ) -> None:
-    """Open every set, write each tile's rows as they come, then close the sets."""
+    """Open every set, store each tile's packed rows as they come, then close the sets."""
     counts = {info.name: info.feature_count for info in infos}
     new_rows = sum(counts[p.from_layer] for p in todo.plans)
     dropped_rows = sum(s.n_rows for s in todo.stale)
@@ -376,17 +408,17 @@ def _write(
     fids = {name: parts.layer_fids(city.path, name) for name in {p.from_layer for p in todo.plans}}
     written = {name: np.zeros(len(f), dtype=bool) for name, f in fids.items()}
     n_rows, n_unrelated = [0] * len(todo.plans), [0] * len(todo.plans)
-    for done, tile in enumerate(results, start=1):
-        for i, tile_fids, rows in tile:
-            plan = todo.plans[i]
-            positions = np.searchsorted(fids[plan.from_layer], tile_fids)
-            parts.put_part(con, set_ids[i], positions, rows)
-            if i == next(j for j, p in enumerate(todo.plans) if p.from_layer == plan.from_layer):
-                written[plan.from_layer][positions] = True
-            n_rows[i] += len(rows)
-            n_unrelated[i] += rows.unrelated
+    for done, (job, tile) in enumerate(run(_placed(jobs, fids)), start=1):
+        parts.put_packed(con, tile.image, {i: set_ids[i] for i, _, _ in tile.counts})
+        for i, rows, unrelated in tile.counts:
+            n_rows[i] += rows
+            n_unrelated[i] += unrelated
+        for name, positions in (job.positions or {}).items():
+            if any(todo.plans[i].from_layer == name for i, _, _ in tile.counts):
+                written[name][positions] = True
         if progress:
-            progress(f"tile {done} of {n_tiles}", done / max(n_tiles, 1))
+            progress(f"tile {done} of {len(jobs)}", done / max(len(jobs), 1))
+    parts.release_packed(con)
     missing = [name for name, w in written.items() if not w.all()]
     if missing:
         raise RuntimeError(f"partitioned build left features of {', '.join(missing)} out")
@@ -398,36 +430,65 @@ def _write(
     writer.finish()
 
 
-def _ahead(jobs: list[TileJob]) -> Iterator[TileRows]:
-    """Each tile computed in a worker thread while the previous one is written (GEOS, GDAL
-    and SQLite release the GIL); one tile ahead at most, so memory holds two."""
+def _placed(jobs: Iterable[TileJob], fids: dict[str, Fids]) -> Iterator[TileJob]:
+    """Each job with its owned features' positions in their layers (made as it is sent)."""
+    for job in jobs:
+        positions = {}
+        for name, owned in job.owned.items():
+            where = np.searchsorted(fids[name], owned)
+            if len(owned) and not np.array_equal(
+                fids[name][np.minimum(where, len(fids[name]) - 1)], owned
+            ):
+                raise RuntimeError(f"a tile owns {name} features the layer does not hold")
+            positions[name] = where.astype(np.int64)
+        yield replace(job, positions=positions)
+
+
+def _ahead(jobs: Iterable[TileJob]) -> Iterator[tuple[TileJob, PackedTile]]:
+    """Each tile computed and packed in a worker thread while the previous one is written
+    (GEOS, GDAL and SQLite release the GIL); one tile ahead at most, so memory holds two."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-tile") as pool:
-        pending: deque[Future[TileRows]] = deque()
+        pending: deque[tuple[TileJob, Future[PackedTile]]] = deque()
         for job in jobs:
-            pending.append(pool.submit(compute_tile, job))
+            pending.append((job, pool.submit(compute_packed, job)))
             if len(pending) > 1:
-                yield pending.popleft().result()
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            yield pending.popleft().result()
+            done, future = pending.popleft()
+            yield done, future.result()
 
 
-def _on_dask(client: object, jobs: Iterable[TileJob]) -> Iterator[TileRows]:
-    """Each tile computed on the cluster; results as they complete (a few tiles in flight)."""
+def _dask_runner(client: object) -> Runner:
+    def run(jobs: Iterable[TileJob]) -> Iterator[tuple[TileJob, PackedTile]]:
+        return _on_dask(client, jobs)
+
+    return run
+
+
+def _on_dask(client: object, jobs: Iterable[TileJob]) -> Iterator[tuple[TileJob, PackedTile]]:
+    """Each tile computed and packed on the cluster; results as they complete (a few tiles
+    in flight, so the writer stores one while the workers compute the next)."""
     from dask.distributed import Client, as_completed
 
     assert isinstance(client, Client)
     queue = iter(jobs)
     window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
-    running = as_completed(
-        [client.submit(compute_tile, job, pure=False) for job in _take(queue, window)],
-        loop=client.loop,
-    )
+    sent: dict[object, TileJob] = {}
+
+    def submit(job: TileJob) -> object:
+        future = client.submit(compute_packed, job, pure=False)
+        sent[future.key] = job
+        return future
+
+    running = as_completed([submit(job) for job in _take(queue, window)], loop=client.loop)
     for future in running:
-        yield future.result()
+        packed = future.result()
+        yield sent.pop(future.key), packed
         future.release()
         following = next(queue, None)
         if following is not None:
-            running.add(client.submit(compute_tile, following, pure=False))
+            running.add(submit(following))
 
 
 def _take(queue: Iterator[TileJob], n: int) -> list[TileJob]:

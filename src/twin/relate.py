@@ -243,6 +243,43 @@ def single_part_geoms(values: np.ndarray) -> np.ndarray:
     return values
 
 
+# The head of the WKB of a one-part MultiPoint, MultiLineString or MultiPolygon (2D,
+# little-endian, as GDAL writes it): byte order, type, one part. The part's own WKB follows.
+_ONE_PART_HEADS = frozenset(
+    b"\x01" + kind.to_bytes(4, "little") + (1).to_bytes(4, "little") for kind in (4, 5, 6)
+)
+_HEAD = 9
+
+
+def geoms_from_wkb(wkb: np.ndarray) -> np.ndarray:
+    """Geometries from WKB, a one-part multi-geometry decoded as its part.
+
+    The same geometries as ``single_part_geoms(shapely.from_wkb(wkb))``, but
+    the part of a one-part multi-geometry is decoded straight from its own
+    WKB (the bytes after the 9-byte head): about twice as fast for a layer
+    that a few multi-part footprints made all MultiPolygons on disk.
+
+    Parameters
+    ----------
+    wkb : ndarray of bytes (or None)
+
+    Returns
+    -------
+    ndarray of shapely geometries
+
+    Examples
+    --------
+    >>> one = shapely.to_wkb(shapely.MultiPolygon([shapely.box(0, 0, 1, 1)]))
+    >>> two = shapely.to_wkb(shapely.MultiPoint([(0, 0), (1, 1)]))
+    >>> [g.geom_type for g in geoms_from_wkb(np.array([one, two, None], dtype=object))[:2]]
+    ['Polygon', 'MultiPoint']
+    """
+    heads = _ONE_PART_HEADS
+    parts = np.empty(len(wkb), dtype=object)
+    parts[:] = [w[_HEAD:] if w is not None and w[:_HEAD] in heads else w for w in wkb]
+    return single_part_geoms(shapely.from_wkb(parts))
+
+
 def _check_crs(a: GeoDataFrame, b: GeoDataFrame, what: str) -> None:
     require_projected(a.crs, what)
     if b.crs is None or not b.crs.equals(a.crs):

@@ -143,7 +143,9 @@ def _indicators_of(
     columns = [c for c in _COLUMNS[info.kind] if c in fields]
     if info.kind == "building":
         # Not started from the build's stored building -> zone relation (stored_zone_shares):
-        # at 1M buildings reading it (2-3 s) costs more than the overlay it spares.
+        # at 1M buildings reading it costs more than the overlay it spares (measured
+        # December 2026 on the grid: 1.0-1.15 s CPU to read it, 0.7 s for the whole
+        # overlay without it, 0.4 s with it).
         if info.feature_count > STREAM_ABOVE and isinstance(city.store, GpkgStore):
             batches = _layer_batches(city, name, columns)
             table = building_indicators_in_batches(zones, batches, floor_height_m=floor_height_m)

@@ -26,7 +26,9 @@ N = 12
 STEP = 100.0
 
 
-def _city(seed: int = 7) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def _city(
+    seed: int = 7, n_buildings: int = 300, n_facilities: int = 4
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     rng = np.random.default_rng(seed)
     lines, names = [], []
     for i in range(N):
@@ -56,7 +58,7 @@ def _city(seed: int = 7) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDat
             crs=CRS,
         )
 
-    return roads, pts(300, "b"), pts(4, "f")
+    return roads, pts(n_buildings, "b"), pts(n_facilities, "f")
 
 
 def _networkx_times(access, closed: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -119,6 +121,39 @@ def test_local_closure_equals_networkx_and_the_full_dijkstra(access) -> None:  #
     assert changed > 100  # the closures did move many buildings: the test compares real detours
 
 
+def test_local_closure_of_buildings_beside_facilities() -> None:
+    """Closures around the facilities' own edges, where trips along those edges decide."""
+    roads, homes, facilities = _city(seed=3, n_buildings=3000, n_facilities=12)
+    pairs = gpd.GeoDataFrame(  # two facilities on each of two edges: the nearer one wins
+        geometry=shapely.points([(410, 300.5), (470, 299.5), (700.4, 520), (699.6, 580)]),
+        index=pd.Index([f"pair{i}" for i in range(4)], name="uid"),
+        crs=CRS,
+    )
+    facilities = pd.concat([facilities, pairs])
+    access = road_access(road_network_from_frame(roads), homes, facilities)
+    net, b, f = access.net, access.buildings, access.facilities
+    rng = np.random.default_rng(2)
+    near = np.flatnonzero(
+        np.isin(net.edge_from, net.edge_from[f.edge]) | np.isin(net.edge_to, net.edge_to[f.edge])
+    )
+    beside = np.isin(b.edge, f.edge)
+    assert beside.sum() > 50  # many buildings share an edge with a facility
+    decided = 0
+    for _ in range(30):
+        closed = np.zeros(net.n_edges, dtype=bool)
+        closed[rng.choice(near, size=int(rng.integers(1, 6)), replace=False)] = True
+        local, fac = nearest_facility_closed(access, closed)
+        full, full_fac = nearest_facility(access, closed)
+        np.testing.assert_allclose(local, full, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(local, _networkx_times(access, closed), rtol=1e-12, atol=1e-9)
+        assert (fac == full_fac).all()
+        # buildings beside an open facility edge, answered by that facility after the closure
+        own = beside & (fac >= 0)
+        own[own] = f.edge[fac[own]] == b.edge[own]
+        decided += int(own.sum())
+    assert decided > 100
+
+
 def test_road_closure_reports_the_full_answer(access) -> None:  # type: ignore[no-untyped-def]
     roads = ["V5_3", "V5_4", "H4_5", "H6_5", "V6_5"]
     result = road_closure(access, roads=roads)
@@ -146,12 +181,28 @@ def test_road_closure_rows_equal_the_full_comparison(access) -> None:  # type: i
         after, fac_after = nearest_facility(access, mask)  # a full Dijkstra
         full = closure_result(access, mask, before, fac_before, after, fac_after, 120.0)
         pd.testing.assert_frame_equal(result.buildings, full.buildings, rtol=1e-12)
+        _assert_tables_of_the_rows(result, full.buildings)
         assert result.summary.to_dict() == pytest.approx(full.summary.to_dict())
         with np.errstate(invalid="ignore"):
             detour = np.where(np.isfinite(before), after - before, 0.0)
         assert result.summary.buildings_delayed == int(((detour > 1.0) & np.isfinite(after)).sum())
         hit += result.summary.buildings_delayed + result.summary.buildings_lost
     assert hit > 50
+
+
+def _assert_tables_of_the_rows(result, every) -> None:  # type: ignore[no-untyped-def]
+    """``touched`` and ``affected()``, built from the changed rows alone, are rows of ``every``."""
+    touched = result.touched
+    assert touched.index.is_unique and len(touched) == len(result.rows.rows)
+    pd.testing.assert_frame_equal(touched, every.loc[touched.index], rtol=1e-12)
+    untouched = every.drop(index=touched.index)
+    assert (untouched["detour_s"] == 0).all() and not untouched["lost"].any()
+    hit = (every["detour_s"] > 1.0).to_numpy() | every["lost"].to_numpy()
+    affected = result.affected()
+    assert affected.crs == result.closed.crs
+    pd.testing.assert_frame_equal(pd.DataFrame(affected.drop(columns="geometry")), every.loc[hit])
+    points = result.access.buildings.point[hit]
+    assert shapely.equals(affected.geometry.to_numpy(), points).all()
 
 
 def test_writing_to_a_closure_frame_leaves_the_base_answer(access) -> None:  # type: ignore[no-untyped-def]
@@ -163,3 +214,21 @@ def test_writing_to_a_closure_frame_leaves_the_base_answer(access) -> None:  # t
     np.testing.assert_array_equal(second.buildings["time_before_s"].to_numpy(), kept)
     assert second.buildings["facility_before"].notna().sum() > 5
     assert (first.buildings["time_before_s"].to_numpy()[:5] == -1.0).all()
+
+
+def test_uids_read_in_batches_are_joined_once() -> None:
+    """Uids read as many Arrow chunks (pyogrio batches) are one chunk on the access points,
+    so that a closure's few changed rows are taken without a pass over every uid."""
+    import pyarrow as pa
+
+    roads, homes, facilities = _city()
+    names = homes.index.to_numpy(dtype=str)
+    chunks = pa.chunked_array([pa.array(names[:100]), pa.array(names[100:])])
+    homes.index = pd.Index(pd.array(chunks, dtype="str"), name="uid")
+    assert homes.index.array.__arrow_array__().num_chunks == 2
+    access = road_access(road_network_from_frame(roads), homes, facilities)
+    uid = access.buildings.uid
+    assert uid.array.__arrow_array__().num_chunks == 1
+    assert uid.equals(homes.index) and uid.dtype == homes.index.dtype and uid.name == "uid"
+    result = road_closure(access, roads=["V5_3", "H4_5"])
+    assert result.touched.index.isin(homes.index).all() and len(result.touched) > 0

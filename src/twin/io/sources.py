@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 import pyarrow
 import pyogrio
+import pyogrio.raw
 import pyproj
+import shapely
 
 from twin import guards
 from twin.errors import SourceError, UsageError
@@ -54,6 +57,7 @@ class SourceData:
     format: str
     source_layer: str | None = None
     encoding: str | None = None
+    wkb: pyarrow.Array | None = None  # each row's geometry as read (WKB), when kept
 
 
 def detect_format(path: Path) -> str:
@@ -178,12 +182,17 @@ def read_source_batches(
     encoding: str | None = None,
     where: str | None = None,
     columns: list[str] | None = None,
+    keep_wkb: bool = False,
 ) -> Iterator[SourceData]:
     """Read a large GDAL source in batches of about ``batch_size`` features, in file order.
 
     A GeoPackage is read by ranges of its fid (one indexed range scan each), other
     formats by record index. Concatenated, the batches are what :func:`read_source`
-    returns, so memory holds one batch, never the file.
+    returns, so memory holds one batch, never the file. ``keep_wkb`` keeps each
+    batch's geometries as GDAL read them (:attr:`SourceData.wkb`, WKB) where the
+    layer has no date-time or JSON field (those are read as :func:`read_source`
+    reads them, without it): a writer can store unchanged geometries without
+    encoding them again.
 
     Examples
     --------
@@ -213,8 +222,9 @@ def read_source_batches(
         renames = read_field_names(src)
     total = 0
     floats = _integers_with_nulls(src, fmt, layer, where)
+    keep_wkb = keep_wkb and _plain_fields(dataset, layer)
     for window in _windows(dataset, src, fmt, layer, batch_size, where):
-        frame = _read_frame(dataset, src, fmt, {**kwargs, **window})
+        frame, wkb = _read_frame(dataset, src, fmt, {**kwargs, **window}, keep_wkb=keep_wkb)
         if len(frame) == 0 and total:
             continue
         for name in floats & set(frame.columns):  # as one read of the whole layer gives them
@@ -223,9 +233,17 @@ def read_source_batches(
         frame = frame.rename(columns=full) if full else frame
         total += len(frame)
         crs = pyproj.CRS.from_user_input(frame.crs) if frame.crs is not None else None
-        yield SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
+        yield SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding, wkb=wkb)
     if not where:
         guards.check_rows_read(total, _declared_count(dataset, src, fmt, layer), src)
+
+
+def _plain_fields(dataset: str, layer: str | None) -> bool:
+    """Whether the layer's fields convert from Arrow to pandas as they are (pyogrio
+    parses date-time and JSON fields after that conversion)."""
+    info = pyogrio.read_info(dataset, layer=layer)
+    times = [t for t in info["dtypes"] if str(t).startswith("datetime") and t != "datetime64[D]"]
+    return not times and "OFSTJSON" not in list(info["ogr_subtypes"])
 
 
 def _integers_with_nulls(src: Path, fmt: str, layer: str | None, where: str | None) -> set[str]:
@@ -280,7 +298,7 @@ def _read_gdal(
         kwargs["encoding"] = encoding
     if where:
         kwargs["where"] = where
-    frame = _read_frame(dataset, src, fmt, kwargs)
+    frame, _ = _read_frame(dataset, src, fmt, kwargs)
     frame = _keep_field_named_geometry(frame, dataset, kwargs)
     if fmt == "shapefile":
         from twin.io.export import read_field_names
@@ -294,13 +312,20 @@ def _read_gdal(
     return SourceData(frame, crs, fmt, source_layer=layer, encoding=encoding)
 
 
-def _read_frame(dataset: str, src: Path, fmt: str, kwargs: dict[str, Any]) -> gpd.GeoDataFrame:
-    """One ``read_dataframe`` call, its errors worded for the user."""
+def _read_frame(
+    dataset: str, src: Path, fmt: str, kwargs: dict[str, Any], *, keep_wkb: bool = False
+) -> tuple[gpd.GeoDataFrame, pyarrow.Array | None]:
+    """One ``read_dataframe`` call (or, ``keep_wkb``, its Arrow read keeping the WKB),
+    its errors worded for the user."""
     layer, where = kwargs.get("layer"), kwargs.get("where")
+    wkb = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            frame = pyogrio.read_dataframe(dataset, **kwargs)
+            if keep_wkb:
+                frame, wkb = _read_keeping_wkb(dataset, kwargs)
+            else:
+                frame = pyogrio.read_dataframe(dataset, **kwargs)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
     except UnicodeDecodeError:
@@ -318,7 +343,25 @@ def _read_frame(dataset: str, src: Path, fmt: str, kwargs: dict[str, Any]) -> gp
         raise
     if not isinstance(frame, gpd.GeoDataFrame):
         raise SourceError(f"{src.name} layer {layer!r} has no geometry column")
-    return frame
+    return frame, wkb
+
+
+def _read_keeping_wkb(
+    dataset: str, kwargs: dict[str, Any]
+) -> tuple[gpd.GeoDataFrame | pd.DataFrame, pyarrow.Array | None]:
+    """What ``pyogrio.read_dataframe(use_arrow=True)`` returns for a layer without
+    date-time or JSON fields, and the geometry column as read (WKB)."""
+    options = {k: v for k, v in kwargs.items() if k not in ("use_arrow", "on_invalid")}
+    meta, table = pyogrio.raw.read_arrow(dataset, datetime_as_string=True, **options)
+    name = meta["geometry_name"] or "wkb_geometry"
+    if name not in table.column_names:
+        return table.to_pandas(), None
+    column = table.column(name).combine_chunks()
+    wkb = column.storage if isinstance(column, pyarrow.ExtensionArray) else column
+    frame = table.drop_columns([name]).to_pandas()
+    values = wkb.to_numpy(zero_copy_only=False)
+    frame["geometry"] = shapely.from_wkb(values, on_invalid=kwargs.get("on_invalid", "raise"))
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=meta["crs"]), wkb
 
 
 def _keep_field_named_geometry(

@@ -148,12 +148,27 @@ def access_points(
         along <= END_M, 0.0, np.where(edge_length - along <= END_M, edge_length, along)
     )
     return AccessPoints(
-        uid=pd.Index(features.index),
+        uid=_one_chunk(pd.Index(features.index)),
         edge=found,
         position_m=along,
         distance_m=shapely.distance(points, on_line),
         point=on_line,
     )
+
+
+def _one_chunk(index: pd.Index) -> pd.Index:
+    """``index`` with its Arrow strings in one chunk (as read in batches they are in many).
+
+    Taking a few rows of a chunked Arrow array costs in proportion to all of it; a
+    closure takes its changed buildings' uids, so they are joined once here.
+    """
+    dtype = index.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return index
+    data = index.array.__arrow_array__()  # a ChunkedArray
+    if data.num_chunks <= 1:
+        return index
+    return pd.Index(pd.array(data.combine_chunks(), dtype=dtype), name=index.name)
 
 
 @dataclass

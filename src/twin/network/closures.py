@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import geopandas as gpd
@@ -78,33 +79,108 @@ class ClosureSummary(Summary):
     population_affected: float | None
 
 
-@dataclass(repr=False)
-class ClosureResult(Result):
-    """What a closure does.
+@dataclass
+class ClosureRows:
+    """The buildings a closure may change and their answer; every other building keeps its own.
 
     Attributes
     ----------
+    rows : ndarray of int
+        Building positions (in ``access.buildings``), each once, in no particular order:
+        those whose fastest route or access the closure cuts. Some may find a route as
+        fast as before (detour 0).
+    time_before, time_after : ndarray of float
+        Their seconds to the nearest facility before and after (inf: unreachable).
+    fac_before, fac_after : ndarray of int
+        Their facility positions before and after (-1: none).
+    detour : ndarray of float
+        ``time_after - time_before`` (inf when access is lost; 0 when unreachable before).
+    lost : ndarray of bool
+        Reachable before, not after.
+    beyond : ndarray of bool or None
+        Within ``max_time_s`` before, not after (None without a limit).
+    """
+
+    rows: IntArray
+    time_before: FloatArray
+    time_after: FloatArray
+    fac_before: IntArray
+    fac_after: IntArray
+    detour: FloatArray
+    lost: BoolArray
+    beyond: BoolArray | None
+
+
+@dataclass(eq=False, repr=False)
+class ClosureResult(Result):
+    """What a closure does.
+
+    Computing it costs what the closure changes: the answer of the buildings whose
+    routes it cuts (``rows``) and the counts over them. The tables below are built
+    from those rows when first read (and kept); only :attr:`buildings`, which has a
+    row for every building, costs in proportion to the city.
+
+    Attributes
+    ----------
+    summary : ClosureSummary
+    rows : ClosureRows
+        The buildings the closure may change, and their answer before and after.
     buildings : pandas.DataFrame
         Every building (index: uid): ``time_before_s``, ``time_after_s``, ``detour_s``
         (inf when access is lost), ``facility_before``, ``facility_after``, ``lost`` (no
         facility reachable any more), ``beyond_max`` (within ``max_time_s`` before, not after).
+    touched : pandas.DataFrame
+        The same columns for the buildings of ``rows`` alone (every other building's
+        detour is 0).
     closed : geopandas.GeoDataFrame
         The closed edges: ``road``, ``length_m``.
-    summary : ClosureSummary
 
     Examples
     --------
     >>> c = city.road_closure(["roads.DL000002"], where="poi_type=消防站")
     >>> c.summary.closed_roads, len(c.closed) == c.summary.closed_edges
     (1, True)
+    >>> int((c.buildings["detour_s"] > 0).sum()) == int((c.touched["detour_s"] > 0).sum())
+    True
     """
 
     _tables: ClassVar[tuple[str, ...]] = ("closed", "affected_buildings")
 
-    buildings: pd.DataFrame
-    closed: gpd.GeoDataFrame
     summary: ClosureSummary
-    points: Any = None
+    rows: ClosureRows
+    access: RoadAccess
+    mask: BoolArray  # per edge: closed
+    base: tuple[FloatArray, IntArray]  # every building's time and facility before
+
+    @property
+    def points(self) -> Any:
+        """Every building's access point (shapely Points, in the order of ``buildings``)."""
+        return self.access.buildings.point
+
+    @cached_property
+    def closed(self) -> gpd.GeoDataFrame:
+        """The closed edges: ``road``, ``length_m`` (geometry: the edge)."""
+        net, edges = self.access.net, np.flatnonzero(self.mask)
+        return gpd.GeoDataFrame(
+            {"road": net.edge_uid[edges], "length_m": net.edge_length_m[edges]},
+            geometry=net.edge_geometry[edges],
+            crs=net.crs,
+        )
+
+    @cached_property
+    def buildings(self) -> pd.DataFrame:
+        """Every building's row (see the class); built on first use from :attr:`rows`."""
+        return _every_building(self.access, self.base, self.rows)
+
+    @cached_property
+    def touched(self) -> pd.DataFrame:
+        """The rows of :attr:`buildings` that the closure may change, alone (in its order)."""
+        return _frame_of_rows(self.access, self.rows, self._order)
+
+    @cached_property
+    def _order(self) -> IntArray:
+        """The order of :attr:`rows` that sorts them as :attr:`buildings` is."""
+        return np.argsort(self.rows.rows, kind="stable")
 
     @property
     def affected_buildings(self) -> gpd.GeoDataFrame:
@@ -113,9 +189,13 @@ class ClosureResult(Result):
 
     def affected(self) -> gpd.GeoDataFrame:
         """Buildings delayed or cut off, with their access points as geometry."""
-        b = self.buildings
-        hit = (b["detour_s"] > DELAY_S).to_numpy() | b["lost"].to_numpy()
-        return gpd.GeoDataFrame(b.loc[hit], geometry=self.points[hit], crs=self.closed.crs)
+        r, order = self.rows, self._order
+        hit = ((r.detour > DELAY_S) | r.lost)[order]
+        return gpd.GeoDataFrame(
+            self.touched.loc[hit],
+            geometry=self.access.buildings.point[r.rows[order][hit]],
+            crs=self.access.net.crs,
+        )
 
 
 def closed_edges(
@@ -153,6 +233,11 @@ def road_closure(
 ) -> ClosureResult:
     """Close roads (by uid, or every edge crossing ``area``) and measure every building's detour.
 
+    The cost is that of what the closure changes (the subtrees of the facilities'
+    shortest-path tree it cuts, and their buildings), not of the city: see
+    :func:`twin.network.incremental.closure_change`. The full table of every building
+    (:attr:`ClosureResult.buildings`) is built when first read.
+
     Parameters
     ----------
     access : RoadAccess
@@ -182,7 +267,7 @@ def road_closure(
     before, fac_before = base_answer(access)
     change = closure_change(access, mask)
     return _result(
-        access, mask, before, fac_before, change.rows, change.time, change.fac, max_time_s
+        access, mask, (before, fac_before), change.rows, change.time, change.fac, max_time_s
     )
 
 
@@ -197,51 +282,85 @@ def closure_result(
 ) -> ClosureResult:
     """The closure's result from every building's answer before and after it."""
     rows = np.flatnonzero((after != before) | (fac_after != fac_before))
-    return _result(access, mask, before, fac_before, rows, after[rows], fac_after[rows], max_time_s)
+    return _result(
+        access, mask, (before, fac_before), rows, after[rows], fac_after[rows], max_time_s
+    )
 
 
 def _result(
     access: RoadAccess,
     mask: BoolArray,
-    before: FloatArray,
-    fac_before: IntArray,
+    base: tuple[FloatArray, IntArray],
     rows: IntArray,
     time: FloatArray,
     fac: IntArray,
     max_time_s: float | None,
 ) -> ClosureResult:
-    """The result from the new answer (``time``, ``fac``) of the buildings at ``rows`` (sorted).
+    """The result from the new answer (``time``, ``fac``) of the buildings at ``rows``.
 
-    Every other building keeps its time: no detour. Only the new times are a copy of the
-    whole column; the before columns are the cached base answer's (copy on write).
+    Every other building keeps its time: no detour. Nothing here is as long as the city.
     """
-    t0 = before[rows]
+    t0 = base[0][rows]
     with np.errstate(invalid="ignore"):
-        detour_rows = np.where(np.isfinite(t0), time - t0, 0.0)
-    lost_rows = np.isfinite(t0) & ~np.isfinite(time)
+        detour = np.where(np.isfinite(t0), time - t0, 0.0)
+    beyond = None if max_time_s is None else (t0 <= max_time_s) & (time > max_time_s)
+    changed = ClosureRows(
+        rows=rows,
+        time_before=t0,
+        time_after=time,
+        fac_before=base[1][rows],
+        fac_after=fac,
+        detour=detour,
+        lost=np.isfinite(t0) & ~np.isfinite(time),
+        beyond=beyond,
+    )
+    summary = _summary(access, mask, len(base[0]), changed, max_time_s)
+    return ClosureResult(summary, changed, access, mask, base)
+
+
+def _every_building(
+    access: RoadAccess, base: tuple[FloatArray, IntArray], r: ClosureRows
+) -> pd.DataFrame:
+    """Every building's row: the base answer, with the changed ``r.rows`` written over it.
+
+    The before columns are the cached base answer's Series when ``base`` is the cached
+    base answer (shared copy-on-write); the detour / lost columns are zero arrays written
+    at the changed rows (only their written pages are touched).
+    """
+    before, fac_before = base
+    n = len(before)
     time_before, fac_labels = _before_columns(access, before, fac_before)
     after = before.copy()
-    after[rows] = time
+    after[r.rows] = r.time_after
     codes = fac_labels.cat.codes.to_numpy().copy()
-    codes[rows] = fac
+    codes[r.rows] = r.fac_after
     columns: dict[str, Any] = {
         "time_before_s": time_before,
         "time_after_s": after,
-        "detour_s": _scattered(len(before), rows, detour_rows),
+        "detour_s": _scattered(n, r.rows, r.detour),
         "facility_before": fac_labels,
         "facility_after": labels_of_codes(access, codes),
-        "lost": _scattered(len(before), rows, lost_rows),
+        "lost": _scattered(n, r.rows, r.lost),
     }
-    beyond = None
-    if max_time_s is not None:
-        beyond_rows = (t0 <= max_time_s) & (time > max_time_s)
-        columns["beyond_max"] = _scattered(len(before), rows, beyond_rows)
-        beyond = int(beyond_rows.sum())
+    if r.beyond is not None:
+        columns["beyond_max"] = _scattered(n, r.rows, r.beyond)
     # fresh arrays kept as they are (not stacked into one block); the before Series by reference
-    frame = pd.DataFrame(columns, index=access.buildings.uid, copy=False)
-    closed = _closed_table(access.net, mask)
-    summary = _summary(access, closed, len(frame), rows, detour_rows, lost_rows, max_time_s, beyond)
-    return ClosureResult(frame, closed, summary, access.buildings.point)
+    return pd.DataFrame(columns, index=access.buildings.uid, copy=False)
+
+
+def _frame_of_rows(access: RoadAccess, r: ClosureRows, order: IntArray) -> pd.DataFrame:
+    """The columns of :func:`_every_building` for the changed ``r.rows`` alone, in ``order``."""
+    columns: dict[str, Any] = {
+        "time_before_s": r.time_before[order],
+        "time_after_s": r.time_after[order],
+        "detour_s": r.detour[order],
+        "facility_before": facility_labels(access, r.fac_before[order]),
+        "facility_after": facility_labels(access, r.fac_after[order]),
+        "lost": r.lost[order],
+    }
+    if r.beyond is not None:
+        columns["beyond_max"] = r.beyond[order]
+    return pd.DataFrame(columns, index=access.buildings.uid[r.rows[order]])
 
 
 def _scattered(n: int, rows: IntArray, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -265,41 +384,31 @@ def _before_columns(
     )
 
 
-def _closed_table(net: RoadNetwork, mask: BoolArray) -> gpd.GeoDataFrame:
-    edges = np.flatnonzero(mask)
-    return gpd.GeoDataFrame(
-        {"road": net.edge_uid[edges], "length_m": net.edge_length_m[edges]},
-        geometry=net.edge_geometry[edges],
-        crs=net.crs,
-    )
-
-
 def _summary(
     access: RoadAccess,
-    closed: gpd.GeoDataFrame,
+    mask: BoolArray,
     n_buildings: int,
-    rows: IntArray,
-    detour: FloatArray,
-    lost: BoolArray,
+    r: ClosureRows,
     max_time_s: float | None,
-    beyond: int | None,
 ) -> ClosureSummary:
-    """Counts over the changed ``rows`` (``detour`` and ``lost`` are theirs)."""
+    """Counts over the changed rows ``r`` and the closed edges (``mask``)."""
+    net, edges = access.net, np.flatnonzero(mask)
+    detour, lost = r.detour, r.lost
     delayed = (detour > DELAY_S) & np.isfinite(detour)
     population = access.building_population
     return ClosureSummary(
-        closed_roads=int(closed["road"].nunique()),
-        closed_edges=len(closed),
-        closed_length_m=float(closed["length_m"].sum()),
+        closed_roads=len(np.unique(net.edge_road[edges])),
+        closed_edges=len(edges),
+        closed_length_m=float(net.edge_length_m[edges].sum()),
         buildings=n_buildings,
         buildings_lost=int(lost.sum()),
         buildings_delayed=int(delayed.sum()),
         max_time_s=max_time_s,
-        buildings_beyond_max=beyond,
+        buildings_beyond_max=None if r.beyond is None else int(r.beyond.sum()),
         mean_detour_s=float(detour[delayed].mean()) if delayed.any() else None,
         max_detour_s=float(detour[delayed].max()) if delayed.any() else None,
         population_affected=(
-            None if population is None else float(population[rows[delayed | lost]].sum())
+            None if population is None else float(population[r.rows[delayed | lost]].sum())
         ),
     )
 
@@ -370,35 +479,22 @@ def road_criticality(
     order = order[usage[order] > 0]
     if candidates is not None:
         order = order[:candidates]
-    before, _ = base_answer(access)
+    base = base_answer(access)
     rows = []
     road_edges = pd.Series(np.arange(net.n_edges)).groupby(net.edge_road).apply(np.asarray)
     for road in order:
         mask = np.zeros(net.n_edges, dtype=bool)
         mask[road_edges[road]] = True
         change = closure_change(access, mask)
-        t0, t1 = before[change.rows], change.time
-        with np.errstate(invalid="ignore"):
-            detour = np.where(np.isfinite(t0), t1 - t0, 0.0)
-        lost = np.isfinite(t0) & ~np.isfinite(t1)
-        beyond = None if max_time_s is None else int(((t0 <= max_time_s) & (t1 > max_time_s)).sum())
-        s = _summary(
-            access,
-            _closed_table(net, mask),
-            len(before),
-            change.rows,
-            detour,
-            lost,
-            max_time_s,
-            beyond,
-        )
-        finite = np.isfinite(t1) & np.isfinite(t0)
+        result = _result(access, mask, base, change.rows, change.time, change.fac, max_time_s)
+        s, r = result.summary, result.rows
+        finite = np.isfinite(r.time_after) & np.isfinite(r.time_before)
         rows.append(
             {
                 "buildings_lost": s.buildings_lost,
                 "buildings_beyond_max": s.buildings_beyond_max,
                 "buildings_delayed": s.buildings_delayed,
-                "total_detour_s": float((t1 - t0)[finite].sum()),
+                "total_detour_s": float(r.detour[finite].sum()),
                 "routes_over": int(usage[road]),
             }
         )

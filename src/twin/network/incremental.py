@@ -41,12 +41,12 @@ from twin.network.access import RoadAccess
 from twin.network.roads import BoolArray, FloatArray, IntArray
 from twin.network.routing import (
     ClosureTree,
+    SameEdgeTrips,
     access_graph,
     base_answer,
     building_legs,
     closure_tree,
     ranges,
-    same_edge_legs,
     spans,
 )
 
@@ -70,15 +70,14 @@ def _cut_nodes(tree: ClosureTree, closed_arcs: IntArray, heads: IntArray) -> Int
 
 
 def _regrow(
-    access: RoadAccess, tree: ClosureTree, cut: IntArray, closed_arc: BoolArray
+    access: RoadAccess, tree: ClosureTree, cut: IntArray, local_1: IntArray, closed_arc: BoolArray
 ) -> tuple[FloatArray, IntArray]:
-    """New times and sources of the cut nodes: one Dijkstra over them, seeded from the rest."""
+    """New times and sources of the cut nodes: one Dijkstra over them, seeded from the rest.
+
+    ``local_1``: every node's position in ``cut`` plus one (0: not cut).
+    """
     graph = access_graph(access)
     n_cut = len(cut)
-    # position in the cut + 1 (0: outside); zeros are allocated lazily, only looked-up
-    # pages are touched: no pass over every node
-    local_1 = np.zeros(graph.n, dtype=np.int64)
-    local_1[cut] = np.arange(1, n_cut + 1)
 
     def local(nodes: npt.NDArray[np.integer[Any]]) -> IntArray:
         return local_1[nodes] - 1
@@ -125,8 +124,8 @@ class ClosureChange:
     Attributes
     ----------
     rows : ndarray of int
-        Building positions, sorted: those with an end of their edge in a cut subtree and
-        those on a closed edge.
+        Building positions, each once, in no particular order: those with an end of their
+        edge in a cut subtree and those on a closed edge.
     time : ndarray of float
         Their new seconds to the nearest facility (inf: unreachable).
     fac : ndarray of int
@@ -140,6 +139,10 @@ class ClosureChange:
 
 def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
     """The answer of the buildings ``closed`` can change; cost: the cut subtrees, not the city.
+
+    Every step works on the cut nodes and their buildings alone (lookups built once per
+    network by :func:`~twin.network.routing.closure_tree`): no pass over every node or
+    building, no sort.
 
     Parameters
     ----------
@@ -169,70 +172,78 @@ def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
     closed_arc = np.zeros(len(graph.indices), dtype=bool)
     closed_arc[arcs] = True
     cut = _cut_nodes(tree, arcs, graph.indices[arcs].astype(np.int64))
-    new_dist, new_source = _regrow(access, tree, cut, closed_arc) if len(cut) else (None, None)
-    order = np.argsort(cut)
+    # position in the cut + 1 (0: outside); zeros are allocated lazily, only looked-up
+    # pages are touched: no pass over every node
+    local_1 = np.zeros(graph.n, dtype=np.int64)
+    local_1[cut] = np.arange(1, len(cut) + 1)
+    new = _regrow(access, tree, cut, local_1, closed_arc) if len(cut) else None
 
-    def at(values: npt.NDArray[Any], new: npt.NDArray[Any] | None, nodes: IntArray) -> Any:
-        return _at(values, new, cut, order, nodes)
+    def at(values: npt.NDArray[Any], i: int, nodes: IntArray) -> Any:
+        out = values[nodes]
+        if new is not None:
+            pos = local_1[nodes] - 1
+            hit = pos >= 0
+            out[hit] = new[i][pos[hit]]
+        return out
 
     legs = building_legs(access, "time")
-    rows = np.unique(
-        np.concatenate(
-            [
-                ranges(tree.building_ptr, tree.building_at, cut),
-                ranges(tree.on_edge_ptr, tree.on_edge, edges),
-            ]
-        )
-    )
+    rows = _touched(tree, legs, cut, edges, local_1)
     from_node, to_node = legs.from_node[rows], legs.to_node[rows]
-    via_from = at(tree.dist, new_dist, from_node) + legs.cost_from[rows]
-    via_to = at(tree.dist, new_dist, to_node) + legs.cost_to[rows]
+    via_from = at(tree.dist, 0, from_node) + legs.cost_from[rows]
+    via_to = at(tree.dist, 0, to_node) + legs.cost_to[rows]
     on = closed[legs.edge[rows]]
     via_from[on & ~legs.at_from[rows]] = INF
     via_to[on & ~legs.at_to[rows]] = INF
     time = np.minimum(via_from, via_to)
-    src = at(tree.source, new_source, np.where(via_from <= via_to, from_node, to_node))
+    src = at(tree.source, 1, np.where(via_from <= via_to, from_node, to_node))
     fac = np.where(np.isfinite(time), src - access.net.n_nodes, -1).astype(np.int64)
-    _same_edge(access, closed, rows, time, fac)
+    _same_edge(access, tree.same_edge, closed, rows, time, fac)
     return ClosureChange(rows, time, fac)
 
 
-def _at(
-    values: npt.NDArray[Any],
-    new: npt.NDArray[Any] | None,
-    cut: IntArray,
-    order: IntArray,
-    nodes: IntArray,
-) -> Any:
-    """``values`` of ``nodes``, the cut nodes' taken from ``new`` (``order`` sorts ``cut``).
-
-    No copy of every node's values: the cost is that of ``nodes`` and the cut.
-    """
-    out = values[nodes]
-    if new is not None and len(nodes):
-        cut_sorted = cut[order]
-        pos = np.minimum(np.searchsorted(cut_sorted, nodes), len(cut) - 1)
-        hit = cut_sorted[pos] == nodes
-        out[hit] = new[order[pos[hit]]]
-    return out
+def _touched(
+    tree: ClosureTree, legs: Any, cut: IntArray, edges: IntArray, local_1: IntArray
+) -> IntArray:
+    """Buildings with an end of their edge in ``cut`` or on a closed edge, each once."""
+    starts = ranges(tree.from_ptr, tree.from_at, cut)
+    ends = ranges(tree.to_ptr, tree.to_at, cut)
+    ends = ends[local_1[legs.from_node[ends]] == 0]  # those starting in the cut are in starts
+    on = ranges(tree.on_edge_ptr, tree.on_edge, edges)
+    on = on[(local_1[legs.from_node[on]] == 0) & (local_1[legs.to_node[on]] == 0)]
+    return np.concatenate([starts, ends, on])
 
 
 def _same_edge(
-    access: RoadAccess, closed: BoolArray, rows: IntArray, time: FloatArray, fac: IntArray
+    access: RoadAccess,
+    trips: SameEdgeTrips,
+    closed: BoolArray,
+    rows: IntArray,
+    time: FloatArray,
+    fac: IntArray,
 ) -> None:
-    """Trips along a facility's own edge, for the changed ``rows`` among its buildings."""
-    if not len(rows):
+    """Trips along a facility's own edge, for the changed ``rows`` among its buildings.
+
+    Looked up per changed building (a search in the trips sorted by building), so the
+    cost does not grow with the number of facilities.
+    """
+    if not len(rows) or not len(trips.building):
         return
-    edge = access.facilities.edge
-    for i, (on_edge, cost) in enumerate(same_edge_legs(access, "time")):
-        if not len(on_edge) or closed[edge[i]]:
-            continue
-        pos = np.minimum(np.searchsorted(rows, on_edge), len(rows) - 1)
-        hit = rows[pos] == on_edge
-        pos, trip = pos[hit], cost[hit]
-        better = trip < time[pos]
-        time[pos[better]] = trip[better]
-        fac[pos[better]] = i
+    lo = np.searchsorted(trips.building, rows, side="left")
+    hi = np.searchsorted(trips.building, rows, side="right")
+    has = np.flatnonzero(hi > lo)
+    if not len(has):
+        return
+    # every trip of those buildings, open ones only; the first per building is the best
+    counts = hi[has] - lo[has]
+    trip = np.arange(int(counts.sum())) + np.repeat(lo[has] - np.cumsum(counts) + counts, counts)
+    at = np.repeat(has, counts)  # position in rows
+    keep = ~closed[access.facilities.edge[trips.facility[trip]]]
+    trip, at = trip[keep], at[keep]
+    first = np.r_[True, at[1:] != at[:-1]] if len(at) else np.zeros(0, dtype=bool)
+    trip, at = trip[first], at[first]
+    better = trips.cost[trip] < time[at]
+    time[at[better]] = trips.cost[trip[better]]
+    fac[at[better]] = trips.facility[trip[better]]
 
 
 def nearest_facility_closed(access: RoadAccess, closed: BoolArray) -> tuple[FloatArray, IntArray]:

@@ -302,6 +302,28 @@ def same_edge_legs(access: RoadAccess, weight: str) -> list[tuple[IntArray, Floa
 
 
 @dataclass
+class SameEdgeTrips:
+    """Every trip along a facility's own edge to a building on it, sorted by building.
+
+    Ties for one building: the cheaper trip first, then the lower facility position (the
+    order in which :func:`same_edge_trips` keeps the first of equal trips).
+    """
+
+    building: IntArray  # building position, ascending
+    facility: IntArray
+    cost: FloatArray  # inf: not allowed that way
+
+
+def _same_edge_trips(access: RoadAccess) -> SameEdgeTrips:
+    trips = same_edge_legs(access, "time")
+    fac = np.repeat(np.arange(len(trips), dtype=np.int64), [len(r) for r, _ in trips])
+    rows = np.concatenate([r for r, _ in trips] + [np.zeros(0, dtype=np.int64)])
+    cost = np.concatenate([c for _, c in trips] + [np.zeros(0)])
+    order = np.lexsort((fac, cost, rows))
+    return SameEdgeTrips(rows[order].astype(np.int64), fac[order], cost[order])
+
+
+@dataclass
 class ClosureTree:
     """The open network's shortest-path forest from the facilities, and lookups over it."""
 
@@ -315,10 +337,13 @@ class ClosureTree:
     edge_arc: IntArray
     in_ptr: IntArray  # arcs into node v: in_arc[in_ptr[v]:in_ptr[v + 1]]
     in_arc: IntArray
-    building_ptr: IntArray  # buildings with an end of their edge at node v
-    building_at: IntArray
+    from_ptr: IntArray  # buildings whose edge starts at node v: from_at[from_ptr[v]:...]
+    from_at: IntArray
+    to_ptr: IntArray  # buildings whose edge ends at node v: to_at[to_ptr[v]:to_ptr[v + 1]]
+    to_at: IntArray
     on_edge_ptr: IntArray  # buildings on edge e: on_edge[on_edge_ptr[e]:on_edge_ptr[e + 1]]
     on_edge: IntArray
+    same_edge: SameEdgeTrips  # trips along a facility's own edge, by building
 
 
 def _csr_of(keys: IntArray, size: int) -> tuple[IntArray, IntArray]:
@@ -367,8 +392,8 @@ def closure_tree(access: RoadAccess) -> ClosureTree:
     edge_ptr, edge_arc = _csr_of(graph.arc_edge, net.n_edges)
     in_ptr, in_arc = _csr_of(graph.indices.astype(np.int64), graph.n)
     legs = building_legs(access, "time")
-    ends = np.concatenate([legs.from_node, legs.to_node])
-    building_ptr, at = _csr_of(ends, graph.n)
+    from_ptr, from_at = _csr_of(legs.from_node, graph.n)
+    to_ptr, to_at = _csr_of(legs.to_node, graph.n)
     on_edge_ptr, on_edge = _csr_of(legs.edge, net.n_edges)
     tree = access.cache["closure_tree"] = ClosureTree(
         dist=dist,
@@ -381,10 +406,13 @@ def closure_tree(access: RoadAccess) -> ClosureTree:
         edge_arc=edge_arc,
         in_ptr=in_ptr,
         in_arc=in_arc,
-        building_ptr=building_ptr,
-        building_at=at % len(legs.edge) if len(legs.edge) else at,
+        from_ptr=from_ptr,
+        from_at=from_at,
+        to_ptr=to_ptr,
+        to_at=to_at,
         on_edge_ptr=on_edge_ptr,
         on_edge=on_edge,
+        same_edge=_same_edge_trips(access),
     )
     return tree
 

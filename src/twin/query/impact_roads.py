@@ -173,7 +173,7 @@ def closure_features(
         [f"{road}#{k}" for k, road in enumerate(closed["road"].astype(str))], name="uid"
     )
     found = impact_features(closed, "closed_road", chosen.roads, out)
-    table = result.buildings
+    table = result.touched  # the buildings the closure may change: every affected one
     hit = (table["detour_s"] > 1.0).to_numpy() | table["lost"].to_numpy()
     affected = table.loc[hit]
     if len(affected):

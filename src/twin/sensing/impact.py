@@ -35,7 +35,7 @@ import pandas as pd
 import shapely
 
 from twin.analyses import Twin
-from twin.errors import TwinError
+from twin.errors import TwinError, api_wording
 from twin.network import (
     PipeNetwork,
     RoadAccess,
@@ -49,7 +49,7 @@ from twin.network import (
     select_facilities,
 )
 
-__all__ = ["PIPE_EVENTS", "ROAD_EVENTS", "ImpactEngine", "grade_for"]
+__all__ = ["PIPE_EVENTS", "ROAD_EVENTS", "ImpactEngine", "connections_note", "grade_for"]
 
 PIPE_EVENTS = {
     "pressure_drop": "water",
@@ -75,6 +75,24 @@ def grade_for(people: float | None) -> str | None:
     if people >= 1_000:
         return "较大"
     return None
+
+
+def connections_note(links: pd.DataFrame) -> str:
+    """The service connections' note of a :func:`twin.network.building_connections` table,
+    in the words operators read through the API (events are shown there).
+
+    Examples
+    --------
+    >>> from twin.network import building_connections
+    >>> connections_note(building_connections(city, net))
+    'stored by the last build (relation service_water)'
+    >>> connections_note(building_connections(city, net, max_service_m=80))
+    'computed for this analysis: the last build connected buildings within 50 m of a pipe: ask with max_service_m <= 50, or have the twin built again with max_service_m=80'
+    """  # noqa: E501
+    reason = links.attrs.get("service_connections_reason")
+    if reason is None:
+        return str(links.attrs["service_connections"])
+    return f"computed for this analysis: {api_wording(reason)}"
 
 
 class ImpactEngine:
@@ -162,6 +180,8 @@ class ImpactEngine:
             closed = report.closure.closed if report.closure is not None else None
             answer["roads_closed"] = sorted(set(closed["road"])) if closed is not None else []
         answer["summary"] = dict(broken.summary)
+        if links is not None and "service_connections" in answer["summary"]:
+            answer["summary"]["service_connections"] = connections_note(links)
         answer["valves_to_close"] = [str(v) for v in broken.valves_to_close.index]
         answer["buildings"] = [str(b) for b in broken.buildings.index]
         people = broken.summary.get("population")

@@ -9,24 +9,30 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import pyogrio.raw
 import shapely
 
 from twin.errors import TwinFileError
 from twin.store import schema
+from twin.store.gdalsink import GdalSink
 
 __all__ = [
     "HISTORY_SUFFIX",
+    "Encoded",
     "check_twin_file",
     "create_file",
     "fsync_dir",
@@ -91,10 +97,11 @@ def write_table(path: Path, table: str, frame: gpd.GeoDataFrame, *, append: bool
 def write_stream(
     path: Path,
     table: str,
-    frames: Iterator[gpd.GeoDataFrame],
+    frames: Iterator[gpd.GeoDataFrame | Encoded],
     *,
     multi: bool = False,
     spatial_index: bool = True,
+    helper: bool = False,
 ) -> None:
     """Write (replace) a spatial table from frames made one at a time, in one GDAL write.
 
@@ -105,18 +112,67 @@ def write_stream(
     frame is made before the table is touched. An exception raised while a frame is
     made is raised here (the table is then half-written: use on a working copy).
     ``spatial_index=False`` skips the R-tree (a scratch table read back in fid order).
+    ``helper=True`` has GDAL write in a helper process (:mod:`twin.store.gdalsink`)
+    while this one makes the next frame: worth its half-second start for frames of
+    tens of thousands of rows (an embedded interpreter without ``sys.executable``
+    writes here). A frame given as :class:`Encoded` brings geometries
+    already encoded as WKB (GDAL's own, as read), stored as they are.
     """
-    first = next(frames)
-    types = shapely.get_type_id(np.asarray(first.geometry.array))
-    multi = multi or bool(np.isin(types, (4, 5, 6)).any())
-    head = _arrow_table(first, multi)
+    sink = GdalSink() if helper and sys.executable else None
+    try:
+        first, wkb = _unpacked(next(frames))
+        types = shapely.get_type_id(np.asarray(first.geometry.array))
+        multi = multi or bool(np.isin(types, (4, 5, 6)).any())
+        head = _arrow_table(first, wkb, multi=multi)
+        options = {
+            "layer": table,
+            "driver": "GPKG",
+            "geometry_name": "geometry",
+            "geometry_type": _geometry_type(first, multi),
+            "crs": _crs_text(first),
+            "layer_options": {"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
+        }
+        rest = (_arrow_table(*_unpacked(item), multi=multi).cast(head.schema) for item in frames)
+        if sink is None:
+            _write_here(path, head, rest, options)
+            return
+        sink.open(path, head.schema, options)
+        for part in itertools.chain([head], rest):
+            for batch in part.to_batches():
+                sink.write(batch)
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    sink.close()
+
+
+class Encoded(NamedTuple):
+    """A frame for :func:`write_stream` with its geometries already encoded.
+
+    ``wkb`` has a row's geometry as WKB, or null where it must be encoded from the
+    frame (a geometry changed since it was read).
+    """
+
+    frame: gpd.GeoDataFrame
+    wkb: pa.Array | None
+
+
+def _unpacked(item: gpd.GeoDataFrame | Encoded) -> tuple[gpd.GeoDataFrame, pa.Array | None]:
+    return (item.frame, item.wkb) if isinstance(item, Encoded) else (item, None)
+
+
+def _write_here(
+    path: Path, head: pa.Table, rest: Iterator[pa.Table], options: dict[str, Any]
+) -> None:
+    """One ``write_arrow`` in this process, pulling the tables as GDAL asks for them."""
     failures: list[BaseException] = []
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from head.to_batches()
         try:
-            for frame in frames:
-                yield from _arrow_table(frame, multi).cast(head.schema).to_batches()
+            for part in rest:
+                yield from part.to_batches()
         except BaseException as exc:
             failures.append(exc)
             raise
@@ -124,16 +180,7 @@ def write_stream(
     reader = pa.RecordBatchReader.from_batches(head.schema, batches())
     try:
         with _no_sync_on_private_copy():
-            pyogrio.raw.write_arrow(
-                reader,
-                path,
-                layer=table,
-                driver="GPKG",
-                geometry_name="geometry",
-                geometry_type=_geometry_type(first, multi),
-                crs=_crs_text(first),
-                layer_options={"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
-            )
+            pyogrio.raw.write_arrow(reader, path, **options)
     except Exception:
         if failures:
             raise failures[0] from None
@@ -142,22 +189,28 @@ def write_stream(
         raise failures[0]
 
 
-def _arrow_table(frame: gpd.GeoDataFrame, multi: bool) -> pa.Table:
-    """The frame as pyogrio's ``write_dataframe(use_arrow=True)`` hands it to GDAL."""
-    geoms = np.asarray(frame.geometry.array, dtype=object).copy()
+def _arrow_table(frame: gpd.GeoDataFrame, wkb: pa.Array | None = None, *, multi: bool) -> pa.Table:
+    """The frame as pyogrio's ``write_dataframe(use_arrow=True)`` hands it to GDAL.
+
+    ``wkb`` holds rows' geometries already encoded (null: encode the row here);
+    single parts are encoded again as multi-parts when ``multi``.
+    """
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    encode = np.ones(len(geoms), dtype=bool) if wkb is None else _nulls(wkb)
     if multi:
         types = shapely.get_type_id(geoms)
+        encode |= np.isin(types, (0, 1, 3))
+        geoms = geoms.copy()
         for single, make in (
             (0, shapely.multipoints),
             (1, shapely.multilinestrings),
             (3, shapely.multipolygons),
         ):
-            mask = types == single
+            mask = encode & (types == single)
             if mask.any():
                 geoms[mask] = make(np.atleast_2d(geoms[mask]), axis=0)
     data = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-    data["geometry"] = shapely.to_wkb(geoms)
-    for name in data.columns[:-1]:
+    for name in data.columns:
         if data[name].dtype == object and pd.api.types.infer_dtype(data[name]) != "string":
             try:
                 pa.Schema.from_pandas(data[[name]])
@@ -166,9 +219,25 @@ def _arrow_table(frame: gpd.GeoDataFrame, multi: bool) -> pa.Table:
     table = pa.Table.from_pandas(data, preserve_index=False)
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
-            target = pa.binary() if field.name == "geometry" else pa.string()
-            table = table.set_column(i, field.with_type(target), table.column(i).cast(target))
-    return table
+            table = table.set_column(
+                i, field.with_type(pa.string()), table.column(i).cast(pa.string())
+            )
+    return table.append_column("geometry", _geometry_column(geoms, encode, wkb))
+
+
+def _nulls(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _geometry_column(geoms: np.ndarray, encode: np.ndarray, wkb: pa.Array | None) -> pa.Array:
+    """WKB of every row: ``wkb`` where given, ``geoms`` encoded where ``encode``."""
+    if wkb is None or encode.all():
+        return pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    if not encode.any():
+        return wkb
+    fresh = np.full(len(geoms), None, dtype=object)
+    fresh[encode] = shapely.to_wkb(geoms[encode])
+    return pc.if_else(pa.array(encode), pa.array(fresh, type=pa.binary()), wkb)
 
 
 def _geometry_type(frame: gpd.GeoDataFrame, multi: bool) -> str:

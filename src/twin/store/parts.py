@@ -18,10 +18,11 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,10 @@ __all__ = [
     "feature_boxes",
     "layer_fids",
     "open_set",
+    "pack_parts",
+    "put_packed",
     "put_part",
+    "release_packed",
     "session_connection",
     "spill_sorts_to_file",
     "unboxed_fids",
@@ -178,3 +182,90 @@ def close_set(con: sqlite3.Connection, set_id: int, n_rows: int, n_unrelated: in
         "UPDATE twin_relation_sets SET n_rows=?, n_unrelated=? WHERE set_id=?",
         (n_rows, n_unrelated, set_id),
     )
+
+
+# --------------------------------------------------------------------------- packed parts
+
+#: The schema name a packed part is attached under on the writer's connection.
+_PACKED = "twin_packed"
+_PACKED_DDL = (
+    "CREATE TABLE part (fid INTEGER PRIMARY KEY, from_uid TEXT NOT NULL, to_uid TEXT,"
+    " share REAL, distance_m REAL, n_candidates INTEGER)"
+)
+
+
+def pack_parts(parts_: Iterable[tuple[int, npt.NDArray[np.int64], RelationRows]]) -> bytes:
+    """A tile's rows as one small SQLite database image, built where the tile was computed.
+
+    ``parts_`` holds ``(plan, positions, rows)``: each row is stored at fid
+    ``plan << 32 | position``. Binding the rows (the Python side of an insert) happens
+    here, on the worker; the writer copies the image into the twin in one
+    ``INSERT … SELECT`` per set (:func:`put_packed`) that runs in SQLite alone. The
+    image is one bytes object: sent between processes without pickling any row.
+
+    Examples
+    --------
+    >>> rows = RelationRows(["b.1", "b.2"], np.array(["p.1", None], dtype=object),
+    ...                     np.array([1.0, np.nan]), np.array([np.nan, np.nan]),
+    ...                     np.array([1, 0]))
+    >>> image = pack_parts([(0, np.array([0, 1]), rows)])
+    >>> isinstance(image, bytes) and image[:15] == b"SQLite format 3"
+    True
+    """
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute(_PACKED_DDL)
+        for plan, positions, rows in parts_:
+            columns = (
+                ((plan << schema.SET_SHIFT) + positions).tolist(),
+                rows.from_uid,
+                rows.to_uid.tolist(),
+                rows.share.tolist(),  # NaN binds as NULL, as in the whole-layer writer
+                rows.distance_m.tolist(),
+                rows.n_candidates.tolist(),
+            )
+            con.executemany(
+                "INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)", zip(*columns, strict=True)
+            )
+        con.commit()
+        return con.serialize()
+    finally:
+        con.close()
+
+
+def put_packed(con: sqlite3.Connection, image: bytes, set_ids: dict[int, int]) -> None:
+    """Copy a :func:`pack_parts` image into ``twin_relations``: plan ``i``'s rows into set
+    ``set_ids[i]`` at the same positions (one rowid-range ``INSERT … SELECT`` per set).
+
+    The image is attached to ``con`` under one schema name for the whole build (a
+    database cannot be detached inside the write transaction); call
+    :func:`release_packed` once the last part is in.
+    """
+    if not con.execute(f"SELECT 1 FROM pragma_database_list WHERE name='{_PACKED}'").fetchone():
+        con.execute(f"ATTACH ':memory:' AS {_PACKED}")
+    con.deserialize(image, name=_PACKED)
+    for plan, set_id in set_ids.items():
+        low = plan << schema.SET_SHIFT
+        shift = (set_id << schema.SET_SHIFT) - low
+        con.execute(
+            "INSERT INTO main.twin_relations (fid, set_id, from_uid, to_uid, share, distance_m,"
+            f" n_candidates) SELECT fid + ?, ?, from_uid, to_uid, share, distance_m,"
+            f" n_candidates FROM {_PACKED}.part WHERE fid BETWEEN ? AND ?",
+            (shift, set_id, low, low + (1 << schema.SET_SHIFT) - 1),
+        )
+
+
+def release_packed(con: sqlite3.Connection) -> None:
+    """Free the last packed image's memory (the schema stays attached until the commit)."""
+    if con.execute(f"SELECT 1 FROM pragma_database_list WHERE name='{_PACKED}'").fetchone():
+        con.deserialize(_empty_image(), name=_PACKED)
+
+
+@functools.cache
+def _empty_image() -> bytes:
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute(_PACKED_DDL)
+        return con.serialize()
+    finally:
+        con.close()

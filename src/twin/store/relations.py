@@ -41,6 +41,9 @@ COLUMNS = [
 ]
 # Rewriting more than this share of the table drops the uid indexes and rebuilds them.
 _BULK_SHARE = 0.2
+# Rebuilding them: helper threads of SQLite's sorter, and the size of a sorted run.
+_SORT_THREADS = 2
+_SORT_RUN_KIB = 16384
 
 
 @dataclass(frozen=True)
@@ -227,21 +230,66 @@ class RelationWriter(BaseRelationWriter):
     def _insert_set(self, values: tuple[Any, ...]) -> int:
         return int(self.con.execute(insert_set_sql("?"), values).lastrowid or 0)
 
+    def finish(self) -> None:
+        """Rebuild the uid indexes, sorting in runs a helper thread sorts while this one reads.
+
+        SQLite sorts an index in memory runs of about the page cache's size; with a
+        helper thread and 16 MiB runs, run sorting overlaps the table scan (6.7
+        million rows: about 6% faster on a busy two-core machine, more on an idle one).
+        """
+        if not self.bulk:
+            return
+        (cache,) = self.con.execute("PRAGMA cache_size").fetchone()
+        self.con.execute(f"PRAGMA threads={_SORT_THREADS}")
+        self.con.execute(f"PRAGMA cache_size=-{_SORT_RUN_KIB}")
+        try:
+            super().finish()
+        finally:
+            self.con.execute(f"PRAGMA cache_size={int(cache)}")
+            self.con.execute("PRAGMA threads=0")
+
     def _insert_rows(self, set_id: int, first: int, rows: RelationRows) -> None:
-        # NaN binds as NULL in SQLite: the float columns need no per-row work.
-        columns = (
-            range(first, first + len(rows)),
-            itertools.repeat(set_id),
-            rows.from_uid,
-            rows.to_uid.tolist(),
-            rows.share.tolist(),
-            rows.distance_m.tolist(),
-            rows.n_candidates.tolist(),
-        )
-        marks = ", ".join(["?"] * len(ROW_COLUMNS))
+        # NaN binds as NULL in SQLite: the float columns need no per-row work. What is the
+        # same on every row (the set id, a float column without any value) is written into
+        # the statement instead of bound row by row: binding is most of an insert's cost.
+        if not len(rows):
+            return
+        marks = dict.fromkeys(ROW_COLUMNS, "?")
+        marks["set_id"] = str(int(set_id))
+        floats = {"share": rows.share, "distance_m": rows.distance_m}
+        for name, values in floats.items():
+            if np.isnan(values).all():
+                marks[name] = "NULL"
+        columns = {
+            "fid": range(first, first + len(rows)),
+            "from_uid": rows.from_uid,
+            "to_uid": rows.to_uid.tolist(),
+            **{name: values.tolist() for name, values in floats.items() if marks[name] == "?"},
+            "n_candidates": rows.n_candidates.tolist(),
+        }
+        (top,) = self.con.execute("SELECT max(fid) FROM twin_relations").fetchone()
+        if top is None or top < first:
+            # The set's rows are the table's last: the first row carries the set's first
+            # fid and SQLite gives each following one the next rowid (max + 1).
+            self._execute_many(marks, columns, start=0, stop=1)
+            del marks["fid"]
+            self._execute_many(marks, columns, start=1, stop=len(rows))
+            (last,) = self.con.execute("SELECT max(fid) FROM twin_relations").fetchone()
+            if last != first + len(rows) - 1:
+                raise RuntimeError(f"relation rows of set {set_id} got fids up to {last}")
+        else:
+            self._execute_many(marks, columns, start=0, stop=len(rows))
+
+    def _execute_many(
+        self, marks: dict[str, str], columns: dict[str, Any], *, start: int, stop: int
+    ) -> None:
+        """One INSERT of rows ``start:stop`` with ``marks`` (``?`` for the bound columns)."""
+        bound = [
+            itertools.islice(columns[name], start, stop) for name in marks if marks[name] == "?"
+        ]
         self.con.executemany(
-            f"INSERT INTO twin_relations ({', '.join(ROW_COLUMNS)}) VALUES ({marks})",
-            zip(*columns, strict=False),  # set_id repeats without end
+            f"INSERT INTO twin_relations ({', '.join(marks)}) VALUES ({', '.join(marks.values())})",
+            zip(*bound, strict=True),
         )
 
 

@@ -1,0 +1,181 @@
+"""GDAL writes a layer in a helper process while this process makes the next batch.
+
+pyogrio holds Python's GIL for the whole of ``write_arrow``: while GDAL writes
+one batch, no thread of this process can read, check or convert the next one.
+A large stream of batches (an import of a million buildings) is therefore
+handed to a helper process, ``python -m twin.store.gdalsink``, as an Arrow IPC
+stream on its standard input; the helper passes the stream to the same
+``pyogrio.raw.write_arrow`` call with the same options, so the file is the one an
+in-process write makes. This process makes batch k+1 while the helper writes
+batch k; the pipe holds back a producer that runs ahead.
+
+The helper reports on its standard output, once the stream ends, as one JSON
+object: the warnings GDAL raised (re-emitted here as :class:`RuntimeWarning`) and
+the error, if the write failed (raised here as :class:`twin.errors.StorageError`).
+
+Examples
+--------
+>>> import pathlib, tempfile, pyarrow as pa, shapely
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "points.gpkg"
+>>> table = pa.table({"n": [1, 2], "geometry": shapely.to_wkb(shapely.points([0, 1], [0, 1]))})
+>>> sink = GdalSink()
+>>> sink.open(path, table.schema, {"layer": "pts", "driver": "GPKG",
+...     "geometry_name": "geometry", "geometry_type": "Point", "crs": "EPSG:4544"})
+>>> for batch in table.to_batches():
+...     sink.write(batch)
+>>> sink.close()
+>>> import pyogrio
+>>> pyogrio.read_info(path, layer="pts")["features"]
+2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+
+from twin.errors import StorageError
+
+__all__ = ["GdalSink", "serve"]
+
+#: GDAL settings the helper runs with (GDAL reads its configuration from the
+#: environment): SQLite skips its per-transaction syncs, as an in-process write of
+#: a private working copy does (``twin.store.files``).
+HELPER_CONFIG = {"OGR_SQLITE_SYNCHRONOUS": "OFF"}
+
+
+class GdalSink:
+    """One layer written by a helper process from Arrow record batches.
+
+    The process starts at once (its interpreter loads while the caller makes the
+    first batch); :meth:`open` names the file, layer and schema, :meth:`write`
+    sends a batch, :meth:`close` waits for GDAL to finish. On any error call
+    :meth:`abort`, which ends the helper (the file is then half-written: write a
+    working copy).
+    """
+
+    def __init__(self) -> None:
+        # the helper's stderr, read if it dies without its report; closed by _finish/abort
+        self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "twin.store.gdalsink"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+            env={**os.environ, **HELPER_CONFIG, "PYTHONPATH": _search_path()},
+        )
+        self._stream: pa.ipc.RecordBatchStreamWriter | None = None
+        self._path = Path()
+
+    def open(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
+        """Start the layer: ``options`` are ``write_arrow``'s keyword arguments."""
+        self._path = Path(path)
+        assert self._process.stdin is not None
+        header = {"path": str(path), "options": options}
+        try:
+            self._process.stdin.write(json.dumps(header).encode() + b"\n")
+            self._stream = pa.ipc.new_stream(self._process.stdin, schema)
+        except (BrokenPipeError, OSError):
+            self._failed()
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Send one batch; waits while the helper is still writing earlier ones."""
+        assert self._stream is not None
+        try:
+            self._stream.write_batch(batch)
+        except (BrokenPipeError, OSError):
+            self._failed()
+
+    def close(self) -> None:
+        """End the stream and wait for the layer to be written.
+
+        Raises
+        ------
+        StorageError
+            When GDAL could not write the layer (the helper's error, in one line).
+        """
+        assert self._stream is not None and self._process.stdin is not None
+        try:
+            self._stream.close()
+            self._process.stdin.close()
+        except (BrokenPipeError, OSError):
+            self._failed()
+        self._finish()
+
+    def abort(self) -> None:
+        """End the helper now (the caller is failing for its own reason)."""
+        if self._process.returncode is None:
+            self._process.kill()
+            self._process.wait()
+        for pipe in (self._process.stdin, self._process.stdout):
+            with contextlib.suppress(OSError):
+                pipe and pipe.close()
+        self._errors.close()
+
+    def _failed(self) -> None:
+        """The helper stopped reading: report why."""
+        self._finish()
+        raise StorageError(f"cannot write {self._path.name}: the GDAL helper process stopped")
+
+    def _finish(self) -> None:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        with contextlib.suppress(OSError):
+            self._process.stdin.close()
+        out = self._process.stdout.read()
+        self._process.stdout.close()
+        self._process.wait()
+        self._errors.seek(0)
+        errors = self._errors.read().decode(errors="replace").strip()
+        self._errors.close()
+        try:
+            result = json.loads(out.decode().strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            last = errors.splitlines()[-1] if errors else f"exit code {self._process.returncode}"
+            raise StorageError(f"cannot write {self._path.name}: {last}") from None
+        for message in result["warnings"]:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if result["error"]:
+            raise StorageError(f"cannot write {self._path.name}: {result['error']}")
+
+
+def _search_path() -> str:
+    """This interpreter's module search path, so the helper imports the same twin
+    (an entry added at run time, a source checkout) as multiprocessing's spawn does."""
+    here = str(Path(__file__).resolve().parents[2])  # the folder holding the twin package
+    return os.pathsep.join(dict.fromkeys([here, *(p for p in sys.path if p)]))
+
+
+def serve(source: IO[bytes], out: IO[str]) -> None:
+    """The helper's side: read the header and the Arrow stream from ``source``, write it.
+
+    Writes one JSON line to ``out``: ``{"warnings": [...], "error": null | "..."}``.
+    """
+    import pyogrio.raw
+
+    header = json.loads(source.readline())
+    result: dict[str, Any] = {"warnings": [], "error": None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            reader = pa.ipc.open_stream(source)
+            pyogrio.raw.write_arrow(reader, header["path"], **header["options"])
+        except Exception as exc:  # reported to the caller, which raises it
+            text = str(exc).strip()
+            result["error"] = text.splitlines()[0] if text else type(exc).__name__
+    seen = dict.fromkeys(str(w.message) for w in caught)
+    result["warnings"] = list(seen)
+    out.write(json.dumps(result) + "\n")
+    out.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout)

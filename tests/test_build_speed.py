@@ -1,0 +1,135 @@
+"""What makes ``twin build`` fast keeps its answers: WKB decoding, two computing
+threads and the relation writer's NULL columns, checked against the relate functions."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+import twin
+from twin.relate import geoms_from_wkb, largest_share, nearest_within, single_part_geoms
+from twin.store import relations as relstore
+
+
+def test_one_part_multis_are_decoded_as_their_part() -> None:
+    square, other = shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 7)
+    line = shapely.LineString([(0, 0), (3, 4)])
+    geoms = [
+        shapely.MultiPolygon([square]),
+        shapely.MultiPolygon([square, other]),
+        shapely.MultiLineString([line]),
+        shapely.MultiPoint([(2, 3)]),
+        square,
+        shapely.from_wkt("MULTIPOLYGON EMPTY"),
+    ]
+    wkb = [shapely.to_wkb(g) for g in geoms]
+    wkb += [
+        shapely.to_wkb(shapely.MultiPolygon([square]), byte_order=0),  # big-endian
+        shapely.to_wkb(shapely.force_3d(shapely.MultiPolygon([square]), 2.0)),  # 3D
+        None,
+    ]
+    values = np.array(wkb, dtype=object)
+    got = geoms_from_wkb(values)
+    types = [None if g is None else g.geom_type for g in got]
+    assert types == [
+        "Polygon",
+        "MultiPolygon",
+        "LineString",
+        "Point",
+        "Polygon",
+        "MultiPolygon",
+        "Polygon",
+        "Polygon",
+        None,
+    ]
+    expected = single_part_geoms(shapely.from_wkb(values))
+    assert shapely.equals_identical(got[:-1], expected[:-1]).all()
+    assert got[0].equals_exact(square, 0) and got[2].equals_exact(line, 0)
+    assert got[7].has_z and shapely.get_coordinates(got[7], include_z=True)[0].tolist() == [
+        1.0,
+        0.0,
+        2.0,
+    ]
+
+
+def _stored(city: twin.Twin, relation: str, from_layer: str, to_layer: str) -> pd.DataFrame:
+    rows = city.relations(relation, from_layer=from_layer)
+    return rows[rows["to_layer"] == to_layer].set_index("from_uid")
+
+
+def test_every_stored_set_equals_the_relate_functions(sample_twin: twin.Twin) -> None:
+    """Each set the (two-thread) build wrote is the relate functions' answer, row for row,
+    with NULL (not 0) where a relation has no share or no distance."""
+    city = sample_twin
+    sets = city.store.relation_sets().values()
+    assert len(sets) >= 20
+    layers = {name: city.layer(name) for name in city.layer_names()}
+    for s in sets:
+        stored = _stored(city, s.relation, s.from_layer, s.to_layer)
+        source, target = layers[s.from_layer], layers[s.to_layer]
+        assert stored.index.tolist() == source.index.tolist(), s.key
+        if s.network is not None or s.relation == "sensor_building":
+            if s.network is not None:
+                target = target[target["network"] == s.network]
+            reach = 50.0 if s.network is not None else 30.0
+            direct = nearest_within(source, target, max_distance_m=reach)
+            assert stored["to_uid"].fillna("-").tolist() == direct["target"].fillna("-").tolist()
+            np.testing.assert_array_equal(stored["distance_m"], direct["distance_m"])
+            inside = (direct["how"] == "inside").to_numpy()
+            if s.network is not None:
+                assert stored["share"].isna().all(), s.key
+            else:
+                np.testing.assert_array_equal(stored["share"], np.where(inside, 1.0, np.nan))
+            found = direct["target"].notna().to_numpy().astype(int)
+            assert stored["n_candidates"].tolist() == found.tolist(), s.key
+            continue
+        direct = largest_share(source, target)
+        assert stored["to_uid"].fillna("-").tolist() == direct["zone"].fillna("-").tolist()
+        np.testing.assert_array_equal(stored["share"], direct["share"])
+        assert stored["distance_m"].isna().all(), s.key
+        assert stored["n_candidates"].tolist() == direct["n_zones"].tolist(), s.key
+    with_distance = city.store.query(
+        "SELECT count(*) AS n FROM twin_relations WHERE distance_m IS NOT NULL"
+    )
+    assert int(with_distance["n"].iloc[0]) > 0
+
+
+def test_relation_rows_get_their_sets_fids_either_way(
+    sample_twin: twin.Twin, tmp_path: Path
+) -> None:
+    """The writer lets SQLite number a set's rows after its first when they are the table's
+    last, and binds every fid otherwise (a stray row above): the same fids both ways."""
+    path = shutil.copy(sample_twin.path, tmp_path / "rows.gpkg")
+    rows = relstore.RelationRows(
+        from_uid=["a.1", "a.2", "a.3"],
+        to_uid=np.array(["z.1", None, "z.2"], dtype=object),
+        share=np.array([1.0, 0.0, 0.25]),
+        distance_m=np.full(3, np.nan),
+        n_candidates=np.array([1, 0, 2]),
+    )
+    con = sqlite3.connect(path)
+    writer = relstore.RelationWriter(con, bulk=False)
+    first = writer.put(("feature_grid", "a", "z", None), rows, inputs=[1, 2, None], build_id=9)
+    con.execute(
+        "INSERT INTO twin_relations (fid, set_id, from_uid) VALUES (?, 0, 'stray')",
+        ((first + 5) << 32,),
+    )
+    second = writer.put(("feature_grid", "b", "z", None), rows, inputs=[1, 2, None], build_id=9)
+    for set_id in (first, second):
+        got = con.execute(
+            "SELECT fid, set_id, from_uid, to_uid, share, distance_m, n_candidates"
+            " FROM twin_relations WHERE set_id = ? ORDER BY fid",
+            (set_id,),
+        ).fetchall()
+        base = set_id << 32
+        assert got == [
+            (base, set_id, "a.1", "z.1", 1.0, None, 1),
+            (base + 1, set_id, "a.2", None, 0.0, None, 0),
+            (base + 2, set_id, "a.3", "z.2", 0.25, None, 2),
+        ]
+    con.close()
