@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from twin.model import LayerInfo, Twin
 
@@ -56,7 +59,7 @@ class LayerDelta:
         Every uid added, changed or removed by the imports in between.
     rows : GeoDataFrame
         The current rows of the touched uids still in the layer (indexed by uid).
-    order : ndarray of str
+    order : Index of str
         Every uid of the layer now, in its stored order.
     imports : list of int
         The imports the change sets come from, oldest first.
@@ -64,7 +67,7 @@ class LayerDelta:
 
     touched: np.ndarray
     rows: gpd.GeoDataFrame
-    order: np.ndarray
+    order: pd.Index
     imports: list[int]
 
 
@@ -145,28 +148,38 @@ def apply_delta(frame: gpd.GeoDataFrame, delta: LayerDelta) -> gpd.GeoDataFrame 
     >>> rows = gpd.GeoDataFrame({"h": [9.0, 4.0]}, geometry=[shapely.Point(1, 1),
     ...     shapely.Point(3, 0)], index=pd.Index(["b", "d"], name="uid"))
     >>> delta = LayerDelta(np.array(["b", "c", "d"], dtype=object), rows,
-    ...                    np.array(["a", "b", "d"], dtype=object), [2])
+    ...                    pd.Index(["a", "b", "d"]), [2])
     >>> apply_delta(old, delta)["h"].to_dict()
     {'a': 1.0, 'b': 9.0, 'd': 4.0}
     """
-    order = pd.Index(delta.order)
-    rows = delta.rows
-    kept = ~frame.index.isin(delta.touched)
-    is_new = order.isin(rows.index)
+    order, rows = _uids(delta.order), delta.rows
+    old = _uids(frame.index)
+    kept = ~_member(old, delta.touched)
+    is_new = _member(order, rows.index)
     if int(kept.sum()) + len(rows) != len(order) or int(is_new.sum()) != len(rows):
         return None
     positions = np.empty(len(order), dtype=np.intp)
     old_positions = np.flatnonzero(kept)
-    if not order[~is_new].equals(frame.index[old_positions]):  # the delivery was reordered
-        old_positions = frame.index.get_indexer(order[~is_new])
+    if not pc.filter(order, ~is_new).equals(pc.filter(old, kept)):  # the delivery was reordered
+        old_positions = frame.index.get_indexer(pd.Index(delta.order)[~is_new])
         if (old_positions < 0).any():
             return None
     positions[~is_new] = old_positions
-    positions[is_new] = len(frame) + rows.index.get_indexer(order[is_new])
-    if not len(rows):
-        return _same_types(frame.take(positions), frame, rows)
-    both = pd.concat([frame, rows])
+    positions[is_new] = len(frame) + rows.index.get_indexer(pd.Index(delta.order)[is_new])
+    both = pd.concat([frame, rows]) if len(rows) else frame
     return _same_types(both.take(positions), frame, rows)
+
+
+def _uids(values: Any) -> pa.Array | pa.ChunkedArray:
+    """Uids as one Arrow string array (no copy when pandas holds them in Arrow already)."""
+    array = pa.array(getattr(values, "array", values))
+    return array if pa.types.is_large_string(array.type) else array.cast(pa.large_string())
+
+
+def _member(values: pa.Array | pa.ChunkedArray, of: Any) -> np.ndarray:
+    """Whether each of ``values`` is one of ``of``, as a numpy mask."""
+    found = pc.is_in(values, value_set=_uids(np.asarray(of, dtype=object)))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _same_types(

@@ -197,7 +197,7 @@ class GpkgStore:
         )
 
     @maps_file_errors("reading table {0}")
-    def uid_order(self, table: str) -> np.ndarray:
+    def uid_order(self, table: str) -> pd.Index:
         """Every ``uid`` of a table in the order :meth:`read_table` returns its rows.
 
         Examples
@@ -208,7 +208,7 @@ class GpkgStore:
         """
         self.require()
         _, data = pyogrio.read_arrow(self.path, layer=table, columns=["uid"], read_geometry=False)
-        return np.asarray(data.column("uid").to_numpy(zero_copy_only=False), dtype=object)
+        return pd.Index(pd.array(data.column("uid"), dtype="str"), name="uid")
 
     def read_features(self, table: str, uids: Any) -> gpd.GeoDataFrame:
         """The rows of ``table`` whose ``uid`` is one of ``uids``, as :meth:`read_table` reads them.

@@ -247,7 +247,7 @@ class PostgisStore:
             return pd.DataFrame({"import_id": [], "uid": [], "change": []})
         return frame
 
-    def uid_order(self, table: str) -> np.ndarray:
+    def uid_order(self, table: str) -> pd.Index:
         """Every ``uid`` of a table in the order :meth:`read_table` returns its rows.
 
         One COPY of the column, parsed by Arrow: a fraction of a second at a
@@ -257,7 +257,7 @@ class PostgisStore:
         with self._reading() as con:
             payload = copy_out(con, f"SELECT uid FROM {ident(table)} ORDER BY {order}")
         if not payload:
-            return np.empty(0, dtype=object)
+            return pd.Index([], dtype="str", name="uid")
         parsed = pacsv.read_csv(
             io.BytesIO(payload),
             read_options=pacsv.ReadOptions(column_names=["uid"]),
@@ -265,7 +265,7 @@ class PostgisStore:
                 column_types={"uid": pa.string()}, strings_can_be_null=False
             ),
         )
-        return np.asarray(parsed.column("uid").to_numpy(zero_copy_only=False), dtype=object)
+        return pd.Index(pd.array(parsed.column("uid"), dtype="str"), name="uid")
 
     def read_features(self, table: str, uids: Any) -> gpd.GeoDataFrame:
         """The rows of ``table`` whose ``uid`` is in ``uids``, as :meth:`read_table` reads them."""
