@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -334,10 +335,12 @@ class Watcher(threading.Thread):
         self.update_s: dict[int, float] = {}
         self.clients = self._pinned(WORKERS)
 
-    def _pinned(self, count: int, timeout_s: float = 120) -> dict[int, Any]:
+    def _pinned(
+        self, count: int, timeout_s: float = 120, clients: dict[int, Any] | None = None
+    ) -> dict[int, Any]:
         import httpx
 
-        clients: dict[int, httpx.Client] = {}
+        clients = dict(clients or {})
         spare: list[httpx.Client] = []
         deadline = time.monotonic() + timeout_s
         while len(clients) < count and time.monotonic() < deadline:
@@ -367,6 +370,9 @@ class Watcher(threading.Thread):
                     continue
                 now = time.monotonic()
                 worker = int(answer.headers["x-twin-worker"])
+                if worker != pinned:  # the connection was closed and opened again elsewhere
+                    self.clients.pop(pinned).close()
+                    self.clients = self._pinned(WORKERS, 30, self.clients)
                 self.first_seen.setdefault((worker, answer.headers["x-twin-version"]), now)
                 if answer.json()["properties"].get("name") == self.probe["name"]:
                     self.new_data.setdefault(worker, now)
@@ -378,7 +384,7 @@ class Watcher(threading.Thread):
             client.close()
 
     def workers(self) -> set[int]:
-        return {pid for pid, _ in self.first_seen}
+        return {pid for pid, _ in self.first_seen} | set(self.clients)
 
 
 def _wrk(url: str, seconds: int) -> subprocess.Popen[str]:
@@ -421,9 +427,8 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
             wait_for_workers(base)
             settle(pid)
             before = city.store.version()[-1]
-            load_s = 30
             page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
-            load = _wrk(page_url, load_s)
+            load = _wrk(page_url, 1800)  # stopped (SIGINT: wrk prints its figures) below
             time.sleep(1)
             watcher = Watcher(base, probe)  # pinned under load: busy workers share new connections
             watcher.start()
@@ -443,7 +448,9 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
                 if len(watcher.new_data) >= len(watcher.workers()):
                     break
                 time.sleep(0.05)
-            output, _ = load.communicate(timeout=load_s + 120)
+            time.sleep(3)  # the load goes on a little after the last worker swapped
+            load.send_signal(signal.SIGINT)
+            output, _ = load.communicate(timeout=60)
             watcher.stopping.set()
             watcher.join()
     lags = {pid: round(when - committed, 3) for pid, when in watcher.new_data.items()}

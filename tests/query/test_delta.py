@@ -22,7 +22,7 @@ import pytest
 import shapely
 
 import twin
-from twin.query.delta import apply_delta, read_delta
+from twin.query.delta import PatchedTree, apply_delta, read_delta
 from twin.query.identify import identify
 from twin.query.impact import pipe_break_impact
 from twin.query.index import CityIndex, LiveIndex
@@ -92,6 +92,7 @@ def test_the_updated_snapshot_equals_a_full_load(target: str | Path) -> None:
     new = old.updated()
     full = CityIndex.load(target)
     assert new.updates["buildings"] == "patched" and new.updates["parcels"] == "patched"
+    assert isinstance(new.layer("buildings").tree, PatchedTree)  # 5 rows new of 3,000
     kept = {n for n, how in new.updates.items() if how == "kept"}
     assert kept == set(full.layers) - {"buildings", "parcels"} and "water_pipes" in kept
     assert all(new.layers[n] is old.layers[n] for n in kept)
@@ -223,3 +224,33 @@ def test_a_live_index_swaps_in_the_patched_snapshot(target: str | Path) -> None:
     assert np.allclose(
         heights.fillna(-1).to_numpy(), city.layer("buildings")["height_m"].fillna(-1).to_numpy()
     )
+
+
+def test_a_patched_tree_answers_as_a_tree_over_the_new_geometries() -> None:
+    rng = np.random.default_rng(7)
+    old = shapely.points(rng.uniform(0, 1000, (3000, 2)))
+    boxes = shapely.box(*rng.uniform(0, 1000, (2, 3000)), *rng.uniform(0, 1000, (2, 3000)) + 5)
+    geoms = np.concatenate([boxes[:1500], old[1500:]])  # polygons and points
+    gone = np.zeros(len(geoms), dtype=bool)
+    gone[rng.choice(len(geoms), 150, replace=False)] = True  # changed or removed
+    kept = np.flatnonzero(~gone)
+    fresh = shapely.box(*rng.uniform(0, 1000, (2, 100)), *rng.uniform(0, 1000, (2, 100)) + 8)
+    order = rng.permutation(len(kept) + len(fresh))  # new rows anywhere
+    new = np.empty(len(order), dtype=object)
+    new[order[: len(kept)]] = geoms[kept]
+    new[order[len(kept) :]] = fresh
+    old_rows = np.full(len(geoms), -1)
+    old_rows[kept] = order[: len(kept)]
+    new_rows = np.sort(order[len(kept) :])
+    tree = PatchedTree(shapely.STRtree(geoms), old_rows, new_rows, new)
+    reference = shapely.STRtree(new)
+    probes = shapely.box(*rng.uniform(0, 1000, (2, 40)), *rng.uniform(0, 1000, (2, 40)) + 60)
+    for probe in probes:
+        for predicate in (None, "intersects", "contains", "within"):
+            assert sorted(tree.query(probe, predicate)) == sorted(reference.query(probe, predicate))
+        near = tree.query(probe, "dwithin", distance=25.0)
+        assert sorted(near) == sorted(reference.query(probe, "dwithin", distance=25.0))
+    pairs, expected = tree.query(probes, "intersects"), reference.query(probes, "intersects")
+    assert sorted(map(tuple, pairs.T)) == sorted(map(tuple, expected.T)) and len(expected.T) > 100
+    assert (tree.query_nearest(probes) == reference.query_nearest(probes)).all()
+    assert len(tree) == len(new) and tree.whole() is tree.whole()

@@ -41,7 +41,7 @@ import shapely
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, StorageError, UsageError
 from twin.kinds import Classification
 from twin.model import LayerInfo, Twin
-from twin.query.delta import MAX_CHANGED_SHARE, apply_delta, read_delta
+from twin.query.delta import MAX_CHANGED_SHARE, PatchedTree, patch, read_delta
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
@@ -476,6 +476,13 @@ def _unchanged(previous: CityIndex | None, infos: list[LayerInfo]) -> dict[str, 
     return {i.name: old[i.name] for i in infos if i.name in old and old[i.name].info == i}
 
 
+#: A patched layer keeps its STRtree and indexes the rows read beside it (a
+#: :class:`~twin.query.delta.PatchedTree`) while they are at most this share of
+#: it and the patches on patches at most this deep; past that, one tree again.
+MAX_TREE_SHARE = 0.05
+MAX_TREE_DEPTH = 4
+
+
 def _updated_layers(
     old: CityIndex, city: Twin, max_share: float
 ) -> tuple[dict[str, IndexedLayer], dict[str, str]]:
@@ -509,10 +516,18 @@ def _patched(
     delta = read_delta(city, before.frame, before.info, info, max_share=max_share)
     if isinstance(delta, str):
         return delta
-    frame = apply_delta(before.frame, delta)
-    if frame is None:
+    patched = patch(before.frame, delta)
+    if patched is None:
         return "its uids are not those its change sets give"
-    return IndexedLayer.from_frame(info, frame)
+    geometries = np.asarray(patched.frame.geometry.array, dtype=object)
+    small = len(patched.new_rows) <= MAX_TREE_SHARE * len(geometries)
+    if small and getattr(before.tree, "depth", 0) < MAX_TREE_DEPTH:
+        tree: shapely.STRtree = PatchedTree(
+            before.tree, patched.old_rows, patched.new_rows, geometries
+        )
+    else:  # many rows new, or many patches on patches: one tree again
+        tree = shapely.STRtree(geometries)
+    return IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
 
 
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
