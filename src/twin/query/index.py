@@ -306,7 +306,8 @@ class CityIndex:
 
         A layer whose metadata is unchanged is shared as it is; a re-imported
         layer gets the rows its imports changed (:mod:`twin.query.delta`), the
-        rest of its frame kept, and a new STRtree. A layer the change sets
+        rest of its frame kept, and its STRtree kept with the rows read indexed
+        beside it (:class:`~twin.query.delta.PatchedTree`). A layer the change sets
         cannot bring up to date (see :func:`~twin.query.delta.read_delta`), a
         new layer, or a new twin CRS is read whole. The answer equals a
         :meth:`load` of the new version; :attr:`updates` says what was done to
