@@ -13,11 +13,15 @@ table ``bench.buildings``, primary key ``uid``, GiST index).
     identify's latency at one connection (goal p50 < 2 ms).
 
 ``serve-postgis-reimport``
-    Ours only: 4 workers under a ``wrk`` load of bbox pages while the buildings
-    are re-imported; every answer names its worker (``X-Twin-Worker``) and the
-    snapshot's commit counter (``X-Twin-Version``). Figures: failed requests
-    (goal 0) and, per worker, seconds from the commit to its first answer from
-    the new snapshot (goal < 2 s).
+    Ours only: 4 workers under a ``wrk`` load of bbox pages while an update of
+    the buildings is imported (:func:`update_delivery`: 1 % changed, 0.2 %
+    removed, 0.2 % added, written once beside the city's buildings); every
+    answer names its worker (``X-Twin-Worker``) and the snapshot's commit
+    counter (``X-Twin-Version``), and a watcher asks, on fresh connections, for
+    one building the update changes. Figures: failed requests (goal 0) and, per
+    worker, seconds from the commit to its first answer with that building's
+    new name (goal < 2 s); ``version_lags_s`` gives when each worker first
+    answered from the new version.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -255,33 +260,131 @@ def items_peer(inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
 
 # -- serve-postgis-reimport ------------------------------------------------------
-class Watcher(threading.Thread):
-    """Asks ``/health`` on fresh connections; notes when each worker first shows a version."""
+#: Share of the buildings the update delivery changes (height and name), removes and adds.
+CHANGED_EVERY, REMOVED_EVERY, ADDED_EVERY = 100, 500, 500
 
-    def __init__(self, base: str) -> None:
+
+def update_delivery(buildings: Path) -> tuple[Path, dict[str, Any]]:
+    """The buildings delivery updated (written once beside it) and a feature it changes.
+
+    Every 100th building gets 3 m more height and a new name (1 %), every 500th is
+    removed (0.2 %) and as many new ones are added (a copy of a neighbour moved 2 m,
+    with a new id): a real change set, not a re-import of the same file. The probe
+    is the first changed building: its uid and its name in the update.
+    """
+    target = buildings.with_name("buildings-update.gpkg")
+    probe_file = buildings.with_name("buildings-update.json")
+    lock = buildings.with_name(".buildings-update.lock")
+    with open(lock, "w") as held:
+        import fcntl
+
+        fcntl.flock(held, fcntl.LOCK_EX)  # one writer; later runs reuse the file
+        if not (target.exists() and probe_file.exists()):
+            _write_update(buildings, target, probe_file)
+    return target, dict(json.loads(probe_file.read_text()))
+
+
+def _write_update(buildings: Path, target: Path, probe_file: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    import pyogrio
+
+    started = time.perf_counter()
+    frame = pyogrio.read_dataframe(buildings, layer="buildings", use_arrow=True)
+    row = np.arange(len(frame))
+    changed = row % CHANGED_EVERY == 7
+    frame.loc[changed, "建筑高度"] = frame.loc[changed, "建筑高度"].fillna(0.0) + 3.0
+    frame.loc[changed, "建筑名称"] = "更新" + frame.loc[changed, "建筑编码"].astype(str)
+    added = frame[row % ADDED_EVERY == 11].copy()
+    added["建筑编码"] = "NEW" + added["建筑编码"].astype(str)
+    added["geometry"] = added.geometry.translate(2.0, 2.0)
+    update = pd.concat([frame[row % REMOVED_EVERY != 3], added], ignore_index=True)
+    tmp = target.with_suffix(".tmp.gpkg")
+    tmp.unlink(missing_ok=True)
+    pyogrio.write_dataframe(update, tmp, layer="buildings", use_arrow=True)
+    first = frame[changed].iloc[0]
+    probe = {
+        "uid": f"buildings.{first['建筑编码']}",
+        "name": str(first["建筑名称"]),
+        "changed": int(changed.sum()) - int((changed & (row % REMOVED_EVERY == 3)).sum()),
+        "removed": int((row % REMOVED_EVERY == 3).sum()),
+        "added": len(added),
+    }
+    tmp.rename(target)
+    probe_file.write_text(json.dumps(probe, ensure_ascii=False))
+    print(f"wrote the update delivery in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+class Watcher(threading.Thread):
+    """Asks every worker, in turn, for the probe building; notes when each worker first
+    shows a version, and when it first serves the probe's new name (the new data).
+
+    One kept-alive connection per worker (opened until each worker holds one), so
+    each worker is asked every few milliseconds however the kernel spreads new
+    connections among busy workers.
+    """
+
+    def __init__(self, base: str, probe: dict[str, Any]) -> None:
         super().__init__(daemon=True)
         self.base = base
+        self.probe = probe
         self.first_seen: dict[tuple[int, str], float] = {}
+        self.new_data: dict[int, float] = {}
         self.failures: list[str] = []
         self.stopping = threading.Event()
+        self.update_s: dict[int, float] = {}
+        self.clients = self._pinned(WORKERS)
+
+    def _pinned(
+        self, count: int, timeout_s: float = 120, clients: dict[int, Any] | None = None
+    ) -> dict[int, Any]:
+        import httpx
+
+        clients = dict(clients or {})
+        spare: list[httpx.Client] = []
+        deadline = time.monotonic() + timeout_s
+        while len(clients) < count and time.monotonic() < deadline:
+            client = httpx.Client(timeout=10)
+            worker = int(client.get(self.base + "/health").headers["x-twin-worker"])
+            if worker in clients:
+                spare.append(client)  # kept open a while, so the next one goes elsewhere
+            else:
+                clients[worker] = client
+        for client in spare:
+            client.close()
+        return clients
 
     def run(self) -> None:
         import httpx
 
+        url = f"{self.base}/collections/buildings/items/{self.probe['uid']}"
         while not self.stopping.is_set():
-            try:
-                answer = httpx.get(self.base + "/health", timeout=10)  # a new connection each
-            except httpx.HTTPError as exc:
-                self.failures.append(repr(exc))
-                continue
-            if answer.status_code != 200:
-                self.failures.append(f"{answer.status_code} {answer.text[:200]}")
-                continue
-            key = (int(answer.headers["x-twin-worker"]), answer.headers["x-twin-version"])
-            self.first_seen.setdefault(key, time.monotonic())
+            for pinned, client in list(self.clients.items()):
+                try:
+                    answer = client.get(url)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"worker {pinned}: {exc!r}")
+                    continue
+                if answer.status_code != 200:
+                    self.failures.append(f"{answer.status_code} {answer.text[:200]}")
+                    continue
+                now = time.monotonic()
+                worker = int(answer.headers["x-twin-worker"])
+                if worker != pinned:  # the connection was closed and opened again elsewhere
+                    self.clients.pop(pinned).close()
+                    self.clients = self._pinned(WORKERS, 30, self.clients)
+                self.first_seen.setdefault((worker, answer.headers["x-twin-version"]), now)
+                if answer.json()["properties"].get("name") == self.probe["name"]:
+                    self.new_data.setdefault(worker, now)
+        self.update_s = {
+            worker: float(client.get(self.base + "/health").json()["load_s"])
+            for worker, client in self.clients.items()
+        }  # how long each worker took to make its snapshot of the new version
+        for client in self.clients.values():
+            client.close()
 
     def workers(self) -> set[int]:
-        return {pid for pid, _ in self.first_seen}
+        return {pid for pid, _ in self.first_seen} | set(self.clients)
 
 
 def _wrk(url: str, seconds: int) -> subprocess.Popen[str]:
@@ -312,6 +415,7 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     import twin
 
     chosen = choose_bbox(inputs["twin"])
+    update, probe = update_delivery(inputs["buildings"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with postgis_twin(inputs) as url:
@@ -322,16 +426,16 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         ):
             wait_for_workers(base)
             settle(pid)
-            watcher = Watcher(base)
-            watcher.start()
             before = city.store.version()[-1]
-            load_s = 30
             page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
-            load = _wrk(page_url, load_s)
-            time.sleep(3)
+            load = _wrk(page_url, 1800)  # stopped (SIGINT: wrk prints its figures) below
+            time.sleep(1)
+            watcher = Watcher(base, probe)  # pinned under load: busy workers share new connections
+            watcher.start()
+            time.sleep(2)
             started = time.monotonic()
-            city.import_layer(
-                inputs["buildings"],
+            report = city.import_layer(
+                update,
                 layer="buildings",
                 kind="building",
                 id="建筑编码",
@@ -341,28 +445,33 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
             after = city.store.version()[-1]
             deadline = committed + 120
             while time.monotonic() < deadline:
-                seen = {pid for (pid, version) in watcher.first_seen if version == str(after)}
-                if len(seen) >= len(watcher.workers()):
+                if len(watcher.new_data) >= len(watcher.workers()):
                     break
                 time.sleep(0.05)
-            output, _ = load.communicate(timeout=load_s + 120)
+            time.sleep(3)  # the load goes on a little after the last worker swapped
+            load.send_signal(signal.SIGINT)
+            output, _ = load.communicate(timeout=60)
             watcher.stopping.set()
             watcher.join()
-    lags = {
-        pid: round(when - committed, 3)
-        for (pid, version), when in watcher.first_seen.items()
+    lags = {pid: round(when - committed, 3) for pid, when in watcher.new_data.items()}
+    version_lags = [
+        round(when - committed, 3)
+        for (_, version), when in watcher.first_seen.items()
         if version == str(after)
-    }
+    ]
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     return {
         "workers_seen": len(watcher.workers()),
         "workers_reloaded": len(lags),
         "versions": f"{before}->{after}",
         "import_s": round(committed - started, 2),
+        "change_set": f"+{report.added} ~{report.changed} -{report.removed}",
         "failed_requests": _failed(output) + len(watcher.failures),
         "failures": watcher.failures[:3]
         + [line.strip() for line in output.splitlines() if "error" in line or "Non-2xx" in line],
         "max_reload_lag_s": max(lags.values()) if lags else None,
         "reload_lags_s": sorted(lags.values()),
+        "version_lags_s": sorted(version_lags),
+        "snapshot_update_s": sorted(watcher.update_s.values()),
         "load_rps": float(rps.group(1)) if rps else None,
     }

@@ -252,6 +252,23 @@ class Twin:
             raise FeatureNotFoundError(f"layer {layer} has no feature {uid!r}")
         return _restore_types(frame, self.info(layer).kind).set_index("uid").iloc[0]
 
+    def features(self, layer: str, uids: Iterable[str]) -> gpd.GeoDataFrame:
+        """The features of ``layer`` whose uid is in ``uids``, as :meth:`layer` reads them.
+
+        Rows come in the layer's stored order, indexed by ``uid``; uids the
+        layer does not hold are left out. With no uid, an empty frame with the
+        layer's columns and dtypes.
+
+        Examples
+        --------
+        >>> some = list(city.layer("buildings").index[:3])
+        >>> city.features("buildings", some[::-1]).index.tolist() == some
+        True
+        """
+        kind = self.info(layer).kind
+        frame = self.store.read_features(layer, list(uids))
+        return _restore_types(frame, kind).set_index("uid")
+
     # -- importing ---------------------------------------------------------
     def import_layer(
         self,

@@ -41,6 +41,7 @@ import shapely
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, StorageError, UsageError
 from twin.kinds import Classification
 from twin.model import LayerInfo, Twin
+from twin.query.delta import MAX_CHANGED_SHARE, PatchedTree, patch, read_delta
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
@@ -231,6 +232,9 @@ class CityIndex:
         ``time.time()`` when the snapshot was complete.
     load_s : float
         Seconds the load took.
+    updates : dict of str to str
+        For a snapshot made by :meth:`updated`: each layer ``"kept"``,
+        ``"patched"`` (from its change sets) or ``"read: <why>"``; empty after :meth:`load`.
 
     Examples
     --------
@@ -248,6 +252,7 @@ class CityIndex:
     loaded_at: float
     load_s: float
     _twin: Twin = field(repr=False)
+    updates: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def load(
@@ -295,6 +300,63 @@ class CityIndex:
                 )
             log.info("%s changed while it was read; reading it again", city.location)
         raise UsageError(f"{path} kept changing while it was read; try again when imports end")
+
+    def updated(self, *, max_share: float = MAX_CHANGED_SHARE, attempts: int = 5) -> CityIndex:
+        """A snapshot of the twin as it is now, built from this one and the change sets.
+
+        A layer whose metadata is unchanged is shared as it is; a re-imported
+        layer gets the rows its imports changed (:mod:`twin.query.delta`), the
+        rest of its frame kept, and its STRtree kept with the rows read indexed
+        beside it (:class:`~twin.query.delta.PatchedTree`). A layer the change sets
+        cannot bring up to date (see :func:`~twin.query.delta.read_delta`), a
+        new layer, or a new twin CRS is read whole. The answer equals a
+        :meth:`load` of the new version; :attr:`updates` says what was done to
+        each layer.
+
+        Examples
+        --------
+        >>> snapshot = CityIndex.load(sample_twin_path)
+        >>> again = snapshot.updated()
+        >>> again.layers["buildings"] is snapshot.layers["buildings"], again.updates["buildings"]
+        (True, 'kept')
+        """
+        for _ in range(attempts):
+            started = time.perf_counter()
+            city = Twin.open(self._target())
+            before = _identity_of(city)
+            meta = city.meta
+            if before is None or meta["crs"] != self.crs_text:
+                return CityIndex.load(self._target())
+            layers, updates = _updated_layers(self, city, max_share)
+            after = _identity_of(city)
+            if before == after:
+                seconds = time.perf_counter() - started
+                log.info(
+                    "updated %d layers of %s in %.2f s: %s",
+                    len(layers),
+                    city.location,
+                    seconds,
+                    updates,
+                )
+                return CityIndex(
+                    path=city.path,
+                    crs=city.crs,
+                    crs_text=meta["crs"],
+                    name=meta.get("name", city.path.stem),
+                    layers=layers,
+                    identity=after,
+                    loaded_at=time.time(),
+                    load_s=seconds,
+                    _twin=city,
+                    updates=updates,
+                )
+            log.info("%s changed while it was updated; updating again", city.location)
+        raise UsageError(f"{self.path} kept changing while it was read; try again when imports end")
+
+    def _target(self) -> str | Path:
+        """What :meth:`Twin.open` takes to open this twin again: its URL or its file."""
+        store = self._twin.store
+        return store.url if isinstance(store, PostgisStore) else self.path
 
     @property
     def generation(self) -> FileIdentity:
@@ -415,6 +477,60 @@ def _unchanged(previous: CityIndex | None, infos: list[LayerInfo]) -> dict[str, 
     return {i.name: old[i.name] for i in infos if i.name in old and old[i.name].info == i}
 
 
+#: A patched layer keeps its STRtree and indexes the rows read beside it (a
+#: :class:`~twin.query.delta.PatchedTree`) while they are at most this share of
+#: it and the patches on patches at most this deep; past that, one tree again.
+MAX_TREE_SHARE = 0.05
+MAX_TREE_DEPTH = 4
+
+
+def _updated_layers(
+    old: CityIndex, city: Twin, max_share: float
+) -> tuple[dict[str, IndexedLayer], dict[str, str]]:
+    """Every layer of ``city`` now: kept from ``old``, patched from its change sets, or read."""
+    layers: dict[str, IndexedLayer] = {}
+    updates: dict[str, str] = {}
+    todo: list[LayerInfo] = []
+    infos = city.layer_infos()
+    for info in infos:
+        before = old.layers.get(info.name)
+        if before is not None and before.info == info:
+            layers[info.name], updates[info.name] = before, "kept"
+            continue
+        patched = _patched(city, before, info, max_share)
+        if isinstance(patched, str):
+            updates[info.name] = f"read: {patched}"
+            todo.append(info)
+        else:
+            layers[info.name], updates[info.name] = patched, "patched"
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        layers.update((item.name, item) for item in pool.map(_load_layer, [city] * len(todo), todo))
+    return {info.name: layers[info.name] for info in infos}, updates
+
+
+def _patched(
+    city: Twin, before: IndexedLayer | None, info: LayerInfo, max_share: float
+) -> IndexedLayer | str:
+    """The layer brought up to date from its change sets, or why it must be read whole."""
+    if before is None:
+        return "a new layer"
+    delta = read_delta(city, before.frame, before.info, info, max_share=max_share)
+    if isinstance(delta, str):
+        return delta
+    patched = patch(before.frame, delta)
+    if patched is None:
+        return "its uids are not those its change sets give"
+    geometries = np.asarray(patched.frame.geometry.array, dtype=object)
+    small = len(patched.new_rows) <= MAX_TREE_SHARE * len(geometries)
+    if small and getattr(before.tree, "depth", 0) < MAX_TREE_DEPTH:
+        tree: shapely.STRtree = PatchedTree(
+            before.tree, patched.old_rows, patched.new_rows, geometries
+        )
+    else:  # many rows new, or many patches on patches: one tree again
+        tree = shapely.STRtree(geometries)
+    return IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
+
+
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
     return IndexedLayer.from_frame(info, city.layer(info.name))
 
@@ -506,7 +622,7 @@ class LiveIndex:
             seen = _identity_of(self._index.twin)
             if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            fresh = CityIndex.load(self.name, previous=self._index)
+            fresh = self._index.updated()
             if self.prepare is not None:
                 self.prepare(fresh)
         except Exception as exc:  # keep serving the last good snapshot

@@ -180,6 +180,49 @@ class GpkgStore:
             (int(import_id),),
         )
 
+    def layer_changes(self, layer: str, after_import: int) -> pd.DataFrame:
+        """The listed changes of ``layer`` by imports after ``after_import``.
+
+        Columns ``import_id``, ``uid``, ``change``; oldest import first.
+
+        Examples
+        --------
+        >>> GpkgStore(sample_twin_path).layer_changes("buildings", 0).columns.tolist()
+        ['import_id', 'uid', 'change']
+        """
+        return self.query(
+            "SELECT import_id, uid, change FROM twin_changes WHERE layer=? AND import_id>?"
+            " ORDER BY import_id, rowid",
+            (layer, int(after_import)),
+        )
+
+    @maps_file_errors("reading table {0}")
+    def uid_order(self, table: str) -> pd.Index:
+        """Every ``uid`` of a table in the order :meth:`read_table` returns its rows.
+
+        Examples
+        --------
+        >>> uids = GpkgStore(sample_twin_path).uid_order("buildings")
+        >>> uids[0].startswith("buildings."), len(uids) == len(set(uids))
+        (True, True)
+        """
+        self.require()
+        _, data = pyogrio.read_arrow(self.path, layer=table, columns=["uid"], read_geometry=False)
+        return pd.Index(pd.array(data.column("uid"), dtype="str"), name="uid")
+
+    def read_features(self, table: str, uids: Any) -> gpd.GeoDataFrame:
+        """The rows of ``table`` whose ``uid`` is one of ``uids``, as :meth:`read_table` reads them.
+
+        Examples
+        --------
+        >>> store = GpkgStore(sample_twin_path)
+        >>> first = store.uid_order("buildings")[:2]
+        >>> store.read_features("buildings", first)["uid"].tolist() == list(first)
+        True
+        """
+        listed = ", ".join("'" + str(uid).replace("'", "''") + "'" for uid in uids)
+        return self.read_table(table, where=f"uid IN ({listed or 'NULL'})")
+
     def read_valid(
         self, table: str, at: str, *, history: bool = False, **kwargs: Any
     ) -> gpd.GeoDataFrame:

@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import threading
 import urllib.parse
@@ -31,6 +32,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyproj
 
 from twin.errors import (
@@ -42,7 +45,7 @@ from twin.errors import (
     UsageError,
 )
 from twin.store import pgschema
-from twin.store.pgio import GEOM, ident, read_layer, stored_sets
+from twin.store.pgio import GEOM, copy_out, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
 from twin.store.relations import COLUMNS, StoredSet
 
@@ -229,6 +232,44 @@ class PostgisStore:
             "SELECT uid, change FROM twin_changes WHERE import_id=%s ORDER BY seq",
             (int(import_id),),
         )
+
+    def layer_changes(self, layer: str, after_import: int) -> pd.DataFrame:
+        """The listed changes of ``layer`` by imports after ``after_import``.
+
+        Columns ``import_id``, ``uid``, ``change``; oldest import first.
+        """
+        frame = self.frame(
+            "SELECT import_id, uid, change FROM twin_changes WHERE layer=%s AND import_id>%s"
+            " ORDER BY import_id, seq",
+            (layer, int(after_import)),
+        )
+        if frame.empty:
+            return pd.DataFrame({"import_id": [], "uid": [], "change": []})
+        return frame
+
+    def uid_order(self, table: str) -> pd.Index:
+        """Every ``uid`` of a table in the order :meth:`read_table` returns its rows.
+
+        One COPY of the column, parsed by Arrow: a fraction of a second at a
+        million rows, where reading the layer takes tens of seconds.
+        """
+        order = "fid" if "fid" in self.fields(table) else "ctid"
+        with self._reading() as con:
+            payload = copy_out(con, f"SELECT uid FROM {ident(table)} ORDER BY {order}")
+        if not payload:
+            return pd.Index([], dtype="str", name="uid")
+        parsed = pacsv.read_csv(
+            io.BytesIO(payload),
+            read_options=pacsv.ReadOptions(column_names=["uid"]),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"uid": pa.string()}, strings_can_be_null=False
+            ),
+        )
+        return pd.Index(pd.array(parsed.column("uid"), dtype="str"), name="uid")
+
+    def read_features(self, table: str, uids: Any) -> gpd.GeoDataFrame:
+        """The rows of ``table`` whose ``uid`` is in ``uids``, as :meth:`read_table` reads them."""
+        return self.read_table(table, where=("uid = ANY(%s)", [[str(u) for u in uids]]))
 
     def tables(self) -> set[str]:
         """Every table and view of the twin's schema."""

@@ -1,0 +1,311 @@
+"""Bringing one layer of a snapshot up to date from the twin's change sets.
+
+A re-import changes a few features of a large layer: reading the whole layer
+again (tens of seconds at a million buildings) only to find most rows as they
+were is what a long-running service must avoid. :func:`read_delta` asks the
+store what changed in a layer since the snapshot's import (the change sets of
+``twin_changes``), reads only those features, and the layer's uids in their
+stored order (one column); :func:`apply_delta` then builds the layer's new
+frame from the old one: old rows minus the changed and removed ones, plus the
+rows read, in the stored order, so the frame equals a full read of the layer
+row for row and dtype for dtype.
+
+When the change sets cannot tell the whole story, :func:`read_delta` returns
+the reason instead and the caller reads the layer whole: no recorded import
+(a first import lists no uids), a history that does not follow on from the
+snapshot's import (a twin file restored from elsewhere), too large a share
+of the layer changed, other columns (a new delivery's schema), or uids that
+the change sets do not explain.
+
+Examples
+--------
+>>> import twin
+>>> old = city.layer("buildings")
+>>> info = city.info("buildings")
+>>> delta = read_delta(city, old, info, info)  # the same version: nothing to read
+>>> len(delta.touched), apply_delta(old, delta).equals(old)
+(0, True)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+
+from twin.model import LayerInfo, Twin
+
+__all__ = [
+    "MAX_CHANGED_SHARE",
+    "LayerDelta",
+    "Patch",
+    "PatchedTree",
+    "apply_delta",
+    "patch",
+    "read_delta",
+]
+
+log = logging.getLogger(__name__)
+
+#: Above this share of a layer's features changed, the layer is read whole.
+MAX_CHANGED_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class LayerDelta:
+    """What changed in one layer between two versions of the twin.
+
+    Attributes
+    ----------
+    touched : ndarray of str
+        Every uid added, changed or removed by the imports in between.
+    rows : GeoDataFrame
+        The current rows of the touched uids still in the layer (indexed by uid).
+    order : Index of str
+        Every uid of the layer now, in its stored order.
+    imports : list of int
+        The imports the change sets come from, oldest first.
+    """
+
+    touched: np.ndarray
+    rows: gpd.GeoDataFrame
+    order: pd.Index
+    imports: list[int]
+
+
+def read_delta(
+    city: Twin,
+    frame: gpd.GeoDataFrame,
+    old: LayerInfo,
+    new: LayerInfo,
+    *,
+    max_share: float = MAX_CHANGED_SHARE,
+) -> LayerDelta | str:
+    """Read what changed in layer ``new.name`` since version ``old`` (held as ``frame``).
+
+    Parameters
+    ----------
+    city : Twin
+        The twin as it is now.
+    frame : GeoDataFrame
+        The layer as the snapshot holds it (read at version ``old``).
+    old, new : LayerInfo
+        The layer's metadata then and now.
+    max_share : float, default MAX_CHANGED_SHARE
+        Above this share of the layer touched, give up: reading it whole is as quick.
+
+    Returns
+    -------
+    LayerDelta or str
+        The change, or why it cannot be had from the change sets (read the layer whole).
+    """
+    imports = _imports_between(city, old, new)
+    if isinstance(imports, str):
+        return imports
+    rows = city.store.layer_changes(new.name, old.last_import or 0)
+    rows = rows[rows["import_id"].astype(np.int64) <= (new.last_import or 0)]
+    touched = pd.unique(rows["uid"].astype(object).to_numpy())
+    limit = max_share * max(len(frame), new.feature_count, 1)
+    if len(touched) > limit:
+        return f"{len(touched)} features changed, more than {max_share:.0%} of the layer"
+    fresh = city.features(new.name, touched)
+    if list(fresh.columns) != list(frame.columns):
+        return "its columns changed"
+    order = city.store.uid_order(new.name)
+    if len(order) != new.feature_count:
+        return "the layer changed while it was read"
+    return LayerDelta(
+        touched=np.asarray(touched, dtype=object), rows=fresh, order=order, imports=imports
+    )
+
+
+def _imports_between(city: Twin, old: LayerInfo, new: LayerInfo) -> list[int] | str:
+    """The imports of the layer after ``old`` up to ``new``, or why they do not chain."""
+    if old.last_import is None or new.last_import is None:
+        return "no import recorded"
+    if new.last_import < old.last_import:
+        return "its history does not follow on from the snapshot's"
+    rows = city.store.import_rows(new.name)
+    ids = rows["import_id"].astype(np.int64).to_numpy()
+    then = rows[ids == old.last_import]
+    if then.empty or str(then["time"].iloc[0]) != str(old.updated):
+        return "its history does not follow on from the snapshot's"
+    between = rows[(ids > old.last_import) & (ids <= new.last_import)]
+    if (between["initial"].astype(np.int64) != 0).any():
+        return "it was imported afresh"
+    return [int(i) for i in between["import_id"]]
+
+
+def apply_delta(frame: gpd.GeoDataFrame, delta: LayerDelta) -> gpd.GeoDataFrame | None:
+    """The layer's new frame: ``frame`` minus the touched uids plus ``delta.rows``, in order.
+
+    None when the stored uids are not the old ones less the removed plus the
+    added (a change the change sets do not list): read the layer whole then.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> old = gpd.GeoDataFrame({"h": [1.0, 2.0, 3.0]}, geometry=[shapely.Point(i, 0)
+    ...     for i in range(3)], index=pd.Index(["a", "b", "c"], name="uid"))
+    >>> rows = gpd.GeoDataFrame({"h": [9.0, 4.0]}, geometry=[shapely.Point(1, 1),
+    ...     shapely.Point(3, 0)], index=pd.Index(["b", "d"], name="uid"))
+    >>> delta = LayerDelta(np.array(["b", "c", "d"], dtype=object), rows,
+    ...                    pd.Index(["a", "b", "d"]), [2])
+    >>> apply_delta(old, delta)["h"].to_dict()
+    {'a': 1.0, 'b': 9.0, 'd': 4.0}
+    """
+    patched = patch(frame, delta)
+    return None if patched is None else patched.frame
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A layer's new frame and where its rows came from.
+
+    Attributes
+    ----------
+    frame : GeoDataFrame
+        The new frame (what a full read gives).
+    old_rows : ndarray of int
+        For each row of the old frame, its position in the new one (-1: changed or removed).
+    new_rows : ndarray of int
+        Positions in the new frame of the rows read (added and changed), ascending.
+    """
+
+    frame: gpd.GeoDataFrame
+    old_rows: np.ndarray
+    new_rows: np.ndarray
+
+
+def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
+    """:func:`apply_delta` with the row correspondence (for :class:`PatchedTree`)."""
+    order, rows = _uids(delta.order), delta.rows
+    old = _uids(frame.index)
+    kept = ~_member(old, delta.touched)
+    is_new = _member(order, rows.index)
+    if int(kept.sum()) + len(rows) != len(order) or int(is_new.sum()) != len(rows):
+        return None
+    positions = np.empty(len(order), dtype=np.intp)
+    old_positions = np.flatnonzero(kept)
+    if not pc.filter(order, ~is_new).equals(pc.filter(old, kept)):  # the delivery was reordered
+        old_positions = frame.index.get_indexer(pd.Index(delta.order)[~is_new])
+        if (old_positions < 0).any():
+            return None
+    positions[~is_new] = old_positions
+    positions[is_new] = len(frame) + rows.index.get_indexer(pd.Index(delta.order)[is_new])
+    both = pd.concat([frame, rows]) if len(rows) else frame
+    old_rows = np.full(len(frame), -1, dtype=np.intp)
+    old_rows[old_positions] = np.flatnonzero(~is_new)
+    new_rows = np.flatnonzero(is_new)
+    return Patch(_same_types(both.take(positions), frame, rows), old_rows, new_rows)
+
+
+class PatchedTree(shapely.STRtree):
+    """The STRtree of a patched layer: the old tree less the rows gone, plus a small tree.
+
+    Rebuilding the STRtree of a million geometries takes a good part of a
+    second in every worker; a patched layer keeps its old tree, whose hits on
+    changed or removed rows are dropped and the others renumbered, and indexes
+    only the rows read in a tree of their own. :meth:`query` answers exactly as
+    a tree over the new frame's geometries (the same set of positions; callers
+    sort them); :meth:`nearest` and :meth:`query_nearest` build that whole tree
+    on first use.
+
+    Examples
+    --------
+    >>> points = np.array([shapely.Point(i, 0) for i in range(4)], dtype=object)
+    >>> moved = points.copy(); moved[1] = shapely.Point(1, 5)   # row 1 changed
+    >>> tree = PatchedTree(shapely.STRtree(points), np.array([0, -1, 2, 3]), np.array([1]), moved)
+    >>> sorted(tree.query(shapely.box(0.5, -1, 3.5, 6)).tolist()), len(tree)
+    ([1, 2, 3], 4)
+    """
+
+    def __init__(
+        self,
+        base: shapely.STRtree,
+        old_rows: np.ndarray,
+        new_rows: np.ndarray,
+        geometries: np.ndarray,
+    ) -> None:  # the base tree is built already: no STRtree.__init__
+        self.base = base
+        self.old_rows = np.asarray(old_rows, dtype=np.intp)
+        self.new_rows = np.asarray(new_rows, dtype=np.intp)
+        self.extra = shapely.STRtree(geometries[self.new_rows])
+        self._geometries = geometries
+        self.depth = getattr(base, "depth", 0) + 1
+        self._whole: shapely.STRtree | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._geometries)
+
+    def query(self, geometry: Any, predicate: Any = None, distance: Any = None) -> Any:
+        """Positions (new frame) of the geometries related to ``geometry``, as STRtree.query."""
+        first = self.base.query(geometry, predicate=predicate, distance=distance)
+        second = self.extra.query(geometry, predicate=predicate, distance=distance)
+        if first.ndim == 1:
+            mapped = self.old_rows[first]
+            return np.concatenate([mapped[mapped >= 0], self.new_rows[second]])
+        mapped = self.old_rows[first[1]]
+        keep = mapped >= 0
+        return np.concatenate(
+            [
+                np.vstack([first[0][keep], mapped[keep]]),
+                np.vstack([second[0], self.new_rows[second[1]]]),
+            ],
+            axis=1,
+        )
+
+    def nearest(self, geometry: Any) -> Any:
+        return self.whole().nearest(geometry)
+
+    def query_nearest(self, geometry: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.whole().query_nearest(geometry, *args, **kwargs)
+
+    def whole(self) -> shapely.STRtree:
+        """One STRtree over every geometry (built once, on first use)."""
+        with self._lock:
+            if self._whole is None:
+                self._whole = shapely.STRtree(self._geometries)
+            return self._whole
+
+
+def _uids(values: Any) -> pa.Array | pa.ChunkedArray:
+    """Uids as one Arrow string array (no copy when pandas holds them in Arrow already)."""
+    array = pa.array(getattr(values, "array", values))
+    return array if pa.types.is_large_string(array.type) else array.cast(pa.large_string())
+
+
+def _member(values: pa.Array | pa.ChunkedArray, of: Any) -> np.ndarray:
+    """Whether each of ``values`` is one of ``of``, as a numpy mask."""
+    found = pc.is_in(values, value_set=_uids(np.asarray(of, dtype=object)))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _same_types(
+    combined: gpd.GeoDataFrame, frame: gpd.GeoDataFrame, rows: gpd.GeoDataFrame
+) -> gpd.GeoDataFrame:
+    """Give integer and boolean columns the dtype a full read gives them.
+
+    A store reads an integer column as ``int64`` when it holds no null and as
+    ``float64`` when it does (booleans: ``bool`` or ``object``), so the nulls
+    that remain decide, as they would for a full read.
+    """
+    for name in combined.columns:
+        if name == combined.geometry.name:
+            continue
+        values = combined[name]
+        for dtype in (frame[name].dtype, rows[name].dtype):
+            plain = isinstance(dtype, np.dtype) and dtype.kind in "iub"
+            if plain and values.dtype != dtype and not values.isna().any():
+                combined[name] = values.astype(dtype)
+                break
+    return combined
