@@ -117,7 +117,7 @@ class Columns:
 
     @classmethod
     def of(cls, layer: IndexedLayer) -> Columns:
-        frame = layer.frame
+        frame = layer.attributes
         names = property_names(layer)
         values = [_column_array(frame[name]) for name in names]
         return cls(names, values, _arrow(frame.index.to_series().astype(str)))
@@ -172,8 +172,7 @@ def warm(index: CityIndex) -> None:
 
 def property_names(layer: IndexedLayer) -> list[str]:
     """The attribute columns of a layer, as served (everything but the geometry)."""
-    geometry = layer.frame.geometry.name
-    return [c for c in layer.frame.columns if c != geometry]
+    return layer.fields
 
 
 def feature_dicts(
