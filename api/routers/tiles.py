@@ -104,9 +104,28 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
     """The layer made ready for tiling, once per snapshot."""
 
     def build() -> TileSource:
+        if layer.compact:  # geometries decoded and projected per tile (twin.query.compact)
+            return TileSource.from_compact(
+                layer.name,
+                layer.kind,
+                layer.attributes,
+                layer.geometries,
+                crs=index.crs,
+                tree=_Candidates(layer),
+            )
         return TileSource.from_frame(layer.name, layer.kind, layer.frame, tree=layer.tree)
 
     return derived(index, ("tile-source", layer.name), build)
+
+
+class _Candidates:
+    """A compact layer's box tree as :class:`~twin.tiles.TileSource` queries it."""
+
+    def __init__(self, layer: IndexedLayer) -> None:
+        self.layer = layer
+
+    def query(self, geometry: Any) -> Any:
+        return self.layer.query(geometry, predicate=None)
 
 
 _WARM_LOCK = threading.Lock()
@@ -235,7 +254,7 @@ def tilejson(request: Request, visible: VisibleDep, layer: str) -> Response:
                 "id": layer,
                 "fields": {
                     n: "String" if n == "uid" else "String|Number"
-                    for n in tile_fields(found.frame, found.kind)
+                    for n in tile_fields(found.attributes, found.kind)
                 },
                 "minzoom": minzoom,
                 "maxzoom": maxzoom,
@@ -478,7 +497,7 @@ def collection_tileset(request: Request, visible: VisibleDep, collectionId: str)
                 "maxTileMatrix": str(maxzoom),
                 "propertiesSchema": {
                     "type": "object",
-                    "properties": {n: {} for n in tile_fields(found.frame, found.kind)},
+                    "properties": {n: {} for n in tile_fields(found.attributes, found.kind)},
                 },
             }
         ],

@@ -73,10 +73,11 @@ def test_geometries_decode_to_the_same_shapes(index: CityIndex, compact: CityInd
 
 def test_the_whole_frame_and_tree_come_back_on_demand(city: twin.Twin) -> None:
     layer = CityIndex.load(city.path, compact_above=0).layer("buildings")
-    assert layer._frame is None  # nothing decoded whole by loading or by queries
+    assert not layer.materialized  # nothing decoded whole by loading or by queries
     layer.bbox((0, 0, 1e9, 1e9))
-    assert layer._frame is None
+    assert not layer.materialized
     assert_geodataframe_equal(layer.frame, city.layer("buildings"))
+    assert layer.materialized
     box = shapely.box(*layer.frame.total_bounds)
     assert len(layer.tree.query(box)) == len(layer)
 

@@ -211,6 +211,11 @@ class IndexedLayer:
         return self.parts is not None
 
     @property
+    def materialized(self) -> bool:
+        """Whether every geometry is held as shapely (whole, or compact asked for its frame)."""
+        return self._frame is not None
+
+    @property
     def frame(self) -> gpd.GeoDataFrame:
         """The layer as a GeoDataFrame indexed by uid, in the twin CRS.
 
