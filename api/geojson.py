@@ -138,7 +138,9 @@ def _arrow(values: pd.Series) -> pa.Array:
     """One Arrow array (NaN and NA as nulls), in one chunk: taking rows from a
     chunked array costs time in proportion to its length."""
     array = pa.array(values, from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if isinstance(array, pa.ChunkedArray):  # one chunk: taken as it is, not copied
+        return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    return array
 
 
 def _page_values(array: pa.Array | np.ndarray, positions: np.ndarray, take: pa.Array) -> list[Any]:

@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
-__all__ = ["NODE", "BoxTree", "CompactParts", "WKBGeometries"]
+__all__ = ["NODE", "BoxTree", "CompactParts", "WKBGeometries", "own_buffers"]
 
 NODE = 16  # boxes a node of the packed tree holds
 
@@ -120,6 +120,33 @@ def _str_order(bounds: np.ndarray) -> np.ndarray:
     slice_of = np.empty(n, dtype=np.intp)
     slice_of[by_x] = np.arange(n) // per_slice
     return np.lexsort((cy, slice_of))
+
+
+def own_buffers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its Arrow-backed columns (and index) copied into one chunk each.
+
+    Strings read through GDAL's Arrow stream share the read batch's buffers,
+    its WKB included: keeping a column alive would keep the whole batch. A
+    copy owns only its own bytes, in one chunk (rows are taken from it fast).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"name": pd.array(["a", None], dtype="str")}, index=["u1", "u2"])
+    >>> own_buffers(frame).equals(frame)
+    True
+    """
+    columns = {name: _own(frame[name].array) for name in frame.columns}
+    index = pd.Index(_own(frame.index.array), name=frame.index.name)
+    return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _own(values: Any) -> Any:
+    if not isinstance(values, pd.arrays.ArrowExtensionArray | pd.arrays.ArrowStringArray):
+        return values
+    data = pa.array(values)
+    chunks = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+    joined = pa.concat_arrays(chunks) if chunks else pa.array([], type=data.type)
+    return pd.array(joined, dtype=values.dtype)
 
 
 class WKBGeometries:
@@ -229,13 +256,14 @@ class CompactParts:
             geoms = np.asarray(frame.geometry.array, dtype=object)
             wkb.append(pa.array(shapely.to_wkb(geoms), type=pa.large_binary()))
             boxes.append(shapely.bounds(geoms))
-            attributes.append(pd.DataFrame(frame.drop(columns=frame.geometry.name)))
+            attributes.append(own_buffers(pd.DataFrame(frame.drop(columns=frame.geometry.name))))
             if first is None:
                 first = frame.iloc[:0]
             del frame, geoms
         if first is None:
             raise ValueError("a layer needs at least one batch of rows (possibly empty)")
-        table = pd.concat(attributes) if len(attributes) > 1 else attributes[0]
+        table = own_buffers(pd.concat(attributes)) if len(attributes) > 1 else attributes[0]
+        attributes.clear()
         joined = pa.concat_arrays(wkb) if wkb else pa.array([], type=pa.large_binary())
         return cls(
             geometries=WKBGeometries(joined),
