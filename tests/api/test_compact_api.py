@@ -23,8 +23,8 @@ import pytest
 
 from tests.api.conftest import LiveServer, start_server, stop_server
 from twin.query.index import CityIndex
-from twin.tiles import TileSource
-from twin_api.routers.tiles import tile_source
+from twin.tiles import MercatorView, TileSource
+from twin_api.routers import tiles as tile_routes
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +116,29 @@ def test_items_identify_and_tiles_are_the_same(
         assert meta[1]["bounds"] == meta[0]["bounds"]
 
 
-def test_compact_tile_sources_do_not_decode_the_layer(sample_twin_file: Path) -> None:
-    whole, compact = (
-        CityIndex.load(sample_twin_file),
-        CityIndex.load(sample_twin_file, compact_above=0),
-    )
+@pytest.mark.parametrize("compact_above", [0, 1000])
+def test_province_tile_sources_project_per_tile(
+    sample_twin_file: Path, compact_above: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With any compact layer, every layer's tiles are projected per tile: the same tiles."""
+    whole = CityIndex.load(sample_twin_file)
+    province = CityIndex.load(sample_twin_file, compact_above=compact_above)
+    assert any(layer.compact for layer in province)
+    built: list[str] = []
+    real = TileSource.from_compact
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> TileSource:
+        built.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(TileSource, "from_compact", staticmethod(counted))
+    warming = tile_routes.warm(province)
+    warming.join(30)
+    assert built == []  # nothing prepared ahead of a request
     for name in ("buildings", "roads", "sensors"):
-        layer = compact.layer(name)
-        source = tile_source(compact, layer)
+        layer = province.layer(name)
+        source = tile_routes.tile_source(province, layer)
+        assert isinstance(source.mercator, MercatorView)
         reference = TileSource.from_frame(name, layer.kind, whole.layer(name).frame)
         assert (source.geometry_type, source.bounds) == (reference.geometry_type, reference.bounds)
         assert [c.key for c in source.columns] == [c.key for c in reference.columns]
@@ -132,7 +147,9 @@ def test_compact_tile_sources_do_not_decode_the_layer(sample_twin_file: Path) ->
         for z in (15, 17):
             tile = source.tile_of(z, lon, lat)
             assert source.tile(*tile) == reference.tile(*tile)
-        assert not layer.materialized
+            assert len(reference.tile(*tile)) > 50
+        assert not layer.compact or not layer.materialized
+    assert built == ["buildings", "roads", "sensors"]
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -142,8 +159,7 @@ def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 def test_tile_of_matches_the_source(sample_twin_file: Path) -> None:
-    source = tile_source(
-        CityIndex.load(sample_twin_file), CityIndex.load(sample_twin_file).layer("roads")
-    )
+    index = CityIndex.load(sample_twin_file)
+    source = tile_routes.tile_source(index, index.layer("roads"))
     lon, lat = np.mean(np.reshape(source.bounds, (2, 2)), axis=0)
     assert source.tile_of(16, lon, lat)[1:] == _tile_of(lon, lat, 16)
