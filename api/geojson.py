@@ -8,6 +8,7 @@ longitude; the Gauss-Krüger twin CRS: northing, easting).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyproj
 import shapely
 
-from twin.errors import CRSError
+from twin.errors import CRSError, UsageError
 from twin.query.index import CityIndex, IndexedLayer, transformer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -181,6 +182,24 @@ _TEXTS_LOCK = threading.Lock()
 TEXT_BATCH = 50_000  # features written a batch
 
 
+TEXTS_ENV = "TWIN_GEOJSON_TEXTS"
+
+
+def texts_mode() -> str:
+    """``TWIN_GEOJSON_TEXTS``: ``auto`` (default: snapshots without compact layers), ``all``
+    or ``none``.
+
+    Examples
+    --------
+    >>> texts_mode() in ("auto", "all", "none")
+    True
+    """
+    mode = os.environ.get(TEXTS_ENV, "").strip().lower() or "auto"
+    if mode not in ("auto", "all", "none"):
+        raise UsageError(f"{TEXTS_ENV}={mode!r}: use auto, all or none")
+    return mode
+
+
 def geometry_texts(layer: IndexedLayer) -> pa.Array | None:
     """The layer's geometries as CRS84 GeoJSON texts by position, once prepared."""
     return _TEXTS.get(layer)
@@ -192,13 +211,14 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
     A page in CRS84 (the default) then takes its features' geometries as
     ready-made JSON (``orjson.Fragment``) instead of projecting and writing
     them per request: the same bytes, about a third of a page's work. Costs
-    about 200 bytes a building (one Arrow string array a layer). A snapshot
+    about 250 bytes a building (one Arrow string array a layer). A snapshot
     holding compact layers (a province, see :mod:`twin.query.compact`) is
-    left as it is: there memory comes first. When a newer snapshot of the
+    left as it is, memory first, unless ``TWIN_GEOJSON_TEXTS=all``
+    (``none``: never; see :func:`texts_mode`). When a newer snapshot of the
     same twin comes in, this one stops after the layer under way. Returns the
     started thread, or None.
     """
-    if any(layer.compact for layer in index):
+    if texts_mode() == "none" or (texts_mode() == "auto" and any(layer.compact for layer in index)):
         return None
     with _TEXTS_LOCK:
         _NEWEST[index.path] = id(index)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from twin.errors import UsageError
 from twin.query.index import CityIndex
 from twin_api import geojson
 
@@ -49,3 +50,29 @@ def test_nothing_prepared_for_a_snapshot_with_compact_layers(sample_twin_file: P
     assert any(layer.compact for layer in index) and not all(layer.compact for layer in index)
     assert geojson.prepare_geometry_texts(index) is None
     assert all(geojson.geometry_texts(layer) is None for layer in index)
+
+
+def test_texts_for_compact_layers_when_asked(
+    sample_twin_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = CityIndex.load(sample_twin_file)
+    province = CityIndex.load(sample_twin_file, compact_above=0)
+    monkeypatch.setenv("TWIN_GEOJSON_TEXTS", "all")
+    thread = geojson.prepare_geometry_texts(province)
+    assert thread is not None
+    thread.join(120)
+    out = geojson.OutputCrs.of(geojson.CRS84)
+    for name in ("buildings", "roads"):
+        layer = province.layer(name)
+        assert layer.compact and not layer.materialized
+        assert geojson.geometry_texts(layer) is not None
+        rows = np.arange(3, len(layer), 5)
+        fast = geojson.collection_bytes(geojson.feature_dicts(layer, rows, province, out))
+        other = whole.layer(name)
+        slow = geojson.collection_bytes(geojson.feature_dicts(other, rows, whole, out))
+        assert fast == slow
+    monkeypatch.setenv("TWIN_GEOJSON_TEXTS", "none")
+    assert geojson.prepare_geometry_texts(whole) is None
+    monkeypatch.setenv("TWIN_GEOJSON_TEXTS", "some")
+    with pytest.raises(UsageError, match="TWIN_GEOJSON_TEXTS='some': use auto, all or none"):
+        geojson.prepare_geometry_texts(whole)
