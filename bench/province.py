@@ -97,7 +97,8 @@ def step_serve(p: dict[str, Path]) -> dict[str, Any]:
     """``twin serve`` (1 worker): start-up, memory held and peak, identify and bbox pages.
 
     Layers past ``TWIN_COMPACT_ABOVE`` features (2,000,000 unless the
-    environment says otherwise) are held compact. Memory is read once the
+    environment says otherwise) are held compact; ``TWIN_GEOJSON_TEXTS=all``
+    prepares CRS84 geometry texts for them too. Memory is read once the
     server is idle (the vector-tile preparation in the background done):
     ``server_rss_mib`` is what it holds then, ``server_peak_mib`` its peak.
     """
@@ -125,6 +126,7 @@ def step_serve(p: dict[str, Path]) -> dict[str, Any]:
     shutil.rmtree(scratch, ignore_errors=True)
     return {
         "compact_above": os.environ.get("TWIN_COMPACT_ABOVE", "2000000"),
+        "geojson_texts": os.environ.get("TWIN_GEOJSON_TEXTS", "auto"),
         "startup_s": round(startup_s, 1),
         "settle_s": round(settle_s, 1),
         "server_rss_mib": rss_mib,
