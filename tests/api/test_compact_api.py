@@ -68,6 +68,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("layer", "role", "params", "fraction"), CASES)
 def test_bbox_pages_are_the_same(
     live_server: LiveServer,
@@ -90,6 +91,7 @@ def test_bbox_pages_are_the_same(
     }
 
 
+@pytest.mark.slow
 def test_items_identify_and_tiles_are_the_same(
     live_server: LiveServer, compact_server: LiveServer
 ) -> None:
