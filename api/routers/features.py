@@ -223,7 +223,7 @@ class _AsOfCache:
                 return self._items[key]
         frame = index.twin.layer(layer.name, as_of=stamp)
         # Served with today's columns (a field added since is null in older versions).
-        past = IndexedLayer.from_frame(layer.info, frame.reindex(columns=layer.frame.columns))
+        past = IndexedLayer.from_frame(layer.info, frame.reindex(columns=layer.columns))
         with self._lock:
             self._items[key] = past
             while len(self._items) > self.size:
@@ -234,7 +234,7 @@ class _AsOfCache:
 def _filter_mask(layer: IndexedLayer, rows: np.ndarray, filters: dict[str, str]) -> np.ndarray:
     keep = np.ones(len(rows), dtype=bool)
     for name, wanted in filters.items():
-        values = layer.frame[name].iloc[rows]
+        values = layer.attributes[name].iloc[rows]
         if pd.api.types.is_bool_dtype(values):
             if wanted.lower() not in ("true", "false"):
                 raise UsageError(f"{name}={wanted!r}: give true or false")

@@ -160,7 +160,7 @@ def impact_features(visible: Visible, impact: dict[str, Any] | None) -> list[dic
             if not visible.allowed(name):
                 continue
             layer = visible.layer(name)
-            positions = layer.frame.index.get_indexer(pd.Index(members))
+            positions = layer.uids.get_indexer(pd.Index(members))
             positions = positions[positions >= 0]
             extra = [{"result": result}] * len(positions)
             features += feature_dict(index, layer, positions, out, extra)

@@ -104,9 +104,33 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
     """The layer made ready for tiling, once per snapshot."""
 
     def build() -> TileSource:
+        if _province(index):  # geometries decoded and projected per tile, never all kept
+            return TileSource.from_compact(
+                layer.name,
+                layer.kind,
+                layer.attributes,
+                layer.geometries,
+                crs=index.crs,
+                tree=_Candidates(layer),
+            )
         return TileSource.from_frame(layer.name, layer.kind, layer.frame, tree=layer.tree)
 
     return derived(index, ("tile-source", layer.name), build)
+
+
+def _province(index: CityIndex) -> bool:
+    """Whether the snapshot holds compact layers: then memory comes before tile speed."""
+    return any(layer.compact for layer in index)
+
+
+class _Candidates:
+    """A layer's spatial index (twin CRS) as :class:`~twin.tiles.TileSource` queries it."""
+
+    def __init__(self, layer: IndexedLayer) -> None:
+        self.layer = layer
+
+    def query(self, geometry: Any) -> Any:
+        return self.layer.query(geometry, predicate=None)
 
 
 _WARM_LOCK = threading.Lock()
@@ -120,7 +144,10 @@ def warm(index: CityIndex) -> threading.Thread:
     arriving while a layer is still being prepared waits for that same
     preparation (:func:`tile_source` builds each layer once per snapshot).
     When a newer snapshot of the same file is warmed, this one stops after the
-    layer under way. Returns the started daemon thread.
+    layer under way. A snapshot holding compact layers (a province, see
+    :mod:`twin.query.compact`) is not prepared ahead: each layer is on its
+    first tile request, and projected tile by tile. Returns the started
+    daemon thread.
 
     Examples
     --------
@@ -130,8 +157,10 @@ def warm(index: CityIndex) -> threading.Thread:
     with _WARM_LOCK:
         _NEWEST[index.path] = id(index)
 
+    province = _province(index)  # memory first: each layer prepared on its first tile request
+
     def run() -> None:
-        for layer in list(index.layers.values()):
+        for layer in [] if province else list(index.layers.values()):
             with _WARM_LOCK:
                 if _NEWEST.get(index.path) != id(index):
                     return  # a newer snapshot of the file came in: prepare that one instead
@@ -235,7 +264,7 @@ def tilejson(request: Request, visible: VisibleDep, layer: str) -> Response:
                 "id": layer,
                 "fields": {
                     n: "String" if n == "uid" else "String|Number"
-                    for n in tile_fields(found.frame, found.kind)
+                    for n in tile_fields(found.attributes, found.kind)
                 },
                 "minzoom": minzoom,
                 "maxzoom": maxzoom,
@@ -478,7 +507,7 @@ def collection_tileset(request: Request, visible: VisibleDep, collectionId: str)
                 "maxTileMatrix": str(maxzoom),
                 "propertiesSchema": {
                     "type": "object",
-                    "properties": {n: {} for n in tile_fields(found.frame, found.kind)},
+                    "properties": {n: {} for n in tile_fields(found.attributes, found.kind)},
                 },
             }
         ],

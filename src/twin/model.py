@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsErro
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
 from twin.kinds import Category, get_kind
 from twin.mapping import ImportSpec, read_mapping
-from twin.store import GpkgStore, PostgisStore, open_store, records, schema
+from twin.store import GpkgStore, PostgisStore, gpkgread, open_store, records, schema
 from twin.store.gpkg import history_table
 
 __all__ = ["LayerInfo", "Twin"]
@@ -229,6 +229,33 @@ class Twin:
         else:
             frame = self._as_of(name, _timestamp(as_of), kwargs)
         return _restore_types(frame, info.kind).set_index("uid")
+
+    def layer_batches(self, name: str, *, batch_size: int = 200_000) -> Iterator[gpd.GeoDataFrame]:
+        """The layer as :meth:`layer` gives it, ``batch_size`` rows at a time, in its order.
+
+        A GeoPackage twin is read by ranges of its fid (one indexed range scan
+        a batch), so memory holds one batch; a PostGIS twin is read whole, as
+        one batch. Concatenated, the batches equal :meth:`layer`. A twin file
+        replaced between two batches is the caller's to detect (its identity).
+
+        Examples
+        --------
+        >>> parts = list(city.layer_batches("roads", batch_size=50))
+        >>> sum(len(p) for p in parts) == len(city.layer("roads")), len(parts) > 1
+        (True, True)
+        """
+        kind = self.info(name).kind
+        if not isinstance(self.store, GpkgStore):
+            yield _restore_types(self.store.read_table(name), kind).set_index("uid")
+            return
+        fids = gpkgread.fid_range(self.path, name)
+        if fids is None:  # an empty layer
+            yield _restore_types(self.store.read_table(name), kind).set_index("uid")
+            return
+        for start in range(fids[0], fids[1] + 1, batch_size):
+            where = f"fid >= {start} AND fid < {start + batch_size}"
+            frame = self.store.read_table(name, where=where)
+            yield _restore_types(frame, kind).set_index("uid")
 
     def _as_of(self, name: str, moment: pd.Timestamp, kwargs: dict[str, Any]) -> gpd.GeoDataFrame:
         stamp = _sql_time(moment)

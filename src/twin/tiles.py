@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -474,8 +475,8 @@ class TileSource:
     name: str
     kind: str
     geometry_type: int
-    mercator: np.ndarray
-    tree: shapely.STRtree
+    mercator: np.ndarray | MercatorView
+    tree: shapely.STRtree | BoxQuery
     columns: tuple[_Column, ...]
     bounds: tuple[float, float, float, float]  # lon/lat
     minzoom: int
@@ -513,6 +514,54 @@ class TileSource:
             mercator,
             tree,
             tuple(_columns(frame, kind)),
+            lonlat,
+            minzoom,
+            maxzoom,
+            in_tree_crs,
+        )
+
+    @classmethod
+    def from_compact(
+        cls,
+        name: str,
+        kind: str,
+        attributes: pd.DataFrame,
+        geometries: Indexable,
+        *,
+        crs: pyproj.CRS | None,
+        tree: BoxQuery,
+        batch: int = 200_000,
+    ) -> TileSource:
+        """Prepare a compact layer: geometries decoded and projected per tile, not kept.
+
+        ``geometries[positions]`` decodes the twin-CRS geometries at positions,
+        ``tree.query(box)`` gives the positions whose boxes meet a twin-CRS
+        box. The bounds and geometry type are read once, ``batch`` features at
+        a time, so the preparation holds one batch in memory.
+        """
+        if crs is None:
+            raise UsageError(f"layer {name} has no CRS; tiles need one")
+        to_mercator = pyproj.Transformer.from_crs(crs, WEB_MERCATOR, always_xy=True)
+        mercator = MercatorView(geometries, to_mercator)
+        boxes, types = [], set()
+        for start in range(0, len(geometries), batch):
+            chunk = mercator[np.arange(start, min(start + batch, len(geometries)))]
+            present = chunk[~shapely.is_empty(chunk)]
+            types.update(shapely.get_type_id(present).tolist())
+            if len(present):
+                boxes.append(shapely.total_bounds(present))
+        geometry_type = _POLYGON if types & {3, 6} else _LINE if types & {1, 5} else _POINT
+        minzoom, maxzoom = zoom_range(kind)
+        lonlat = _lonlat_box(np.vstack(boxes)) if boxes else (0.0, 0.0, 0.0, 0.0)
+        in_tree_crs = pyproj.Transformer.from_crs(WEB_MERCATOR, crs, always_xy=True)
+        columns = tuple(_columns(attributes, kind))
+        return cls(
+            name,
+            kind,
+            geometry_type,
+            mercator,
+            tree,
+            columns,
             lonlat,
             minzoom,
             maxzoom,
@@ -588,12 +637,49 @@ class TileSource:
         return {c.key: "String" if c.key in ("uid",) else "String|Number" for c in self.columns}
 
 
+class Indexable(Protocol):
+    """Geometries by position: ``geometries[positions]`` gives an object array."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: Any) -> Any: ...
+
+
+class BoxQuery(Protocol):
+    """A spatial index: ``query(geometry)`` gives the positions whose boxes meet its box."""
+
+    def query(self, geometry: Any) -> Any: ...
+
+
+class MercatorView:
+    """Twin-CRS geometries, projected to EPSG:3857 when indexed (a compact layer's tiles)."""
+
+    def __init__(self, geometries: Indexable, to_mercator: pyproj.Transformer) -> None:
+        self.geometries = geometries
+        self.project: Callable[[np.ndarray], np.ndarray] = lambda c: np.column_stack(
+            to_mercator.transform(*c.T)
+        )
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        found = np.asarray(self.geometries[rows], dtype=object)
+        return np.asarray(shapely.transform(found, self.project), dtype=object)
+
+
 def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
     """Longitude/latitude bounds of EPSG:3857 geometries (the inverse spherical Mercator)."""
     present = mercator[~shapely.is_empty(mercator)]
     if len(present) == 0:
         return (0.0, 0.0, 0.0, 0.0)
-    minx, miny, maxx, maxy = shapely.total_bounds(present)
+    return _lonlat_box(shapely.total_bounds(present)[None, :])
+
+
+def _lonlat_box(boxes: np.ndarray) -> tuple[float, float, float, float]:
+    """Longitude/latitude bounds of EPSG:3857 boxes, one ``(minx, miny, maxx, maxy)`` a row."""
+    minx, miny = boxes[:, 0].min(), boxes[:, 1].min()
+    maxx, maxy = boxes[:, 2].max(), boxes[:, 3].max()
 
     def lat(y: float) -> float:
         return float(math.degrees(math.atan(math.sinh(y / ORIGIN * math.pi))))
@@ -601,7 +687,7 @@ def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
     return (float(minx / ORIGIN * 180), lat(miny), float(maxx / ORIGIN * 180), lat(maxy))
 
 
-def tile_fields(frame: gpd.GeoDataFrame, kind: str) -> list[str]:
+def tile_fields(frame: pd.DataFrame, kind: str) -> list[str]:
     """The attributes a layer's tiles carry: ``uid``, ``height`` (buildings), then
     whichever of :data:`TILE_FIELDS` the layer has.
 
@@ -610,11 +696,12 @@ def tile_fields(frame: gpd.GeoDataFrame, kind: str) -> list[str]:
     >>> tile_fields(gpd.GeoDataFrame({"name": [], "floors": []}, geometry=[]), "building")
     ['uid', 'height', 'name']
     """
-    extra = [n for n in TILE_FIELDS if n in frame.columns and n != frame.geometry.name]
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    extra = [n for n in TILE_FIELDS if n in frame.columns and n != geometry]
     return ["uid", *(["height"] if kind == "building" else []), *extra]
 
 
-def _columns(frame: gpd.GeoDataFrame, kind: str) -> list[_Column]:
+def _columns(frame: pd.DataFrame, kind: str) -> list[_Column]:
     columns = []
     for name in tile_fields(frame, kind):
         if name == "uid":
@@ -630,7 +717,7 @@ def _columns(frame: gpd.GeoDataFrame, kind: str) -> list[_Column]:
     return columns
 
 
-def _heights(frame: gpd.GeoDataFrame) -> pd.Series:
+def _heights(frame: pd.DataFrame) -> pd.Series:
     """A height for every building, metres: ``height_m``, else floors x 3 m, else 3 m."""
     height = np.full(len(frame), np.nan)
     if "height_m" in frame.columns:

@@ -239,9 +239,8 @@ def _columns(index: CityIndex, layer: IndexedLayer) -> list[tuple[str, Any]]:
     """The layer's attribute columns as arrays, ready to index by position (cached)."""
 
     def build() -> list[tuple[str, Any]]:
-        frame = layer.frame
-        name = frame.geometry.name
-        return [(str(c), frame[c].array) for c in frame.columns if c != name]
+        frame = layer.attributes
+        return [(str(c), frame[c].array) for c in layer.fields]
 
     return derived(index, ("columns", layer.name), build)
 
@@ -291,7 +290,7 @@ def feature_dict(
     (such as ``distance_m``) to the ``i``-th feature.
     """
     rows = [int(p) for p in positions]
-    uids = layer.frame.index
+    uids = layer.uids
     geometries: list[dict[str, Any] | None] = (
         out.many(layer.geometries[rows]) if out is not None else [None] * len(rows)
     )

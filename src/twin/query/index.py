@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import logging
 import os
 import threading
@@ -35,17 +36,35 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyarrow
 import pyproj
 import shapely
 
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, StorageError, UsageError
 from twin.kinds import Classification
 from twin.model import LayerInfo, Twin
+from twin.query.compact import CompactParts, WKBGeometries
 from twin.query.delta import MAX_CHANGED_SHARE, PatchedTree, patch, read_delta
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
-__all__ = ["CityIndex", "IndexedLayer", "LiveIndex", "file_identity", "transformer"]
+__all__ = [
+    "COMPACT_ABOVE",
+    "CityIndex",
+    "IndexedLayer",
+    "LiveIndex",
+    "compact_limit",
+    "file_identity",
+    "transformer",
+]
+
+#: Layers of more features than this are held compact (WKB and a tree of boxes).
+COMPACT_ABOVE = 2_000_000
+#: Environment variable that overrides :data:`COMPACT_ABOVE` (0: every layer compact).
+COMPACT_ENV = "TWIN_COMPACT_ABOVE"
+#: Rows a compact layer is read in at a time (memory holds one batch as shapely).
+COMPACT_BATCH = 200_000
 
 log = logging.getLogger(__name__)
 
@@ -132,30 +151,141 @@ def transformer(source: str, target: str) -> pyproj.Transformer:
     )
 
 
-@dataclass(frozen=True, eq=False)
 class IndexedLayer:
-    """One layer in memory: its features, their STRtree and the layer's metadata.
+    """One layer in memory: its features, their spatial index and the layer's metadata.
 
     Positions returned by the query methods are row positions in :attr:`frame`
     (use ``frame.iloc[positions]``) and in :attr:`geometries`, sorted ascending.
+
+    A layer is held whole (a GeoDataFrame and a shapely STRtree: built with
+    :meth:`from_frame` or the constructor) or, past
+    :data:`COMPACT_ABOVE` features, compact (:meth:`from_parts`): its
+    geometries as WKB decoded on demand and a packed tree over their boxes
+    (:mod:`twin.query.compact`), about a fifth of the memory. Both answer
+    every method the same; :attr:`attributes`, :attr:`fields` and
+    :attr:`geometries` are cheap either way, while :attr:`frame` and
+    :attr:`tree` of a compact layer decode every geometry once (and keep it).
 
     Examples
     --------
     >>> layer = index.layer("buildings")
     >>> layer.kind, len(layer.frame) == len(city.layer("buildings"))
     ('building', True)
+    >>> layer.compact
+    False
     """
 
-    info: LayerInfo
-    frame: gpd.GeoDataFrame  # indexed by uid, in the twin CRS
-    geometries: np.ndarray  # the frame's shapely geometries, as an object array
-    tree: shapely.STRtree
+    def __init__(
+        self,
+        info: LayerInfo,
+        frame: gpd.GeoDataFrame | None = None,  # indexed by uid, in the twin CRS
+        geometries: np.ndarray | None = None,  # the frame's shapely geometries, object array
+        tree: shapely.STRtree | None = None,
+        *,
+        parts: CompactParts | None = None,
+    ) -> None:
+        if parts is None and (frame is None or geometries is None or tree is None):
+            raise TypeError("IndexedLayer needs frame, geometries and tree, or compact parts")
+        self.info = info
+        self._frame = frame
+        self._geometries = geometries
+        self._tree = tree
+        self.parts = parts
+        self._whole = threading.Lock()
 
     @classmethod
     def from_frame(cls, info: LayerInfo, frame: gpd.GeoDataFrame) -> IndexedLayer:
         """Index ``frame`` (a layer read with :meth:`twin.Twin.layer`)."""
         geometries = np.asarray(frame.geometry.array, dtype=object)
         return cls(info=info, frame=frame, geometries=geometries, tree=shapely.STRtree(geometries))
+
+    @classmethod
+    def from_parts(cls, info: LayerInfo, parts: CompactParts) -> IndexedLayer:
+        """A compact layer (see :class:`~twin.query.compact.CompactParts`)."""
+        return cls(info=info, parts=parts)
+
+    def __repr__(self) -> str:
+        mode = "compact" if self.compact else "whole"
+        return f"IndexedLayer({self.name!r}, {self.kind}, {len(self)} features, {mode})"
+
+    @property
+    def compact(self) -> bool:
+        """Whether the geometries are held as WKB (see :mod:`twin.query.compact`)."""
+        return self.parts is not None
+
+    @property
+    def materialized(self) -> bool:
+        """Whether every geometry is held as shapely (whole, or compact asked for its frame)."""
+        return self._frame is not None
+
+    @property
+    def frame(self) -> gpd.GeoDataFrame:
+        """The layer as a GeoDataFrame indexed by uid, in the twin CRS.
+
+        A compact layer decodes every geometry the first time (and keeps the
+        frame): prefer :attr:`attributes` and :attr:`geometries`.
+        """
+        if self._frame is None:
+            with self._whole:
+                if self._frame is None:
+                    assert self.parts is not None
+                    log.warning(
+                        "layer %s (%d features, compact) decoded whole for a query "
+                        "that reads its every geometry",
+                        self.name,
+                        len(self),
+                    )
+                    self._frame = self.parts.frame()
+        return self._frame
+
+    @property
+    def geometries(self) -> np.ndarray | WKBGeometries:
+        """The geometries by position: ``geometries[positions]`` gives shapely geometries."""
+        if self.parts is not None:
+            return self.parts.geometries
+        assert self._geometries is not None
+        return self._geometries
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        """A shapely STRtree over the geometries (a compact layer builds one on first use)."""
+        if self._tree is None:
+            geometries = np.asarray(self.frame.geometry.array, dtype=object)
+            with self._whole:
+                if self._tree is None:
+                    self._tree = shapely.STRtree(geometries)
+        return self._tree
+
+    @property
+    def attributes(self) -> pd.DataFrame:
+        """The attribute columns by uid; a whole layer's frame (geometry column included).
+
+        Pick columns by :attr:`fields`.
+        """
+        if self.parts is not None:
+            return self.parts.attributes
+        return self.frame
+
+    @property
+    def fields(self) -> list[str]:
+        """The attribute column names, in order (the geometry column left out)."""
+        if self.parts is not None:
+            skip = self.parts.geometry_name
+            return [c for c in self.parts.columns if c != skip]
+        geometry = self.frame.geometry.name
+        return [c for c in self.frame.columns if c != geometry]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column of :attr:`frame`, in order (the geometry column included)."""
+        if self.parts is not None:
+            return list(self.parts.columns)
+        return list(self.frame.columns)
+
+    @property
+    def uids(self) -> pd.Index:
+        """The features' uids, by position."""
+        return self.attributes.index
 
     @property
     def name(self) -> str:
@@ -170,7 +300,7 @@ class IndexedLayer:
         return Classification(self.info.classification)
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.parts) if self.parts is not None else len(self.frame)
 
     def bbox(self, bounds: Bounds) -> np.ndarray:
         """Positions of the features that intersect the box ``(minx, miny, maxx, maxy)``."""
@@ -189,6 +319,8 @@ class IndexedLayer:
         geometry's envelope (the tree's candidates); ``predicate="dwithin"``
         needs ``distance`` (metres, the twin CRS being projected).
         """
+        if self.parts is not None:
+            return self.parts.query(geometry, predicate=predicate, distance=distance)
         if predicate == "dwithin":
             hits = self.tree.query(geometry, predicate="dwithin", distance=distance)
         else:
@@ -201,7 +333,7 @@ class IndexedLayer:
 
     def position(self, uid: str) -> int:
         """Row position of the feature ``uid``; :class:`FeatureNotFoundError` if absent."""
-        index = self.frame.index
+        index = self.uids
         if uid not in index:
             raise FeatureNotFoundError(f"layer {self.name} has no feature {uid!r}")
         location = index.get_loc(uid)
@@ -256,13 +388,23 @@ class CityIndex:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, attempts: int = 5, previous: CityIndex | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        attempts: int = 5,
+        previous: CityIndex | None = None,
+        compact_above: int | None = None,
     ) -> CityIndex:
         """Read every layer of the twin at ``path`` (a file or a PostGIS URL) and index it.
 
         If the file is replaced while it is being read (a concurrent import),
         or the PostGIS twin commits meanwhile, the read starts again, up to
         ``attempts`` times, so a snapshot never mixes two versions.
+
+        A layer of more than ``compact_above`` features (default
+        :func:`compact_limit`) is read in batches and held compact (see
+        :class:`IndexedLayer`), one such layer at a time, before the others
+        are read side by side: the load's peak stays near the snapshot's size.
 
         With ``previous`` (an older snapshot of the same PostGIS twin), a layer
         whose metadata is unchanged (same last import, update time, count,
@@ -277,14 +419,12 @@ class CityIndex:
             infos = city.layer_infos()
             kept = _unchanged(previous, infos) if isinstance(city.store, PostgisStore) else {}
             todo = [info for info in infos if info.name not in kept]
-            # GDAL reads and GEOS builds trees without the GIL: layers load side by side.
-            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                loaded = pool.map(_load_layer, [city] * len(todo), todo)
-                kept.update((item.name, item) for item in loaded)
+            kept.update(_read_layers(city, todo, compact_above))
             layers = {info.name: kept[info.name] for info in infos}  # in the twin's order
             meta = city.meta
             after = _identity_of(city)
             if before == after and after is not None:
+                release_freed_memory()
                 seconds = time.perf_counter() - started
                 log.info("indexed %d layers of %s in %.2f s", len(layers), city.location, seconds)
                 return cls(
@@ -503,9 +643,21 @@ def _updated_layers(
             todo.append(info)
         else:
             layers[info.name], updates[info.name] = patched, "patched"
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        layers.update((item.name, item) for item in pool.map(_load_layer, [city] * len(todo), todo))
+    layers.update(_read_layers(city, todo, None))
     return {info.name: layers[info.name] for info in infos}, updates
+
+
+def _read_layers(
+    city: Twin, infos: list[LayerInfo], compact_above: int | None
+) -> dict[str, IndexedLayer]:
+    """Read and index ``infos``: layers past ``compact_above`` compact, one at a time."""
+    limit = compact_limit() if compact_above is None else compact_above
+    read = {info.name: _load_compact(city, info) for info in infos if info.feature_count > limit}
+    todo = [info for info in infos if info.feature_count <= limit]
+    # GDAL reads and GEOS builds trees without the GIL: layers load side by side.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        read.update((item.name, item) for item in pool.map(_load_layer, [city] * len(todo), todo))
+    return read
 
 
 def _patched(
@@ -514,6 +666,8 @@ def _patched(
     """The layer brought up to date from its change sets, or why it must be read whole."""
     if before is None:
         return "a new layer"
+    if before.compact:  # patching would decode every geometry of a layer kept as WKB
+        return "held compact"
     delta = read_delta(city, before.frame, before.info, info, max_share=max_share)
     if isinstance(delta, str):
         return delta
@@ -531,8 +685,52 @@ def _patched(
     return IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by a load back to the system: Arrow's pool and glibc's heap.
+
+    Reading a layer leaves its batches' buffers freed but kept by the
+    allocators; without this a snapshot's resident size stays well above
+    what it holds.
+    """
+    pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def compact_limit() -> int:
+    """Feature count past which a layer is held compact: ``TWIN_COMPACT_ABOVE`` or
+    :data:`COMPACT_ABOVE` (2,000,000).
+
+    Examples
+    --------
+    >>> compact_limit() == int(os.environ.get("TWIN_COMPACT_ABOVE", COMPACT_ABOVE))
+    True
+    """
+    text = os.environ.get(COMPACT_ENV, "").strip()
+    if not text:
+        return COMPACT_ABOVE
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(
+            f"{COMPACT_ENV}={text!r} must be a whole number of features (e.g. 2000000)"
+        ) from None
+    if value < 0:
+        raise UsageError(f"{COMPACT_ENV}={text!r} must not be negative")
+    return value
+
+
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
     return IndexedLayer.from_frame(info, city.layer(info.name))
+
+
+def _load_compact(city: Twin, info: LayerInfo) -> IndexedLayer:
+    batches = city.layer_batches(info.name, batch_size=COMPACT_BATCH)
+    parts = CompactParts.from_frames(batches)
+    log.info(
+        "layer %s held compact: %d features, %.0f MiB", info.name, len(parts), parts.nbytes / 2**20
+    )
+    return IndexedLayer.from_parts(info, parts)
 
 
 def _crs_key(crs: str | pyproj.CRS) -> str:
