@@ -153,6 +153,24 @@ def test_a_layer_the_change_sets_cannot_bring_up_to_date_is_read_whole(
     pd.testing.assert_frame_equal(patched.layer("roads").frame, full.layer("roads").frame)
 
 
+def test_a_compact_layer_is_read_again_compact_not_patched(
+    sample_twin: twin.Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "twin.gpkg"
+    shutil.copy(sample_twin.path, path)
+    monkeypatch.setenv("TWIN_COMPACT_ABOVE", "1000")  # buildings (3,000) held compact
+    old = CityIndex.load(path)
+    assert old.layer("buildings").compact and not old.layer("parcels").compact
+    city = twin.Twin.open(path)
+    assert _reimport(city, "buildings", _edited_buildings(city)).changed == 3
+    new = old.updated()
+    assert new.updates["buildings"] == "read: held compact"
+    assert new.layer("buildings").compact  # read again the way a load reads it
+    full = CityIndex.load(path)
+    pd.testing.assert_frame_equal(new.layer("buildings").frame, full.layer("buildings").frame)
+    assert new.layers["parcels"] is old.layers["parcels"]
+
+
 def test_a_twin_file_restored_from_elsewhere_is_read_again(tmp_path: Path) -> None:
     city = twin.Twin.create(tmp_path / "a.gpkg", crs="EPSG:4544")
     frame = gpd.GeoDataFrame(
