@@ -254,6 +254,7 @@ def closure_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         f"{np.mean(frame_s) * 1000:.1f} ms more)",
         seconds,
     )
+    del access, result  # the node-snapped check below holds its own (10M: GiBs)
     nodes = road_access(net, frames["buildings"], frames["facilities"], snap="node")
     facts = _closure_facts([road_closure(nodes, roads=closed).buildings for closed in draws])
     return {
