@@ -195,7 +195,7 @@ def service_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     starts (``prepare``); ``cold_s`` is the time with that set-up included.
     """
     from twin.network import road_access, service_areas
-    from twin.network.routing import prepare
+    from twin.network.sptree import prepare
 
     net, access, frames = _ours_context(inputs)
     started = time.perf_counter()
@@ -224,7 +224,7 @@ def closure_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     (:attr:`~twin.network.closures.ClosureResult.buildings`, built on first read).
     """
     from twin.network import road_access, road_closure
-    from twin.network.routing import prepare
+    from twin.network.sptree import prepare
 
     net, access, frames = _ours_context(inputs)
     draws = closure_draws(frames["roads"])
@@ -254,6 +254,7 @@ def closure_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         f"{np.mean(frame_s) * 1000:.1f} ms more)",
         seconds,
     )
+    del access, result  # the node-snapped check below holds its own (10M: GiBs)
     nodes = road_access(net, frames["buildings"], frames["facilities"], snap="node")
     facts = _closure_facts([road_closure(nodes, roads=closed).buildings for closed in draws])
     return {

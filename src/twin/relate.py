@@ -74,11 +74,11 @@ def largest_share_positions(
     shapely.prepare(zone_geoms)
     # Bounding boxes only: a predicate here would prepare every feature (3x slower).
     fi, zi = shapely.STRtree(zone_geoms).query(geoms)
-    measure = _measure(geoms[fi], zone_geoms[zi])
+    total = _size(geoms)
+    measure = _measure(geoms[fi], zone_geoms[zi], total[fi])
     held = measure > 0
     fi, zi, measure = fi[held], zi[held], measure[held]
     n_zones = np.bincount(fi, minlength=len(geoms))
-    total = _size(geoms)
     best_zone = np.full(len(geoms), -1)
     best = np.zeros(len(geoms))
     # Sort pairs by measure so the last write per feature is its largest share; on an
@@ -91,8 +91,10 @@ def largest_share_positions(
     return best_zone, np.clip(share, 0.0, 1.0), n_zones
 
 
-def _measure(geoms: np.ndarray, zones: np.ndarray) -> np.ndarray:
+def _measure(geoms: np.ndarray, zones: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Area, length (or 1 for points) of each feature inside a candidate zone.
+
+    ``sizes`` are the features' own (:func:`_size`): what a covering zone holds.
 
     Only pairs that a prepared zone neither covers nor misses are intersected:
     the common cases (a building inside its parcel, a road along the boundary
@@ -101,7 +103,7 @@ def _measure(geoms: np.ndarray, zones: np.ndarray) -> np.ndarray:
     """
     result = np.zeros(len(geoms))
     covered = shapely.covers(zones, geoms)
-    result[covered] = _size(geoms[covered])
+    result[covered] = sizes[covered]
     rest = np.flatnonzero(~covered)
     rest = rest[shapely.intersects(zones[rest], geoms[rest])]
     dims = shapely.get_dimensions(geoms[rest])

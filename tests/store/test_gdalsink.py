@@ -123,3 +123,27 @@ def test_helper_warnings_reach_the_caller(tmp_path: Path) -> None:
     with pytest.warns(RuntimeWarning, match="A geometry of type MULTIPOLYGON"):
         write_stream(tmp_path / "t.gpkg", "b", iter(frames), helper=True)
     assert pyogrio.read_info(tmp_path / "t.gpkg", layer="b")["features"] == 80
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["in-process", "helper-process"])
+def test_encoded_frames_store_the_given_wkb(tmp_path: Path, helper: bool) -> None:
+    """Rows with WKB are stored from it as given; rows without (null) from the frame, and
+    so are single parts in a multi layer (made multi: their WKB would be single)."""
+    import pyarrow as pa
+
+    from twin.store.files import Encoded
+
+    frame = _frames(1)[0].iloc[:6]  # row 3 is a multi-polygon: the layer is multi
+    given = [shapely.MultiPolygon([shapely.box(i, i, i + 1, i + 1)]) for i in range(6)]
+    wkb = pa.array(
+        [None, shapely.to_wkb(given[1]), None, shapely.to_wkb(given[3]), None, None],
+        type=pa.binary(),
+    )
+    write_stream(tmp_path / "t.gpkg", "b", iter([Encoded(frame, wkb)]), helper=helper)
+    stored = pyogrio.read_dataframe(tmp_path / "t.gpkg", layer="b").geometry.to_numpy()
+    expected = frame.geometry.to_numpy().copy()
+    expected[3] = given[3]  # as given, not the frame's multi-polygon
+    singles = [0, 1, 2, 4, 5]  # from the frame, row 1 too: a polygon in a multi layer
+    expected[singles] = shapely.multipolygons(expected[singles].reshape(-1, 1))
+    assert shapely.equals_exact(stored, expected, tolerance=0).all()
+    assert (shapely.get_type_id(stored) == 6).all()

@@ -129,7 +129,10 @@ def access_points(
             f"{int(bad.sum())} feature(s) without geometry (first {features.index[bad][0]!r}): "
             "drop them or fix them before linking to the roads"
         )
-    points = np.where(shapely.get_type_id(geoms) == 0, geoms, shapely.point_on_surface(geoms))
+    points = geoms.copy()
+    shaped = shapely.get_type_id(geoms) != 0  # footprints and lines; points stay themselves
+    if shaped.any():
+        points[shaped] = shapely.point_on_surface(geoms[shaped])
     tree = net.cache.get("edge_tree")
     if tree is None:
         tree = net.cache["edge_tree"] = shapely.STRtree(net.edge_geometry)

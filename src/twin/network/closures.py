@@ -267,7 +267,14 @@ def road_closure(
     before, fac_before = base_answer(access)
     change = closure_change(access, mask)
     return _result(
-        access, mask, (before, fac_before), change.rows, change.time, change.fac, max_time_s
+        access,
+        mask,
+        (before, fac_before),
+        change.rows,
+        change.time,
+        change.fac,
+        max_time_s,
+        edges=change.edges,
     )
 
 
@@ -295,6 +302,7 @@ def _result(
     time: FloatArray,
     fac: IntArray,
     max_time_s: float | None,
+    edges: IntArray | None = None,
 ) -> ClosureResult:
     """The result from the new answer (``time``, ``fac``) of the buildings at ``rows``.
 
@@ -314,7 +322,8 @@ def _result(
         lost=np.isfinite(t0) & ~np.isfinite(time),
         beyond=beyond,
     )
-    summary = _summary(access, mask, len(base[0]), changed, max_time_s)
+    edges = np.flatnonzero(mask) if edges is None else edges
+    summary = _summary(access, edges, len(base[0]), changed, max_time_s)
     return ClosureResult(summary, changed, access, mask, base)
 
 
@@ -386,13 +395,13 @@ def _before_columns(
 
 def _summary(
     access: RoadAccess,
-    mask: BoolArray,
+    edges: IntArray,
     n_buildings: int,
     r: ClosureRows,
     max_time_s: float | None,
 ) -> ClosureSummary:
-    """Counts over the changed rows ``r`` and the closed edges (``mask``)."""
-    net, edges = access.net, np.flatnonzero(mask)
+    """Counts over the changed rows ``r`` and the closed ``edges``."""
+    net = access.net
     detour, lost = r.detour, r.lost
     delayed = (detour > DELAY_S) & np.isfinite(detour)
     population = access.building_population
@@ -486,7 +495,9 @@ def road_criticality(
         mask = np.zeros(net.n_edges, dtype=bool)
         mask[road_edges[road]] = True
         change = closure_change(access, mask)
-        result = _result(access, mask, base, change.rows, change.time, change.fac, max_time_s)
+        result = _result(
+            access, mask, base, change.rows, change.time, change.fac, max_time_s, change.edges
+        )
         s, r = result.summary, result.rows
         finite = np.isfinite(r.time_after) & np.isfinite(r.time_before)
         rows.append(

@@ -39,16 +39,8 @@ from scipy.sparse.csgraph import dijkstra
 
 from twin.network.access import RoadAccess
 from twin.network.roads import BoolArray, FloatArray, IntArray
-from twin.network.routing import (
-    ClosureTree,
-    SameEdgeTrips,
-    access_graph,
-    base_answer,
-    building_legs,
-    closure_tree,
-    ranges,
-    spans,
-)
+from twin.network.routing import access_graph, base_answer, building_legs
+from twin.network.sptree import ClosureTree, SameEdgeTrips, closure_tree, ranges, spans
 
 __all__ = ["ClosureChange", "closure_change", "nearest_facility_closed"]
 
@@ -130,18 +122,21 @@ class ClosureChange:
         Their new seconds to the nearest facility (inf: unreachable).
     fac : ndarray of int
         Their new facility position (-1: none).
+    edges : ndarray of int
+        The closed edges (ascending).
     """
 
     rows: IntArray
     time: FloatArray
     fac: IntArray
+    edges: IntArray
 
 
 def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
     """The answer of the buildings ``closed`` can change; cost: the cut subtrees, not the city.
 
     Every step works on the cut nodes and their buildings alone (lookups built once per
-    network by :func:`~twin.network.routing.closure_tree`): no pass over every node or
+    network by :func:`~twin.network.sptree.closure_tree`): no pass over every node or
     building, no sort.
 
     Parameters
@@ -198,7 +193,7 @@ def closure_change(access: RoadAccess, closed: BoolArray) -> ClosureChange:
     src = at(tree.source, 1, np.where(via_from <= via_to, from_node, to_node))
     fac = np.where(np.isfinite(time), src - access.net.n_nodes, -1).astype(np.int64)
     _same_edge(access, tree.same_edge, closed, rows, time, fac)
-    return ClosureChange(rows, time, fac)
+    return ClosureChange(rows, time, fac, edges)
 
 
 def _touched(

@@ -46,7 +46,6 @@ __all__ = [
     "ServiceAreas",
     "ServiceSummary",
     "nearest_facility",
-    "prepare",
     "route",
     "service_areas",
 ]
@@ -147,20 +146,6 @@ def access_graph(access: RoadAccess, weight: str = "time") -> _Graph:
         n_fac = len(access.facilities)
         graph = access.cache[key] = _csr(net.n_nodes + n_fac, tail, head, w, edge, n_fac)
     return graph
-
-
-def prepare(access: RoadAccess) -> RoadAccess:
-    """Build the graph and the per-building legs now (else on first use); return ``access``.
-
-    A server calls this once at start-up so that the first request pays no set-up.
-    """
-    access_graph(access)
-    building_legs(access, "time")
-    _building_frame(access)
-    same_edge_legs(access, "time")
-    closure_tree(access)
-    base_columns(access)
-    return access
 
 
 # --------------------------------------------------------------------------- nearest facility
@@ -298,125 +283,6 @@ def same_edge_legs(access: RoadAccess, weight: str) -> list[tuple[IntArray, Floa
     return trips
 
 
-# --------------------------------------------------------------------------- closure tree
-
-
-@dataclass
-class SameEdgeTrips:
-    """Every trip along a facility's own edge to a building on it, sorted by building.
-
-    Ties for one building: the cheaper trip first, then the lower facility position (the
-    order in which :func:`same_edge_trips` keeps the first of equal trips).
-    """
-
-    building: IntArray  # building position, ascending
-    facility: IntArray
-    cost: FloatArray  # inf: not allowed that way
-
-
-def _same_edge_trips(access: RoadAccess) -> SameEdgeTrips:
-    trips = same_edge_legs(access, "time")
-    fac = np.repeat(np.arange(len(trips), dtype=np.int64), [len(r) for r, _ in trips])
-    rows = np.concatenate([r for r, _ in trips] + [np.zeros(0, dtype=np.int64)])
-    cost = np.concatenate([c for _, c in trips] + [np.zeros(0)])
-    order = np.lexsort((fac, cost, rows))
-    return SameEdgeTrips(rows[order].astype(np.int64), fac[order], cost[order])
-
-
-@dataclass
-class ClosureTree:
-    """The open network's shortest-path forest from the facilities, and lookups over it."""
-
-    dist: FloatArray  # every node's time (virtual nodes: 0)
-    pred: npt.NDArray[np.int32]  # tree parent (-9999: a root or unreached)
-    source: npt.NDArray[np.int32]  # the virtual node each node's time comes from
-    child_ptr: IntArray  # children of node v: child[child_ptr[v]:child_ptr[v + 1]]
-    child: IntArray
-    arc_tail: IntArray  # tail of every arc of the CSR graph
-    edge_ptr: IntArray  # arcs of edge e: edge_arc[edge_ptr[e]:edge_ptr[e + 1]]
-    edge_arc: IntArray
-    in_ptr: IntArray  # arcs into node v: in_arc[in_ptr[v]:in_ptr[v + 1]]
-    in_arc: IntArray
-    from_ptr: IntArray  # buildings whose edge starts at node v: from_at[from_ptr[v]:...]
-    from_at: IntArray
-    to_ptr: IntArray  # buildings whose edge ends at node v: to_at[to_ptr[v]:to_ptr[v + 1]]
-    to_at: IntArray
-    on_edge_ptr: IntArray  # buildings on edge e: on_edge[on_edge_ptr[e]:on_edge_ptr[e + 1]]
-    on_edge: IntArray
-    same_edge: SameEdgeTrips  # trips along a facility's own edge, by building
-
-
-def _csr_of(keys: IntArray, size: int) -> tuple[IntArray, IntArray]:
-    """Positions grouped by key: ``order[ptr[k]:ptr[k + 1]]`` are the positions with key k."""
-    order = np.argsort(keys, kind="stable")
-    ptr = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys, minlength=size), out=ptr[1:])
-    return ptr, order
-
-
-def ranges(ptr: IntArray, order: IntArray, keys: IntArray) -> IntArray:
-    """Concatenation of ``order[ptr[k]:ptr[k + 1]]`` over ``keys`` (vectorised)."""
-    starts, stops = ptr[keys], ptr[keys + 1]
-    counts = stops - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return order[np.arange(total) + offsets]
-
-
-def spans(ptr: npt.NDArray[np.integer], keys: IntArray) -> IntArray:
-    """Concatenation of ``arange(ptr[k], ptr[k + 1])`` over ``keys`` (vectorised)."""
-    starts = ptr[keys].astype(np.int64)
-    counts = ptr[keys + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.arange(total) + np.repeat(starts - np.cumsum(counts) + counts, counts)
-
-
-def closure_tree(access: RoadAccess) -> ClosureTree:
-    """The open network's shortest-path tree and its lookups (cached; :func:`prepare` builds it).
-
-    What :func:`twin.network.incremental.nearest_facility_closed` grows closures from.
-    """
-    tree = access.cache.get("closure_tree")
-    if tree is not None:
-        return tree
-    net, graph = access.net, access_graph(access)
-    base_answer(access)  # the open network's Dijkstra keeps its node times and tree
-    dist, pred, source = access.cache["nodes:time"]
-    has_parent = np.flatnonzero(pred >= 0)
-    child_ptr, order = _csr_of(pred[has_parent], graph.n)
-    arc_tail = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
-    edge_ptr, edge_arc = _csr_of(graph.arc_edge, net.n_edges)
-    in_ptr, in_arc = _csr_of(graph.indices.astype(np.int64), graph.n)
-    legs = building_legs(access, "time")
-    from_ptr, from_at = _csr_of(legs.from_node, graph.n)
-    to_ptr, to_at = _csr_of(legs.to_node, graph.n)
-    on_edge_ptr, on_edge = _csr_of(legs.edge, net.n_edges)
-    tree = access.cache["closure_tree"] = ClosureTree(
-        dist=dist,
-        pred=pred,
-        source=source,
-        child_ptr=child_ptr,
-        child=has_parent[order],
-        arc_tail=arc_tail,
-        edge_ptr=edge_ptr,
-        edge_arc=edge_arc,
-        in_ptr=in_ptr,
-        in_arc=in_arc,
-        from_ptr=from_ptr,
-        from_at=from_at,
-        to_ptr=to_ptr,
-        to_at=to_at,
-        on_edge_ptr=on_edge_ptr,
-        on_edge=on_edge,
-        same_edge=_same_edge_trips(access),
-    )
-    return tree
-
-
 # --------------------------------------------------------------------------- service areas
 
 
@@ -493,7 +359,7 @@ def service_areas(access: RoadAccess, *, max_time_s: float | None = None) -> Ser
         raise UsageError(f"max_time_s must be positive seconds, not {max_time_s}")
     time, fac = base_answer(access)
     fac_uid = access.facilities.uid.to_numpy(dtype=object)
-    buildings = _building_frame(access).copy(deep=False)  # copy on write: the cache stays
+    buildings = building_frame(access).copy(deep=False)  # copy on write: the cache stays
     buildings.insert(0, "facility", facility_labels(access, fac))
     buildings.insert(1, "time_s", time)
     reach = _reach(access, max_time_s) if max_time_s is not None else None
@@ -565,7 +431,7 @@ def _code_type(dtype: pd.CategoricalDtype) -> type:
     )
 
 
-def _building_frame(access: RoadAccess) -> gpd.GeoDataFrame:
+def building_frame(access: RoadAccess) -> gpd.GeoDataFrame:
     """The buildings' access points and ``access_m``, indexed by uid (built once)."""
     frame = access.cache.get("frame")
     if frame is None:

@@ -118,7 +118,7 @@ def write_stream(
     writes here). A frame given as :class:`Encoded` brings geometries
     already encoded as WKB (GDAL's own, as read), stored as they are.
     """
-    sink = GdalSink() if helper and sys.executable else None
+    sink = _start_helper() if helper and sys.executable else None
     try:
         first, wkb = _unpacked(next(frames))
         types = shapely.get_type_id(np.asarray(first.geometry.array))
@@ -145,6 +145,14 @@ def write_stream(
             sink.abort()
         raise
     sink.close()
+
+
+def _start_helper() -> GdalSink | None:
+    """A helper process, or None (write here) when the system cannot start one."""
+    try:
+        return GdalSink()
+    except OSError:
+        return None
 
 
 class Encoded(NamedTuple):
