@@ -254,3 +254,18 @@ def test_a_patched_tree_answers_as_a_tree_over_the_new_geometries() -> None:
     assert sorted(map(tuple, pairs.T)) == sorted(map(tuple, expected.T)) and len(expected.T) > 100
     assert (tree.query_nearest(probes) == reference.query_nearest(probes)).all()
     assert len(tree) == len(new) and tree.whole() is tree.whole()
+
+
+def test_uid_order_is_the_order_a_full_read_gives(target: str | Path) -> None:
+    city = twin.Twin.open(target)
+    ids = ["楼-1", "a'b", 'c,"d"', "e\\f", "ü 2"]
+    frame = gpd.GeoDataFrame(
+        {"code": ids},
+        geometry=[city.layer("buildings").geometry.iloc[i].centroid for i in range(5)],
+        crs=city.crs,
+    ).iloc[[3, 0, 4, 1, 2]]
+    city.import_frame(frame, layer="odd_pois", kind="poi", id="code")
+    order = city.store.uid_order("odd_pois")
+    assert order.tolist() == city.layer("odd_pois").index.tolist()
+    assert order.tolist() == [f"odd_pois.{ids[i]}" for i in (3, 0, 4, 1, 2)]
+    assert city.store.uid_order("buildings").equals(city.layer("buildings").index)
