@@ -18,6 +18,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 
@@ -204,6 +205,13 @@ def test_apply_delta_refuses_uids_the_change_set_does_not_explain(
     delta = read_delta(city, old, info, info)
     assert not isinstance(delta, str) and len(delta.touched) == 0
     pd.testing.assert_frame_equal(apply_delta(old, delta), old)
+    for order in (  # uids held by pandas as one Arrow array, as chunks, or as objects
+        pd.Index(pd.array(pa.array(delta.order.tolist(), pa.large_string()), dtype="str")),
+        pd.Index(pd.array(pa.chunked_array([pa.array(delta.order.tolist())]), dtype="str")),
+        pd.Index(np.asarray(delta.order.tolist(), dtype=object)),
+    ):
+        same = type(delta)(delta.touched, delta.rows, order, delta.imports)
+        pd.testing.assert_frame_equal(apply_delta(old, same), old)
     bogus = type(delta)(delta.touched, delta.rows, delta.order[1:], delta.imports)
     assert apply_delta(old, bogus) is None  # a uid gone that no change set removed
     shuffled = type(delta)(delta.touched, delta.rows, delta.order[::-1], delta.imports)
