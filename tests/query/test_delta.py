@@ -23,7 +23,7 @@ import pytest
 import shapely
 
 import twin
-from twin.query.delta import PatchedTree, apply_delta, read_delta
+from twin.query.delta import LayerDelta, PatchedTree, apply_delta, read_delta
 from twin.query.identify import identify
 from twin.query.impact import pipe_break_impact
 from twin.query.index import CityIndex, LiveIndex
@@ -277,3 +277,30 @@ def test_uid_order_is_the_order_a_full_read_gives(target: str | Path) -> None:
     assert order.tolist() == city.layer("odd_pois").index.tolist()
     assert order.tolist() == [f"odd_pois.{ids[i]}" for i in (3, 0, 4, 1, 2)]
     assert city.store.uid_order("buildings").equals(city.layer("buildings").index)
+
+
+@pytest.mark.parametrize("old_chunks", [1, 2])
+@pytest.mark.parametrize("order_chunks", [1, 2])
+def test_uids_compare_however_arrow_holds_them(old_chunks: int, order_chunks: int) -> None:
+    ids = ["a", "b", "c", "d"]
+
+    def index(chunks: int) -> pd.Index:
+        parts = [pa.array(ids[:2], pa.large_string()), pa.array(ids[2:], pa.large_string())]
+        held = pa.chunked_array(parts) if chunks == 2 else pa.concat_arrays(parts)
+        return pd.Index(pd.array(held, dtype="str"), name="uid")
+
+    old = gpd.GeoDataFrame(
+        {"h": [1.0, 2.0, 3.0, 4.0]},
+        geometry=[shapely.Point(i, 0) for i in range(4)],
+        index=index(old_chunks),
+    )
+    rows = gpd.GeoDataFrame(
+        {"h": [9.0]}, geometry=[shapely.Point(1, 1)], index=pd.Index(["b"], name="uid")
+    )
+    order = index(order_chunks).delete(2)  # c removed, b changed
+    patched = apply_delta(old, type_delta(np.array(["b", "c"], dtype=object), rows, order))
+    assert patched is not None and patched["h"].to_dict() == {"a": 1.0, "b": 9.0, "d": 4.0}
+
+
+def type_delta(touched: np.ndarray, rows: gpd.GeoDataFrame, order: pd.Index) -> LayerDelta:
+    return LayerDelta(touched, rows, order, [2])
