@@ -258,7 +258,8 @@ class PostgisStore:
             f" string_agg(int4send(octet_length(convert_to(uid, 'UTF8'))), ''::bytea"
             f" ORDER BY {order}) FROM {ident(table)}"
         )
-        with self._reading() as con:
+        with self._reading() as con, con.transaction():
+            con.execute(b"SET LOCAL work_mem = '256MB'")  # the sort by row in memory, not on disk
             data, lengths = con.cursor(binary=True).execute(sql.encode()).fetchone()
         if data is None:
             return pd.Index([], dtype="str", name="uid")
