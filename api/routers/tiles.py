@@ -13,8 +13,10 @@ tile of it read is written to the audit log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -160,6 +162,7 @@ def warm(index: CityIndex) -> threading.Thread:
     province = _province(index)  # memory first: each layer prepared on its first tile request
 
     def run() -> None:
+        _yield_cpu()
         for layer in [] if province else list(index.layers.values()):
             with _WARM_LOCK:
                 if _NEWEST.get(index.path) != id(index):
@@ -175,6 +178,18 @@ def warm(index: CityIndex) -> threading.Thread:
     thread = threading.Thread(target=run, name="tile-sources", daemon=True)
     thread.start()
     return thread
+
+
+def _yield_cpu() -> None:
+    """Run this thread at a lower priority (Linux nice 10, this thread only).
+
+    Preparing a million buildings for tiling takes seconds of CPU; at full
+    priority, the first worker to swap in a re-imported snapshot would slow
+    the other workers still making theirs, and requests. Tiles asked for
+    meanwhile are still prepared on demand (:func:`tile_source`).
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:

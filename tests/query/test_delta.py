@@ -18,11 +18,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 
 import twin
-from twin.query.delta import PatchedTree, apply_delta, read_delta
+from twin.query.delta import LayerDelta, PatchedTree, apply_delta, read_delta
 from twin.query.identify import identify
 from twin.query.impact import pipe_break_impact
 from twin.query.index import CityIndex, LiveIndex
@@ -222,6 +223,13 @@ def test_apply_delta_refuses_uids_the_change_set_does_not_explain(
     delta = read_delta(city, old, info, info)
     assert not isinstance(delta, str) and len(delta.touched) == 0
     pd.testing.assert_frame_equal(apply_delta(old, delta), old)
+    for order in (  # uids held by pandas as one Arrow array, as chunks, or as objects
+        pd.Index(pd.array(pa.array(delta.order.tolist(), pa.large_string()), dtype="str")),
+        pd.Index(pd.array(pa.chunked_array([pa.array(delta.order.tolist())]), dtype="str")),
+        pd.Index(np.asarray(delta.order.tolist(), dtype=object)),
+    ):
+        same = type(delta)(delta.touched, delta.rows, order, delta.imports)
+        pd.testing.assert_frame_equal(apply_delta(old, same), old)
     bogus = type(delta)(delta.touched, delta.rows, delta.order[1:], delta.imports)
     assert apply_delta(old, bogus) is None  # a uid gone that no change set removed
     shuffled = type(delta)(delta.touched, delta.rows, delta.order[::-1], delta.imports)
@@ -272,3 +280,45 @@ def test_a_patched_tree_answers_as_a_tree_over_the_new_geometries() -> None:
     assert sorted(map(tuple, pairs.T)) == sorted(map(tuple, expected.T)) and len(expected.T) > 100
     assert (tree.query_nearest(probes) == reference.query_nearest(probes)).all()
     assert len(tree) == len(new) and tree.whole() is tree.whole()
+
+
+def test_uid_order_is_the_order_a_full_read_gives(target: str | Path) -> None:
+    city = twin.Twin.open(target)
+    ids = ["楼-1", "a'b", 'c,"d"', "e\\f", "ü 2"]
+    frame = gpd.GeoDataFrame(
+        {"code": ids},
+        geometry=[city.layer("buildings").geometry.iloc[i].centroid for i in range(5)],
+        crs=city.crs,
+    ).iloc[[3, 0, 4, 1, 2]]
+    city.import_frame(frame, layer="odd_pois", kind="poi", id="code")
+    order = city.store.uid_order("odd_pois")
+    assert order.tolist() == city.layer("odd_pois").index.tolist()
+    assert order.tolist() == [f"odd_pois.{ids[i]}" for i in (3, 0, 4, 1, 2)]
+    assert city.store.uid_order("buildings").equals(city.layer("buildings").index)
+
+
+@pytest.mark.parametrize("old_chunks", [1, 2])
+@pytest.mark.parametrize("order_chunks", [1, 2])
+def test_uids_compare_however_arrow_holds_them(old_chunks: int, order_chunks: int) -> None:
+    ids = ["a", "b", "c", "d"]
+
+    def index(chunks: int) -> pd.Index:
+        parts = [pa.array(ids[:2], pa.large_string()), pa.array(ids[2:], pa.large_string())]
+        held = pa.chunked_array(parts) if chunks == 2 else pa.concat_arrays(parts)
+        return pd.Index(pd.array(held, dtype="str"), name="uid")
+
+    old = gpd.GeoDataFrame(
+        {"h": [1.0, 2.0, 3.0, 4.0]},
+        geometry=[shapely.Point(i, 0) for i in range(4)],
+        index=index(old_chunks),
+    )
+    rows = gpd.GeoDataFrame(
+        {"h": [9.0]}, geometry=[shapely.Point(1, 1)], index=pd.Index(["b"], name="uid")
+    )
+    order = index(order_chunks).delete(2)  # c removed, b changed
+    patched = apply_delta(old, type_delta(np.array(["b", "c"], dtype=object), rows, order))
+    assert patched is not None and patched["h"].to_dict() == {"a": 1.0, "b": 9.0, "d": 4.0}
+
+
+def type_delta(touched: np.ndarray, rows: gpd.GeoDataFrame, order: pd.Index) -> LayerDelta:
+    return LayerDelta(touched, rows, order, [2])

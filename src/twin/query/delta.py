@@ -278,13 +278,15 @@ class PatchedTree(shapely.STRtree):
             return self._whole
 
 
-def _uids(values: Any) -> pa.Array | pa.ChunkedArray:
-    """Uids as one Arrow string array (no copy when pandas holds them in Arrow already)."""
+def _uids(values: Any) -> pa.ChunkedArray:
+    """Uids as a chunked Arrow string array (no copy when pandas holds them in Arrow)."""
     array = pa.array(getattr(values, "array", values))
-    return array if pa.types.is_large_string(array.type) else array.cast(pa.large_string())
+    if not pa.types.is_large_string(array.type):
+        array = array.cast(pa.large_string())
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
-def _member(values: pa.Array | pa.ChunkedArray, of: Any) -> np.ndarray:
+def _member(values: pa.ChunkedArray, of: Any) -> np.ndarray:
     """Whether each of ``values`` is one of ``of``, as a numpy mask."""
     found = pc.is_in(values, value_set=_uids(np.asarray(of, dtype=object)))
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)

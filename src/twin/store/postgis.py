@@ -21,7 +21,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import threading
 import urllib.parse
@@ -33,7 +32,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyproj
 
 from twin.errors import (
@@ -45,7 +43,7 @@ from twin.errors import (
     UsageError,
 )
 from twin.store import pgschema
-from twin.store.pgio import GEOM, copy_out, ident, read_layer, stored_sets
+from twin.store.pgio import GEOM, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
 from twin.store.relations import COLUMNS, StoredSet
 
@@ -250,22 +248,27 @@ class PostgisStore:
     def uid_order(self, table: str) -> pd.Index:
         """Every ``uid`` of a table in the order :meth:`read_table` returns its rows.
 
-        One COPY of the column, parsed by Arrow: a fraction of a second at a
-        million rows, where reading the layer takes tens of seconds.
+        Fetched as two values, the uids' UTF-8 bytes end to end and their
+        lengths, which become one Arrow string array without a copy: a COPY
+        stream would hand them over one row at a time (seconds at a million).
         """
         order = "fid" if "fid" in self.fields(table) else "ctid"
-        with self._reading() as con:
-            payload = copy_out(con, f"SELECT uid FROM {ident(table)} ORDER BY {order}")
-        if not payload:
-            return pd.Index([], dtype="str", name="uid")
-        parsed = pacsv.read_csv(
-            io.BytesIO(payload),
-            read_options=pacsv.ReadOptions(column_names=["uid"]),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"uid": pa.string()}, strings_can_be_null=False
-            ),
+        sql = (
+            f"SELECT string_agg(convert_to(uid, 'UTF8'), ''::bytea ORDER BY {order}),"
+            f" string_agg(int4send(octet_length(convert_to(uid, 'UTF8'))), ''::bytea"
+            f" ORDER BY {order}) FROM {ident(table)}"
         )
-        return pd.Index(pd.array(parsed.column("uid"), dtype="str"), name="uid")
+        with self._reading() as con, con.transaction():
+            con.execute(b"SET LOCAL work_mem = '256MB'")  # the sort by row in memory, not on disk
+            data, lengths = con.cursor(binary=True).execute(sql.encode()).fetchone()
+        if data is None:
+            return pd.Index([], dtype="str", name="uid")
+        sizes = np.frombuffer(bytes(lengths), dtype=">i4").astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        array = pa.LargeStringArray.from_buffers(
+            len(sizes), pa.py_buffer(offsets), pa.py_buffer(bytes(data))
+        )
+        return pd.Index(pd.array(array, dtype="str"), name="uid")
 
     def read_features(self, table: str, uids: Any) -> gpd.GeoDataFrame:
         """The rows of ``table`` whose ``uid`` is in ``uids``, as :meth:`read_table` reads them."""
