@@ -7,9 +7,11 @@ peak memory (the child's ``ru_maxrss``) are printed as one JSON line:
 
     flock /work/bench-cache/.bigrun.lock python -m bench.province import
     flock /work/bench-cache/.bigrun.lock python -m bench.province load build indicators serve
+    flock /work/bench-cache/.bigrun.lock python -m bench.province load-peer build-dask
 
 Steps after ``import`` work on ``bench/.cache/a18-province-twin-<N>.gpkg``; ``build``
-and ``indicators`` on a scratch copy of it, so the imported twin stays as imported.
+(``build-dask``: the same on dask's local cluster of two workers) and ``indicators`` on a
+scratch copy of it, so the imported twin stays as imported.
 """
 
 from __future__ import annotations
