@@ -7,9 +7,11 @@ peak memory (the child's ``ru_maxrss``) are printed as one JSON line:
 
     flock /work/bench-cache/.bigrun.lock python -m bench.province import
     flock /work/bench-cache/.bigrun.lock python -m bench.province load build indicators serve
+    flock /work/bench-cache/.bigrun.lock python -m bench.province load-peer build-dask
 
 Steps after ``import`` work on ``bench/.cache/a18-province-twin-<N>.gpkg``; ``build``
-and ``indicators`` on a scratch copy of it, so the imported twin stays as imported.
+(``build-dask``: the same on dask's local cluster of two workers) and ``indicators`` on a
+scratch copy of it, so the imported twin stays as imported.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
-STEPS = ("import", "load", "build", "indicators", "serve")
+STEPS = ("import", "load", "load-peer", "build", "build-dask", "indicators", "serve")
 
 
 def paths(n: int, twin: str | None = None) -> dict[str, Path]:
@@ -58,7 +60,19 @@ def step_load(p: dict[str, Path]) -> dict[str, Any]:
     return {"features": len(twin.Twin.open(p["twin"]).layer("buildings"))}
 
 
-def step_build(p: dict[str, Path]) -> dict[str, Any]:
+def step_load_peer(p: dict[str, Path]) -> dict[str, Any]:
+    """The peer of ``load``: ``pyogrio.read_dataframe`` of the same table through Arrow."""
+    import pyogrio
+
+    return {"features": len(pyogrio.read_dataframe(p["twin"], layer="buildings", use_arrow=True))}
+
+
+def step_build_dask(p: dict[str, Path]) -> dict[str, Any]:
+    """``twin build --force --engine dask`` (a local cluster of 2 workers) on a copy."""
+    return step_build(p, engine="dask")
+
+
+def step_build(p: dict[str, Path], **options: Any) -> dict[str, Any]:
     """``twin build --force`` (tiled past 2,000,000 features) on a copy of the twin.
 
     Progress (one line a tile) goes to ``<twin>.build.log`` beside the twin.
@@ -77,7 +91,9 @@ def step_build(p: dict[str, Path]) -> dict[str, Any]:
     try:
         log = logging.getLogger("bench.province")
         report = twin.Twin.open(p["scratch"]).build(
-            force=True, progress=lambda stage, fraction: log.info("%s %.3f", stage, fraction)
+            force=True,
+            progress=lambda stage, fraction: log.info("%s %.3f", stage, fraction),
+            **options,
         )
         return {"relations": len(report.recomputed), "rows": int(sum(report.recomputed.values()))}
     finally:
@@ -202,7 +218,7 @@ def _status_kib(pid: int, key: str) -> int:
 
 
 def child(step: str, n: int, twin: str | None) -> None:
-    fn = globals()[f"step_{step}"]
+    fn = globals()[f"step_{step.replace('-', '_')}"]
     started = time.perf_counter()
     facts = fn(paths(n, twin))
     wall = time.perf_counter() - started
