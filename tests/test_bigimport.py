@@ -111,7 +111,11 @@ def test_first_import_in_batches_equals_whole(tmp_path: Path) -> None:
     assert info[0] == info[1]  # count, extent, geometry type, id field, classification
 
 
-@pytest.mark.parametrize("helper", [False, True], ids=["in-process", "helper-process"])
+@pytest.mark.parametrize(
+    "helper",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # five helper processes start
+    ids=["in-process", "helper-process"],
+)
 def test_reimport_in_batches_equals_whole(
     tmp_path: Path, helper: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
