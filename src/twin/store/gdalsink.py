@@ -162,7 +162,7 @@ def spare_core() -> bool:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # Windows keeps no load average
         load = 0.0
-    return cores - load >= 1.0
+    return load <= cores - 0.5  # the load counts this process's own recent work too
 
 
 def _search_path() -> str:
