@@ -111,13 +111,18 @@ def test_first_import_in_batches_equals_whole(tmp_path: Path) -> None:
     assert info[0] == info[1]  # count, extent, geometry type, id field, classification
 
 
-@pytest.mark.parametrize("helper", [False, True], ids=["in-process", "helper-process"])
+@pytest.mark.parametrize(
+    "helper",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # five helper processes start
+    ids=["in-process", "helper-process"],
+)
 def test_reimport_in_batches_equals_whole(
     tmp_path: Path, helper: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Also with GDAL writing the layer and the stored layer's scratch copy in a helper
     process (as batches of 50,000 features and more are)."""
     monkeypatch.setattr("twin.bigimport.HELPER_BATCH", 1 if helper else 10**9)
+    monkeypatch.setattr("twin.bigimport.spare_core", lambda: True)  # whatever the load
     v1 = _first_delivery()
     v2 = v1.copy()
     v2.loc[5, "层数"] = 40  # changed attribute (batch 1)

@@ -50,6 +50,7 @@ from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
 from twin.store.files import Encoded, write_stream
+from twin.store.gdalsink import spare_core
 from twin.store.records import LayerSummary
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ __all__ = ["BATCH_SIZE", "STREAM_ABOVE", "import_streamed", "streams"]
 
 STREAM_ABOVE = 500_000  # features: larger deliveries are imported in batches
 BATCH_SIZE = 200_000  # features a batch
-HELPER_BATCH = 50_000  # batches this large are written by GDAL in a helper process
+HELPER_BATCH = 50_000  # batches this large are written by GDAL in a helper process (idle core)
 _MS_UTC = pd.DatetimeTZDtype(unit="ms", tz="UTC")
 _MULTI_TYPES = (4, 5, 6)  # shapely type ids of MultiPoint, MultiLineString, MultiPolygon
 
@@ -145,7 +146,8 @@ class _Writer:
         self.removed = np.empty(0, dtype=object)
         self.now = pd.Timestamp.now(tz="UTC")
         self.single = False  # a batch was written with single parts only
-        self.helper = batch_size >= HELPER_BATCH  # GDAL writes in a helper process
+        # GDAL writes in a helper process when batches are large and a core is idle
+        self.helper = batch_size >= HELPER_BATCH and spare_core()
 
     def run(self, session: GpkgSession, started: float, digest: Future[str]) -> ImportReport:
         """Prepare, compare and write every batch; returns the merged report."""
