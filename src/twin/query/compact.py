@@ -28,7 +28,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, overload
@@ -39,7 +42,27 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
-__all__ = ["NODE", "BoxTree", "CompactParts", "WKBGeometries", "own_buffers"]
+from twin.errors import UsageError
+
+__all__ = [
+    "COMPACT_ABOVE",
+    "COMPACT_BATCH",
+    "COMPACT_ENV",
+    "NODE",
+    "BoxTree",
+    "CompactParts",
+    "WKBGeometries",
+    "compact_limit",
+    "own_buffers",
+    "release_freed_memory",
+]
+
+#: Layers of more features than this are held compact (WKB and a tree of boxes).
+COMPACT_ABOVE = 2_000_000
+#: Environment variable that overrides :data:`COMPACT_ABOVE` (0: every layer compact).
+COMPACT_ENV = "TWIN_COMPACT_ABOVE"
+#: Rows a compact layer is read in at a time (memory holds one batch as shapely).
+COMPACT_BATCH = 200_000
 
 NODE = 16  # boxes a node of the packed tree holds
 
@@ -328,3 +351,38 @@ class CompactParts:
         if self.geometry_name != "geometry":
             data = data.rename_geometry(self.geometry_name)
         return data[list(self.columns)]
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by a load back to the system: Arrow's pool and glibc's heap.
+
+    Reading a layer leaves its batches' buffers freed but kept by the
+    allocators; without this a snapshot's resident size stays well above
+    what it holds.
+    """
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def compact_limit() -> int:
+    """Feature count past which a layer is held compact: ``TWIN_COMPACT_ABOVE`` or
+    :data:`COMPACT_ABOVE` (2,000,000).
+
+    Examples
+    --------
+    >>> compact_limit() == int(os.environ.get("TWIN_COMPACT_ABOVE", COMPACT_ABOVE))
+    True
+    """
+    text = os.environ.get(COMPACT_ENV, "").strip()
+    if not text:
+        return COMPACT_ABOVE
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(
+            f"{COMPACT_ENV}={text!r} must be a whole number of features (e.g. 2000000)"
+        ) from None
+    if value < 0:
+        raise UsageError(f"{COMPACT_ENV}={text!r} must not be negative")
+    return value

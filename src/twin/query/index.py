@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ctypes
 import logging
 import os
 import threading
@@ -37,14 +36,20 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow
 import pyproj
 import shapely
 
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, StorageError, UsageError
 from twin.kinds import Classification
 from twin.model import LayerInfo, Twin
-from twin.query.compact import CompactParts, WKBGeometries
+from twin.query.compact import (
+    COMPACT_ABOVE,
+    COMPACT_BATCH,
+    CompactParts,
+    WKBGeometries,
+    compact_limit,
+    release_freed_memory,
+)
 from twin.query.delta import MAX_CHANGED_SHARE, PatchedTree, patch, read_delta
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
@@ -58,13 +63,6 @@ __all__ = [
     "file_identity",
     "transformer",
 ]
-
-#: Layers of more features than this are held compact (WKB and a tree of boxes).
-COMPACT_ABOVE = 2_000_000
-#: Environment variable that overrides :data:`COMPACT_ABOVE` (0: every layer compact).
-COMPACT_ENV = "TWIN_COMPACT_ABOVE"
-#: Rows a compact layer is read in at a time (memory holds one batch as shapely).
-COMPACT_BATCH = 200_000
 
 log = logging.getLogger(__name__)
 
@@ -427,17 +425,7 @@ class CityIndex:
                 release_freed_memory()
                 seconds = time.perf_counter() - started
                 log.info("indexed %d layers of %s in %.2f s", len(layers), city.location, seconds)
-                return cls(
-                    path=city.path,
-                    crs=city.crs,
-                    crs_text=meta["crs"],
-                    name=meta.get("name", city.path.stem),
-                    layers=layers,
-                    identity=after,
-                    loaded_at=time.time(),
-                    load_s=seconds,
-                    _twin=city,
-                )
+                return cls._made(city, meta, layers, after, seconds)
             log.info("%s changed while it was read; reading it again", city.location)
         raise UsageError(f"{path} kept changing while it was read; try again when imports end")
 
@@ -468,6 +456,8 @@ class CityIndex:
             if before is None or meta["crs"] != self.crs_text:
                 return CityIndex.load(self._target())
             layers, updates = _updated_layers(self, city, max_share)
+            if _unexplained(city, before, self.identity, updates):
+                return CityIndex.load(self._target())
             after = _identity_of(city)
             if before == after:
                 seconds = time.perf_counter() - started
@@ -478,20 +468,33 @@ class CityIndex:
                     seconds,
                     updates,
                 )
-                return CityIndex(
-                    path=city.path,
-                    crs=city.crs,
-                    crs_text=meta["crs"],
-                    name=meta.get("name", city.path.stem),
-                    layers=layers,
-                    identity=after,
-                    loaded_at=time.time(),
-                    load_s=seconds,
-                    _twin=city,
-                    updates=updates,
-                )
+                return CityIndex._made(city, meta, layers, after, seconds, updates)
             log.info("%s changed while it was updated; updating again", city.location)
         raise UsageError(f"{self.path} kept changing while it was read; try again when imports end")
+
+    @classmethod
+    def _made(
+        cls,
+        city: Twin,
+        meta: dict[str, Any],
+        layers: dict[str, IndexedLayer],
+        identity: FileIdentity,
+        seconds: float,
+        updates: dict[str, str] | None = None,
+    ) -> CityIndex:
+        """The snapshot of ``city`` at ``identity`` holding ``layers``."""
+        return cls(
+            path=city.path,
+            crs=city.crs,
+            crs_text=meta["crs"],
+            name=meta.get("name", city.path.stem),
+            layers=layers,
+            identity=identity,
+            loaded_at=time.time(),
+            load_s=seconds,
+            _twin=city,
+            updates=updates or {},
+        )
 
     def _target(self) -> str | Path:
         """What :meth:`Twin.open` takes to open this twin again: its URL or its file."""
@@ -609,6 +612,16 @@ def _identity_or_none(path: Path) -> FileIdentity | None:
         return None
 
 
+def _unexplained(
+    city: Twin, now: FileIdentity, then: FileIdentity, updates: dict[str, str]
+) -> bool:
+    """Whether a twin file changed with no layer its change sets explain (a build, a
+    copy put in its place, a damaged file): then it is read whole, as a check."""
+    if isinstance(city.store, PostgisStore) or now == then:
+        return False
+    return all(how == "kept" for how in updates.values())
+
+
 def _unchanged(previous: CityIndex | None, infos: list[LayerInfo]) -> dict[str, IndexedLayer]:
     """The layers of ``previous`` whose metadata equals their new ``infos``."""
     if previous is None:
@@ -683,41 +696,6 @@ def _patched(
     else:  # many rows new, or many patches on patches: one tree again
         tree = shapely.STRtree(geometries)
     return IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
-
-
-def release_freed_memory() -> None:
-    """Hand memory freed by a load back to the system: Arrow's pool and glibc's heap.
-
-    Reading a layer leaves its batches' buffers freed but kept by the
-    allocators; without this a snapshot's resident size stays well above
-    what it holds.
-    """
-    pyarrow.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def compact_limit() -> int:
-    """Feature count past which a layer is held compact: ``TWIN_COMPACT_ABOVE`` or
-    :data:`COMPACT_ABOVE` (2,000,000).
-
-    Examples
-    --------
-    >>> compact_limit() == int(os.environ.get("TWIN_COMPACT_ABOVE", COMPACT_ABOVE))
-    True
-    """
-    text = os.environ.get(COMPACT_ENV, "").strip()
-    if not text:
-        return COMPACT_ABOVE
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(
-            f"{COMPACT_ENV}={text!r} must be a whole number of features (e.g. 2000000)"
-        ) from None
-    if value < 0:
-        raise UsageError(f"{COMPACT_ENV}={text!r} must not be negative")
-    return value
 
 
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
