@@ -105,14 +105,7 @@ def prepare_import(
             y=spec.y,
             wkt=spec.wkt,
         )
-    report = ImportReport(
-        layer=spec.layer,
-        kind=kind.name,
-        source=str(spec.source),
-        source_format=data.format,
-        encoding=data.encoding,
-        read=len(data.frame),
-    )
+    report = _report_for(spec, kind.name, data)
     if report.read == 0:
         guards.check_something_imported(0, 0, spec.layer, report.source)
     step("validating", 0.3)
@@ -237,14 +230,7 @@ def prepare_batch(
     read = np.array(data.frame.geometry.array, dtype=object)  # keeps them alive: see _as_read
     spec = dataclasses.replace(spec, fields=dict(spec.fields), set=dict(spec.set))
     kind = get_kind(spec.kind)
-    report = ImportReport(
-        layer=spec.layer,
-        kind=kind.name,
-        source=str(spec.source),
-        source_format=data.format,
-        encoding=data.encoding,
-        read=len(data.frame),
-    )
+    report = _report_for(spec, kind.name, data)
     frame, reasons, repaired = _map_and_validate(data, spec, kind, report, earlier)
     src_crs = _source_crs(data, spec, report)
     _reject_outside_area_of_use(frame, src_crs, spec, reasons)
@@ -675,3 +661,15 @@ def _classification(
 def _field_list(frame: pd.DataFrame) -> str:
     names = [str(c) for c in frame.columns if c != frame.geometry.name]
     return ", ".join(names) if names else "(none)"
+
+
+def _report_for(spec: ImportSpec, kind: str, data: SourceData) -> ImportReport:
+    """An empty report of importing ``data`` (as read) by ``spec``."""
+    return ImportReport(
+        layer=spec.layer,
+        kind=kind,
+        source=str(spec.source),
+        source_format=data.format,
+        encoding=data.encoding,
+        read=len(data.frame),
+    )
