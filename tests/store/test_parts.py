@@ -85,3 +85,40 @@ def test_a_packed_tile_needs_positions_and_every_owned_feature(sample_twin: Twin
     )
     with pytest.raises(RuntimeError, match=f"read {len(owned)} of its {len(owned) + 1} buildings"):
         compute_packed(ghost)
+
+
+def test_parts_larger_than_one_statement_keep_every_row_and_value(tmp_path: Path) -> None:
+    """2,503 rows (two full packing statements and a remainder), a distance column with
+    values, a share column without any (written as NULL), and an empty part."""
+    n = 2 * parts._PACK_ROWS + 503
+    rng = np.random.default_rng(7)
+    distance = rng.random(n) * 50
+    distance[::10] = np.nan
+    rows = RelationRows(
+        from_uid=[f"b.{i}" for i in range(n)],
+        to_uid=np.array([None if i % 7 == 0 else f"w.{i % 97}" for i in range(n)], dtype=object),
+        share=np.full(n, np.nan),
+        distance_m=distance,
+        n_candidates=(np.arange(n) % 3).astype(np.int64),
+    )
+    positions = np.sort(rng.choice(10 * n, size=n, replace=False)).astype(np.int64)
+    empty = _rows([], [], [])
+    packed, direct = _relations_db(tmp_path / "a.db"), _relations_db(tmp_path / "b.db")
+    parts.put_packed(
+        packed, parts.pack_parts([(0, positions, rows), (1, positions[:0], empty)]), {0: 3, 1: 4}
+    )
+    parts.put_part(direct, 3, positions, rows)
+    got = packed.execute(_ROWS + " ORDER BY fid").fetchall()
+    assert got == direct.execute(_ROWS + " ORDER BY fid").fetchall()
+    assert len(got) == n
+    i = 1234
+    expected_distance = None if np.isnan(distance[i]) else float(distance[i])
+    assert got[i] == (
+        (3 << schema.SET_SHIFT) + int(positions[i]),
+        3,
+        f"b.{i}",
+        None if i % 7 == 0 else f"w.{i % 97}",
+        None,
+        expected_distance,
+        i % 3,
+    )
