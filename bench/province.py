@@ -10,8 +10,12 @@ peak memory (the child's ``ru_maxrss``) are printed as one JSON line:
     flock /work/bench-cache/.bigrun.lock python -m bench.province load-peer build-dask
 
 Steps after ``import`` work on ``bench/.cache/a18-province-twin-<N>.gpkg``; ``build``
-(``build-dask``: the same on dask's local cluster of two workers) and ``indicators`` on a
-scratch copy of it, so the imported twin stays as imported.
+(``build-dask``: the same on dask's local cluster of two worker threads;
+``build-dask-processes``: on a local cluster of two worker processes) and ``indicators``
+on a scratch copy of it, so the imported twin stays as imported. The build steps time
+the copy apart (``copy_s``) and are compared on ``build_s``, the build alone:
+
+    flock /work/bench-cache/.bigrun.lock python -m bench.province build build-dask
 """
 
 from __future__ import annotations
@@ -24,12 +28,22 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
-STEPS = ("import", "load", "load-peer", "build", "build-dask", "indicators", "serve")
+STEPS = (
+    "import",
+    "load",
+    "load-peer",
+    "build",
+    "build-dask",
+    "build-dask-processes",
+    "indicators",
+    "serve",
+)
 
 
 def paths(n: int, twin: str | None = None) -> dict[str, Path]:
@@ -72,10 +86,34 @@ def step_build_dask(p: dict[str, Path]) -> dict[str, Any]:
     return step_build(p, engine="dask")
 
 
-def step_build(p: dict[str, Path], **options: Any) -> dict[str, Any]:
+def step_build_dask_processes(p: dict[str, Path]) -> dict[str, Any]:
+    """The same on a ``LocalCluster`` of 2 worker processes, given as the scheduler.
+
+    The cluster is started after the copy and its start counted in ``build_s``;
+    ``workers_peak_mib`` is the larger worker's peak (``RUSAGE_CHILDREN``, read once
+    the cluster is closed).
+    """
+    from dask.distributed import LocalCluster
+
+    def on_cluster() -> dict[str, Any]:
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        return {"cluster": cluster, "engine": "dask", "scheduler": cluster.scheduler_address}
+
+    facts = step_build(p, prepare=on_cluster)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {**facts, "workers_peak_mib": round(children / 1024)}
+
+
+def step_build(
+    p: dict[str, Path], prepare: Callable[[], dict[str, Any]] | None = None, **options: Any
+) -> dict[str, Any]:
     """``twin build --force`` (tiled past 2,000,000 features) on a copy of the twin.
 
-    Progress (one line a tile) goes to ``<twin>.build.log`` beside the twin.
+    The copy is timed apart (``copy_s``): ``build_s`` is the build alone (and whatever
+    ``prepare`` starts for it), the figure the build steps are compared on; ``wall_s``
+    holds both. Progress (one line a tile) goes to ``<twin>.build.log`` beside the twin.
     """
     import logging
 
@@ -87,16 +125,32 @@ def step_build(p: dict[str, Path], **options: Any) -> dict[str, Any]:
         format="%(asctime)s %(name)s %(message)s",
     )
 
+    started = time.perf_counter()
     shutil.copyfile(p["twin"], p["scratch"])
+    copied = time.perf_counter()
+    cluster = None
     try:
+        if prepare is not None:
+            options = {**options, **prepare()}
+            cluster = options.pop("cluster", None)
         log = logging.getLogger("bench.province")
+        log.info("build %s", {k: v for k, v in options.items()})
         report = twin.Twin.open(p["scratch"]).build(
             force=True,
             progress=lambda stage, fraction: log.info("%s %.3f", stage, fraction),
             **options,
         )
-        return {"relations": len(report.recomputed), "rows": int(sum(report.recomputed.values()))}
+        built = time.perf_counter()
+        log.info("built in %.1f s", built - copied)
+        return {
+            "copy_s": round(copied - started, 1),
+            "build_s": round(built - copied, 1),
+            "relations": len(report.recomputed),
+            "rows": int(sum(report.recomputed.values())),
+        }
     finally:
+        if cluster is not None:
+            cluster.close()
         p["scratch"].unlink(missing_ok=True)
 
 

@@ -199,6 +199,13 @@ def _build_scenarios() -> list[Scenario]:
             1.3,
             "≤ 1.3 × in-process",
         ),
+        _against_whole_build(
+            "build-dask-processes",
+            "the same tiles on a local cluster of 2 worker processes (its start timed too)",
+            relations.dask_processes_build,
+            None,
+            "threads or processes: the faster is dask's default here",
+        ),
     ]
 
 
