@@ -130,22 +130,30 @@ def compute_packed(job: TileJob) -> PackedTile:
 
 
 def compute_tile(job: TileJob) -> TileRows:
-    """The rows of every relation for the features one tile owns (runs anywhere)."""
-    sources = {name: _read(job, name, fids=fids) for name, fids in job.owned.items() if len(fids)}
-    wanted: dict[str, list[float]] = {}
-    for plan in job.plans:
-        box = job.boxes.get(plan.from_layer)
-        if plan.from_layer in sources and box is not None:
-            grown = _grown(box, job.reach(plan) + _MARGIN_M)
-            wanted[plan.to_layer] = _union(wanted.get(plan.to_layer), grown)
-    targets = {name: _read(job, name, box=tuple(box)) for name, box in wanted.items()}  # type: ignore[arg-type]
+    """The rows of every relation for the features one tile owns (runs anywhere).
+
+    Each layer is read once: a layer that is both a from layer (its owned features)
+    and a target (every feature within reach of the tile's sources) is read over the
+    union of the two boxes, its owned features picked out by fid. Targets beyond the
+    reach change no row: they neither overlap a source nor lie within its distance.
+    """
+    boxes = _read_boxes(job)
+    read = {name: _read(job, name, box=box) for name, box in boxes.items()}
+    sources = {}
+    for name, fids in job.owned.items():
+        if not len(fids):
+            continue
+        if name in read:
+            sources[name] = _pick(*read[name], fids)
+        else:  # features without a geometry: by fid
+            sources[name] = _read(job, name, fids=fids)
     out: TileRows = []
     for i, plan in enumerate(job.plans):
         source = sources.get(plan.from_layer)
         if source is None:
             continue
         fids, arrays = source
-        target = targets.get(plan.to_layer, (None, _empty(plan.to_layer in job.pipes)))[1]
+        target = read.get(plan.to_layer, (None, _empty(plan.to_layer in job.pipes)))[1]
         rows = relation_rows(
             plan,
             arrays,
@@ -155,6 +163,29 @@ def compute_tile(job: TileJob) -> TileRows:
         )
         out.append((i, fids, rows))
     return out
+
+
+def _read_boxes(job: TileJob) -> dict[str, Box]:
+    """The box each layer is read over: its owned features' box, grown by each relation's
+    reach for the layers it is a target of (a union where it is both)."""
+    wanted: dict[str, list[float]] = {}
+    for plan in job.plans:
+        box = job.boxes.get(plan.from_layer)
+        if len(job.owned.get(plan.from_layer, ())) and box is not None:
+            grown = _grown(box, job.reach(plan) + _MARGIN_M)
+            wanted[plan.to_layer] = _union(wanted.get(plan.to_layer), grown)
+    for name, fids in job.owned.items():
+        box = job.boxes.get(name)
+        if len(fids) and box is not None:
+            wanted[name] = _union(wanted.get(name), list(box))
+    return {name: (b[0], b[1], b[2], b[3]) for name, b in wanted.items()}
+
+
+def _pick(got: Fids, arrays: FeatureArrays, fids: Fids) -> tuple[Fids, FeatureArrays]:
+    """The features of ``fids`` among those read (both in fid order)."""
+    keep = np.isin(got, fids)
+    network = arrays.network[keep] if arrays.network is not None else None
+    return got[keep], FeatureArrays(arrays.geoms[keep], arrays.uids[keep], network)
 
 
 def _grown(box: Box, by: float) -> list[float]:
