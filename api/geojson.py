@@ -224,8 +224,8 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
     them per request: the same bytes, about a third of a page's work. Plain
     texts cost about 250 bytes a building (one Arrow string array a layer);
     a snapshot holding compact layers (a province, see
-    :mod:`twin.query.compact`) keeps them packed instead, zstd-compressed
-    in blocks of 8 features (about 75 bytes a building, see
+    :mod:`twin.query.compact`) keeps them packed instead, LZ4-compressed
+    in blocks of 8 features (about 125 bytes a building, see
     :mod:`twin_api.packed_texts`); ``TWIN_GEOJSON_TEXTS`` chooses otherwise
     (see :func:`texts_mode`). When a newer snapshot of the same twin comes
     in, this one stops after the layer under way. Returns the started

@@ -54,4 +54,4 @@ def test_bad_positions_and_batches_are_refused() -> None:
     with pytest.raises(ValueError, match="only the last batch may hold other than a multiple"):
         PackedTexts.pack([_texts(BLOCK + 1), _texts(2)])
     with pytest.raises(ValueError, match="20 texts need 3 blocks, not 2"):
-        PackedTexts(packed.blocks.slice(0, 2), 20)
+        PackedTexts(packed.blocks.slice(0, 2), packed.sizes[:2], 20)
