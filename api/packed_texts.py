@@ -66,6 +66,11 @@ class PackedTexts:
         self.blocks = blocks
         self.sizes = sizes
         self.count = count
+        # The blocks' bytes and offsets, sliced without Arrow's take.
+        self._data = memoryview(blocks.buffers()[2] or b"")
+        self._offsets = np.frombuffer(blocks.buffers()[1], dtype=np.int64)[
+            blocks.offset : blocks.offset + len(blocks) + 1
+        ]
 
     @classmethod
     def pack(cls, batches: Iterable[Sequence[str | None] | np.ndarray]) -> PackedTexts:
@@ -104,15 +109,26 @@ class PackedTexts:
             return []
         if positions.min() < 0 or positions.max() >= self.count:
             raise IndexError(f"positions must lie in 0..{self.count - 1}")
-        blocks, which = np.unique(positions // BLOCK, return_inverse=True)
+        blocks, which = _blocks_of(positions)
         decompress = _codec().decompress
+        starts = self._offsets[blocks].tolist()
+        ends = self._offsets[blocks + 1].tolist()
+        data = self._data
         texts = [
-            decompress(block, decompressed_size=size, asbytes=True).split(_SEPARATOR)
-            for block, size in zip(
-                self.blocks.take(pa.array(blocks)).to_pylist(),
-                self.sizes[blocks].tolist(),
-                strict=True,
-            )
+            decompress(data[start:end], decompressed_size=size, asbytes=True).split(_SEPARATOR)
+            for start, end, size in zip(starts, ends, self.sizes[blocks].tolist(), strict=True)
         ]
         slots = (positions % BLOCK).tolist()
-        return [texts[b][s] or None for b, s in zip(which.tolist(), slots, strict=True)]
+        return [texts[b][s] or None for b, s in zip(which, slots, strict=True)]
+
+
+def _blocks_of(positions: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The blocks holding ``positions`` (each once) and, by position, which of those."""
+    blocks = positions // BLOCK
+    if len(blocks) > 1 and (blocks[1:] >= blocks[:-1]).all():  # sorted: no sort needed
+        first = np.empty(len(blocks), dtype=bool)
+        first[0] = True
+        np.not_equal(blocks[1:], blocks[:-1], out=first[1:])
+        return blocks[first], (np.cumsum(first) - 1).tolist()
+    unique, which = np.unique(blocks, return_inverse=True)
+    return unique, which.tolist()
