@@ -50,33 +50,40 @@ class PackedTexts:
 
     Parameters
     ----------
-    blocks : pyarrow.Array
-        One compressed block a value (``large_binary``): the block's texts
-        joined by a newline, a missing text written as an empty one.
+    chunks : list of pyarrow.Array
+        The compressed blocks (``large_binary``, one block a value), in as
+        many arrays as they were packed in (never concatenated: that would
+        hold them twice for a moment). A block is its texts joined by a
+        newline, a missing text written as an empty one.
     sizes : numpy.ndarray
         Each block's size before compression (bytes).
     count : int
         Number of texts.
     """
 
-    def __init__(self, blocks: pa.Array, sizes: np.ndarray, count: int) -> None:
+    def __init__(self, chunks: list[pa.Array], sizes: np.ndarray, count: int) -> None:
         needed = -(-count // BLOCK)
-        if len(blocks) != needed or len(sizes) != needed:
-            raise ValueError(f"{count} texts need {needed} blocks, not {len(blocks)}")
-        self.blocks = blocks
+        held = sum(len(chunk) for chunk in chunks)
+        if held != needed or len(sizes) != needed:
+            raise ValueError(f"{count} texts need {needed} blocks, not {held}")
+        self.chunks = chunks
         self.sizes = sizes
         self.count = count
-        # The blocks' bytes and offsets, sliced without Arrow's take.
-        self._data = memoryview(blocks.buffers()[2] or b"")
-        self._offsets = np.frombuffer(blocks.buffers()[1], dtype=np.int64)[
-            blocks.offset : blocks.offset + len(blocks) + 1
+        # Each chunk's bytes and offsets, sliced without Arrow's take.
+        self._data = [memoryview(chunk.buffers()[2] or b"") for chunk in chunks]
+        self._offsets = [
+            np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
+                chunk.offset : chunk.offset + len(chunk) + 1
+            ]
+            for chunk in chunks
         ]
+        self._firsts = np.cumsum([0] + [len(chunk) for chunk in chunks])[:-1]
 
     @classmethod
     def pack(cls, batches: Iterable[Sequence[str | None] | np.ndarray]) -> PackedTexts:
         """Texts given in batches (every batch but the last a multiple of :data:`BLOCK`)."""
         codec = _codec()
-        parts: list[pa.Array] = []
+        chunks: list[pa.Array] = []
         sizes: list[np.ndarray] = []
         count = 0
         for batch in batches:
@@ -87,12 +94,12 @@ class PackedTexts:
                 _SEPARATOR.join(encoded[start : start + BLOCK])
                 for start in range(0, len(encoded), BLOCK)
             ]
-            blocks = [codec.compress(block, asbytes=True) for block in raw]
-            parts.append(pa.array(blocks, type=pa.large_binary()))
-            sizes.append(np.array([len(block) for block in raw], dtype=np.int64))
+            if raw:
+                blocks = [codec.compress(block, asbytes=True) for block in raw]
+                chunks.append(pa.array(blocks, type=pa.large_binary()))
+                sizes.append(np.array([len(block) for block in raw], dtype=np.int64))
             count += len(encoded)
-        joined = pa.concat_arrays(parts) if parts else pa.array([], type=pa.large_binary())
-        return cls(joined, np.concatenate(sizes) if sizes else np.empty(0, np.int64), count)
+        return cls(chunks, np.concatenate(sizes) if sizes else np.empty(0, np.int64), count)
 
     def __len__(self) -> int:
         return self.count
@@ -100,7 +107,7 @@ class PackedTexts:
     @property
     def nbytes(self) -> int:
         """Bytes held (compressed blocks, their offsets and sizes)."""
-        return int(self.blocks.nbytes + self.sizes.nbytes)
+        return int(sum(chunk.nbytes for chunk in self.chunks) + self.sizes.nbytes)
 
     def take(self, positions: np.ndarray) -> list[bytes | None]:
         """The texts at ``positions`` (UTF-8 bytes; None where missing), in that order."""
@@ -111,12 +118,15 @@ class PackedTexts:
             raise IndexError(f"positions must lie in 0..{self.count - 1}")
         blocks, which = _blocks_of(positions)
         decompress = _codec().decompress
-        starts = self._offsets[blocks].tolist()
-        ends = self._offsets[blocks + 1].tolist()
-        data = self._data
+        chunks = np.searchsorted(self._firsts, blocks, side="right") - 1
+        local = (blocks - self._firsts[chunks]).tolist()
         texts = [
-            decompress(data[start:end], decompressed_size=size, asbytes=True).split(_SEPARATOR)
-            for start, end, size in zip(starts, ends, self.sizes[blocks].tolist(), strict=True)
+            decompress(
+                self._data[c][self._offsets[c][b] : self._offsets[c][b + 1]],
+                decompressed_size=size,
+                asbytes=True,
+            ).split(_SEPARATOR)
+            for c, b, size in zip(chunks.tolist(), local, self.sizes[blocks].tolist(), strict=True)
         ]
         slots = (positions % BLOCK).tolist()
         return [texts[b][s] or None for b, s in zip(which, slots, strict=True)]

@@ -23,7 +23,8 @@ def test_every_text_comes_back_by_position(count: int) -> None:
     batches = [texts[i : i + 3 * BLOCK] for i in range(0, count, 3 * BLOCK)]
     packed = PackedTexts.pack(batches)
     assert len(packed) == count
-    assert len(packed.blocks) == -(-count // BLOCK)
+    assert sum(map(len, packed.chunks)) == len(packed.sizes) == -(-count // BLOCK)
+    assert len(packed.chunks) == len(batches)
     expected = [None if t is None else t.encode() for t in texts]
     assert packed.take(np.arange(count)) == expected
     rng = np.random.default_rng(1)
@@ -54,4 +55,14 @@ def test_bad_positions_and_batches_are_refused() -> None:
     with pytest.raises(ValueError, match="only the last batch may hold other than a multiple"):
         PackedTexts.pack([_texts(BLOCK + 1), _texts(2)])
     with pytest.raises(ValueError, match="20 texts need 3 blocks, not 2"):
-        PackedTexts(packed.blocks.slice(0, 2), packed.sizes[:2], 20)
+        PackedTexts([packed.chunks[0].slice(0, 2)], packed.sizes[:2], 20)
+
+
+def test_blocks_in_any_chunks_read_the_same() -> None:
+    texts = _texts(100)
+    packed = PackedTexts.pack([texts])
+    (whole,) = packed.chunks
+    cut = [whole.slice(0, 1), whole.slice(1, 5), whole.slice(6)]  # offsets inside one buffer
+    again = PackedTexts([*cut[:2], whole.slice(5, 1), cut[2]], packed.sizes, 100)
+    every = np.arange(100)
+    assert again.take(every) == packed.take(every) == [t and t.encode() for t in texts]
