@@ -112,13 +112,23 @@ class BoxTree:
 
     def candidates(self, box: Bounds) -> np.ndarray:
         """Positions (ascending) of the boxes that meet ``box``, edges included."""
+        return np.sort(self.order[self._leaves(box)])
+
+    def search(self, box: Bounds) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`candidates` and their boxes as keys ``(minx, miny, -maxx, -maxy)``."""
+        leaves = self._leaves(box)
+        positions = self.order[leaves]
+        ranked = np.argsort(positions)
+        return positions[ranked], self.levels[0][leaves[ranked]]
+
+    def _leaves(self, box: Bounds) -> np.ndarray:
         x0, y0, x1, y1 = box
         query = np.array([x1, y1, -x0, -y0])
         ids = np.flatnonzero(_meets(self.levels[self._start], query))
         for depth in range(self._start - 1, -1, -1):
             ids = (ids[:, None] * NODE + _SLOTS).ravel()
             ids = ids[_meets(self.levels[depth][ids], query)]
-        return np.sort(self.order[ids])
+        return ids
 
 
 SCAN = 2048  # nodes of the level a query scans whole
@@ -135,7 +145,30 @@ def _padded(keys: np.ndarray) -> np.ndarray:
 
 def _meets(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Which rows of ``keys`` are at most ``query`` in all four columns."""
-    return np.asarray((keys <= query).view(np.uint32).ravel() == 0x01010101)
+    return _all4(keys <= query)
+
+
+def _all4(flags: np.ndarray) -> np.ndarray:
+    """Which rows of an ``(n, 4)`` boolean array are true in all four columns."""
+    return np.asarray(np.ascontiguousarray(flags).view(np.uint32).ravel() == 0x01010101)
+
+
+INNER_FROM = 32  # candidates from which an intersects query looks for a box inside its geometry
+_INNER_MARGINS = (0.02, 0.1)  # share of the width and height tried off each side
+
+
+def _inner_box(geometry: shapely.Geometry) -> Bounds | None:
+    """A box the polygon ``geometry`` covers: its bounds shrunk by a few per cent (a
+    rectangle turned or bent by a projection), checked exactly; None if none is."""
+    if shapely.get_type_id(geometry) != 3:  # a polygon
+        return None
+    x0, y0, x1, y1 = shapely.bounds(geometry).tolist()
+    for margin in _INNER_MARGINS:
+        dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+        inner = (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
+        if shapely.covers(geometry, shapely.box(*inner)):
+            return inner
+    return None
 
 
 def _str_order(bounds: np.ndarray) -> np.ndarray:
@@ -334,20 +367,27 @@ class CompactParts:
             x0, y0, x1, y1 = x0 - distance, y0 - distance, x1 + distance, y1 + distance
         if math.isnan(x0):  # an empty query geometry meets nothing
             return np.empty(0, dtype=np.intp)
-        rows = self.tree.candidates((x0, y0, x1, y1))
+        rows, keys = self.tree.search((x0, y0, x1, y1))
         if predicate is None or not len(rows):
             return rows.astype(np.intp, copy=False)
-        found = self.geometries[rows]
         if predicate == "dwithin":
-            keep = shapely.dwithin(found, geometry, distance)
-        else:
-            test = getattr(shapely, predicate, None)
-            if test is None or not callable(test):
-                raise ValueError(f"unknown spatial predicate {predicate!r}")
-            if len(rows) > 1:  # GEOS tests a prepared geometry against many at once faster
-                shapely.prepare(geometry)
-            keep = test(geometry, found)
-        return rows[np.asarray(keep, dtype=bool)].astype(np.intp, copy=False)
+            keep = shapely.dwithin(self.geometries[rows], geometry, distance)
+            return rows[np.asarray(keep, dtype=bool)].astype(np.intp, copy=False)
+        test = getattr(shapely, predicate, None)
+        if test is None or not callable(test):
+            raise ValueError(f"unknown spatial predicate {predicate!r}")
+        if len(rows) > 1:  # GEOS tests a prepared geometry against many at once faster
+            shapely.prepare(geometry)
+        keep = np.zeros(len(rows), dtype=bool)
+        if predicate == "intersects" and len(rows) >= INNER_FROM:
+            # A feature whose box lies in a box inside the query meets it: not decoded.
+            inner = _inner_box(geometry)
+            if inner is not None:
+                ix0, iy0, ix1, iy1 = inner
+                keep = _all4(keys >= np.array([ix0, iy0, -ix1, -iy1]))
+        check = np.flatnonzero(~keep)
+        keep[check] = test(geometry, self.geometries[rows[check]])
+        return rows[keep].astype(np.intp, copy=False)
 
     def frame(self) -> gpd.GeoDataFrame:
         """The layer as one GeoDataFrame again, every geometry decoded."""
