@@ -24,6 +24,7 @@ import pyproj
 import shapely
 
 from twin.errors import CRSError, UsageError
+from twin.query.compact import release_freed_memory
 from twin.query.index import CityIndex, IndexedLayer, transformer
 
 from .packed_texts import BLOCK, PackedTexts
@@ -254,6 +255,8 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
                 continue
             parts = [pa.array(texts, type=pa.large_string()) for texts in batches(layer)]
             _TEXTS[layer] = pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
+        if packed:
+            release_freed_memory()  # the batches' texts, written and compressed, are gone
 
     thread = threading.Thread(target=run, name="geojson-texts", daemon=True)
     thread.start()

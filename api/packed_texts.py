@@ -95,8 +95,7 @@ class PackedTexts:
                 for start in range(0, len(encoded), BLOCK)
             ]
             if raw:
-                blocks = [codec.compress(block, asbytes=True) for block in raw]
-                chunks.append(pa.array(blocks, type=pa.large_binary()))
+                chunks.append(_binary([codec.compress(block, asbytes=True) for block in raw]))
                 sizes.append(np.array([len(block) for block in raw], dtype=np.int64))
             count += len(encoded)
         return cls(chunks, np.concatenate(sizes) if sizes else np.empty(0, np.int64), count)
@@ -130,6 +129,15 @@ class PackedTexts:
         ]
         slots = (positions % BLOCK).tolist()
         return [texts[b][s] or None for b, s in zip(which, slots, strict=True)]
+
+
+def _binary(values: list[bytes]) -> pa.Array:
+    """``values`` as one ``large_binary`` array whose buffers are exactly their size
+    (an Arrow builder would leave up to half of its buffers' capacity unused)."""
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum([len(value) for value in values], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(values))]
+    return pa.Array.from_buffers(pa.large_binary(), len(values), buffers)
 
 
 def _blocks_of(positions: np.ndarray) -> tuple[np.ndarray, list[int]]:
