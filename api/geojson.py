@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,10 @@ import pyproj
 import shapely
 
 from twin.errors import CRSError, UsageError
+from twin.query.compact import release_freed_memory
 from twin.query.index import CityIndex, IndexedLayer, transformer
+
+from .packed_texts import BLOCK, PackedTexts
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -176,32 +179,41 @@ def warm(index: CityIndex) -> threading.Thread | None:
 
 
 # Every feature's geometry written once as CRS84 GeoJSON, by layer snapshot.
-_TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array] = weakref.WeakKeyDictionary()
+_TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array | PackedTexts] = (
+    weakref.WeakKeyDictionary()
+)
 _NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being prepared
 _TEXTS_LOCK = threading.Lock()
-TEXT_BATCH = 50_000  # features written a batch
+TEXT_BATCH = 50_000  # features written a batch (a multiple of packed_texts.BLOCK)
+assert TEXT_BATCH % BLOCK == 0
 
 
 TEXTS_ENV = "TWIN_GEOJSON_TEXTS"
+TEXTS_MODES = ("auto", "all", "packed", "none")
 
 
 def texts_mode() -> str:
-    """``TWIN_GEOJSON_TEXTS``: ``auto`` (default: snapshots without compact layers), ``all``
-    or ``none``.
+    """``TWIN_GEOJSON_TEXTS``: ``auto`` (default), ``all``, ``packed`` or ``none``.
+
+    ``auto``: plain texts for a snapshot without compact layers, packed ones
+    (:class:`~twin_api.packed_texts.PackedTexts`) for a snapshot holding some;
+    ``all``: plain texts always (memory for speed); ``packed``: packed always;
+    ``none``: never.
 
     Examples
     --------
-    >>> texts_mode() in ("auto", "all", "none")
+    >>> texts_mode() in TEXTS_MODES
     True
     """
     mode = os.environ.get(TEXTS_ENV, "").strip().lower() or "auto"
-    if mode not in ("auto", "all", "none"):
-        raise UsageError(f"{TEXTS_ENV}={mode!r}: use auto, all or none")
+    if mode not in TEXTS_MODES:
+        raise UsageError(f"{TEXTS_ENV}={mode!r}: use {', '.join(TEXTS_MODES)}")
     return mode
 
 
-def geometry_texts(layer: IndexedLayer) -> pa.Array | None:
-    """The layer's geometries as CRS84 GeoJSON texts by position, once prepared."""
+def geometry_texts(layer: IndexedLayer) -> pa.Array | PackedTexts | None:
+    """The layer's geometries as CRS84 GeoJSON texts by position, once prepared
+    (an Arrow string array, or :class:`~twin_api.packed_texts.PackedTexts`)."""
     return _TEXTS.get(layer)
 
 
@@ -210,37 +222,41 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
 
     A page in CRS84 (the default) then takes its features' geometries as
     ready-made JSON (``orjson.Fragment``) instead of projecting and writing
-    them per request: the same bytes, about a third of a page's work. Costs
-    about 250 bytes a building (one Arrow string array a layer). A snapshot
-    holding compact layers (a province, see :mod:`twin.query.compact`) is
-    left as it is, memory first, unless ``TWIN_GEOJSON_TEXTS=all``
-    (``none``: never; see :func:`texts_mode`). When a newer snapshot of the
-    same twin comes in, this one stops after the layer under way. Returns the
-    started thread, or None.
+    them per request: the same bytes, about a third of a page's work. Plain
+    texts cost about 250 bytes a building (one Arrow string array a layer);
+    a snapshot holding compact layers (a province, see
+    :mod:`twin.query.compact`) keeps them packed instead, LZ4-compressed
+    in blocks of 8 features (about 125 bytes a building, see
+    :mod:`twin_api.packed_texts`); ``TWIN_GEOJSON_TEXTS`` chooses otherwise
+    (see :func:`texts_mode`). When a newer snapshot of the same twin comes
+    in, this one stops after the layer under way. Returns the started
+    thread, or None.
     """
-    if texts_mode() == "none" or (texts_mode() == "auto" and any(layer.compact for layer in index)):
+    mode = texts_mode()
+    if mode == "none":
         return None
+    packed = mode == "packed" or (mode == "auto" and any(layer.compact for layer in index))
     with _TEXTS_LOCK:
         _NEWEST[index.path] = id(index)
     out = OutputCrs.of(CRS84)
+
+    def batches(layer: IndexedLayer) -> Iterator[np.ndarray]:
+        for start in range(0, len(layer), TEXT_BATCH):
+            geometries = layer.geometries[start : start + TEXT_BATCH]
+            yield shapely.to_geojson(transform_geometries(geometries, index, out))
 
     def run() -> None:
         for layer in list(index):
             with _TEXTS_LOCK:
                 if _NEWEST.get(index.path) != id(index):
                     return
-            parts = [
-                pa.array(
-                    shapely.to_geojson(
-                        transform_geometries(
-                            layer.geometries[start : start + TEXT_BATCH], index, out
-                        )
-                    ),
-                    type=pa.large_string(),
-                )
-                for start in range(0, len(layer), TEXT_BATCH)
-            ]
+            if packed:
+                _TEXTS[layer] = PackedTexts.pack(batches(layer))
+                continue
+            parts = [pa.array(texts, type=pa.large_string()) for texts in batches(layer)]
             _TEXTS[layer] = pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
+        if packed:
+            release_freed_memory()  # the batches' texts, written and compressed, are gone
 
     thread = threading.Thread(target=run, name="geojson-texts", daemon=True)
     thread.start()
@@ -261,7 +277,10 @@ def feature_dicts(
     values = columns.rows(positions)
     take = pa.array(positions, type=pa.int64())
     ready = geometry_texts(layer) if out.uri == CRS84 else None
-    if ready is not None:
+    texts: list[Any]
+    if isinstance(ready, PackedTexts):
+        texts = ready.take(positions)
+    elif ready is not None:
         texts = ready.take(take).to_pylist()
     else:
         geoms = transform_geometries(layer.geometries[positions], index, out)

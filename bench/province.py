@@ -167,8 +167,8 @@ def step_serve(p: dict[str, Path]) -> dict[str, Any]:
     """``twin serve`` (1 worker): start-up, memory held and peak, identify and bbox pages.
 
     Layers past ``TWIN_COMPACT_ABOVE`` features (2,000,000 unless the
-    environment says otherwise) are held compact; ``TWIN_GEOJSON_TEXTS=all``
-    prepares CRS84 geometry texts for them too. Memory is read once the
+    environment says otherwise) are held compact, their CRS84 geometry texts
+    packed (``TWIN_GEOJSON_TEXTS=all``: plain, ``none``: none). Memory is read once the
     server is idle (the vector-tile preparation in the background done):
     ``server_rss_mib`` is what it holds then, ``server_peak_mib`` its peak.
     """

@@ -134,3 +134,35 @@ def test_threshold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("TWIN_COMPACT_ABOVE", "lots")
     with pytest.raises(UsageError, match="TWIN_COMPACT_ABOVE='lots' must be a whole number"):
         compact_limit()
+
+
+def _shapes(bounds: np.ndarray, count: int, seed: int) -> list[shapely.Geometry]:
+    """Turned rectangles, L shapes and rectangles with a hole over the layer's extent."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = bounds
+    shapes = []
+    for i in range(count):
+        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        half = rng.uniform(20, (x1 - x0) / 4)
+        square = shapely.box(cx - half, cy - half, cx + half, cy + half * 0.8)
+        if i % 3 == 0:  # turned a little, as a lon/lat box in the twin CRS
+            corners = shapely.get_coordinates(square)
+            turn = np.radians(rng.uniform(-3, 3))
+            rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+            shapes.append(shapely.Polygon((corners - (cx, cy)) @ rotation.T + (cx, cy)))
+        elif i % 3 == 1:  # an L: its bounds' inner box is not inside it
+            shapes.append(square.difference(shapely.box(cx, cy, cx + half, cy + half)))
+        else:  # a hole in the middle
+            shapes.append(square.difference(shapely.box(cx - 5, cy - 5, cx + 5, cy + 5)))
+    return shapes
+
+
+def test_intersects_skips_no_feature_the_shape_misses(index: CityIndex, compact: CityIndex) -> None:
+    checked = 0
+    for whole in index:
+        small = compact.layer(whole.name)
+        for shape in _shapes(whole.frame.total_bounds, 30, seed=len(whole)):
+            expected = whole.query(shape)
+            assert np.array_equal(small.query(shapely.from_wkb(shapely.to_wkb(shape))), expected)
+            checked += len(expected)
+    assert checked > 1000

@@ -76,6 +76,12 @@ class BoxTree:
     leaves out empty geometries. Memory: the sorted boxes (32 bytes each), their
     positions (8 bytes) and the upper levels (about 1/15 of that).
 
+    Each level holds its boxes as keys ``(minx, miny, -maxx, -maxy)``, padded
+    to whole nodes with infinities: a box meets the query ``(x0, y0, x1, y1)``
+    when its key is at most ``(x1, y1, -x0, -y0)`` in all four, one
+    comparison a level. A query scans the first level of at most
+    :data:`SCAN` nodes whole and descends from there.
+
     Examples
     --------
     >>> tree = BoxTree(np.array([[0, 0, 1, 1], [5, 5, 6, 6], [np.nan] * 4]))
@@ -89,20 +95,12 @@ class BoxTree:
         bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 4)
         present = np.flatnonzero(~np.isnan(bounds).any(axis=1))
         self.order = present[_str_order(bounds[present])]
-        self.levels = [np.ascontiguousarray(bounds[self.order])]
+        keys = bounds[self.order] * np.array([1.0, 1.0, -1.0, -1.0])
+        self.levels = [_padded(keys)]
         while len(self.levels[-1]) > NODE:
             below = self.levels[-1]
-            starts = np.arange(0, len(below), NODE)
-            self.levels.append(
-                np.column_stack(
-                    [
-                        np.minimum.reduceat(below[:, 0], starts),
-                        np.minimum.reduceat(below[:, 1], starts),
-                        np.maximum.reduceat(below[:, 2], starts),
-                        np.maximum.reduceat(below[:, 3], starts),
-                    ]
-                )
-            )
+            self.levels.append(_padded(np.minimum.reduceat(below, np.arange(0, len(below), NODE))))
+        self._start = next(d for d, level in enumerate(self.levels) if len(level) <= SCAN)
 
     def __len__(self) -> int:
         return len(self.order)
@@ -114,20 +112,63 @@ class BoxTree:
 
     def candidates(self, box: Bounds) -> np.ndarray:
         """Positions (ascending) of the boxes that meet ``box``, edges included."""
+        return np.sort(self.order[self._leaves(box)])
+
+    def search(self, box: Bounds) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`candidates` and their boxes as keys ``(minx, miny, -maxx, -maxy)``."""
+        leaves = self._leaves(box)
+        positions = self.order[leaves]
+        ranked = np.argsort(positions)
+        return positions[ranked], self.levels[0][leaves[ranked]]
+
+    def _leaves(self, box: Bounds) -> np.ndarray:
         x0, y0, x1, y1 = box
-        ids = np.arange(len(self.levels[-1]))
-        for depth in range(len(self.levels) - 1, -1, -1):
-            level = self.levels[depth][ids]
-            ids = ids[
-                (level[:, 0] <= x1)
-                & (level[:, 2] >= x0)
-                & (level[:, 1] <= y1)
-                & (level[:, 3] >= y0)
-            ]
-            if depth:
-                ids = (ids[:, None] * NODE + np.arange(NODE)).ravel()
-                ids = ids[ids < len(self.levels[depth - 1])]
-        return np.sort(self.order[ids])
+        query = np.array([x1, y1, -x0, -y0])
+        ids = np.flatnonzero(_meets(self.levels[self._start], query))
+        for depth in range(self._start - 1, -1, -1):
+            ids = (ids[:, None] * NODE + _SLOTS).ravel()
+            ids = ids[_meets(self.levels[depth][ids], query)]
+        return ids
+
+
+SCAN = 2048  # nodes of the level a query scans whole
+_SLOTS = np.arange(NODE)
+
+
+def _padded(keys: np.ndarray) -> np.ndarray:
+    """``keys`` with rows of infinities up to a whole number of nodes (they meet nothing)."""
+    extra = -len(keys) % NODE
+    if extra:
+        keys = np.vstack([keys, np.full((extra, 4), np.inf)])
+    return np.ascontiguousarray(keys)
+
+
+def _meets(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Which rows of ``keys`` are at most ``query`` in all four columns."""
+    return _all4(keys <= query)
+
+
+def _all4(flags: np.ndarray) -> np.ndarray:
+    """Which rows of an ``(n, 4)`` boolean array are true in all four columns."""
+    return np.asarray(np.ascontiguousarray(flags).view(np.uint32).ravel() == 0x01010101)
+
+
+INNER_FROM = 32  # candidates from which an intersects query looks for a box inside its geometry
+_INNER_MARGINS = (0.02, 0.1)  # share of the width and height tried off each side
+
+
+def _inner_box(geometry: shapely.Geometry) -> Bounds | None:
+    """A box the polygon ``geometry`` covers: its bounds shrunk by a few per cent (a
+    rectangle turned or bent by a projection), checked exactly; None if none is."""
+    if shapely.get_type_id(geometry) != 3:  # a polygon
+        return None
+    x0, y0, x1, y1 = shapely.bounds(geometry).tolist()
+    for margin in _INNER_MARGINS:
+        dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+        inner = (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
+        if shapely.covers(geometry, shapely.box(*inner)):
+            return inner
+    return None
 
 
 def _str_order(bounds: np.ndarray) -> np.ndarray:
@@ -326,18 +367,27 @@ class CompactParts:
             x0, y0, x1, y1 = x0 - distance, y0 - distance, x1 + distance, y1 + distance
         if math.isnan(x0):  # an empty query geometry meets nothing
             return np.empty(0, dtype=np.intp)
-        rows = self.tree.candidates((x0, y0, x1, y1))
+        rows, keys = self.tree.search((x0, y0, x1, y1))
         if predicate is None or not len(rows):
             return rows.astype(np.intp, copy=False)
-        found = self.geometries[rows]
         if predicate == "dwithin":
-            keep = shapely.dwithin(found, geometry, distance)
-        else:
-            test = getattr(shapely, predicate, None)
-            if test is None or not callable(test):
-                raise ValueError(f"unknown spatial predicate {predicate!r}")
-            keep = test(geometry, found)
-        return rows[np.asarray(keep, dtype=bool)].astype(np.intp, copy=False)
+            keep = shapely.dwithin(self.geometries[rows], geometry, distance)
+            return rows[np.asarray(keep, dtype=bool)].astype(np.intp, copy=False)
+        test = getattr(shapely, predicate, None)
+        if test is None or not callable(test):
+            raise ValueError(f"unknown spatial predicate {predicate!r}")
+        if len(rows) > 1:  # GEOS tests a prepared geometry against many at once faster
+            shapely.prepare(geometry)
+        keep = np.zeros(len(rows), dtype=bool)
+        if predicate == "intersects" and len(rows) >= INNER_FROM:
+            # A feature whose box lies in a box inside the query meets it: not decoded.
+            inner = _inner_box(geometry)
+            if inner is not None:
+                ix0, iy0, ix1, iy1 = inner
+                keep = _all4(keys >= np.array([ix0, iy0, -ix1, -iy1]))
+        check = np.flatnonzero(~keep)
+        keep[check] = test(geometry, self.geometries[rows[check]])
+        return rows[keep].astype(np.intp, copy=False)
 
     def frame(self) -> gpd.GeoDataFrame:
         """The layer as one GeoDataFrame again, every geometry decoded."""
