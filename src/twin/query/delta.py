@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import shapely
 
 from twin.model import LayerInfo, Twin
+from twin.store.order import order_key, uid_digest
 
 __all__ = [
     "MAX_CHANGED_SHARE",
@@ -50,6 +51,7 @@ __all__ = [
     "PatchedTree",
     "apply_delta",
     "patch",
+    "predicted",
     "read_delta",
 ]
 
@@ -73,12 +75,17 @@ class LayerDelta:
         Every uid of the layer now, in its stored order.
     imports : list of int
         The imports the change sets come from, oldest first.
+    positions : ndarray of int, optional
+        For each uid of ``order``, its row in ``concat([old frame, rows])``, when
+        the order was predicted from the change sets (see :func:`predicted`);
+        None when it was read from the store.
     """
 
     touched: np.ndarray
     rows: gpd.GeoDataFrame
     order: pd.Index
     imports: list[int]
+    positions: np.ndarray | None = None
 
 
 def read_delta(
@@ -119,12 +126,98 @@ def read_delta(
     fresh = city.features(new.name, touched)
     if list(fresh.columns) != list(frame.columns):
         return "its columns changed"
-    order = city.store.uid_order(new.name)
+    recorded = city.store.meta().get(order_key(new.name))
+    guess = predicted(frame.index, rows, fresh.index, recorded, new.last_import)
+    if guess is None:  # no digest recorded, or the delivery moved features: read the order
+        order, positions = city.store.uid_order(new.name), None
+    else:
+        order, positions = guess
     if len(order) != new.feature_count:
         return "the layer changed while it was read"
     return LayerDelta(
-        touched=np.asarray(touched, dtype=object), rows=fresh, order=order, imports=imports
+        touched=np.asarray(touched, dtype=object),
+        rows=fresh,
+        order=order,
+        imports=imports,
+        positions=positions,
     )
+
+
+def predicted(
+    uids: pd.Index,
+    changes: pd.DataFrame,
+    rows: pd.Index,
+    recorded: str | None,
+    last_import: int | None,
+) -> tuple[pd.Index, np.ndarray] | None:
+    """The layer's uids in their stored order, and where each row comes from.
+
+    Each import drops its removed uids and appends its added ones in the order
+    it lists them, changed ones keeping their place: the order a delivery that
+    keeps its features' order gives. The prediction counts only when its
+    digest is the one import ``last_import`` recorded (``recorded``, see
+    :mod:`twin.store.order`); else None: read the stored order.
+
+    Parameters
+    ----------
+    uids : Index
+        The layer's uids before, in order.
+    changes : DataFrame
+        The change sets since (``import_id``, ``uid``, ``change``), oldest first.
+    rows : Index
+        The uids of the rows read (the touched features still in the layer).
+    recorded : str or None
+        What the store holds under :func:`~twin.store.order.order_key`.
+    last_import : int or None
+        The layer's last import now.
+
+    Returns
+    -------
+    (Index, ndarray of int) or None
+        The uids now, and for each its row in ``concat([old frame, rows])``.
+
+    Examples
+    --------
+    >>> from twin.store.order import order_value
+    >>> changes = pd.DataFrame({"import_id": [3, 3, 3, 4], "uid": ["b", "c", "d", "e"],
+    ...                         "change": ["removed", "changed", "added", "added"]})
+    >>> rows = pd.Index(["c", "d", "e"])
+    >>> order, positions = predicted(pd.Index(["a", "b", "c"]), changes, rows,
+    ...                              order_value(4, ["a", "c", "d", "e"]), 4)
+    >>> list(order), positions.tolist()
+    (['a', 'c', 'd', 'e'], [0, 3, 4, 5])
+    >>> predicted(pd.Index(["a", "b", "c"]), changes, rows,
+    ...           order_value(4, ["d", "a", "c", "e"]), 4) is None  # moved: read it
+    True
+    """
+    if recorded is None or not recorded.startswith(f"{last_import}:"):
+        return None
+    order, source = _uids(uids), np.arange(len(uids), dtype=np.intp)
+    ids = changes["import_id"].astype(np.int64).to_numpy()
+    kinds = changes["change"].astype(str).to_numpy()
+    values = changes["uid"].astype(object).to_numpy()
+    for import_id in np.unique(ids):
+        mine = ids == import_id
+        removed = values[mine & (kinds == "removed")]
+        if len(removed):
+            keep = ~_member(order, removed)
+            order, source = pc.filter(order, pa.array(keep)), source[keep]
+        added = values[mine & (kinds == "added")]
+        if len(added):
+            order = pa.chunked_array([*order.chunks, *_uids(added).chunks])
+            source = np.concatenate([source, np.full(len(added), -1, dtype=np.intp)])
+    if recorded != f"{last_import}:{uid_digest(order)}":
+        return None
+    touched = _member(order, rows)  # read again: every added one, and the changed
+    slots = np.flatnonzero(touched)
+    joined = order.combine_chunks() if order.num_chunks != 1 else order.chunk(0)
+    index = pd.Index(pd.array(joined, dtype="str"), name="uid")
+    found = rows.get_indexer(index[slots])
+    if len(slots) != len(rows) or (found < 0).any() or not touched[source < 0].all():
+        return None
+    positions = source.copy()
+    positions[slots] = len(uids) + found
+    return index, positions
 
 
 def _imports_between(city: Twin, old: LayerInfo, new: LayerInfo) -> list[int] | str:
@@ -178,15 +271,21 @@ class Patch:
         For each row of the old frame, its position in the new one (-1: changed or removed).
     new_rows : ndarray of int
         Positions in the new frame of the rows read (added and changed), ascending.
+    positions : ndarray of int
+        For each row of the new frame, its row in ``concat([old frame, rows read])``:
+        any per-row array derived from the old frame is patched the same way.
     """
 
     frame: gpd.GeoDataFrame
     old_rows: np.ndarray
     new_rows: np.ndarray
+    positions: np.ndarray
 
 
 def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
     """:func:`apply_delta` with the row correspondence (for :class:`PatchedTree`)."""
+    if delta.positions is not None:
+        return _placed(frame, delta.rows, delta.positions)
     order, rows = _uids(delta.order), delta.rows
     old = _uids(frame.index)
     kept = ~_member(old, delta.touched)
@@ -201,11 +300,17 @@ def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
             return None
     positions[~is_new] = old_positions
     positions[is_new] = len(frame) + rows.index.get_indexer(pd.Index(delta.order)[is_new])
+    return _placed(frame, rows, positions)
+
+
+def _placed(frame: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, positions: np.ndarray) -> Patch:
+    """The patch taking row ``positions[i]`` of ``concat([frame, rows])`` to row ``i``."""
     both = pd.concat([frame, rows]) if len(rows) else frame
+    is_new = positions >= len(frame)
     old_rows = np.full(len(frame), -1, dtype=np.intp)
-    old_rows[old_positions] = np.flatnonzero(~is_new)
-    new_rows = np.flatnonzero(is_new)
-    return Patch(_same_types(both.take(positions), frame, rows), old_rows, new_rows)
+    old_rows[positions[~is_new]] = np.flatnonzero(~is_new)
+    patched = _same_types(both.take(positions), frame, rows)
+    return Patch(patched, old_rows, np.flatnonzero(is_new), positions)
 
 
 class PatchedTree(shapely.STRtree):
