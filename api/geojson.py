@@ -229,15 +229,12 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
             with _TEXTS_LOCK:
                 if _NEWEST.get(index.path) != id(index):
                     return
+            carried = _carried_texts(layer, index, out)
+            if carried is not None:  # a patched layer: the older layer's texts, taken
+                _TEXTS[layer] = carried
+                continue
             parts = [
-                pa.array(
-                    shapely.to_geojson(
-                        transform_geometries(
-                            layer.geometries[start : start + TEXT_BATCH], index, out
-                        )
-                    ),
-                    type=pa.large_string(),
-                )
+                _texts(layer.geometries[start : start + TEXT_BATCH], index, out)
                 for start in range(0, len(layer), TEXT_BATCH)
             ]
             _TEXTS[layer] = pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
@@ -245,6 +242,22 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
     thread = threading.Thread(target=run, name="geojson-texts", daemon=True)
     thread.start()
     return thread
+
+
+def _texts(geometries: np.ndarray, index: CityIndex, out: OutputCrs) -> pa.Array:
+    written = shapely.to_geojson(transform_geometries(geometries, index, out))
+    return pa.array(written, type=pa.large_string())
+
+
+def _carried_texts(layer: IndexedLayer, index: CityIndex, out: OutputCrs) -> pa.Array | None:
+    """A patched layer's texts from its older layer's, only the rows read written anew
+    (see :class:`twin.query.delta.Lineage`); None when there is nothing to carry."""
+    lineage = layer.lineage
+    older = None if lineage is None else lineage.base()
+    old = None if older is None else geometry_texts(older)
+    if lineage is None or old is None:
+        return None
+    return lineage.carry(old, _texts(layer.geometries[lineage.read_rows], index, out))
 
 
 def property_names(layer: IndexedLayer) -> list[str]:

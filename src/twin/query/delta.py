@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ from twin.store.order import order_key, uid_digest
 __all__ = [
     "MAX_CHANGED_SHARE",
     "LayerDelta",
+    "Lineage",
     "Patch",
     "PatchedTree",
     "apply_delta",
@@ -381,6 +383,44 @@ class PatchedTree(shapely.STRtree):
             if self._whole is None:
                 self._whole = shapely.STRtree(self._geometries)
             return self._whole
+
+
+@dataclass(frozen=True, eq=False)
+class Lineage:
+    """Where the rows of a patched layer come from (see :func:`patch`).
+
+    Row ``i`` of the layer is row ``positions[i]`` of the older layer's rows
+    followed by the rows read from the change sets. A per-row array a service
+    derived from the older layer (GeoJSON texts, attribute arrays) is carried
+    over with :meth:`carry` at the cost of a take, instead of being derived
+    again from every row. The older layer is held weakly: once its snapshot
+    is gone, there is nothing to carry.
+
+    Examples
+    --------
+    >>> older = index.layer("roads")
+    >>> lineage = Lineage(weakref.ref(older), np.array([2, 0, 3]), 3)
+    >>> lineage.carry(pa.array(["a", "b", "c"]), pa.array(["new"])).to_pylist()
+    ['c', 'a', 'new']
+    >>> lineage.read_rows.tolist()  # rows of the layer that were read
+    [2]
+    """
+
+    base: weakref.ref[Any]  # the older IndexedLayer
+    positions: np.ndarray
+    base_rows: int  # rows of the older layer
+
+    @property
+    def read_rows(self) -> np.ndarray:
+        """Positions in this layer of the rows read (their order in the read rows)."""
+        found = np.flatnonzero(self.positions >= self.base_rows)
+        return found[np.argsort(self.positions[found], kind="stable")]
+
+    def carry(self, old: pa.Array, read: pa.Array) -> pa.Array:
+        """The per-row array of this layer from ``old`` (the older layer's, by row) and
+        ``read`` (the rows read, in :attr:`read_rows` order)."""
+        both = pa.concat_arrays([old, read]) if len(read) else old
+        return both.take(pa.array(self.positions, type=pa.int64()))
 
 
 def _uids(values: Any) -> pa.ChunkedArray:

@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from twin.query.compact import (
     compact_limit,
     release_freed_memory,
 )
-from twin.query.delta import MAX_CHANGED_SHARE, PatchedTree, patch, read_delta
+from twin.query.delta import MAX_CHANGED_SHARE, Lineage, PatchedTree, patch, read_delta
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
@@ -190,6 +191,7 @@ class IndexedLayer:
         self._tree = tree
         self.parts = parts
         self._whole = threading.Lock()
+        self.lineage: Lineage | None = None  # set on a layer patched from an older one
 
     @classmethod
     def from_frame(cls, info: LayerInfo, frame: gpd.GeoDataFrame) -> IndexedLayer:
@@ -695,7 +697,10 @@ def _patched(
         )
     else:  # many rows new, or many patches on patches: one tree again
         tree = shapely.STRtree(geometries)
-    return IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
+    layer = IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
+    layer.uids.get_indexer(layer.uids[:1])  # its uid lookup built now, not by a request
+    layer.lineage = Lineage(weakref.ref(before), patched.positions, len(before))
+    return layer
 
 
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
