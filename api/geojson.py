@@ -24,6 +24,7 @@ import pyproj
 import shapely
 
 from twin.errors import CRSError, UsageError
+from twin.query.delta import CarriedArray
 from twin.query.index import CityIndex, IndexedLayer, transformer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -176,7 +177,9 @@ def warm(index: CityIndex) -> threading.Thread | None:
 
 
 # Every feature's geometry written once as CRS84 GeoJSON, by layer snapshot.
-_TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array] = weakref.WeakKeyDictionary()
+_TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array | CarriedArray] = (
+    weakref.WeakKeyDictionary()
+)
 _NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being prepared
 _TEXTS_LOCK = threading.Lock()
 TEXT_BATCH = 50_000  # features written a batch
@@ -200,7 +203,7 @@ def texts_mode() -> str:
     return mode
 
 
-def geometry_texts(layer: IndexedLayer) -> pa.Array | None:
+def geometry_texts(layer: IndexedLayer) -> pa.Array | CarriedArray | None:
     """The layer's geometries as CRS84 GeoJSON texts by position, once prepared."""
     return _TEXTS.get(layer)
 
@@ -249,7 +252,7 @@ def _texts(geometries: np.ndarray, index: CityIndex, out: OutputCrs) -> pa.Array
     return pa.array(written, type=pa.large_string())
 
 
-def _carried_texts(layer: IndexedLayer, index: CityIndex, out: OutputCrs) -> pa.Array | None:
+def _carried_texts(layer: IndexedLayer, index: CityIndex, out: OutputCrs) -> CarriedArray | None:
     """A patched layer's texts from its older layer's, only the rows read written anew
     (see :class:`twin.query.delta.Lineage`); None when there is nothing to carry."""
     lineage = layer.lineage

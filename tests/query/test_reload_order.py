@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import weakref
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 
 import twin
 from twin.bigimport import import_streamed
-from twin.query.delta import read_delta
+from twin.query.delta import CARRY_LIMIT, CarriedArray, Lineage, read_delta
 from twin.query.index import CityIndex, LiveIndex, urgent
 from twin.store.order import order_key, order_value, uid_digest
 from twin.store.pgtest import TempCluster
@@ -175,10 +177,42 @@ def test_a_patched_layers_geojson_texts_are_carried_and_equal_fresh_ones(
     assert fresh is not None
     fresh.join()
     expected = geojson.geometry_texts(full.layer("buildings"))
-    assert carried is not None and expected is not None
-    assert carried.equals(expected) and len(carried) == len(full.layer("buildings"))
+    assert isinstance(carried, CarriedArray) and isinstance(expected, pa.Array)
+    assert carried.base is geojson.geometry_texts(before.layer("buildings"))  # not copied
+    assert carried.whole().equals(expected) and len(carried) == len(full.layer("buildings"))
     moved = layer.position("buildings.文-1")
-    assert carried[moved].as_py() != geojson.geometry_texts(before.layer("buildings"))[3].as_py()
+    assert carried.take([moved]).equals(expected.take([moved]))
+    assert carried.take([moved])[0].as_py() != carried.base[2].as_py()  # moved 3 m from row 2
+    rows = np.array([moved, 0, 5, len(layer) - 1, 5])
+    out = geojson.OutputCrs.of(geojson.CRS84)
+    page = geojson.dumps(geojson.feature_dicts(layer, rows, after, out))
+    assert page == geojson.dumps(geojson.feature_dicts(full.layer("buildings"), rows, full, out))
+
+
+def test_a_carried_array_follows_chained_patches_and_is_made_whole_past_its_limit() -> None:
+    base = pa.array([f"v{i}" for i in range(100)])
+    truth = base.to_pylist()
+    carried: pa.Array | CarriedArray = base
+    rng = np.random.default_rng(5)
+    for step in range(6):  # each patch: 3 rows removed, 2 changed in place, 2 added at the end
+        n = len(truth)
+        gone = set(rng.choice(n, 3, replace=False).tolist())
+        kept = [i for i in range(n) if i not in gone]
+        changed = set(rng.choice(len(kept), 2, replace=False).tolist())
+        positions = np.array([*kept, 0, 0])
+        values, read = [truth[i] for i in kept] + ["", ""], []
+        for slot in [*sorted(changed), len(kept), len(kept) + 1]:
+            positions[slot] = n + len(read)
+            values[slot] = f"s{step}r{len(read)}"
+            read.append(values[slot])
+        lineage = Lineage(weakref.ref(carried), positions, n)
+        assert lineage.read_rows.tolist() == [*sorted(changed), len(kept), len(kept) + 1]
+        carried = lineage.carry(carried, pa.array(read))
+        truth = values
+        assert carried.take(np.arange(len(truth))).to_pylist() == truth
+        assert carried.whole().to_pylist() == truth
+        assert carried.base is base or step >= 2  # the first base, until past CARRY_LIMIT
+    assert len(carried.extra) <= CARRY_LIMIT * len(carried.base) + 4
 
 
 def test_the_digest_tells_orders_and_batches_apart() -> None:

@@ -46,7 +46,9 @@ from twin.model import LayerInfo, Twin
 from twin.store.order import order_key, uid_digest
 
 __all__ = [
+    "CARRY_LIMIT",
     "MAX_CHANGED_SHARE",
+    "CarriedArray",
     "LayerDelta",
     "Lineage",
     "Patch",
@@ -391,16 +393,17 @@ class Lineage:
 
     Row ``i`` of the layer is row ``positions[i]`` of the older layer's rows
     followed by the rows read from the change sets. A per-row array a service
-    derived from the older layer (GeoJSON texts, attribute arrays) is carried
-    over with :meth:`carry` at the cost of a take, instead of being derived
-    again from every row. The older layer is held weakly: once its snapshot
-    is gone, there is nothing to carry.
+    derived from the older layer (GeoJSON texts) is carried over with
+    :meth:`carry`, only the rows read derived anew (a :class:`CarriedArray`:
+    no copy of the older array). The older layer is held weakly: once its
+    snapshot is gone, there is nothing to carry.
 
     Examples
     --------
     >>> older = index.layer("roads")
     >>> lineage = Lineage(weakref.ref(older), np.array([2, 0, 3]), 3)
-    >>> lineage.carry(pa.array(["a", "b", "c"]), pa.array(["new"])).to_pylist()
+    >>> carried = lineage.carry(pa.array(["a", "b", "c"]), pa.array(["new"]))
+    >>> carried.take(pa.array([0, 1, 2])).to_pylist()
     ['c', 'a', 'new']
     >>> lineage.read_rows.tolist()  # rows of the layer that were read
     [2]
@@ -416,11 +419,73 @@ class Lineage:
         found = np.flatnonzero(self.positions >= self.base_rows)
         return found[np.argsort(self.positions[found], kind="stable")]
 
-    def carry(self, old: pa.Array, read: pa.Array) -> pa.Array:
+    def carry(self, old: pa.Array | CarriedArray, read: pa.Array) -> CarriedArray:
         """The per-row array of this layer from ``old`` (the older layer's, by row) and
         ``read`` (the rows read, in :attr:`read_rows` order)."""
-        both = pa.concat_arrays([old, read]) if len(read) else old
-        return both.take(pa.array(self.positions, type=pa.int64()))
+        return CarriedArray.of(old, read, self)
+
+
+#: A carried array whose rows read again exceed this share of its base is copied whole.
+CARRY_LIMIT = 0.1
+
+
+class CarriedArray:
+    """A per-row Arrow array of a patched layer, held as the older array (never copied)
+    plus the rows read, and where each row of the layer is in them.
+
+    :meth:`take` answers as ``Array.take`` would on the whole array, at a cost
+    in proportion to the rows taken. Carried through further patches it keeps
+    the first base; past :data:`CARRY_LIMIT` rows read it is made whole again.
+
+    Examples
+    --------
+    >>> carried = CarriedArray(pa.array(["a", "b"]), pa.array(["c"]), np.array([2, 0]))
+    >>> carried.take(pa.array([1, 0])).to_pylist(), len(carried)
+    (['a', 'c'], 2)
+    >>> carried.whole().to_pylist()
+    ['c', 'a']
+    """
+
+    def __init__(self, base: pa.Array, extra: pa.Array, source: np.ndarray) -> None:
+        self.base, self.extra = base, extra
+        self.source = np.asarray(source, dtype=np.int64)
+
+    @classmethod
+    def of(cls, old: pa.Array | CarriedArray, read: pa.Array, lineage: Lineage) -> CarriedArray:
+        """``old`` (by row of the older layer) carried to the layer ``lineage`` describes."""
+        if isinstance(old, CarriedArray):
+            base, extra, prior = old.base, old.extra, old.source
+        else:
+            base, extra, prior = old, read.slice(0, 0), np.arange(len(old), dtype=np.int64)
+        positions = lineage.positions
+        kept = positions < lineage.base_rows
+        source = np.empty(len(positions), dtype=np.int64)
+        source[kept] = prior[positions[kept]]
+        source[~kept] = len(base) + len(extra) + positions[~kept] - lineage.base_rows
+        carried = cls(base, pa.concat_arrays([extra, read]), source)
+        if len(carried.extra) > CARRY_LIMIT * max(len(base), 1):
+            return cls(carried.whole(), read.slice(0, 0), np.arange(len(source)))
+        return carried
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def take(self, indices: Any) -> pa.Array:
+        """The values at row ``indices`` (an Arrow or NumPy integer array)."""
+        where = self.source[np.asarray(indices, dtype=np.int64)]
+        in_base = where < len(self.base)
+        if in_base.all():
+            return self.base.take(pa.array(where))
+        first = self.base.take(pa.array(where[in_base]))
+        second = self.extra.take(pa.array(where[~in_base] - len(self.base)))
+        order = np.empty(len(where), dtype=np.int64)
+        order[in_base] = np.arange(len(first))
+        order[~in_base] = len(first) + np.arange(len(second))
+        return pa.concat_arrays([first, second]).take(pa.array(order))
+
+    def whole(self) -> pa.Array:
+        """Every row as one Arrow array (a copy)."""
+        return pa.concat_arrays([self.base, self.extra]).take(pa.array(self.source))
 
 
 def _uids(values: Any) -> pa.ChunkedArray:
