@@ -716,14 +716,15 @@ def _load_compact(city: Twin, info: LayerInfo) -> IndexedLayer:
     return IndexedLayer.from_parts(info, parts)
 
 
-#: How much nicer than the rest of the process a reload runs (Linux nice, this thread).
+#: The reloading thread's Linux nice value relative to the process (negative: more urgent).
 RELOAD_NICE = -5
 
 
 @contextlib.contextmanager
 def urgent(step: int = RELOAD_NICE) -> Iterator[bool]:
-    """Run the calling thread ``step`` nicer (Linux nice) inside the block; yields whether
-    it could (lowering nice needs privileges: otherwise the block runs as it is).
+    """Add ``step`` to the calling thread's Linux nice value inside the block (negative:
+    a higher priority); yields whether it could (lowering it needs privileges:
+    otherwise the block runs as it is).
 
     A reload under a saturating load competes for the cores with the requests it
     should end up answering, in every worker at once: a snapshot a few seconds
