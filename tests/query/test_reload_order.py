@@ -25,8 +25,10 @@ import shapely
 
 import twin
 from twin.bigimport import import_streamed
+from twin.errors import FeatureNotFoundError
 from twin.query.delta import CARRY_LIMIT, CarriedArray, Lineage, read_delta
-from twin.query.index import CityIndex, LiveIndex, urgent
+from twin.query.index import CityIndex, LiveIndex
+from twin.query.urgency import urgent
 from twin.store.order import order_key, order_value, uid_digest
 from twin.store.pgtest import TempCluster
 from twin.store.transfer import copy_twin
@@ -128,7 +130,13 @@ def test_an_order_keeping_delivery_is_patched_from_a_predicted_order(target: str
     gone = old.layer("buildings").uids[[0, 7]]
     assert not layer.uids.isin(gone).any()
     assert layer.frame.loc[second.index[1], "name"] == "二 0"
-    assert layer.position(second.index[1]) == full.layer("buildings").position(second.index[1])
+    assert layer.lookup is not None and layer.lookup.depth == 1  # one patch for two imports
+    assert [layer.position(uid) for uid in full.layer("buildings").uids] == list(range(len(layer)))
+    for uid in [*gone, "buildings.none"]:
+        with pytest.raises(FeatureNotFoundError, match="has no feature"):
+            layer.position(uid)
+    again = new.updated()  # nothing new: the same layer, its lookup as it was
+    assert again.layer("buildings") is layer
 
 
 def test_a_delivery_that_moves_features_is_read_in_its_stored_order(target: str | Path) -> None:

@@ -48,11 +48,13 @@ from twin.store.order import order_key, uid_digest
 __all__ = [
     "CARRY_LIMIT",
     "MAX_CHANGED_SHARE",
+    "MAX_LOOKUP_DEPTH",
     "CarriedArray",
     "LayerDelta",
     "Lineage",
     "Patch",
     "PatchedTree",
+    "UidLookup",
     "apply_delta",
     "patch",
     "predicted",
@@ -423,6 +425,56 @@ class Lineage:
         """The per-row array of this layer from ``old`` (the older layer's, by row) and
         ``read`` (the rows read, in :attr:`read_rows` order)."""
         return CarriedArray.of(old, read, self)
+
+
+#: Patched lookups chained at most this deep; the next patch starts from its layer's uids.
+MAX_LOOKUP_DEPTH = 8
+
+
+class UidLookup:
+    """Row positions by uid in a patched layer, without hashing its every uid.
+
+    A uid read by the patch is found among the rows read (a small index);
+    any other in the older layer (its own lookup, or its uid index, hashed
+    once), then moved to its new row (``old_rows``; -1: removed). Holds the
+    older layer's uids (not its rows) until a later patch starts afresh
+    (:data:`MAX_LOOKUP_DEPTH`).
+
+    Examples
+    --------
+    >>> older = pd.Index(["a", "b", "c", "d"])
+    >>> lookup = UidLookup(older, np.array([0, -1, -1, 1]), pd.Index(["c", "e"]), np.array([2, 3]))
+    >>> [lookup.find(u) for u in ["a", "b", "c", "d", "e", "x"]]
+    [0, -1, 2, 1, 3, -1]
+    >>> UidLookup(lookup, np.array([1, 0, 2, 3]), pd.Index([]), np.array([], dtype=int)).find("d")
+    0
+    """
+
+    def __init__(
+        self, base: UidLookup | pd.Index, old_rows: np.ndarray, read: pd.Index, read_rows: Any
+    ) -> None:
+        self.base, self.old_rows = base, np.asarray(old_rows, dtype=np.intp)
+        self.read, self.read_rows = read, np.asarray(read_rows, dtype=np.intp)
+        self.depth: int = base.depth + 1 if isinstance(base, UidLookup) else 1
+
+    def find(self, uid: str) -> int:
+        """The row of ``uid``, or -1."""
+        at = _location(self.read, uid)
+        if at >= 0:
+            return int(self.read_rows[at])
+        if isinstance(self.base, UidLookup):
+            before = self.base.find(uid)
+        else:
+            before = _location(self.base, uid)
+        return -1 if before < 0 else int(self.old_rows[before])
+
+
+def _location(index: pd.Index, uid: str) -> int:
+    try:
+        found = index.get_loc(uid)
+    except (KeyError, TypeError):
+        return -1
+    return found if isinstance(found, int) else -1
 
 
 #: A carried array whose rows read again exceed this share of its base is copied whole.

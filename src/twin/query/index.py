@@ -51,7 +51,16 @@ from twin.query.compact import (
     compact_limit,
     release_freed_memory,
 )
-from twin.query.delta import MAX_CHANGED_SHARE, Lineage, PatchedTree, patch, read_delta
+from twin.query.delta import (
+    MAX_CHANGED_SHARE,
+    MAX_LOOKUP_DEPTH,
+    Lineage,
+    PatchedTree,
+    UidLookup,
+    patch,
+    read_delta,
+)
+from twin.query.urgency import urgent
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
@@ -192,6 +201,7 @@ class IndexedLayer:
         self.parts = parts
         self._whole = threading.Lock()
         self.lineage: Lineage | None = None  # set on a layer patched from an older one
+        self.lookup: UidLookup | None = None  # positions by uid without hashing every uid
 
     @classmethod
     def from_frame(cls, info: LayerInfo, frame: gpd.GeoDataFrame) -> IndexedLayer:
@@ -333,6 +343,11 @@ class IndexedLayer:
 
     def position(self, uid: str) -> int:
         """Row position of the feature ``uid``; :class:`FeatureNotFoundError` if absent."""
+        if self.lookup is not None:  # a patched layer: through the older layers' lookups
+            found = self.lookup.find(uid)
+            if found < 0:
+                raise FeatureNotFoundError(f"layer {self.name} has no feature {uid!r}")
+            return found
         index = self.uids
         if uid not in index:
             raise FeatureNotFoundError(f"layer {self.name} has no feature {uid!r}")
@@ -698,8 +713,11 @@ def _patched(
     else:  # many rows new, or many patches on patches: one tree again
         tree = shapely.STRtree(geometries)
     layer = IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
-    layer.uids.get_indexer(layer.uids[:1])  # its uid lookup built now, not by a request
     layer.lineage = Lineage(weakref.ref(before), patched.positions, len(before))
+    older = before.lookup
+    base = older if older is not None and older.depth < MAX_LOOKUP_DEPTH else before.uids
+    read = layer.lineage.read_rows
+    layer.lookup = UidLookup(base, patched.old_rows, layer.uids[read], read)
     return layer
 
 
@@ -714,43 +732,6 @@ def _load_compact(city: Twin, info: LayerInfo) -> IndexedLayer:
         "layer %s held compact: %d features, %.0f MiB", info.name, len(parts), parts.nbytes / 2**20
     )
     return IndexedLayer.from_parts(info, parts)
-
-
-#: The reloading thread's Linux nice value relative to the process (negative: more urgent).
-RELOAD_NICE = -5
-
-
-@contextlib.contextmanager
-def urgent(step: int = RELOAD_NICE) -> Iterator[bool]:
-    """Add ``step`` to the calling thread's Linux nice value inside the block (negative:
-    a higher priority); yields whether it could (lowering it needs privileges:
-    otherwise the block runs as it is).
-
-    A reload under a saturating load competes for the cores with the requests it
-    should end up answering, in every worker at once: a snapshot a few seconds
-    late is served by the whole service. Requests go on meanwhile (the process's
-    other threads keep their priority; they share its interpreter lock).
-
-    Examples
-    --------
-    >>> with urgent(0) as raised:
-    ...     raised
-    False
-    """
-    thread = threading.get_native_id()
-    try:
-        before = os.getpriority(os.PRIO_PROCESS, thread)
-        if step:
-            os.setpriority(os.PRIO_PROCESS, thread, max(-20, before + step))
-        raised = bool(step)
-    except (AttributeError, OSError):  # not Linux, or not allowed
-        raised = False
-    try:
-        yield raised
-    finally:
-        if raised:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, thread, before)
 
 
 def _crs_key(crs: str | pyproj.CRS) -> str:
