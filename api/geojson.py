@@ -138,8 +138,11 @@ def _column_array(values: pd.Series) -> pa.Array | np.ndarray:
 
 def _arrow(values: pd.Series) -> pa.Array:
     """One Arrow array (NaN and NA as nulls), in one chunk: taking rows from a
-    chunked array costs time in proportion to its length."""
-    array = pa.array(values, from_pandas=True)
+    chunked array costs time in proportion to its length. Given the Series' values,
+    not the Series: asked for an attribute, a Series looks the name up in its index,
+    which hashes a million uids the first time."""
+    data = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else None
+    array = pa.array(values.to_numpy() if data is None else data, from_pandas=True)
     if isinstance(array, pa.ChunkedArray):  # one chunk: taken as it is, not copied
         return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     return array
