@@ -25,6 +25,7 @@ import shapely
 
 from twin.errors import CRSError, UsageError
 from twin.query.compact import release_freed_memory
+from twin.query.delta import CarriedArray
 from twin.query.index import CityIndex, IndexedLayer, transformer
 
 from .packed_texts import BLOCK, PackedTexts
@@ -140,8 +141,11 @@ def _column_array(values: pd.Series) -> pa.Array | np.ndarray:
 
 def _arrow(values: pd.Series) -> pa.Array:
     """One Arrow array (NaN and NA as nulls), in one chunk: taking rows from a
-    chunked array costs time in proportion to its length."""
-    array = pa.array(values, from_pandas=True)
+    chunked array costs time in proportion to its length. Given the Series' values,
+    not the Series: asked for an attribute, a Series looks the name up in its index,
+    which hashes a million uids the first time."""
+    data = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else None
+    array = pa.array(values.to_numpy() if data is None else data, from_pandas=True)
     if isinstance(array, pa.ChunkedArray):  # one chunk: taken as it is, not copied
         return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     return array
@@ -179,7 +183,7 @@ def warm(index: CityIndex) -> threading.Thread | None:
 
 
 # Every feature's geometry written once as CRS84 GeoJSON, by layer snapshot.
-_TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array | PackedTexts] = (
+_TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array | CarriedArray | PackedTexts] = (
     weakref.WeakKeyDictionary()
 )
 _NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being prepared
@@ -211,9 +215,10 @@ def texts_mode() -> str:
     return mode
 
 
-def geometry_texts(layer: IndexedLayer) -> pa.Array | PackedTexts | None:
+def geometry_texts(layer: IndexedLayer) -> pa.Array | CarriedArray | PackedTexts | None:
     """The layer's geometries as CRS84 GeoJSON texts by position, once prepared
-    (an Arrow string array, or :class:`~twin_api.packed_texts.PackedTexts`)."""
+    (an Arrow string array, a patched layer's :class:`~twin.query.delta.CarriedArray`,
+    or :class:`~twin_api.packed_texts.PackedTexts`)."""
     return _TEXTS.get(layer)
 
 
@@ -253,6 +258,10 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
             if packed:
                 _TEXTS[layer] = PackedTexts.pack(batches(layer))
                 continue
+            carried = _carried_texts(layer, index, out)
+            if carried is not None:  # a patched layer: the older layer's texts, taken
+                _TEXTS[layer] = carried
+                continue
             parts = [pa.array(texts, type=pa.large_string()) for texts in batches(layer)]
             _TEXTS[layer] = pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
         if packed:
@@ -261,6 +270,22 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
     thread = threading.Thread(target=run, name="geojson-texts", daemon=True)
     thread.start()
     return thread
+
+
+def _texts(geometries: np.ndarray, index: CityIndex, out: OutputCrs) -> pa.Array:
+    written = shapely.to_geojson(transform_geometries(geometries, index, out))
+    return pa.array(written, type=pa.large_string())
+
+
+def _carried_texts(layer: IndexedLayer, index: CityIndex, out: OutputCrs) -> CarriedArray | None:
+    """A patched layer's texts from its older layer's, only the rows read written anew
+    (see :class:`twin.query.delta.Lineage`); None when there is nothing to carry."""
+    lineage = layer.lineage
+    older = None if lineage is None else lineage.base()
+    old = None if older is None else geometry_texts(older)
+    if lineage is None or old is None or isinstance(old, PackedTexts):
+        return None
+    return lineage.carry(old, _texts(layer.geometries[lineage.read_rows], index, out))
 
 
 def property_names(layer: IndexedLayer) -> list[str]:

@@ -51,6 +51,7 @@ from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
 from twin.store.files import Encoded, write_stream
 from twin.store.gdalsink import spare_core
+from twin.store.order import UidDigest, order_key
 from twin.store.records import LayerSummary
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ def import_streamed(
                 assert writer.summary is not None
                 records.fill_counts(report, changes, writer.summary.count)
                 session.record_import(writer.spec, report, kind, writer.summary, changes)
+                order = f"{report.import_id}:{writer.order.hexdigest()}"
+                session.set_meta(order_key(writer.spec.layer), order)
             finally:
                 writer.drop_scratch()
     step("done", 1.0)
@@ -146,6 +149,7 @@ class _Writer:
         self.removed = np.empty(0, dtype=object)
         self.now = pd.Timestamp.now(tz="UTC")
         self.single = False  # a batch was written with single parts only
+        self.order = UidDigest()  # the uids as written (see twin.store.order)
         # GDAL writes in a helper process when batches are large and a core is idle
         self.helper = batch_size >= HELPER_BATCH and spare_core()
 
@@ -217,6 +221,7 @@ class _Writer:
             starts = np.full(len(frame), now_ms, dtype=np.int64)
         valid_from = pd.Series(pd.to_datetime(starts, unit="ms", utc=True), index=frame.index)
         frame = frame.assign(valid_from=valid_from.astype(_MS_UTC))
+        self.order.update(frame["uid"])
         summary = LayerSummary.of(frame)
         self.summary = summary if self.summary is None else self.summary + summary
         return frame

@@ -22,6 +22,7 @@ from twin.kinds import Category, get_kind
 from twin.mapping import ImportSpec, read_mapping
 from twin.store import GpkgStore, PostgisStore, gpkgread, open_store, records, schema
 from twin.store.gpkg import history_table
+from twin.store.order import order_key, order_value
 
 __all__ = ["LayerInfo", "Twin"]
 
@@ -452,6 +453,7 @@ class Twin:
             report.time = _sql_time(now)
             records.fill_counts(report, changes, len(frame))
             session.record_import(spec, report, prepared.kind, frame, changes)
+            session.set_meta(order_key(spec.layer), order_value(report.import_id, frame["uid"]))
             if self.crs_text == "auto":
                 session.set_meta("crs", _crs_text(prepared.crs))
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,14 +43,21 @@ import pyarrow.compute as pc
 import shapely
 
 from twin.model import LayerInfo, Twin
+from twin.store.order import order_key, uid_digest
 
 __all__ = [
+    "CARRY_LIMIT",
     "MAX_CHANGED_SHARE",
+    "MAX_LOOKUP_DEPTH",
+    "CarriedArray",
     "LayerDelta",
+    "Lineage",
     "Patch",
     "PatchedTree",
+    "UidLookup",
     "apply_delta",
     "patch",
+    "predicted",
     "read_delta",
 ]
 
@@ -73,12 +81,17 @@ class LayerDelta:
         Every uid of the layer now, in its stored order.
     imports : list of int
         The imports the change sets come from, oldest first.
+    positions : ndarray of int, optional
+        For each uid of ``order``, its row in ``concat([old frame, rows])``, when
+        the order was predicted from the change sets (see :func:`predicted`);
+        None when it was read from the store.
     """
 
     touched: np.ndarray
     rows: gpd.GeoDataFrame
     order: pd.Index
     imports: list[int]
+    positions: np.ndarray | None = None
 
 
 def read_delta(
@@ -119,12 +132,98 @@ def read_delta(
     fresh = city.features(new.name, touched)
     if list(fresh.columns) != list(frame.columns):
         return "its columns changed"
-    order = city.store.uid_order(new.name)
+    recorded = city.store.meta().get(order_key(new.name))
+    guess = predicted(frame.index, rows, fresh.index, recorded, new.last_import)
+    if guess is None:  # no digest recorded, or the delivery moved features: read the order
+        order, positions = city.store.uid_order(new.name), None
+    else:
+        order, positions = guess
     if len(order) != new.feature_count:
         return "the layer changed while it was read"
     return LayerDelta(
-        touched=np.asarray(touched, dtype=object), rows=fresh, order=order, imports=imports
+        touched=np.asarray(touched, dtype=object),
+        rows=fresh,
+        order=order,
+        imports=imports,
+        positions=positions,
     )
+
+
+def predicted(
+    uids: pd.Index,
+    changes: pd.DataFrame,
+    rows: pd.Index,
+    recorded: str | None,
+    last_import: int | None,
+) -> tuple[pd.Index, np.ndarray] | None:
+    """The layer's uids in their stored order, and where each row comes from.
+
+    Each import drops its removed uids and appends its added ones in the order
+    it lists them, changed ones keeping their place: the order a delivery that
+    keeps its features' order gives. The prediction counts only when its
+    digest is the one import ``last_import`` recorded (``recorded``, see
+    :mod:`twin.store.order`); else None: read the stored order.
+
+    Parameters
+    ----------
+    uids : Index
+        The layer's uids before, in order.
+    changes : DataFrame
+        The change sets since (``import_id``, ``uid``, ``change``), oldest first.
+    rows : Index
+        The uids of the rows read (the touched features still in the layer).
+    recorded : str or None
+        What the store holds under :func:`~twin.store.order.order_key`.
+    last_import : int or None
+        The layer's last import now.
+
+    Returns
+    -------
+    (Index, ndarray of int) or None
+        The uids now, and for each its row in ``concat([old frame, rows])``.
+
+    Examples
+    --------
+    >>> from twin.store.order import order_value
+    >>> changes = pd.DataFrame({"import_id": [3, 3, 3, 4], "uid": ["b", "c", "d", "e"],
+    ...                         "change": ["removed", "changed", "added", "added"]})
+    >>> rows = pd.Index(["c", "d", "e"])
+    >>> order, positions = predicted(pd.Index(["a", "b", "c"]), changes, rows,
+    ...                              order_value(4, ["a", "c", "d", "e"]), 4)
+    >>> list(order), positions.tolist()
+    (['a', 'c', 'd', 'e'], [0, 3, 4, 5])
+    >>> predicted(pd.Index(["a", "b", "c"]), changes, rows,
+    ...           order_value(4, ["d", "a", "c", "e"]), 4) is None  # moved: read it
+    True
+    """
+    if recorded is None or not recorded.startswith(f"{last_import}:"):
+        return None
+    order, source = _uids(uids), np.arange(len(uids), dtype=np.intp)
+    ids = changes["import_id"].astype(np.int64).to_numpy()
+    kinds = changes["change"].astype(str).to_numpy()
+    values = changes["uid"].astype(object).to_numpy()
+    for import_id in np.unique(ids):
+        mine = ids == import_id
+        removed = values[mine & (kinds == "removed")]
+        if len(removed):
+            keep = ~_member(order, removed)
+            order, source = pc.filter(order, pa.array(keep)), source[keep]
+        added = values[mine & (kinds == "added")]
+        if len(added):
+            order = pa.chunked_array([*order.chunks, *_uids(added).chunks])
+            source = np.concatenate([source, np.full(len(added), -1, dtype=np.intp)])
+    if recorded != f"{last_import}:{uid_digest(order)}":
+        return None
+    touched = _member(order, rows)  # read again: every added one, and the changed
+    slots = np.flatnonzero(touched)
+    joined = order.combine_chunks() if order.num_chunks != 1 else order.chunk(0)
+    index = pd.Index(pd.array(joined, dtype="str"), name="uid")
+    found = rows.get_indexer(index[slots])
+    if len(slots) != len(rows) or (found < 0).any() or not touched[source < 0].all():
+        return None
+    positions = source.copy()
+    positions[slots] = len(uids) + found
+    return index, positions
 
 
 def _imports_between(city: Twin, old: LayerInfo, new: LayerInfo) -> list[int] | str:
@@ -178,15 +277,21 @@ class Patch:
         For each row of the old frame, its position in the new one (-1: changed or removed).
     new_rows : ndarray of int
         Positions in the new frame of the rows read (added and changed), ascending.
+    positions : ndarray of int
+        For each row of the new frame, its row in ``concat([old frame, rows read])``:
+        any per-row array derived from the old frame is patched the same way.
     """
 
     frame: gpd.GeoDataFrame
     old_rows: np.ndarray
     new_rows: np.ndarray
+    positions: np.ndarray
 
 
 def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
     """:func:`apply_delta` with the row correspondence (for :class:`PatchedTree`)."""
+    if delta.positions is not None:
+        return _placed(frame, delta.rows, delta.positions)
     order, rows = _uids(delta.order), delta.rows
     old = _uids(frame.index)
     kept = ~_member(old, delta.touched)
@@ -201,11 +306,17 @@ def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
             return None
     positions[~is_new] = old_positions
     positions[is_new] = len(frame) + rows.index.get_indexer(pd.Index(delta.order)[is_new])
+    return _placed(frame, rows, positions)
+
+
+def _placed(frame: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, positions: np.ndarray) -> Patch:
+    """The patch taking row ``positions[i]`` of ``concat([frame, rows])`` to row ``i``."""
     both = pd.concat([frame, rows]) if len(rows) else frame
+    is_new = positions >= len(frame)
     old_rows = np.full(len(frame), -1, dtype=np.intp)
-    old_rows[old_positions] = np.flatnonzero(~is_new)
-    new_rows = np.flatnonzero(is_new)
-    return Patch(_same_types(both.take(positions), frame, rows), old_rows, new_rows)
+    old_rows[positions[~is_new]] = np.flatnonzero(~is_new)
+    patched = _same_types(both.take(positions), frame, rows)
+    return Patch(patched, old_rows, np.flatnonzero(is_new), positions)
 
 
 class PatchedTree(shapely.STRtree):
@@ -276,6 +387,157 @@ class PatchedTree(shapely.STRtree):
             if self._whole is None:
                 self._whole = shapely.STRtree(self._geometries)
             return self._whole
+
+
+@dataclass(frozen=True, eq=False)
+class Lineage:
+    """Where the rows of a patched layer come from (see :func:`patch`).
+
+    Row ``i`` of the layer is row ``positions[i]`` of the older layer's rows
+    followed by the rows read from the change sets. A per-row array a service
+    derived from the older layer (GeoJSON texts) is carried over with
+    :meth:`carry`, only the rows read derived anew (a :class:`CarriedArray`:
+    no copy of the older array). The older layer is held weakly: once its
+    snapshot is gone, there is nothing to carry.
+
+    Examples
+    --------
+    >>> older = index.layer("roads")
+    >>> lineage = Lineage(weakref.ref(older), np.array([2, 0, 3]), 3)
+    >>> carried = lineage.carry(pa.array(["a", "b", "c"]), pa.array(["new"]))
+    >>> carried.take(pa.array([0, 1, 2])).to_pylist()
+    ['c', 'a', 'new']
+    >>> lineage.read_rows.tolist()  # rows of the layer that were read
+    [2]
+    """
+
+    base: weakref.ref[Any]  # the older IndexedLayer
+    positions: np.ndarray
+    base_rows: int  # rows of the older layer
+
+    @property
+    def read_rows(self) -> np.ndarray:
+        """Positions in this layer of the rows read (their order in the read rows)."""
+        found = np.flatnonzero(self.positions >= self.base_rows)
+        return found[np.argsort(self.positions[found], kind="stable")]
+
+    def carry(self, old: pa.Array | CarriedArray, read: pa.Array) -> CarriedArray:
+        """The per-row array of this layer from ``old`` (the older layer's, by row) and
+        ``read`` (the rows read, in :attr:`read_rows` order)."""
+        return CarriedArray.of(old, read, self)
+
+
+#: Patched lookups chained at most this deep; the next patch starts from its layer's uids.
+MAX_LOOKUP_DEPTH = 8
+
+
+class UidLookup:
+    """Row positions by uid in a patched layer, without hashing its every uid.
+
+    A uid read by the patch is found among the rows read (a small index);
+    any other in the older layer (its own lookup, or its uid index, hashed
+    once), then moved to its new row (``old_rows``; -1: removed). Holds the
+    older layer's uids (not its rows) until a later patch starts afresh
+    (:data:`MAX_LOOKUP_DEPTH`).
+
+    Examples
+    --------
+    >>> older = pd.Index(["a", "b", "c", "d"])
+    >>> lookup = UidLookup(older, np.array([0, -1, -1, 1]), pd.Index(["c", "e"]), np.array([2, 3]))
+    >>> [lookup.find(u) for u in ["a", "b", "c", "d", "e", "x"]]
+    [0, -1, 2, 1, 3, -1]
+    >>> UidLookup(lookup, np.array([1, 0, 2, 3]), pd.Index([]), np.array([], dtype=int)).find("d")
+    0
+    """
+
+    def __init__(
+        self, base: UidLookup | pd.Index, old_rows: np.ndarray, read: pd.Index, read_rows: Any
+    ) -> None:
+        self.base, self.old_rows = base, np.asarray(old_rows, dtype=np.intp)
+        self.read, self.read_rows = read, np.asarray(read_rows, dtype=np.intp)
+        self.depth: int = base.depth + 1 if isinstance(base, UidLookup) else 1
+
+    def find(self, uid: str) -> int:
+        """The row of ``uid``, or -1."""
+        at = _location(self.read, uid)
+        if at >= 0:
+            return int(self.read_rows[at])
+        if isinstance(self.base, UidLookup):
+            before = self.base.find(uid)
+        else:
+            before = _location(self.base, uid)
+        return -1 if before < 0 else int(self.old_rows[before])
+
+
+def _location(index: pd.Index, uid: str) -> int:
+    try:
+        found = index.get_loc(uid)
+    except (KeyError, TypeError):
+        return -1
+    return found if isinstance(found, int) else -1
+
+
+#: A carried array whose rows read again exceed this share of its base is copied whole.
+CARRY_LIMIT = 0.1
+
+
+class CarriedArray:
+    """A per-row Arrow array of a patched layer, held as the older array (never copied)
+    plus the rows read, and where each row of the layer is in them.
+
+    :meth:`take` answers as ``Array.take`` would on the whole array, at a cost
+    in proportion to the rows taken. Carried through further patches it keeps
+    the first base; past :data:`CARRY_LIMIT` rows read it is made whole again.
+
+    Examples
+    --------
+    >>> carried = CarriedArray(pa.array(["a", "b"]), pa.array(["c"]), np.array([2, 0]))
+    >>> carried.take(pa.array([1, 0])).to_pylist(), len(carried)
+    (['a', 'c'], 2)
+    >>> carried.whole().to_pylist()
+    ['c', 'a']
+    """
+
+    def __init__(self, base: pa.Array, extra: pa.Array, source: np.ndarray) -> None:
+        self.base, self.extra = base, extra
+        self.source = np.asarray(source, dtype=np.int64)
+
+    @classmethod
+    def of(cls, old: pa.Array | CarriedArray, read: pa.Array, lineage: Lineage) -> CarriedArray:
+        """``old`` (by row of the older layer) carried to the layer ``lineage`` describes."""
+        if isinstance(old, CarriedArray):
+            base, extra, prior = old.base, old.extra, old.source
+        else:
+            base, extra, prior = old, read.slice(0, 0), np.arange(len(old), dtype=np.int64)
+        positions = lineage.positions
+        kept = positions < lineage.base_rows
+        source = np.empty(len(positions), dtype=np.int64)
+        source[kept] = prior[positions[kept]]
+        source[~kept] = len(base) + len(extra) + positions[~kept] - lineage.base_rows
+        carried = cls(base, pa.concat_arrays([extra, read]), source)
+        if len(carried.extra) > CARRY_LIMIT * max(len(base), 1):
+            return cls(carried.whole(), read.slice(0, 0), np.arange(len(source)))
+        return carried
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def take(self, indices: Any) -> pa.Array:
+        """The values at row ``indices`` (an Arrow or NumPy integer array)."""
+        where = self.source[np.asarray(indices, dtype=np.int64)]
+        in_base = where < len(self.base)
+        if in_base.all():
+            return self.base.take(pa.array(where))
+        first = self.base.take(pa.array(where[in_base]))
+        second = self.extra.take(pa.array(where[~in_base] - len(self.base)))
+        order = np.empty(len(where), dtype=np.int64)
+        order[in_base] = np.arange(len(first))
+        order[~in_base] = len(first) + np.arange(len(second))
+        return pa.concat_arrays([first, second]).take(pa.array(order))
+
+    def whole(self) -> pa.Array:
+        """Every row as one Arrow array (a copy)."""
+        return pa.concat_arrays([self.base, self.extra]).take(pa.array(self.source))
 
 
 def _uids(values: Any) -> pa.ChunkedArray:

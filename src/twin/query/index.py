@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,7 +51,16 @@ from twin.query.compact import (
     compact_limit,
     release_freed_memory,
 )
-from twin.query.delta import MAX_CHANGED_SHARE, PatchedTree, patch, read_delta
+from twin.query.delta import (
+    MAX_CHANGED_SHARE,
+    MAX_LOOKUP_DEPTH,
+    Lineage,
+    PatchedTree,
+    UidLookup,
+    patch,
+    read_delta,
+)
+from twin.query.urgency import urgent
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
@@ -190,6 +200,8 @@ class IndexedLayer:
         self._tree = tree
         self.parts = parts
         self._whole = threading.Lock()
+        self.lineage: Lineage | None = None  # set on a layer patched from an older one
+        self.lookup: UidLookup | None = None  # positions by uid without hashing every uid
 
     @classmethod
     def from_frame(cls, info: LayerInfo, frame: gpd.GeoDataFrame) -> IndexedLayer:
@@ -331,6 +343,11 @@ class IndexedLayer:
 
     def position(self, uid: str) -> int:
         """Row position of the feature ``uid``; :class:`FeatureNotFoundError` if absent."""
+        if self.lookup is not None:  # a patched layer: through the older layers' lookups
+            found = self.lookup.find(uid)
+            if found < 0:
+                raise FeatureNotFoundError(f"layer {self.name} has no feature {uid!r}")
+            return found
         index = self.uids
         if uid not in index:
             raise FeatureNotFoundError(f"layer {self.name} has no feature {uid!r}")
@@ -695,7 +712,13 @@ def _patched(
         )
     else:  # many rows new, or many patches on patches: one tree again
         tree = shapely.STRtree(geometries)
-    return IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
+    layer = IndexedLayer(info=info, frame=patched.frame, geometries=geometries, tree=tree)
+    layer.lineage = Lineage(weakref.ref(before), patched.positions, len(before))
+    older = before.lookup
+    base = older if older is not None and older.depth < MAX_LOOKUP_DEPTH else before.uids
+    read = layer.lineage.read_rows
+    layer.lookup = UidLookup(base, patched.old_rows, layer.uids[read], read)
+    return layer
 
 
 def _load_layer(city: Twin, info: LayerInfo) -> IndexedLayer:
@@ -798,9 +821,10 @@ class LiveIndex:
             seen = _identity_of(self._index.twin)
             if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            fresh = self._index.updated()
-            if self.prepare is not None:
-                self.prepare(fresh)
+            with urgent():
+                fresh = self._index.updated()
+                if self.prepare is not None:
+                    self.prepare(fresh)
         except Exception as exc:  # keep serving the last good snapshot
             if not isinstance(exc, StorageError):
                 self._failed = seen

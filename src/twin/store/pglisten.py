@@ -141,7 +141,7 @@ class CommitListener:
             self.on_commit()  # commits during the outage notified nobody
         while not self._stop.is_set():
             heard = 0
-            for note in self._con.notifies(timeout=self.wake_s):
+            for note in self._con.notifies(timeout=self.wake_s, stop_after=1):
                 heard += note.payload == self.schema
             if heard:  # several commits heard at once: one reload covers them all
                 self.notifications += heard
