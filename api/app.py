@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     keys = KeyRing.load(settings.keys_file, settings.keys)  # a bad key file fails first
     live = LiveIndex(settings.twin, poll_s=settings.poll_s, prepare=_prepare)
     _prepare(live.current())
+    geojson.ready_projections(live.current())  # in the thread that runs the event loop
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

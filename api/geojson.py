@@ -29,6 +29,7 @@ from twin.query.delta import CarriedArray
 from twin.query.index import CityIndex, IndexedLayer, transformer
 
 from .packed_texts import BLOCK, PackedTexts
+from .preparing import Job, Worker
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -174,7 +175,7 @@ def columns_of(layer: IndexedLayer) -> Columns:
     return found
 
 
-def warm(index: CityIndex) -> threading.Thread | None:
+def warm(index: CityIndex) -> Job | None:
     """Build the :class:`Columns` of every layer of ``index`` ahead of the first request,
     and start writing its geometries as CRS84 GeoJSON (:func:`prepare_geometry_texts`)."""
     for layer in index:
@@ -222,8 +223,8 @@ def geometry_texts(layer: IndexedLayer) -> pa.Array | CarriedArray | PackedTexts
     return _TEXTS.get(layer)
 
 
-def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
-    """Write every feature's geometry as CRS84 GeoJSON in a background thread.
+def prepare_geometry_texts(index: CityIndex) -> Job | None:
+    """Write every feature's geometry as CRS84 GeoJSON on the process's texts thread.
 
     A page in CRS84 (the default) then takes its features' geometries as
     ready-made JSON (``orjson.Fragment``) instead of projecting and writing
@@ -234,8 +235,8 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
     in blocks of 8 features (about 125 bytes a building, see
     :mod:`twin_api.packed_texts`); ``TWIN_GEOJSON_TEXTS`` chooses otherwise
     (see :func:`texts_mode`). When a newer snapshot of the same twin comes
-    in, this one stops after the layer under way. Returns the started
-    thread, or None.
+    in, this one stops after the layer under way. Returns the queued
+    :class:`~twin_api.preparing.Job` (``join()`` waits for it), or None.
     """
     mode = texts_mode()
     if mode == "none":
@@ -267,9 +268,30 @@ def prepare_geometry_texts(index: CityIndex) -> threading.Thread | None:
         if packed:
             release_freed_memory()  # the batches' texts, written and compressed, are gone
 
-    thread = threading.Thread(target=run, name="geojson-texts", daemon=True)
-    thread.start()
-    return thread
+    return _WRITING.submit(run)
+
+
+#: The thread writing GeoJSON texts, one for the process (see :mod:`twin_api.preparing`).
+_WRITING = Worker("geojson-texts")
+
+
+def ready_projections(index: CityIndex) -> None:
+    """Make the calling thread's PROJ transformations between the twin CRS and CRS84.
+
+    pyproj makes a ``Transformer``'s PROJ object anew in each thread on its
+    first use there: 0.3 s or more, seconds on a busy machine. Called by the
+    thread that will run the event loop, so a page written per request (a new
+    snapshot whose texts are still being prepared, another ``crs``) or a
+    ``bbox`` in CRS84 never pays it while a client waits.
+
+    Examples
+    --------
+    >>> ready_projections(index)
+    """
+    lonlat = OutputCrs.of(CRS84).text
+    if index.crs_text != lonlat:  # the transformers pages and bbox parameters take
+        for forward in (transformer(index.crs_text, lonlat), index.to_twin(lonlat)):
+            forward.transform(0.0, 0.0)
 
 
 def _texts(geometries: np.ndarray, index: CityIndex, out: OutputCrs) -> pa.Array:

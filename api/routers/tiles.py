@@ -35,6 +35,7 @@ from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..links import base_url
+from ..preparing import Job, Worker
 
 log = logging.getLogger("twin_api.tiles")
 router = APIRouter(tags=["vector tiles"], responses=ERROR_RESPONSES)
@@ -139,8 +140,8 @@ _WARM_LOCK = threading.Lock()
 _NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being warmed
 
 
-def warm(index: CityIndex) -> threading.Thread:
-    """Prepare every layer of a new snapshot for tiling in a background thread.
+def warm(index: CityIndex) -> Job:
+    """Prepare every layer of a new snapshot for tiling on the process's tile-sources thread.
 
     Called as each snapshot loads, so start-up is not held up; a tile request
     arriving while a layer is still being prepared waits for that same
@@ -148,8 +149,8 @@ def warm(index: CityIndex) -> threading.Thread:
     When a newer snapshot of the same file is warmed, this one stops after the
     layer under way. A snapshot holding compact layers (a province, see
     :mod:`twin.query.compact`) is not prepared ahead: each layer is on its
-    first tile request, and projected tile by tile. Returns the started
-    daemon thread.
+    first tile request, and projected tile by tile. Returns the queued
+    :class:`~twin_api.preparing.Job` (``join()`` waits for it).
 
     Examples
     --------
@@ -162,7 +163,6 @@ def warm(index: CityIndex) -> threading.Thread:
     province = _province(index)  # memory first: each layer prepared on its first tile request
 
     def run() -> None:
-        _yield_cpu()
         for layer in [] if province else list(index.layers.values()):
             with _WARM_LOCK:
                 if _NEWEST.get(index.path) != id(index):
@@ -175,9 +175,7 @@ def warm(index: CityIndex) -> threading.Thread:
                 continue
             log.info("%s ready for tiling in %.1f s", layer.name, time.perf_counter() - started)
 
-    thread = threading.Thread(target=run, name="tile-sources", daemon=True)
-    thread.start()
-    return thread
+    return _PREPARING.submit(run)
 
 
 def _yield_cpu() -> None:
@@ -190,6 +188,10 @@ def _yield_cpu() -> None:
     """
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+#: The thread preparing tile sources, one for the process (see :mod:`twin_api.preparing`).
+_PREPARING = Worker("tile-sources", setup=_yield_cpu)
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:

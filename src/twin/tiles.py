@@ -40,6 +40,7 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -66,6 +67,17 @@ MAX_ZOOM = 22
 #: Half the width of the Web Mercator square, metres.
 ORIGIN = 20037508.342789244
 WEB_MERCATOR = "EPSG:3857"
+
+
+@lru_cache(maxsize=32)
+def _transformer(source: str, target: str) -> pyproj.Transformer:
+    """One ``always_xy`` transformer a CRS pair for the process. pyproj makes a
+    transformer's PROJ object once in each thread that uses it (0.3 s or more,
+    seconds on a busy machine): one made per snapshot would pay that again at
+    every reload, in the thread serving tiles."""
+    return pyproj.Transformer.from_crs(source, target, always_xy=True)
+
+
 #: Simplification tolerance, in tile pixels (1/EXTENT of a tile).
 SIMPLIFY_PX = 1.0
 #: Metres per storey when a building has floors and no height.
@@ -496,13 +508,13 @@ class TileSource:
         if frame.crs is None:
             raise UsageError(f"layer {name} has no CRS; tiles need one")
         geoms = np.asarray(frame.geometry.array, dtype=object)
-        to_mercator = pyproj.Transformer.from_crs(frame.crs, WEB_MERCATOR, always_xy=True)
+        to_mercator = _transformer(frame.crs.srs, WEB_MERCATOR)
         mercator = shapely.transform(geoms, lambda c: np.column_stack(to_mercator.transform(*c.T)))
         if tree is None or frame.crs.to_epsg() == 3857:
             tree = shapely.STRtree(mercator)
             in_tree_crs: pyproj.Transformer | None = None
         else:
-            in_tree_crs = pyproj.Transformer.from_crs(WEB_MERCATOR, frame.crs, always_xy=True)
+            in_tree_crs = _transformer(WEB_MERCATOR, frame.crs.srs)
         types = {t for t in shapely.get_type_id(geoms[~shapely.is_empty(geoms)]).tolist()}
         geometry_type = _POLYGON if types & {3, 6} else _LINE if types & {1, 5} else _POINT
         minzoom, maxzoom = zoom_range(kind)
@@ -541,7 +553,7 @@ class TileSource:
         """
         if crs is None:
             raise UsageError(f"layer {name} has no CRS; tiles need one")
-        to_mercator = pyproj.Transformer.from_crs(crs, WEB_MERCATOR, always_xy=True)
+        to_mercator = _transformer(crs.srs, WEB_MERCATOR)
         mercator = MercatorView(geometries, to_mercator)
         boxes, types = [], set()
         for start in range(0, len(geometries), batch):
@@ -553,7 +565,7 @@ class TileSource:
         geometry_type = _POLYGON if types & {3, 6} else _LINE if types & {1, 5} else _POINT
         minzoom, maxzoom = zoom_range(kind)
         lonlat = _lonlat_box(np.vstack(boxes)) if boxes else (0.0, 0.0, 0.0, 0.0)
-        in_tree_crs = pyproj.Transformer.from_crs(WEB_MERCATOR, crs, always_xy=True)
+        in_tree_crs = _transformer(WEB_MERCATOR, crs.srs)
         columns = tuple(_columns(attributes, kind))
         return cls(
             name,
