@@ -1,0 +1,62 @@
+"""The long-lived preparation threads (twin_api.preparing): one thread a kind of work."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from twin_api import geojson
+from twin_api.preparing import Worker
+
+
+def test_a_worker_runs_its_jobs_in_order_on_one_daemon_thread() -> None:
+    worker = Worker("twin-test-order")
+    seen: list[tuple[int, int, bool]] = []
+
+    def job(i: int) -> None:
+        thread = threading.current_thread()
+        seen.append((i, thread.ident or 0, thread.daemon))
+
+    jobs = [worker.submit(lambda i=i: job(i)) for i in range(3)]
+    jobs[-1].join(30)
+    assert [i for i, _, _ in seen] == [0, 1, 2]
+    assert len({ident for _, ident, _ in seen}) == 1
+    assert all(daemon for _, _, daemon in seen)
+    assert not any(j.is_alive() for j in jobs)
+    later = worker.submit(lambda: job(3))
+    later.join(30)
+    assert seen[-1][0] == 3 and seen[-1][1] == seen[0][1]  # the same thread, not a new one
+
+
+def test_a_failed_job_is_logged_and_the_next_one_still_runs() -> None:
+    worker = Worker("twin-test-failure")
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    first = worker.submit(broken)
+    second = worker.submit(lambda: ran.append("second"))
+    second.join(30)
+    assert not first.is_alive() and ran == ["second"]
+
+
+def test_texts_of_two_snapshots_are_written_by_the_same_thread(
+    sample_twin_file: Path, monkeypatch
+) -> None:
+    from twin.query.index import CityIndex
+
+    threads: list[int] = []
+    real = geojson.transform_geometries
+
+    def spying(*args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(geojson, "transform_geometries", spying)
+    for _ in range(2):
+        job = geojson.prepare_geometry_texts(CityIndex.load(sample_twin_file))
+        assert job is not None
+        job.join(120)
+    assert len(threads) >= 2 and len(set(threads)) == 1
+    assert threads[0] != threading.get_ident()
