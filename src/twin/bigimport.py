@@ -44,7 +44,7 @@ import pyogrio
 
 from twin import guards, history
 from twin.imports import BatchState, Progress, prepare_batch, refuse_strict_rejections
-from twin.io import checksum, read_source_batches, streamable_count
+from twin.io import checksum, ramped_sizes, read_source_batches, streamable_count
 from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
@@ -180,9 +180,12 @@ class _Writer:
         extent = _extent(self.city, self.spec.layer)
         crs = self.city.crs
         assert crs is not None  # streams() sends only twins with a CRS
+        sizes = self.batch_size  # with a helper, small first and last batches: see ramped_sizes
+        if self.helper:
+            sizes = ramped_sizes(self.total, self.batch_size, first=self.batch_size // 8)
         batches = read_source_batches(
             self.spec.source,
-            batch_size=self.batch_size,
+            batch_size=sizes,
             source_layer=self.spec.source_layer,
             encoding=self.spec.encoding,
             where=self.spec.where,

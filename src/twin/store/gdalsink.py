@@ -7,7 +7,9 @@ handed to a helper process, ``python -m twin.store.gdalsink``, as an Arrow IPC
 stream on its standard input; the helper passes the stream to the same
 ``pyogrio.raw.write_arrow`` call with the same options, so the file is the one an
 in-process write makes. This process makes batch k+1 while the helper writes
-batch k; the pipe holds back a producer that runs ahead.
+batch k: a thread of this process sends the batches (waiting on the pipe with the
+GIL released), so a producer that runs ahead is held back only when
+:data:`QUEUED` batches wait to be sent.
 
 The helper reports on its standard output, once the stream ends, as one JSON
 object: the warnings GDAL raised (re-emitted here as :class:`RuntimeWarning`) and
@@ -36,7 +38,9 @@ import json
 import os
 import subprocess
 import sys
+import queue
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +55,8 @@ __all__ = ["GdalSink", "serve", "spare_core"]
 #: environment): SQLite skips its per-transaction syncs, as an in-process write of
 #: a private working copy does (``twin.store.files``).
 HELPER_CONFIG = {"OGR_SQLITE_SYNCHRONOUS": "OFF"}
+#: Batches waiting to be sent while the helper is still reading earlier ones.
+QUEUED = 2
 
 
 class GdalSink:
@@ -75,6 +81,9 @@ class GdalSink:
         )
         self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._path = Path()
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=QUEUED)
+        self._sender: threading.Thread | None = None
+        self._broken = False  # the pipe closed under the sender: the helper stopped
 
     def open(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
         """Start the layer: ``options`` are ``write_arrow``'s keyword arguments."""
@@ -86,14 +95,35 @@ class GdalSink:
             self._stream = pa.ipc.new_stream(self._process.stdin, schema)
         except (BrokenPipeError, OSError):
             self._failed()
+        self._sender = threading.Thread(target=self._send, name="twin-gdalsink", daemon=True)
+        self._sender.start()
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Send one batch; waits while the helper is still writing earlier ones."""
-        assert self._stream is not None
-        try:
-            self._stream.write_batch(batch)
-        except (BrokenPipeError, OSError):
+        """Queue one batch to send; waits while :data:`QUEUED` batches are waiting."""
+        assert self._sender is not None
+        if self._broken:
+            self._stop_sender()
             self._failed()
+        self._queue.put(batch)
+
+    def _send(self) -> None:
+        """The sender thread: each queued batch to the pipe until ``None`` (or a broken pipe,
+        after which batches are only taken off the queue)."""
+        assert self._stream is not None
+        while (batch := self._queue.get()) is not None:
+            if self._broken:
+                continue
+            try:
+                self._stream.write_batch(batch)
+            except (BrokenPipeError, OSError):
+                self._broken = True
+
+    def _stop_sender(self) -> None:
+        """Let the sender send what is queued and end."""
+        if self._sender is not None:
+            self._queue.put(None)
+            self._sender.join()
+            self._sender = None
 
     def close(self) -> None:
         """End the stream and wait for the layer to be written.
@@ -104,7 +134,10 @@ class GdalSink:
             When GDAL could not write the layer (the helper's error, in one line).
         """
         assert self._stream is not None and self._process.stdin is not None
+        self._stop_sender()
         try:
+            if self._broken:
+                raise BrokenPipeError
             self._stream.close()
             self._process.stdin.close()
         except (BrokenPipeError, OSError):
@@ -116,6 +149,8 @@ class GdalSink:
         if self._process.returncode is None:
             self._process.kill()
             self._process.wait()
+        self._broken = True  # the sender drops what is queued
+        self._stop_sender()
         for pipe in (self._process.stdin, self._process.stdout):
             with contextlib.suppress(OSError):
                 pipe and pipe.close()
