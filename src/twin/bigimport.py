@@ -180,7 +180,7 @@ class _Writer:
         extent = _extent(self.city, self.spec.layer)
         crs = self.city.crs
         assert crs is not None  # streams() sends only twins with a CRS
-        sizes = self.batch_size  # with a helper, small first and last batches: see ramped_sizes
+        sizes = [self.batch_size]  # with a helper, small first and last batches: see ramped_sizes
         if self.helper:
             sizes = ramped_sizes(self.total, self.batch_size, first=self.batch_size // 8)
         batches = read_source_batches(

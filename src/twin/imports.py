@@ -301,7 +301,7 @@ def _ids(values: np.ndarray) -> np.ndarray:
     if not len(values):
         return np.empty(0, dtype=np.uintp)
     references = (ctypes.c_void_p * len(values)).from_address(values.ctypes.data)
-    return np.frombuffer(references, dtype=np.uintp).copy()  # a copy: values may go
+    return np.frombuffer(memoryview(references), dtype=np.uintp).copy()  # values may go
 
 
 def _plain_wkb(wkb: pa.Array) -> np.ndarray:

@@ -188,12 +188,12 @@ def read_source_batches(
 
     ``batch_size`` may be a sequence of sizes, one a batch, the last one repeated
     (:func:`ramped_sizes`). A GeoPackage is read by ranges of its fid (one indexed
-    range scan each), other formats by record index. Concatenated, the batches are what :func:`read_source`
-    returns, so memory holds one batch, never the file. ``keep_wkb`` keeps each
-    batch's geometries as GDAL read them (:attr:`SourceData.wkb`, WKB) where the
-    layer has no date-time or JSON field (those are read as :func:`read_source`
-    reads them, without it): a writer can store unchanged geometries without
-    encoding them again.
+    range scan each), other formats by record index. Concatenated, the batches are
+    what :func:`read_source` returns, so memory holds one batch, never the file.
+    ``keep_wkb`` keeps each batch's geometries as GDAL read them
+    (:attr:`SourceData.wkb`, WKB) where the layer has no date-time or JSON field
+    (those are read as :func:`read_source` reads them, without it): a writer can
+    store unchanged geometries without encoding them again.
 
     Examples
     --------
@@ -261,7 +261,12 @@ def _integers_with_nulls(src: Path, fmt: str, layer: str | None, where: str | No
 
 
 def _windows(
-    dataset: str, src: Path, fmt: str, layer: str | None, size: int, where: str | None
+    dataset: str,
+    src: Path,
+    fmt: str,
+    layer: str | None,
+    size: int | Sequence[int],
+    where: str | None,
 ) -> Iterator[dict[str, Any]]:
     """The read options of each batch: fid ranges in a GeoPackage, record windows elsewhere."""
     if fmt == "gpkg":

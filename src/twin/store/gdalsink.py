@@ -36,9 +36,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
-import queue
 import tempfile
 import threading
 import warnings
