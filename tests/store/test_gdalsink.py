@@ -65,7 +65,7 @@ def _stored(path: Path, table: str) -> tuple[pd.DataFrame, list[tuple[object, ..
 
 
 def _helpers() -> list[int]:
-    """Helper processes (``twin.store.gdalsink``) that are children of this one."""
+    """Helper processes (``twin/store/gdalsink.py``) that are children of this one."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -76,7 +76,7 @@ def _helpers() -> list[int]:
         except OSError:
             continue
         parent = next(int(line.split()[1]) for line in status.splitlines() if line[:5] == "PPid:")
-        if parent == os.getpid() and b"twin.store.gdalsink" in command:
+        if parent == os.getpid() and b"gdalsink.py" in command:
             found.append(int(entry.name))
     return found
 

@@ -3,8 +3,9 @@
 pyogrio holds Python's GIL for the whole of ``write_arrow``: while GDAL writes
 one batch, no thread of this process can read, check or convert the next one.
 A large stream of batches (an import of a million buildings) is therefore
-handed to a helper process, ``python -m twin.store.gdalsink``, as an Arrow IPC
-stream on its standard input; the helper passes the stream to the same
+handed to a helper process, this file run as a script (``python -P gdalsink.py``:
+it imports pyarrow and pyogrio only, not twin, so it starts in a fraction of the
+time), as an Arrow IPC stream on its standard input; the helper passes the stream to the same
 ``pyogrio.raw.write_arrow`` call with the same options, so the file is the one an
 in-process write makes. This process makes batch k+1 while the helper writes
 batch k: a thread of this process sends the batches (waiting on the pipe with the
@@ -47,8 +48,6 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from twin.errors import StorageError
-
 __all__ = ["GdalSink", "serve", "spare_core"]
 
 #: GDAL settings the helper runs with (GDAL reads its configuration from the
@@ -73,7 +72,7 @@ class GdalSink:
         # the helper's stderr, read if it dies without its report; closed by _finish/abort
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "twin.store.gdalsink"],
+            [sys.executable, "-P", str(Path(__file__).resolve())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errors,
@@ -159,7 +158,7 @@ class GdalSink:
     def _failed(self) -> None:
         """The helper stopped reading: report why."""
         self._finish()
-        raise StorageError(f"cannot write {self._path.name}: the GDAL helper process stopped")
+        raise _storage_error(f"cannot write {self._path.name}: the GDAL helper process stopped")
 
     def _finish(self) -> None:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -175,11 +174,19 @@ class GdalSink:
             result = json.loads(out.decode().strip().splitlines()[-1])
         except (IndexError, ValueError):
             last = errors.splitlines()[-1] if errors else f"exit code {self._process.returncode}"
-            raise StorageError(f"cannot write {self._path.name}: {last}") from None
+            raise _storage_error(f"cannot write {self._path.name}: {last}") from None
         for message in result["warnings"]:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
         if result["error"]:
-            raise StorageError(f"cannot write {self._path.name}: {result['error']}")
+            raise _storage_error(f"cannot write {self._path.name}: {result['error']}")
+
+
+def _storage_error(message: str) -> Exception:
+    """A :class:`twin.errors.StorageError` (imported here: the helper, running this file
+    as a script, never imports twin)."""
+    from twin.errors import StorageError
+
+    return StorageError(message)
 
 
 def spare_core() -> bool:
@@ -230,5 +237,11 @@ def serve(source: IO[bytes], out: IO[str]) -> None:
     out.flush()
 
 
+#: What pyogrio imports when it can, which writing Arrow never uses: the helper keeps
+#: them out (a third of a second of its start).
+_UNUSED_HERE = ("geopandas", "pandas", "shapely", "pyproj")
+
 if __name__ == "__main__":
+    for _name in _UNUSED_HERE:
+        sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
     serve(sys.stdin.buffer, sys.stdout)
