@@ -635,7 +635,8 @@ def _check_near_twin(
     kept = pd.isna(reasons)
     if spec.local_coords or twin_extent is None or not kept.any():
         return
-    bounds = tuple(float(v) for v in frame.geometry[kept].total_bounds)
+    values = np.asarray(frame.geometry.array, dtype=object)
+    bounds = tuple(float(v) for v in shapely.total_bounds(values[kept]))
     guards.check_near_twin(bounds, twin_extent, what=spec.source.name)
 
 
@@ -652,15 +653,18 @@ def _uids(
     spec: ImportSpec,
     source_geoms: gpd.GeoSeries,
     earlier: BatchState | None = None,
-) -> np.ndarray:
-    """``<layer>.<source id>``; without an id field, a hash of the source geometry."""
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``<layer>.<source id>``; without an id field, a hash of the source geometry.
+
+    Source ids give the text column pandas would make of them (kept as Arrow text,
+    never converted to Python strings and back)."""
     if _EXPORT_UID in frame.columns:
         return frame.pop(_EXPORT_UID).to_numpy(dtype=object)
     if spec.id is not None:
         ids = frame[spec.id]
         if pd.api.types.is_float_dtype(ids) and (ids.dropna() == ids.dropna().round()).all():
             ids = ids.astype("Int64")
-        return (spec.layer + "." + ids.astype(str).str.strip()).to_numpy(dtype=object)
+        return (spec.layer + "." + ids.astype(str).str.strip()).array
     wkb = shapely.to_wkb(np.asarray(source_geoms.array), hex=True)
     wkb = np.where(pd.isna(wkb), "", wkb).astype(object)
     hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY, categorize=False)  # same hashes
