@@ -49,7 +49,7 @@ from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
-from twin.store.files import Encoded, write_stream
+from twin.store.files import Encoded, fsync_file, write_stream
 from twin.store.gdalsink import spare_core
 from twin.store.records import LayerSummary
 
@@ -119,11 +119,15 @@ def import_streamed(
         with city.store.session() as session:
             try:
                 report = writer.run(session, started, digest)
+                # the layer is written: its pages go to disk while the records are made,
+                # so the commit's fsync has little left to write
+                flushed = pool.submit(fsync_file, session.work)
                 report.time = _sql_time(writer.now)
                 changes = writer.changes()
                 assert writer.summary is not None
                 records.fill_counts(report, changes, writer.summary.count)
                 session.record_import(writer.spec, report, kind, writer.summary, changes)
+                flushed.result()
             finally:
                 writer.drop_scratch()
     step("done", 1.0)
