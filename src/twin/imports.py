@@ -507,7 +507,8 @@ def _check_ids(
     text = (ids if pd.api.types.is_string_dtype(ids) else ids.astype(str)).str.strip()
     blank = (ids.isna() | text.isin(["", "nan", "None"])).to_numpy()
     note(reasons, blank, f"empty id in field {ids.name}")
-    candidates = text.where(pd.isna(reasons))
+    open_rows = pd.isna(reasons)
+    candidates = text if open_rows.all() else text.where(open_rows)
     first_at = _first_rows(candidates, earlier)
     offset = earlier.first_row if earlier is not None else 0
     present = candidates.notna().to_numpy()

@@ -257,7 +257,7 @@ def _as_text(
         if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
             raw = raw.astype("Int64")
         text = raw.astype("str").where(~blank)
-    result = text.where(~blank)
+    result = text.where(~blank) if blank.any() else text
     if spec.choices:
         result = result.str.lower()
     return result.astype("str")
