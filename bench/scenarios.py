@@ -528,7 +528,7 @@ SCENARIOS: dict[str, Scenario] = {
             import_ours,
             import_peer,
             "pyogrio read + GeoPackage write",
-            1.5,
+            1.3,
         ),
         Scenario(
             "reimport",

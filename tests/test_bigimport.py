@@ -346,3 +346,39 @@ def test_unchanged_geometries_are_stored_as_read(tmp_path: Path) -> None:
         with sqlite3.connect(city.path) as con:
             blobs.append(con.execute("SELECT fid, geom FROM buildings ORDER BY fid").fetchall())
     assert len(blobs[1]) == 224 and blobs[0] == blobs[1]
+
+
+def test_duplicate_ids_across_distinct_batches(tmp_path: Path) -> None:
+    """Batches whose own ids are all distinct are checked by their hashes: an id seen in
+    an earlier batch is still a duplicate, reported at its first row, as read whole."""
+    frame = pyogrio.read_dataframe(SAMPLE / "buildings.geojson", max_features=92)
+    ids = frame["建筑编码"].to_numpy(dtype=object)
+    ids[30] = ids[5]  # batch 1 repeats batch 0 (batches of 23: rows 0-22, 23-45, …)
+    ids[80] = ids[50]  # batch 3 repeats batch 2
+    frame["建筑编码"] = ids
+    source = _delivery(tmp_path / "dups.gpkg", frame)
+    whole, batched = _pair(tmp_path)
+    expected = whole.import_spec(_spec(source))
+    got = import_streamed(batched, _spec(source), batch_size=BATCH)
+    assert _report(got) == _report(expected)
+    assert (got.duplicates, got.imported) == (2, 90)
+    assert [(r.row, r.source_id) for r in got.rejections] == [(31, ids[5]), (81, ids[50])]
+    assert "first at row 6" in got.rejections[0].reason
+    assert "first at row 51" in got.rejections[1].reason
+    left, right = _rows(whole, "buildings"), _rows(batched, "buildings")
+    pd.testing.assert_frame_equal(left.drop(columns="valid_from"), right.drop(columns="valid_from"))
+
+
+def test_ramped_batches_read_the_whole_layer_in_order(tmp_path: Path) -> None:
+    """Batch sizes given one by one (small first and last ones, as a helper-process
+    import reads them) read every feature once, in order, in those sizes."""
+    from twin.io import ramped_sizes, read_source_batches
+
+    frame = pyogrio.read_dataframe(SAMPLE / "buildings.geojson", max_features=230)
+    source = _delivery(tmp_path / "all.gpkg", frame)
+    sizes = ramped_sizes(230, 80, first=10)
+    assert sizes == [10, 20, 40, 10, 80, 40, 20, 10]  # up, the middle (230 - 140), down
+    batches = list(read_source_batches(source, batch_size=sizes))
+    assert [len(b.frame) for b in batches] == sizes
+    ids = pd.concat([b.frame["建筑编码"] for b in batches]).tolist()
+    assert ids == frame["建筑编码"].tolist()

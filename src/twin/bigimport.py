@@ -44,12 +44,12 @@ import pyogrio
 
 from twin import guards, history
 from twin.imports import BatchState, Progress, prepare_batch, refuse_strict_rejections
-from twin.io import checksum, read_source_batches, streamable_count
+from twin.io import checksum, ramped_sizes, read_source_batches, streamable_count
 from twin.kinds import Classification, get_kind
 from twin.mapping import ImportSpec, check_layer_name
 from twin.reports import ImportReport
 from twin.store import GpkgSession, GpkgStore, records
-from twin.store.files import Encoded, write_stream
+from twin.store.files import Encoded, fsync_file, write_stream
 from twin.store.gdalsink import spare_core
 from twin.store.order import UidDigest, order_key
 from twin.store.records import LayerSummary
@@ -120,6 +120,9 @@ def import_streamed(
         with city.store.session() as session:
             try:
                 report = writer.run(session, started, digest)
+                # the layer is written: its pages go to disk while the records are made,
+                # so the commit's fsync has little left to write
+                flushed = pool.submit(fsync_file, session.work)
                 report.time = _sql_time(writer.now)
                 changes = writer.changes()
                 assert writer.summary is not None
@@ -127,6 +130,7 @@ def import_streamed(
                 session.record_import(writer.spec, report, kind, writer.summary, changes)
                 order = f"{report.import_id}:{writer.order.hexdigest()}"
                 session.set_meta(order_key(writer.spec.layer), order)
+                flushed.result()
             finally:
                 writer.drop_scratch()
     step("done", 1.0)
@@ -184,9 +188,12 @@ class _Writer:
         extent = _extent(self.city, self.spec.layer)
         crs = self.city.crs
         assert crs is not None  # streams() sends only twins with a CRS
+        sizes = [self.batch_size]  # with a helper, small first and last batches: see ramped_sizes
+        if self.helper:
+            sizes = ramped_sizes(self.total, self.batch_size, first=self.batch_size // 8)
         batches = read_source_batches(
             self.spec.source,
-            batch_size=self.batch_size,
+            batch_size=sizes,
             source_layer=self.spec.source_layer,
             encoding=self.spec.encoding,
             where=self.spec.where,

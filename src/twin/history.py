@@ -85,6 +85,9 @@ def _column_hash(values: pd.Series) -> np.ndarray:
         return pd.util.hash_array(
             stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("").to_numpy(dtype=object)
         )
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        # text already (a str dtype): each value is its own str(); missing ones as "\x00"
+        return pd.util.hash_array(values.to_numpy(dtype=object, na_value="\x00"))
     text = values.astype(object).map(
         lambda v: "\x00" if v is None or v is pd.NA or v != v else str(v)
     )

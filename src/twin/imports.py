@@ -7,6 +7,7 @@ already stored and commits the change set atomically (:mod:`twin.history`).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import logging
@@ -186,6 +187,22 @@ class SeenKeys:
         self.first = np.insert(self.first, where, np.asarray(rows)[at[new]])
         self.count = np.insert(self.count, where, counts[new])
 
+    def add_new(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add ``keys`` never seen before (sorted, distinct), each seen once, at ``rows``.
+
+        Examples
+        --------
+        >>> seen = SeenKeys()
+        >>> seen.add(np.array([7, 3], dtype=np.uint64), np.array([0, 1]))
+        >>> seen.add_new(np.array([1, 5], dtype=np.uint64), np.array([2, 3]))
+        >>> seen.keys.tolist(), seen.first.tolist(), seen.count.tolist()
+        ([1, 3, 5, 7], [2, 1, 3, 0], [1, 1, 1, 1])
+        """
+        where = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, where, keys)
+        self.first = np.insert(self.first, where, rows)
+        self.count = np.insert(self.count, where, 1)
+
 
 @dataclass
 class BatchState:
@@ -271,7 +288,20 @@ def _as_read(
 
 
 def _ids(values: np.ndarray) -> np.ndarray:
-    return np.fromiter(map(id, values), dtype=np.uintp, count=len(values))
+    """Which object each item of an object array is: its address, read from the array's
+    own memory (references) without a Python call per item.
+
+    Examples
+    --------
+    >>> a, b = object(), object()
+    >>> (_ids(np.array([a, b, a], dtype=object)) == _ids(np.array([a, a, a]))).tolist()
+    [True, False, True]
+    """
+    values = np.ascontiguousarray(values, dtype=object)
+    if not len(values):
+        return np.empty(0, dtype=np.uintp)
+    references = (ctypes.c_void_p * len(values)).from_address(values.ctypes.data)
+    return np.frombuffer(memoryview(references), dtype=np.uintp).copy()  # values may go
 
 
 def _plain_wkb(wkb: pa.Array) -> np.ndarray:
@@ -477,7 +507,8 @@ def _check_ids(
     text = (ids if pd.api.types.is_string_dtype(ids) else ids.astype(str)).str.strip()
     blank = (ids.isna() | text.isin(["", "nan", "None"])).to_numpy()
     note(reasons, blank, f"empty id in field {ids.name}")
-    candidates = text.where(pd.isna(reasons))
+    open_rows = pd.isna(reasons)
+    candidates = text if open_rows.all() else text.where(open_rows)
     first_at = _first_rows(candidates, earlier)
     offset = earlier.first_row if earlier is not None else 0
     present = candidates.notna().to_numpy()
@@ -490,6 +521,10 @@ def _check_ids(
 
 def _first_rows(candidates: pd.Series, earlier: BatchState | None) -> np.ndarray:
     """For each id, the row (of the whole delivery) where it first occurs; -1 for none."""
+    if earlier is not None:
+        hashed = _first_rows_distinct(candidates, earlier)
+        if hashed is not None:
+            return hashed
     codes, uniques = pd.factorize(candidates)
     present = codes >= 0
     if not len(uniques):  # no id at all in this batch (every one blank)
@@ -506,6 +541,26 @@ def _first_rows(candidates: pd.Series, earlier: BatchState | None) -> np.ndarray
         first[known] = earlier.ids.first[seen[known]]
         earlier.ids.add(keys[~known], first[~known])
     return np.where(present, first[np.maximum(codes, 0)], -1)
+
+
+def _first_rows_distinct(candidates: pd.Series, earlier: BatchState) -> np.ndarray | None:
+    """:func:`_first_rows` of a batch whose ids are all distinct, told by their 64-bit
+    hashes (the keys the earlier batches keep); None when two hashes are equal, for
+    the exact path to say which ids repeat."""
+    rows = np.flatnonzero(candidates.notna().to_numpy())
+    keys = pd.util.hash_array(candidates.to_numpy(dtype=object)[rows], categorize=False)
+    order = np.argsort(keys)
+    keys, rows = keys[order], rows[order]
+    if (keys[1:] == keys[:-1]).any():
+        return None
+    first = rows + earlier.first_row
+    seen = earlier.ids.lookup(keys)
+    known = seen >= 0
+    first[known] = earlier.ids.first[seen[known]]
+    earlier.ids.add_new(keys[~known], first[~known])
+    out = np.full(len(candidates), -1, dtype=np.int64)
+    out[rows] = first
+    return out
 
 
 def _source_crs(data: SourceData, spec: ImportSpec, report: ImportReport) -> pyproj.CRS:
@@ -581,7 +636,8 @@ def _check_near_twin(
     kept = pd.isna(reasons)
     if spec.local_coords or twin_extent is None or not kept.any():
         return
-    bounds = tuple(float(v) for v in frame.geometry[kept].total_bounds)
+    values = np.asarray(frame.geometry.array, dtype=object)
+    bounds = tuple(float(v) for v in shapely.total_bounds(values[kept]))
     guards.check_near_twin(bounds, twin_extent, what=spec.source.name)
 
 
@@ -598,15 +654,18 @@ def _uids(
     spec: ImportSpec,
     source_geoms: gpd.GeoSeries,
     earlier: BatchState | None = None,
-) -> np.ndarray:
-    """``<layer>.<source id>``; without an id field, a hash of the source geometry."""
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``<layer>.<source id>``; without an id field, a hash of the source geometry.
+
+    Source ids give the text column pandas would make of them (kept as Arrow text,
+    never converted to Python strings and back)."""
     if _EXPORT_UID in frame.columns:
         return frame.pop(_EXPORT_UID).to_numpy(dtype=object)
     if spec.id is not None:
         ids = frame[spec.id]
         if pd.api.types.is_float_dtype(ids) and (ids.dropna() == ids.dropna().round()).all():
             ids = ids.astype("Int64")
-        return (spec.layer + "." + ids.astype(str).str.strip()).to_numpy(dtype=object)
+        return (spec.layer + "." + ids.astype(str).str.strip()).array
     wkb = shapely.to_wkb(np.asarray(source_geoms.array), hex=True)
     wkb = np.where(pd.isna(wkb), "", wkb).astype(object)
     hashes = pd.util.hash_array(wkb, hash_key=_UID_HASH_KEY, categorize=False)  # same hashes
@@ -629,6 +688,9 @@ def _record_rejections(
 ) -> None:
     rows = np.flatnonzero(~pd.isna(reasons))
     report.rejected = len(rows)
+    if not rows.size:
+        report.rejections = []
+        return
     ids = frame[spec.id].to_numpy(dtype=object) if spec.id is not None else None
     report.rejections = [
         Rejection(
@@ -638,8 +700,7 @@ def _record_rejections(
         )
         for i in rows
     ]
-    if rows.size:
-        log.info("%s: %d of %d features rejected", spec.layer, rows.size, len(frame))
+    log.info("%s: %d of %d features rejected", spec.layer, rows.size, len(frame))
 
 
 def _classification(

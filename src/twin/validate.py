@@ -59,6 +59,8 @@ def note_values(
     reasons: np.ndarray, mask: np.ndarray, spec: FieldSpec, raw: pd.Series, problem: str
 ) -> None:
     """Record "<field>=<value> <problem>" for rows in ``mask`` that have no reason yet."""
+    if not mask.any():
+        return
     values = raw.to_numpy(dtype=object)
     for i in np.flatnonzero(mask & pd.isna(reasons)):
         reasons[i] = f"{spec.name}={values[i]!r} {problem}"
@@ -116,7 +118,7 @@ def check_geometries(
     unfixable = f"invalid geometry that cannot be repaired as a {kind.geometry}"
     note(reasons, invalid & ~repaired, unfixable)
     type_ids = shapely.get_type_id(values)
-    wrong = present & ~pd.isna(values) & ~np.isin(type_ids, _TYPE_IDS[kind.geometry])
+    wrong = present & ~shapely.is_missing(values) & ~np.isin(type_ids, _TYPE_IDS[kind.geometry])
     for i in np.flatnonzero(wrong & pd.isna(reasons)):
         reasons[i] = f"a {values[i].geom_type} does not fit kind {kind.name} ({kind.geometry})"
     return values, repaired & pd.isna(reasons)
@@ -255,7 +257,7 @@ def _as_text(
         if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
             raw = raw.astype("Int64")
         text = raw.astype("str").where(~blank)
-    result = text.where(~blank)
+    result = text.where(~blank) if blank.any() else text
     if spec.choices:
         result = result.str.lower()
     return result.astype("str")

@@ -65,7 +65,7 @@ def _stored(path: Path, table: str) -> tuple[pd.DataFrame, list[tuple[object, ..
 
 
 def _helpers() -> list[int]:
-    """Helper processes (``twin.store.gdalsink``) that are children of this one."""
+    """Helper processes (``twin/store/gdalsink.py``) that are children of this one."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -76,7 +76,7 @@ def _helpers() -> list[int]:
         except OSError:
             continue
         parent = next(int(line.split()[1]) for line in status.splitlines() if line[:5] == "PPid:")
-        if parent == os.getpid() and b"twin.store.gdalsink" in command:
+        if parent == os.getpid() and b"gdalsink.py" in command:
             found.append(int(entry.name))
     return found
 
@@ -147,3 +147,23 @@ def test_encoded_frames_store_the_given_wkb(tmp_path: Path, helper: bool) -> Non
     expected[singles] = shapely.multipolygons(expected[singles].reshape(-1, 1))
     assert shapely.equals_exact(stored, expected, tolerance=0).all()
     assert (shapely.get_type_id(stored) == 6).all()
+
+
+def test_helper_dying_mid_stream_is_a_storage_error(tmp_path: Path) -> None:
+    """The batches go to the helper from a sender thread: when the helper dies after the
+    first batch, the write still ends in one clear error and no thread or process stays."""
+    import signal
+    import threading
+
+    def frames() -> Iterator[gpd.GeoDataFrame]:
+        batches = _frames(6)
+        yield batches[0]
+        for pid in _helpers():
+            os.kill(pid, signal.SIGKILL)
+        yield from batches[1:]
+
+    with pytest.raises(StorageError, match=r"^cannot write t\.gpkg: ") as caught:
+        write_stream(tmp_path / "t.gpkg", "b", frames(), helper=True)
+    assert "\n" not in str(caught.value)
+    assert _helpers() == []
+    assert not [t for t in threading.enumerate() if t.name == "twin-gdalsink"]

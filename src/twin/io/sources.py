@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,7 @@ def streamable_count(
 def read_source_batches(
     path: str | os.PathLike[str],
     *,
-    batch_size: int,
+    batch_size: int | Sequence[int],
     source_layer: str | None = None,
     encoding: str | None = None,
     where: str | None = None,
@@ -186,13 +186,14 @@ def read_source_batches(
 ) -> Iterator[SourceData]:
     """Read a large GDAL source in batches of about ``batch_size`` features, in file order.
 
-    A GeoPackage is read by ranges of its fid (one indexed range scan each), other
-    formats by record index. Concatenated, the batches are what :func:`read_source`
-    returns, so memory holds one batch, never the file. ``keep_wkb`` keeps each
-    batch's geometries as GDAL read them (:attr:`SourceData.wkb`, WKB) where the
-    layer has no date-time or JSON field (those are read as :func:`read_source`
-    reads them, without it): a writer can store unchanged geometries without
-    encoding them again.
+    ``batch_size`` may be a sequence of sizes, one a batch, the last one repeated
+    (:func:`ramped_sizes`). A GeoPackage is read by ranges of its fid (one indexed
+    range scan each), other formats by record index. Concatenated, the batches are
+    what :func:`read_source` returns, so memory holds one batch, never the file.
+    ``keep_wkb`` keeps each batch's geometries as GDAL read them
+    (:attr:`SourceData.wkb`, WKB) where the layer has no date-time or JSON field
+    (those are read as :func:`read_source` reads them, without it): a writer can
+    store unchanged geometries without encoding them again.
 
     Examples
     --------
@@ -260,10 +261,14 @@ def _integers_with_nulls(src: Path, fmt: str, layer: str | None, where: str | No
 
 
 def _windows(
-    dataset: str, src: Path, fmt: str, layer: str | None, size: int, where: str | None
+    dataset: str,
+    src: Path,
+    fmt: str,
+    layer: str | None,
+    size: int | Sequence[int],
+    where: str | None,
 ) -> Iterator[dict[str, Any]]:
     """The read options of each batch: fid ranges in a GeoPackage, record windows elsewhere."""
-    size = max(int(size), 1)
     if fmt == "gpkg":
         info = pyogrio.read_info(dataset, layer=layer)
         fid = info.get("fid_column") or "fid"
@@ -271,16 +276,65 @@ def _windows(
         if span is None:
             yield {"where": where} if where else {}
             return
-        for start in range(span[0], span[1] + 1, size):
-            window = f"{fid} >= {start} AND {fid} < {start + size}"
+        for start, end in _ranges(span[0], span[1] + 1, size):
+            window = f"{fid} >= {start} AND {fid} < {end}"
             yield {"where": f"({where}) AND {window}" if where else window}
         return
     count = int(pyogrio.read_info(dataset, layer=layer)["features"])
     if count < 0:  # not declared: count once
         count = len(pyogrio.read_dataframe(dataset, layer=layer, read_geometry=False, columns=[]))
     extra = {"where": where} if where else {}
-    for start in range(0, max(count, 1), size):
-        yield {"skip_features": start, "max_features": size, **extra}
+    for start, end in _ranges(0, max(count, 1), size):
+        yield {"skip_features": start, "max_features": end - start, **extra}
+
+
+def _ranges(start: int, stop: int, sizes: int | Sequence[int]) -> Iterator[tuple[int, int]]:
+    """``[start, stop)`` cut into consecutive ranges of ``sizes`` (the last size repeated).
+
+    Examples
+    --------
+    >>> list(_ranges(0, 10, 4)), list(_ranges(5, 15, [1, 2, 3]))
+    ([(0, 4), (4, 8), (8, 10)], [(5, 6), (6, 8), (8, 11), (11, 14), (14, 15)])
+    """
+    steps = [sizes] if isinstance(sizes, int) else list(sizes)
+    at, k = start, 0
+    while at < stop:
+        step = max(int(steps[min(k, len(steps) - 1)]), 1)
+        yield at, min(at + step, stop)
+        at, k = at + step, k + 1
+
+
+def ramped_sizes(count: int, size: int, *, first: int) -> list[int]:
+    """Batch sizes for ``count`` features: doubling from ``first`` up to ``size``, then
+    ``size``, and halving back towards ``first`` for the last batches.
+
+    A pipeline that writes batch k while it makes batch k+1 idles its writer while
+    the first batch is made and its maker while the last is written: small first
+    and last batches shorten both waits, large middle ones keep the per-batch costs
+    low. The sizes add up to at least ``count``.
+
+    Examples
+    --------
+    >>> ramped_sizes(1_000_000, 200_000, first=25_000)
+    [25000, 50000, 100000, 50000, 200000, 200000, 200000, 100000, 50000, 25000]
+    >>> ramped_sizes(60, 200, first=25)
+    [25, 50]
+    """
+    up: list[int] = []
+    step = max(min(first, size), 1)
+    while step < size:
+        up.append(step)
+        step *= 2
+    middle = max(count - 2 * sum(up), 0)
+    rest = [middle % size] if middle % size else []
+    sizes = up + rest + [size] * (middle // size) + up[::-1]
+    out, total = [], 0
+    for step in sizes:
+        if total >= count:
+            break
+        out.append(step)
+        total += step
+    return out or [size]
 
 
 def _read_gdal(

@@ -132,7 +132,9 @@ def write_stream(
             "crs": _crs_text(first),
             "layer_options": {"FID": "fid", "SPATIAL_INDEX": "YES" if spatial_index else "NO"},
         }
-        rest = (_arrow_table(*_unpacked(item), multi=multi).cast(head.schema) for item in frames)
+        rest = (
+            _as_schema(_arrow_table(*_unpacked(item), multi=multi), head.schema) for item in frames
+        )
         if sink is None:
             _write_here(path, head, rest, options)
             return
@@ -145,6 +147,14 @@ def write_stream(
             sink.abort()
         raise
     sink.close()
+
+
+def _as_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``: cast only when a column's type differs (a cast copies
+    every column, even to the same types)."""
+    if table.schema.equals(schema):
+        return table.replace_schema_metadata(schema.metadata)
+    return table.cast(schema)
 
 
 def _start_helper() -> GdalSink | None:

@@ -3,11 +3,14 @@
 pyogrio holds Python's GIL for the whole of ``write_arrow``: while GDAL writes
 one batch, no thread of this process can read, check or convert the next one.
 A large stream of batches (an import of a million buildings) is therefore
-handed to a helper process, ``python -m twin.store.gdalsink``, as an Arrow IPC
-stream on its standard input; the helper passes the stream to the same
+handed to a helper process, this file run as a script (``python -P gdalsink.py``:
+it imports pyarrow and pyogrio only, not twin, so it starts in a fraction of the
+time), as an Arrow IPC stream on its standard input; the helper passes the stream to the same
 ``pyogrio.raw.write_arrow`` call with the same options, so the file is the one an
 in-process write makes. This process makes batch k+1 while the helper writes
-batch k; the pipe holds back a producer that runs ahead.
+batch k: a thread of this process sends the batches (waiting on the pipe with the
+GIL released), so a producer that runs ahead is held back only when
+:data:`QUEUED` batches wait to be sent.
 
 The helper reports on its standard output, once the stream ends, as one JSON
 object: the warnings GDAL raised (re-emitted here as :class:`RuntimeWarning`) and
@@ -34,16 +37,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-
-from twin.errors import StorageError
 
 __all__ = ["GdalSink", "serve", "spare_core"]
 
@@ -51,6 +54,8 @@ __all__ = ["GdalSink", "serve", "spare_core"]
 #: environment): SQLite skips its per-transaction syncs, as an in-process write of
 #: a private working copy does (``twin.store.files``).
 HELPER_CONFIG = {"OGR_SQLITE_SYNCHRONOUS": "OFF"}
+#: Batches waiting to be sent while the helper is still reading earlier ones.
+QUEUED = 2
 
 
 class GdalSink:
@@ -67,7 +72,7 @@ class GdalSink:
         # the helper's stderr, read if it dies without its report; closed by _finish/abort
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "twin.store.gdalsink"],
+            [sys.executable, "-P", str(Path(__file__).resolve())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errors,
@@ -75,6 +80,9 @@ class GdalSink:
         )
         self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._path = Path()
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=QUEUED)
+        self._sender: threading.Thread | None = None
+        self._broken = False  # the pipe closed under the sender: the helper stopped
 
     def open(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
         """Start the layer: ``options`` are ``write_arrow``'s keyword arguments."""
@@ -86,14 +94,35 @@ class GdalSink:
             self._stream = pa.ipc.new_stream(self._process.stdin, schema)
         except (BrokenPipeError, OSError):
             self._failed()
+        self._sender = threading.Thread(target=self._send, name="twin-gdalsink", daemon=True)
+        self._sender.start()
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Send one batch; waits while the helper is still writing earlier ones."""
-        assert self._stream is not None
-        try:
-            self._stream.write_batch(batch)
-        except (BrokenPipeError, OSError):
+        """Queue one batch to send; waits while :data:`QUEUED` batches are waiting."""
+        assert self._sender is not None
+        if self._broken:
+            self._stop_sender()
             self._failed()
+        self._queue.put(batch)
+
+    def _send(self) -> None:
+        """The sender thread: each queued batch to the pipe until ``None`` (or a broken pipe,
+        after which batches are only taken off the queue)."""
+        assert self._stream is not None
+        while (batch := self._queue.get()) is not None:
+            if self._broken:
+                continue
+            try:
+                self._stream.write_batch(batch)
+            except (BrokenPipeError, OSError):
+                self._broken = True
+
+    def _stop_sender(self) -> None:
+        """Let the sender send what is queued and end."""
+        if self._sender is not None:
+            self._queue.put(None)
+            self._sender.join()
+            self._sender = None
 
     def close(self) -> None:
         """End the stream and wait for the layer to be written.
@@ -104,7 +133,10 @@ class GdalSink:
             When GDAL could not write the layer (the helper's error, in one line).
         """
         assert self._stream is not None and self._process.stdin is not None
+        self._stop_sender()
         try:
+            if self._broken:
+                raise BrokenPipeError
             self._stream.close()
             self._process.stdin.close()
         except (BrokenPipeError, OSError):
@@ -116,6 +148,8 @@ class GdalSink:
         if self._process.returncode is None:
             self._process.kill()
             self._process.wait()
+        self._broken = True  # the sender drops what is queued
+        self._stop_sender()
         for pipe in (self._process.stdin, self._process.stdout):
             with contextlib.suppress(OSError):
                 pipe and pipe.close()
@@ -124,7 +158,7 @@ class GdalSink:
     def _failed(self) -> None:
         """The helper stopped reading: report why."""
         self._finish()
-        raise StorageError(f"cannot write {self._path.name}: the GDAL helper process stopped")
+        raise _storage_error(f"cannot write {self._path.name}: the GDAL helper process stopped")
 
     def _finish(self) -> None:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -140,11 +174,19 @@ class GdalSink:
             result = json.loads(out.decode().strip().splitlines()[-1])
         except (IndexError, ValueError):
             last = errors.splitlines()[-1] if errors else f"exit code {self._process.returncode}"
-            raise StorageError(f"cannot write {self._path.name}: {last}") from None
+            raise _storage_error(f"cannot write {self._path.name}: {last}") from None
         for message in result["warnings"]:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
         if result["error"]:
-            raise StorageError(f"cannot write {self._path.name}: {result['error']}")
+            raise _storage_error(f"cannot write {self._path.name}: {result['error']}")
+
+
+def _storage_error(message: str) -> Exception:
+    """A :class:`twin.errors.StorageError` (imported here: the helper, running this file
+    as a script, never imports twin)."""
+    from twin.errors import StorageError
+
+    return StorageError(message)
 
 
 def spare_core() -> bool:
@@ -195,5 +237,18 @@ def serve(source: IO[bytes], out: IO[str]) -> None:
     out.flush()
 
 
+#: What pyogrio imports when it can, which writing Arrow never uses: the helper keeps
+#: them out (a third of a second of its start).
+_UNUSED_HERE = ("geopandas", "pandas", "shapely", "pyproj")
+
+#: The helper's niceness: the process making the batches is the import's critical
+#: path, so when both want a core it goes first; GDAL (its writer and its R-tree
+#: thread) takes the other core, and catches up when the batches end.
+HELPER_NICE = 5
+
 if __name__ == "__main__":
+    if hasattr(os, "nice"):
+        os.nice(HELPER_NICE)
+    for _name in _UNUSED_HERE:
+        sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
     serve(sys.stdin.buffer, sys.stdout)

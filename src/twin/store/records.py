@@ -181,8 +181,9 @@ class LayerSummary:
 
     @classmethod
     def of(cls, frame: gpd.GeoDataFrame) -> LayerSummary:
-        bounds = frame.total_bounds if len(frame) else np.full(4, np.nan)
-        type_ids = np.unique(shapely.get_type_id(np.asarray(frame.geometry.array)))
+        values = np.asarray(frame.geometry.array)
+        bounds = shapely.total_bounds(values) if len(frame) else np.full(4, np.nan)
+        type_ids = np.unique(shapely.get_type_id(values))
         return cls(len(frame), np.asarray(bounds, dtype=float), type_ids)
 
     def __add__(self, other: LayerSummary) -> LayerSummary:
