@@ -170,7 +170,7 @@ def _building_table(
     table = _building_indicators_from_relation(city, info, by, columns, fh)
     if table is not None:
         return table
-    if info.feature_count > STREAM_ABOVE and isinstance(city.store, GpkgStore):
+    if info.feature_count > STREAM_ABOVE and isinstance(getattr(city, "store", None), GpkgStore):
         batches = _layer_batches(city, info.name, columns)
         return building_indicators_in_batches(zones, batches, floor_height_m=fh)
     frame = city.layer(info.name, columns=columns)
@@ -191,7 +191,9 @@ def _building_indicators_from_relation(
     TwinBusyError
         When an import or build replaced the twin file while it was read.
     """
-    if not isinstance(city.store, GpkgStore) or info.feature_count > WHOLE_WITH_RELATION_UP_TO:
+    # A snapshot's view (twin.query) has no store: it overlays what it holds in memory.
+    store = getattr(city, "store", None)
+    if not isinstance(store, GpkgStore) or info.feature_count > WHOLE_WITH_RELATION_UP_TO:
         return None
     path = city.path
     version = os.stat(path).st_ino
@@ -199,8 +201,8 @@ def _building_indicators_from_relation(
     stored = _current_zone_set(city, info.name, zone_layer)
     if stored is None:
         return None
-    rows = city.store.zone_rows(stored)
-    wkb, values = city.store.read_wkb(info.name, columns)
+    rows = store.zone_rows(stored)
+    wkb, values = store.read_wkb(info.name, columns)
     if os.stat(path).st_ino != version:
         raise TwinBusyError(
             f"{path.name} was changed by another writer while layer {info.name} was read: "
