@@ -61,6 +61,29 @@ def test_each_path_hand_computed(small_group: int) -> None:
     assert got == pytest.approx([2 * disc_area(10) - lens, 0.0], rel=1e-9)
 
 
+def test_lone_disc_cut_by_one_edge() -> None:
+    """Cut straight across by the edge A | B: clipped in numpy, equal to GEOS's clip."""
+    half = disc_area(10) / 2
+    assert areas([(100, 50)], [10]) == pytest.approx([half, half], rel=1e-12)
+    disc = shapely.buffer(shapely.Point(95, 50), 10, quad_segs=QUAD_SEGS)
+    expected = [shapely.intersection(disc, zone).area for zone in ZONES]
+    assert areas([(95, 50)], [10]) == pytest.approx(expected, rel=1e-12)
+    assert expected[0] > 3 * expected[1] > 0  # most of it in A
+    # a zone given clockwise, and a disc reaching two edges (GEOS clips that one)
+    turned = np.array([shapely.Polygon(list(ZONES[0].exterior.coords)[::-1]), ZONES[1]])
+    got = covered_areas(
+        turned,
+        shapely.points([(95, 50), (5, 95)]),
+        np.array([10.0, 10.0]),
+        quad_segs=QUAD_SEGS,
+        small_group=64,
+    )
+    corner = shapely.buffer(shapely.Point(5, 95), 10, quad_segs=QUAD_SEGS)
+    assert got.tolist() == pytest.approx(
+        [expected[0] + shapely.intersection(corner, ZONES[0]).area, expected[1]], rel=1e-12
+    )
+
+
 def test_zone_inside_one_disc_and_points_left_out() -> None:
     # 71 m from B's centre reaches past its corners (70.7 m): B whole; A gets a sliver
     got = areas([(150, 50)], [75])

@@ -146,7 +146,9 @@ def covered_areas(
     radius = radii[pairs.disc]
     result += _per_zone(pairs.zone[simple], unit_area * radius[simple] ** 2, n_zones)
     clip = np.flatnonzero(alone & ~pairs.inside)
-    result += _per_zone(pairs.zone[clip], shapely.area(pairs.pieces(clip)), n_zones)
+    cut, settled = _chord_cut_areas(pairs, clip)
+    cut[~settled] = shapely.area(pairs.pieces(clip[~settled]))
+    result += _per_zone(pairs.zone[clip], cut, n_zones)
     crossing = np.bincount(np.repeat(np.arange(len(starts)), size), weights=~pairs.inside)
     for kind in ("inside", "crossing", "large"):
         if kind == "large":
@@ -187,6 +189,99 @@ class _Pairs:
         cross = ~self.inside[rows]
         discs[cross] = shapely.intersection(discs[cross], self.zones[self.zone[rows][cross]])
         return discs
+
+
+_MAX_EDGES = 32  # zones with more edges: discs across their boundary are clipped by GEOS
+_MARGIN = 1e-9  # relative: closer calls than this are left to GEOS
+
+
+def _chord_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.bool_]]:
+    """Area of the disc inside the zone, for pairs where one zone edge cuts the disc
+    straight across (its ends out of reach, every other edge too): the disc's polygon
+    clipped by that edge's line in numpy. Others are marked unsettled (area 0)."""
+    area = np.zeros(len(rows), dtype=np.float64)
+    settled = np.zeros(len(rows), dtype=bool)
+    start, vector, simple = _zone_edges(pairs.zones)
+    rows_ok = np.flatnonzero(simple[pairs.zone[rows]])
+    if len(rows_ok) == 0:
+        return area, settled
+    zone, disc = pairs.zone[rows[rows_ok]], pairs.disc[rows[rows_ok]]
+    centre, radius = pairs.xy[disc], pairs.radii[disc]
+    v = start[zone] - centre[:, None, :]  # edges relative to the disc's centre
+    e = vector[zone]
+    length = np.hypot(e[..., 0], e[..., 1])
+    real = length > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.clip(-(v[..., 0] * e[..., 0] + v[..., 1] * e[..., 1]) / length**2, 0.0, 1.0)
+    gap = np.where(real, np.hypot(v[..., 0] + s * e[..., 0], v[..., 1] + s * e[..., 1]), np.inf)
+    r = radius[:, None]
+    inner = r * np.cos(np.pi / (4 * pairs.quad_segs)) * (1 - _MARGIN)
+    cutting = gap < inner
+    unsure = (gap >= inner) & (gap <= r * (1 + _MARGIN))
+    ends_out = (np.hypot(v[..., 0], v[..., 1]) > r * (1 + _MARGIN)) & (
+        np.hypot(v[..., 0] + e[..., 0], v[..., 1] + e[..., 1]) > r * (1 + _MARGIN)
+    )
+    one = (cutting.sum(axis=1) == 1) & ~unsure.any(axis=1) & (cutting & ends_out).any(axis=1)
+    one = np.flatnonzero(one)
+    pick = np.argmax(cutting[one], axis=1)
+    ev, vv, ln = e[one, pick], v[one, pick], length[one, pick]
+    normal = np.stack([-ev[:, 1], ev[:, 0]], axis=1) / ln[:, None]  # left of the edge
+    d = -(normal * vv).sum(axis=1)  # signed distance of the centre from the edge's line
+    r = radius[one]
+    probe = centre[one] + normal * ((r - d) / 2)[:, None]  # left of the line, in the disc
+    left_in = shapely.contains_xy(pairs.zones[zone[one]], probe[:, 0], probe[:, 1])
+    clear = (r + d) > _MARGIN * r
+    one, normal, d, r, left_in = one[clear], normal[clear], d[clear], r[clear], left_in[clear]
+    ring = r[:, None, None] * _unit_circle(pairs.quad_segs)[None, :, :]  # closed rings
+    side = np.where(left_in, 1.0, -1.0)[:, None] * (
+        (ring * normal[:, None, :]).sum(axis=2) + d[:, None]
+    )
+    area[rows_ok[one]] = _half_plane_area(ring, side)
+    settled[rows_ok[one]] = True
+    return area, settled
+
+
+def _half_plane_area(ring: Floats, side: Floats) -> Floats:
+    """Area of each closed convex ring's part where ``side >= 0`` (a line cuts it once)."""
+    p, q = ring[:, :-1], ring[:, 1:]
+    sp, sq = side[:, :-1], side[:, 1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = sp / (sp - sq)
+    hit = p + t[..., None] * (q - p)
+    keep_p, keep_q = sp >= 0, sq >= 0
+    a = np.where(keep_p[..., None], p, hit)
+    b = np.where(keep_q[..., None], q, hit)
+    both_out = ~keep_p & ~keep_q
+    term = np.where(both_out, 0.0, a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0])
+    exits = keep_p & ~keep_q
+    enters = ~keep_p & keep_q
+    x = (hit * exits[..., None]).sum(axis=1)
+    y = (hit * enters[..., None]).sum(axis=1)
+    chord = x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]
+    return np.abs(term.sum(axis=1) + chord) / 2
+
+
+def _zone_edges(zones: Geoms) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
+    """Every edge of every ring of each zone (start and vector, padded with zero-length
+    edges), and whether the zone is polygonal with at most _MAX_EDGES edges."""
+    m = len(zones)
+    kinds = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
+    polygonal = np.flatnonzero(np.isin(shapely.get_type_id(zones), kinds))
+    parts, part_of = shapely.get_parts(zones[polygonal], return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+    same = coord_of[:-1] == coord_of[1:]
+    start, vector = coords[:-1][same], (coords[1:] - coords[:-1])[same]
+    owner = polygonal[part_of[ring_of[coord_of[:-1][same]]]]
+    count = np.bincount(owner, minlength=m)
+    simple = (count >= 3) & (count <= _MAX_EDGES)
+    slot = np.arange(len(owner)) - np.r_[0, np.cumsum(count)[:-1]][owner]
+    keep = simple[owner]
+    k = int(count[simple].max()) if simple.any() else 1
+    starts, vectors = np.zeros((m, k, 2)), np.zeros((m, k, 2))
+    starts[owner[keep], slot[keep]] = start[keep]
+    vectors[owner[keep], slot[keep]] = vector[keep]
+    return starts, vectors, simple
 
 
 def _members(first: Ints, count: Ints) -> tuple[Ints, Ints]:
