@@ -12,7 +12,8 @@ that most zones need no overlay at all:
   the zone, farther than its radius from the zone's boundary) adds its own
   area, known without building it;
 - a disc overlapping no other disc but crossing zone boundaries adds the
-  area of its clipped parts;
+  area of its clipped parts: clipped in numpy (the disc's polygon by the
+  edge's line) where one zone edge cuts it straight across, by GEOS otherwise;
 - the discs of one group of overlapping discs meeting one zone (a *run*)
   are merged for that zone only: inside the zone, unioned in one vectorised
   call; across its boundary, subtracted from the zone one at a time (nearest
