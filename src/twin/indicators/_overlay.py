@@ -147,7 +147,7 @@ def pieces_with_shares(
     >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist()))
     [(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)]
     """
-    position = zone_labels.get_indexer(pd.Index(zone_of["zone"].to_numpy(dtype=object)))
+    position = _zone_positions(zone_labels, zone_of["zone"])
     whole = (
         (position >= 0)
         & (zone_of["n_zones"].to_numpy() == 1)
@@ -163,6 +163,15 @@ def pieces_with_shares(
             [np.asarray(shapely.area(features[inside]), dtype=np.float64), clipped.measure]
         ),
     )
+
+
+def _zone_positions(zone_labels: pd.Index, zone: pd.Series) -> npt.NDArray[np.intp]:
+    """Position of each label among the zones, -1 for none; a categorical is looked up
+    by its categories only (a few thousand zones, not a million labels)."""
+    if isinstance(zone.dtype, pd.CategoricalDtype):
+        lookup = np.r_[zone_labels.get_indexer(zone.cat.categories), -1].astype(np.intp)
+        return lookup[zone.cat.codes.to_numpy()]  # code -1 (missing) takes the last: -1
+    return zone_labels.get_indexer(pd.Index(zone.to_numpy(dtype=object))).astype(np.intp)
 
 
 def _intersection(a: Geoms, b: Geoms) -> Geoms:

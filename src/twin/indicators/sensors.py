@@ -20,8 +20,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from twin.errors import UsageError
 from twin.indicators._overlay import (
@@ -32,6 +30,7 @@ from twin.indicators._overlay import (
     per_area,
     zone_areas,
 )
+from twin.indicators.coverage import covered_areas, disc_polygons, overlap_groups
 
 __all__ = [
     "DEFAULT_RADIUS_M",
@@ -61,7 +60,8 @@ DEFAULT_RADIUS_M: Mapping[str, float] = MappingProxyType(
 RadiusSpec = float | Mapping[str, float] | None
 _ALL = "sensor"  # the group name when sensors are not split by type
 _QUAD_SEGS = 16  # segments per quarter circle of a sensing disc (area within 0.2 %)
-_SMALL_GROUP = 64  # overlapping discs unioned in one vectorised call up to this many
+_SMALL_GROUP = 64  # overlapping discs unioned in one vectorised call up to this many (or a zone
+# minus its discs one at a time, where they cross its boundary); larger sets with union_all
 
 
 def _types(sensors: pd.DataFrame, by: str | None) -> npt.NDArray[np.object_]:
@@ -210,8 +210,14 @@ def sensor_indicators(
                 int(of_type.sum() - reach.sum()),
                 name,
             )
-        covered = covered_parts(zone_geoms, points[reach], radii[reach])
-        out[f"{label}_coverage"] = np.minimum(per_area(shapely.area(covered), area), 1.0)
+        covered = covered_areas(
+            zone_geoms,
+            points[reach],
+            radii[reach],
+            quad_segs=_QUAD_SEGS,
+            small_group=_SMALL_GROUP,
+        )
+        out[f"{label}_coverage"] = np.minimum(per_area(covered, area), 1.0)
     return pd.DataFrame(out, index=zones.index)
 
 
@@ -275,17 +281,6 @@ def covered_parts(zones: Geoms, points: Geoms, radii: npt.NDArray[np.float64]) -
     return result
 
 
-def _discs(xy: npt.NDArray[np.float64], radii: npt.NDArray[np.float64]) -> Geoms:
-    """Sensing discs: the vertices of ``shapely.buffer(point, r, quad_segs=16)``.
-
-    Built from one unit circle scaled and moved in numpy, several times faster
-    than buffering each point.
-    """
-    unit = shapely.get_coordinates(shapely.buffer(shapely.Point(0, 0), 1.0, quad_segs=_QUAD_SEGS))
-    rings = xy[:, None, :] + radii[:, None, None] * unit[None, :, :]
-    return np.asarray(shapely.polygons(rings), dtype=np.object_)
-
-
 def _disjoint_union(points: Geoms, radii: npt.NDArray[np.float64]) -> Geoms:
     """The union of the discs around the points, as disjoint polygons.
 
@@ -298,14 +293,8 @@ def _disjoint_union(points: Geoms, radii: npt.NDArray[np.float64]) -> Geoms:
     if len(points) == 0:
         return np.empty(0, dtype=np.object_)
     xy = shapely.get_coordinates(points)
-    discs = _discs(xy, radii)
-    n = len(points)
-    a, b = shapely.STRtree(discs).query(discs)  # overlapping bounding boxes
-    near = np.hypot(*(xy[a] - xy[b]).T) <= radii[a] + radii[b]
-    graph = sparse.coo_matrix(
-        (np.ones(int(near.sum()), dtype=np.int8), (a[near], b[near])), shape=(n, n)
-    )
-    n_groups, group = connected_components(graph, directed=False)
+    discs = disc_polygons(xy, radii, _QUAD_SEGS)
+    n_groups, group = overlap_groups(xy, radii)
     size = np.bincount(group, minlength=n_groups)
     alone = size[group] == 1
     merged: list[Any] = [discs[alone]]

@@ -48,6 +48,7 @@ from twin.store.files import (
     write_table,
 )
 from twin.store.session import GpkgSession
+from twin.store.zonerows import read_zone_rows
 
 __all__ = [
     "HISTORY_SUFFIX",
@@ -334,6 +335,11 @@ class GpkgStore:
     def linked_rows(self, stored: relstore.StoredSet) -> pd.DataFrame:
         """The rows of one set that have a target (``row, from_uid, to_uid, distance_m``)."""
         return relstore.read_linked(self.path, stored)
+
+    @maps_file_errors("reading relations")
+    def zone_rows(self, stored: relstore.StoredSet) -> pd.DataFrame:
+        """A zone relation's rows by position (``row, zone, share, n_zones``; no uid text)."""
+        return read_zone_rows(self.path, stored)
 
     @maps_file_errors("reading table {0}")
     def distinct(self, table: str, column: str) -> list[str]:
