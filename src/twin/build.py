@@ -376,6 +376,7 @@ def _computed(
                 layers, plan, max_distance_m=max_distance_m, max_service_m=max_service_m
             )
         layers.done(plan)
+        rows.unrelated  # noqa: B018 -- counted here, off the writer's thread
         return rows
 
     pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="twin-build")
