@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 
 import twin
@@ -219,3 +220,23 @@ def test_relation_rows_in_whole_statements_and_a_tail(
         assert got == want
         assert {type(row[6]) for row in got} == {int}
     con.close()
+
+
+def test_a_layer_decoded_in_two_halves_builds_the_same_rows(
+    sample_twin: twin.Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every layer of 10 features or more decoded by two threads: the same stored rows."""
+    from twin import build
+
+    monkeypatch.setattr(build, "_SPLIT_DECODE", 10)
+    copy = twin.Twin.open(shutil.copy(sample_twin.path, tmp_path / "halves.gpkg"))
+    copy.build(force=True)
+    query = (
+        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
+        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
+        " JOIN twin_relation_sets s USING (set_id)"
+        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
+    )
+    got, want = copy.store.query(query), sample_twin.store.query(query)
+    assert len(want) > 1000
+    pd.testing.assert_frame_equal(got, want)
