@@ -175,6 +175,29 @@ def test_features_in_a_zones_inner_box_get_the_same_shares() -> None:
     assert (n_zones == 2).sum() > 0 and (n_zones == 0).sum() > 0 and (share == 1.0).sum() > 0
 
 
+def test_inner_boxes_are_covered_by_their_zones() -> None:
+    """Each inner box lies in its zone and is the largest scale that does; a sliver gets none."""
+    from twin.relate import INNER_SCALES, inner_boxes
+
+    zones = np.array(
+        [
+            shapely.Polygon([(0, 0), (10, 0), (10, 10), (0.5, 9.5), (0, 0)]),
+            shapely.Polygon([(0, 0), (10, 10), (10, 10.1), (0, 0)]),  # a sliver on a diagonal
+            shapely.box(5, 5, 7, 8),
+            shapely.from_wkt("POLYGON EMPTY"),
+        ]
+    )
+    inner = inner_boxes(zones)
+    assert np.isnan(inner[[1, 3]]).all() and np.isfinite(inner[[0, 2]]).all()
+    assert shapely.covers(zones[[0, 2]], shapely.box(*inner[[0, 2]].T)).all()
+    np.testing.assert_allclose(inner[2], [5.01, 5.015, 6.99, 7.985])  # a box: the largest, 0.99
+    # The first cell: the chosen scale is covered, the next one up is not (checked by hand).
+    width = inner[0, 2] - inner[0, 0]
+    scale = INNER_SCALES.index(round(width / 10, 2))
+    bigger = 5 - 5 * INNER_SCALES[scale + 1], 5 + 5 * INNER_SCALES[scale + 1]
+    assert not shapely.covers(zones[0], shapely.box(bigger[0], bigger[0], bigger[1], bigger[1]))
+
+
 def test_relation_rows_in_whole_statements_and_a_tail(
     sample_twin: twin.Twin, tmp_path: Path
 ) -> None:
