@@ -206,6 +206,10 @@ def _print_table(rows: list[dict[str, Any]], n: int) -> None:
             f"{r['ratio']:6.2f} {goal:>8} {r['ours']['peak_mib']:9.0f} "
             f"{peer['peak_mib']:9.0f}  {r['peer']}{flag}"
         )
+        if r["metric"] and r["metric"] in r["ours"]["facts"]:  # e.g. build_s, indicators_s
+            facts = r["ours"]["facts"]
+            parts = [f"{k} = {v}" for k, v in facts.items() if k.endswith("_s")]
+            print(f"{'':14} {'':>8} {'':>8} {'':>6} {'':>8}  ours: {', '.join(parts)}")
 
 
 if __name__ == "__main__":

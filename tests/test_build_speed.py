@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 
 import twin
@@ -133,3 +134,132 @@ def test_relation_rows_get_their_sets_fids_either_way(
             (base + 2, set_id, "a.3", "z.2", 0.25, None, 2),
         ]
     con.close()
+
+
+def _brute_force_shares(
+    features: np.ndarray, zones: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Largest share by intersecting every feature with every zone (first zone on a tie)."""
+    pieces = shapely.area(shapely.intersection(features[:, None], zones[None, :]))
+    best = np.where(pieces.max(axis=1) > 0, pieces.argmax(axis=1), -1)
+    share = pieces.max(axis=1) / shapely.area(features)
+    return best, share, (pieces > 0).sum(axis=1)
+
+
+def test_features_in_a_zones_inner_box_get_the_same_shares() -> None:
+    """Grid-like zones with many features each take the inner-box shortcut: the shares are
+    still those of intersecting every pair, for squares well inside, on a zone's edge,
+    across zones, on a sliver zone with no inner box and outside every zone."""
+    from twin.relate import largest_share_positions
+
+    # Two slightly skewed cells (not boxes), side by side along x = 100.
+    zones = np.array(
+        [
+            shapely.Polygon([(0, 0), (100, 0), (100, 100), (1, 99), (0, 0)]),
+            shapely.Polygon([(100, 0), (200, 1), (200, 100), (100, 100), (100, 0)]),
+            # a sliver along a diagonal: no box inside it, its pairs take GEOS's predicate
+            shapely.Polygon([(0, 100), (200, 104), (200, 104.5), (0, 100)]),
+        ]
+    )
+    rng = np.random.default_rng(11)
+    x, y = rng.uniform(-10, 205, 400), rng.uniform(-5, 106, 400)
+    squares = shapely.box(x, y, x + 3, y + 3)
+    edge = shapely.box([97, 10, 50, 150], [20, 97, 0.5, 40], [100, 13, 53, 153], [23, 100, 3.5, 43])
+    features = np.concatenate([squares, edge])
+    best, share, n_zones = largest_share_positions(features, zones)
+    want_best, want_share, want_n = _brute_force_shares(features, zones)
+    assert len(features) >= 8 * len(zones)  # the shortcut is taken
+    assert best.tolist() == want_best.tolist()
+    np.testing.assert_allclose(share, want_share, rtol=1e-12)
+    assert n_zones.tolist() == want_n.tolist()
+    assert (n_zones == 2).sum() > 0 and (n_zones == 0).sum() > 0 and (share == 1.0).sum() > 0
+
+
+def test_inner_boxes_are_covered_by_their_zones() -> None:
+    """Each inner box lies in its zone and is the largest scale that does; a sliver gets none."""
+    from twin.relate import INNER_SCALES, inner_boxes
+
+    zones = np.array(
+        [
+            shapely.Polygon([(0, 0), (10, 0), (10, 10), (0.5, 9.5), (0, 0)]),
+            shapely.Polygon([(0, 0), (10, 10), (10, 10.1), (0, 0)]),  # a sliver on a diagonal
+            shapely.box(5, 5, 7, 8),
+            shapely.from_wkt("POLYGON EMPTY"),
+        ]
+    )
+    inner = inner_boxes(zones)
+    assert np.isnan(inner[[1, 3]]).all() and np.isfinite(inner[[0, 2]]).all()
+    assert shapely.covers(zones[[0, 2]], shapely.box(*inner[[0, 2]].T)).all()
+    np.testing.assert_allclose(inner[2], [5.01, 5.015, 6.99, 7.985])  # a box: the largest, 0.99
+    # The first cell: the chosen scale is covered, the next one up is not (checked by hand).
+    width = inner[0, 2] - inner[0, 0]
+    scale = INNER_SCALES.index(round(width / 10, 2))
+    bigger = 5 - 5 * INNER_SCALES[scale + 1], 5 + 5 * INNER_SCALES[scale + 1]
+    assert not shapely.covers(zones[0], shapely.box(bigger[0], bigger[0], bigger[1], bigger[1]))
+
+
+def test_relation_rows_in_whole_statements_and_a_tail(
+    sample_twin: twin.Twin, tmp_path: Path
+) -> None:
+    """Rows written 256 to a statement (two whole statements and a tail here), either fid
+    path, are the rows given: fids in order, NaN as NULL, types kept."""
+    path = shutil.copy(sample_twin.path, tmp_path / "many.gpkg")
+    n = 2 * 256 + 37
+    to_uid = np.array([None if i % 7 == 0 else f"z.{i % 5}" for i in range(n)], dtype=object)
+    share = np.where(np.arange(n) % 3 == 0, np.nan, np.arange(n) / n)
+    rows = relstore.RelationRows(
+        from_uid=[f"a.{i}" for i in range(n)],
+        to_uid=to_uid,
+        share=share,
+        distance_m=np.arange(n) * 0.5,
+        n_candidates=np.arange(n) % 4,
+    )
+    con = sqlite3.connect(path)
+    writer = relstore.RelationWriter(con, bulk=False)
+    first = writer.put(("feature_grid", "a", "z", None), rows, inputs=[], build_id=1)
+    con.execute(
+        "INSERT INTO twin_relations (fid, set_id, from_uid) VALUES (?, 0, 'stray')",
+        ((first + 5) << 32,),
+    )
+    second = writer.put(("feature_grid", "b", "z", None), rows, inputs=[], build_id=1)
+    for set_id in (first, second):
+        got = con.execute(
+            "SELECT fid, set_id, from_uid, to_uid, share, distance_m, n_candidates"
+            " FROM twin_relations WHERE set_id = ? ORDER BY fid",
+            (set_id,),
+        ).fetchall()
+        want = [
+            (
+                (set_id << 32) + i,
+                set_id,
+                f"a.{i}",
+                to_uid[i],
+                None if np.isnan(share[i]) else float(share[i]),
+                i * 0.5,
+                i % 4,
+            )
+            for i in range(n)
+        ]
+        assert got == want
+        assert {type(row[6]) for row in got} == {int}
+    con.close()
+
+
+def test_a_layer_decoded_in_two_halves_builds_the_same_rows(
+    sample_twin: twin.Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every layer of 10 features or more decoded by two threads: the same stored rows."""
+    from twin import build
+
+    monkeypatch.setattr(build, "_SPLIT_DECODE", 10)
+    copy = twin.Twin.open(shutil.copy(sample_twin.path, tmp_path / "halves.gpkg"))
+    copy.build(force=True)
+    query = (
+        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
+        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
+        " JOIN twin_relation_sets s USING (set_id)"
+        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
+    )
+    got, want = copy.store.query(query), sample_twin.store.query(query)
+    assert len(want) > 1000
+    pd.testing.assert_frame_equal(got, want)

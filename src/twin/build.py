@@ -36,6 +36,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -43,7 +44,12 @@ import pandas as pd
 
 from twin import settings
 from twin.errors import BuildNeeded, BuildNeededError, UsageError
-from twin.relate import geoms_from_wkb, largest_share_positions, nearest_positions
+from twin.relate import (
+    geoms_from_wkb,
+    inner_boxes,
+    largest_share_positions,
+    nearest_positions,
+)
 from twin.store import relations as relstore
 from twin.store import schema
 from twin.store.base import StoreSession
@@ -343,7 +349,11 @@ def relation_rows(
             distance_m=distance,
             n_candidates=(found >= 0).astype(np.int64),
         )
-    best, share, n_zones = largest_share_positions(source.geoms, target.geoms)
+    # A zone layer with many features per zone (grid cells, districts) finds its inner
+    # boxes once for every feature layer related to it.
+    many = len(source.geoms) >= _FEATURES_PER_INNER_BOX * len(target.geoms)
+    inner = target.inner_boxes if many else None
+    best, share, n_zones = largest_share_positions(source.geoms, target.geoms, inner=inner)
     return relstore.RelationRows(
         from_uid=source.uid_list,
         to_uid=_labels(target.uids, best),
@@ -376,6 +386,7 @@ def _computed(
                 layers, plan, max_distance_m=max_distance_m, max_service_m=max_service_m
             )
         layers.done(plan)
+        rows.unrelated  # noqa: B018 -- counted here, off the writer's thread
         return rows
 
     pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="twin-build")
@@ -398,6 +409,8 @@ def _computed(
 # Relations computed ahead of the one being written: the workers never wait for
 # the writer (a few relations' rows held at most, ~40 MB per million rows).
 _AHEAD = 4
+# Relations with at least this many features per zone use the zone layer's inner boxes.
+_FEATURES_PER_INNER_BOX = 8
 # Threads computing relations. Two use both cores of a small machine while the writer
 # waits for rows; the GEOS work of a relation releases the GIL.
 _WORKERS = 2
@@ -414,6 +427,11 @@ class _Layer:
     @property
     def uid_list(self) -> list[str]:
         return list(self.uids.tolist())
+
+    @cached_property
+    def inner_boxes(self) -> np.ndarray:
+        """The :func:`~twin.relate.inner_boxes` of the layer's geometries (found once)."""
+        return inner_boxes(self.geoms)
 
     def subset(self, mask: np.ndarray) -> _Layer:
         return _Layer(self.geoms[mask], self.uids[mask])
@@ -461,10 +479,30 @@ class _LayerCache:
         pipes = self.kinds.get(name) == "pipe"
         wkb, columns = self.city.store.read_wkb(name, ["uid", "network"] if pipes else ["uid"])
         return _Layer(
-            geoms=geoms_from_wkb(wkb),
+            geoms=_decoded(wkb),
             uids=columns["uid"].astype(object),
             network=columns["network"] if pipes else None,
         )
+
+
+def _decoded(wkb: np.ndarray) -> np.ndarray:
+    """:func:`geoms_from_wkb`, a large layer's second half decoded by a second thread.
+
+    The first relations wait for the largest layer: while it is read, the
+    computing threads are idle, so its decoding (GEOS, the GIL released) takes
+    both cores.
+    """
+    if len(wkb) < _SPLIT_DECODE:
+        return geoms_from_wkb(wkb)
+    half = len(wkb) // 2
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-decode") as helper:
+        second = helper.submit(geoms_from_wkb, wkb[half:])
+        first = geoms_from_wkb(wkb[:half])
+        return np.concatenate([first, second.result()])
+
+
+# Layers with at least this many features are decoded by two threads.
+_SPLIT_DECODE = 200_000
 
 
 # --------------------------------------------------------------------------- reading

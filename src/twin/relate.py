@@ -61,9 +61,12 @@ def largest_share(features: GeoDataFrame, zones: GeoDataFrame) -> pd.DataFrame:
 
 
 def largest_share_positions(
-    geoms: np.ndarray, zone_geoms: np.ndarray
+    geoms: np.ndarray, zone_geoms: np.ndarray, *, inner: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`largest_share` on geometry arrays: positions instead of labels.
+
+    ``inner`` takes the zones' :func:`inner_boxes` when the caller keeps them for
+    several feature layers; without it they are found here if worth it.
 
     Returns
     -------
@@ -75,7 +78,8 @@ def largest_share_positions(
     # Bounding boxes only: a predicate here would prepare every feature (3x slower).
     fi, zi = shapely.STRtree(zone_geoms).query(geoms)
     total = _size(geoms)
-    measure = _measure(geoms[fi], zone_geoms[zi], total[fi])
+    inside = _inside_inner_boxes(geoms, zone_geoms, fi, zi, inner)
+    measure = _measure(geoms[fi], zone_geoms[zi], total[fi], inside)
     held = measure > 0
     fi, zi, measure = fi[held], zi[held], measure[held]
     n_zones = np.bincount(fi, minlength=len(geoms))
@@ -91,10 +95,13 @@ def largest_share_positions(
     return best_zone, np.clip(share, 0.0, 1.0), n_zones
 
 
-def _measure(geoms: np.ndarray, zones: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _measure(
+    geoms: np.ndarray, zones: np.ndarray, sizes: np.ndarray, inside: np.ndarray
+) -> np.ndarray:
     """Area, length (or 1 for points) of each feature inside a candidate zone.
 
-    ``sizes`` are the features' own (:func:`_size`): what a covering zone holds.
+    ``sizes`` are the features' own (:func:`_size`): what a covering zone holds;
+    ``inside`` marks the pairs already known to be covered (:func:`_inside_inner_boxes`).
 
     Only pairs that a prepared zone neither covers nor misses are intersected:
     the common cases (a building inside its parcel, a road along the boundary
@@ -102,13 +109,82 @@ def _measure(geoms: np.ndarray, zones: np.ndarray, sizes: np.ndarray) -> np.ndar
     prepared predicate each.
     """
     result = np.zeros(len(geoms))
-    covered = shapely.covers(zones, geoms)
+    covered = inside.copy()
+    unknown = np.flatnonzero(~inside)
+    covered[unknown] = shapely.covers(zones[unknown], geoms[unknown])
     result[covered] = sizes[covered]
     rest = np.flatnonzero(~covered)
     rest = rest[shapely.intersects(zones[rest], geoms[rest])]
     dims = shapely.get_dimensions(geoms[rest])
     result[rest] = _size(shapely.intersection(geoms[rest], zones[rest]), dims)
     return result
+
+
+def _inside_inner_boxes(
+    geoms: np.ndarray, zones: np.ndarray, fi: np.ndarray, zi: np.ndarray, inner: np.ndarray | None
+) -> np.ndarray:
+    """Which pairs (``geoms[fi]``, ``zones[zi]``) have the feature's box in the zone's inner box.
+
+    Such a feature is covered by its zone (box inside a box the zone covers): no
+    GEOS predicate needed. Without ``inner``, inner boxes are only looked for when
+    zones have many candidates each (grid cells, districts): they cost a few
+    predicates per zone.
+    """
+    if inner is None:
+        if len(fi) < _PAIRS_PER_INNER_BOX * len(zones):
+            return np.zeros(len(fi), dtype=bool)
+        inner = inner_boxes(zones)
+    held = inner[zi]
+    box = shapely.bounds(geoms)[fi]
+    with np.errstate(invalid="ignore"):  # NaN: an empty feature, or a zone with no box
+        return (box[:, :2] >= held[:, :2]).all(axis=1) & (box[:, 2:] <= held[:, 2:]).all(axis=1)
+
+
+def inner_boxes(zone_geoms: np.ndarray) -> np.ndarray:
+    """An axis-aligned box inside each zone, as bounds (NaN where none was found).
+
+    The zone's bounding box shrunk about its centre by the largest of
+    :data:`INNER_SCALES` (searched by halving) that the zone covers, as GEOS's
+    exact predicate says: any feature whose box lies in it is inside the zone.
+
+    Parameters
+    ----------
+    zone_geoms : ndarray of shapely geometries
+
+    Returns
+    -------
+    ndarray
+        ``(n, 4)``: ``xmin, ymin, xmax, ymax`` per zone.
+
+    Examples
+    --------
+    >>> cell = shapely.Polygon([(0, 0), (10, 0), (10, 10), (1, 9), (0, 0)])
+    >>> inner_boxes(np.array([cell])).round(2).tolist()
+    [[1.0, 1.0, 9.0, 9.0]]
+    """
+    shapely.prepare(zone_geoms)
+    bounds = shapely.bounds(zone_geoms)
+    centre = (bounds[:, :2] + bounds[:, 2:]) / 2
+    half = (bounds[:, 2:] - bounds[:, :2]) / 2
+    inner = np.full_like(bounds, np.nan)
+    scales = np.asarray(INNER_SCALES)
+    # Per zone: scales[low] is covered (-1: none yet), scales[high] is not (len: none yet).
+    low = np.full(len(bounds), -1)
+    high = np.where(np.isfinite(bounds).all(axis=1), len(scales), 0)
+    while (todo := np.flatnonzero(high - low > 1)).size:
+        mid = (low[todo] + high[todo]) // 2
+        step = half[todo] * scales[mid, None]
+        boxes = np.hstack([centre[todo] - step, centre[todo] + step])
+        fits = shapely.covers(zone_geoms[todo], shapely.box(*boxes.T))
+        inner[todo[fits]] = boxes[fits]
+        low[todo[fits]], high[todo[~fits]] = mid[fits], mid[~fits]
+    return inner
+
+
+# Inner boxes are looked for when the candidate pairs are at least this many per zone.
+_PAIRS_PER_INNER_BOX = 8
+#: The scales of a zone's bounding box tried for its inner box, in increasing order.
+INNER_SCALES = (0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
 
 def _size(geoms: np.ndarray, dim: np.ndarray | None = None) -> np.ndarray:

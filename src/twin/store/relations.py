@@ -4,7 +4,7 @@ A *set* is one stored relation (``building_parcel`` from ``buildings`` to
 ``parcels``); its rows have fids ``set_id << 32 | row``, so a set is one rowid
 range: replacing or dropping it deletes a range, reading it scans a range.
 Rows are narrow (``set_id, from_uid, to_uid, share, distance_m, n_candidates``)
-and written with one ``executemany`` per set over columns built by numpy, in
+and written 256 to an ``INSERT`` statement over columns built by numpy, in
 a private working copy of the twin (see :meth:`twin.store.gpkg.GpkgStore.transaction`).
 When a build rewrites a large part of the table, the two uid indexes are dropped
 first and rebuilt once at the end: sorting once is far cheaper than keeping
@@ -256,41 +256,59 @@ class RelationWriter(BaseRelationWriter):
             return
         marks = dict.fromkeys(ROW_COLUMNS, "?")
         marks["set_id"] = str(int(set_id))
-        floats = {"share": rows.share, "distance_m": rows.distance_m}
-        for name, values in floats.items():
-            if np.isnan(values).all():
+        for name in ("share", "distance_m"):
+            if np.isnan(getattr(rows, name)).all():
                 marks[name] = "NULL"
-        columns = {
-            "fid": range(first, first + len(rows)),
-            "from_uid": rows.from_uid,
-            "to_uid": rows.to_uid.tolist(),
-            **{name: values.tolist() for name, values in floats.items() if marks[name] == "?"},
-            "n_candidates": rows.n_candidates.tolist(),
-        }
         (top,) = self.con.execute("SELECT max(fid) FROM twin_relations").fetchone()
         if top is None or top < first:
             # The set's rows are the table's last: the first row carries the set's first
             # fid and SQLite gives each following one the next rowid (max + 1).
-            self._execute_many(marks, columns, start=0, stop=1)
+            self._execute_many(marks, _bound(marks, rows, first, 0, 1))
             del marks["fid"]
-            self._execute_many(marks, columns, start=1, stop=len(rows))
+            self._execute_many(marks, _bound(marks, rows, first, 1, len(rows)))
             (last,) = self.con.execute("SELECT max(fid) FROM twin_relations").fetchone()
             if last != first + len(rows) - 1:
                 raise RuntimeError(f"relation rows of set {set_id} got fids up to {last}")
         else:
-            self._execute_many(marks, columns, start=0, stop=len(rows))
+            self._execute_many(marks, _bound(marks, rows, first, 0, len(rows)))
 
-    def _execute_many(
-        self, marks: dict[str, str], columns: dict[str, Any], *, start: int, stop: int
-    ) -> None:
-        """One INSERT of rows ``start:stop`` with ``marks`` (``?`` for the bound columns)."""
-        bound = [
-            itertools.islice(columns[name], start, stop) for name in marks if marks[name] == "?"
-        ]
-        self.con.executemany(
-            f"INSERT INTO twin_relations ({', '.join(marks)}) VALUES ({', '.join(marks.values())})",
-            zip(*bound, strict=True),
-        )
+    def _execute_many(self, marks: dict[str, str], values: npt.NDArray[np.object_]) -> None:
+        """Insert the rows of ``values`` (one column per ``?`` of ``marks``), in order.
+
+        :data:`_ROWS_PER_INSERT` rows go in one ``INSERT … VALUES (…), (…), …``
+        statement: a third less time per row than one statement each, as
+        SQLite's per-statement work and Python's per-row calls are shared.
+        """
+        row = f"({', '.join(marks.values())})"
+        head = f"INSERT INTO twin_relations ({', '.join(marks)}) VALUES "
+        n, width = values.shape
+        whole = n - n % _ROWS_PER_INSERT
+        if whole:
+            chunks = values[:whole].reshape(-1, width * _ROWS_PER_INSERT)
+            self.con.executemany(head + ", ".join([row] * _ROWS_PER_INSERT), chunks.tolist())
+        if whole < n:
+            self.con.execute(head + ", ".join([row] * (n - whole)), values[whole:].ravel().tolist())
+
+
+#: Rows per INSERT statement (times the bound columns, well under SQLite's 32766 variables).
+_ROWS_PER_INSERT = 256
+
+
+def _bound(
+    marks: dict[str, str], rows: RelationRows, first: int, start: int, stop: int
+) -> npt.NDArray[np.object_]:
+    """Rows ``start:stop`` of the columns ``marks`` binds (``?``), as Python objects."""
+    names = [name for name, mark in marks.items() if mark == "?"]
+    values = np.empty((stop - start, len(names)), dtype=object)
+    for j, name in enumerate(names):
+        if name == "fid":
+            column: Any = np.arange(first + start, first + stop, dtype=np.int64)
+        elif name == "from_uid":
+            column = np.asarray(rows.from_uid[start:stop], dtype=object)  # the same str objects
+        else:
+            column = getattr(rows, name)[start:stop]
+        values[:, j] = column.astype(object)  # Python int, float (NaN: NULL), str or None
+    return values
 
 
 def is_bulk(new_rows: int, dropped_rows: int, stored_rows: int) -> bool:
