@@ -26,7 +26,8 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import twin
-from twin.query.index import CityIndex, LiveIndex
+from twin.query.index import CityIndex
+from twin.query.live import LiveIndex
 
 from . import errors, geojson
 from .background import EscalationTask

@@ -16,7 +16,8 @@ import shapely
 import twin
 from tests.api.conftest import sha256
 from tests.conftest import SAMPLES
-from twin.query.index import CityIndex, LiveIndex, file_identity
+from twin.query.index import CityIndex, file_identity
+from twin.query.live import LiveIndex
 from twin_api.security import ANONYMOUS_CALLER, AuditLog, KeyRing, hash_key
 from twin_api.settings import Settings
 

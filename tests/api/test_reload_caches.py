@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import twin
-from twin.query.index import LiveIndex
+from twin.query.live import LiveIndex
 from twin_api import geojson
 
 

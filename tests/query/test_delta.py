@@ -26,7 +26,8 @@ import twin
 from twin.query.delta import LayerDelta, PatchedTree, apply_delta, read_delta
 from twin.query.identify import identify
 from twin.query.impact import pipe_break_impact
-from twin.query.index import CityIndex, LiveIndex
+from twin.query.index import CityIndex
+from twin.query.live import LiveIndex
 from twin.store.pgtest import TempCluster
 from twin.store.transfer import copy_twin
 

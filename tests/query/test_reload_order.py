@@ -27,7 +27,8 @@ import twin
 from twin.bigimport import import_streamed
 from twin.errors import FeatureNotFoundError
 from twin.query.delta import CARRY_LIMIT, CarriedArray, Lineage, read_delta
-from twin.query.index import CityIndex, LiveIndex
+from twin.query.index import CityIndex
+from twin.query.live import LiveIndex
 from twin.query.urgency import urgent
 from twin.store.order import order_key, order_value, uid_digest
 from twin.store.pgtest import TempCluster

@@ -84,7 +84,7 @@ def test_serve_on_an_unreachable_database_is_a_one_line_error() -> None:
 def test_a_reload_reads_again_only_the_layers_that_changed(pg_cluster: TempCluster) -> None:
     import geopandas as gpd
 
-    from twin.query.index import LiveIndex
+    from twin.query.live import LiveIndex
 
     url = pg_cluster.url(schema="partial_reload")
     twin.Twin.create(url, crs="EPSG:4544", overwrite=True)

@@ -2,7 +2,7 @@
 
 :mod:`twin.query.index` loads a twin once and indexes every layer
 (:class:`~twin.query.index.CityIndex`), and keeps a service's copy current
-while the twin file is re-imported (:class:`~twin.query.index.LiveIndex`).
+while the twin file is re-imported (:class:`~twin.query.live.LiveIndex`).
 
 Examples
 --------
@@ -12,6 +12,7 @@ Examples
 'parcel'
 """
 
-from twin.query.index import CityIndex, IndexedLayer, LiveIndex, file_identity, transformer
+from twin.query.index import CityIndex, IndexedLayer, file_identity, transformer
+from twin.query.live import LiveIndex
 
 __all__ = ["CityIndex", "IndexedLayer", "LiveIndex", "file_identity", "transformer"]

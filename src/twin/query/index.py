@@ -2,7 +2,7 @@
 
 A :class:`CityIndex` is one immutable snapshot of a twin file: each layer as a
 GeoDataFrame in the twin CRS (indexed by ``uid``), its shapely STRtree and its
-:class:`~twin.model.LayerInfo`. A :class:`LiveIndex` holds the current snapshot
+:class:`~twin.model.LayerInfo`. A :class:`~twin.query.live.LiveIndex` holds the current snapshot
 for a long-running service and swaps in a new one, whole, when the twin file
 changes (a re-import replaces the file with one atomic rename, so its identity
 changes): readers keep the snapshot they took, and no query ever sees half of
@@ -40,7 +40,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from twin.errors import FeatureNotFoundError, LayerNotFoundError, StorageError, UsageError
+from twin.errors import FeatureNotFoundError, LayerNotFoundError, UsageError
 from twin.kinds import Classification
 from twin.model import LayerInfo, Twin
 from twin.query.compact import (
@@ -60,15 +60,12 @@ from twin.query.delta import (
     patch,
     read_delta,
 )
-from twin.query.urgency import urgent
 from twin.store import PostgisStore, is_url
-from twin.store.pglisten import CommitListener
 
 __all__ = [
     "COMPACT_ABOVE",
     "CityIndex",
     "IndexedLayer",
-    "LiveIndex",
     "compact_limit",
     "file_identity",
     "transformer",
@@ -430,14 +427,14 @@ class CityIndex:
         for _ in range(attempts):
             started = time.perf_counter()
             city = Twin.open(target)
-            before = _identity_of(city)
+            before = identity_of(city)
             infos = city.layer_infos()
             kept = _unchanged(previous, infos) if isinstance(city.store, PostgisStore) else {}
             todo = [info for info in infos if info.name not in kept]
             kept.update(_read_layers(city, todo, compact_above))
             layers = {info.name: kept[info.name] for info in infos}  # in the twin's order
             meta = city.meta
-            after = _identity_of(city)
+            after = identity_of(city)
             if before == after and after is not None:
                 release_freed_memory()
                 seconds = time.perf_counter() - started
@@ -468,14 +465,14 @@ class CityIndex:
         for _ in range(attempts):
             started = time.perf_counter()
             city = Twin.open(self._target())
-            before = _identity_of(city)
+            before = identity_of(city)
             meta = city.meta
             if before is None or meta["crs"] != self.crs_text:
                 return CityIndex.load(self._target())
             layers, updates = _updated_layers(self, city, max_share)
             if _unexplained(city, before, self.identity, updates):
                 return CityIndex.load(self._target())
-            after = _identity_of(city)
+            after = identity_of(city)
             if before == after:
                 seconds = time.perf_counter() - started
                 log.info(
@@ -552,7 +549,7 @@ class CityIndex:
         >>> index.is_current()
         True
         """
-        return _identity_of(self._twin) == self.identity
+        return identity_of(self._twin) == self.identity
 
     @property
     def twin(self) -> Twin:
@@ -611,11 +608,11 @@ class CityIndex:
         A twin file gone for a moment (being replaced) or deleted counts as
         unchanged: keep serving.
         """
-        seen = _identity_of(self._twin)
+        seen = identity_of(self._twin)
         return seen is not None and seen != self.identity
 
 
-def _identity_of(city: Twin) -> FileIdentity | None:
+def identity_of(city: Twin) -> FileIdentity | None:
     """The twin's version now: its file identity, or ``(0, 0, 0, commits)`` in PostGIS."""
     if isinstance(city.store, PostgisStore):
         return (0, *city.store.version())
@@ -736,135 +733,3 @@ def _load_compact(city: Twin, info: LayerInfo) -> IndexedLayer:
 
 def _crs_key(crs: str | pyproj.CRS) -> str:
     return crs if isinstance(crs, str) else crs.to_wkt()
-
-
-class LiveIndex:
-    """The current :class:`CityIndex` of a twin, replaced whole when the twin changes.
-
-    :meth:`current` is what a request uses: it returns the snapshot in force
-    without waiting. For a twin file, a background thread (started by
-    :meth:`start`) compares the file's identity every ``poll_s`` seconds; on a
-    change it loads a new snapshot while the old one keeps answering, then swaps
-    the reference (an atomic assignment). :meth:`current` also notices a change
-    when the poller is not running, and starts the same background reload.
-
-    For a PostGIS twin (a ``postgresql://…?schema=`` URL) nothing polls: a
-    :class:`~twin.store.pglisten.CommitListener` hears each commit
-    (``LISTEN citytwin``) and reloads then, and again after it reconnects
-    from a lost connection.
-
-    Parameters
-    ----------
-    path : path-like or str
-        The twin file, or the PostGIS twin's URL.
-    poll_s : float, default 1.0
-        How often to look at the file (twin files only).
-    prepare : callable, optional
-        Called with each new snapshot before it is swapped in (for caches a
-        service derives from it), in the reloading thread.
-
-    Examples
-    --------
-    >>> live = LiveIndex(sample_twin_path)
-    >>> live.current().layer("roads").kind
-    'road'
-    >>> live.listener is None  # a file: polled, not listened to
-    True
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        poll_s: float = 1.0,
-        prepare: Callable[[CityIndex], object] | None = None,
-    ) -> None:
-        self.name: str | Path = str(path) if is_url(path) else Path(path)
-        self.poll_s = poll_s
-        self.prepare = prepare
-        self._index = CityIndex.load(self.name)
-        self.path = self._index.path
-        self.listener = (
-            CommitListener(str(self.name), self._heard) if isinstance(self.name, str) else None
-        )
-        self._reloading = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last_check = time.monotonic()
-        self.reloads = 0
-        self.last_error: str | None = None
-        self._failed: FileIdentity | None = None
-
-    def current(self) -> CityIndex:
-        """The snapshot in force (never blocks on a reload)."""
-        now = time.monotonic()
-        polled = self._thread is None and self.listener is None
-        if polled and now - self._last_check >= self.poll_s:
-            self._last_check = now
-            if self._index.changed():
-                threading.Thread(target=self.refresh, daemon=True).start()
-        return self._index
-
-    def refresh(self) -> bool:
-        """Reload now if the twin changed; return whether a new snapshot is in force.
-
-        Runs in the caller's thread. A reload already running elsewhere makes
-        this return False at once. A failed reload (a twin left unreadable)
-        keeps the old snapshot and records the error in :attr:`last_error`;
-        that version of the twin is not tried again. A database that cannot be
-        reached is only recorded: the next commit or reconnection tries again.
-        """
-        if not self._reloading.acquire(blocking=False):
-            return False
-        seen: FileIdentity | None = None
-        try:
-            seen = _identity_of(self._index.twin)
-            if seen is None or seen == self._index.identity or seen == self._failed:
-                return False
-            with urgent():
-                fresh = self._index.updated()
-                if self.prepare is not None:
-                    self.prepare(fresh)
-        except Exception as exc:  # keep serving the last good snapshot
-            if not isinstance(exc, StorageError):
-                self._failed = seen
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("could not reload %s, still serving the previous version: %s", self.path, exc)
-            return False
-        finally:
-            self._reloading.release()
-        old, self._index = self._index, fresh
-        store = old.twin.store
-        if isinstance(store, PostgisStore):  # its read connection; a late request reopens one
-            store.close()
-        self.reloads += 1
-        self.last_error = None
-        log.info("reloaded %s (%d layers)", self.path, len(fresh.layers))
-        return True
-
-    def start(self) -> None:
-        """Start watching: the file poller, or the PostGIS commit listener."""
-        if self.listener is not None:
-            self.listener.start()
-            return
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="twin-index-watch", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop watching (waits for the thread)."""
-        if self.listener is not None:
-            self.listener.stop()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 2 * self.poll_s))
-            self._thread = None
-
-    def _heard(self) -> None:
-        self.refresh()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            self.refresh()
