@@ -558,6 +558,39 @@ def service_connections(
 ZONE_RELATIONS = {"grid": "feature_grid", "district": "feature_district"}
 
 
+def current_zone_set(city: Twin, layer: str, zone_layer: str) -> relstore.StoredSet | None:
+    """The stored largest-share relation set ``layer`` -> ``zone_layer``, if the last
+    build made it and neither layer was re-imported since; None otherwise (and for a
+    snapshot's view, which reads no file).
+
+    Examples
+    --------
+    >>> current_zone_set(city, "buildings", "grids").relation
+    'feature_grid'
+    """
+    if not hasattr(city, "store"):  # a snapshot's view (twin.query) reads no file
+        return None
+    infos = {i.name: i for i in city.layer_infos()}
+    if layer not in infos or zone_layer not in infos:
+        return None
+    kinds = (infos[layer].kind, infos[zone_layer].kind)
+    relation = (
+        "building_parcel" if kinds == ("building", "parcel") else ZONE_RELATIONS.get(kinds[1])
+    )
+    built = city.store.last_build()
+    if relation is None or built is None:
+        return None
+    imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
+    if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
+        return None
+    sets = [
+        s
+        for s in city.store.relation_sets().values()
+        if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
+    ]
+    return sets[0] if len(sets) == 1 else None
+
+
 def stored_zone_shares(city: Twin, layer: str, zone_layer: str) -> pd.DataFrame | None:
     """The stored largest-share relation ``layer`` -> ``zone_layer`` when the build is current.
 
@@ -576,31 +609,10 @@ def stored_zone_shares(city: Twin, layer: str, zone_layer: str) -> pd.DataFrame 
     >>> len(shares) == len(city.layer("buildings")), bool((shares["share"] <= 1 + 1e-9).all())
     (True, True)
     """
-    if not hasattr(city, "store"):  # a snapshot's view (twin.query) reads no file
+    found = current_zone_set(city, layer, zone_layer)
+    if found is None:
         return None
-    infos = {i.name: i for i in city.layer_infos()}
-    if layer not in infos or zone_layer not in infos:
-        return None
-    kinds = (infos[layer].kind, infos[zone_layer].kind)
-    relation = (
-        "building_parcel" if kinds == ("building", "parcel") else ZONE_RELATIONS.get(kinds[1])
-    )
-    if relation is None:
-        return None
-    built = city.store.last_build()
-    if built is None:
-        return None
-    imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
-    if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
-        return None
-    sets = [
-        s
-        for s in city.store.relation_sets().values()
-        if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
-    ]
-    if len(sets) != 1:
-        return None
-    rows = city.store.relation_rows(sets)
+    rows = city.store.relation_rows([found])
     return pd.DataFrame(
         {
             "zone": rows["to_uid"].astype(object).to_numpy(),

@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 from geopandas import GeoDataFrame
 
-from twin.build import ZONE_RELATIONS
+from twin.build import current_zone_set
 from twin.errors import TwinBusyError, UsageError
 from twin.indicators import (
     building_indicators,
@@ -32,7 +32,6 @@ from twin.store import GpkgStore
 
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
-    from twin.store.relations import StoredSet
 
 ZONE_KINDS = ("parcel", "grid", "district")
 
@@ -198,7 +197,7 @@ def _building_indicators_from_relation(
     path = city.path
     version = os.stat(path).st_ino
     zone_layer, zones = by
-    stored = _current_zone_set(city, info.name, zone_layer)
+    stored = current_zone_set(city, info.name, zone_layer)
     if stored is None:
         return None
     rows = store.zone_rows(stored)
@@ -213,22 +212,3 @@ def _building_indicators_from_relation(
     buildings = GeoDataFrame(values, geometry=geoms_from_wkb(wkb), crs=zones.crs)
     zone_of = rows[["zone", "share", "n_zones"]]
     return building_indicators(zones, buildings, floor_height_m=fh, zone_of=zone_of)
-
-
-def _current_zone_set(city: Twin, layer: str, zone_layer: str) -> StoredSet | None:
-    """The stored largest-share set ``layer`` -> ``zone_layer`` if no import followed the build."""
-    infos = {i.name: i for i in city.layer_infos()}
-    kind = infos[zone_layer].kind
-    relation = "building_parcel" if kind == "parcel" else ZONE_RELATIONS.get(kind)
-    built = city.store.last_build()
-    if relation is None or built is None:
-        return None
-    imports: dict[str, object] = built["layers"]  # type: ignore[assignment]
-    if any(imports.get(name, -1) != infos[name].last_import for name in (layer, zone_layer)):
-        return None
-    sets = [
-        s
-        for s in city.store.relation_sets().values()
-        if (s.relation, s.from_layer, s.to_layer) == (relation, layer, zone_layer)
-    ]
-    return sets[0] if len(sets) == 1 else None
