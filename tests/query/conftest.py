@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import shutil
+from pathlib import Path
+
 import geopandas as gpd
 import pytest
 
 import twin
 from twin.query.index import CityIndex
+from twin.store.pgtest import TempCluster
+from twin.store.transfer import copy_twin
 
 
 @pytest.fixture(scope="package")
@@ -32,3 +38,19 @@ def public(city: twin.Twin) -> list[str]:
     assert {"parcels", "buildings", "roads", "districts", "grids"} <= set(names)
     assert not {"water_pipes", "valves", "cameras", "sensors"} & set(names)
     return names
+
+
+_SCHEMAS = itertools.count()
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def target(request: pytest.FixtureRequest, sample_twin: twin.Twin, tmp_path: Path) -> str | Path:
+    """A writable copy of the built sample twin: a GeoPackage file, or a PostGIS schema."""
+    if request.param == "gpkg":
+        path = tmp_path / "twin.gpkg"
+        shutil.copy(sample_twin.path, path)
+        return path
+    cluster: TempCluster = request.getfixturevalue("pg_cluster")
+    url = cluster.url(schema=f"query_{next(_SCHEMAS)}")
+    copy_twin(sample_twin.path, url)
+    return url

@@ -11,7 +11,6 @@ shared as they were.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from pathlib import Path
 
@@ -28,23 +27,6 @@ from twin.query.identify import identify
 from twin.query.impact import pipe_break_impact
 from twin.query.index import CityIndex
 from twin.query.live import LiveIndex
-from twin.store.pgtest import TempCluster
-from twin.store.transfer import copy_twin
-
-_SCHEMAS = itertools.count()
-
-
-@pytest.fixture(params=["gpkg", "postgis"])
-def target(request: pytest.FixtureRequest, sample_twin: twin.Twin, tmp_path: Path) -> str | Path:
-    """A writable copy of the built sample twin: a GeoPackage file, or a PostGIS schema."""
-    if request.param == "gpkg":
-        path = tmp_path / "twin.gpkg"
-        shutil.copy(sample_twin.path, path)
-        return path
-    cluster: TempCluster = request.getfixturevalue("pg_cluster")
-    url = cluster.url(schema=f"delta_{next(_SCHEMAS)}")
-    copy_twin(sample_twin.path, url)
-    return url
 
 
 def _reimport(city: twin.Twin, layer: str, frame: gpd.GeoDataFrame) -> twin.ImportReport:

@@ -11,7 +11,6 @@ layer are carried over from the older layer and equal freshly written ones.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import weakref
 from pathlib import Path
@@ -31,24 +30,7 @@ from twin.query.index import CityIndex
 from twin.query.live import LiveIndex
 from twin.query.urgency import urgent
 from twin.store.order import order_key, order_value, uid_digest
-from twin.store.pgtest import TempCluster
-from twin.store.transfer import copy_twin
 from twin_api import geojson
-
-_SCHEMAS = itertools.count()
-
-
-@pytest.fixture(params=["gpkg", "postgis"])
-def target(request: pytest.FixtureRequest, sample_twin: twin.Twin, tmp_path: Path) -> str | Path:
-    """A writable copy of the built sample twin: a GeoPackage file, or a PostGIS schema."""
-    if request.param == "gpkg":
-        path = tmp_path / "twin.gpkg"
-        shutil.copy(sample_twin.path, path)
-        return path
-    cluster: TempCluster = request.getfixturevalue("pg_cluster")
-    url = cluster.url(schema=f"order_{next(_SCHEMAS)}")
-    copy_twin(sample_twin.path, url)
-    return url
 
 
 def _reimport(city: twin.Twin, frame: gpd.GeoDataFrame) -> twin.ImportReport:
