@@ -180,7 +180,7 @@ def _build_scenarios() -> list[Scenario]:
             "sjoin centroids + sjoin_nearest + overlay of straddlers + grid overlay",
             None,
             metric="build_s",
-            goal="< 30 s",
+            goal="< 25 s",
             same=("straddling", "sensors_with_building", "grid_buildings", "grid_footprint_km2"),
             needs_city_twin=True,
             timed="build_indicators_s",
