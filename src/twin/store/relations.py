@@ -187,6 +187,16 @@ class BaseRelationWriter:
                 self._run(ddl)
             self.bulk = False
 
+    def index_now(self) -> None:
+        """Rebuild the dropped uid indexes before the last sets are put, if the store can.
+
+        The sets put afterwards update them row by row. A build calls this when few
+        rows are still to come and the last relations are still being computed: the
+        sort then runs beside them instead of after them. A store whose bulk write
+        cannot be indexed before it ends (PostGIS loads a new table) keeps it for
+        :meth:`finish`.
+        """
+
     # -- what a store provides ----------------------------------------------------
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.con.execute(sql, tuple(params))
@@ -229,6 +239,10 @@ class RelationWriter(BaseRelationWriter):
 
     def _insert_set(self, values: tuple[Any, ...]) -> int:
         return int(self.con.execute(insert_set_sql("?"), values).lastrowid or 0)
+
+    def index_now(self) -> None:
+        """Rebuild the uid indexes now (see :meth:`BaseRelationWriter.index_now`)."""
+        self.finish()
 
     def finish(self) -> None:
         """Rebuild the uid indexes, sorting in runs a helper thread sorts while this one reads.
