@@ -245,6 +245,19 @@ def test_relation_rows_in_whole_statements_and_a_tail(
     con.close()
 
 
+def _assert_same_rows(got: twin.Twin, want: twin.Twin) -> None:
+    """Every stored row of ``got`` equals ``want``'s, by relation, layers and row."""
+    query = (
+        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
+        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
+        " JOIN twin_relation_sets s USING (set_id)"
+        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
+    )
+    expected = want.store.query(query)
+    assert len(expected) > 1000
+    pd.testing.assert_frame_equal(got.store.query(query), expected)
+
+
 def test_a_layer_decoded_in_two_halves_builds_the_same_rows(
     sample_twin: twin.Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,15 +267,7 @@ def test_a_layer_decoded_in_two_halves_builds_the_same_rows(
     monkeypatch.setattr(build, "_SPLIT_DECODE", 10)
     copy = twin.Twin.open(shutil.copy(sample_twin.path, tmp_path / "halves.gpkg"))
     copy.build(force=True)
-    query = (
-        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
-        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
-        " JOIN twin_relation_sets s USING (set_id)"
-        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
-    )
-    got, want = copy.store.query(query), sample_twin.store.query(query)
-    assert len(want) > 1000
-    pd.testing.assert_frame_equal(got, want)
+    _assert_same_rows(copy, sample_twin)
 
 
 def test_indexes_built_before_the_last_set_hold_its_rows(
@@ -333,15 +338,7 @@ def test_a_build_indexed_early_or_last_stores_the_same_rows(
     copy = twin.Twin.open(shutil.copy(sample_twin.path, tmp_path / "indexed.gpkg"))
     copy.build(force=True)
     assert (calls[:1] == [True]) if early else not calls
-    query = (
-        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
-        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
-        " JOIN twin_relation_sets s USING (set_id)"
-        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
-    )
-    got, want = copy.store.query(query), sample_twin.store.query(query)
-    assert len(want) > 1000
-    pd.testing.assert_frame_equal(got, want)
+    _assert_same_rows(copy, sample_twin)
     for column, index in (("from_uid", "twin_relations_from"), ("to_uid", "twin_relations_to")):
         entries = (
             f"SELECT s.relation, s.from_layer, s.to_layer, r.{column} FROM twin_relations r"
