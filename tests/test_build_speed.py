@@ -245,6 +245,19 @@ def test_relation_rows_in_whole_statements_and_a_tail(
     con.close()
 
 
+def _assert_same_rows(got: twin.Twin, want: twin.Twin) -> None:
+    """Every stored row of ``got`` equals ``want``'s, by relation, layers and row."""
+    query = (
+        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
+        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
+        " JOIN twin_relation_sets s USING (set_id)"
+        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
+    )
+    expected = want.store.query(query)
+    assert len(expected) > 1000
+    pd.testing.assert_frame_equal(got.store.query(query), expected)
+
+
 def test_a_layer_decoded_in_two_halves_builds_the_same_rows(
     sample_twin: twin.Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,12 +267,82 @@ def test_a_layer_decoded_in_two_halves_builds_the_same_rows(
     monkeypatch.setattr(build, "_SPLIT_DECODE", 10)
     copy = twin.Twin.open(shutil.copy(sample_twin.path, tmp_path / "halves.gpkg"))
     copy.build(force=True)
-    query = (
-        "SELECT s.relation, s.from_layer, s.to_layer, r.fid - (s.set_id << 32) AS row, r.from_uid,"
-        " r.to_uid, r.share, r.distance_m, r.n_candidates FROM twin_relations r"
-        " JOIN twin_relation_sets s USING (set_id)"
-        " ORDER BY s.relation, s.from_layer, s.to_layer, row"
+    _assert_same_rows(copy, sample_twin)
+
+
+def test_indexes_built_before_the_last_set_hold_its_rows(
+    sample_twin: twin.Twin, tmp_path: Path
+) -> None:
+    """A bulk writer that rebuilds its uid indexes before its last set (which then updates
+    them) ends with both indexes holding every row: index lookups equal table scans."""
+    path = shutil.copy(sample_twin.path, tmp_path / "early.gpkg")
+    n = 600
+    rows = relstore.RelationRows(
+        from_uid=[f"a.{i}" for i in range(n)],
+        to_uid=np.array([None if i % 9 == 0 else f"z.{i % 13}" for i in range(n)], dtype=object),
+        share=np.full(n, 0.5),
+        distance_m=np.full(n, np.nan),
+        n_candidates=np.ones(n, dtype=np.int64),
     )
-    got, want = copy.store.query(query), sample_twin.store.query(query)
-    assert len(want) > 1000
-    pd.testing.assert_frame_equal(got, want)
+    con = sqlite3.connect(path)
+    con.execute("DELETE FROM twin_relations")
+    writer = relstore.RelationWriter(con, bulk=True)
+    first = writer.put(("feature_grid", "a", "z", None), rows, inputs=[], build_id=1)
+    writer.index_now()
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"twin_relations_from", "twin_relations_to"} <= names
+    last = writer.put(("feature_district", "a", "z", None), rows, inputs=[], build_id=1)
+    writer.index_now()  # nothing left to rebuild: a no-op, as is finish
+    writer.finish()
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    for column, index in (("from_uid", "twin_relations_from"), ("to_uid", "twin_relations_to")):
+        for uid in ("a.0", "a.599", "z.0", "z.12", "a.600"):
+            by_index = con.execute(
+                f"SELECT fid FROM twin_relations INDEXED BY {index} WHERE {column} = ?"
+                " ORDER BY fid",
+                (uid,),
+            ).fetchall()
+            scanned = con.execute(
+                f"SELECT fid FROM twin_relations NOT INDEXED WHERE {column} = ? ORDER BY fid",
+                (uid,),
+            ).fetchall()
+            assert by_index == scanned
+            if uid.startswith("a.") and uid != "a.600" and column == "from_uid":
+                i = int(uid[2:])
+                assert by_index == [((first << 32) + i,), ((last << 32) + i,)]
+    (count,) = con.execute(
+        "SELECT count(*) FROM twin_relations INDEXED BY twin_relations_to WHERE to_uid = 'z.1'"
+    ).fetchone()
+    assert count == 2 * sum(1 for i in range(n) if i % 9 and i % 13 == 1)
+    con.close()
+
+
+@pytest.mark.parametrize("early", [0.0, 1.0])
+def test_a_build_indexed_early_or_last_stores_the_same_rows(
+    sample_twin: twin.Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, early: float
+) -> None:
+    """Indexes rebuilt right after the first set (1.0) or only at the end (0.0), and one
+    relation computed ahead at a time: the same rows and the same index entries."""
+    from twin import build
+
+    monkeypatch.setattr(build, "_INDEX_BEFORE_LAST", early)
+    monkeypatch.setattr(build, "_AHEAD_ROWS", 1)
+    calls: list[bool] = []
+    index_now = relstore.RelationWriter.index_now
+
+    def spied(self: relstore.RelationWriter) -> None:
+        calls.append(self.bulk)
+        index_now(self)
+
+    monkeypatch.setattr(relstore.RelationWriter, "index_now", spied)
+    copy = twin.Twin.open(shutil.copy(sample_twin.path, tmp_path / "indexed.gpkg"))
+    copy.build(force=True)
+    assert (calls[:1] == [True]) if early else not calls
+    _assert_same_rows(copy, sample_twin)
+    for column, index in (("from_uid", "twin_relations_from"), ("to_uid", "twin_relations_to")):
+        entries = (
+            f"SELECT s.relation, s.from_layer, s.to_layer, r.{column} FROM twin_relations r"
+            f" INDEXED BY {index} JOIN twin_relation_sets s USING (set_id)"
+            f" WHERE r.{column} IS NOT NULL ORDER BY r.{column}, 1, 2, 3"
+        )
+        pd.testing.assert_frame_equal(copy.store.query(entries), sample_twin.store.query(entries))

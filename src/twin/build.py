@@ -29,7 +29,6 @@ so the costs overlap.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections import Counter, deque
@@ -270,8 +269,11 @@ def _store(
         bulk=relstore.is_bulk(new_rows, dropped_rows, todo.stored_rows)
     )
     writer.drop(todo.stale)
+    coming = new_rows
     with _LayerCache(city, infos, todo.plans) as layers:
-        computed = _computed(todo.plans, layers, report.max_distance_m, report.max_service_m)
+        computed = _computed(
+            todo.plans, layers, report.max_distance_m, report.max_service_m, sizes=counts
+        )
         for i, (plan, rows) in enumerate(computed):
             if progress:
                 progress(plan.key, i / max(len(todo.plans), 1))
@@ -279,6 +281,11 @@ def _store(
             writer.put(key, rows, inputs=todo.inputs[plan], build_id=report.build_id or 0)
             report.recomputed[plan.key] = len(rows)
             report.unrelated[plan.key] = rows.unrelated
+            coming -= counts[plan.from_layer]
+            if 0 < coming <= _INDEX_BEFORE_LAST * new_rows:
+                # The last (small) relations are still computing: index what is written
+                # beside them; their rows then update the indexes as they are put.
+                writer.index_now()
     writer.finish()
 
 
@@ -371,10 +378,17 @@ def _labels(uids: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def _computed(
-    plans: list[RelationPlan], layers: _LayerCache, max_distance_m: float, max_service_m: float
+    plans: list[RelationPlan],
+    layers: _LayerCache,
+    max_distance_m: float,
+    max_service_m: float,
+    *,
+    sizes: dict[str, int],
 ) -> Iterator[tuple[RelationPlan, relstore.RelationRows]]:
-    """Each plan's rows, in order, computed up to :data:`_AHEAD` plans ahead by
-    :data:`_WORKERS` threads (GEOS releases the GIL: two relations compute at once)."""
+    """Each plan's rows, in order, computed ahead of the writer by :data:`_WORKERS` threads
+    (GEOS releases the GIL: two relations compute at once), as long as the relations
+    computed or computing ahead hold at most :data:`_AHEAD_ROWS` rows (``sizes``: rows
+    per from layer), and at least :data:`_WORKERS` relations."""
     # A relation prepares its target layer's geometries in place, and GEOS prepared
     # geometries must not be used by two threads at once: relations onto the same layer
     # take turns (those onto other layers run beside them).
@@ -391,24 +405,35 @@ def _computed(
 
     pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="twin-build")
     pending: deque[tuple[RelationPlan, Future[relstore.RelationRows]]] = deque()
-    queue = iter(plans)
-    try:
-        for plan in itertools.islice(queue, _AHEAD):
+    queue = deque(plans)
+
+    def submit() -> None:
+        held = sum(sizes[p.from_layer] for p, _ in pending)
+        while queue and (
+            len(pending) < _WORKERS or held + sizes[queue[0].from_layer] <= _AHEAD_ROWS
+        ):
+            plan = queue.popleft()
+            held += sizes[plan.from_layer]
             pending.append((plan, pool.submit(compute, plan)))
+
+    try:
+        submit()
         while pending:
             plan, future = pending.popleft()
             rows = future.result()
-            following = next(queue, None)
-            if following is not None:
-                pending.append((following, pool.submit(compute, following)))
+            submit()
             yield plan, rows
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-# Relations computed ahead of the one being written: the workers never wait for
-# the writer (a few relations' rows held at most, ~40 MB per million rows).
-_AHEAD = 4
+# A bulk write's uid indexes are rebuilt once no more than this share of its rows is
+# still to come (updating them costs about 1.5x sorting them, but the sort overlaps the
+# last relations' computing instead of following it).
+_INDEX_BEFORE_LAST = 0.25
+# Rows of the relations computed ahead of the one being written: the workers never wait
+# for the writer (about 40 MB per million rows), even while it builds the indexes.
+_AHEAD_ROWS = 4_000_000
 # Relations with at least this many features per zone use the zone layer's inner boxes.
 _FEATURES_PER_INNER_BOX = 8
 # Threads computing relations. Two use both cores of a small machine while the writer

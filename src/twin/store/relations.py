@@ -7,8 +7,8 @@ Rows are narrow (``set_id, from_uid, to_uid, share, distance_m, n_candidates``)
 and written 256 to an ``INSERT`` statement over columns built by numpy, in
 a private working copy of the twin (see :meth:`twin.store.gpkg.GpkgStore.transaction`).
 When a build rewrites a large part of the table, the two uid indexes are dropped
-first and rebuilt once at the end: sorting once is far cheaper than keeping
-them up to date row by row.
+first and rebuilt once, near the end (:meth:`BaseRelationWriter.index_now`): sorting
+once is far cheaper than keeping them up to date row by row.
 """
 
 from __future__ import annotations
@@ -187,6 +187,16 @@ class BaseRelationWriter:
                 self._run(ddl)
             self.bulk = False
 
+    def index_now(self) -> None:
+        """Rebuild the dropped uid indexes before the last sets are put, if the store can.
+
+        The sets put afterwards update them row by row. A build calls this when few
+        rows are still to come and the last relations are still being computed: the
+        sort then runs beside them instead of after them. A store whose bulk write
+        cannot be indexed before it ends (PostGIS loads a new table) keeps it for
+        :meth:`finish`.
+        """
+
     # -- what a store provides ----------------------------------------------------
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.con.execute(sql, tuple(params))
@@ -230,12 +240,17 @@ class RelationWriter(BaseRelationWriter):
     def _insert_set(self, values: tuple[Any, ...]) -> int:
         return int(self.con.execute(insert_set_sql("?"), values).lastrowid or 0)
 
+    def index_now(self) -> None:
+        """Rebuild the uid indexes now (see :meth:`BaseRelationWriter.index_now`)."""
+        self.finish()
+
     def finish(self) -> None:
         """Rebuild the uid indexes, sorting in runs a helper thread sorts while this one reads.
 
-        SQLite sorts an index in memory runs of about the page cache's size; with a
-        helper thread and 16 MiB runs, run sorting overlaps the table scan (6.7
-        million rows: about 6% faster on a busy two-core machine, more on an idle one).
+        SQLite sorts an index in runs of about the page cache's size (16 MiB here). Its
+        sorter uses the helper thread only when its temporary store is a file (a
+        partitioned build spills its sorts to one): with ``temp_store=MEMORY``, as a
+        whole-layer build has, it sorts on this thread alone.
         """
         if not self.bulk:
             return
