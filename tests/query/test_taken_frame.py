@@ -22,6 +22,7 @@ import pytest
 import shapely
 
 import twin
+from tests.query.conftest import reimport
 from twin.query.delta import MAX_LOOKUP_DEPTH, taken_frame
 from twin.query.index import CityIndex
 
@@ -82,20 +83,6 @@ def test_taken_frame_equals_concat_and_take(chunks: int, nulls: str, how: str) -
         assert not isinstance(pa.array(taken.index.array), pa.ChunkedArray)
 
 
-def _reimport(city: twin.Twin, frame: gpd.GeoDataFrame) -> twin.ImportReport:
-    info = city.info("buildings")
-    return city.import_frame(
-        frame.reset_index(),
-        layer="buildings",
-        kind=info.kind,
-        source="edited buildings",
-        classification=info.classification,
-        allow_removals=True,
-        replace=True,
-        local_coords=True,
-    )
-
-
 def _step(frame: gpd.GeoDataFrame, step: int) -> gpd.GeoDataFrame:
     """One delivery: 3 rows changed (one gets a null, one loses it), 1 removed, 2 added."""
     frame = frame.copy()
@@ -122,12 +109,12 @@ def test_patch_after_patch_equals_a_full_load_with_null_bearing_ints_and_bools(
     first["storeys"] = np.arange(len(first)) % 7  # no null yet: int64
     first["listed"] = pd.array(np.arange(len(first)) % 3 == 0, dtype=object)
     first.loc[first.index[::70], "listed"] = None  # booleans with nulls from the start
-    _reimport(city, gpd.GeoDataFrame(first, crs=first.crs))
+    reimport(city, gpd.GeoDataFrame(first, crs=first.crs))
     snapshot = CityIndex.load(target)
     seen_dtypes = {str(snapshot.layer("buildings").frame["storeys"].dtype)}
     assert seen_dtypes == {"int64"}
     for step in range(MAX_LOOKUP_DEPTH + 2):
-        report = _reimport(city, _step(city.layer("buildings"), step))
+        report = reimport(city, _step(city.layer("buildings"), step))
         assert (report.added, report.removed) == (2, 1) and report.changed >= 2
         snapshot = snapshot.updated()
         full = CityIndex.load(target)
