@@ -291,8 +291,9 @@ class Patch:
 
 def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
     """:func:`apply_delta` with the row correspondence (for :class:`PatchedTree`)."""
-    if delta.positions is not None:
-        return _placed(frame, delta.rows, delta.positions)
+    if delta.positions is not None:  # its order is the new index, made by predicted()
+        same = delta.order.dtype == frame.index.dtype and delta.order.name == frame.index.name
+        return _placed(frame, delta.rows, delta.positions, delta.order if same else None)
     order, rows = _uids(delta.order), delta.rows
     old = _uids(frame.index)
     kept = ~_member(old, delta.touched)
@@ -310,17 +311,26 @@ def patch(frame: gpd.GeoDataFrame, delta: LayerDelta) -> Patch | None:
     return _placed(frame, rows, positions)
 
 
-def _placed(frame: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, positions: np.ndarray) -> Patch:
-    """The patch taking row ``positions[i]`` of ``concat([frame, rows])`` to row ``i``."""
+def _placed(
+    frame: gpd.GeoDataFrame,
+    rows: gpd.GeoDataFrame,
+    positions: np.ndarray,
+    index: pd.Index | None = None,
+) -> Patch:
+    """The patch taking row ``positions[i]`` of ``concat([frame, rows])`` to row ``i``
+    (``index``: the uids that gives, when known already)."""
     is_new = positions >= len(frame)
     old_rows = np.full(len(frame), -1, dtype=np.intp)
     old_rows[positions[~is_new]] = np.flatnonzero(~is_new)
-    patched = _same_types(taken_frame(frame, rows, positions), frame, rows)
+    patched = _same_types(taken_frame(frame, rows, positions, index), frame, rows)
     return Patch(patched, old_rows, np.flatnonzero(is_new), positions)
 
 
 def taken_frame(
-    frame: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, positions: np.ndarray
+    frame: gpd.GeoDataFrame,
+    rows: gpd.GeoDataFrame,
+    positions: np.ndarray,
+    index: pd.Index | None = None,
 ) -> gpd.GeoDataFrame:
     """``pd.concat([frame, rows]).take(positions)``, made column by column.
 
@@ -328,6 +338,8 @@ def taken_frame(
     in between; an Arrow column is joined into one chunk first (Arrow takes from
     a chunked array far slower than from one array). A column whose dtype differs
     between the two goes through ``pd.concat``, which decides the common dtype.
+    ``index``, when given, is used as the result's index instead of taking the
+    uids: it must be what the take gives (:func:`predicted` makes it).
 
     Examples
     --------
@@ -342,7 +354,9 @@ def taken_frame(
     if not len(rows):
         return frame.take(positions)
     columns = {name: _taken(frame, rows, name, positions) for name in frame.columns}
-    index = pd.Index(_joined(frame.index.array, rows.index.array, positions), name=frame.index.name)
+    if index is None:
+        uids = _joined(frame.index.array, rows.index.array, positions)
+        index = pd.Index(uids, name=frame.index.name)
     taken = pd.DataFrame(columns, index=index, columns=frame.columns, copy=False)
     return gpd.GeoDataFrame(taken, geometry=frame.geometry.name, crs=frame.crs)
 
