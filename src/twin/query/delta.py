@@ -370,14 +370,21 @@ def _taken(frame: pd.DataFrame, rows: pd.DataFrame, name: Any, positions: np.nda
 
 
 def _joined(old: Any, new: Any, positions: np.ndarray) -> Any:
-    """``concat([old, new])[positions]`` for two pandas arrays of one dtype."""
+    """``concat([old, new])[positions]`` for two pandas arrays of one dtype, without
+    making the concatenation (a copy of the whole column, freed at once)."""
     if isinstance(old, _ARROW_ARRAYS):
         both = pa.array(old), pa.array(new)
         chunks = [c for held in both for c in getattr(held, "chunks", [held])]
         if len({c.type for c in chunks}) == 1:
-            taken = pa.concat_arrays(chunks).take(pa.array(positions))
-            return pd.array(taken, dtype=old.dtype)
-    return type(old)._concat_same_type([old, new]).take(positions)
+            taken = pa.chunked_array(chunks).take(pa.array(positions))
+            return pd.array(pa.concat_arrays(taken.chunks), dtype=old.dtype)  # one chunk
+    if not len(old):
+        return new.take(positions)
+    is_new = positions >= len(old)
+    taken = old.take(np.where(is_new, 0, positions))
+    if is_new.any():
+        taken[is_new] = new.take(positions[is_new] - len(old))
+    return taken
 
 
 _ARROW_ARRAYS = (pd.arrays.ArrowExtensionArray, pd.arrays.ArrowStringArray)
