@@ -8,6 +8,8 @@ and the rows read (an integer column read as ``float64`` because of a null, a
 boolean one read as ``object``). On both backends, a chain of re-imports past
 :data:`~twin.query.delta.MAX_LOOKUP_DEPTH`, with null-bearing integer and boolean
 columns whose nulls come and go, gives at each step a snapshot equal to a full load.
+The order predicted from one import's change set (one pass over the uids) is
+the order and row sources worked out uid by uid.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import shapely
 
 import twin
 from tests.query.conftest import reimport
-from twin.query.delta import MAX_LOOKUP_DEPTH, taken_frame
+from twin.query.delta import MAX_LOOKUP_DEPTH, predicted, taken_frame
 from twin.query.index import CityIndex
+from twin.store.order import order_value
 
 
 def _strings(values: list[str | None], chunks: int) -> pd.arrays.ArrowStringArray:
@@ -129,3 +132,30 @@ def test_patch_after_patch_equals_a_full_load_with_null_bearing_ints_and_bools(
         assert [ours.position(u) for u in probes] == [theirs.position(u) for u in probes]
         assert ours.lookup is not None and ours.lookup.depth <= MAX_LOOKUP_DEPTH
     assert seen_dtypes == {"int64", "float64"}  # int64, then float64 once nulls came
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_one_imports_predicted_order_is_the_one_worked_out_uid_by_uid(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    old = [f"b.{i}" for i in range(500)]
+    picked = rng.permutation(500)
+    removed, changed = [old[i] for i in picked[:30]], [old[i] for i in picked[30:70]]
+    added = [f"b.new{i}" for i in range(25)]
+    listed = [*removed, *changed, *added]
+    kinds = ["removed"] * 30 + ["changed"] * 40 + ["added"] * 25
+    changes = pd.DataFrame({"import_id": 7, "uid": listed, "change": kinds}).sample(
+        frac=1.0, random_state=seed
+    )  # the change set lists them in any order; the added ones keep theirs
+    added = changes.loc[changes["change"] == "added", "uid"].tolist()
+    rows = pd.Index(rng.permutation([*changed, *added]).tolist(), name="uid")
+    expected = [u for u in old if u not in set(removed)] + added
+    sources = {u: i for i, u in enumerate(old)} | {u: 500 + rows.get_loc(u) for u in rows}
+    index = pd.Index(pd.array(pa.array(old, pa.large_string()), dtype="str"), name="uid")
+    guess = predicted(index, changes, rows, order_value(7, expected), 7)
+    assert guess is not None
+    order, positions = guess
+    assert order.tolist() == expected and order.name == "uid" and str(order.dtype) == "str"
+    assert positions.tolist() == [sources[u] for u in expected]
+    assert predicted(index, changes, rows, order_value(7, expected[::-1]), 7) is None
+    unread = rows.drop(added[0])  # an added feature not read: nothing to place there
+    assert predicted(index, changes, unread, order_value(7, expected), 7) is None
