@@ -54,3 +54,20 @@ def target(request: pytest.FixtureRequest, sample_twin: twin.Twin, tmp_path: Pat
     url = cluster.url(schema=f"query_{next(_SCHEMAS)}")
     copy_twin(sample_twin.path, url)
     return url
+
+
+def reimport(
+    city: twin.Twin, frame: gpd.GeoDataFrame, layer: str = "buildings"
+) -> twin.ImportReport:
+    """Re-import ``frame`` (indexed by uid) as the new delivery of ``layer``, as it stands."""
+    info = city.info(layer)
+    return city.import_frame(
+        frame.reset_index(),
+        layer=layer,
+        kind=info.kind,
+        source=f"edited {layer}",
+        classification=info.classification,
+        allow_removals=True,
+        replace=True,
+        local_coords=True,
+    )

@@ -22,6 +22,7 @@ import pytest
 import shapely
 
 import twin
+from tests.query.conftest import reimport
 from twin.query.delta import LayerDelta, PatchedTree, apply_delta, read_delta
 from twin.query.identify import identify
 from twin.query.impact import pipe_break_impact
@@ -31,17 +32,7 @@ from twin.query.live import LiveIndex
 
 def _reimport(city: twin.Twin, layer: str, frame: gpd.GeoDataFrame) -> twin.ImportReport:
     """Re-import ``frame`` (with its uids) as the new delivery of ``layer``."""
-    info = city.info(layer)
-    return city.import_frame(
-        frame.reset_index(),
-        layer=layer,
-        kind=info.kind,
-        source=f"edited {layer}",
-        classification=info.classification,
-        allow_removals=True,
-        replace=True,
-        local_coords=True,
-    )
+    return reimport(city, frame, layer)
 
 
 def _edited_buildings(city: twin.Twin) -> gpd.GeoDataFrame:

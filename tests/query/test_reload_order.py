@@ -23,6 +23,7 @@ import pytest
 import shapely
 
 import twin
+from tests.query.conftest import reimport
 from twin.bigimport import import_streamed
 from twin.errors import FeatureNotFoundError
 from twin.query.delta import CARRY_LIMIT, CarriedArray, Lineage, read_delta
@@ -34,17 +35,7 @@ from twin_api import geojson
 
 
 def _reimport(city: twin.Twin, frame: gpd.GeoDataFrame) -> twin.ImportReport:
-    info = city.info("buildings")
-    return city.import_frame(
-        frame.reset_index(),
-        layer="buildings",
-        kind=info.kind,
-        source="edited buildings",
-        classification=info.classification,
-        allow_removals=True,
-        replace=True,
-        local_coords=True,
-    )
+    return reimport(city, frame)
 
 
 def _edited(frame: gpd.GeoDataFrame, tag: str) -> gpd.GeoDataFrame:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from twin.errors import StorageError
 from twin.query.index import CityIndex, FileIdentity, identity_of
-from twin.query.urgency import urgent
+from twin.query.urgency import quick_turns, urgent
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
@@ -114,7 +114,7 @@ class LiveIndex:
             seen = identity_of(self._index.twin)
             if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            with urgent():
+            with urgent(), quick_turns():
                 fresh = self._index.updated()
                 if self.prepare is not None:
                     self.prepare(fresh)
