@@ -6,6 +6,7 @@ import re
 import warnings
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 
@@ -192,3 +193,35 @@ def test_clusters_match_brute_force() -> None:
     _, expected = connected_components(cdist(xy, xy) <= 0.5, directed=False)
     same = labels[:, None] == labels[None, :]
     assert (same == (expected[:, None] == expected[None, :])).all()
+
+
+def test_building_tables_made_when_read(small: twin.Twin) -> None:
+    net = pipe_network(small)
+    links = service_connections(small, net)
+    result = pipe_break(
+        net, uid("pipes", "P3"), failed_valves=[uid("valves", "V4")], connections=links
+    )
+    assert "buildings" not in vars(result) and "extra_buildings" not in vars(result)
+    # P7 and P2 cut off, P4 isolated: b1, b2 and b3; the no-failure answer had b1 only
+    reasons = result.buildings["reason"].astype(str)
+    assert {names([k]).pop(): v for k, v in reasons.items()} == {
+        "b1": "cut_off",
+        "b2": "cut_off",
+        "b3": "isolated",
+    }
+    assert result.buildings is result.buildings  # made once
+    assert names(result.extra_buildings.index) == {"b2", "b3"}
+    assert result.summary["buildings"] == 3 and result.summary["extra_buildings"] == 2
+    assert result.summary["population"] == links["population"].sum()
+    assert result.buildings.crs == net.crs
+    footprints = small.layer("buildings").geometry
+    carried = gpd.GeoDataFrame(links, geometry=footprints.reindex(links.index).to_numpy())
+    carried = carried.set_crs(footprints.crs)
+    again = pipe_break(
+        net, uid("pipes", "P3"), failed_valves=[uid("valves", "V4")], connections=carried
+    )
+    assert again.buildings.drop(columns="geometry").equals(
+        result.buildings.drop(columns="geometry")
+    )
+    assert again.buildings.geometry.equals(footprints.loc[again.buildings.index])
+    assert again.extra_buildings.geometry.equals(footprints.loc[again.extra_buildings.index])

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import geopandas as gpd
@@ -496,11 +497,42 @@ class BreakResult(Result):
     valves_to_close: gpd.GeoDataFrame
     isolated_pipes: gpd.GeoDataFrame
     cut_off_pipes: gpd.GeoDataFrame
-    buildings: gpd.GeoDataFrame
     extra_valves: gpd.GeoDataFrame
-    extra_buildings: gpd.GeoDataFrame
     summary: BreakSummary
     warnings: list[str]
+    # the building tables are made when first read: a GeoDataFrame costs about a
+    # millisecond to make, more than the rest of a break's answer
+    _affected: _Affected = field(compare=False)
+    _beyond: BoolArray = field(compare=False)  # which of them the failed valves add
+
+    @cached_property
+    def buildings(self) -> gpd.GeoDataFrame:
+        """Buildings losing service (see the class's attributes)."""
+        return self._affected.table()
+
+    @cached_property
+    def extra_buildings(self) -> gpd.GeoDataFrame:
+        """With failed valves: buildings affected beyond the no-failure answer."""
+        return self._affected.table(self._beyond)
+
+
+@dataclass(frozen=True)
+class _Affected:
+    """The buildings a break shuts off, as positions in the service connections."""
+
+    net: PipeNetwork
+    services: Services | None
+    found: IntArray
+    state: IntArray  # 1 isolated, 2 cut off
+    footprints: gpd.GeoDataFrame | None  # connections carrying the buildings' geometry
+
+    def table(self, among: BoolArray | None = None) -> gpd.GeoDataFrame:
+        """The buildings (those of ``among`` only, when given) as a table."""
+        found, state = (
+            (self.found, self.state) if among is None else (self.found[among], self.state[among])
+        )
+        rows = _building_rows(self.net, self.services, found, state)
+        return rows if self.footprints is None else _with_footprints(rows, self.footprints)
 
 
 @dataclass
@@ -573,13 +605,11 @@ def pipe_break(
     outage = _outage(net, model, tree, start, failed, services)
     none = np.zeros(0, dtype=np.int64)
     base = _outage(net, model, tree, start, none, services) if len(failed) else outage
-    result = _result(net, model, str(pipe_uid), outage, base, services, warnings)
+    footprints = connections if isinstance(connections, gpd.GeoDataFrame) else None
+    result = _result(net, model, str(pipe_uid), outage, base, services, warnings, footprints)
     result.summary.failed_valves = [str(v) for v in model.valve_uid[failed]]
     if isinstance(connections, pd.DataFrame) and "service_connections" in connections.attrs:
         result.summary.service_connections = connections.attrs["service_connections"]
-    if isinstance(connections, gpd.GeoDataFrame):
-        result.buildings = _with_footprints(result.buildings, connections)
-        result.extra_buildings = _with_footprints(result.extra_buildings, connections)
     return result
 
 
@@ -727,18 +757,16 @@ def _result(
     base: _Outage,
     services: Services | None,
     warnings: list[str],
+    footprints: gpd.GeoDataFrame | None = None,
 ) -> BreakResult:
     valves = _valve_rows(net, model, outage.close, outage.already)
     extra = np.setdiff1d(outage.close, base.close)
     extra_valves = _valve_rows(net, model, extra, np.empty(0, dtype=np.int64))
-    affected = _building_rows(net, services, outage.buildings, outage.building_state)
+    affected = _Affected(net, services, outage.buildings, outage.building_state, footprints)
     new = (
         ~np.isin(outage.buildings, base.buildings)
         if base is not outage
         else np.zeros(len(outage.buildings), dtype=bool)
-    )
-    extra_buildings = _building_rows(
-        net, services, outage.buildings[new], outage.building_state[new]
     )
     isolated_rows = outage.pipe_rows[outage.pipe_state == 1]
     cut_rows = outage.pipe_rows[outage.pipe_state == 2]
@@ -754,21 +782,21 @@ def _result(
         isolated_length_m=round(float(length[isolated_rows].sum()), 2),
         cut_off_pipes=len(cut_off),
         cut_off_length_m=round(float(length[cut_rows].sum()), 2),
-        buildings=len(affected) if services is not None else None,
+        buildings=len(outage.buildings) if services is not None else None,
         extra_valves=len(extra_valves),
-        extra_buildings=len(extra_buildings) if services is not None else None,
+        extra_buildings=int(new.sum()) if services is not None else None,
     )
     if services is not None and services.population is not None:
-        summary.population = float(affected["population"].sum())
+        summary.population = float(pd.Series(services.population[outage.buildings]).sum())
     summary.warnings = warnings
     return BreakResult(
         pipe=pipe_uid,
         valves_to_close=valves,
         isolated_pipes=isolated,
         cut_off_pipes=cut_off,
-        buildings=affected,
         extra_valves=extra_valves,
-        extra_buildings=extra_buildings,
         summary=summary,
         warnings=warnings,
+        _affected=affected,
+        _beyond=new,
     )
