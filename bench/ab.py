@@ -358,8 +358,14 @@ def table_row(
 
 
 def _is_time(key: str) -> bool:
+    """Whether a fact is a timing (``compute_s``, ``p50_ms``, ``items_rps``), not an answer.
+
+    A travel time (``mean_time_s``) is an answer.
+    """
     parts = key.split("_")
-    return parts[-1] in ("s", "ms", "rps", "mib") or "ms" in parts or key.endswith("_s")
+    return (
+        "ms" in parts or parts[-1] in ("rps", "mib") or (parts[-1] == "s" and "time" not in parts)
+    )
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
