@@ -65,8 +65,6 @@ METRICS = {
     "segments-full": "segments_s",
     "pipe-break": "ms_per_break",
     "criticality": "criticality_s",
-    "road-service": "compute_s",
-    "road-closure": "compute_s",
     "api-items": "ms_per_page",
     "api-identify": "identify_p50_ms",
 }
