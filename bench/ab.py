@@ -373,7 +373,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     --------
     >>> r = table_row("load", [{"seconds": 2.0, "facts": {}}], [{"seconds": 3.0, "facts": {}}])
     >>> print(format_table([r]).splitlines()[2])
-    | load | 2.000 | 3.000 | 1.50 | **no** |  |  |  |  |
+    | load | 2 | 3 | 1.50 | **no** |  |  |  |  |
     """
     lines = [
         "| scenario | before s | after s | after/before | within 10% "
@@ -392,7 +392,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         else:
             metric = " |  |  | "
         lines.append(
-            f"| {r['scenario']} | {r['before_s']:.3f} | {r['after_s']:.3f} "
+            f"| {r['scenario']} | {r['before_s']:.4g} | {r['after_s']:.4g} "
             f"| {r['ratio']:.2f} | {within} | {metric} |"
         )
     return "\n".join(lines)
