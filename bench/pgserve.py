@@ -448,7 +448,8 @@ class WorkerWatch(threading.Thread):
             ):
                 self.new_data_at = now
             time.sleep(PROBE_PAUSE_S)
-        self.health = dict(self.client.get(self.base + "/health").json())
+        with contextlib.suppress(httpx.HTTPError):  # no report: its figures stay None
+            self.health = dict(self.client.get(self.base + "/health").json())
         self.client.close()
 
 
@@ -605,6 +606,12 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         for w in watches
     }
     figures = reload_figures(commit_at, returned_at, reports)
+    if (
+        figures["max_reload_lag_s"] is not None
+    ):  # the whole wait: the import's start to the last swap
+        figures["last_swap_from_start_s"] = round(
+            commit_at + figures["max_reload_lag_s"] - started_at, 2
+        )
     failures = [f for w in watches for f in w.failures]
     totals = wrk_totals(output)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
@@ -612,7 +619,9 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         "workers_seen": len(watches),
         "workers_reloaded": sum(w.new_data_at is not None for w in watches),
         "workers_on_new_version": sorted(
-            w.worker for w in watches if w.health.get("snapshot", {}).get("version") == str(after)
+            w.worker
+            for w in watches
+            if (w.health.get("snapshot") or {}).get("version") == str(after)
         ),
         "versions": f"{before}->{after}",
         "import_s": round(import_s, 2),
