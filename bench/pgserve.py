@@ -404,6 +404,10 @@ def _pin(base: str, worker: int | None, timeout_s: float, taken: set[int]) -> tu
 
 #: Pause between two probes of one worker: the probes' own load on the bench and the workers.
 PROBE_PAUSE_S = 0.005
+#: A probe connection left idle this long is opened again: uvicorn closes kept-alive
+#: connections idle for 5 s, and a probe thread starved of the interpreter lock by the
+#: import in the same process would otherwise send on a closed connection.
+STALE_S = 4.0
 
 
 class WorkerWatch(threading.Thread):
@@ -427,7 +431,12 @@ class WorkerWatch(threading.Thread):
         import httpx
 
         url = f"{self.base}/collections/buildings/items/{self.probe['uid']}"
+        asked = time.monotonic()
         while not self.stopping.is_set():
+            if time.monotonic() - asked > STALE_S:  # the server may have closed it: reconnect
+                self.client.close()
+                _, self.client = _pin(self.base, self.worker, 30, set())
+            asked = time.monotonic()
             try:
                 answer = self.client.get(url)
             except httpx.HTTPError as exc:
