@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import twin
 from twin.query.index import CityIndex
-from twin.query.live import LiveIndex
+from twin.query.live import LiveIndex, Swap
 
 from . import errors, geojson
 from .background import EscalationTask
@@ -208,12 +208,25 @@ def _health_router() -> Any:
             "version": index.version_tag,
             "worker": os.getpid(),
         }
+        body["snapshot"] = _swap_fields(live.last_swap)
         if live.listener is not None:  # a PostGIS twin: is the commit listener connected?
             body["listening"] = live.listener.connected
             body["subscriptions"] = live.listener.subscriptions
         return Response(dumps(body), media_type="application/json")
 
     return router
+
+
+def _swap_fields(swap: Swap | None) -> dict[str, Any] | None:
+    """``/health``'s ``snapshot``: when the worker's last reload was heard and took over."""
+    if swap is None:
+        return None
+    return {
+        "version": swap.version,
+        "heard_at": swap.heard_at,
+        "swapped_at": swap.swapped_at,
+        "update_s": round(swap.update_s, 3),
+    }
 
 
 class SnapshotHeaders:

@@ -96,6 +96,15 @@ class FeatureCollection(BaseModel):
     timeStamp: str | None = None
 
 
+class SnapshotSwap(BaseModel):
+    """When the worker's last reload went into force (wall-clock seconds since the epoch)."""
+
+    version: str = Field(description="The version the new snapshot serves.")
+    heard_at: float = Field(description="When the change was heard (a commit's NOTIFY).")
+    swapped_at: float = Field(description="When requests started using the new snapshot.")
+    update_s: float = Field(description="Seconds from heard_at to swapped_at.")
+
+
 class Health(BaseModel):
     """What the service has loaded."""
 
@@ -112,4 +121,7 @@ class Health(BaseModel):
     )
     subscriptions: int | None = Field(
         None, description="PostGIS twins: how many times the worker (re)subscribed to commits."
+    )
+    snapshot: SnapshotSwap | None = Field(
+        None, description="The last reload's timing (null until the worker reloaded)."
     )

@@ -15,13 +15,17 @@ table ``bench.buildings``, primary key ``uid``, GiST index).
 ``serve-postgis-reimport``
     Ours only: 4 workers under a ``wrk`` load of bbox pages while an update of
     the buildings is imported (:func:`update_delivery`: 1 % changed, 0.2 %
-    removed, 0.2 % added, written once beside the city's buildings); every
-    answer names its worker (``X-Twin-Worker``) and the snapshot's commit
-    counter (``X-Twin-Version``), and a watcher asks, on fresh connections, for
-    one building the update changes. Figures: failed requests (goal 0) and, per
-    worker, seconds from the commit to its first answer with that building's
-    new name (goal < 2 s); ``version_lags_s`` gives when each worker first
-    answered from the new version.
+    removed, 0.2 % added, written once beside the city's buildings). The
+    commit's moment is when the bench's own ``LISTEN citytwin`` hears it
+    (:class:`CommitClock`: NOTIFY is delivered at the commit), not when
+    ``import_layer`` returns. Each worker reports, in ``/health``'s
+    ``snapshot``, when it heard the commit and when its new snapshot went into
+    force; one thread per worker, on a kept-alive connection to it, asks for a
+    building the update changes until that worker serves its new name. Figures
+    (:func:`reload_figures`): failed requests (goal 0) and, per worker, the
+    NOTIFY's delivery, the update's seconds and the swap's seconds after the
+    commit (goal < 2 s), beside the probe's lags from the commit and from
+    ``import_layer``'s return (the figure this bench used to print).
 """
 
 from __future__ import annotations
@@ -315,76 +319,208 @@ def _write_update(buildings: Path, target: Path, probe_file: Path) -> None:
     print(f"wrote the update delivery in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
-class Watcher(threading.Thread):
-    """Asks every worker, in turn, for the probe building; notes when each worker first
-    shows a version, and when it first serves the probe's new name (the new data).
+class CommitClock:
+    """When each commit of a PostGIS twin happened: the bench's own ``LISTEN citytwin``.
 
-    One kept-alive connection per worker (opened until each worker holds one), so
-    each worker is asked every few milliseconds however the kernel spreads new
-    connections among busy workers.
+    PostgreSQL delivers a NOTIFY when its transaction commits; a process of its
+    own (the bench's threads, busy importing and probing, would hear it late:
+    they share one interpreter lock) notes ``time.time()`` as each notification
+    naming the twin's schema arrives.
     """
 
-    def __init__(self, base: str, probe: dict[str, Any]) -> None:
-        super().__init__(daemon=True)
-        self.base = base
-        self.probe = probe
-        self.first_seen: dict[tuple[int, str], float] = {}
-        self.new_data: dict[int, float] = {}
-        self.failures: list[str] = []
-        self.stopping = threading.Event()
-        self.update_s: dict[int, float] = {}
-        self.clients = self._pinned(WORKERS)
+    def __init__(self, url: str) -> None:
+        import multiprocessing
 
-    def _pinned(
-        self, count: int, timeout_s: float = 120, clients: dict[int, Any] | None = None
-    ) -> dict[int, Any]:
-        import httpx
+        context = multiprocessing.get_context("spawn")
+        self.heard: list[float] = []
+        self._queue = context.Queue()
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_note_commits, args=(url, self._ready, self._stop, self._queue), daemon=True
+        )
 
-        clients = dict(clients or {})
-        spare: list[httpx.Client] = []
+    def start(self, timeout_s: float = 60) -> None:
+        """Start listening; returns once ``LISTEN`` holds."""
+        self._process.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError(f"the commit clock did not listen within {timeout_s} s")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(timeout=10)
+
+    def first_after(self, moment: float, timeout_s: float = 30) -> float:
+        """The first commit heard after ``moment`` (waits for it a while)."""
+        import queue
+
         deadline = time.monotonic() + timeout_s
-        while len(clients) < count and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            found = [when for when in self.heard if when >= moment]
+            if found:
+                return found[0]
+            with contextlib.suppress(queue.Empty):
+                self.heard.append(self._queue.get(timeout=0.05))
+        raise RuntimeError(f"no commit heard within {timeout_s} s")
+
+
+def _note_commits(url: str, ready: Any, stopping: Any, heard: Any) -> None:
+    """:class:`CommitClock`'s process: the time of every notification naming the twin."""
+    from twin.store import PostgisStore
+    from twin.store.pglisten import CHANNEL
+
+    store = PostgisStore(url)
+    with store.connect(autocommit=True) as con:
+        con.execute(f"LISTEN {CHANNEL}".encode())
+        ready.set()
+        while not stopping.is_set():
+            for note in con.notifies(timeout=0.2, stop_after=1):
+                if note.payload == store.schema:
+                    heard.put(time.time())
+
+
+def _pin(base: str, worker: int | None, timeout_s: float, taken: set[int]) -> tuple[int, Any]:
+    """A kept-alive client whose connection a worker answers: ``worker``, or any not ``taken``.
+
+    Connections that land elsewhere stay open until one lands right, so the
+    kernel hands the next one to another worker.
+    """
+    import httpx
+
+    spare: list[httpx.Client] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
             client = httpx.Client(timeout=10)
-            worker = int(client.get(self.base + "/health").headers["x-twin-worker"])
-            if worker in clients:
-                spare.append(client)  # kept open a while, so the next one goes elsewhere
-            else:
-                clients[worker] = client
+            answered = int(client.get(base + "/health").headers["x-twin-worker"])
+            if answered == worker or (worker is None and answered not in taken):
+                return answered, client
+            spare.append(client)
+    finally:
         for client in spare:
             client.close()
-        return clients
+    raise RuntimeError(f"no connection to worker {worker or 'new'} within {timeout_s} s")
+
+
+#: Pause between two probes of one worker: the probes' own load on the bench and the workers.
+PROBE_PAUSE_S = 0.005
+#: A probe connection left idle this long is opened again: uvicorn closes kept-alive
+#: connections idle for 5 s, and a probe thread starved of the interpreter lock by the
+#: import in the same process would otherwise send on a closed connection.
+STALE_S = 4.0
+
+
+class WorkerWatch(threading.Thread):
+    """Asks one worker, over its own kept-alive connection and as fast as it answers, for
+    the probe building; notes (``time.time()``) when it first answers from each version
+    and first serves the probe's new name. Stopped, it reads the worker's ``/health``.
+
+    One thread per worker: a slow answer of one worker delays no other's figures.
+    """
+
+    def __init__(self, base: str, probe: dict[str, Any], worker: int, client: Any) -> None:
+        super().__init__(daemon=True)
+        self.base, self.probe, self.worker, self.client = base, probe, worker, client
+        self.first_seen: dict[str, float] = {}
+        self.new_data_at: float | None = None
+        self.failures: list[str] = []
+        self.health: dict[str, Any] = {}
+        self.stopping = threading.Event()
 
     def run(self) -> None:
         import httpx
 
         url = f"{self.base}/collections/buildings/items/{self.probe['uid']}"
+        asked = time.monotonic()
         while not self.stopping.is_set():
-            for pinned, client in list(self.clients.items()):
-                try:
-                    answer = client.get(url)
-                except httpx.HTTPError as exc:
-                    self.failures.append(f"worker {pinned}: {exc!r}")
-                    continue
-                if answer.status_code != 200:
-                    self.failures.append(f"{answer.status_code} {answer.text[:200]}")
-                    continue
-                now = time.monotonic()
-                worker = int(answer.headers["x-twin-worker"])
-                if worker != pinned:  # the connection was closed and opened again elsewhere
-                    self.clients.pop(pinned).close()
-                    self.clients = self._pinned(WORKERS, 30, self.clients)
-                self.first_seen.setdefault((worker, answer.headers["x-twin-version"]), now)
-                if answer.json()["properties"].get("name") == self.probe["name"]:
-                    self.new_data.setdefault(worker, now)
-        self.update_s = {
-            worker: float(client.get(self.base + "/health").json()["load_s"])
-            for worker, client in self.clients.items()
-        }  # how long each worker took to make its snapshot of the new version
-        for client in self.clients.values():
-            client.close()
+            if time.monotonic() - asked > STALE_S:  # the server may have closed it: reconnect
+                self.client.close()
+                _, self.client = _pin(self.base, self.worker, 30, set())
+            asked = time.monotonic()
+            try:
+                answer = self.client.get(url)
+            except httpx.HTTPError as exc:
+                self.failures.append(f"worker {self.worker}: {exc!r}")
+                continue
+            now = time.time()
+            if answer.status_code != 200:
+                self.failures.append(f"{answer.status_code} {answer.text[:200]}")
+                continue
+            if int(answer.headers["x-twin-worker"]) != self.worker:  # reconnected elsewhere
+                self.client.close()
+                _, self.client = _pin(self.base, self.worker, 30, set())
+                continue
+            self.first_seen.setdefault(answer.headers["x-twin-version"], now)
+            if (
+                self.new_data_at is None
+                and answer.json()["properties"].get("name") == (self.probe["name"])
+            ):
+                self.new_data_at = now
+            time.sleep(PROBE_PAUSE_S)
+        with contextlib.suppress(httpx.HTTPError):  # no report: its figures stay None
+            self.health = dict(self.client.get(self.base + "/health").json())
+        self.client.close()
 
-    def workers(self) -> set[int]:
-        return {pid for pid, _ in self.first_seen} | set(self.clients)
+
+def watch_workers(base: str, probe: dict[str, Any]) -> list[WorkerWatch]:
+    """One started :class:`WorkerWatch` per worker."""
+    watches: list[WorkerWatch] = []
+    while len(watches) < WORKERS:
+        worker, client = _pin(base, None, 120, {w.worker for w in watches})
+        watches.append(WorkerWatch(base, probe, worker, client))
+    for watch in watches:
+        watch.start()
+    return watches
+
+
+def reload_figures(
+    commit_at: float, returned_at: float, workers: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """Each worker's reload measured from the commit, and the old figure from the import's return.
+
+    ``workers`` maps a worker to its own report (``heard_at``, ``swapped_at``,
+    ``update_s`` from ``/health``'s ``snapshot``) and the bench's ``new_data_at``
+    (first answer with the probe's new data); all are ``time.time()`` values,
+    None when missing. Per worker: ``notify_s`` (heard − commit), ``update_s``,
+    ``swap_s`` (swapped − commit), ``probe_s`` (new data seen − commit) and
+    ``probe_from_return_s`` (new data seen − ``import_layer`` returned: the lag
+    the bench used to print). ``max_reload_lag_s`` is the largest ``swap_s``,
+    None unless every worker swapped.
+
+    Examples
+    --------
+    >>> figures = reload_figures(100.0, 103.0, {7: {"heard_at": 100.002,
+    ...     "swapped_at": 101.5, "update_s": 1.498, "new_data_at": 101.51}})
+    >>> figures["workers"][0]["swap_s"], figures["import_return_s"]
+    (1.5, 3.0)
+    """
+
+    def since(moment: float | None, origin: float) -> float | None:
+        return None if moment is None else round(moment - origin, 3)
+
+    rows = [
+        {
+            "worker": worker,
+            "notify_s": since(seen.get("heard_at"), commit_at),
+            "update_s": seen.get("update_s"),
+            "swap_s": since(seen.get("swapped_at"), commit_at),
+            "probe_s": since(seen.get("new_data_at"), commit_at),
+            "probe_from_return_s": since(seen.get("new_data_at"), returned_at),
+        }
+        for worker, seen in sorted(workers.items())
+    ]
+
+    def largest(key: str) -> float | None:
+        values = [row[key] for row in rows]
+        return max(values) if rows and None not in values else None
+
+    return {
+        "import_return_s": round(returned_at - commit_at, 3),
+        "workers": rows,
+        "max_reload_lag_s": largest("swap_s"),
+        "max_probe_lag_s": largest("probe_s"),
+        "max_probe_lag_from_return_s": largest("probe_from_return_s"),
+    }
 
 
 def _wrk(url: str, seconds: int) -> subprocess.Popen[str]:
@@ -395,21 +531,37 @@ def _wrk(url: str, seconds: int) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _failed(wrk_output: str) -> int:
+def wrk_totals(wrk_output: str) -> dict[str, int]:
+    """Requests wrk completed, its non-2xx answers and its socket errors (all kinds).
+
+    Examples
+    --------
+    >>> wrk_totals("  9120 requests in 12.01s, 1.2GB read\\n  Socket errors: connect 0, "
+    ...            "read 1, write 0, timeout 2\\nRequests/sec: 759.3")
+    {'requests': 9120, 'non_2xx': 0, 'socket_errors': 3}
+    """
     import re
 
-    failed = 0
+    totals = {"requests": 0, "non_2xx": 0, "socket_errors": 0}
+    if match := re.search(r"(\d+) requests in", wrk_output):
+        totals["requests"] = int(match.group(1))
     if match := re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_output):
-        failed += int(match.group(1))
+        totals["non_2xx"] = int(match.group(1))
     if match := re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wrk_output
     ):
-        failed += sum(int(g) for g in match.groups())
-    return failed
+        totals["socket_errors"] = sum(int(g) for g in match.groups())
+    return totals
 
 
 def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
-    """Re-import the buildings while 4 workers answer a wrk load; how soon each one reloads."""
+    """Re-import the buildings while 4 workers answer a wrk load; how soon each one reloads.
+
+    The commit's moment is when the bench's own ``LISTEN`` hears it
+    (:class:`CommitClock`); each worker reports when it heard the commit and
+    swapped its snapshot (``/health``'s ``snapshot``), and a :class:`WorkerWatch`
+    per worker checks that it then serves the probe building's new data.
+    """
     import re
 
     import twin
@@ -430,10 +582,11 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
             page_url = f"{base}/collections/buildings/items?{_page_query(chosen['bbox'])}"
             load = _wrk(page_url, 1800)  # stopped (SIGINT: wrk prints its figures) below
             time.sleep(1)
-            watcher = Watcher(base, probe)  # pinned under load: busy workers share new connections
-            watcher.start()
-            time.sleep(2)
-            started = time.monotonic()
+            watches = watch_workers(base, probe)  # pinned under load: busy workers share them
+            clock = CommitClock(url)
+            clock.start()
+            time.sleep(1)
+            started_at, started = time.time(), time.monotonic()
             report = city.import_layer(
                 update,
                 layer="buildings",
@@ -441,37 +594,51 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
                 id="建筑编码",
                 fields=BUILDING_FIELDS,
             )
-            committed = time.monotonic()
+            returned_at, import_s = time.time(), time.monotonic() - started
+            commit_at = clock.first_after(started_at)
             after = city.store.version()[-1]
-            deadline = committed + 120
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if len(watcher.new_data) >= len(watcher.workers()):
+                if all(w.new_data_at is not None for w in watches):
                     break
                 time.sleep(0.05)
             time.sleep(3)  # the load goes on a little after the last worker swapped
             load.send_signal(signal.SIGINT)
             output, _ = load.communicate(timeout=60)
-            watcher.stopping.set()
-            watcher.join()
-    lags = {pid: round(when - committed, 3) for pid, when in watcher.new_data.items()}
-    version_lags = [
-        round(when - committed, 3)
-        for (_, version), when in watcher.first_seen.items()
-        if version == str(after)
-    ]
+            for watch in watches:
+                watch.stopping.set()
+            for watch in watches:
+                watch.join()
+            clock.stop()
+    reports = {
+        w.worker: {**(w.health.get("snapshot") or {}), "new_data_at": w.new_data_at}
+        for w in watches
+    }
+    figures = reload_figures(commit_at, returned_at, reports)
+    if (
+        figures["max_reload_lag_s"] is not None
+    ):  # the whole wait: the import's start to the last swap
+        figures["last_swap_from_start_s"] = round(
+            commit_at + figures["max_reload_lag_s"] - started_at, 2
+        )
+    failures = [f for w in watches for f in w.failures]
+    totals = wrk_totals(output)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     return {
-        "workers_seen": len(watcher.workers()),
-        "workers_reloaded": len(lags),
+        "workers_seen": len(watches),
+        "workers_reloaded": sum(w.new_data_at is not None for w in watches),
+        "workers_on_new_version": sorted(
+            w.worker
+            for w in watches
+            if (w.health.get("snapshot") or {}).get("version") == str(after)
+        ),
         "versions": f"{before}->{after}",
-        "import_s": round(committed - started, 2),
+        "import_s": round(import_s, 2),
         "change_set": f"+{report.added} ~{report.changed} -{report.removed}",
-        "failed_requests": _failed(output) + len(watcher.failures),
-        "failures": watcher.failures[:3]
+        "failed_requests": totals["non_2xx"] + totals["socket_errors"] + len(failures),
+        "failures": failures[:3]
         + [line.strip() for line in output.splitlines() if "error" in line or "Non-2xx" in line],
-        "max_reload_lag_s": max(lags.values()) if lags else None,
-        "reload_lags_s": sorted(lags.values()),
-        "version_lags_s": sorted(version_lags),
-        "snapshot_update_s": sorted(watcher.update_s.values()),
+        **figures,
+        "wrk": totals,
         "load_rps": float(rps.group(1)) if rps else None,
     }

@@ -20,7 +20,15 @@ from twin.errors import FeatureNotFoundError, LayerNotFoundError, TwinExistsErro
 from twin.imports import ImportReport, PreparedImport, Progress, prepare_import
 from twin.kinds import Category, get_kind
 from twin.mapping import ImportSpec, read_mapping
-from twin.store import GpkgStore, PostgisStore, gpkgread, open_store, records, schema
+from twin.store import (
+    GpkgStore,
+    PostgisStore,
+    StoreSession,
+    gpkgread,
+    open_store,
+    records,
+    schema,
+)
 from twin.store.gpkg import history_table
 from twin.store.order import order_key, order_value
 
@@ -422,40 +430,47 @@ class Twin:
             )
 
     def _commit(self, prepared: PreparedImport) -> None:
-        report, spec = prepared.report, prepared.spec
         with self.store.session() as session:
-            now = session.next_time()
-            report.import_id = session.next_import_id()
-            frame = prepared.frame
-            exists = session.has_layer(spec.layer)
-            if exists:
-                current = session.read_table(spec.layer)
-                changes = history.compare(current, frame, now)
-                matched = len(changes.changed) + len(changes.unchanged)
-                self._check_same_delivery(prepared, matched / max(len(current), 1))
-                guards.check_removals(
-                    spec.layer,
-                    len(current),
-                    len(changes.removed),
-                    allow=spec.allow_removals,
-                    max_share=spec.max_removed_share,
-                )
-                starts = pd.to_datetime(pd.Series(changes.valid_from, index=frame.index), utc=True)
-                frame = frame.assign(valid_from=starts.astype(_MS_UTC))
-            else:
-                changes = None
-                frame = frame.assign(valid_from=pd.Series(now, index=frame.index).astype(_MS_UTC))
-            session.write_table(spec.layer, frame)
-            if changes is not None and len(changes.retired):
-                retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
-                session.append_history(spec.layer, retired)
-            prepared.finish_report()
-            report.time = _sql_time(now)
-            records.fill_counts(report, changes, len(frame))
-            session.record_import(spec, report, prepared.kind, frame, changes)
-            session.set_meta(order_key(spec.layer), order_value(report.import_id, frame["uid"]))
-            if self.crs_text == "auto":
-                session.set_meta("crs", _crs_text(prepared.crs))
+            self._write_import(session, prepared)
+            # The old and the new layer (millions of geometries at a million features)
+            # are freed here, before the commit: after it, readers that waited for it
+            # (a service's workers) get the CPU, and the import returns at once.
+            prepared.release()
+
+    def _write_import(self, session: StoreSession, prepared: PreparedImport) -> None:
+        report, spec = prepared.report, prepared.spec
+        now = session.next_time()
+        report.import_id = session.next_import_id()
+        frame = prepared.frame
+        exists = session.has_layer(spec.layer)
+        if exists:
+            current = session.read_table(spec.layer)
+            changes = history.compare(current, frame, now)
+            matched = len(changes.changed) + len(changes.unchanged)
+            self._check_same_delivery(prepared, matched / max(len(current), 1))
+            guards.check_removals(
+                spec.layer,
+                len(current),
+                len(changes.removed),
+                allow=spec.allow_removals,
+                max_share=spec.max_removed_share,
+            )
+            starts = pd.to_datetime(pd.Series(changes.valid_from, index=frame.index), utc=True)
+            frame = frame.assign(valid_from=starts.astype(_MS_UTC))
+        else:
+            changes = None
+            frame = frame.assign(valid_from=pd.Series(now, index=frame.index).astype(_MS_UTC))
+        session.write_table(spec.layer, frame)
+        if changes is not None and len(changes.retired):
+            retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
+            session.append_history(spec.layer, retired)
+        prepared.finish_report()
+        report.time = _sql_time(now)
+        records.fill_counts(report, changes, len(frame))
+        session.record_import(spec, report, prepared.kind, frame, changes)
+        session.set_meta(order_key(spec.layer), order_value(report.import_id, frame["uid"]))
+        if self.crs_text == "auto":
+            session.set_meta("crs", _crs_text(prepared.crs))
 
     def _extent(self, exclude: str) -> tuple[float, float, float, float] | None:
         """The extent of every layer but ``exclude`` (None while there is none)."""

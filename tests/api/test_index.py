@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -90,17 +91,24 @@ def test_live_index_swaps_whole_snapshots_and_survives_a_broken_file(twin_copy: 
     frame.to_file(source, layer="districts")
     city.import_spec(dataclasses.replace(spec, source=source, allow_removals=True))  # 2 of 6
     assert first.changed()
+    assert live.last_swap is None  # no reload yet
+    noticed = time.time()
     assert live.refresh() is True
     second = live.current()
     assert second is not first and len(second.layer("districts")) == 4
     assert len(first.layer("districts")) == 6  # the old snapshot is untouched
     assert second.identity == file_identity(twin_copy) and live.reloads == 1
+    swap = live.last_swap  # when the reload was asked for, and when the new snapshot took over
+    assert swap is not None and swap.version == second.version_tag != first.version_tag
+    assert noticed <= swap.heard_at <= swap.swapped_at <= time.time()
+    assert swap.update_s == swap.swapped_at - swap.heard_at
     shutil.copy(twin_copy, twin_copy.with_name("good.gpkg"))
     broken = twin_copy.with_name("broken.gpkg")
     broken.write_bytes(b"not a geopackage")
     broken.replace(twin_copy)
     assert live.refresh() is False
     assert live.current() is second and live.last_error is not None
+    assert live.last_swap is swap  # a failed reload swapped nothing
     live.last_error = None
     assert live.refresh() is False and live.last_error is None  # that version is not retried
     shutil.copy(twin_copy.with_name("good.gpkg"), twin_copy)  # a good version again

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 import shapely.geometry
 
@@ -147,11 +148,21 @@ def test_every_worker_reloads_when_an_import_commits(
     assert len(before) == WORKERS and len(set(before.values())) == 1
     counter = int(next(iter(before.values())))
     assert counter == _commits(pg_url)
+    swaps_before = _swaps(server)
     _reimport(pg_url, tmp_path)
     now = _commits(pg_url)
     assert now > counter
     seen = _all_workers_at(server, str(now))
     assert seen == {pid: str(now) for pid in before}, seen
+    # each worker's own account of the reload: heard after the write began, swapped after that
+    began = _last_import_time(pg_url)  # the write transaction's start, before its commit
+    swaps = _swaps(server)
+    assert set(swaps) == set(before), swaps
+    for worker, swap in swaps.items():
+        assert swap != swaps_before.get(worker)
+        assert swap["version"] == str(now)
+        assert began <= swap["heard_at"] <= swap["swapped_at"] <= time.time()
+        assert swap["update_s"] == round(swap["swapped_at"] - swap["heard_at"], 3)
     # the new data: the changed delivery dropped 100 of the 3000 buildings
     for _ in range(2 * WORKERS):
         assert _json(server.get("/collections/buildings/items", limit=1))["numberMatched"] == 2900
@@ -201,6 +212,21 @@ def test_a_database_restart_fails_fast_then_recovers(
     seen = _all_workers_at(server, str(now))
     assert seen == {pid: str(now) for pid in before}, seen
     assert _json(server.get("/collections/buildings/items", limit=1))["numberMatched"] == 3000
+
+
+def _swaps(server: LiveServer, n: int = 40) -> dict[int, Any]:
+    """``/health``'s ``snapshot`` of each worker, over ``n`` fresh connections."""
+    seen: dict[int, Any] = {}
+    for _ in range(n):
+        health = _json(httpx.get(server.url + "/health", timeout=10))
+        seen[health["worker"]] = health["snapshot"]
+    return seen
+
+
+def _last_import_time(url: str) -> float:
+    """When the twin's newest import began writing (``twin_imports.time``), in epoch seconds."""
+    imports = twin.Twin.open(url).store.import_rows()
+    return float(pd.Timestamp(imports["time"].iloc[-1]).timestamp())
 
 
 def _commits(url: str) -> int:

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from twin.errors import StorageError
@@ -26,9 +27,43 @@ from twin.query.urgency import quick_turns, urgent
 from twin.store import PostgisStore, is_url
 from twin.store.pglisten import CommitListener
 
-__all__ = ["LiveIndex"]
+__all__ = ["LiveIndex", "Swap"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Swap:
+    """When a new snapshot went into force: what a service reports of its last reload.
+
+    Times are wall-clock (``time.time()``), so another process on the machine can
+    compare them with its own, e.g. with the moment it saw the commit.
+
+    Attributes
+    ----------
+    version : str
+        The new snapshot's :attr:`~twin.query.index.CityIndex.version_tag`.
+    heard_at : float
+        When the change was heard: the PostGIS commit's NOTIFY received, or the
+        twin file's change noticed.
+    swapped_at : float
+        When the new snapshot replaced the old one (requests from then on use it).
+
+    Examples
+    --------
+    >>> swap = Swap(version="7", heard_at=100.0, swapped_at=101.25)
+    >>> swap.update_s
+    1.25
+    """
+
+    version: str
+    heard_at: float
+    swapped_at: float
+
+    @property
+    def update_s(self) -> float:
+        """Seconds from hearing the change to serving the new snapshot."""
+        return self.swapped_at - self.heard_at
 
 
 class LiveIndex:
@@ -85,6 +120,8 @@ class LiveIndex:
         self._thread: threading.Thread | None = None
         self._last_check = time.monotonic()
         self.reloads = 0
+        #: The last reload's :class:`Swap` (None until one happened).
+        self.last_swap: Swap | None = None
         self.last_error: str | None = None
         self._failed: FileIdentity | None = None
 
@@ -101,12 +138,15 @@ class LiveIndex:
     def refresh(self) -> bool:
         """Reload now if the twin changed; return whether a new snapshot is in force.
 
-        Runs in the caller's thread. A reload already running elsewhere makes
+        Runs in the caller's thread (the commit listener's, for a PostGIS twin: the
+        moment it is called is when the commit was heard, see :class:`Swap`). A
+        reload already running elsewhere makes
         this return False at once. A failed reload (a twin left unreadable)
         keeps the old snapshot and records the error in :attr:`last_error`;
         that version of the twin is not tried again. A database that cannot be
         reached is only recorded: the next commit or reconnection tries again.
         """
+        heard = time.time()
         if not self._reloading.acquire(blocking=False):
             return False
         seen: FileIdentity | None = None
@@ -127,6 +167,7 @@ class LiveIndex:
         finally:
             self._reloading.release()
         old, self._index = self._index, fresh
+        self.last_swap = Swap(fresh.version_tag, heard, time.time())
         store = old.twin.store
         if isinstance(store, PostgisStore):  # its read connection; a late request reopens one
             store.close()
