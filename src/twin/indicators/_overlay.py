@@ -147,6 +147,34 @@ def pieces_with_shares(
     >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist()))
     [(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)]
     """
+    return pieces_from_areas(
+        zones, zone_labels, zone_of, np.asarray(shapely.area(features)), features.__getitem__
+    )
+
+
+def pieces_from_areas(
+    zones: Geoms,
+    zone_labels: pd.Index,
+    zone_of: pd.DataFrame,
+    areas: npt.NDArray[np.float64],
+    geoms_at: Callable[[npt.NDArray[np.intp]], Geoms],
+) -> Pieces:
+    """:func:`pieces_with_shares` given the features' areas, and their geometries on demand.
+
+    Only the features not wholly inside one zone are asked for (``geoms_at(positions)``)
+    and clipped: footprints kept as WKB need not all be decoded.
+
+    Examples
+    --------
+    >>> z = np.array([shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)])
+    >>> f = np.array([shapely.box(1, 1, 2, 2), shapely.box(6, 0, 16, 1)])
+    >>> known = pd.DataFrame({"zone": ["a", "b"], "share": [1.0, 0.6], "n_zones": [1, 2]})
+    >>> asked = []
+    >>> p = pieces_from_areas(z, pd.Index(["a", "b"]), known, np.array([1.0, 10.0]),
+    ...                       lambda i: asked.append(i.tolist()) or f[i])
+    >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist())), asked
+    ([(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)], [[1]])
+    """
     position = _zone_positions(zone_labels, zone_of["zone"])
     whole = (
         (position >= 0)
@@ -155,13 +183,11 @@ def pieces_with_shares(
     )
     inside = np.flatnonzero(whole)
     rest = np.flatnonzero(~whole)
-    clipped = clipped_pieces(zones, features[rest])
+    clipped = clipped_pieces(zones, geoms_at(rest))
     return Pieces(
         np.concatenate([position[inside].astype(np.intp), clipped.zone]),
         np.concatenate([inside.astype(np.intp), rest[clipped.feature].astype(np.intp)]),
-        np.concatenate(
-            [np.asarray(shapely.area(features[inside]), dtype=np.float64), clipped.measure]
-        ),
+        np.concatenate([np.asarray(areas[inside], dtype=np.float64), clipped.measure]),
     )
 
 
