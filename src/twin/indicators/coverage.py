@@ -35,7 +35,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from twin.indicators._overlay import Geoms
+from twin.indicators._overlay import Geoms, zone_edges
 
 __all__ = ["covered_areas", "disc_polygons", "overlap_groups"]
 
@@ -202,7 +202,7 @@ def _chord_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.
     clipped by that edge's line in numpy. Others are marked unsettled (area 0)."""
     area = np.zeros(len(rows), dtype=np.float64)
     settled = np.zeros(len(rows), dtype=bool)
-    start, vector, simple = _zone_edges(pairs.zones)
+    start, vector, simple = zone_edges(pairs.zones, _MAX_EDGES)
     rows_ok = np.flatnonzero(simple[pairs.zone[rows]])
     if len(rows_ok) == 0:
         return area, settled
@@ -260,29 +260,6 @@ def _half_plane_area(ring: Floats, side: Floats) -> Floats:
     y = (hit * enters[..., None]).sum(axis=1)
     chord = x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]
     return np.abs(term.sum(axis=1) + chord) / 2
-
-
-def _zone_edges(zones: Geoms) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
-    """Every edge of every ring of each zone (start and vector, padded with zero-length
-    edges), and whether the zone is polygonal with at most _MAX_EDGES edges."""
-    m = len(zones)
-    kinds = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
-    polygonal = np.flatnonzero(np.isin(shapely.get_type_id(zones), kinds))
-    parts, part_of = shapely.get_parts(zones[polygonal], return_index=True)
-    rings, ring_of = shapely.get_rings(parts, return_index=True)
-    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
-    same = coord_of[:-1] == coord_of[1:]
-    start, vector = coords[:-1][same], (coords[1:] - coords[:-1])[same]
-    owner = polygonal[part_of[ring_of[coord_of[:-1][same]]]]
-    count = np.bincount(owner, minlength=m)
-    simple = (count >= 3) & (count <= _MAX_EDGES)
-    slot = np.arange(len(owner)) - np.r_[0, np.cumsum(count)[:-1]][owner]
-    keep = simple[owner]
-    k = int(count[simple].max()) if simple.any() else 1
-    starts, vectors = np.zeros((m, k, 2)), np.zeros((m, k, 2))
-    starts[owner[keep], slot[keep]] = start[keep]
-    vectors[owner[keep], slot[keep]] = vector[keep]
-    return starts, vectors, simple
 
 
 def _members(first: Ints, count: Ints) -> tuple[Ints, Ints]:
