@@ -5,11 +5,12 @@ numpy (the headers, ring counts and point counts, one part and one ring at a
 time across every geometry) and computes each ring's area with GEOS's own
 shoelace formula, in GEOS's order: ``|shell| - |hole| - …`` per polygon,
 polygons summed in order. The result equals ``shapely.area(shapely.from_wkb(wkb))``
-bit for bit, about five times faster for a million footprints, because no
-geometry object is made. 2D, Z, M and ZM (ISO or EWKB flags, with or without
-an SRID), either byte order, rings in either orientation. Anything else (other
-types, rings of fewer than 4 points, many parts or rings, truncated bytes) is
-left to shapely, one geometry at a time as before.
+bit for bit, in less than half the CPU for a million footprints (0.46 s against
+1.1 s decoding them with ``twin.relate.geoms_from_wkb``, loaded machine, December
+2026), because no geometry object is made. 2D, Z, M and ZM (ISO or EWKB flags,
+with or without an SRID), either byte order, rings in either orientation.
+Anything else (other types, rings of fewer than 4 points, many parts or rings,
+truncated bytes) is left to shapely, as before.
 """
 
 from __future__ import annotations
