@@ -68,19 +68,23 @@ def test_holes_parts_and_concave_zones() -> None:
 
 def test_lines_left_to_geos() -> None:
     """A multi-part line, a line backtracking over itself (GEOS counts the stretch once),
-    a line through a zone vertex in its middle, a bow-tie zone: NaN, never a guess."""
+    a line through a zone vertex in its middle, a bow-tie zone, a NaN coordinate: NaN
+    (the vertex case: NaN or GEOS's length), never a guess."""
     zones = np.array([CELL, CELL, CELL, shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])])
+    with np.errstate(invalid="ignore"):  # shapely warns of the NaN made on purpose
+        unknown = L([(50, 50), (150, np.nan)])
     lines = np.array(
         [
             shapely.MultiLineString([[(50, 50), (150, 50)]]),
             L([(50, 50), (150, 50), (80, 50)]),
             L([(-50, 150), (150, -50)]),
             L([(-1, 5), (11, 5)]),
+            unknown,
         ],
         dtype=object,
     )
-    got = clip_lengths(lines, zones, np.arange(4))
-    assert np.isnan(got[[0, 1, 3]]).all()
+    got = clip_lengths(lines, np.r_[zones, [CELL]], np.arange(5))
+    assert np.isnan(got[[0, 1, 3, 4]]).all()
     assert np.isnan(got[2]) or got[2] == pytest.approx(geos_lengths(lines[2:3], zones[2:3])[0])
 
 

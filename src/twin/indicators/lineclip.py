@@ -93,6 +93,7 @@ def clip_lengths(lines: Geoms, zones: Geoms, zone_i: npt.NDArray[np.intp]) -> Fl
         lengths[part] = cut.length
         along[owner[part][cut.along]] = True
         unsure[owner[part][cut.unsure]] = True
+    unsure[of[~np.isfinite(coords).all(axis=1)]] = True  # NaN or infinite coordinates
     settled = ~unsure & ~along
     out[rows[settled]] = np.bincount(owner, weights=lengths, minlength=len(rows))[settled]
     # Along an edge: the whole line if the zone covers it (boundary included), else GEOS.
