@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import shapely
 
-from twin.indicators.coverage import covered_areas, disc_polygons, overlap_groups
+from twin.indicators.coverage import CoverZones, covered_areas, disc_polygons, overlap_groups
 
 QUAD_SEGS = 16
 ZONES = np.array([shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
@@ -119,6 +119,25 @@ def test_dense_discs_match_the_union_of_every_disc(small_group: int) -> None:
     expected = shapely.area(shapely.intersection(zones, union))
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
     assert 0 < got.sum() < zones.size * 2500  # neither nothing nor everything covered
+    # the zones' facts made once serve several calls, with the same answer to the last bit
+    facts = CoverZones.of(zones.copy())
+    for subset in (slice(0, 150), slice(None)):
+        again = covered_areas(
+            facts,
+            shapely.points(xy[subset]),
+            radii[subset],
+            quad_segs=QUAD_SEGS,
+            small_group=small_group,
+        )
+        fresh = covered_areas(
+            zones.copy(),
+            shapely.points(xy[subset]),
+            radii[subset],
+            quad_segs=QUAD_SEGS,
+            small_group=small_group,
+        )
+        assert again.tolist() == fresh.tolist()
+    assert again.tolist() == got.tolist()
 
 
 def test_overlap_groups_by_hand() -> None:

@@ -38,7 +38,7 @@ from scipy.spatial import cKDTree
 
 from twin.indicators._overlay import Geoms, zone_edges
 
-__all__ = ["covered_areas", "disc_polygons", "overlap_groups"]
+__all__ = ["CoverZones", "covered_areas", "disc_polygons", "overlap_groups"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
@@ -108,14 +108,63 @@ def _candidate_pairs(xy: Floats, radii: Floats) -> tuple[Ints, Ints]:
     return a[a < b].astype(np.intp), b[a < b].astype(np.intp)
 
 
+_MAX_EDGES = 32  # zones with more edges: discs across their boundary are clipped by GEOS
+
+
+@dataclass(frozen=True)
+class CoverZones:
+    """Zones with what :func:`covered_areas` reads of them on every call, made once
+    for several calls (one per sensor type): their R-tree, areas, bounds, prepared
+    boundaries and padded edges (see :func:`twin.indicators._overlay.zone_edges`).
+
+    Examples
+    --------
+    >>> z = CoverZones.of(np.array([shapely.box(0, 0, 10, 10)]))
+    >>> z.area.tolist(), z.start.shape, z.simple.tolist()
+    ([100.0], (1, 4, 2), [True])
+    """
+
+    geoms: Geoms
+    tree: shapely.STRtree
+    area: Floats
+    bounds: Floats
+    boundary: Geoms
+    start: Floats
+    vector: Floats
+    simple: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, zones: Geoms) -> CoverZones:
+        """The facts of these zones (prepared in place)."""
+        shapely.prepare(zones)
+        boundary = shapely.boundary(zones)
+        shapely.prepare(boundary)
+        start, vector, simple = zone_edges(zones, _MAX_EDGES)
+        return cls(
+            geoms=zones,
+            tree=shapely.STRtree(zones),
+            area=np.asarray(shapely.area(zones), dtype=np.float64),
+            bounds=np.asarray(shapely.bounds(zones), dtype=np.float64),
+            boundary=boundary,
+            start=start,
+            vector=vector,
+            simple=simple,
+        )
+
+
 def covered_areas(
-    zones: Geoms, points: Geoms, radii: Floats, *, quad_segs: int, small_group: int
+    zones: Geoms | CoverZones,
+    points: Geoms,
+    radii: Floats,
+    *,
+    quad_segs: int,
+    small_group: int,
 ) -> Floats:
     """Area of each zone within reach of at least one point (see the module's text).
 
     Parameters
     ----------
-    zones : ndarray of shapely polygons
+    zones : ndarray of shapely polygons, or their :class:`CoverZones`
     points : ndarray of shapely points (others and empty ones are left out)
     radii : ndarray of float
         Reach of each point, in CRS units (NaN or <= 0: left out).
@@ -132,6 +181,8 @@ def covered_areas(
     >>> covered_areas(z, p, np.array([1.0, 1.0, 8.0]), quad_segs=16, small_group=64).round(3)
     array([  1.568, 100.   ])
     """
+    facts = zones if isinstance(zones, CoverZones) else CoverZones.of(zones)
+    zones = facts.geoms
     n_zones = len(zones)
     usable = (shapely.get_type_id(points) == shapely.GeometryType.POINT) & ~shapely.is_empty(points)
     usable &= np.isfinite(radii) & (radii > 0)
@@ -140,22 +191,22 @@ def covered_areas(
     if len(points) == 0 or n_zones == 0:
         return result
     xy = np.asarray(shapely.get_coordinates(points), dtype=np.float64)
-    disc_i, zone_i = shapely.STRtree(zones).query(points, predicate="dwithin", distance=radii)
+    disc_i, zone_i = facts.tree.query(points, predicate="dwithin", distance=radii)
     disc_i, zone_i = disc_i.astype(np.intp), zone_i.astype(np.intp)
-    zone_area = np.asarray(shapely.area(zones), dtype=np.float64)
-    whole = _zones_inside_discs(zones, xy, radii, disc_i, zone_i, quad_segs)
+    zone_area = facts.area
+    whole = _zones_inside_discs(facts, xy, radii, disc_i, zone_i, quad_segs)
     result[whole] = zone_area[whole]
     keep = ~whole[zone_i]
     disc_i, zone_i = disc_i[keep], zone_i[keep]
     if len(disc_i) == 0:
         return result
     _, group = overlap_groups(xy, radii)
-    inside = _discs_inside_zones(zones, points, radii, disc_i, zone_i)
+    inside = _discs_inside_zones(facts, points, radii, disc_i, zone_i)
     # One piece per (zone, disc) pair; the pieces of one overlap group in one zone (a run)
     # may overlap one another, pieces of different runs never do.
     key = zone_i.astype(np.int64) * (int(group.max()) + 1) + group[disc_i]
     order = np.argsort(key, kind="stable")
-    pairs = _Pairs(zones, xy, radii, disc_i[order], zone_i[order], inside[order], quad_segs)
+    pairs = _Pairs(facts, xy, radii, disc_i[order], zone_i[order], inside[order], quad_segs)
     key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     size = np.diff(np.r_[starts, len(key)])
@@ -190,13 +241,18 @@ def _per_zone(zone: Ints, values: Any, n_zones: int) -> Floats:
 class _Pairs:
     """(zone, disc) pairs, sorted so that the pairs of each run are contiguous."""
 
-    zones: Geoms
+    facts: CoverZones
     xy: Floats
     radii: Floats
     disc: Ints
     zone: Ints
     inside: npt.NDArray[np.bool_]
     quad_segs: int
+
+    @property
+    def zones(self) -> Geoms:
+        """The zones' geometries."""
+        return self.facts.geoms
 
     def discs(self, rows: Ints) -> Geoms:
         """The disc polygons of these pairs."""
@@ -210,7 +266,6 @@ class _Pairs:
         return discs
 
 
-_MAX_EDGES = 32  # zones with more edges: discs across their boundary are clipped by GEOS
 _MARGIN = 1e-9  # relative: closer calls than this are left to GEOS
 
 
@@ -220,7 +275,7 @@ def _chord_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.
     clipped by that edge's line in numpy. Others are marked unsettled (area 0)."""
     area = np.zeros(len(rows), dtype=np.float64)
     settled = np.zeros(len(rows), dtype=bool)
-    start, vector, simple = zone_edges(pairs.zones, _MAX_EDGES)
+    start, vector, simple = pairs.facts.start, pairs.facts.vector, pairs.facts.simple
     rows_ok = np.flatnonzero(simple[pairs.zone[rows]])
     if len(rows_ok) == 0:
         return area, settled
@@ -334,29 +389,27 @@ _RUN_AREAS = {"inside": _inside_unions, "crossing": _crossing_unions, "large": _
 
 
 def _zones_inside_discs(
-    zones: Geoms, xy: Floats, radii: Floats, disc_i: Ints, zone_i: Ints, quad_segs: int
+    zones: CoverZones, xy: Floats, radii: Floats, disc_i: Ints, zone_i: Ints, quad_segs: int
 ) -> npt.NDArray[np.bool_]:
     """Zones whose bounding box lies inside the inscribed circle of a disc meeting them."""
-    bounds = np.asarray(shapely.bounds(zones), dtype=np.float64)[zone_i]
+    bounds = zones.bounds[zone_i]
     centre = xy[disc_i]
     dx = np.maximum(np.abs(bounds[:, 0] - centre[:, 0]), np.abs(bounds[:, 2] - centre[:, 0]))
     dy = np.maximum(np.abs(bounds[:, 1] - centre[:, 1]), np.abs(bounds[:, 3] - centre[:, 1]))
     inscribed = radii[disc_i] * np.cos(np.pi / (4 * quad_segs)) * (1 - 1e-9)
     with np.errstate(invalid="ignore"):
         hit = np.hypot(dx, dy) <= inscribed
-    whole = np.zeros(len(zones), dtype=bool)
+    whole = np.zeros(len(zones.geoms), dtype=bool)
     whole[zone_i[hit]] = True
     return whole
 
 
 def _discs_inside_zones(
-    zones: Geoms, points: Geoms, radii: Floats, disc_i: Ints, zone_i: Ints
+    zones: CoverZones, points: Geoms, radii: Floats, disc_i: Ints, zone_i: Ints
 ) -> npt.NDArray[np.bool_]:
     """Whether each pair's disc lies inside its zone: centre in it, boundary out of reach."""
-    shapely.prepare(zones)
-    inside = shapely.contains_properly(zones[zone_i], points[disc_i])
-    edges = shapely.boundary(zones)
-    shapely.prepare(edges)
+    inside = shapely.contains_properly(zones.geoms[zone_i], points[disc_i])
+    edges = zones.boundary
     check = np.flatnonzero(inside)
     near = shapely.dwithin(edges[zone_i[check]], points[disc_i[check]], radii[disc_i[check]])
     inside[check] = ~near
