@@ -13,7 +13,10 @@ that most zones need no overlay at all:
   area, known without building it;
 - a disc overlapping no other disc but crossing zone boundaries adds the
   area of its clipped parts: clipped in numpy (the disc's polygon by the
-  edge's line) where one zone edge cuts it straight across, by GEOS otherwise;
+  edge's line) where one zone edge cuts it straight across, else from the
+  crossings of the disc's and the zone's boundaries
+  (:func:`twin.indicators.discclip.disc_ring_areas`), by GEOS where a
+  crossing is too close to a vertex to call;
 - the discs of one group of overlapping discs meeting one zone (a *run*)
   are merged for that zone only: inside the zone, unioned in one vectorised
   call; across its boundary, subtracted from the zone one at a time (nearest
@@ -37,6 +40,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from twin.indicators._overlay import Geoms, zone_edges
+from twin.indicators.discclip import disc_ring_areas
 
 __all__ = ["CoverZones", "covered_areas", "disc_polygons", "overlap_groups"]
 
@@ -132,6 +136,7 @@ class CoverZones:
     start: Floats
     vector: Floats
     simple: npt.NDArray[np.bool_]
+    ring_edges: Ints
 
     @classmethod
     def of(cls, zones: Geoms) -> CoverZones:
@@ -140,6 +145,10 @@ class CoverZones:
         boundary = shapely.boundary(zones)
         shapely.prepare(boundary)
         start, vector, simple = zone_edges(zones, _MAX_EDGES)
+        one_ring = (shapely.get_type_id(zones) == shapely.GeometryType.POLYGON) & (
+            shapely.get_num_interior_rings(zones) == 0
+        )
+        ring_edges = np.where(one_ring & simple, shapely.get_num_coordinates(zones) - 1, 0)
         return cls(
             geoms=zones,
             tree=shapely.STRtree(zones),
@@ -149,6 +158,7 @@ class CoverZones:
             start=start,
             vector=vector,
             simple=simple,
+            ring_edges=ring_edges.astype(np.intp),
         )
 
 
@@ -217,7 +227,9 @@ def covered_areas(
     result += _per_zone(pairs.zone[simple], unit_area * radius[simple] ** 2, n_zones)
     clip = np.flatnonzero(alone & ~pairs.inside)
     cut, settled = _chord_cut_areas(pairs, clip)
-    cut[~settled] = shapely.area(pairs.pieces(clip[~settled]))
+    rest = clip[~settled]
+    cut[~settled], done = _ring_cut_areas(pairs, rest)
+    cut[np.flatnonzero(~settled)[~done]] = shapely.area(pairs.pieces(rest[~done]))
     result += _per_zone(pairs.zone[clip], cut, n_zones)
     crossing = np.bincount(np.repeat(np.arange(len(starts)), size), weights=~pairs.inside)
     for kind in ("inside", "crossing", "large"):
@@ -312,6 +324,26 @@ def _chord_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.
     )
     area[rows_ok[one]] = _half_plane_area(ring, side)
     settled[rows_ok[one]] = True
+    return area, settled
+
+
+def _ring_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.bool_]]:
+    """Area of the disc inside the zone where the zone is one ring of a few edges,
+    from the crossings of their boundaries (:func:`disc_ring_areas`); others unsettled."""
+    f = pairs.facts
+    zone, disc = pairs.zone[rows], pairs.disc[rows]
+    ring = f.ring_edges[zone] > 0
+    area, settled = np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
+    z, d = zone[ring], disc[ring]
+    got, done = disc_ring_areas(
+        f.start[z],
+        f.vector[z],
+        f.ring_edges[z],
+        pairs.xy[d],
+        pairs.radii[d],
+        _unit_circle(pairs.quad_segs),
+    )
+    area[ring], settled[ring] = got, done
     return area, settled
 
 
