@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import shapely
 
-from twin.indicators.coverage import covered_areas, disc_polygons, overlap_groups
+from twin.indicators.coverage import CoverZones, covered_areas, disc_polygons, overlap_groups
 
 QUAD_SEGS = 16
 ZONES = np.array([shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
@@ -119,6 +119,25 @@ def test_dense_discs_match_the_union_of_every_disc(small_group: int) -> None:
     expected = shapely.area(shapely.intersection(zones, union))
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
     assert 0 < got.sum() < zones.size * 2500  # neither nothing nor everything covered
+    # the zones' facts made once serve several calls, with the same answer to the last bit
+    facts = CoverZones.of(zones.copy())
+    for subset in (slice(0, 150), slice(None)):
+        again = covered_areas(
+            facts,
+            shapely.points(xy[subset]),
+            radii[subset],
+            quad_segs=QUAD_SEGS,
+            small_group=small_group,
+        )
+        fresh = covered_areas(
+            zones.copy(),
+            shapely.points(xy[subset]),
+            radii[subset],
+            quad_segs=QUAD_SEGS,
+            small_group=small_group,
+        )
+        assert again.tolist() == fresh.tolist()
+    assert again.tolist() == got.tolist()
 
 
 def test_overlap_groups_by_hand() -> None:
@@ -128,3 +147,32 @@ def test_overlap_groups_by_hand() -> None:
     assert n == 3
     assert group[0] == group[1] == group[2]
     assert len({group[0], group[3], group[4]}) == 3
+
+
+@pytest.mark.parametrize(("low", "high"), [(4.0, 6.0), (0.5, 8.0)])
+def test_overlap_groups_equal_every_pair_checked(low: float, high: float) -> None:
+    """The k-d tree's pairs (radii within a factor 2) and the boxes' pairs (wider radii)
+    give the groups of every pair of discs checked by distance, brute force."""
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 300, size=(400, 2))
+    radii = rng.uniform(low, high, size=400)
+    xy[1] = xy[0] + [radii[0] + radii[1], 0.0]  # exactly touching: overlapping
+    n, group = overlap_groups(xy, radii)
+    a, b = np.triu_indices(len(xy), k=1)
+    near = np.hypot(*(xy[a] - xy[b]).T) <= radii[a] + radii[b]
+    parent = list(range(len(xy)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in zip(a[near], b[near], strict=True):
+        parent[root(int(i))] = root(int(j))
+    roots = [root(i) for i in range(len(xy))]
+    assert n == len(set(roots))
+    assert 1 < n < len(xy) - 50  # some groups merged, many apart
+    assert group[0] == group[1]
+    # same partition: two discs share a group exactly when they share a root
+    same = group[:, None] == group[None, :]
+    assert np.array_equal(same, np.equal.outer(roots, roots))

@@ -22,13 +22,14 @@ from twin.build import current_zone_set
 from twin.errors import TwinBusyError, UsageError
 from twin.indicators import (
     building_indicators,
+    building_indicators_from_wkb,
     building_indicators_in_batches,
     network_lengths,
     sensor_indicators,
 )
 from twin.io import read_source_batches
-from twin.relate import geoms_from_wkb
 from twin.store import GpkgStore
+from twin.store.zonerows import read_footprints
 
 if TYPE_CHECKING:
     from twin.model import LayerInfo, Twin
@@ -201,7 +202,7 @@ def _building_indicators_from_relation(
     if stored is None:
         return None
     rows = store.zone_rows(stored)
-    wkb, values = store.read_wkb(info.name, columns)
+    wkb, values = read_footprints(path, info.name, columns)
     if os.stat(path).st_ino != version:
         raise TwinBusyError(
             f"{path.name} was changed by another writer while layer {info.name} was read: "
@@ -209,6 +210,5 @@ def _building_indicators_from_relation(
         )
     if len(rows) != len(wkb) or not np.array_equal(rows["row"].to_numpy(), np.arange(len(wkb))):
         return None
-    buildings = GeoDataFrame(values, geometry=geoms_from_wkb(wkb), crs=zones.crs)
     zone_of = rows[["zone", "share", "n_zones"]]
-    return building_indicators(zones, buildings, floor_height_m=fh, zone_of=zone_of)
+    return building_indicators_from_wkb(zones, wkb, values, zone_of, floor_height_m=fh)

@@ -8,7 +8,8 @@ Nothing here reads or writes files or touches a twin.
 
 - :mod:`twin.indicators.buildings`: :func:`building_indicators` (count,
   footprint, gross floor area, FAR 容积率, coverage 建筑密度, heights,
-  population), :func:`floor_counts`, :func:`building_heights`;
+  population), :func:`building_indicators_from_wkb` (footprints kept as WKB,
+  with their stored zones), :func:`floor_counts`, :func:`building_heights`;
 - :mod:`twin.indicators.sensors`: :func:`sensor_indicators` (count, density
   and coverage ratio by type), :func:`coverage_gaps`, :func:`sensing_radii`,
   :data:`DEFAULT_RADIUS_M`;
@@ -33,6 +34,7 @@ from __future__ import annotations
 from twin.indicators.buildings import (
     building_heights,
     building_indicators,
+    building_indicators_from_wkb,
     building_indicators_in_batches,
     floor_counts,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "DEFAULT_RADIUS_M",
     "building_heights",
     "building_indicators",
+    "building_indicators_from_wkb",
     "building_indicators_in_batches",
     "coverage_gaps",
     "floor_counts",

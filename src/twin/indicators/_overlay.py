@@ -83,8 +83,14 @@ class Pieces:
     measure: npt.NDArray[np.float64]
 
 
+Clip: TypeAlias = Callable[[Geoms, Geoms, npt.NDArray[np.intp]], npt.NDArray[np.float64]]
+
+
 def clipped_pieces(
-    zones: Geoms, features: Geoms, measure: Callable[[Any], Any] = shapely.area
+    zones: Geoms,
+    features: Geoms,
+    measure: Callable[[Any], Any] = shapely.area,
+    clip: Clip | None = None,
 ) -> Pieces:
     """Return the measure of every feature's part inside every zone it meets.
 
@@ -94,6 +100,10 @@ def clipped_pieces(
         Polygons, and the polygons or lines to clip.
     measure : callable, default shapely.area
         ``shapely.area`` or ``shapely.length``.
+    clip : callable, optional
+        ``clip(features, zones, zone_positions)``: the measure of each crossing
+        pair's clipped part, NaN for those left to ``shapely.intersection``
+        (:func:`twin.indicators.lineclip.clip_lengths` for lines).
 
     Returns
     -------
@@ -122,6 +132,9 @@ def clipped_pieces(
     keep[rest] = True
     values = np.zeros(len(zone_i), dtype=np.float64)
     values[inside] = measure(features[feat_i[inside]])
+    if clip is not None:
+        values[rest] = clip(features[feat_i[rest]], zones, zone_i[rest])
+        rest = rest[np.isnan(values[rest])]
     values[rest] = measure(_intersection(features[feat_i[rest]], zones[zone_i[rest]]))
     return Pieces(zone_i[keep], feat_i[keep], values[keep])
 
@@ -147,6 +160,34 @@ def pieces_with_shares(
     >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist()))
     [(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)]
     """
+    return pieces_from_areas(
+        zones, zone_labels, zone_of, np.asarray(shapely.area(features)), features.__getitem__
+    )
+
+
+def pieces_from_areas(
+    zones: Geoms,
+    zone_labels: pd.Index,
+    zone_of: pd.DataFrame,
+    areas: npt.NDArray[np.float64],
+    geoms_at: Callable[[npt.NDArray[np.intp]], Geoms],
+) -> Pieces:
+    """:func:`pieces_with_shares` given the features' areas, and their geometries on demand.
+
+    Only the features not wholly inside one zone are asked for (``geoms_at(positions)``)
+    and clipped: footprints kept as WKB need not all be decoded.
+
+    Examples
+    --------
+    >>> z = np.array([shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)])
+    >>> f = np.array([shapely.box(1, 1, 2, 2), shapely.box(6, 0, 16, 1)])
+    >>> known = pd.DataFrame({"zone": ["a", "b"], "share": [1.0, 0.6], "n_zones": [1, 2]})
+    >>> asked = []
+    >>> p = pieces_from_areas(z, pd.Index(["a", "b"]), known, np.array([1.0, 10.0]),
+    ...                       lambda i: asked.append(i.tolist()) or f[i])
+    >>> sorted(zip(p.zone.tolist(), p.feature.tolist(), p.measure.tolist())), asked
+    ([(0, 0, 1.0), (0, 1, 4.0), (1, 1, 6.0)], [[1]])
+    """
     position = _zone_positions(zone_labels, zone_of["zone"])
     whole = (
         (position >= 0)
@@ -155,13 +196,11 @@ def pieces_with_shares(
     )
     inside = np.flatnonzero(whole)
     rest = np.flatnonzero(~whole)
-    clipped = clipped_pieces(zones, features[rest])
+    clipped = clipped_pieces(zones, geoms_at(rest))
     return Pieces(
         np.concatenate([position[inside].astype(np.intp), clipped.zone]),
         np.concatenate([inside.astype(np.intp), rest[clipped.feature].astype(np.intp)]),
-        np.concatenate(
-            [np.asarray(shapely.area(features[inside]), dtype=np.float64), clipped.measure]
-        ),
+        np.concatenate([np.asarray(areas[inside], dtype=np.float64), clipped.measure]),
     )
 
 
@@ -226,3 +265,35 @@ def per_area(values: npt.NDArray[Any], area: npt.NDArray[np.float64]) -> Any:
     """``values / area`` with NaN where the area is 0 or missing."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(area > 0, values / np.where(area > 0, area, 1.0), np.nan)
+
+
+def zone_edges(
+    zones: Geoms, max_edges: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Every edge of every ring of each zone (start and vector, padded with zero-length
+    edges), and whether the zone is polygonal with at most ``max_edges`` edges.
+
+    Examples
+    --------
+    >>> start, vector, simple = zone_edges(np.array([shapely.box(0, 0, 2, 1)]), 32)
+    >>> start.shape, vector[0].tolist(), simple.tolist()
+    ((1, 4, 2), [[0.0, 1.0], [-2.0, 0.0], [0.0, -1.0], [2.0, 0.0]], [True])
+    """
+    m = len(zones)
+    kinds = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
+    polygonal = np.flatnonzero(np.isin(shapely.get_type_id(zones), kinds))
+    parts, part_of = shapely.get_parts(zones[polygonal], return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+    same = coord_of[:-1] == coord_of[1:]
+    start, vector = coords[:-1][same], (coords[1:] - coords[:-1])[same]
+    owner = polygonal[part_of[ring_of[coord_of[:-1][same]]]]
+    count = np.bincount(owner, minlength=m)
+    simple = (count >= 3) & (count <= max_edges)
+    slot = np.arange(len(owner)) - np.r_[0, np.cumsum(count)[:-1]][owner]
+    keep = simple[owner]
+    k = int(count[simple].max()) if simple.any() else 1
+    starts, vectors = np.zeros((m, k, 2)), np.zeros((m, k, 2))
+    starts[owner[keep], slot[keep]] = start[keep]
+    vectors[owner[keep], slot[keep]] = vector[keep]
+    return starts, vectors, simple

@@ -7,30 +7,36 @@ building straddling two parcels adds its part inside each to each.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from twin.errors import UsageError
 from twin.indicators._overlay import (
     Frame,
+    Pieces,
     check_inputs,
     clipped_pieces,
     geometry_array,
     largest_share,
     per_area,
+    pieces_from_areas,
     pieces_with_shares,
     zone_areas,
 )
+from twin.indicators.wkbarea import wkb_areas
+from twin.relate import geoms_from_wkb
 
 __all__ = [
     "building_heights",
     "building_indicators",
+    "building_indicators_from_wkb",
     "building_indicators_in_batches",
     "floor_counts",
 ]
@@ -293,6 +299,67 @@ def building_indicators_in_batches(
     return totals.table()
 
 
+def building_indicators_from_wkb(
+    zones: Frame,
+    wkb: Any,
+    values: pd.DataFrame,
+    zone_of: pd.DataFrame,
+    *,
+    floor_height_m: float = 3.0,
+) -> pd.DataFrame:
+    """:func:`building_indicators` for footprints kept as WKB, with their stored zones.
+
+    The footprints' areas are read from the WKB bytes (:func:`~twin.indicators.wkbarea.
+    wkb_areas`, equal to shapely's); only the buildings not wholly inside one zone are
+    decoded and clipped. The answer equals ``building_indicators(zones, buildings,
+    zone_of=zone_of)`` for the same buildings as a GeoDataFrame in the zones' CRS.
+
+    Parameters
+    ----------
+    zones : GeoDataFrame or GeoSeries
+        Polygons in a projected CRS.
+    wkb : ndarray of bytes, or pyarrow binary array
+        The footprints, in the zones' CRS.
+    values : DataFrame
+        One row per footprint, in the same order: ``floors`` and/or ``height_m``,
+        optionally ``population``.
+    zone_of : DataFrame
+        One row per footprint, in the same order: ``zone`` label, ``share``, ``n_zones``.
+    floor_height_m : float, default 3.0
+        As for :func:`building_indicators`.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> zones = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100),
+    ...     shapely.box(100, 0, 200, 100)], index=["A", "B"], crs="EPSG:4544")
+    >>> wkb = shapely.to_wkb([shapely.box(0, 0, 10, 10), shapely.box(95, 0, 105, 10)])
+    >>> known = pd.DataFrame({"zone": ["A", "A"], "share": [1.0, 0.5], "n_zones": [1, 2]})
+    >>> out = building_indicators_from_wkb(zones, wkb, pd.DataFrame({"floors": [2, 3]}), known)
+    >>> out[["building_count", "footprint_m2", "gfa_m2"]]
+       building_count  footprint_m2  gfa_m2
+    A               2         150.0   350.0
+    B               0          50.0   150.0
+    """
+    check_inputs(zones, {})
+    totals = _Totals(zones, floor_height_m, population="population" in values.columns)
+    areas = wkb_areas(wkb)
+    pieces = pieces_from_areas(
+        totals.zone_geoms, zones.index, zone_of, areas, lambda rows: _decoded(wkb, rows)
+    )
+    totals.add_pieces(values, pieces, lambda: areas)
+    return totals.table()
+
+
+def _decoded(wkb: Any, rows: npt.NDArray[np.intp]) -> Any:
+    """The geometries of some WKB rows, decoded as the build decodes them."""
+    if isinstance(wkb, pa.ChunkedArray | pa.Array):
+        chosen = wkb.take(pa.array(rows, type=pa.int64())).to_numpy(zero_copy_only=False)
+    else:
+        chosen = np.asarray(wkb, dtype=object)[rows]
+    return geoms_from_wkb(chosen)
+
+
 class _Totals:
     """Per-zone sums of the buildings added so far (see :func:`building_indicators`)."""
 
@@ -311,23 +378,31 @@ class _Totals:
     def add(self, buildings: gpd.GeoDataFrame, zone_of: pd.DataFrame | None = None) -> None:
         """Overlay one batch of buildings and add it to the totals."""
         geoms = geometry_array(buildings)
-        floors_given = _positive(buildings, "floors")
-        height_given = _positive(buildings, "height_m")
-        no_floors, no_height = np.isnan(floors_given), np.isnan(height_given)
         if zone_of is None:
             pieces = clipped_pieces(self.zone_geoms, geoms)
         else:
             known = zone_of.reindex(buildings.index)
             pieces = pieces_with_shares(self.zone_geoms, self.zones.index, geoms, known)
-        owner = largest_share(pieces, len(geoms))
+        self.add_pieces(buildings, pieces, lambda: np.asarray(shapely.area(geoms)))
+
+    def add_pieces(
+        self, buildings: pd.DataFrame, pieces: Pieces, footprints: Callable[[], Any]
+    ) -> None:
+        """Add the buildings' clipped pieces (``footprints()``: each one's whole area)."""
+        n_buildings = len(buildings)
+        floors_given = _positive(buildings, "floors")
+        height_given = _positive(buildings, "height_m")
+        no_floors, no_height = np.isnan(floors_given), np.isnan(height_given)
+        owner = largest_share(pieces, n_buildings)
         # np.add.at adds piece by piece in order, as np.bincount does over the whole layer.
         np.add.at(self.sums["footprint_m2"], pieces.zone, pieces.measure)
         floor_values = _floors_used(floors_given, height_given, self.fh)[pieces.feature]
         np.add.at(self.sums["gfa_m2"], pieces.zone, np.nan_to_num(pieces.measure * floor_values))
         if "population" in self.sums:
-            np.add.at(self.sums["population"], pieces.zone, _population(buildings, geoms, pieces))
+            people = _population(buildings, footprints(), pieces)
+            np.add.at(self.sums["population"], pieces.zone, people)
         for name, mask in (
-            ("building_count", np.ones(len(geoms), dtype=bool)),
+            ("building_count", np.ones(n_buildings, dtype=bool)),
             ("floors_from_height", no_floors & ~no_height),
             ("height_from_floors", no_height & ~no_floors),
             ("floors_unknown", no_floors & no_height),
@@ -374,11 +449,10 @@ def _height_stats(
     }
 
 
-def _population(buildings: pd.DataFrame, geoms: Any, pieces: Any) -> Any:
+def _population(buildings: pd.DataFrame, footprints: Any, pieces: Pieces) -> Any:
     """Each piece's people: its building's population times the piece's share of the footprint."""
     people = pd.to_numeric(buildings["population"], errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
     )
-    footprint = np.asarray(shapely.area(geoms), dtype=np.float64)[pieces.feature]
-    share = per_area(pieces.measure, footprint)
+    share = per_area(pieces.measure, np.asarray(footprints, dtype=np.float64)[pieces.feature])
     return np.nan_to_num(people[pieces.feature] * share)

@@ -13,7 +13,10 @@ that most zones need no overlay at all:
   area, known without building it;
 - a disc overlapping no other disc but crossing zone boundaries adds the
   area of its clipped parts: clipped in numpy (the disc's polygon by the
-  edge's line) where one zone edge cuts it straight across, by GEOS otherwise;
+  edge's line) where one zone edge cuts it straight across, else from the
+  crossings of the disc's and the zone's boundaries
+  (:func:`twin.indicators.discclip.disc_ring_areas`), by GEOS where a
+  crossing is too close to a vertex to call;
 - the discs of one group of overlapping discs meeting one zone (a *run*)
   are merged for that zone only: inside the zone, unioned in one vectorised
   call; across its boundary, subtracted from the zone one at a time (nearest
@@ -34,10 +37,12 @@ import numpy.typing as npt
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
-from twin.indicators._overlay import Geoms
+from twin.indicators._overlay import Geoms, zone_edges
+from twin.indicators.discclip import disc_ring_areas
 
-__all__ = ["covered_areas", "disc_polygons", "overlap_groups"]
+__all__ = ["CoverZones", "covered_areas", "disc_polygons", "overlap_groups"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
@@ -80,9 +85,8 @@ def overlap_groups(xy: Floats, radii: Floats) -> tuple[int, Ints]:
     (2, [0, 0, 1])
     """
     n = len(xy)
-    boxes = shapely.box(*(xy - radii[:, None]).T, *(xy + radii[:, None]).T)
-    a, b = shapely.STRtree(boxes).query(boxes)
-    near = (a < b) & (np.hypot(*(xy[a] - xy[b]).T) <= radii[a] + radii[b])
+    a, b = _candidate_pairs(xy, radii)
+    near = np.hypot(*(xy[a] - xy[b]).T) <= radii[a] + radii[b]
     graph = sparse.coo_matrix(
         (np.ones(int(near.sum()), dtype=np.int8), (a[near], b[near])), shape=(n, n)
     )
@@ -90,14 +94,87 @@ def overlap_groups(xy: Floats, radii: Floats) -> tuple[int, Ints]:
     return int(n_groups), group.astype(np.intp)
 
 
+def _candidate_pairs(xy: Floats, radii: Floats) -> tuple[Ints, Ints]:
+    """Pairs ``a < b`` of discs that may overlap (every overlapping pair among them).
+
+    Radii within a factor of 2 (one sensor type): a k-d tree's pairs closer than twice
+    the largest radius (several times faster than boxes in an R-tree); otherwise the
+    pairs of overlapping bounding boxes.
+    """
+    if len(xy) == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    if radii.max() <= 2 * radii.min():
+        reach = 2 * float(radii.max()) * (1 + 1e-9)  # a margin over the tree's rounding
+        pairs = cKDTree(xy).query_pairs(reach, output_type="ndarray").astype(np.intp)
+        return pairs[:, 0], pairs[:, 1]
+    boxes = shapely.box(*(xy - radii[:, None]).T, *(xy + radii[:, None]).T)
+    a, b = shapely.STRtree(boxes).query(boxes)
+    return a[a < b].astype(np.intp), b[a < b].astype(np.intp)
+
+
+_MAX_EDGES = 32  # zones with more edges: discs across their boundary are clipped by GEOS
+
+
+@dataclass(frozen=True)
+class CoverZones:
+    """Zones with what :func:`covered_areas` reads of them on every call, made once
+    for several calls (one per sensor type): their R-tree, areas, bounds, prepared
+    boundaries and padded edges (see :func:`twin.indicators._overlay.zone_edges`).
+
+    Examples
+    --------
+    >>> z = CoverZones.of(np.array([shapely.box(0, 0, 10, 10)]))
+    >>> z.area.tolist(), z.start.shape, z.simple.tolist()
+    ([100.0], (1, 4, 2), [True])
+    """
+
+    geoms: Geoms
+    tree: shapely.STRtree
+    area: Floats
+    bounds: Floats
+    boundary: Geoms
+    start: Floats
+    vector: Floats
+    simple: npt.NDArray[np.bool_]
+    ring_edges: Ints
+
+    @classmethod
+    def of(cls, zones: Geoms) -> CoverZones:
+        """The facts of these zones (prepared in place)."""
+        shapely.prepare(zones)
+        boundary = shapely.boundary(zones)
+        shapely.prepare(boundary)
+        start, vector, simple = zone_edges(zones, _MAX_EDGES)
+        one_ring = (shapely.get_type_id(zones) == shapely.GeometryType.POLYGON) & (
+            shapely.get_num_interior_rings(zones) == 0
+        )
+        ring_edges = np.where(one_ring & simple, shapely.get_num_coordinates(zones) - 1, 0)
+        return cls(
+            geoms=zones,
+            tree=shapely.STRtree(zones),
+            area=np.asarray(shapely.area(zones), dtype=np.float64),
+            bounds=np.asarray(shapely.bounds(zones), dtype=np.float64),
+            boundary=boundary,
+            start=start,
+            vector=vector,
+            simple=simple,
+            ring_edges=ring_edges.astype(np.intp),
+        )
+
+
 def covered_areas(
-    zones: Geoms, points: Geoms, radii: Floats, *, quad_segs: int, small_group: int
+    zones: Geoms | CoverZones,
+    points: Geoms,
+    radii: Floats,
+    *,
+    quad_segs: int,
+    small_group: int,
 ) -> Floats:
     """Area of each zone within reach of at least one point (see the module's text).
 
     Parameters
     ----------
-    zones : ndarray of shapely polygons
+    zones : ndarray of shapely polygons, or their :class:`CoverZones`
     points : ndarray of shapely points (others and empty ones are left out)
     radii : ndarray of float
         Reach of each point, in CRS units (NaN or <= 0: left out).
@@ -114,6 +191,8 @@ def covered_areas(
     >>> covered_areas(z, p, np.array([1.0, 1.0, 8.0]), quad_segs=16, small_group=64).round(3)
     array([  1.568, 100.   ])
     """
+    facts = zones if isinstance(zones, CoverZones) else CoverZones.of(zones)
+    zones = facts.geoms
     n_zones = len(zones)
     usable = (shapely.get_type_id(points) == shapely.GeometryType.POINT) & ~shapely.is_empty(points)
     usable &= np.isfinite(radii) & (radii > 0)
@@ -122,22 +201,22 @@ def covered_areas(
     if len(points) == 0 or n_zones == 0:
         return result
     xy = np.asarray(shapely.get_coordinates(points), dtype=np.float64)
-    disc_i, zone_i = shapely.STRtree(zones).query(points, predicate="dwithin", distance=radii)
+    disc_i, zone_i = facts.tree.query(points, predicate="dwithin", distance=radii)
     disc_i, zone_i = disc_i.astype(np.intp), zone_i.astype(np.intp)
-    zone_area = np.asarray(shapely.area(zones), dtype=np.float64)
-    whole = _zones_inside_discs(zones, xy, radii, disc_i, zone_i, quad_segs)
+    zone_area = facts.area
+    whole = _zones_inside_discs(facts, xy, radii, disc_i, zone_i, quad_segs)
     result[whole] = zone_area[whole]
     keep = ~whole[zone_i]
     disc_i, zone_i = disc_i[keep], zone_i[keep]
     if len(disc_i) == 0:
         return result
     _, group = overlap_groups(xy, radii)
-    inside = _discs_inside_zones(zones, points, radii, disc_i, zone_i)
+    inside = _discs_inside_zones(facts, points, radii, disc_i, zone_i)
     # One piece per (zone, disc) pair; the pieces of one overlap group in one zone (a run)
     # may overlap one another, pieces of different runs never do.
     key = zone_i.astype(np.int64) * (int(group.max()) + 1) + group[disc_i]
     order = np.argsort(key, kind="stable")
-    pairs = _Pairs(zones, xy, radii, disc_i[order], zone_i[order], inside[order], quad_segs)
+    pairs = _Pairs(facts, xy, radii, disc_i[order], zone_i[order], inside[order], quad_segs)
     key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     size = np.diff(np.r_[starts, len(key)])
@@ -148,7 +227,9 @@ def covered_areas(
     result += _per_zone(pairs.zone[simple], unit_area * radius[simple] ** 2, n_zones)
     clip = np.flatnonzero(alone & ~pairs.inside)
     cut, settled = _chord_cut_areas(pairs, clip)
-    cut[~settled] = shapely.area(pairs.pieces(clip[~settled]))
+    rest = clip[~settled]
+    cut[~settled], done = _ring_cut_areas(pairs, rest)
+    cut[np.flatnonzero(~settled)[~done]] = shapely.area(pairs.pieces(rest[~done]))
     result += _per_zone(pairs.zone[clip], cut, n_zones)
     crossing = np.bincount(np.repeat(np.arange(len(starts)), size), weights=~pairs.inside)
     for kind in ("inside", "crossing", "large"):
@@ -172,13 +253,18 @@ def _per_zone(zone: Ints, values: Any, n_zones: int) -> Floats:
 class _Pairs:
     """(zone, disc) pairs, sorted so that the pairs of each run are contiguous."""
 
-    zones: Geoms
+    facts: CoverZones
     xy: Floats
     radii: Floats
     disc: Ints
     zone: Ints
     inside: npt.NDArray[np.bool_]
     quad_segs: int
+
+    @property
+    def zones(self) -> Geoms:
+        """The zones' geometries."""
+        return self.facts.geoms
 
     def discs(self, rows: Ints) -> Geoms:
         """The disc polygons of these pairs."""
@@ -192,7 +278,6 @@ class _Pairs:
         return discs
 
 
-_MAX_EDGES = 32  # zones with more edges: discs across their boundary are clipped by GEOS
 _MARGIN = 1e-9  # relative: closer calls than this are left to GEOS
 
 
@@ -202,7 +287,7 @@ def _chord_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.
     clipped by that edge's line in numpy. Others are marked unsettled (area 0)."""
     area = np.zeros(len(rows), dtype=np.float64)
     settled = np.zeros(len(rows), dtype=bool)
-    start, vector, simple = _zone_edges(pairs.zones)
+    start, vector, simple = pairs.facts.start, pairs.facts.vector, pairs.facts.simple
     rows_ok = np.flatnonzero(simple[pairs.zone[rows]])
     if len(rows_ok) == 0:
         return area, settled
@@ -242,6 +327,26 @@ def _chord_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.
     return area, settled
 
 
+def _ring_cut_areas(pairs: _Pairs, rows: Ints) -> tuple[Floats, npt.NDArray[np.bool_]]:
+    """Area of the disc inside the zone where the zone is one ring of a few edges,
+    from the crossings of their boundaries (:func:`disc_ring_areas`); others unsettled."""
+    f = pairs.facts
+    zone, disc = pairs.zone[rows], pairs.disc[rows]
+    ring = f.ring_edges[zone] > 0
+    area, settled = np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
+    z, d = zone[ring], disc[ring]
+    got, done = disc_ring_areas(
+        f.start[z],
+        f.vector[z],
+        f.ring_edges[z],
+        pairs.xy[d],
+        pairs.radii[d],
+        _unit_circle(pairs.quad_segs),
+    )
+    area[ring], settled[ring] = got, done
+    return area, settled
+
+
 def _half_plane_area(ring: Floats, side: Floats) -> Floats:
     """Area of each closed convex ring's part where ``side >= 0`` (a line cuts it once)."""
     p, q = ring[:, :-1], ring[:, 1:]
@@ -260,29 +365,6 @@ def _half_plane_area(ring: Floats, side: Floats) -> Floats:
     y = (hit * enters[..., None]).sum(axis=1)
     chord = x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]
     return np.abs(term.sum(axis=1) + chord) / 2
-
-
-def _zone_edges(zones: Geoms) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
-    """Every edge of every ring of each zone (start and vector, padded with zero-length
-    edges), and whether the zone is polygonal with at most _MAX_EDGES edges."""
-    m = len(zones)
-    kinds = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
-    polygonal = np.flatnonzero(np.isin(shapely.get_type_id(zones), kinds))
-    parts, part_of = shapely.get_parts(zones[polygonal], return_index=True)
-    rings, ring_of = shapely.get_rings(parts, return_index=True)
-    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
-    same = coord_of[:-1] == coord_of[1:]
-    start, vector = coords[:-1][same], (coords[1:] - coords[:-1])[same]
-    owner = polygonal[part_of[ring_of[coord_of[:-1][same]]]]
-    count = np.bincount(owner, minlength=m)
-    simple = (count >= 3) & (count <= _MAX_EDGES)
-    slot = np.arange(len(owner)) - np.r_[0, np.cumsum(count)[:-1]][owner]
-    keep = simple[owner]
-    k = int(count[simple].max()) if simple.any() else 1
-    starts, vectors = np.zeros((m, k, 2)), np.zeros((m, k, 2))
-    starts[owner[keep], slot[keep]] = start[keep]
-    vectors[owner[keep], slot[keep]] = vector[keep]
-    return starts, vectors, simple
 
 
 def _members(first: Ints, count: Ints) -> tuple[Ints, Ints]:
@@ -339,29 +421,27 @@ _RUN_AREAS = {"inside": _inside_unions, "crossing": _crossing_unions, "large": _
 
 
 def _zones_inside_discs(
-    zones: Geoms, xy: Floats, radii: Floats, disc_i: Ints, zone_i: Ints, quad_segs: int
+    zones: CoverZones, xy: Floats, radii: Floats, disc_i: Ints, zone_i: Ints, quad_segs: int
 ) -> npt.NDArray[np.bool_]:
     """Zones whose bounding box lies inside the inscribed circle of a disc meeting them."""
-    bounds = np.asarray(shapely.bounds(zones), dtype=np.float64)[zone_i]
+    bounds = zones.bounds[zone_i]
     centre = xy[disc_i]
     dx = np.maximum(np.abs(bounds[:, 0] - centre[:, 0]), np.abs(bounds[:, 2] - centre[:, 0]))
     dy = np.maximum(np.abs(bounds[:, 1] - centre[:, 1]), np.abs(bounds[:, 3] - centre[:, 1]))
     inscribed = radii[disc_i] * np.cos(np.pi / (4 * quad_segs)) * (1 - 1e-9)
     with np.errstate(invalid="ignore"):
         hit = np.hypot(dx, dy) <= inscribed
-    whole = np.zeros(len(zones), dtype=bool)
+    whole = np.zeros(len(zones.geoms), dtype=bool)
     whole[zone_i[hit]] = True
     return whole
 
 
 def _discs_inside_zones(
-    zones: Geoms, points: Geoms, radii: Floats, disc_i: Ints, zone_i: Ints
+    zones: CoverZones, points: Geoms, radii: Floats, disc_i: Ints, zone_i: Ints
 ) -> npt.NDArray[np.bool_]:
     """Whether each pair's disc lies inside its zone: centre in it, boundary out of reach."""
-    shapely.prepare(zones)
-    inside = shapely.contains_properly(zones[zone_i], points[disc_i])
-    edges = shapely.boundary(zones)
-    shapely.prepare(edges)
+    inside = shapely.contains_properly(zones.geoms[zone_i], points[disc_i])
+    edges = zones.boundary
     check = np.flatnonzero(inside)
     near = shapely.dwithin(edges[zone_i[check]], points[disc_i[check]], radii[disc_i[check]])
     inside[check] = ~near

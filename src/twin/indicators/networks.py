@@ -11,6 +11,7 @@ import shapely
 
 from twin.errors import UsageError
 from twin.indicators._overlay import Frame, check_inputs, clipped_pieces, geometry_array
+from twin.indicators.lineclip import clip_lengths
 
 __all__ = ["network_lengths"]
 
@@ -70,7 +71,8 @@ def network_lengths(
         )
     zone_geoms = geometry_array(zones)
     n = len(zone_geoms)
-    pieces = clipped_pieces(zone_geoms, geometry_array(lines), measure=shapely.length)
+    lines_geoms = geometry_array(lines)
+    pieces = clipped_pieces(zone_geoms, lines_geoms, measure=shapely.length, clip=clip_lengths)
     km = pieces.measure / 1000.0
     total = np.bincount(pieces.zone, weights=km, minlength=n).astype(np.float64)
     out: dict[str, Any] = {"length_km": total}

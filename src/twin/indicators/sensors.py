@@ -30,7 +30,7 @@ from twin.indicators._overlay import (
     per_area,
     zone_areas,
 )
-from twin.indicators.coverage import covered_areas, disc_polygons, overlap_groups
+from twin.indicators.coverage import CoverZones, covered_areas, disc_polygons, overlap_groups
 
 __all__ = [
     "DEFAULT_RADIUS_M",
@@ -193,6 +193,7 @@ def sensor_indicators(
     counted = owner >= 0
     total = np.bincount(owner[counted], minlength=n).astype(np.int64)
     out: dict[str, Any] = {"sensor_count": total, "sensor_per_km2": per_area(total, km2)}
+    cover_zones: CoverZones | None = None  # made once, for the first type with radii
     for name in sorted(set(types.tolist())):
         of_type = types == name
         label = str(name)
@@ -210,8 +211,9 @@ def sensor_indicators(
                 int(of_type.sum() - reach.sum()),
                 name,
             )
+        cover_zones = cover_zones or CoverZones.of(zone_geoms)
         covered = covered_areas(
-            zone_geoms,
+            cover_zones,
             points[reach],
             radii[reach],
             quad_segs=_QUAD_SEGS,

@@ -5,7 +5,9 @@ has one row per feature of its from layer, in the layer's fid order (row
 ``fid - (set_id << 32)``). :func:`read_zone_rows` reads only what an
 aggregation by zone needs: the row, the target uid dictionary-encoded by
 Arrow (a few thousand zones, never a million strings), the share and the
-number of zones the feature overlaps.
+number of zones the feature overlaps. :func:`read_footprints` reads the
+from layer's geometries in the same order, kept as Arrow WKB (never a million
+Python objects).
 """
 
 from __future__ import annotations
@@ -14,12 +16,30 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 
+from twin.store.damage import file_errors
 from twin.store.relations import StoredSet
 
-__all__ = ["read_zone_rows"]
+__all__ = ["read_footprints", "read_zone_rows"]
+
+
+def read_footprints(path: Path, layer: str, columns: list[str]) -> tuple[pa.Array, pd.DataFrame]:
+    """A layer's geometries as one Arrow WKB array and some of its columns, in fid order.
+
+    Examples
+    --------
+    >>> wkb, values = read_footprints(city.path, "buildings", ["floors"])
+    >>> len(wkb) == len(values) == len(city.layer("buildings")), list(values.columns)
+    (True, ['floors'])
+    """
+    with file_errors(path, f"reading table {layer!r}"):
+        meta, table = pyogrio.read_arrow(path, layer=layer, columns=columns)
+    wkb = table.column(meta["geometry_name"] or "wkb_geometry").combine_chunks()
+    values = {c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}
+    return wkb, pd.DataFrame(values, index=pd.RangeIndex(len(wkb)))
 
 
 def read_zone_rows(path: Path, stored: StoredSet) -> pd.DataFrame:
