@@ -34,6 +34,7 @@ from .background import EscalationTask
 from .deps import AUDIT_STATE, CallerDep, IndexDep
 from .geojson import dumps
 from .models import Health
+from .preparing import NoteRequests
 from .routers import features
 from .security import ANONYMOUS_CALLER, AuditLog, Caller, KeyRing
 from .settings import Settings
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         AuditAndLimits, audit=app.state.audit, max_body_bytes=settings.max_body_bytes
     )
     app.add_middleware(SnapshotHeaders, live=live)
+    app.add_middleware(NoteRequests)  # background preparation waits for a pause
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -29,7 +29,7 @@ from twin.query.delta import CarriedArray
 from twin.query.index import CityIndex, IndexedLayer, transformer
 
 from .packed_texts import BLOCK, PackedTexts
-from .preparing import Job, Worker
+from .preparing import LULL, Job, Worker
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -189,7 +189,10 @@ _TEXTS: weakref.WeakKeyDictionary[IndexedLayer, pa.Array | CarriedArray | Packed
 )
 _NEWEST: dict[object, int] = {}  # twin path -> id of the newest snapshot being prepared
 _TEXTS_LOCK = threading.Lock()
-TEXT_BATCH = 50_000  # features written a batch (a multiple of packed_texts.BLOCK)
+# Features written a batch (a multiple of packed_texts.BLOCK). GEOS writes a batch
+# holding the interpreter lock (about 2.5 ms a thousand buildings): a request waits
+# behind at most one batch, so batches stay small.
+TEXT_BATCH = 1024
 assert TEXT_BATCH % BLOCK == 0
 
 
@@ -248,6 +251,7 @@ def prepare_geometry_texts(index: CityIndex) -> Job | None:
 
     def batches(layer: IndexedLayer) -> Iterator[np.ndarray]:
         for start in range(0, len(layer), TEXT_BATCH):
+            LULL.wait()  # requests first: a batch holds the interpreter lock
             geometries = layer.geometries[start : start + TEXT_BATCH]
             yield shapely.to_geojson(transform_geometries(geometries, index, out))
 

@@ -7,6 +7,14 @@ makes its PROJ transformation anew in every thread that first uses a
 on a busy machine). A :class:`Worker` keeps one daemon thread for its kind of
 work, so that cost is paid once per process, not once per reload.
 
+The work shares the interpreter lock with the event loop, and GEOS holds it
+while writing a batch of GeoJSON: a page asked for meanwhile waited behind
+it (a million buildings' texts made the first 15 s after start-up about ten
+times slower per page). So the work waits for a :class:`Lull` between batches,
+a pause in the requests (:class:`NoteRequests` notes each one): under a
+steady load the pages keep their own speed (written per request, as before
+the texts were ready), and the texts are made in the pauses.
+
 Examples
 --------
 >>> worker = Worker("twin-example")
@@ -21,9 +29,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
-__all__ = ["Job", "Worker"]
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from twin.query.urgency import quick_turns
+
+__all__ = ["LULL", "Job", "Lull", "NoteRequests", "Worker"]
 
 log = logging.getLogger("twin_api")
 
@@ -45,7 +58,8 @@ class Job:
 
     def run(self) -> None:
         try:
-            self.work()
+            with quick_turns():  # a request waiting for the interpreter lock gets it soon
+                self.work()
         except Exception:  # the requests that need what it prepares report the failure
             log.exception("background preparation failed")
         finally:
@@ -85,3 +99,60 @@ class Worker:
             self.setup()
         while True:
             self._queue.get().run()
+
+
+class Lull:
+    """When the service last took a request, so background work can wait for a pause.
+
+    Parameters
+    ----------
+    quiet_s : float, default 0.02
+        A pause is this long without a new request.
+    patience_s : float, default 1.0
+        Under a load with no such pause, :meth:`wait` returns after this long
+        anyway, so the work still gets done (slowly: a batch a second).
+
+    Examples
+    --------
+    >>> lull = Lull(quiet_s=0.01)
+    >>> lull.wait()  # no request yet: at once
+    0.0
+    >>> lull.request()
+    >>> lull.wait() >= 0.005
+    True
+    """
+
+    def __init__(self, quiet_s: float = 0.02, patience_s: float = 1.0) -> None:
+        self.quiet_s = quiet_s
+        self.patience_s = patience_s
+        self.last_request = float("-inf")  # time.monotonic() of the last request taken
+
+    def request(self) -> None:
+        """Note a request taken now (the event loop calls this; a float store is atomic)."""
+        self.last_request = time.monotonic()
+
+    def wait(self) -> float:
+        """Return once no request has come for ``quiet_s``, or ``patience_s`` has passed;
+        the seconds waited (0.0 when it was quiet already)."""
+        started = now = time.monotonic()
+        while now - self.last_request < self.quiet_s and now - started < self.patience_s:
+            time.sleep(max(self.quiet_s - (now - self.last_request), 0.001))
+            now = time.monotonic()
+        return 0.0 if now == started else now - started
+
+
+#: The process's requests, as the preparation threads see them.
+LULL = Lull()
+
+
+class NoteRequests:
+    """ASGI middleware: note each HTTP request in a :class:`Lull` (:data:`LULL` by default)."""
+
+    def __init__(self, app: ASGIApp, *, lull: Lull = LULL) -> None:
+        self.app = app
+        self.lull = lull
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.lull.request()
+        await self.app(scope, receive, send)

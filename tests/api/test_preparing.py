@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from twin_api import geojson
@@ -60,3 +61,59 @@ def test_texts_of_two_snapshots_are_written_by_the_same_thread(
         job.join(120)
     assert len(threads) >= 2 and len(set(threads)) == 1
     assert threads[0] != threading.get_ident()
+
+
+def test_a_lull_is_a_pause_in_requests_or_the_patience_spent() -> None:
+    from twin_api.preparing import Lull
+
+    lull = Lull(quiet_s=0.05, patience_s=0.3)
+    assert lull.wait() == 0.0  # no request yet
+    lull.request()
+    lull.wait()
+    assert time.monotonic() - lull.last_request >= 0.05  # returned in a pause
+    lull.last_request = time.monotonic() + 60  # requests without a pause
+    assert lull.wait() >= 0.3  # the patience spent, not the minute
+
+
+def test_texts_are_written_a_batch_per_pause(sample_twin_file: Path, monkeypatch) -> None:
+    from twin.query.index import CityIndex
+    from twin_api.preparing import Lull
+
+    waits: list[float] = []
+
+    class Counting(Lull):
+        def wait(self) -> float:
+            waits.append(time.monotonic())
+            return 0.0
+
+    monkeypatch.setattr(geojson, "LULL", Counting())
+    monkeypatch.setattr(geojson, "TEXT_BATCH", 16)
+    index = CityIndex.load(sample_twin_file)
+    job = geojson.prepare_geometry_texts(index)
+    assert job is not None
+    job.join(120)
+    assert len(waits) == sum(-(-len(layer) // 16) for layer in index)
+
+
+def test_every_request_is_noted() -> None:
+    from starlette.testclient import TestClient
+
+    from twin_api.preparing import LULL, NoteRequests
+
+    async def answer(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    before = time.monotonic()
+    client = TestClient(NoteRequests(answer))  # not entered: no lifespan events
+    assert client.get("/").status_code == 204
+    assert LULL.last_request >= before
+
+
+def test_the_service_notes_its_requests(sample_twin_file: Path, tmp_path: Path) -> None:
+    from twin_api.app import create_app
+    from twin_api.preparing import NoteRequests
+    from twin_api.settings import Settings
+
+    app = create_app(Settings(twin=sample_twin_file, audit_log=tmp_path / "audit.jsonl"))
+    assert [m.cls for m in app.user_middleware].count(NoteRequests) == 1
