@@ -131,11 +131,12 @@ class Lull:
         """Note a request taken now (the event loop calls this; a float store is atomic)."""
         self.last_request = time.monotonic()
 
-    def wait(self) -> float:
-        """Return once no request has come for ``quiet_s``, or ``patience_s`` has passed;
-        the seconds waited (0.0 when it was quiet already)."""
+    def wait(self, patience_s: float | None = None) -> float:
+        """Return once no request has come for ``quiet_s``, or ``patience_s`` (the
+        lull's own when None) has passed; the seconds waited (0.0 when it was quiet)."""
+        patience = self.patience_s if patience_s is None else patience_s
         started = now = time.monotonic()
-        while now - self.last_request < self.quiet_s and now - started < self.patience_s:
+        while now - self.last_request < self.quiet_s and now - started < patience:
             time.sleep(max(self.quiet_s - (now - self.last_request), 0.001))
             now = time.monotonic()
         return 0.0 if now == started else now - started

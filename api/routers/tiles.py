@@ -35,7 +35,7 @@ from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
 from ..links import base_url
-from ..preparing import Job, Worker
+from ..preparing import LULL, Job, Worker
 
 log = logging.getLogger("twin_api.tiles")
 router = APIRouter(tags=["vector tiles"], responses=ERROR_RESPONSES)
@@ -164,6 +164,10 @@ def warm(index: CityIndex) -> Job:
 
     def run() -> None:
         for layer in [] if province else list(index.layers.values()):
+            # A layer is one long piece of work holding the interpreter lock for much of
+            # it: it waits for a pause in the requests (a tile asked for meanwhile is
+            # prepared on demand, as without this).
+            LULL.wait(patience_s=TILE_PATIENCE_S)
             with _WARM_LOCK:
                 if _NEWEST.get(index.path) != id(index):
                     return  # a newer snapshot of the file came in: prepare that one instead
@@ -192,6 +196,9 @@ def _yield_cpu() -> None:
 
 #: The thread preparing tile sources, one for the process (see :mod:`twin_api.preparing`).
 _PREPARING = Worker("tile-sources", setup=_yield_cpu)
+
+#: Under a load with no pause, a layer is prepared ahead after this many seconds anyway.
+TILE_PATIENCE_S = 30.0
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:

@@ -117,3 +117,24 @@ def test_the_service_notes_its_requests(sample_twin_file: Path, tmp_path: Path) 
 
     app = create_app(Settings(twin=sample_twin_file, audit_log=tmp_path / "audit.jsonl"))
     assert [m.cls for m in app.user_middleware].count(NoteRequests) == 1
+
+
+def test_tile_sources_are_prepared_a_layer_per_pause(sample_twin_file: Path, monkeypatch) -> None:
+    from twin.query.index import CityIndex
+    from twin_api.preparing import Lull
+    from twin_api.routers import tiles
+
+    patience: list[float | None] = []
+
+    class Counting(Lull):
+        def wait(self, patience_s: float | None = None) -> float:
+            patience.append(patience_s)
+            return 0.0
+
+    monkeypatch.setattr(tiles, "LULL", Counting())
+    index = CityIndex.load(sample_twin_file)
+    tiles.warm(index).join(300)
+    assert patience == [tiles.TILE_PATIENCE_S] * len(index.layers)
+    lull = Lull(quiet_s=0.05, patience_s=60)
+    lull.last_request = time.monotonic() + 60
+    assert 0.2 <= lull.wait(patience_s=0.2) < 60  # a caller's own patience
