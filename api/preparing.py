@@ -137,7 +137,8 @@ class Lull:
         patience = self.patience_s if patience_s is None else patience_s
         started = now = time.monotonic()
         while now - self.last_request < self.quiet_s and now - started < patience:
-            time.sleep(max(self.quiet_s - (now - self.last_request), 0.001))
+            left = min(self.quiet_s - (now - self.last_request), patience - (now - started))
+            time.sleep(max(left, 0.001))
             now = time.monotonic()
         return 0.0 if now == started else now - started
 
