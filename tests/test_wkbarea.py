@@ -19,6 +19,7 @@ import shapely
 
 import twin
 from twin.build import current_zone_set
+from twin.errors import UsageError
 from twin.indicators import building_indicators, building_indicators_from_wkb
 from twin.indicators.wkbarea import wkb_areas
 from twin.relate import largest_share
@@ -208,3 +209,11 @@ def test_hand_built_indicators_from_wkb_with_population() -> None:
     assert fast["gfa_m2"].tolist() == [600.0 + 300 + 300, 600.0 + 300]
     assert fast["population"].tolist() == [100.0 + 10 + 10, 20.0 + 10]
     pd.testing.assert_frame_equal(fast, building_indicators(cells, buildings), check_exact=True)
+
+
+def test_footprints_values_and_zones_must_match_row_for_row() -> None:
+    zones = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100)], index=["A"], crs="EPSG:4544")
+    wkb = shapely.to_wkb([shapely.box(0, 0, 10, 10)])
+    known = pd.DataFrame({"zone": ["A"], "share": [1.0], "n_zones": [1]})
+    with pytest.raises(UsageError, match="1 footprints, 2 rows of values and 1 rows of zone_of"):
+        building_indicators_from_wkb(zones, wkb, pd.DataFrame({"floors": [2, 3]}), known)

@@ -342,6 +342,11 @@ def building_indicators_from_wkb(
     B               0          50.0   150.0
     """
     check_inputs(zones, {})
+    if not len(wkb) == len(values) == len(zone_of):
+        raise UsageError(
+            f"{len(wkb)} footprints, {len(values)} rows of values and {len(zone_of)} rows of "
+            "zone_of: give one row of each per footprint, in the same order"
+        )
     totals = _Totals(zones, floor_height_m, population="population" in values.columns)
     areas = wkb_areas(wkb)
     pieces = pieces_from_areas(
