@@ -48,7 +48,7 @@ from twin.store.files import (
     write_table,
 )
 from twin.store.session import GpkgSession
-from twin.store.zonerows import read_footprints, read_zone_rows
+from twin.store.zonerows import read_zone_rows
 
 __all__ = [
     "HISTORY_SUFFIX",
@@ -355,8 +355,9 @@ class GpkgStore:
     def read_wkb(self, table: str, columns: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """A table's geometries as WKB and some columns, as arrays (no GeoDataFrame built)."""
         self.require()
-        wkb, values = read_footprints(self.path, table, columns)
-        return wkb.to_numpy(zero_copy_only=False), {c: values[c].to_numpy() for c in columns}
+        meta, data = pyogrio.read_arrow(self.path, layer=table, columns=columns)
+        wkb = data.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+        return wkb, {c: data.column(c).to_numpy(zero_copy_only=False) for c in columns}
 
     # -- writing ---------------------------------------------------------
     @contextlib.contextmanager
