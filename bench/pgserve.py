@@ -423,6 +423,8 @@ class WorkerWatch(threading.Thread):
         self.base, self.probe, self.worker, self.client = base, probe, worker, client
         self.first_seen: dict[str, float] = {}
         self.new_data_at: float | None = None
+        #: Every answer: (sent, received, version, whether it held the new name).
+        self.answers: list[tuple[float, float, str, bool]] = []
         self.failures: list[str] = []
         self.health: dict[str, Any] = {}
         self.stopping = threading.Event()
@@ -436,7 +438,7 @@ class WorkerWatch(threading.Thread):
             if time.monotonic() - asked > STALE_S:  # the server may have closed it: reconnect
                 self.client.close()
                 _, self.client = _pin(self.base, self.worker, 30, set())
-            asked = time.monotonic()
+            asked, sent = time.monotonic(), time.time()
             try:
                 answer = self.client.get(url)
             except httpx.HTTPError as exc:
@@ -450,11 +452,11 @@ class WorkerWatch(threading.Thread):
                 self.client.close()
                 _, self.client = _pin(self.base, self.worker, 30, set())
                 continue
-            self.first_seen.setdefault(answer.headers["x-twin-version"], now)
-            if (
-                self.new_data_at is None
-                and answer.json()["properties"].get("name") == (self.probe["name"])
-            ):
+            version = answer.headers["x-twin-version"]
+            self.first_seen.setdefault(version, now)
+            new = answer.json()["properties"].get("name") == self.probe["name"]
+            self.answers.append((sent, now, version, new))
+            if self.new_data_at is None and new:
                 self.new_data_at = now
             time.sleep(PROBE_PAUSE_S)
         with contextlib.suppress(httpx.HTTPError):  # no report: its figures stay None
@@ -520,6 +522,31 @@ def reload_figures(
         "max_reload_lag_s": largest("swap_s"),
         "max_probe_lag_s": largest("probe_s"),
         "max_probe_lag_from_return_s": largest("probe_from_return_s"),
+    }
+
+
+def probe_trace(
+    answers: list[tuple[float, float, str, bool]], commit_at: float, version: str
+) -> dict[str, Any]:
+    """What one worker's probe saw from the commit on: when the new version first
+    answered (``version_sent_s``: that request sent, ``version_s``: answered, both
+    from the commit), answers of the new version still holding the old name
+    (``stale``: a wrong answer, goal 0), and the longest an answer took (``slowest_s``).
+
+    Examples
+    --------
+    >>> probe_trace([(9.0, 9.5, "1", False), (10.1, 10.2, "1", False),
+    ...              (10.2, 11.0, "2", True)], 10.0, "2")
+    {'version_sent_s': 0.2, 'version_s': 1.0, 'stale': 0, 'slowest_s': 0.8, 'answers': 2}
+    """
+    after = [a for a in answers if a[1] >= commit_at]
+    fresh = [a for a in after if a[2] == version]
+    return {
+        "version_sent_s": round(fresh[0][0] - commit_at, 3) if fresh else None,
+        "version_s": round(fresh[0][1] - commit_at, 3) if fresh else None,
+        "stale": sum(not new for *_, new in fresh),
+        "slowest_s": round(max((r - s for s, r, *_ in after), default=0.0), 3),
+        "answers": len(after),
     }
 
 
@@ -615,6 +642,15 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
         for w in watches
     }
     figures = reload_figures(commit_at, returned_at, reports)
+    traces = {w.worker: probe_trace(w.answers, commit_at, str(after)) for w in watches}
+    for row in figures["workers"]:
+        row["probe"] = traces[row["worker"]]
+    if os.environ.get("BENCH_PROBE_LOG"):  # every answer, for a closer look
+        log = {
+            w.worker: [[s - commit_at, r - commit_at, v, n] for s, r, v, n in w.answers]
+            for w in watches
+        }
+        Path(os.environ["BENCH_PROBE_LOG"]).write_text(json.dumps(log))
     if (
         figures["max_reload_lag_s"] is not None
     ):  # the whole wait: the import's start to the last swap
