@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -103,8 +104,11 @@ class TilesetList(BaseModel):
     crs: TwinCRS
 
 
-def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
-    """The layer made ready for tiling, once per snapshot."""
+def tile_source(
+    index: CityIndex, layer: IndexedLayer, pause: Callable[[], object] | None = None
+) -> TileSource:
+    """The layer made ready for tiling, once per snapshot (``pause()`` between two
+    batches of its projection, when this call is the one that prepares it)."""
 
     def build() -> TileSource:
         if _province(index):  # geometries decoded and projected per tile, never all kept
@@ -116,7 +120,9 @@ def tile_source(index: CityIndex, layer: IndexedLayer) -> TileSource:
                 crs=index.crs,
                 tree=_Candidates(layer),
             )
-        return TileSource.from_frame(layer.name, layer.kind, layer.frame, tree=layer.tree)
+        return TileSource.from_frame(
+            layer.name, layer.kind, layer.frame, tree=layer.tree, pause=pause
+        )
 
     return derived(index, ("tile-source", layer.name), build)
 
@@ -173,7 +179,7 @@ def warm(index: CityIndex) -> Job:
                     return  # a newer snapshot of the file came in: prepare that one instead
             started = time.perf_counter()
             try:
-                tile_source(index, layer)
+                tile_source(index, layer, _between_batches)
             except Exception:  # the request for a tile of it reports the failure
                 log.exception("preparing %s for tiling failed", layer.name)
                 continue
@@ -194,11 +200,18 @@ def _yield_cpu() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
+def _between_batches() -> None:
+    """A pause between two batches of a layer's projection: requests go first."""
+    LULL.wait(patience_s=BATCH_PATIENCE_S)
+
+
 #: The thread preparing tile sources, one for the process (see :mod:`twin_api.preparing`).
 _PREPARING = Worker("tile-sources", setup=_yield_cpu)
 
 #: Under a load with no pause, a layer is prepared ahead after this many seconds anyway.
 TILE_PATIENCE_S = 30.0
+#: Under a load with no pause, the next batch of a layer's projection goes after this long.
+BATCH_PATIENCE_S = 0.05
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from twin import tiles as twin_tiles
 from twin.errors import UsageError
 from twin.query.index import CityIndex
 from twin.tiles import TileSource
@@ -157,3 +158,69 @@ def test_empty_and_bad_tiles(index: CityIndex) -> None:
         tiles.tile(2, 4, 0)
     with pytest.raises(UsageError, match="zoom"):
         tiles.tile(30, 0, 0)
+
+
+def every_tile(
+    tiles: TileSource, frame: gpd.GeoDataFrame, z: int
+) -> dict[tuple[int, int, int], bytes]:
+    return {key: tiles.tile(*key) for key in tiles_covering(frame, z)}
+
+
+@pytest.mark.parametrize("name", ["buildings", "roads"])
+def test_a_source_made_in_batches_cuts_the_same_tiles_byte_for_byte(
+    index: CityIndex, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = index.layer(name)
+    whole = source(index, name)  # one projection call, values written in one go
+    assert len(layer) > 300
+    monkeypatch.setattr(twin_tiles, "PROJECT_BATCH", 97)
+    monkeypatch.setattr(twin_tiles, "MESSAGE_BATCH", 61)
+    pauses: list[int] = []
+    batched = TileSource.from_frame(
+        name, layer.kind, layer.frame, tree=layer.tree, pause=lambda: pauses.append(1)
+    )
+    assert len(pauses) == math.ceil(len(layer) / 97) - 1  # between two batches, not after
+    assert shapely.equals_exact(batched.mercator, whole.mercator, tolerance=0).all()
+    assert batched.bounds == whole.bounds
+    for mine, theirs in zip(batched.columns, whole.columns, strict=True):
+        assert mine.key == theirs.key
+        assert np.array_equal(mine.codes, theirs.codes)
+        assert np.array_equal(mine.messages, theirs.messages)
+    want = every_tile(whole, layer.frame, 16)
+    assert sum(map(len, want.values())) > 10_000
+    assert every_tile(batched, layer.frame, 16) == want
+
+
+def test_string_values_from_arrow_are_the_python_encoded_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = ["", "a", "成都市武侯区", "x" * 200, "天府大道北段1700号", "é\u0301", "🏢"]
+
+    def entry(text: str) -> bytes:  # 0x22, its length, 0x0a, the text's length, the text
+        data = text.encode()
+        inner = b"\x0a" + varint(len(data)) + data
+        return b"\x22" + varint(len(inner)) + inner
+
+    def varint(n: int) -> bytes:
+        return bytes([n]) if n < 128 else bytes([0x80 | n & 0x7F, n >> 7])
+
+    frame = gpd.GeoDataFrame(
+        {"name": pd.array(texts * 15, dtype="str")},
+        geometry=[shapely.box(505600 + i, 3392200, 505600.5 + i, 3392201) for i in range(105)],
+        crs="EPSG:4544",
+        index=pd.Index([f"buildings.{t}{i}" for i, t in enumerate(texts * 15)], name="uid"),
+    )
+    assert isinstance(frame["name"].dtype, pd.StringDtype)
+    plain = frame.astype({"name": object})  # written with str() one by one
+    for batch in (65536, 8):
+        monkeypatch.setattr(twin_tiles, "MESSAGE_BATCH", batch)
+        arrow = TileSource.from_frame("buildings", "building", frame)
+        python = TileSource.from_frame("buildings", "building", plain)
+        names = {c.key: c for c in arrow.columns}["name"]
+        assert bytes(names.messages) == b"".join(map(entry, texts))
+        assert names.lengths.tolist() == [len(entry(t)) for t in texts]
+        uids = {c.key: c for c in arrow.columns}["uid"]
+        assert bytes(uids.messages) == b"".join(map(entry, frame.index))
+        for mine, theirs in zip(arrow.columns, python.columns, strict=True):
+            assert np.array_equal(mine.messages, theirs.messages)
+            assert np.array_equal(mine.codes, theirs.codes)
