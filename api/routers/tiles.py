@@ -20,9 +20,11 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
@@ -31,7 +33,14 @@ from pydantic import BaseModel, Field
 from twin.errors import UsageError
 from twin.query.common import derived
 from twin.query.index import CityIndex, IndexedLayer
-from twin.tiles import MAX_ZOOM, ORIGIN, TileSource, tile_fields, zoom_range
+from twin.tiles import (
+    MAX_ZOOM,
+    ORIGIN,
+    TileSource,
+    carried_mercator,
+    tile_fields,
+    zoom_range,
+)
 
 from ..deps import VisibleDep
 from ..errors import ERROR_RESPONSES
@@ -105,10 +114,18 @@ class TilesetList(BaseModel):
 
 
 def tile_source(
-    index: CityIndex, layer: IndexedLayer, pause: Callable[[], object] | None = None
+    index: CityIndex,
+    layer: IndexedLayer,
+    pause: Callable[[], object] | None = None,
+    older: TileSource | None = None,
 ) -> TileSource:
     """The layer made ready for tiling, once per snapshot (``pause()`` between two
-    batches of its projection, when this call is the one that prepares it)."""
+    batches of its projection, when this call is the one that prepares it).
+
+    A whole layer's source is kept with the layer (:func:`whole_source`): a layer a
+    reload kept is not prepared again, and a patched one takes its older layer's
+    projected geometries (``older``: that layer's source, else the one kept).
+    """
 
     def build() -> TileSource:
         if _province(index):  # geometries decoded and projected per tile, never all kept
@@ -120,11 +137,72 @@ def tile_source(
                 crs=index.crs,
                 tree=_Candidates(layer),
             )
-        return TileSource.from_frame(
-            layer.name, layer.kind, layer.frame, tree=layer.tree, pause=pause
-        )
+        return whole_source(layer, pause, older)
 
     return derived(index, ("tile-source", layer.name), build)
+
+
+#: Whole layers' tile sources, by layer snapshot (a reload keeps most layers as they are).
+_SOURCES: weakref.WeakKeyDictionary[IndexedLayer, TileSource] = weakref.WeakKeyDictionary()
+
+
+def whole_source(
+    layer: IndexedLayer,
+    pause: Callable[[], object] | None = None,
+    older: TileSource | None = None,
+) -> TileSource:
+    """The tile source of a whole (not compact) layer, made once per layer snapshot.
+
+    A layer patched from an older one (:class:`twin.query.delta.Lineage`) whose
+    source was made takes that source's EPSG:3857 geometries for its unchanged
+    rows (:func:`twin.tiles.carried_mercator`): only the rows read are projected,
+    and the older geometries are not freed a million at a time (half a second
+    holding the interpreter lock, in whichever thread let the old snapshot go).
+
+    Examples
+    --------
+    >>> layer = index.layer("roads")
+    >>> whole_source(layer) is whole_source(layer)
+    True
+    """
+    found = _SOURCES.get(layer)
+    if found is not None:
+        return found
+    lineage = layer.lineage
+    if older is None and lineage is not None:
+        base = lineage.base()
+        older = None if base is None else _SOURCES.get(base)
+    mercator = None
+    projected = None if older is None else older.mercator
+    if (
+        lineage is not None
+        and isinstance(projected, np.ndarray)
+        and len(projected) == lineage.base_rows
+    ):
+        geometries = np.asarray(layer.geometries, dtype=object)
+        crs = layer.frame.crs
+        read = lineage.read_rows
+        mercator = carried_mercator(projected, lineage.positions, read, geometries, crs, pause)
+    found = TileSource.from_frame(
+        layer.name, layer.kind, layer.frame, tree=layer.tree, pause=pause, mercator=mercator
+    )
+    _SOURCES[layer] = found
+    return found
+
+
+def _older_sources(index: CityIndex) -> dict[str, TileSource]:
+    """The made tile sources of the older layers ``index``'s patched layers come from.
+
+    Held by the preparation of a new snapshot until its own are made: the old
+    snapshot may be let go first, and its sources with it.
+    """
+    found = {}
+    for layer in index:
+        base = None if layer.lineage is None else layer.lineage.base()
+        source = None if base is None else _SOURCES.get(base)
+        if source is not None:
+            found[layer.name] = source
+    return found
 
 
 def _province(index: CityIndex) -> bool:
@@ -167,6 +245,7 @@ def warm(index: CityIndex) -> Job:
         _NEWEST[index.path] = id(index)
 
     province = _province(index)  # memory first: each layer prepared on its first tile request
+    older = {} if province else _older_sources(index)
 
     def run() -> None:
         for layer in [] if province else list(index.layers.values()):
@@ -179,7 +258,7 @@ def warm(index: CityIndex) -> Job:
                     return  # a newer snapshot of the file came in: prepare that one instead
             started = time.perf_counter()
             try:
-                tile_source(index, layer, _between_batches)
+                tile_source(index, layer, _between_batches, older.pop(layer.name, None))
             except Exception:  # the request for a tile of it reports the failure
                 log.exception("preparing %s for tiling failed", layer.name)
                 continue

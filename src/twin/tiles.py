@@ -56,6 +56,7 @@ __all__ = [
     "EXTENT",
     "MAX_ZOOM",
     "TileSource",
+    "carried_mercator",
     "encode_layer",
     "tile_bounds",
     "tile_fields",
@@ -551,6 +552,7 @@ class TileSource:
         *,
         tree: shapely.STRtree | None = None,
         pause: Callable[[], object] | None = None,
+        mercator: np.ndarray | None = None,
     ) -> TileSource:
         """Prepare ``frame`` (a twin layer indexed by uid, in a projected CRS) for tiling.
 
@@ -558,12 +560,17 @@ class TileSource:
         the interpreter lock for a whole call: a million buildings at once stalled
         a service's requests for a second); ``pause()``, when given, is called
         between two batches (a background preparation waits for its requests).
+        ``mercator``, when given, is the frame's geometries in EPSG:3857 already
+        (see :func:`carried_mercator`).
         """
         if frame.crs is None:
             raise UsageError(f"layer {name} has no CRS; tiles need one")
         geoms = np.asarray(frame.geometry.array, dtype=object)
         to_mercator = _transformer(frame.crs.srs, WEB_MERCATOR)
-        mercator = _projected(geoms, to_mercator, pause)
+        if mercator is None:
+            mercator = _projected(geoms, to_mercator, pause)
+        elif len(mercator) != len(geoms):
+            raise ValueError(f"{len(mercator)} projected geometries for {len(geoms)} features")
         if tree is None or frame.crs.to_epsg() == 3857:
             tree = shapely.STRtree(mercator)
             in_tree_crs: pyproj.Transformer | None = None
@@ -764,6 +771,45 @@ def _projected(
             pause()
         parts.append(shapely.transform(geoms[start : start + PROJECT_BATCH], project))
     return np.concatenate(parts)
+
+
+def carried_mercator(
+    older: np.ndarray,
+    positions: np.ndarray,
+    read_rows: np.ndarray,
+    geometries: np.ndarray,
+    crs: pyproj.CRS,
+    pause: Callable[[], object] | None = None,
+) -> np.ndarray:
+    """A patched layer's geometries in EPSG:3857, the unchanged ones taken from its older
+    layer's (the same objects: nothing projected, nor freed, again).
+
+    Row ``i`` of the layer is row ``positions[i]`` of the older layer's rows followed
+    by the rows read (:class:`twin.query.delta.Lineage`); ``read_rows`` are the
+    layer's positions of the rows read, in their order, and only ``geometries`` (the
+    layer's, twin CRS) at those positions are projected. The answer equals
+    projecting every geometry of the layer.
+
+    Examples
+    --------
+    >>> crs = pyproj.CRS("EPSG:4544")
+    >>> forward = _transformer(crs.srs, WEB_MERCATOR)
+    >>> old = shapely.points([505600.0, 505700.0, 505800.0], [3392200.0] * 3)
+    >>> new = np.array([old[2], shapely.Point(505650.0, 3392250.0), old[0]], dtype=object)
+    >>> older = _projected(old, forward)
+    >>> carried = carried_mercator(older, np.array([2, 3, 0]), np.array([1]), new, crs)
+    >>> carried[0] is older[2], carried[2] is older[0]
+    (True, True)
+    >>> bool(shapely.equals_exact(carried, _projected(new, forward), tolerance=0).all())
+    True
+    """
+    base = len(older)
+    kept = positions < base
+    out = np.empty(len(positions), dtype=object)
+    out[kept] = older[positions[kept]]
+    read = _projected(geometries[read_rows], _transformer(crs.srs, WEB_MERCATOR), pause)
+    out[read_rows] = read
+    return out
 
 
 def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
