@@ -228,6 +228,7 @@ def _swap_fields(swap: Swap | None) -> dict[str, Any] | None:
         "heard_at": swap.heard_at,
         "swapped_at": swap.swapped_at,
         "update_s": round(swap.update_s, 3),
+        "update_cpu_s": None if swap.update_cpu_s is None else round(swap.update_cpu_s, 3),
     }
 
 

@@ -103,6 +103,9 @@ class SnapshotSwap(BaseModel):
     heard_at: float = Field(description="When the change was heard (a commit's NOTIFY).")
     swapped_at: float = Field(description="When requests started using the new snapshot.")
     update_s: float = Field(description="Seconds from heard_at to swapped_at.")
+    update_cpu_s: float | None = Field(
+        None, description="CPU seconds the reloading thread spent from heard_at to swapped_at."
+    )
 
 
 class Health(BaseModel):

@@ -102,6 +102,8 @@ def test_live_index_swaps_whole_snapshots_and_survives_a_broken_file(twin_copy: 
     assert swap is not None and swap.version == second.version_tag != first.version_tag
     assert noticed <= swap.heard_at <= swap.swapped_at <= time.time()
     assert swap.update_s == swap.swapped_at - swap.heard_at
+    # the reloading thread's own CPU: some, and no more than the wall time it took
+    assert swap.update_cpu_s is not None and 0 < swap.update_cpu_s <= swap.update_s
     shutil.copy(twin_copy, twin_copy.with_name("good.gpkg"))
     broken = twin_copy.with_name("broken.gpkg")
     broken.write_bytes(b"not a geopackage")

@@ -48,10 +48,14 @@ class Swap:
         twin file's change noticed.
     swapped_at : float
         When the new snapshot replaced the old one (requests from then on use it).
+    update_cpu_s : float or None
+        CPU seconds the reloading thread spent between the two (``time.thread_time()``):
+        beside ``update_s``, how long the update waited for the cores and the
+        interpreter lock.
 
     Examples
     --------
-    >>> swap = Swap(version="7", heard_at=100.0, swapped_at=101.25)
+    >>> swap = Swap(version="7", heard_at=100.0, swapped_at=101.25, update_cpu_s=0.3)
     >>> swap.update_s
     1.25
     """
@@ -59,6 +63,7 @@ class Swap:
     version: str
     heard_at: float
     swapped_at: float
+    update_cpu_s: float | None = None
 
     @property
     def update_s(self) -> float:
@@ -146,7 +151,7 @@ class LiveIndex:
         that version of the twin is not tried again. A database that cannot be
         reached is only recorded: the next commit or reconnection tries again.
         """
-        heard = time.time()
+        heard, cpu = time.time(), time.thread_time()
         if not self._reloading.acquire(blocking=False):
             return False
         seen: FileIdentity | None = None
@@ -167,7 +172,7 @@ class LiveIndex:
         finally:
             self._reloading.release()
         old, self._index = self._index, fresh
-        self.last_swap = Swap(fresh.version_tag, heard, time.time())
+        self.last_swap = Swap(fresh.version_tag, heard, time.time(), time.thread_time() - cpu)
         store = old.twin.store
         if isinstance(store, PostgisStore):  # its read connection; a late request reopens one
             store.close()
