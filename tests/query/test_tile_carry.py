@@ -15,13 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import shapely
 
 import twin
 from tests.query.conftest import reimport
-from tests.query.test_tiles import tiles_covering
+from tests.query.test_tiles import assert_same_source, tiles_covering
 from twin.query.index import CityIndex
 from twin.tiles import TileSource
 from twin_api.routers.tiles import whole_source
@@ -58,12 +56,7 @@ def test_a_patched_layers_tile_source_is_carried_and_cuts_the_same_tiles(
     assert layer.lineage is not None and len(layer.lineage.read_rows) == 7
     old_objects = {id(g) for g in before.mercator}
     assert sum(id(g) in old_objects for g in carried.mercator) == len(layer) - 7  # taken over
-    assert shapely.equals_exact(carried.mercator, fresh.mercator, tolerance=0).all()
-    assert carried.bounds == fresh.bounds
-    for mine, theirs in zip(carried.columns, fresh.columns, strict=True):
-        assert mine.key == theirs.key
-        assert np.array_equal(mine.codes, theirs.codes)
-        assert np.array_equal(mine.messages, theirs.messages)
+    assert_same_source(carried, fresh)
     for z in (14, 17):
         covering = tiles_covering(full.frame, z)
         tiles = {key: carried.tile(*key) for key in covering}

@@ -166,6 +166,16 @@ def every_tile(
     return {key: tiles.tile(*key) for key in tiles_covering(frame, z)}
 
 
+def assert_same_source(mine: TileSource, theirs: TileSource) -> None:
+    """The same EPSG:3857 geometries to the last bit, bounds and attribute values."""
+    assert shapely.equals_exact(mine.mercator, theirs.mercator, tolerance=0).all()
+    assert mine.bounds == theirs.bounds
+    for ours, expected in zip(mine.columns, theirs.columns, strict=True):
+        assert ours.key == expected.key
+        assert np.array_equal(ours.codes, expected.codes)
+        assert np.array_equal(ours.messages, expected.messages)
+
+
 @pytest.mark.parametrize("name", ["buildings", "roads"])
 def test_a_source_made_in_batches_cuts_the_same_tiles_byte_for_byte(
     index: CityIndex, name: str, monkeypatch: pytest.MonkeyPatch
@@ -180,12 +190,7 @@ def test_a_source_made_in_batches_cuts_the_same_tiles_byte_for_byte(
         name, layer.kind, layer.frame, tree=layer.tree, pause=lambda: pauses.append(1)
     )
     assert len(pauses) == math.ceil(len(layer) / 97) - 1  # between two batches, not after
-    assert shapely.equals_exact(batched.mercator, whole.mercator, tolerance=0).all()
-    assert batched.bounds == whole.bounds
-    for mine, theirs in zip(batched.columns, whole.columns, strict=True):
-        assert mine.key == theirs.key
-        assert np.array_equal(mine.codes, theirs.codes)
-        assert np.array_equal(mine.messages, theirs.messages)
+    assert_same_source(batched, whole)
     want = every_tile(whole, layer.frame, 16)
     assert sum(map(len, want.values())) > 10_000
     assert every_tile(batched, layer.frame, 16) == want
