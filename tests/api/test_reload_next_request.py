@@ -15,6 +15,7 @@ wrong answer).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,6 @@ import shapely.geometry
 
 import twin
 from tests.api.conftest import LiveServer, start_server, stop_server
-from tests.api.test_reload_answers import _tile
 from tests.conftest import SAMPLES
 from twin.store.pgtest import TempCluster
 from twin.store.transfer import copy_twin
@@ -104,11 +104,18 @@ def _answers(client: httpx.Client, uid: str, offset: int, name: str | None) -> d
         seen["filter"] = [f["id"] for f in filtered["features"]]
     found = get("/identify", lon=point.x, lat=point.y).json()
     seen["identify"] = _named(found, uid)
-    z, x, y = _tile(point.x, point.y, 16)
+    z, x, y = _tile_at(point.x, point.y, 16)
     tile = mapbox_vector_tile.decode(get(f"/tiles/buildings/{z}/{x}/{y}.pbf").content)
     features = tile["buildings"]["features"]
     seen["tile"] = {f["properties"]["uid"]: f["properties"].get("name") for f in features}.get(uid)
     return seen
+
+
+def _tile_at(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    """The XYZ tile holding a point (Web Mercator, rows from the north)."""
+    n = 2**z
+    row = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return z, int((lon + 180) / 360 * n), int(row)
 
 
 def _named(found: Any, uid: str) -> Any:
