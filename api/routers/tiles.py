@@ -31,13 +31,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from twin.errors import UsageError
+from twin.mercator import carried_mercator
 from twin.query.common import derived
 from twin.query.index import CityIndex, IndexedLayer
 from twin.tiles import (
     MAX_ZOOM,
     ORIGIN,
     TileSource,
-    carried_mercator,
     tile_fields,
     zoom_range,
 )
@@ -155,7 +155,7 @@ def whole_source(
 
     A layer patched from an older one (:class:`twin.query.delta.Lineage`) whose
     source was made takes that source's EPSG:3857 geometries for its unchanged
-    rows (:func:`twin.tiles.carried_mercator`): only the rows read are projected,
+    rows (:func:`twin.mercator.carried_mercator`): only the rows read are projected,
     and the older geometries are not freed a million at a time (half a second
     holding the interpreter lock, in whichever thread let the old snapshot go).
 

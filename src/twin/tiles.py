@@ -40,7 +40,6 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -51,12 +50,12 @@ import pyproj
 import shapely
 
 from twin.errors import UsageError
+from twin.mercator import WEB_MERCATOR, projected, transformer_between
 
 __all__ = [
     "EXTENT",
     "MAX_ZOOM",
     "TileSource",
-    "carried_mercator",
     "encode_layer",
     "tile_bounds",
     "tile_fields",
@@ -68,16 +67,6 @@ BUFFER = 64
 MAX_ZOOM = 22
 #: Half the width of the Web Mercator square, metres.
 ORIGIN = 20037508.342789244
-WEB_MERCATOR = "EPSG:3857"
-
-
-@lru_cache(maxsize=32)
-def _transformer(source: str, target: str) -> pyproj.Transformer:
-    """One ``always_xy`` transformer a CRS pair for the process. pyproj makes a
-    transformer's PROJ object once in each thread that uses it (0.3 s or more,
-    seconds on a busy machine): one made per snapshot would pay that again at
-    every reload, in the thread serving tiles."""
-    return pyproj.Transformer.from_crs(source, target, always_xy=True)
 
 
 #: Simplification tolerance, in tile pixels (1/EXTENT of a tile).
@@ -556,26 +545,26 @@ class TileSource:
     ) -> TileSource:
         """Prepare ``frame`` (a twin layer indexed by uid, in a projected CRS) for tiling.
 
-        The geometries are projected :data:`PROJECT_BATCH` at a time (GEOS holds
+        The geometries are projected :data:`twin.mercator.PROJECT_BATCH` at a time (GEOS holds
         the interpreter lock for a whole call: a million buildings at once stalled
         a service's requests for a second); ``pause()``, when given, is called
         between two batches (a background preparation waits for its requests).
         ``mercator``, when given, is the frame's geometries in EPSG:3857 already
-        (see :func:`carried_mercator`).
+        (see :func:`twin.mercator.carried_mercator`).
         """
         if frame.crs is None:
             raise UsageError(f"layer {name} has no CRS; tiles need one")
         geoms = np.asarray(frame.geometry.array, dtype=object)
-        to_mercator = _transformer(frame.crs.srs, WEB_MERCATOR)
+        to_mercator = transformer_between(frame.crs.srs, WEB_MERCATOR)
         if mercator is None:
-            mercator = _projected(geoms, to_mercator, pause)
+            mercator = projected(geoms, to_mercator, pause)
         elif len(mercator) != len(geoms):
             raise ValueError(f"{len(mercator)} projected geometries for {len(geoms)} features")
         if tree is None or frame.crs.to_epsg() == 3857:
             tree = shapely.STRtree(mercator)
             in_tree_crs: pyproj.Transformer | None = None
         else:
-            in_tree_crs = _transformer(WEB_MERCATOR, frame.crs.srs)
+            in_tree_crs = transformer_between(WEB_MERCATOR, frame.crs.srs)
         types = {t for t in shapely.get_type_id(geoms[~shapely.is_empty(geoms)]).tolist()}
         geometry_type = _POLYGON if types & {3, 6} else _LINE if types & {1, 5} else _POINT
         minzoom, maxzoom = zoom_range(kind)
@@ -614,7 +603,7 @@ class TileSource:
         """
         if crs is None:
             raise UsageError(f"layer {name} has no CRS; tiles need one")
-        to_mercator = _transformer(crs.srs, WEB_MERCATOR)
+        to_mercator = transformer_between(crs.srs, WEB_MERCATOR)
         mercator = MercatorView(geometries, to_mercator)
         boxes, types = [], set()
         for start in range(0, len(geometries), batch):
@@ -626,7 +615,7 @@ class TileSource:
         geometry_type = _POLYGON if types & {3, 6} else _LINE if types & {1, 5} else _POINT
         minzoom, maxzoom = zoom_range(kind)
         lonlat = _lonlat_box(np.vstack(boxes)) if boxes else (0.0, 0.0, 0.0, 0.0)
-        in_tree_crs = _transformer(WEB_MERCATOR, crs.srs)
+        in_tree_crs = transformer_between(WEB_MERCATOR, crs.srs)
         columns = tuple(_columns(attributes, kind))
         return cls(
             name,
@@ -739,77 +728,6 @@ class MercatorView:
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
         found = np.asarray(self.geometries[rows], dtype=object)
         return np.asarray(shapely.transform(found, self.project), dtype=object)
-
-
-#: Geometries projected to EPSG:3857 in one call (about 10 ms of GEOS for buildings).
-PROJECT_BATCH = 8192
-
-
-def _projected(
-    geoms: np.ndarray, forward: pyproj.Transformer, pause: Callable[[], object] | None = None
-) -> np.ndarray:
-    """``geoms`` transformed by ``forward``, :data:`PROJECT_BATCH` at a time (the same
-    geometries as one call), ``pause()`` between two batches.
-
-    Examples
-    --------
-    >>> forward = _transformer("EPSG:4544", WEB_MERCATOR)
-    >>> points = shapely.points(np.arange(3.0) + 505600, np.full(3, 3392200.0))
-    >>> one = shapely.transform(points, lambda c: np.column_stack(forward.transform(*c.T)))
-    >>> bool(shapely.equals_exact(_projected(points, forward), one, tolerance=0).all())
-    True
-    """
-
-    def project(coords: np.ndarray) -> np.ndarray:
-        return np.column_stack(forward.transform(*coords.T))
-
-    if len(geoms) <= PROJECT_BATCH:
-        return np.asarray(shapely.transform(geoms, project), dtype=object)
-    parts = []
-    for start in range(0, len(geoms), PROJECT_BATCH):
-        if start and pause is not None:
-            pause()
-        parts.append(shapely.transform(geoms[start : start + PROJECT_BATCH], project))
-    return np.concatenate(parts)
-
-
-def carried_mercator(
-    older: np.ndarray,
-    positions: np.ndarray,
-    read_rows: np.ndarray,
-    geometries: np.ndarray,
-    crs: pyproj.CRS,
-    pause: Callable[[], object] | None = None,
-) -> np.ndarray:
-    """A patched layer's geometries in EPSG:3857, the unchanged ones taken from its older
-    layer's (the same objects: nothing projected, nor freed, again).
-
-    Row ``i`` of the layer is row ``positions[i]`` of the older layer's rows followed
-    by the rows read (:class:`twin.query.delta.Lineage`); ``read_rows`` are the
-    layer's positions of the rows read, in their order, and only ``geometries`` (the
-    layer's, twin CRS) at those positions are projected. The answer equals
-    projecting every geometry of the layer.
-
-    Examples
-    --------
-    >>> crs = pyproj.CRS("EPSG:4544")
-    >>> forward = _transformer(crs.srs, WEB_MERCATOR)
-    >>> old = shapely.points([505600.0, 505700.0, 505800.0], [3392200.0] * 3)
-    >>> new = np.array([old[2], shapely.Point(505650.0, 3392250.0), old[0]], dtype=object)
-    >>> older = _projected(old, forward)
-    >>> carried = carried_mercator(older, np.array([2, 3, 0]), np.array([1]), new, crs)
-    >>> carried[0] is older[2], carried[2] is older[0]
-    (True, True)
-    >>> bool(shapely.equals_exact(carried, _projected(new, forward), tolerance=0).all())
-    True
-    """
-    base = len(older)
-    kept = positions < base
-    out = np.empty(len(positions), dtype=object)
-    out[kept] = older[positions[kept]]
-    read = _projected(geometries[read_rows], _transformer(crs.srs, WEB_MERCATOR), pause)
-    out[read_rows] = read
-    return out
 
 
 def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from twin import mercator as twin_mercator
 from twin import tiles as twin_tiles
 from twin.errors import UsageError
 from twin.query.index import CityIndex
@@ -183,7 +184,7 @@ def test_a_source_made_in_batches_cuts_the_same_tiles_byte_for_byte(
     layer = index.layer(name)
     whole = source(index, name)  # one projection call, values written in one go
     assert len(layer) > 300
-    monkeypatch.setattr(twin_tiles, "PROJECT_BATCH", 97)
+    monkeypatch.setattr(twin_mercator, "PROJECT_BATCH", 97)
     monkeypatch.setattr(twin_tiles, "MESSAGE_BATCH", 61)
     pauses: list[int] = []
     batched = TileSource.from_frame(
