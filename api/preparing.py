@@ -131,14 +131,19 @@ class Lull:
         """Note a request taken now (the event loop calls this; a float store is atomic)."""
         self.last_request = time.monotonic()
 
-    def wait(self, patience_s: float | None = None) -> float:
+    def wait(
+        self, patience_s: float | None = None, *, until: Callable[[], bool] | None = None
+    ) -> float:
         """Return once no request has come for ``quiet_s``, or ``patience_s`` (the
-        lull's own when None) has passed; the seconds waited (0.0 when it was quiet)."""
+        lull's own when None) has passed, or ``until()`` is true (asked every
+        ``quiet_s`` at most); the seconds waited (0.0 when it was quiet)."""
         patience = self.patience_s if patience_s is None else patience_s
         started = now = time.monotonic()
         while now - self.last_request < self.quiet_s and now - started < patience:
+            if until is not None and until():
+                break
             left = min(self.quiet_s - (now - self.last_request), patience - (now - started))
-            time.sleep(max(left, 0.001))
+            time.sleep(min(max(left, 0.001), self.quiet_s))
             now = time.monotonic()
         return 0.0 if now == started else now - started
 

@@ -152,8 +152,11 @@ def prepare_inputs(
     if cache.resolve() != folder.resolve():
         for pattern in (f"roads-{n}-{seed}.gpkg", f"city-twin-{n}-{seed}.gpkg", "network*.gpkg"):
             for found in cache.glob(pattern):
-                if not (folder / found.name).exists():
-                    (folder / found.name).symlink_to(found)
+                link = folder / found.name
+                if link.is_symlink() and not link.exists():
+                    link.unlink()  # into a tree since removed
+                if not link.exists():
+                    link.symlink_to(found)
     spec = json.dumps({"n": n, "seed": seed, "folder": str(folder)})
     result = subprocess.run(
         [python, "-c", PREPARE, spec],

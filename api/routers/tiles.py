@@ -125,7 +125,14 @@ def tile_source(
     A whole layer's source is kept with the layer (:func:`whole_source`): a layer a
     reload kept is not prepared again, and a patched one takes its older layer's
     projected geometries (``older``: that layer's source, else the one kept).
+
+    A call without ``pause`` (a tile request) marks the layer wanted: a
+    preparation of it already under way with pauses (:func:`warm`) goes on
+    without them, so the request does not wait out a busy service's pauses.
     """
+    wanted = (id(index), layer.name)
+    if pause is None:
+        _WANTED.add(wanted)
 
     def build() -> TileSource:
         if _province(index):  # geometries decoded and projected per tile, never all kept
@@ -139,7 +146,15 @@ def tile_source(
             )
         return whole_source(layer, pause, older)
 
-    return derived(index, ("tile-source", layer.name), build)
+    try:
+        return derived(index, ("tile-source", layer.name), build)
+    finally:
+        if pause is None:
+            _WANTED.discard(wanted)
+
+
+#: (snapshot id, layer name) of the layers a tile request is waiting for.
+_WANTED: set[tuple[int, str]] = set()
 
 
 #: Whole layers' tile sources, by layer snapshot (a reload keeps most layers as they are).
@@ -258,7 +273,8 @@ def warm(index: CityIndex) -> Job:
                     return  # a newer snapshot of the file came in: prepare that one instead
             started = time.perf_counter()
             try:
-                tile_source(index, layer, _between_batches, older.pop(layer.name, None))
+                pause = _between_batches((id(index), layer.name))
+                tile_source(index, layer, pause, older.pop(layer.name, None))
             except Exception:  # the request for a tile of it reports the failure
                 log.exception("preparing %s for tiling failed", layer.name)
                 continue
@@ -279,9 +295,14 @@ def _yield_cpu() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def _between_batches() -> None:
-    """A pause between two batches of a layer's projection: requests go first."""
-    LULL.wait(patience_s=BATCH_PATIENCE_S)
+def _between_batches(layer: tuple[int, str]) -> Callable[[], object]:
+    """A pause between two batches of a layer's projection: requests go first,
+    until a tile request waits for this layer (``layer``: snapshot id, name)."""
+
+    def pause() -> float:
+        return LULL.wait(patience_s=BATCH_PATIENCE_S, until=lambda: layer in _WANTED)
+
+    return pause
 
 
 #: The thread preparing tile sources, one for the process (see :mod:`twin_api.preparing`).
@@ -289,8 +310,9 @@ _PREPARING = Worker("tile-sources", setup=_yield_cpu)
 
 #: Under a load with no pause, a layer is prepared ahead after this many seconds anyway.
 TILE_PATIENCE_S = 30.0
-#: Under a load with no pause, the next batch of a layer's projection goes after this long.
-BATCH_PATIENCE_S = 0.05
+#: Under a load with no pause, the next batch of a layer's projection goes after this long
+#: (a tile request for the layer ends the wait at once: see tile_source).
+BATCH_PATIENCE_S = 1.0
 
 
 def _bounds(index: CityIndex, layer: IndexedLayer) -> list[float]:

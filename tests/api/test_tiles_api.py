@@ -239,6 +239,62 @@ def test_a_newer_snapshot_stops_the_older_ones_preparation(
     assert sorted(name for i, name in built if i == id(new)) == sorted(new.layers)
 
 
+def test_a_tile_request_ends_the_pauses_of_its_layers_preparation_ahead(
+    sample_twin_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a load with no pause, a layer prepared ahead waits between batches; the
+    first tile request of that layer must not wait out those pauses behind it."""
+    import threading
+    import time
+
+    from twin import mercator
+    from twin.query.index import CityIndex
+    from twin.tiles import TileSource
+    from twin_api.preparing import Lull
+    from twin_api.routers import tiles as tile_routes
+
+    tile_routes.warm(CityIndex.load(sample_twin_file)).join(300)  # earlier tests' jobs done
+    batching = threading.Event()
+    real = TileSource.from_frame
+
+    def counted(name: str, kind: str, frame: object, **kwargs: object) -> TileSource:
+        if kwargs.get("pause") is not None:
+            batching.set()  # prepared ahead, with pauses
+        return real(name, kind, frame, **kwargs)  # type: ignore[arg-type]
+
+    class Busy(Lull):  # requests all the time, except before the first layer
+        calls = 0
+
+        def wait(self, patience_s: float | None = None, **kwargs: object) -> float:
+            self.calls += 1
+            return 0.0 if self.calls == 1 else super().wait(patience_s, **kwargs)  # type: ignore[arg-type]
+
+    busy = Busy(quiet_s=0.01)
+    busy.last_request = time.monotonic() + 3600
+    monkeypatch.setattr(tile_routes, "LULL", busy)
+    monkeypatch.setattr(tile_routes, "BATCH_PATIENCE_S", 3600.0)
+    monkeypatch.setattr(mercator, "PROJECT_BATCH", 5)
+    monkeypatch.setattr(TileSource, "from_frame", staticmethod(counted))
+    index = CityIndex.load(sample_twin_file)
+    first = index.layer(next(iter(index.layers)))  # the layer warm() prepares first
+    assert len(first.frame) > 10 * mercator.PROJECT_BATCH
+    monkeypatch.setattr(tile_routes, "TILE_PATIENCE_S", 0.0)  # no wait before each layer
+    ahead = tile_routes.warm(index)
+    assert batching.wait(60)
+    answers: list[TileSource] = []
+    request = threading.Thread(target=lambda: answers.append(tile_routes.tile_source(index, first)))
+    request.start()
+    request.join(120)  # an hour per pause if they were not ended
+    try:
+        assert not request.is_alive() and len(answers) == 1
+        assert tile_routes.tile_source(index, first) is answers[0]  # the one preparation
+        assert busy.calls >= 2  # it did pause before the request came
+    finally:
+        busy.last_request = float("-inf")  # quiet: the rest goes at once
+        ahead.join(300)
+    assert not ahead.is_alive()
+
+
 def test_composite_tile_holds_one_layer_per_name(live_server: LiveServer) -> None:
     """/tiles/a,b/z/x/y.pbf is the layers' own tiles in one MVT, decoded independently."""
     z = 15
