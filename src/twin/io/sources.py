@@ -22,6 +22,7 @@ import shapely
 
 from twin import guards
 from twin.errors import SourceError, UsageError
+from twin.io.gcpause import paused_gc
 from twin.store.gpkgread import fid_range, fields_with_nulls
 
 log = logging.getLogger(__name__)
@@ -379,7 +380,8 @@ def _read_frame(
             if keep_wkb:
                 frame, wkb = _read_keeping_wkb(dataset, kwargs)
             else:
-                frame = pyogrio.read_dataframe(dataset, **kwargs)
+                with paused_gc():  # it decodes every geometry: see twin.io.gcpause
+                    frame = pyogrio.read_dataframe(dataset, **kwargs)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise SourceError(f"cannot read {src.name}: {_first_line(exc)}") from None
     except UnicodeDecodeError:
@@ -414,7 +416,8 @@ def _read_keeping_wkb(
     wkb = column.storage if isinstance(column, pyarrow.ExtensionArray) else column
     frame = table.drop_columns([name]).to_pandas()
     values = wkb.to_numpy(zero_copy_only=False)
-    frame["geometry"] = shapely.from_wkb(values, on_invalid=kwargs.get("on_invalid", "raise"))
+    with paused_gc():  # see twin.io.gcpause
+        frame["geometry"] = shapely.from_wkb(values, on_invalid=kwargs.get("on_invalid", "raise"))
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=meta["crs"]), wkb
 
 

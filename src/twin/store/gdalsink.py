@@ -48,6 +48,11 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["GdalSink", "serve", "spare_core"]
 
 #: GDAL settings the helper runs with (GDAL reads its configuration from the
@@ -78,6 +83,7 @@ class GdalSink:
             stderr=self._errors,
             env={**os.environ, **HELPER_CONFIG, "PYTHONPATH": _search_path()},
         )
+        _widen(self._process.stdin)
         self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._path = Path()
         self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=QUEUED)
@@ -181,6 +187,21 @@ class GdalSink:
             raise _storage_error(f"cannot write {self._path.name}: {result['error']}")
 
 
+#: The pipe's buffer, where the system lets it grow (Linux: up to 1 MiB unprivileged):
+#: a batch of 200,000 buildings is about 60 MB, sent in 16 times fewer writes and
+#: wake-ups than through the default 64 KiB (measured: a fifth to a third less wall time).
+PIPE_BUFFER = 1 << 20
+
+
+def _widen(pipe: IO[bytes] | None) -> None:
+    """Give ``pipe`` a :data:`PIPE_BUFFER` buffer where the system can (else leave it)."""
+    resize = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if pipe is None or resize is None:
+        return
+    with contextlib.suppress(OSError):  # above the system's limit: keep the default
+        fcntl.fcntl(pipe.fileno(), resize, PIPE_BUFFER)
+
+
 def _storage_error(message: str) -> Exception:
     """A :class:`twin.errors.StorageError` (imported here: the helper, running this file
     as a script, never imports twin)."""
@@ -190,9 +211,14 @@ def _storage_error(message: str) -> Exception:
 
 
 def spare_core() -> bool:
-    """Whether a core is idle for a helper (1-minute load average, where the system
-    keeps one): on a busy machine the helper's start and the stream cost more than
-    the overlap gives back.
+    """Whether the machine has a core for a helper (1-minute load average, where the
+    system keeps one): on a saturated machine the helper's start and the stream cost
+    more than the overlap gives back.
+
+    Measured on 2 cores shared with other work (1M buildings, helper against none,
+    one right after the other): the helper was faster in all 5 pairs at load averages
+    of 1.6 to 2.3, by 0.2 to 1.8 s of 6.1 to 9.3 s. A load up to the number of cores
+    plus half a core (the import's own previous runs count in it) keeps the helper.
 
     Examples
     --------
@@ -204,7 +230,7 @@ def spare_core() -> bool:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # Windows keeps no load average
         load = 0.0
-    return cores - load >= 1.0  # measured: with one core busy elsewhere it costs 8%
+    return cores >= 2 and load < cores + 0.5
 
 
 def _search_path() -> str:

@@ -32,8 +32,12 @@ def fid_range(path: Path, layer: str, fid: str = "fid") -> tuple[int, int] | Non
     >>> fid_range(folder / "d.gpkg", "pts")
     (1, 3)
     """
+    # one min() or max() a SELECT: SQLite reads it off the primary key's b-tree; both
+    # in one SELECT read every row (a quarter of a second at a million features)
+    table = f'FROM "{layer}"'
     with _read_only(path) as con:
-        low, high = con.execute(f'SELECT min("{fid}"), max("{fid}") FROM "{layer}"').fetchone()
+        query = f'SELECT (SELECT min("{fid}") {table}), (SELECT max("{fid}") {table})'
+        low, high = con.execute(query).fetchone()
     return None if low is None else (int(low), int(high))
 
 
