@@ -86,17 +86,8 @@ class Twin:
     4544
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        force: bool = False,
-        store: GpkgStore | PostgisStore | None = None,
-    ) -> None:
-        if store is not None:  # an open store of this twin, checked when first opened
-            self.store = store
-            return
-        self.store = open_store(path, force=force)
+    def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        self.store: GpkgStore | PostgisStore = open_store(path, force=force)
         self.store.require()
         self.store.check()
 
@@ -146,13 +137,7 @@ class Twin:
         return cls(path)
 
     @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        force: bool = False,
-        store: GpkgStore | PostgisStore | None = None,
-    ) -> Self:
+    def open(cls, path: str | os.PathLike[str], *, force: bool = False) -> Self:
         """Open an existing twin file.
 
         Parameters
@@ -162,11 +147,8 @@ class Twin:
         force : bool, default False
             Let writes replace the file even when it is read-only (its mode,
             owner and group are kept either way).
-        store : GpkgStore or PostgisStore, optional
-            A store of this twin opened before: read through it (a PostGIS
-            store's connection is reused), not checked again.
         """
-        return cls(path, force=force, store=store)
+        return cls(path, force=force)
 
     @property
     def path(self) -> Path:

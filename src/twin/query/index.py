@@ -464,26 +464,25 @@ class CityIndex:
         """
         for _ in range(attempts):
             started = time.perf_counter()
-            city = self._reopened()
-            with _pinned(city):  # the settings read once: the version is checked after
-                before = identity_of(city)
-                meta = city.meta
-                if before is None or meta["crs"] != self.crs_text:
-                    return CityIndex.load(self._target())
-                layers, updates = _updated_layers(self, city, max_share)
-                if _unexplained(city, before, self.identity, updates):
-                    return CityIndex.load(self._target())
-                after = identity_of(city)
-                if before == after:
-                    seconds = time.perf_counter() - started
-                    log.info(
-                        "updated %d layers of %s in %.2f s: %s",
-                        len(layers),
-                        city.location,
-                        seconds,
-                        updates,
-                    )
-                    return CityIndex._made(city, meta, layers, after, seconds, updates)
+            city = Twin.open(self._target())
+            before = identity_of(city)
+            meta = city.meta
+            if before is None or meta["crs"] != self.crs_text:
+                return CityIndex.load(self._target())
+            layers, updates = _updated_layers(self, city, max_share)
+            if _unexplained(city, before, self.identity, updates):
+                return CityIndex.load(self._target())
+            after = identity_of(city)
+            if before == after:
+                seconds = time.perf_counter() - started
+                log.info(
+                    "updated %d layers of %s in %.2f s: %s",
+                    len(layers),
+                    city.location,
+                    seconds,
+                    updates,
+                )
+                return CityIndex._made(city, meta, layers, after, seconds, updates)
             log.info("%s changed while it was updated; updating again", city.location)
         raise UsageError(f"{self.path} kept changing while it was read; try again when imports end")
 
@@ -510,14 +509,6 @@ class CityIndex:
             _twin=city,
             updates=updates or {},
         )
-
-    def _reopened(self) -> Twin:
-        """This twin opened again to read its new version: a PostGIS twin through the
-        same store (its connection kept open), a file anew."""
-        store = self._twin.store
-        if isinstance(store, PostgisStore):
-            return Twin.open(store.url, store=store)
-        return Twin.open(self.path)
 
     def _target(self) -> str | Path:
         """What :meth:`Twin.open` takes to open this twin again: its URL or its file."""
@@ -633,12 +624,6 @@ def _identity_or_none(path: Path) -> FileIdentity | None:
         return file_identity(path)
     except FileNotFoundError:
         return None
-
-
-def _pinned(city: Twin) -> contextlib.AbstractContextManager[None]:
-    """A PostGIS twin's settings and layer list read once inside the block."""
-    store = city.store
-    return store.pinned() if isinstance(store, PostgisStore) else contextlib.nullcontext()
 
 
 def _unexplained(

@@ -174,8 +174,8 @@ class LiveIndex:
         old, self._index = self._index, fresh
         self.last_swap = Swap(fresh.version_tag, heard, time.time(), time.thread_time() - cpu)
         store = old.twin.store
-        if isinstance(store, PostgisStore) and store is not fresh.twin.store:
-            store.close()  # its read connection (not shared); a late request reopens one
+        if isinstance(store, PostgisStore):  # its read connection; a late request reopens one
+            store.close()
         self.reloads += 1
         self.last_error = None
         log.info("reloaded %s (%d layers)", self.path, len(fresh.layers))

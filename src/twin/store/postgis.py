@@ -107,7 +107,6 @@ class PostgisStore:
         self.lock_timeout_s = lock_timeout_s
         self._con: Any = None
         self._guard = threading.RLock()
-        self._pins = threading.local()  # what pinned() keeps, per thread
 
     def __repr__(self) -> str:
         return f"PostgisStore({self.location!r})"
@@ -168,46 +167,6 @@ class PostgisStore:
                 self._con.close()
                 self._con = None
 
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[None]:
-        """Inside the block, this thread reads the settings, the layer list and each
-        table's columns once, and reuses them.
-
-        For a reader that checks :meth:`version` before and after its reads (a
-        commit in between changes it, and the reader starts again): bringing a
-        snapshot up to date asked for ``twin_meta`` five times, each a round trip
-        that waits for the interpreter lock again on a busy server.
-
-        Examples
-        --------
-        >>> store = PostgisStore("postgresql://db/cim?schema=x")
-        >>> with store.pinned():
-        ...     store.is_pinned()
-        True
-        >>> store.is_pinned()
-        False
-        """
-        if self.is_pinned():  # nested: the outer block's reads
-            yield
-            return
-        self._pins.memo = {}
-        try:
-            yield
-        finally:
-            self._pins.memo = None
-
-    def is_pinned(self) -> bool:
-        """Whether this thread is inside :meth:`pinned`."""
-        return getattr(self._pins, "memo", None) is not None
-
-    def _pinned_read(self, key: tuple[str, ...], read: Any) -> Any:
-        memo = getattr(self._pins, "memo", None)
-        if memo is None:
-            return read()
-        if key not in memo:
-            memo[key] = read()
-        return memo[key]
-
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one read query; its rows."""
         with self._reading() as con:
@@ -215,15 +174,10 @@ class PostgisStore:
 
     def frame(self, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
         """Run one read query; a DataFrame with its columns."""
-        names, rows = self._fetched(sql, params)
-        return pd.DataFrame(rows, columns=names)
-
-    def _fetched(
-        self, sql: str, params: tuple[Any, ...] = ()
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         with self._reading() as con:
             cursor = con.execute(sql.encode(), params)
-            return [c.name for c in cursor.description or []], cursor.fetchall()
+            names = [c.name for c in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=names)
 
     # -- reading ---------------------------------------------------------------
     def exists(self) -> bool:
@@ -253,21 +207,13 @@ class PostgisStore:
 
     def meta(self) -> dict[str, str]:
         """The twin's settings (``twin_meta``)."""
-        read = self._pinned_read(
-            ("meta",), lambda: self.rows("SELECT key, value FROM twin_meta ORDER BY key")
-        )
-        return {k: v for k, v in read}
+        return {k: v for k, v in self.rows("SELECT key, value FROM twin_meta ORDER BY key")}
 
     def layer_rows(self, name: str | None = None) -> pd.DataFrame:
         """Rows of ``twin_layers`` (one layer's, or every layer's in creation order)."""
-        if name is not None and not self.is_pinned():
+        if name is not None:
             return self.frame("SELECT * FROM twin_layers WHERE name=%s", (name,))
-        names, rows = self._pinned_read(
-            ("layers",), lambda: self._fetched("SELECT * FROM twin_layers ORDER BY created")
-        )
-        if name is not None:  # the rows the query by name gives (the name is the key)
-            rows = [r for r in rows if r[names.index("name")] == name]
-        return pd.DataFrame(rows, columns=names)
+        return self.frame("SELECT * FROM twin_layers ORDER BY created")
 
     def import_rows(self, layer: str | None = None, import_id: int | None = None) -> pd.DataFrame:
         """Rows of ``twin_imports`` (provenance), oldest first; one layer's or one import."""
@@ -338,13 +284,10 @@ class PostgisStore:
 
     def column_types(self, table: str) -> list[tuple[str, str]]:
         """``(name, type)`` of a table's columns in order (geometry included)."""
-        rows = self._pinned_read(
-            ("columns", table),
-            lambda: self.rows(
-                "SELECT column_name, data_type FROM information_schema.columns"
-                " WHERE table_schema=%s AND table_name=%s ORDER BY ordinal_position",
-                (self.schema, table),
-            ),
+        rows = self.rows(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema=%s AND table_name=%s ORDER BY ordinal_position",
+            (self.schema, table),
         )
         return [(str(a), str(b)) for a, b in rows]
 
