@@ -718,16 +718,14 @@ class MercatorView:
 
     def __init__(self, geometries: Indexable, to_mercator: pyproj.Transformer) -> None:
         self.geometries = geometries
-        self.project: Callable[[np.ndarray], np.ndarray] = lambda c: np.column_stack(
-            to_mercator.transform(*c.T)
-        )
+        self.to_mercator = to_mercator
 
     def __len__(self) -> int:
         return len(self.geometries)
 
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
         found = np.asarray(self.geometries[rows], dtype=object)
-        return np.asarray(shapely.transform(found, self.project), dtype=object)
+        return projected(found, self.to_mercator)
 
 
 def _lonlat_bounds(mercator: np.ndarray) -> tuple[float, float, float, float]:
