@@ -184,9 +184,8 @@ def whole_source(
     if found is not None:
         return found
     lineage = layer.lineage
-    if older is None and lineage is not None:
-        base = lineage.base()
-        older = None if base is None else _SOURCES.get(base)
+    if older is None:
+        older = _base_source(layer)
     mercator = None
     projected = None if older is None else older.mercator
     if (
@@ -213,11 +212,16 @@ def _older_sources(index: CityIndex) -> dict[str, TileSource]:
     """
     found = {}
     for layer in index:
-        base = None if layer.lineage is None else layer.lineage.base()
-        source = None if base is None else _SOURCES.get(base)
+        source = _base_source(layer)
         if source is not None:
             found[layer.name] = source
     return found
+
+
+def _base_source(layer: IndexedLayer) -> TileSource | None:
+    """The made tile source of the older layer ``layer`` was patched from, if any."""
+    base = None if layer.lineage is None else layer.lineage.base()
+    return None if base is None else _SOURCES.get(base)
 
 
 def _province(index: CityIndex) -> bool:
