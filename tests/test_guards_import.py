@@ -393,3 +393,21 @@ def test_another_dataset_under_another_name_needs_replace(city: twin.Twin, tmp_p
     renamed = tmp_path / "b_2026.geojson"  # a re-delivery under a new name is fine
     buildings_frame(5).to_crs(4490).to_file(renamed)
     assert city.import_layer(renamed, layer="b", kind="building", id="建筑编码").unchanged == 5
+
+
+def test_a_delivery_wholly_rejected_names_its_commonest_reasons(
+    city: twin.Twin, tmp_path: Path
+) -> None:
+    """Lines delivered as buildings: the error says why, since a failed import shows no report."""
+    src = tmp_path / "roads.gpkg"
+    lines = [shapely.LineString([(X0, Y0 + 10 * i), (X0 + 50, Y0 + 10 * i)]) for i in range(2)]
+    no_id = shapely.box(X0, Y0, X0 + 10, Y0 + 10)
+    frame = gpd.GeoDataFrame({"code": ["r0", "r1", None]}, geometry=[*lines, no_id], crs=GK105)
+    frame.to_file(src)
+    with pytest.raises(twin.errors.InputDataError) as raised:
+        city.import_layer(src, layer="b", kind="building", id="code")
+    message = str(raised.value)
+    assert message.startswith("all 3 features of roads.gpkg were rejected: ")
+    assert "a LineString does not fit kind building (polygon) (2), " in message
+    assert message.count("(1)") == 1  # the row without an id, the second reason
+    assert city.layers == []

@@ -395,7 +395,10 @@ def _merge(report: ImportReport, part: ImportReport) -> None:
 def _check_whole(report: ImportReport, spec: ImportSpec, digest: Future[str]) -> None:
     """The checks over the whole delivery: something imported; ``strict`` rejects nothing."""
     if report.read == 0 or not spec.strict or not report.rejected:
-        guards.check_something_imported(report.read, report.imported, spec.layer, report.source)
+        guards.check_something_imported(
+            report.read, report.imported, spec.layer, report.source,
+            [r.reason for r in report.rejections],
+        )  # fmt: skip
     refuse_strict_rejections(report, spec, digest)
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -187,17 +188,36 @@ def check_rows_read(read: int, declared: int | None, source: Path) -> None:
         )
 
 
-def check_something_imported(read: int, imported: int, layer: str, source: str) -> None:
-    """Fail when a delivery holds no feature, or every feature was rejected."""
+def check_something_imported(
+    read: int, imported: int, layer: str, source: str, reasons: Sequence[str] = ()
+) -> None:
+    """Fail when a delivery holds no feature, or every feature was rejected.
+
+    ``reasons`` are the rejections' reasons: the message names the commonest two,
+    since a failed import shows no report.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_something_imported(3, 0, "b", "b.shp", ["no id", "empty geometry", "no id"])
+    ... except InputDataError as error:
+    ...     print(error)
+    all 3 features of b.shp were rejected: no id (2), empty geometry (1); nothing was imported
+    """
     if read == 0:
         raise InputDataError(
             f"{Path(source).name} holds no features: an empty delivery would empty layer "
             f"{layer}; nothing was imported"
         )
     if imported == 0:
+        counted = Counter(reasons).most_common(2)
+        why = (
+            ": " + ", ".join(f"{reason} ({n})" for reason, n in counted)
+            if counted
+            else " (swapped x/y or a wrong src_crs= are the usual causes)"
+        )
         raise InputDataError(
-            f"all {read} features of {Path(source).name} were rejected (see the report: "
-            "swapped x/y or a wrong src_crs= are the usual causes); nothing was imported"
+            f"all {read} features of {Path(source).name} were rejected{why}; nothing was imported"
         )
 
 

@@ -144,7 +144,10 @@ def prepare_import(
         frame = frame.loc[kept].reset_index(drop=True)
     report.imported = len(frame)
     if not spec.strict or not report.rejected:
-        guards.check_something_imported(report.read, report.imported, spec.layer, report.source)
+        guards.check_something_imported(
+            report.read, report.imported, spec.layer, report.source,
+            [r.reason for r in report.rejections],
+        )  # fmt: skip
     report.classification = _classification(spec, kind, frame, report)
     report.seconds = time.perf_counter() - started
     refuse_strict_rejections(report, spec, digest)
