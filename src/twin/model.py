@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyproj
 
@@ -305,6 +306,29 @@ class Twin:
         frame = self.store.read_features(layer, list(uids))
         return _restore_types(frame, kind).set_index("uid")
 
+    def delta_rows(
+        self, layer: str, import_id: int, base_import: int
+    ) -> tuple[gpd.GeoDataFrame, np.ndarray] | None:
+        """The features import ``import_id`` added or changed, as :meth:`features` reads
+        them, and for each feature of the layer now its row in the layer as import
+        ``base_import`` left it followed by these; written once by the importer.
+
+        None unless the store keeps them (PostGIS, the layer's last import, when the
+        import before it was ``base_import``): read :meth:`features` then.
+
+        Examples
+        --------
+        >>> last = city.info("buildings").last_import
+        >>> city.delta_rows("buildings", last, last - 1) is None  # a GeoPackage keeps none
+        True
+        """
+        reader = getattr(self.store, "delta_rows", None)
+        found = None if reader is None else reader(layer, import_id, base_import)
+        if found is None:
+            return None
+        frame, positions = found
+        return _restore_types(frame, self.info(layer).kind).set_index("uid"), positions
+
     # -- importing ---------------------------------------------------------
     def import_layer(
         self,
@@ -464,6 +488,9 @@ class Twin:
         if changes is not None and len(changes.retired):
             retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
             session.append_history(spec.layer, retired)
+        record = getattr(session, "record_delta_rows", None)  # PostGIS: see Twin.delta_rows
+        if changes is not None and record is not None:
+            record(spec.layer, report.import_id, current, frame, changes)
         prepared.finish_report()
         report.time = _sql_time(now)
         records.fill_counts(report, changes, len(frame))

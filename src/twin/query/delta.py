@@ -130,11 +130,15 @@ def read_delta(
     limit = max_share * max(len(frame), new.feature_count, 1)
     if len(touched) > limit:
         return f"{len(touched)} features changed, more than {max_share:.0%} of the layer"
-    fresh = city.features(new.name, touched)
-    if list(fresh.columns) != list(frame.columns):
-        return "its columns changed"
     recorded = city.store.meta().get(order_key(new.name))
-    guess = predicted(frame.index, rows, fresh.index, recorded, new.last_import)
+    carried = _recorded(city, frame, old, new, rows, recorded)
+    if carried is None:
+        fresh = city.features(new.name, touched)
+        if list(fresh.columns) != list(frame.columns):
+            return "its columns changed"
+        guess = predicted(frame.index, rows, fresh.index, recorded, new.last_import)
+    else:  # the importer wrote the rows read (and where they go): one value read
+        fresh, guess = carried
     if guess is None:  # no digest recorded, or the delivery moved features: read the order
         order, positions = city.store.uid_order(new.name), None
     else:
@@ -148,6 +152,45 @@ def read_delta(
         imports=imports,
         positions=positions,
     )
+
+
+def _recorded(
+    city: Twin,
+    frame: gpd.GeoDataFrame,
+    old: LayerInfo,
+    new: LayerInfo,
+    changes: pd.DataFrame,
+    recorded: str | None,
+) -> tuple[gpd.GeoDataFrame, tuple[pd.Index, np.ndarray] | None] | None:
+    """The rows read as the one import since ``old`` recorded them
+    (:meth:`~twin.model.Twin.delta_rows`), with the uids now and their positions when it
+    kept the order :func:`predicted` predicts (else None: read the stored order).
+    None when it recorded none, or they do not check out: the rows must be exactly the
+    added and changed uids, and the uids they give in the order the import's digest holds.
+    """
+    ids = changes["import_id"].astype(np.int64).to_numpy()
+    if old.last_import is None or new.last_import is None or (ids != new.last_import).any():
+        return None
+    found = city.delta_rows(new.name, new.last_import, old.last_import)
+    if found is None:
+        return None
+    rows, positions = found
+    read = changes["uid"].astype(object).to_numpy()[changes["change"].astype(str) != "removed"]
+    if list(rows.columns) != list(frame.columns) or len(rows) != len(read):
+        return None
+    if not _member(_uids(rows.index), read).all():
+        return None
+    if not len(positions):  # the delivery moved features
+        return rows, None
+    if len(positions) != new.feature_count or positions.min() < 0:
+        return None
+    if positions.max() >= len(frame) + len(rows):
+        return None
+    both = pa.chunked_array([*_uids(frame.index).chunks, *_uids(rows.index).chunks])
+    joined = both.take(pa.array(positions)).combine_chunks()
+    if recorded != f"{new.last_import}:{uid_digest(joined)}":
+        return None
+    return rows, (pd.Index(pd.array(joined, dtype="str"), name="uid"), positions)
 
 
 def predicted(

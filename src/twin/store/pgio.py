@@ -40,6 +40,7 @@ __all__ = [
     "csv_frame",
     "frame_from_csv",
     "ident",
+    "layer_query",
     "pg_type",
     "promoted",
     "read_layer",
@@ -215,6 +216,17 @@ def read_layer(
     table: str,
     types: list[tuple[str, str]],
     crs: Any,
+    **options: Any,
+) -> gpd.GeoDataFrame:
+    """COPY a table out and parse it (see :func:`twin.store.pgio.frame_from_csv`)."""
+    sql, params, fields = layer_query(table, types, **options)
+    payload = copy_out(con, sql, params)
+    return frame_from_csv(payload, fields, crs=crs, geometry=options.get("read_geometry", True))
+
+
+def layer_query(
+    table: str,
+    types: list[tuple[str, str]],
     *,
     columns: list[str] | None = None,
     bbox: tuple[float, float, float, float] | None = None,
@@ -222,8 +234,18 @@ def read_layer(
     max_features: int | None = None,
     read_geometry: bool = True,
     **ignored: Any,
-) -> gpd.GeoDataFrame:
-    """COPY a table out and parse it (see :func:`twin.store.pgio.frame_from_csv`)."""
+) -> tuple[str, list[Any], list[tuple[str, str]]]:
+    """The SELECT :func:`read_layer` copies out: its SQL, parameters and attribute columns.
+
+    Examples
+    --------
+    >>> sql, params, fields = layer_query("b", [("uid", "text"), ("geom", "USER-DEFINED")],
+    ...                                   where=("uid = ANY(%s)", [["x"]]))
+    >>> sql
+    "SELECT uid, encode(ST_AsBinary(geom), 'hex') FROM b WHERE uid = ANY(%s) ORDER BY ctid"
+    >>> params, fields
+    ([['x']], [('uid', 'text')])
+    """
     if not types:
         raise StorageError(f"the twin has no table {table!r}")
     fields = [(n, t) for n, t in types if n != GEOM]
@@ -246,8 +268,7 @@ def read_layer(
     sql += " ORDER BY " + ("fid" if any(n == "fid" for n, _ in types) else "ctid")
     if max_features is not None:
         sql += f" LIMIT {int(max_features)}"
-    payload = copy_out(con, sql, params)
-    return frame_from_csv(payload, fields, crs=crs, geometry=read_geometry)
+    return sql, params, fields
 
 
 def copy_out(con: Any, sql: str, params: list[Any] | None = None) -> bytes:

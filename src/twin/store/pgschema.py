@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["INDEXES", "RELATION_VIEW", "TABLES", "VERSION_TABLE"]
+__all__ = ["DELTA_ROWS", "INDEXES", "RELATION_VIEW", "TABLES", "VERSION_TABLE"]
 
 #: Bumped by every commit: the twin's version for caches (see ``PostgisStore.version``).
 VERSION_TABLE = "twin_commits"
@@ -94,6 +94,20 @@ TABLES = {
     VERSION_TABLE: f"CREATE TABLE {VERSION_TABLE} (n bigint NOT NULL)",
 }
 
+#: The rows a re-import changed, as every reader would read them, written once by the
+#: importer in its transaction (PostGIS only: a cache, not copied by ``twin copy``).
+#: ``rows``: the COPY CSV stream of the added and changed features (what
+#: ``PostgisStore.read_features`` reads); ``positions``: little-endian int64, for each
+#: row of the layer now, its row in the layer at ``base_import`` followed by ``rows``.
+#: Only a layer's last import is kept.
+DELTA_ROWS = """CREATE TABLE IF NOT EXISTS twin_delta_rows (
+    layer text PRIMARY KEY,
+    import_id bigint NOT NULL,
+    base_import bigint NOT NULL,
+    rows bytea NOT NULL,
+    positions bytea NOT NULL
+)"""
+
 #: The view of relation rows with their names (rebuilt when a build swaps the rows' table).
 RELATION_VIEW = """CREATE VIEW twin_relation_rows AS
     SELECT r.fid AS fid, s.relation AS relation, s.from_layer AS from_layer,
@@ -111,4 +125,4 @@ INDEXES = (
 )
 
 #: Tables that are bookkeeping, not layers (never listed as layer tables).
-BOOKKEEPING = frozenset(TABLES) | {"twin_relation_rows"}
+BOOKKEEPING = frozenset(TABLES) | {"twin_relation_rows", "twin_delta_rows"}

@@ -27,8 +27,10 @@ from twin.store.files import history_table
 from twin.store.pgio import (
     GEOM,
     copy_frame,
+    copy_out,
     csv_frame,
     ident,
+    layer_query,
     pg_type,
     promoted,
     read_layer,
@@ -39,7 +41,7 @@ from twin.store.relations import RelationRows, StoredSet
 if TYPE_CHECKING:
     from twin.store.postgis import PostgisStore
 
-__all__ = ["PgRelationWriter", "PostgisSession"]
+__all__ = ["PgRelationWriter", "PostgisSession", "delta_positions"]
 
 #: Memory for the index builds of one write (PostgreSQL's default is 64MB).
 _MAINTENANCE_MEM = "256MB"
@@ -176,6 +178,32 @@ class PostgisSession:
             with self.con.cursor() as cursor:
                 copy_frame(cursor, "twin_changes", list(rows.columns), csv_frame(rows, 0))
         records.record_layer(con, spec, kind, frame, report)
+
+    def record_delta_rows(
+        self, layer: str, import_id: int, current: pd.DataFrame, frame: pd.DataFrame, changes: Any
+    ) -> None:
+        """Record what every reader of this re-import would otherwise read row by row:
+        the added and changed rows as :meth:`PostgisStore.read_features` reads them, and
+        where each row of the layer comes from (``pgschema.DELTA_ROWS``). Call after the
+        layer is written and before :meth:`record_import` (which moves ``last_import``)."""
+        self.con.execute(pgschema.DELTA_ROWS.encode())
+        base = self.con.execute(
+            b"SELECT last_import FROM twin_layers WHERE name=%s", (layer,)
+        ).fetchone()
+        self.con.execute(b"DELETE FROM twin_delta_rows WHERE layer=%s", (layer,))
+        if base is None or base[0] is None:
+            return
+        read = [str(u) for u in (*changes.added, *changes.changed)]
+        positions = delta_positions(current["uid"], frame["uid"], read)
+        if not _order_kept(current["uid"], frame["uid"], changes):
+            positions = positions[:0]  # a reader reads the stored order (see twin.store.order)
+        sql, params, _ = layer_query(layer, self._types(layer), where=("uid = ANY(%s)", [read]))
+        payload = copy_out(self.con, sql, params)
+        self.con.execute(
+            b"INSERT INTO twin_delta_rows (layer, import_id, base_import, rows, positions)"
+            b" VALUES (%s, %s, %s, %s, %s)",
+            (layer, int(import_id), int(base[0]), payload, positions.astype("<i8").tobytes()),
+        )
 
     def record_raster_import(self, row: Mapping[str, Any]) -> None:
         """Raster layers live beside a GeoPackage twin only (see :func:`twin.raster.raster_dir`)."""
@@ -384,3 +412,30 @@ class PgRelationWriter(relations.BaseRelationWriter):
         for ddl in schema.RELATION_INDEXES.values():
             self._run(ddl)
         self._run(pgschema.RELATION_VIEW)
+
+
+def delta_positions(old: Any, new: Any, read: Any) -> np.ndarray:
+    """For each uid of ``new``, its row in ``old`` followed by the rows of ``new`` whose
+    uid is in ``read`` (in their order in ``new``): how a reader holding ``old`` makes ``new``.
+
+    Examples
+    --------
+    >>> delta_positions(["a", "b", "c"], ["c", "a", "d", "b"], ["b", "d"]).tolist()
+    [2, 0, 3, 4]
+    """
+    uids = pd.Index(np.asarray(new, dtype=object))
+    is_read = np.asarray(uids.isin(list(read)), dtype=bool)
+    positions = pd.Index(np.asarray(old, dtype=object)).get_indexer(uids).astype(np.int64)
+    positions[is_read] = len(old) + np.arange(int(is_read.sum()), dtype=np.int64)
+    if (positions < 0).any():
+        raise StorageError("a feature of the new layer is neither in the old one nor read")
+    return positions
+
+
+def _order_kept(old: Any, new: Any, changes: Any) -> bool:
+    """Whether ``new`` is ``old`` less the removed uids plus the added ones at the end, in
+    the order the change set lists them: the order :func:`twin.query.delta.predicted` gives."""
+    old_uids = np.asarray(old, dtype=object)
+    kept = old_uids[~pd.Index(old_uids).isin(list(changes.removed))]
+    expected = np.concatenate([kept, np.asarray(changes.added, dtype=object)])
+    return bool(np.array_equal(expected, np.asarray(new, dtype=object)))

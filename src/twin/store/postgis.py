@@ -43,7 +43,7 @@ from twin.errors import (
     UsageError,
 )
 from twin.store import pgschema
-from twin.store.pgio import GEOM, ident, read_layer, stored_sets
+from twin.store.pgio import GEOM, frame_from_csv, ident, read_layer, stored_sets
 from twin.store.pgsession import PostgisSession
 from twin.store.relations import COLUMNS, StoredSet
 
@@ -273,6 +273,32 @@ class PostgisStore:
     def read_features(self, table: str, uids: Any) -> gpd.GeoDataFrame:
         """The rows of ``table`` whose ``uid`` is in ``uids``, as :meth:`read_table` reads them."""
         return self.read_table(table, where=("uid = ANY(%s)", [[str(u) for u in uids]]))
+
+    def delta_rows(
+        self, table: str, import_id: int, base_import: int
+    ) -> tuple[gpd.GeoDataFrame, np.ndarray] | None:
+        """The rows import ``import_id`` added or changed in ``table``, as its importer
+        read them (:meth:`read_features` of them), and where each row of the layer now
+        comes from: its row at import ``base_import``, or ``len(that layer) + i`` for
+        row ``i`` of these (see ``pgschema.DELTA_ROWS``). None when not recorded for
+        that pair (the layer's last import only; a twin copied or made before them).
+        One value read: no per-row work in PostgreSQL."""
+        import psycopg
+
+        try:
+            found = self.rows(
+                "SELECT rows, positions FROM twin_delta_rows"
+                " WHERE layer=%s AND import_id=%s AND base_import=%s",
+                (table, int(import_id), int(base_import)),
+            )
+        except psycopg.errors.UndefinedTable:
+            return None
+        if not found:
+            return None
+        fields = [(n, t) for n, t in self.column_types(table) if n != GEOM]
+        frame = frame_from_csv(bytes(found[0][0]), fields, crs=self.crs(), geometry=True)
+        positions = np.frombuffer(bytes(found[0][1]), dtype="<i8").astype(np.intp)
+        return frame, positions
 
     def tables(self) -> set[str]:
         """Every table and view of the twin's schema."""
