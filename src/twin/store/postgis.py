@@ -285,12 +285,12 @@ class PostgisStore:
         One value read: no per-row work in PostgreSQL."""
         import psycopg
 
+        params = (table, int(import_id), int(base_import))
+        sql = b"SELECT rows, positions FROM twin_delta_rows WHERE layer=%s AND import_id=%s"
         try:
-            found = self.rows(
-                "SELECT rows, positions FROM twin_delta_rows"
-                " WHERE layer=%s AND import_id=%s AND base_import=%s",
-                (table, int(import_id), int(base_import)),
-            )
+            with self._reading() as con:  # binary: the bytes as stored, no hex both ways
+                cursor = con.execute(sql + b" AND base_import=%s", params, binary=True)
+                found = cursor.fetchall()
         except psycopg.errors.UndefinedTable:
             return None
         if not found:
