@@ -26,7 +26,7 @@ from tests.query.conftest import reimport
 from twin.query.delta import predicted, read_delta
 from twin.query.index import CityIndex
 from twin.store.order import order_key
-from twin.store.pgsession import delta_positions
+from twin.store.pgsession import DELTA_ROWS_SHARE, delta_positions
 from twin.store.pgtest import TempCluster
 from twin.store.transfer import copy_twin
 
@@ -161,6 +161,21 @@ def test_two_imports_behind_and_a_geopackage_take_the_old_path(
     copy_twin(path, again, overwrite=True)
     assert twin.Twin.open(again).delta_rows("buildings", second.import_id, first.import_id) is None
     pd.testing.assert_frame_equal(twin.Twin.open(again).layer("buildings"), city.layer("buildings"))
+
+
+def test_a_re_import_changing_most_of_a_layer_records_no_rows(pg_twin: str) -> None:
+    old = CityIndex.load(pg_twin)
+    city = twin.Twin.open(pg_twin)
+    frame = city.layer("buildings")
+    share = DELTA_ROWS_SHARE + 0.05
+    renamed = frame.index[: int(share * len(frame))]
+    frame.loc[renamed, "name"] = [f"改 {i}" for i in range(len(renamed))]
+    report = reimport(city, frame)
+    assert report.changed == len(renamed) > DELTA_ROWS_SHARE * len(frame)
+    assert city.delta_rows("buildings", report.import_id, report.import_id - 1) is None
+    new = old.updated()
+    assert new.updates["buildings"].startswith("read: ")
+    _assert_same(new, CityIndex.load(pg_twin))
 
 
 def test_delta_positions_places_each_uid() -> None:

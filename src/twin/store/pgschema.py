@@ -99,14 +99,18 @@ TABLES = {
 #: ``rows``: the COPY CSV stream of the added and changed features (what
 #: ``PostgisStore.read_features`` reads); ``positions``: little-endian int64, for each
 #: row of the layer now, its row in the layer at ``base_import`` followed by ``rows``.
-#: Only a layer's last import is kept.
-DELTA_ROWS = """CREATE TABLE IF NOT EXISTS twin_delta_rows (
+#: Only a layer's last import is kept. Stored uncompressed: every worker reads it at once.
+DELTA_ROWS = (
+    """CREATE TABLE IF NOT EXISTS twin_delta_rows (
     layer text PRIMARY KEY,
     import_id bigint NOT NULL,
     base_import bigint NOT NULL,
     rows bytea NOT NULL,
     positions bytea NOT NULL
-)"""
+)""",
+    "ALTER TABLE twin_delta_rows ALTER COLUMN rows SET STORAGE EXTERNAL",
+    "ALTER TABLE twin_delta_rows ALTER COLUMN positions SET STORAGE EXTERNAL",
+)
 
 #: The view of relation rows with their names (rebuilt when a build swaps the rows' table).
 RELATION_VIEW = """CREATE VIEW twin_relation_rows AS

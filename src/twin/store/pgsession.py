@@ -41,7 +41,12 @@ from twin.store.relations import RelationRows, StoredSet
 if TYPE_CHECKING:
     from twin.store.postgis import PostgisStore
 
-__all__ = ["PgRelationWriter", "PostgisSession", "delta_positions"]
+__all__ = ["DELTA_ROWS_SHARE", "PgRelationWriter", "PostgisSession", "delta_positions"]
+
+#: A re-import records its rows for readers (``twin_delta_rows``) only when at most this
+#: share of the layer is added or changed: past ``twin.query.delta.MAX_CHANGED_SHARE``
+#: (the same 0.2) readers read the layer whole, and the rows would be a second copy of it.
+DELTA_ROWS_SHARE = 0.2
 
 #: Memory for the index builds of one write (PostgreSQL's default is 64MB).
 _MAINTENANCE_MEM = "256MB"
@@ -186,7 +191,8 @@ class PostgisSession:
         the added and changed rows as :meth:`PostgisStore.read_features` reads them, and
         where each row of the layer comes from (``pgschema.DELTA_ROWS``). Call after the
         layer is written and before :meth:`record_import` (which moves ``last_import``)."""
-        self.con.execute(pgschema.DELTA_ROWS.encode())
+        for ddl in pgschema.DELTA_ROWS:
+            self.con.execute(ddl.encode())
         base = self.con.execute(
             b"SELECT last_import FROM twin_layers WHERE name=%s", (layer,)
         ).fetchone()
@@ -194,6 +200,8 @@ class PostgisSession:
         if base is None or base[0] is None:
             return
         read = [str(u) for u in (*changes.added, *changes.changed)]
+        if len(read) > DELTA_ROWS_SHARE * len(frame):  # readers read such a layer whole
+            return
         positions = delta_positions(current["uid"], frame["uid"], read)
         if not _order_kept(current["uid"], frame["uid"], changes):
             positions = positions[:0]  # a reader reads the stored order (see twin.store.order)
