@@ -401,7 +401,8 @@ def taken_frame(
         uids = _joined(frame.index.array, rows.index.array, positions)
         index = pd.Index(uids, name=frame.index.name)
     taken = pd.DataFrame(columns, index=index, columns=frame.columns, copy=False)
-    return gpd.GeoDataFrame(taken, geometry=frame.geometry.name, crs=frame.crs)
+    # copy=False: the columns are new arrays; without it geopandas copies every one again
+    return gpd.GeoDataFrame(taken, geometry=frame.geometry.name, crs=frame.crs, copy=False)
 
 
 def _taken(frame: pd.DataFrame, rows: pd.DataFrame, name: Any, positions: np.ndarray) -> Any:
