@@ -241,8 +241,8 @@ def layer_query(
     --------
     >>> sql, params, fields = layer_query("b", [("uid", "text"), ("geom", "USER-DEFINED")],
     ...                                   where=("uid = ANY(%s)", [["x"]]))
-    >>> sql
-    "SELECT uid, encode(ST_AsBinary(geom), 'hex') FROM b WHERE uid = ANY(%s) ORDER BY ctid"
+    >>> print(sql)
+    SELECT "uid", encode(ST_AsBinary(geom), 'hex') FROM "b" WHERE uid = ANY(%s) ORDER BY ctid
     >>> params, fields
     ([['x']], [('uid', 'text')])
     """
