@@ -146,9 +146,11 @@ def test_two_imports_behind_and_a_geopackage_take_the_old_path(
 ) -> None:
     old = CityIndex.load(pg_twin)
     city = twin.Twin.open(pg_twin)
+    base = city.info("buildings").last_import
     first = reimport(city, _edited(city.layer("buildings"), "甲"))
+    assert city.delta_rows("buildings", first.import_id, base) is not None
     second = reimport(city, _edited(city.layer("buildings"), "乙"))
-    assert city.delta_rows("buildings", first.import_id, first.import_id - 1) is None  # replaced
+    assert city.delta_rows("buildings", first.import_id, base) is None  # replaced
     assert city.delta_rows("buildings", second.import_id, first.import_id) is not None
     new = old.updated()
     assert new.updates["buildings"] == "patched"
@@ -170,12 +172,23 @@ def test_a_re_import_changing_most_of_a_layer_records_no_rows(pg_twin: str) -> N
     share = DELTA_ROWS_SHARE + 0.05
     renamed = frame.index[: int(share * len(frame))]
     frame.loc[renamed, "name"] = [f"改 {i}" for i in range(len(renamed))]
+    base = city.info("buildings").last_import
     report = reimport(city, frame)
     assert report.changed == len(renamed) > DELTA_ROWS_SHARE * len(frame)
-    assert city.delta_rows("buildings", report.import_id, report.import_id - 1) is None
+    assert city.delta_rows("buildings", report.import_id, base) is None
     new = old.updated()
     assert new.updates["buildings"].startswith("read: ")
     _assert_same(new, CityIndex.load(pg_twin))
+
+
+def test_rows_recorded_before_the_table_changed_columns_are_not_used(pg_twin: str) -> None:
+    city = twin.Twin.open(pg_twin)
+    base = city.info("buildings").last_import
+    report = reimport(city, _edited(city.layer("buildings"), "列"))
+    assert city.delta_rows("buildings", report.import_id, base) is not None
+    with psycopg.connect(city.store.conninfo) as other:
+        other.execute(f"ALTER TABLE {city.store.schema}.buildings ADD COLUMN extra text")
+    assert city.delta_rows("buildings", report.import_id, base) is None
 
 
 def test_delta_positions_places_each_uid() -> None:

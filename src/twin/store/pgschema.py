@@ -96,8 +96,9 @@ TABLES = {
 
 #: The rows a re-import changed, as every reader would read them, written once by the
 #: importer in its transaction (PostGIS only: a cache, not copied by ``twin copy``).
-#: ``rows``: the COPY CSV stream of the added and changed features (what
-#: ``PostgisStore.read_features`` reads); ``positions``: little-endian int64, for each
+#: ``columns``: the table's ``[name, type]`` pairs then (JSON); ``rows``: the COPY CSV
+#: stream of the added and changed features (what ``PostgisStore.read_features``
+#: reads); ``positions``: little-endian int64, for each
 #: row of the layer now, its row in the layer at ``base_import`` followed by ``rows``.
 #: Only a layer's last import is kept. Stored uncompressed: every worker reads it at once.
 DELTA_ROWS = (
@@ -105,6 +106,7 @@ DELTA_ROWS = (
     layer text PRIMARY KEY,
     import_id bigint NOT NULL,
     base_import bigint NOT NULL,
+    columns text NOT NULL,
     rows bytea NOT NULL,
     positions bytea NOT NULL
 )""",

@@ -205,12 +205,20 @@ class PostgisSession:
         positions = delta_positions(current["uid"], frame["uid"], read)
         if not _order_kept(current["uid"], frame["uid"], changes):
             positions = positions[:0]  # a reader reads the stored order (see twin.store.order)
-        sql, params, _ = layer_query(layer, self._types(layer), where=("uid = ANY(%s)", [read]))
+        types = self._types(layer)
+        sql, params, _ = layer_query(layer, types, where=("uid = ANY(%s)", [read]))
         payload = copy_out(self.con, sql, params)
         self.con.execute(
-            b"INSERT INTO twin_delta_rows (layer, import_id, base_import, rows, positions)"
-            b" VALUES (%s, %s, %s, %s, %s)",
-            (layer, int(import_id), int(base[0]), payload, positions.astype("<i8").tobytes()),
+            b"INSERT INTO twin_delta_rows (layer, import_id, base_import, columns, rows, positions)"
+            b" VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                layer,
+                int(import_id),
+                int(base[0]),
+                json.dumps(types),
+                payload,
+                positions.astype("<i8").tobytes(),
+            ),
         )
 
     def record_raster_import(self, row: Mapping[str, Any]) -> None:

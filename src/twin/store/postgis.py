@@ -281,23 +281,27 @@ class PostgisStore:
         read them (:meth:`read_features` of them), and where each row of the layer now
         comes from: its row at import ``base_import``, or ``len(that layer) + i`` for
         row ``i`` of these (see ``pgschema.DELTA_ROWS``). None when not recorded for
-        that pair (the layer's last import only; a twin copied or made before them).
-        One value read: no per-row work in PostgreSQL."""
+        that pair (the layer's last import only; a twin copied or made before them), or
+        the table's columns changed since. One value read: no per-row work in PostgreSQL."""
         import psycopg
 
         params = (table, int(import_id), int(base_import))
-        sql = b"SELECT rows, positions FROM twin_delta_rows WHERE layer=%s AND import_id=%s"
+        sql = b"SELECT columns, rows, positions FROM twin_delta_rows"
+        sql += b" WHERE layer=%s AND import_id=%s AND base_import=%s"
         try:
             with self._reading() as con:  # binary: the bytes as stored, no hex both ways
-                cursor = con.execute(sql + b" AND base_import=%s", params, binary=True)
+                cursor = con.execute(sql, params, binary=True)
                 found = cursor.fetchall()
         except psycopg.errors.UndefinedTable:
             return None
         if not found:
             return None
-        fields = [(n, t) for n, t in self.column_types(table) if n != GEOM]
-        frame = frame_from_csv(bytes(found[0][0]), fields, crs=self.crs(), geometry=True)
-        positions = np.frombuffer(bytes(found[0][1]), dtype="<i8").astype(np.intp)
+        types = self.column_types(table)
+        if [list(t) for t in types] != json.loads(found[0][0]):
+            return None  # the table's columns changed since: read the rows
+        fields = [(n, t) for n, t in types if n != GEOM]
+        frame = frame_from_csv(bytes(found[0][1]), fields, crs=self.crs(), geometry=True)
+        positions = np.frombuffer(bytes(found[0][2]), dtype="<i8").astype(np.intp)
         return frame, positions
 
     def tables(self) -> set[str]:
