@@ -322,8 +322,7 @@ class Twin:
         >>> city.delta_rows("buildings", last, last - 1) is None  # a GeoPackage keeps none
         True
         """
-        reader = getattr(self.store, "delta_rows", None)
-        found = None if reader is None else reader(layer, import_id, base_import)
+        found = self.store.delta_rows(layer, import_id, base_import)
         if found is None:
             return None
         frame, positions = found
@@ -488,9 +487,8 @@ class Twin:
         if changes is not None and len(changes.retired):
             retired = changes.retired.assign(valid_to=now, import_id=report.import_id)
             session.append_history(spec.layer, retired)
-        record = getattr(session, "record_delta_rows", None)  # PostGIS: see Twin.delta_rows
-        if changes is not None and record is not None:
-            record(spec.layer, report.import_id, current, frame, changes)
+        if changes is not None:  # PostGIS records them for its workers: see Twin.delta_rows
+            session.record_delta_rows(spec.layer, report.import_id, current, frame, changes)
         prepared.finish_report()
         report.time = _sql_time(now)
         records.fill_counts(report, changes, len(frame))

@@ -224,6 +224,19 @@ class GpkgStore:
         listed = ", ".join("'" + str(uid).replace("'", "''") + "'" for uid in uids)
         return self.read_table(table, where=f"uid IN ({listed or 'NULL'})")
 
+    def delta_rows(
+        self, table: str, import_id: int, base_import: int
+    ) -> tuple[gpd.GeoDataFrame, np.ndarray] | None:
+        """None: a GeoPackage keeps no recorded rows of a re-import (its one reader process
+        reads the touched rows from the file; PostGIS records them for many workers).
+
+        Examples
+        --------
+        >>> GpkgStore(sample_twin_path).delta_rows("buildings", 2, 1) is None
+        True
+        """
+        return None
+
     def read_valid(
         self, table: str, at: str, *, history: bool = False, **kwargs: Any
     ) -> gpd.GeoDataFrame:

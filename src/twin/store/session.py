@@ -111,6 +111,12 @@ class GpkgSession:
                 records.record_changes(con, report.import_id, spec.layer, changes)
             records.record_layer(con, spec, kind, frame, report)
 
+    def record_delta_rows(
+        self, layer: str, import_id: int, current: pd.DataFrame, frame: pd.DataFrame, changes: Any
+    ) -> None:
+        """Nothing: a GeoPackage's readers read a re-import's touched rows themselves
+        (:meth:`GpkgStore.delta_rows` is always None; see the PostGIS session's)."""
+
     def record_raster_import(self, row: Mapping[str, Any]) -> None:
         """Provenance of one raster import (the raster itself is a file beside the twin)."""
         with contextlib.closing(sqlite3.connect(self.work)) as con, con:

@@ -64,9 +64,7 @@ def copy_twin(
     src, dst = open_store(source), open_store(target)
     src.require()
     if _exists(dst) and not overwrite:
-        raise TwinExistsError(
-            f"{_name(dst)} exists: pass overwrite=True to replace it"
-        )
+        raise TwinExistsError(f"{_name(dst)} exists: pass overwrite=True to replace it")
     report = CopyReport(source=_name(src), target=_name(dst))
     dst.create(src.meta())
     tables = src.tables()
