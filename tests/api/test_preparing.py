@@ -161,3 +161,29 @@ def test_waits_without_a_pause_grow_per_thread_until_a_pause() -> None:
     assert 0.05 <= lull.wait() < 0.25  # after a pause, the patience given again
     assert lull.wait(patience_s=0.5) >= 0.5  # asked longer than the longest
     assert lull.wait(patience_s=0.0) < 0.25  # none asked: none grown
+
+
+def test_a_job_hands_its_quick_turns_back_while_it_waits_for_a_lull() -> None:
+    import sys
+
+    from twin.query.urgency import RELOAD_SWITCH_S
+    from twin_api.preparing import Lull
+
+    before = sys.getswitchinterval()
+    assert before != RELOAD_SWITCH_S  # no other block open: the default interval
+    lull = Lull(quiet_s=0.02, patience_s=0.2)
+    lull.last_request = time.monotonic() + 60  # requests without a pause
+    seen: dict[str, float] = {}
+
+    def looking() -> bool:  # asked while the wait sleeps
+        seen.setdefault("waiting", sys.getswitchinterval())
+        return False
+
+    def work() -> None:
+        seen["working"] = sys.getswitchinterval()
+        lull.wait(until=looking)
+        seen["after"] = sys.getswitchinterval()
+
+    Worker("twin-test-turns").submit(work).join(30)
+    assert seen == {"working": RELOAD_SWITCH_S, "waiting": before, "after": RELOAD_SWITCH_S}
+    assert sys.getswitchinterval() == before
