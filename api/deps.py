@@ -12,6 +12,7 @@ every restricted layer a route reaches is recorded for the audit log.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -123,10 +124,33 @@ class Visible:
 
     def touch(self, names: Iterable[str]) -> None:
         """Record that the request read ``names`` (only restricted ones are audited)."""
-        for name in names:
-            layer = self.index.layers.get(name)
-            if layer is not None and layer.classification is Classification.RESTRICTED:
-                self._touched.add(name)
+        restricted = restricted_layers(self.index)
+        if restricted:
+            self._touched.update(name for name in names if name in restricted)
+
+
+_RESTRICTED: weakref.WeakKeyDictionary[CityIndex, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def restricted_layers(index: CityIndex) -> frozenset[str]:
+    """The names of the snapshot's restricted layers (found once per snapshot: a
+    request touches layers several times, each a lookup, not an enum made per layer).
+
+    Examples
+    --------
+    >>> sorted(restricted_layers(index)) == sorted(
+    ...     n for n, layer in index.layers.items() if layer.classification == "restricted")
+    True
+    """
+    found = _RESTRICTED.get(index)
+    if found is None:
+        found = frozenset(
+            name
+            for name, layer in index.layers.items()
+            if layer.classification is Classification.RESTRICTED
+        )
+        _RESTRICTED[index] = found
+    return found
 
 
 async def get_visible(

@@ -279,22 +279,27 @@ def prepare_geometry_texts(index: CityIndex) -> Job | None:
 _WRITING = Worker("geojson-texts")
 
 
-def ready_projections(index: CityIndex) -> None:
+def ready_projections(index: CityIndex | str) -> None:
     """Make the calling thread's PROJ transformations between the twin CRS and CRS84.
 
     pyproj makes a ``Transformer``'s PROJ object anew in each thread on its
     first use there: 0.3 s or more, seconds on a busy machine. Called by the
     thread that will run the event loop, so a page written per request (a new
     snapshot whose texts are still being prepared, another ``crs``) or a
-    ``bbox`` in CRS84 never pays it while a client waits.
+    ``bbox`` in CRS84 never pays it while a client waits. ``index`` is a
+    snapshot, or the twin CRS as stored (``EPSG:4544``), known before the
+    snapshot is loaded. PROJ searches its database without the interpreter
+    lock, so this may run while other threads load the twin.
 
     Examples
     --------
     >>> ready_projections(index)
+    >>> ready_projections(index.crs_text)
     """
+    crs_text = index if isinstance(index, str) else index.crs_text
     lonlat = OutputCrs.of(CRS84).text
-    if index.crs_text != lonlat:  # the transformers pages and bbox parameters take
-        for forward in (transformer(index.crs_text, lonlat), index.to_twin(lonlat)):
+    if crs_text != lonlat:  # the transformers pages and bbox parameters take
+        for forward in (transformer(crs_text, lonlat), transformer(lonlat, crs_text)):
             forward.transform(0.0, 0.0)
 
 

@@ -69,7 +69,10 @@ class Classification(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Classification).index(self)
+        return _RANKS[self]  # every request ranks each layer: a lookup, not a list made
+
+
+_RANKS = {level: rank for rank, level in enumerate(Classification)}
 
 
 NETWORKS = ("water", "gas", "drainage", "heat", "power")

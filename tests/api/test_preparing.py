@@ -139,3 +139,51 @@ def test_tile_sources_are_prepared_a_layer_per_pause(sample_twin_file: Path, mon
     lull = Lull(quiet_s=0.05, patience_s=60)
     lull.last_request = time.monotonic() + 60
     assert 0.2 <= lull.wait(patience_s=0.2) < 60  # a caller's own patience
+
+
+def test_waits_without_a_pause_grow_per_thread_until_a_pause() -> None:
+    from twin_api.preparing import Lull
+
+    lull = Lull(quiet_s=0.02, patience_s=0.05, longest_s=0.3)
+    lull.last_request = time.monotonic() + 60  # requests without a pause
+    waits = [lull.wait() for _ in range(5)]  # 0.05, 0.1, 0.2, then 0.3 (the longest) twice
+    for waited, patience in zip(waits, [0.05, 0.1, 0.2, 0.3, 0.3], strict=True):
+        assert waited >= patience
+    assert waits[4] < 0.6  # not 0.8: no longer than the longest
+    other: list[float] = []
+    thread = threading.Thread(target=lambda: other.append(lull.wait()))
+    thread.start()
+    thread.join(30)
+    assert 0.05 <= other[0] < 0.25  # another thread's waits are its own (not 0.3)
+    lull.last_request = float("-inf")  # a pause
+    assert lull.wait() == 0.0
+    lull.last_request = time.monotonic() + 60
+    assert 0.05 <= lull.wait() < 0.25  # after a pause, the patience given again
+    assert lull.wait(patience_s=0.5) >= 0.5  # asked longer than the longest
+    assert lull.wait(patience_s=0.0) < 0.25  # none asked: none grown
+
+
+def test_a_job_hands_its_quick_turns_back_while_it_waits_for_a_lull() -> None:
+    import sys
+
+    from twin.query.urgency import RELOAD_SWITCH_S
+    from twin_api.preparing import Lull
+
+    before = sys.getswitchinterval()
+    assert before != RELOAD_SWITCH_S  # no other block open: the default interval
+    lull = Lull(quiet_s=0.02, patience_s=0.2)
+    lull.last_request = time.monotonic() + 60  # requests without a pause
+    seen: dict[str, float] = {}
+
+    def looking() -> bool:  # asked while the wait sleeps
+        seen.setdefault("waiting", sys.getswitchinterval())
+        return False
+
+    def work() -> None:
+        seen["working"] = sys.getswitchinterval()
+        lull.wait(until=looking)
+        seen["after"] = sys.getswitchinterval()
+
+    Worker("twin-test-turns").submit(work).join(30)
+    assert seen == {"working": RELOAD_SWITCH_S, "waiting": before, "after": RELOAD_SWITCH_S}
+    assert sys.getswitchinterval() == before
