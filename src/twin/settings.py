@@ -25,6 +25,10 @@ DEFAULT_SPEED_KMH : float
     itself is :data:`twin.network.DEFAULT_SPEEDS`.
 IMPASSABLE_M : float
     Flood depth (m) from which a road is impassable to vehicles (0.15).
+MAX_CHANGED_SHARE : float
+    A service's reload reads a layer whole, not its change sets, when more than
+    this share of its features changed since its snapshot (0.2); a PostGIS
+    re-import records its rows for the workers only up to this share.
 
 NetworkName, ZoneBy, Weight, Direction, Snap : typing.Literal
     The option strings of ``network=``, ``by=``, ``weight=``, ``direction=`` and ``snap=``.
@@ -45,6 +49,7 @@ from twin.errors import UsageError
 __all__ = [
     "DEFAULT_SPEED_KMH",
     "IMPASSABLE_M",
+    "MAX_CHANGED_SHARE",
     "MAX_SERVICE_DISTANCE_M",
     "MAX_TOLERANCE_M",
     "NEAR_MISS_M",
@@ -67,6 +72,7 @@ MAX_TOLERANCE_M: Final = 50.0
 MAX_SERVICE_DISTANCE_M: Final = 5000.0
 DEFAULT_SPEED_KMH: Final = 30.0
 IMPASSABLE_M: Final = 0.15
+MAX_CHANGED_SHARE: Final = 0.2
 
 #: The zone layers indicators and compliance group by (``by=``).
 ZoneBy = Literal["parcel", "grid", "district"]

@@ -25,8 +25,9 @@ import twin
 from tests.query.conftest import reimport
 from twin.query.delta import predicted, read_delta
 from twin.query.index import CityIndex
+from twin.settings import MAX_CHANGED_SHARE
 from twin.store.order import order_key
-from twin.store.pgsession import DELTA_ROWS_SHARE, delta_positions
+from twin.store.pgsession import delta_positions
 from twin.store.pgtest import TempCluster
 from twin.store.transfer import copy_twin
 
@@ -169,12 +170,12 @@ def test_a_re_import_changing_most_of_a_layer_records_no_rows(pg_twin: str) -> N
     old = CityIndex.load(pg_twin)
     city = twin.Twin.open(pg_twin)
     frame = city.layer("buildings")
-    share = DELTA_ROWS_SHARE + 0.05
+    share = MAX_CHANGED_SHARE + 0.05
     renamed = frame.index[: int(share * len(frame))]
     frame.loc[renamed, "name"] = [f"改 {i}" for i in range(len(renamed))]
     base = city.info("buildings").last_import
     report = reimport(city, frame)
-    assert report.changed == len(renamed) > DELTA_ROWS_SHARE * len(frame)
+    assert report.changed == len(renamed) > MAX_CHANGED_SHARE * len(frame)
     assert city.delta_rows("buildings", report.import_id, base) is None
     new = old.updated()
     assert new.updates["buildings"].startswith("read: ")

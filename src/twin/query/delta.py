@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 import shapely
 
 from twin.model import LayerInfo, Twin
+from twin.settings import MAX_CHANGED_SHARE
 from twin.store.order import order_key, uid_digest
 
 __all__ = [
@@ -63,9 +64,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Above this share of a layer's features changed, the layer is read whole.
-MAX_CHANGED_SHARE = 0.2
 
 
 @dataclass(frozen=True)

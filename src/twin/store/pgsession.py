@@ -22,6 +22,7 @@ import pandas as pd
 import shapely
 
 from twin.errors import StorageError, TwinBusyError, UsageError
+from twin.settings import MAX_CHANGED_SHARE
 from twin.store import pgcopy, pgschema, records, relations, schema
 from twin.store.files import history_table
 from twin.store.pgio import (
@@ -41,12 +42,7 @@ from twin.store.relations import RelationRows, StoredSet
 if TYPE_CHECKING:
     from twin.store.postgis import PostgisStore
 
-__all__ = ["DELTA_ROWS_SHARE", "PgRelationWriter", "PostgisSession", "delta_positions"]
-
-#: A re-import records its rows for readers (``twin_delta_rows``) only when at most this
-#: share of the layer is added or changed: past ``twin.query.delta.MAX_CHANGED_SHARE``
-#: (the same 0.2) readers read the layer whole, and the rows would be a second copy of it.
-DELTA_ROWS_SHARE = 0.2
+__all__ = ["PgRelationWriter", "PostgisSession", "delta_positions"]
 
 #: Memory for the index builds of one write (PostgreSQL's default is 64MB).
 _MAINTENANCE_MEM = "256MB"
@@ -200,11 +196,12 @@ class PostgisSession:
         if base is None or base[0] is None:
             return
         read = [str(u) for u in (*changes.added, *changes.changed)]
-        if len(read) > DELTA_ROWS_SHARE * len(frame):  # readers read such a layer whole
+        if len(read) > MAX_CHANGED_SHARE * len(frame):  # readers read such a layer whole
             return
-        positions = delta_positions(current["uid"], frame["uid"], read)
-        if not _order_kept(current["uid"], frame["uid"], changes):
-            positions = positions[:0]  # a reader reads the stored order (see twin.store.order)
+        if _order_kept(current["uid"], frame["uid"], changes):
+            positions = delta_positions(current["uid"], frame["uid"], read)
+        else:  # a reader reads the stored order (see twin.store.order)
+            positions = np.empty(0, dtype=np.int64)
         types = self._types(layer)
         sql, params, _ = layer_query(layer, types, where=("uid = ANY(%s)", [read]))
         payload = copy_out(self.con, sql, params)
