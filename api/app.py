@@ -196,8 +196,7 @@ def _ready(index: CityIndex) -> None:
     the cyclic garbage collector stops walking them on every full collection,
     which would otherwise stall a request now and then for a tenth of a second.
     """
-    for layer in index:
-        geojson.columns_of(layer)
+    geojson.ready_columns(index)
     gc.freeze()
 
 

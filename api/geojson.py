@@ -175,11 +175,24 @@ def columns_of(layer: IndexedLayer) -> Columns:
     return found
 
 
-def warm(index: CityIndex) -> Job | None:
-    """Build the :class:`Columns` of every layer of ``index`` ahead of the first request,
-    and start writing its geometries as CRS84 GeoJSON (:func:`prepare_geometry_texts`)."""
+def ready_columns(index: CityIndex) -> None:
+    """Build the :class:`Columns` of every layer of ``index`` ahead of the first request.
+
+    Examples
+    --------
+    >>> ready_columns(index)
+    >>> all(columns_of(layer) is columns_of(layer) for layer in index)
+    True
+    """
     for layer in index:
         columns_of(layer)
+
+
+def warm(index: CityIndex) -> Job | None:
+    """Build the :class:`Columns` of every layer of ``index`` ahead of the first request
+    (:func:`ready_columns`), and start writing its geometries as CRS84 GeoJSON
+    (:func:`prepare_geometry_texts`)."""
+    ready_columns(index)
     return prepare_geometry_texts(index)
 
 
