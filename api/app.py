@@ -9,6 +9,7 @@ installed.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import logging
@@ -37,7 +38,7 @@ from .background import EscalationTask
 from .deps import AUDIT_STATE, CallerDep, IndexDep
 from .geojson import dumps
 from .models import Health
-from .preparing import NoteRequests
+from .preparing import NoteRequests, PauseRequests
 from .routers import features
 from .security import ANONYMOUS_CALLER, AuditLog, Caller, KeyRing
 from .settings import Settings
@@ -77,6 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _prepare_ahead(live.current(), routers)  # once serving: start-up keeps the cores
+        app.state.pause = live.pause = PauseRequests(
+            asyncio.get_running_loop(), settings.reload_pause_s
+        )
         live.start()
         escalation = EscalationTask(settings)
         escalation.start()
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await escalation.stop()
+            live.pause = None  # this loop stops: a later reload has none to pause
             live.stop()
 
     app = FastAPI(
@@ -262,7 +267,8 @@ def _health_router() -> Any:
             "version": index.version_tag,
             "worker": os.getpid(),
         }
-        body["snapshot"] = _swap_fields(live.last_swap)
+        pause: PauseRequests | None = getattr(request.app.state, "pause", None)
+        body["snapshot"] = _swap_fields(live.last_swap, pause)
         if live.listener is not None:  # a PostGIS twin: is the commit listener connected?
             body["listening"] = live.listener.connected
             body["subscriptions"] = live.listener.subscriptions
@@ -271,16 +277,20 @@ def _health_router() -> Any:
     return router
 
 
-def _swap_fields(swap: Swap | None) -> dict[str, Any] | None:
-    """``/health``'s ``snapshot``: when the worker's last reload was heard and took over."""
+def _swap_fields(swap: Swap | None, pause: PauseRequests | None) -> dict[str, Any] | None:
+    """``/health``'s ``snapshot``: when the worker's last reload was heard and took over,
+    what it did to each layer and how long it paused the requests."""
     if swap is None:
         return None
+    paused = None if pause is None or pause.last_s is None else round(pause.last_s, 3)
     return {
         "version": swap.version,
         "heard_at": swap.heard_at,
         "swapped_at": swap.swapped_at,
         "update_s": round(swap.update_s, 3),
         "update_cpu_s": None if swap.update_cpu_s is None else round(swap.update_cpu_s, 3),
+        "paused_s": paused,
+        "updates": swap.updates,
     }
 
 

@@ -106,6 +106,16 @@ class SnapshotSwap(BaseModel):
     update_cpu_s: float | None = Field(
         None, description="CPU seconds the reloading thread spent from heard_at to swapped_at."
     )
+    paused_s: float | None = Field(
+        None,
+        description="How long the worker took no requests while it updated "
+        "(TWIN_API_RELOAD_PAUSE_S at most; null when it does not pause).",
+    )
+    updates: dict[str, str] = Field(
+        default_factory=dict,
+        description='What the reload did to each layer: "kept", "patched" (the rows its '
+        'imports changed) or "read: <why it was read whole>".',
+    )
 
 
 class Health(BaseModel):

@@ -45,6 +45,9 @@ class Settings:
         Largest request body accepted (413 above it).
     poll_s : float
         How often the twin file is checked for a re-import.
+    reload_pause_s : float
+        The longest a worker stops taking requests while it updates its snapshot
+        after an import (:class:`twin_api.preparing.PauseRequests`; 0: never).
     escalate_every_s : float
         How often unacknowledged events are checked against their grade's
         deadline and escalated (0: never, by the service).
@@ -62,6 +65,7 @@ class Settings:
     max_limit: int = 10_000
     max_body_bytes: int = 1_000_000
     poll_s: float = 1.0
+    reload_pause_s: float = 1.0
     public_url: str | None = None  # links use it instead of the request's Host header
     allowed_hosts: tuple[str, ...] = ()  # Host names links may echo besides the bound address
     escalate_every_s: float = 30.0
@@ -81,6 +85,10 @@ class Settings:
             )
         if self.poll_s <= 0:
             raise UsageError(f"poll interval {self.poll_s} s must be positive")
+        if not 0 <= self.reload_pause_s <= 60:
+            raise UsageError(
+                f"reload pause {self.reload_pause_s} s must be between 0 (never) and 60 s"
+            )
         if self.escalate_every_s < 0:
             raise UsageError(f"escalation interval {self.escalate_every_s} s must be >= 0 (0: off)")
         from twin.sensing.escalation import parse_deadlines
@@ -122,7 +130,8 @@ class Settings:
         Variables: ``TWIN_API_TWIN``, ``TWIN_API_KEYS_FILE``, ``TWIN_API_KEYS``,
         ``TWIN_API_AUDIT_LOG``, ``TWIN_API_CORS_ORIGINS`` (comma-separated),
         ``TWIN_API_DEFAULT_LIMIT``, ``TWIN_API_MAX_LIMIT``,
-        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``, ``TWIN_API_PUBLIC_URL``,
+        ``TWIN_API_MAX_BODY_BYTES``, ``TWIN_API_POLL_S``, ``TWIN_API_RELOAD_PAUSE_S``,
+        ``TWIN_API_PUBLIC_URL``,
         ``TWIN_API_ESCALATE_EVERY_S``, ``TWIN_API_ACK_DEADLINES``,
         ``TWIN_API_ALLOWED_HOSTS``
         (comma-separated).
@@ -161,6 +170,7 @@ class Settings:
             ("max_limit", int),
             ("max_body_bytes", int),
             ("poll_s", float),
+            ("reload_pause_s", float),
             ("escalate_every_s", float),
         ):
             if (text := get(name.upper())) is not None:
@@ -185,6 +195,7 @@ class Settings:
             "MAX_LIMIT": str(self.max_limit),
             "MAX_BODY_BYTES": str(self.max_body_bytes),
             "POLL_S": str(self.poll_s),
+            "RELOAD_PAUSE_S": str(self.reload_pause_s),
             "ESCALATE_EVERY_S": str(self.escalate_every_s),
         }
         if self.ack_deadlines is not None:

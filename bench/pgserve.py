@@ -645,6 +645,8 @@ def reimport_ours(inputs: Inputs, scratch: Path) -> dict[str, Any]:
     traces = {w.worker: probe_trace(w.answers, commit_at, str(after)) for w in watches}
     for row in figures["workers"]:
         row["update_cpu_s"] = reports[row["worker"]].get("update_cpu_s")
+        row["paused_s"] = reports[row["worker"]].get("paused_s")
+        row["updates"] = reports[row["worker"]].get("updates")
         row["probe"] = traces[row["worker"]]
     if os.environ.get("BENCH_PROBE_LOG"):  # every answer, for a closer look
         log = {

@@ -171,6 +171,22 @@ def test_settings_from_environment_and_back(tmp_path: Path) -> None:
         Settings(twin=tmp_path / "c.gpkg", default_limit=20, max_limit=10)
 
 
+@pytest.mark.parametrize("text", ["-0.5", "61", "nan", "inf", "-inf", "1e308"])
+def test_a_reload_pause_out_of_range_is_refused(tmp_path: Path, text: str) -> None:
+    env = {"TWIN_API_TWIN": str(tmp_path / "c.gpkg"), "TWIN_API_RELOAD_PAUSE_S": text}
+    refused = r"reload pause .* must be between 0 \(never\) and 60"
+    with pytest.raises(twin.UsageError, match=refused):
+        Settings.from_env(env)
+
+
+def test_the_reload_pause_travels_to_the_workers(tmp_path: Path) -> None:
+    env = {"TWIN_API_TWIN": str(tmp_path / "c.gpkg"), "TWIN_API_RELOAD_PAUSE_S": "0"}
+    settings = Settings.from_env(env)
+    assert settings.reload_pause_s == 0.0 and Settings(twin=tmp_path).reload_pause_s == 1.0
+    assert settings.to_env()["TWIN_API_RELOAD_PAUSE_S"] == "0.0"
+    assert Settings.from_env(settings.to_env()) == settings
+
+
 def test_the_library_and_the_cli_never_import_fastapi() -> None:
     code = (
         "import sys, twin, twin.query, twin.query.index, twin.cli\n"

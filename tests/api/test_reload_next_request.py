@@ -178,5 +178,9 @@ def test_the_next_request_after_each_workers_swap_answers_the_new_names(
                 seen,
             )
             assert seen["filter"] == [uid]
+        snapshot = client.get("/health").json()["snapshot"]  # what this worker's reload did
+        layers = twin.Twin.open(url).layers
+        assert snapshot["updates"] == {n: "patched" if n == "buildings" else "kept" for n in layers}
+        assert 0 < snapshot["paused_s"] <= 1.0 + 0.5  # the default longest pause, 1 s
     for client in clients.values():
         client.close()

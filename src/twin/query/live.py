@@ -17,8 +17,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from twin.errors import StorageError
@@ -52,6 +53,9 @@ class Swap:
         CPU seconds the reloading thread spent between the two (``time.thread_time()``):
         beside ``update_s``, how long the update waited for the cores and the
         interpreter lock.
+    updates : dict of str to str
+        What the update did to each layer (:attr:`~twin.query.index.CityIndex.updates`):
+        ``"kept"``, ``"patched"`` or ``"read: <why>"``.
 
     Examples
     --------
@@ -64,6 +68,7 @@ class Swap:
     heard_at: float
     swapped_at: float
     update_cpu_s: float | None = None
+    updates: dict[str, str] = field(default_factory=dict)
 
     @property
     def update_s(self) -> float:
@@ -95,6 +100,11 @@ class LiveIndex:
     prepare : callable, optional
         Called with each new snapshot before it is swapped in (for caches a
         service derives from it), in the reloading thread.
+    pause : callable, optional
+        Returns a context manager entered around each update and its ``prepare``:
+        a service stops taking requests meanwhile
+        (:class:`twin_api.preparing.PauseRequests`), so that the update does not
+        share the process with them. Settable later, as :attr:`pause`.
 
     Examples
     --------
@@ -111,10 +121,12 @@ class LiveIndex:
         *,
         poll_s: float = 1.0,
         prepare: Callable[[CityIndex], object] | None = None,
+        pause: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.name: str | Path = str(path) if is_url(path) else Path(path)
         self.poll_s = poll_s
         self.prepare = prepare
+        self.pause = pause
         self._index = CityIndex.load(self.name)
         self.path = self._index.path
         self.listener = (
@@ -159,10 +171,11 @@ class LiveIndex:
             seen = identity_of(self._index.twin)
             if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            with urgent(), quick_turns():
+            with urgent(), quick_turns(), self._paused():
                 fresh = self._index.updated()
                 if self.prepare is not None:
                     self.prepare(fresh)
+                old = self._swap(fresh, heard, cpu)  # before requests resume: they get it
         except Exception as exc:  # keep serving the last good snapshot
             if not isinstance(exc, StorageError):
                 self._failed = seen
@@ -171,8 +184,6 @@ class LiveIndex:
             return False
         finally:
             self._reloading.release()
-        old, self._index = self._index, fresh
-        self.last_swap = Swap(fresh.version_tag, heard, time.time(), time.thread_time() - cpu)
         store = old.twin.store
         if isinstance(store, PostgisStore):  # its read connection; a late request reopens one
             store.close()
@@ -180,6 +191,15 @@ class LiveIndex:
         self.last_error = None
         log.info("reloaded %s (%d layers)", self.path, len(fresh.layers))
         return True
+
+    def _swap(self, fresh: CityIndex, heard: float, cpu: float) -> CityIndex:
+        """Put ``fresh`` in force (an atomic assignment) and note the :class:`Swap`;
+        the snapshot it replaced."""
+        old, self._index = self._index, fresh
+        self.last_swap = Swap(
+            fresh.version_tag, heard, time.time(), time.thread_time() - cpu, dict(fresh.updates)
+        )
+        return old
 
     def start(self) -> None:
         """Start watching: the file poller, or the PostGIS commit listener."""
@@ -200,6 +220,14 @@ class LiveIndex:
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, 2 * self.poll_s))
             self._thread = None
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        if self.pause is None:
+            yield
+            return
+        with self.pause():
+            yield
 
     def _heard(self) -> None:
         self.refresh()
