@@ -124,6 +124,13 @@ class Served:
         self.thread.join(30)
 
 
+@pytest.fixture
+def twin_file(sample_twin: twin.Twin, tmp_path: Path) -> Path:
+    path = tmp_path / "twin.gpkg"
+    shutil.copy(sample_twin.path, path)
+    return path
+
+
 def _rename(path: Path, row: int, name: str) -> str:
     """Re-import the twin's buildings with building ``row`` renamed; its uid."""
     city = twin.Twin.open(path)
@@ -154,11 +161,8 @@ def _get_in_thread(url: str) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, got
 
 
-def test_a_request_during_the_update_waits_and_gets_the_new_snapshot(
-    sample_twin: twin.Twin, tmp_path: Path
-) -> None:
-    path = tmp_path / "twin.gpkg"
-    shutil.copy(sample_twin.path, path)
+def test_a_request_during_the_update_waits_and_gets_the_new_snapshot(twin_file: Path) -> None:
+    path = twin_file
     with Served(path, pause_s=20) as served:
         before = httpx.get(served.url + "/health").json()
         assert before["snapshot"] is None and before["reloads"] == 0
@@ -184,12 +188,10 @@ def test_a_request_during_the_update_waits_and_gets_the_new_snapshot(
 
 
 def test_past_its_longest_pause_the_worker_answers_from_the_old_snapshot(
-    sample_twin: twin.Twin, tmp_path: Path
+    twin_file: Path,
 ) -> None:
-    path = tmp_path / "twin.gpkg"
-    shutil.copy(sample_twin.path, path)
-    with Served(path, pause_s=0.2) as served:
-        uid = _rename(path, 6, "超时改名")
+    with Served(twin_file, pause_s=0.2) as served:
+        uid = _rename(twin_file, 6, "超时改名")
         assert served.updating.wait(30)
         time.sleep(0.3)  # the pause has run out; the update is still held at the gate
         answer = httpx.get(f"{served.url}/collections/buildings/items/{uid}", timeout=10)
