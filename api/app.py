@@ -256,10 +256,11 @@ def _health_router() -> Any:
     async def health(request: Request, index: IndexDep, caller: CallerDep) -> Response:
         live: LiveIndex = request.app.state.live
         loaded = datetime.fromtimestamp(index.loaded_at, UTC).isoformat(timespec="seconds")
+        # only the layers this caller may see: the rest do not exist for them
+        visible = index.names(max_classification=caller.max_classification)
         body = {
             "twin": index.path.name,
-            # only the layers this caller may see: the rest do not exist for them
-            "layers": len(index.names(max_classification=caller.max_classification)),
+            "layers": len(visible),
             "loaded_at": loaded.replace("+00:00", "Z"),
             "load_s": round(index.load_s, 3),
             "reloads": live.reloads,
@@ -268,7 +269,7 @@ def _health_router() -> Any:
             "worker": os.getpid(),
         }
         pause: PauseRequests | None = getattr(request.app.state, "pause", None)
-        body["snapshot"] = _swap_fields(live.last_swap, pause)
+        body["snapshot"] = _swap_fields(live.last_swap, pause, set(visible))
         if live.listener is not None:  # a PostGIS twin: is the commit listener connected?
             body["listening"] = live.listener.connected
             body["subscriptions"] = live.listener.subscriptions
@@ -277,9 +278,12 @@ def _health_router() -> Any:
     return router
 
 
-def _swap_fields(swap: Swap | None, pause: PauseRequests | None) -> dict[str, Any] | None:
+def _swap_fields(
+    swap: Swap | None, pause: PauseRequests | None, visible: set[str]
+) -> dict[str, Any] | None:
     """``/health``'s ``snapshot``: when the worker's last reload was heard and took over,
-    what it did to each layer and how long it paused the requests."""
+    what it did to each layer the caller may see (``visible``) and how long it paused
+    the requests."""
     if swap is None:
         return None
     paused = None if pause is None or pause.last_s is None else round(pause.last_s, 3)
@@ -290,7 +294,7 @@ def _swap_fields(swap: Swap | None, pause: PauseRequests | None) -> dict[str, An
         "update_s": round(swap.update_s, 3),
         "update_cpu_s": None if swap.update_cpu_s is None else round(swap.update_cpu_s, 3),
         "paused_s": paused,
-        "updates": swap.updates,
+        "updates": {name: how for name, how in swap.updates.items() if name in visible},
     }
 
 

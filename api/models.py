@@ -113,8 +113,8 @@ class SnapshotSwap(BaseModel):
     )
     updates: dict[str, str] = Field(
         default_factory=dict,
-        description='What the reload did to each layer: "kept", "patched" (the rows its '
-        'imports changed) or "read: <why it was read whole>".',
+        description='What the reload did to each layer the caller may see: "kept", '
+        '"patched" (the rows its imports changed) or "read: <why it was read whole>".',
     )
 
 

@@ -178,9 +178,14 @@ def test_the_next_request_after_each_workers_swap_answers_the_new_names(
                 seen,
             )
             assert seen["filter"] == [uid]
-        snapshot = client.get("/health").json()["snapshot"]  # what this worker's reload did
-        layers = twin.Twin.open(url).layers
-        assert snapshot["updates"] == {n: "patched" if n == "buildings" else "kept" for n in layers}
-        assert 0 < snapshot["paused_s"] <= 1.0 + 0.5  # the default longest pause, 1 s
+        city = twin.Twin.open(url)  # what this worker's reload did, to the layers one may see
+        expected = {n: "patched" if n == "buildings" else "kept" for n in city.layers}
+        public = {n for n in city.layers if city.info(n).classification == "public"}
+        assert "water_pipes" not in public
+        full = client.get("/health", headers=server.headers("restricted")).json()["snapshot"]
+        assert full["updates"] == expected
+        anonymous = client.get("/health").json()["snapshot"]
+        assert anonymous["updates"] == {n: how for n, how in expected.items() if n in public}
+        assert 0 < anonymous["paused_s"] <= 1.0 + 0.5  # the default longest pause, 1 s
     for client in clients.values():
         client.close()
