@@ -51,13 +51,18 @@ def _doctest_twin(request: pytest.FixtureRequest) -> None:
     if "net3_inp" not in namespace:
         namespace.update(epanet_examples())
     if "city" not in namespace:
-        city = request.getfixturevalue("sample_twin")
-        from twin.query.index import CityIndex
+        namespace.update(doctest_names(request.getfixturevalue("sample_twin")))
 
-        namespace.update(
-            city=city,
-            sample_twin_path=city.path,
-            net=city.pipe_network("water"),
-            index=CityIndex.load(city.path),
-            twin=twin,
-        )
+
+def doctest_names(city: twin.Twin) -> dict[str, Any]:
+    """The names the doctests find beside the EPANET examples: the built sample twin as
+    ``city``, its ``sample_twin_path``, water network ``net`` and ``index``, and ``twin``."""
+    from twin.query.index import CityIndex
+
+    return {
+        "city": city,
+        "sample_twin_path": city.path,
+        "net": city.pipe_network("water"),
+        "index": CityIndex.load(city.path),
+        "twin": twin,
+    }

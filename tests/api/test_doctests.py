@@ -14,8 +14,7 @@ import pytest
 
 import twin
 import twin_api
-from conftest import epanet_examples
-from twin.query.index import CityIndex
+from conftest import doctest_names, epanet_examples
 
 MODULES = sorted(info.name for info in pkgutil.walk_packages(twin_api.__path__, "twin_api."))
 
@@ -26,14 +25,7 @@ def test_every_service_module_is_found() -> None:
 
 @pytest.fixture(scope="module")
 def names(sample_twin: twin.Twin) -> dict[str, Any]:
-    return {
-        **epanet_examples(),
-        "city": sample_twin,
-        "sample_twin_path": sample_twin.path,
-        "net": sample_twin.pipe_network("water"),
-        "index": CityIndex.load(sample_twin.path),
-        "twin": twin,
-    }
+    return {**epanet_examples(), **doctest_names(sample_twin)}
 
 
 @pytest.mark.parametrize("name", MODULES)

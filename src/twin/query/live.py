@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +171,8 @@ class LiveIndex:
             seen = identity_of(self._index.twin)
             if seen is None or seen == self._index.identity or seen == self._failed:
                 return False
-            with urgent(), quick_turns(), self._paused():
+            paused = nullcontext() if self.pause is None else self.pause()
+            with urgent(), quick_turns(), paused:
                 fresh = self._index.updated()
                 if self.prepare is not None:
                     self.prepare(fresh)
@@ -220,14 +221,6 @@ class LiveIndex:
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, 2 * self.poll_s))
             self._thread = None
-
-    @contextmanager
-    def _paused(self) -> Iterator[None]:
-        if self.pause is None:
-            yield
-            return
-        with self.pause():
-            yield
 
     def _heard(self) -> None:
         self.refresh()
