@@ -114,28 +114,38 @@ def test_the_same_answers_as_the_geopackage_twin(
     assert {"valve_to_close", "isolated_pipe", "building"} <= results, results
 
 
-def _versions(server: LiveServer, n: int = 40) -> dict[int, str]:
-    """The newest version each worker answered with, over ``n`` fresh connections."""
-    seen: dict[int, str] = {}
-    for _ in range(n):
-        answer = httpx.get(server.url + "/health", timeout=10)
-        assert answer.status_code == 200
-        seen[int(answer.headers["x-twin-worker"])] = answer.headers["x-twin-version"]
-    return seen
-
-
-def _every_worker(server: LiveServer, timeout_s: float = 30) -> dict[int, str]:
-    """The version each worker answers with, asked until every worker has answered.
+def _health_of_workers(
+    server: LiveServer, n: int = 40, *, every: bool = False, timeout_s: float = 30
+) -> dict[int, httpx.Response]:
+    """Each worker's newest ``/health`` answer over ``n`` fresh connections; with
+    ``every``, asked on until every worker has answered (``timeout_s`` at most).
 
     Fresh connections go to whichever worker accepts first: one busy for a moment
-    (a reload pauses its requests, see twin_api.preparing.PauseRequests) takes none.
+    (a reload pauses its requests, see twin_api.preparing.PauseRequests; a swap
+    is followed by background preparation) may take none of ``n``.
     """
     deadline = time.monotonic() + timeout_s
-    seen = _versions(server)
-    while len(seen) < WORKERS and time.monotonic() < deadline:
-        seen.update(_versions(server, 10))
-    assert len(seen) == WORKERS, f"only workers {sorted(seen)} answered in {timeout_s} s"
+    seen: dict[int, httpx.Response] = {}
+    asked = 0
+    while asked < n or (every and len(seen) < WORKERS and time.monotonic() < deadline):
+        answer = httpx.get(server.url + "/health", timeout=10)
+        assert answer.status_code == 200
+        seen[int(answer.headers["x-twin-worker"])] = answer
+        asked += 1
+    if every:
+        assert len(seen) == WORKERS, f"only workers {sorted(seen)} answered in {timeout_s} s"
     return seen
+
+
+def _versions(server: LiveServer, n: int = 40) -> dict[int, str]:
+    """The newest version each worker answered with, over ``n`` fresh connections."""
+    return {w: a.headers["x-twin-version"] for w, a in _health_of_workers(server, n).items()}
+
+
+def _every_worker(server: LiveServer) -> dict[int, str]:
+    """The version each worker answers with, asked until every worker has answered."""
+    found = _health_of_workers(server, every=True)
+    return {w: a.headers["x-twin-version"] for w, a in found.items()}
 
 
 def _all_workers_at(server: LiveServer, version: str, timeout_s: float = 30) -> dict[int, str]:
@@ -228,13 +238,9 @@ def test_a_database_restart_fails_fast_then_recovers(
     assert _json(server.get("/collections/buildings/items", limit=1))["numberMatched"] == 3000
 
 
-def _swaps(server: LiveServer, n: int = 40) -> dict[int, Any]:
-    """``/health``'s ``snapshot`` of each worker, over ``n`` fresh connections."""
-    seen: dict[int, Any] = {}
-    for _ in range(n):
-        health = _json(httpx.get(server.url + "/health", timeout=10))
-        seen[health["worker"]] = health["snapshot"]
-    return seen
+def _swaps(server: LiveServer) -> dict[int, Any]:
+    """``/health``'s ``snapshot`` of every worker."""
+    return {w: a.json()["snapshot"] for w, a in _health_of_workers(server, every=True).items()}
 
 
 def _last_import_time(url: str) -> float:
